@@ -1,0 +1,99 @@
+# payguard - build, test, run.
+#
+#   make          build every stage and the payguard command into bin/
+#   make run      install what is missing, build, start the group on its
+#                 embedded defaults and show it working (scripts/demo.sh)
+#   make test     install what is missing, build, run every test
+#                 (unit tests, the same under ASan+UBSan, end-to-end)
+#   make clean
+
+CC      ?= cc
+PKGS    := libczmq libzmq msgpack libcrypto libcurl libmicrohttpd jansson sqlite3
+WARN    := -std=c11 -Wall -Wextra -Werror
+CPPFLAGS_ALL = -D_GNU_SOURCE -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  ?= -O2 -g
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+STAGES  := ingest validate triage approve execute audit
+COMMON_SRC := $(wildcard common/*.c)
+PG_SRC     := $(wildcard common/payguard/*.c)
+UNIT_SRC   := $(wildcard tests/test_*.c)
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+
+B := build
+COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
+PG_OBJ     := $(PG_SRC:%.c=$(B)/%.o)
+UNIT_OBJ   := $(UNIT_SRC:%.c=$(B)/%.o)
+TOOLS      := $(patsubst tests/tools/%.c,bin/%,$(TOOL_SRC))
+
+BS := build-asan
+ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
+ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o)
+
+.PHONY: all deps run test unit unit-asan e2e clean
+all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(B)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+
+$(BS)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+
+$(B)/libpgcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BS)/libpgcommon.a: $(ASAN_COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# one binary per stage, from its folder's sources and the common library
+define stage_rule
+bin/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c)) $(B)/libpgcommon.a
+	@mkdir -p bin
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS_ALL)
+endef
+$(foreach s,$(STAGES),$(eval $(call stage_rule,$(s))))
+
+bin/payguard: $(PG_OBJ) $(B)/libpgcommon.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+bin/%: $(B)/tests/tools/%.o $(B)/libpgcommon.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+bin/unit-tests: $(UNIT_OBJ) $(B)/libpgcommon.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS_ALL)
+
+bin/unit-tests-asan: $(ASAN_UNIT_OBJ) $(BS)/libpgcommon.a
+	@mkdir -p bin
+	$(CC) $(SAN) -o $@ $^ -lcriterion $(LDLIBS_ALL)
+
+unit: bin/unit-tests
+	./bin/unit-tests --jobs 2
+
+unit-asan: bin/unit-tests-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ./bin/unit-tests-asan --jobs 2
+
+e2e: all
+	@set -e; for t in tests/e2e_*.sh; do echo "== $$t"; bash $$t; done
+
+test: deps all bin/unit-tests bin/unit-tests-asan
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory unit-asan
+	$(MAKE) --no-print-directory e2e
+
+run: deps all
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf $(B) $(BS) bin

@@ -1,0 +1,22 @@
+/* idset - a set of short strings (event ids), open addressing.
+ *
+ * The dedup memory of a stage: the ids of the inputs it has already
+ * journaled. Bounded by max_entries; idset_add beyond it fails with -1 so
+ * the caller can stop taking input rather than forget.
+ */
+#ifndef PG_IDSET_H
+#define PG_IDSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct idset_t idset_t;
+
+idset_t *idset_new(size_t max_entries);
+void idset_destroy(idset_t **self_p);
+/* idset_add - 1 if added, 0 if already present, -1 if full */
+int idset_add(idset_t *self, const char *id);
+bool idset_has(const idset_t *self, const char *id);
+size_t idset_size(const idset_t *self);
+
+#endif

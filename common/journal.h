@@ -1,0 +1,115 @@
+/* journal - append-only, segmented, checksummed record log with group commit.
+ *
+ * Every stage instance appends what it emits here before sending it on; the
+ * journals together are payguard's system of record.
+ *
+ * ON DISK
+ *   <dir>/<first-seq as 20 decimal digits>.seg   one file per segment
+ *   each segment starts with the 8-byte magic "PGJRNL01", then records:
+ *     u32 len     payload length, little endian, 1..max_record_bytes
+ *     u32 crc     CRC-32C over (the 4 len bytes, the 8 seq bytes, payload)
+ *     u64 seq     sequence number, little endian; 1 for the first record,
+ *                 each record exactly one more than the one before
+ *     payload     len bytes
+ *   A new segment is started when the current one would grow past
+ *   segment_bytes; the directory is fsync'd after a segment is created.
+ *
+ * DURABILITY CONTRACT
+ *   journal_append() write(2)s the record; it is durable only once
+ *   journal_durable_seq() >= its seq. sync policy:
+ *     ALWAYS  every append fdatasyncs before it returns;
+ *     BATCH   (default) journal_wait_durable()/journal_sync() fdatasync, and
+ *             one fdatasync covers every record written before it: many
+ *             concurrent writers waiting share one sync (group commit: the
+ *             first waiter syncs for all, the others wait on a condition);
+ *     NONE    never fdatasync: records count as durable when written (tests,
+ *             benchmarks; says so in the log at open).
+ *   A failed fdatasync/fsync/write is fatal: the process logs and exits
+ *   (exit code 75), because after a failed fsync the kernel may have dropped
+ *   the dirty pages and a later "successful" sync proves nothing (fsyncgate).
+ *   Nothing is ever acknowledged after a failed sync.
+ *
+ * RECOVERY (journal_open)
+ *   Every complete, checksummed record is kept. In the last segment, an
+ *   invalid record with no valid record anywhere after it is a torn tail:
+ *   the file is truncated at its start (and the truncation fsync'd). An
+ *   invalid record followed by a valid one, or any invalid record in a
+ *   segment that is not the last, is corruption: journal_open fails with a
+ *   message naming the segment file, byte offset and expected seq.
+ *
+ * THREADS
+ *   journal_append, journal_sync, journal_wait_durable and the getters are
+ *   safe to call from several threads. A reader is used by one thread.
+ */
+#ifndef PG_JOURNAL_H
+#define PG_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    JOURNAL_SYNC_BATCH = 0,
+    JOURNAL_SYNC_ALWAYS,
+    JOURNAL_SYNC_NONE
+} journal_sync_t;
+
+#define JOURNAL_HEADER_BYTES 16u
+#define JOURNAL_DEFAULT_SEGMENT_BYTES (64u * 1024u * 1024u)
+#define JOURNAL_DEFAULT_MAX_RECORD_BYTES (4u * 1024u * 1024u)
+#define JOURNAL_EXIT_SYNC_FAILED 75
+
+typedef struct {
+    journal_sync_t sync;       /* default BATCH */
+    size_t segment_bytes;      /* 0 = JOURNAL_DEFAULT_SEGMENT_BYTES */
+    size_t max_record_bytes;   /* 0 = JOURNAL_DEFAULT_MAX_RECORD_BYTES */
+} journal_opts_t;
+
+typedef struct {
+    uint64_t appends;          /* records appended since open */
+    uint64_t syncs;            /* fdatasync calls since open */
+    uint64_t sync_ns_total;    /* time spent in fdatasync */
+    uint64_t sync_ns_max;
+    uint64_t truncated_bytes;  /* torn tail dropped at open */
+} journal_stats_t;
+
+typedef struct journal_t journal_t;
+typedef struct journal_reader_t journal_reader_t;
+
+/* journal_sync_parse - "always" | "batch" | "none" to the enum; -1 if unknown */
+int journal_sync_parse(const char *text, journal_sync_t *out);
+
+/* journal_open - open (creating dir if missing) and recover; NULL and a
+ * message in err on failure. opts may be NULL for defaults. */
+journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen);
+
+/* journal_close - sync what was written, close, NULL the pointer */
+void journal_close(journal_t **self_p);
+
+/* journal_append - write one record, its seq in *seq_out; -1 if len is 0 or
+ * over max_record_bytes (errno EMSGSIZE). I/O failures are fatal. */
+int journal_append(journal_t *self, const void *data, size_t len, uint64_t *seq_out);
+
+/* journal_sync - make every record written so far durable (group commit) */
+void journal_sync(journal_t *self);
+
+/* journal_wait_durable - block until record seq is durable (group commit) */
+void journal_wait_durable(journal_t *self, uint64_t seq);
+
+uint64_t journal_last_seq(journal_t *self);     /* 0 when empty */
+uint64_t journal_durable_seq(journal_t *self);
+const char *journal_dir(journal_t *self);
+void journal_stats(journal_t *self, journal_stats_t *out);
+
+/* journal_reader_new - iterate the records of dir with seq >= from_seq
+ * (1 = from the start). Read-only; works beside a live writer: a record
+ * still being written at the tail reads as the end. NULL + err on failure. */
+journal_reader_t *journal_reader_new(const char *dir, uint64_t from_seq, char *err, size_t errlen);
+
+/* journal_reader_next - 1 and the record (borrowed until the next call),
+ * 0 at the end, -1 on corruption (see journal_reader_error) */
+int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, uint64_t *seq);
+
+const char *journal_reader_error(journal_reader_t *self);
+void journal_reader_destroy(journal_reader_t **self_p);
+
+#endif
