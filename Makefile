@@ -39,11 +39,13 @@ deps:
 
 $(B)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
 
 $(BS)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+	@echo "  CC-SAN  $<"
+	@$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
 
 $(B)/libpgcommon.a: $(COMMON_OBJ)
 	@rm -f $@

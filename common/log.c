@@ -7,7 +7,7 @@
 #include <time.h>
 
 static char s_instance[32] = "payguard";
-static log_level_t s_level = LOG_INFO;
+static log_level_t s_level = PGLOG_INFO;
 static const char *s_names[] = {"debug", "info", "warn", "error"};
 
 /* log_init - remember who we are and how much to say */

@@ -8,15 +8,15 @@
 #ifndef PG_LOG_H
 #define PG_LOG_H
 
-typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
+typedef enum { PGLOG_DEBUG = 0, PGLOG_INFO, PGLOG_WARN, PGLOG_ERROR } log_level_t;
 
 /* log_init - name this process in every line; level from "debug|info|warn|error" */
 void log_init(const char *instance, const char *level);
 void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_debug(...) log_msg(PGLOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(PGLOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(PGLOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(PGLOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -1,0 +1,290 @@
+/* config - the group configuration (see config.h) */
+#include "config.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *const config_stages[CONFIG_NSTAGES] = {"ingest", "validate", "triage", "approve", "execute", "audit"};
+
+/* The embedded defaults. Keep config/payguard.cfg identical to this text
+ * (tests/test_config.c checks it). */
+static const char s_defaults[] =
+    "#   payguard group configuration (ZPL: czmq zconfig, 4-space indents).\n"
+    "#   These are the embedded defaults; `payguard config` prints them.\n"
+    "#   {run} {data} {inst} {n} expand to the run and data directories, the\n"
+    "#   instance name (e.g. triage.1) and the instance index.\n"
+    "payguard\n"
+    "    run_dir = run                       # sockets, pid and status files\n"
+    "    data_dir = data                     # journals, one directory per instance\n"
+    "    log_level = info                    # debug | info | warn | error\n"
+    "    journal\n"
+    "        fsync = batch                   # always | batch (group commit) | none\n"
+    "        segment_bytes = 67108864        # start a new segment file past this\n"
+    "    delivery\n"
+    "        max_inflight = 10000            # unacked events per destination; then back-pressure\n"
+    "        resend_ms = 3000                # re-send what stays unacked this long\n"
+    "        max_seen = 4000000              # input ids remembered for dedup per instance\n"
+    "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
+    "        ack_endpoint = ipc://{run}/ack-{inst}\n"
+    "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
+    "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
+    "ingest\n"
+    "    instances = 1\n"
+    "    http_bind = 127.0.0.1\n"
+    "    http_port = 8080\n"
+    "    http_threads = 4\n"
+    "    max_body_bytes = 262144             # 413 above this\n"
+    "    retry_after_s = 1                   # Retry-After on 503\n"
+    "validate\n"
+    "    instances = 1\n"
+    "    endpoint = ipc://{run}/validate.{n}.in\n"
+    "triage\n"
+    "    instances = 2\n"
+    "    endpoint = ipc://{run}/triage.{n}.in\n"
+    "approve\n"
+    "    instances = 1\n"
+    "    endpoint = ipc://{run}/approve.{n}.in\n"
+    "execute\n"
+    "    instances = 1\n"
+    "    endpoint = ipc://{run}/execute.{n}.in\n"
+    "audit\n"
+    "    instances = 1\n"
+    "    endpoint = ipc://{run}/audit.{n}.in\n";
+
+struct config_t {
+    zconfig_t *defaults;
+    zconfig_t *file;
+    char *path;
+    char run_dir[CONFIG_PATH_MAX];
+    char data_dir[CONFIG_PATH_MAX];
+};
+
+/* s_check_known - every key in the file must exist in the defaults; prefix
+ * is the path of node ("" at the root) */
+static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, char *err, size_t errlen)
+{
+    for (zconfig_t *c = zconfig_child(node); c; c = zconfig_next(c)) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", zconfig_name(c));
+        if (!zconfig_locate(self->defaults, path)) {
+            snprintf(err, errlen, "config %s: unknown setting '%s'", self->path, path);
+            return -1;
+        }
+        if (s_check_known(self, c, path, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* s_absolute - make a directory setting absolute against the cwd */
+static int s_absolute(const char *value, char *out, size_t outlen)
+{
+    if (value[0] == '/')
+        return snprintf(out, outlen, "%s", value) < (int) outlen ? 0 : -1;
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return -1;
+    return snprintf(out, outlen, "%s/%s", cwd, value) < (int) outlen ? 0 : -1;
+}
+
+/* config_load - defaults, then the file's overrides, then checks */
+config_t *config_load(const char *path, char *err, size_t errlen)
+{
+    config_t *self = calloc(1, sizeof *self);
+    assert(self);
+    self->defaults = zconfig_str_load(s_defaults);
+    assert(self->defaults);
+    if (path) {
+        self->path = strdup(path);
+        if (access(path, R_OK) != 0) {
+            snprintf(err, errlen, "config %s: %s", path, strerror(errno));
+            config_destroy(&self);
+            return NULL;
+        }
+        self->file = zconfig_load(path);
+        if (!self->file) {
+            snprintf(err, errlen, "config %s: not valid ZPL (4-space indents, 'key = value')", path);
+            config_destroy(&self);
+            return NULL;
+        }
+        if (s_check_known(self, self->file, "", err, errlen)) {
+            config_destroy(&self);
+            return NULL;
+        }
+    }
+    if (s_absolute(config_get(self, "payguard/run_dir"), self->run_dir, sizeof self->run_dir)
+        || s_absolute(config_get(self, "payguard/data_dir"), self->data_dir, sizeof self->data_dir)) {
+        snprintf(err, errlen, "config: run_dir or data_dir path too long");
+        config_destroy(&self);
+        return NULL;
+    }
+    for (int i = 0; i < CONFIG_NSTAGES; i++) {
+        char key[64];
+        long n;
+        snprintf(key, sizeof key, "%s/instances", config_stages[i]);
+        long max = (i == 0 || i == CONFIG_NSTAGES - 1) ? 1 : CONFIG_MAX_INSTANCES;
+        if (config_int(self, key, 1, max, &n, err, errlen)) {
+            config_destroy(&self);
+            return NULL;
+        }
+    }
+    return self;
+}
+
+/* config_destroy - free and NULL */
+void config_destroy(config_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    config_t *self = *self_p;
+    zconfig_destroy(&self->defaults);
+    zconfig_destroy(&self->file);
+    free(self->path);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *config_defaults_text(void) { return s_defaults; }
+const char *config_path(const config_t *self) { return self->path; }
+const char *config_run_dir(const config_t *self) { return self->run_dir; }
+const char *config_data_dir(const config_t *self) { return self->data_dir; }
+
+/* config_get - the file's value, else the default's, else NULL */
+const char *config_get(const config_t *self, const char *path)
+{
+    if (self->file) {
+        zconfig_t *node = zconfig_locate(self->file, path);
+        if (node && zconfig_value(node) && *zconfig_value(node))
+            return zconfig_value(node);
+    }
+    zconfig_t *node = zconfig_locate(self->defaults, path);
+    return node ? zconfig_value(node) : NULL;
+}
+
+/* config_int - parse an integer setting and check its range */
+int config_int(const config_t *self, const char *path, long min, long max, long *out, char *err, size_t errlen)
+{
+    const char *v = config_get(self, path);
+    char *end = NULL;
+    errno = 0;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || errno || *end || n < min || n > max) {
+        snprintf(err, errlen, "config: %s = '%s': want an integer in [%ld, %ld]", path, v ? v : "", min, max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* config_stage_index - position of a stage in the pipeline */
+int config_stage_index(const char *stage)
+{
+    for (int i = 0; i < CONFIG_NSTAGES; i++)
+        if (stage && strcmp(stage, config_stages[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* config_next_stage - ingest->validate->triage->approve->execute, then none */
+const char *config_next_stage(const char *stage)
+{
+    int i = config_stage_index(stage);
+    return (i >= 0 && i < CONFIG_NSTAGES - 2) ? config_stages[i + 1] : NULL;
+}
+
+/* config_prev_stage - the producer feeding this stage's input */
+const char *config_prev_stage(const char *stage)
+{
+    int i = config_stage_index(stage);
+    return (i >= 1 && i < CONFIG_NSTAGES - 1) ? config_stages[i - 1] : NULL;
+}
+
+/* config_instances - how many instances of stage the group runs */
+int config_instances(const config_t *self, const char *stage)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s/instances", stage);
+    const char *v = config_get(self, key);
+    return v ? atoi(v) : 0;
+}
+
+/* config_expand - substitute {run} {data} {inst} {n} */
+char *config_expand(const config_t *self, const char *tmpl, const char *stage, int index)
+{
+    char inst[48] = "";
+    if (stage)
+        snprintf(inst, sizeof inst, "%s.%d", stage, index);
+    char num[16];
+    snprintf(num, sizeof num, "%d", index);
+    size_t cap = strlen(tmpl) + 1;
+    const char *names[] = {"{run}", "{data}", "{inst}", "{n}"};
+    const char *vals[] = {self->run_dir, self->data_dir, inst, num};
+    for (int i = 0; i < 4; i++)
+        cap += strlen(vals[i]) * 4;
+    char *out = malloc(cap + 64);
+    assert(out);
+    size_t n = 0;
+    for (const char *p = tmpl; *p;) {
+        int hit = -1;
+        for (int i = 0; i < 4 && hit < 0; i++)
+            if (strncmp(p, names[i], strlen(names[i])) == 0)
+                hit = i;
+        if (hit >= 0) {
+            size_t l = strlen(vals[hit]);
+            if (n + l >= cap)
+                break;
+            memcpy(out + n, vals[hit], l);
+            n += l;
+            p += strlen(names[hit]);
+        } else {
+            if (n + 1 >= cap)
+                break;
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* config_input_endpoint - where instance index of stage binds its PULL */
+char *config_input_endpoint(const config_t *self, const char *stage, int index)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s/endpoint", stage);
+    const char *t = config_get(self, key);
+    return t ? config_expand(self, t, stage, index) : NULL;
+}
+
+/* config_ack_endpoint - where instance index of stage binds its ack PULL */
+char *config_ack_endpoint(const config_t *self, const char *stage, int index)
+{
+    return config_expand(self, config_get(self, "payguard/delivery/ack_endpoint"), stage, index);
+}
+
+/* config_journal_dir - <data_dir>/<stage>.<n> */
+char *config_journal_dir(const config_t *self, const char *stage, int index)
+{
+    return config_expand(self, "{data}/{inst}", stage, index);
+}
+
+/* config_parse_instance - split "stage.N" */
+int config_parse_instance(const char *inst, char stage[32], int *index)
+{
+    const char *dot = strrchr(inst, '.');
+    if (!dot || dot == inst || (size_t)(dot - inst) >= 32 || !dot[1])
+        return -1;
+    char *end = NULL;
+    long n = strtol(dot + 1, &end, 10);
+    if (*end || n < 0 || n >= CONFIG_MAX_INSTANCES)
+        return -1;
+    memcpy(stage, inst, (size_t)(dot - inst));
+    stage[dot - inst] = '\0';
+    if (config_stage_index(stage) < 0)
+        return -1;
+    *index = (int) n;
+    return 0;
+}

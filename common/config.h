@@ -1,0 +1,65 @@
+/* config - the group configuration: one ZPL file (czmq zconfig) for all stages.
+ *
+ * Every setting has an embedded default (config_defaults_text, printed by
+ * `payguard config`), so the group runs with no file at all. A file given
+ * with -c overrides defaults key by key; a key the defaults do not know is
+ * an error (a typo must not silently fall back to a default).
+ *
+ * Values may use {run} and {data} (the absolute run and data directories),
+ * {inst} (the instance name, e.g. "triage.1") and {n} (the instance index).
+ * Relative run_dir/data_dir are made absolute against the current directory
+ * when the file is loaded, so every process of the group agrees on them.
+ */
+#ifndef PG_CONFIG_H
+#define PG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_NSTAGES 6
+#define CONFIG_MAX_INSTANCES 16
+#define CONFIG_PATH_MAX 256
+
+typedef struct config_t config_t;
+
+/* the pipeline, in order; audit last (it consumes from every stage) */
+extern const char *const config_stages[CONFIG_NSTAGES];
+
+/* config_load - defaults, then path (NULL: defaults only); NULL + err on failure */
+config_t *config_load(const char *path, char *err, size_t errlen);
+void config_destroy(config_t **self_p);
+const char *config_defaults_text(void);
+
+/* config_path - the file loaded, or NULL for embedded defaults */
+const char *config_path(const config_t *self);
+
+/* config_get - value at "section/key[/key...]" (the file's, else the default's) */
+const char *config_get(const config_t *self, const char *path);
+/* config_int - integer value; -1 and err if not an integer in [min,max] */
+int config_int(const config_t *self, const char *path, long min, long max, long *out, char *err, size_t errlen);
+
+const char *config_run_dir(const config_t *self);
+const char *config_data_dir(const config_t *self);
+
+/* config_stage_index - 0..5 for a stage name, -1 if not a stage */
+int config_stage_index(const char *stage);
+/* config_next_stage - the stage after this one in the pipeline, or NULL */
+const char *config_next_stage(const char *stage);
+/* config_prev_stage - the stage before this one, or NULL */
+const char *config_prev_stage(const char *stage);
+int config_instances(const config_t *self, const char *stage);
+
+/* config_expand - template with {run} {data} {inst} {n} replaced; the
+ * caller's to free; inst may be NULL when the template does not use it */
+char *config_expand(const config_t *self, const char *tmpl, const char *stage, int index);
+/* config_input_endpoint - the PULL endpoint instance index of stage binds */
+char *config_input_endpoint(const config_t *self, const char *stage, int index);
+/* config_ack_endpoint - where instance index of stage receives acks */
+char *config_ack_endpoint(const config_t *self, const char *stage, int index);
+/* config_instance_dir - the instance's journal directory under data_dir */
+char *config_journal_dir(const config_t *self, const char *stage, int index);
+
+/* config_parse_instance - "triage.1" -> "triage", 1; -1 if malformed */
+int config_parse_instance(const char *inst, char stage[32], int *index);
+
+#endif

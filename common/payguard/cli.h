@@ -1,0 +1,18 @@
+/* cli - the payguard command: supervisor and operator commands */
+#ifndef PG_CLI_H
+#define PG_CLI_H
+
+#include "config.h"
+
+/* cli_opt_config - the value of -c in argv, or NULL */
+const char *cli_opt_config(int argc, char **argv);
+/* cli_load_config - load path (NULL: embedded defaults) or print why not */
+int cli_load_config(const char *path, config_t **out);
+
+int cmd_up(int argc, char **argv);
+int cmd_down(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_journal(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+
+#endif

@@ -1,0 +1,257 @@
+/* journal_cmd - `payguard journal dump` and `payguard replay`: the journals
+ * are the system of record; these read them (read-only, beside live writers). */
+#include <czmq.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "journal.h"
+#include "stage.h"
+
+/* range - the common --first/--last options */
+typedef struct {
+    uint64_t first;
+    uint64_t last;
+} range_t;
+
+/* s_parse_seq - a positive decimal sequence number */
+static int s_parse_seq(const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || !*text || *end || v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* s_journal_dir - DIR as given, or an instance name's journal directory */
+static char *s_journal_dir(const config_t *c, const char *what)
+{
+    struct stat sb;
+    if (strchr(what, '/') || (stat(what, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        return strdup(what);
+    char stage[32];
+    int index;
+    if (config_parse_instance(what, stage, &index) != 0)
+        return NULL;
+    return config_journal_dir(c, stage, index);
+}
+
+/* s_record_json - one journal record as a JSON object (caller decrefs) */
+static json_t *s_record_json(uint64_t seq, const unsigned char *p, size_t len)
+{
+    char err[256];
+    json_t *o = json_pack("{s:I}", "seq", (json_int_t) seq);
+    const unsigned char *env = NULL;
+    size_t envlen = 0;
+    if (p[0] == STAGE_REC_EVENT && len > 2) {
+        json_object_set_new(o, "kind", json_string("event"));
+        json_t *dest = json_array();
+        if (p[1] & STAGE_TO_NEXT)
+            json_array_append_new(dest, json_string("next"));
+        if (p[1] & STAGE_TO_AUDIT)
+            json_array_append_new(dest, json_string("audit"));
+        json_object_set_new(o, "dest", dest);
+        env = p + 2;
+        envlen = len - 2;
+    } else if (p[0] == STAGE_REC_STORED && len > 1) {
+        json_object_set_new(o, "kind", json_string("stored"));
+        env = p + 1;
+        envlen = len - 1;
+    } else if (p[0] == STAGE_REC_CONSUMED) {
+        json_object_set_new(o, "kind", json_string("consumed"));
+        json_object_set_new(o, "id", json_stringn((const char *) p + 1, len - 1));
+    } else if (p[0] == STAGE_REC_WATERMARK && len == 17) {
+        uint64_t wm[2] = {0, 0};
+        for (int d = 0; d < 2; d++)
+            for (int b = 7; b >= 0; b--)
+                wm[d] = (wm[d] << 8) | p[1 + d * 8 + b];
+        json_object_set_new(o, "kind", json_string("watermark"));
+        json_object_set_new(o, "next", json_integer((json_int_t) wm[0]));
+        json_object_set_new(o, "audit", json_integer((json_int_t) wm[1]));
+    } else {
+        json_object_set_new(o, "kind", json_string("unknown"));
+    }
+    if (env) {
+        event_t *ev = event_decode(env, envlen, err, sizeof err);
+        if (ev) {
+            char *text = event_to_json(ev);
+            json_object_set_new(o, "event", json_loads(text, 0, NULL));
+            free(text);
+            event_destroy(&ev);
+        } else {
+            json_object_set_new(o, "error", json_string(err));
+        }
+    }
+    return o;
+}
+
+/* s_parse_range - --first/--last from argv[start..]; the non-option left in *rest */
+static int s_parse_range(int argc, char **argv, int start, range_t *r, const char **rest)
+{
+    r->first = 1;
+    r->last = UINT64_MAX;
+    for (int i = start; i < argc; i++) {
+        if (strcmp(argv[i], "--first") == 0 && i + 1 < argc) {
+            if (s_parse_seq(argv[++i], &r->first))
+                return -1;
+        } else if (strcmp(argv[i], "--last") == 0 && i + 1 < argc) {
+            if (s_parse_seq(argv[++i], &r->last))
+                return -1;
+        } else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            i++;
+        } else if (rest && !*rest && argv[i][0] != '-') {
+            *rest = argv[i];
+        } else {
+            return -1;
+        }
+    }
+    return r->first <= r->last ? 0 : -1;
+}
+
+/* cmd_journal - `payguard journal dump DIR|INSTANCE [--first N] [--last N]` */
+int cmd_journal(int argc, char **argv)
+{
+    range_t r;
+    const char *what = NULL;
+    if (argc < 2 || strcmp(argv[1], "dump") != 0 || s_parse_range(argc, argv, 2, &r, &what) || !what) {
+        fprintf(stderr, "usage: payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]\n");
+        return 2;
+    }
+    config_t *c;
+    if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
+        return 2;
+    char *dir = s_journal_dir(c, what);
+    config_destroy(&c);
+    if (!dir) {
+        fprintf(stderr, "payguard: '%s' is neither a directory nor an instance name like validate.0\n", what);
+        return 2;
+    }
+    char err[512];
+    journal_reader_t *jr = journal_reader_new(dir, r.first, err, sizeof err);
+    free(dir);
+    if (!jr) {
+        fprintf(stderr, "payguard: %s\n", err);
+        return 1;
+    }
+    const void *data;
+    size_t len;
+    uint64_t seq;
+    int rc;
+    while ((rc = journal_reader_next(jr, &data, &len, &seq)) == 1 && seq <= r.last) {
+        json_t *o = s_record_json(seq, data, len);
+        char *text = json_dumps(o, JSON_COMPACT);
+        puts(text);
+        free(text);
+        json_decref(o);
+    }
+    if (rc < 0)
+        fprintf(stderr, "payguard: %s\n", journal_reader_error(jr));
+    journal_reader_destroy(&jr);
+    return rc < 0 ? 1 : 0;
+}
+
+/* cmd_replay - re-feed an instance's journaled events into a stage */
+int cmd_replay(int argc, char **argv)
+{
+    range_t r = {1, UINT64_MAX};
+    const char *from = NULL, *into = NULL;
+    int rest_start = 1;
+    char *args[64];
+    int nargs = 0;
+    for (int i = rest_start; i < argc && nargs < 60; i++) {
+        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+            from = argv[++i];
+        else if (strcmp(argv[i], "--into") == 0 && i + 1 < argc)
+            into = argv[++i];
+        else
+            args[nargs++] = argv[i];
+    }
+    args[nargs] = NULL;
+    char *rargv[66] = {"replay"};
+    for (int i = 0; i < nargs; i++)
+        rargv[i + 1] = args[i];
+    if (!from || s_parse_range(nargs + 1, rargv, 1, &r, NULL)) {
+        fprintf(stderr, "usage: payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n");
+        return 2;
+    }
+    config_t *c;
+    if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
+        return 2;
+    char stage[32];
+    int index;
+    if (config_parse_instance(from, stage, &index) != 0) {
+        fprintf(stderr, "payguard: --from wants an instance name like validate.0, not '%s'\n", from);
+        config_destroy(&c);
+        return 2;
+    }
+    if (!into)
+        into = config_next_stage(stage);
+    unsigned want = 0;
+    if (into && config_next_stage(stage) && strcmp(into, config_next_stage(stage)) == 0)
+        want = STAGE_TO_NEXT;
+    else if (into && strcmp(into, "audit") == 0 && strcmp(stage, "audit") != 0)
+        want = STAGE_TO_AUDIT;
+    if (!want) {
+        fprintf(stderr, "payguard: %s's events go to %s and audit, not to '%s'\n", from,
+                config_next_stage(stage) ? config_next_stage(stage) : "(no next stage)", into ? into : "");
+        config_destroy(&c);
+        return 2;
+    }
+    zsys_handler_set(NULL);
+    zsock_t *push = zsock_new(ZMQ_PUSH);
+    zsock_set_immediate(push, 1);
+    zsock_set_sndtimeo(push, 10000);
+    int n = config_instances(c, into);
+    for (int i = 0; i < n; i++) {
+        char *ep = config_input_endpoint(c, into, i);
+        zsock_connect(push, "%s", ep);
+        free(ep);
+    }
+    char *dir = config_journal_dir(c, stage, index);
+    char err[512];
+    journal_reader_t *jr = journal_reader_new(dir, r.first, err, sizeof err);
+    free(dir);
+    if (!jr) {
+        fprintf(stderr, "payguard: %s\n", err);
+        zsock_destroy(&push);
+        config_destroy(&c);
+        return 1;
+    }
+    const void *data;
+    size_t len;
+    uint64_t seq, sent = 0, lo = 0, hi = 0;
+    int rc, status = 0;
+    while ((rc = journal_reader_next(jr, &data, &len, &seq)) == 1 && seq <= r.last) {
+        const unsigned char *p = data;
+        if (p[0] != STAGE_REC_EVENT || len <= 2 || !(p[1] & want))
+            continue;
+        if (zmq_send(zsock_resolve(push), p + 2, len - 2, 0) < 0) {
+            fprintf(stderr, "payguard: cannot send to %s (is it running?): %s\n", into, zmq_strerror(zmq_errno()));
+            status = 1;
+            break;
+        }
+        if (!lo)
+            lo = seq;
+        hi = seq;
+        sent++;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "payguard: %s\n", journal_reader_error(jr));
+        status = 1;
+    }
+    journal_reader_destroy(&jr);
+    zsock_set_linger(push, 10000); /* let the queued events leave */
+    zsock_destroy(&push);
+    printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); "
+           "ids it already journaled are dropped there\n",
+           (unsigned long long) sent, from, (unsigned long long) lo, (unsigned long long) hi, into, n, n == 1 ? "" : "s");
+    config_destroy(&c);
+    return status;
+}

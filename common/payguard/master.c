@@ -1,0 +1,425 @@
+/* master - the supervisor: start the group, restart what crashes, stop in order.
+ *
+ * Like Postfix's master(8): one small process that forks every stage
+ * instance the configuration asks for, and does nothing else. Children are
+ * started consumers first (audit, execute, approve, triage, validate, ingest)
+ * so each producer finds its consumer listening, and stopped producers first
+ * (ingest ... audit) so that each stage can drain into a consumer that is
+ * still there: nothing is lost on `payguard down`.
+ *
+ * A child that exits unexpectedly is restarted after a backoff that doubles
+ * from 100 ms up to payguard/restart_max_ms, and resets once the child has
+ * run for 30 s. Each child gets PR_SET_PDEATHSIG(SIGTERM): if the master is
+ * killed, its stages drain and stop rather than linger unsupervised.
+ *
+ * FILES (in run_dir)
+ *	master.pid	the master's pid, locked (flock) while it runs
+ *	master.state	one line per instance: name pid started_unix restarts
+ *	<inst>.stat	written by each stage: counters, unacked, journal seq
+ *	payguard.log	the group's log when started with -d
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES)
+#define MASTER_STABLE_MS 30000
+
+typedef struct {
+    char stage[16];
+    int index;
+    char inst[32];
+    pid_t pid;               /* 0: not running */
+    int64_t started_ms;
+    int64_t restart_at_ms;   /* when to start again, 0: not scheduled */
+    long backoff_ms;
+    unsigned restarts;
+} child_t;
+
+typedef struct {
+    config_t *config;
+    const char *cfg_path;
+    char bindir[PATH_MAX];
+    child_t kids[MASTER_MAX_CHILDREN];
+    int nkids;
+    long restart_max_ms;
+    long drain_ms;
+    sigset_t old_mask;
+} master_t;
+
+/* s_mono_ms - monotonic clock for timers */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s_spawn - fork and exec one stage instance */
+static int s_spawn(master_t *m, child_t *k)
+{
+    char path[PATH_MAX + 32], idx[16];
+    snprintf(path, sizeof path, "%s/%s", m->bindir, k->stage);
+    snprintf(idx, sizeof idx, "%d", k->index);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork for %s: %s", k->inst, strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0); /* a terminal's ^C reaches the master only: it stops us in order */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+        char *argv[6] = {k->stage, "-i", idx, NULL, NULL, NULL};
+        if (m->cfg_path) {
+            argv[3] = "-c";
+            argv[4] = (char *) m->cfg_path;
+        }
+        execv(path, argv);
+        fprintf(stderr, "payguard: cannot exec %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    k->pid = pid;
+    k->started_ms = s_mono_ms();
+    k->restart_at_ms = 0;
+    log_info("started %s pid=%d", k->inst, (int) pid);
+    return 0;
+}
+
+/* s_write_state - master.state for `payguard status` (atomic rename) */
+static void s_write_state(master_t *m)
+{
+    char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 40];
+    snprintf(path, sizeof path, "%s/master.state", config_run_dir(m->config));
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    int64_t now_mono = s_mono_ms();
+    long long now = (long long) time(NULL);
+    for (int i = 0; i < m->nkids; i++) {
+        child_t *k = &m->kids[i];
+        long long started = k->pid ? now - (now_mono - k->started_ms) / 1000 : 0;
+        fprintf(f, "%s %d %lld %u\n", k->inst, (int) k->pid, started, k->restarts);
+    }
+    fclose(f);
+    rename(tmp, path);
+}
+
+/* s_reap - collect exited children; schedule restarts unless stopping */
+static void s_reap(master_t *m, bool stopping)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < m->nkids; i++) {
+            child_t *k = &m->kids[i];
+            if (k->pid != pid)
+                continue;
+            k->pid = 0;
+            if (stopping)
+                break;
+            int64_t ran = s_mono_ms() - k->started_ms;
+            if (ran >= MASTER_STABLE_MS)
+                k->backoff_ms = 100;
+            else
+                k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : 100;
+            if (k->backoff_ms > m->restart_max_ms)
+                k->backoff_ms = m->restart_max_ms;
+            k->restart_at_ms = s_mono_ms() + k->backoff_ms;
+            k->restarts++;
+            if (WIFSIGNALED(status))
+                log_warn("%s pid=%d killed by signal %d after %lld ms; restart in %ld ms", k->inst, (int) pid,
+                         WTERMSIG(status), (long long) ran, k->backoff_ms);
+            else
+                log_warn("%s pid=%d exited with status %d after %lld ms; restart in %ld ms", k->inst, (int) pid,
+                         WEXITSTATUS(status), (long long) ran, k->backoff_ms);
+            break;
+        }
+    }
+}
+
+/* s_stop_stage - SIGTERM every instance of a stage, wait, SIGKILL stragglers */
+static void s_stop_stage(master_t *m, const char *stage)
+{
+    for (int i = 0; i < m->nkids; i++)
+        if (strcmp(m->kids[i].stage, stage) == 0 && m->kids[i].pid)
+            kill(m->kids[i].pid, SIGTERM);
+    int64_t deadline = s_mono_ms() + m->drain_ms + 3000;
+    while (true) {
+        s_reap(m, true);
+        bool alive = false;
+        for (int i = 0; i < m->nkids; i++)
+            alive |= strcmp(m->kids[i].stage, stage) == 0 && m->kids[i].pid;
+        if (!alive)
+            return;
+        if (s_mono_ms() > deadline) {
+            for (int i = 0; i < m->nkids; i++)
+                if (strcmp(m->kids[i].stage, stage) == 0 && m->kids[i].pid) {
+                    log_warn("%s did not stop in time: SIGKILL (its journal keeps what it had)", m->kids[i].inst);
+                    kill(m->kids[i].pid, SIGKILL);
+                }
+            deadline = s_mono_ms() + 5000;
+        }
+        usleep(20000);
+    }
+}
+
+/* s_daemonize - detach, with stdout/stderr into run_dir/payguard.log */
+static int s_daemonize(master_t *m)
+{
+    char logp[CONFIG_PATH_MAX + 32];
+    snprintf(logp, sizeof logp, "%s/payguard.log", config_run_dir(m->config));
+    int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        fprintf(stderr, "payguard: cannot open %s: %s\n", logp, strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    int nul = open("/dev/null", O_RDONLY);
+    dup2(nul, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(nul);
+    close(fd);
+    return 0;
+}
+
+/* s_lock_pidfile - one master per run_dir; -1 if one already runs */
+static int s_lock_pidfile(master_t *m)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/master.pid", config_run_dir(m->config));
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "payguard: already running (%s is locked)\n", path);
+        return -1;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%d\n", (int) getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, buf, (size_t) n) != n)
+        return -1;
+    return fd; /* kept open: the lock lives as long as we do */
+}
+
+/* s_find_bindir - stage binaries live beside the payguard binary */
+static void s_find_bindir(master_t *m)
+{
+    ssize_t n = readlink("/proc/self/exe", m->bindir, sizeof m->bindir - 1);
+    m->bindir[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(m->bindir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(m->bindir, sizeof m->bindir, ".");
+}
+
+/* cmd_up - `payguard up [-c FILE] [-d]`: run the group until SIGTERM */
+int cmd_up(int argc, char **argv)
+{
+    const char *cfg = NULL;
+    bool daemon = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            cfg = argv[++i];
+        else if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--daemon") == 0)
+            daemon = true;
+        else {
+            fprintf(stderr, "usage: payguard up [-c CONFIG] [-d]\n");
+            return 2;
+        }
+    }
+    static master_t m;
+    m.cfg_path = cfg;
+    if (cli_load_config(cfg, &m.config) != 0)
+        return 2;
+    char err[256];
+    if (config_int(m.config, "payguard/restart_max_ms", 100, 600000, &m.restart_max_ms, err, sizeof err)
+        || config_int(m.config, "payguard/drain_ms", 0, 600000, &m.drain_ms, err, sizeof err)) {
+        fprintf(stderr, "payguard: %s\n", err);
+        return 2;
+    }
+    const char *dirs[2] = {config_run_dir(m.config), config_data_dir(m.config)};
+    for (int i = 0; i < 2; i++)
+        if (mkdir(dirs[i], 0750) != 0 && errno != EEXIST) {
+            fprintf(stderr, "payguard: cannot create %s: %s\n", dirs[i], strerror(errno));
+            return 1;
+        }
+    s_find_bindir(&m);
+    if (daemon && s_daemonize(&m) != 0)
+        return 1;
+    log_init("master", config_get(m.config, "payguard/log_level"));
+    if (s_lock_pidfile(&m) < 0)
+        return 1;
+
+    /* consumers first, so every producer finds its consumer listening */
+    for (int s = CONFIG_NSTAGES - 1; s >= 0; s--) {
+        int n = config_instances(m.config, config_stages[s]);
+        for (int i = 0; i < n; i++) {
+            child_t *k = &m.kids[m.nkids++];
+            snprintf(k->stage, sizeof k->stage, "%s", config_stages[s]);
+            k->index = i;
+            snprintf(k->inst, sizeof k->inst, "%s.%d", config_stages[s], i);
+        }
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &m.old_mask);
+    for (int i = 0; i < m.nkids; i++)
+        s_spawn(&m, &m.kids[i]);
+    log_info("payguard up: %d processes, config %s, run %s, data %s", m.nkids, cfg ? cfg : "(embedded defaults)",
+             config_run_dir(m.config), config_data_dir(m.config));
+    s_write_state(&m);
+
+    int64_t last_state = s_mono_ms();
+    while (true) {
+        struct timespec to = {0, 100 * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &to);
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+            break;
+        s_reap(&m, false);
+        int64_t now = s_mono_ms();
+        for (int i = 0; i < m.nkids; i++)
+            if (!m.kids[i].pid && m.kids[i].restart_at_ms && now >= m.kids[i].restart_at_ms)
+                s_spawn(&m, &m.kids[i]);
+        if (now - last_state >= 1000 || sig == SIGCHLD) {
+            s_write_state(&m);
+            last_state = now;
+        }
+    }
+    log_info("stopping in order: ingest first, audit last");
+    for (int s = 0; s < CONFIG_NSTAGES; s++) {
+        s_stop_stage(&m, config_stages[s]);
+        s_write_state(&m);
+    }
+    log_info("payguard down: every stage stopped");
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/master.state", config_run_dir(m.config));
+    unlink(path);
+    snprintf(path, sizeof path, "%s/master.pid", config_run_dir(m.config));
+    unlink(path);
+    config_destroy(&m.config);
+    return 0;
+}
+
+/* s_master_pid - the running master's pid, or 0 */
+static pid_t s_master_pid(const config_t *c)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/master.pid", config_run_dir(c));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    /* a lock we can take means nobody holds it: a stale file */
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        close(fd);
+        return 0;
+    }
+    char buf[32] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? (pid_t) atoi(buf) : 0;
+}
+
+/* cmd_down - `payguard down [-c FILE]`: stop the group in order and wait */
+int cmd_down(int argc, char **argv)
+{
+    const char *cfg = cli_opt_config(argc, argv);
+    config_t *c;
+    if (cli_load_config(cfg, &c) != 0)
+        return 2;
+    pid_t pid = s_master_pid(c);
+    if (!pid) {
+        printf("payguard is not running (no master in %s)\n", config_run_dir(c));
+        config_destroy(&c);
+        return 0;
+    }
+    kill(pid, SIGTERM);
+    printf("stopping payguard (master pid %d)...\n", (int) pid);
+    fflush(stdout);
+    for (int i = 0; i < 1200 && kill(pid, 0) == 0; i++)
+        usleep(50000);
+    bool gone = kill(pid, 0) != 0;
+    printf(gone ? "stopped\n" : "master still running after 60 s\n");
+    config_destroy(&c);
+    return gone ? 0 : 1;
+}
+
+/* s_stat_value - one key=value from a stage's .stat file */
+static long long s_stat_value(const char *text, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=')
+            return atoll(p + kl + 1);
+    return -1;
+}
+
+/* cmd_status - `payguard status [-c FILE]`: each process, pid, uptime, restarts, queues */
+int cmd_status(int argc, char **argv)
+{
+    const char *cfg = cli_opt_config(argc, argv);
+    config_t *c;
+    if (cli_load_config(cfg, &c) != 0)
+        return 2;
+    pid_t mpid = s_master_pid(c);
+    if (!mpid) {
+        printf("payguard is not running (no master in %s)\n", config_run_dir(c));
+        config_destroy(&c);
+        return 3;
+    }
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/master.state", config_run_dir(c));
+    FILE *f = fopen(path, "r");
+    printf("master pid %d, run %s\n", (int) mpid, config_run_dir(c));
+    printf("%-12s %8s %9s %8s %10s %10s %8s %8s %10s\n", "INSTANCE", "PID", "UPTIME", "RESTARTS", "IN", "OUT",
+           "UNACKED", "TO-AUDIT", "JOURNAL");
+    char inst[64];
+    int pid;
+    long long started;
+    unsigned restarts;
+    long long now = (long long) time(NULL);
+    while (f && fscanf(f, "%63s %d %lld %u", inst, &pid, &started, &restarts) == 4) {
+        char sp[CONFIG_PATH_MAX + 64], text[1024] = "";
+        snprintf(sp, sizeof sp, "%s/%s.stat", config_run_dir(c), inst);
+        FILE *s = fopen(sp, "r");
+        if (s) {
+            size_t n = fread(text, 1, sizeof text - 1, s);
+            text[n] = '\0';
+            fclose(s);
+        }
+        char up[32] = "-";
+        if (pid)
+            snprintf(up, sizeof up, "%llds", now - started);
+        printf("%-12s %8s %9s %8u %10lld %10lld %8lld %8lld %10lld\n", inst, pid ? (snprintf(sp, sizeof sp, "%d", pid), sp) : "down",
+               up, restarts, s_stat_value(text, "in"), s_stat_value(text, "out"), s_stat_value(text, "unacked_next"),
+               s_stat_value(text, "unacked_audit"), s_stat_value(text, "journal_seq"));
+    }
+    if (f)
+        fclose(f);
+    config_destroy(&c);
+    return 0;
+}

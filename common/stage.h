@@ -1,0 +1,105 @@
+/* stage - the skeleton every payguard stage runs in.
+ *
+ * A stage's main.c fills in a stage_def_t and calls stage_main(); the
+ * skeleton owns everything else (Postfix's *_server_main):
+ *   - configuration: the group file given with -c (embedded defaults without),
+ *     the instance index given with -i;
+ *   - the instance's journal, <data_dir>/<stage>.<n>/, opened and recovered;
+ *   - sockets: a PULL bound at the instance's input endpoint; a PUSH connected
+ *     to every instance of the next stage (ZeroMQ round-robins among them);
+ *     a PUSH connected to audit; a PULL bound at the instance's ack endpoint;
+ *     a PUSH per upstream instance for the acks this instance sends;
+ *   - delivery: every emitted event is journaled, made durable, then sent;
+ *     it stays in a window until its consumer acknowledges it, is re-sent
+ *     after resend_ms, and after a restart everything past the journaled
+ *     ack watermark is re-sent. Inputs are acknowledged once what they caused
+ *     is durable. Input ids already journaled are dropped (and re-acked), so
+ *     a re-sent event has one effect. A full window stops input:
+ *     back-pressure travels upstream to ingest, which answers 503;
+ *   - signals: SIGTERM/SIGINT stop input, wait up to drain_ms for acks,
+ *     write the watermark, sync and exit 0;
+ *   - logs (logfmt on stderr), counters (stage_metrics_text), and a status
+ *     file <run_dir>/<stage>.<n>.stat for `payguard status`.
+ *
+ * JOURNAL RECORDS (payload of each journal record; see journal.h)
+ *   'E' <u8 dest mask> <event envelope>   an event this instance emitted
+ *   'C' <input id>                        an input consumed with no output
+ *   'S' <event envelope>                  an input stored verbatim (audit)
+ *   'W' <u64 wm next> <u64 wm audit>      ack watermarks (little endian):
+ *                                         every 'E' record at or below them
+ *                                         was acknowledged by that consumer
+ */
+#ifndef PG_STAGE_H
+#define PG_STAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+
+#define STAGE_TO_NEXT 1u
+#define STAGE_TO_AUDIT 2u
+#define STAGE_TO_BOTH (STAGE_TO_NEXT | STAGE_TO_AUDIT)
+
+/* handle() results */
+#define STAGE_DONE 0
+#define STAGE_RETRY 1   /* not now: the input is not acked and comes back; only before any emit */
+
+#define STAGE_REC_EVENT 'E'
+#define STAGE_REC_CONSUMED 'C'
+#define STAGE_REC_STORED 'S'
+#define STAGE_REC_WATERMARK 'W'
+
+typedef struct stage_t stage_t;
+
+typedef struct {
+    const char *name;        /* "validate": one of config_stages */
+    bool store_inputs;       /* audit: journal every input verbatim ('S') */
+    int (*init)(stage_t *st, void *arg);                    /* after journal + sockets */
+    int (*handle)(stage_t *st, const event_t *in, void *arg); /* STAGE_DONE | STAGE_RETRY */
+    void (*tick)(stage_t *st, void *arg);                   /* every loop turn */
+    void (*drain)(stage_t *st, void *arg);                  /* SIGTERM: stop taking work */
+    bool (*busy)(stage_t *st, void *arg);                   /* while draining: work left? */
+    void (*fini)(stage_t *st, void *arg);
+    void *arg;
+} stage_def_t;
+
+/* stage_durable_fn - called on the loop thread once a published event is
+ * durable (status 0); the event is sent right after */
+typedef void(stage_durable_fn)(void *arg, int status);
+
+/* stage_main - parse -c/-i, run the stage until SIGTERM; the exit status */
+int stage_main(int argc, char **argv, const stage_def_t *def);
+
+/* stage_emit - from handle(): emit an event caused by the current input;
+ * its id is derived from (stage name, input id, emit index). dest is a mask
+ * of STAGE_TO_NEXT / STAGE_TO_AUDIT. 0, or -1 and a logged reason. */
+int stage_emit(stage_t *st, const char *type, const char *case_key, const event_body_t *body, unsigned dest);
+
+/* stage_forward - from handle(): emit one event of type carrying the
+ * input's case key and a copy of its body (the backbone's pass-through) */
+int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned dest);
+
+/* stage_publish - from any thread (ingest): journal a new event with a
+ * minted id (prefix_...), call fn once it is durable, then send it to
+ * next stage and audit. -1 with errno EBUSY when the delivery window is
+ * full (answer 503), EMSGSIZE/EINVAL when the event cannot be encoded. */
+int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key,
+                  const event_body_t *body, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg);
+
+/* stage_wake - from any thread: make the loop run a turn now */
+void stage_wake(stage_t *st);
+
+const config_t *stage_config(const stage_t *st);
+const char *stage_instance(const stage_t *st);   /* "triage.1" */
+const char *stage_name(const stage_t *st);       /* "triage" */
+int stage_index(const stage_t *st);
+int64_t stage_now_ms(void);
+
+/* stage_metrics_text - Prometheus text exposition of the counters; the
+ * caller's to free. Safe from any thread. */
+char *stage_metrics_text(stage_t *st);
+
+#endif

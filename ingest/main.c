@@ -1,0 +1,418 @@
+/*++
+ * NAME
+ *	ingest - receive PSP webhooks and record every receipt durably
+ * SYNOPSIS
+ *	ingest [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ * DESCRIPTION
+ *	Serves, with libmicrohttpd (epoll, a thread pool):
+ *	  POST /webhooks/stripe     Stripe events (Stripe-Signature header)
+ *	  POST /webhooks/standard   Standard Webhooks (webhook-id/-timestamp/-signature)
+ *	  GET  /metrics             Prometheus counters of this instance
+ *	  GET  /healthz             200 while the instance runs
+ *	Each accepted POST becomes one "receipt" event: the raw body (bytes as
+ *	received), every request header, the peer address, the endpoint and the
+ *	receive time. The receipt is appended to the journal and the request is
+ *	suspended; the stage loop fdatasyncs once for every receipt appended
+ *	since its last sync (group commit), then resumes each request with
+ *	202 {"receipt_id":"rcpt_..."} and sends the receipts on to validate and
+ *	audit. A 2xx therefore always means "on disk".
+ *
+ *	ingest judges nothing about the content: signature, source address,
+ *	schema and idempotency verdicts are validate's, visible in the audit
+ *	trail and metrics, never as an HTTP status (no oracle for forgers).
+ * RESPONSES (CONTRACT.md §1.3)
+ *	202 recorded (duplicates and events validate will reject included);
+ *	404 unknown path; 405 not POST on a webhook path; 413 body over
+ *	ingest/max_body_bytes; 415 Content-Type not application/json;
+ *	503 + Retry-After when receipts cannot be recorded right now: the
+ *	delivery window to validate is full (back-pressure) or we are stopping.
+ *	Error bodies are {"error":"..."}.
+ * FAILURE
+ *	A journal write or fsync failure exits (75) before any 202 for the
+ *	records it covered: the PSP retries, nothing acknowledged is lost.
+ *	SIGTERM: stop accepting connections, answer the requests in flight,
+ *	wait up to payguard/drain_ms for validate and audit to acknowledge.
+ * SECURITY
+ *	Holds no secrets. Headers are recorded as received (signatures are
+ *	not secrets). Bodies are bounded before they are buffered.
+ * CONFIGURATION
+ *	ingest/http_bind, http_port, http_threads, max_body_bytes,
+ *	retry_after_s; payguard/... (journal, delivery).
+ *--*/
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <msgpack.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "stage.h"
+
+#define INGEST_MAX_HEADERS 64
+#define INGEST_MAX_HEADER_BYTES 8192
+
+typedef struct {
+    stage_t *st;
+    struct MHD_Daemon *httpd;
+    long max_body;
+    long retry_after_s;
+    _Atomic long waiting;   /* requests suspended until durable */
+    _Atomic unsigned long long c_accepted, c_413, c_415, c_503;
+} ingest_t;
+
+/* request - one webhook POST in progress */
+typedef struct {
+    ingest_t *ing;
+    struct MHD_Connection *conn;
+    char *body;
+    size_t len;
+    bool too_large;
+    const char *endpoint;          /* "stripe" | "standard" */
+    pthread_mutex_t mu;
+    enum { REQ_READING, REQ_WAITING, REQ_DURABLE, REQ_ANSWERED } state;
+    bool suspended;
+    char receipt_id[EVENT_ID_MAX + 1];
+} request_t;
+
+/* s_json_reply - queue a JSON response; extra header optional */
+static enum MHD_Result s_json_reply(struct MHD_Connection *conn, unsigned status, json_t *obj, const char *hname,
+                                    const char *hvalue)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (hname)
+        MHD_add_response_header(r, hname, hvalue);
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* s_error - {"error": why} with a status */
+static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    return s_json_reply(conn, status, json_pack("{s:s}", "error", why), NULL, NULL);
+}
+
+/* s_busy - 503 + Retry-After: we could not record it durably right now */
+static enum MHD_Result s_busy(ingest_t *ing, struct MHD_Connection *conn, const char *why)
+{
+    atomic_fetch_add(&ing->c_503, 1);
+    char ra[16];
+    snprintf(ra, sizeof ra, "%ld", ing->retry_after_s);
+    return s_json_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", why), "Retry-After", ra);
+}
+
+/* s_text - a plain-text 200 (metrics, health) */
+static enum MHD_Result s_text(struct MHD_Connection *conn, char *text, const char *ctype)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", ctype);
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* s_is_json - Content-Type application/json, parameters allowed */
+static bool s_is_json(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* header_pack - state for packing request headers into a msgpack map */
+typedef struct {
+    msgpack_packer *pk;
+    unsigned count;
+    size_t bytes;
+} header_pack_t;
+
+/* s_pack_header - one header into the map, bounded in count and size */
+static enum MHD_Result s_pack_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    header_pack_t *hp = cls;
+    size_t klen = strlen(key), vlen = value ? strlen(value) : 0;
+    if (hp->count >= INGEST_MAX_HEADERS || hp->bytes + klen + vlen > INGEST_MAX_HEADER_BYTES || klen == 0
+        || klen > EVENT_KEY_MAX)
+        return MHD_YES;
+    hp->count++;
+    hp->bytes += klen + vlen;
+    /* header names are case-insensitive: record them lower-cased */
+    char lower[EVENT_KEY_MAX + 1];
+    for (size_t i = 0; i < klen; i++)
+        lower[i] = (char) ((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+    msgpack_pack_str_with_body(hp->pk, lower, klen);
+    msgpack_pack_str_with_body(hp->pk, value ? value : "", vlen);
+    return MHD_YES;
+}
+
+/* s_count_header - first pass: how many headers will be packed */
+static enum MHD_Result s_count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    header_pack_t *hp = cls;
+    size_t klen = strlen(key), vlen = value ? strlen(value) : 0;
+    if (hp->count >= INGEST_MAX_HEADERS || hp->bytes + klen + vlen > INGEST_MAX_HEADER_BYTES || klen == 0
+        || klen > EVENT_KEY_MAX)
+        return MHD_YES;
+    hp->count++;
+    hp->bytes += klen + vlen;
+    return MHD_YES;
+}
+
+/* s_peer - the TCP peer's address as text */
+static void s_peer(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "unknown");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) outlen);
+}
+
+/* s_on_durable - loop thread: the receipt is on disk; wake its request */
+static void s_on_durable(void *arg, int status)
+{
+    request_t *req = arg;
+    (void) status;
+    pthread_mutex_lock(&req->mu);
+    req->state = REQ_DURABLE;
+    bool resume = req->suspended;
+    req->suspended = false;
+    pthread_mutex_unlock(&req->mu);
+    if (resume)
+        MHD_resume_connection(req->conn);
+}
+
+/* s_record - build the receipt event and publish it; -1 if busy */
+static int s_record(ingest_t *ing, request_t *req)
+{
+    char peer[INET6_ADDRSTRLEN + 1];
+    s_peer(req->conn, peer, sizeof peer);
+
+    header_pack_t count = {0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_count_header, &count);
+    msgpack_sbuffer hb;
+    msgpack_sbuffer_init(&hb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &hb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, count.count);
+    header_pack_t hp = {.pk = &pk};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_pack_header, &hp);
+    assert(hp.count == count.count);
+
+    event_body_t *body = event_body_new();
+    event_body_str(body, "endpoint", req->endpoint);
+    event_body_str(body, "peer", peer);
+    event_body_int(body, "received_ms", stage_now_ms());
+    event_body_raw_value(body, "headers", hb.data, hb.size);
+    event_body_bin(body, "body", req->body ? req->body : "", req->len);
+    msgpack_sbuffer_destroy(&hb);
+
+    req->state = REQ_WAITING;
+    atomic_fetch_add(&ing->waiting, 1);
+    int rc = stage_publish(ing->st, "rcpt", "receipt", "", body, req->receipt_id, s_on_durable, req);
+    event_body_destroy(&body);
+    if (rc != 0) {
+        req->state = REQ_READING;
+        atomic_fetch_sub(&ing->waiting, 1);
+    }
+    return rc;
+}
+
+/* s_answer - libmicrohttpd's access handler: route, bound, record, reply */
+static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload_data, size_t *upload_data_size,
+                                void **con_cls)
+{
+    (void) version;
+    ingest_t *ing = cls;
+    request_t *req = *con_cls;
+
+    if (!req) {
+        const char *endpoint = NULL;
+        if (strcmp(url, "/webhooks/stripe") == 0)
+            endpoint = "stripe";
+        else if (strcmp(url, "/webhooks/standard") == 0)
+            endpoint = "standard";
+        else if (strcmp(url, "/metrics") == 0 && strcmp(method, "GET") == 0)
+            return s_text(conn, stage_metrics_text(ing->st), "text/plain; version=0.0.4");
+        else if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0)
+            return s_text(conn, strdup("ok\n"), "text/plain");
+        else
+            return s_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
+        if (strcmp(method, "POST") != 0)
+            return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "webhooks are POSTed");
+        if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"))) {
+            atomic_fetch_add(&ing->c_415, 1);
+            return s_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
+        }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long) ing->max_body) {
+            atomic_fetch_add(&ing->c_413, 1);
+            return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over the size limit");
+        }
+        req = calloc(1, sizeof *req);
+        assert(req);
+        req->ing = ing;
+        req->conn = conn;
+        req->endpoint = endpoint;
+        pthread_mutex_init(&req->mu, NULL);
+        *con_cls = req;
+        return MHD_YES;
+    }
+
+    if (req->state == REQ_READING && *upload_data_size) {
+        size_t n = *upload_data_size;
+        if (!req->too_large && req->len + n <= (size_t) ing->max_body) {
+            char *nb = realloc(req->body, req->len + n);
+            assert(nb);
+            req->body = nb;
+            memcpy(req->body + req->len, upload_data, n);
+            req->len += n;
+        } else {
+            req->too_large = true; /* keep reading (discarding) so we can answer */
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (req->state == REQ_READING) {
+        if (req->too_large) {
+            atomic_fetch_add(&ing->c_413, 1);
+            return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over the size limit");
+        }
+        if (s_record(ing, req) != 0)
+            return s_busy(ing, conn, errno == EBUSY ? "back-pressure: cannot record durably right now"
+                                                    : "cannot record this request");
+        pthread_mutex_lock(&req->mu);
+        if (req->state == REQ_WAITING) {
+            req->suspended = true;
+            MHD_suspend_connection(conn);
+        }
+        pthread_mutex_unlock(&req->mu);
+        if (req->suspended)
+            return MHD_YES;
+    }
+
+    /* REQ_DURABLE: called again after resume (or durable already) */
+    if (req->state == REQ_DURABLE) {
+        atomic_fetch_sub(&ing->waiting, 1);
+        atomic_fetch_add(&ing->c_accepted, 1);
+        req->state = REQ_ANSWERED;
+        return s_json_reply(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "receipt_id", req->receipt_id), NULL, NULL);
+    }
+    return MHD_NO;
+}
+
+/* s_completed - free a request's state when libmicrohttpd is done with it */
+static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void) cls;
+    (void) conn;
+    (void) toe;
+    request_t *req = *con_cls;
+    if (!req)
+        return;
+    pthread_mutex_destroy(&req->mu);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+/* s_init - start the HTTP server once the journal and sockets are up */
+static int s_init(stage_t *st, void *arg)
+{
+    ingest_t *ing = arg;
+    ing->st = st;
+    const config_t *c = stage_config(st);
+    char err[256];
+    long port, threads;
+    if (config_int(c, "ingest/http_port", 1, 65535, &port, err, sizeof err)
+        || config_int(c, "ingest/http_threads", 1, 64, &threads, err, sizeof err)
+        || config_int(c, "ingest/max_body_bytes", 1, 16L << 20, &ing->max_body, err, sizeof err)
+        || config_int(c, "ingest/retry_after_s", 1, 3600, &ing->retry_after_s, err, sizeof err)) {
+        log_error("%s", err);
+        return -1;
+    }
+    const char *bind_addr = config_get(c, "ingest/http_bind");
+    struct sockaddr_storage ss = {0};
+    if (inet_pton(AF_INET, bind_addr, &((struct sockaddr_in *) &ss)->sin_addr) == 1) {
+        ((struct sockaddr_in *) &ss)->sin_family = AF_INET;
+        ((struct sockaddr_in *) &ss)->sin_port = htons((uint16_t) port);
+    } else if (inet_pton(AF_INET6, bind_addr, &((struct sockaddr_in6 *) &ss)->sin6_addr) == 1) {
+        ((struct sockaddr_in6 *) &ss)->sin6_family = AF_INET6;
+        ((struct sockaddr_in6 *) &ss)->sin6_port = htons((uint16_t) port);
+    } else {
+        log_error("config: ingest/http_bind '%s' is not an IPv4 or IPv6 address", bind_addr);
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    ing->httpd = MHD_start_daemon(flags, (uint16_t) port, NULL, NULL, s_answer, ing,
+                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
+                                  MHD_OPTION_NOTIFY_COMPLETED, s_completed, ing,
+                                  MHD_OPTION_END);
+    if (!ing->httpd) {
+        log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));
+        return -1;
+    }
+    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard)", bind_addr, port);
+    return 0;
+}
+
+/* s_drain - SIGTERM: accept no new connections; in-flight ones finish */
+static void s_drain(stage_t *st, void *arg)
+{
+    (void) st;
+    ingest_t *ing = arg;
+    if (ing->httpd)
+        MHD_quiesce_daemon(ing->httpd);
+}
+
+/* s_busy_requests - requests still waiting for their durable 202 */
+static bool s_busy_requests(stage_t *st, void *arg)
+{
+    (void) st;
+    ingest_t *ing = arg;
+    return atomic_load(&ing->waiting) > 0;
+}
+
+/* s_fini - stop the HTTP server (every request has been answered) */
+static void s_fini(stage_t *st, void *arg)
+{
+    (void) st;
+    ingest_t *ing = arg;
+    if (ing->httpd)
+        MHD_stop_daemon(ing->httpd);
+    ing->httpd = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static ingest_t ing;
+    static const stage_def_t def = {
+        .name = "ingest", .init = s_init, .drain = s_drain, .busy = s_busy_requests, .fini = s_fini, .arg = &ing};
+    return stage_main(argc, argv, &def);
+}
