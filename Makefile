@@ -80,10 +80,10 @@ bin/unit-tests-asan: $(ASAN_UNIT_OBJ) $(BS)/libpgcommon.a
 	$(CC) $(SAN) -o $@ $^ -lcriterion $(LDLIBS_ALL)
 
 unit: bin/unit-tests
-	./bin/unit-tests --jobs 2
+	PAYGUARD_LOG_LEVEL=error ./bin/unit-tests --jobs 2
 
 unit-asan: bin/unit-tests-asan
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	PAYGUARD_LOG_LEVEL=error ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ./bin/unit-tests-asan --jobs 2
 
 e2e: all
