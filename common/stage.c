@@ -69,6 +69,7 @@ typedef struct {
     size_t count;
     size_t next_send;    /* index (from head) of the first never-sent entry */
     uint64_t last_pushed;
+    int64_t last_resend_scan_ms;
     _Atomic size_t count_shared;
 } window_t;
 
@@ -741,6 +742,11 @@ static void s_send_window(stage_t *st, int d)
         e->sent_ms = now;
         w->next_send++;
     }
+    /* overdue entries are looked for a few times per resend period, not
+     * every turn: the scan is linear in the window */
+    if (now - w->last_resend_scan_ms < st->resend_ms / 4)
+        return;
+    w->last_resend_scan_ms = now;
     for (size_t i = 0; i < w->next_send; i++) {
         entry_t *e = s_win_at(w, i);
         if (e->acked || now - e->sent_ms < st->resend_ms)

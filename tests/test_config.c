@@ -1,0 +1,103 @@
+/* test_config - the group configuration: defaults, overrides, strictness */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* s_write - a config file in a fresh temp dir; the path is static */
+static const char *s_write(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/pg-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+    close(fd);
+    return path;
+}
+
+Test(config, embedded_defaults_match_the_shipped_example)
+{
+    FILE *f = fopen("config/payguard.cfg", "r");
+    cr_assert_not_null(f, "run from the source tree: config/payguard.cfg");
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    cr_assert_str_eq(text, config_defaults_text(), "config/payguard.cfg must equal `payguard config`");
+}
+
+Test(config, defaults_need_no_file)
+{
+    char err[256];
+    config_t *c = config_load(NULL, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(config_get(c, "ingest/http_port"), "8080");
+    cr_assert_eq(config_instances(c, "triage"), 2);
+    cr_assert_eq(config_run_dir(c)[0], '/', "run_dir is made absolute");
+    char *ep = config_input_endpoint(c, "triage", 1);
+    cr_assert(strstr(ep, "/triage.1.in") && strncmp(ep, "ipc:///", 7) == 0, "%s", ep);
+    free(ep);
+    char *ack = config_ack_endpoint(c, "validate", 0);
+    cr_assert(strstr(ack, "/ack-validate.0"), "%s", ack);
+    free(ack);
+    config_destroy(&c);
+    cr_assert_null(c);
+}
+
+Test(config, file_overrides_key_by_key)
+{
+    const char *p = s_write("payguard\n    run_dir = /tmp/pgx/run\ningest\n    http_port = 9999\n");
+    char err[256];
+    config_t *c = config_load(p, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(config_get(c, "ingest/http_port"), "9999");
+    cr_assert_str_eq(config_get(c, "ingest/http_bind"), "127.0.0.1", "untouched keys keep defaults");
+    cr_assert_str_eq(config_run_dir(c), "/tmp/pgx/run");
+    config_destroy(&c);
+    unlink(p);
+}
+
+Test(config, unknown_key_is_an_error_not_a_silent_default)
+{
+    const char *p = s_write("ingest\n    http_prot = 9999\n");
+    char err[256] = "";
+    cr_assert_null(config_load(p, err, sizeof err));
+    cr_assert(strstr(err, "unknown setting 'ingest/http_prot'"), "%s", err);
+    unlink(p);
+}
+
+Test(config, bad_values_are_refused_with_the_key)
+{
+    const char *p = s_write("audit\n    instances = 2\n");
+    char err[256] = "";
+    cr_assert_null(config_load(p, err, sizeof err), "audit is a single instance");
+    cr_assert(strstr(err, "audit/instances"), "%s", err);
+    unlink(p);
+    p = s_write("triage\n    instances = lots\n");
+    cr_assert_null(config_load(p, err, sizeof err));
+    cr_assert(strstr(err, "triage/instances"), "%s", err);
+    unlink(p);
+    cr_assert_null(config_load("/nonexistent/payguard.cfg", err, sizeof err));
+    cr_assert(strstr(err, "No such file"), "%s", err);
+}
+
+Test(config, pipeline_order_and_instance_names)
+{
+    cr_assert_str_eq(config_next_stage("ingest"), "validate");
+    cr_assert_str_eq(config_next_stage("approve"), "execute");
+    cr_assert_null(config_next_stage("execute"));
+    cr_assert_null(config_next_stage("audit"));
+    cr_assert_str_eq(config_prev_stage("triage"), "validate");
+    char stage[32];
+    int idx;
+    cr_assert_eq(config_parse_instance("triage.1", stage, &idx), 0);
+    cr_assert_str_eq(stage, "triage");
+    cr_assert_eq(idx, 1);
+    cr_assert_eq(config_parse_instance("nosuch.0", stage, &idx), -1);
+    cr_assert_eq(config_parse_instance("triage.", stage, &idx), -1);
+    cr_assert_eq(config_parse_instance("triage", stage, &idx), -1);
+}
