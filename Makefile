@@ -32,6 +32,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o)
 
 .PHONY: all deps run test unit unit-asan e2e clean
+.SECONDARY:
 all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS)
 
 deps:
