@@ -56,7 +56,7 @@ char *config_expand(const config_t *self, const char *tmpl, const char *stage, i
 char *config_input_endpoint(const config_t *self, const char *stage, int index);
 /* config_ack_endpoint - where instance index of stage receives acks */
 char *config_ack_endpoint(const config_t *self, const char *stage, int index);
-/* config_instance_dir - the instance's journal directory under data_dir */
+/* config_journal_dir - the instance's journal directory under data_dir */
 char *config_journal_dir(const config_t *self, const char *stage, int index);
 
 /* config_parse_instance - "triage.1" -> "triage", 1; -1 if malformed */
