@@ -29,7 +29,6 @@ static const char s_defaults[] =
     "        resend_ms = 3000                # re-send what stays unacked this long\n"
     "        max_seen = 4000000              # input ids remembered for dedup per instance\n"
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
-    "        ack_endpoint = ipc://{run}/ack-{inst}\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
     "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
     "ingest\n"
@@ -39,21 +38,27 @@ static const char s_defaults[] =
     "    http_threads = 4\n"
     "    max_body_bytes = 262144             # 413 above this\n"
     "    retry_after_s = 1                   # Retry-After on 503\n"
+    "    ack_endpoint = ipc://{run}/ack-{inst}   # where this stage's instances receive acks\n"
     "validate\n"
     "    instances = 1\n"
-    "    endpoint = ipc://{run}/validate.{n}.in\n"
+    "    endpoint = ipc://{run}/validate.{n}.in    # input PULL of instance {n}\n"
+    "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "triage\n"
     "    instances = 2\n"
-    "    endpoint = ipc://{run}/triage.{n}.in\n"
+    "    endpoint = ipc://{run}/triage.{n}.in    # input PULL of instance {n}\n"
+    "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "approve\n"
     "    instances = 1\n"
-    "    endpoint = ipc://{run}/approve.{n}.in\n"
+    "    endpoint = ipc://{run}/approve.{n}.in    # input PULL of instance {n}\n"
+    "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "execute\n"
     "    instances = 1\n"
-    "    endpoint = ipc://{run}/execute.{n}.in\n"
+    "    endpoint = ipc://{run}/execute.{n}.in    # input PULL of instance {n}\n"
+    "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "audit\n"
     "    instances = 1\n"
-    "    endpoint = ipc://{run}/audit.{n}.in\n";
+    "    endpoint = ipc://{run}/audit.{n}.in    # input PULL of instance {n}\n"
+    "    ack_endpoint = ipc://{run}/ack-{inst}\n";
 
 struct config_t {
     zconfig_t *defaults;
@@ -262,7 +267,9 @@ char *config_input_endpoint(const config_t *self, const char *stage, int index)
 /* config_ack_endpoint - where instance index of stage binds its ack PULL */
 char *config_ack_endpoint(const config_t *self, const char *stage, int index)
 {
-    return config_expand(self, config_get(self, "payguard/delivery/ack_endpoint"), stage, index);
+    char key[64];
+    snprintf(key, sizeof key, "%s/ack_endpoint", stage);
+    return config_expand(self, config_get(self, key), stage, index);
 }
 
 /* config_journal_dir - <data_dir>/<stage>.<n> */

@@ -37,9 +37,9 @@ LOAD=$!
 killed=""
 for inst in validate.0 triage.0 audit.0; do
     # wait until the load is well under way, then kill mid-stream
-    target=$(($(wc -l <"$WORK/receipts.txt" 2>/dev/null || echo 0) + N / 6))
+    target=$(($(wc -l 2>/dev/null <"$WORK/receipts.txt" || echo 0) + N / 6))
     for _ in $(seq 1 300); do
-        [ "$(wc -l <"$WORK/receipts.txt" 2>/dev/null || echo 0)" -ge "$target" ] && break
+        [ "$(wc -l 2>/dev/null <"$WORK/receipts.txt" || echo 0)" -ge "$target" ] && break
         kill -0 $LOAD 2>/dev/null || break
         sleep 0.1
     done

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# e2e_transport - the same pipeline over tcp:// (as across hosts), stopped
+# with `payguard down` in the middle of a load and started again: every
+# 202-acknowledged webhook still reaches every stage and audit, once.
+set -u
+. "$(dirname "$0")/e2e_lib.sh"
+N=${E2E_TRANSPORT_WEBHOOKS:-3000}
+printf 'whsec_e2e_transport\n' >"$WORK/secret"
+
+# ports: X<k><n> for link k and instance n, e.g. 34531 = triage.1's input
+X=$((200 + RANDOM % 390))
+Y=$((X + 1))
+PORT=$(free_port)
+mkdir -p "$WORK/tcp"
+CFG=$WORK/tcp/payguard.cfg
+cat >"$CFG" <<CFG
+payguard
+    run_dir = $WORK/tcp/run
+    data_dir = $WORK/tcp/data
+    drain_ms = 3000
+    restart_max_ms = 500
+    delivery
+        resend_ms = 1000
+ingest
+    http_port = $PORT
+    ack_endpoint = tcp://127.0.0.1:${X}0{n}
+validate
+    endpoint = tcp://127.0.0.1:${X}1{n}
+    ack_endpoint = tcp://127.0.0.1:${X}2{n}
+triage
+    instances = 2
+    endpoint = tcp://127.0.0.1:${X}3{n}
+    ack_endpoint = tcp://127.0.0.1:${X}4{n}
+approve
+    endpoint = tcp://127.0.0.1:${X}5{n}
+    ack_endpoint = tcp://127.0.0.1:${X}6{n}
+execute
+    endpoint = tcp://127.0.0.1:${X}7{n}
+    ack_endpoint = tcp://127.0.0.1:${X}8{n}
+audit
+    endpoint = tcp://127.0.0.1:${X}9{n}
+    ack_endpoint = tcp://127.0.0.1:${Y}0{n}
+CFG
+
+ok "group starts with every link on tcp://" up "$CFG"
+ok "no ipc socket files were created" bash -c "! ls '$WORK/tcp/run' | grep -q '\\.in\$'"
+"$BIN/pg-load" --url "http://127.0.0.1:$PORT/webhooks/stripe" --secret-file "$WORK/secret" --count "$N" \
+    --concurrency 16 --dup-every 10 --out "$WORK/receipts.txt" --duration-max-s 120 >"$WORK/load.out" 2>&1 &
+LOAD=$!
+for _ in $(seq 1 200); do
+    [ "$(wc -l 2>/dev/null <"$WORK/receipts.txt" || echo 0)" -ge $((N / 3)) ] && break
+    sleep 0.05
+done
+at=$(wc -l <"$WORK/receipts.txt")
+down "$CFG"
+ok "payguard down in the middle of the load (after $at receipts) stops the group" test $? = 0
+ok "it was really mid-load" kill -0 $LOAD
+sleep 1
+ok "the group starts again over its journals" up "$CFG"
+wait $LOAD
+ok "the load generator got a 202 for every webhook, retrying while the group was down" test $? = 0
+sed "s/^/# /" "$WORK/load.out"
+ok "the pipeline drains" quiesce "$CFG" 60
+down "$CFG"
+"$BIN/pg-check" --data "$WORK/tcp/data" --receipts "$WORK/receipts.txt" >"$WORK/check.out" 2>&1
+ok "every receipt reached every stage and audit, with no id handled twice" test $? = 0
+sed "s/^/# /" "$WORK/check.out"
+
+finish
