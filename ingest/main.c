@@ -131,7 +131,8 @@ static bool s_is_json(const char *ct)
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* header_pack - state for packing request headers into a msgpack map */
+/* header_pack - state for packing request headers into a msgpack map;
+ * with pk NULL it only counts, so the map header can be written first */
 typedef struct {
     msgpack_packer *pk;
     unsigned count;
@@ -149,26 +150,14 @@ static enum MHD_Result s_pack_header(void *cls, enum MHD_ValueKind kind, const c
         return MHD_YES;
     hp->count++;
     hp->bytes += klen + vlen;
+    if (!hp->pk)
+        return MHD_YES;
     /* header names are case-insensitive: record them lower-cased */
     char lower[EVENT_KEY_MAX + 1];
     for (size_t i = 0; i < klen; i++)
         lower[i] = (char) ((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
     msgpack_pack_str_with_body(hp->pk, lower, klen);
     msgpack_pack_str_with_body(hp->pk, value ? value : "", vlen);
-    return MHD_YES;
-}
-
-/* s_count_header - first pass: how many headers will be packed */
-static enum MHD_Result s_count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    (void) kind;
-    header_pack_t *hp = cls;
-    size_t klen = strlen(key), vlen = value ? strlen(value) : 0;
-    if (hp->count >= INGEST_MAX_HEADERS || hp->bytes + klen + vlen > INGEST_MAX_HEADER_BYTES || klen == 0
-        || klen > EVENT_KEY_MAX)
-        return MHD_YES;
-    hp->count++;
-    hp->bytes += klen + vlen;
     return MHD_YES;
 }
 
@@ -207,7 +196,7 @@ static int s_record(ingest_t *ing, request_t *req)
     s_peer(req->conn, peer, sizeof peer);
 
     header_pack_t count = {0};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_count_header, &count);
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_pack_header, &count);
     msgpack_sbuffer hb;
     msgpack_sbuffer_init(&hb);
     msgpack_packer pk;
