@@ -21,20 +21,25 @@ COMMON_SRC := $(wildcard common/*.c)
 PG_SRC     := $(wildcard common/payguard/*.c)
 UNIT_SRC   := $(wildcard tests/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
+SANDBOX_SRC := $(wildcard common/sandbox/*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+# a stage's modules besides main.c are unit-tested too
+STAGE_LIB_SRC := $(filter-out %/main.c,$(foreach s,$(STAGES),$(wildcard $(s)/*.c)))
 
 B := build
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
 PG_OBJ     := $(PG_SRC:%.c=$(B)/%.o)
-UNIT_OBJ   := $(UNIT_SRC:%.c=$(B)/%.o)
+UNIT_OBJ   := $(UNIT_SRC:%.c=$(B)/%.o) $(STAGE_LIB_SRC:%.c=$(B)/%.o)
 TOOLS      := $(patsubst tests/tools/%.c,bin/%,$(TOOL_SRC))
 
 BS := build-asan
 ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
-ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o)
+ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit unit-asan e2e clean
+.PHONY: all deps run test unit unit-asan e2e fuzz fuzz-short clean
 .SECONDARY:
-all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS)
+all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -69,6 +74,10 @@ bin/payguard: $(PG_OBJ) $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
+bin/pg-sandbox: $(SANDBOX_SRC:%.c=$(B)/%.o) $(B)/libpgcommon.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
 bin/%: $(B)/tests/tools/%.o $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
@@ -99,10 +108,36 @@ e2e: all
 test: deps all bin/unit-tests bin/unit-tests-asan
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
+	$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-short)
 	$(MAKE) --no-print-directory e2e
 
 run: deps all
 	@bash scripts/demo.sh
 
+# libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
+# stage modules, built with clang, ASan and UBSan; seeds in tests/fuzz/NAME/
+FZ := build-fuzz
+FUZZ_LIB_SRC := $(COMMON_SRC) $(STAGE_LIB_SRC)
+$(FZ)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC-FUZZ $<"
+	@clang -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+bin/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(FUZZ_LIB_SRC:%.c=$(FZ)/%.o)
+	@mkdir -p bin
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_ALL)
+
+FUZZ_SECONDS ?= 300
+# make fuzz: a long run of every target (FUZZ_SECONDS each)
+fuzz: deps $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$${f#bin/fuzz_}; mkdir -p $(FZ)/corpus/$$n; \
+	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FZ)/corpus/$$n tests/fuzz/$$n; done
+# the short run inside make test: the seeds plus a few seconds of mutation
+fuzz-short: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$${f#bin/fuzz_}; mkdir -p $(FZ)/corpus/$$n; \
+	  echo "== $$f (5 s)"; \
+	  $$f -max_total_time=5 $(FZ)/corpus/$$n tests/fuzz/$$n 2>&1 | tail -2; \
+	  test $${PIPESTATUS[0]} -eq 0; done
+
 clean:
-	rm -rf $(B) $(BS) bin
+	rm -rf $(B) $(BS) $(FZ) bin

@@ -8,7 +8,7 @@ set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libssl-dev \
 libcurl4-openssl-dev libcriterion-dev libmicrohttpd-dev libjansson-dev \
-libsqlite3-dev curl"
+libsqlite3-dev curl clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do
