@@ -31,6 +31,21 @@ static const char s_defaults[] =
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
     "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
+    "outside                                # the operator's systems (CONTRACT.md §2)\n"
+    "    payments = http://127.0.0.1:8090/payments\n"
+    "    ledger = http://127.0.0.1:8090/ledger\n"
+    "    psp = http://127.0.0.1:8090/psp\n"
+    "    jira = http://127.0.0.1:8090/jira\n"
+    "    servicenow = \"\"                     # set instead of jira to use ServiceNow\n"
+    "    teams = http://127.0.0.1:8090/teams/webhook\n"
+    "    llm = \"\"                            # empty: rule-based triage only\n"
+    "    timeout_ms = 5000\n"
+    "sandbox                                # a local stand-in for all of them (make run, tests)\n"
+    "    enabled = yes                       # started by `payguard up`; set no against real systems\n"
+    "    bind = 127.0.0.1\n"
+    "    port = 8090\n"
+    "    db = {data}/sandbox.sqlite\n"
+    "    tokens_file = config/sandbox/tokens # lines: read|write <token>\n"
     "ingest\n"
     "    instances = 1\n"
     "    http_bind = 127.0.0.1\n"
@@ -39,10 +54,23 @@ static const char s_defaults[] =
     "    max_body_bytes = 262144             # 413 above this\n"
     "    retry_after_s = 1                   # Retry-After on 503\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}   # where this stage's instances receive acks\n"
+    "    rate_per_s = 1000                   # per source address; then 429\n"
+    "    rate_burst = 2000\n"
     "validate\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/validate.{n}.in    # input PULL of instance {n}\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
+    "    state_db = {data}/validate.{n}.sqlite   # idempotency keys and cases (rebuilt from the journal if lost)\n"
+    "    allow_sources = 127.0.0.0/8 ::1     # CIDRs webhooks may come from\n"
+    "    trusted_proxies = \"\"                # CIDRs whose X-Forwarded-For is believed\n"
+    "    tolerance_s = 300                   # signature timestamp tolerance\n"
+    "    stripe_secrets_file = config/sandbox/stripe.secrets   # one secret a line, optional expires=<unix>\n"
+    "    stripe_secrets_env = PAYGUARD_STRIPE_SECRETS          # or secrets in this variable\n"
+    "    standard_secrets_file = config/sandbox/standard.secrets\n"
+    "    standard_secrets_env = PAYGUARD_STANDARD_SECRETS\n"
+    "    token_file = config/sandbox/read.token  # Bearer token for payments, ledger, PSP reads\n"
+    "    sweep_every_s = 900                 # re-read refunds pending too long\n"
+    "    sweep_age_s = 1800\n"
     "triage\n"
     "    instances = 2\n"
     "    endpoint = ipc://{run}/triage.{n}.in    # input PULL of instance {n}\n"
@@ -163,8 +191,8 @@ const char *config_get(const config_t *self, const char *path)
 {
     if (self->file) {
         zconfig_t *node = zconfig_locate(self->file, path);
-        if (node && zconfig_value(node) && *zconfig_value(node))
-            return zconfig_value(node);
+        if (node && zconfig_value(node))
+            return zconfig_value(node); /* "" too: a file may empty a default */
     }
     zconfig_t *node = zconfig_locate(self->defaults, path);
     return node ? zconfig_value(node) : NULL;

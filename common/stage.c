@@ -21,6 +21,7 @@
 #include "stage.h"
 
 #include <czmq.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -82,6 +83,14 @@ typedef struct {
     void *fn_arg;
 } staged_t;
 
+/* counter - one labelled series of stage_count */
+typedef struct {
+    char name[64];
+    char label[32];
+    char value[64];
+    _Atomic uint64_t n;
+} counter_t;
+
 /* upstream - a producer instance we owe acks to */
 typedef struct {
     char inst[EVENT_STAGE_MAX + 1];
@@ -131,6 +140,9 @@ struct stage_t {
     uint64_t wm_written[NDEST];
 
     /* counters */
+    pthread_mutex_t counters_mu;
+    counter_t counters[STAGE_MAX_COUNTERS];
+    _Atomic size_t ncounters;
     _Atomic uint64_t c_in, c_out, c_dup, c_bad, c_acks, c_resent, c_busy, c_retry;
 };
 
@@ -796,22 +808,15 @@ static void s_commit_turn(stage_t *st)
 
 /* ---------------------------------------------------------------- input */
 
-/* s_on_input - decode, dedup, handle one input event */
-static void s_on_input(stage_t *st, const void *data, size_t len)
+/* s_handle_event - dedup and handle one decoded event; ack its producer
+ * only if it came from one (injected events have none) */
+static void s_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, bool from_producer)
 {
-    char err[256];
-    event_t *ev = event_decode(data, len, err, sizeof err);
-    atomic_fetch_add(&st->c_in, 1);
-    if (!ev) {
-        atomic_fetch_add(&st->c_bad, 1);
-        log_error("rejected malformed input event (%zu bytes): %s", len, err);
-        return;
-    }
     const event_head_t *h = event_head(ev);
     if (idset_has(st->seen, h->id)) {
         atomic_fetch_add(&st->c_dup, 1);
-        s_ack_later(st, h);
-        event_destroy(&ev);
+        if (from_producer)
+            s_ack_later(st, h);
         return;
     }
     st->current = ev;
@@ -820,7 +825,7 @@ static void s_on_input(stage_t *st, const void *data, size_t len)
     int rc = STAGE_DONE;
     if (st->def->store_inputs) {
         unsigned char kind = STAGE_REC_STORED;
-        blob_t *rec = s_blob_new(&kind, 1, data, len);
+        blob_t *rec = s_blob_new(&kind, 1, raw, rawlen);
         s_append_small(st, rec->data, rec->len);
         s_blob_unref(&rec);
     }
@@ -841,10 +846,94 @@ static void s_on_input(stage_t *st, const void *data, size_t len)
             log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
             exit(EXIT_FAILURE);
         }
-        s_ack_later(st, h);
+        if (from_producer)
+            s_ack_later(st, h);
     }
     st->current = NULL;
+}
+
+/* s_on_input - decode strictly, then handle one input event */
+static void s_on_input(stage_t *st, const void *data, size_t len)
+{
+    char err[256];
+    event_t *ev = event_decode(data, len, err, sizeof err);
+    atomic_fetch_add(&st->c_in, 1);
+    if (!ev) {
+        atomic_fetch_add(&st->c_bad, 1);
+        stage_count(st, "payguard_bad_input_events_total", NULL, NULL, 1);
+        log_error("rejected malformed input event (%zu bytes): %s", len, err);
+        return;
+    }
+    s_handle_event(st, ev, data, len, true);
     event_destroy(&ev);
+}
+
+/* stage_inject - see stage.h */
+int stage_inject(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body)
+{
+    assert(!st->current);
+    event_head_t head = {0};
+    event_mint_id(head.id, prefix);
+    snprintf(head.type, sizeof head.type, "%s", type);
+    snprintf(head.case_key, sizeof head.case_key, "%s", case_key ? case_key : "");
+    head.time_ms = stage_now_ms();
+    unsigned dest = s_dest_mask(st, STAGE_TO_AUDIT);
+    pthread_mutex_lock(&st->append_mu);
+    uint64_t seq = 0;
+    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq);
+    pthread_mutex_unlock(&st->append_mu);
+    if (!rec)
+        return -1;
+    char err[256];
+    event_t *ev = event_decode(rec->data + 2, rec->len - 2, err, sizeof err);
+    assert(ev); /* we just encoded it */
+    s_stage_push(&st->staged, &st->nstaged, &st->capstaged, (staged_t){.seq = seq, .blob = rec, .dest = dest});
+    atomic_fetch_add(&st->c_out, 1);
+    s_handle_event(st, ev, NULL, 0, false);
+    event_destroy(&ev);
+    return 0;
+}
+
+/* stage_count - see stage.h */
+void stage_count(stage_t *st, const char *name, const char *label, const char *value, uint64_t n)
+{
+    label = label ? label : "";
+    value = value ? value : "";
+    size_t count = atomic_load(&st->ncounters);
+    for (size_t i = 0; i < count; i++) {
+        counter_t *c = &st->counters[i];
+        if (strcmp(c->name, name) == 0 && strcmp(c->label, label) == 0 && strcmp(c->value, value) == 0) {
+            atomic_fetch_add(&c->n, n);
+            return;
+        }
+    }
+    pthread_mutex_lock(&st->counters_mu);
+    count = atomic_load(&st->ncounters);
+    size_t i = 0;
+    for (; i < count; i++) {
+        counter_t *c = &st->counters[i];
+        if (strcmp(c->name, name) == 0 && strcmp(c->label, label) == 0 && strcmp(c->value, value) == 0)
+            break;
+    }
+    if (i == count && count < STAGE_MAX_COUNTERS - 1) {
+        counter_t *c = &st->counters[count];
+        snprintf(c->name, sizeof c->name, "%s", name);
+        snprintf(c->label, sizeof c->label, "%s", label);
+        /* label values come from data: keep them to a safe alphabet */
+        size_t k = 0;
+        for (const char *p = value; *p && k < sizeof c->value - 1; p++)
+            c->value[k++] = (isalnum((unsigned char) *p) || strchr("_.:-/", *p)) ? *p : '_';
+        c->value[k] = '\0';
+        atomic_store(&st->ncounters, count + 1);
+    } else if (i == count) {
+        i = STAGE_MAX_COUNTERS - 1; /* the overflow series */
+        counter_t *c = &st->counters[i];
+        if (!c->name[0]) {
+            snprintf(c->name, sizeof c->name, "payguard_counter_overflow_total");
+        }
+    }
+    atomic_fetch_add(&st->counters[i].n, n);
+    pthread_mutex_unlock(&st->counters_mu);
 }
 
 /* s_window_room - may we take more input? */
@@ -872,6 +961,17 @@ static void s_write_status(stage_t *st)
             (unsigned long long) journal_last_seq(st->journal));
     fclose(f);
     rename(tmp, path);
+    /* the metrics too, for the group's /metrics (metrics_collect) */
+    snprintf(path, sizeof path, "%s/%s.prom", config_run_dir(st->config), st->inst);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *text = stage_metrics_text(st);
+    f = fopen(tmp, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+        rename(tmp, path);
+    }
+    free(text);
 }
 
 /* stage_metrics_text - see stage.h */
@@ -907,6 +1007,19 @@ char *stage_metrics_text(stage_t *st)
             i, (double) js.sync_ns_total / 1e9);
     fprintf(f, "# TYPE payguard_journal_fsync_seconds_max gauge\npayguard_journal_fsync_seconds_max{instance=\"%s\"} %.6f\n",
             i, (double) js.sync_ns_max / 1e9);
+    size_t nc = atomic_load(&st->ncounters);
+    for (size_t k = 0; k < STAGE_MAX_COUNTERS; k++) {
+        counter_t *c = &st->counters[k];
+        if (k >= nc && k != STAGE_MAX_COUNTERS - 1)
+            continue;
+        if (!c->name[0])
+            continue;
+        if (c->label[0])
+            fprintf(f, "%s{instance=\"%s\",%s=\"%s\"} %llu\n", c->name, i, c->label, c->value,
+                    (unsigned long long) atomic_load(&c->n));
+        else
+            fprintf(f, "%s{instance=\"%s\"} %llu\n", c->name, i, (unsigned long long) atomic_load(&c->n));
+    }
     fclose(f);
     return out;
 }
@@ -1069,6 +1182,7 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
 
     pthread_mutex_init(&st->append_mu, NULL);
     pthread_mutex_init(&st->pub_mu, NULL);
+    pthread_mutex_init(&st->counters_mu, NULL);
     st->seen = idset_new((size_t) max_seen);
     char *jdir = config_journal_dir(st->config, st->name, st->index);
     st->journal = journal_open(jdir, &jo, err, sizeof err);

@@ -89,6 +89,19 @@ int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned des
 int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key,
                   const event_body_t *body, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg);
 
+/* stage_inject - from the loop thread (tick): journal a new root event
+ * (minted id prefix_..., no cause, sent to audit) and handle it at once as
+ * if it had arrived as input. For work a stage starts itself, e.g.
+ * validate's sweep of refunds pending too long. 0, or -1 if not journaled. */
+int stage_inject(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body);
+
+/* stage_count - add n to the counter name{label="value"} (label may be
+ * NULL); safe from any thread; at most STAGE_MAX_COUNTERS distinct series,
+ * beyond that value is folded into "other". Exported by stage_metrics_text
+ * and, every second, in <run_dir>/<inst>.prom for the group's /metrics. */
+#define STAGE_MAX_COUNTERS 256
+void stage_count(stage_t *st, const char *name, const char *label, const char *value, uint64_t n);
+
 /* stage_wake - from any thread: make the loop run a turn now */
 void stage_wake(stage_t *st);
 

@@ -24,6 +24,9 @@
  *	202 recorded (duplicates and events validate will reject included);
  *	404 unknown path; 405 not POST on a webhook path; 413 body over
  *	ingest/max_body_bytes; 415 Content-Type not application/json;
+ *	429 + Retry-After when the TCP peer address is over its token bucket
+ *	(ingest/rate_per_s sustained, ingest/rate_burst at once; behind a
+ *	proxy that is the proxy: size the bucket for it);
  *	503 + Retry-After when receipts cannot be recorded right now: the
  *	delivery window to validate is full (back-pressure) or we are stopping.
  *	Error bodies are {"error":"..."}.
@@ -37,7 +40,7 @@
  *	not secrets). Bodies are bounded before they are buffered.
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
- *	retry_after_s; payguard/... (journal, delivery).
+ *	retry_after_s, rate_per_s, rate_burst; payguard/... (journal, delivery).
  *--*/
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,12 +53,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "stage.h"
 
 #define INGEST_MAX_HEADERS 64
 #define INGEST_MAX_HEADER_BYTES 8192
+#define INGEST_RATE_SLOTS 4096   /* sources tracked at once */
+#define INGEST_RATE_PROBE 8
+
+/* bucket - a token bucket for one source address (milli-tokens) */
+typedef struct {
+    char addr[INET6_ADDRSTRLEN + 1];
+    int64_t milli;
+    int64_t last_ms;
+} bucket_t;
 
 typedef struct {
     stage_t *st;
@@ -63,6 +77,9 @@ typedef struct {
     long max_body;
     long retry_after_s;
     _Atomic long waiting;   /* requests suspended until durable */
+    long rate_per_s, rate_burst;
+    pthread_mutex_t rate_mu;
+    bucket_t *buckets;      /* INGEST_RATE_SLOTS, open addressing */
     _Atomic unsigned long long c_accepted, c_413, c_415, c_503;
 } ingest_t;
 
@@ -118,6 +135,45 @@ static enum MHD_Result s_text(struct MHD_Connection *conn, char *text, const cha
     enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+/* s_rate_take - take one token from addr's bucket; 0 if allowed, else the
+ * seconds until a token is back (for Retry-After). The table is bounded:
+ * a new source evicts the least recently seen in its probe window. */
+static long s_rate_take(ingest_t *ing, const char *addr)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uint32_t h = 2166136261u;
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (unsigned char) *p) * 16777619u;
+    pthread_mutex_lock(&ing->rate_mu);
+    bucket_t *b = NULL, *oldest = NULL;
+    for (int i = 0; i < INGEST_RATE_PROBE && !b; i++) {
+        bucket_t *c = &ing->buckets[(h + (uint32_t) i) % INGEST_RATE_SLOTS];
+        if (strcmp(c->addr, addr) == 0)
+            b = c;
+        else if (!oldest || c->last_ms < oldest->last_ms)
+            oldest = c;
+    }
+    if (!b) {
+        b = oldest;
+        snprintf(b->addr, sizeof b->addr, "%s", addr);
+        b->milli = ing->rate_burst * 1000;
+        b->last_ms = now;
+    }
+    b->milli += (now - b->last_ms) * ing->rate_per_s;
+    if (b->milli > ing->rate_burst * 1000)
+        b->milli = ing->rate_burst * 1000;
+    b->last_ms = now;
+    long wait_s = 0;
+    if (b->milli >= 1000)
+        b->milli -= 1000;
+    else
+        wait_s = (long) ((1000 - b->milli) / ing->rate_per_s / 1000) + 1;
+    pthread_mutex_unlock(&ing->rate_mu);
+    return wait_s;
 }
 
 /* s_is_json - Content-Type application/json, parameters allowed */
@@ -241,13 +297,23 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         else if (strcmp(url, "/webhooks/standard") == 0)
             endpoint = "standard";
         else if (strcmp(url, "/metrics") == 0 && strcmp(method, "GET") == 0)
-            return s_text(conn, stage_metrics_text(ing->st), "text/plain; version=0.0.4");
+            return s_text(conn, metrics_collect(config_run_dir(stage_config(ing->st))), "text/plain; version=0.0.4");
         else if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0)
             return s_text(conn, strdup("ok\n"), "text/plain");
         else
             return s_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
         if (strcmp(method, "POST") != 0)
             return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "webhooks are POSTed");
+        char peer[INET6_ADDRSTRLEN + 1];
+        s_peer(conn, peer, sizeof peer);
+        long wait_s = s_rate_take(ing, peer);
+        if (wait_s > 0) {
+            stage_count(ing->st, "payguard_ingest_rate_limited_total", NULL, NULL, 1);
+            char ra[24];
+            snprintf(ra, sizeof ra, "%ld", wait_s);
+            return s_json_reply(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                                json_pack("{s:s}", "error", "rate limit for this source exceeded"), "Retry-After", ra);
+        }
         if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"))) {
             atomic_fetch_add(&ing->c_415, 1);
             return s_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
@@ -336,10 +402,15 @@ static int s_init(stage_t *st, void *arg)
     if (config_int(c, "ingest/http_port", 1, 65535, &port, err, sizeof err)
         || config_int(c, "ingest/http_threads", 1, 64, &threads, err, sizeof err)
         || config_int(c, "ingest/max_body_bytes", 1, 16L << 20, &ing->max_body, err, sizeof err)
-        || config_int(c, "ingest/retry_after_s", 1, 3600, &ing->retry_after_s, err, sizeof err)) {
+        || config_int(c, "ingest/retry_after_s", 1, 3600, &ing->retry_after_s, err, sizeof err)
+        || config_int(c, "ingest/rate_per_s", 1, 1000000, &ing->rate_per_s, err, sizeof err)
+        || config_int(c, "ingest/rate_burst", 1, 10000000, &ing->rate_burst, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
+    pthread_mutex_init(&ing->rate_mu, NULL);
+    ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
+    assert(ing->buckets);
     const char *bind_addr = config_get(c, "ingest/http_bind");
     struct sockaddr_storage ss = {0};
     if (inet_pton(AF_INET, bind_addr, &((struct sockaddr_in *) &ss)->sin_addr) == 1) {

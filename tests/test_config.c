@@ -101,3 +101,15 @@ Test(config, pipeline_order_and_instance_names)
     cr_assert_eq(config_parse_instance("triage.", stage, &idx), -1);
     cr_assert_eq(config_parse_instance("triage", stage, &idx), -1);
 }
+
+Test(config, a_file_can_empty_a_default)
+{
+    const char *p = s_write("validate\n    allow_sources = \"\"\n");
+    char err[256];
+    config_t *c = config_load(p, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(config_get(c, "validate/allow_sources"), "");
+    cr_assert_str_eq(config_get(c, "validate/tolerance_s"), "300");
+    config_destroy(&c);
+    unlink(p);
+}

@@ -7,6 +7,9 @@
  * (ingest ... audit) so that each stage can drain into a consumer that is
  * still there: nothing is lost on `payguard down`.
  *
+ * With sandbox/enabled = yes it also runs pg-sandbox, the local stand-in for
+ * the outside systems: started before the stages, stopped after them.
+ *
  * A child that exits unexpectedly is restarted after a backoff that doubles
  * from 100 ms up to payguard/restart_max_ms, and resets once the child has
  * run for 30 s. Each child gets PR_SET_PDEATHSIG(SIGTERM): if the master is
@@ -36,11 +39,12 @@
 
 #include "log.h"
 
-#define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES)
+#define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES + 1)
 #define MASTER_STABLE_MS 30000
 
 typedef struct {
     char stage[16];
+    char bin[32];            /* the program: the stage's name, or pg-sandbox */
     int index;
     char inst[32];
     pid_t pid;               /* 0: not running */
@@ -73,7 +77,7 @@ static int64_t s_mono_ms(void)
 static int s_spawn(master_t *m, child_t *k)
 {
     char path[PATH_MAX + 32], idx[16];
-    snprintf(path, sizeof path, "%s/%s", m->bindir, k->stage);
+    snprintf(path, sizeof path, "%s/%s", m->bindir, k->bin);
     snprintf(idx, sizeof idx, "%d", k->index);
     pid_t pid = fork();
     if (pid < 0) {
@@ -84,7 +88,7 @@ static int s_spawn(master_t *m, child_t *k)
         setpgid(0, 0); /* a terminal's ^C reaches the master only: it stops us in order */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
-        char *argv[6] = {k->stage, "-i", idx, NULL, NULL, NULL};
+        char *argv[6] = {k->bin, "-i", idx, NULL, NULL, NULL};
         if (m->cfg_path) {
             argv[3] = "-c";
             argv[4] = (char *) m->cfg_path;
@@ -271,12 +275,21 @@ int cmd_up(int argc, char **argv)
     if (s_lock_pidfile(&m) < 0)
         return 1;
 
+    /* the sandbox of the outside systems first, when configured */
+    bool sandbox = strcmp(config_get(m.config, "sandbox/enabled"), "yes") == 0;
+    if (sandbox) {
+        child_t *k = &m.kids[m.nkids++];
+        snprintf(k->stage, sizeof k->stage, "sandbox");
+        snprintf(k->bin, sizeof k->bin, "pg-sandbox");
+        snprintf(k->inst, sizeof k->inst, "sandbox.0");
+    }
     /* consumers first, so every producer finds its consumer listening */
     for (int s = CONFIG_NSTAGES - 1; s >= 0; s--) {
         int n = config_instances(m.config, config_stages[s]);
         for (int i = 0; i < n; i++) {
             child_t *k = &m.kids[m.nkids++];
             snprintf(k->stage, sizeof k->stage, "%s", config_stages[s]);
+            snprintf(k->bin, sizeof k->bin, "%s", config_stages[s]);
             k->index = i;
             snprintf(k->inst, sizeof k->inst, "%s.%d", config_stages[s], i);
         }
@@ -315,6 +328,8 @@ int cmd_up(int argc, char **argv)
         s_stop_stage(&m, config_stages[s]);
         s_write_state(&m);
     }
+    if (sandbox)
+        s_stop_stage(&m, "sandbox");
     log_info("payguard down: every stage stopped");
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/master.state", config_run_dir(m.config));
