@@ -684,6 +684,29 @@ int event_get_str(const event_t *self, const char *key, const char **s, size_t *
     return 0;
 }
 
+/* event_get_map_str - a str value inside a map field of the body */
+int event_get_map_str(const event_t *self, const char *map_key, const char *key, const char **s, size_t *len)
+{
+    const msgpack_object *m = s_find(self, map_key);
+    if (!m || m->type != MSGPACK_OBJECT_MAP)
+        return -1;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object_kv *kv = &m->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen
+            && memcmp(kv->key.via.str.ptr, key, klen) == 0) {
+            if (kv->val.type != MSGPACK_OBJECT_STR)
+                return -1;
+            if (s)
+                *s = kv->val.via.str.ptr;
+            if (len)
+                *len = kv->val.via.str.size;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* event_get_int - an int field (decoding guaranteed it fits int64) */
 int event_get_int(const event_t *self, const char *key, int64_t *out)
 {
@@ -881,6 +904,70 @@ void event_body_raw_value(event_body_t *self, const char *key, const void *msgpa
     }
     if (s_body_key(self, key, len))
         s_body_done(self, msgpack_sbuffer_write(&self->sbuf, msgpack, len));
+}
+
+/* s_pack_json - pack a jansson value; -1 on reals or beyond the limits */
+static int s_pack_json(msgpack_packer *pk, const json_t *v, int depth)
+{
+    if (depth > EVENT_MAX_DEPTH)
+        return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        if (json_object_size(v) > EVENT_MAX_ELEMENTS)
+            return -1;
+        msgpack_pack_map(pk, (uint32_t) json_object_size(v));
+        const char *k;
+        json_t *val;
+        json_object_foreach((json_t *) v, k, val) {
+            size_t kl = strlen(k);
+            if (kl == 0 || kl > EVENT_KEY_MAX)
+                return -1;
+            msgpack_pack_str_with_body(pk, k, kl);
+            if (s_pack_json(pk, val, depth + 1))
+                return -1;
+        }
+        return 0;
+    }
+    case JSON_ARRAY:
+        if (json_array_size(v) > EVENT_MAX_ELEMENTS)
+            return -1;
+        msgpack_pack_array(pk, (uint32_t) json_array_size(v));
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (s_pack_json(pk, json_array_get(v, i), depth + 1))
+                return -1;
+        return 0;
+    case JSON_STRING:
+        msgpack_pack_str_with_body(pk, json_string_value(v), json_string_length(v));
+        return 0;
+    case JSON_INTEGER:
+        msgpack_pack_int64(pk, (int64_t) json_integer_value(v));
+        return 0;
+    case JSON_TRUE:
+        msgpack_pack_true(pk);
+        return 0;
+    case JSON_FALSE:
+        msgpack_pack_false(pk);
+        return 0;
+    case JSON_NULL:
+        msgpack_pack_nil(pk);
+        return 0;
+    default:
+        return -1; /* JSON_REAL: no floats in events */
+    }
+}
+
+/* event_body_json - see event.h */
+int event_body_json(event_body_t *self, const char *key, const void *json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = s_pack_json(&pk, json, 2);
+    if (rc == 0)
+        event_body_raw_value(self, key, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
 }
 
 /* event_body_copy - copy every field of a decoded event's body, e.g. to

@@ -72,6 +72,9 @@ int event_get_str(const event_t *self, const char *key, const char **s, size_t *
 int event_get_int(const event_t *self, const char *key, int64_t *out);
 int event_get_bin(const event_t *self, const char *key, const void **data, size_t *len);
 int event_get_bool(const event_t *self, const char *key, bool *out);
+/* event_get_map_str - a str value under key inside the map field map_key
+ * (e.g. a header of a receipt's "headers"); borrowed, not NUL-terminated */
+int event_get_map_str(const event_t *self, const char *map_key, const char *key, const char **s, size_t *len);
 /* event_get_strdup - a NUL-terminated copy of a str field, the caller's to
  * free; NULL if absent, not a str, or containing NUL bytes */
 char *event_get_strdup(const event_t *self, const char *key);
@@ -92,6 +95,10 @@ void event_body_bin(event_body_t *self, const char *key, const void *data, size_
 /* event_body_raw_value - a value already encoded as msgpack (e.g. a nested
  * map); it is validated by event_encode like everything else */
 void event_body_raw_value(event_body_t *self, const char *key, const void *msgpack, size_t len);
+/* event_body_json - a JSON value (jansson json_t, passed as void * so this
+ * header needs no jansson) as a nested msgpack value. -1 and nothing added
+ * if it holds a real number (no floats in events) or is too deep/large. */
+int event_body_json(event_body_t *self, const char *key, const void *json);
 /* event_body_copy - copy every field of a decoded event's body */
 void event_body_copy(event_body_t *self, const event_t *from);
 

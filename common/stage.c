@@ -127,6 +127,8 @@ struct stage_t {
     size_t nstaged, capstaged;
     const event_t *current;
     unsigned emit_index;
+    uint64_t last_emit_seq;
+    char last_emit_id[EVENT_ID_MAX + 1];
     bool emitted;
 
     /* publish queue (any thread) */
@@ -346,6 +348,8 @@ int stage_emit(stage_t *st, const char *type, const char *case_key, const event_
     if (!rec)
         return -1;
     st->emitted = true;
+    st->last_emit_seq = seq;
+    snprintf(st->last_emit_id, sizeof st->last_emit_id, "%s", head.id);
     s_stage_push(&st->staged, &st->nstaged, &st->capstaged, (staged_t){.seq = seq, .blob = rec, .dest = dest});
     atomic_fetch_add(&st->c_out, 1);
     return 0;
@@ -363,7 +367,8 @@ int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned des
 
 /* stage_publish - see stage.h */
 int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key,
-                  const event_body_t *body, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg)
+                  const event_body_t *body, unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn,
+                  void *fn_arg)
 {
     size_t inflight = atomic_load(&st->win[DEST_NEXT].count_shared) + atomic_load(&st->pub_pending);
     size_t inflight_audit = atomic_load(&st->win[DEST_AUDIT].count_shared) + atomic_load(&st->pub_pending);
@@ -377,7 +382,7 @@ int stage_publish(stage_t *st, const char *prefix, const char *type, const char 
     snprintf(head.type, sizeof head.type, "%s", type);
     snprintf(head.case_key, sizeof head.case_key, "%s", case_key ? case_key : "");
     head.time_ms = stage_now_ms();
-    unsigned dest = s_dest_mask(st, STAGE_TO_BOTH);
+    dest = s_dest_mask(st, dest);
 
     pthread_mutex_lock(&st->append_mu);
     uint64_t seq = 0;
@@ -1025,6 +1030,10 @@ char *stage_metrics_text(stage_t *st)
 }
 
 /* accessors */
+uint64_t stage_last_emit_seq(const stage_t *st) { return st->last_emit_seq; }
+const char *stage_last_emit_id(const stage_t *st) { return st->last_emit_id; }
+const char *stage_journal_dir(const stage_t *st) { return journal_dir(st->journal); }
+uint64_t stage_journal_last_seq(const stage_t *st) { return journal_last_seq(st->journal); }
 const config_t *stage_config(const stage_t *st) { return st->config; }
 const char *stage_instance(const stage_t *st) { return st->inst; }
 const char *stage_name(const stage_t *st) { return st->name; }

@@ -83,11 +83,13 @@ int stage_emit(stage_t *st, const char *type, const char *case_key, const event_
 int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned dest);
 
 /* stage_publish - from any thread (ingest): journal a new event with a
- * minted id (prefix_...), call fn once it is durable, then send it to
- * next stage and audit. -1 with errno EBUSY when the delivery window is
- * full (answer 503), EMSGSIZE/EINVAL when the event cannot be encoded. */
+ * minted id (prefix_...), call fn (may be NULL) once it is durable, then
+ * send it to dest (STAGE_TO_NEXT | STAGE_TO_AUDIT). -1 with errno EBUSY
+ * when the delivery window is full (answer 503), EMSGSIZE/EINVAL when the
+ * event cannot be encoded. */
 int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key,
-                  const event_body_t *body, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg);
+                  const event_body_t *body, unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn,
+                  void *fn_arg);
 
 /* stage_inject - from the loop thread (tick): journal a new root event
  * (minted id prefix_..., no cause, sent to audit) and handle it at once as
@@ -104,6 +106,16 @@ void stage_count(stage_t *st, const char *name, const char *label, const char *v
 
 /* stage_wake - from any thread: make the loop run a turn now */
 void stage_wake(stage_t *st);
+
+/* stage_last_emit_seq - journal seq of the last event stage_emit wrote:
+ * a stage that keeps a projection stamps it with this */
+uint64_t stage_last_emit_seq(const stage_t *st);
+/* stage_last_emit_id - id of the last event stage_emit wrote */
+const char *stage_last_emit_id(const stage_t *st);
+/* stage_journal_dir - this instance's journal directory (for projections
+ * that rebuild themselves by reading it) */
+const char *stage_journal_dir(const stage_t *st);
+uint64_t stage_journal_last_seq(const stage_t *st);
 
 const config_t *stage_config(const stage_t *st);
 const char *stage_instance(const stage_t *st);   /* "triage.1" */

@@ -29,7 +29,9 @@
  *	proxy that is the proxy: size the bucket for it);
  *	503 + Retry-After when receipts cannot be recorded right now: the
  *	delivery window to validate is full (back-pressure) or we are stopping.
- *	Error bodies are {"error":"..."}.
+ *	Error bodies are {"error":"..."}. Each 404/405/413/415 is also recorded
+ *	in the audit trail as a "rejected" event (gate "http": method, path,
+ *	client address, reason; never the refused body); a 429 is only counted.
  * FAILURE
  *	A journal write or fsync failure exits (75) before any 202 for the
  *	records it covered: the PSP retries, nothing acknowledged is lost.
@@ -80,7 +82,7 @@ typedef struct {
     long rate_per_s, rate_burst;
     pthread_mutex_t rate_mu;
     bucket_t *buckets;      /* INGEST_RATE_SLOTS, open addressing */
-    _Atomic unsigned long long c_accepted, c_413, c_415, c_503;
+    _Atomic unsigned long long c_accepted, c_503;
 } ingest_t;
 
 /* request - one webhook POST in progress */
@@ -116,6 +118,43 @@ static enum MHD_Result s_json_reply(struct MHD_Connection *conn, unsigned status
 static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *why)
 {
     return s_json_reply(conn, status, json_pack("{s:s}", "error", why), NULL, NULL);
+}
+
+/* s_peer - the TCP peer's address as text */
+static void s_peer(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "unknown");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) outlen);
+}
+
+/* s_refuse - answer an HTTP-level refusal and record it in the audit trail
+ * (what was asked, by whom, why; never the refused body). A record that
+ * cannot be made (back-pressure) is only counted: the answer is the same. */
+static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsigned status, const char *code,
+                                const char *why, const char *method, const char *url)
+{
+    char peer[INET6_ADDRSTRLEN + 1];
+    s_peer(conn, peer, sizeof peer);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "gate", "http");
+    event_body_str(b, "code", code);
+    event_body_str(b, "reason", why);
+    event_body_int(b, "status", status);
+    event_body_str(b, "method", method);
+    event_body_strn(b, "path", url, strnlen(url, 256));
+    event_body_str(b, "client_ip", peer);
+    char id[EVENT_ID_MAX + 1];
+    stage_publish(ing->st, "http", "rejected", "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    event_body_destroy(&b);
+    stage_count(ing->st, "payguard_ingest_refused_total", "reason", code, 1);
+    return s_error(conn, status, why);
 }
 
 /* s_busy - 503 + Retry-After: we could not record it durably right now */
@@ -217,20 +256,6 @@ static enum MHD_Result s_pack_header(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* s_peer - the TCP peer's address as text */
-static void s_peer(struct MHD_Connection *conn, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "unknown");
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) outlen);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) outlen);
-}
-
 /* s_on_durable - loop thread: the receipt is on disk; wake its request */
 static void s_on_durable(void *arg, int status)
 {
@@ -272,7 +297,7 @@ static int s_record(ingest_t *ing, request_t *req)
 
     req->state = REQ_WAITING;
     atomic_fetch_add(&ing->waiting, 1);
-    int rc = stage_publish(ing->st, "rcpt", "receipt", "", body, req->receipt_id, s_on_durable, req);
+    int rc = stage_publish(ing->st, "rcpt", "receipt", "", body, STAGE_TO_BOTH, req->receipt_id, s_on_durable, req);
     event_body_destroy(&body);
     if (rc != 0) {
         req->state = REQ_READING;
@@ -291,19 +316,11 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     request_t *req = *con_cls;
 
     if (!req) {
-        const char *endpoint = NULL;
-        if (strcmp(url, "/webhooks/stripe") == 0)
-            endpoint = "stripe";
-        else if (strcmp(url, "/webhooks/standard") == 0)
-            endpoint = "standard";
-        else if (strcmp(url, "/metrics") == 0 && strcmp(method, "GET") == 0)
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
             return s_text(conn, metrics_collect(config_run_dir(stage_config(ing->st))), "text/plain; version=0.0.4");
-        else if (strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0)
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
             return s_text(conn, strdup("ok\n"), "text/plain");
-        else
-            return s_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
-        if (strcmp(method, "POST") != 0)
-            return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "webhooks are POSTed");
+        /* the bucket first: a flood of anything gets 429, and is only counted */
         char peer[INET6_ADDRSTRLEN + 1];
         s_peer(conn, peer, sizeof peer);
         long wait_s = s_rate_take(ing, peer);
@@ -314,15 +331,23 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
             return s_json_reply(conn, MHD_HTTP_TOO_MANY_REQUESTS,
                                 json_pack("{s:s}", "error", "rate limit for this source exceeded"), "Retry-After", ra);
         }
-        if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"))) {
-            atomic_fetch_add(&ing->c_415, 1);
-            return s_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
-        }
+        const char *endpoint = NULL;
+        if (strcmp(url, "/webhooks/stripe") == 0)
+            endpoint = "stripe";
+        else if (strcmp(url, "/webhooks/standard") == 0)
+            endpoint = "standard";
+        else
+            return s_refuse(ing, conn, MHD_HTTP_NOT_FOUND, "not_found", "unknown path", method, url);
+        if (strcmp(method, "POST") != 0)
+            return s_refuse(ing, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "webhooks are POSTed",
+                            method, url);
+        if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+            return s_refuse(ing, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                            "Content-Type must be application/json", method, url);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long) ing->max_body) {
-            atomic_fetch_add(&ing->c_413, 1);
-            return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over the size limit");
-        }
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long) ing->max_body)
+            return s_refuse(ing, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", "body over the size limit",
+                            method, url);
         req = calloc(1, sizeof *req);
         assert(req);
         req->ing = ing;
@@ -349,10 +374,9 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
 
     if (req->state == REQ_READING) {
-        if (req->too_large) {
-            atomic_fetch_add(&ing->c_413, 1);
-            return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over the size limit");
-        }
+        if (req->too_large)
+            return s_refuse(ing, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", "body over the size limit",
+                            method, url);
         if (s_record(ing, req) != 0)
             return s_busy(ing, conn, errno == EBUSY ? "back-pressure: cannot record durably right now"
                                                     : "cannot record this request");

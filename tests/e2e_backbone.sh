@@ -13,12 +13,12 @@ set -u
 . "$(dirname "$0")/e2e_lib.sh"
 N=${E2E_WEBHOOKS:-10000}
 
-printf 'whsec_e2e_test_secret\n' >"$WORK/secret"
 
 # ---- 1. the HTTP edge
 PORT=$(free_port)
 CFG=$(write_config main "$PORT")
 ok "group starts from a config file" up "$CFG"
+ok "the sandbox knows the $N payouts the load will report" seed_load_payouts "$CFG" "$N"
 URL=http://127.0.0.1:$PORT
 status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 ok "unknown path is 404" test "$(status -X POST -H 'Content-Type: application/json' -d '{}' "$URL/nope")" = 404
@@ -86,12 +86,16 @@ tail -1 "$WORK/check2.out" | sed "s/^/# pg-check: /"
 PORT2=$(free_port)
 CFG2=$(write_config bp "$PORT2" 200)
 ok "second group starts with a 200-event window" up "$CFG2"
+seed_load_payouts "$CFG2" 1000
 kill -STOP "$(inst_pid "$CFG2" validate.0)"
 : >"$WORK/bp.receipts"
 got503=""
 for i in $(seq 1 600); do
-    b='{"id":"evt_bp_'$i'","type":"payout.failed","created":1,"data":{"object":{"id":"po_'$i'"}}}'
-    out=$(curl -s -D "$WORK/bp.hdr" -X POST -H 'Content-Type: application/json' -d "$b" "http://127.0.0.1:$PORT2/webhooks/stripe")
+    t=$(date +%s)
+    b='{"id":"evt_bp_'$i'","type":"payout.failed","created":'$t',"data":{"object":{"id":"po_'$i'","object":"payout","amount":'$((1000 + i))',"currency":"usd","status":"failed","metadata":{"payout_id":"P-'$i'"}}}}'
+    sig=$(printf '%s' "$t.$b" | openssl dgst -sha256 -hmac "$E2E_SECRET" -r | cut -d' ' -f1)
+    out=$(curl -s -D "$WORK/bp.hdr" -X POST -H 'Content-Type: application/json' -H "Stripe-Signature: t=$t,v1=$sig" \
+        -d "$b" "http://127.0.0.1:$PORT2/webhooks/stripe")
     if grep -q '^HTTP/1.1 503' "$WORK/bp.hdr"; then
         got503=$i
         break

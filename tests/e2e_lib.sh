@@ -35,11 +35,40 @@ free_port() {
     echo 28080
 }
 
-# write_config NAME PORT [extra ZPL lines for payguard/delivery] - a test config
+# E2E_SECRET - the Stripe signing secret every e2e group trusts (pg-load signs with it)
+E2E_SECRET=whsec_e2e_test_secret
+printf '%s\n' "$E2E_SECRET" >"$WORK/secret"
+
+# outside_config SANDBOX_PORT DIR - the ZPL sections that point a group at its own
+# sandbox (on its own port), with the e2e webhook secret
+outside_config() {
+    local sbx=$1 dir=$2
+    printf '%s\n' "$E2E_SECRET" >"$dir/stripe.secrets"
+    cat <<CFG
+outside
+    payments = http://127.0.0.1:$sbx/payments
+    ledger = http://127.0.0.1:$sbx/ledger
+    psp = http://127.0.0.1:$sbx/psp
+    jira = http://127.0.0.1:$sbx/jira
+    teams = http://127.0.0.1:$sbx/teams/webhook
+sandbox
+    port = $sbx
+    tokens_file = $ROOT/config/sandbox/tokens
+validate
+    stripe_secrets_file = $dir/stripe.secrets
+    standard_secrets_file = $ROOT/config/sandbox/standard.secrets
+    token_file = $ROOT/config/sandbox/read.token
+CFG
+}
+
+# write_config NAME PORT [MAX_INFLIGHT] - a test config (sandbox on a free port)
 write_config() {
     local dir=$WORK/$1 port=$2 inflight=${3:-10000}
     mkdir -p "$dir"
-    cat >"$dir/payguard.cfg" <<CFG
+    local sbx
+    sbx=$(free_port)
+    {
+        cat <<CFG
 payguard
     run_dir = $dir/run
     data_dir = $dir/data
@@ -50,10 +79,38 @@ payguard
         max_inflight = $inflight
 ingest
     http_port = $port
+    rate_per_s = 1000000
+    rate_burst = 1000000
 triage
     instances = 2
 CFG
+        outside_config "$sbx" "$dir"
+    } >"$dir/payguard.cfg"
     echo "$dir/payguard.cfg"
+}
+
+# sandbox_url CONFIG - the base URL of a group's sandbox
+sandbox_url() { echo "http://127.0.0.1:$(awk '$1 == "port" {print $3}' "$1" | tail -1)"; }
+
+# seed_load_payouts CONFIG N - the payouts pg-load's events name (P-0 ..
+# P-<N-1>, paid, 1000+i USD, with their payout_paid ledger entries)
+seed_load_payouts() {
+    local url batch=2000 i=0
+    url=$(sandbox_url "$1")
+    for _ in $(seq 1 50); do curl -fs "$url/_sandbox/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+    while [ $i -lt "$2" ]; do
+        local p="" e="" end=$((i + batch))
+        [ $end -gt "$2" ] && end=$2
+        for ((k = i; k < end; k++)); do
+            p+="{\"id\":\"P-$k\",\"status\":\"paid\",\"amount\":$((1000 + k)),\"currency\":\"USD\",\"beneficiary_id\":\"B-$k\"},"
+            e+="{\"type\":\"payout_paid\",\"ref\":\"P-$k\",\"amount\":$((1000 + k)),\"currency\":\"USD\",\"case_id\":\"seed\"},"
+        done
+        # through stdin: a batch is too long for an argument
+        printf '{"payouts":[%s],"entries":[%s]}' "${p%,}" "${e%,}" |
+            curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- "$url/_sandbox/seed" ||
+            return 1
+        i=$end
+    done
 }
 
 # up CONFIG - start the group detached, wait until ingest answers

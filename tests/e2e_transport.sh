@@ -5,7 +5,6 @@
 set -u
 . "$(dirname "$0")/e2e_lib.sh"
 N=${E2E_TRANSPORT_WEBHOOKS:-3000}
-printf 'whsec_e2e_transport\n' >"$WORK/secret"
 
 # ports: X<k><n> for link k and instance n, e.g. 34531 = triage.1's input
 X=$((200 + RANDOM % 390))
@@ -13,7 +12,9 @@ Y=$((X + 1))
 PORT=$(free_port)
 mkdir -p "$WORK/tcp"
 CFG=$WORK/tcp/payguard.cfg
-cat >"$CFG" <<CFG
+SBX=$(free_port)
+{
+cat <<CFG
 payguard
     run_dir = $WORK/tcp/run
     data_dir = $WORK/tcp/data
@@ -23,10 +24,9 @@ payguard
         resend_ms = 1000
 ingest
     http_port = $PORT
+    rate_per_s = 1000000
+    rate_burst = 1000000
     ack_endpoint = tcp://127.0.0.1:${X}0{n}
-validate
-    endpoint = tcp://127.0.0.1:${X}1{n}
-    ack_endpoint = tcp://127.0.0.1:${X}2{n}
 triage
     instances = 2
     endpoint = tcp://127.0.0.1:${X}3{n}
@@ -41,9 +41,13 @@ audit
     endpoint = tcp://127.0.0.1:${X}9{n}
     ack_endpoint = tcp://127.0.0.1:${Y}0{n}
 CFG
+# validate's links, and where it finds the outside systems
+outside_config "$SBX" "$WORK/tcp" | sed "/^validate/a\\    endpoint = tcp://127.0.0.1:${X}1{n}\\n    ack_endpoint = tcp://127.0.0.1:${X}2{n}"
+} >"$CFG"
 
 ok "group starts with every link on tcp://" up "$CFG"
 ok "no ipc socket files were created" bash -c "! ls '$WORK/tcp/run' | grep -q '\\.in\$'"
+ok "the sandbox knows the payouts the load will report" seed_load_payouts "$CFG" "$N"
 "$BIN/pg-load" --url "http://127.0.0.1:$PORT/webhooks/stripe" --secret-file "$WORK/secret" --count "$N" \
     --concurrency 16 --dup-every 10 --out "$WORK/receipts.txt" --duration-max-s 120 >"$WORK/load.out" 2>&1 &
 LOAD=$!

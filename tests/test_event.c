@@ -930,3 +930,37 @@ Test(event_decode, a_reason_is_optional)
     cr_expect_null(event_decode("\xc1", 1, one, sizeof one));
     cr_expect_eq(one[0], '\0', "a too-small buffer still gets a terminated (empty) reason");
 }
+
+Test(event, map_str_reads_a_value_inside_a_nested_map)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "stripe-signature", 16);
+    msgpack_pack_str_with_body(&pk, "t=1,v1=ab", 9);
+    msgpack_pack_str_with_body(&pk, "n", 1);
+    msgpack_pack_int(&pk, 5);
+    event_body_t *b = event_body_new();
+    event_body_raw_value(b, "headers", sb.data, sb.size);
+    event_head_t h = {.id = "x1", .type = "receipt", .stage = "ingest.0", .seq = 1, .time_ms = 1};
+    size_t len;
+    char err[128];
+    void *enc = event_encode(&h, b, &len, err, sizeof err);
+    cr_assert_not_null(enc, "%s", err);
+    event_t *ev = event_decode(enc, len, err, sizeof err);
+    cr_assert_not_null(ev, "%s", err);
+    const char *v;
+    size_t vlen;
+    cr_assert_eq(event_get_map_str(ev, "headers", "stripe-signature", &v, &vlen), 0);
+    cr_assert_eq(vlen, 9);
+    cr_assert_eq(memcmp(v, "t=1,v1=ab", 9), 0);
+    cr_assert_eq(event_get_map_str(ev, "headers", "n", &v, &vlen), -1, "not a str");
+    cr_assert_eq(event_get_map_str(ev, "headers", "absent", &v, &vlen), -1);
+    cr_assert_eq(event_get_map_str(ev, "nomap", "x", &v, &vlen), -1);
+    event_destroy(&ev);
+    free(enc);
+    event_body_destroy(&b);
+    msgpack_sbuffer_destroy(&sb);
+}

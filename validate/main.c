@@ -1,45 +1,699 @@
 /*++
  * NAME
- *	validate - the gate: signatures, source, schema, idempotency, internal state
+ *	validate - the gate: source, signature, schema, idempotency, state
  * SYNOPSIS
  *	validate [-c CONFIG] [-i INDEX]	(started by `payguard up`)
  * DESCRIPTION
  *	Decides whether a webhook receipt is genuine and consistent with the
- *	operator's own systems before anything acts on it.
+ *	operator's own systems before anything acts on it. Gates, in order;
+ *	the first that fails rejects the receipt:
+ *	  source     the client address (the TCP peer; X-Forwarded-For only when
+ *	             the peer is in validate/trusted_proxies) must be in
+ *	             validate/allow_sources (CIDRs, IPv4 and IPv6);
+ *	  signature  Stripe-Signature (t=,v1=) or Standard Webhooks
+ *	             (webhook-id/-timestamp/-signature) against every live
+ *	             secret (rotation), |now - t| <= validate/tolerance_s,
+ *	             constant-time comparison;
+ *	  schema     required fields by type, integer minor-unit amounts, ISO
+ *	             4217 currencies (Stripe's lower case normalised);
+ *	             event types payguard does not handle are recorded and
+ *	             closed as "ignored", never an error;
+ *	  idempotency  the key of CONTRACT.md §1.4 seen before: a "duplicate"
+ *	             on the case timeline, nothing more;
+ *	  order      an event older, by the PSP's own time, than one the case
+ *	             already applied: "out_of_order" on the timeline, the case
+ *	             does not move backwards;
+ *	  state      payouts: GET /payouts/{id} (unknown, currency or amount
+ *	             mismatch reject) and the ledger's entries; refunds: GET
+ *	             /payments/{id} (unknown, currency mismatch, refund plus
+ *	             what was already refunded over the payment reject), the
+ *	             PSP's refund (unknown, mismatch reject) and the ledger.
+ *	Each case (one per payout or refund: case key "payout-<id>" or
+ *	"refund-<id>") gets every event about it on its timeline.
  *
- *	Backbone behaviour (this release): every input event is answered by
- *	one "validated" event carrying the same case key and body, sent to triage and to
- *	audit. The stage's own checks arrive with its issue; the delivery
- *	guarantees below are already those of the finished stage.
+ *	SWEEP: every validate/sweep_every_s, refund cases still pending after
+ *	validate/sweep_age_s are re-read from the PSP; what it now says enters
+ *	as a "sweep" event and goes through the same idempotency, order and
+ *	state gates as a webhook (once per new PSP status).
  * INPUT
- *	PULL at validate/endpoint (default ipc://{run}/validate.{n}.in): msgpack events
- *	from ingest, strictly decoded (common/event.h).
+ *	"receipt" events from ingest (raw body, headers, peer address).
  * OUTPUT
- *	Journal <data_dir>/validate.<n>/ first, then PUSH to every instance of
- *	triage and to audit; acks back to the producer instance once durable.
+ *	"validated" (to triage and audit) with the normalised facts and the
+ *	state read (payout or payment, PSP refund, ledger entries). To audit
+ *	only: "rejected" {gate, code, reason}, "duplicate", "out_of_order",
+ *	"ignored", "sweep". Counters: payguard_validate_rejections_total
+ *	{reason=code}, payguard_validate_{accepted,duplicates,ignored,
+ *	out_of_order}_total.
  * FAILURE
- *	Malformed input is logged and counted, never forwarded. A journal
- *	write or fsync failure exits (75) for the supervisor to restart; on
- *	restart the journal is recovered, already-journaled inputs are dropped
- *	when re-delivered, and everything unacknowledged is re-sent.
- *	SIGTERM: stop taking input, wait up to payguard/drain_ms for acks, exit 0.
+ *	Bad input is rejected with a precise reason (never as an HTTP status:
+ *	no oracle for forgers). A transient failure of a read (5xx, 429,
+ *	timeout, refused, and 401/403 which mean our configuration is wrong)
+ *	is retried with backoff and then left unacknowledged, so ingest
+ *	re-delivers it later: it never becomes a rejection. The state store
+ *	(validate/state_db, SQLite) is a projection of this stage's journal and
+ *	is rebuilt from it if lost or ahead. Journal failures exit (75).
  * SECURITY
- *	Holds no secrets.
+ *	Holds the webhook secrets (files or environment, never argv, never
+ *	logged) and a read-only token for the payments, ledger and PSP APIs.
+ *	Webhook text is carried as data, never interpreted.
  * CONFIGURATION
- *	payguard/... (journal, delivery, drain_ms), validate/instances, validate/endpoint.
+ *	validate/allow_sources, trusted_proxies, tolerance_s,
+ *	stripe_secrets_file, stripe_secrets_env, standard_secrets_file,
+ *	standard_secrets_env, token_file, state_db, sweep_every_s,
+ *	sweep_age_s; outside/payments, ledger, psp, timeout_ms.
  *--*/
-#include "stage.h"
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-/* s_handle - pass the event on (the backbone's validate) */
+#include "journal.h"
+#include "log.h"
+#include "stage.h"
+#include "state.h"
+#include "store.h"
+#include "validate.h"
+
+#define VALIDATE_SWEEP_BATCH 100
+#define VALIDATE_RELOAD_MS 5000
+#define VALIDATE_HEADER_MAX 8192 /* ingest records at most 8 KiB of headers */
+
+typedef struct {
+    stage_t *st;
+    netlist_t *allow;
+    netlist_t *trusted;
+    sigkeys_t *keys[2]; /* SIG_STRIPE, SIG_STANDARD */
+    long tolerance_s;
+    outside_t out;
+    store_t *store;
+    long sweep_every_s, sweep_age_s;
+    int64_t last_sweep_ms, last_reload_ms;
+} validate_t;
+
+/* decision - what one webhook item comes to */
+typedef enum { D_ACCEPT, D_REJECT, D_DUPLICATE, D_OUT_OF_ORDER, D_IGNORED } decision_kind_t;
+
+typedef struct {
+    decision_kind_t kind;
+    char key[2 * WH_ID_MAX + 64];
+    char case_id[STORE_CASE_ID_MAX];
+    char code[40];
+    char reason[512];
+    state_t state;
+    case_row_t prior;          /* the case as it was (out of order) */
+    char first_event[80];      /* duplicate: the event that first had the key */
+    int64_t count;
+} decision_t;
+
+/* s_mono_ms - monotonic ms for the sweep and reload timers */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s_header - a recorded request header (lower-case name) as a C string */
+static const char *s_header(const event_t *in, const char *name, char *buf, size_t buflen)
+{
+    const char *v;
+    size_t len;
+    if (event_get_map_str(in, "headers", name, &v, &len) != 0 || len >= buflen || memchr(v, '\0', len))
+        return NULL;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* s_case_id - "payout-<id>" / "refund-<id>", or a hash when the id is not URL-safe or too long */
+static void s_case_id(const wh_item_t *item, char out[STORE_CASE_ID_MAX])
+{
+    const char *kind = item->kind == WH_PAYOUT ? "payout" : "refund";
+    const char *ref = item->kind == WH_PAYOUT ? item->payout_id : item->refund_id;
+    bool safe = strlen(ref) > 0 && strlen(ref) <= 100;
+    for (const char *p = ref; safe && *p; p++)
+        safe = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("._-", *p);
+    if (safe) {
+        snprintf(out, STORE_CASE_ID_MAX, "%s-%s", kind, ref);
+        return;
+    }
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *) ref, strlen(ref), md);
+    int n = snprintf(out, STORE_CASE_ID_MAX, "%s-h", kind);
+    for (int i = 0; i < 12; i++)
+        n += snprintf(out + n, STORE_CASE_ID_MAX - (size_t) n, "%02x", md[i]);
+}
+
+/* s_sha256_hex - the trigger payload's hash, for the audit trail */
+static void s_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, md);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* s_reject - a receipt failed a gate: audit it with its reason, count it */
+static int s_reject(validate_t *v, const char *case_id, const char *gate, const char *code, const char *reason,
+                    const char *provider, const char *client, const void *raw, size_t rawlen)
+{
+    char sha[65];
+    s_sha256_hex(raw, rawlen, sha);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "gate", gate);
+    event_body_str(b, "code", code);
+    event_body_str(b, "reason", reason);
+    event_body_str(b, "provider", provider ? provider : "");
+    event_body_str(b, "client_ip", client ? client : "");
+    event_body_str(b, "body_sha256", sha);
+    if (case_id && *case_id)
+        event_body_str(b, "case_id", case_id);
+    stage_emit(v->st, "rejected", case_id, b, STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+    stage_count(v->st, "payguard_validate_rejections_total", "reason", code, 1);
+    log_info("rejected a receipt at the %s gate: %s", gate, reason);
+    return STAGE_DONE;
+}
+
+/* s_item_fields - the normalised facts of an item into an event body */
+static void s_item_fields(event_body_t *b, const wh_item_t *it)
+{
+    event_body_str(b, "kind", it->kind == WH_PAYOUT ? "payout" : "refund");
+    event_body_str(b, "ref", it->kind == WH_PAYOUT ? it->payout_id : it->refund_id);
+    event_body_str(b, "provider", it->provider);
+    event_body_str(b, "event_type", it->event_type);
+    event_body_str(b, "psp_event_id", it->psp_event_id);
+    event_body_int(b, "psp_time", it->psp_time);
+    event_body_str(b, "status", it->status);
+    event_body_int(b, "amount", it->amount);
+    event_body_str(b, "currency", it->currency);
+    event_body_str(b, "object_id", it->object_id);
+    if (it->kind == WH_PAYOUT) {
+        event_body_str(b, "payout_id", it->payout_id);
+        event_body_str(b, "failure_code", it->failure_code);
+        event_body_str(b, "failure_message", it->failure_message);
+    } else {
+        event_body_str(b, "refund_id", it->refund_id);
+        event_body_str(b, "payment_id", it->payment_id);
+        event_body_str(b, "payment_intent", it->payment_intent);
+    }
+}
+
+/* s_state_field - a JSON answer as a nested value (or its text if it holds reals) */
+static void s_state_field(event_body_t *b, const char *key, json_t *j)
+{
+    if (!j)
+        return;
+    if (event_body_json(b, key, j) != 0) {
+        char *text = json_dumps(j, JSON_COMPACT);
+        event_body_str(b, key, text ? text : "");
+        free(text);
+    }
+}
+
+/* s_row_of - the case row an accepted item makes */
+static void s_row_of(const wh_item_t *it, const char *case_id, case_row_t *row)
+{
+    memset(row, 0, sizeof *row);
+    snprintf(row->case_id, sizeof row->case_id, "%s", case_id);
+    snprintf(row->kind, sizeof row->kind, "%s", it->kind == WH_PAYOUT ? "payout" : "refund");
+    snprintf(row->ref, sizeof row->ref, "%s", it->kind == WH_PAYOUT ? it->payout_id : it->refund_id);
+    row->psp_time = it->psp_time;
+    snprintf(row->status, sizeof row->status, "%s", it->status);
+    row->amount = it->amount;
+    snprintf(row->currency, sizeof row->currency, "%s", it->currency);
+    snprintf(row->payment_id, sizeof row->payment_id, "%s", it->payment_id);
+    row->updated_ms = stage_now_ms();
+}
+
+/* s_decide - idempotency, order and state gates for one item (no emits) */
+static check_t s_decide(validate_t *v, const wh_item_t *it, decision_t *d, const decision_t *earlier, size_t nearlier)
+{
+    memset(d, 0, sizeof *d);
+    if (it->kind == WH_IGNORED) {
+        d->kind = D_IGNORED;
+        return CHECK_OK;
+    }
+    idempotency_key(it, d->key, sizeof d->key);
+    s_case_id(it, d->case_id);
+    for (size_t i = 0; i < nearlier; i++)
+        if (earlier[i].kind != D_IGNORED && strcmp(earlier[i].key, d->key) == 0) {
+            d->kind = D_DUPLICATE;
+            snprintf(d->first_event, sizeof d->first_event, "(this webhook)");
+            d->count = 2;
+            return CHECK_OK;
+        }
+    char case_id[STORE_CASE_ID_MAX];
+    if (store_key_find(v->store, d->key, case_id, d->first_event, &d->count) == 1) {
+        d->kind = D_DUPLICATE;
+        d->count++;
+        return CHECK_OK;
+    }
+    if (store_case_get(v->store, d->case_id, &d->prior) == 1 && d->prior.psp_time > it->psp_time) {
+        d->kind = D_OUT_OF_ORDER;
+        return CHECK_OK;
+    }
+    check_t c = state_check(&v->out, it, &d->state, d->code, d->reason, sizeof d->reason);
+    d->kind = c == CHECK_OK ? D_ACCEPT : D_REJECT;
+    return c;
+}
+
+/* s_emit_decision - journal and send what an item came to; update the store */
+static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, const char *client,
+                            const void *raw, size_t rawlen)
+{
+    event_body_t *b = event_body_new();
+    switch (d->kind) {
+    case D_IGNORED:
+        event_body_str(b, "event_type", it->event_type);
+        event_body_str(b, "psp_event_id", it->psp_event_id);
+        event_body_str(b, "provider", it->provider);
+        stage_emit(v->st, "ignored", "", b, STAGE_TO_AUDIT);
+        stage_count(v->st, "payguard_validate_ignored_total", NULL, NULL, 1);
+        break;
+    case D_DUPLICATE:
+        event_body_str(b, "key", d->key);
+        event_body_str(b, "case_id", d->case_id);
+        event_body_str(b, "first_event", d->first_event);
+        event_body_int(b, "times_seen", d->count);
+        s_item_fields(b, it);
+        stage_emit(v->st, "duplicate", d->case_id, b, STAGE_TO_AUDIT);
+        store_key_seen_again(v->store, d->key);
+        stage_count(v->st, "payguard_validate_duplicates_total", NULL, NULL, 1);
+        break;
+    case D_OUT_OF_ORDER:
+        event_body_str(b, "key", d->key);
+        event_body_str(b, "case_id", d->case_id);
+        event_body_int(b, "applied_psp_time", d->prior.psp_time);
+        event_body_str(b, "applied_status", d->prior.status);
+        s_item_fields(b, it);
+        if (stage_emit(v->st, "out_of_order", d->case_id, b, STAGE_TO_AUDIT) == 0)
+            store_key_add(v->store, d->key, d->case_id, stage_last_emit_id(v->st));
+        stage_count(v->st, "payguard_validate_out_of_order_total", NULL, NULL, 1);
+        break;
+    case D_REJECT:
+        event_body_destroy(&b);
+        s_reject(v, d->case_id, "state", d->code, d->reason, it->provider, client, raw, rawlen);
+        return;
+    case D_ACCEPT: {
+        event_body_str(b, "case_id", d->case_id);
+        event_body_str(b, "key", d->key);
+        event_body_str(b, "client_ip", client ? client : "");
+        s_item_fields(b, it);
+        s_state_field(b, "payout_state", d->state.payout);
+        s_state_field(b, "payment_state", d->state.payment);
+        s_state_field(b, "psp_state", d->state.psp_refund);
+        s_state_field(b, "ledger_state", d->state.ledger);
+        if (stage_emit(v->st, "validated", d->case_id, b, STAGE_TO_BOTH) == 0) {
+            case_row_t row;
+            s_row_of(it, d->case_id, &row);
+            store_key_add(v->store, d->key, d->case_id, stage_last_emit_id(v->st));
+            store_case_put(v->store, &row);
+        }
+        stage_count(v->st, "payguard_validate_accepted_total", "kind", it->kind == WH_PAYOUT ? "payout" : "refund", 1);
+        break;
+    }
+    }
+    event_body_destroy(&b);
+    store_set_applied(v->store, stage_last_emit_seq(v->st));
+}
+
+/* s_run_items - decide every item, then (only if none is transient) emit */
+static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const char *client, const void *raw,
+                       size_t rawlen)
+{
+    decision_t *d = calloc(n, sizeof *d);
+    for (size_t i = 0; i < n; i++) {
+        if (s_decide(v, &items[i], &d[i], d, i) == CHECK_TRANSIENT) {
+            log_warn("state check deferred, the receipt will be retried: %s", d[i].reason);
+            stage_count(v->st, "payguard_validate_deferred_total", NULL, NULL, 1);
+            for (size_t k = 0; k <= i; k++)
+                state_clear(&d[k].state);
+            free(d);
+            return STAGE_RETRY;
+        }
+    }
+    store_begin(v->store);
+    for (size_t i = 0; i < n; i++) {
+        s_emit_decision(v, &items[i], &d[i], client, raw, rawlen);
+        state_clear(&d[i].state);
+    }
+    store_commit(v->store);
+    free(d);
+    return STAGE_DONE;
+}
+
+/* s_handle_receipt - the gates for one webhook as received */
+static int s_handle_receipt(validate_t *v, const event_t *in)
+{
+    char provider[16] = "", peer[64] = "", client[64] = "";
+    const char *s;
+    size_t len;
+    const void *raw = "";
+    size_t rawlen = 0;
+    if (event_get_str(in, "endpoint", &s, &len) == 0 && len < sizeof provider)
+        memcpy(provider, s, len);
+    if (event_get_str(in, "peer", &s, &len) == 0 && len < sizeof peer)
+        memcpy(peer, s, len);
+    event_get_bin(in, "body", &raw, &rawlen);
+    if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0)
+        return s_reject(v, "", "schema", "unknown_endpoint", "receipt names no known webhook endpoint", provider,
+                        peer, raw, rawlen);
+
+    /* source */
+    char xff_buf[VALIDATE_HEADER_MAX], reason[512];
+    const char *xff = s_header(in, "x-forwarded-for", xff_buf, sizeof xff_buf);
+    bool spoofed = false;
+    if (source_client_ip(v->trusted, peer, xff, client, &spoofed, reason, sizeof reason) != 0)
+        return s_reject(v, "", "source", "bad_forwarded_for", reason, provider, peer, raw, rawlen);
+    if (!netlist_contains(v->allow, client)) {
+        snprintf(reason, sizeof reason, "source address %s is not in validate/allow_sources%s", client,
+                 spoofed ? " (an X-Forwarded-For from this untrusted peer was ignored)" : "");
+        return s_reject(v, "", "source", "source_not_allowed", reason, provider, client, raw, rawlen);
+    }
+
+    /* signature */
+    int64_t now = (int64_t) time(NULL);
+    sig_verdict_t sv;
+    char h1[VALIDATE_HEADER_MAX], h2[VALIDATE_HEADER_MAX], h3[VALIDATE_HEADER_MAX];
+    const char *webhook_id = NULL;
+    if (strcmp(provider, "stripe") == 0) {
+        sv = sig_verify_stripe(v->keys[SIG_STRIPE], s_header(in, "stripe-signature", h1, sizeof h1), raw, rawlen, now,
+                               v->tolerance_s, reason, sizeof reason);
+    } else {
+        webhook_id = s_header(in, "webhook-id", h1, sizeof h1);
+        sv = sig_verify_standard(v->keys[SIG_STANDARD], webhook_id, s_header(in, "webhook-timestamp", h2, sizeof h2),
+                                 s_header(in, "webhook-signature", h3, sizeof h3), raw, rawlen, now, v->tolerance_s,
+                                 reason, sizeof reason);
+    }
+    if (sv != SIG_OK) {
+        char code[40];
+        snprintf(code, sizeof code, "signature_%s", sig_verdict_name(sv));
+        return s_reject(v, "", "signature", code, reason, provider, client, raw, rawlen);
+    }
+
+    /* schema */
+    wh_item_t items[WH_MAX_ITEMS];
+    size_t n = 0;
+    if (schema_parse(provider, raw, rawlen, webhook_id, items, WH_MAX_ITEMS, &n, reason, sizeof reason) != 0)
+        return s_reject(v, "", "schema", "schema_invalid", reason, provider, client, raw, rawlen);
+    return s_run_items(v, items, n, client, raw, rawlen);
+}
+
+/* s_item_from_psp_refund - a sweep's PSP answer as a webhook item */
+static int s_item_from_psp_refund(const json_t *r, wh_item_t *it, char *reason, size_t reasonlen)
+{
+    memset(it, 0, sizeof *it);
+    it->kind = WH_REFUND;
+    snprintf(it->provider, sizeof it->provider, "sweep");
+    snprintf(it->event_type, sizeof it->event_type, "sweep");
+    it->psp_time = (int64_t) time(NULL);
+    json_t *id = json_object_get(r, "id"), *amount = json_object_get(r, "amount");
+    json_t *cur = json_object_get(r, "currency"), *status = json_object_get(r, "status");
+    json_t *md = json_object_get(r, "metadata");
+    json_t *pay = json_object_get(md, "payment_id"), *pi = json_object_get(r, "payment_intent");
+    if (!json_is_string(id) || !json_is_integer(amount) || !json_is_string(cur) || !json_is_string(status)
+        || strlen(json_string_value(cur)) != 3) {
+        snprintf(reason, reasonlen, "PSP refund object lacks id, amount, currency or status");
+        return -1;
+    }
+    snprintf(it->refund_id, sizeof it->refund_id, "%s", json_string_value(id));
+    snprintf(it->object_id, sizeof it->object_id, "%s", json_string_value(id));
+    snprintf(it->status, sizeof it->status, "%s", json_string_value(status));
+    it->amount = (int64_t) json_integer_value(amount);
+    for (int i = 0; i < 3; i++)
+        it->currency[i] = (char) ((json_string_value(cur)[i] >= 'a' && json_string_value(cur)[i] <= 'z')
+                                      ? json_string_value(cur)[i] - 32
+                                      : json_string_value(cur)[i]);
+    if (json_is_string(pi))
+        snprintf(it->payment_intent, sizeof it->payment_intent, "%s", json_string_value(pi));
+    snprintf(it->payment_id, sizeof it->payment_id, "%s",
+             json_is_string(pay) ? json_string_value(pay) : it->payment_intent);
+    return 0;
+}
+
+/* s_handle_sweep - a refund re-read from the PSP enters like a webhook */
+static int s_handle_sweep(validate_t *v, const event_t *in)
+{
+    const char *text;
+    size_t len;
+    char reason[512];
+    if (event_get_str(in, "psp_refund_json", &text, &len) != 0)
+        return s_reject(v, event_head(in)->case_key, "schema", "schema_invalid", "sweep event without the PSP refund",
+                        "sweep", "", "", 0);
+    json_error_t je;
+    json_t *r = json_loadb(text, len, 0, &je);
+    wh_item_t it;
+    int rc = (r && s_item_from_psp_refund(r, &it, reason, sizeof reason) == 0)
+                 ? s_run_items(v, &it, 1, "", text, len)
+                 : s_reject(v, event_head(in)->case_key, "schema", "schema_invalid",
+                            r ? reason : "PSP refund is not JSON", "sweep", "", text, len);
+    json_decref(r);
+    return rc;
+}
+
+/* s_handle - the stage's dispatch: one switch on the input's type */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
-    (void) arg;
-    stage_forward(st, in, "validated", STAGE_TO_BOTH);
+    (void) st;
+    validate_t *v = arg;
+    const char *type = event_head(in)->type;
+    if (strcmp(type, "receipt") == 0)
+        return s_handle_receipt(v, in);
+    if (strcmp(type, "sweep") == 0)
+        return s_handle_sweep(v, in);
+    log_warn("ignoring a %s event from %s: validate takes receipts", type, event_head(in)->stage);
     return STAGE_DONE;
+}
+
+/* s_sweep - refunds pending too long: ask the PSP again (CONTRACT.md §5.4) */
+static void s_sweep(validate_t *v)
+{
+    case_row_t rows[VALIDATE_SWEEP_BATCH];
+    size_t n = store_pending_refunds(v->store, stage_now_ms() - v->sweep_age_s * 1000, rows, VALIDATE_SWEEP_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        check_t verdict;
+        char reason[512];
+        json_t *r = state_fetch_psp_refund(&v->out, rows[i].ref, &verdict, reason, sizeof reason);
+        if (!r) {
+            log_warn("sweep of %s: %s", rows[i].case_id, reason);
+            continue;
+        }
+        wh_item_t it;
+        char key[2 * WH_ID_MAX + 64], cid[STORE_CASE_ID_MAX], first[80];
+        if (s_item_from_psp_refund(r, &it, reason, sizeof reason) == 0) {
+            idempotency_key(&it, key, sizeof key);
+            if (store_key_find(v->store, key, cid, first, NULL) != 1) { /* only news enters */
+                char *text = json_dumps(r, JSON_COMPACT);
+                event_body_t *b = event_body_new();
+                event_body_str(b, "case_id", rows[i].case_id);
+                event_body_str(b, "psp_refund_json", text);
+                stage_inject(v->st, "sweep", "sweep", rows[i].case_id, b);
+                event_body_destroy(&b);
+                free(text);
+                stage_count(v->st, "payguard_validate_sweep_events_total", NULL, NULL, 1);
+            }
+        }
+        json_decref(r);
+    }
+}
+
+/* s_tick - rotation without restart, and the sweep */
+static void s_tick(stage_t *st, void *arg)
+{
+    (void) st;
+    validate_t *v = arg;
+    int64_t now = s_mono_ms();
+    if (now - v->last_reload_ms >= VALIDATE_RELOAD_MS) {
+        v->last_reload_ms = now;
+        for (int i = 0; i < 2; i++) {
+            char err[256];
+            int rc = sigkeys_reload(v->keys[i], err, sizeof err);
+            if (rc == 1)
+                log_info("%s webhook secrets reloaded: %zu live", i == SIG_STRIPE ? "stripe" : "standard",
+                         sigkeys_live(v->keys[i], (int64_t) time(NULL)));
+            else if (rc < 0)
+                log_error("keeping the old secrets: %s", err);
+        }
+    }
+    if (now - v->last_sweep_ms >= v->sweep_every_s * 1000) {
+        v->last_sweep_ms = now;
+        s_sweep(v);
+    }
+}
+
+/* s_rebuild - bring the store up to the journal (or rebuild it from scratch) */
+static int s_rebuild(validate_t *v)
+{
+    uint64_t applied = store_applied_seq(v->store), last = stage_journal_last_seq(v->st);
+    if (applied > last) {
+        log_warn("state store is ahead of the journal (%llu > %llu): rebuilding it from the journal",
+                 (unsigned long long) applied, (unsigned long long) last);
+        store_wipe(v->store);
+        applied = 0;
+    }
+    if (applied == last)
+        return 0;
+    char err[512];
+    journal_reader_t *r = journal_reader_new(stage_journal_dir(v->st), applied + 1, err, sizeof err);
+    if (!r) {
+        log_error("state rebuild: %s", err);
+        return -1;
+    }
+    const void *data;
+    size_t len;
+    uint64_t seq, replayed = 0;
+    store_begin(v->store);
+    while (journal_reader_next(r, &data, &len, &seq) == 1) {
+        const unsigned char *p = data;
+        if (p[0] != STAGE_REC_EVENT || len <= 2)
+            continue;
+        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
+        if (!ev)
+            continue;
+        const char *type = event_head(ev)->type;
+        char *key = event_get_strdup(ev, "key"), *case_id = event_get_strdup(ev, "case_id");
+        if (key && case_id && (strcmp(type, "validated") == 0 || strcmp(type, "out_of_order") == 0)) {
+            store_key_add(v->store, key, case_id, event_head(ev)->id);
+            if (strcmp(type, "validated") == 0) {
+                case_row_t row = {0};
+                char *kind = event_get_strdup(ev, "kind"), *ref = event_get_strdup(ev, "ref");
+                char *status = event_get_strdup(ev, "status"), *cur = event_get_strdup(ev, "currency");
+                char *pay = event_get_strdup(ev, "payment_id");
+                snprintf(row.case_id, sizeof row.case_id, "%s", case_id);
+                snprintf(row.kind, sizeof row.kind, "%s", kind ? kind : "");
+                snprintf(row.ref, sizeof row.ref, "%s", ref ? ref : "");
+                snprintf(row.status, sizeof row.status, "%s", status ? status : "");
+                snprintf(row.currency, sizeof row.currency, "%s", cur ? cur : "");
+                snprintf(row.payment_id, sizeof row.payment_id, "%s", pay ? pay : "");
+                event_get_int(ev, "psp_time", &row.psp_time);
+                event_get_int(ev, "amount", &row.amount);
+                row.updated_ms = event_head(ev)->time_ms;
+                store_case_put(v->store, &row);
+                free(kind), free(ref), free(status), free(cur), free(pay);
+            }
+            replayed++;
+        } else if (key && strcmp(type, "duplicate") == 0) {
+            store_key_seen_again(v->store, key);
+        }
+        free(key);
+        free(case_id);
+        event_destroy(&ev);
+    }
+    store_set_applied(v->store, last);
+    store_commit(v->store);
+    journal_reader_destroy(&r);
+    log_info("state store brought up to journal seq %llu (%llu decisions replayed)", (unsigned long long) last,
+             (unsigned long long) replayed);
+    return 0;
+}
+
+/* s_secrets - one provider's secret set from its file and/or variable */
+static sigkeys_t *s_secrets(const config_t *c, sig_scheme_t scheme, const char *name)
+{
+    char kf[64], ke[64], err[512];
+    snprintf(kf, sizeof kf, "validate/%s_secrets_file", name);
+    snprintf(ke, sizeof ke, "validate/%s_secrets_env", name);
+    const char *file = config_get(c, kf);
+    if (file && *file && access(file, R_OK) != 0) {
+        log_warn("%s = %s: %s; using the environment only", kf, file, strerror(errno));
+        file = NULL;
+    }
+    sigkeys_t *k = sigkeys_load(scheme, file && *file ? file : NULL, config_get(c, ke), err, sizeof err);
+    if (!k)
+        log_error("%s webhook secrets: %s", name, err);
+    else if (!sigkeys_live(k, (int64_t) time(NULL)))
+        log_warn("no live %s webhook secret: every %s webhook will be rejected (fail closed)", name, name);
+    return k;
+}
+
+/* s_outside - a client for one outside system */
+static httpc_t *s_outside(const config_t *c, const char *name, const char *token, long timeout_ms)
+{
+    char key[64];
+    snprintf(key, sizeof key, "outside/%s", name);
+    const char *url = config_get(c, key);
+    if (!url || !*url) {
+        log_error("config: %s is empty: validate reads that system", key);
+        return NULL;
+    }
+    return httpc_new(url, token, timeout_ms);
+}
+
+/* s_init - configuration, secrets, clients, state */
+static int s_init(stage_t *st, void *arg)
+{
+    validate_t *v = arg;
+    v->st = st;
+    const config_t *c = stage_config(st);
+    char err[512];
+    long timeout_ms;
+    if (config_int(c, "validate/tolerance_s", 1, 86400, &v->tolerance_s, err, sizeof err)
+        || config_int(c, "validate/sweep_every_s", 1, 86400, &v->sweep_every_s, err, sizeof err)
+        || config_int(c, "validate/sweep_age_s", 0, 30L * 86400, &v->sweep_age_s, err, sizeof err)
+        || config_int(c, "outside/timeout_ms", 100, 600000, &timeout_ms, err, sizeof err)) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (!(v->allow = netlist_parse(config_get(c, "validate/allow_sources"), err, sizeof err))
+        || !(v->trusted = netlist_parse(config_get(c, "validate/trusted_proxies"), err, sizeof err))) {
+        log_error("config: validate/allow_sources or trusted_proxies: %s", err);
+        return -1;
+    }
+    if (!(v->keys[SIG_STRIPE] = s_secrets(c, SIG_STRIPE, "stripe"))
+        || !(v->keys[SIG_STANDARD] = s_secrets(c, SIG_STANDARD, "standard")))
+        return -1;
+    char *token = NULL;
+    const char *tf = config_get(c, "validate/token_file");
+    if (tf && *tf && !(token = httpc_read_token(tf, err, sizeof err))) {
+        log_error("validate/token_file: %s", err);
+        return -1;
+    }
+    v->out.payments = s_outside(c, "payments", token, timeout_ms);
+    v->out.ledger = s_outside(c, "ledger", token, timeout_ms);
+    v->out.psp = s_outside(c, "psp", token, timeout_ms);
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    if (!v->out.payments || !v->out.ledger || !v->out.psp)
+        return -1;
+    v->out.retry = (httpc_retry_t){.max_attempts = 3, .base_delay_ms = 100, .max_delay_ms = 1000};
+    char *db = config_expand(c, config_get(c, "validate/state_db"), "validate", stage_index(st));
+    v->store = store_open(db, err, sizeof err);
+    free(db);
+    if (!v->store) {
+        log_error("%s", err);
+        return -1;
+    }
+    v->last_sweep_ms = s_mono_ms();
+    v->last_reload_ms = s_mono_ms();
+    return s_rebuild(v);
+}
+
+/* s_fini - release everything */
+static void s_fini(stage_t *st, void *arg)
+{
+    (void) st;
+    validate_t *v = arg;
+    store_close(&v->store);
+    httpc_destroy(&v->out.payments);
+    httpc_destroy(&v->out.ledger);
+    httpc_destroy(&v->out.psp);
+    sigkeys_destroy(&v->keys[0]);
+    sigkeys_destroy(&v->keys[1]);
+    netlist_destroy(&v->allow);
+    netlist_destroy(&v->trusted);
 }
 
 int main(int argc, char **argv)
 {
-    static const stage_def_t def = {.name = "validate", .handle = s_handle};
+    static validate_t v;
+    static const stage_def_t def = {
+        .name = "validate", .init = s_init, .handle = s_handle, .tick = s_tick, .fini = s_fini, .arg = &v};
     return stage_main(argc, argv, &def);
 }

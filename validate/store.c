@@ -1,0 +1,212 @@
+/* store - validate's state in SQLite (see store.h) */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct store_t {
+    sqlite3 *db;
+    char path[512];
+};
+
+static const char s_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY, case_id TEXT NOT NULL, first_event TEXT NOT NULL,"
+    "  count INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE IF NOT EXISTS cases(case_id TEXT PRIMARY KEY, kind TEXT NOT NULL, ref TEXT NOT NULL,"
+    "  psp_time INTEGER NOT NULL, status TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,"
+    "  payment_id TEXT NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS cases_pending ON cases(kind, status, updated_ms);"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_seq', 0);";
+
+/* s_exec - run SQL that returns no rows; log what failed */
+static int s_exec(store_t *self, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("store %s: %s", self->path, msg ? msg : "error");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* store_open - open or create, WAL, schema */
+store_t *store_open(const char *path, char *err, size_t errlen)
+{
+    store_t *self = calloc(1, sizeof *self);
+    snprintf(self->path, sizeof self->path, "%s", path);
+    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL)
+            != SQLITE_OK
+        || s_exec(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || s_exec(self, s_schema)) {
+        snprintf(err, errlen, "state store %s: %s", path, self->db ? sqlite3_errmsg(self->db) : "cannot open");
+        store_close(&self);
+        return NULL;
+    }
+    return self;
+}
+
+/* store_close - close and NULL */
+void store_close(store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sqlite3_close((*self_p)->db);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* store_wipe - forget everything; the journal will be replayed */
+int store_wipe(store_t *self)
+{
+    return s_exec(self, "DELETE FROM keys; DELETE FROM cases; UPDATE meta SET v = 0 WHERE k = 'applied_seq';");
+}
+
+int store_begin(store_t *self) { return s_exec(self, "BEGIN"); }
+int store_commit(store_t *self) { return s_exec(self, "COMMIT"); }
+
+/* store_applied_seq - the last journal seq reflected here */
+uint64_t store_applied_seq(store_t *self)
+{
+    sqlite3_stmt *st;
+    uint64_t v = 0;
+    if (sqlite3_prepare_v2(self->db, "SELECT v FROM meta WHERE k = 'applied_seq'", -1, &st, NULL) == SQLITE_OK
+        && sqlite3_step(st) == SQLITE_ROW)
+        v = (uint64_t) sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* s_run - prepare, bind texts/ints by a tiny format, step once */
+static int s_run(store_t *self, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("store %s: %s", self->path, sqlite3_errmsg(self->db));
+        return -1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    for (int i = 0; fmt[i]; i++) {
+        if (fmt[i] == 's')
+            sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+    }
+    va_end(ap);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        log_error("store %s: %s", self->path, sqlite3_errmsg(self->db));
+        return -1;
+    }
+    return 0;
+}
+
+/* store_set_applied - stamp the journal seq this state reflects */
+int store_set_applied(store_t *self, uint64_t seq)
+{
+    return s_run(self, "UPDATE meta SET v = ? WHERE k = 'applied_seq'", "i", (int64_t) seq);
+}
+
+/* s_copy_col - a text column into a bounded buffer */
+static void s_copy_col(sqlite3_stmt *st, int col, char *out, size_t outlen)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, outlen, "%s", t ? (const char *) t : "");
+}
+
+/* store_key_find - see store.h */
+int store_key_find(store_t *self, const char *key, char case_id[STORE_CASE_ID_MAX], char first_event[80],
+                   int64_t *count)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, "SELECT case_id, first_event, count FROM keys WHERE key = ?", -1, &st, NULL)
+        != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) {
+        s_copy_col(st, 0, case_id, STORE_CASE_ID_MAX);
+        s_copy_col(st, 1, first_event, 80);
+        if (count)
+            *count = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* store_key_add - remember a key (idempotent) */
+int store_key_add(store_t *self, const char *key, const char *case_id, const char *event_id)
+{
+    return s_run(self, "INSERT OR IGNORE INTO keys(key, case_id, first_event) VALUES(?, ?, ?)", "sss", key, case_id,
+                 event_id);
+}
+
+/* store_key_seen_again - one more receipt of a known key */
+int store_key_seen_again(store_t *self, const char *key)
+{
+    return s_run(self, "UPDATE keys SET count = count + 1 WHERE key = ?", "s", key);
+}
+
+/* s_case_row - a cases row into the struct */
+static void s_case_row(sqlite3_stmt *st, case_row_t *r)
+{
+    s_copy_col(st, 0, r->case_id, sizeof r->case_id);
+    s_copy_col(st, 1, r->kind, sizeof r->kind);
+    s_copy_col(st, 2, r->ref, sizeof r->ref);
+    r->psp_time = sqlite3_column_int64(st, 3);
+    s_copy_col(st, 4, r->status, sizeof r->status);
+    r->amount = sqlite3_column_int64(st, 5);
+    s_copy_col(st, 6, r->currency, sizeof r->currency);
+    s_copy_col(st, 7, r->payment_id, sizeof r->payment_id);
+    r->updated_ms = sqlite3_column_int64(st, 8);
+}
+
+#define CASE_COLS "case_id, kind, ref, psp_time, status, amount, currency, payment_id, updated_ms"
+
+/* store_case_get - see store.h */
+int store_case_get(store_t *self, const char *case_id, case_row_t *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, "SELECT " CASE_COLS " FROM cases WHERE case_id = ?", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    if (found)
+        s_case_row(st, out);
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* store_case_put - insert or replace a case */
+int store_case_put(store_t *self, const case_row_t *r)
+{
+    return s_run(self, "INSERT OR REPLACE INTO cases(" CASE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", "sssisissi",
+                 r->case_id, r->kind, r->ref, r->psp_time, r->status, r->amount, r->currency, r->payment_id,
+                 r->updated_ms);
+}
+
+/* store_pending_refunds - see store.h */
+size_t store_pending_refunds(store_t *self, int64_t older_than_ms, case_row_t *out, size_t max)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT " CASE_COLS " FROM cases WHERE kind = 'refund' AND status = 'pending'"
+                           " AND updated_ms < ? ORDER BY updated_ms LIMIT ?",
+                           -1, &st, NULL)
+        != SQLITE_OK)
+        return 0;
+    sqlite3_bind_int64(st, 1, older_than_ms);
+    sqlite3_bind_int64(st, 2, (int64_t) max);
+    size_t n = 0;
+    while (n < max && sqlite3_step(st) == SQLITE_ROW)
+        s_case_row(st, &out[n++]);
+    sqlite3_finalize(st);
+    return n;
+}
