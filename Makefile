@@ -131,12 +131,12 @@ FUZZ_SECONDS ?= 300
 fuzz: deps $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$${f#bin/fuzz_}; mkdir -p $(FZ)/corpus/$$n; \
 	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FZ)/corpus/$$n tests/fuzz/$$n; done
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FZ)/corpus/$$n tests/fuzz/$$n; done
 # the short run inside make test: the seeds plus a few seconds of mutation
 fuzz-short: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$${f#bin/fuzz_}; mkdir -p $(FZ)/corpus/$$n; \
 	  echo "== $$f (5 s)"; \
-	  $$f -max_total_time=5 $(FZ)/corpus/$$n tests/fuzz/$$n 2>&1 | tail -2; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$f -max_total_time=5 $(FZ)/corpus/$$n tests/fuzz/$$n 2>&1 | tail -2; \
 	  test $${PIPESTATUS[0]} -eq 0; done
 
 clean:

@@ -70,9 +70,12 @@ for i in $(seq 1 60); do
     entries="$entries{\"type\":\"payout_paid\",\"ref\":\"P-E2E-$i\",\"amount\":$((100000 + i)),\"currency\":\"USD\",\"case_id\":\"seed\"},"
 done
 seed='{"payouts":['${payouts%,}'],"entries":['${entries%,}'],
- "payments":[{"id":"pay_e2e_1","amount":10000,"currency":"USD","customer_id":"cus_e","customer_risk":"low","flagged":false,"refunded_amount":0}],
+ "payments":[{"id":"pay_e2e_1","amount":10000,"currency":"USD","customer_id":"cus_e","customer_risk":"low","flagged":false,"refunded_amount":0},
+             {"id":"pay_e2e_2","amount":10000,"currency":"USD","customer_id":"cus_f","customer_risk":"low","flagged":false,"refunded_amount":0}],
  "psp_refunds":[{"id":"rf_big","amount":25000,"currency":"usd","status":"succeeded","payment_intent":"pi_50","metadata":{"payment_id":"pay_50"}},
-                {"id":"rf_ooo","amount":4000,"currency":"usd","status":"succeeded","payment_intent":"pi_e1","metadata":{"payment_id":"pay_e2e_1"}}]}'
+                {"id":"rf_ooo","amount":4000,"currency":"usd","status":"succeeded","payment_intent":"pi_e1","metadata":{"payment_id":"pay_e2e_1"}},
+                {"id":"rf_c1","amount":2000,"currency":"usd","status":"succeeded","payment_intent":"pi_e2","metadata":{"payment_id":"pay_e2e_2"}},
+                {"id":"rf_c2","amount":3000,"currency":"usd","status":"succeeded","payment_intent":"pi_e2","metadata":{"payment_id":"pay_e2e_2"}}]}'
 ok "the sandbox takes the test data" test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
     --data-binary "$seed" "$SBXURL/_sandbox/seed")" -lt 300
 
@@ -98,6 +101,12 @@ t0=$(date +%s)
 send_standard "$(std_refund_body evt_ooo_1 refund.succeeded rf_ooo pay_e2e_1 4000 USD "$t0")" msg_ooo_1 "$t0" >"$D/ooo1"
 send_standard "$(std_refund_body evt_ooo_2 refund.pending rf_ooo pay_e2e_1 4000 USD $((t0 - 60)))" msg_ooo_2 "$t0" >"$D/ooo2"
 
+# ---- 3b. one charge.refunded event listing two refunds: two facts, two cases
+charge='{"id":"evt_charge_two","type":"charge.refunded","created":'$(date +%s)',"data":{"object":{"id":"ch_2","object":"charge","payment_intent":"pi_e2","metadata":{"payment_id":"pay_e2e_2"},"refunds":{"data":[
+ {"id":"rf_c1","object":"refund","amount":2000,"currency":"usd","status":"succeeded","payment_intent":"pi_e2","metadata":{"payment_id":"pay_e2e_2"}},
+ {"id":"rf_c2","object":"refund","amount":3000,"currency":"usd","status":"succeeded","payment_intent":"pi_e2","metadata":{"payment_id":"pay_e2e_2"}}]}}}}'
+charge_rid=$(send_stripe "$charge" "$STRIPE_A")
+
 # ---- 4. rotation: A and B both verify; retire A by rewriting the file
 rot_a=$(send_stripe "$(stripe_payout_body evt_rot_a P-E2E-51 100051 usd)" "$STRIPE_A")
 rot_b=$(send_stripe "$(stripe_payout_body evt_rot_b P-E2E-52 100052 usd)" "$STRIPE_B")
@@ -105,6 +114,12 @@ printf '%s\n' "$STRIPE_B" >"$D/stripe.secrets.new" && mv "$D/stripe.secrets.new"
 sleep 6 # validate re-reads changed secret files every 5 s
 rot_a2=$(send_stripe "$(stripe_payout_body evt_rot_a2 P-E2E-53 100053 usd)" "$STRIPE_A")
 rot_b2=$(send_stripe "$(stripe_payout_body evt_rot_b2 P-E2E-54 100054 usd)" "$STRIPE_B")
+
+# ---- 4b. transient failures of our own systems: retried, never a rejection
+fault() { curl -s -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary "$1" "$SBXURL/_sandbox/faults"; }
+fault '{"system":"payments","method":"GET","path_prefix":"/payouts/P-E2E-55","status":503,"count":5}'
+fault '{"system":"ledger","method":"GET","status":429,"retry_after_s":1,"count":1}'
+tr_rid=$(send_stripe "$(stripe_payout_body evt_transient P-E2E-55 100055 usd)" "$STRIPE_B") # A is retired by now
 
 # ---- 5. the sweep: rf_789 is pending at the PSP; tell us so, then the PSP moves on
 send_standard "$(std_refund_body evt_sweep_1 refund.pending rf_789 pay_31 3000 USD "$(date +%s)")" msg_sweep_1 "$(date +%s)" >"$D/sweep1"
@@ -166,11 +181,21 @@ ok "refund.succeeded for rf_ooo validated" test "$(verdict_of "$(cat "$D/ooo1")"
 ok "the older refund.pending after it is out of order" test "$(verdict_of "$(cat "$D/ooo2")")" = out_of_order
 ok "the case stays succeeded" bash -c "sqlite3 '$D/data/validate.0.sqlite' \"select status from cases where case_id='refund-rf_ooo'\" | grep -qx succeeded"
 
+# 3b. charge.refunded with two refunds
+ok "a charge.refunded listing two refunds validates both, one case each" \
+    test "$(awk -v r="$charge_rid" '$2 == r && $3 == "validated" {print $5}' "$D/verdicts" | sort | tr '\n' ' ')" = "refund-rf_c1 refund-rf_c2 "
+
 # 4. rotation
 ok "secret A verifies during the overlap" test "$(verdict_of "$rot_a")" = validated
 ok "secret B verifies during the overlap" test "$(verdict_of "$rot_b")" = validated
 ok "after A is retired it fails" test "$(verdict_of "$rot_a2")" = "rejected:signature_mismatch"
 ok "B still verifies" test "$(verdict_of "$rot_b2")" = validated
+
+# 4b. transient
+ok "a webhook whose checks met 503s and a 429 was validated, not rejected" test "$(verdict_of "$tr_rid")" = validated
+calls503=$(curl -s "$SBXURL/_sandbox/calls?system=payments" | grep -o '"path":"/payouts/P-E2E-55"[^}]*"status":503' | wc -l)
+ok "the payments API was retried through its 5 failures ($calls503 seen)" test "$calls503" = 5
+ok "the deferral is counted" bash -c "curl -s $URL/metrics | grep -q '^payguard_validate_deferred_total{instance=\"validate.0\"} [1-9]'"
 
 # 5. sweep
 ok "the pending refund was validated as pending" test "$(verdict_of "$(cat "$D/sweep1")")" = validated

@@ -24,12 +24,26 @@
 #define TOL 300
 static const char BODY[] = "{\"id\":\"evt_1\",\"type\":\"payout.failed\"}";
 
-/* s_file - a fresh temporary file holding text; the path stays valid for
- * the test (each Criterion test runs in its own process) */
+static char s_paths[32][64]; /* this test's temporary files */
+static size_t s_npaths;
+
+/* s_cleanup - remove the test's temporary files (each Criterion test runs
+ * in its own process, so the list is per test) */
+static void s_cleanup(void)
+{
+    for (size_t i = 0; i < s_npaths; i++)
+        unlink(s_paths[i]);
+    s_npaths = 0;
+}
+
+TestSuite(signature, .fini = s_cleanup);
+
+/* s_file - a fresh temporary file holding text, removed after the test */
 static const char *s_file(const char *text)
 {
-    static char path[64];
-    snprintf(path, sizeof path, "/tmp/pg-sig-XXXXXX");
+    cr_assert_lt(s_npaths, sizeof s_paths / sizeof s_paths[0]);
+    char *path = s_paths[s_npaths++];
+    snprintf(path, sizeof s_paths[0], "/tmp/pg-sig-XXXXXX");
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
@@ -230,7 +244,6 @@ Test(signature, reload_after_rewriting_the_file_retires_a_secret)
                                    sizeof reason),
                  SIG_OK);
     sigkeys_destroy(&keys);
-    unlink(path);
 }
 
 Test(signature, a_failed_reload_keeps_the_old_secrets)
@@ -485,7 +498,6 @@ Test(signature, standard_secrets_must_be_whsec_base64)
         sigkeys_t *keys = sigkeys_load(SIG_STANDARD, path, NULL, err, sizeof err);
         cr_expect_null(keys, "case %zu", i);
         cr_expect_str_eq(err, expect, "case %zu", i);
-        unlink(path);
     }
     /* unpadded base64 is accepted, and is the same key as padded */
     char sig1[64], sig2[64];
@@ -567,7 +579,6 @@ Test(signature, file_errors_name_the_file_and_line)
     char expect[256];
     snprintf(expect, sizeof expect, "secrets file %s line 17: more than 16 secrets", path);
     cr_expect_str_eq(err, expect);
-    unlink(path);
 
     char *big = malloc(2100);
     cr_assert_not_null(big);
@@ -578,7 +589,6 @@ Test(signature, file_errors_name_the_file_and_line)
     cr_expect_null(sigkeys_load(SIG_STRIPE, path, NULL, err, sizeof err));
     snprintf(expect, sizeof expect, "secrets file %s line 1: longer than 1024 bytes", path);
     cr_expect_str_eq(err, expect);
-    unlink(path);
 
     big[300] = '\n';
     big[301] = '\0';
@@ -587,7 +597,6 @@ Test(signature, file_errors_name_the_file_and_line)
     snprintf(expect, sizeof expect, "secrets file %s line 1: a secret must be 1..256 bytes", path);
     cr_expect_str_eq(err, expect);
     cr_expect(strstr(err, "kkkk") == NULL);
-    unlink(path);
     free(big);
 }
 

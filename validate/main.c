@@ -19,7 +19,8 @@
  *	             event types payguard does not handle are recorded and
  *	             closed as "ignored", never an error;
  *	  idempotency  the key of CONTRACT.md §1.4 seen before: a "duplicate"
- *	             on the case timeline, nothing more;
+ *	             on the case timeline, nothing more (a charge.refunded
+ *	             listing several refunds keys each "<event id>:<refund id>");
  *	  order      an event older, by the PSP's own time, than one the case
  *	             already applied: "out_of_order" on the timeline, the case
  *	             does not move backwards;
@@ -231,7 +232,8 @@ static void s_row_of(const wh_item_t *it, const char *case_id, case_row_t *row)
 }
 
 /* s_decide - idempotency, order and state gates for one item (no emits) */
-static check_t s_decide(validate_t *v, const wh_item_t *it, decision_t *d, const decision_t *earlier, size_t nearlier)
+static check_t s_decide(validate_t *v, const wh_item_t *it, size_t nrefunds, decision_t *d, const decision_t *earlier,
+                        size_t nearlier)
 {
     memset(d, 0, sizeof *d);
     if (it->kind == WH_IGNORED) {
@@ -239,6 +241,13 @@ static check_t s_decide(validate_t *v, const wh_item_t *it, decision_t *d, const
         return CHECK_OK;
     }
     idempotency_key(it, d->key, sizeof d->key);
+    if (it->kind == WH_REFUND && nrefunds > 1 && it->psp_event_id[0]) {
+        /* CONTRACT.md §1.4 keys a refund event by its event id; one event
+         * that lists several refunds (charge.refunded) states several facts,
+         * so each refund's key also names the refund */
+        size_t l = strlen(d->key);
+        snprintf(d->key + l, sizeof d->key - l, ":%s", it->refund_id);
+    }
     s_case_id(it, d->case_id);
     for (size_t i = 0; i < nearlier; i++)
         if (earlier[i].kind != D_IGNORED && strcmp(earlier[i].key, d->key) == 0) {
@@ -327,8 +336,11 @@ static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const ch
                        size_t rawlen)
 {
     decision_t *d = calloc(n, sizeof *d);
+    size_t nrefunds = 0;
+    for (size_t i = 0; i < n; i++)
+        nrefunds += items[i].kind == WH_REFUND;
     for (size_t i = 0; i < n; i++) {
-        if (s_decide(v, &items[i], &d[i], d, i) == CHECK_TRANSIENT) {
+        if (s_decide(v, &items[i], nrefunds, &d[i], d, i) == CHECK_TRANSIENT) {
             log_warn("state check deferred, the receipt will be retried: %s", d[i].reason);
             stage_count(v->st, "payguard_validate_deferred_total", NULL, NULL, 1);
             for (size_t k = 0; k <= i; k++)
