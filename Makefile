@@ -102,8 +102,17 @@ unit-asan: bin/unit-tests-asan
 	 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' build-asan/unit.log; then \
 	     echo "sanitizer reports above: failing"; exit 1; fi; exit $$status
 
+# every e2e script runs (each ends with "N passed, N failed"); the total
+# closes the run, which fails if any script did
 e2e: all
-	@set -e; for t in tests/e2e_*.sh; do echo "== $$t"; bash $$t; done
+	@pass=0; fail=0; bad=""; for t in tests/e2e_*.sh; do echo "== $$t"; \
+	  bash $$t 2>&1 | tee build/e2e.last; rc=$${PIPESTATUS[0]}; \
+	  line=$$(grep -E '^[0-9]+ passed, [0-9]+ failed$$' build/e2e.last | tail -1); \
+	  p=$$(echo "$$line" | cut -d' ' -f1); f=$$(echo "$$line" | cut -d' ' -f3); \
+	  pass=$$((pass + $${p:-0})); fail=$$((fail + $${f:-0})); \
+	  if [ $$rc -ne 0 ] || [ -z "$$line" ]; then bad="$$bad $$t"; [ -z "$$line" ] && fail=$$((fail + 1)); fi; done; \
+	  [ -z "$$bad" ] || echo "failed:$$bad"; \
+	  echo "e2e: $$pass passed, $$fail failed"; [ -z "$$bad" ]
 
 test: deps all bin/unit-tests bin/unit-tests-asan
 	$(MAKE) --no-print-directory unit

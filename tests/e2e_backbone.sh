@@ -10,7 +10,7 @@
 #   4. replay: approve's journal lost, `payguard replay` from triage rebuilds
 #      it, and execute (which already has everything) does nothing twice.
 set -u
-. "$(dirname "$0")/e2e_lib.sh"
+. "$(dirname "$0")/lib_e2e.sh"
 N=${E2E_WEBHOOKS:-10000}
 
 

@@ -8,7 +8,7 @@
 #   (schema-built answer and raw override), bounds (413), persistence across
 #   a restart, and /_sandbox/reset.
 set -u
-. "$(dirname "$0")/e2e_lib.sh"
+. "$(dirname "$0")/lib_e2e.sh"
 
 PORT=$(free_port)
 CFG=$WORK/sandbox.cfg

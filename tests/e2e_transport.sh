@@ -3,7 +3,7 @@
 # with `payguard down` in the middle of a load and started again: every
 # 202-acknowledged webhook still reaches every stage and audit, once.
 set -u
-. "$(dirname "$0")/e2e_lib.sh"
+. "$(dirname "$0")/lib_e2e.sh"
 N=${E2E_TRANSPORT_WEBHOOKS:-3000}
 
 # ports: X<k><n> for link k and instance n, e.g. 34531 = triage.1's input

@@ -4,7 +4,7 @@
 #   1. the brief's examples: a settlement failure for a payout the payments
 #      API says is paid opens one case with the state read attached; the same
 #      event delivered 12 times gives 12 receipts, one case, one forward event;
-#   2. a corpus of bad webhooks (tests/corpus_webhooks.sh), each with its
+#   2. a corpus of bad webhooks (tests/lib_corpus.sh), each with its
 #      expected verdict, interleaved with good ones: every bad one is recorded
 #      with its reason and none goes past validate; every good one passes;
 #   3. out of order: refund.succeeded then an older refund.pending leaves
@@ -13,7 +13,7 @@
 #      one fails after it is removed (no restart);
 #   5. the sweep: a refund pending too long is re-read from the PSP.
 set -u
-. "$(dirname "$0")/e2e_lib.sh"
+. "$(dirname "$0")/lib_e2e.sh"
 
 PORT=$(free_port)
 SBX=$(free_port)
@@ -61,7 +61,7 @@ SBXURL=http://127.0.0.1:$SBX
 ok "group and sandbox start" up "$CFG"
 for _ in $(seq 1 50); do curl -fs "$SBXURL/_sandbox/healthz" >/dev/null && break; sleep 0.1; done
 
-. "$(dirname "$0")/corpus_webhooks.sh"
+. "$(dirname "$0")/lib_corpus.sh"
 
 # extra sandbox data for the good webhooks of the corpus and the refund cases
 payouts="" entries=""

@@ -1,4 +1,4 @@
-# corpus_webhooks.sh - the bad-webhook corpus and its helpers (sourced by
+# lib_corpus.sh - the bad-webhook corpus and its helpers (sourced by
 # e2e_validate.sh, which sets URL, STRIPE_A, STRIPE_B, STRIPE_RETIRED and
 # STD_KEY).
 #

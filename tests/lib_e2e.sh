@@ -1,4 +1,4 @@
-# e2e_lib.sh - shared helpers for the end-to-end tests (sourced, not run).
+# lib_e2e.sh - shared helpers for the end-to-end tests (sourced, not run).
 #
 # Each test runs the real processes in a fresh temp directory with its own
 # config and port, counts checks, and ends with "N passed, N failed".
