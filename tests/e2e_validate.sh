@@ -141,6 +141,10 @@ ok "its case is payout-P-10492" test "$case_p" = "payout-P-10492"
 ok "the validated event carries the state read (payout status paid, the ledger's payout_paid)" \
     bash -c "'$BIN/payguard' journal dump -c '$CFG' validate.0 | grep -F '\"cause\":\"$rid_first\"' | grep -q '\"payout_state\":{[^}]*\"status\":\"paid\"' && \
              '$BIN/payguard' journal dump -c '$CFG' validate.0 | grep -F '\"cause\":\"$rid_first\"' | grep -q '\"type\":\"payout_paid\"'"
+ok "the validated event records each gate's verdict (source, signature)" \
+    bash -c "'$BIN/payguard' journal dump -c '$CFG' validate.0 | grep -F '\"cause\":\"$rid_first\"' |
+             grep -F '\"source_verdict\":\"source: client 127.0.0.1 (direct); in validate/allow_sources\"' |
+             grep -qF '\"signature_verdict\":\"standard signature: v1 #1 of 1 matches secret #1\"'"
 dupv=$(while read -r r; do verdict_of "$r"; echo; done <"$D/dups" | sort | uniq -c | awk '{print $1, $2}')
 ok "the 11 re-deliveries are duplicates on the same case" test "$dupv" = "11 duplicate"
 ok "one forward event for the case: one validated event, 12 receipts on its timeline" \

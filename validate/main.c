@@ -273,7 +273,7 @@ static check_t s_decide(validate_t *v, const wh_item_t *it, size_t nrefunds, dec
 
 /* s_emit_decision - journal and send what an item came to; update the store */
 static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, const char *client,
-                            const void *raw, size_t rawlen)
+                            const char *gates[2], const void *raw, size_t rawlen)
 {
     event_body_t *b = event_body_new();
     switch (d->kind) {
@@ -312,6 +312,10 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, "case_id", d->case_id);
         event_body_str(b, "key", d->key);
         event_body_str(b, "client_ip", client ? client : "");
+        /* the gates passed, each with its verdict line */
+        event_body_str(b, "source_verdict", gates[0]);
+        event_body_str(b, "signature_verdict", gates[1]);
+        event_body_str(b, "state_verdict", "payments, PSP and ledger read; amounts and currencies match");
         s_item_fields(b, it);
         s_state_field(b, "payout_state", d->state.payout);
         s_state_field(b, "payment_state", d->state.payment);
@@ -332,8 +336,8 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
 }
 
 /* s_run_items - decide every item, then (only if none is transient) emit */
-static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const char *client, const void *raw,
-                       size_t rawlen)
+static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const char *client, const char *gates[2],
+                       const void *raw, size_t rawlen)
 {
     decision_t *d = calloc(n, sizeof *d);
     size_t nrefunds = 0;
@@ -351,7 +355,7 @@ static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const ch
     }
     store_begin(v->store);
     for (size_t i = 0; i < n; i++) {
-        s_emit_decision(v, &items[i], &d[i], client, raw, rawlen);
+        s_emit_decision(v, &items[i], &d[i], client, gates, raw, rawlen);
         state_clear(&d[i].state);
     }
     store_commit(v->store);
@@ -377,7 +381,7 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
                         peer, raw, rawlen);
 
     /* source */
-    char xff_buf[VALIDATE_HEADER_MAX], reason[512];
+    char xff_buf[VALIDATE_HEADER_MAX], reason[512], source_verdict[560];
     const char *xff = s_header(in, "x-forwarded-for", xff_buf, sizeof xff_buf);
     bool spoofed = false;
     if (source_client_ip(v->trusted, peer, xff, client, &spoofed, reason, sizeof reason) != 0)
@@ -387,6 +391,7 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
                  spoofed ? " (an X-Forwarded-For from this untrusted peer was ignored)" : "");
         return s_reject(v, "", "source", "source_not_allowed", reason, provider, client, raw, rawlen);
     }
+    snprintf(source_verdict, sizeof source_verdict, "%s; in validate/allow_sources", reason);
 
     /* signature */
     int64_t now = (int64_t) time(NULL);
@@ -411,9 +416,12 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
     /* schema */
     wh_item_t items[WH_MAX_ITEMS];
     size_t n = 0;
+    char signature_verdict[512];
+    snprintf(signature_verdict, sizeof signature_verdict, "%s", reason);
     if (schema_parse(provider, raw, rawlen, webhook_id, items, WH_MAX_ITEMS, &n, reason, sizeof reason) != 0)
         return s_reject(v, "", "schema", "schema_invalid", reason, provider, client, raw, rawlen);
-    return s_run_items(v, items, n, client, raw, rawlen);
+    const char *gates[2] = {source_verdict, signature_verdict};
+    return s_run_items(v, items, n, client, gates, raw, rawlen);
 }
 
 /* s_item_from_psp_refund - a sweep's PSP answer as a webhook item */
@@ -460,8 +468,9 @@ static int s_handle_sweep(validate_t *v, const event_t *in)
     json_error_t je;
     json_t *r = json_loadb(text, len, 0, &je);
     wh_item_t it;
+    const char *gates[2] = {"sweep: read by validate from outside/psp", "sweep: no webhook, nothing to verify"};
     int rc = (r && s_item_from_psp_refund(r, &it, reason, sizeof reason) == 0)
-                 ? s_run_items(v, &it, 1, "", text, len)
+                 ? s_run_items(v, &it, 1, "", gates, text, len)
                  : s_reject(v, event_head(in)->case_key, "schema", "schema_invalid",
                             r ? reason : "PSP refund is not JSON", "sweep", "", text, len);
     json_decref(r);
