@@ -91,6 +91,16 @@ typedef struct {
     _Atomic uint64_t n;
 } counter_t;
 
+/* stage_pending_t - an input whose answer comes later (stage_defer) */
+struct stage_pending_t {
+    event_t *ev;
+    bool from_producer;
+    bool emitted;
+    unsigned emit_index;
+};
+
+#define STAGE_MAX_DEFERRED 1024
+
 /* upstream - a producer instance we owe acks to */
 typedef struct {
     char inst[EVENT_STAGE_MAX + 1];
@@ -126,6 +136,12 @@ struct stage_t {
     staged_t *staged;
     size_t nstaged, capstaged;
     const event_t *current;
+    event_t *current_owned;      /* the input being handled, owned (for stage_defer) */
+    bool current_from_producer;
+    stage_pending_t *deferred[STAGE_MAX_DEFERRED];
+    size_t ndeferred;
+    stage_pending_t *resumed;
+    int64_t last_wait_ms;
     unsigned emit_index;
     uint64_t last_emit_seq;
     char last_emit_id[EVENT_ID_MAX + 1];
@@ -259,6 +275,23 @@ static bool s_win_ack(window_t *w, uint64_t seq)
     }
     atomic_store(&w->count_shared, w->count);
     return true;
+}
+
+/* s_win_extend - a consumer is still working on seq: restart its resend
+ * timer (a lease, like a queue's visibility timeout), so a slow answer is
+ * not given to a second worker as well */
+static void s_win_extend(window_t *w, uint64_t seq)
+{
+    size_t lo = 0, hi = w->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s_win_at(w, mid)->seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < w->count && lo < w->next_send && s_win_at(w, lo)->seq == seq && !s_win_at(w, lo)->acked)
+        s_win_at(w, lo)->sent_ms = s_mono_ms();
 }
 
 /* s_win_watermark - every event for this destination at or below it is acked */
@@ -700,6 +733,37 @@ static void s_flush_acks(stage_t *st)
     }
 }
 
+/* s_send_waits - for inputs still deferred, tell their producers we are
+ * working on them: ["wait", <our stage>, [seq...]], a few times per
+ * resend period (best effort: a lost wait only risks a second worker) */
+static void s_send_waits(stage_t *st)
+{
+    int64_t now = s_mono_ms();
+    if (!st->ndeferred || now - st->last_wait_ms < st->resend_ms / 3)
+        return;
+    st->last_wait_ms = now;
+    for (size_t u = 0; u < st->nup; u++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+        uint32_t n = 0;
+        for (size_t i = 0; i < st->ndeferred; i++)
+            n += st->deferred[i]->from_producer && strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0;
+        if (n) {
+            msgpack_pack_array(&pk, 3);
+            msgpack_pack_str_with_body(&pk, "wait", 4);
+            msgpack_pack_str_with_body(&pk, st->name, strlen(st->name));
+            msgpack_pack_array(&pk, n);
+            for (size_t i = 0; i < st->ndeferred; i++)
+                if (st->deferred[i]->from_producer && strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0)
+                    msgpack_pack_uint64(&pk, event_head(st->deferred[i]->ev)->seq);
+            zmq_send(zsock_resolve(st->up[u].push), buf.data, buf.size, ZMQ_DONTWAIT);
+        }
+        msgpack_sbuffer_destroy(&buf);
+    }
+}
+
 /* s_on_ack - strictly decode an ack message and apply it */
 static void s_on_ack(stage_t *st, const void *data, size_t len)
 {
@@ -714,8 +778,11 @@ static void s_on_ack(stage_t *st, const void *data, size_t len)
     else if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3)
         why = "not a 3-element array";
     msgpack_object *a = why ? NULL : u.data.via.array.ptr;
-    if (!why && (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != 3 || memcmp(a[0].via.str.ptr, "ack", 3)))
-        why = "not an ack";
+    bool wait = !why && a[0].type == MSGPACK_OBJECT_STR && a[0].via.str.size == 4
+                && memcmp(a[0].via.str.ptr, "wait", 4) == 0;
+    if (!why && !wait
+        && (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != 3 || memcmp(a[0].via.str.ptr, "ack", 3)))
+        why = "neither an ack nor a wait";
     else if (!why && (a[1].type != MSGPACK_OBJECT_STR || a[2].type != MSGPACK_OBJECT_ARRAY))
         why = "bad field types";
     int d = -1;
@@ -736,7 +803,11 @@ static void s_on_ack(stage_t *st, const void *data, size_t len)
     }
     for (uint32_t i = 0; i < a[2].via.array.size; i++) {
         msgpack_object *o = &a[2].via.array.ptr[i];
-        if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && s_win_ack(&st->win[d], o->via.u64))
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            continue;
+        if (wait)
+            s_win_extend(&st->win[d], o->via.u64);
+        else if (s_win_ack(&st->win[d], o->via.u64))
             atomic_fetch_add(&st->c_acks, 1);
     }
     msgpack_unpacked_destroy(&u);
@@ -824,7 +895,12 @@ static void s_handle_event(stage_t *st, event_t *ev, const void *raw, size_t raw
             s_ack_later(st, h);
         return;
     }
+    for (size_t i = 0; i < st->ndeferred; i++)
+        if (strcmp(event_head(st->deferred[i]->ev)->id, h->id) == 0)
+            return; /* still being worked on: its ack comes with stage_finish */
     st->current = ev;
+    st->current_owned = ev;
+    st->current_from_producer = from_producer;
     st->emit_index = 0;
     st->emitted = false;
     int rc = STAGE_DONE;
@@ -836,7 +912,9 @@ static void s_handle_event(stage_t *st, event_t *ev, const void *raw, size_t raw
     }
     if (st->def->handle)
         rc = st->def->handle(st, ev, st->def->arg);
-    if (rc == STAGE_RETRY) {
+    if (rc == STAGE_DEFERRED) {
+        assert(!st->current_owned); /* stage_defer took it */
+    } else if (rc == STAGE_RETRY) {
         assert(!st->emitted && !st->def->store_inputs);
         atomic_fetch_add(&st->c_retry, 1);
     } else {
@@ -855,6 +933,68 @@ static void s_handle_event(stage_t *st, event_t *ev, const void *raw, size_t raw
             s_ack_later(st, h);
     }
     st->current = NULL;
+    st->current_owned = NULL;
+}
+
+/* stage_defer - see stage.h: take the current input out of the turn */
+stage_pending_t *stage_defer(stage_t *st)
+{
+    assert(st->current && st->current_owned && !st->emitted);
+    assert(st->ndeferred < STAGE_MAX_DEFERRED);
+    stage_pending_t *p = calloc(1, sizeof *p);
+    assert(p);
+    p->ev = st->current_owned;
+    p->from_producer = st->current_from_producer;
+    st->current_owned = NULL;
+    st->deferred[st->ndeferred++] = p;
+    return p;
+}
+
+const event_t *stage_pending_event(const stage_pending_t *p) { return p->ev; }
+size_t stage_deferred_count(const stage_t *st) { return st->ndeferred; }
+
+/* stage_resume - emits now answer p's input */
+void stage_resume(stage_t *st, stage_pending_t *p)
+{
+    assert(!st->current);
+    st->current = p->ev;
+    st->emit_index = p->emit_index;
+    st->emitted = p->emitted;
+    st->resumed = p;
+}
+
+/* stage_finish - p's input is answered: record it, ack it, forget it */
+void stage_finish(stage_t *st, stage_pending_t **p_p)
+{
+    stage_pending_t *p = *p_p;
+    if (st->resumed == p) {
+        p->emit_index = st->emit_index;
+        p->emitted = st->emitted;
+        st->current = NULL;
+        st->resumed = NULL;
+    }
+    const event_head_t *h = event_head(p->ev);
+    if (!p->emitted) {
+        unsigned char rec[1 + EVENT_ID_MAX];
+        size_t idlen = strlen(h->id);
+        rec[0] = STAGE_REC_CONSUMED;
+        memcpy(rec + 1, h->id, idlen);
+        s_append_small(st, rec, 1 + idlen);
+    }
+    if (idset_add(st->seen, h->id) < 0) {
+        log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
+        exit(EXIT_FAILURE);
+    }
+    if (p->from_producer)
+        s_ack_later(st, h);
+    for (size_t i = 0; i < st->ndeferred; i++)
+        if (st->deferred[i] == p) {
+            st->deferred[i] = st->deferred[--st->ndeferred];
+            break;
+        }
+    event_destroy(&p->ev);
+    free(p);
+    *p_p = NULL;
 }
 
 /* s_on_input - decode strictly, then handle one input event */
@@ -870,7 +1010,11 @@ static void s_on_input(stage_t *st, const void *data, size_t len)
         return;
     }
     s_handle_event(st, ev, data, len, true);
-    event_destroy(&ev);
+    bool deferred = false;
+    for (size_t i = 0; i < st->ndeferred && !deferred; i++)
+        deferred = st->deferred[i]->ev == ev;
+    if (!deferred)
+        event_destroy(&ev);
 }
 
 /* stage_inject - see stage.h */
@@ -895,7 +1039,11 @@ int stage_inject(stage_t *st, const char *prefix, const char *type, const char *
     s_stage_push(&st->staged, &st->nstaged, &st->capstaged, (staged_t){.seq = seq, .blob = rec, .dest = dest});
     atomic_fetch_add(&st->c_out, 1);
     s_handle_event(st, ev, NULL, 0, false);
-    event_destroy(&ev);
+    bool deferred = false;
+    for (size_t i = 0; i < st->ndeferred && !deferred; i++)
+        deferred = st->deferred[i]->ev == ev;
+    if (!deferred)
+        event_destroy(&ev);
     return 0;
 }
 
@@ -944,6 +1092,8 @@ void stage_count(stage_t *st, const char *name, const char *label, const char *v
 /* s_window_room - may we take more input? */
 static bool s_window_room(stage_t *st)
 {
+    if (st->def->handle && st->ndeferred >= (st->def->max_deferred ? st->def->max_deferred : STAGE_MAX_DEFERRED))
+        return false;
     for (int d = 0; d < NDEST; d++)
         if (st->win[d].count >= (size_t) st->max_inflight)
             return false;
@@ -1060,7 +1210,7 @@ static void s_loop(stage_t *st)
         }
         if (drain_deadline) {
             bool busy = st->def->busy && st->def->busy(st, st->def->arg);
-            bool empty = !st->win[0].count && !st->win[1].count && !atomic_load(&st->pub_pending);
+            bool empty = !st->win[0].count && !st->win[1].count && !atomic_load(&st->pub_pending) && !st->ndeferred;
             if ((!busy && empty) || s_mono_ms() > drain_deadline) {
                 if (!empty)
                     log_warn("drain timeout: %zu/%zu events unacked stay in the journal for re-send at start",
@@ -1077,7 +1227,7 @@ static void s_loop(stage_t *st)
         bool unsent = false;
         for (int d = 0; d < NDEST; d++)
             unsent |= st->win[d].next_send < st->win[d].count;
-        long timeout = unsent || drain_deadline ? 5 : 100;
+        long timeout = unsent || drain_deadline || st->ndeferred ? 5 : 100;
         int rc = zmq_poll(items, take_input ? 3 : 2, timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
             log_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
@@ -1099,6 +1249,7 @@ static void s_loop(stage_t *st)
         if (st->def->tick)
             st->def->tick(st, st->def->arg);
         s_commit_turn(st);
+        s_send_waits(st);
         for (int d = 0; d < NDEST; d++)
             s_send_window(st, d);
         s_write_watermark(st, false);

@@ -45,7 +45,8 @@
 
 /* handle() results */
 #define STAGE_DONE 0
-#define STAGE_RETRY 1   /* not now: the input is not acked and comes back; only before any emit */
+#define STAGE_RETRY 1     /* not now: the input is not acked and comes back; only before any emit */
+#define STAGE_DEFERRED 2  /* handle() called stage_defer(): finished later with stage_finish() */
 
 #define STAGE_REC_EVENT 'E'
 #define STAGE_REC_CONSUMED 'C'
@@ -64,7 +65,22 @@ typedef struct {
     bool (*busy)(stage_t *st, void *arg);                   /* while draining: work left? */
     void (*fini)(stage_t *st, void *arg);
     void *arg;
+    unsigned max_deferred;   /* inputs that may wait in stage_defer at once (0: none); input stops at the bound */
 } stage_def_t;
+
+/* a deferred input: handle() may start slow work (an LLM call) and return
+ * STAGE_DEFERRED after stage_defer(); the input stays unacknowledged (so a
+ * crash re-delivers it) until stage_finish(), and a re-delivery meanwhile is
+ * ignored, and the producer is told "wait" a few times per resend period so
+ * that it does not hand the input to another worker meanwhile (a lease).
+ * Between stage_resume() and stage_finish(), stage_emit() emits in
+ * answer to that input, with the ids it would have had synchronously. */
+typedef struct stage_pending_t stage_pending_t;
+stage_pending_t *stage_defer(stage_t *st);
+const event_t *stage_pending_event(const stage_pending_t *p);
+void stage_resume(stage_t *st, stage_pending_t *p);
+void stage_finish(stage_t *st, stage_pending_t **p_p);
+size_t stage_deferred_count(const stage_t *st);
 
 /* stage_durable_fn - called on the loop thread once a published event is
  * durable (status 0); the event is sent right after */

@@ -2,44 +2,289 @@
  * NAME
  *	triage - advisory root cause and next step for a case
  * SYNOPSIS
- *	triage [-c CONFIG] [-i INDEX]	(started by `payguard up`)
+ *	triage [-c CONFIG] [-i INDEX]	(started by `payguard up`; N workers)
  * DESCRIPTION
- *	Classifies a validated case and recommends a next step (advice only;
- *	rules by default, an LLM when configured).
+ *	Reads what validate decided about a case and recommends, as ADVICE
+ *	ONLY: a classification, a root cause, a next step, a confidence and a
+ *	short human-readable timeline.
  *
- *	Backbone behaviour (this release): every input event is answered by
- *	one "triaged" event carrying the same case key and body, sent to approve and to
- *	audit. The stage's own checks arrive with its issue; the delivery
- *	guarantees below are already those of the finished stage.
+ *	The deterministic rules (triage/rules.c) always run: they are the
+ *	default, the fallback, and the baseline recorded beside any model's
+ *	answer. When outside/llm is set, a validated case is also put to an
+ *	OpenAI-compatible model (triage/llm.c: chat completions with a strict
+ *	json_schema). The model's answer is used only if it is valid field by
+ *	field (labels from the closed sets, confidence in [0, 1], bounded
+ *	text); otherwise, and on any failure (HTTP error, 429, timeout, no
+ *	answer), the rules' advice is used and the reason recorded.
+ *
+ *	A slow model never stalls the worker: requests run concurrently (libcurl
+ *	multi), up to triage/llm_max_inflight per worker; the input stays
+ *	unacknowledged until its advice is journaled, so a crash re-delivers it.
+ *	Several workers share one stage (triage/instances): they keep no state,
+ *	everything they judge arrives in the event.
  * INPUT
- *	PULL at triage/endpoint (default ipc://{run}/triage.{n}.in): msgpack events
- *	from validate, strictly decoded (common/event.h).
+ *	"validated", "duplicate" and "out_of_order" events from validate (the
+ *	facts, the state validate read, the case's history).
  * OUTPUT
- *	Journal <data_dir>/triage.<n>/ first, then PUSH to every instance of
- *	approve and to audit; acks back to the producer instance once durable.
- * FAILURE
- *	Malformed input is logged and counted, never forwarded. A journal
- *	write or fsync failure exits (75) for the supervisor to restart; on
- *	restart the journal is recovered, already-journaled inputs are dropped
- *	when re-delivered, and everything unacknowledged is re-sent.
- *	SIGTERM: stop taking input, wait up to payguard/drain_ms for acks, exit 0.
+ *	"triaged": the input's facts plus "advice" {advisory: true,
+ *	classification, root_cause, recommendation, confidence_permille,
+ *	summary, source: "rules" | "llm:<model>", fallback_reason,
+ *	prompt_sha256, latency_ms, attempts} and "rules_advice" (the baseline).
+ *	For a validated case it goes to approve and audit; for a duplicate or an
+ *	out-of-order event to audit only: advice on the timeline, nothing acts.
  * SECURITY
- *	Holds no secrets.
+ *	Holds the LLM API key (triage/llm_key_file; never logged or sent
+ *	elsewhere). Webhook text reaches the model only inside a delimited
+ *	UNTRUSTED block, truncated; nothing the model writes is executed, and
+ *	only the closed-set labels and the confidence are read by policy.
+ * FAILURE
+ *	A model failure is a fallback, never an error. Journal failures exit (75).
  * CONFIGURATION
- *	payguard/... (journal, delivery, drain_ms), triage/instances, triage/endpoint.
+ *	outside/llm, triage/llm_model, llm_key_file, llm_timeout_ms,
+ *	llm_attempts, llm_max_inflight, instances.
  *--*/
-#include "stage.h"
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-/* s_handle - pass the event on (the backbone's triage) */
+#include "httpc.h"
+#include "log.h"
+#include "stage.h"
+#include "triage.h"
+
+static stage_def_t s_def; /* file-static: s_init sets max_deferred from config */
+
+typedef struct {
+    stage_t *st;
+    llm_t *llm;          /* NULL: rules only */
+    char source[80];     /* "llm:<model>" */
+} triage_t;
+
+/* pend - a case waiting for the model */
+typedef struct {
+    stage_pending_t *p;
+    triage_case_t c;
+    advice_t rules;
+} pend_t;
+
+/* s_str - copy a string member into a bounded buffer ("" if absent) */
+static void s_str(json_t *o, const char *key, char *out, size_t outlen)
+{
+    json_t *v = json_object_get(o, key);
+    snprintf(out, outlen, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+/* s_int - an integer member, or dflt */
+static int64_t s_int(json_t *o, const char *key, int64_t dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t) json_integer_value(v) : dflt;
+}
+
+/* s_ledger_index - an entry type's index, -1 if not one of the six */
+static int s_ledger_index(const char *type)
+{
+    static const char *types[LEDGER_NTYPES] = {"payout_paid",      "payout_reversal", "refund_initiated",
+                                               "refund_succeeded", "refund_failed",   "refund_reversal"};
+    for (int i = 0; i < LEDGER_NTYPES; i++)
+        if (strcmp(type, types[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* s_case_of - the case as the event states it (facts, state read, history) */
+static void s_case_of(const event_t *in, triage_case_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->payment_amount = c->refunded_amount = -1;
+    snprintf(c->event, sizeof c->event, "%.15s", event_head(in)->type);
+    char *text = event_to_json(in);
+    json_t *root = json_loads(text, 0, NULL);
+    free(text);
+    json_t *b = json_object_get(root, "body");
+    s_str(b, "kind", c->kind, sizeof c->kind);
+    s_str(b, "case_id", c->case_id, sizeof c->case_id);
+    s_str(b, "ref", c->ref, sizeof c->ref);
+    s_str(b, "provider", c->provider, sizeof c->provider);
+    s_str(b, "event_type", c->event_type, sizeof c->event_type);
+    s_str(b, "status", c->status, sizeof c->status);
+    s_str(b, "currency", c->currency, sizeof c->currency);
+    s_str(b, "failure_code", c->failure_code, sizeof c->failure_code);
+    s_str(b, "failure_message", c->failure_message, sizeof c->failure_message);
+    s_str(b, "previous_status", c->previous_status, sizeof c->previous_status);
+    c->amount = s_int(b, "amount", 0);
+    c->psp_time = s_int(b, "psp_time", 0);
+    c->receipts = (int) s_int(b, "receipts", 1);
+    c->duplicates = (int) s_int(b, "duplicates", 0);
+    c->out_of_order = (int) s_int(b, "out_of_order", 0);
+    s_str(json_object_get(b, "payout_state"), "status", c->internal_status, sizeof c->internal_status);
+    s_str(json_object_get(b, "psp_state"), "status", c->psp_status, sizeof c->psp_status);
+    json_t *pay = json_object_get(b, "payment_state");
+    if (pay) {
+        c->payment_amount = s_int(pay, "amount", -1);
+        c->refunded_amount = s_int(pay, "refunded_amount", -1);
+        s_str(pay, "customer_risk", c->customer_risk, sizeof c->customer_risk);
+        c->flagged = json_is_true(json_object_get(pay, "flagged"));
+    }
+    json_t *entries = json_object_get(json_object_get(b, "ledger_state"), "entries");
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        json_t *t = json_object_get(e, "type");
+        int k = json_is_string(t) ? s_ledger_index(json_string_value(t)) : -1;
+        if (k >= 0)
+            c->ledger_count[k]++;
+    }
+    json_decref(root);
+}
+
+/* s_advice_json - an advice as a JSON object (no floats: permille) */
+static json_t *s_advice_json(const advice_t *a)
+{
+    return json_pack("{s:s, s:s, s:s, s:i, s:s}", "classification", a->classification, "root_cause", a->root_cause,
+                     "recommendation", a->recommendation, "confidence_permille", a->confidence_permille, "summary",
+                     a->summary);
+}
+
+/* s_emit - journal the advice with the input's facts; validated cases go
+ * on to approve, duplicates and out-of-order events only to the timeline */
+static void s_emit(triage_t *t, const event_t *in, const advice_t *advice, const advice_t *rules,
+                   const char *source, const char *fallback, const llm_req_t *req)
+{
+    json_t *a = s_advice_json(advice);
+    json_object_set_new(a, "advisory", json_true());
+    json_object_set_new(a, "source", json_string(source));
+    if (fallback)
+        json_object_set_new(a, "fallback_reason", json_string(fallback));
+    if (req) {
+        json_object_set_new(a, "prompt_sha256", json_string(llm_req_prompt_sha256(req)));
+        json_object_set_new(a, "latency_ms", json_integer(llm_req_latency_ms(req)));
+        json_object_set_new(a, "attempts", json_integer(llm_req_attempts(req)));
+    }
+    json_t *r = s_advice_json(rules);
+    event_body_t *b = event_body_new();
+    event_body_copy(b, in);
+    event_body_json(b, "advice", a);
+    event_body_json(b, "rules_advice", r);
+    bool act = strcmp(event_head(in)->type, "validated") == 0;
+    stage_emit(t->st, "triaged", event_head(in)->case_key, b, act ? STAGE_TO_BOTH : STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+    json_decref(a);
+    json_decref(r);
+    stage_count(t->st, "payguard_triage_advice_total", "source", fallback ? "rules_fallback" : source, 1);
+    stage_count(t->st, "payguard_triage_classification_total", "classification", advice->classification, 1);
+}
+
+/* s_handle - rules now; the model, when configured, for validated cases */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
-    (void) arg;
-    stage_forward(st, in, "triaged", STAGE_TO_BOTH);
+    (void) st;
+    triage_t *t = arg;
+    const char *type = event_head(in)->type;
+    if (strcmp(type, "validated") != 0 && strcmp(type, "duplicate") != 0 && strcmp(type, "out_of_order") != 0) {
+        log_warn("ignoring a %s event from %s: triage takes validate's decisions", type, event_head(in)->stage);
+        return STAGE_DONE;
+    }
+    pend_t *pd = calloc(1, sizeof *pd);
+    s_case_of(in, &pd->c);
+    triage_rules(&pd->c, &pd->rules);
+    if (t->llm && strcmp(type, "validated") == 0) {
+        if (llm_start(t->llm, &pd->c, &pd->rules, pd)) {
+            pd->p = stage_defer(t->st);
+            return STAGE_DEFERRED;
+        }
+        s_emit(t, in, &pd->rules, &pd->rules, "rules", "llm: at capacity", NULL);
+    } else {
+        s_emit(t, in, &pd->rules, &pd->rules, "rules", NULL, NULL);
+    }
+    free(pd);
     return STAGE_DONE;
+}
+
+/* s_tick - finish the cases whose model answer (or failure) came back */
+static void s_tick(stage_t *st, void *arg)
+{
+    (void) st;
+    triage_t *t = arg;
+    if (!t->llm)
+        return;
+    llm_req_t *req;
+    while ((req = llm_poll(t->llm)) != NULL) {
+        pend_t *pd = llm_req_user(req);
+        advice_t advice;
+        char reason[512];
+        stage_resume(t->st, pd->p);
+        if (llm_result(req, &advice, reason, sizeof reason) == 0) {
+            s_emit(t, stage_pending_event(pd->p), &advice, &pd->rules, t->source, NULL, req);
+        } else { /* llm.c has logged why */
+            s_emit(t, stage_pending_event(pd->p), &pd->rules, &pd->rules, "rules", reason, req);
+        }
+        stage_finish(t->st, &pd->p);
+        llm_req_destroy(&req);
+        free(pd);
+    }
+}
+
+/* s_init - the model, if one is configured */
+static int s_init(stage_t *st, void *arg)
+{
+    triage_t *t = arg;
+    t->st = st;
+    const config_t *c = stage_config(st);
+    const char *url = config_get(c, "outside/llm");
+    if (!url || !*url) {
+        log_info("no outside/llm: advice from the deterministic rules");
+        return 0;
+    }
+    char err[512];
+    long timeout_ms, attempts, inflight;
+    if (config_int(c, "triage/llm_timeout_ms", 100, 600000, &timeout_ms, err, sizeof err)
+        || config_int(c, "triage/llm_attempts", 1, 10, &attempts, err, sizeof err)
+        || config_int(c, "triage/llm_max_inflight", 1, 256, &inflight, err, sizeof err)) {
+        log_error("%s", err);
+        return -1;
+    }
+    char *key = NULL;
+    const char *kf = config_get(c, "triage/llm_key_file");
+    if (kf && *kf && !(key = httpc_read_token(kf, err, sizeof err))) {
+        log_error("triage/llm_key_file: %s", err);
+        return -1;
+    }
+    llm_opts_t o = {.base_url = url,
+                    .model = config_get(c, "triage/llm_model"),
+                    .api_key = key,
+                    .timeout_ms = timeout_ms,
+                    .max_attempts = (int) attempts,
+                    .max_inflight = (int) inflight};
+    t->llm = llm_new(&o, err, sizeof err);
+    if (key) {
+        memset(key, 0, strlen(key));
+        free(key);
+    }
+    if (!t->llm) {
+        log_error("outside/llm: %s", err);
+        return -1;
+    }
+    snprintf(t->source, sizeof t->source, "llm:%s", llm_model(t->llm));
+    s_def.max_deferred = (unsigned) inflight; /* input waits while the model is busy */
+    log_info("advice from %s (rules as fallback), up to %ld requests at once", t->source, inflight);
+    return 0;
+}
+
+/* s_fini - release the model client */
+static void s_fini(stage_t *st, void *arg)
+{
+    (void) st;
+    triage_t *t = arg;
+    llm_destroy(&t->llm);
 }
 
 int main(int argc, char **argv)
 {
-    static const stage_def_t def = {.name = "triage", .handle = s_handle};
-    return stage_main(argc, argv, &def);
+    static triage_t t;
+    s_def = (stage_def_t){
+        .name = "triage", .init = s_init, .handle = s_handle, .tick = s_tick, .fini = s_fini, .arg = &t};
+    return stage_main(argc, argv, &s_def);
 }

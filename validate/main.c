@@ -39,10 +39,12 @@
  * INPUT
  *	"receipt" events from ingest (raw body, headers, peer address).
  * OUTPUT
- *	"validated" (to triage and audit) with the normalised facts and the
- *	state read (payout or payment, PSP refund, ledger entries). To audit
- *	only: "rejected" {gate, code, reason}, "duplicate", "out_of_order",
- *	"ignored", "sweep". Counters: payguard_validate_rejections_total
+ *	To triage and audit: "validated" with the normalised facts, the state
+ *	read (payout or payment, PSP refund, ledger entries), the verdict of
+ *	each gate passed and the case's history (receipts, duplicates,
+ *	out_of_order, previous_status); "duplicate" and "out_of_order" with the
+ *	same facts and history (triage advises on them; nothing acts on them).
+ *	To audit only: "rejected" {gate, code, reason}, "ignored", "sweep". Counters: payguard_validate_rejections_total
  *	{reason=code}, payguard_validate_{accepted,duplicates,ignored,
  *	out_of_order}_total.
  * FAILURE
@@ -271,11 +273,24 @@ static check_t s_decide(validate_t *v, const wh_item_t *it, size_t nrefunds, dec
     return c;
 }
 
-/* s_emit_decision - journal and send what an item came to; update the store */
+/* s_history - the case's counts as they will be with this receipt, for
+ * triage (stateless: it learns the case's history from the event) */
+static void s_history(event_body_t *b, const case_row_t *prior, bool known, char which)
+{
+    event_body_int(b, "receipts", (known ? prior->receipts : 0) + 1);
+    event_body_int(b, "duplicates", (known ? prior->duplicates : 0) + (which == 'd'));
+    event_body_int(b, "out_of_order", (known ? prior->out_of_order : 0) + (which == 'o'));
+    event_body_str(b, "previous_status", known ? prior->status : "");
+}
+
+/* s_emit_decision - journal and send what an item came to; then update the
+ * store (after the journal record, so the store never runs ahead of it) */
 static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, const char *client,
                             const char *gates[2], const void *raw, size_t rawlen)
 {
     event_body_t *b = event_body_new();
+    case_row_t prior;
+    bool known = d->kind != D_IGNORED && d->kind != D_REJECT && store_case_get(v->store, d->case_id, &prior) == 1;
     switch (d->kind) {
     case D_IGNORED:
         event_body_str(b, "event_type", it->event_type);
@@ -290,8 +305,11 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, "first_event", d->first_event);
         event_body_int(b, "times_seen", d->count);
         s_item_fields(b, it);
-        stage_emit(v->st, "duplicate", d->case_id, b, STAGE_TO_AUDIT);
-        store_key_seen_again(v->store, d->key);
+        s_history(b, &prior, known, 'd');
+        if (stage_emit(v->st, "duplicate", d->case_id, b, STAGE_TO_BOTH) == 0) {
+            store_key_seen_again(v->store, d->key);
+            store_case_bump(v->store, d->case_id, 'd');
+        }
         stage_count(v->st, "payguard_validate_duplicates_total", NULL, NULL, 1);
         break;
     case D_OUT_OF_ORDER:
@@ -300,8 +318,11 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_int(b, "applied_psp_time", d->prior.psp_time);
         event_body_str(b, "applied_status", d->prior.status);
         s_item_fields(b, it);
-        if (stage_emit(v->st, "out_of_order", d->case_id, b, STAGE_TO_AUDIT) == 0)
+        s_history(b, &prior, known, 'o');
+        if (stage_emit(v->st, "out_of_order", d->case_id, b, STAGE_TO_BOTH) == 0) {
             store_key_add(v->store, d->key, d->case_id, stage_last_emit_id(v->st));
+            store_case_bump(v->store, d->case_id, 'o');
+        }
         stage_count(v->st, "payguard_validate_out_of_order_total", NULL, NULL, 1);
         break;
     case D_REJECT:
@@ -317,6 +338,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, "signature_verdict", gates[1]);
         event_body_str(b, "state_verdict", "payments, PSP and ledger read; amounts and currencies match");
         s_item_fields(b, it);
+        s_history(b, &prior, known, 'v');
         s_state_field(b, "payout_state", d->state.payout);
         s_state_field(b, "payment_state", d->state.payment);
         s_state_field(b, "psp_state", d->state.psp_refund);
@@ -580,6 +602,8 @@ static int s_rebuild(validate_t *v)
         char *key = event_get_strdup(ev, "key"), *case_id = event_get_strdup(ev, "case_id");
         if (key && case_id && (strcmp(type, "validated") == 0 || strcmp(type, "out_of_order") == 0)) {
             store_key_add(v->store, key, case_id, event_head(ev)->id);
+            if (strcmp(type, "out_of_order") == 0)
+                store_case_bump(v->store, case_id, 'o');
             if (strcmp(type, "validated") == 0) {
                 case_row_t row = {0};
                 char *kind = event_get_strdup(ev, "kind"), *ref = event_get_strdup(ev, "ref");
@@ -598,8 +622,9 @@ static int s_rebuild(validate_t *v)
                 free(kind), free(ref), free(status), free(cur), free(pay);
             }
             replayed++;
-        } else if (key && strcmp(type, "duplicate") == 0) {
+        } else if (key && case_id && strcmp(type, "duplicate") == 0) {
             store_key_seen_again(v->store, key);
+            store_case_bump(v->store, case_id, 'd');
         }
         free(key);
         free(case_id);

@@ -20,9 +20,24 @@ static const char s_schema[] =
     "  count INTEGER NOT NULL DEFAULT 1);"
     "CREATE TABLE IF NOT EXISTS cases(case_id TEXT PRIMARY KEY, kind TEXT NOT NULL, ref TEXT NOT NULL,"
     "  psp_time INTEGER NOT NULL, status TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,"
-    "  payment_id TEXT NOT NULL, updated_ms INTEGER NOT NULL);"
+    "  payment_id TEXT NOT NULL, updated_ms INTEGER NOT NULL, receipts INTEGER NOT NULL DEFAULT 0,"
+    "  duplicates INTEGER NOT NULL DEFAULT 0, out_of_order INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS cases_pending ON cases(kind, status, updated_ms);"
-    "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_seq', 0);";
+    "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_seq', 0);"
+    "PRAGMA user_version = 2;";
+
+#define STORE_SCHEMA_VERSION 2
+
+/* s_user_version - the schema version of an opened file (0: new) */
+static int s_user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
 
 /* s_exec - run SQL that returns no rows; log what failed */
 static int s_exec(store_t *self, const char *sql)
@@ -43,7 +58,10 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     snprintf(self->path, sizeof self->path, "%s", path);
     if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL)
             != SQLITE_OK
-        || s_exec(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") || s_exec(self, s_schema)) {
+        || s_exec(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        || (s_user_version(self->db) != 0 && s_user_version(self->db) != STORE_SCHEMA_VERSION
+            && s_exec(self, "DROP TABLE IF EXISTS keys; DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS meta;"))
+        || s_exec(self, s_schema)) {
         snprintf(err, errlen, "state store %s: %s", path, self->db ? sqlite3_errmsg(self->db) : "cannot open");
         store_close(&self);
         return NULL;
@@ -166,15 +184,19 @@ static void s_case_row(sqlite3_stmt *st, case_row_t *r)
     s_copy_col(st, 6, r->currency, sizeof r->currency);
     s_copy_col(st, 7, r->payment_id, sizeof r->payment_id);
     r->updated_ms = sqlite3_column_int64(st, 8);
+    r->receipts = sqlite3_column_int(st, 9);
+    r->duplicates = sqlite3_column_int(st, 10);
+    r->out_of_order = sqlite3_column_int(st, 11);
 }
 
 #define CASE_COLS "case_id, kind, ref, psp_time, status, amount, currency, payment_id, updated_ms"
+#define CASE_READ_COLS CASE_COLS ", receipts, duplicates, out_of_order"
 
 /* store_case_get - see store.h */
 int store_case_get(store_t *self, const char *case_id, case_row_t *out)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(self->db, "SELECT " CASE_COLS " FROM cases WHERE case_id = ?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(self->db, "SELECT " CASE_READ_COLS " FROM cases WHERE case_id = ?", -1, &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
     int found = sqlite3_step(st) == SQLITE_ROW;
@@ -184,12 +206,26 @@ int store_case_get(store_t *self, const char *case_id, case_row_t *out)
     return found;
 }
 
-/* store_case_put - insert or replace a case */
+/* store_case_put - upsert an accepted event's facts, one more receipt */
 int store_case_put(store_t *self, const case_row_t *r)
 {
-    return s_run(self, "INSERT OR REPLACE INTO cases(" CASE_COLS ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", "sssisissi",
-                 r->case_id, r->kind, r->ref, r->psp_time, r->status, r->amount, r->currency, r->payment_id,
-                 r->updated_ms);
+    return s_run(self,
+                 "INSERT INTO cases(" CASE_COLS ", receipts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+                 " ON CONFLICT(case_id) DO UPDATE SET kind = excluded.kind, ref = excluded.ref,"
+                 " psp_time = excluded.psp_time, status = excluded.status, amount = excluded.amount,"
+                 " currency = excluded.currency, payment_id = excluded.payment_id, updated_ms = excluded.updated_ms,"
+                 " receipts = receipts + 1",
+                 "sssisissi", r->case_id, r->kind, r->ref, r->psp_time, r->status, r->amount, r->currency,
+                 r->payment_id, r->updated_ms);
+}
+
+/* store_case_bump - a duplicate or out-of-order receipt of a case */
+int store_case_bump(store_t *self, const char *case_id, char which)
+{
+    return s_run(self,
+                 which == 'd' ? "UPDATE cases SET receipts = receipts + 1, duplicates = duplicates + 1 WHERE case_id = ?"
+                              : "UPDATE cases SET receipts = receipts + 1, out_of_order = out_of_order + 1 WHERE case_id = ?",
+                 "s", case_id);
 }
 
 /* store_pending_refunds - see store.h */
@@ -197,7 +233,7 @@ size_t store_pending_refunds(store_t *self, int64_t older_than_ms, case_row_t *o
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(self->db,
-                           "SELECT " CASE_COLS " FROM cases WHERE kind = 'refund' AND status = 'pending'"
+                           "SELECT " CASE_READ_COLS " FROM cases WHERE kind = 'refund' AND status = 'pending'"
                            " AND updated_ms < ? ORDER BY updated_ms LIMIT ?",
                            -1, &st, NULL)
         != SQLITE_OK)

@@ -6,7 +6,8 @@
  * journal past applied_seq into the store; if the store is missing, corrupt,
  * or AHEAD of the journal (its commit survived a crash the journal's record
  * did not), it is wiped and rebuilt from the journal. So losing the file
- * loses nothing.
+ * loses nothing. The schema carries a version (PRAGMA user_version): a file
+ * of another version is dropped and rebuilt the same way.
  */
 #ifndef PG_VALIDATE_STORE_H
 #define PG_VALIDATE_STORE_H
@@ -31,6 +32,9 @@ typedef struct {
     char currency[4];
     char payment_id[WH_ID_MAX];
     int64_t updated_ms;          /* when it was applied */
+    int receipts;                /* receipts about the case: accepted, duplicate, out of order */
+    int duplicates;
+    int out_of_order;
 } case_row_t;
 
 store_t *store_open(const char *path, char *err, size_t errlen);
@@ -51,7 +55,12 @@ int store_key_seen_again(store_t *self, const char *key);
 
 /* store_case_get - 1 and the row, 0 if unknown */
 int store_case_get(store_t *self, const char *case_id, case_row_t *out);
+/* store_case_put - apply an accepted event's facts; counts one receipt
+ * (the row's own counters are ignored: they are the store's) */
 int store_case_put(store_t *self, const case_row_t *row);
+/* store_case_bump - one more receipt of a known case: a duplicate
+ * (which = 'd') or an out-of-order one ('o') */
+int store_case_bump(store_t *self, const char *case_id, char which);
 /* store_pending_refunds - refund cases whose last status is pending and
  * that were last updated before older_than_ms; at most max rows */
 size_t store_pending_refunds(store_t *self, int64_t older_than_ms, case_row_t *out, size_t max);
