@@ -84,6 +84,32 @@ static const char s_defaults[] =
     "    instances = 1\n"
     "    endpoint = ipc://{run}/approve.{n}.in    # input PULL of instance {n}\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
+    "    http_bind = 127.0.0.1\n"
+    "    http_port = 8081                    # the approvals API (CONTRACT.md §3.1)\n"
+    "    public_url = http://127.0.0.1:8081  # how people reach it (links in Teams cards)\n"
+    "    expiry_s = 86400                    # a pending approval expires and escalates\n"
+    "    confidence_min = 700                # permille; advice below it: a human decides\n"
+    "    tier1_roles = payments_ops_lead\n"
+    "    tier2_roles = \"finance_manager compliance\"\n"
+    "    tier3_roles = \"treasury finance_manager compliance\"\n"
+    "    thresholds                          # <CUR> = tier2_from tier3_above refund_auto_max (minor units)\n"
+    "        USD = \"500000 5000000 5000\"\n"
+    "approvers                              # name: roles and the SHA-256 of their token (never the token)\n"
+    "    ops_lead                            # the demo approvers: tokens in config/sandbox/<name>.token\n"
+    "        roles = payments_ops_lead\n"
+    "        token_sha256 = 6fb110b213d302512a767f105125e04e26752f1dbaff4eee804e96b6f232668c\n"
+    "    fin_mgr\n"
+    "        roles = finance_manager\n"
+    "        token_sha256 = 3b2b7c79e5ab978d41a2b6c1872ca3d72274739ce8a87865c92a9d3c957b052a\n"
+    "    compliance_officer\n"
+    "        roles = compliance\n"
+    "        token_sha256 = c273552b624f9370c943c6fab768968e43e1f78d80ee18ce8183d406493217d7\n"
+    "    treasurer\n"
+    "        roles = treasury\n"
+    "        token_sha256 = c543280940ce970b7df8fdf7993e9a5ed5b0482d79f173589cd801474c5c26f2\n"
+    "    risk_lead                           # holds two roles: still counts once per case\n"
+    "        roles = \"finance_manager compliance\"\n"
+    "        token_sha256 = 1418a6264e78f8c9fc261f92a7aacdd15e55534be3db537e03fab52111397324\n"
     "execute\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/execute.{n}.in    # input PULL of instance {n}\n"
@@ -108,6 +134,10 @@ static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, ch
     for (zconfig_t *c = zconfig_child(node); c; c = zconfig_next(c)) {
         char path[256];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", zconfig_name(c));
+        /* approvers/<name>/... and approve/thresholds/<CUR> are named by the
+         * operator: approve validates them, the key check cannot */
+        if (strncmp(path, "approvers/", 10) == 0 || strncmp(path, "approve/thresholds/", 19) == 0)
+            continue;
         if (!zconfig_locate(self->defaults, path)) {
             snprintf(err, errlen, "config %s: unknown setting '%s'", self->path, path);
             return -1;
@@ -200,6 +230,35 @@ const char *config_get(const config_t *self, const char *path)
             return zconfig_value(node); /* "" too: a file may empty a default */
     }
     zconfig_t *node = zconfig_locate(self->defaults, path);
+    return node ? zconfig_value(node) : NULL;
+}
+
+/* s_section - the file's section at path if the file has it, else the default's */
+static zconfig_t *s_section(const config_t *self, const char *path, bool *from_file)
+{
+    zconfig_t *node = self->file ? zconfig_locate(self->file, path) : NULL;
+    if (from_file)
+        *from_file = node != NULL;
+    return node ? node : zconfig_locate(self->defaults, path);
+}
+
+/* config_children - see config.h */
+size_t config_children(const config_t *self, const char *path, const char **names, size_t max, bool *from_file)
+{
+    zconfig_t *sec = s_section(self, path, from_file);
+    size_t n = 0;
+    for (zconfig_t *c = sec ? zconfig_child(sec) : NULL; c && n < max; c = zconfig_next(c))
+        names[n++] = zconfig_name(c);
+    return n;
+}
+
+/* config_child_get - a value below a freely named section, same source */
+const char *config_child_get(const config_t *self, const char *path, const char *name, const char *key)
+{
+    zconfig_t *sec = s_section(self, path, NULL);
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s%s%s", name, key && *key ? "/" : "", key ? key : "");
+    zconfig_t *node = sec ? zconfig_locate(sec, sub) : NULL;
     return node ? zconfig_value(node) : NULL;
 }
 

@@ -38,6 +38,15 @@ const char *config_get(const config_t *self, const char *path);
 /* config_int - integer value; -1 and err if not an integer in [min,max] */
 int config_int(const config_t *self, const char *path, long min, long max, long *out, char *err, size_t errlen);
 
+/* config_children - the names below a section the operator names freely
+ * (approvers, approve/thresholds): the file's section REPLACES the
+ * default one when the file has it (so no demo approver survives in a
+ * configuration that lists its own). Up to max names into names[] (borrowed);
+ * the count. *from_file says whose they are. */
+size_t config_children(const config_t *self, const char *path, const char **names, size_t max, bool *from_file);
+/* config_child_get - "<path>/<name>/<key>" from the same source config_children used */
+const char *config_child_get(const config_t *self, const char *path, const char *name, const char *key);
+
 const char *config_run_dir(const config_t *self);
 const char *config_data_dir(const config_t *self);
 

@@ -113,3 +113,30 @@ Test(config, a_file_can_empty_a_default)
     config_destroy(&c);
     unlink(p);
 }
+
+Test(config, a_file_section_of_approvers_replaces_the_demo_ones)
+{
+    char err[256];
+    config_t *c = config_load(NULL, err, sizeof err);
+    const char *names[16];
+    bool from_file = true;
+    size_t n = config_children(c, "approvers", names, 16, &from_file);
+    cr_assert(n >= 4 && !from_file, "embedded demo approvers");
+    config_destroy(&c);
+
+    const char *p = s_write("approvers\n    alice\n        roles = treasury\n        token_sha256 = ab\n"
+                            "approve\n    thresholds\n        EUR = \"400000 4000000 4000\"\n");
+    c = config_load(p, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    n = config_children(c, "approvers", names, 16, &from_file);
+    cr_assert_eq(n, 1, "only the file's approvers: no demo approver survives");
+    cr_assert(from_file);
+    cr_assert_str_eq(names[0], "alice");
+    cr_assert_str_eq(config_child_get(c, "approvers", "alice", "roles"), "treasury");
+    n = config_children(c, "approve/thresholds", names, 16, &from_file);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(names[0], "EUR", "the file's thresholds replace the default USD");
+    cr_assert_str_eq(config_child_get(c, "approve/thresholds", "EUR", NULL), "400000 4000000 4000");
+    config_destroy(&c);
+    unlink(p);
+}
