@@ -1,45 +1,1020 @@
 /*++
  * NAME
- *	approve - policy routing, human approvals, segregation of duties
+ *	approve - policy routing, people, segregation of duties
  * SYNOPSIS
- *	approve [-c CONFIG] [-i INDEX]	(started by `payguard up`)
+ *	approve [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
  * DESCRIPTION
- *	Routes each case by policy to the people who must agree, or
- *	auto-approves where the policy allows.
+ *	For each triaged case, policy (approve/policy.c, CONTRACT.md §4) picks
+ *	the route and records the rule that chose it:
+ *	  no action     the systems already agree ("already_consistent");
+ *	  auto          policy approves (refund corrections within the limits,
+ *	                tickets) and the case goes to execute;
+ *	  humans        the roles of the amount tier must each be covered by a
+ *	                distinct person before execute may act.
+ *	Policy reads recorded facts, the advice's closed-set labels and its
+ *	confidence; nothing else the advice says.
  *
- *	Backbone behaviour (this release): every input event is answered by
- *	one "routed" event carrying the same case key and body, sent to execute and to
- *	audit. The stage's own checks arrive with its issue; the delivery
- *	guarantees below are already those of the finished stage.
+ *	People decide through the approvals API (CONTRACT.md §3.1), served here
+ *	with libmicrohttpd, or `payguard approve`:
+ *	  GET  /approvals?status=pending|approved|denied|expired|all
+ *	  GET  /approvals/{case_id}
+ *	  POST /approvals/{case_id}/decisions {"decision":"approve|deny","comment"}
+ *	  GET  /metrics, GET /healthz (no token)
+ *	Every request needs Authorization: Bearer <token> of a configured
+ *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
+ *	the token; compared in constant time). 401 unknown token; 403 lacking a
+ *	required role, deciding twice, or approving a case one raised; 409 not
+ *	awaiting a decision (decided or expired); 404 unknown case. Every
+ *	refusal is recorded in the audit trail (access_denied, decision_refused).
+ *
+ *	SEGREGATION OF DUTIES: a person counts once per case whatever roles they
+ *	hold; each required role needs its own person; the person who raised the
+ *	case (metadata.raised_by of the payout) cannot approve it; a deny from a
+ *	person holding a required role denies the case.
+ *
+ *	A decision is journaled, and durable, before it is answered 200: a 200
+ *	is never lost. Pending approvals expire after approve/expiry_s and
+ *	escalate to the next tier's roles (past tier 3 they stay expired, for
+ *	ops review); expiry never approves. The state is rebuilt from this
+ *	stage's journal at start, so pending approvals survive a restart.
+ *
+ *	Teams: when a case awaits people, and when it is decided, expires or
+ *	escalates, an Adaptive Card notice goes to execute, which alone posts to
+ *	outside/teams (least privilege: approve holds no credential of another
+ *	system).
  * INPUT
- *	PULL at approve/endpoint (default ipc://{run}/approve.{n}.in): msgpack events
- *	from triage, strictly decoded (common/event.h).
+ *	"triaged" events from triage (facts, state, advice).
  * OUTPUT
- *	Journal <data_dir>/approve.<n>/ first, then PUSH to every instance of
- *	execute and to audit; acks back to the producer instance once durable.
- * FAILURE
- *	Malformed input is logged and counted, never forwarded. A journal
- *	write or fsync failure exits (75) for the supervisor to restart; on
- *	restart the journal is recovered, already-journaled inputs are dropped
- *	when re-delivered, and everything unacknowledged is re-sent.
- *	SIGTERM: stop taking input, wait up to payguard/drain_ms for acks, exit 0.
+ *	"routed" (audit), "approved" and "denied" (execute and audit),
+ *	"decision", "decision_refused", "access_denied", "escalated", "expired"
+ *	(audit), "notice" (execute: a Teams card).
  * SECURITY
- *	Holds no secrets.
+ *	Holds token hashes only. Case text is data: the API answers JSON.
  * CONFIGURATION
- *	payguard/... (journal, delivery, drain_ms), approve/instances, approve/endpoint.
+ *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
+ *	tier{1,2,3}_roles, thresholds/<CUR>; approvers/<name>/{roles,token_sha256}.
  *--*/
+#include <arpa/inet.h>
+#include <assert.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "approve.h"
+#include "journal.h"
+#include "log.h"
+#include "metrics.h"
 #include "stage.h"
 
-/* s_handle - pass the event on (the backbone's approve) */
+#define APPROVE_MAX_APPROVERS 64
+#define APPROVE_MAX_CASES 100000
+#define APPROVE_MAX_DECISIONS 16
+#define APPROVE_MAX_BODY 8192
+
+typedef struct {
+    char name[32];
+    char roles[POLICY_MAX_ROLES][POLICY_ROLE_MAX];
+    size_t nroles;
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+} person_t;
+
+typedef struct {
+    char who[32];
+    char role[POLICY_ROLE_MAX];   /* the required role this approval covered ("" for a deny) */
+    char decision[8];
+    char comment[512];
+    int64_t at_ms;
+} decided_t;
+
+typedef struct {
+    char case_id[160];
+    char kind[16];
+    char ref[128];
+    int64_t amount;
+    char currency[4];
+    char state[16];               /* pending | approved | denied | expired | auto_approved | no_action */
+    route_t route;
+    decided_t decisions[APPROVE_MAX_DECISIONS];
+    size_t ndecisions;
+    int64_t created_ms, expires_ms;
+    char raised_by[64];
+    char triaged_id[EVENT_ID_MAX + 1];
+    json_t *advice;               /* the recommendation, for GET (owned) */
+    json_t *facts;                /* the triaged case as recorded: what execute acts on (owned) */
+} approval_t;
+
+typedef struct {
+    stage_t *st;
+    struct MHD_Daemon *httpd;
+    policy_t policy;
+    person_t people[APPROVE_MAX_APPROVERS];
+    size_t npeople;
+    char public_url[256];
+    long expiry_s;
+    pthread_mutex_t mu;           /* approvals: loop thread and HTTP threads */
+    approval_t **cases;
+    size_t ncases;
+    _Atomic long waiting;
+} approve_t;
+
+/* request - one API request whose answer waits for the journal */
+typedef struct {
+    struct MHD_Connection *conn;
+    char *body;
+    size_t len;
+    bool too_large;
+    pthread_mutex_t mu;
+    bool suspended, durable, answered;
+    unsigned status;
+    char case_id[160];
+    char state[16];
+} request_t;
+
+/* ----------------------------------------------------------- state */
+
+/* s_js - a string member or "" */
+static const char *s_js(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "";
+}
+
+/* s_free_case - an approval and what it owns */
+static void s_free_case(approval_t *c)
+{
+    json_decref(c->advice);
+    json_decref(c->facts);
+    free(c);
+}
+
+/* s_find - the approval of a case (caller holds mu) */
+static approval_t *s_find(approve_t *a, const char *case_id)
+{
+    for (size_t i = 0; i < a->ncases; i++)
+        if (strcmp(a->cases[i]->case_id, case_id) == 0)
+            return a->cases[i];
+    return NULL;
+}
+
+/* s_iso - RFC 3339 UTC of a time in ms */
+static void s_iso(int64_t ms, char out[32])
+{
+    time_t t = (time_t) (ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* s_roles_json - a role list as a JSON array */
+static json_t *s_roles_json(const route_t *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->nroles; i++)
+        json_array_append_new(a, json_string(r->roles[i]));
+    return a;
+}
+
+/* s_approval_json - an approval as the API shows it (caller holds mu) */
+static json_t *s_approval_json(const approval_t *c)
+{
+    char exp[32];
+    s_iso(c->expires_ms, exp);
+    json_t *ds = json_array();
+    for (size_t i = 0; i < c->ndecisions; i++) {
+        char at[32];
+        s_iso(c->decisions[i].at_ms, at);
+        json_array_append_new(ds, json_pack("{s:s, s:s, s:s, s:s, s:s}", "approver", c->decisions[i].who, "decision",
+                                            c->decisions[i].decision, "role", c->decisions[i].role, "comment",
+                                            c->decisions[i].comment, "at", at));
+    }
+    json_t *missing = json_array();
+    for (size_t r = 0; r < c->route.nroles; r++) {
+        bool covered = false;
+        for (size_t i = 0; i < c->ndecisions; i++)
+            covered |= strcmp(c->decisions[i].role, c->route.roles[r]) == 0;
+        if (!covered)
+            json_array_append_new(missing, json_string(c->route.roles[r]));
+    }
+    json_t *rec = c->advice ? json_deep_copy(c->advice) : json_object();
+    json_object_set_new(rec, "advisory", json_true());
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:i, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:o}", "case_id",
+                     c->case_id, "kind", c->kind, "ref", c->ref, "amount", (json_int_t) c->amount, "currency",
+                     c->currency, "tier", c->route.tier, "required_roles", s_roles_json(&c->route), "missing_roles",
+                     missing, "decisions", ds, "expires_at", exp, "state", c->state, "action", c->route.action,
+                     "rule", c->route.rule, "raised_by", c->raised_by, "recommendation", rec);
+}
+
+/* s_card - an Adaptive Card 1.4 about a case, as a "notice" body for execute */
+static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title)
+{
+    char amount[64], exp[32], tier[8];
+    snprintf(amount, sizeof amount, "%lld %s (minor units)", (long long) c->amount, c->currency);
+    snprintf(tier, sizeof tier, "%d", c->route.tier);
+    s_iso(c->expires_ms, exp);
+    char roles[256] = "";
+    for (size_t i = 0; i < c->route.nroles; i++)
+        snprintf(roles + strlen(roles), sizeof roles - strlen(roles), "%s%s", i ? ", " : "", c->route.roles[i]);
+    const char *advice = "";
+    json_t *s = c->advice ? json_object_get(c->advice, "summary") : NULL;
+    if (json_is_string(s))
+        advice = json_string_value(s);
+    char url[512];
+    snprintf(url, sizeof url, "%s/approvals/%s", a->public_url, c->case_id);
+    json_t *facts = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "title",
+                              "Case", "value", c->case_id, "title", "Kind", "value", c->kind, "title", "Amount",
+                              "value", amount, "title", "Tier", "value", tier,
+                              "title", "Required roles", "value", roles, "title", "State", "value", c->state, "title",
+                              "Expires", "value", exp);
+    json_t *card = json_pack(
+        "{s:s, s:s, s:s, s:[{s:s, s:s, s:s, s:b}, {s:s, s:o}, {s:s, s:s, s:b, s:s}, {s:s, s:s, s:b}], "
+        "s:[{s:s, s:s, s:s}]}",
+        "type", "AdaptiveCard", "version", "1.4", "$schema", "http://adaptivecards.io/schemas/adaptive-card.json",
+        "body", "type", "TextBlock", "size", "Medium", "text", title, "wrap", 1, "type", "FactSet", "facts", facts,
+        "type", "TextBlock", "text", "AI advice (advisory only; people and policy decide):", "wrap", 1, "weight",
+        "Bolder", "type", "TextBlock", "text", advice, "wrap", 1, "actions", "type", "Action.OpenUrl", "title",
+        "Open the case", "url", url);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "channel", "teams");
+    event_body_str(b, "case_id", c->case_id);
+    event_body_str(b, "title", title);
+    event_body_json(b, "card", card);
+    json_decref(card);
+    return b;
+}
+
+/* s_approval_body - the whole approval as an event body: what a rebuild needs */
+static event_body_t *s_approval_body(const approval_t *c)
+{
+    event_body_t *b = event_body_new();
+    json_t *j = s_approval_json(c);
+    json_object_set_new(j, "created_ms", json_integer(c->created_ms));
+    json_object_set_new(j, "expires_ms", json_integer(c->expires_ms));
+    json_object_set_new(j, "reason", json_string(c->route.reason));
+    json_object_set_new(j, "triaged_id", json_string(c->triaged_id));
+    if (c->facts)
+        json_object_set(j, "facts", c->facts);
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        if (event_body_json(b, k, v) != 0)
+            event_body_str(b, k, "");
+    }
+    json_decref(j);
+    return b;
+}
+
+/* ------------------------------------------------------------- routing */
+
+/* s_input_of - what policy may read, from a triaged event */
+static void s_input_of(json_t *body, policy_input_t *in)
+{
+    memset(in, 0, sizeof *in);
+    json_t *adv = json_object_get(body, "advice");
+#define STR(dst, obj, key) snprintf(dst, sizeof dst, "%s", json_is_string(json_object_get(obj, key)) ? json_string_value(json_object_get(obj, key)) : "")
+    STR(in->kind, body, "kind");
+    STR(in->classification, adv, "classification");
+    STR(in->currency, body, "currency");
+    STR(in->psp_status, json_object_get(body, "psp_state"), "status");
+    if (!in->psp_status[0])
+        STR(in->psp_status, body, "status");
+    STR(in->internal_status, json_object_get(body, "payout_state"), "status");
+    json_t *pay = json_object_get(body, "payment_state");
+    STR(in->customer_risk, pay, "customer_risk");
+#undef STR
+    in->flagged = json_is_true(json_object_get(pay, "flagged"));
+    in->confidence_permille = (int) json_integer_value(json_object_get(adv, "confidence_permille"));
+    in->amount = json_integer_value(json_object_get(body, "amount"));
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(json_object_get(body, "ledger_state"), "entries"), i, e)
+    {
+        const char *t = json_string_value(json_object_get(e, "type"));
+        if (!t)
+            continue;
+        in->ledger_payout_paid += strcmp(t, "payout_paid") == 0;
+        in->ledger_payout_reversal += strcmp(t, "payout_reversal") == 0;
+        in->ledger_refund_initiated += strcmp(t, "refund_initiated") == 0;
+        in->ledger_refund_succeeded += strcmp(t, "refund_succeeded") == 0;
+        in->ledger_refund_failed += strcmp(t, "refund_failed") == 0;
+    }
+}
+
+/* s_body_of - a decoded event's body as JSON (caller decrefs) */
+static json_t *s_body_of(const event_t *ev)
+{
+    char *text = event_to_json(ev);
+    json_t *root = json_loads(text, 0, NULL);
+    free(text);
+    json_t *b = json_incref(json_object_get(root, "body"));
+    json_decref(root);
+    return b;
+}
+
+/* s_store - add or replace a case's approval (caller holds mu) */
+static void s_store(approve_t *a, approval_t *c)
+{
+    for (size_t i = 0; i < a->ncases; i++)
+        if (strcmp(a->cases[i]->case_id, c->case_id) == 0) {
+            s_free_case(a->cases[i]);
+            a->cases[i] = c;
+            return;
+        }
+    if (a->ncases == APPROVE_MAX_CASES) {
+        /* bounded: forget the oldest decided case (its record is in the journal and audit) */
+        for (size_t i = 0; i < a->ncases; i++)
+            if (strcmp(a->cases[i]->state, "pending") != 0) {
+                s_free_case(a->cases[i]);
+                memmove(&a->cases[i], &a->cases[i + 1], (a->ncases - i - 1) * sizeof *a->cases);
+                a->ncases--;
+                break;
+            }
+    }
+    assert(a->ncases < APPROVE_MAX_CASES);
+    if (a->ncases % 1024 == 0) {
+        a->cases = realloc(a->cases, (a->ncases + 1024) * sizeof *a->cases);
+        assert(a->cases);
+    }
+    a->cases[a->ncases++] = c;
+}
+
+/* s_handle - route a triaged case */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
-    (void) arg;
-    stage_forward(st, in, "routed", STAGE_TO_BOTH);
+    approve_t *a = arg;
+    if (strcmp(event_head(in)->type, "triaged") != 0) {
+        log_warn("ignoring a %s event: approve takes triaged cases", event_head(in)->type);
+        return STAGE_DONE;
+    }
+    json_t *body = s_body_of(in);
+    policy_input_t pin;
+    s_input_of(body, &pin);
+    approval_t *c = calloc(1, sizeof *c);
+    assert(c);
+    snprintf(c->case_id, sizeof c->case_id, "%s", event_head(in)->case_key);
+    snprintf(c->kind, sizeof c->kind, "%s", pin.kind);
+    snprintf(c->ref, sizeof c->ref, "%s",
+             json_is_string(json_object_get(body, "ref")) ? json_string_value(json_object_get(body, "ref")) : "");
+    snprintf(c->raised_by, sizeof c->raised_by, "%s",
+             json_is_string(json_object_get(body, "raised_by")) ? json_string_value(json_object_get(body, "raised_by"))
+                                                                 : "");
+    c->amount = pin.amount;
+    snprintf(c->currency, sizeof c->currency, "%s", pin.currency);
+    snprintf(c->triaged_id, sizeof c->triaged_id, "%s", event_head(in)->id);
+    c->created_ms = stage_now_ms();
+    c->expires_ms = c->created_ms + a->expiry_s * 1000;
+    c->advice = json_incref(json_object_get(body, "advice"));
+    c->facts = json_incref(body);
+    policy_route(&a->policy, &pin, &c->route);
+    snprintf(c->state, sizeof c->state, "%s",
+             c->route.kind == ROUTE_NO_ACTION ? "no_action" : c->route.kind == ROUTE_AUTO ? "auto_approved" : "pending");
+
+    pthread_mutex_lock(&a->mu);
+    approval_t *prior = s_find(a, c->case_id);
+    bool busy = prior && strcmp(prior->state, "pending") == 0;
+    pthread_mutex_unlock(&a->mu);
+    if (busy) {
+        /* a newer fact about a case already awaiting people: on the
+         * timeline; the pending decision stands (they see the case page) */
+        event_body_t *b = event_body_new();
+        event_body_str(b, "case_id", c->case_id);
+        event_body_str(b, "note", "a new event for a case already awaiting a decision; the pending approval stands");
+        stage_emit(st, "routed", c->case_id, b, STAGE_TO_AUDIT);
+        event_body_destroy(&b);
+        s_free_case(c);
+        json_decref(body);
+        return STAGE_DONE;
+    }
+    /* the route, with the rule that chose it */
+    event_body_t *b = s_approval_body(c); /* with the facts execute will act on */
+    stage_emit(st, "routed", c->case_id, b, STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+    if (c->route.kind == ROUTE_AUTO) {
+        b = s_approval_body(c);
+        event_body_str(b, "decided_by", "policy");
+        stage_emit(st, "approved", c->case_id, b, STAGE_TO_BOTH);
+        event_body_destroy(&b);
+    } else if (c->route.kind == ROUTE_HUMANS) {
+        b = s_card(a, c, "A payguard case awaits your decision");
+        stage_emit(st, "notice", c->case_id, b, STAGE_TO_BOTH);
+        event_body_destroy(&b);
+    }
+    stage_count(st, "payguard_approve_routes_total", "rule", c->route.rule, 1);
+    pthread_mutex_lock(&a->mu);
+    s_store(a, c);
+    pthread_mutex_unlock(&a->mu);
+    json_decref(body);
     return STAGE_DONE;
+}
+
+/* ---------------------------------------------------------- people */
+
+/* s_person - the approver whose token this is, or NULL; every hash is
+ * compared, in constant time, whoever matches */
+static const person_t *s_person(approve_t *a, const char *auth)
+{
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+        return NULL;
+    const char *token = auth + 7;
+    unsigned char h[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *) token, strlen(token), h);
+    const person_t *who = NULL;
+    for (size_t i = 0; i < a->npeople; i++)
+        if (CRYPTO_memcmp(h, a->people[i].hash, sizeof h) == 0)
+            who = &a->people[i];
+    OPENSSL_cleanse(h, sizeof h);
+    return who;
+}
+
+/* s_holds - does the person hold role? */
+static bool s_holds(const person_t *p, const char *role)
+{
+    for (size_t i = 0; i < p->nroles; i++)
+        if (strcmp(p->roles[i], role) == 0)
+            return true;
+    return false;
+}
+
+/* s_audit_refusal - a refused request, on the trail (who, what, why) */
+static void s_audit_refusal(approve_t *a, const char *type, const char *who, const char *case_id, unsigned status,
+                            const char *why, const char *peer)
+{
+    event_body_t *b = event_body_new();
+    event_body_str(b, "who", who ? who : "(unknown token)");
+    event_body_str(b, "case_id", case_id ? case_id : "");
+    event_body_int(b, "status", status);
+    event_body_str(b, "reason", why);
+    event_body_str(b, "client_ip", peer);
+    char id[EVENT_ID_MAX + 1];
+    stage_publish(a->st, "deny", type, case_id ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    event_body_destroy(&b);
+    stage_count(a->st, "payguard_approve_refusals_total", "reason", type, 1);
+}
+
+/* ------------------------------------------------------------- HTTP */
+
+/* s_reply - a JSON answer */
+static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* s_error - {"error": why} */
+static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    return s_reply(conn, status, json_pack("{s:s}", "error", why));
+}
+
+/* s_peer - the client's address */
+static void s_peer(struct MHD_Connection *conn, char out[64])
+{
+    snprintf(out, 64, "unknown");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, out, 64);
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) ci->client_addr)->sin6_addr, out, 64);
+}
+
+/* s_list - GET /approvals?status= */
+static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
+{
+    const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
+    if (!status)
+        status = "pending";
+    if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied") &&
+        strcmp(status, "expired") && strcmp(status, "auto_approved") && strcmp(status, "no_action") &&
+        strcmp(status, "all"))
+        return s_error(conn, MHD_HTTP_BAD_REQUEST, "status must be pending, approved, denied, expired, auto_approved, no_action or all");
+    json_t *list = json_array();
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = a->ncases; i-- > 0;) /* newest first */
+        if (strcmp(status, "all") == 0 || strcmp(a->cases[i]->state, status) == 0)
+            json_array_append_new(list, s_approval_json(a->cases[i]));
+    pthread_mutex_unlock(&a->mu);
+    return s_reply(conn, MHD_HTTP_OK, json_pack("{s:o}", "approvals", list));
+}
+
+/* s_on_durable - a decision is on disk: answer its request */
+static void s_on_durable(void *arg, int status)
+{
+    (void) status;
+    request_t *req = arg;
+    pthread_mutex_lock(&req->mu);
+    req->durable = true;
+    bool resume = req->suspended;
+    req->suspended = false;
+    pthread_mutex_unlock(&req->mu);
+    if (resume)
+        MHD_resume_connection(req->conn);
+}
+
+/* s_decide - POST /approvals/{case}/decisions: SoD, then journal, then 200 */
+static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *who, const char *case_id,
+                                const char *peer)
+{
+    json_error_t je;
+    json_t *body = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES, &je);
+    const char *decision = json_string_value(json_object_get(body, "decision"));
+    json_t *comment_j = json_object_get(body, "comment");
+    if (!json_is_object(body) || !decision || (strcmp(decision, "approve") && strcmp(decision, "deny")) ||
+        (comment_j && !json_is_string(comment_j)) || (comment_j && json_string_length(comment_j) > 500)) {
+        json_decref(body);
+        return s_error(req->conn, MHD_HTTP_BAD_REQUEST,
+                       "body must be {\"decision\":\"approve|deny\",\"comment\":\"...\" (at most 500 bytes)}");
+    }
+    const char *comment = comment_j ? json_string_value(comment_j) : "";
+    unsigned status = 0;
+    char why[256] = "";
+    char role[POLICY_ROLE_MAX] = "";
+    pthread_mutex_lock(&a->mu);
+    approval_t *c = s_find(a, case_id);
+    if (!c) {
+        status = MHD_HTTP_NOT_FOUND;
+        snprintf(why, sizeof why, "no such case");
+    } else if (strcmp(c->state, "pending") != 0) {
+        status = MHD_HTTP_CONFLICT;
+        snprintf(why, sizeof why, "case is %s, not awaiting a decision", c->state);
+    } else if (stage_now_ms() >= c->expires_ms) {
+        status = MHD_HTTP_CONFLICT;
+        snprintf(why, sizeof why, "the approval expired");
+    } else if (c->raised_by[0] && strcmp(c->raised_by, who->name) == 0) {
+        status = MHD_HTTP_FORBIDDEN;
+        snprintf(why, sizeof why, "%s raised this case and cannot decide it", who->name);
+    } else {
+        for (size_t i = 0; i < c->ndecisions && !status; i++)
+            if (strcmp(c->decisions[i].who, who->name) == 0) {
+                status = MHD_HTTP_FORBIDDEN;
+                snprintf(why, sizeof why, "%s already decided this case: one person counts once", who->name);
+            }
+    }
+    if (!status) {
+        /* the first required role this person holds that nobody covers yet */
+        bool holds_any = false;
+        for (size_t r = 0; r < c->route.nroles && !role[0]; r++) {
+            if (!s_holds(who, c->route.roles[r]))
+                continue;
+            holds_any = true;
+            bool covered = false;
+            for (size_t i = 0; i < c->ndecisions; i++)
+                covered |= strcmp(c->decisions[i].role, c->route.roles[r]) == 0;
+            if (!covered)
+                snprintf(role, sizeof role, "%s", c->route.roles[r]);
+        }
+        if (!holds_any || (strcmp(decision, "approve") == 0 && !role[0])) {
+            status = MHD_HTTP_FORBIDDEN;
+            snprintf(why, sizeof why, holds_any ? "%s's required roles are already covered by others"
+                                                : "%s holds none of the roles this case still needs",
+                     who->name);
+        }
+    }
+    if (status) {
+        pthread_mutex_unlock(&a->mu);
+        json_decref(body);
+        s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
+        return s_error(req->conn, status, why);
+    }
+    /* record it: the decision, and the case's outcome if this settles it */
+    decided_t *d = &c->decisions[c->ndecisions++];
+    snprintf(d->who, sizeof d->who, "%s", who->name);
+    snprintf(d->role, sizeof d->role, "%s", strcmp(decision, "approve") == 0 ? role : "");
+    snprintf(d->decision, sizeof d->decision, "%s", decision);
+    snprintf(d->comment, sizeof d->comment, "%s", comment);
+    d->at_ms = stage_now_ms();
+    size_t covered = 0;
+    for (size_t r = 0; r < c->route.nroles; r++)
+        for (size_t i = 0; i < c->ndecisions; i++)
+            if (strcmp(c->decisions[i].role, c->route.roles[r]) == 0) {
+                covered++;
+                break;
+            }
+    const char *outcome = strcmp(decision, "deny") == 0 ? "denied" : covered == c->route.nroles ? "approved" : NULL;
+    if (outcome)
+        snprintf(c->state, sizeof c->state, "%s", outcome);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", c->case_id);
+    event_body_str(b, "who", who->name);
+    event_body_str(b, "role", d->role);
+    event_body_str(b, "decision", decision);
+    event_body_str(b, "comment", comment);
+    event_body_str(b, "client_ip", peer);
+    event_body_str(b, "state", c->state);
+    char id[EVENT_ID_MAX + 1];
+    int rc = stage_publish(a->st, "dec", "decision", c->case_id, b, STAGE_TO_AUDIT, id, outcome ? NULL : s_on_durable, req);
+    event_body_destroy(&b);
+    if (rc == 0 && outcome) {
+        b = s_approval_body(c);
+        event_body_str(b, "decided_by", who->name);
+        rc = stage_publish(a->st, "dec", outcome, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
+        event_body_destroy(&b);
+        event_body_t *card = s_card(a, c, strcmp(outcome, "approved") == 0 ? "Case approved" : "Case denied");
+        stage_publish(a->st, "dec", "notice", c->case_id, card, STAGE_TO_BOTH, id, NULL, NULL);
+        event_body_destroy(&card);
+    }
+    snprintf(req->state, sizeof req->state, "%s", c->state);
+    snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
+    if (rc != 0) { /* could not journal: undo, and say so */
+        c->ndecisions--;
+        snprintf(c->state, sizeof c->state, "pending");
+    }
+    pthread_mutex_unlock(&a->mu);
+    json_decref(body);
+    if (rc != 0)
+        return s_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", "cannot record the decision right now"));
+    stage_count(a->st, "payguard_approve_decisions_total", "decision", decision, 1);
+    req->status = MHD_HTTP_OK;
+    pthread_mutex_lock(&req->mu);
+    bool durable = req->durable;
+    if (!durable) {
+        req->suspended = true;
+        atomic_fetch_add(&a->waiting, 1);
+        MHD_suspend_connection(req->conn);
+    }
+    pthread_mutex_unlock(&req->mu);
+    if (durable) {
+        req->answered = true;
+        return s_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+    }
+    return MHD_YES;
+}
+
+/* s_answer - the approvals API */
+static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    approve_t *a = cls;
+    request_t *req = *con_cls;
+    if (!req) {
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
+            return s_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
+            char *text = metrics_collect(config_run_dir(stage_config(a->st)));
+            struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+            MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+            enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+            MHD_destroy_response(r);
+            return rc;
+        }
+        req = calloc(1, sizeof *req);
+        assert(req);
+        req->conn = conn;
+        pthread_mutex_init(&req->mu, NULL);
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (req->len + *upload_size <= APPROVE_MAX_BODY) {
+            req->body = realloc(req->body, req->len + *upload_size + 1);
+            memcpy(req->body + req->len, upload, *upload_size);
+            req->len += *upload_size;
+        } else {
+            req->too_large = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->answered)
+        return MHD_NO;
+    if (req->status) { /* resumed: the decision is durable */
+        req->answered = true;
+        atomic_fetch_sub(&a->waiting, 1);
+        return s_reply(conn, req->status, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+    }
+    req->answered = true;
+    char peer[64];
+    s_peer(conn, peer);
+    const person_t *who = s_person(a, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (!who) {
+        s_audit_refusal(a, "access_denied", NULL, "", MHD_HTTP_UNAUTHORIZED, "unknown or missing token", peer);
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen("{\"error\":\"unknown or missing token\"}"),
+                                                                 (void *) "{\"error\":\"unknown or missing token\"}",
+                                                                 MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+        enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
+        MHD_destroy_response(r);
+        return rc;
+    }
+    if (req->too_large)
+        return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
+    if (strcmp(url, "/approvals") == 0) {
+        if (strcmp(method, "GET") != 0)
+            return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /approvals");
+        return s_list(a, conn);
+    }
+    if (strncmp(url, "/approvals/", 11) == 0) {
+        char case_id[160];
+        const char *rest = url + 11;
+        const char *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t) (slash - rest) : strlen(rest);
+        if (n == 0 || n >= sizeof case_id)
+            return s_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+        memcpy(case_id, rest, n);
+        case_id[n] = '\0';
+        if (slash && strcmp(slash, "/decisions") == 0) {
+            if (strcmp(method, "POST") != 0)
+                return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a decision");
+            req->answered = false; /* answered once durable */
+            return s_decide(a, req, who, case_id, peer);
+        }
+        if (!slash && strcmp(method, "GET") == 0) {
+            pthread_mutex_lock(&a->mu);
+            approval_t *c = s_find(a, case_id);
+            json_t *j = c ? s_approval_json(c) : NULL;
+            pthread_mutex_unlock(&a->mu);
+            return j ? s_reply(conn, MHD_HTTP_OK, j) : s_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+        }
+    }
+    return s_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
+}
+
+/* s_completed - free a request */
+static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void) cls, (void) conn, (void) toe;
+    request_t *req = *con_cls;
+    if (!req)
+        return;
+    pthread_mutex_destroy(&req->mu);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+/* ----------------------------------------------------------- time */
+
+/* s_tick - expiry and escalation: expiry never approves */
+static void s_tick(stage_t *st, void *arg)
+{
+    approve_t *a = arg;
+    int64_t now = stage_now_ms();
+    char id[EVENT_ID_MAX + 1];
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < a->ncases; i++) {
+        approval_t *c = a->cases[i];
+        if (strcmp(c->state, "pending") != 0 || now < c->expires_ms)
+            continue;
+        int next = c->route.tier + 1;
+        route_t r = c->route;
+        if (next <= POLICY_TIERS && policy_tier(&a->policy, next, &r) == 0) {
+            snprintf(r.rule, sizeof r.rule, "escalated_to_tier_%d", next);
+            snprintf(r.reason, sizeof r.reason, "no decision within %ld s at tier %d: escalated to tier %d",
+                     a->expiry_s, c->route.tier, next);
+            snprintf(r.action, sizeof r.action, "%s", c->route.action);
+            c->route = r;
+            c->expires_ms = now + a->expiry_s * 1000;
+            event_body_t *b = s_approval_body(c);
+            stage_publish(st, "esc", "escalated", c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
+            event_body_destroy(&b);
+            b = s_card(a, c, "A payguard case was escalated to you");
+            stage_publish(st, "esc", "notice", c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+            event_body_destroy(&b);
+        } else {
+            snprintf(c->state, sizeof c->state, "expired");
+            event_body_t *b = s_approval_body(c);
+            stage_publish(st, "esc", "expired", c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
+            event_body_destroy(&b);
+            b = s_card(a, c, "A payguard case expired without a decision: ops review");
+            stage_publish(st, "esc", "notice", c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+            event_body_destroy(&b);
+        }
+        stage_count(st, "payguard_approve_expiries_total", NULL, NULL, 1);
+    }
+    size_t pending = 0;
+    for (size_t i = 0; i < a->ncases; i++)
+        pending += strcmp(a->cases[i]->state, "pending") == 0;
+    pthread_mutex_unlock(&a->mu);
+    stage_gauge(st, "payguard_approvals_pending", (int64_t) pending);
+}
+
+/* ------------------------------------------------------------ start */
+
+/* s_from_record - an approval as a routed/escalated/decided event body states it */
+static void s_apply_record(approve_t *a, const char *type, json_t *b, const char *case_id)
+{
+    approval_t *c = s_find(a, case_id);
+    if (strcmp(type, "routed") == 0 && json_is_string(json_object_get(b, "state"))) {
+        c = calloc(1, sizeof *c);
+        snprintf(c->case_id, sizeof c->case_id, "%s", case_id);
+        s_store(a, c);
+    }
+    if (!c)
+        return;
+    if (strcmp(type, "decision") == 0) {
+        if (c->ndecisions < APPROVE_MAX_DECISIONS) {
+            decided_t *d = &c->decisions[c->ndecisions++];
+            snprintf(d->who, sizeof d->who, "%s", s_js(b, "who"));
+            snprintf(d->role, sizeof d->role, "%s", s_js(b, "role"));
+            snprintf(d->decision, sizeof d->decision, "%s", s_js(b, "decision"));
+            snprintf(d->comment, sizeof d->comment, "%s", s_js(b, "comment"));
+        }
+        snprintf(c->state, sizeof c->state, "%s", (*s_js(b, "state") ? s_js(b, "state") : c->state));
+        return;
+    }
+    /* routed, escalated, expired, approved, denied carry the whole approval */
+#define STR(dst, key) snprintf(dst, sizeof dst, "%s", s_js(b, key))
+    STR(c->kind, "kind");
+    STR(c->ref, "ref");
+    STR(c->currency, "currency");
+    STR(c->state, "state");
+    STR(c->raised_by, "raised_by");
+    STR(c->triaged_id, "triaged_id");
+    STR(c->route.action, "action");
+    STR(c->route.rule, "rule");
+    STR(c->route.reason, "reason");
+#undef STR
+    c->amount = json_integer_value(json_object_get(b, "amount"));
+    c->route.tier = (int) json_integer_value(json_object_get(b, "tier"));
+    c->created_ms = json_integer_value(json_object_get(b, "created_ms"));
+    c->expires_ms = json_integer_value(json_object_get(b, "expires_ms"));
+    c->route.kind = strcmp(c->state, "no_action") == 0 ? ROUTE_NO_ACTION
+                    : strcmp(c->state, "auto_approved") == 0 ? ROUTE_AUTO : ROUTE_HUMANS;
+    c->route.nroles = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(b, "required_roles"), i, r) if (c->route.nroles < POLICY_MAX_ROLES)
+        snprintf(c->route.roles[c->route.nroles++], POLICY_ROLE_MAX, "%s", json_is_string(r) ? json_string_value(r) : "");
+    json_t *rec = json_object_get(b, "recommendation");
+    if (rec) {
+        json_decref(c->advice);
+        c->advice = json_incref(rec);
+    }
+    json_t *facts = json_object_get(b, "facts");
+    if (facts) {
+        json_decref(c->facts);
+        c->facts = json_incref(facts);
+    }
+}
+
+/* s_rebuild - pending approvals survive a restart: replay our journal */
+static int s_rebuild(approve_t *a)
+{
+    char err[512];
+    journal_reader_t *r = journal_reader_new(stage_journal_dir(a->st), 1, err, sizeof err);
+    if (!r) {
+        log_error("rebuild: %s", err);
+        return -1;
+    }
+    const void *data;
+    size_t len;
+    uint64_t seq, n = 0;
+    while (journal_reader_next(r, &data, &len, &seq) == 1) {
+        const unsigned char *p = data;
+        if (p[0] != STAGE_REC_EVENT || len <= 2)
+            continue;
+        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
+        if (!ev)
+            continue;
+        const char *type = event_head(ev)->type;
+        if (strcmp(type, "routed") == 0 || strcmp(type, "decision") == 0 || strcmp(type, "approved") == 0 ||
+            strcmp(type, "denied") == 0 || strcmp(type, "escalated") == 0 || strcmp(type, "expired") == 0) {
+            json_t *b = s_body_of(ev);
+            s_apply_record(a, type, b, event_head(ev)->case_key);
+            json_decref(b);
+            n++;
+        }
+        event_destroy(&ev);
+    }
+    journal_reader_destroy(&r);
+    size_t pending = 0;
+    for (size_t i = 0; i < a->ncases; i++)
+        pending += strcmp(a->cases[i]->state, "pending") == 0;
+    log_info("approvals rebuilt from %llu journal records: %zu cases, %zu pending", (unsigned long long) n,
+             a->ncases, pending);
+    return 0;
+}
+
+/* s_hex32 - 64 hex digits into 32 bytes */
+static int s_hex32(const char *hex, unsigned char out[32])
+{
+    if (!hex || strlen(hex) != 64)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (unsigned char) v;
+    }
+    return 0;
+}
+
+/* s_load_people - approvers from the configuration (hashes only) */
+static int s_load_people(approve_t *a, const config_t *c)
+{
+    const char *names[APPROVE_MAX_APPROVERS];
+    bool from_file;
+    size_t n = config_children(c, "approvers", names, APPROVE_MAX_APPROVERS, &from_file);
+    if (!from_file)
+        log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
+    for (size_t i = 0; i < n; i++) {
+        person_t *p = &a->people[a->npeople];
+        snprintf(p->name, sizeof p->name, "%s", names[i]);
+        const char *roles = config_child_get(c, "approvers", names[i], "roles");
+        if (s_hex32(config_child_get(c, "approvers", names[i], "token_sha256"), p->hash) != 0 || !roles || !*roles) {
+            log_error("config: approvers/%s needs roles and token_sha256 (64 hex digits)", names[i]);
+            return -1;
+        }
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", roles);
+        for (char *save = NULL, *t = strtok_r(buf, " \t,", &save); t && p->nroles < POLICY_MAX_ROLES;
+             t = strtok_r(NULL, " \t,", &save))
+            snprintf(p->roles[p->nroles++], POLICY_ROLE_MAX, "%s", t);
+        a->npeople++;
+    }
+    log_info("%zu approvers configured", a->npeople);
+    return 0;
+}
+
+/* s_init - policy, people, state, the API */
+static int s_init(stage_t *st, void *arg)
+{
+    approve_t *a = arg;
+    a->st = st;
+    pthread_mutex_init(&a->mu, NULL);
+    const config_t *c = stage_config(st);
+    char err[512];
+    long port;
+    if (policy_load(c, &a->policy, err, sizeof err) != 0 ||
+        config_int(c, "approve/http_port", 1, 65535, &port, err, sizeof err) ||
+        config_int(c, "approve/expiry_s", 1, 30L * 86400, &a->expiry_s, err, sizeof err)) {
+        log_error("%s", err);
+        return -1;
+    }
+    snprintf(a->public_url, sizeof a->public_url, "%s", config_get(c, "approve/public_url"));
+    if (s_load_people(a, c) != 0 || s_rebuild(a) != 0)
+        return -1;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+    if (inet_pton(AF_INET, config_get(c, "approve/http_bind"), &sin.sin_addr) != 1) {
+        log_error("config: approve/http_bind must be an IPv4 address");
+        return -1;
+    }
+    a->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
+                                (uint16_t) port, NULL, NULL, s_answer, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin,
+                                MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED, s_completed, a,
+                                MHD_OPTION_END);
+    if (!a->httpd) {
+        log_error("cannot serve the approvals API on port %ld: %s", port, strerror(errno));
+        return -1;
+    }
+    log_info("approvals API on http://%s:%ld", config_get(c, "approve/http_bind"), port);
+    return 0;
+}
+
+/* s_drain - stop taking requests */
+static void s_drain(stage_t *st, void *arg)
+{
+    (void) st;
+    approve_t *a = arg;
+    if (a->httpd)
+        MHD_quiesce_daemon(a->httpd);
+}
+
+/* s_busy - decisions still waiting for the journal */
+static bool s_busy(stage_t *st, void *arg)
+{
+    (void) st;
+    return atomic_load(&((approve_t *) arg)->waiting) > 0;
+}
+
+/* s_fini - stop the API, free the state */
+static void s_fini(stage_t *st, void *arg)
+{
+    (void) st;
+    approve_t *a = arg;
+    if (a->httpd)
+        MHD_stop_daemon(a->httpd);
+    for (size_t i = 0; i < a->ncases; i++)
+        s_free_case(a->cases[i]);
+    free(a->cases);
 }
 
 int main(int argc, char **argv)
 {
-    static const stage_def_t def = {.name = "approve", .handle = s_handle};
+    static approve_t a;
+    static const stage_def_t def = {.name = "approve",
+                                    .init = s_init,
+                                    .handle = s_handle,
+                                    .tick = s_tick,
+                                    .drain = s_drain,
+                                    .busy = s_busy,
+                                    .fini = s_fini,
+                                    .arg = &a};
     return stage_main(argc, argv, &def);
 }

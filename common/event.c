@@ -56,6 +56,8 @@ static const struct {
     {"review", "execute: handed to ops review"},
     {"notice", "any stage: an operational notice"},
     {"access_denied", "approve/audit: failed authentication"},
+    {"decision_refused", "approve: a decision refused (role, segregation of duties, state), with why"},
+    {"escalated", "approve: a pending approval expired and moved to the next tier"},
 };
 
 struct event_t {

@@ -1047,6 +1047,18 @@ int stage_inject(stage_t *st, const char *prefix, const char *type, const char *
     return 0;
 }
 
+/* stage_gauge - see stage.h: a series whose value is set, not added */
+void stage_gauge(stage_t *st, const char *name, int64_t value)
+{
+    stage_count(st, name, NULL, NULL, 0); /* make sure the series exists */
+    size_t count = atomic_load(&st->ncounters);
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(st->counters[i].name, name) == 0 && !st->counters[i].label[0]) {
+            atomic_store(&st->counters[i].n, (uint64_t) (value < 0 ? 0 : value));
+            return;
+        }
+}
+
 /* stage_count - see stage.h */
 void stage_count(stage_t *st, const char *name, const char *label, const char *value, uint64_t n)
 {

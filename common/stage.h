@@ -119,6 +119,8 @@ int stage_inject(stage_t *st, const char *prefix, const char *type, const char *
  * and, every second, in <run_dir>/<inst>.prom for the group's /metrics. */
 #define STAGE_MAX_COUNTERS 256
 void stage_count(stage_t *st, const char *name, const char *label, const char *value, uint64_t n);
+/* stage_gauge - set the unlabelled gauge name to value (same table) */
+void stage_gauge(stage_t *st, const char *name, int64_t value);
 
 /* stage_wake - from any thread: make the loop run a turn now */
 void stage_wake(stage_t *st);

@@ -117,7 +117,7 @@ seed_load_payouts() {
 up() {
     "$BIN/payguard" up -c "$1" -d || return 1
     local port
-    port=$(awk '/http_port/ {print $3}' "$1")
+    port=$(awk '/http_port/ {print $3; exit}' "$1")
     for _ in $(seq 1 100); do
         curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
         sleep 0.1

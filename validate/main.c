@@ -199,6 +199,7 @@ static void s_item_fields(event_body_t *b, const wh_item_t *it)
         event_body_str(b, "payout_id", it->payout_id);
         event_body_str(b, "failure_code", it->failure_code);
         event_body_str(b, "failure_message", it->failure_message);
+        event_body_str(b, "raised_by", it->raised_by);
     } else {
         event_body_str(b, "refund_id", it->refund_id);
         event_body_str(b, "payment_id", it->payment_id);

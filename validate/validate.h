@@ -118,6 +118,9 @@ typedef struct {
     char currency[4];              /* ISO 4217, upper-case */
     char failure_code[64];
     char failure_message[WH_TEXT_MAX]; /* untrusted text, truncated */
+    char raised_by[64];            /* payouts: metadata.raised_by, the person who
+                                      initiated the payout ("" if none); that person
+                                      may not approve the case (CONTRACT.md §4) */
 } wh_item_t;
 
 /* schema_parse - parse a webhook body of provider "stripe" or "standard"

@@ -7,6 +7,8 @@
  *	payguard status [-c CONFIG]
  *	payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]
  *	payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]
+ *	payguard approvals [--status pending|approved|denied|expired|all] [--token-file F] [-c CONFIG]
+ *	payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
@@ -24,6 +26,10 @@
  *		after its journal was restored from an older backup).
  *	journal dump
  *		prints a journal's records as JSON lines.
+ *	approvals  lists approvals through approve's API (CONTRACT.md §3.1).
+ *	approve	records a decision (approve, or deny with --deny) as the person
+ *		whose token is read from --token-file or, not echoed, from the
+ *		terminal (never from the command line).
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -66,6 +72,8 @@ static int s_usage(FILE *f)
                "       payguard status [-c CONFIG]\n"
                "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n"
                "       payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]\n"
+               "       payguard approvals [--status S] [--token-file F] [-c CONFIG]\n"
+               "       payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }
@@ -86,6 +94,10 @@ int main(int argc, char **argv)
         return cmd_replay(argc - 1, argv + 1);
     if (strcmp(cmd, "journal") == 0)
         return cmd_journal(argc - 1, argv + 1);
+    if (strcmp(cmd, "approvals") == 0)
+        return cmd_approvals(argc - 1, argv + 1);
+    if (strcmp(cmd, "approve") == 0)
+        return cmd_approve(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         fputs(config_defaults_text(), stdout);
         return 0;
