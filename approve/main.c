@@ -369,7 +369,10 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     c->amount = pin.amount;
     snprintf(c->currency, sizeof c->currency, "%s", pin.currency);
     snprintf(c->triaged_id, sizeof c->triaged_id, "%s", event_head(in)->id);
-    c->created_ms = stage_now_ms();
+    /* times from validate's decision, not the clock: a replay of this stage
+     * over the same input, from whichever triage worker, reaches the same record */
+    json_t *vms = json_object_get(body, "validated_ms");
+    c->created_ms = json_is_integer(vms) ? json_integer_value(vms) : event_head(in)->time_ms;
     c->expires_ms = c->created_ms + a->expiry_s * 1000;
     c->advice = json_incref(json_object_get(body, "advice"));
     c->facts = json_incref(body);

@@ -6,7 +6,8 @@
 #      payments API says is paid: validated, with the state it read, and on
 #      through every stage into the audit trail;
 #   2. the same event delivered again: recorded as a duplicate, nothing more;
-#   3. a forged one (wrong secret): recorded as rejected, with its reason.
+#   3. a forged one (wrong secret): recorded as rejected, with its reason;
+#   4. the first one awaiting its approvers (tier 2), and how to decide it.
 # The group keeps running; `bin/payguard down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +81,17 @@ for _ in 1 2 3 4 5 6; do
     [ -n "$id" ] || break
 done
 rm -f run/demo-audit.jsonl
+APORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 2p)
+echo
+echo "4. It awaits people (12,500.00 USD is tier 2: a finance_manager and a compliance officer):"
+$PG approvals --token-file config/sandbox/ops_lead.token | sed 's/^/   /'
+cat <<MSG
+
+Decide it as the demo approvers (their tokens are in config/sandbox/):
+  bin/payguard approve payout-P-10492 --as fin_mgr --token-file config/sandbox/fin_mgr.token
+  bin/payguard approve payout-P-10492 --as compliance_officer --token-file config/sandbox/compliance_officer.token
+or through the API: curl -H "Authorization: Bearer \$(cat config/sandbox/fin_mgr.token)" http://127.0.0.1:$APORT/approvals
+MSG
 cat <<MSG
 
 Send your own (the sandbox knows payouts P-10492 P-20931 P-00417 P-31000 and refunds

@@ -123,7 +123,7 @@ dupadv=$( ("$BIN/payguard" journal dump -c "$CFG" triage.0; "$BIN/payguard" jour
     grep -F '"case_key":"payout-P-300"' | grep -c '"classification":"webhook_duplicate"')
 ok "11 duplicates, 11 webhook_duplicate advices on the timeline" test "$dupadv" -ge 11
 ok "approve received exactly one event for the case" \
-    test "$("$BIN/payguard" journal dump -c "$CFG" approve.0 | grep -c '"case_key":"payout-P-300"')" = 1
+    test "$("$BIN/payguard" journal dump -c "$CFG" approve.0 | grep '"type":"routed"' | grep -c '"case_key":"payout-P-300"')" = 1
 
 # ---- 5. two workers, 1,000 cases
 "$BIN/pg-load" --url "$URL/webhooks/stripe" --secret-file "$WORK/secret" --count 1000 --concurrency 16 \

@@ -150,7 +150,7 @@ ok "the 11 re-deliveries are duplicates on the same case" test "$dupv" = "11 dup
 ok "one forward event for the case: one validated event, 12 receipts on its timeline" \
     test "$(awk '$5 == "payout-P-10492" && $3 == "validated"' "$D/verdicts" | wc -l)" = 1 -a \
     "$(awk '$5 == "payout-P-10492" && ($3 == "validated" || $3 == "duplicate")' "$D/verdicts" | wc -l)" = 12
-approve_events=$("$BIN/payguard" journal dump -c "$CFG" approve.0 | grep -c '"case_key":"payout-P-10492"')
+approve_events=$("$BIN/payguard" journal dump -c "$CFG" approve.0 | grep '"type":"routed"' | grep -c '"case_key":"payout-P-10492"')
 ok "one event went on to approve for the case (duplicates stop at advice)" test "$approve_events" = 1
 
 # 2. the corpus

@@ -166,6 +166,9 @@ static void s_emit(triage_t *t, const event_t *in, const advice_t *advice, const
     json_t *r = s_advice_json(rules);
     event_body_t *b = event_body_new();
     event_body_copy(b, in);
+    /* validate's time, the same whichever worker advises: stages after
+     * triage derive their clocks from it, so a re-run reaches the same record */
+    event_body_int(b, "validated_ms", event_head(in)->time_ms);
     event_body_json(b, "advice", a);
     event_body_json(b, "rules_advice", r);
     bool act = strcmp(event_head(in)->type, "validated") == 0;
