@@ -250,33 +250,40 @@ static size_t s_on_header(char *data, size_t size, size_t nitems, void *userdata
     return n;
 }
 
-/* s_on_body - curl write callback: append to the response buffer, and stop
- * the transfer (short count = CURLE_WRITE_ERROR) once it passes the cap */
+/* httpc_buf_append - see httpc.h */
+size_t httpc_buf_append(char **buf, size_t *len, size_t *cap, size_t max, const void *data, size_t n, bool *too_big,
+                        bool *oom)
+{
+    if (n > max - *len) {
+        *too_big = true;
+        return 0;
+    }
+    if (*len + n + 1 > *cap) {
+        size_t ncap = *cap ? *cap : 4096;
+        while (ncap < *len + n + 1)
+            ncap *= 2;
+        if (ncap > max + 1)
+            ncap = max + 1;
+        char *nb = realloc(*buf, ncap);
+        if (!nb) {
+            *oom = true;
+            return 0;
+        }
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return n;
+}
+
+/* s_on_body - curl write callback: append to the response, capped */
 static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
     s_xfer_t *xfer = userdata;
-    size_t n = size * nmemb;
-    if (n > HTTPC_MAX_RESPONSE_BYTES - xfer->len) {
-        xfer->too_big = true;
-        return 0;
-    }
-    if (xfer->len + n + 1 > xfer->cap) {
-        size_t cap = xfer->cap ? xfer->cap : 4096;
-        while (cap < xfer->len + n + 1)
-            cap *= 2;
-        if (cap > HTTPC_MAX_RESPONSE_BYTES + 1)
-            cap = HTTPC_MAX_RESPONSE_BYTES + 1;
-        char *buf = realloc(xfer->buf, cap);
-        if (!buf) {
-            xfer->oom = true;
-            return 0;
-        }
-        xfer->buf = buf;
-        xfer->cap = cap;
-    }
-    memcpy(xfer->buf + xfer->len, data, n);
-    xfer->len += n;
-    return n;
+    return httpc_buf_append(&xfer->buf, &xfer->len, &xfer->cap, HTTPC_MAX_RESPONSE_BYTES, data, size * nmemb,
+                            &xfer->too_big, &xfer->oom);
 }
 
 /* s_transient_code - whether a curl failure may go away by itself. Most do

@@ -58,6 +58,12 @@ int httpc_call(httpc_t *self, const char *method, const char *path, const char *
 
 void httpc_resp_free(httpc_resp_t *resp);
 
+/* httpc_buf_append - append n bytes to a NUL-terminated buffer that may
+ * not grow past max bytes (curl write callbacks: a short count stops the
+ * transfer). n on success; 0 and *too_big or *oom set otherwise. */
+size_t httpc_buf_append(char **buf, size_t *len, size_t *cap, size_t max, const void *data, size_t n, bool *too_big,
+                        bool *oom);
+
 /* httpc_escape - percent-encode one path segment or query value; caller frees */
 char *httpc_escape(const char *text);
 

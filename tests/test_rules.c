@@ -411,7 +411,7 @@ Test(rules, amounts_use_the_currency_decimals_and_thousands_separators)
     } table[] = {
         {1250000, "USD", "(12,500.00 USD)"}, {500, "JPY", "(500 JPY)"},     {1234, "KWD", "(1.234 KWD)"},
         {1234, "usd", "(12.34 USD)"},        {5, "EUR", "(0.05 EUR)"},      {0, "GBP", "(0.00 GBP)"},
-        {123456789, "JPY", "(123,456,789 JPY)"}, {-150, "USD", "(-1.50 USD)"}, {100, "U$D", "(1.00 XXX)"},
+        {123456789, "JPY", "(123,456,789 JPY)"}, {-150, "USD", "(-1.50 USD)"}, {100, "U$D", "(1.00 ---)"},
         {INT64_MAX, "USD", "(92,233,720,368,547,758.07 USD)"},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {

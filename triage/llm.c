@@ -68,6 +68,7 @@
  *   base URL 2048 bytes, model 256, key 4096, timeout 100..600000 ms,
  *   attempts 1..10, in flight 1..256, response 1 MiB, summary 1000 bytes.
  */
+#include "httpc.h"
 #include "triage.h"
 
 #include "log.h"
@@ -927,34 +928,12 @@ const char *llm_model(const llm_t *self)
     return self ? self->model : NULL;
 }
 
-/* s_on_body - curl write callback: collect the response, and stop the
- * transfer (short count: CURLE_WRITE_ERROR) past the cap */
+/* s_on_body - curl write callback: collect the response, capped */
 static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
     llm_req_t *req = userdata;
-    size_t n = size * nmemb;
-    if (n > LLM_MAX_RESPONSE_BYTES - req->resp_len) {
-        req->too_big = true;
-        return 0;
-    }
-    if (req->resp_len + n + 1 > req->resp_cap) {
-        size_t cap = req->resp_cap ? req->resp_cap : 4096;
-        while (cap < req->resp_len + n + 1)
-            cap *= 2;
-        if (cap > LLM_MAX_RESPONSE_BYTES + 1)
-            cap = LLM_MAX_RESPONSE_BYTES + 1;
-        char *buf = realloc(req->resp, cap);
-        if (!buf) {
-            req->oom = true;
-            return 0;
-        }
-        req->resp = buf;
-        req->resp_cap = cap;
-    }
-    memcpy(req->resp + req->resp_len, data, n);
-    req->resp_len += n;
-    req->resp[req->resp_len] = '\0';
-    return n;
+    return httpc_buf_append(&req->resp, &req->resp_len, &req->resp_cap, LLM_MAX_RESPONSE_BYTES, data, size * nmemb,
+                            &req->too_big, &req->oom);
 }
 
 /* s_easy - the transfer's handle with every option it keeps for all its

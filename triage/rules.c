@@ -239,10 +239,10 @@ static int s_currency_decimals(const char *cur)
 }
 
 /* s_format_amount - "12,500.00 USD" from minor units and a currency code
- * (either case; anything but three letters shows as XXX), integers only */
+ * (either case; anything but three letters shows as "---"), integers only */
 static void s_format_amount(int64_t amount_minor, const char *currency, char *out, size_t outlen)
 {
-    char cur[4] = "XXX"; /* ISO 4217: no currency */
+    char cur[4] = "---"; /* not a currency code */
     if (strlen(currency) == 3) {
         bool letters = true;
         for (int i = 0; i < 3; i++) {
@@ -253,7 +253,7 @@ static void s_format_amount(int64_t amount_minor, const char *currency, char *ou
             cur[i] = ch;
         }
         if (!letters)
-            memcpy(cur, "XXX", 4);
+            memcpy(cur, "---", 4);
     }
     int decimals = s_currency_decimals(cur);
     uint64_t mag = amount_minor < 0 ? (uint64_t) 0 - (uint64_t) amount_minor : (uint64_t) amount_minor;
