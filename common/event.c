@@ -52,6 +52,7 @@ static const struct {
     {"denied", "approve: the case must not be executed"},
     {"expired", "approve: no decision before the deadline"},
     {"executed", "execute: the runbook finished"},
+    {"runbook", "execute: the plan of a decided case, journaled before its first step"},
     {"step", "execute: one runbook step started or finished"},
     {"review", "execute: handed to ops review"},
     {"notice", "any stage: an operational notice"},

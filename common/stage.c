@@ -939,12 +939,14 @@ static void s_handle_event(stage_t *st, event_t *ev, const void *raw, size_t raw
 /* stage_defer - see stage.h: take the current input out of the turn */
 stage_pending_t *stage_defer(stage_t *st)
 {
-    assert(st->current && st->current_owned && !st->emitted);
+    assert(st->current && st->current_owned);
     assert(st->ndeferred < STAGE_MAX_DEFERRED);
     stage_pending_t *p = calloc(1, sizeof *p);
     assert(p);
     p->ev = st->current_owned;
     p->from_producer = st->current_from_producer;
+    p->emitted = st->emitted; /* what it emitted before deferring stays its answer */
+    p->emit_index = st->emit_index;
     st->current_owned = NULL;
     st->deferred[st->ndeferred++] = p;
     return p;
@@ -961,6 +963,49 @@ void stage_resume(stage_t *st, stage_pending_t *p)
     st->emit_index = p->emit_index;
     st->emitted = p->emitted;
     st->resumed = p;
+}
+
+/* stage_yield - leave p for a later tick, keeping its emit position */
+void stage_yield(stage_t *st, stage_pending_t *p)
+{
+    assert(st->resumed == p);
+    p->emit_index = st->emit_index;
+    p->emitted = st->emitted;
+    st->current = NULL;
+    st->resumed = NULL;
+}
+
+/* stage_adopt - see stage.h: a pending input rebuilt from the journal */
+stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case_key, unsigned emit_index)
+{
+    assert(st->ndeferred < STAGE_MAX_DEFERRED);
+    event_head_t h = {0};
+    snprintf(h.id, sizeof h.id, "%s", input_id);
+    snprintf(h.type, sizeof h.type, "notice");
+    snprintf(h.case_key, sizeof h.case_key, "%s", case_key);
+    snprintf(h.stage, sizeof h.stage, "%s", st->inst);
+    h.seq = 1;
+    char err[256];
+    size_t len;
+    void *enc = event_encode(&h, NULL, &len, err, sizeof err);
+    if (!enc)
+        return NULL;
+    stage_pending_t *p = calloc(1, sizeof *p);
+    assert(p);
+    p->ev = event_decode(enc, len, err, sizeof err);
+    free(enc);
+    assert(p->ev);
+    p->from_producer = false; /* its producer was acknowledged long ago */
+    p->emitted = emit_index > 0;
+    p->emit_index = emit_index;
+    st->deferred[st->ndeferred++] = p;
+    return p;
+}
+
+/* stage_flush - see stage.h */
+void stage_flush(stage_t *st)
+{
+    journal_sync(st->journal);
 }
 
 /* stage_finish - p's input is answered: record it, ack it, forget it */

@@ -73,6 +73,7 @@ typedef struct {
  * crash re-delivers it) until stage_finish(), and a re-delivery meanwhile is
  * ignored, and the producer is told "wait" a few times per resend period so
  * that it does not hand the input to another worker meanwhile (a lease).
+ * Events emitted before stage_defer() count as part of the answer.
  * Between stage_resume() and stage_finish(), stage_emit() emits in
  * answer to that input, with the ids it would have had synchronously. */
 typedef struct stage_pending_t stage_pending_t;
@@ -80,7 +81,18 @@ stage_pending_t *stage_defer(stage_t *st);
 const event_t *stage_pending_event(const stage_pending_t *p);
 void stage_resume(stage_t *st, stage_pending_t *p);
 void stage_finish(stage_t *st, stage_pending_t **p_p);
+/* stage_yield - leave a resumed input unfinished until a later tick */
+void stage_yield(stage_t *st, stage_pending_t *p);
+/* stage_adopt - after a restart: an input whose answer was started before
+ * the crash (its id is already seen, so it will not be delivered again) is
+ * taken up again; emits continue at emit_index with the ids they would have
+ * had. Finish it with stage_finish like a deferred input. */
+stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case_key, unsigned emit_index);
 size_t stage_deferred_count(const stage_t *st);
+
+/* stage_flush - make everything journaled so far durable now (before an
+ * outbound call that must never happen without its "started" record) */
+void stage_flush(stage_t *st);
 
 /* stage_durable_fn - called on the loop thread once a published event is
  * durable (status 0); the event is sent right after */

@@ -2,55 +2,108 @@
  * NAME
  *	execute - runbooks, exactly once
  * SYNOPSIS
- *	execute [-c CONFIG] [-i INDEX]	(started by `payguard up`)
+ *	execute [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
  * DESCRIPTION
- *	The only stage that changes other systems: runs the fixed runbook of an
- *	approved case, each step exactly once.
+ *	The only stage that changes other systems. For each decided case from
+ *	approve it plans the fixed runbook of CONTRACT.md §5 (execute/runbook.c)
+ *	from the recorded case alone, journals the plan, and runs its steps in
+ *	order, one outbound call each:
+ *	  1. the step is journaled as started, with its Idempotency-Key (a pure
+ *	     function of case and step), and the journal is synced;
+ *	  2. the call is made (transient failures — 5xx, 429, timeouts, refused
+ *	     connections — retried with exponential backoff and jitter, honouring
+ *	     Retry-After, up to execute/max_attempts);
+ *	  3. the step is journaled as finished, with the HTTP status, a SHA-256
+ *	     of the response and what it returned (ids, previous status).
+ *	After a crash the plan and the steps are read back from the journal:
+ *	finished steps are never repeated, a started-but-unfinished step is
+ *	retried with the same key (the other system answers the first result
+ *	again), and the runbook goes on. The same case delivered twice runs once.
  *
- *	This release: "notice" events (Adaptive Cards from approve) are posted
- *	to the Teams Workflows URL (outside/teams) as CONTRACT.md §2.5 says,
- *	with retries; the outcome is recorded as a "step" event. Every other
- *	input (approved, denied) is answered by one "executed" event carrying
- *	its facts: the runbooks of CONTRACT.md §5 arrive with the execute
- *	issue. The delivery guarantees below are already those of the
- *	finished stage.
+ *	A step that fails for good (a 4xx, or retries exhausted) stops the
+ *	runbook: no later step runs (so no customer-facing notice follows a
+ *	failed ledger write); instead a Highest-priority ticket and a Teams
+ *	notice name the step and the error, and the case enters the ops-review
+ *	queue ("review" event). A payout hold stays in place (release is a
+ *	person's call). No runbook starts a new money movement.
+ *
+ *	"notice" events from approve (Adaptive Cards) are posted to Teams.
  * INPUT
- *	PULL at execute/endpoint (default ipc://{run}/execute.{n}.in): msgpack events
- *	from approve, strictly decoded (common/event.h).
+ *	"approved", "denied" and "notice" events from approve.
  * OUTPUT
- *	Journal <data_dir>/execute.<n>/ first, then PUSH to audit; acks back to the producer instance once durable.
+ *	To audit: "runbook" (the plan), "step" (started / done / failed, per
+ *	call), "review" (ops review, with why), "executed" (the outcome).
  * FAILURE
- *	Malformed input is logged and counted, never forwarded. A journal
- *	write or fsync failure exits (75) for the supervisor to restart; on
- *	restart the journal is recovered, already-journaled inputs are dropped
- *	when re-delivered, and everything unacknowledged is re-sent.
- *	SIGTERM: stop taking input, wait up to payguard/drain_ms for acks, exit 0.
+ *	A runbook step failure is not a stage failure: it goes to ops review.
+ *	Journal failures exit (75); the supervisor restarts the stage, which
+ *	resumes every unfinished runbook from its journal.
  * SECURITY
- *	The only stage that writes to other systems: it alone holds their
- *	credentials (here: the Teams URL, which carries its own signature).
+ *	Holds the write token for the payments API, ledger and tickets
+ *	(execute/token_file) and the Teams URL; no other stage does.
+ * TEST HOOK
+ *	execute/fault_file: when the file exists and says before:<step> or
+ *	after:<step>, execute deletes it and SIGKILLs itself at that point —
+ *	how the tests prove exactly-once across crashes. Empty by default.
  * CONFIGURATION
- *	payguard/... (journal, delivery, drain_ms), execute/instances, execute/endpoint.
+ *	execute/token_file, jira_project, max_attempts, retry_base_ms,
+ *	retry_max_ms, fault_file; outside/payments, ledger, jira or
+ *	servicenow, teams, timeout_ms; approve/public_url.
  *--*/
 #include <jansson.h>
+#include <openssl/sha.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "execute.h"
 #include "httpc.h"
+#include "journal.h"
 #include "log.h"
 #include "stage.h"
 
+#define EXECUTE_MAX_RUNS 256
+
+/* run_t - one runbook in progress */
+typedef struct {
+    stage_pending_t *p;    /* the decided case's input (deferred, or adopted after a restart) */
+    rb_plan_t plan;        /* the normal steps */
+    rb_plan_t fail;        /* after a step failed for good: ticket + notice */
+    bool failing;          /* running the failure plan */
+    size_t next;           /* next step of the current plan */
+    char failed_step[RB_NAME_MAX];
+    char error[640];
+} run_t;
+
 typedef struct {
     stage_t *st;
-    httpc_t *teams;   /* NULL: no Teams configured */
+    httpc_t *payments, *ledger, *tickets, *teams;
+    rb_opts_t opts;
+    char ticket_system[16], jira_project[32], public_url[256], fault_file[256];
+    httpc_retry_t retry;
+    run_t *runs[EXECUTE_MAX_RUNS];
+    size_t nruns;
 } execute_t;
 
-/* s_teams - post an Adaptive Card notice (CONTRACT.md §2.5); record the outcome */
-static void s_teams(execute_t *x, const event_t *in)
+static stage_def_t s_def;
+
+/* s_body_of - an event's body as JSON (caller decrefs) */
+static json_t *s_body_of(const event_t *ev)
 {
-    char *text = event_to_json(in);
+    char *text = event_to_json(ev);
     json_t *root = json_loads(text, 0, NULL);
     free(text);
-    json_t *card = json_object_get(json_object_get(root, "body"), "card");
+    json_t *b = json_incref(json_object_get(root, "body"));
+    json_decref(root);
+    return b;
+}
+
+/* s_teams - post an approve notice (an Adaptive Card, CONTRACT.md §2.5) */
+static void s_teams(execute_t *x, const event_t *in)
+{
+    json_t *body = s_body_of(in);
+    json_t *card = json_object_get(body, "card");
     event_body_t *b = event_body_new();
     event_body_str(b, "step", "teams_notice");
     if (!x->teams || !json_is_object(card)) {
@@ -60,7 +113,7 @@ static void s_teams(execute_t *x, const event_t *in)
                                 "application/vnd.microsoft.card.adaptive", "content", card);
         char *payload = json_dumps(msg, JSON_COMPACT);
         httpc_resp_t resp = {0};
-        int rc = httpc_call(x->teams, "POST", "", payload, NULL, NULL, &resp);
+        int rc = httpc_call(x->teams, "POST", "", payload, NULL, &x->retry, &resp);
         bool ok = rc == 0 && resp.status >= 200 && resp.status < 300;
         event_body_str(b, "status", ok ? "done" : "failed");
         event_body_int(b, "http_status", resp.status);
@@ -74,47 +127,410 @@ static void s_teams(execute_t *x, const event_t *in)
     }
     stage_emit(x->st, "step", event_head(in)->case_key, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
-    json_decref(root);
+    json_decref(body);
 }
 
-/* s_handle - notices now; the runbooks with the execute issue */
+/* s_fault - the test hook: die here once if the fault file names this point */
+static void s_fault(execute_t *x, const char *when, const char *step)
+{
+    if (!x->fault_file[0])
+        return;
+    FILE *f = fopen(x->fault_file, "r");
+    if (!f)
+        return;
+    char want[128] = "", here[128];
+    if (!fgets(want, sizeof want, f))
+        want[0] = '\0';
+    fclose(f);
+    want[strcspn(want, "\r\n")] = '\0';
+    snprintf(here, sizeof here, "%s:%s", when, step);
+    if (strcmp(want, here) == 0) {
+        unlink(x->fault_file);
+        log_warn("fault hook: SIGKILL %s", here);
+        raise(SIGKILL);
+    }
+}
+
+/* s_client - the client for a step's system */
+static httpc_t *s_client(execute_t *x, const char *system)
+{
+    if (strcmp(system, "payments") == 0)
+        return x->payments;
+    if (strcmp(system, "ledger") == 0)
+        return x->ledger;
+    if (strcmp(system, "teams") == 0)
+        return x->teams;
+    if (strcmp(system, "jira") == 0 || strcmp(system, "servicenow") == 0)
+        return x->tickets;
+    return NULL;
+}
+
+/* s_plan_current - the plan the run is on */
+static rb_plan_t *s_plan_current(run_t *r)
+{
+    return r->failing ? &r->fail : &r->plan;
+}
+
+/* s_step_event - journal a step's start or end */
+static void s_step_event(execute_t *x, run_t *r, const rb_step_t *step, const char *status, const httpc_resp_t *resp,
+                         const char *error)
+{
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", r->plan.case_id);
+    event_body_str(b, "runbook", s_plan_current(r)->runbook);
+    event_body_str(b, "step", step->name);
+    event_body_str(b, "phase", r->failing ? "failure" : "runbook");
+    event_body_str(b, "status", status);
+    event_body_str(b, "idempotency_key", step->idem_key);
+    event_body_str(b, "system", step->system);
+    event_body_str(b, "method", step->method);
+    event_body_str(b, "path", step->path);
+    if (resp) {
+        event_body_int(b, "http_status", resp->status);
+        event_body_int(b, "attempts", resp->attempts);
+        if (resp->body) {
+            unsigned char md[SHA256_DIGEST_LENGTH];
+            char hex[2 * SHA256_DIGEST_LENGTH + 1];
+            SHA256((const unsigned char *) resp->body, resp->len, md);
+            for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+            event_body_str(b, "response_sha256", hex);
+            json_t *j = json_loadb(resp->body, resp->len, 0, NULL);
+            if (j && event_body_json(b, "response", j) != 0)
+                event_body_str(b, "response", "(not representable)");
+            json_decref(j);
+        }
+    }
+    if (error)
+        event_body_str(b, "error", error);
+    stage_emit(x->st, "step", r->plan.case_id, b, STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+}
+
+/* s_run_step - one outbound call of a run, exactly once: started (durable),
+ * the call, finished. true if the run should go on */
+static bool s_run_step(execute_t *x, run_t *r)
+{
+    rb_plan_t *plan = s_plan_current(r);
+    rb_step_t *step = &plan->steps[r->next];
+    s_step_event(x, r, step, "started", NULL, NULL);
+    stage_flush(x->st); /* never a call without its durable "started" */
+    s_fault(x, "before", step->name);
+    httpc_t *h = s_client(x, step->system);
+    httpc_resp_t resp = {0};
+    int rc = h ? httpc_call(h, step->method, step->path, step->body, step->idem_key, &x->retry, &resp) : -1;
+    s_fault(x, "after", step->name);
+    bool ok = rc == 0 && resp.status >= 200 && resp.status < 300;
+    char error[640] = "";
+    if (!h)
+        snprintf(error, sizeof error, "outside/%s is not configured", step->system);
+    else if (!ok)
+        snprintf(error, sizeof error, "%s %s: %s", step->method, step->path,
+                 resp.status ? (rc == 0 ? "refused (permanent)" : "still failing after retries")
+                             : (resp.error[0] ? resp.error : "no answer"));
+    if (!ok && resp.status)
+        snprintf(error + strlen(error), sizeof error - strlen(error), " (HTTP %ld)", resp.status);
+    s_step_event(x, r, step, ok ? "done" : "failed", h ? &resp : NULL, ok ? NULL : error);
+    stage_count(x->st, "payguard_execute_steps_total", "status", ok ? "done" : "failed", 1);
+    if (resp.attempts > 1)
+        stage_count(x->st, "payguard_execute_retries_total", NULL, NULL, (uint64_t) (resp.attempts - 1));
+    httpc_resp_free(&resp);
+    if (ok) {
+        r->next++;
+        return true;
+    }
+    if (r->failing) /* the failure ticket itself failed: stop, ops review says so */
+        return false;
+    snprintf(r->failed_step, sizeof r->failed_step, "%s", step->name);
+    snprintf(r->error, sizeof r->error, "%s", error);
+    char err[256];
+    if (runbook_failure_plan(&r->plan, r->next, error, &x->opts, &r->fail, err, sizeof err) != 0)
+        log_error("case %s: no failure plan: %s", r->plan.case_id, err);
+    r->failing = true;
+    r->next = 0;
+    return true;
+}
+
+/* s_finish_run - the outcome on the trail; ack the input; forget the run */
+static void s_finish_run(execute_t *x, size_t i)
+{
+    run_t *r = x->runs[i];
+    const char *outcome = r->failed_step[0] ? "ops_review" : "done";
+    if (r->failed_step[0]) {
+        event_body_t *b = event_body_new();
+        event_body_str(b, "case_id", r->plan.case_id);
+        event_body_str(b, "runbook", r->plan.runbook);
+        event_body_str(b, "failed_step", r->failed_step);
+        event_body_str(b, "error", r->error);
+        event_body_str(b, "why", "a runbook step failed for good; no later step ran");
+        stage_emit(x->st, "review", r->plan.case_id, b, STAGE_TO_AUDIT);
+        event_body_destroy(&b);
+        stage_count(x->st, "payguard_execute_reviews_total", NULL, NULL, 1);
+    }
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", r->plan.case_id);
+    event_body_str(b, "runbook", r->plan.runbook);
+    event_body_str(b, "outcome", outcome);
+    event_body_int(b, "steps_done", (int64_t) (r->failed_step[0] ? 0 : r->plan.n));
+    stage_emit(x->st, "executed", r->plan.case_id, b, STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+    stage_count(x->st, "payguard_executions_total", "outcome", outcome, 1);
+    stage_finish(x->st, &r->p);
+    runbook_plan_clear(&r->plan);
+    runbook_plan_clear(&r->fail);
+    free(r);
+    x->runs[i] = x->runs[--x->nruns];
+}
+
+/* s_tick - advance every run by one step (a call at most per run per turn) */
+static void s_tick(stage_t *st, void *arg)
+{
+    (void) st;
+    execute_t *x = arg;
+    for (size_t i = 0; i < x->nruns;) {
+        run_t *r = x->runs[i];
+        stage_resume(x->st, r->p);
+        bool go = r->next < s_plan_current(r)->n && s_run_step(x, r);
+        if (!go || (r->failing && r->next >= r->fail.n) || (!r->failing && r->next >= r->plan.n)) {
+            s_finish_run(x, i);
+            continue;
+        }
+        stage_yield(x->st, r->p);
+        i++;
+    }
+}
+
+/* s_start_run - plan a decided case, journal the plan, defer the input */
+static int s_start_run(execute_t *x, const event_t *in)
+{
+    json_t *body = s_body_of(in);
+    run_t *r = calloc(1, sizeof *r);
+    char err[256];
+    int rc = runbook_plan(event_head(in)->type, body, &x->opts, &r->plan, err, sizeof err);
+    json_decref(body);
+    if (rc != 0 || r->plan.n == 0) {
+        event_body_t *b = event_body_new();
+        event_body_str(b, "case_id", event_head(in)->case_key);
+        event_body_str(b, "outcome", rc != 0 ? "ops_review" : "nothing_to_do");
+        if (rc != 0)
+            event_body_str(b, "why", err);
+        stage_emit(x->st, rc != 0 ? "review" : "executed", event_head(in)->case_key, b, STAGE_TO_AUDIT);
+        event_body_destroy(&b);
+        runbook_plan_clear(&r->plan);
+        free(r);
+        return STAGE_DONE;
+    }
+    json_t *pj = runbook_plan_json(&r->plan);
+    /* the plan as one JSON text: its Teams cards nest deeper than an event
+     * body may, and the exact bytes are what recovery must read back */
+    char *ptext = json_dumps(pj, JSON_COMPACT);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", r->plan.case_id);
+    event_body_str(b, "decision", event_head(in)->type);
+    event_body_str(b, "plan_json", ptext ? ptext : "");
+    free(ptext);
+    int erc = stage_emit(x->st, "runbook", r->plan.case_id, b, STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+    json_decref(pj);
+    if (erc != 0) { /* a plan not journaled could not be resumed: run nothing */
+        runbook_plan_clear(&r->plan);
+        free(r);
+        return STAGE_RETRY;
+    }
+    r->p = stage_defer(x->st);
+    x->runs[x->nruns++] = r;
+    return STAGE_DEFERRED;
+}
+
+/* s_handle - the dispatch: notices now, decided cases as runbooks */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     execute_t *x = arg;
-    if (strcmp(event_head(in)->type, "notice") == 0)
+    const char *type = event_head(in)->type;
+    if (strcmp(type, "notice") == 0) {
         s_teams(x, in);
-    else
-        stage_forward(st, in, "executed", STAGE_TO_BOTH);
+        return STAGE_DONE;
+    }
+    if (strcmp(type, "approved") == 0 || strcmp(type, "denied") == 0)
+        return s_start_run(x, in);
+    log_warn("ignoring a %s event from %s: execute takes decisions and notices", type, event_head(in)->stage);
+    (void) st;
     return STAGE_DONE;
 }
 
-/* s_init - the outside systems execute writes to */
+/* recovered - a runbook read back from the journal */
+typedef struct {
+    char cause[EVENT_ID_MAX + 1];
+    char case_id[160];
+    json_t *plan;
+    unsigned emitted;      /* events emitted for its input so far */
+    bool failing, finished;
+    size_t done, fail_done;
+    char failed_step[RB_NAME_MAX], error[640];
+} recovered_t;
+
+/* s_recover - resume every runbook the journal shows unfinished */
+static int s_recover(execute_t *x)
+{
+    char err[512];
+    journal_reader_t *jr = journal_reader_new(stage_journal_dir(x->st), 1, err, sizeof err);
+    if (!jr) {
+        log_error("recovery: %s", err);
+        return -1;
+    }
+    recovered_t *rec = calloc(EXECUTE_MAX_RUNS * 4, sizeof *rec);
+    size_t nrec = 0;
+    const void *data;
+    size_t len;
+    uint64_t seq;
+    while (journal_reader_next(jr, &data, &len, &seq) == 1) {
+        const unsigned char *p = data;
+        if (p[0] != STAGE_REC_EVENT || len <= 2)
+            continue;
+        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
+        if (!ev)
+            continue;
+        const event_head_t *h = event_head(ev);
+        recovered_t *r = NULL;
+        for (size_t i = 0; i < nrec && !r; i++)
+            if (strcmp(rec[i].cause, h->cause) == 0)
+                r = &rec[i];
+        if (!r && strcmp(h->type, "runbook") == 0 && nrec < EXECUTE_MAX_RUNS * 4) {
+            r = &rec[nrec++];
+            snprintf(r->cause, sizeof r->cause, "%s", h->cause);
+            snprintf(r->case_id, sizeof r->case_id, "%s", h->case_key);
+            char *ptext = event_get_strdup(ev, "plan_json");
+            r->plan = ptext ? json_loads(ptext, 0, NULL) : NULL;
+            free(ptext);
+        }
+        if (r) {
+            r->emitted++;
+            if (strcmp(h->type, "executed") == 0 || strcmp(h->type, "review") == 0)
+                r->finished = strcmp(h->type, "executed") == 0 ? true : r->finished;
+            else if (strcmp(h->type, "step") == 0) {
+                json_t *b = s_body_of(ev);
+                const char *status = json_string_value(json_object_get(b, "status"));
+                bool failure_phase = strcmp(json_string_value(json_object_get(b, "phase")) ? json_string_value(json_object_get(b, "phase")) : "", "failure") == 0;
+                if (status && strcmp(status, "done") == 0)
+                    failure_phase ? r->fail_done++ : r->done++;
+                else if (status && strcmp(status, "failed") == 0 && !failure_phase) {
+                    r->failing = true;
+                    snprintf(r->failed_step, sizeof r->failed_step, "%s",
+                             json_string_value(json_object_get(b, "step")) ? json_string_value(json_object_get(b, "step")) : "");
+                    snprintf(r->error, sizeof r->error, "%s", json_string_value(json_object_get(b, "error")) ? json_string_value(json_object_get(b, "error")) : "");
+                }
+                json_decref(b);
+            }
+        }
+        event_destroy(&ev);
+    }
+    journal_reader_destroy(&jr);
+    size_t resumed = 0;
+    for (size_t i = 0; i < nrec; i++) {
+        recovered_t *r = &rec[i];
+        if (!r->finished && x->nruns < EXECUTE_MAX_RUNS) {
+            run_t *run = calloc(1, sizeof *run);
+            if (runbook_plan_from_json(r->plan, &run->plan) != 0 ||
+                !(run->p = stage_adopt(x->st, r->cause, r->case_id, r->emitted))) {
+                log_error("recovery: the plan of %s is unreadable; it needs ops review", r->case_id);
+                runbook_plan_clear(&run->plan);
+                free(run);
+            } else {
+                run->failing = r->failing;
+                run->next = r->failing ? r->fail_done : r->done;
+                snprintf(run->failed_step, sizeof run->failed_step, "%s", r->failed_step);
+                snprintf(run->error, sizeof run->error, "%s", r->error);
+                if (r->failing) {
+                    size_t k = 0;
+                    while (k < run->plan.n && strcmp(run->plan.steps[k].name, r->failed_step) != 0)
+                        k++;
+                    runbook_failure_plan(&run->plan, k < run->plan.n ? k : 0, r->error, &x->opts, &run->fail, err,
+                                         sizeof err);
+                }
+                x->runs[x->nruns++] = run;
+                resumed++;
+                log_info("resuming the runbook of %s at %s step %zu", r->case_id, r->failing ? "failure" : "runbook",
+                         run->next + 1);
+            }
+        }
+        json_decref(r->plan);
+    }
+    free(rec);
+    if (resumed)
+        log_info("%zu unfinished runbooks resumed from the journal", resumed);
+    return 0;
+}
+
+/* s_outside - a client for an outside system (NULL if its URL is empty) */
+static httpc_t *s_outside(const config_t *c, const char *name, const char *token, long timeout_ms)
+{
+    char key[64];
+    snprintf(key, sizeof key, "outside/%s", name);
+    const char *url = config_get(c, key);
+    return url && *url ? httpc_new(url, token, timeout_ms) : NULL;
+}
+
+/* s_init - credentials, clients, policy knobs, and the runbooks to resume */
 static int s_init(stage_t *st, void *arg)
 {
     execute_t *x = arg;
     x->st = st;
     const config_t *c = stage_config(st);
-    const char *teams = config_get(c, "outside/teams");
-    long timeout_ms = 5000;
-    char err[256];
-    config_int(c, "outside/timeout_ms", 100, 600000, &timeout_ms, err, sizeof err);
-    if (teams && *teams && !(x->teams = httpc_new(teams, NULL, timeout_ms))) {
-        log_error("config: outside/teams is not a usable URL");
+    char err[512];
+    long timeout_ms, attempts, base, max;
+    if (config_int(c, "outside/timeout_ms", 100, 600000, &timeout_ms, err, sizeof err) ||
+        config_int(c, "execute/max_attempts", 1, 20, &attempts, err, sizeof err) ||
+        config_int(c, "execute/retry_base_ms", 1, 60000, &base, err, sizeof err) ||
+        config_int(c, "execute/retry_max_ms", 1, 600000, &max, err, sizeof err)) {
+        log_error("%s", err);
         return -1;
     }
-    return 0;
+    x->retry = (httpc_retry_t){.max_attempts = (int) attempts, .base_delay_ms = base, .max_delay_ms = max};
+    char *token = NULL;
+    const char *tf = config_get(c, "execute/token_file");
+    if (tf && *tf && !(token = httpc_read_token(tf, err, sizeof err))) {
+        log_error("execute/token_file: %s", err);
+        return -1;
+    }
+    const char *sn = config_get(c, "outside/servicenow");
+    snprintf(x->ticket_system, sizeof x->ticket_system, "%s", sn && *sn ? "servicenow" : "jira");
+    x->payments = s_outside(c, "payments", token, timeout_ms);
+    x->ledger = s_outside(c, "ledger", token, timeout_ms);
+    x->tickets = s_outside(c, x->ticket_system, token, timeout_ms);
+    x->teams = s_outside(c, "teams", NULL, timeout_ms);
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    snprintf(x->jira_project, sizeof x->jira_project, "%s", config_get(c, "execute/jira_project"));
+    snprintf(x->public_url, sizeof x->public_url, "%s", config_get(c, "approve/public_url"));
+    snprintf(x->fault_file, sizeof x->fault_file, "%s", config_get(c, "execute/fault_file"));
+    x->opts = (rb_opts_t){.ticket_system = x->ticket_system, .jira_project = x->jira_project, .public_url = x->public_url};
+    if (!x->payments || !x->ledger || !x->tickets)
+        log_warn("outside/payments, ledger and jira or servicenow should all be set: steps for a missing one fail to ops review");
+    return s_recover(x);
 }
 
-/* s_fini - release the clients */
+/* s_fini - release the clients (unfinished runbooks resume at the next start) */
 static void s_fini(stage_t *st, void *arg)
 {
     (void) st;
-    httpc_destroy(&((execute_t *) arg)->teams);
+    execute_t *x = arg;
+    httpc_destroy(&x->payments);
+    httpc_destroy(&x->ledger);
+    httpc_destroy(&x->tickets);
+    httpc_destroy(&x->teams);
 }
 
 int main(int argc, char **argv)
 {
     static execute_t x;
-    static const stage_def_t def = {.name = "execute", .init = s_init, .handle = s_handle, .fini = s_fini, .arg = &x};
-    return stage_main(argc, argv, &def);
+    s_def = (stage_def_t){.name = "execute",
+                          .init = s_init,
+                          .handle = s_handle,
+                          .tick = s_tick,
+                          .fini = s_fini,
+                          .arg = &x,
+                          .max_deferred = EXECUTE_MAX_RUNS};
+    return stage_main(argc, argv, &s_def);
 }

@@ -16,5 +16,6 @@ int cmd_journal(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
  *	payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]
  *	payguard approvals [--status pending|approved|denied|expired|all] [--token-file F] [-c CONFIG]
  *	payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]
+ *	payguard plan CASE [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
@@ -30,6 +31,8 @@
  *	approve	records a decision (approve, or deny with --deny) as the person
  *		whose token is read from --token-file or, not echoed, from the
  *		terminal (never from the command line).
+ *	plan	prints the exact calls the case's runbook makes (or would make once
+ *		approved), with bodies and Idempotency-Keys, without making them.
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -74,6 +77,7 @@ static int s_usage(FILE *f)
                "       payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]\n"
                "       payguard approvals [--status S] [--token-file F] [-c CONFIG]\n"
                "       payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]\n"
+               "       payguard plan CASE [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }
@@ -98,6 +102,8 @@ int main(int argc, char **argv)
         return cmd_approvals(argc - 1, argv + 1);
     if (strcmp(cmd, "approve") == 0)
         return cmd_approve(argc - 1, argv + 1);
+    if (strcmp(cmd, "plan") == 0)
+        return cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         fputs(config_defaults_text(), stdout);
         return 0;

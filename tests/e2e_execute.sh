@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# e2e_execute - runbooks, exactly once, through the real processes and the
+# sandbox (CONTRACT.md §2, §5):
+#   1. the seeds' two payout and two refund examples: exactly the calls of
+#      §5, once each, with their Idempotency-Keys;
+#   2. the ledger answering 500 three times then 201: one entry;
+#   3. the ledger answering 400: no later step runs, the case is in ops
+#      review with a Highest ticket, and no customer-facing step ran;
+#   4. execute SIGKILLed just before and just after each outbound call of the
+#      payout runbook: after the restart every effect exists exactly once;
+#   5. a storm of 12 identical events and a decision posted twice: one run;
+#   6. `payguard plan CASE` prints the calls without making them.
+set -u
+. "$(dirname "$0")/lib_e2e.sh"
+. "$(dirname "$0")/lib_corpus.sh"
+
+PORT=$(free_port)
+APORT=$(free_port)
+CFG=$(write_config ex "$PORT")
+SBXURL=$(sandbox_url "$CFG")
+D=$WORK/ex
+cat >>"$CFG" <<CFG
+approve
+    http_port = $APORT
+    public_url = http://127.0.0.1:$APORT
+execute
+    token_file = $ROOT/config/sandbox/write.token
+    fault_file = $D/fault
+    retry_base_ms = 50
+    retry_max_ms = 200
+CFG
+URL=http://127.0.0.1:$PORT
+API=http://127.0.0.1:$APORT
+STRIPE_A=$E2E_SECRET
+STD_KEY=$(grep -v '^#' "$ROOT/config/sandbox/standard.secrets" | head -1 | sed 's/^whsec_//')
+tok() { cat "$ROOT/config/sandbox/$1.token"; }
+sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --data-binary "${3:-}" "$SBXURL/_sandbox/$2"; }
+decide() { curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(tok "$1")" -d "{\"decision\":\"${3:-approve}\"}" "$API/approvals/$2/decisions"; }
+calls() { curl -s "$SBXURL/_sandbox/calls?system=$1&limit=100000"; }
+# key_calls SYSTEM KEY [STATUS] - how many calls carried this Idempotency-Key (with that status)
+key_calls() { calls "$1" | grep -o "\"idempotency_key\":\"$2\"[^}]*\"status\":${3:-[0-9]*}" | wc -l; }
+# executed CASE - wait until execute recorded the case's outcome; print it
+executed() {
+    for _ in $(seq 1 150); do
+        local o
+        o=$("$BIN/payguard" journal dump -c "$CFG" execute.0 2>/dev/null | grep '"type":"executed"' |
+            grep -F "\"case_key\":\"$1\"" | grep -o '"outcome":"[^"]*"' | tail -1 | cut -d'"' -f4)
+        if [ -n "$o" ]; then
+            echo "$o"
+            return
+        fi
+        sleep 0.2
+    done
+}
+# jira_issues CASE - tickets the sandbox holds for a case (the effect, not the calls)
+jira_issues() { curl -s "$SBXURL/_sandbox/state" | grep -o '"summary":"[^"]*'"${1#*-}"'[,"][^"]*"' | grep -vc 'failed for case'; }
+entries() { curl -s "$SBXURL/ledger/entries?ref=$1" -H "Authorization: Bearer $(tok read)" 2>/dev/null; }
+nentries() { entries "$1" | grep -o "\"type\":\"$2\"" | wc -l; }
+ok "group starts" up "$CFG"
+printf 'sbx_read_demo_token\n' >/dev/null
+
+# ---- 1. the seeds' examples
+send_stripe "$(stripe_payout_body evt_x_10492 P-10492 1250000 usd)" "$STRIPE_A" >/dev/null
+send_stripe "$(stripe_payout_body evt_x_20931 P-20931 7500000 usd | sed 's/account_closed/insufficient_funds/')" "$STRIPE_A" >/dev/null
+send_standard "$(std_refund_body evt_x_rf123 refund.succeeded rf_123 pay_9 1850 USD)" msg_x_rf123 "$(date +%s)" >/dev/null
+send_stripe "$(stripe_refund_body evt_x_rf456 refund.failed rf_456 pay_12 12000 usd failed)" "$STRIPE_A" >/dev/null
+quiesce "$CFG" 30
+ok "P-10492 (tier 2): finance manager approves" test "$(decide fin_mgr payout-P-10492)" = 200
+ok "P-10492: compliance approves" test "$(decide compliance_officer payout-P-10492)" = 200
+for who in treasurer fin_mgr compliance_officer; do decide "$who" payout-P-20931 >/dev/null; done
+ok "rf_456 (tier 1): the ops lead approves" test "$(decide ops_lead refund-rf_456)" = 200
+ok "P-10492's runbook ran to the end" test "$(executed payout-P-10492)" = done
+ok "P-20931's runbook ran to the end" test "$(executed payout-P-20931)" = done
+ok "rf_123 (auto-approved) ran to the end" test "$(executed refund-rf_123)" = done
+ok "rf_456 ran to the end" test "$(executed refund-rf_456)" = done
+for s in hold_payout hold_beneficiary; do
+    ok "P-10492: $s called once with its key" test "$(key_calls payments "payout-P-10492:$s" 200)" = 1
+done
+ok "P-10492: one payout_reversal posted (201) with its key" test "$(key_calls ledger payout-P-10492:ledger_payout_reversal 201)" = 1
+ok "P-10492: the ledger holds exactly one payout_reversal" test "$(nentries P-10492 payout_reversal)" = 1
+ok "P-10492: one Jira ticket" test "$(key_calls jira payout-P-10492:open_ticket 201)" = 1
+ok "P-10492: one Teams notice of what was done" test "$(key_calls teams payout-P-10492:notify_teams)" = 1
+ok "P-20931: held, reversed once, ticketed" test "$(key_calls payments payout-P-20931:hold_payout 200)$(nentries P-20931 payout_reversal)$(key_calls jira payout-P-20931:open_ticket 201)" = 111
+ok "rf_123: exactly one refund_succeeded entry, nothing else written" \
+    test "$(nentries rf_123 refund_succeeded)/$(key_calls payments 'refund-rf_123:[a-z_]*')/$(key_calls jira 'refund-rf_123:[a-z_]*')" = "1/0/0"
+ok "rf_456: comms blocked once, one ticket, one refund_reversal" \
+    test "$(key_calls payments refund-rf_456:block_comms 201)$(key_calls jira refund-rf_456:open_ticket 201)$(nentries rf_456 refund_reversal)" = 111
+ok "no runbook started a money movement (no payout or refund created)" \
+    bash -c "! curl -s '$SBXURL/_sandbox/calls?limit=100000' | grep -q '\"path\":\"/payouts\"\\|\"path\":\"/refunds\"'"
+
+# seeded payouts for the rest: P-0 .. P-39, 10.00+ USD (tier 1)
+seed_load_payouts "$CFG" 40
+fire() { # N: a payout.failed for P-N, approved by the ops lead
+    send_stripe "$(stripe_payout_body "evt_f_$1_$RANDOM" "P-$1" $((1000 + $1)) usd)" "$STRIPE_A" >/dev/null
+    for _ in $(seq 1 50); do
+        [ "$(decide ops_lead "payout-P-$1")" = 200 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---- 2. 500 x3 then 201
+sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":500,"count":3}'
+fire 1
+ok "ledger 500 x3 then 201: the runbook finished" test "$(executed payout-P-1)" = done
+ok "four calls with the same key: three 500s and one 201" \
+    test "$(key_calls ledger payout-P-1:ledger_payout_reversal 500)/$(key_calls ledger payout-P-1:ledger_payout_reversal 201)" = "3/1"
+ok "and exactly one entry" test "$(nentries P-1 payout_reversal)" = 1
+
+# ---- 3. a permanent 400
+sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'
+fire 2
+ok "ledger 400: the case went to ops review" test "$(executed payout-P-2)" = ops_review
+ok "the review says which step failed and why" bash -c "'$BIN/payguard' journal dump -c '$CFG' execute.0 | grep '\"type\":\"review\"' | grep -F 'payout-P-2' | grep -q 'ledger_payout_reversal'"
+ok "no later step ran: no ticket of the runbook, no notice of what was done" \
+    test "$(key_calls jira payout-P-2:open_ticket)/$(key_calls teams payout-P-2:notify_teams)" = "0/0"
+ok "a Highest-priority failure ticket was opened" bash -c "curl -s '$SBXURL/_sandbox/calls?system=jira&limit=100000' | grep -F 'payout-P-2:failure_ticket' | grep -q Highest"
+ok "no entry was written" test "$(nentries P-2 payout_reversal)" = 0
+
+# ---- 4. SIGKILL just before and just after each outbound call
+n=10
+for step in hold_payout hold_beneficiary ledger_payout_reversal open_ticket notify_teams; do
+    for when in before after; do
+        n=$((n + 1))
+        echo "$when:$step" >"$D/fault"
+        r0=$(restarts "$CFG" execute.0)
+        fire $n
+        out=$(executed "payout-P-$n")
+        r1=$(restarts "$CFG" execute.0)
+        # a call made just before the kill is made again with the same key
+        # after it: the effect (the hold, the entry, the ticket) exists once
+        held=$(curl -s -H "Authorization: Bearer $(tok read)" "$SBXURL/payments/payouts/P-$n" | grep -o '"status":"on_hold"' | wc -l)
+        once="$held$(nentries "P-$n" payout_reversal)$(jira_issues "payout-P-$n")"
+        ok "killed $when $step (restarted: $r0 -> $r1): finished; on hold, one reversal, one ticket" \
+            test "$out/$((r1 > r0))/$once" = "done/1/111"
+    done
+done
+tickets=$(curl -s "$SBXURL/_sandbox/state" | grep -o '"key":"PAY-[0-9]*"' | sort -u | wc -l)
+ok "one ticket per executed payout case, however often execute died ($tickets)" test "$tickets" -ge 12
+
+# ---- 5. a retry storm and a decision posted twice: one execution
+body=$(stripe_payout_body evt_storm P-30 1030 usd)
+t=$(date +%s)
+for _ in $(seq 1 12); do send_stripe "$body" "$STRIPE_A" "$t" >/dev/null; done
+sleep 1
+first=$(decide ops_lead payout-P-30)
+second=$(decide ops_lead payout-P-30)
+ok "the decision posted twice: 200, then refused ($second: already decided / not awaiting a decision)" \
+    bash -c "test '$first' = 200 && { test '$second' = 403 || test '$second' = 409; }"
+ok "the storm's case ran once" test "$(executed payout-P-30)" = done
+quiesce "$CFG" 30
+ok "one runbook for the case, one hold, one reversal" \
+    test "$("$BIN/payguard" journal dump -c "$CFG" execute.0 | grep '"type":"runbook"' | grep -c '"case_key":"payout-P-30"')$(key_calls payments payout-P-30:hold_payout 200)$(nentries P-30 payout_reversal)" = 111
+
+# ---- 6. the dry run
+"$BIN/payguard" plan payout-P-10492 -c "$CFG" >"$WORK/plan1"
+ok "payguard plan lists the runbook's calls with their keys" \
+    grep -q 'Idempotency-Key: payout-P-10492:ledger_payout_reversal' "$WORK/plan1"
+send_stripe "$(stripe_payout_body evt_plan P-35 1035 usd)" "$STRIPE_A" >/dev/null
+sleep 1.5
+before=$(calls payments | grep -c 'payout-P-35')
+"$BIN/payguard" plan payout-P-35 -c "$CFG" >"$WORK/plan2"
+after=$(calls payments | grep -c 'payout-P-35')
+ok "a pending case's plan says what it would do once approved" grep -q 'not decided yet' "$WORK/plan2"
+ok "and planning called nothing" test "$before" = "$after"
+
+down "$CFG"
+finish
