@@ -116,6 +116,9 @@ ok "no later step ran: no ticket of the runbook, no notice of what was done" \
     test "$(key_calls jira payout-P-2:open_ticket)/$(key_calls teams payout-P-2:notify_teams)" = "0/0"
 ok "a Highest-priority failure ticket was opened" bash -c "curl -s '$SBXURL/_sandbox/calls?system=jira&limit=100000' | grep -F 'payout-P-2:failure_ticket' | grep -q Highest"
 ok "no entry was written" test "$(nentries P-2 payout_reversal)" = 0
+"$BIN/payguard" review -c "$CFG" >"$WORK/review"
+ok "payguard review lists the case with the failed step and why" \
+    grep -q 'payout-P-2 .*runbook .*ledger_payout_reversal: POST /entries: refused (permanent) (HTTP 400)' "$WORK/review"
 
 # ---- 4. SIGKILL just before and just after each outbound call
 n=10

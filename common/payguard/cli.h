@@ -17,5 +17,6 @@ int cmd_replay(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_review(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
  *	payguard approvals [--status pending|approved|denied|expired|all] [--token-file F] [-c CONFIG]
  *	payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]
  *	payguard plan CASE [-c CONFIG]
+ *	payguard review [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
@@ -33,6 +34,8 @@
  *		terminal (never from the command line).
  *	plan	prints the exact calls the case's runbook makes (or would make once
  *		approved), with bodies and Idempotency-Keys, without making them.
+ *	review	lists the ops-review queue: runbooks that failed for good and
+ *		approvals that expired past the top tier, each with why.
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -78,6 +81,7 @@ static int s_usage(FILE *f)
                "       payguard approvals [--status S] [--token-file F] [-c CONFIG]\n"
                "       payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]\n"
                "       payguard plan CASE [-c CONFIG]\n"
+               "       payguard review [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }
@@ -104,6 +108,8 @@ int main(int argc, char **argv)
         return cmd_approve(argc - 1, argv + 1);
     if (strcmp(cmd, "plan") == 0)
         return cmd_plan(argc - 1, argv + 1);
+    if (strcmp(cmd, "review") == 0)
+        return cmd_review(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         fputs(config_defaults_text(), stdout);
         return 0;

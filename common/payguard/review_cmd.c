@@ -1,0 +1,100 @@
+/* review_cmd - `payguard review`: the cases waiting for people in ops
+ * review, with why: runbooks that failed for good (execute's "review"
+ * events) and approvals that expired past the top tier (approve's
+ * "expired"). Read from the journals, so it works with the group down. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "journal.h"
+#include "stage.h"
+
+#define REVIEW_MAX 4096
+
+typedef struct {
+    char case_id[160];
+    char source[16];
+    char why[400];
+    int64_t at_ms;
+} review_t;
+
+/* s_add - one waiting case (the newest reason wins) */
+static void s_add(review_t *v, size_t *n, const char *case_id, const char *source, const char *why, int64_t at)
+{
+    size_t i = 0;
+    while (i < *n && strcmp(v[i].case_id, case_id) != 0)
+        i++;
+    if (i == *n) {
+        if (*n == REVIEW_MAX)
+            return;
+        (*n)++;
+    }
+    snprintf(v[i].case_id, sizeof v[i].case_id, "%s", case_id);
+    snprintf(v[i].source, sizeof v[i].source, "%s", source);
+    snprintf(v[i].why, sizeof v[i].why, "%s", why);
+    v[i].at_ms = at;
+}
+
+/* s_scan - the review-worthy events of one instance's journal */
+static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
+{
+    char *dir = config_journal_dir(c, stage, 0);
+    char err[512];
+    journal_reader_t *r = journal_reader_new(dir, 1, err, sizeof err);
+    free(dir);
+    if (!r)
+        return;
+    const void *data;
+    size_t len;
+    uint64_t seq;
+    while (journal_reader_next(r, &data, &len, &seq) == 1) {
+        const unsigned char *p = data;
+        if (p[0] != STAGE_REC_EVENT || len <= 2)
+            continue;
+        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
+        if (!ev)
+            continue;
+        const event_head_t *h = event_head(ev);
+        char why[400];
+        if (strcmp(h->type, "review") == 0) {
+            char *step = event_get_strdup(ev, "failed_step"), *e = event_get_strdup(ev, "error");
+            char *w = event_get_strdup(ev, "why");
+            snprintf(why, sizeof why, "%s%s%s", step ? step : (w ? w : "cannot run"), e ? ": " : "", e ? e : "");
+            s_add(v, n, h->case_key, "runbook", why, h->time_ms);
+            free(step), free(e), free(w);
+        } else if (strcmp(h->type, "expired") == 0) {
+            s_add(v, n, h->case_key, "approval", "no decision before the deadline, past the top tier", h->time_ms);
+        }
+        event_destroy(&ev);
+    }
+    journal_reader_destroy(&r);
+}
+
+/* cmd_review - list the ops-review queue */
+int cmd_review(int argc, char **argv)
+{
+    config_t *c;
+    if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
+        return 2;
+    review_t *v = calloc(REVIEW_MAX, sizeof *v);
+    size_t n = 0;
+    s_scan(c, "approve", v, &n);
+    s_scan(c, "execute", v, &n);
+    config_destroy(&c);
+    printf("%-30s %-9s %-20s %s\n", "CASE", "FROM", "SINCE", "WHY");
+    for (size_t i = 0; i < n; i++) {
+        time_t t = (time_t) (v[i].at_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char at[32];
+        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("%-30s %-9s %-20s %s\n", v[i].case_id, v[i].source, at, v[i].why);
+    }
+    if (!n)
+        printf("(nothing waiting for ops review)\n");
+    free(v);
+    return 0;
+}
