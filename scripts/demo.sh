@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG=bin/payguard
-PORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg)
+PORT=$(awk '$1 == "http_port" {print $3; exit}' config/payguard.cfg)
 URL=http://127.0.0.1:$PORT
 
 if $PG status >/dev/null 2>&1; then

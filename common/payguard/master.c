@@ -429,9 +429,19 @@ int cmd_status(int argc, char **argv)
         char up[32] = "-";
         if (pid)
             snprintf(up, sizeof up, "%llds", now - started);
-        printf("%-12s %8s %9s %8u %10lld %10lld %8lld %8lld %10lld\n", inst, pid ? (snprintf(sp, sizeof sp, "%d", pid), sp) : "down",
-               up, restarts, s_stat_value(text, "in"), s_stat_value(text, "out"), s_stat_value(text, "unacked_next"),
-               s_stat_value(text, "unacked_audit"), s_stat_value(text, "journal_seq"));
+        /* the sandbox is no stage: it has no counters to show */
+        char cols[5][24];
+        const char *keys[5] = {"in", "out", "unacked_next", "unacked_audit", "journal_seq"};
+        for (int k = 0; k < 5; k++) {
+            long long v = s_stat_value(text, keys[k]);
+            if (v < 0)
+                snprintf(cols[k], sizeof cols[k], "-");
+            else
+                snprintf(cols[k], sizeof cols[k], "%lld", v);
+        }
+        printf("%-12s %8s %9s %8u %10s %10s %8s %8s %10s\n", inst,
+               pid ? (snprintf(sp, sizeof sp, "%d", pid), sp) : "down", up, restarts, cols[0], cols[1], cols[2], cols[3],
+               cols[4]);
     }
     if (f)
         fclose(f);
