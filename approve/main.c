@@ -72,6 +72,7 @@
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "money.h"
 #include "stage.h"
 
 #define APPROVE_MAX_APPROVERS 64
@@ -216,7 +217,7 @@ static json_t *s_approval_json(const approval_t *c)
 static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title)
 {
     char amount[64], exp[32], tier[8];
-    snprintf(amount, sizeof amount, "%lld %s (minor units)", (long long) c->amount, c->currency);
+    money_format(c->amount, c->currency, amount, sizeof amount);
     snprintf(tier, sizeof tier, "%d", c->route.tier);
     s_iso(c->expires_ms, exp);
     char roles[256] = "";

@@ -27,6 +27,7 @@
  * arithmetic and the currency's decimals.
  */
 #include "approve.h"
+#include "money.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -91,53 +92,8 @@ static void s_currency_shown(const char currency[4], char shown[4])
 
 /* ------------------------------------------------------------ amounts */
 
-/* s_decimals - minor-unit digits of a currency: ISO 4217 exponents 0 and 3
- * (Stripe's zero-decimal and three-decimal lists); 2 for every other */
-static int s_decimals(const char *currency)
-{
-    static const char *const zero[] = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
-                                       "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF", NULL};
-    static const char *const three[] = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND", NULL};
-    for (size_t i = 0; zero[i]; i++)
-        if (strncasecmp(currency, zero[i], 3) == 0)
-            return 0;
-    for (size_t i = 0; three[i]; i++)
-        if (strncasecmp(currency, three[i], 3) == 0)
-            return 3;
-    return 2;
-}
 
-/* s_group_digits - an unsigned integer with thousands separators */
-static void s_group_digits(uint64_t n, char *buf, size_t len)
-{
-    char digits[24];
-    int nd = snprintf(digits, sizeof digits, "%" PRIu64, n);
-    assert(nd > 0 && (size_t) nd < sizeof digits);
-    size_t o = 0;
-    for (int i = 0; i < nd; i++) {
-        if (i > 0 && (nd - i) % 3 == 0 && o + 1 < len)
-            buf[o++] = ',';
-        if (o + 1 < len)
-            buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-}
 
-/* s_amount_text - minor units as "12,500.00" in the currency's decimals;
- * integer arithmetic only, INT64_MIN included */
-static void s_amount_text(int64_t amount, const char *currency, char *buf, size_t len)
-{
-    static const uint64_t unit[] = {1, 10, 100, 1000};
-    int decimals = s_decimals(currency);
-    assert(decimals >= 0 && decimals <= 3);
-    uint64_t magnitude = amount < 0 ? (uint64_t) 0 - (uint64_t) amount : (uint64_t) amount;
-    char whole[40];
-    s_group_digits(magnitude / unit[decimals], whole, sizeof whole);
-    if (decimals == 0)
-        snprintf(buf, len, "%s%s", amount < 0 ? "-" : "", whole);
-    else
-        snprintf(buf, len, "%s%s.%0*" PRIu64, amount < 0 ? "-" : "", whole, decimals, magnitude % unit[decimals]);
-}
 
 /* ------------------------------------------------------------ loading */
 
@@ -374,13 +330,13 @@ static void s_say_tier(const policy_input_t *in, const policy_currency_t *cur, r
 {
     char shown[4], amount[48], from[48], above[48];
     s_currency_shown(in->currency, shown);
-    s_amount_text(in->amount, shown, amount, sizeof amount);
+    money_number(in->amount, shown, amount, sizeof amount);
     s_say(out, "%s %s is in tier %d ", amount, shown, out->tier);
     if (!cur) {
         s_say(out, "(no thresholds configured for %s)", shown);
     } else {
-        s_amount_text(cur->tier2_from, shown, from, sizeof from);
-        s_amount_text(cur->tier3_above, shown, above, sizeof above);
+        money_number(cur->tier2_from, shown, from, sizeof from);
+        money_number(cur->tier3_above, shown, above, sizeof above);
         if (out->tier == 1)
             s_say(out, "(below %s)", from);
         else if (out->tier == 2)
@@ -589,8 +545,8 @@ static bool s_fails_amount(const refund_ctx_t *x, route_t *out)
         return false;
     char shown[4], amount[48], max[48];
     s_currency_shown(x->in->currency, shown);
-    s_amount_text(x->in->amount, shown, amount, sizeof amount);
-    s_amount_text(x->cur->refund_auto_max, shown, max, sizeof max);
+    money_number(x->in->amount, shown, amount, sizeof amount);
+    money_number(x->cur->refund_auto_max, shown, max, sizeof max);
     SET(out->rule, "refund_human:amount_over_limit");
     s_say(out, "%s %s is above the refund auto-approval limit of %s", amount, shown, max);
     return true;
@@ -685,8 +641,8 @@ static void s_refund_auto(const policy_t *p, const refund_ctx_t *x, refund_facts
 {
     char shown[4], amount[48], max[48];
     s_currency_shown(x->in->currency, shown);
-    s_amount_text(x->in->amount, shown, amount, sizeof amount);
-    s_amount_text(x->cur->refund_auto_max, shown, max, sizeof max);
+    money_number(x->in->amount, shown, amount, sizeof amount);
+    money_number(x->cur->refund_auto_max, shown, max, sizeof max);
     out->kind = ROUTE_AUTO;
     if (f == REFUND_POST_SUCCEEDED) {
         SET(out->rule, "refund_auto_approve");

@@ -39,6 +39,7 @@
 #include <strings.h>
 
 #include "execute.h"
+#include "money.h"
 
 #define RB_ID_MAX 128          /* ids the systems accept (payments, ledger: 128) */
 #define RB_SUMMARY_MAX 160     /* ServiceNow short_description (Jira allows 255) */
@@ -261,42 +262,7 @@ static int s_pct(char *dst, size_t dstlen, const char *src)
     return 0;
 }
 
-/* s_decimals - minor-unit digits of a currency: ISO 4217 exponents 0 and 3
- * (Stripe's zero-decimal and three-decimal lists); 2 for every other */
-static int s_decimals(const char *currency)
-{
-    static const char *const zero[] = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
-                                       "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF", NULL};
-    static const char *const three[] = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND", NULL};
-    if (s_in(currency, zero))
-        return 0;
-    if (s_in(currency, three))
-        return 3;
-    return 2;
-}
 
-/* s_money - minor units as "12,500.00 USD": integer arithmetic only */
-static void s_money(json_int_t amount, const char *currency, char *buf, size_t len)
-{
-    static const uint64_t unit[] = {1, 10, 100, 1000};
-    assert(amount >= 0);
-    int decimals = s_decimals(currency);
-    uint64_t whole = (uint64_t) amount / unit[decimals], minor = (uint64_t) amount % unit[decimals];
-    char digits[24], grouped[32];
-    int nd = snprintf(digits, sizeof digits, "%" PRIu64, whole);
-    assert(nd > 0 && (size_t) nd < sizeof digits);
-    size_t o = 0;
-    for (int i = 0; i < nd; i++) {
-        if (i > 0 && (nd - i) % 3 == 0)
-            grouped[o++] = ',';
-        grouped[o++] = digits[i];
-    }
-    grouped[o] = '\0';
-    if (decimals == 0)
-        snprintf(buf, len, "%s %s", grouped, currency);
-    else
-        snprintf(buf, len, "%s.%0*" PRIu64 " %s", grouped, decimals, minor, currency);
-}
 
 /* s_dump - a body as compact JSON (steals j) */
 static char *s_dump(json_t *j)
@@ -967,7 +933,7 @@ static int s_money_of(rb_ctx_t *c)
     json_t *fa = json_object_get(c->facts, "amount");
     if (json_is_integer(fa) && json_integer_value(fa) != c->amount)
         return s_fail(c->err, c->errlen, "the record's amount and the facts' amount differ");
-    s_money(c->amount, c->currency, c->money, sizeof c->money);
+    money_format(c->amount, c->currency, c->money, sizeof c->money);
     return 0;
 }
 

@@ -47,6 +47,7 @@
  * character. No floats: amounts are formatted from minor units with
  * integer arithmetic.
  */
+#include "money.h"
 #include "triage.h"
 
 #include <assert.h>
@@ -224,62 +225,7 @@ static const char *s_status_shown(const char *status)
     return s_token(status, RULES_STATUS_MAX, false, "_", "unrecognised");
 }
 
-/* s_currency_decimals - minor-unit digits of an ISO 4217 code: the
- * zero- and three-decimal currencies Stripe and ISO list, else two */
-static int s_currency_decimals(const char *cur)
-{
-    static const char *const zero[] = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "PYG",
-                                       "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF", NULL};
-    static const char *const three[] = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND", NULL};
-    if (triage_label_in(zero, cur))
-        return 0;
-    if (triage_label_in(three, cur))
-        return 3;
-    return 2;
-}
 
-/* s_format_amount - "12,500.00 USD" from minor units and a currency code
- * (either case; anything but three letters shows as "---"), integers only */
-static void s_format_amount(int64_t amount_minor, const char *currency, char *out, size_t outlen)
-{
-    char cur[4] = "---"; /* not a currency code */
-    if (strlen(currency) == 3) {
-        bool letters = true;
-        for (int i = 0; i < 3; i++) {
-            char ch = currency[i];
-            if (ch >= 'a' && ch <= 'z')
-                ch = (char) (ch - 'a' + 'A');
-            letters = letters && ch >= 'A' && ch <= 'Z';
-            cur[i] = ch;
-        }
-        if (!letters)
-            memcpy(cur, "---", 4);
-    }
-    int decimals = s_currency_decimals(cur);
-    uint64_t mag = amount_minor < 0 ? (uint64_t) 0 - (uint64_t) amount_minor : (uint64_t) amount_minor;
-    uint64_t scale = decimals == 0 ? 1 : decimals == 2 ? 100 : 1000;
-    uint64_t major = mag / scale, minor = mag % scale;
-
-    /* the major part with thousands separators, written backwards */
-    char rev[40];
-    size_t n = 0;
-    do {
-        if (n % 4 == 3)
-            rev[n++] = ',';
-        rev[n++] = (char) ('0' + major % 10);
-        major /= 10;
-    } while (major > 0);
-    char digits[40];
-    for (size_t i = 0; i < n; i++)
-        digits[i] = rev[n - 1 - i];
-    digits[n] = '\0';
-
-    const char *sign = amount_minor < 0 ? "-" : "";
-    if (decimals == 0)
-        snprintf(out, outlen, "%s%s %s", sign, digits, cur);
-    else
-        snprintf(out, outlen, "%s%s.%0*llu %s", sign, digits, decimals, (unsigned long long) minor, cur);
-}
 
 /* s_add_head - the timeline's first line: when, who, what, for which ref */
 static void s_add_head(summary_t *s, const triage_case_t *c)
@@ -290,7 +236,7 @@ static void s_add_head(summary_t *s, const triage_case_t *c)
     if (c->psp_time > 0 && gmtime_r(&t, &tm) && tm.tm_year + 1900 <= 9999)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     char amount[64];
-    s_format_amount(c->amount, c->currency, amount, sizeof amount);
+    money_format(c->amount, c->currency, amount, sizeof amount);
     s_sum_add(s, "%s %s %s for %s (%s)", when, s_token(c->provider, 15, false, "_", "unknown provider"),
               s_token(c->event_type, 63, false, "_.", "event"), s_ref_shown(c->ref), amount);
 }
@@ -599,10 +545,10 @@ static void s_add_refund_facts(summary_t *s, const triage_case_t *c)
     s_sum_add(s, ".");
     if (c->payment_amount >= 0) {
         char amount[64];
-        s_format_amount(c->payment_amount, c->currency, amount, sizeof amount);
+        money_format(c->payment_amount, c->currency, amount, sizeof amount);
         s_sum_add(s, " Payment %s", amount);
         if (c->refunded_amount >= 0) {
-            s_format_amount(c->refunded_amount, c->currency, amount, sizeof amount);
+            money_format(c->refunded_amount, c->currency, amount, sizeof amount);
             s_sum_add(s, ", %s refunded before", amount);
         }
         s_sum_add(s, ".");

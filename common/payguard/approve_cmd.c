@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "httpc.h"
+#include "money.h"
 
 /* s_read_tty_token - the token from the terminal, not echoed */
 static char *s_read_tty_token(const char *who)
@@ -95,10 +96,11 @@ int cmd_approvals(int argc, char **argv)
         json_array_foreach(json_object_get(a, "missing_roles"), k, m) snprintf(
             missing + strlen(missing), sizeof missing - strlen(missing), "%s%s", k ? "," : "", json_string_value(m));
         json_t *rec = json_object_get(a, "recommendation");
-        printf("%-28s %-7s %12lld %-3s %4lld %-40s %-20s %s/%s\n", json_string_value(json_object_get(a, "case_id")),
-               json_string_value(json_object_get(a, "kind")),
-               (long long) json_integer_value(json_object_get(a, "amount")),
-               json_string_value(json_object_get(a, "currency")),
+        char amount[48];
+        money_format(json_integer_value(json_object_get(a, "amount")), json_string_value(json_object_get(a, "currency")),
+                     amount, sizeof amount);
+        printf("%-28s %-7s %16s %4lld %-40s %-20s %s/%s\n", json_string_value(json_object_get(a, "case_id")),
+               json_string_value(json_object_get(a, "kind")), amount,
                (long long) json_integer_value(json_object_get(a, "tier")), missing,
                json_string_value(json_object_get(a, "expires_at")),
                json_string_value(json_object_get(rec, "classification")) ? json_string_value(json_object_get(rec, "classification")) : "-",
