@@ -286,12 +286,10 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
                             &xfer->too_big, &xfer->oom);
 }
 
-/* s_transient_code - whether a curl failure may go away by itself. Most do
- * (timeouts, refused, reset, DNS, TLS handshakes); the exceptions are
- * configuration errors that would fail the same way every time */
-static bool s_transient_code(CURLcode rc)
+/* httpc_curl_transient - see httpc.h */
+bool httpc_curl_transient(int curl_code)
 {
-    switch (rc) {
+    switch ((CURLcode) curl_code) {
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_NOT_BUILT_IN:
@@ -304,6 +302,7 @@ static bool s_transient_code(CURLcode rc)
     case CURLE_SSL_ENGINE_NOTFOUND:
     case CURLE_FILESIZE_EXCEEDED:
     case CURLE_WRITE_ERROR:
+    case CURLE_OUT_OF_MEMORY:
         return false;
     default:
         return true;
@@ -576,7 +575,7 @@ int httpc_do(httpc_t *self, const char *method, const char *path, const char *js
         resp->transient = true;
     } else {
         s_set_error(resp, "%s %.150s: %s", method, shown, curl_easy_strerror(rc));
-        resp->transient = s_transient_code(rc);
+        resp->transient = httpc_curl_transient(rc);
     }
     return -1;
 }

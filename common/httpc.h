@@ -64,6 +64,12 @@ void httpc_resp_free(httpc_resp_t *resp);
 size_t httpc_buf_append(char **buf, size_t *len, size_t *cap, size_t max, const void *data, size_t n, bool *too_big,
                         bool *oom);
 
+/* httpc_curl_transient - whether a libcurl error code (a CURLcode) may go
+ * away by itself (timeouts, refused, reset, DNS, TLS handshakes) rather than
+ * fail the same way every time (a malformed URL, an unsupported protocol,
+ * certificate problems, our own write callback refusing, out of memory) */
+bool httpc_curl_transient(int curl_code);
+
 /* httpc_escape - percent-encode one path segment or query value; caller frees */
 char *httpc_escape(const char *text);
 

@@ -1012,29 +1012,6 @@ static bool s_attempt(llm_t *self, llm_req_t *req)
     return true;
 }
 
-/* s_transient_code - curl failures that may go away by themselves; the
- * others are configuration errors that would fail the same way again */
-static bool s_transient_code(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_NOT_BUILT_IN:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_UNKNOWN_OPTION:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_FILESIZE_EXCEEDED:
-    case CURLE_WRITE_ERROR:
-    case CURLE_OUT_OF_MEMORY:
-        return false;
-    default:
-        return true;
-    }
-}
 
 /* s_backoff_ms - the wait before the attempt after `done` attempts: 200 ms
  * doubling, jittered into [d/2, d], at least Retry-After, at most 5 s */
@@ -1088,7 +1065,7 @@ static void s_attempt_done(llm_t *self, llm_req_t *req, CURLcode rc)
         transient = true;
         snprintf(reason, sizeof reason, "llm: timeout after %ld ms", self->timeout_ms);
     } else {
-        transient = s_transient_code(rc);
+        transient = httpc_curl_transient(rc);
         const char *what = req->curl_err[0] ? req->curl_err : curl_easy_strerror(rc);
         snprintf(reason, sizeof reason, "llm: %s: %.200s", transient ? "connection failed" : "request failed",
                  what);
