@@ -19,6 +19,7 @@
  *	  GET  /approvals?status=pending|approved|denied|expired|all
  *	  GET  /approvals/{case_id}
  *	  POST /approvals/{case_id}/decisions {"decision":"approve|deny","comment"}
+ *	  POST /reviews/{case_id}/retry|close {"comment"}  (ops review, below)
  *	  GET  /metrics, GET /healthz (no token)
  *	Every request needs Authorization: Bearer <token> of a configured
  *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
@@ -37,6 +38,11 @@
  *	escalate to the next tier's roles (past tier 3 they stay expired, for
  *	ops review); expiry never approves. The state is rebuilt from this
  *	stage's journal at start, so pending approvals survive a restart.
+ *
+ *	OPS REVIEW: a person may close a case whose runbook failed (a "closed"
+ *	event: execute stops listing it), or ask for a retry: that opens a new
+ *	approval round for the case with the requester as its raiser, so the
+ *	same roles, held by others, must approve before execute tries again.
  *
  *	Teams: when a case awaits people, and when it is decided, expires or
  *	escalates, an Adaptive Card notice goes to execute, which alone posts to
@@ -110,6 +116,7 @@ typedef struct {
     char triaged_id[EVENT_ID_MAX + 1];
     json_t *advice;               /* the recommendation, for GET (owned) */
     json_t *facts;                /* the triaged case as recorded: what execute acts on (owned) */
+    int retry;                    /* 0, or the ops-review retry round this approval is for */
 } approval_t;
 
 typedef struct {
@@ -260,6 +267,7 @@ static event_body_t *s_approval_body(const approval_t *c)
     json_object_set_new(j, "expires_ms", json_integer(c->expires_ms));
     json_object_set_new(j, "reason", json_string(c->route.reason));
     json_object_set_new(j, "triaged_id", json_string(c->triaged_id));
+    json_object_set_new(j, "retry", json_integer(c->retry));
     if (c->facts)
         json_object_set(j, "facts", c->facts);
     const char *k;
@@ -657,6 +665,91 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     return MHD_YES;
 }
 
+/* s_review - POST /reviews/{case}/retry|close: a person acts on a case in
+ * ops review. close ends it (audited); retry opens a new approval round for
+ * the failed runbook, with the requester as its raiser, so the same
+ * approvals, by others, are needed before execute tries again. */
+static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *who, const char *case_id,
+                                const char *what, const char *peer)
+{
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL) : json_object();
+    json_t *cj = json_object_get(body, "comment");
+    if (!json_is_object(body) || (cj && (!json_is_string(cj) || json_string_length(cj) > 500))) {
+        json_decref(body);
+        return s_error(req->conn, MHD_HTTP_BAD_REQUEST, "body must be {\"comment\":\"...\"} (at most 500 bytes)");
+    }
+    const char *comment = cj ? json_string_value(cj) : "";
+    unsigned status = 0;
+    char why[256] = "";
+    pthread_mutex_lock(&a->mu);
+    approval_t *c = s_find(a, case_id);
+    if (!c) {
+        status = MHD_HTTP_NOT_FOUND;
+        snprintf(why, sizeof why, "no such case");
+    } else if (strcmp(c->state, "pending") == 0 || strcmp(c->state, "no_action") == 0 ||
+               strcmp(c->state, "closed") == 0 || (strcmp(what, "retry") == 0 && strcmp(c->state, "denied") == 0)) {
+        status = MHD_HTTP_CONFLICT;
+        snprintf(why, sizeof why, "case is %s: nothing to %s", c->state, what);
+    }
+    if (status) {
+        pthread_mutex_unlock(&a->mu);
+        json_decref(body);
+        s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
+        return s_error(req->conn, status, why);
+    }
+    char id[EVENT_ID_MAX + 1];
+    int rc;
+    if (strcmp(what, "close") == 0) {
+        snprintf(c->state, sizeof c->state, "closed");
+        event_body_t *b = event_body_new();
+        event_body_str(b, "case_id", c->case_id);
+        event_body_str(b, "who", who->name);
+        event_body_str(b, "comment", comment);
+        event_body_str(b, "client_ip", peer);
+        rc = stage_publish(a->st, "rev", "closed", c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
+        event_body_destroy(&b);
+    } else {
+        c->retry++;
+        c->ndecisions = 0;
+        snprintf(c->state, sizeof c->state, "pending");
+        snprintf(c->raised_by, sizeof c->raised_by, "%s", who->name);
+        if (c->route.nroles == 0) /* policy had approved it: people decide a retry */
+            policy_tier(&a->policy, policy_amount_tier(&a->policy, c->amount, c->currency), &c->route);
+        c->route.kind = ROUTE_HUMANS;
+        snprintf(c->route.rule, sizeof c->route.rule, "ops_review_retry");
+        snprintf(c->route.reason, sizeof c->route.reason, "%s asked to retry the failed runbook: %s", who->name,
+                 *comment ? comment : "(no comment)");
+        c->expires_ms = stage_now_ms() + a->expiry_s * 1000;
+        event_body_t *b = s_approval_body(c);
+        rc = stage_publish(a->st, "rev", "routed", c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
+        event_body_destroy(&b);
+        b = s_card(a, c, "A retry of a failed payguard runbook awaits your decision");
+        stage_publish(a->st, "rev", "notice", c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+        event_body_destroy(&b);
+    }
+    snprintf(req->state, sizeof req->state, "%s", c->state);
+    snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
+    pthread_mutex_unlock(&a->mu);
+    json_decref(body);
+    if (rc != 0)
+        return s_error(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot record it right now");
+    stage_count(a->st, "payguard_approve_reviews_total", "action", what, 1);
+    req->status = MHD_HTTP_OK;
+    pthread_mutex_lock(&req->mu);
+    bool durable = req->durable;
+    if (!durable) {
+        req->suspended = true;
+        atomic_fetch_add(&a->waiting, 1);
+        MHD_suspend_connection(req->conn);
+    }
+    pthread_mutex_unlock(&req->mu);
+    if (durable) {
+        req->answered = true;
+        return s_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+    }
+    return MHD_YES;
+}
+
 /* s_answer - the approvals API */
 static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                 const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -745,6 +838,17 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
             return j ? s_reply(conn, MHD_HTTP_OK, j) : s_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
         }
     }
+    if (strncmp(url, "/reviews/", 9) == 0 && strcmp(method, "POST") == 0) {
+        char case_id[160], what[16];
+        const char *rest = url + 9, *slash = strchr(rest, '/');
+        if (slash && (size_t) (slash - rest) < sizeof case_id && (strcmp(slash, "/retry") == 0 || strcmp(slash, "/close") == 0)) {
+            memcpy(case_id, rest, (size_t) (slash - rest));
+            case_id[slash - rest] = '\0';
+            snprintf(what, sizeof what, "%s", slash + 1);
+            req->answered = false; /* answered once durable */
+            return s_review(a, req, who, case_id, what, peer);
+        }
+    }
     return s_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
 }
 
@@ -820,6 +924,12 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
     }
     if (!c)
         return;
+    if (strcmp(type, "closed") == 0) {
+        snprintf(c->state, sizeof c->state, "closed");
+        return;
+    }
+    if (strcmp(type, "routed") == 0 && json_integer_value(json_object_get(b, "retry")) > 0)
+        c->ndecisions = 0; /* a retry round starts without decisions */
     if (strcmp(type, "decision") == 0) {
         if (c->ndecisions < APPROVE_MAX_DECISIONS) {
             decided_t *d = &c->decisions[c->ndecisions++];
@@ -844,6 +954,7 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
     STR(c->route.reason, "reason");
 #undef STR
     c->amount = json_integer_value(json_object_get(b, "amount"));
+    c->retry = (int) json_integer_value(json_object_get(b, "retry"));
     c->route.tier = (int) json_integer_value(json_object_get(b, "tier"));
     c->created_ms = json_integer_value(json_object_get(b, "created_ms"));
     c->expires_ms = json_integer_value(json_object_get(b, "expires_ms"));
@@ -887,7 +998,8 @@ static int s_rebuild(approve_t *a)
             continue;
         const char *type = event_head(ev)->type;
         if (strcmp(type, "routed") == 0 || strcmp(type, "decision") == 0 || strcmp(type, "approved") == 0 ||
-            strcmp(type, "denied") == 0 || strcmp(type, "escalated") == 0 || strcmp(type, "expired") == 0) {
+            strcmp(type, "denied") == 0 || strcmp(type, "escalated") == 0 || strcmp(type, "expired") == 0 ||
+            strcmp(type, "closed") == 0) {
             json_t *b = s_body_of(ev);
             s_apply_record(a, type, b, event_head(ev)->case_key);
             json_decref(b);

@@ -59,6 +59,7 @@ static const struct {
     {"access_denied", "approve/audit: failed authentication"},
     {"decision_refused", "approve: a decision refused (role, segregation of duties, state), with why"},
     {"escalated", "approve: a pending approval expired and moved to the next tier"},
+    {"closed", "approve: a person closed a case in ops review"},
 };
 
 struct event_t {

@@ -28,8 +28,11 @@
  *	person's call). No runbook starts a new money movement.
  *
  *	"notice" events from approve (Adaptive Cards) are posted to Teams.
+ *	OPS REVIEW: an approved retry (approve's "approved" with retry = n)
+ *	re-runs the failed plan from its failed step, with keys
+ *	"<case>:<step>:retry<n>"; a "closed" case leaves the queue.
  * INPUT
- *	"approved", "denied" and "notice" events from approve.
+ *	"approved", "denied", "closed" and "notice" events from approve.
  * OUTPUT
  *	To audit: "runbook" (the plan), "step" (started / done / failed, per
  *	call), "review" (ops review, with why), "executed" (the outcome).
@@ -64,6 +67,14 @@
 #include "stage.h"
 
 #define EXECUTE_MAX_RUNS 256
+#define EXECUTE_MAX_REVIEWS 4096
+
+/* review_t - a case whose runbook failed for good: what a retry re-runs */
+typedef struct {
+    char case_id[160];
+    char *plan_json;                 /* the plan that failed (owned) */
+    char failed_step[RB_NAME_MAX];
+} review_t;
 
 /* run_t - one runbook in progress */
 typedef struct {
@@ -84,7 +95,44 @@ typedef struct {
     httpc_retry_t retry;
     run_t *runs[EXECUTE_MAX_RUNS];
     size_t nruns;
+    review_t reviews[EXECUTE_MAX_REVIEWS];
+    size_t nreviews;
 } execute_t;
+
+/* s_review_find - the ops-review record of a case, or NULL */
+static review_t *s_review_find(execute_t *x, const char *case_id)
+{
+    for (size_t i = 0; i < x->nreviews; i++)
+        if (strcmp(x->reviews[i].case_id, case_id) == 0)
+            return &x->reviews[i];
+    return NULL;
+}
+
+/* s_review_drop - the case left ops review */
+static void s_review_drop(execute_t *x, const char *case_id)
+{
+    review_t *r = s_review_find(x, case_id);
+    if (!r)
+        return;
+    free(r->plan_json);
+    *r = x->reviews[--x->nreviews];
+}
+
+/* s_review_add - remember a failed runbook (newest wins; bounded: the
+ * oldest is forgotten first, its record stays in the journal) */
+static void s_review_add(execute_t *x, const char *case_id, const char *plan_json, const char *failed_step)
+{
+    s_review_drop(x, case_id);
+    if (x->nreviews == EXECUTE_MAX_REVIEWS) {
+        free(x->reviews[0].plan_json);
+        memmove(&x->reviews[0], &x->reviews[1], (x->nreviews - 1) * sizeof x->reviews[0]);
+        x->nreviews--;
+    }
+    review_t *r = &x->reviews[x->nreviews++];
+    snprintf(r->case_id, sizeof r->case_id, "%s", case_id);
+    r->plan_json = strdup(plan_json ? plan_json : "");
+    snprintf(r->failed_step, sizeof r->failed_step, "%s", failed_step);
+}
 
 static stage_def_t s_def;
 
@@ -266,6 +314,11 @@ static void s_finish_run(execute_t *x, size_t i)
         stage_emit(x->st, "review", r->plan.case_id, b, STAGE_TO_AUDIT);
         event_body_destroy(&b);
         stage_count(x->st, "payguard_execute_reviews_total", NULL, NULL, 1);
+        json_t *pj = runbook_plan_json(&r->plan);
+        char *text = json_dumps(pj, JSON_COMPACT);
+        s_review_add(x, r->plan.case_id, text, r->failed_step);
+        free(text);
+        json_decref(pj);
     }
     event_body_t *b = event_body_new();
     event_body_str(b, "case_id", r->plan.case_id);
@@ -300,13 +353,55 @@ static void s_tick(stage_t *st, void *arg)
     }
 }
 
-/* s_start_run - plan a decided case, journal the plan, defer the input */
+/* s_retry_plan - the failed plan from its failed step on, with keys of
+ * this retry round ("<case>:<step>:retry<n>": a pure function of case,
+ * step and round, so the retry itself is exactly-once too) */
+static int s_retry_plan(const review_t *rv, int round, rb_plan_t *out, char *err, size_t errlen)
+{
+    json_t *j = json_loads(rv->plan_json, 0, NULL);
+    rb_plan_t full;
+    int rc = j ? runbook_plan_from_json(j, &full) : -1;
+    json_decref(j);
+    if (rc != 0) {
+        snprintf(err, errlen, "the failed plan of %s is unreadable", rv->case_id);
+        return -1;
+    }
+    size_t from = 0;
+    while (from < full.n && strcmp(full.steps[from].name, rv->failed_step) != 0)
+        from++;
+    memset(out, 0, sizeof *out);
+    snprintf(out->case_id, sizeof out->case_id, "%s", full.case_id);
+    snprintf(out->runbook, sizeof out->runbook, "%s", full.runbook);
+    for (size_t i = from; i < full.n; i++) {
+        out->steps[out->n] = full.steps[i];
+        full.steps[i].body = NULL; /* moved */
+        size_t l = strlen(out->steps[out->n].idem_key);
+        snprintf(out->steps[out->n].idem_key + l, sizeof out->steps[0].idem_key - l, ":retry%d", round);
+        out->n++;
+    }
+    runbook_plan_clear(&full);
+    return 0;
+}
+
+/* s_start_run - plan a decided case (or an approved retry), journal the
+ * plan, defer the input */
 static int s_start_run(execute_t *x, const event_t *in)
 {
     json_t *body = s_body_of(in);
     run_t *r = calloc(1, sizeof *r);
     char err[256];
-    int rc = runbook_plan(event_head(in)->type, body, &x->opts, &r->plan, err, sizeof err);
+    int round = (int) json_integer_value(json_object_get(body, "retry"));
+    int rc;
+    if (round > 0 && strcmp(event_head(in)->type, "approved") == 0) {
+        review_t *rv = s_review_find(x, event_head(in)->case_key);
+        rc = rv ? s_retry_plan(rv, round, &r->plan, err, sizeof err) : -1;
+        if (!rv)
+            snprintf(err, sizeof err, "a retry was approved, but the case has no failed runbook to retry");
+        if (rc == 0)
+            s_review_drop(x, event_head(in)->case_key);
+    } else {
+        rc = runbook_plan(event_head(in)->type, body, &x->opts, &r->plan, err, sizeof err);
+    }
     json_decref(body);
     if (rc != 0 || r->plan.n == 0) {
         event_body_t *b = event_body_new();
@@ -353,6 +448,18 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     }
     if (strcmp(type, "approved") == 0 || strcmp(type, "denied") == 0)
         return s_start_run(x, in);
+    if (strcmp(type, "closed") == 0) { /* a person closed it in ops review */
+        s_review_drop(x, event_head(in)->case_key);
+        event_body_t *b = event_body_new();
+        event_body_str(b, "case_id", event_head(in)->case_key);
+        event_body_str(b, "outcome", "closed");
+        char *who = event_get_strdup(in, "who");
+        event_body_str(b, "closed_by", who ? who : "");
+        free(who);
+        stage_emit(x->st, "executed", event_head(in)->case_key, b, STAGE_TO_AUDIT);
+        event_body_destroy(&b);
+        return STAGE_DONE;
+    }
     log_warn("ignoring a %s event from %s: execute takes decisions and notices", type, event_head(in)->stage);
     (void) st;
     return STAGE_DONE;
@@ -364,7 +471,7 @@ typedef struct {
     char case_id[160];
     json_t *plan;
     unsigned emitted;      /* events emitted for its input so far */
-    bool failing, finished;
+    bool failing;
     size_t done, fail_done;
     char failed_step[RB_NAME_MAX], error[640];
 } recovered_t;
@@ -395,8 +502,14 @@ static int s_recover(execute_t *x)
         for (size_t i = 0; i < nrec && !r; i++)
             if (strcmp(rec[i].cause, h->cause) == 0)
                 r = &rec[i];
-        if (!r && strcmp(h->type, "runbook") == 0 && nrec < EXECUTE_MAX_RUNS * 4) {
+        if (!r && strcmp(h->type, "runbook") == 0) {
+            if (nrec == EXECUTE_MAX_RUNS * 4) {
+                log_error("recovery: more than %d runbooks unfinished at once", EXECUTE_MAX_RUNS * 4);
+                event_destroy(&ev);
+                continue;
+            }
             r = &rec[nrec++];
+            memset(r, 0, sizeof *r);
             snprintf(r->cause, sizeof r->cause, "%s", h->cause);
             snprintf(r->case_id, sizeof r->case_id, "%s", h->case_key);
             char *ptext = event_get_strdup(ev, "plan_json");
@@ -405,22 +518,47 @@ static int s_recover(execute_t *x)
         }
         if (r) {
             r->emitted++;
-            if (strcmp(h->type, "executed") == 0 || strcmp(h->type, "review") == 0)
-                r->finished = strcmp(h->type, "executed") == 0 ? true : r->finished;
-            else if (strcmp(h->type, "step") == 0) {
+            if (strcmp(h->type, "review") == 0) {
+                /* its run's plan is the one a retry re-runs */
+                char *step = event_get_strdup(ev, "failed_step");
+                char *text = r->plan ? json_dumps(r->plan, JSON_COMPACT) : NULL;
+                if (step && text)
+                    s_review_add(x, r->case_id, text, step);
+                free(step);
+                free(text);
+            } else if (strcmp(h->type, "executed") == 0) {
+                /* finished: out of the table, so it only ever holds runs in flight */
+                char *outcome = event_get_strdup(ev, "outcome");
+                if (outcome && strcmp(outcome, "done") == 0)
+                    s_review_drop(x, r->case_id);
+                free(outcome);
+                json_decref(r->plan);
+                *r = rec[--nrec];
+            } else if (strcmp(h->type, "step") == 0) {
                 json_t *b = s_body_of(ev);
                 const char *status = json_string_value(json_object_get(b, "status"));
-                bool failure_phase = strcmp(json_string_value(json_object_get(b, "phase")) ? json_string_value(json_object_get(b, "phase")) : "", "failure") == 0;
-                if (status && strcmp(status, "done") == 0)
-                    failure_phase ? r->fail_done++ : r->done++;
-                else if (status && strcmp(status, "failed") == 0 && !failure_phase) {
+                const char *phase = json_string_value(json_object_get(b, "phase"));
+                bool failure_phase = phase && strcmp(phase, "failure") == 0;
+                if (status && strcmp(status, "done") == 0) {
+                    if (failure_phase)
+                        r->fail_done++;
+                    else
+                        r->done++;
+                } else if (status && strcmp(status, "failed") == 0 && !failure_phase) {
+                    const char *step = json_string_value(json_object_get(b, "step"));
+                    const char *error = json_string_value(json_object_get(b, "error"));
                     r->failing = true;
-                    snprintf(r->failed_step, sizeof r->failed_step, "%s",
-                             json_string_value(json_object_get(b, "step")) ? json_string_value(json_object_get(b, "step")) : "");
-                    snprintf(r->error, sizeof r->error, "%s", json_string_value(json_object_get(b, "error")) ? json_string_value(json_object_get(b, "error")) : "");
+                    snprintf(r->failed_step, sizeof r->failed_step, "%s", step ? step : "");
+                    snprintf(r->error, sizeof r->error, "%s", error ? error : "");
                 }
                 json_decref(b);
             }
+        } else if (strcmp(h->type, "executed") == 0) {
+            /* a close (no runbook of its own) */
+            char *outcome = event_get_strdup(ev, "outcome");
+            if (outcome && strcmp(outcome, "closed") == 0)
+                s_review_drop(x, h->case_key);
+            free(outcome);
         }
         event_destroy(&ev);
     }
@@ -428,7 +566,7 @@ static int s_recover(execute_t *x)
     size_t resumed = 0;
     for (size_t i = 0; i < nrec; i++) {
         recovered_t *r = &rec[i];
-        if (!r->finished && x->nruns < EXECUTE_MAX_RUNS) {
+        if (x->nruns < EXECUTE_MAX_RUNS) {
             run_t *run = calloc(1, sizeof *run);
             if (runbook_plan_from_json(r->plan, &run->plan) != 0 ||
                 !(run->p = stage_adopt(x->st, r->cause, r->case_id, r->emitted))) {

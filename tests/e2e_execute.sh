@@ -120,6 +120,26 @@ ok "no entry was written" test "$(nentries P-2 payout_reversal)" = 0
 ok "payguard review lists the case with the failed step and why" \
     grep -q 'payout-P-2 .*runbook .*ledger_payout_reversal: POST /entries: refused (permanent) (HTTP 400)' "$WORK/review"
 
+# ---- 3b. ops review: a person asks for a retry, others approve it; or closes
+ok "fin_mgr asks to retry P-2's failed runbook (the ledger is fixed)" \
+    "$BIN/payguard" review retry payout-P-2 --as fin_mgr --token-file "$ROOT/config/sandbox/fin_mgr.token" --comment "ledger fixed" -c "$CFG"
+"$BIN/payguard" review -c "$CFG" >"$WORK/review2"
+ok "the queue says the retry awaits approval" grep -q 'payout-P-2 .*retry 1 asked by fin_mgr: awaiting approval' "$WORK/review2"
+ok "the retry needs the case's approvers: the ops lead approves it" test "$(decide ops_lead payout-P-2)" = 200
+ok "the retried runbook ran to the end" bash -c "for i in \$(seq 1 100); do '$BIN/payguard' journal dump -c '$CFG' execute.0 | grep '\"type\":\"executed\"' | grep -F 'payout-P-2' | grep -q '\"outcome\":\"done\"' && exit 0; sleep 0.2; done; exit 1"
+ok "it resumed at the failed step, with keys of its own (retry1)" \
+    test "$(key_calls ledger payout-P-2:ledger_payout_reversal:retry1 201)$(key_calls payments payout-P-2:hold_payout:retry1)" = 10
+ok "one payout_reversal now, and the case left the queue" \
+    bash -c "test \"\$(curl -s '$SBXURL/ledger/entries?ref=P-2' -H 'Authorization: Bearer $(tok read)' | grep -o '\"type\":\"payout_reversal\"' | wc -l)\" = 1 && ! '$BIN/payguard' review -c '$CFG' | grep -q 'payout-P-2 '"
+sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'
+fire 3
+ok "another case fails to ops review" test "$(executed payout-P-3)" = ops_review
+ok "a person closes it" "$BIN/payguard" review close payout-P-3 --as compliance_officer \
+    --token-file "$ROOT/config/sandbox/compliance_officer.token" --comment "handled by hand" -c "$CFG"
+sleep 1
+ok "it left the queue" bash -c "! '$BIN/payguard' review -c '$CFG' | grep -q 'payout-P-3 '"
+ok "the close is in the audit trail, with who" bash -c "'$BIN/payguard' journal dump -c '$CFG' audit.0 | grep '\"type\":\"closed\"' | grep -F payout-P-3 | grep -q compliance_officer"
+
 # ---- 4. SIGKILL just before and just after each outbound call
 n=10
 for step in hold_payout hold_beneficiary ledger_payout_reversal open_ticket notify_teams; do

@@ -36,8 +36,8 @@ static char *s_read_tty_token(const char *who)
     return t;
 }
 
-/* s_client - an httpc for the approvals API with the operator's token */
-static httpc_t *s_client(const config_t *c, const char *token_file, const char *who)
+/* cli_approve_client - an httpc for the approvals API with the operator's token */
+httpc_t *cli_approve_client(const config_t *c, const char *token_file, const char *who)
 {
     char err[256], url[300];
     snprintf(url, sizeof url, "http://%s:%s", config_get(c, "approve/http_bind"), config_get(c, "approve/http_port"));
@@ -68,7 +68,7 @@ int cmd_approvals(int argc, char **argv)
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
     const char *status = s_opt(argc, argv, "--status");
-    httpc_t *h = s_client(c, s_opt(argc, argv, "--token-file"), s_opt(argc, argv, "--as"));
+    httpc_t *h = cli_approve_client(c, s_opt(argc, argv, "--token-file"), s_opt(argc, argv, "--as"));
     config_destroy(&c);
     if (!h)
         return 2;
@@ -125,7 +125,7 @@ int cmd_approve(int argc, char **argv)
     config_t *c;
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
-    httpc_t *h = s_client(c, s_opt(argc, argv, "--token-file"), who);
+    httpc_t *h = cli_approve_client(c, s_opt(argc, argv, "--token-file"), who);
     config_destroy(&c);
     if (!h)
         return 2;

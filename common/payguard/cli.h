@@ -9,6 +9,11 @@ const char *cli_opt_config(int argc, char **argv);
 /* cli_load_config - load path (NULL: embedded defaults) or print why not */
 int cli_load_config(const char *path, config_t **out);
 
+struct httpc_t;
+/* cli_approve_client - the approvals API with the operator's token (from
+ * token_file, or typed without echo); NULL and a message if none */
+struct httpc_t *cli_approve_client(const config_t *c, const char *token_file, const char *who);
+
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -11,6 +11,7 @@
  *	payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]
  *	payguard plan CASE [-c CONFIG]
  *	payguard review [-c CONFIG]
+ *	payguard review retry|close CASE --as NAME [--comment TEXT] [--token-file F] [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
@@ -36,6 +37,10 @@
  *		approved), with bodies and Idempotency-Keys, without making them.
  *	review	lists the ops-review queue: runbooks that failed for good and
  *		approvals that expired past the top tier, each with why.
+ *		review retry asks for the failed runbook to run again from its
+ *		failed step: a new approval round, the requester as its raiser,
+ *		so others must approve. review close takes the case out of the
+ *		queue. Both are recorded in the audit trail with who and why.
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -82,6 +87,7 @@ static int s_usage(FILE *f)
                "       payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]\n"
                "       payguard plan CASE [-c CONFIG]\n"
                "       payguard review [-c CONFIG]\n"
+               "       payguard review retry|close CASE --as NAME [--comment TEXT] [--token-file F] [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "httpc.h"
 #include "journal.h"
 #include "stage.h"
 
@@ -36,6 +37,16 @@ static void s_add(review_t *v, size_t *n, const char *case_id, const char *sourc
     snprintf(v[i].source, sizeof v[i].source, "%s", source);
     snprintf(v[i].why, sizeof v[i].why, "%s", why);
     v[i].at_ms = at;
+}
+
+/* s_drop - a case that left ops review */
+static void s_drop(review_t *v, size_t *n, const char *case_id)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(v[i].case_id, case_id) == 0) {
+            v[i] = v[--*n];
+            return;
+        }
 }
 
 /* s_scan - the review-worthy events of one instance's journal */
@@ -67,22 +78,90 @@ static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
             free(step), free(e), free(w);
         } else if (strcmp(h->type, "expired") == 0) {
             s_add(v, n, h->case_key, "approval", "no decision before the deadline, past the top tier", h->time_ms);
+        } else if (strcmp(h->type, "closed") == 0) {
+            s_drop(v, n, h->case_key);
+        } else if (strcmp(h->type, "executed") == 0) {
+            char *o = event_get_strdup(ev, "outcome");
+            if (o && (strcmp(o, "done") == 0 || strcmp(o, "closed") == 0))
+                s_drop(v, n, h->case_key);
+            free(o);
+        } else if (strcmp(h->type, "routed") == 0) {
+            int64_t retry = 0;
+            if (event_get_int(ev, "retry", &retry) == 0 && retry > 0) {
+                char *who = event_get_strdup(ev, "raised_by");
+                snprintf(why, sizeof why, "retry %lld asked by %s: awaiting approval", (long long) retry,
+                         who ? who : "?");
+                for (size_t i = 0; i < *n; i++)
+                    if (strcmp(v[i].case_id, h->case_key) == 0)
+                        snprintf(v[i].why, sizeof v[i].why, "%s", why);
+                free(who);
+            }
         }
         event_destroy(&ev);
     }
     journal_reader_destroy(&r);
 }
 
-/* cmd_review - list the ops-review queue */
+/* s_opt - the value of --name in argv, or NULL */
+static const char *s_opt(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+/* s_act - `payguard review retry|close CASE --as NAME`: through approve's
+ * API, as the person whose token it is (audited there) */
+static int s_act(int argc, char **argv, config_t *c)
+{
+    const char *what = argv[1], *case_id = argc > 2 ? argv[2] : NULL, *who = s_opt(argc, argv, "--as");
+    if (!case_id || case_id[0] == '-' || !who) {
+        fprintf(stderr, "usage: payguard review %s CASE --as NAME [--comment TEXT] [--token-file FILE] [-c CONFIG]\n", what);
+        return 2;
+    }
+    httpc_t *h = cli_approve_client(c, s_opt(argc, argv, "--token-file"), who);
+    if (!h)
+        return 2;
+    const char *comment = s_opt(argc, argv, "--comment");
+    json_t *body = json_pack("{s:s}", "comment", comment ? comment : "");
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    char *esc = httpc_escape(case_id);
+    char path[512];
+    snprintf(path, sizeof path, "/reviews/%s/%s", esc, what);
+    free(esc);
+    httpc_resp_t r = {0};
+    int rc = httpc_call(h, "POST", path, text, NULL, NULL, &r);
+    free(text);
+    httpc_destroy(&h);
+    int status = 0;
+    if (rc == 0 && r.status == 200)
+        printf("recorded: %s\n", r.body);
+    else {
+        fprintf(stderr, "payguard: refused (HTTP %ld): %s\n", r.status, r.body && *r.body ? r.body : r.error);
+        status = 1;
+    }
+    httpc_resp_free(&r);
+    return status;
+}
+
+/* cmd_review - list the ops-review queue, or retry / close a case in it */
 int cmd_review(int argc, char **argv)
 {
     config_t *c;
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
+    if (argc > 1 && (strcmp(argv[1], "retry") == 0 || strcmp(argv[1], "close") == 0)) {
+        int rc = s_act(argc, argv, c);
+        config_destroy(&c);
+        return rc;
+    }
     review_t *v = calloc(REVIEW_MAX, sizeof *v);
     size_t n = 0;
-    s_scan(c, "approve", v, &n);
+    /* execute's failures first; then what people did about them in approve */
     s_scan(c, "execute", v, &n);
+    s_scan(c, "approve", v, &n);
     config_destroy(&c);
     printf("%-30s %-9s %-20s %s\n", "CASE", "FROM", "SINCE", "WHY");
     for (size_t i = 0; i < n; i++) {
