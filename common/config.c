@@ -119,6 +119,7 @@ static const char s_defaults[] =
     "    max_attempts = 4                    # per step: 5xx, 429, timeouts, refused retried\n"
     "    retry_base_ms = 200                 # backoff (doubling, full jitter, Retry-After honoured)\n"
     "    retry_max_ms = 5000\n"
+    "    release_hold_on_failure = no        # yes: a failed ledger step releases the payout hold to its previous status\n"
     "    fault_file = \"\"                    # TEST HOOK: a file naming before:<step> or after:<step> kills execute once there\n"
     "audit\n"
     "    instances = 1\n"

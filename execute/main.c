@@ -24,8 +24,10 @@
  *	runbook: no later step runs (so no customer-facing notice follows a
  *	failed ledger write); instead a Highest-priority ticket and a Teams
  *	notice name the step and the error, and the case enters the ops-review
- *	queue ("review" event). A payout hold stays in place (release is a
- *	person's call). No runbook starts a new money movement.
+ *	queue ("review" event). The payout hold stays in place unless
+ *	execute/release_hold_on_failure = yes, in which case a failed ledger
+ *	step is followed by releasing the payout to the status it had before
+ *	the hold. No runbook starts a new money movement.
  *
  *	"notice" events from approve (Adaptive Cards) are posted to Teams.
  *	OPS REVIEW: an approved retry (approve's "approved" with retry = n)
@@ -49,7 +51,7 @@
  *	how the tests prove exactly-once across crashes. Empty by default.
  * CONFIGURATION
  *	execute/token_file, jira_project, max_attempts, retry_base_ms,
- *	retry_max_ms, fault_file; outside/payments, ledger, jira or
+ *	retry_max_ms, release_hold_on_failure, fault_file; outside/payments, ledger, jira or
  *	servicenow, teams, timeout_ms; approve/public_url.
  *--*/
 #include <jansson.h>
@@ -85,6 +87,7 @@ typedef struct {
     size_t next;           /* next step of the current plan */
     char failed_step[RB_NAME_MAX];
     char error[640];
+    char held_from[32];    /* hold_payout's previous_status, once it is done */
 } run_t;
 
 typedef struct {
@@ -93,6 +96,7 @@ typedef struct {
     rb_opts_t opts;
     char ticket_system[16], jira_project[32], public_url[256], fault_file[256];
     httpc_retry_t retry;
+    bool release_hold_on_failure;
     run_t *runs[EXECUTE_MAX_RUNS];
     size_t nruns;
     review_t reviews[EXECUTE_MAX_REVIEWS];
@@ -255,6 +259,34 @@ static void s_step_event(execute_t *x, run_t *r, const rb_step_t *step, const ch
     event_body_destroy(&b);
 }
 
+/* s_add_release - where policy allows (execute/release_hold_on_failure),
+ * a failed ledger step puts the payout back to the status it had before
+ * the hold (CONTRACT.md §5.1); by default the hold stays */
+static void s_add_release(execute_t *x, run_t *r, const rb_step_t *failed)
+{
+    if (!x->release_hold_on_failure || strncmp(failed->name, "ledger_", 7) != 0 || !r->held_from[0] ||
+        r->fail.n >= RB_MAX_STEPS)
+        return;
+    const rb_step_t *hold = NULL;
+    for (size_t i = 0; i < r->plan.n && !hold; i++)
+        if (strcmp(r->plan.steps[i].name, "hold_payout") == 0)
+            hold = &r->plan.steps[i];
+    size_t l = hold ? strlen(hold->path) : 0;
+    if (!hold || l < 5 || strcmp(hold->path + l - 5, "/hold") != 0)
+        return;
+    rb_step_t *s = &r->fail.steps[r->fail.n];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "release_hold");
+    snprintf(s->system, sizeof s->system, "payments");
+    snprintf(s->method, sizeof s->method, "POST");
+    snprintf(s->path, sizeof s->path, "%.*s/release", (int) (l - 5), hold->path);
+    snprintf(s->idem_key, sizeof s->idem_key, "%s:release_hold", r->plan.case_id);
+    json_t *b = json_pack("{s:s, s:s}", "case_id", r->plan.case_id, "to_status", r->held_from);
+    s->body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    r->fail.n++;
+}
+
 /* s_run_step - one outbound call of a run, exactly once: started (durable),
  * the call, finished. true if the run should go on */
 static bool s_run_step(execute_t *x, run_t *r)
@@ -282,6 +314,12 @@ static bool s_run_step(execute_t *x, run_t *r)
     stage_count(x->st, "payguard_execute_steps_total", "status", ok ? "done" : "failed", 1);
     if (resp.attempts > 1)
         stage_count(x->st, "payguard_execute_retries_total", NULL, NULL, (uint64_t) (resp.attempts - 1));
+    if (ok && strcmp(step->name, "hold_payout") == 0 && resp.body) {
+        json_t *j = json_loads(resp.body, 0, NULL);
+        const char *prev = json_string_value(json_object_get(j, "previous_status"));
+        snprintf(r->held_from, sizeof r->held_from, "%s", prev ? prev : "");
+        json_decref(j);
+    }
     httpc_resp_free(&resp);
     if (ok) {
         r->next++;
@@ -294,6 +332,7 @@ static bool s_run_step(execute_t *x, run_t *r)
     char err[256];
     if (runbook_failure_plan(&r->plan, r->next, error, &x->opts, &r->fail, err, sizeof err) != 0)
         log_error("case %s: no failure plan: %s", r->plan.case_id, err);
+    s_add_release(x, r, step);
     r->failing = true;
     r->next = 0;
     return true;
@@ -473,6 +512,7 @@ typedef struct {
     unsigned emitted;      /* events emitted for its input so far */
     bool failing;
     size_t done, fail_done;
+    char held_from[32];
     char failed_step[RB_NAME_MAX], error[640];
 } recovered_t;
 
@@ -544,6 +584,11 @@ static int s_recover(execute_t *x)
                         r->fail_done++;
                     else
                         r->done++;
+                    const char *sname = json_string_value(json_object_get(b, "step"));
+                    const char *prev =
+                        json_string_value(json_object_get(json_object_get(b, "response"), "previous_status"));
+                    if (sname && prev && strcmp(sname, "hold_payout") == 0)
+                        snprintf(r->held_from, sizeof r->held_from, "%s", prev);
                 } else if (status && strcmp(status, "failed") == 0 && !failure_phase) {
                     const char *step = json_string_value(json_object_get(b, "step"));
                     const char *error = json_string_value(json_object_get(b, "error"));
@@ -576,6 +621,7 @@ static int s_recover(execute_t *x)
             } else {
                 run->failing = r->failing;
                 run->next = r->failing ? r->fail_done : r->done;
+                snprintf(run->held_from, sizeof run->held_from, "%s", r->held_from);
                 snprintf(run->failed_step, sizeof run->failed_step, "%s", r->failed_step);
                 snprintf(run->error, sizeof run->error, "%s", r->error);
                 if (r->failing) {
@@ -584,6 +630,8 @@ static int s_recover(execute_t *x)
                         k++;
                     runbook_failure_plan(&run->plan, k < run->plan.n ? k : 0, r->error, &x->opts, &run->fail, err,
                                          sizeof err);
+                    if (k < run->plan.n)
+                        s_add_release(x, run, &run->plan.steps[k]);
                 }
                 x->runs[x->nruns++] = run;
                 resumed++;
@@ -643,6 +691,7 @@ static int s_init(stage_t *st, void *arg)
     snprintf(x->jira_project, sizeof x->jira_project, "%s", config_get(c, "execute/jira_project"));
     snprintf(x->public_url, sizeof x->public_url, "%s", config_get(c, "approve/public_url"));
     snprintf(x->fault_file, sizeof x->fault_file, "%s", config_get(c, "execute/fault_file"));
+    x->release_hold_on_failure = strcmp(config_get(c, "execute/release_hold_on_failure"), "yes") == 0;
     x->opts = (rb_opts_t){.ticket_system = x->ticket_system, .jira_project = x->jira_project, .public_url = x->public_url};
     if (!x->payments || !x->ledger || !x->tickets)
         log_warn("outside/payments, ledger and jira or servicenow should all be set: steps for a missing one fail to ops review");

@@ -187,5 +187,18 @@ after=$(calls payments | grep -c 'payout-P-35')
 ok "a pending case's plan says what it would do once approved" grep -q 'not decided yet' "$WORK/plan2"
 ok "and planning called nothing" test "$before" = "$after"
 
+# ---- 7. where policy allows, a failed ledger step releases the hold
+ok "by default the hold stayed on the case whose ledger step failed" \
+    bash -c "curl -s -H 'Authorization: Bearer $(tok read)' '$SBXURL/payments/payouts/P-3' | grep -q '\"status\":\"on_hold\"'"
+down "$CFG"
+sed -i "s|^    fault_file = |    release_hold_on_failure = yes\n    fault_file = |" "$CFG"
+ok "the group restarts with release_hold_on_failure = yes" up "$CFG"
+sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'
+fire 4
+ok "the ledger step failed: ops review" test "$(executed payout-P-4)" = ops_review
+ok "the hold was released to the payout's previous status (paid)" \
+    bash -c "curl -s -H 'Authorization: Bearer $(tok read)' '$SBXURL/payments/payouts/P-4' | grep -q '\"status\":\"paid\"'"
+ok "by one release call with its key" test "$(key_calls payments payout-P-4:release_hold 200)" = 1
+
 down "$CFG"
 finish
