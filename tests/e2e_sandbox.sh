@@ -136,7 +136,7 @@ ok "the next call is normal again" test "$(code -H "$RD" "$U/payments/payouts/P-
 # ---- a slow answer
 curl -s -o /dev/null -d '{"system":"psp","status":0,"delay_ms":1200}' "$U/_sandbox/faults"
 t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "$RD" "$U/psp/v1/refunds/rf_123")
-ok "a delay fault holds a 200 back >= 1.2 s (got $t)" awk -v t="$t" 'BEGIN { split(t, a, " "); exit !(a[1] == 200 && a[2] >= 1.2) }'
+ok "a delay fault holds a 200 back about 1.2 s (got $t)" awk -v t="$t" 'BEGIN { split(t, a, " "); exit !(a[1] == 200 && a[2] >= 1.15) }'
 t=$(curl -s -o /dev/null -w '%{time_total}' -H "$RD" "$U/psp/v1/refunds/rf_123")
 ok "other calls are not slowed (got $t s)" awk -v t="$t" 'BEGIN { exit !(t < 0.5) }'
 

@@ -7,7 +7,7 @@ set -u
 N=${E2E_TRANSPORT_WEBHOOKS:-3000}
 
 # ports: X<k><n> for link k and instance n, e.g. 34531 = triage.1's input
-X=$((200 + RANDOM % 390))
+X=$((200 + RANDOM % 100)) # ports 20000..30109: below the ephemeral range
 Y=$((X + 1))
 PORT=$(free_port)
 mkdir -p "$WORK/tcp"

@@ -22,12 +22,19 @@ ok() {
     fi
 }
 
-# free_port - an unused TCP port on loopback
+# free_port - an unused TCP port on loopback, below the kernel's ephemeral
+# range (so no outgoing connection can be holding it by the time we bind),
+# never the same one twice in a test (it runs in $(...): the record is a file)
 free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
+    local p lo hi
+    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+    [ "$lo" -gt 21000 ] || lo=32768
+    touch "$WORK/.ports"
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % (lo - 20000)))
+        grep -qx "$p" "$WORK/.ports" && continue
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+            echo "$p" >>"$WORK/.ports"
             echo "$p"
             return
         fi
