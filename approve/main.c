@@ -317,16 +317,6 @@ static void s_input_of(json_t *body, policy_input_t *in)
     }
 }
 
-/* s_body_of - a decoded event's body as JSON (caller decrefs) */
-static json_t *s_body_of(const event_t *ev)
-{
-    char *text = event_to_json(ev);
-    json_t *root = json_loads(text, 0, NULL);
-    free(text);
-    json_t *b = json_incref(json_object_get(root, "body"));
-    json_decref(root);
-    return b;
-}
 
 /* s_store - add or replace a case's approval (caller holds mu) */
 static void s_store(approve_t *a, approval_t *c)
@@ -363,7 +353,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
         log_warn("ignoring a %s event: approve takes triaged cases", event_head(in)->type);
         return STAGE_DONE;
     }
-    json_t *body = s_body_of(in);
+    json_t *body = event_body_to_json(in);
     policy_input_t pin;
     s_input_of(body, &pin);
     approval_t *c = calloc(1, sizeof *c);
@@ -536,6 +526,27 @@ static void s_on_durable(void *arg, int status)
         MHD_resume_connection(req->conn);
 }
 
+/* s_answer_when_durable - 200 {case_id, state} once what the request
+ * published is on disk: now if it already is, else suspend the request
+ * until s_on_durable resumes it */
+static enum MHD_Result s_answer_when_durable(approve_t *a, request_t *req)
+{
+    req->status = MHD_HTTP_OK;
+    pthread_mutex_lock(&req->mu);
+    bool durable = req->durable;
+    if (!durable) {
+        req->suspended = true;
+        atomic_fetch_add(&a->waiting, 1);
+        MHD_suspend_connection(req->conn);
+    }
+    pthread_mutex_unlock(&req->mu);
+    if (durable) {
+        req->answered = true;
+        return s_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+    }
+    return MHD_YES;
+}
+
 /* s_decide - POST /approvals/{case}/decisions: SoD, then journal, then 200 */
 static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *who, const char *case_id,
                                 const char *peer)
@@ -649,20 +660,7 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     if (rc != 0)
         return s_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", "cannot record the decision right now"));
     stage_count(a->st, "payguard_approve_decisions_total", "decision", decision, 1);
-    req->status = MHD_HTTP_OK;
-    pthread_mutex_lock(&req->mu);
-    bool durable = req->durable;
-    if (!durable) {
-        req->suspended = true;
-        atomic_fetch_add(&a->waiting, 1);
-        MHD_suspend_connection(req->conn);
-    }
-    pthread_mutex_unlock(&req->mu);
-    if (durable) {
-        req->answered = true;
-        return s_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
-    }
-    return MHD_YES;
+    return s_answer_when_durable(a, req);
 }
 
 /* s_review - POST /reviews/{case}/retry|close: a person acts on a case in
@@ -734,20 +732,7 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
     if (rc != 0)
         return s_error(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot record it right now");
     stage_count(a->st, "payguard_approve_reviews_total", "action", what, 1);
-    req->status = MHD_HTTP_OK;
-    pthread_mutex_lock(&req->mu);
-    bool durable = req->durable;
-    if (!durable) {
-        req->suspended = true;
-        atomic_fetch_add(&a->waiting, 1);
-        MHD_suspend_connection(req->conn);
-    }
-    pthread_mutex_unlock(&req->mu);
-    if (durable) {
-        req->answered = true;
-        return s_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
-    }
-    return MHD_YES;
+    return s_answer_when_durable(a, req);
 }
 
 /* s_answer - the approvals API */
@@ -986,21 +971,14 @@ static int s_rebuild(approve_t *a)
         log_error("rebuild: %s", err);
         return -1;
     }
-    const void *data;
-    size_t len;
-    uint64_t seq, n = 0;
-    while (journal_reader_next(r, &data, &len, &seq) == 1) {
-        const unsigned char *p = data;
-        if (p[0] != STAGE_REC_EVENT || len <= 2)
-            continue;
-        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
-        if (!ev)
-            continue;
+    uint64_t n = 0;
+    event_t *ev;
+    while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const char *type = event_head(ev)->type;
         if (strcmp(type, "routed") == 0 || strcmp(type, "decision") == 0 || strcmp(type, "approved") == 0 ||
             strcmp(type, "denied") == 0 || strcmp(type, "escalated") == 0 || strcmp(type, "expired") == 0 ||
             strcmp(type, "closed") == 0) {
-            json_t *b = s_body_of(ev);
+            json_t *b = event_body_to_json(ev);
             s_apply_record(a, type, b, event_head(ev)->case_key);
             json_decref(b);
             n++;

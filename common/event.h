@@ -115,6 +115,11 @@ void event_derive_id(char out[EVENT_ID_MAX + 1], const char *stage, const char *
 /* event_mint_id - a fresh random id "<prefix>_" + 24 hex digits */
 void event_mint_id(char out[EVENT_ID_MAX + 1], const char *prefix);
 
+/* event_body_to_json - the body as a jansson object (a json_t *, passed as
+ * void * so this header needs no jansson), rendered like event_to_json;
+ * the caller decrefs. For stages that read nested bodies: no text round trip. */
+void *event_body_to_json(const event_t *self);
+
 /* event_to_json - a one-line JSON rendering of the event for operators
  * (bins as {"$bin":"<base64>"}, or as a str when they are valid UTF-8 text);
  * the caller's to free */

@@ -1002,6 +1002,32 @@ stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case
     return p;
 }
 
+/* stage_read_event - see stage.h */
+event_t *stage_read_event(journal_reader_t *r, uint64_t *seq_out, unsigned *dest)
+{
+    const void *data;
+    size_t len;
+    uint64_t seq;
+    char err[256];
+    while (journal_reader_next(r, &data, &len, &seq) == 1) {
+        const unsigned char *p = data;
+        size_t skip = p[0] == STAGE_REC_EVENT ? 2 : p[0] == STAGE_REC_STORED ? 1 : 0;
+        if (!skip || len <= skip)
+            continue;
+        event_t *ev = event_decode(p + skip, len - skip, err, sizeof err);
+        if (!ev) {
+            log_warn("journal %s record %llu: %s", journal_reader_error(r), (unsigned long long) seq, err);
+            continue;
+        }
+        if (seq_out)
+            *seq_out = seq;
+        if (dest)
+            *dest = skip == 2 ? p[1] : 0;
+        return ev;
+    }
+    return NULL;
+}
+
 /* stage_flush - see stage.h */
 void stage_flush(stage_t *st)
 {

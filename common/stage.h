@@ -90,6 +90,14 @@ void stage_yield(stage_t *st, stage_pending_t *p);
 stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case_key, unsigned emit_index);
 size_t stage_deferred_count(const stage_t *st);
 
+/* stage_read_event - the next event of a journal read with journal_reader_*:
+ * an 'E' record (what an instance emitted; *dest its destinations) or an
+ * 'S' record (what audit stored; *dest 0), decoded; other records are
+ * skipped, an undecodable one with a log line. NULL at the end or on
+ * corruption (see journal_reader_error). seq and dest may be NULL. */
+struct journal_reader_t;
+event_t *stage_read_event(struct journal_reader_t *r, uint64_t *seq, unsigned *dest);
+
 /* stage_flush - make everything journaled so far durable now (before an
  * outbound call that must never happen without its "started" record) */
 void stage_flush(stage_t *st);

@@ -140,21 +140,11 @@ static void s_review_add(execute_t *x, const char *case_id, const char *plan_jso
 
 static stage_def_t s_def;
 
-/* s_body_of - an event's body as JSON (caller decrefs) */
-static json_t *s_body_of(const event_t *ev)
-{
-    char *text = event_to_json(ev);
-    json_t *root = json_loads(text, 0, NULL);
-    free(text);
-    json_t *b = json_incref(json_object_get(root, "body"));
-    json_decref(root);
-    return b;
-}
 
 /* s_teams - post an approve notice (an Adaptive Card, CONTRACT.md §2.5) */
 static void s_teams(execute_t *x, const event_t *in)
 {
-    json_t *body = s_body_of(in);
+    json_t *body = event_body_to_json(in);
     json_t *card = json_object_get(body, "card");
     event_body_t *b = event_body_new();
     event_body_str(b, "step", "teams_notice");
@@ -426,7 +416,7 @@ static int s_retry_plan(const review_t *rv, int round, rb_plan_t *out, char *err
  * plan, defer the input */
 static int s_start_run(execute_t *x, const event_t *in)
 {
-    json_t *body = s_body_of(in);
+    json_t *body = event_body_to_json(in);
     run_t *r = calloc(1, sizeof *r);
     char err[256];
     int round = (int) json_integer_value(json_object_get(body, "retry"));
@@ -527,16 +517,8 @@ static int s_recover(execute_t *x)
     }
     recovered_t *rec = calloc(EXECUTE_MAX_RUNS * 4, sizeof *rec);
     size_t nrec = 0;
-    const void *data;
-    size_t len;
-    uint64_t seq;
-    while (journal_reader_next(jr, &data, &len, &seq) == 1) {
-        const unsigned char *p = data;
-        if (p[0] != STAGE_REC_EVENT || len <= 2)
-            continue;
-        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
-        if (!ev)
-            continue;
+    event_t *ev;
+    while ((ev = stage_read_event(jr, NULL, NULL)) != NULL) {
         const event_head_t *h = event_head(ev);
         recovered_t *r = NULL;
         for (size_t i = 0; i < nrec && !r; i++)
@@ -575,7 +557,7 @@ static int s_recover(execute_t *x)
                 json_decref(r->plan);
                 *r = rec[--nrec];
             } else if (strcmp(h->type, "step") == 0) {
-                json_t *b = s_body_of(ev);
+                json_t *b = event_body_to_json(ev);
                 const char *status = json_string_value(json_object_get(b, "status"));
                 const char *phase = json_string_value(json_object_get(b, "phase"));
                 bool failure_phase = phase && strcmp(phase, "failure") == 0;

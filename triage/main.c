@@ -99,10 +99,7 @@ static void s_case_of(const event_t *in, triage_case_t *c)
     memset(c, 0, sizeof *c);
     c->payment_amount = c->refunded_amount = -1;
     snprintf(c->event, sizeof c->event, "%.15s", event_head(in)->type);
-    char *text = event_to_json(in);
-    json_t *root = json_loads(text, 0, NULL);
-    free(text);
-    json_t *b = json_object_get(root, "body");
+    json_t *b = event_body_to_json(in);
     s_str(b, "kind", c->kind, sizeof c->kind);
     s_str(b, "case_id", c->case_id, sizeof c->case_id);
     s_str(b, "ref", c->ref, sizeof c->ref);
@@ -137,7 +134,7 @@ static void s_case_of(const event_t *in, triage_case_t *c)
         if (k >= 0)
             c->ledger_count[k]++;
     }
-    json_decref(root);
+    json_decref(b);
 }
 
 /* s_advice_json - an advice as a JSON object (no floats: permille) */

@@ -588,17 +588,10 @@ static int s_rebuild(validate_t *v)
         log_error("state rebuild: %s", err);
         return -1;
     }
-    const void *data;
-    size_t len;
-    uint64_t seq, replayed = 0;
+    uint64_t replayed = 0;
     store_begin(v->store);
-    while (journal_reader_next(r, &data, &len, &seq) == 1) {
-        const unsigned char *p = data;
-        if (p[0] != STAGE_REC_EVENT || len <= 2)
-            continue;
-        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
-        if (!ev)
-            continue;
+    event_t *ev;
+    while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const char *type = event_head(ev)->type;
         char *key = event_get_strdup(ev, "key"), *case_id = event_get_strdup(ev, "case_id");
         if (key && case_id && (strcmp(type, "validated") == 0 || strcmp(type, "out_of_order") == 0)) {

@@ -52,14 +52,6 @@ httpc_t *cli_approve_client(const config_t *c, const char *token_file, const cha
     return h;
 }
 
-/* s_opt - the value of --name in argv, or NULL */
-static const char *s_opt(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
 
 /* cmd_approvals - list approvals (pending by default) */
 int cmd_approvals(int argc, char **argv)
@@ -67,8 +59,8 @@ int cmd_approvals(int argc, char **argv)
     config_t *c;
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
-    const char *status = s_opt(argc, argv, "--status");
-    httpc_t *h = cli_approve_client(c, s_opt(argc, argv, "--token-file"), s_opt(argc, argv, "--as"));
+    const char *status = cli_opt(argc, argv, "--status");
+    httpc_t *h = cli_approve_client(c, cli_opt(argc, argv, "--token-file"), cli_opt(argc, argv, "--as"));
     config_destroy(&c);
     if (!h)
         return 2;
@@ -114,7 +106,7 @@ int cmd_approvals(int argc, char **argv)
 int cmd_approve(int argc, char **argv)
 {
     const char *case_id = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
-    const char *who = s_opt(argc, argv, "--as");
+    const char *who = cli_opt(argc, argv, "--as");
     if (!case_id || !who) {
         fprintf(stderr, "usage: payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file FILE] [-c CONFIG]\n");
         return 2;
@@ -125,22 +117,28 @@ int cmd_approve(int argc, char **argv)
     config_t *c;
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
-    httpc_t *h = cli_approve_client(c, s_opt(argc, argv, "--token-file"), who);
+    httpc_t *h = cli_approve_client(c, cli_opt(argc, argv, "--token-file"), who);
     config_destroy(&c);
     if (!h)
         return 2;
-    const char *comment = s_opt(argc, argv, "--comment");
+    const char *comment = cli_opt(argc, argv, "--comment");
     json_t *body = json_pack("{s:s, s:s}", "decision", deny ? "deny" : "approve", "comment", comment ? comment : "");
+    return cli_post_case(&h, "approvals", case_id, "decisions", body);
+}
+
+/* cli_post_case - see cli.h */
+int cli_post_case(httpc_t **h, const char *section, const char *case_id, const char *action, void *body)
+{
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     char *esc = httpc_escape(case_id);
     char path[512];
-    snprintf(path, sizeof path, "/approvals/%s/decisions", esc);
+    snprintf(path, sizeof path, "/%s/%s/%s", section, esc, action);
     free(esc);
     httpc_resp_t r = {0};
-    int rc = httpc_call(h, "POST", path, text, NULL, NULL, &r);
+    int rc = httpc_call(*h, "POST", path, text, NULL, NULL, &r);
     free(text);
-    httpc_destroy(&h);
+    httpc_destroy(h);
     int status = 0;
     if (rc == 0 && r.status == 200)
         printf("recorded: %s\n", r.body);

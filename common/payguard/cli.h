@@ -4,6 +4,8 @@
 
 #include "config.h"
 
+/* cli_opt - the value after option name in argv, or NULL */
+const char *cli_opt(int argc, char **argv, const char *name);
 /* cli_opt_config - the value of -c in argv, or NULL */
 const char *cli_opt_config(int argc, char **argv);
 /* cli_load_config - load path (NULL: embedded defaults) or print why not */
@@ -13,6 +15,9 @@ struct httpc_t;
 /* cli_approve_client - the approvals API with the operator's token (from
  * token_file, or typed without echo); NULL and a message if none */
 struct httpc_t *cli_approve_client(const config_t *c, const char *token_file, const char *who);
+/* cli_post_case - POST body (a json_t *, stolen) to /<section>/<case>/<action>
+ * of the approvals API; prints the answer; destroys the client; the exit status */
+int cli_post_case(struct httpc_t **h, const char *section, const char *case_id, const char *action, void *body);
 
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);

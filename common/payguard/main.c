@@ -54,13 +54,19 @@
 #include "cli.h"
 #include "log.h"
 
+/* cli_opt - the value after an option anywhere in argv */
+const char *cli_opt(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
 /* cli_opt_config - find -c CONFIG anywhere in argv */
 const char *cli_opt_config(int argc, char **argv)
 {
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "-c") == 0)
-            return argv[i + 1];
-    return NULL;
+    return cli_opt(argc, argv, "-c");
 }
 
 /* cli_load_config - load, or say exactly why not */

@@ -23,29 +23,18 @@ static json_t *s_latest(const config_t *c, const char *case_id, char type[16])
         return NULL;
     }
     json_t *best = NULL;
-    const void *data;
-    size_t len;
-    uint64_t seq;
-    while (journal_reader_next(r, &data, &len, &seq) == 1) {
-        const unsigned char *p = data;
-        if (p[0] != STAGE_REC_EVENT || len <= 2)
-            continue;
-        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
-        if (!ev)
-            continue;
+    event_t *ev;
+    while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const event_head_t *h = event_head(ev);
         bool decided = strcmp(h->type, "approved") == 0 || strcmp(h->type, "denied") == 0;
         if (strcmp(h->case_key, case_id) == 0 && (decided || (strcmp(h->type, "routed") == 0 && strcmp(type, "approved") != 0 && strcmp(type, "denied") != 0))) {
-            char *text = event_to_json(ev);
-            json_t *root = json_loads(text, 0, NULL);
-            free(text);
-            json_t *body = json_object_get(root, "body");
+            json_t *body = event_body_to_json(ev);
             if (json_object_get(body, "facts")) {
                 json_decref(best);
                 best = json_incref(body);
                 snprintf(type, 16, "%.15s", h->type);
             }
-            json_decref(root);
+            json_decref(body);
         }
         event_destroy(&ev);
     }

@@ -58,16 +58,8 @@ static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
     free(dir);
     if (!r)
         return;
-    const void *data;
-    size_t len;
-    uint64_t seq;
-    while (journal_reader_next(r, &data, &len, &seq) == 1) {
-        const unsigned char *p = data;
-        if (p[0] != STAGE_REC_EVENT || len <= 2)
-            continue;
-        event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
-        if (!ev)
-            continue;
+    event_t *ev;
+    while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const event_head_t *h = event_head(ev);
         char why[400];
         if (strcmp(h->type, "review") == 0) {
@@ -102,48 +94,21 @@ static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
     journal_reader_destroy(&r);
 }
 
-/* s_opt - the value of --name in argv, or NULL */
-static const char *s_opt(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
 
 /* s_act - `payguard review retry|close CASE --as NAME`: through approve's
  * API, as the person whose token it is (audited there) */
 static int s_act(int argc, char **argv, config_t *c)
 {
-    const char *what = argv[1], *case_id = argc > 2 ? argv[2] : NULL, *who = s_opt(argc, argv, "--as");
+    const char *what = argv[1], *case_id = argc > 2 ? argv[2] : NULL, *who = cli_opt(argc, argv, "--as");
     if (!case_id || case_id[0] == '-' || !who) {
         fprintf(stderr, "usage: payguard review %s CASE --as NAME [--comment TEXT] [--token-file FILE] [-c CONFIG]\n", what);
         return 2;
     }
-    httpc_t *h = cli_approve_client(c, s_opt(argc, argv, "--token-file"), who);
+    httpc_t *h = cli_approve_client(c, cli_opt(argc, argv, "--token-file"), who);
     if (!h)
         return 2;
-    const char *comment = s_opt(argc, argv, "--comment");
-    json_t *body = json_pack("{s:s}", "comment", comment ? comment : "");
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    char *esc = httpc_escape(case_id);
-    char path[512];
-    snprintf(path, sizeof path, "/reviews/%s/%s", esc, what);
-    free(esc);
-    httpc_resp_t r = {0};
-    int rc = httpc_call(h, "POST", path, text, NULL, NULL, &r);
-    free(text);
-    httpc_destroy(&h);
-    int status = 0;
-    if (rc == 0 && r.status == 200)
-        printf("recorded: %s\n", r.body);
-    else {
-        fprintf(stderr, "payguard: refused (HTTP %ld): %s\n", r.status, r.body && *r.body ? r.body : r.error);
-        status = 1;
-    }
-    httpc_resp_free(&r);
-    return status;
+    const char *comment = cli_opt(argc, argv, "--comment");
+    return cli_post_case(&h, "reviews", case_id, what, json_pack("{s:s}", "comment", comment ? comment : ""));
 }
 
 /* cmd_review - list the ops-review queue, or retry / close a case in it */

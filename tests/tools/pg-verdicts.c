@@ -37,18 +37,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "pg-verdicts: %s\n", err);
         return 1;
     }
-    const void *data;
-    size_t len;
-    uint64_t seq;
-    int rc;
-    while ((rc = journal_reader_next(r, &data, &len, &seq)) == 1) {
-        const unsigned char *p = data;
-        size_t skip = p[0] == STAGE_REC_EVENT ? 2 : p[0] == STAGE_REC_STORED ? 1 : 0;
-        if (!skip || len <= skip)
-            continue;
-        event_t *ev = event_decode(p + skip, len - skip, err, sizeof err);
-        if (!ev)
-            continue;
+    event_t *ev;
+    while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const event_head_t *h = event_head(ev);
         if (s_is_verdict(h->type)) {
             char *code = event_get_strdup(ev, "code");
@@ -58,6 +48,7 @@ int main(int argc, char **argv)
         }
         event_destroy(&ev);
     }
+    int rc = journal_reader_error(r)[0] ? -1 : 0;
     journal_reader_destroy(&r);
     return rc < 0 ? 1 : 0;
 }
