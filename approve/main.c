@@ -75,7 +75,6 @@
 #include <time.h>
 
 #include "approve.h"
-#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "money.h"
@@ -962,36 +961,20 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
     }
 }
 
-/* s_rebuild - pending approvals survive a restart: replay our journal */
-static int s_rebuild(approve_t *a)
+/* s_replay - pending approvals survive a restart: each of our journaled
+ * events, as the skeleton's recovery reads it, rebuilds the state */
+static void s_replay(stage_t *st, const event_t *ev, void *arg)
 {
-    char err[512];
-    journal_reader_t *r = journal_reader_new(stage_journal_dir(a->st), 1, err, sizeof err);
-    if (!r) {
-        log_error("rebuild: %s", err);
-        return -1;
+    (void) st;
+    approve_t *a = arg;
+    const char *type = event_head(ev)->type;
+    if (strcmp(type, "routed") == 0 || strcmp(type, "decision") == 0 || strcmp(type, "approved") == 0 ||
+        strcmp(type, "denied") == 0 || strcmp(type, "escalated") == 0 || strcmp(type, "expired") == 0 ||
+        strcmp(type, "closed") == 0) {
+        json_t *b = event_body_to_json(ev);
+        s_apply_record(a, type, b, event_head(ev)->case_key);
+        json_decref(b);
     }
-    uint64_t n = 0;
-    event_t *ev;
-    while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
-        const char *type = event_head(ev)->type;
-        if (strcmp(type, "routed") == 0 || strcmp(type, "decision") == 0 || strcmp(type, "approved") == 0 ||
-            strcmp(type, "denied") == 0 || strcmp(type, "escalated") == 0 || strcmp(type, "expired") == 0 ||
-            strcmp(type, "closed") == 0) {
-            json_t *b = event_body_to_json(ev);
-            s_apply_record(a, type, b, event_head(ev)->case_key);
-            json_decref(b);
-            n++;
-        }
-        event_destroy(&ev);
-    }
-    journal_reader_destroy(&r);
-    size_t pending = 0;
-    for (size_t i = 0; i < a->ncases; i++)
-        pending += strcmp(a->cases[i]->state, "pending") == 0;
-    log_info("approvals rebuilt from %llu journal records: %zu cases, %zu pending", (unsigned long long) n,
-             a->ncases, pending);
-    return 0;
 }
 
 /* s_hex32 - 64 hex digits into 32 bytes */
@@ -1051,8 +1034,12 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     snprintf(a->public_url, sizeof a->public_url, "%s", config_get(c, "approve/public_url"));
-    if (s_load_people(a, c) != 0 || s_rebuild(a) != 0)
+    if (s_load_people(a, c) != 0)
         return -1;
+    size_t pending = 0;
+    for (size_t i = 0; i < a->ncases; i++)
+        pending += strcmp(a->cases[i]->state, "pending") == 0;
+    log_info("approvals rebuilt from the journal: %zu cases, %zu pending", a->ncases, pending);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
     if (inet_pton(AF_INET, config_get(c, "approve/http_bind"), &sin.sin_addr) != 1) {
         log_error("config: approve/http_bind must be an IPv4 address");
@@ -1103,6 +1090,7 @@ int main(int argc, char **argv)
 {
     static approve_t a;
     static const stage_def_t def = {.name = "approve",
+                                    .replay = s_replay,
                                     .init = s_init,
                                     .handle = s_handle,
                                     .tick = s_tick,

@@ -514,6 +514,8 @@ static int s_recover(stage_t *st)
                 rc = -1;
                 break;
             }
+            if (st->def->replay) /* the stage's own projections, from the same pass */
+                st->def->replay(st, ev, st->def->arg);
             event_destroy(&ev);
             unsigned dest = s_dest_mask(st, p[1]);
             if (dest)

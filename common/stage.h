@@ -58,6 +58,9 @@ typedef struct stage_t stage_t;
 typedef struct {
     const char *name;        /* "validate": one of config_stages */
     bool store_inputs;       /* audit: journal every input verbatim ('S') */
+    void (*replay)(stage_t *st, const event_t *ev, void *arg); /* at start, each event this
+                                                               instance journaled, in order:
+                                                               rebuild state in one pass */
     int (*init)(stage_t *st, void *arg);                    /* after journal + sockets */
     int (*handle)(stage_t *st, const event_t *in, void *arg); /* STAGE_DONE | STAGE_RETRY */
     void (*tick)(stage_t *st, void *arg);                   /* every loop turn */

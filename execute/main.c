@@ -54,6 +54,7 @@
  *	retry_max_ms, release_hold_on_failure, fault_file; outside/payments, ledger, jira or
  *	servicenow, teams, timeout_ms; approve/public_url.
  *--*/
+#include <assert.h>
 #include <jansson.h>
 #include <openssl/sha.h>
 #include <signal.h>
@@ -64,7 +65,6 @@
 
 #include "execute.h"
 #include "httpc.h"
-#include "journal.h"
 #include "log.h"
 #include "stage.h"
 
@@ -101,6 +101,8 @@ typedef struct {
     size_t nruns;
     review_t reviews[EXECUTE_MAX_REVIEWS];
     size_t nreviews;
+    struct recovered_t *rec;   /* at start: runbooks in flight, from the journal replay */
+    size_t nrec;
 } execute_t;
 
 /* s_review_find - the ops-review record of a case, or NULL */
@@ -495,7 +497,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 }
 
 /* recovered - a runbook read back from the journal */
-typedef struct {
+typedef struct recovered_t {
     char cause[EVENT_ID_MAX + 1];
     char case_id[160];
     json_t *plan;
@@ -506,19 +508,19 @@ typedef struct {
     char failed_step[RB_NAME_MAX], error[640];
 } recovered_t;
 
-/* s_recover - resume every runbook the journal shows unfinished */
-static int s_recover(execute_t *x)
+/* s_replay - each event this instance journaled, as the skeleton's
+ * recovery reads it: track the runbooks in flight and the ops-review queue */
+static void s_replay(stage_t *st, const event_t *ev, void *arg)
 {
-    char err[512];
-    journal_reader_t *jr = journal_reader_new(stage_journal_dir(x->st), 1, err, sizeof err);
-    if (!jr) {
-        log_error("recovery: %s", err);
-        return -1;
+    (void) st;
+    execute_t *x = arg;
+    if (!x->rec) {
+        x->rec = calloc(EXECUTE_MAX_RUNS * 4, sizeof *x->rec);
+        assert(x->rec);
     }
-    recovered_t *rec = calloc(EXECUTE_MAX_RUNS * 4, sizeof *rec);
-    size_t nrec = 0;
-    event_t *ev;
-    while ((ev = stage_read_event(jr, NULL, NULL)) != NULL) {
+    recovered_t *rec = x->rec;
+    size_t nrec = x->nrec;
+    {
         const event_head_t *h = event_head(ev);
         recovered_t *r = NULL;
         for (size_t i = 0; i < nrec && !r; i++)
@@ -527,8 +529,7 @@ static int s_recover(execute_t *x)
         if (!r && strcmp(h->type, "runbook") == 0) {
             if (nrec == EXECUTE_MAX_RUNS * 4) {
                 log_error("recovery: more than %d runbooks unfinished at once", EXECUTE_MAX_RUNS * 4);
-                event_destroy(&ev);
-                continue;
+                return;
             }
             r = &rec[nrec++];
             memset(r, 0, sizeof *r);
@@ -587,9 +588,16 @@ static int s_recover(execute_t *x)
                 s_review_drop(x, h->case_key);
             free(outcome);
         }
-        event_destroy(&ev);
     }
-    journal_reader_destroy(&jr);
+    x->nrec = nrec;
+}
+
+/* s_recover - after the replay: resume every runbook still in flight */
+static int s_recover(execute_t *x)
+{
+    char err[512];
+    recovered_t *rec = x->rec;
+    size_t nrec = x->nrec;
     size_t resumed = 0;
     for (size_t i = 0; i < nrec; i++) {
         recovered_t *r = &rec[i];
@@ -624,6 +632,8 @@ static int s_recover(execute_t *x)
         json_decref(r->plan);
     }
     free(rec);
+    x->rec = NULL;
+    x->nrec = 0;
     if (resumed)
         log_info("%zu unfinished runbooks resumed from the journal", resumed);
     return 0;
@@ -695,6 +705,7 @@ int main(int argc, char **argv)
 {
     static execute_t x;
     s_def = (stage_def_t){.name = "execute",
+                          .replay = s_replay,
                           .init = s_init,
                           .handle = s_handle,
                           .tick = s_tick,
