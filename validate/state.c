@@ -96,20 +96,30 @@ static check_t s_ledger(outside_t *out, const char *ref, json_t **ledger, char *
     return v;
 }
 
+/* s_fetch - GET <prefix><id> from one system; a 404 rejects with code and
+ * "unknown <noun> <id>: <who> does not know it" */
+static check_t s_fetch(httpc_t *h, const char *what, const char *who, const char *prefix, const char *id,
+                       const char *noun, const httpc_retry_t *retry, json_t **out, char code[40], char *reason,
+                       size_t reasonlen)
+{
+    char *esc = httpc_escape(id);
+    char path[512];
+    snprintf(path, sizeof path, "%s%s", prefix, esc);
+    free(esc);
+    check_t v = s_get(h, what, path, retry, out, reason, reasonlen);
+    if (v == CHECK_REJECT) {
+        snprintf(code, 40, "unknown_%s", noun);
+        snprintf(reason, reasonlen, "unknown %s %s: %s does not know it", noun, id, who);
+    }
+    return v;
+}
+
 /* s_check_payout - CONTRACT.md §5.1 checks */
 static check_t s_check_payout(outside_t *out, const wh_item_t *item, state_t *st, char code[40], char *reason,
                               size_t reasonlen)
 {
-    char *esc = httpc_escape(item->payout_id);
-    char path[512];
-    snprintf(path, sizeof path, "/payouts/%s", esc);
-    free(esc);
-    check_t v = s_get(out->payments, "payments", path, &out->retry, &st->payout, reason, reasonlen);
-    if (v == CHECK_REJECT) {
-        snprintf(code, 40, "unknown_payout");
-        snprintf(reason, reasonlen, "unknown payout %s: the payments API does not know it", item->payout_id);
-        return v;
-    }
+    check_t v = s_fetch(out->payments, "payments", "the payments API", "/payouts/", item->payout_id, "payout",
+                        &out->retry, &st->payout, code, reason, reasonlen);
     if (v != CHECK_OK)
         return v;
     if ((v = s_matches(st->payout, "the payments API", item, item->payout_id, code, reason, reasonlen)) != CHECK_OK)
@@ -127,16 +137,8 @@ static bool s_ledger_has_entries(const json_t *ledger)
 static check_t s_check_refund(outside_t *out, const wh_item_t *item, state_t *st, char code[40], char *reason,
                               size_t reasonlen)
 {
-    char *esc = httpc_escape(item->payment_id);
-    char path[512];
-    snprintf(path, sizeof path, "/payments/%s", esc);
-    free(esc);
-    check_t v = s_get(out->payments, "payments", path, &out->retry, &st->payment, reason, reasonlen);
-    if (v == CHECK_REJECT) {
-        snprintf(code, 40, "unknown_payment");
-        snprintf(reason, reasonlen, "unknown payment %s: the payments API does not know it", item->payment_id);
-        return v;
-    }
+    check_t v = s_fetch(out->payments, "payments", "the payments API", "/payments/", item->payment_id, "payment",
+                        &out->retry, &st->payment, code, reason, reasonlen);
     if (v != CHECK_OK)
         return v;
     const char *pcur = s_str(st->payment, "currency");
@@ -146,15 +148,8 @@ static check_t s_check_refund(outside_t *out, const wh_item_t *item, state_t *st
                  item->currency, item->payment_id, *pcur ? pcur : "(none)");
         return CHECK_REJECT;
     }
-    esc = httpc_escape(item->refund_id);
-    snprintf(path, sizeof path, "/v1/refunds/%s", esc);
-    free(esc);
-    v = s_get(out->psp, "PSP", path, &out->retry, &st->psp_refund, reason, reasonlen);
-    if (v == CHECK_REJECT) {
-        snprintf(code, 40, "unknown_refund");
-        snprintf(reason, reasonlen, "unknown refund %s: the PSP does not know it", item->refund_id);
-        return v;
-    }
+    v = s_fetch(out->psp, "PSP", "the PSP", "/v1/refunds/", item->refund_id, "refund", &out->retry,
+                &st->psp_refund, code, reason, reasonlen);
     if (v != CHECK_OK)
         return v;
     if ((v = s_matches(st->psp_refund, "the PSP", item, item->refund_id, code, reason, reasonlen)) != CHECK_OK)
@@ -205,13 +200,9 @@ void state_clear(state_t *st)
 /* state_fetch_psp_refund - the PSP's current word on a refund */
 json_t *state_fetch_psp_refund(outside_t *out, const char *refund_id, check_t *verdict, char *reason, size_t reasonlen)
 {
-    char *esc = httpc_escape(refund_id);
-    char path[512];
-    snprintf(path, sizeof path, "/v1/refunds/%s", esc);
-    free(esc);
     json_t *o = NULL;
-    *verdict = s_get(out->psp, "PSP", path, &out->retry, &o, reason, reasonlen);
-    if (*verdict == CHECK_REJECT)
-        snprintf(reason, reasonlen, "unknown refund %s: the PSP does not know it", refund_id);
+    char code[40];
+    *verdict = s_fetch(out->psp, "PSP", "the PSP", "/v1/refunds/", refund_id, "refund", &out->retry, &o, code, reason,
+                       reasonlen);
     return o;
 }
