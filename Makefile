@@ -70,7 +70,7 @@ bin/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c)) $(B)/libpgcommon.a
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rule,$(s))))
 
-bin/payguard: $(PG_OBJ) $(B)/execute/runbook.o $(B)/libpgcommon.a
+bin/payguard: $(PG_OBJ) $(B)/execute/runbook.o $(B)/audit/caseidx.o $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 

@@ -66,8 +66,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,21 +74,14 @@
 
 #include "approve.h"
 #include "log.h"
-#include "metrics.h"
+#include "httpd.h"
+#include "people.h"
 #include "money.h"
 #include "stage.h"
 
-#define APPROVE_MAX_APPROVERS 64
 #define APPROVE_MAX_CASES 100000
 #define APPROVE_MAX_DECISIONS 16
 #define APPROVE_MAX_BODY 8192
-
-typedef struct {
-    char name[32];
-    char roles[POLICY_MAX_ROLES][POLICY_ROLE_MAX];
-    size_t nroles;
-    unsigned char hash[SHA256_DIGEST_LENGTH];
-} person_t;
 
 typedef struct {
     char who[32];
@@ -122,8 +113,7 @@ typedef struct {
     stage_t *st;
     struct MHD_Daemon *httpd;
     policy_t policy;
-    person_t people[APPROVE_MAX_APPROVERS];
-    size_t npeople;
+    people_t people;
     char public_url[256];
     long expiry_s;
     pthread_mutex_t mu;           /* approvals: loop thread and HTTP threads */
@@ -418,32 +408,6 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 
 /* ---------------------------------------------------------- people */
 
-/* s_person - the approver whose token this is, or NULL; every hash is
- * compared, in constant time, whoever matches */
-static const person_t *s_person(approve_t *a, const char *auth)
-{
-    if (!auth || strncmp(auth, "Bearer ", 7) != 0)
-        return NULL;
-    const char *token = auth + 7;
-    unsigned char h[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *) token, strlen(token), h);
-    const person_t *who = NULL;
-    for (size_t i = 0; i < a->npeople; i++)
-        if (CRYPTO_memcmp(h, a->people[i].hash, sizeof h) == 0)
-            who = &a->people[i];
-    OPENSSL_cleanse(h, sizeof h);
-    return who;
-}
-
-/* s_holds - does the person hold role? */
-static bool s_holds(const person_t *p, const char *role)
-{
-    for (size_t i = 0; i < p->nroles; i++)
-        if (strcmp(p->roles[i], role) == 0)
-            return true;
-    return false;
-}
-
 /* s_audit_refusal - a refused request, on the trail (who, what, why) */
 static void s_audit_refusal(approve_t *a, const char *type, const char *who, const char *case_id, unsigned status,
                             const char *why, const char *peer)
@@ -462,36 +426,6 @@ static void s_audit_refusal(approve_t *a, const char *type, const char *who, con
 
 /* ------------------------------------------------------------- HTTP */
 
-/* s_reply - a JSON answer */
-static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, json_t *obj)
-{
-    char *text = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-/* s_error - {"error": why} */
-static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *why)
-{
-    return s_reply(conn, status, json_pack("{s:s}", "error", why));
-}
-
-/* s_peer - the client's address */
-static void s_peer(struct MHD_Connection *conn, char out[64])
-{
-    snprintf(out, 64, "unknown");
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, out, 64);
-    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) ci->client_addr)->sin6_addr, out, 64);
-}
-
 /* s_list - GET /approvals?status= */
 static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
 {
@@ -501,14 +435,14 @@ static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
     if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied") &&
         strcmp(status, "expired") && strcmp(status, "auto_approved") && strcmp(status, "no_action") &&
         strcmp(status, "all"))
-        return s_error(conn, MHD_HTTP_BAD_REQUEST, "status must be pending, approved, denied, expired, auto_approved, no_action or all");
+        return httpd_error(conn, MHD_HTTP_BAD_REQUEST, "status must be pending, approved, denied, expired, auto_approved, no_action or all");
     json_t *list = json_array();
     pthread_mutex_lock(&a->mu);
     for (size_t i = a->ncases; i-- > 0;) /* newest first */
         if (strcmp(status, "all") == 0 || strcmp(a->cases[i]->state, status) == 0)
             json_array_append_new(list, s_approval_json(a->cases[i]));
     pthread_mutex_unlock(&a->mu);
-    return s_reply(conn, MHD_HTTP_OK, json_pack("{s:o}", "approvals", list));
+    return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:o}", "approvals", list));
 }
 
 /* s_on_durable - a decision is on disk: answer its request */
@@ -541,7 +475,7 @@ static enum MHD_Result s_answer_when_durable(approve_t *a, request_t *req)
     pthread_mutex_unlock(&req->mu);
     if (durable) {
         req->answered = true;
-        return s_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+        return httpd_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
     }
     return MHD_YES;
 }
@@ -557,7 +491,7 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     if (!json_is_object(body) || !decision || (strcmp(decision, "approve") && strcmp(decision, "deny")) ||
         (comment_j && !json_is_string(comment_j)) || (comment_j && json_string_length(comment_j) > 500)) {
         json_decref(body);
-        return s_error(req->conn, MHD_HTTP_BAD_REQUEST,
+        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST,
                        "body must be {\"decision\":\"approve|deny\",\"comment\":\"...\" (at most 500 bytes)}");
     }
     const char *comment = comment_j ? json_string_value(comment_j) : "";
@@ -589,7 +523,7 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
         /* the first required role this person holds that nobody covers yet */
         bool holds_any = false;
         for (size_t r = 0; r < c->route.nroles && !role[0]; r++) {
-            if (!s_holds(who, c->route.roles[r]))
+            if (!people_holds(who, c->route.roles[r]))
                 continue;
             holds_any = true;
             bool covered = false;
@@ -609,7 +543,7 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
         pthread_mutex_unlock(&a->mu);
         json_decref(body);
         s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
-        return s_error(req->conn, status, why);
+        return httpd_error(req->conn, status, why);
     }
     /* record it: the decision, and the case's outcome if this settles it */
     decided_t *d = &c->decisions[c->ndecisions++];
@@ -657,7 +591,7 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     pthread_mutex_unlock(&a->mu);
     json_decref(body);
     if (rc != 0)
-        return s_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", "cannot record the decision right now"));
+        return httpd_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", "cannot record the decision right now"));
     stage_count(a->st, "payguard_approve_decisions_total", "decision", decision, 1);
     return s_answer_when_durable(a, req);
 }
@@ -673,7 +607,7 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
     json_t *cj = json_object_get(body, "comment");
     if (!json_is_object(body) || (cj && (!json_is_string(cj) || json_string_length(cj) > 500))) {
         json_decref(body);
-        return s_error(req->conn, MHD_HTTP_BAD_REQUEST, "body must be {\"comment\":\"...\"} (at most 500 bytes)");
+        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST, "body must be {\"comment\":\"...\"} (at most 500 bytes)");
     }
     const char *comment = cj ? json_string_value(cj) : "";
     unsigned status = 0;
@@ -692,7 +626,7 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
         pthread_mutex_unlock(&a->mu);
         json_decref(body);
         s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
-        return s_error(req->conn, status, why);
+        return httpd_error(req->conn, status, why);
     }
     char id[EVENT_ID_MAX + 1];
     int rc;
@@ -729,7 +663,7 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
     pthread_mutex_unlock(&a->mu);
     json_decref(body);
     if (rc != 0)
-        return s_error(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot record it right now");
+        return httpd_error(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot record it right now");
     stage_count(a->st, "payguard_approve_reviews_total", "action", what, 1);
     return s_answer_when_durable(a, req);
 }
@@ -743,15 +677,9 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     request_t *req = *con_cls;
     if (!req) {
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
-            return s_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
-        if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
-            char *text = metrics_collect(config_run_dir(stage_config(a->st)));
-            struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-            MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-            enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
-            MHD_destroy_response(r);
-            return rc;
-        }
+            return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
+            return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
         req = calloc(1, sizeof *req);
         assert(req);
         req->conn = conn;
@@ -775,28 +703,21 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     if (req->status) { /* resumed: the decision is durable */
         req->answered = true;
         atomic_fetch_sub(&a->waiting, 1);
-        return s_reply(conn, req->status, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+        return httpd_reply(conn, req->status, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
     }
     req->answered = true;
     char peer[64];
-    s_peer(conn, peer);
-    const person_t *who = s_person(a, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    httpd_peer(conn, peer, sizeof peer);
+    const person_t *who = people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
     if (!who) {
         s_audit_refusal(a, "access_denied", NULL, "", MHD_HTTP_UNAUTHORIZED, "unknown or missing token", peer);
-        struct MHD_Response *r = MHD_create_response_from_buffer(strlen("{\"error\":\"unknown or missing token\"}"),
-                                                                 (void *) "{\"error\":\"unknown or missing token\"}",
-                                                                 MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(r, "Content-Type", "application/json");
-        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-        enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
-        MHD_destroy_response(r);
-        return rc;
+        return httpd_unauthorized(conn);
     }
     if (req->too_large)
-        return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
+        return httpd_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
     if (strcmp(url, "/approvals") == 0) {
         if (strcmp(method, "GET") != 0)
-            return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /approvals");
+            return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /approvals");
         return s_list(a, conn);
     }
     if (strncmp(url, "/approvals/", 11) == 0) {
@@ -805,12 +726,12 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         const char *slash = strchr(rest, '/');
         size_t n = slash ? (size_t) (slash - rest) : strlen(rest);
         if (n == 0 || n >= sizeof case_id)
-            return s_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+            return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
         memcpy(case_id, rest, n);
         case_id[n] = '\0';
         if (slash && strcmp(slash, "/decisions") == 0) {
             if (strcmp(method, "POST") != 0)
-                return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a decision");
+                return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a decision");
             req->answered = false; /* answered once durable */
             return s_decide(a, req, who, case_id, peer);
         }
@@ -819,7 +740,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
             approval_t *c = s_find(a, case_id);
             json_t *j = c ? s_approval_json(c) : NULL;
             pthread_mutex_unlock(&a->mu);
-            return j ? s_reply(conn, MHD_HTTP_OK, j) : s_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+            return j ? httpd_reply(conn, MHD_HTTP_OK, j) : httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
         }
     }
     if (strncmp(url, "/reviews/", 9) == 0 && strcmp(method, "POST") == 0) {
@@ -833,7 +754,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
             return s_review(a, req, who, case_id, what, peer);
         }
     }
-    return s_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
+    return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
 }
 
 /* s_completed - free a request */
@@ -977,47 +898,6 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
     }
 }
 
-/* s_hex32 - 64 hex digits into 32 bytes */
-static int s_hex32(const char *hex, unsigned char out[32])
-{
-    if (!hex || strlen(hex) != 64)
-        return -1;
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (unsigned char) v;
-    }
-    return 0;
-}
-
-/* s_load_people - approvers from the configuration (hashes only) */
-static int s_load_people(approve_t *a, const config_t *c)
-{
-    const char *names[APPROVE_MAX_APPROVERS];
-    bool from_file;
-    size_t n = config_children(c, "approvers", names, APPROVE_MAX_APPROVERS, &from_file);
-    if (!from_file)
-        log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
-    for (size_t i = 0; i < n; i++) {
-        person_t *p = &a->people[a->npeople];
-        snprintf(p->name, sizeof p->name, "%s", names[i]);
-        const char *roles = config_child_get(c, "approvers", names[i], "roles");
-        if (s_hex32(config_child_get(c, "approvers", names[i], "token_sha256"), p->hash) != 0 || !roles || !*roles) {
-            log_error("config: approvers/%s needs roles and token_sha256 (64 hex digits)", names[i]);
-            return -1;
-        }
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", roles);
-        for (char *save = NULL, *t = strtok_r(buf, " \t,", &save); t && p->nroles < POLICY_MAX_ROLES;
-             t = strtok_r(NULL, " \t,", &save))
-            snprintf(p->roles[p->nroles++], POLICY_ROLE_MAX, "%s", t);
-        a->npeople++;
-    }
-    log_info("%zu approvers configured", a->npeople);
-    return 0;
-}
-
 /* s_init - policy, people, state, the API */
 static int s_init(stage_t *st, void *arg)
 {
@@ -1034,8 +914,13 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     snprintf(a->public_url, sizeof a->public_url, "%s", config_get(c, "approve/public_url"));
-    if (s_load_people(a, c) != 0)
+    if (people_load(c, &a->people, err, sizeof err) != 0) {
+        log_error("%s", err);
         return -1;
+    }
+    if (a->people.demo)
+        log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
+    log_info("%zu approvers configured", a->people.n);
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
         pending += strcmp(a->cases[i]->state, "pending") == 0;

@@ -1,36 +1,390 @@
 /*++
  * NAME
- *	audit - the trail: every event of every stage, in one journal
+ *	audit - the tamper-evident trail, the case index, and the cases API
  * SYNOPSIS
  *	audit [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
  * DESCRIPTION
  *	Every stage instance PUSHes each event it emits to audit as well as
- *	to its next stage. audit stores each event verbatim in its own journal
- *	(an 'S' record), made durable before the event is acknowledged to its
- *	producer, so that the trail holds everything the pipeline did.
- *	An event id already stored is acknowledged again and not stored twice.
+ *	to its next stage. audit stores each one in its journal as a trail
+ *	record (common/trail.h): the event exactly as sent, what PCI DSS
+ *	10.2.2 asks of an audit record (who: the stage, the PSP, or the
+ *	person who decided; what; when; success or failure; origin: stage
+ *	instance and client address; which case, payout, refund, payment;
+ *	for receipts the webhook payload's SHA-256), the SHA-256 of the
+ *	record before it and its own. The record is durable before the event
+ *	is acknowledged to its producer; an event id already stored is
+ *	acknowledged again and not stored twice.
  *
- *	Backbone behaviour (this release): storage and acknowledgement. The
- *	hash chain, signed checkpoints, case index, queries and verification
- *	arrive with the audit issue.
+ *	Checkpoints: every audit/checkpoint_every_s when the chain grew, at
+ *	start and at stop, audit signs the chain head (Ed25519, key from
+ *	audit/signing_key_file) and appends it, fdatasync'd, to
+ *	audit/checkpoints_file, outside the journal: a chain recomputed over a
+ *	rewritten trail, or a trail cut short, no longer matches a signed
+ *	head. `payguard audit verify` checks all of it.
+ *
+ *	The case index (audit/case_db, SQLite) is a projection of the trail:
+ *	each case's facts, state and timeline. At start audit applies what
+ *	the trail holds past the index's position; a missing or stale index
+ *	is rebuilt from the trail.
+ * HTTP (audit/http_bind:http_port, CONTRACT.md §3.2)
+ *	GET /cases/{case_id}	the case: state, kind, amounts, idempotency
+ *				keys, recommendation (advisory), decisions,
+ *				actions and the whole timeline; 404 if unknown
+ *	GET /cases?state=S[&limit=N]
+ *				{"cases":[...]} newest first (N <= 1000,
+ *				default 100); an unknown state is a 400
+ *	GET /metrics, GET /healthz	(no token)
+ *	Every /cases request needs Authorization: Bearer <token> of a
+ *	configured approver (approvers/...); an unknown or missing token is
+ *	a 401 and an access_denied record on the trail.
  * INPUT
  *	PULL at audit/endpoint (default ipc://{run}/audit.0.in), fan-in from
  *	every instance of every stage.
  * OUTPUT
- *	The journal <data_dir>/audit.0/; acks to each producer instance.
+ *	The trail: journal <data_dir>/audit.0/; checkpoints file; case index;
+ *	acks to each producer instance. Metrics: payguard_audit_records_total,
+ *	payguard_cases{state=...}, payguard_audit_checkpoints_total.
  * FAILURE
  *	Malformed input is logged and counted. A journal write or fsync
- *	failure exits (75) for the supervisor to restart; producers re-send
- *	whatever was not acknowledged, and ids already stored are dropped.
+ *	failure, or a checkpoint that cannot be written, exits (75) for the
+ *	supervisor to restart; producers re-send whatever was not
+ *	acknowledged, and ids already stored are dropped. A signing key that
+ *	cannot be read stops audit at start (exit 1): a trail without
+ *	checkpoints would be weaker than the one promised.
  * SECURITY
- *	Holds no secrets; stores what stages emit, which never contains one.
+ *	Holds the checkpoint signing key (keep it readable by audit only, on
+ *	another volume than the trail in production). Stores what stages
+ *	emit, which never contains a secret (ingest redacts credential
+ *	headers). Tokens are compared by SHA-256, never stored or logged.
  * CONFIGURATION
- *	payguard/... (journal, delivery), audit/endpoint.
+ *	payguard/... (journal, delivery), audit/endpoint, http_bind,
+ *	http_port, case_db, checkpoints_file, checkpoint_every_s,
+ *	signing_key_file, verify_key_file, generate_key; approvers/...
  *--*/
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caseidx.h"
+#include "httpd.h"
+#include "journal.h"
+#include "log.h"
+#include "people.h"
 #include "stage.h"
+#include "trail.h"
+
+#define AUDIT_REFUSALS_MAX 256 /* refusals queued for the loop between turns */
+#define AUDIT_LIST_DEFAULT 100
+
+typedef struct {
+    char case_id[EVENT_KEY_MAX + 1];
+    char peer[64];
+    char reason[96];
+} refusal_t;
+
+typedef struct {
+    stage_t *st;
+    trail_head_t head;            /* the chain's head (loop thread) */
+    uint64_t sealed_seq;          /* trail seq of the last checkpoint */
+    int64_t next_checkpoint_ms;
+    long checkpoint_every_s;
+    trail_key_t *key;
+    char *checkpoints_path;
+    caseidx_t *idx;               /* the writer (loop thread) */
+    caseidx_t *ridx;              /* the reader (HTTP threads, under rmu) */
+    pthread_mutex_t rmu;
+    people_t people;
+    struct MHD_Daemon *httpd;
+    pthread_mutex_t qmu;          /* refusals from HTTP threads to the loop */
+    refusal_t queue[AUDIT_REFUSALS_MAX];
+    size_t nqueue;
+    uint64_t queue_dropped;
+    int64_t next_gauges_ms;
+} audit_t;
+
+/* s_store - the trail record for an input (the skeleton journals it) */
+static void *s_store(stage_t *st, const event_t *in, const void *raw, size_t rawlen, size_t *len_out, void *arg)
+{
+    (void) st;
+    audit_t *a = arg;
+    return trail_record_new(&a->head, in, raw, rawlen, stage_now_ms(), len_out);
+}
+
+/* s_handle - the record is journaled: index it */
+static int s_handle(stage_t *st, const event_t *in, void *arg)
+{
+    audit_t *a = arg;
+    if (caseidx_apply(a->idx, in, stage_journal_last_seq(st)) != 0)
+        log_warn("case index: event %s not indexed (the trail has it; a restart rebuilds)", event_head(in)->id);
+    stage_count(st, "payguard_audit_records_total", "type", event_head(in)->type, 1);
+    return STAGE_DONE;
+}
+
+/* s_checkpoint - sign the head if it moved since the last checkpoint */
+static void s_checkpoint(audit_t *a, bool force)
+{
+    if (a->head.seq == 0 || (a->head.seq == a->sealed_seq && !force))
+        return;
+    stage_flush(a->st); /* sign only what is on disk */
+    char err[512];
+    if (trail_checkpoint_append(a->checkpoints_path, a->key, &a->head, stage_now_ms(), err, sizeof err) != 0) {
+        log_error("checkpoint: %s: exiting for the supervisor", err);
+        exit(JOURNAL_EXIT_SYNC_FAILED);
+    }
+    a->sealed_seq = a->head.seq;
+    stage_count(a->st, "payguard_audit_checkpoints_total", NULL, NULL, 1);
+}
+
+/* s_gauge_state - one cases-by-state gauge */
+static void s_gauge_state(const char *state, int64_t n, void *arg)
+{
+    stage_gauge_label(arg, "payguard_cases", "state", state, n);
+}
+
+/* s_tick - refusals onto the trail, commit the index, checkpoint, gauges */
+static void s_tick(stage_t *st, void *arg)
+{
+    audit_t *a = arg;
+    refusal_t q[AUDIT_REFUSALS_MAX];
+    pthread_mutex_lock(&a->qmu);
+    size_t n = a->nqueue;
+    memcpy(q, a->queue, n * sizeof q[0]);
+    a->nqueue = 0;
+    pthread_mutex_unlock(&a->qmu);
+    for (size_t i = 0; i < n; i++) {
+        event_body_t *b = event_body_new();
+        event_body_str(b, "who", "(unknown token)");
+        event_body_str(b, "case_id", q[i].case_id);
+        event_body_int(b, "status", 401);
+        event_body_str(b, "reason", q[i].reason);
+        event_body_str(b, "client_ip", q[i].peer);
+        if (stage_inject(st, "deny", "access_denied", q[i].case_id, b) != 0)
+            log_warn("access_denied from %s not recorded", q[i].peer);
+        event_body_destroy(&b);
+    }
+    caseidx_commit(a->idx);
+    int64_t now = stage_now_ms();
+    if (now >= a->next_checkpoint_ms) {
+        s_checkpoint(a, false);
+        a->next_checkpoint_ms = now + a->checkpoint_every_s * 1000;
+    }
+    if (now >= a->next_gauges_ms) {
+        caseidx_counts(a->idx, s_gauge_state, st);
+        a->next_gauges_ms = now + 1000;
+    }
+}
+
+/* ------------------------------------------------------------- HTTP */
+
+/* s_refuse - 401, and the refusal queued for the trail */
+static enum MHD_Result s_refuse(audit_t *a, struct MHD_Connection *conn, const char *case_id)
+{
+    pthread_mutex_lock(&a->qmu);
+    if (a->nqueue < AUDIT_REFUSALS_MAX) {
+        refusal_t *r = &a->queue[a->nqueue++];
+        snprintf(r->case_id, sizeof r->case_id, "%s", case_id);
+        httpd_peer(conn, r->peer, sizeof r->peer);
+        snprintf(r->reason, sizeof r->reason, "unknown or missing token (cases API)");
+    } else {
+        a->queue_dropped++; /* a flood: counted, not queued without bound */
+    }
+    pthread_mutex_unlock(&a->qmu);
+    stage_count(a->st, "payguard_audit_refusals_total", "reason", "access_denied", 1);
+    stage_wake(a->st);
+    return httpd_unauthorized(conn);
+}
+
+/* s_answer - the cases API */
+static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    (void) upload;
+    audit_t *a = cls;
+    if (!*con_cls) { /* first call: headers only */
+        *con_cls = (void *) 1;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0; /* no body is read: everything here is a GET */
+        return MHD_YES;
+    }
+    if (strcmp(url, "/healthz") == 0)
+        return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/metrics") == 0)
+        return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
+    bool cases = strcmp(url, "/cases") == 0, one = strncmp(url, "/cases/", 7) == 0;
+    if (!cases && !one)
+        return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path: GET /cases or /cases/{case_id}");
+    const char *case_id = one ? url + 7 : "";
+    if (strlen(case_id) > EVENT_KEY_MAX)
+        return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+    if (!people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
+        return s_refuse(a, conn, case_id);
+    if (strcmp(method, "GET") != 0)
+        return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "the cases API is read-only: GET");
+    char *text = NULL;
+    if (one) {
+        if (!*case_id || strchr(case_id, '/'))
+            return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+        pthread_mutex_lock(&a->rmu);
+        text = caseidx_case_json(a->ridx, case_id);
+        pthread_mutex_unlock(&a->rmu);
+        if (!text)
+            return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+    } else {
+        const char *state = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state");
+        const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+        if (state && (!*state || strcmp(state, "all") == 0))
+            state = NULL;
+        if (state && !caseidx_state_known(state))
+            return httpd_error(conn, MHD_HTTP_BAD_REQUEST,
+                               "state must be one of rejected, validated, triaged, awaiting_approval (pending), "
+                               "approved, denied, expired, executing, executed, ops_review, already_consistent, "
+                               "closed, all");
+        char *end = NULL;
+        long limit = lim ? strtol(lim, &end, 10) : AUDIT_LIST_DEFAULT;
+        if (lim && (!*lim || *end || limit < 1 || limit > CASEIDX_LIST_MAX))
+            return httpd_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be 1..1000");
+        pthread_mutex_lock(&a->rmu);
+        text = caseidx_list_json(a->ridx, state, (size_t) limit);
+        pthread_mutex_unlock(&a->rmu);
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* s_path - a configured path with {data} {n} ... expanded (caller frees) */
+static char *s_path(stage_t *st, const char *key)
+{
+    return config_expand(stage_config(st), config_get(stage_config(st), key), "audit", stage_index(st));
+}
+
+/* s_serve - the cases API on http_bind:http_port */
+static int s_serve(audit_t *a)
+{
+    const config_t *c = stage_config(a->st);
+    char err[256];
+    long port;
+    if (config_int(c, "audit/http_port", 1, 65535, &port, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+    if (inet_pton(AF_INET, config_get(c, "audit/http_bind"), &sin.sin_addr) != 1) {
+        log_error("config: audit/http_bind must be an IPv4 address");
+        return -1;
+    }
+    a->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL,
+                                s_answer, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin,
+                                MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+    if (!a->httpd) {
+        log_error("cannot serve the cases API on port %ld: %s", port, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* s_init - the chain head, the key, the case index, the API */
+static int s_init(stage_t *st, void *arg)
+{
+    audit_t *a = arg;
+    a->st = st;
+    const config_t *c = stage_config(st);
+    char err[512];
+    uint64_t last = stage_journal_last_seq(st);
+    if (trail_head_recover(stage_journal_dir(st), last > 64 ? last - 64 : 1, &a->head, err, sizeof err) != 0) {
+        log_error("trail: %s", err);
+        return -1;
+    }
+    char *key_path = s_path(st, "audit/signing_key_file"), *pub_path = s_path(st, "audit/verify_key_file");
+    const char *gen = config_get(c, "audit/generate_key");
+    a->key = trail_key_load(key_path, pub_path, gen && strcmp(gen, "yes") == 0, err, sizeof err);
+    free(key_path);
+    free(pub_path);
+    if (!a->key) {
+        log_error("checkpoint signing key: %s", err);
+        return -1;
+    }
+    a->checkpoints_path = s_path(st, "audit/checkpoints_file");
+    if (config_int(c, "audit/checkpoint_every_s", 1, 86400, &a->checkpoint_every_s, err, sizeof err) != 0 ||
+        people_load(c, &a->people, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    char *db = s_path(st, "audit/case_db");
+    a->idx = caseidx_open(db, false, err, sizeof err);
+    uint64_t applied = 0;
+    if (!a->idx || caseidx_sync(a->idx, stage_journal_dir(st), &applied, err, sizeof err) != 0) {
+        log_error("%s", err);
+        free(db);
+        return -1;
+    }
+    a->ridx = caseidx_open(db, true, err, sizeof err);
+    free(db);
+    if (!a->ridx) {
+        log_error("%s", err);
+        return -1;
+    }
+    pthread_mutex_init(&a->rmu, NULL);
+    pthread_mutex_init(&a->qmu, NULL);
+    log_info("trail at #%llu; case index caught up (%llu records applied)", (unsigned long long) a->head.seq,
+             (unsigned long long) applied);
+    s_checkpoint(a, false); /* seal what the last run left, if it stopped before its final checkpoint */
+    a->sealed_seq = a->head.seq;
+    a->next_checkpoint_ms = stage_now_ms() + a->checkpoint_every_s * 1000;
+    return s_serve(a);
+}
+
+/* s_drain - SIGTERM: stop serving */
+static void s_drain(stage_t *st, void *arg)
+{
+    (void) st;
+    audit_t *a = arg;
+    if (a->httpd) {
+        MHD_stop_daemon(a->httpd);
+        a->httpd = NULL;
+    }
+}
+
+/* s_fini - commit the index, seal the trail, let go */
+static void s_fini(stage_t *st, void *arg)
+{
+    audit_t *a = arg;
+    s_drain(st, arg);
+    caseidx_commit(a->idx);
+    s_checkpoint(a, false);
+    caseidx_close(&a->ridx);
+    caseidx_close(&a->idx);
+    trail_key_destroy(&a->key);
+    free(a->checkpoints_path);
+    a->checkpoints_path = NULL;
+}
 
 int main(int argc, char **argv)
 {
-    static const stage_def_t def = {.name = "audit", .store_inputs = true};
+    static audit_t audit;
+    static const stage_def_t def = {.name = "audit",
+                                    .store_inputs = true,
+                                    .store = s_store,
+                                    .init = s_init,
+                                    .handle = s_handle,
+                                    .tick = s_tick,
+                                    .drain = s_drain,
+                                    .fini = s_fini,
+                                    .arg = &audit};
     return stage_main(argc, argv, &def);
 }

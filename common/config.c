@@ -124,7 +124,15 @@ static const char s_defaults[] =
     "audit\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/audit.{n}.in    # input PULL of instance {n}\n"
-    "    ack_endpoint = ipc://{run}/ack-{inst}\n";
+    "    ack_endpoint = ipc://{run}/ack-{inst}\n"
+    "    http_bind = 127.0.0.1\n"
+    "    http_port = 8082                    # cases and metrics (CONTRACT.md §3.2)\n"
+    "    case_db = {data}/audit.{n}.cases.sqlite  # the case index (rebuilt from the trail if lost)\n"
+    "    checkpoints_file = {data}/audit.{n}.checkpoints  # signed chain heads, outside the trail\n"
+    "    checkpoint_every_s = 10             # sign the head this often when it moved (and at stop)\n"
+    "    signing_key_file = {data}/audit-signing.key    # Ed25519 private key (PEM); keep it away from the trail in production\n"
+    "    verify_key_file = {data}/audit-signing.pub     # its public key: what `payguard audit verify` checks with\n"
+    "    generate_key = yes                  # no key file yet: create one (set no in production)\n";
 
 struct config_t {
     zconfig_t *defaults;

@@ -19,6 +19,7 @@
  *      stops reading input and stage_publish answers EBUSY.
  */
 #include "stage.h"
+#include "trail.h"
 
 #include <czmq.h>
 #include <ctype.h>
@@ -520,8 +521,14 @@ static int s_recover(stage_t *st)
             unsigned dest = s_dest_mask(st, p[1]);
             if (dest)
                 s_stage_push(&cand, &ncand, &capcand, (staged_t){.seq = seq, .blob = s_blob_new(p, len, NULL, 0), .dest = dest});
-        } else if (p[0] == STAGE_REC_STORED && len > 1) {
-            event_t *ev = event_decode(p + 1, len - 1, err, sizeof err);
+        } else if ((p[0] == STAGE_REC_STORED && len > 1) || p[0] == TRAIL_REC) {
+            trail_view_t tv = {.envelope = p + 1, .envelope_len = len - 1};
+            if (p[0] == TRAIL_REC && trail_record_parse(p, len, &tv) != 0) {
+                log_error("recovery: journal record %llu: not a trail record", (unsigned long long) seq);
+                rc = -1;
+                break;
+            }
+            event_t *ev = event_decode(tv.envelope, tv.envelope_len, err, sizeof err);
             if (!ev) {
                 log_error("recovery: journal record %llu: %s", (unsigned long long) seq, err);
                 rc = -1;
@@ -906,7 +913,13 @@ static void s_handle_event(stage_t *st, event_t *ev, const void *raw, size_t raw
     st->emit_index = 0;
     st->emitted = false;
     int rc = STAGE_DONE;
-    if (st->def->store_inputs) {
+    if (st->def->store_inputs && st->def->store) {
+        size_t reclen;
+        void *rec = st->def->store(st, ev, raw, rawlen, &reclen, st->def->arg);
+        assert(rec); /* bounded events make bounded records */
+        s_append_small(st, rec, reclen);
+        free(rec);
+    } else if (st->def->store_inputs) {
         unsigned char kind = STAGE_REC_STORED;
         blob_t *rec = s_blob_new(&kind, 1, raw, rawlen);
         s_append_small(st, rec->data, rec->len);
@@ -1014,9 +1027,12 @@ event_t *stage_read_event(journal_reader_t *r, uint64_t *seq_out, unsigned *dest
     while (journal_reader_next(r, &data, &len, &seq) == 1) {
         const unsigned char *p = data;
         size_t skip = p[0] == STAGE_REC_EVENT ? 2 : p[0] == STAGE_REC_STORED ? 1 : 0;
-        if (!skip || len <= skip)
+        trail_view_t tv = {.envelope = p + skip, .envelope_len = len - skip};
+        if (p[0] == TRAIL_REC && trail_record_parse(p, len, &tv) == 0)
+            skip = 1; /* audit's chained record: the envelope inside it */
+        else if (!skip || len <= skip)
             continue;
-        event_t *ev = event_decode(p + skip, len - skip, err, sizeof err);
+        event_t *ev = event_decode(tv.envelope, tv.envelope_len, err, sizeof err);
         if (!ev) {
             log_warn("journal %s record %llu: %s", journal_reader_error(r), (unsigned long long) seq, err);
             continue;
@@ -1111,7 +1127,7 @@ int stage_inject(stage_t *st, const char *prefix, const char *type, const char *
     assert(ev); /* we just encoded it */
     s_stage_push(&st->staged, &st->nstaged, &st->capstaged, (staged_t){.seq = seq, .blob = rec, .dest = dest});
     atomic_fetch_add(&st->c_out, 1);
-    s_handle_event(st, ev, NULL, 0, false);
+    s_handle_event(st, ev, rec->data + 2, rec->len - 2, false); /* raw: audit stores what it injects */
     bool deferred = false;
     for (size_t i = 0; i < st->ndeferred && !deferred; i++)
         deferred = st->deferred[i]->ev == ev;
@@ -1123,10 +1139,19 @@ int stage_inject(stage_t *st, const char *prefix, const char *type, const char *
 /* stage_gauge - see stage.h: a series whose value is set, not added */
 void stage_gauge(stage_t *st, const char *name, int64_t value)
 {
-    stage_count(st, name, NULL, NULL, 0); /* make sure the series exists */
+    stage_gauge_label(st, name, NULL, NULL, value);
+}
+
+/* stage_gauge_label - see stage.h */
+void stage_gauge_label(stage_t *st, const char *name, const char *label, const char *lvalue, int64_t value)
+{
+    label = label ? label : "";
+    lvalue = lvalue ? lvalue : "";
+    stage_count(st, name, label, lvalue, 0); /* make sure the series exists */
     size_t count = atomic_load(&st->ncounters);
     for (size_t i = 0; i < count; i++)
-        if (strcmp(st->counters[i].name, name) == 0 && !st->counters[i].label[0]) {
+        if (strcmp(st->counters[i].name, name) == 0 && strcmp(st->counters[i].label, label) == 0 &&
+            strcmp(st->counters[i].value, lvalue) == 0) {
             atomic_store(&st->counters[i].n, (uint64_t) (value < 0 ? 0 : value));
             return;
         }

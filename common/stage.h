@@ -24,7 +24,9 @@
  * JOURNAL RECORDS (payload of each journal record; see journal.h)
  *   'E' <u8 dest mask> <event envelope>   an event this instance emitted
  *   'C' <input id>                        an input consumed with no output
- *   'S' <event envelope>                  an input stored verbatim (audit)
+ *   'S' <event envelope>                  an input stored verbatim
+ *   'A' <trail record>                    an input stored in audit's hash
+ *                                         chain (trail.h), the envelope inside
  *   'W' <u64 wm next> <u64 wm audit>      ack watermarks (little endian):
  *                                         every 'E' record at or below them
  *                                         was acknowledged by that consumer
@@ -58,6 +60,8 @@ typedef struct stage_t stage_t;
 typedef struct {
     const char *name;        /* "validate": one of config_stages */
     bool store_inputs;       /* audit: journal every input verbatim ('S') */
+    void *(*store)(stage_t *st, const event_t *in, const void *raw, size_t rawlen, size_t *len_out,
+                   void *arg);       /* with store_inputs: the record to journal instead of 'S' (malloc'd) */
     void (*replay)(stage_t *st, const event_t *ev, void *arg); /* at start, each event this
                                                                instance journaled, in order:
                                                                rebuild state in one pass */
@@ -144,6 +148,8 @@ int stage_inject(stage_t *st, const char *prefix, const char *type, const char *
 void stage_count(stage_t *st, const char *name, const char *label, const char *value, uint64_t n);
 /* stage_gauge - set the unlabelled gauge name to value (same table) */
 void stage_gauge(stage_t *st, const char *name, int64_t value);
+/* stage_gauge_label - set the gauge name{label="lvalue"} to value */
+void stage_gauge_label(stage_t *st, const char *name, const char *label, const char *lvalue, int64_t value);
 
 /* stage_wake - from any thread: make the loop run a turn now */
 void stage_wake(stage_t *st);

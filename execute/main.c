@@ -369,8 +369,8 @@ static void s_finish_run(execute_t *x, size_t i)
 /* s_tick - advance every run by one step (a call at most per run per turn) */
 static void s_tick(stage_t *st, void *arg)
 {
-    (void) st;
     execute_t *x = arg;
+    stage_gauge(st, "payguard_ops_review_queue", (int64_t) x->nreviews);
     for (size_t i = 0; i < x->nruns;) {
         run_t *r = x->runs[i];
         stage_resume(x->st, r->p);

@@ -39,7 +39,9 @@
  *	wait up to payguard/drain_ms for validate and audit to acknowledge.
  * SECURITY
  *	Holds no secrets. Headers are recorded as received (signatures are
- *	not secrets). Bodies are bounded before they are buffered.
+ *	not secrets), except the values of credential headers (Authorization,
+ *	Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token), recorded as
+ *	"[redacted]". Bodies are bounded before they are buffered.
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
  *	retry_after_s, rate_per_s, rate_burst; payguard/... (journal, delivery).
@@ -234,6 +236,16 @@ typedef struct {
     size_t bytes;
 } header_pack_t;
 
+/* s_secret_header - a (lower-case) header that carries credentials */
+static bool s_secret_header(const char *name, size_t len)
+{
+    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"};
+    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++)
+        if (len == strlen(secret[i]) && memcmp(name, secret[i], len) == 0)
+            return true;
+    return false;
+}
+
 /* s_pack_header - one header into the map, bounded in count and size */
 static enum MHD_Result s_pack_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
@@ -252,6 +264,10 @@ static enum MHD_Result s_pack_header(void *cls, enum MHD_ValueKind kind, const c
     for (size_t i = 0; i < klen; i++)
         lower[i] = (char) ((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
     msgpack_pack_str_with_body(hp->pk, lower, klen);
+    if (s_secret_header(lower, klen)) { /* credentials never reach a journal or the trail */
+        msgpack_pack_str_with_body(hp->pk, "[redacted]", 10);
+        return MHD_YES;
+    }
     msgpack_pack_str_with_body(hp->pk, value ? value : "", vlen);
     return MHD_YES;
 }
@@ -302,6 +318,8 @@ static int s_record(ingest_t *ing, request_t *req)
     if (rc != 0) {
         req->state = REQ_READING;
         atomic_fetch_sub(&ing->waiting, 1);
+    } else {
+        stage_count(ing->st, "payguard_ingest_receipts_total", "endpoint", req->endpoint, 1);
     }
     return rc;
 }

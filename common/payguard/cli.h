@@ -28,5 +28,7 @@ int cmd_approvals(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_review(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_case(int argc, char **argv);
 
 #endif

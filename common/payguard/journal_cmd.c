@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "journal.h"
 #include "stage.h"
+#include "trail.h"
 
 /* range - the common --first/--last options */
 typedef struct {
@@ -64,6 +65,15 @@ static json_t *s_record_json(uint64_t seq, const unsigned char *p, size_t len)
         json_object_set_new(o, "kind", json_string("stored"));
         env = p + 1;
         envlen = len - 1;
+    } else if (p[0] == TRAIL_REC) {
+        trail_view_t v;
+        json_t *t = trail_record_parse(p, len, &v) == 0 ? trail_record_json(&v) : NULL;
+        json_object_set_new(o, "kind", json_string("trail"));
+        if (t)
+            json_object_update(o, t);
+        else
+            json_object_set_new(o, "error", json_string("not a well-formed trail record"));
+        json_decref(t);
     } else if (p[0] == STAGE_REC_CONSUMED) {
         json_object_set_new(o, "kind", json_string("consumed"));
         json_object_set_new(o, "id", json_stringn((const char *) p + 1, len - 1));

@@ -12,6 +12,9 @@
  *	payguard plan CASE [-c CONFIG]
  *	payguard review [-c CONFIG]
  *	payguard review retry|close CASE --as NAME [--comment TEXT] [--token-file F] [-c CONFIG]
+ *	payguard case show CASE [--json] [-c CONFIG]
+ *	payguard audit verify [--pubkey FILE] [-c CONFIG]
+ *	payguard audit export [--case ID] [--since TIME] [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
@@ -41,6 +44,20 @@
  *		failed step: a new approval round, the requester as its raiser,
  *		so others must approve. review close takes the case out of the
  *		queue. Both are recorded in the audit trail with who and why.
+ *	case show  prints a case from audit's case index as a timeline:
+ *		receipts (duplicates counted), verdicts, the AI's advice marked
+ *		advisory, decisions with who and when, each runbook step with its
+ *		answer, the final state (--json: what GET /cases/{id} answers).
+ *	audit verify  recomputes the trail's hash chain from the first
+ *		record and checks every signed checkpoint against it (with
+ *		audit/verify_key_file, or the auditors' copy given by --pubkey);
+ *		names the first bad record (edited, deleted, swapped, truncated
+ *		after a checkpoint, chain rewritten). Exit 0 intact, 1 not.
+ *	audit export  prints trail records as JSON lines (each with its who,
+ *		what, when, outcome, origin, resource, hashes and the event),
+ *		optionally only one case's (its receipts included) and only
+ *		events at or after TIME (2026-11-21T08:00:00Z, 2026-11-21, or
+ *		unix seconds).
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -94,6 +111,9 @@ static int s_usage(FILE *f)
                "       payguard plan CASE [-c CONFIG]\n"
                "       payguard review [-c CONFIG]\n"
                "       payguard review retry|close CASE --as NAME [--comment TEXT] [--token-file F] [-c CONFIG]\n"
+               "       payguard case show CASE [--json] [-c CONFIG]\n"
+               "       payguard audit verify [--pubkey FILE] [-c CONFIG]\n"
+               "       payguard audit export [--case ID] [--since TIME] [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }
@@ -122,6 +142,10 @@ int main(int argc, char **argv)
         return cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "review") == 0)
         return cmd_review(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "case") == 0)
+        return cmd_case(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         fputs(config_defaults_text(), stdout);
         return 0;

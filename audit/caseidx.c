@@ -1,0 +1,635 @@
+/* caseidx - audit's case index in SQLite (see caseidx.h) */
+#include "caseidx.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "journal.h"
+#include "log.h"
+#include "money.h"
+#include "stage.h"
+
+#define CASEIDX_SCHEMA_VERSION 1
+
+struct caseidx_t {
+    sqlite3 *db;
+    char path[512];
+    bool in_txn;
+    uint64_t applied_jseq;
+};
+
+static const char s_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cases(case_id TEXT PRIMARY KEY, kind TEXT, ref TEXT, provider TEXT,"
+    "  amount INTEGER, currency TEXT, tier INTEGER, state TEXT NOT NULL, state_rank INTEGER NOT NULL,"
+    "  state_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    "  receipts INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS cases_state ON cases(state, created_ms);"
+    "CREATE INDEX IF NOT EXISTS cases_created ON cases(created_ms);"
+    "CREATE TABLE IF NOT EXISTS events(id TEXT PRIMARY KEY, jseq INTEGER NOT NULL, case_id TEXT,"
+    "  type TEXT NOT NULL, time_ms INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS events_case ON events(case_id, time_ms, jseq);"
+    "CREATE TABLE IF NOT EXISTS links(id TEXT PRIMARY KEY, case_id TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS keys(case_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(case_id, key));"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_jseq', 0);"
+    "PRAGMA user_version = 1;";
+
+/* the states, their rank (how far along the pipeline), aliases */
+static const struct {
+    const char *name;
+    int rank;
+} s_states[] = {
+    {"rejected", 1},  {"validated", 2},          {"triaged", 3},  {"awaiting_approval", 4},
+    {"approved", 5},  {"denied", 5},             {"expired", 5},  {"already_consistent", 5},
+    {"executing", 6}, {"executed", 7},           {"ops_review", 7}, {"closed", 8},
+};
+#define NSTATES (sizeof s_states / sizeof s_states[0])
+
+/* s_rank - a state's rank, 0 if unknown */
+static int s_rank(const char *state)
+{
+    for (size_t i = 0; i < NSTATES; i++)
+        if (strcmp(s_states[i].name, state) == 0)
+            return s_states[i].rank;
+    return 0;
+}
+
+/* s_alias - the state a query word names */
+static const char *s_alias(const char *state)
+{
+    return strcmp(state, "pending") == 0 ? "awaiting_approval" : state;
+}
+
+/* caseidx_state_known - see caseidx.h */
+bool caseidx_state_known(const char *state)
+{
+    return s_rank(s_alias(state)) > 0;
+}
+
+/* s_exec - SQL without rows; logs what failed */
+static int s_exec(caseidx_t *self, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("case index %s: %s", self->path, msg ? msg : "error");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* s_int - the first column of a one-row query with up to two text binds */
+static int64_t s_int(caseidx_t *self, const char *sql, const char *a, const char *b, int64_t dflt)
+{
+    sqlite3_stmt *st;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return dflt;
+    if (a)
+        sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* caseidx_open - see caseidx.h */
+caseidx_t *caseidx_open(const char *path, bool readonly, char *err, size_t errlen)
+{
+    caseidx_t *self = calloc(1, sizeof *self);
+    snprintf(self->path, sizeof self->path, "%s", path);
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &self->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "case index %s: %s", path, self->db ? sqlite3_errmsg(self->db) : "cannot open");
+        caseidx_close(&self);
+        return NULL;
+    }
+    sqlite3_busy_timeout(self->db, 2000);
+    if (readonly) {
+        if (s_int(self, "PRAGMA user_version", NULL, NULL, -1) != CASEIDX_SCHEMA_VERSION) {
+            snprintf(err, errlen, "case index %s: not a case index of this version (audit rebuilds it at start)", path);
+            caseidx_close(&self);
+            return NULL;
+        }
+        return self;
+    }
+    int64_t v = s_int(self, "PRAGMA user_version", NULL, NULL, -1);
+    /* a projection: synchronous=OFF is safe, a lost commit is re-applied from the trail */
+    if (s_exec(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;") ||
+        (v != 0 && v != CASEIDX_SCHEMA_VERSION &&
+         s_exec(self, "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS events;"
+                      "DROP TABLE IF EXISTS links; DROP TABLE IF EXISTS keys;")) ||
+        s_exec(self, s_schema)) {
+        snprintf(err, errlen, "case index %s: %s", path, sqlite3_errmsg(self->db));
+        caseidx_close(&self);
+        return NULL;
+    }
+    self->applied_jseq = (uint64_t) s_int(self, "SELECT v FROM meta WHERE k = 'applied_jseq'", NULL, NULL, 0);
+    return self;
+}
+
+/* caseidx_close - commit, close, NULL the pointer */
+void caseidx_close(caseidx_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    caseidx_t *self = *self_p;
+    if (self->in_txn)
+        caseidx_commit(self);
+    sqlite3_close(self->db);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t caseidx_applied_jseq(caseidx_t *self)
+{
+    return self->applied_jseq;
+}
+
+/* caseidx_commit - see caseidx.h */
+int caseidx_commit(caseidx_t *self)
+{
+    if (!self->in_txn)
+        return 0;
+    char sql[96];
+    snprintf(sql, sizeof sql, "UPDATE meta SET v = %" PRIu64 " WHERE k = 'applied_jseq'; COMMIT;", self->applied_jseq);
+    self->in_txn = false;
+    return s_exec(self, sql);
+}
+
+/* ------------------------------------------------------------- apply */
+
+/* s_bstr - a str field of the body, NUL-terminated in buf ("" if absent) */
+static const char *s_bstr(const event_t *ev, const char *key, char *buf, size_t buflen)
+{
+    const char *s;
+    size_t n;
+    if (event_get_str(ev, key, &s, &n) != 0 || n >= buflen || memchr(s, '\0', n))
+        n = 0;
+    else
+        memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* s_state_of - the state an event puts its case in, or NULL (none) */
+static const char *s_state_of(const event_t *ev)
+{
+    const char *t = event_head(ev)->type;
+    char b[64];
+    if (strcmp(t, "rejected") == 0 || strcmp(t, "validated") == 0 || strcmp(t, "triaged") == 0 ||
+        strcmp(t, "approved") == 0 || strcmp(t, "denied") == 0 || strcmp(t, "expired") == 0 ||
+        strcmp(t, "closed") == 0)
+        return t;
+    if (strcmp(t, "escalated") == 0)
+        return "awaiting_approval";
+    if (strcmp(t, "review") == 0)
+        return "ops_review";
+    if (strcmp(t, "routed") == 0 || strcmp(t, "decision") == 0) {
+        s_bstr(ev, "state", b, sizeof b);
+        return strcmp(b, "pending") == 0 && t[0] == 'r' ? "awaiting_approval"
+               : strcmp(b, "auto_approved") == 0 || strcmp(b, "approved") == 0 ? "approved"
+               : strcmp(b, "denied") == 0                                      ? "denied"
+               : strcmp(b, "no_action") == 0                                   ? "already_consistent"
+                                                                               : NULL;
+    }
+    if (strcmp(t, "runbook") == 0)
+        return strcmp(s_bstr(ev, "decision", b, sizeof b), "approved") == 0 ? "executing" : NULL;
+    if (strcmp(t, "executed") == 0) {
+        s_bstr(ev, "outcome", b, sizeof b);
+        return strcmp(b, "done") == 0           ? "executed"
+               : strcmp(b, "ops_review") == 0   ? "ops_review"
+               : strcmp(b, "nothing_to_do") == 0 ? "already_consistent"
+               : strcmp(b, "closed") == 0        ? "closed"
+                                                 : NULL;
+    }
+    return NULL;
+}
+
+/* s_run - prepare, bind (i: int64, t: text, n: null for empty text), step */
+static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("case index: %s: %s", sqlite3_errmsg(self->db), sql);
+        return -1;
+    }
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        if (types[i] == 'i') {
+            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+        } else {
+            const char *s = va_arg(ap, const char *);
+            if (types[i] == 'n' && (!s || !*s))
+                sqlite3_bind_null(st, i + 1);
+            else
+                sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT);
+        }
+    }
+    va_end(ap);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_error("case index: %s", sqlite3_errmsg(self->db));
+        return -1;
+    }
+    return sqlite3_changes(self->db);
+}
+
+/* s_is_verdict - validate's answer to a receipt (its cause is the receipt) */
+static bool s_is_verdict(const char *type)
+{
+    return strcmp(type, "validated") == 0 || strcmp(type, "duplicate") == 0 || strcmp(type, "out_of_order") == 0 ||
+           strcmp(type, "rejected") == 0;
+}
+
+/* s_case_facts - the case row: created if new, facts filled in, counters */
+static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id)
+{
+    const event_head_t *h = event_head(ev);
+    char kind[16], ref[128], provider[32], cur[8];
+    int64_t amount = 0, tier = 0;
+    bool has_amount = event_get_int(ev, "amount", &amount) == 0;
+    bool has_tier = event_get_int(ev, "tier", &tier) == 0 && tier > 0;
+    s_bstr(ev, "kind", kind, sizeof kind);
+    s_bstr(ev, "ref", ref, sizeof ref);
+    s_bstr(ev, "provider", provider, sizeof provider);
+    s_bstr(ev, "currency", cur, sizeof cur);
+    s_run(self,
+          "INSERT OR IGNORE INTO cases(case_id, state, state_rank, state_ms, created_ms, updated_ms)"
+          " VALUES(?, 'validated', 0, 0, ?, ?)",
+          "tii", case_id, (int64_t) h->time_ms, (int64_t) h->time_ms);
+    s_run(self,
+          "UPDATE cases SET kind = COALESCE(kind, ?), ref = COALESCE(ref, ?), provider = COALESCE(provider, ?),"
+          " currency = COALESCE(currency, ?), created_ms = MIN(created_ms, ?), updated_ms = MAX(updated_ms, ?)"
+          " WHERE case_id = ?",
+          "nnnniit", kind, ref, provider, cur, (int64_t) h->time_ms, (int64_t) h->time_ms, case_id);
+    if (has_amount)
+        s_run(self, "UPDATE cases SET amount = COALESCE(amount, ?) WHERE case_id = ?", "it", amount, case_id);
+    if (has_tier) /* routed, approved, escalated: the tier now deciding */
+        s_run(self, "UPDATE cases SET tier = ? WHERE case_id = ?", "it", tier, case_id);
+    if (strcmp(h->type, "duplicate") == 0)
+        s_run(self, "UPDATE cases SET duplicates = duplicates + 1 WHERE case_id = ?", "t", case_id);
+    char key[256];
+    if (s_is_verdict(h->type) && *s_bstr(ev, "key", key, sizeof key))
+        s_run(self, "INSERT OR IGNORE INTO keys(case_id, key) VALUES(?, ?)", "tt", case_id, key);
+}
+
+/* s_case_state - move the state when this event says so (see caseidx.h) */
+static void s_case_state(caseidx_t *self, const event_t *ev, const char *case_id)
+{
+    const char *state = s_state_of(ev);
+    if (!state)
+        return;
+    int rank = s_rank(state);
+    int64_t t = event_head(ev)->time_ms;
+    if (rank <= 3) /* early states never move a case back */
+        s_run(self, "UPDATE cases SET state = ?, state_rank = ?, state_ms = MAX(state_ms, ?) WHERE case_id = ? AND state_rank <= ?",
+              "tiiti", state, (int64_t) rank, t, case_id, (int64_t) rank);
+    else if (strcmp(state, "executed") == 0) /* a denial's notice run is not an execution */
+        s_run(self,
+              "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ? AND state_ms <= ?"
+              " AND state <> 'denied'",
+              "tiiti", state, (int64_t) rank, t, case_id, t);
+    else
+        s_run(self, "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ? AND state_ms <= ?",
+              "tiiti", state, (int64_t) rank, t, case_id, t);
+}
+
+/* caseidx_apply - see caseidx.h */
+int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
+{
+    if (!self->in_txn) {
+        if (s_exec(self, "BEGIN") != 0)
+            return -1;
+        self->in_txn = true;
+    }
+    if (jseq > self->applied_jseq)
+        self->applied_jseq = jseq;
+    const event_head_t *h = event_head(ev);
+    char *text = event_to_json(ev);
+    int n = s_run(self, "INSERT OR IGNORE INTO events(id, jseq, type, time_ms, json) VALUES(?, ?, ?, ?, ?)", "titit",
+                  h->id, (int64_t) jseq, h->type, (int64_t) h->time_ms, text);
+    free(text);
+    if (n <= 0)
+        return n < 0 ? -1 : 0; /* applied before: once only */
+
+    char case_id[EVENT_KEY_MAX + 1];
+    snprintf(case_id, sizeof case_id, "%s", h->case_key);
+    if (!case_id[0]) { /* a receipt: its case is known once validate has answered it */
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(self->db, "SELECT case_id FROM links WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, h->id, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                snprintf(case_id, sizeof case_id, "%s", (const char *) sqlite3_column_text(st, 0));
+            sqlite3_finalize(st);
+        }
+    }
+    if (!case_id[0])
+        return 0; /* on the trail, in no case (e.g. a receipt refused before anything was known) */
+    s_run(self, "UPDATE events SET case_id = ? WHERE id = ?", "tt", case_id, h->id);
+    s_case_facts(self, ev, case_id);
+    if (strcmp(h->type, "receipt") == 0)
+        s_run(self, "UPDATE cases SET receipts = receipts + 1, created_ms = MIN(created_ms, ?) WHERE case_id = ?", "it",
+              (int64_t) h->time_ms, case_id);
+    if (s_is_verdict(h->type) && h->cause[0]) {
+        s_run(self, "INSERT OR IGNORE INTO links(id, case_id) VALUES(?, ?)", "tt", h->cause, case_id);
+        if (s_run(self, "UPDATE events SET case_id = ? WHERE id = ? AND case_id IS NULL AND type = 'receipt'", "tt",
+                  case_id, h->cause) > 0)
+            s_run(self,
+                  "UPDATE cases SET receipts = receipts + 1,"
+                  " created_ms = MIN(created_ms, (SELECT time_ms FROM events WHERE id = ?)) WHERE case_id = ?",
+                  "tt", h->cause, case_id);
+    }
+    s_case_state(self, ev, case_id);
+    return 0;
+}
+
+/* caseidx_sync - see caseidx.h */
+int caseidx_sync(caseidx_t *self, const char *dir, uint64_t *applied, char *err, size_t errlen)
+{
+    *applied = 0;
+    if (self->applied_jseq > 0) { /* ahead of the journal (or another journal): rebuild */
+        journal_reader_t *r = journal_reader_new(dir, self->applied_jseq, err, errlen);
+        if (!r)
+            return -1;
+        const void *d;
+        size_t l;
+        uint64_t s = 0;
+        bool present = journal_reader_next(r, &d, &l, &s) == 1 && s == self->applied_jseq;
+        journal_reader_destroy(&r);
+        if (!present) {
+            log_warn("case index %s is ahead of the trail (record %" PRIu64 "): rebuilding it", self->path,
+                     self->applied_jseq);
+            if (s_exec(self, "DELETE FROM cases; DELETE FROM events; DELETE FROM links; DELETE FROM keys;"
+                             "UPDATE meta SET v = 0 WHERE k = 'applied_jseq';") != 0) {
+                snprintf(err, errlen, "case index %s: cannot wipe", self->path);
+                return -1;
+            }
+            self->applied_jseq = 0;
+        }
+    }
+    uint64_t from = self->applied_jseq + 1;
+    journal_reader_t *r = journal_reader_new(dir, from, err, errlen);
+    if (!r)
+        return -1;
+    uint64_t seq = 0;
+    event_t *ev;
+    while ((ev = stage_read_event(r, &seq, NULL)) != NULL) {
+        int rc = caseidx_apply(self, ev, seq);
+        event_destroy(&ev);
+        if (rc != 0) {
+            journal_reader_destroy(&r);
+            snprintf(err, errlen, "case index %s: cannot apply journal record %" PRIu64, self->path, seq);
+            return -1;
+        }
+        if (++*applied % 10000 == 0)
+            caseidx_commit(self);
+    }
+    const char *jerr = journal_reader_error(r);
+    if (jerr && *jerr) {
+        snprintf(err, errlen, "case index: the trail's journal is unreadable: %s", jerr);
+        journal_reader_destroy(&r);
+        return -1;
+    }
+    journal_reader_destroy(&r);
+    return caseidx_commit(self);
+}
+
+/* ------------------------------------------------------------ queries */
+
+/* s_col - a text column or "" */
+static const char *s_col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? (const char *) s : "";
+}
+
+/* s_iso - unix ms as ISO 8601 UTC */
+static json_t *s_iso(int64_t ms)
+{
+    char out[32];
+    time_t t = (time_t) (ms / 1000);
+    struct tm tm;
+    if (ms < 0 || !gmtime_r(&t, &tm) || strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return json_null();
+    return json_string(out);
+}
+
+/* s_case_row - the case's fields from a row of s_case_cols */
+#define S_CASE_COLS                                                                                                    \
+    "case_id, kind, state, ref, provider, amount, currency, tier, created_ms, updated_ms, receipts, duplicates"
+static json_t *s_case_row(sqlite3_stmt *st)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "case_id", json_string(s_col(st, 0)));
+    json_object_set_new(o, "kind", json_string(s_col(st, 1)));
+    json_object_set_new(o, "state", json_string(s_col(st, 2)));
+    json_object_set_new(o, "ref", json_string(s_col(st, 3)));
+    json_object_set_new(o, "provider", json_string(s_col(st, 4)));
+    if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+        int64_t amount = sqlite3_column_int64(st, 5);
+        char text[64];
+        json_object_set_new(o, "amount", json_integer(amount));
+        json_object_set_new(o, "currency", json_string(s_col(st, 6)));
+        money_format(amount, s_col(st, 6), text, sizeof text);
+        json_object_set_new(o, "amount_text", json_string(text));
+    }
+    if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+        json_object_set_new(o, "tier", json_integer(sqlite3_column_int64(st, 7)));
+    json_object_set_new(o, "created_at", s_iso(sqlite3_column_int64(st, 8)));
+    json_object_set_new(o, "updated_at", s_iso(sqlite3_column_int64(st, 9)));
+    json_object_set_new(o, "receipts", json_integer(sqlite3_column_int64(st, 10)));
+    json_object_set_new(o, "duplicates", json_integer(sqlite3_column_int64(st, 11)));
+    return o;
+}
+
+/* s_jstr - a string member or "" */
+static const char *s_jstr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* caseidx_summary - see caseidx.h */
+void caseidx_summary(const void *event_json, char *out, size_t outlen)
+{
+    json_t *e = (json_t *) event_json;
+    json_t *b = json_object_get(e, "body");
+    const char *t = s_jstr(e, "type");
+    json_t *hs = json_object_get(b, "http_status");
+    json_int_t http = json_is_integer(hs) ? json_integer_value(hs) : 0;
+    if (strcmp(t, "receipt") == 0) {
+        snprintf(out, outlen, "webhook received on /webhooks/%s from %s", s_jstr(b, "endpoint"), s_jstr(b, "peer"));
+    } else if (strcmp(t, "validated") == 0) {
+        snprintf(out, outlen, "validated %s %s: %s; %s", s_jstr(b, "provider"), s_jstr(b, "event_type"),
+                 s_jstr(b, "signature_verdict"), s_jstr(b, "state_verdict"));
+    } else if (strcmp(t, "duplicate") == 0) {
+        json_t *n = json_object_get(b, "times_seen");
+        snprintf(out, outlen, "duplicate of %s (seen %lld times): recorded, not acted on", s_jstr(b, "key"),
+                 json_is_integer(n) ? (long long) json_integer_value(n) : 0LL);
+    } else if (strcmp(t, "out_of_order") == 0) {
+        snprintf(out, outlen, "out of order: %s is older than what was applied; recorded, changes nothing",
+                 s_jstr(b, "event_type"));
+    } else if (strcmp(t, "rejected") == 0) {
+        snprintf(out, outlen, "rejected at the %s gate (%s): %s", s_jstr(b, "gate"), s_jstr(b, "code"),
+                 s_jstr(b, "reason"));
+    } else if (strcmp(t, "triaged") == 0) {
+        json_t *a = json_object_get(b, "advice");
+        json_t *c = json_object_get(a, "confidence_permille");
+        snprintf(out, outlen, "AI advice (advisory only, from %s): %s, root cause %s, recommends %s, confidence %lld%%",
+                 s_jstr(a, "source"), s_jstr(a, "classification"), s_jstr(a, "root_cause"),
+                 s_jstr(a, "recommendation"), json_is_integer(c) ? (long long) json_integer_value(c) / 10 : 0LL);
+    } else if (strcmp(t, "routed") == 0) {
+        snprintf(out, outlen, "routed (%s): %s", *s_jstr(b, "rule") ? s_jstr(b, "rule") : "note",
+                 *s_jstr(b, "reason") ? s_jstr(b, "reason") : s_jstr(b, "note"));
+    } else if (strcmp(t, "decision") == 0) {
+        snprintf(out, outlen, "%s (%s) decided %s%s%s", s_jstr(b, "who"), s_jstr(b, "role"), s_jstr(b, "decision"),
+                 *s_jstr(b, "comment") ? ": " : "", s_jstr(b, "comment"));
+    } else if (strcmp(t, "approved") == 0 || strcmp(t, "denied") == 0 || strcmp(t, "expired") == 0 ||
+               strcmp(t, "escalated") == 0) {
+        snprintf(out, outlen, "%s%s%s", t, *s_jstr(b, "decided_by") ? " by " : "", s_jstr(b, "decided_by"));
+    } else if (strcmp(t, "step") == 0) {
+        json_t *at = json_object_get(b, "attempts");
+        if (*s_jstr(b, "system"))
+            snprintf(out, outlen, "step %s %s: %s %s %s", s_jstr(b, "step"), s_jstr(b, "status"), s_jstr(b, "system"),
+                     s_jstr(b, "method"), s_jstr(b, "path"));
+        else
+            snprintf(out, outlen, "step %s %s", s_jstr(b, "step"), s_jstr(b, "status"));
+        if (http) {
+            size_t used = strlen(out);
+            snprintf(out + used, outlen - used, " -> HTTP %lld after %lld attempt(s)", (long long) http,
+                     json_is_integer(at) ? (long long) json_integer_value(at) : 1LL);
+        }
+    } else if (strcmp(t, "runbook") == 0) {
+        snprintf(out, outlen, "runbook started (decision: %s)", s_jstr(b, "decision"));
+    } else if (strcmp(t, "executed") == 0) {
+        snprintf(out, outlen, "runbook finished: %s", s_jstr(b, "outcome"));
+    } else if (strcmp(t, "review") == 0) {
+        snprintf(out, outlen, "to ops review: step %s failed: %s", s_jstr(b, "failed_step"), s_jstr(b, "error"));
+    } else if (strcmp(t, "closed") == 0) {
+        snprintf(out, outlen, "closed by %s%s%s", s_jstr(b, "who"), *s_jstr(b, "comment") ? ": " : "",
+                 s_jstr(b, "comment"));
+    } else if (strcmp(t, "notice") == 0) {
+        snprintf(out, outlen, "Teams card queued: %s", s_jstr(b, "title"));
+    } else if (strcmp(t, "access_denied") == 0 || strcmp(t, "decision_refused") == 0) {
+        json_t *s = json_object_get(b, "status");
+        snprintf(out, outlen, "%s refused (%lld): %s", s_jstr(b, "who"), json_is_integer(s) ? (long long) json_integer_value(s) : 0LL,
+                 s_jstr(b, "reason"));
+    } else {
+        snprintf(out, outlen, "%s", t);
+    }
+}
+
+/* caseidx_case_json - see caseidx.h */
+char *caseidx_case_json(caseidx_t *self, const char *case_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, "SELECT " S_CASE_COLS " FROM cases WHERE case_id = ?", -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
+    json_t *o = sqlite3_step(st) == SQLITE_ROW ? s_case_row(st) : NULL;
+    sqlite3_finalize(st);
+    if (!o)
+        return NULL;
+
+    json_t *keys = json_array();
+    if (sqlite3_prepare_v2(self->db, "SELECT key FROM keys WHERE case_id = ? ORDER BY key", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(keys, json_string(s_col(st, 0)));
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(o, "idempotency_keys", keys);
+
+    json_t *timeline = json_array(), *decisions = json_array(), *actions = json_array(), *rec = NULL;
+    if (sqlite3_prepare_v2(self->db, "SELECT json FROM events WHERE case_id = ? ORDER BY time_ms, jseq", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *e = json_loads(s_col(st, 0), 0, NULL);
+            if (!e)
+                continue;
+            const char *type = s_jstr(e, "type");
+            json_t *body = json_object_get(e, "body");
+            json_t *time = json_object_get(e, "time_ms");
+            char line[1024];
+            caseidx_summary(e, line, sizeof line);
+            json_t *item = json_pack("{s:o, s:O, s:s, s:s, s:s, s:s, s:s, s:O}", "at",
+                                     s_iso(json_integer_value(time)), "time_ms", time, "type", type, "stage",
+                                     s_jstr(e, "stage"), "event_id", s_jstr(e, "id"), "cause", s_jstr(e, "cause"),
+                                     "summary", line, "detail", body);
+            if (strcmp(type, "triaged") == 0) {
+                json_object_set_new(item, "advisory", json_true());
+                if (!rec && json_integer_value(json_object_get(body, "duplicates")) == 0)
+                    rec = json_incref(json_object_get(body, "advice"));
+            }
+            if (strcmp(type, "decision") == 0)
+                json_array_append_new(decisions, json_pack("{s:s, s:s, s:s, s:s, s:o}", "approver", s_jstr(body, "who"),
+                                                           "role", s_jstr(body, "role"), "decision",
+                                                           s_jstr(body, "decision"), "comment",
+                                                           s_jstr(body, "comment"), "at",
+                                                           s_iso(json_integer_value(time))));
+            if (strcmp(type, "step") == 0 && strcmp(s_jstr(body, "status"), "started") != 0)
+                json_array_append_new(actions, json_pack("{s:s, s:s, s:s, s:O, s:O}", "step", s_jstr(body, "step"),
+                                                         "status", s_jstr(body, "status"), "idempotency_key",
+                                                         s_jstr(body, "idempotency_key"), "http_status",
+                                                         json_object_get(body, "http_status") ? json_object_get(body, "http_status") : json_null(),
+                                                         "response", json_object_get(body, "response") ? json_object_get(body, "response") : json_null()));
+            json_array_append_new(timeline, item);
+            json_decref(e);
+        }
+        sqlite3_finalize(st);
+    }
+    if (rec) {
+        json_t *r = json_deep_copy(rec);
+        json_object_set_new(r, "advisory", json_true());
+        json_object_set_new(o, "recommendation", r);
+        json_decref(rec);
+    }
+    json_object_set_new(o, "decisions", decisions);
+    json_object_set_new(o, "actions", actions);
+    json_object_set_new(o, "timeline", timeline);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* caseidx_list_json - see caseidx.h */
+char *caseidx_list_json(caseidx_t *self, const char *state, size_t limit)
+{
+    if (limit == 0 || limit > CASEIDX_LIST_MAX)
+        limit = CASEIDX_LIST_MAX;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT " S_CASE_COLS " FROM cases %s ORDER BY created_ms DESC, case_id LIMIT %zu",
+             state ? "WHERE state = ?" : "", limit);
+    json_t *list = json_array();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (state)
+            sqlite3_bind_text(st, 1, s_alias(state), -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(list, s_case_row(st));
+        sqlite3_finalize(st);
+    }
+    json_t *o = json_pack("{s:o}", "cases", list);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* caseidx_counts - see caseidx.h: every state, zeros included */
+void caseidx_counts(caseidx_t *self, void (*fn)(const char *state, int64_t n, void *arg), void *arg)
+{
+    for (size_t i = 0; i < NSTATES; i++)
+        fn(s_states[i].name, s_int(self, "SELECT COUNT(*) FROM cases WHERE state = ?", s_states[i].name, NULL, 0), arg);
+}

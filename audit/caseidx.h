@@ -1,0 +1,82 @@
+/* caseidx - audit's case index: every case, its state and its timeline, in
+ * SQLite, answering GET /cases/{id}, GET /cases?state= and `payguard case
+ * show`.
+ *
+ * A projection of the trail, never the other way round: each trail record
+ * is applied once (keyed by its event id) and the index remembers the last
+ * journal record applied (meta.applied_jseq). At start, audit applies the
+ * journal past that point; an index that is missing, of another schema
+ * version, or AHEAD of the journal (a commit that outlived the journal's
+ * unsynced tail) is wiped and rebuilt from the trail. Losing the file loses
+ * nothing. Commits are batched (caseidx_commit once per loop turn).
+ *
+ * CASE STATES
+ *   rejected            validate refused the webhook (its reason on the timeline)
+ *   validated           accepted, not yet triaged
+ *   triaged             advice recorded, not yet routed
+ *   awaiting_approval   people must decide (query alias: pending)
+ *   approved            approved (by people, or auto-approved by policy)
+ *   denied              denied by a required approver
+ *   expired             nobody decided in time, past the top tier
+ *   executing           its runbook is running
+ *   executed            its runbook ran to the end
+ *   ops_review          a runbook step failed for good: people look at it
+ *   already_consistent  nothing to do: our records already agree
+ *   closed              taken out of ops review by a person
+ *   A state moves with the newest state-bearing event (by event time);
+ *   duplicates, late events and advice about duplicates never move it back.
+ *
+ * THREADS
+ *   One writer (audit's loop thread); readers on other threads use a
+ *   connection of their own (caseidx_open with readonly) under WAL.
+ */
+#ifndef PG_AUDIT_CASEIDX_H
+#define PG_AUDIT_CASEIDX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#define CASEIDX_LIST_MAX 1000
+
+typedef struct caseidx_t caseidx_t;
+
+/* caseidx_open - open (or create, unless readonly); NULL and a reason */
+caseidx_t *caseidx_open(const char *path, bool readonly, char *err, size_t errlen);
+void caseidx_close(caseidx_t **self_p);
+
+/* caseidx_sync - make the index reflect the journal at dir (the audit
+ * trail): apply what is past applied_jseq, or wipe and rebuild when the
+ * index is ahead of the journal. Prints nothing; counts in *applied.
+ * 0, or -1 and a reason. */
+int caseidx_sync(caseidx_t *self, const char *dir, uint64_t *applied, char *err, size_t errlen);
+
+/* caseidx_apply - one stored event (trail record at journal seq jseq);
+ * opens a transaction if none is open. 0, or -1 (logged). */
+int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq);
+/* caseidx_commit - commit the open transaction, if any */
+int caseidx_commit(caseidx_t *self);
+uint64_t caseidx_applied_jseq(caseidx_t *self);
+
+/* caseidx_case_json - the case as JSON text (CONTRACT.md §3.2), the
+ * caller's to free; NULL if unknown */
+char *caseidx_case_json(caseidx_t *self, const char *case_id);
+
+/* caseidx_list_json - {"cases":[...]} newest first, state NULL for all
+ * (unknown state: an empty list), at most limit (<= CASEIDX_LIST_MAX); the
+ * caller's to free */
+char *caseidx_list_json(caseidx_t *self, const char *state, size_t limit);
+
+/* caseidx_state_known - is state one of the CASE STATES (or an alias)? */
+bool caseidx_state_known(const char *state);
+
+/* caseidx_counts - call fn for each state with its number of cases */
+void caseidx_counts(caseidx_t *self, void (*fn)(const char *state, int64_t n, void *arg), void *arg);
+
+/* caseidx_summary - one readable line for a timeline entry (an event as
+ * JSON: a json_t *, as void *), into out */
+void caseidx_summary(const void *event_json, char *out, size_t outlen);
+
+#endif

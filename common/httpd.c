@@ -1,0 +1,62 @@
+/* httpd - shared answers of payguard's HTTP servers (see httpd.h) */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "metrics.h"
+
+/* httpd_reply - see httpd.h */
+enum MHD_Result httpd_reply(struct MHD_Connection *conn, unsigned status, void *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* httpd_error - see httpd.h */
+enum MHD_Result httpd_error(struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    return httpd_reply(conn, status, json_pack("{s:s}", "error", why));
+}
+
+/* httpd_unauthorized - see httpd.h */
+enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn)
+{
+    static const char body[] = "{\"error\":\"unknown or missing token\"}";
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *) body, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* httpd_metrics - see httpd.h */
+enum MHD_Result httpd_metrics(struct MHD_Connection *conn, const char *run_dir)
+{
+    char *text = metrics_collect(run_dir);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* httpd_peer - see httpd.h */
+void httpd_peer(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "unknown");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, out, (socklen_t) outlen);
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) ci->client_addr)->sin6_addr, out, (socklen_t) outlen);
+}

@@ -1,0 +1,20 @@
+/* httpd - what every payguard HTTP server (libmicrohttpd) answers the same
+ * way: JSON replies and errors, the peer's address, GET /metrics. */
+#ifndef PG_HTTPD_H
+#define PG_HTTPD_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+/* httpd_reply - obj (a json_t *, stolen) as the JSON answer, not cached */
+enum MHD_Result httpd_reply(struct MHD_Connection *conn, unsigned status, void *obj);
+/* httpd_error - {"error": why} */
+enum MHD_Result httpd_error(struct MHD_Connection *conn, unsigned status, const char *why);
+/* httpd_unauthorized - 401 {"error":"unknown or missing token"} with WWW-Authenticate: Bearer */
+enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn);
+/* httpd_metrics - the group's metrics (metrics_collect over run_dir) */
+enum MHD_Result httpd_metrics(struct MHD_Connection *conn, const char *run_dir);
+/* httpd_peer - the client's address as text ("unknown" if none) */
+void httpd_peer(struct MHD_Connection *conn, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,662 @@
+/* trail - the audit trail's hash chain, checkpoints and verification.
+ * Format and contracts in trail.h. */
+#include "trail.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRAIL_MAX_CHECKPOINTS (1u << 20)
+#define TRAIL_CP_LINE_MAX 512
+
+struct trail_key_t {
+    EVP_PKEY *pkey;
+    bool is_private;
+};
+
+/* s_put64 / s_get64 - little-endian integers */
+static void s_put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char) (v >> (8 * i));
+}
+static uint64_t s_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* trail_hex - see trail.h */
+void trail_hex(const unsigned char hash[TRAIL_HASH_BYTES], char out[2 * TRAIL_HASH_BYTES + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < TRAIL_HASH_BYTES; i++) {
+        out[2 * i] = digits[hash[i] >> 4];
+        out[2 * i + 1] = digits[hash[i] & 15];
+    }
+    out[2 * TRAIL_HASH_BYTES] = '\0';
+}
+
+/* s_unhex - 64 hex digits to a hash; -1 if not exactly that */
+static int s_unhex(const char *hex, unsigned char out[TRAIL_HASH_BYTES])
+{
+    if (strlen(hex) != 2 * TRAIL_HASH_BYTES)
+        return -1;
+    for (int i = 0; i < 2 * TRAIL_HASH_BYTES; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        if (i % 2 == 0)
+            out[i / 2] = (unsigned char) (v << 4);
+        else
+            out[i / 2] |= (unsigned char) v;
+    }
+    return 0;
+}
+
+/* s_iso - unix ms as an ISO 8601 UTC time */
+static void s_iso(int64_t ms, char out[32])
+{
+    time_t t = (time_t) (ms / 1000);
+    struct tm tm;
+    if (ms < 0 || !gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%" PRId64 "ms", ms);
+}
+
+/* ---------------------------------------------------------------- meta */
+
+/* s_str - a str field as a NUL-terminated string in buf ("" if absent) */
+static const char *s_str(const event_t *ev, const char *key, char *buf, size_t buflen)
+{
+    const char *s;
+    size_t n;
+    if (event_get_str(ev, key, &s, &n) != 0 || n >= buflen || memchr(s, '\0', n)) {
+        buf[0] = '\0';
+        return buf;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* s_set_nonempty - set key to a copy of value unless it is empty */
+static void s_set_nonempty(json_t *obj, const char *key, const char *value)
+{
+    if (value && *value)
+        json_object_set_new(obj, key, json_string(value));
+}
+
+/* s_failure - was what this event records a failure or a refusal? */
+static bool s_failure(const event_t *ev)
+{
+    const char *type = event_head(ev)->type;
+    if (strcmp(type, "rejected") == 0 || strcmp(type, "access_denied") == 0 || strcmp(type, "decision_refused") == 0 ||
+        strcmp(type, "review") == 0 || strcmp(type, "expired") == 0)
+        return true;
+    char buf[64];
+    if (strcmp(type, "step") == 0) {
+        const char *s = s_str(ev, "status", buf, sizeof buf);
+        return strcmp(s, "failed") == 0 || strcmp(s, "error") == 0;
+    }
+    if (strcmp(type, "executed") == 0)
+        return strcmp(s_str(ev, "outcome", buf, sizeof buf), "ops_review") == 0;
+    return false;
+}
+
+/* trail_meta_json - see trail.h */
+char *trail_meta_json(const event_t *ev)
+{
+    const event_head_t *h = event_head(ev);
+    char buf[EVENT_KEY_MAX + 1], who[EVENT_KEY_MAX + 16];
+    json_t *m = json_object();
+
+    /* who: the person for what people do; the PSP for what it sent; else the stage */
+    const char *person = s_str(ev, "who", buf, sizeof buf);
+    if (!*person)
+        person = s_str(ev, "closed_by", buf, sizeof buf);
+    if (!*person && strcmp(s_str(ev, "decided_by", buf, sizeof buf), "policy") != 0)
+        person = buf;
+    if (*person)
+        snprintf(who, sizeof who, "person:%s", person);
+    else if (strcmp(h->type, "receipt") == 0)
+        snprintf(who, sizeof who, "psp:%s", s_str(ev, "endpoint", buf, sizeof buf));
+    else
+        snprintf(who, sizeof who, "stage:%s", h->stage);
+    json_object_set_new(m, "who", json_string(who));
+
+    /* what: the event type, and for runbook steps which step in which state */
+    char what[EVENT_TYPE_MAX + 2 * EVENT_KEY_MAX + 4];
+    if (strcmp(h->type, "step") == 0) {
+        char st[64];
+        snprintf(what, sizeof what, "step %s %s", s_str(ev, "step", buf, sizeof buf), s_str(ev, "status", st, sizeof st));
+    } else if (strcmp(h->type, "decision") == 0) {
+        snprintf(what, sizeof what, "decision %s", s_str(ev, "decision", buf, sizeof buf));
+    } else {
+        snprintf(what, sizeof what, "%s", h->type);
+    }
+    json_object_set_new(m, "what", json_string(what));
+    json_object_set_new(m, "at_ms", json_integer(h->time_ms));
+    json_object_set_new(m, "outcome", json_string(s_failure(ev) ? "failure" : "success"));
+
+    json_t *origin = json_object();
+    json_object_set_new(origin, "instance", json_string(h->stage));
+    const char *addr = s_str(ev, "client_ip", buf, sizeof buf);
+    if (!*addr)
+        addr = s_str(ev, "peer", buf, sizeof buf);
+    s_set_nonempty(origin, "address", addr);
+    json_object_set_new(m, "origin", origin);
+
+    json_t *res = json_object();
+    s_set_nonempty(res, "case", h->case_key);
+    s_set_nonempty(res, "payout", s_str(ev, "payout_id", buf, sizeof buf));
+    s_set_nonempty(res, "refund", s_str(ev, "refund_id", buf, sizeof buf));
+    s_set_nonempty(res, "payment", s_str(ev, "payment_id", buf, sizeof buf));
+    if (!json_object_get(res, "payout") && !json_object_get(res, "refund")) {
+        s_str(ev, "ref", buf, sizeof buf);
+        if (*buf)
+            json_object_set_new(res, strncmp(h->case_key, "refund-", 7) == 0 ? "refund" : "payout", json_string(buf));
+    }
+    json_object_set_new(m, "resource", res);
+
+    const void *body;
+    size_t blen;
+    if (strcmp(h->type, "receipt") == 0 && event_get_bin(ev, "body", &body, &blen) == 0) {
+        unsigned char d[SHA256_DIGEST_LENGTH];
+        char hex[2 * TRAIL_HASH_BYTES + 1];
+        SHA256(body, blen, d);
+        trail_hex(d, hex);
+        json_object_set_new(m, "payload_sha256", json_string(hex));
+    }
+    json_object_set_new(m, "event_id", json_string(h->id));
+    s_set_nonempty(m, "cause", h->cause);
+    char *text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(m);
+    return text;
+}
+
+/* ------------------------------------------------------------- records */
+
+/* trail_record_new - see trail.h */
+void *trail_record_new(trail_head_t *head, const event_t *ev, const void *raw, size_t rawlen, int64_t stored_ms,
+                       size_t *len_out)
+{
+    char *meta = trail_meta_json(ev);
+    size_t mlen = meta ? strlen(meta) : 0;
+    if (!meta || mlen > TRAIL_META_MAX) {
+        free(meta);
+        return NULL;
+    }
+    size_t len = TRAIL_HEADER_BYTES + mlen + rawlen;
+    unsigned char *p = malloc(len);
+    if (!p)
+        abort();
+    p[0] = TRAIL_REC;
+    memcpy(p + 33, head->head, TRAIL_HASH_BYTES);
+    s_put64(p + 65, head->seq + 1);
+    s_put64(p + 73, (uint64_t) stored_ms);
+    p[81] = (unsigned char) (mlen & 0xff);
+    p[82] = (unsigned char) (mlen >> 8);
+    memcpy(p + TRAIL_HEADER_BYTES, meta, mlen);
+    memcpy(p + TRAIL_HEADER_BYTES + mlen, raw, rawlen);
+    free(meta);
+    SHA256(p + 33, len - 33, p + 1);
+    memcpy(head->head, p + 1, TRAIL_HASH_BYTES);
+    head->seq++;
+    *len_out = len;
+    return p;
+}
+
+/* trail_record_parse - see trail.h */
+int trail_record_parse(const void *rec, size_t len, trail_view_t *out)
+{
+    const unsigned char *p = rec;
+    if (len < TRAIL_HEADER_BYTES || p[0] != TRAIL_REC)
+        return -1;
+    size_t mlen = (size_t) p[81] | (size_t) p[82] << 8;
+    if (TRAIL_HEADER_BYTES + mlen > len)
+        return -1;
+    out->hash = p + 1;
+    out->prev = p + 33;
+    out->seq = s_get64(p + 65);
+    out->stored_ms = (int64_t) s_get64(p + 73);
+    out->meta = (const char *) p + TRAIL_HEADER_BYTES;
+    out->meta_len = mlen;
+    out->envelope = p + TRAIL_HEADER_BYTES + mlen;
+    out->envelope_len = len - TRAIL_HEADER_BYTES - mlen;
+    return 0;
+}
+
+/* trail_record_hash_ok - see trail.h */
+bool trail_record_hash_ok(const void *rec, size_t len)
+{
+    const unsigned char *p = rec;
+    if (len < TRAIL_HEADER_BYTES || p[0] != TRAIL_REC)
+        return false;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(p + 33, len - 33, d);
+    return memcmp(d, p + 1, TRAIL_HASH_BYTES) == 0;
+}
+
+/* trail_record_json - see trail.h */
+void *trail_record_json(const trail_view_t *v)
+{
+    char err[256], hex[2 * TRAIL_HASH_BYTES + 1], when[32];
+    event_t *ev = event_decode(v->envelope, v->envelope_len, err, sizeof err);
+    if (!ev)
+        return NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "trail_seq", json_integer((json_int_t) v->seq));
+    trail_hex(v->hash, hex);
+    json_object_set_new(o, "hash", json_string(hex));
+    trail_hex(v->prev, hex);
+    json_object_set_new(o, "prev", json_string(hex));
+    json_object_set_new(o, "stored_ms", json_integer(v->stored_ms));
+    s_iso(v->stored_ms, when);
+    json_object_set_new(o, "stored_at", json_string(when));
+    json_t *meta = json_loadb(v->meta, v->meta_len, 0, NULL);
+    if (json_is_object(meta))
+        json_object_update(o, meta);
+    json_decref(meta);
+    char *text = event_to_json(ev);
+    json_object_set_new(o, "event", json_loads(text, 0, NULL));
+    free(text);
+    event_destroy(&ev);
+    return o;
+}
+
+/* trail_head_recover - see trail.h. The writer trusts its own journal
+ * (verify is what checks it): the head is the last record's hash and seq. */
+int trail_head_recover(const char *dir, uint64_t hint_from, trail_head_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    journal_reader_t *r = journal_reader_new(dir, hint_from ? hint_from : 1, err, errlen);
+    if (!r)
+        return -1;
+    const void *data;
+    size_t len;
+    uint64_t seq;
+    int rc;
+    while ((rc = journal_reader_next(r, &data, &len, &seq)) == 1) {
+        trail_view_t v;
+        if (trail_record_parse(data, len, &v) == 0) {
+            memcpy(out->head, v.hash, TRAIL_HASH_BYTES);
+            out->seq = v.seq;
+        }
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "%s", journal_reader_error(r));
+    journal_reader_destroy(&r);
+    if (rc == 0 && out->seq == 0 && hint_from > 1)
+        return trail_head_recover(dir, 1, out, err, errlen);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ----------------------------------------------------------- signing */
+
+/* s_key_write - write pkey's private (or public) PEM to path with mode */
+static int s_key_write(EVP_PKEY *pkey, const char *path, bool private_part, mode_t mode, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int ok = private_part ? PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) : PEM_write_PUBKEY(f, pkey);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        ok = 0;
+    fclose(f);
+    if (!ok) {
+        snprintf(err, errlen, "cannot write %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* trail_key_load - see trail.h */
+trail_key_t *trail_key_load(const char *path, const char *pub_path, bool generate, char *err, size_t errlen)
+{
+    EVP_PKEY *pkey = NULL;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+        fclose(f);
+        if (!pkey || EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
+            snprintf(err, errlen, "%s: not an Ed25519 private key (PEM)", path);
+            EVP_PKEY_free(pkey);
+            return NULL;
+        }
+    } else if (errno == ENOENT && generate) {
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        if (!pkey) {
+            snprintf(err, errlen, "cannot generate an Ed25519 key");
+            return NULL;
+        }
+        if (s_key_write(pkey, path, true, 0600, err, errlen) != 0 ||
+            (pub_path && *pub_path && s_key_write(pkey, pub_path, false, 0644, err, errlen) != 0)) {
+            EVP_PKEY_free(pkey);
+            return NULL;
+        }
+    } else {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    trail_key_t *k = calloc(1, sizeof *k);
+    k->pkey = pkey;
+    k->is_private = true;
+    return k;
+}
+
+/* trail_pubkey_load - see trail.h */
+trail_key_t *trail_pubkey_load(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    EVP_PKEY *pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    if (!pkey) {
+        rewind(f);
+        pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    }
+    fclose(f);
+    if (!pkey || EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
+        snprintf(err, errlen, "%s: not an Ed25519 key (PEM)", path);
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    trail_key_t *k = calloc(1, sizeof *k);
+    k->pkey = pkey;
+    return k;
+}
+
+/* trail_key_destroy - free, NULL the pointer */
+void trail_key_destroy(trail_key_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    EVP_PKEY_free((*self_p)->pkey);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* s_signed_text - what a checkpoint's signature covers */
+static int s_signed_text(char *out, size_t outlen, uint64_t seq, const char *hex, int64_t ms)
+{
+    return snprintf(out, outlen, "%s:%" PRIu64 ":%s:%" PRId64, TRAIL_SIG_CONTEXT, seq, hex, ms);
+}
+
+/* trail_checkpoint_append - see trail.h */
+int trail_checkpoint_append(const char *path, trail_key_t *key, const trail_head_t *head, int64_t time_ms, char *err,
+                            size_t errlen)
+{
+    assert(key && key->is_private);
+    char hex[2 * TRAIL_HASH_BYTES + 1], msg[256];
+    trail_hex(head->head, hex);
+    int mlen = s_signed_text(msg, sizeof msg, head->seq, hex, time_ms);
+    unsigned char sig[64];
+    size_t siglen = sizeof sig;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestSignInit(md, NULL, NULL, NULL, key->pkey) == 1 &&
+             EVP_DigestSign(md, sig, &siglen, (const unsigned char *) msg, (size_t) mlen) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        snprintf(err, errlen, "Ed25519 signing failed");
+        return -1;
+    }
+    char b64[128];
+    EVP_EncodeBlock((unsigned char *) b64, sig, (int) siglen);
+    char line[TRAIL_CP_LINE_MAX];
+    int n = snprintf(line, sizeof line, "pgcp1 %" PRIu64 " %s %" PRId64 " %s\n", head->seq, hex, time_ms, b64);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    ssize_t w = write(fd, line, (size_t) n);
+    int saved = errno;
+    if (w != n || fdatasync(fd) != 0) {
+        /* like the journal: a failed sync proves nothing afterwards */
+        snprintf(err, errlen, "cannot append to %s: %s", path, strerror(w < 0 ? saved : errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------- verify */
+
+typedef struct {
+    uint64_t seq;
+    unsigned char head[TRAIL_HASH_BYTES];
+    int64_t ms;
+} checkpoint_t;
+
+/* s_cp_cmp - order checkpoints by trail seq, then time */
+static int s_cp_cmp(const void *x, const void *y)
+{
+    const checkpoint_t *a = x, *b = y;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return (a->ms > b->ms) - (a->ms < b->ms);
+}
+
+/* s_checkpoints_load - parse and check every checkpoint line; 0, or 1 with
+ * the problem in report (a forged or malformed line), or -1 (err) */
+static int s_checkpoints_load(const char *path, trail_key_t *key, checkpoint_t **out, size_t *nout,
+                              trail_report_t *report, char *err, size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0, lineno = 0;
+    char line[TRAIL_CP_LINE_MAX + 2];
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char hex[80], b64[120];
+        uint64_t seq;
+        int64_t ms;
+        checkpoint_t cp;
+        if (sscanf(line, "pgcp1 %" SCNu64 " %79s %" SCNd64 " %119s", &seq, hex, &ms, b64) != 4 ||
+            s_unhex(hex, cp.head) != 0 || seq == 0) {
+            snprintf(report->problem, sizeof report->problem, "%s line %zu: not a checkpoint line (edited?)", path,
+                     lineno);
+            rc = 1;
+            break;
+        }
+        if (key) {
+            unsigned char sig[96];
+            int n = EVP_DecodeBlock(sig, (const unsigned char *) b64, (int) strlen(b64));
+            char msg[256];
+            int mlen = s_signed_text(msg, sizeof msg, seq, hex, ms);
+            EVP_MD_CTX *md = EVP_MD_CTX_new();
+            /* EVP_DecodeBlock counts the padding: an Ed25519 signature is 64 bytes */
+            bool good = n >= 64 && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, key->pkey) == 1 &&
+                        EVP_DigestVerify(md, sig, 64, (const unsigned char *) msg, (size_t) mlen) == 1;
+            EVP_MD_CTX_free(md);
+            if (!good) {
+                snprintf(report->problem, sizeof report->problem,
+                         "%s line %zu: checkpoint of trail record #%" PRIu64
+                         " has a bad signature: forged, or signed with another key",
+                         path, lineno, seq);
+                rc = 1;
+                break;
+            }
+        }
+        if (*nout == cap) {
+            if (cap >= TRAIL_MAX_CHECKPOINTS) {
+                snprintf(err, errlen, "%s: more than %u checkpoints", path, TRAIL_MAX_CHECKPOINTS);
+                rc = -1;
+                break;
+            }
+            cap = cap ? 2 * cap : 64;
+            *out = realloc(*out, cap * sizeof **out);
+        }
+        cp.seq = seq;
+        cp.ms = ms;
+        (*out)[(*nout)++] = cp;
+    }
+    fclose(f);
+    /* by seq: a restart after a truncation appends a lower seq after a higher one */
+    if (rc == 0 && *nout > 1)
+        qsort(*out, *nout, sizeof **out, s_cp_cmp);
+    return rc;
+}
+
+/* s_where - "trail record #N (journal record J)" */
+static void s_where(char *out, size_t outlen, uint64_t trail_seq, uint64_t jseq)
+{
+    snprintf(out, outlen, "trail record #%" PRIu64 " (journal record %" PRIu64 ")", trail_seq, jseq);
+}
+
+/* trail_verify - see trail.h */
+int trail_verify(const char *dir, const char *checkpoints_path, trail_key_t *key, trail_report_t *report, char *err,
+                 size_t errlen)
+{
+    memset(report, 0, sizeof *report);
+    checkpoint_t *cps;
+    size_t ncps, icp = 0;
+    int rc = s_checkpoints_load(checkpoints_path, key, &cps, &ncps, report, err, errlen);
+    if (rc != 0)
+        return rc;
+    journal_reader_t *r = journal_reader_new(dir, 1, err, errlen);
+    if (!r) {
+        free(cps);
+        return -1;
+    }
+    unsigned char prev[TRAIL_HASH_BYTES] = {0};
+    uint64_t expected = 1;
+    const void *data;
+    size_t len;
+    uint64_t jseq = 0;
+    char where[128];
+    int n;
+    rc = 0;
+    while ((n = journal_reader_next(r, &data, &len, &jseq)) == 1) {
+        trail_view_t v;
+        if (((const unsigned char *) data)[0] != TRAIL_REC)
+            continue; /* the skeleton's own records (watermarks) */
+        if (trail_record_parse(data, len, &v) != 0) {
+            s_where(where, sizeof where, expected, jseq);
+            snprintf(report->problem, sizeof report->problem, "%s: not a well-formed trail record: edited", where);
+            rc = 1;
+            break;
+        }
+        if (!trail_record_hash_ok(data, len)) {
+            s_where(where, sizeof where, expected, jseq);
+            snprintf(report->problem, sizeof report->problem,
+                     "%s: its content does not match its hash: the record was edited", where);
+            rc = 1;
+            break;
+        }
+        if (v.seq != expected) {
+            s_where(where, sizeof where, expected, jseq);
+            uint64_t found = v.seq;
+            if (found > expected) {
+                const void *d2;
+                size_t l2;
+                uint64_t j2;
+                trail_view_t v2;
+                bool swapped = journal_reader_next(r, &d2, &l2, &j2) == 1 && trail_record_parse(d2, l2, &v2) == 0 &&
+                               v2.seq == expected;
+                if (swapped)
+                    snprintf(report->problem, sizeof report->problem,
+                             "%s: holds #%" PRIu64 " and the next holds #%" PRIu64
+                             ": records swapped (out of order)",
+                             where, found, expected);
+                else
+                    snprintf(report->problem, sizeof report->problem,
+                             "%s is missing: the next record is #%" PRIu64 ": record(s) #%" PRIu64 "..#%" PRIu64
+                             " deleted",
+                             where, found, expected, found - 1);
+            } else {
+                snprintf(report->problem, sizeof report->problem,
+                         "%s: holds #%" PRIu64 " again (after #%" PRIu64 "): a record was copied or moved", where, found,
+                         expected - 1);
+            }
+            rc = 1;
+            break;
+        }
+        if (memcmp(v.prev, prev, TRAIL_HASH_BYTES) != 0) {
+            s_where(where, sizeof where, expected, jseq);
+            snprintf(report->problem, sizeof report->problem,
+                     "%s does not follow #%" PRIu64 ": the record before it was replaced", where, expected - 1);
+            rc = 1;
+            break;
+        }
+        while (icp < ncps && cps[icp].seq == v.seq) {
+            if (memcmp(cps[icp].head, v.hash, TRAIL_HASH_BYTES) != 0) {
+                char when[32];
+                s_iso(cps[icp].ms, when);
+                s_where(where, sizeof where, expected, jseq);
+                snprintf(report->problem, sizeof report->problem,
+                         "%s differs from the head signed in the checkpoint of %s: the chain up to it was rewritten",
+                         where, when);
+                rc = 1;
+                break;
+            }
+            report->checkpoints++;
+            report->last_checkpoint = cps[icp].seq;
+            report->last_checkpoint_ms = cps[icp].ms;
+            icp++;
+        }
+        if (rc)
+            break;
+        memcpy(prev, v.hash, TRAIL_HASH_BYTES);
+        report->records++;
+        expected++;
+    }
+    if (rc == 0 && n < 0) {
+        s_where(where, sizeof where, expected, jseq + 1);
+        snprintf(report->problem, sizeof report->problem,
+                 "%s: the journal's frame is broken (%s): edited, or records removed", where, journal_reader_error(r));
+        rc = 1;
+    }
+    if (rc == 0 && icp < ncps) {
+        char when[32];
+        s_iso(cps[icp].ms, when);
+        snprintf(report->problem, sizeof report->problem,
+                 "the trail ends at #%" PRIu64 " but the checkpoint of %s seals #%" PRIu64 ": records #%" PRIu64
+                 "..#%" PRIu64 " were truncated",
+                 expected - 1, when, cps[icp].seq, expected, cps[icp].seq);
+        rc = 1;
+    }
+    if (rc == 0 && ncps == 0 && report->records > 0 && checkpoints_path) {
+        snprintf(report->problem, sizeof report->problem,
+                 "no checkpoint in %s: a rewritten chain could not be told from the real one", checkpoints_path);
+        rc = 1;
+    }
+    if (rc) {
+        report->bad_seq = expected;
+        report->bad_journal_seq = jseq;
+    }
+    memcpy(report->head, prev, TRAIL_HASH_BYTES);
+    journal_reader_destroy(&r);
+    free(cps);
+    return rc;
+}
