@@ -1,0 +1,295 @@
+/* test_caseidx - audit's case index: the retry-storm case's timeline, states,
+ * lists, and a rebuild from the trail that answers exactly as before. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../audit/caseidx.h"
+#include "journal.h"
+#include "trail.h"
+
+static char s_root[64], s_dir[96], s_db[96];
+static int64_t s_clock;
+
+static void s_setup(void)
+{
+    snprintf(s_root, sizeof s_root, "/tmp/pg-caseidx-XXXXXX");
+    cr_assert_not_null(mkdtemp(s_root));
+    snprintf(s_dir, sizeof s_dir, "%s/audit.0", s_root);
+    snprintf(s_db, sizeof s_db, "%s/cases.sqlite", s_root);
+    s_clock = 1795000000000;
+}
+
+static void s_teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(caseidx, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+typedef struct {
+    journal_t *j;
+    trail_head_t head;
+} trail_w_t;
+
+/* s_store - one event onto the test trail (as audit stores it) */
+static void s_store(trail_w_t *w, const char *id, const char *type, const char *case_key, const char *stage,
+                    const char *cause, event_body_t *b)
+{
+    event_head_t h = {.seq = 1, .time_ms = s_clock++};
+    snprintf(h.id, sizeof h.id, "%s", id);
+    snprintf(h.type, sizeof h.type, "%s", type);
+    snprintf(h.case_key, sizeof h.case_key, "%s", case_key);
+    snprintf(h.stage, sizeof h.stage, "%s", stage);
+    snprintf(h.cause, sizeof h.cause, "%s", cause);
+    char err[256];
+    size_t len, reclen;
+    void *raw = event_encode(&h, b, &len, err, sizeof err);
+    cr_assert_not_null(raw, "%s", err);
+    event_body_destroy(&b);
+    event_t *ev = event_decode(raw, len, err, sizeof err);
+    void *rec = trail_record_new(&w->head, ev, raw, len, h.time_ms, &reclen);
+    cr_assert_eq(journal_append(w->j, rec, reclen, NULL), 0);
+    free(rec);
+    free(raw);
+    event_destroy(&ev);
+}
+
+/* s_facts - the facts validate states about payout P-7 */
+static event_body_t *s_facts(const char *key)
+{
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", "payout-P-7");
+    event_body_str(b, "kind", "payout");
+    event_body_str(b, "ref", "P-7");
+    event_body_str(b, "provider", "stripe");
+    event_body_str(b, "key", key);
+    event_body_int(b, "amount", 1250000);
+    event_body_str(b, "currency", "USD");
+    return b;
+}
+
+/* s_body1 - a body with one str field */
+static event_body_t *s_body1(const char *k, const char *v)
+{
+    event_body_t *b = event_body_new();
+    event_body_str(b, k, v);
+    return b;
+}
+
+/* s_storm - the retry-storm example onto a trail: 12 receipts of one event
+ * (some stored before validate's verdict, some after), one validated, 11
+ * duplicates, advice, approval by two people, one execution; plus a
+ * rejected case and a pending one */
+static void s_storm(void)
+{
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    cr_assert_not_null(w.j, "%s", err);
+    char rid[64], vid[64];
+    for (int i = 1; i <= 12; i++) {
+        snprintf(rid, sizeof rid, "rcpt_%024d", i);
+        snprintf(vid, sizeof vid, "validate-%024d", i);
+        event_body_t *rb = event_body_new();
+        event_body_str(rb, "endpoint", "stripe");
+        event_body_str(rb, "peer", "127.0.0.1");
+        event_body_bin(rb, "body", "{}", 2);
+        if (i % 2) /* odd receipts reach audit before their verdict */
+            s_store(&w, rid, "receipt", "", "ingest.0", "", rb);
+        if (i == 1)
+            s_store(&w, vid, "validated", "payout-P-7", "validate.0", rid, s_facts("evt_7:P-7"));
+        else
+            s_store(&w, vid, "duplicate", "payout-P-7", "validate.0", rid, s_facts("evt_7:P-7"));
+        if (i % 2 == 0)
+            s_store(&w, rid, "receipt", "", "ingest.0", "", rb);
+    }
+    event_body_t *t = event_body_new();
+    json_t *advice = json_pack("{s:s, s:s, s:s, s:i, s:s}", "classification", "payout_exception", "root_cause",
+                               "bank_rejection", "recommendation", "request_updated_bank_details",
+                               "confidence_permille", 900, "source", "rules");
+    event_body_json(t, "advice", advice);
+    json_decref(advice);
+    event_body_int(t, "duplicates", 0);
+    s_store(&w, "triage-1", "triaged", "payout-P-7", "triage.0", "validate-000000000000000000000001", t);
+    event_body_t *r = s_body1("state", "pending");
+    event_body_int(r, "tier", 2);
+    s_store(&w, "approve-1", "routed", "payout-P-7", "approve.0", "triage-1", r);
+    event_body_t *d = s_body1("who", "fin_mgr");
+    event_body_str(d, "role", "finance_manager");
+    event_body_str(d, "decision", "approve");
+    event_body_str(d, "state", "pending");
+    s_store(&w, "dec_1", "decision", "payout-P-7", "approve.0", "", d);
+    d = s_body1("who", "compliance_officer");
+    event_body_str(d, "role", "compliance");
+    event_body_str(d, "decision", "approve");
+    event_body_str(d, "state", "approved");
+    s_store(&w, "dec_2", "decision", "payout-P-7", "approve.0", "", d);
+    s_store(&w, "dec_3", "approved", "payout-P-7", "approve.0", "", s_body1("state", "approved"));
+    s_store(&w, "execute-1", "runbook", "payout-P-7", "execute.0", "dec_3", s_body1("decision", "approved"));
+    event_body_t *s = s_body1("step", "hold_payout");
+    event_body_str(s, "status", "done");
+    event_body_str(s, "idempotency_key", "payout-P-7:hold_payout");
+    event_body_int(s, "http_status", 200);
+    s_store(&w, "execute-2", "step", "payout-P-7", "execute.0", "dec_3", s);
+    s_store(&w, "execute-3", "executed", "payout-P-7", "execute.0", "dec_3", s_body1("outcome", "done"));
+    /* late advice about a duplicate: on the timeline, moves nothing */
+    event_body_t *late = event_body_new();
+    event_body_int(late, "duplicates", 11);
+    s_store(&w, "triage-12", "triaged", "payout-P-7", "triage.1", "validate-000000000000000000000012", late);
+    /* two other cases */
+    event_body_t *rej = s_body1("gate", "state");
+    event_body_str(rej, "reason", "unknown payout P-404");
+    s_store(&w, "validate-404", "rejected", "payout-P-404", "validate.0", "rcpt_404", rej);
+    s_store(&w, "validate-9", "validated", "payout-P-9", "validate.0", "rcpt_9", s_facts("evt_9:P-9"));
+    s_store(&w, "approve-9", "routed", "payout-P-9", "approve.0", "triage-9", s_body1("state", "pending"));
+    journal_close(&w.j);
+}
+
+/* s_build - open the index and bring it up to the trail */
+static caseidx_t *s_build(uint64_t *applied)
+{
+    char err[256];
+    caseidx_t *idx = caseidx_open(s_db, false, err, sizeof err);
+    cr_assert_not_null(idx, "%s", err);
+    cr_assert_eq(caseidx_sync(idx, s_dir, applied, err, sizeof err), 0, "%s", err);
+    return idx;
+}
+
+/* s_count_type - timeline entries of a type */
+static size_t s_count_type(json_t *c, const char *type)
+{
+    size_t i, n = 0;
+    json_t *v;
+    json_array_foreach(json_object_get(c, "timeline"), i, v) n += strcmp(json_string_value(json_object_get(v, "type")), type) == 0;
+    return n;
+}
+
+Test(caseidx, storm_case_shows_12_receipts_and_one_execution)
+{
+    s_storm();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    cr_assert_gt(applied, 30);
+    char *text = caseidx_case_json(idx, "payout-P-7");
+    cr_assert_not_null(text);
+    json_t *c = json_loads(text, 0, NULL);
+    free(text);
+    cr_assert_str_eq(json_string_value(json_object_get(c, "state")), "executed");
+    cr_assert_eq(json_integer_value(json_object_get(c, "receipts")), 12);
+    cr_assert_eq(json_integer_value(json_object_get(c, "duplicates")), 11);
+    cr_assert_eq(s_count_type(c, "receipt"), 12, "every receipt on the timeline, wherever it arrived");
+    cr_assert_eq(s_count_type(c, "duplicate"), 11);
+    cr_assert_eq(s_count_type(c, "executed"), 1, "one execution");
+    cr_assert_eq(s_count_type(c, "runbook"), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(c, "amount_text")), "12,500.00 USD");
+    cr_assert_eq(json_integer_value(json_object_get(c, "tier")), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(c, "idempotency_keys"), 0)), "evt_7:P-7");
+    json_t *rec = json_object_get(c, "recommendation");
+    cr_assert(json_is_true(json_object_get(rec, "advisory")), "the AI's advice is marked advisory");
+    cr_assert_eq(json_array_size(json_object_get(c, "decisions")), 2);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(c, "decisions"), 0), "approver")),
+                     "fin_mgr");
+    json_t *act = json_array_get(json_object_get(c, "actions"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(act, "idempotency_key")), "payout-P-7:hold_payout");
+    /* the timeline is in event time: the first receipt first */
+    json_t *first = json_array_get(json_object_get(c, "timeline"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(first, "type")), "receipt");
+    json_decref(c);
+    caseidx_close(&idx);
+}
+
+Test(caseidx, lists_by_state_newest_first)
+{
+    s_storm();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char *t = caseidx_list_json(idx, "executed", 10);
+    cr_assert(strstr(t, "\"case_id\":\"payout-P-7\"") && strstr(t, "\"ref\":\"P-7\""), "%s", t);
+    free(t);
+    t = caseidx_list_json(idx, "pending", 10); /* the alias of awaiting_approval */
+    cr_assert(strstr(t, "payout-P-9") && !strstr(t, "payout-P-7"), "%s", t);
+    free(t);
+    t = caseidx_list_json(idx, "rejected", 10);
+    cr_assert(strstr(t, "payout-P-404"), "%s", t);
+    free(t);
+    t = caseidx_list_json(idx, NULL, 10);
+    json_t *all = json_loads(t, 0, NULL);
+    free(t);
+    cr_assert_eq(json_array_size(json_object_get(all, "cases")), 3);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(all, "cases"), 0), "case_id")),
+                     "payout-P-9", "newest first");
+    json_decref(all);
+    cr_assert(caseidx_state_known("pending") && caseidx_state_known("ops_review"));
+    cr_assert_not(caseidx_state_known("finished"));
+    cr_assert_null(caseidx_case_json(idx, "payout-P-unknown"));
+    caseidx_close(&idx);
+}
+
+Test(caseidx, deleted_index_is_rebuilt_from_the_trail_and_answers_the_same)
+{
+    s_storm();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char *before_case = caseidx_case_json(idx, "payout-P-7");
+    char *before_list = caseidx_list_json(idx, NULL, 100);
+    caseidx_close(&idx);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm", s_db, s_db, s_db);
+    cr_assert_eq(system(cmd), 0);
+    idx = s_build(&applied);
+    char *after_case = caseidx_case_json(idx, "payout-P-7");
+    char *after_list = caseidx_list_json(idx, NULL, 100);
+    cr_assert_str_eq(after_case, before_case);
+    cr_assert_str_eq(after_list, before_list);
+    /* and a second sync applies nothing new */
+    char err[256];
+    cr_assert_eq(caseidx_sync(idx, s_dir, &applied, err, sizeof err), 0);
+    cr_assert_eq(applied, 0);
+    free(before_case);
+    free(before_list);
+    free(after_case);
+    free(after_list);
+    caseidx_close(&idx);
+}
+
+Test(caseidx, an_index_ahead_of_its_trail_is_rebuilt)
+{
+    s_storm();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    caseidx_close(&idx);
+    /* the trail is replaced by a shorter one (restored from a backup) */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    s_store(&w, "validate-9", "validated", "payout-P-9", "validate.0", "rcpt_9", s_facts("evt_9:P-9"));
+    journal_close(&w.j);
+    idx = s_build(&applied);
+    cr_assert_eq(applied, 1);
+    char *t = caseidx_list_json(idx, NULL, 100);
+    cr_assert(strstr(t, "payout-P-9") && !strstr(t, "payout-P-7"), "only what the trail holds: %s", t);
+    free(t);
+    caseidx_close(&idx);
+}
+
+Test(caseidx, summaries_mark_advice_as_advisory)
+{
+    json_t *e = json_pack("{s:s, s:{s:{s:s, s:s, s:s, s:i, s:s}}}", "type", "triaged", "body", "advice",
+                          "classification", "payout_exception", "root_cause", "bank_rejection", "recommendation",
+                          "hold", "confidence_permille", 850, "source", "llm");
+    char line[512];
+    caseidx_summary(e, line, sizeof line);
+    cr_assert(strstr(line, "advisory") && strstr(line, "llm") && strstr(line, "85%"), "%s", line);
+    json_decref(e);
+}
