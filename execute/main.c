@@ -651,6 +651,8 @@ static httpc_t *s_outside(const config_t *c, const char *name, const char *token
 /* s_init - credentials, clients, policy knobs, and the runbooks to resume */
 static int s_init(stage_t *st, void *arg)
 {
+    stage_count(st, "payguard_execute_retries_total", NULL, NULL, 0); /* exported from the start, at 0 */
+    stage_count(st, "payguard_execute_reviews_total", NULL, NULL, 0); /* exported from the start, at 0 */
     execute_t *x = arg;
     x->st = st;
     const config_t *c = stage_config(st);

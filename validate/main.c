@@ -667,6 +667,8 @@ static httpc_t *s_outside(const config_t *c, const char *name, const char *token
 /* s_init - configuration, secrets, clients, state */
 static int s_init(stage_t *st, void *arg)
 {
+    stage_count(st, "payguard_validate_duplicates_total", NULL, NULL, 0); /* exported from the start, at 0 */
+    stage_count(st, "payguard_validate_out_of_order_total", NULL, NULL, 0); /* exported from the start, at 0 */
     validate_t *v = arg;
     v->st = st;
     const config_t *c = stage_config(st);

@@ -8,7 +8,7 @@
  *	Reads the journal of every stage instance under DIR (directories named
  *	<stage>.<n>, e.g. ingest.0, triage.1, audit.0), the system of record,
  *	and checks what the pipeline promises. Records (common/stage.h):
- *	'E' <dest mask> <envelope> emitted, 'S' <envelope> stored (audit),
+ *	'E' <dest mask> <envelope> emitted, 'S' <envelope> or 'A' <trail record> stored (audit),
  *	'C' <input id> consumed with no output, 'W' watermarks.
  *
  *	a  receipts: every receipt id of the receipts file (lines "<event id>
@@ -64,6 +64,7 @@
 #include "event.h"
 #include "journal.h"
 #include "stage.h"
+#include "trail.h"
 
 #define CHECK_MAX_INSTANCES 128
 #define CHECK_MAX_RECORDS 200000000u
@@ -409,8 +410,16 @@ static void s_read_event(check_t *C, int k, const unsigned char *p, size_t len, 
         s_bad(in, seq, "record too short");
         return;
     }
+    trail_view_t tv = {.envelope = p + skip, .envelope_len = len - skip};
+    if (kind == TRAIL_REC) { /* audit's chained record: stored, the envelope inside */
+        if (trail_record_parse(p, len, &tv) != 0) {
+            s_bad(in, seq, "malformed trail record");
+            return;
+        }
+        kind = STAGE_REC_STORED;
+    }
     char err[200];
-    event_t *ev = event_decode(p + skip, len - skip, err, sizeof err);
+    event_t *ev = event_decode(tv.envelope, tv.envelope_len, err, sizeof err);
     if (!ev) {
         s_bad(in, seq, err);
         return;
@@ -436,6 +445,7 @@ static void s_read_record(check_t *C, int k, const unsigned char *p, size_t len,
     switch (p[0]) {
     case STAGE_REC_EVENT:
     case STAGE_REC_STORED:
+    case TRAIL_REC:
         s_read_event(C, k, p, len, seq);
         break;
     case STAGE_REC_CONSUMED:
