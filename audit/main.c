@@ -70,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "caseidx.h"
 #include "httpd.h"
@@ -129,7 +130,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 /* s_checkpoint - sign the head if it moved since the last checkpoint */
 static void s_checkpoint(audit_t *a, bool force)
 {
-    if (a->head.seq == 0 || (a->head.seq == a->sealed_seq && !force))
+    if (a->head.seq == a->sealed_seq && !force)
         return;
     stage_flush(a->st); /* sign only what is on disk */
     char err[512];
@@ -343,7 +344,9 @@ static int s_init(stage_t *st, void *arg)
     pthread_mutex_init(&a->qmu, NULL);
     log_info("trail at #%llu; case index caught up (%llu records applied)", (unsigned long long) a->head.seq,
              (unsigned long long) applied);
-    s_checkpoint(a, false); /* seal what the last run left, if it stopped before its final checkpoint */
+    /* the first start seals the empty trail (so a missing file is suspicious);
+     * later starts seal what the last run left if it stopped unsealed */
+    s_checkpoint(a, access(a->checkpoints_path, F_OK) != 0);
     a->sealed_seq = a->head.seq;
     a->next_checkpoint_ms = stage_now_ms() + a->checkpoint_every_s * 1000;
     return s_serve(a);

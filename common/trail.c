@@ -483,7 +483,7 @@ static int s_checkpoints_load(const char *path, trail_key_t *key, checkpoint_t *
         int64_t ms;
         checkpoint_t cp;
         if (sscanf(line, "pgcp1 %" SCNu64 " %79s %" SCNd64 " %119s", &seq, hex, &ms, b64) != 4 ||
-            s_unhex(hex, cp.head) != 0 || seq == 0) {
+            s_unhex(hex, cp.head) != 0) {
             snprintf(report->problem, sizeof report->problem, "%s line %zu: not a checkpoint line (edited?)", path,
                      lineno);
             rc = 1;
@@ -551,6 +551,17 @@ int trail_verify(const char *dir, const char *checkpoints_path, trail_key_t *key
     }
     unsigned char prev[TRAIL_HASH_BYTES] = {0};
     uint64_t expected = 1;
+    for (; icp < ncps && cps[icp].seq == 0; icp++) { /* the genesis checkpoint of an empty trail */
+        if (memcmp(cps[icp].head, prev, TRAIL_HASH_BYTES) != 0) {
+            snprintf(report->problem, sizeof report->problem,
+                     "the checkpoint of the empty trail (#0) names a head: the checkpoints file was forged");
+            journal_reader_destroy(&r);
+            free(cps);
+            return 1;
+        }
+        report->checkpoints++;
+        report->last_checkpoint_ms = cps[icp].ms;
+    }
     const void *data;
     size_t len;
     uint64_t jseq = 0;
@@ -559,8 +570,11 @@ int trail_verify(const char *dir, const char *checkpoints_path, trail_key_t *key
     rc = 0;
     while ((n = journal_reader_next(r, &data, &len, &jseq)) == 1) {
         trail_view_t v;
-        if (((const unsigned char *) data)[0] != TRAIL_REC)
-            continue; /* the skeleton's own records (watermarks) */
+        if (((const unsigned char *) data)[0] != TRAIL_REC) {
+            /* the skeleton's own records; 'S': stored by an audit older than the chain */
+            report->unchained += ((const unsigned char *) data)[0] == 'S';
+            continue;
+        }
         if (trail_record_parse(data, len, &v) != 0) {
             s_where(where, sizeof where, expected, jseq);
             snprintf(report->problem, sizeof report->problem, "%s: not a well-formed trail record: edited", where);

@@ -23,6 +23,9 @@
  *   one line per checkpoint:
  *     pgcp1 <trail seq> <head hash hex> <time_ms> <Ed25519 signature b64>
  *   the signature covers "payguard-audit-checkpoint:v1:<seq>:<hex>:<ms>".
+ *   audit writes one when it first starts, even over an empty trail (seq 0,
+ *   a zero head), so a missing checkpoints file is always suspicious.
+ *   Records after the last checkpoint are reported as not yet sealed.
  *   A chain recomputed after a rewrite cannot match a signed head without
  *   the private key; a trail cut short of a checkpoint is a truncation.
  *   Keep the private key where the trail's writer cannot reach it in
@@ -120,6 +123,7 @@ int trail_checkpoint_append(const char *path, trail_key_t *key, const trail_head
 typedef struct {
     uint64_t records;          /* trail records checked */
     uint64_t checkpoints;      /* checkpoints checked (signature and head) */
+    uint64_t unchained;        /* 'S' records stored before the chain existed: not covered */
     uint64_t last_checkpoint;  /* trail seq the last checkpoint seals (0: none) */
     int64_t last_checkpoint_ms;
     unsigned char head[TRAIL_HASH_BYTES];

@@ -7,7 +7,9 @@
 #      through every stage into the audit trail;
 #   2. the same event delivered again: recorded as a duplicate, nothing more;
 #   3. a forged one (wrong secret): recorded as rejected, with its reason;
-#   4. the first one awaiting its approvers (tier 2), and how to decide it.
+#   4. the first one awaiting its approvers (tier 2), and how to decide it;
+#   5. its case timeline from audit's case index;
+#   6. the audit trail's hash chain and signed checkpoints verified.
 # The group keeps running; `bin/payguard down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +93,18 @@ Decide it as the demo approvers (their tokens are in config/sandbox/):
   bin/payguard approve payout-P-10492 --as fin_mgr --token-file config/sandbox/fin_mgr.token
   bin/payguard approve payout-P-10492 --as compliance_officer --token-file config/sandbox/compliance_officer.token
 or through the API: curl -H "Authorization: Bearer \$(cat config/sandbox/fin_mgr.token)" http://127.0.0.1:$APORT/approvals
+MSG
+UPORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 3p)
+echo
+echo "5. The case as audit sees it (bin/payguard case show payout-P-10492):"
+$PG case show payout-P-10492 | sed 's/^/   /'
+echo
+echo "6. The audit trail, checked end to end (bin/payguard audit verify):"
+$PG audit verify | sed 's/^/   /'
+cat <<MSG
+
+After approving, \`bin/payguard case show payout-P-10492\` shows every runbook step;
+the same as JSON: curl -H "Authorization: Bearer \$(cat config/sandbox/ops_lead.token)" http://127.0.0.1:$UPORT/cases/payout-P-10492
 MSG
 cat <<MSG
 

@@ -408,3 +408,26 @@ Test(trail, meta_answers_who_what_when_outcome_origin_resource)
     cr_assert(strstr(m, "\"payout\":\"P-404\""), "%s", m);
     free(m);
 }
+
+Test(trail, an_empty_trail_sealed_at_first_start_verifies)
+{
+    trail_key_t *k = s_key_new();
+    trail_head_t genesis = {0};
+    char err[256];
+    cr_assert_eq(trail_checkpoint_append(s_cps, k, &genesis, 1795000000000, err, sizeof err), 0, "%s", err);
+    trail_head_t head;
+    s_write_trail(s_dir, 0, NULL, k, &head);
+    trail_report_t rep;
+    cr_assert_eq(s_verify(&rep), 0, "%s", rep.problem);
+    cr_assert_eq(rep.records, 0);
+    cr_assert_eq(rep.checkpoints, 1);
+    /* records appended after it are reported unsealed, and still verify */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+    s_write_trail(s_dir, 3, NULL, k, &head);
+    cr_assert_eq(s_verify(&rep), 0, "%s", rep.problem);
+    cr_assert_eq(rep.records, 3);
+    cr_assert_eq(rep.last_checkpoint, 0, "3 records after the last checkpoint, not yet sealed");
+    trail_key_destroy(&k);
+}

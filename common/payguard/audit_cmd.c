@@ -71,6 +71,9 @@ static int s_verify(const config_t *c, int argc, char **argv)
             printf(", the last seals #%" PRIu64 " (signed %s); %" PRIu64 " record(s) after it not yet sealed",
                    rep.last_checkpoint, when, rep.records - rep.last_checkpoint);
         printf("\n  head %s\n  %.3f s, %.0f records/s\n", hex, secs, secs > 0 ? (double) rep.records / secs : 0.0);
+        if (rep.unchained)
+            printf("  note: %" PRIu64 " older record(s) stored before the trail was chained are not covered\n",
+                   rep.unchained);
         rc = 0;
     } else {
         printf("audit verify: FAILED: %s\n", rep.problem);
