@@ -257,12 +257,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         text = caseidx_list_json(a->ridx, state, (size_t) limit);
         pthread_mutex_unlock(&a->rmu);
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return rc;
+    return httpd_reply_text(conn, MHD_HTTP_OK, text);
 }
 
 /* ------------------------------------------------------------ lifecycle */

@@ -13,6 +13,12 @@ enum MHD_Result httpd_reply(struct MHD_Connection *conn, unsigned status, void *
 {
     char *text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
+    return httpd_reply_text(conn, status, text);
+}
+
+/* httpd_reply_text - see httpd.h */
+enum MHD_Result httpd_reply_text(struct MHD_Connection *conn, unsigned status, char *text)
+{
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");

@@ -8,6 +8,8 @@
 
 /* httpd_reply - obj (a json_t *, stolen) as the JSON answer, not cached */
 enum MHD_Result httpd_reply(struct MHD_Connection *conn, unsigned status, void *obj);
+/* httpd_reply_text - JSON text (malloc'd, stolen) as the answer */
+enum MHD_Result httpd_reply_text(struct MHD_Connection *conn, unsigned status, char *text);
 /* httpd_error - {"error": why} */
 enum MHD_Result httpd_error(struct MHD_Connection *conn, unsigned status, const char *why);
 /* httpd_unauthorized - 401 {"error":"unknown or missing token"} with WWW-Authenticate: Bearer */
