@@ -149,8 +149,9 @@ int64_t llm_req_latency_ms(const llm_req_t *req);
 int llm_req_attempts(const llm_req_t *req);
 void llm_req_destroy(llm_req_t **req_p);
 
-/* llm_prompt_json - the request body llm_start would send (for tests and
- * `payguard replay --stage triage --dry-run`); the caller frees */
+/* llm_prompt_json - the request body llm_start would send (for tests; the
+ * dry run of `payguard replay --stage triage` calls no model and does not
+ * use it); the caller frees */
 char *llm_prompt_json(const llm_t *self, const triage_case_t *c, const advice_t *rules);
 
 /* llm_parse_answer - validate a chat-completions response body for case c
