@@ -70,7 +70,9 @@ bin/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c)) $(B)/libpgcommon.a
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rule,$(s))))
 
-bin/payguard: $(PG_OBJ) $(B)/execute/runbook.o $(B)/audit/caseidx.o $(B)/libpgcommon.a
+# the CLI runs some stage modules itself: plan (execute's runbooks), replay
+# --dry-run (approve's policy, triage's rules), case show (audit's case index)
+bin/payguard: $(PG_OBJ) $(B)/execute/runbook.o $(B)/approve/policy.o $(B)/triage/rules.o $(B)/audit/caseidx.o $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 

@@ -1,7 +1,8 @@
 /* approve.h - policy routing, people, segregation of duties.
  *
  *   policy.c  the route a case takes: nothing to do, auto-approved by
- *             policy, or which human roles must agree (CONTRACT.md §4)
+ *             policy, or which human roles must agree (CONTRACT.md §4),
+ *             and the policy input read from a triaged event
  *   main.c    the stage: approvals state, the approvals API, expiry
  *
  * Policy reads only recorded facts and the advice's closed-set labels and
@@ -77,6 +78,13 @@ typedef struct {
                            "low_confidence", "unconfigured_currency", "already_consistent" */
     char reason[256];   /* one human-readable line */
 } route_t;
+
+struct json_t;
+/* policy_input_from_json - what policy may read, from the body of a
+ * "triaged" event (kind, amount, currency, the state validate read, the
+ * advice's classification and confidence); absent fields read as ""/0.
+ * One reading for approve and for `payguard replay --stage approve --dry-run`. */
+void policy_input_from_json(const struct json_t *body, policy_input_t *in);
 
 /* policy_route - CONTRACT.md §4 (defaults configurable):
  *   payouts (payout_exception): by amount per currency: < tier2_from one

@@ -272,41 +272,6 @@ static event_body_t *s_approval_body(const approval_t *c)
 
 /* ------------------------------------------------------------- routing */
 
-/* s_input_of - what policy may read, from a triaged event */
-static void s_input_of(json_t *body, policy_input_t *in)
-{
-    memset(in, 0, sizeof *in);
-    json_t *adv = json_object_get(body, "advice");
-#define STR(dst, obj, key) snprintf(dst, sizeof dst, "%s", json_is_string(json_object_get(obj, key)) ? json_string_value(json_object_get(obj, key)) : "")
-    STR(in->kind, body, "kind");
-    STR(in->classification, adv, "classification");
-    STR(in->currency, body, "currency");
-    STR(in->psp_status, json_object_get(body, "psp_state"), "status");
-    if (!in->psp_status[0])
-        STR(in->psp_status, body, "status");
-    STR(in->internal_status, json_object_get(body, "payout_state"), "status");
-    json_t *pay = json_object_get(body, "payment_state");
-    STR(in->customer_risk, pay, "customer_risk");
-#undef STR
-    in->flagged = json_is_true(json_object_get(pay, "flagged"));
-    in->confidence_permille = (int) json_integer_value(json_object_get(adv, "confidence_permille"));
-    in->amount = json_integer_value(json_object_get(body, "amount"));
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(json_object_get(body, "ledger_state"), "entries"), i, e)
-    {
-        const char *t = json_string_value(json_object_get(e, "type"));
-        if (!t)
-            continue;
-        in->ledger_payout_paid += strcmp(t, "payout_paid") == 0;
-        in->ledger_payout_reversal += strcmp(t, "payout_reversal") == 0;
-        in->ledger_refund_initiated += strcmp(t, "refund_initiated") == 0;
-        in->ledger_refund_succeeded += strcmp(t, "refund_succeeded") == 0;
-        in->ledger_refund_failed += strcmp(t, "refund_failed") == 0;
-    }
-}
-
-
 /* s_store - add or replace a case's approval (caller holds mu) */
 static void s_store(approve_t *a, approval_t *c)
 {
@@ -344,7 +309,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     }
     json_t *body = event_body_to_json(in);
     policy_input_t pin;
-    s_input_of(body, &pin);
+    policy_input_from_json(body, &pin);
     approval_t *c = calloc(1, sizeof *c);
     assert(c);
     snprintf(c->case_id, sizeof c->case_id, "%s", event_head(in)->case_key);

@@ -31,6 +31,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -679,6 +680,50 @@ static void s_route_refund(const policy_t *p, const policy_input_t *in, route_t 
         return;
     }
     s_refund_auto(p, &x, f, out);
+}
+
+/* -------------------------------------------------------------- input */
+
+/* s_copy_str - a string member of obj into a bounded field ("" if absent
+ * or not a string; obj may be NULL) */
+static void s_copy_str(char *field, size_t size, const json_t *obj, const char *key)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    snprintf(field, size, "%s", v ? v : "");
+}
+
+/* policy_input_from_json - what policy may read, from a triaged event's
+ * body: approve routes with it, and `payguard replay --stage approve
+ * --dry-run` re-routes with it, so both read a case the same way */
+void policy_input_from_json(const json_t *body, policy_input_t *in)
+{
+    memset(in, 0, sizeof *in);
+    const json_t *adv = json_object_get(body, "advice");
+    s_copy_str(in->kind, sizeof in->kind, body, "kind");
+    s_copy_str(in->classification, sizeof in->classification, adv, "classification");
+    s_copy_str(in->currency, sizeof in->currency, body, "currency");
+    s_copy_str(in->psp_status, sizeof in->psp_status, json_object_get(body, "psp_state"), "status");
+    if (!in->psp_status[0])
+        s_copy_str(in->psp_status, sizeof in->psp_status, body, "status");
+    s_copy_str(in->internal_status, sizeof in->internal_status, json_object_get(body, "payout_state"), "status");
+    const json_t *pay = json_object_get(body, "payment_state");
+    s_copy_str(in->customer_risk, sizeof in->customer_risk, pay, "customer_risk");
+    in->flagged = json_is_true(json_object_get(pay, "flagged"));
+    in->confidence_permille = (int) json_integer_value(json_object_get(adv, "confidence_permille"));
+    in->amount = json_integer_value(json_object_get(body, "amount"));
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(json_object_get(body, "ledger_state"), "entries"), i, e)
+    {
+        const char *t = json_string_value(json_object_get(e, "type"));
+        if (!t)
+            continue;
+        in->ledger_payout_paid += strcmp(t, "payout_paid") == 0;
+        in->ledger_payout_reversal += strcmp(t, "payout_reversal") == 0;
+        in->ledger_refund_initiated += strcmp(t, "refund_initiated") == 0;
+        in->ledger_refund_succeeded += strcmp(t, "refund_succeeded") == 0;
+        in->ledger_refund_failed += strcmp(t, "refund_failed") == 0;
+    }
 }
 
 /* ------------------------------------------------------------ routing */

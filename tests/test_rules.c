@@ -1,7 +1,9 @@
 /* test_rules - triage's deterministic rules: every classification, every
  * payout root cause, the seed cases, amounts, and untrusted text */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../triage/triage.h"
@@ -542,4 +544,108 @@ Test(rules, an_unknown_kind_goes_to_a_person)
     triage_rules(&c, &a);
     s_expect(&a, "consistent", "unknown", "escalate", 0);
     s_has(&a, "unrecognised case kind");
+}
+
+/* ------------------------------------------------ reading an input event */
+
+/* s_event - an event of type from validate.0 with body (a JSON text), encoded
+ * and decoded as it travels; the caller destroys it */
+static event_t *s_event(const char *type, const char *case_key, const char *body_json)
+{
+    event_head_t h;
+    memset(&h, 0, sizeof h);
+    snprintf(h.id, sizeof h.id, "validate-0123456789abcdef01234567");
+    snprintf(h.type, sizeof h.type, "%s", type);
+    snprintf(h.case_key, sizeof h.case_key, "%s", case_key);
+    snprintf(h.stage, sizeof h.stage, "validate.0");
+    snprintf(h.cause, sizeof h.cause, "rcpt_0123456789abcdef01234567");
+    h.seq = 7;
+    h.time_ms = (int64_t) T_2026_11_21_10_00 * 1000;
+    json_error_t je;
+    json_t *j = json_loads(body_json, 0, &je);
+    cr_assert_not_null(j, "%s", je.text);
+    event_body_t *b = event_body_new();
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        cr_assert_eq(event_body_json(b, k, v), 0, "%s", k);
+    }
+    json_decref(j);
+    char err[256];
+    size_t len;
+    void *buf = event_encode(&h, b, &len, err, sizeof err);
+    cr_assert_not_null(buf, "%s", err);
+    event_body_destroy(&b);
+    event_t *ev = event_decode(buf, len, err, sizeof err);
+    cr_assert_not_null(ev, "%s", err);
+    free(buf);
+    return ev;
+}
+
+Test(rules, a_case_read_from_a_validated_event_is_the_case_the_rules_judge)
+{
+    event_t *ev = s_event("validated", "payout-P-7",
+                          "{\"kind\":\"payout\",\"case_id\":\"payout-P-7\",\"ref\":\"P-7\",\"provider\":\"stripe\","
+                          "\"event_type\":\"payout.failed\",\"status\":\"failed\",\"amount\":120000,\"currency\":\"USD\","
+                          "\"psp_time\":1795255200,\"failure_code\":\"account_closed\","
+                          "\"failure_message\":\"The bank account has been closed\",\"receipts\":1,"
+                          "\"payout_state\":{\"status\":\"paid\"},"
+                          "\"ledger_state\":{\"entries\":[{\"type\":\"payout_paid\"},{\"type\":\"fee\"},{\"type\":3}]}}");
+    triage_case_t c;
+    triage_case_from_event(ev, &c);
+    event_destroy(&ev);
+    cr_assert_str_eq(c.event, "validated", "the event type, from the envelope");
+    cr_assert_str_eq(c.kind, "payout");
+    cr_assert_str_eq(c.case_id, "payout-P-7");
+    cr_assert_str_eq(c.ref, "P-7");
+    cr_assert_str_eq(c.failure_code, "account_closed");
+    cr_assert_str_eq(c.failure_message, "The bank account has been closed");
+    cr_assert_eq(c.amount, 120000);
+    cr_assert_eq(c.psp_time, T_2026_11_21_10_00);
+    cr_assert_str_eq(c.internal_status, "paid");
+    cr_assert_eq(c.ledger_count[LEDGER_PAYOUT_PAID], 1, "unknown or mistyped entry types are not counted");
+    cr_assert_eq(c.ledger_count[LEDGER_PAYOUT_REVERSAL], 0);
+    cr_assert_eq(c.payment_amount, -1, "no payment_state: unknown");
+    cr_assert_eq(c.refunded_amount, -1);
+    cr_assert_eq(c.receipts, 1);
+    cr_assert_str_eq(c.previous_status, "");
+
+    /* the same advice as the case built by hand */
+    triage_case_t same = s_payout("P-7", "account_closed", 120000, "paid", 1, 0);
+    snprintf(same.case_id, sizeof same.case_id, "payout-P-7");
+    advice_t a, b;
+    triage_rules(&c, &a);
+    triage_rules(&same, &b);
+    cr_assert_str_eq(a.classification, b.classification);
+    cr_assert_str_eq(a.root_cause, b.root_cause);
+    cr_assert_str_eq(a.recommendation, b.recommendation);
+    cr_assert_eq(a.confidence_permille, b.confidence_permille);
+}
+
+Test(rules, a_case_read_from_a_duplicate_event_keeps_its_history_and_the_payment)
+{
+    event_t *ev = s_event("duplicate", "refund-rf_9",
+                          "{\"kind\":\"refund\",\"ref\":\"rf_9\",\"status\":\"succeeded\",\"amount\":1000,"
+                          "\"receipts\":3,\"duplicates\":2,\"out_of_order\":\"one\",\"previous_status\":\"succeeded\","
+                          "\"psp_state\":{\"status\":\"succeeded\"},"
+                          "\"payment_state\":{\"amount\":9000,\"refunded_amount\":1000,\"customer_risk\":\"high\","
+                          "\"flagged\":true}}");
+    triage_case_t c;
+    triage_case_from_event(ev, &c);
+    event_destroy(&ev);
+    cr_assert_str_eq(c.event, "duplicate");
+    cr_assert_eq(c.receipts, 3);
+    cr_assert_eq(c.duplicates, 2);
+    cr_assert_eq(c.out_of_order, 0, "a mistyped count reads as its default");
+    cr_assert_str_eq(c.previous_status, "succeeded");
+    cr_assert_str_eq(c.psp_status, "succeeded");
+    cr_assert_eq(c.payment_amount, 9000);
+    cr_assert_eq(c.refunded_amount, 1000);
+    cr_assert_str_eq(c.customer_risk, "high");
+    cr_assert(c.flagged);
+    cr_assert_str_eq(c.case_id, "", "absent strings read as empty");
+    advice_t a;
+    triage_rules(&c, &a);
+    s_expect(&a, "webhook_duplicate", "duplicate_delivery", "no_action", a.confidence_permille);
 }

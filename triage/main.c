@@ -68,75 +68,6 @@ typedef struct {
     advice_t rules;
 } pend_t;
 
-/* s_str - copy a string member into a bounded buffer ("" if absent) */
-static void s_str(json_t *o, const char *key, char *out, size_t outlen)
-{
-    json_t *v = json_object_get(o, key);
-    snprintf(out, outlen, "%s", json_is_string(v) ? json_string_value(v) : "");
-}
-
-/* s_int - an integer member, or dflt */
-static int64_t s_int(json_t *o, const char *key, int64_t dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int64_t) json_integer_value(v) : dflt;
-}
-
-/* s_ledger_index - an entry type's index, -1 if not one of the six */
-static int s_ledger_index(const char *type)
-{
-    static const char *types[LEDGER_NTYPES] = {"payout_paid",      "payout_reversal", "refund_initiated",
-                                               "refund_succeeded", "refund_failed",   "refund_reversal"};
-    for (int i = 0; i < LEDGER_NTYPES; i++)
-        if (strcmp(type, types[i]) == 0)
-            return i;
-    return -1;
-}
-
-/* s_case_of - the case as the event states it (facts, state read, history) */
-static void s_case_of(const event_t *in, triage_case_t *c)
-{
-    memset(c, 0, sizeof *c);
-    c->payment_amount = c->refunded_amount = -1;
-    snprintf(c->event, sizeof c->event, "%.15s", event_head(in)->type);
-    json_t *b = event_body_to_json(in);
-    s_str(b, "kind", c->kind, sizeof c->kind);
-    s_str(b, "case_id", c->case_id, sizeof c->case_id);
-    s_str(b, "ref", c->ref, sizeof c->ref);
-    s_str(b, "provider", c->provider, sizeof c->provider);
-    s_str(b, "event_type", c->event_type, sizeof c->event_type);
-    s_str(b, "status", c->status, sizeof c->status);
-    s_str(b, "currency", c->currency, sizeof c->currency);
-    s_str(b, "failure_code", c->failure_code, sizeof c->failure_code);
-    s_str(b, "failure_message", c->failure_message, sizeof c->failure_message);
-    s_str(b, "previous_status", c->previous_status, sizeof c->previous_status);
-    c->amount = s_int(b, "amount", 0);
-    c->psp_time = s_int(b, "psp_time", 0);
-    c->receipts = (int) s_int(b, "receipts", 1);
-    c->duplicates = (int) s_int(b, "duplicates", 0);
-    c->out_of_order = (int) s_int(b, "out_of_order", 0);
-    s_str(json_object_get(b, "payout_state"), "status", c->internal_status, sizeof c->internal_status);
-    s_str(json_object_get(b, "psp_state"), "status", c->psp_status, sizeof c->psp_status);
-    json_t *pay = json_object_get(b, "payment_state");
-    if (pay) {
-        c->payment_amount = s_int(pay, "amount", -1);
-        c->refunded_amount = s_int(pay, "refunded_amount", -1);
-        s_str(pay, "customer_risk", c->customer_risk, sizeof c->customer_risk);
-        c->flagged = json_is_true(json_object_get(pay, "flagged"));
-    }
-    json_t *entries = json_object_get(json_object_get(b, "ledger_state"), "entries");
-    size_t i;
-    json_t *e;
-    json_array_foreach(entries, i, e)
-    {
-        json_t *t = json_object_get(e, "type");
-        int k = json_is_string(t) ? s_ledger_index(json_string_value(t)) : -1;
-        if (k >= 0)
-            c->ledger_count[k]++;
-    }
-    json_decref(b);
-}
-
 /* s_advice_json - an advice as a JSON object (no floats: permille) */
 static json_t *s_advice_json(const advice_t *a)
 {
@@ -188,7 +119,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
         return STAGE_DONE;
     }
     pend_t *pd = calloc(1, sizeof *pd);
-    s_case_of(in, &pd->c);
+    triage_case_from_event(in, &pd->c);
     triage_rules(&pd->c, &pd->rules);
     if (t->llm && strcmp(type, "validated") == 0) {
         if (llm_start(t->llm, &pd->c, &pd->rules, pd)) {

@@ -51,6 +51,7 @@
 #include "triage.h"
 
 #include <assert.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -586,6 +587,79 @@ static void s_rule_unknown_kind(const triage_case_t *c, advice_t *out, summary_t
     s_set_labels(out, "consistent", "unknown", "escalate", CONF_UNKNOWN_KIND);
     s_add_head(s, c);
     s_sum_add(s, ": unrecognised case kind; a person must look.");
+}
+
+/* ------------------------------------------------------------- input */
+
+/* s_json_str - copy a string member into a bounded buffer ("" if absent) */
+static void s_json_str(const json_t *o, const char *key, char *out, size_t outlen)
+{
+    json_t *v = json_object_get(o, key);
+    snprintf(out, outlen, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+/* s_json_int - an integer member, or dflt */
+static int64_t s_json_int(const json_t *o, const char *key, int64_t dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t) json_integer_value(v) : dflt;
+}
+
+/* s_ledger_index - an entry type's index, -1 if not one of the six */
+static int s_ledger_index(const char *type)
+{
+    static const char *types[LEDGER_NTYPES] = {"payout_paid",      "payout_reversal", "refund_initiated",
+                                               "refund_succeeded", "refund_failed",   "refund_reversal"};
+    for (int i = 0; i < LEDGER_NTYPES; i++)
+        if (strcmp(type, types[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* triage_case_from_event - see triage.h: triage reads each input with it,
+ * and `payguard replay --stage triage --dry-run` re-reads recorded inputs
+ * with it, so both see a case the same way */
+void triage_case_from_event(const event_t *in, triage_case_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->payment_amount = c->refunded_amount = -1;
+    snprintf(c->event, sizeof c->event, "%.15s", event_head(in)->type);
+    json_t *b = event_body_to_json(in);
+    s_json_str(b, "kind", c->kind, sizeof c->kind);
+    s_json_str(b, "case_id", c->case_id, sizeof c->case_id);
+    s_json_str(b, "ref", c->ref, sizeof c->ref);
+    s_json_str(b, "provider", c->provider, sizeof c->provider);
+    s_json_str(b, "event_type", c->event_type, sizeof c->event_type);
+    s_json_str(b, "status", c->status, sizeof c->status);
+    s_json_str(b, "currency", c->currency, sizeof c->currency);
+    s_json_str(b, "failure_code", c->failure_code, sizeof c->failure_code);
+    s_json_str(b, "failure_message", c->failure_message, sizeof c->failure_message);
+    s_json_str(b, "previous_status", c->previous_status, sizeof c->previous_status);
+    c->amount = s_json_int(b, "amount", 0);
+    c->psp_time = s_json_int(b, "psp_time", 0);
+    c->receipts = (int) s_json_int(b, "receipts", 1);
+    c->duplicates = (int) s_json_int(b, "duplicates", 0);
+    c->out_of_order = (int) s_json_int(b, "out_of_order", 0);
+    s_json_str(json_object_get(b, "payout_state"), "status", c->internal_status, sizeof c->internal_status);
+    s_json_str(json_object_get(b, "psp_state"), "status", c->psp_status, sizeof c->psp_status);
+    json_t *pay = json_object_get(b, "payment_state");
+    if (pay) {
+        c->payment_amount = s_json_int(pay, "amount", -1);
+        c->refunded_amount = s_json_int(pay, "refunded_amount", -1);
+        s_json_str(pay, "customer_risk", c->customer_risk, sizeof c->customer_risk);
+        c->flagged = json_is_true(json_object_get(pay, "flagged"));
+    }
+    json_t *entries = json_object_get(json_object_get(b, "ledger_state"), "entries");
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        json_t *t = json_object_get(e, "type");
+        int k = json_is_string(t) ? s_ledger_index(json_string_value(t)) : -1;
+        if (k >= 0)
+            c->ledger_count[k]++;
+    }
+    json_decref(b);
 }
 
 /* ------------------------------------------------------------ entry point */

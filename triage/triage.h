@@ -1,6 +1,7 @@
 /* triage.h - advice for a case: deterministic rules, and an optional LLM.
  *
- *   rules.c  the deterministic classifier: the default, and the fallback
+ *   rules.c  the deterministic classifier: the default, and the fallback;
+ *            and the case read from an input event
  *   llm.c    an OpenAI-compatible chat-completions client (libcurl multi,
  *            json_schema response format), its prompt and its strict
  *            validation of the answer
@@ -16,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "event.h"
 
 #define TRIAGE_ID_MAX 160
 #define TRIAGE_TEXT_MAX 1024      /* summary / timeline */
@@ -91,6 +94,12 @@ extern const char *const triage_recommendations[];
 /* triage_label_in - is value one of the NULL-terminated set? */
 bool triage_label_in(const char *const *set, const char *value);
 
+/* triage_case_from_event - the case as an input event (validated, duplicate
+ * or out_of_order) states it: facts, the state validate read, the history.
+ * Absent fields read as ""/0 (amounts of the payment as -1, receipts as 1).
+ * One reading for triage and `payguard replay --stage triage --dry-run`. */
+void triage_case_from_event(const event_t *in, triage_case_t *c);
+
 /* triage_rules - the deterministic advice for a case (never fails).
  * Payout root cause from the PSP failure code (Stripe's payout failure
  * codes); refund classification from the PSP's word against the ledger. */
@@ -140,8 +149,9 @@ int64_t llm_req_latency_ms(const llm_req_t *req);
 int llm_req_attempts(const llm_req_t *req);
 void llm_req_destroy(llm_req_t **req_p);
 
-/* llm_prompt_json - the request body llm_start would send (for tests and
- * `payguard replay --stage triage --dry-run`); the caller frees */
+/* llm_prompt_json - the request body llm_start would send (for tests; the
+ * dry run of `payguard replay --stage triage` calls no model and does not
+ * use it); the caller frees */
 char *llm_prompt_json(const llm_t *self, const triage_case_t *c, const advice_t *rules);
 
 /* llm_parse_answer - validate a chat-completions response body for case c

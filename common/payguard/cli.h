@@ -24,6 +24,9 @@ int cmd_down(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_journal(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+/* cmd_replay_dry_run - `payguard replay --stage triage|approve --dry-run`:
+ * re-run a stage over its recorded inputs, print what now differs (dryrun_cmd.c) */
+int cmd_replay_dry_run(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_plan(int argc, char **argv);

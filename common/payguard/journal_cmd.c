@@ -1,5 +1,6 @@
-/* journal_cmd - `payguard journal dump` and `payguard replay`: the journals
- * are the system of record; these read them (read-only, beside live writers). */
+/* journal_cmd - `payguard journal dump` and `payguard replay --from`: the
+ * journals are the system of record; these read them (read-only, beside
+ * live writers). `payguard replay --stage ... --dry-run` is dryrun_cmd.c. */
 #include <czmq.h>
 #include <errno.h>
 #include <jansson.h>
@@ -167,9 +168,13 @@ int cmd_journal(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
-/* cmd_replay - re-feed an instance's journaled events into a stage */
+/* cmd_replay - re-feed an instance's journaled events into a stage; with
+ * --stage (or --dry-run), re-run a stage's decisions instead (dryrun_cmd.c) */
 int cmd_replay(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--stage") == 0 || strcmp(argv[i], "--dry-run") == 0)
+            return cmd_replay_dry_run(argc, argv);
     range_t r = {1, UINT64_MAX};
     const char *from = NULL, *into = NULL;
     int rest_start = 1;
@@ -188,7 +193,8 @@ int cmd_replay(int argc, char **argv)
     for (int i = 0; i < nargs; i++)
         rargv[i + 1] = args[i];
     if (!from || s_parse_range(nargs + 1, rargv, 1, &r, NULL)) {
-        fprintf(stderr, "usage: payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n");
+        fprintf(stderr, "usage: payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n"
+                        "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n");
         return 2;
     }
     config_t *c;

@@ -6,6 +6,7 @@
  *	payguard down [-c CONFIG]
  *	payguard status [-c CONFIG]
  *	payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]
+ *	payguard replay --stage triage|approve --dry-run [-c CONFIG]
  *	payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]
  *	payguard approvals [--status pending|approved|denied|expired|all] [--token-file F] [-c CONFIG]
  *	payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]
@@ -30,6 +31,24 @@
  *		receiving stage drops ids it has already journaled, so replay
  *		is always safe: it only fills in what a consumer lacks (e.g.
  *		after its journal was restored from an older backup).
+ *		With --stage triage|approve --dry-run, an incident replay
+ *		instead: the stage's decisions are re-run over the inputs it
+ *		recorded, with this build's code and CONFIG (e.g. a changed
+ *		policy), and one line is printed per decision that now differs
+ *		(recorded and now), then a summary (cases re-run, decisions
+ *		when a case had several, how many differ); exit 0 whatever
+ *		differs.
+ *		approve: each recorded route (kind, tier, required roles,
+ *		rule, action) against policy_route on the triaged event it
+ *		answered, under the policy in CONFIG; a newer event for a case
+ *		awaiting people, which approve did not route, is not re-run.
+ *		triage: each recorded advice (classification, root cause,
+ *		recommendation, confidence) against the rules on the validate
+ *		event it answered; when a model gave the advice, against the
+ *		rules baseline recorded beside it. The model is never called.
+ *		Reads journals only, read-only, with the group up or down:
+ *		nothing is journaled, sent or called. --stage without
+ *		--dry-run is refused: a real re-run is --from.
  *	journal dump
  *		prints a journal's records as JSON lines.
  *	approvals  lists approvals through approve's API (CONTRACT.md §3.1).
@@ -105,6 +124,7 @@ static int s_usage(FILE *f)
                "       payguard down [-c CONFIG]\n"
                "       payguard status [-c CONFIG]\n"
                "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n"
+               "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"
                "       payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]\n"
                "       payguard approvals [--status S] [--token-file F] [-c CONFIG]\n"
                "       payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file F] [-c CONFIG]\n"
