@@ -4,7 +4,9 @@
 #   make run      install what is missing, build, start the group on its
 #                 embedded defaults and show it working (scripts/demo.sh)
 #   make test     install what is missing, build, run every test
-#                 (unit tests, the same under ASan+UBSan, end-to-end)
+#                 (unit tests, the same under ASan+UBSan, fuzzers briefly,
+#                 end-to-end, a short chaos run)
+#   make chaos    the long chaos run (tests/chaos.sh)
 #   make clean
 
 SHELL   := /bin/bash
@@ -37,7 +39,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit unit-asan e2e fuzz fuzz-short clean
+.PHONY: all deps run test unit unit-asan e2e fuzz fuzz-short chaos clean
 .SECONDARY:
 all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox)
 
@@ -124,6 +126,11 @@ test: deps all bin/unit-tests bin/unit-tests-asan
 
 run: deps all
 	@bash scripts/demo.sh
+
+# make chaos: the long seeded chaos run (CHAOS_N deliveries, default 20,000;
+# CHAOS_SEED replays one); a 2,000-delivery one is part of make test
+chaos: deps all
+	@bash tests/chaos.sh
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
 # stage modules, built with clang, ASan and UBSan; seeds in tests/fuzz/NAME/

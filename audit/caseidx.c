@@ -295,6 +295,11 @@ static void s_case_state(caseidx_t *self, const event_t *ev, const char *case_id
     if (rank <= 3) /* early states never move a case back */
         s_run(self, "UPDATE cases SET state = ?, state_rank = ?, state_ms = MAX(state_ms, ?) WHERE case_id = ? AND state_rank <= ?",
               "tiiti", state, (int64_t) rank, t, case_id, (int64_t) rank);
+    else if (strcmp(state, "already_consistent") == 0) /* a later event that finds nothing left to do */
+        s_run(self,
+              "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ? AND state_ms <= ?"
+              " AND state_rank < 6",
+              "tiiti", state, (int64_t) rank, t, case_id, t);
     else if (strcmp(state, "executed") == 0) /* a denial's notice run is not an execution */
         s_run(self,
               "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ? AND state_ms <= ?"

@@ -24,7 +24,9 @@
  *   already_consistent  nothing to do: our records already agree
  *   closed              taken out of ops review by a person
  *   A state moves with the newest state-bearing event (by event time);
- *   duplicates, late events and advice about duplicates never move it back.
+ *   duplicates, late events and advice about duplicates never move it back,
+ *   and a later event that finds nothing left to do (already_consistent)
+ *   does not hide that the case was executed or is in ops review.
  *
  * THREADS
  *   One writer (audit's loop thread); readers on other threads use a

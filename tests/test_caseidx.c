@@ -293,3 +293,26 @@ Test(caseidx, summaries_mark_advice_as_advisory)
     cr_assert(strstr(line, "advisory") && strstr(line, "llm") && strstr(line, "85%"), "%s", line);
     json_decref(e);
 }
+
+Test(caseidx, a_later_no_op_does_not_hide_an_execution)
+{
+    /* the older event was executed first (its newer twin was held up by a
+     * crash); the newer one then finds the ledger consistent: still executed */
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    s_store(&w, "validate-1", "validated", "refund-rf_1", "validate.0", "rcpt_1", s_facts("evt_old:rf_1"));
+    s_store(&w, "approve-1", "routed", "refund-rf_1", "approve.0", "triage-1", s_body1("state", "auto_approved"));
+    s_store(&w, "execute-1", "runbook", "refund-rf_1", "execute.0", "approve-2", s_body1("decision", "approved"));
+    s_store(&w, "execute-2", "executed", "refund-rf_1", "execute.0", "approve-2", s_body1("outcome", "done"));
+    s_store(&w, "validate-2", "validated", "refund-rf_1", "validate.0", "rcpt_2", s_facts("evt_new:rf_1"));
+    s_store(&w, "approve-3", "routed", "refund-rf_1", "approve.0", "triage-2", s_body1("state", "no_action"));
+    journal_close(&w.j);
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char *t = caseidx_list_json(idx, "executed", 10);
+    cr_assert(strstr(t, "refund-rf_1"), "%s", t);
+    free(t);
+    caseidx_close(&idx);
+}

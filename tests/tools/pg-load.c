@@ -4,7 +4,8 @@
  * SYNOPSIS
  *	pg-load --url URL --secret-file FILE --count N [--concurrency C]
  *	        [--dup-every K] [--out receipts.txt] [--seed S]
- *	        [--duration-max-s T]
+ *	        [--duration-max-s T] [--rate R]
+ *	pg-load --url URL --secret-file FILE --plan FILE [--concurrency C] [--out F] [--rate R] ...
  * DESCRIPTION
  *	Builds N distinct Stripe "payout.failed" events (ids evt_<S>_<i>,
  *	payouts po_<i> / P-<i>, amount 1000+i minor units of usd), signs each
@@ -14,6 +15,15 @@
  *
  *	--dup-every K: after every K-th event the same event (same body, fresh
  *	signature) is posted once more, as a PSP re-delivery would be.
+ *
+ *	--rate R: start at most R fresh deliveries a second (a paced load, so
+ *	that a chaos run's faults and kills land while work is in flight).
+ *
+ *	--plan FILE: instead of generated events, post the file's lines in
+ *	order, one delivery each: "good <body>" signed with the secret, or
+ *	"forged <body>" signed with a secret nobody trusts (bodies up to 1 KiB;
+ *	a chaos run writes the plan: duplicates, reordering, bad events). The
+ *	receipts file then names deliveries "line_<n>" (n from 0).
  *
  *	Every delivery is retried until it gets its 202:
  *	  202         {"receipt_id":"..."} is parsed and "<event id> <receipt id>"
@@ -100,6 +110,8 @@ typedef struct {
     uint64_t dup_every;
     uint64_t seed;
     uint64_t duration_max_s;
+    const char *plan_path;
+    uint64_t rate;            /* fresh deliveries started per second (0: as fast as it goes) */
 } load_opts_t;
 
 typedef struct {
@@ -116,6 +128,9 @@ typedef struct {
     uint64_t accepted, retried_503, retried_conn, errors;
     double *lat_ms;           /* one per accepted delivery */
     int64_t start_ms;
+    char **plan;              /* --plan: each delivery's body */
+    size_t *plan_len;
+    bool *plan_forged;        /* sign with a secret nobody trusts */
 } load_t;
 
 /* s_now_ms - monotonic milliseconds, for scheduling and elapsed time */
@@ -133,7 +148,8 @@ static void s_usage(const char *why)
         fprintf(stderr, "pg-load: %s\n", why);
     fprintf(stderr,
             "usage: pg-load --url URL --secret-file FILE --count N [--concurrency C]\n"
-            "               [--dup-every K] [--out receipts.txt] [--seed S] [--duration-max-s T]\n");
+            "               [--dup-every K] [--out receipts.txt] [--seed S] [--duration-max-s T] [--rate R]\n"
+            "       pg-load --url URL --secret-file FILE --plan FILE [--concurrency C] [--out F] [--rate R]\n");
     exit(2);
 }
 
@@ -160,7 +176,8 @@ static void s_parse_args(int argc, char **argv, load_opts_t *o)
         {"count", required_argument, NULL, 'n'},        {"concurrency", required_argument, NULL, 'c'},
         {"dup-every", required_argument, NULL, 'd'},    {"out", required_argument, NULL, 'o'},
         {"seed", required_argument, NULL, 'S'},         {"duration-max-s", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+        {"plan", required_argument, NULL, 'p'},         {"rate", required_argument, NULL, 'r'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     *o = (load_opts_t){.concurrency = 16, .duration_max_s = 300,
@@ -177,6 +194,8 @@ static void s_parse_args(int argc, char **argv, load_opts_t *o)
         case 'o': o->out_path = optarg; break;
         case 'S': o->seed = s_parse_u64("seed", optarg, 0, UINT64_MAX); break;
         case 'T': o->duration_max_s = s_parse_u64("duration-max-s", optarg, 1, LOAD_MAX_DURATION_S); break;
+        case 'p': o->plan_path = optarg; have_count = true; break;
+        case 'r': o->rate = s_parse_u64("rate", optarg, 1, 1000000); break;
         case 'h': s_usage(NULL); break;
         default: s_usage("unknown option"); break;
         }
@@ -184,7 +203,9 @@ static void s_parse_args(int argc, char **argv, load_opts_t *o)
     if (optind < argc)
         s_usage("unexpected argument");
     if (!o->url || !o->secret_file || !have_count)
-        s_usage("--url, --secret-file and --count are required");
+        s_usage("--url, --secret-file and --count (or --plan) are required");
+    if (o->plan_path && o->dup_every)
+        s_usage("--dup-every does not go with --plan (the plan holds its duplicates)");
 }
 
 /* s_read_secret - the webhook secret from its file, trailing newline
@@ -219,6 +240,9 @@ static int s_read_secret(load_t *L)
  * when it is a K-th one); false when all have been started */
 static bool s_next_fresh(load_t *L, job_t *job)
 {
+    if (L->o.rate && !L->dup_pending &&
+        L->next_event >= (uint64_t) ((s_now_ms() - L->start_ms) * (int64_t) L->o.rate / 1000) + 1)
+        return false; /* --rate: not yet */
     if (L->dup_pending) {
         L->dup_pending = false;
         *job = (job_t){.event = (uint32_t) (L->next_event - 1), .dup = true};
@@ -236,13 +260,23 @@ static bool s_next_fresh(load_t *L, job_t *job)
 /* s_event_id - "evt_<seed>_<i>" */
 static void s_event_id(const load_t *L, uint32_t i, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "evt_%llu_%u", (unsigned long long) L->o.seed, i);
+    if (L->plan)
+        snprintf(out, outlen, "line_%u", i);
+    else
+        snprintf(out, outlen, "evt_%llu_%u", (unsigned long long) L->o.seed, i);
 }
 
 /* s_build_body - the event's JSON with jansson; the same bytes every time
  * for the same event (its "created" is fixed at the first build) */
 static int s_build_body(load_t *L, uint32_t i, char *out, size_t outlen, size_t *len_out)
 {
+    if (L->plan) {
+        if (L->plan_len[i] > outlen)
+            return -1;
+        memcpy(out, L->plan[i], L->plan_len[i]);
+        *len_out = L->plan_len[i];
+        return 0;
+    }
     if (!L->created[i])
         L->created[i] = (int64_t) time(NULL);
     char id[64], po[32], pid[32];
@@ -266,8 +300,10 @@ static int s_build_body(load_t *L, uint32_t i, char *out, size_t outlen, size_t 
 
 /* s_signature_header - "Stripe-Signature: t=<now>,v1=<hex HMAC-SHA256>"
  * over "<t>.<body>", signed afresh for every attempt */
-static int s_signature_header(const load_t *L, const char *body, size_t body_len, char *out, size_t outlen)
+static int s_signature_header(const load_t *L, bool forged, const char *body, size_t body_len, char *out,
+                              size_t outlen)
 {
+    static const char forged_secret[] = "whsec_pg_load_forged_nobody_trusts_this";
     char signed_payload[32 + LOAD_MAX_BODY_BYTES];
     long long t = (long long) time(NULL);
     int pre = snprintf(signed_payload, sizeof signed_payload, "%lld.", t);
@@ -276,8 +312,10 @@ static int s_signature_header(const load_t *L, const char *body, size_t body_len
     memcpy(signed_payload + pre, body, body_len);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    if (!HMAC(EVP_sha256(), L->secret, (int) L->secret_len, (const unsigned char *) signed_payload,
-              (size_t) pre + body_len, mac, &mac_len))
+    const void *key = forged ? (const void *) forged_secret : (const void *) L->secret;
+    int key_len = forged ? (int) strlen(forged_secret) : (int) L->secret_len;
+    if (!HMAC(EVP_sha256(), key, key_len, (const unsigned char *) signed_payload, (size_t) pre + body_len, mac,
+              &mac_len))
         return -1;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     for (unsigned int k = 0; k < mac_len; k++)
@@ -352,7 +390,7 @@ static int s_slot_start(load_t *L, slot_t *s)
         return -1;
     }
     char sig[160];
-    if (s_signature_header(L, s->body, s->body_len, sig, sizeof sig) != 0) {
+    if (s_signature_header(L, L->plan && L->plan_forged[s->job.event], s->body, s->body_len, sig, sizeof sig) != 0) {
         fprintf(stderr, "pg-load: cannot sign event %u\n", s->job.event);
         return -1;
     }
@@ -540,10 +578,70 @@ static double s_percentile(const double *v, uint64_t n, unsigned p)
     return v[rank - 1];
 }
 
+/* s_read_plan - the --plan file's deliveries; -1 with a reason on stderr */
+static int s_read_plan(load_t *L)
+{
+    FILE *f = fopen(L->o.plan_path, "r");
+    if (!f) {
+        fprintf(stderr, "pg-load: cannot open plan %s: %s\n", L->o.plan_path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0, n = 0, lineno = 0;
+    char line[LOAD_MAX_BODY_BYTES + 16];
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\n')
+            line[--len] = '\0';
+        else if (!feof(f)) {
+            fprintf(stderr, "pg-load: plan line %zu: over %d bytes\n", lineno, LOAD_MAX_BODY_BYTES);
+            rc = -1;
+            break;
+        }
+        bool forged = strncmp(line, "forged ", 7) == 0;
+        if (!forged && strncmp(line, "good ", 5) != 0) {
+            fprintf(stderr, "pg-load: plan line %zu: want \"good <body>\" or \"forged <body>\"\n", lineno);
+            rc = -1;
+            break;
+        }
+        if (n == LOAD_MAX_COUNT) {
+            fprintf(stderr, "pg-load: plan over %llu lines\n", (unsigned long long) LOAD_MAX_COUNT);
+            rc = -1;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            L->plan = realloc(L->plan, cap * sizeof *L->plan);
+            L->plan_len = realloc(L->plan_len, cap * sizeof *L->plan_len);
+            L->plan_forged = realloc(L->plan_forged, cap * sizeof *L->plan_forged);
+            if (!L->plan || !L->plan_len || !L->plan_forged) {
+                fprintf(stderr, "pg-load: out of memory\n");
+                rc = -1;
+                break;
+            }
+        }
+        const char *body = line + (forged ? 7 : 5);
+        L->plan[n] = strdup(body);
+        L->plan_len[n] = strlen(body);
+        L->plan_forged[n] = forged;
+        n++;
+    }
+    fclose(f);
+    if (rc == 0 && n == 0) {
+        fprintf(stderr, "pg-load: plan %s is empty\n", L->o.plan_path);
+        rc = -1;
+    }
+    L->o.count = n;
+    return rc;
+}
+
 /* s_setup - secret, output file, buffers, curl; -1 with a reason on stderr */
 static int s_setup(load_t *L)
 {
     if (s_read_secret(L) != 0)
+        return -1;
+    if (L->o.plan_path && s_read_plan(L) != 0)
         return -1;
     if (L->o.out_path) {
         L->out = fopen(L->o.out_path, "a");
@@ -594,6 +692,11 @@ static int s_teardown(load_t *L)
         fprintf(stderr, "pg-load: writing %s failed: %s\n", L->o.out_path, strerror(errno));
         rc = -1;
     }
+    for (uint64_t i = 0; L->plan && i < L->o.count; i++)
+        free(L->plan[i]);
+    free(L->plan);
+    free(L->plan_len);
+    free(L->plan_forged);
     free(L->slots);
     free(L->created);
     free(L->lat_ms);
