@@ -41,7 +41,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
 .PHONY: all deps run test unit unit-asan e2e fuzz fuzz-short chaos clean
 .SECONDARY:
-all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox)
+all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
 
 deps:
 	@sh scripts/install-deps.sh
@@ -85,6 +85,11 @@ bin/pg-sandbox: $(SANDBOX_SRC:%.c=$(B)/%.o) $(B)/libpgcommon.a
 bin/%: $(B)/tests/tools/%.o $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# a test build of fdatasync/fsync that fails on demand (tests/e2e_fsync.sh)
+bin/libpgfailsync.so: tests/shim/failsync.c
+	@mkdir -p bin
+	$(CC) $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
 
 bin/unit-tests: $(UNIT_OBJ) $(B)/libpgcommon.a
 	@mkdir -p bin
