@@ -138,29 +138,36 @@ chaos: deps all
 	@bash tests/chaos.sh
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
-# stage modules, built with clang, ASan and UBSan; seeds in tests/fuzz/NAME/
+# stage modules, built with clang, the same warnings, ASan and UBSan; seeds
+# in tests/fuzz/NAME/
 FZ := build-fuzz
 FUZZ_LIB_SRC := $(COMMON_SRC) $(STAGE_LIB_SRC)
 $(FZ)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC-FUZZ $<"
-	@clang -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+	@clang $(WARN) -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
 bin/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(FUZZ_LIB_SRC:%.c=$(FZ)/%.o)
 	@mkdir -p bin
 	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_ALL)
 
 FUZZ_SECONDS ?= 300
+FUZZ_SHORT_SECONDS ?= 3
+# every target: the seeds in tests/fuzz/NAME plus what earlier runs found in
+# $(FZ)/corpus/NAME (new finds go there); a crashing input lands in $(FZ)/
+FUZZ_RUN = UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$f -artifact_prefix=$(FZ)/$$n- \
+	$(FZ)/corpus/$$n tests/fuzz/$$n
 # make fuzz: a long run of every target (FUZZ_SECONDS each)
 fuzz: deps $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$${f#bin/fuzz_}; mkdir -p $(FZ)/corpus/$$n; \
 	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
-	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FZ)/corpus/$$n tests/fuzz/$$n; done
+	  $(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; done
 # the short run inside make test: the seeds plus a few seconds of mutation
+# per target (FUZZ_SHORT_SECONDS); a failure shows the end of the log
 fuzz-short: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$${f#bin/fuzz_}; mkdir -p $(FZ)/corpus/$$n; \
-	  echo "== $$f (5 s)"; \
-	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$f -max_total_time=5 $(FZ)/corpus/$$n tests/fuzz/$$n 2>&1 | tail -2; \
-	  test $${PIPESTATUS[0]} -eq 0; done
+	  echo "== $$f ($(FUZZ_SHORT_SECONDS) s)"; \
+	  if $(FUZZ_RUN) -max_total_time=$(FUZZ_SHORT_SECONDS) >$(FZ)/$$n.log 2>&1; then grep -a -E "^#[0-9]+[[:space:]]+DONE|^Done " $(FZ)/$$n.log; \
+	  else tail -40 $(FZ)/$$n.log; echo "$$f failed: the whole log is $(FZ)/$$n.log"; exit 1; fi; done
 
 clean:
 	rm -rf $(B) $(BS) $(FZ) bin

@@ -142,25 +142,45 @@ struct config_t {
     char data_dir[CONFIG_PATH_MAX];
 };
 
-/* s_check_known - every key in the file must exist in the defaults; prefix
- * is the path of node ("" at the root) */
-static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, char *err, size_t errlen)
+/* s_check_known - every key in the file must be a plain name, written once
+ * at its level, and (unless named_freely: below a section the operator names
+ * freely) exist in the defaults; prefix is the path of node ("" at the root) */
+static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, bool named_freely, char *err,
+                         size_t errlen)
 {
-    for (zconfig_t *c = zconfig_child(node); c; c = zconfig_next(c)) {
+    zhashx_t *seen = zhashx_new(); /* the names met so far at this level */
+    assert(seen);
+    int rc = 0;
+    for (zconfig_t *c = zconfig_child(node); c && rc == 0; c = zconfig_next(c)) {
+        const char *name = zconfig_name(c);
         char path[256];
-        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", zconfig_name(c));
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", name);
         /* approvers/<name>/... and approve/thresholds/<CUR> are named by the
-         * operator: approve validates them, the key check cannot */
-        if (strncmp(path, "approvers/", 10) == 0 || strncmp(path, "approve/thresholds/", 19) == 0)
-            continue;
-        if (!zconfig_locate(self->defaults, path)) {
+         * operator: approve validates them, the defaults cannot */
+        bool free_below =
+            named_freely || strncmp(path, "approvers/", 10) == 0 || strncmp(path, "approve/thresholds/", 19) == 0;
+        if (strchr(name, '/')) {
+            /* ZPL takes "payguard/log_level = debug" as one name, but every
+             * lookup splits a path at '/': it would be accepted and never
+             * read (found by tests/fuzz/fuzz_config.c) */
+            snprintf(err, errlen, "config %s: '%s': a name may not contain '/' (one level per line)", self->path,
+                     path);
+            rc = -1;
+        } else if (zhashx_insert(seen, name, c) != 0) {
+            /* a lookup finds the first of two entries of the same name: the
+             * second, key or whole section, would be silently ignored (found
+             * by tests/fuzz/fuzz_config.c) */
+            snprintf(err, errlen, "config %s: '%s' is set twice", self->path, path);
+            rc = -1;
+        } else if (!free_below && !zconfig_locate(self->defaults, path)) {
             snprintf(err, errlen, "config %s: unknown setting '%s'", self->path, path);
-            return -1;
+            rc = -1;
+        } else {
+            rc = s_check_known(self, c, path, free_below, err, errlen);
         }
-        if (s_check_known(self, c, path, err, errlen))
-            return -1;
     }
-    return 0;
+    zhashx_destroy(&seen);
+    return rc;
 }
 
 /* s_absolute - make a directory setting absolute against the cwd */
@@ -194,7 +214,7 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             config_destroy(&self);
             return NULL;
         }
-        if (s_check_known(self, self->file, "", err, errlen)) {
+        if (s_check_known(self, self->file, "", false, err, errlen)) {
             config_destroy(&self);
             return NULL;
         }

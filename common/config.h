@@ -3,7 +3,8 @@
  * Every setting has an embedded default (config_defaults_text, printed by
  * `payguard config`), so the group runs with no file at all. A file given
  * with -c overrides defaults key by key; a key the defaults do not know is
- * an error (a typo must not silently fall back to a default).
+ * an error (a typo must not silently fall back to a default), and so is a
+ * name written twice at one level or holding '/', which no lookup reaches.
  *
  * Values may use {run} and {data} (the absolute run and data directories),
  * {inst} (the instance name, e.g. "triage.1") and {n} (the instance index).

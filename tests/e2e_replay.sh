@@ -24,7 +24,7 @@ APORT=$(free_port)
 CFG=$(write_config rp "$PORT")
 SBXURL=$(sandbox_url "$CFG")
 # the LLM settings go into the existing sections (a second section of the
-# same name would be shadowed by the first)
+# same name is refused by config_load)
 sed -i "s|^    teams = \(.*\)|    teams = \1\n    llm = $SBXURL/llm|" "$CFG"
 sed -i "s|^    instances = 2$|    instances = 2\n    llm_model = sandbox-model\n    llm_key_file = $ROOT/config/sandbox/read.token|" "$CFG"
 cat >>"$CFG" <<CFG

@@ -70,6 +70,42 @@ Test(config, unknown_key_is_an_error_not_a_silent_default)
     unlink(p);
 }
 
+Test(config, a_key_or_section_set_twice_is_an_error_not_a_shadow)
+{
+    /* a lookup finds the first of two same-named entries: the second would
+     * be ignored without a word (found by tests/fuzz/fuzz_config.c) */
+    static const char *const twice[] = {
+        "ingest\n    http_port = 9999\n    http_port = 9998\n",
+        "payguard\n    log_level = warn\ningest\n    http_port = 9999\npayguard\n    drain_ms = 1\n",
+        "approvers\n    alice\n        roles = treasury\n        token_sha256 = ab\n        token_sha256 = cd\n",
+        "approvers\n    alice\n        roles = treasury\n    alice\n        roles = compliance\n",
+        "approve\n    thresholds\n        EUR = \"1 2 3\"\n        EUR = \"4 5 6\"\n",
+    };
+    static const char *const named[] = {"ingest/http_port", "'payguard'", "approvers/alice/token_sha256",
+                                        "approvers/alice", "approve/thresholds/EUR"};
+    for (size_t i = 0; i < sizeof twice / sizeof twice[0]; i++) {
+        const char *p = s_write(twice[i]);
+        char err[256] = "";
+        cr_assert_null(config_load(p, err, sizeof err), "%s", twice[i]);
+        cr_assert(strstr(err, "is set twice") && strstr(err, named[i]), "%s", err);
+        unlink(p);
+    }
+}
+
+Test(config, a_name_holding_a_slash_is_an_error_not_a_silent_default)
+{
+    /* ZPL reads "payguard/log_level" as one name, which no lookup finds */
+    static const char *const slashed[] = {"payguard/log_level = debug\n", "approve/thresholds/EUR = \"1 2 3\"\n",
+                                          "approvers\n    alice/bob\n        roles = treasury\n"};
+    for (size_t i = 0; i < sizeof slashed / sizeof slashed[0]; i++) {
+        const char *p = s_write(slashed[i]);
+        char err[256] = "";
+        cr_assert_null(config_load(p, err, sizeof err), "%s", slashed[i]);
+        cr_assert(strstr(err, "may not contain '/'"), "%s", err);
+        unlink(p);
+    }
+}
+
 Test(config, bad_values_are_refused_with_the_key)
 {
     const char *p = s_write("audit\n    instances = 2\n");
