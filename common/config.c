@@ -1,6 +1,8 @@
 /* config - the group configuration (see config.h) */
 #include "config.h"
 
+#define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a configuration file, at most */
+
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
@@ -195,6 +197,34 @@ static int s_absolute(const char *value, char *out, size_t outlen)
 }
 
 /* config_load - defaults, then the file's overrides, then checks */
+/* s_load_file - the file's ZPL tree, read here and parsed from memory:
+ * czmq 4.2.1's zconfig_load leaks its zfile_t on text that is not ZPL.
+ * NULL when it does not parse (err left empty) or cannot be read (err set). */
+static zconfig_t *s_load_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "config %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CONFIG_MAX_FILE_BYTES);
+    assert(buf);
+    size_t n = fread(buf, 1, CONFIG_MAX_FILE_BYTES, f);
+    bool too_big = n == CONFIG_MAX_FILE_BYTES, failed = ferror(f);
+    fclose(f);
+    zconfig_t *tree = NULL;
+    if (too_big || failed) {
+        snprintf(err, errlen, "config %s: %s", path, failed ? "read error" : "over 1 MiB");
+    } else {
+        zchunk_t *chunk = zchunk_new(buf, n);
+        assert(chunk);
+        tree = zconfig_chunk_load(chunk);
+        zchunk_destroy(&chunk);
+    }
+    free(buf);
+    return tree;
+}
+
 config_t *config_load(const char *path, char *err, size_t errlen)
 {
     config_t *self = calloc(1, sizeof *self);
@@ -208,9 +238,11 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             config_destroy(&self);
             return NULL;
         }
-        self->file = zconfig_load(path);
+        err[0] = '\0';
+        self->file = s_load_file(path, err, errlen);
         if (!self->file) {
-            snprintf(err, errlen, "config %s: not valid ZPL (4-space indents, 'key = value')", path);
+            if (!err[0])
+                snprintf(err, errlen, "config %s: not valid ZPL (4-space indents, 'key = value')", path);
             config_destroy(&self);
             return NULL;
         }

@@ -31,10 +31,14 @@ static int s_hex32(const char *hex, unsigned char out[32])
 int people_load(const config_t *c, people_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    const char *names[PEOPLE_MAX];
+    const char *names[PEOPLE_MAX + 1];
     bool from_file;
-    size_t n = config_children(c, "approvers", names, PEOPLE_MAX, &from_file);
+    size_t n = config_children(c, "approvers", names, PEOPLE_MAX + 1, &from_file);
     out->demo = !from_file;
+    if (n > PEOPLE_MAX) {
+        snprintf(err, errlen, "config: approvers: more than %d people", PEOPLE_MAX);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         person_t *p = &out->people[out->n];
         if (strlen(names[i]) >= sizeof p->name) {
@@ -49,9 +53,18 @@ int people_load(const config_t *c, people_t *out, char *err, size_t errlen)
         }
         char buf[256];
         snprintf(buf, sizeof buf, "%s", roles);
-        for (char *save = NULL, *t = strtok_r(buf, " \t,", &save); t && p->nroles < PEOPLE_MAX_ROLES;
-             t = strtok_r(NULL, " \t,", &save))
+        for (char *save = NULL, *t = strtok_r(buf, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+            if (p->nroles == PEOPLE_MAX_ROLES || strlen(t) >= PEOPLE_ROLE_MAX) {
+                snprintf(err, errlen, "config: approvers/%s/roles: at most %d roles of at most %d characters",
+                         names[i], PEOPLE_MAX_ROLES, PEOPLE_ROLE_MAX - 1);
+                return -1;
+            }
             snprintf(p->roles[p->nroles++], PEOPLE_ROLE_MAX, "%s", t);
+        }
+        if (p->nroles == 0) {
+            snprintf(err, errlen, "config: approvers/%s/roles names no role", names[i]);
+            return -1;
+        }
         out->n++;
     }
     return 0;

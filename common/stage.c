@@ -1034,7 +1034,7 @@ event_t *stage_read_event(journal_reader_t *r, uint64_t *seq_out, unsigned *dest
             continue;
         event_t *ev = event_decode(tv.envelope, tv.envelope_len, err, sizeof err);
         if (!ev) {
-            log_warn("journal %s record %llu: %s", journal_reader_error(r), (unsigned long long) seq, err);
+            log_warn("journal record %llu: %s", (unsigned long long) seq, err);
             continue;
         }
         if (seq_out)

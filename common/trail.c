@@ -515,7 +515,13 @@ static int s_checkpoints_load(const char *path, trail_key_t *key, checkpoint_t *
                 break;
             }
             cap = cap ? 2 * cap : 64;
-            *out = realloc(*out, cap * sizeof **out);
+            checkpoint_t *grown = realloc(*out, cap * sizeof **out);
+            if (!grown) {
+                snprintf(err, errlen, "%s: out of memory at %zu checkpoints", path, *nout);
+                rc = -1;
+                break;
+            }
+            *out = grown;
         }
         cp.seq = seq;
         cp.ms = ms;

@@ -83,3 +83,19 @@ Test(people, token_sha256_must_be_exactly_64_hex_digits)
     cr_assert_eq(s_load(text, &p, err, sizeof err), 0, "%s", err);
     cr_assert_not_null(people_by_auth(&p, "Bearer t"));
 }
+
+Test(people, roles_must_name_at_least_one_bounded_role)
+{
+    char err[256];
+    people_t p;
+    const char *hash = "6fb110b213d302512a767f105125e04e26752f1dbaff4eee804e96b6f232668c";
+    char text[512];
+    snprintf(text, sizeof text, "approvers\n    eve\n        roles = \",\"\n        token_sha256 = %s\n", hash);
+    cr_assert_eq(s_load(text, &p, err, sizeof err), -1);
+    cr_assert(strstr(err, "approvers/eve/roles names no role"), "%s", err);
+    snprintf(text, sizeof text,
+             "approvers\n    eve\n        roles = a_role_name_that_is_far_too_long_to_keep\n        token_sha256 = %s\n",
+             hash);
+    cr_assert_eq(s_load(text, &p, err, sizeof err), -1);
+    cr_assert(strstr(err, "at most 31 characters"), "%s", err);
+}
