@@ -7,6 +7,10 @@
 #                 (unit tests, the same under ASan+UBSan, fuzzers briefly,
 #                 end-to-end, a short chaos run)
 #   make chaos    the long chaos run (tests/chaos.sh)
+#   make bench    install what is missing (nginx, fio and jq too), build,
+#                 run the benchmarks (scripts/bench.sh; BENCH_N sizes them),
+#                 write bench/results.md and bench/results.json; not part
+#                 of make test
 #   make clean
 
 SHELL   := /bin/bash
@@ -39,7 +43,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit unit-asan e2e fuzz fuzz-short chaos clean
+.PHONY: all deps run test unit unit-asan e2e fuzz fuzz-short chaos bench clean
 .SECONDARY:
 all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
 
@@ -136,6 +140,13 @@ run: deps all
 # CHAOS_SEED replays one); a 2,000-delivery one is part of make test
 chaos: deps all
 	@bash tests/chaos.sh
+
+# make bench: ingest against nginx and the disk's fdatasync (fio), end to end,
+# duplicate storm, replay, audit verify, memory; results in bench/results.md
+# (BENCH_N webhooks per ingest run, default 20,000; see scripts/bench.sh)
+bench: deps all
+	@sh scripts/install-deps.sh bench
+	@bash scripts/bench.sh
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
 # stage modules, built with clang, the same warnings, ASan and UBSan; seeds

@@ -4,11 +4,25 @@
 # Called by `make` before building; does nothing when everything is present,
 # so it is cheap to run every time. Needs root (or sudo) only when something
 # is missing. Never downloads anything but Debian packages.
+#
+#   sh scripts/install-deps.sh          what building and testing need
+#   sh scripts/install-deps.sh bench    that, and what `make bench` measures
+#                                       against (nginx, fio) and reads with (jq)
 set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libssl-dev \
 libcurl4-openssl-dev libcriterion-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev curl clang libclang-rt-14-dev"
+BENCH_PKGS="nginx-light fio jq"
+
+case "${1:-}" in
+"") ;;
+bench) PKGS="$PKGS $BENCH_PKGS" ;;
+*)
+    echo "usage: install-deps.sh [bench]" >&2
+    exit 2
+    ;;
+esac
 
 missing=""
 for p in $PKGS; do

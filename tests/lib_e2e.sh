@@ -7,7 +7,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/bin
 PASSED=0
 FAILED=0
-WORK=$(mktemp -d /tmp/pg-e2e.XXXXXX)
+# (scripts/bench.sh puts it on the disk it measures: E2E_WORK_PARENT, E2E_WORK_NAME)
+WORK=$(mktemp -d "${E2E_WORK_PARENT:-/tmp}/${E2E_WORK_NAME:-pg-e2e}.XXXXXX")
 
 # ok DESCRIPTION COMMAND... - run a check, count and print it
 ok() {

@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	pg-load --url URL --secret-file FILE --count N [--concurrency C]
  *	        [--dup-every K] [--out receipts.txt] [--seed S]
- *	        [--duration-max-s T] [--rate R]
+ *	        [--duration-max-s T] [--rate R] [--expect-status S]
  *	pg-load --url URL --secret-file FILE --plan FILE [--concurrency C] [--out F] [--rate R] ...
  * DESCRIPTION
  *	Builds N distinct Stripe "payout.failed" events (ids evt_<S>_<i>,
@@ -25,13 +25,20 @@
  *	a chaos run writes the plan: duplicates, reordering, bad events). The
  *	receipts file then names deliveries "line_<n>" (n from 0).
  *
- *	Every delivery is retried until it gets its 202:
+ *	--expect-status S: the status that answers a delivery (default 202).
+ *	With any other S the body is not read for a receipt and --out gets no
+ *	lines: a benchmark sends the same signed requests to a plain HTTP
+ *	server (nginx answering 200) to measure the machine's HTTP ceiling.
+ *
+ *	Every delivery is retried until it gets its 202 (or S):
  *	  202         {"receipt_id":"..."} is parsed and "<event id> <receipt id>"
  *	              is appended to --out (one line per 202, duplicates too);
  *	  503, 429    retried after Retry-After seconds (default 1, at most 60);
  *	  no answer   (connection refused or reset, timeout: ingest restarting)
  *	              retried after 200 ms;
- *	  other       counted as an error and reported on stderr, not retried.
+ *	  other       counted as an error and reported on stderr, not retried
+ *	              (with --expect-status S, 503 and 429 are still retried
+ *	              unless S is one of them).
  *	A transfer slot whose delivery must wait stays parked until then
  *	instead of taking a fresh event, so a back-pressured ingest sees at most
  *	one retry per slot per Retry-After, not a storm.
@@ -42,9 +49,10 @@
  *	  sent=N accepted=N retried_503=N retried_conn=N errors=N elapsed_s=X
  *	  rate_per_s=Y p50_ms=A p99_ms=B
  *	sent counts deliveries (events + duplicates), accepted those answered
- *	202; rate and latencies are over the accepted POSTs (the final attempt).
+ *	202 (or S); rate and latencies are over the accepted POSTs (the final
+ *	attempt).
  * EXIT STATUS
- *	0 every delivery got its 202 and there were no errors; 1 otherwise;
+ *	0 every delivery got its 202 (or S) and there were no errors; 1 otherwise;
  *	2 bad usage or setup (unreadable secret, unwritable --out).
  * SECURITY
  *	The secret is read from a file (trailing newline stripped), never from
@@ -112,6 +120,7 @@ typedef struct {
     uint64_t duration_max_s;
     const char *plan_path;
     uint64_t rate;            /* fresh deliveries started per second (0: as fast as it goes) */
+    long expect_status;       /* the answer that accepts a delivery (202: a receipt) */
 } load_opts_t;
 
 typedef struct {
@@ -149,6 +158,7 @@ static void s_usage(const char *why)
     fprintf(stderr,
             "usage: pg-load --url URL --secret-file FILE --count N [--concurrency C]\n"
             "               [--dup-every K] [--out receipts.txt] [--seed S] [--duration-max-s T] [--rate R]\n"
+            "               [--expect-status S]\n"
             "       pg-load --url URL --secret-file FILE --plan FILE [--concurrency C] [--out F] [--rate R]\n");
     exit(2);
 }
@@ -176,11 +186,12 @@ static void s_parse_args(int argc, char **argv, load_opts_t *o)
         {"count", required_argument, NULL, 'n'},        {"concurrency", required_argument, NULL, 'c'},
         {"dup-every", required_argument, NULL, 'd'},    {"out", required_argument, NULL, 'o'},
         {"seed", required_argument, NULL, 'S'},         {"duration-max-s", required_argument, NULL, 'T'},
-        {"plan", required_argument, NULL, 'p'},         {"rate", required_argument, NULL, 'r'},         {"help", no_argument, NULL, 'h'},
+        {"plan", required_argument, NULL, 'p'},         {"rate", required_argument, NULL, 'r'},
+        {"expect-status", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    *o = (load_opts_t){.concurrency = 16, .duration_max_s = 300,
+    *o = (load_opts_t){.concurrency = 16, .duration_max_s = 300, .expect_status = 202,
                        .seed = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000};
     bool have_count = false;
     int c;
@@ -196,6 +207,7 @@ static void s_parse_args(int argc, char **argv, load_opts_t *o)
         case 'T': o->duration_max_s = s_parse_u64("duration-max-s", optarg, 1, LOAD_MAX_DURATION_S); break;
         case 'p': o->plan_path = optarg; have_count = true; break;
         case 'r': o->rate = s_parse_u64("rate", optarg, 1, 1000000); break;
+        case 'x': o->expect_status = (long) s_parse_u64("expect-status", optarg, 100, 599); break;
         case 'h': s_usage(NULL); break;
         default: s_usage("unknown option"); break;
         }
@@ -440,9 +452,22 @@ static bool s_receipt_ok(const char *r)
     return true;
 }
 
-/* s_accepted - a 202: parse its receipt, write the receipt line, note latency */
+/* s_note_latency - count an accepted delivery and keep its latency */
+static void s_note_latency(load_t *L, slot_t *s)
+{
+    curl_off_t us = 0;
+    curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME_T, &us);
+    L->lat_ms[L->accepted++] = (double) us / 1000.0;
+}
+
+/* s_accepted - the expected answer: for a 202, parse its receipt and write
+ * the receipt line; note the latency */
 static void s_accepted(load_t *L, slot_t *s)
 {
+    if (L->o.expect_status != 202) {
+        s_note_latency(L, s);
+        return;
+    }
     json_error_t jerr;
     json_t *root = json_loadb(s->resp, s->resp_len, 0, &jerr);
     const char *rid = root ? json_string_value(json_object_get(root, "receipt_id")) : NULL;
@@ -459,9 +484,7 @@ static void s_accepted(load_t *L, slot_t *s)
         fprintf(L->out, "%s %s\n", id, rid);
     }
     json_decref(root);
-    curl_off_t us = 0;
-    curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME_T, &us);
-    L->lat_ms[L->accepted++] = (double) us / 1000.0;
+    s_note_latency(L, s);
 }
 
 /* s_finish - one transfer done: accept, park for a retry, or count an error */
@@ -479,7 +502,7 @@ static void s_finish(load_t *L, slot_t *s, CURLcode result)
     }
     long status = 0;
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status == 202) {
+    if (status == L->o.expect_status) {
         s_accepted(L, s);
     } else if (status == 503 || status == 429) {
         L->retried_503++;
@@ -512,15 +535,27 @@ static void s_fill(load_t *L, int64_t now)
     }
 }
 
-/* s_poll_ms - how long to wait for sockets: until the next parked slot is
- * due, at most LOAD_POLL_MAX_MS */
+/* s_poll_ms - how long to wait for sockets: not at all when a slot is free
+ * and a fresh delivery may start (a transfer just finished: refill it now,
+ * not after a poll timeout); until the next parked slot is due or, under
+ * --rate, the next fresh delivery may start (so a paced load is spread
+ * evenly, not sent in bursts); at most LOAD_POLL_MAX_MS */
 static int s_poll_ms(const load_t *L, int64_t now)
 {
     int64_t wait = LOAD_POLL_MAX_MS;
+    bool idle = false;
     for (uint64_t k = 0; k < L->o.concurrency; k++) {
         const slot_t *s = &L->slots[k];
         if (s->state == SLOT_PARKED && s->due_ms - now < wait)
             wait = s->due_ms - now;
+        idle |= s->state == SLOT_IDLE;
+    }
+    if (idle && (L->dup_pending || L->next_event < L->o.count)) {
+        int64_t due = now;
+        if (L->o.rate && !L->dup_pending)
+            due = L->start_ms + (int64_t) ((L->next_event * 1000 + L->o.rate - 1) / L->o.rate);
+        if (due - now < wait)
+            wait = due - now;
     }
     return wait < 0 ? 0 : (int) wait;
 }
@@ -718,9 +753,9 @@ int main(int argc, char **argv)
     bool finished = s_run(&L);
     double elapsed_s = (double) (s_now_ms() - L.start_ms) / 1000.0;
     if (!finished)
-        fprintf(stderr, "pg-load: gave up after %llu s: %llu of %llu deliveries have no 202\n",
+        fprintf(stderr, "pg-load: gave up after %llu s: %llu of %llu deliveries have no %ld\n",
                 (unsigned long long) L.o.duration_max_s, (unsigned long long) (L.total - L.accepted),
-                (unsigned long long) L.total);
+                (unsigned long long) L.total, L.o.expect_status);
     qsort(L.lat_ms, L.accepted, sizeof *L.lat_ms, s_cmp_double);
     printf("sent=%llu accepted=%llu retried_503=%llu retried_conn=%llu errors=%llu elapsed_s=%.3f "
            "rate_per_s=%.1f p50_ms=%.2f p99_ms=%.2f\n",
