@@ -108,6 +108,10 @@ typedef struct {
     char *facts;                  /* the triaged case as recorded, compact JSON text: what execute
                                      acts on (text, not a jansson tree: a tenth of the memory) */
     int retry;                    /* 0, or the ops-review retry round this approval is for */
+    bool outcome_pending;         /* the deciding decision is journaled, its approved/denied event
+                                     not yet: emitted by s_tick (after a full window or a crash
+                                     between the two) */
+    char outcome_by[32];          /* who made the deciding decision */
 } approval_t;
 
 typedef struct {
@@ -121,6 +125,7 @@ typedef struct {
     approval_t **cases;
     size_t ncases;
     _Atomic long waiting;
+    size_t outcomes_pending;      /* approvals with outcome_pending (under mu) */
 } approve_t;
 
 /* request - one API request whose answer waits for the journal */
@@ -291,6 +296,7 @@ static void s_store(approve_t *a, approval_t *c)
 {
     for (size_t i = 0; i < a->ncases; i++)
         if (strcmp(a->cases[i]->case_id, c->case_id) == 0) {
+            a->outcomes_pending -= a->cases[i]->outcome_pending;
             s_free_case(a->cases[i]);
             a->cases[i] = c;
             return;
@@ -298,7 +304,7 @@ static void s_store(approve_t *a, approval_t *c)
     if (a->ncases == APPROVE_MAX_CASES) {
         /* bounded: forget the oldest decided case (its record is in the journal and audit) */
         for (size_t i = 0; i < a->ncases; i++)
-            if (strcmp(a->cases[i]->state, "pending") != 0) {
+            if (strcmp(a->cases[i]->state, "pending") != 0 && !a->cases[i]->outcome_pending) {
                 s_free_case(a->cases[i]);
                 memmove(&a->cases[i], &a->cases[i + 1], (a->ncases - i - 1) * sizeof *a->cases);
                 a->ncases--;
@@ -438,6 +444,8 @@ static void s_on_durable(void *arg, int status)
         MHD_resume_connection(req->conn);
 }
 
+static int s_emit_outcome(approve_t *a, approval_t *c);
+
 /* s_answer_when_durable - 200 {case_id, state} once what the request
  * published is on disk: now if it already is, else suspend the request
  * until s_on_durable resumes it */
@@ -550,16 +558,16 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     event_body_str(b, "client_ip", peer);
     event_body_str(b, "state", c->state);
     char id[EVENT_ID_MAX + 1];
-    int rc = stage_publish(a->st, "dec", "decision", c->case_id, b, STAGE_TO_AUDIT, id, outcome ? NULL : s_on_durable, req);
+    /* the answer waits for the decision itself: once it is on disk it is
+     * recorded, and a deciding one is followed by its outcome (now, or by
+     * s_tick if the window is full or we crash in between) */
+    int rc = stage_publish(a->st, "dec", "decision", c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
     event_body_destroy(&b);
     if (rc == 0 && outcome) {
-        b = s_approval_body(c);
-        event_body_str(b, "decided_by", who->name);
-        rc = stage_publish(a->st, "dec", outcome, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
-        event_body_destroy(&b);
-        event_body_t *card = s_card(a, c, strcmp(outcome, "approved") == 0 ? "Case approved" : "Case denied");
-        stage_publish(a->st, "dec", "notice", c->case_id, card, STAGE_TO_BOTH, id, NULL, NULL);
-        event_body_destroy(&card);
+        c->outcome_pending = true;
+        a->outcomes_pending++;
+        snprintf(c->outcome_by, sizeof c->outcome_by, "%s", who->name);
+        s_emit_outcome(a, c);
     }
     snprintf(req->state, sizeof req->state, "%s", c->state);
     snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
@@ -573,6 +581,26 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
         return httpd_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", "cannot record the decision right now"));
     stage_count(a->st, "payguard_approve_decisions_total", "decision", decision, 1);
     return s_answer_when_durable(a, req);
+}
+
+/* s_emit_outcome - the approved/denied event of a decided approval, and
+ * its Teams card; 0, or -1 and it stays pending for s_tick (caller holds mu) */
+static int s_emit_outcome(approve_t *a, approval_t *c)
+{
+    assert(c->outcome_pending);
+    char id[EVENT_ID_MAX + 1];
+    event_body_t *b = s_approval_body(c);
+    event_body_str(b, "decided_by", c->outcome_by);
+    int rc = stage_publish(a->st, "dec", c->state, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+    event_body_destroy(&b);
+    if (rc != 0)
+        return -1;
+    c->outcome_pending = false;
+    a->outcomes_pending--;
+    event_body_t *card = s_card(a, c, strcmp(c->state, "approved") == 0 ? "Case approved" : "Case denied");
+    stage_publish(a->st, "dec", "notice", c->case_id, card, STAGE_TO_BOTH, id, NULL, NULL);
+    event_body_destroy(&card);
+    return 0;
 }
 
 /* s_review - POST /reviews/{case}/retry|close: a person acts on a case in
@@ -788,6 +816,9 @@ static void s_tick(stage_t *st, void *arg)
         }
         stage_count(st, "payguard_approve_expiries_total", NULL, NULL, 1);
     }
+    for (size_t i = 0; a->outcomes_pending && i < a->ncases; i++)
+        if (a->cases[i]->outcome_pending && s_emit_outcome(a, a->cases[i]) != 0)
+            break; /* the window is still full: next turn */
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
         pending += strcmp(a->cases[i]->state, "pending") == 0;
@@ -823,7 +854,16 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
             snprintf(d->comment, sizeof d->comment, "%s", s_js(b, "comment"));
         }
         snprintf(c->state, sizeof c->state, "%s", (*s_js(b, "state") ? s_js(b, "state") : c->state));
+        if ((strcmp(c->state, "approved") == 0 || strcmp(c->state, "denied") == 0) && !c->outcome_pending) {
+            c->outcome_pending = true; /* until its outcome event shows it was emitted */
+            a->outcomes_pending++;
+            snprintf(c->outcome_by, sizeof c->outcome_by, "%s", s_js(b, "who"));
+        }
         return;
+    }
+    if ((strcmp(type, "approved") == 0 || strcmp(type, "denied") == 0) && c->outcome_pending) {
+        c->outcome_pending = false;
+        a->outcomes_pending--;
     }
     /* routed, escalated, expired, approved, denied carry the whole approval */
 #define STR(dst, key) snprintf(dst, sizeof dst, "%s", s_js(b, key))

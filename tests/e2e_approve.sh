@@ -131,6 +131,30 @@ ok "the pending approvals survived the restart" bash -c "grep -q 'payout-P-T4' <
 ok "with their decisions so far" bash -c "curl -s -H 'Authorization: Bearer $(tok ops_lead)' '$API/approvals?status=approved' | grep -q '\"approver\":\"risk_lead\"'"
 down "$CFG"
 
+# ---- a crash between a deciding decision and its outcome
+# approve journals the decision, then the approved event: a crash in between
+# must not leave the case approved with nothing to execute it. Simulated
+# exactly: the master and execute paused, approve killed, its journal cut
+# back to the decision (pg-journal-cut), then everything resumes.
+ok "group restarts for the crash test" up "$CFG"
+seed_load_payouts "$CFG" 1
+send_stripe "$(stripe_payout_body evt_crash P-0 1000 usd)" "$STRIPE_A" >/dev/null
+for _ in $(seq 1 50); do get ops_lead '/approvals?status=pending' | grep -q payout-P-0 && break; sleep 0.2; done
+RUN=$D/run
+MASTER=$(cat "$RUN/master.pid")
+kill -STOP "$MASTER" "$(inst_pid "$CFG" execute.0)"
+ok "P-0 approved by the ops lead (200)" test "$(dec ops_lead payout-P-0 approve)" = 200
+sleep 0.3
+kill -KILL "$(inst_pid "$CFG" approve.0)" "$(inst_pid "$CFG" execute.0)"
+dseq=$("$BIN/payguard" journal dump -c "$CFG" approve.0 | grep '"type":"decision"' | grep -F '"case_key":"payout-P-0"' | tail -1 | sed 's/^{"seq":\([0-9]*\).*/\1/')
+ok "approve's journal cut back to the decision (record $dseq): its approved event never written" "$BIN/pg-journal-cut" "$D/data/approve.0" "$dseq"
+kill -CONT "$MASTER"
+executed_p0() { "$BIN/payguard" journal dump -c "$CFG" execute.0 2>/dev/null | grep '"type":"executed"' | grep -c '"case_key":"payout-P-0"'; }
+for _ in $(seq 1 100); do [ "$(executed_p0)" -ge 1 ] && break; sleep 0.2; done
+ok "after the restart approve emits the outcome and execute runs P-0's runbook once" test "$(executed_p0)" = 1
+ok "the approved event is journaled once" test "$("$BIN/payguard" journal dump -c "$CFG" approve.0 | grep '"type":"approved"' | grep -c '"case_key":"payout-P-0"')" = 1
+down "$CFG"
+
 # ---- expiry and escalation with a short clock
 PORT2=$(free_port)
 APORT2=$(free_port)
