@@ -34,7 +34,12 @@
  *	person holding a required role denies the case.
  *
  *	A decision is journaled, and durable, before it is answered 200: a 200
- *	is never lost. Pending approvals expire after approve/expiry_s and
+ *	is never lost. The decision that settles a case is followed by its
+ *	approved/denied event (what execute acts on) as a record of its own;
+ *	until that record is journaled the outcome is pending, and each loop
+ *	turn emits pending outcomes, so neither a full delivery window nor a
+ *	crash between the two records strands a decided case (at start the
+ *	journal shows which decisions lack their outcome). Pending approvals expire after approve/expiry_s and
  *	escalate to the next tier's roles (past tier 3 they stay expired, for
  *	ops review); expiry never approves. The state is rebuilt from this
  *	stage's journal at start, so pending approvals survive a restart.
