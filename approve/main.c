@@ -67,6 +67,7 @@
  *--*/
 #include <arpa/inet.h>
 #include <assert.h>
+#include <czmq.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <jansson.h>
@@ -131,6 +132,8 @@ typedef struct {
     size_t ncases;
     _Atomic long waiting;
     size_t outcomes_pending;      /* approvals with outcome_pending (under mu) */
+    zhashx_t *index;              /* case_id -> approval_t * (borrowed from cases) */
+    int64_t next_scan_ms;         /* expiry is looked for a few times a second, not every turn */
 } approve_t;
 
 /* request - one API request whose answer waits for the journal */
@@ -178,10 +181,7 @@ static decided_t *s_decision_add(approval_t *c)
 /* s_find - the approval of a case (caller holds mu) */
 static approval_t *s_find(approve_t *a, const char *case_id)
 {
-    for (size_t i = 0; i < a->ncases; i++)
-        if (strcmp(a->cases[i]->case_id, case_id) == 0)
-            return a->cases[i];
-    return NULL;
+    return a->index ? zhashx_lookup(a->index, case_id) : NULL;
 }
 
 /* s_iso - RFC 3339 UTC of a time in ms */
@@ -299,17 +299,24 @@ static event_body_t *s_approval_body(const approval_t *c)
 /* s_store - add or replace a case's approval (caller holds mu) */
 static void s_store(approve_t *a, approval_t *c)
 {
-    for (size_t i = 0; i < a->ncases; i++)
-        if (strcmp(a->cases[i]->case_id, c->case_id) == 0) {
-            a->outcomes_pending -= a->cases[i]->outcome_pending;
-            s_free_case(a->cases[i]);
+    if (!a->index) { /* the replay hook stores before init runs */
+        a->index = zhashx_new();
+        assert(a->index);
+    }
+    approval_t *old = zhashx_lookup(a->index, c->case_id);
+    for (size_t i = 0; old && i < a->ncases; i++)
+        if (a->cases[i] == old) {
+            a->outcomes_pending -= old->outcome_pending;
+            s_free_case(old);
             a->cases[i] = c;
+            zhashx_update(a->index, c->case_id, c);
             return;
         }
     if (a->ncases == APPROVE_MAX_CASES) {
         /* bounded: forget the oldest decided case (its record is in the journal and audit) */
         for (size_t i = 0; i < a->ncases; i++)
             if (strcmp(a->cases[i]->state, "pending") != 0 && !a->cases[i]->outcome_pending) {
+                zhashx_delete(a->index, a->cases[i]->case_id);
                 s_free_case(a->cases[i]);
                 memmove(&a->cases[i], &a->cases[i + 1], (a->ncases - i - 1) * sizeof *a->cases);
                 a->ncases--;
@@ -322,6 +329,7 @@ static void s_store(approve_t *a, approval_t *c)
         assert(a->cases);
     }
     a->cases[a->ncases++] = c;
+    zhashx_insert(a->index, c->case_id, c);
 }
 
 /* s_handle - route a triaged case */
@@ -791,6 +799,14 @@ static void s_tick(stage_t *st, void *arg)
     int64_t now = stage_now_ms();
     char id[EVENT_ID_MAX + 1];
     pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; a->outcomes_pending && i < a->ncases; i++)
+        if (a->cases[i]->outcome_pending && s_emit_outcome(a, a->cases[i]) != 0)
+            break; /* the window is still full: next turn */
+    if (now < a->next_scan_ms) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    a->next_scan_ms = now + 200;
     for (size_t i = 0; i < a->ncases; i++) {
         approval_t *c = a->cases[i];
         if (strcmp(c->state, "pending") != 0 || now < c->expires_ms)
@@ -821,9 +837,6 @@ static void s_tick(stage_t *st, void *arg)
         }
         stage_count(st, "payguard_approve_expiries_total", NULL, NULL, 1);
     }
-    for (size_t i = 0; a->outcomes_pending && i < a->ncases; i++)
-        if (a->cases[i]->outcome_pending && s_emit_outcome(a, a->cases[i]) != 0)
-            break; /* the window is still full: next turn */
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
         pending += strcmp(a->cases[i]->state, "pending") == 0;
@@ -990,6 +1003,7 @@ static void s_fini(stage_t *st, void *arg)
     approve_t *a = arg;
     if (a->httpd)
         MHD_stop_daemon(a->httpd);
+    zhashx_destroy(&a->index);
     for (size_t i = 0; i < a->ncases; i++)
         s_free_case(a->cases[i]);
     free(a->cases);
