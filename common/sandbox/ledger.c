@@ -60,11 +60,12 @@ static int s_post(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     if (!sbx_currency_ok(cur, false))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "currency '%s' must be three upper-case letters (ISO 4217)", cur);
     sbx_now_rfc3339(now);
+    /* one statement names the entry after the seq it gets (AUTOINCREMENT: the
+     * largest seq ever + 1), so no half-made row can outlive a failure */
     if (db_exec(st,
                 "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
-                " VALUES('(new)',?,?,?,?,?,?,?)",
-                "ssissss", type, ref, amount, cur, case_id, *memo ? memo : NULL, now)
-        || db_exec(st, "UPDATE entries SET id = printf('le_%06d', seq) WHERE seq = ?", "i", db_last_id(st)))
+                " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
+                "ssissss", type, ref, amount, cur, case_id, *memo ? memo : NULL, now))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED, db_row(st, "SELECT id FROM entries WHERE seq = ?", "i", db_last_id(st)));
 }

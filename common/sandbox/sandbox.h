@@ -86,6 +86,9 @@ int store_idem_get(store_t *self, const char *system, const char *key, char hash
 int store_idem_put(store_t *self, const char *system, const char *key, const char *hash, unsigned status,
                    const char *body);
 
+/* SBX_NEXT_ENTRY_SEQ - SQL for the seq the next ledger entry will get */
+#define SBX_NEXT_ENTRY_SEQ "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0) + 1"
+
 /* faults */
 typedef struct {
     long long id;

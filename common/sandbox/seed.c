@@ -271,13 +271,16 @@ static int s_entry(store_t *st, json_t *o, char *err, size_t errlen)
         || !(created = sbx_str(o, "created_at", false, false, 64, err, errlen)))
         return -1;
     sbx_now_rfc3339(now);
-    if (db_exec(st,
-                "INSERT OR REPLACE INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
-                " VALUES(?,?,?,?,?,?,?,?)",
-                "sssissss", *id ? id : "(new)", type, ref, amount, cur, *case_id ? case_id : NULL,
-                *memo ? memo : NULL, *created ? created : now)
-        || (!*id
-            && db_exec(st, "UPDATE entries SET id = printf('le_%06d', seq) WHERE seq = ?", "i", db_last_id(st)))) {
+    if (*id ? db_exec(st,
+                      "INSERT OR REPLACE INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
+                      " VALUES(?,?,?,?,?,?,?,?)",
+                      "sssissss", id, type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
+                      *created ? created : now)
+            : db_exec(st,
+                      "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
+                      " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
+                      "ssissss", type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
+                      *created ? created : now)) {
         snprintf(err, errlen, "sqlite: %s", store_error(st));
         return -1;
     }
