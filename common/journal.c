@@ -855,11 +855,49 @@ struct journal_reader_t {
     uint64_t off;           /* next byte to read; 0 = magic not checked yet */
     uint64_t expected;      /* seq of the next record */
     uint64_t from_seq;
-    unsigned char *buf;     /* payload of the last record returned */
-    size_t cap;
+    char segname[JOURNAL_SEG_NAME_LEN + 1]; /* for error messages */
+    unsigned char *win;     /* read-ahead window of the segment: one pread serves many records */
+    size_t win_cap;
+    uint64_t win_off;       /* file offset of win[0] */
+    size_t win_len;         /* bytes of win read from the file */
+    const unsigned char *rec; /* payload of the last record returned (inside win) */
     bool failed;            /* corruption is sticky */
     char error[512];
 };
+
+#define JOURNAL_READ_AHEAD (256u * 1024u)
+
+static ssize_t s_pread_full(int fd, void *buf, size_t n, uint64_t off);
+
+/* s_reader_bytes - n bytes at file offset off, from the read-ahead window
+ * (refilled from off when they are not all in it: bytes once written never
+ * change, so what the window holds stays true beside a live writer); the
+ * count available (< n at the file's end, -1 on error) and *p into the
+ * window, valid until the next call */
+static ssize_t s_reader_bytes(journal_reader_t *self, uint64_t off, size_t n, const unsigned char **p)
+{
+    if (off >= self->win_off && off + n <= self->win_off + self->win_len) {
+        *p = self->win + (off - self->win_off);
+        return (ssize_t) n;
+    }
+    size_t want = n > JOURNAL_READ_AHEAD ? n : JOURNAL_READ_AHEAD;
+    if (want > self->win_cap) {
+        unsigned char *nw = realloc(self->win, want);
+        if (!nw)
+            return -1;
+        self->win = nw;
+        self->win_cap = want;
+    }
+    ssize_t got = s_pread_full(self->fd, self->win, want, off);
+    if (got < 0) {
+        self->win_len = 0;
+        return -1;
+    }
+    self->win_off = off;
+    self->win_len = (size_t) got;
+    *p = self->win;
+    return (size_t) got < n ? got : (ssize_t) n;
+}
 
 /* s_pread_full - pread until n bytes or end of file; bytes read or -1 */
 static ssize_t s_pread_full(int fd, void *buf, size_t n, uint64_t off)
@@ -908,6 +946,8 @@ static int s_reader_open_segment(journal_reader_t *self, uint64_t seq)
     self->fd = fd;
     self->seg_seq = seq;
     self->off = 0;
+    self->win_off = 0;
+    self->win_len = 0; /* the window was the other segment's */
     return 1;
 }
 
@@ -957,55 +997,56 @@ static int s_reader_valid_follows(journal_reader_t *self, uint64_t *at, uint64_t
     return hit;
 }
 
+/* s_reader_segname - the current segment's file name, for error messages */
+static const char *s_reader_segname(journal_reader_t *self)
+{
+    s_segment_name(self->segname, self->seg_seq);
+    return self->segname;
+}
+
 /* s_reader_read - read the record at off: S_REC_OK and its length,
  * S_REC_END on a clean end, S_REC_PARTIAL for a record not all there (yet),
  * -1 on an I/O error or corruption (message set) */
 static int s_reader_read(journal_reader_t *self, uint32_t *len_out, uint64_t *seq_out)
 {
-    char name[JOURNAL_SEG_NAME_LEN + 1];
-    s_segment_name(name, self->seg_seq);
     unsigned char h[JOURNAL_HEADER_BYTES];
+    const unsigned char *hp;
     *len_out = 0;
-    ssize_t n = s_pread_full(self->fd, h, sizeof h, self->off);
+    ssize_t n = s_reader_bytes(self, self->off, sizeof h, &hp);
     if (n < 0)
-        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, name, strerror(errno));
+        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self), strerror(errno));
     if (n == 0)
         return S_REC_END;
     if (n < (ssize_t) sizeof h)
         return S_REC_PARTIAL;
+    memcpy(h, hp, sizeof h);
     uint32_t len = s_le32(h);
     uint64_t seq = s_le64(h + 8);
     if (len == 0 || len > JOURNAL_HARD_MAX_RECORD_BYTES)
         return s_reader_fail(self, "journal %s/%s: corrupt record at byte %llu (expected seq %llu): length %u out of range",
-                             self->dir, name, (unsigned long long) self->off, (unsigned long long) self->expected,
+                             self->dir, s_reader_segname(self), (unsigned long long) self->off, (unsigned long long) self->expected,
                              len);
-    /* the allocation below is bounded by bytes really in the file */
+    /* the window below grows only to bytes really in the file */
     struct stat st;
-    if (fstat(self->fd, &st) != 0)
-        return s_reader_fail(self, "journal %s/%s: stat failed: %s", self->dir, name, strerror(errno));
-    if ((uint64_t) st.st_size < self->off + JOURNAL_HEADER_BYTES + len)
-        return S_REC_PARTIAL;
-    if (len > self->cap) {
-        size_t ncap = self->cap ? self->cap : 4096;
-        while (ncap < len)
-            ncap *= 2;
-        unsigned char *nb = realloc(self->buf, ncap);
-        if (!nb)
-            return s_reader_fail(self, "journal %s/%s: out of memory for a %u byte record", self->dir, name, len);
-        self->buf = nb;
-        self->cap = ncap;
+    if (self->off + JOURNAL_HEADER_BYTES + len > self->win_off + self->win_len) {
+        if (fstat(self->fd, &st) != 0)
+            return s_reader_fail(self, "journal %s/%s: stat failed: %s", self->dir, s_reader_segname(self), strerror(errno));
+        if ((uint64_t) st.st_size < self->off + JOURNAL_HEADER_BYTES + len)
+            return S_REC_PARTIAL;
     }
-    n = s_pread_full(self->fd, self->buf, len, self->off + JOURNAL_HEADER_BYTES);
+    const unsigned char *payload;
+    n = s_reader_bytes(self, self->off + JOURNAL_HEADER_BYTES, len, &payload);
     if (n < 0)
-        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, name, strerror(errno));
+        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self), strerror(errno));
     if ((size_t) n < len)
         return S_REC_PARTIAL;
-    if (s_record_crc(h, self->buf, len) != s_le32(h + 4))
+    self->rec = payload;
+    if (s_record_crc(h, self->rec, len) != s_le32(h + 4))
         return s_reader_fail(self, "journal %s/%s: corrupt record at byte %llu (expected seq %llu): checksum mismatch",
-                             self->dir, name, (unsigned long long) self->off, (unsigned long long) self->expected);
+                             self->dir, s_reader_segname(self), (unsigned long long) self->off, (unsigned long long) self->expected);
     if (seq != self->expected)
         return s_reader_fail(self, "journal %s/%s: corrupt record at byte %llu (expected seq %llu): seq %llu",
-                             self->dir, name, (unsigned long long) self->off, (unsigned long long) self->expected,
+                             self->dir, s_reader_segname(self), (unsigned long long) self->off, (unsigned long long) self->expected,
                              (unsigned long long) seq);
     *len_out = len;
     *seq_out = seq;
@@ -1055,15 +1096,13 @@ int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, 
             if (rc <= 0)
                 return rc;
         }
-        char name[JOURNAL_SEG_NAME_LEN + 1];
-        s_segment_name(name, self->seg_seq);
-        if (self->off == 0) {
+            if (self->off == 0) {
             unsigned char magic[JOURNAL_MAGIC_BYTES];
             ssize_t n = s_pread_full(self->fd, magic, sizeof magic, 0);
             if (n < 0)
-                return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, name, strerror(errno));
+                return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self), strerror(errno));
             if (memcmp(magic, JOURNAL_MAGIC, (size_t) n) != 0)
-                return s_reader_fail(self, "journal %s/%s: bad magic, not a journal segment", self->dir, name);
+                return s_reader_fail(self, "journal %s/%s: bad magic, not a journal segment", self->dir, s_reader_segname(self));
             if (n < (ssize_t) sizeof magic)
                 return 0; /* being created right now */
             self->off = JOURNAL_MAGIC_BYTES;
@@ -1107,12 +1146,12 @@ int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, 
                     return s_reader_fail(self,
                                          "journal %s/%s: corrupt record at byte %llu (expected seq %llu): cut "
                                          "short, but a later segment exists",
-                                         self->dir, name, (unsigned long long) self->off,
+                                         self->dir, s_reader_segname(self), (unsigned long long) self->off,
                                          (unsigned long long) self->expected);
                 return s_reader_fail(self,
                                      "journal %s/%s: corrupt record at byte %llu (expected seq %llu): length "
                                      "runs past the end, but a valid record follows (seq %llu at byte %llu)",
-                                     self->dir, name, (unsigned long long) self->off,
+                                     self->dir, s_reader_segname(self), (unsigned long long) self->off,
                                      (unsigned long long) self->expected, (unsigned long long) found,
                                      (unsigned long long) at);
             }
@@ -1122,7 +1161,7 @@ int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, 
         self->expected++;
         if (rseq < self->from_seq)
             continue;
-        *data = self->buf;
+        *data = self->rec;
         *len = rlen;
         *seq = rseq;
         return 1;
@@ -1145,7 +1184,7 @@ void journal_reader_destroy(journal_reader_t **self_p)
         return;
     if (self->fd >= 0)
         close(self->fd);
-    free(self->buf);
+    free(self->win);
     free(self);
     *self_p = NULL;
 }
