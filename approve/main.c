@@ -167,6 +167,17 @@ static void s_free_case(approval_t *c)
     free(c);
 }
 
+/* s_settle - a decided approval no longer needs the facts execute acts on
+ * (they went out in its outcome; a retry round runs execute's own stored
+ * plan): free them, the bulk of what a case holds */
+static void s_settle(approval_t *c)
+{
+    if (strcmp(c->state, "pending") != 0 && !c->outcome_pending) {
+        free(c->facts);
+        c->facts = NULL;
+    }
+}
+
 /* s_decision_add - room for one more decision (at most APPROVE_MAX_DECISIONS) */
 static decided_t *s_decision_add(approval_t *c)
 {
@@ -397,6 +408,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
         event_body_destroy(&b);
     }
     stage_count(st, "payguard_approve_routes_total", "rule", c->route.rule, 1);
+    s_settle(c); /* auto-approved or nothing to do: decided already */
     pthread_mutex_lock(&a->mu);
     s_store(a, c);
     pthread_mutex_unlock(&a->mu);
@@ -610,6 +622,7 @@ static int s_emit_outcome(approve_t *a, approval_t *c)
         return -1;
     c->outcome_pending = false;
     a->outcomes_pending--;
+    s_settle(c);
     event_body_t *card = s_card(a, c, strcmp(c->state, "approved") == 0 ? "Case approved" : "Case denied");
     stage_publish(a->st, "dec", "notice", c->case_id, card, STAGE_TO_BOTH, id, NULL, NULL);
     event_body_destroy(&card);
@@ -830,6 +843,7 @@ static void s_tick(stage_t *st, void *arg)
             snprintf(c->state, sizeof c->state, "expired");
             event_body_t *b = s_approval_body(c);
             stage_publish(st, "esc", "expired", c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
+            s_settle(c);
             event_body_destroy(&b);
             b = s_card(a, c, "A payguard case expired without a decision: ops review");
             stage_publish(st, "esc", "notice", c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
@@ -957,6 +971,8 @@ static int s_init(stage_t *st, void *arg)
     }
     if (a->people.demo)
         log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
+    for (size_t i = 0; i < a->ncases; i++) /* rebuilt from the journal: decided ones keep no facts */
+        s_settle(a->cases[i]);
     log_info("%zu approvers configured", a->people.n);
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)

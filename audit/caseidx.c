@@ -17,8 +17,15 @@
 
 #define CASEIDX_SCHEMA_VERSION 1
 
+#define CASEIDX_STMT_CACHE 32
+
 struct caseidx_t {
     sqlite3 *db;
+    struct {
+        const char *sql;          /* the literal's address: each statement prepared once */
+        sqlite3_stmt *st;
+    } cache[CASEIDX_STMT_CACHE];
+    size_t ncache;
     char path[512];
     bool in_txn;
     uint64_t applied_jseq;
@@ -144,6 +151,8 @@ void caseidx_close(caseidx_t **self_p)
     caseidx_t *self = *self_p;
     if (self->in_txn)
         caseidx_commit(self);
+    for (size_t i = 0; i < self->ncache; i++)
+        sqlite3_finalize(self->cache[i].st);
     sqlite3_close(self->db);
     free(self);
     *self_p = NULL;
@@ -217,10 +226,18 @@ static const char *s_state_of(const event_t *ev)
 /* s_run - prepare, bind (i: int64, t: text, n: null for empty text), step */
 static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        log_error("case index: %s: %s", sqlite3_errmsg(self->db), sql);
-        return -1;
+    sqlite3_stmt *st = NULL;
+    for (size_t i = 0; i < self->ncache && !st; i++)
+        if (self->cache[i].sql == sql)
+            st = self->cache[i].st;
+    if (!st) {
+        if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
+            log_error("case index: %s: %s", sqlite3_errmsg(self->db), sql);
+            return -1;
+        }
+        assert(self->ncache < CASEIDX_STMT_CACHE); /* s_run is only given literals */
+        self->cache[self->ncache].sql = sql;
+        self->cache[self->ncache++].st = st;
     }
     va_list ap;
     va_start(ap, types);
@@ -237,7 +254,8 @@ static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
     }
     va_end(ap);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         log_error("case index: %s", sqlite3_errmsg(self->db));
         return -1;
