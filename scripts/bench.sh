@@ -787,8 +787,8 @@ analysis() {
         echo "- every stage keeps the id of every input it has taken, for deduplication (up to payguard/delivery/max_seen"
         echo "  = 4,000,000 ids: a copied id and a hash slot each), so memory grows with the inputs column, most in audit,"
         echo "  which takes every event of every stage;"
-        echo "- approve keeps every case it has routed in memory, decided ones too (up to 100,000), each with about"
-        echo "  10 KiB of fixed fields (16 decision slots with 512-byte comments) plus the case's facts and advice as JSON;"
+        echo "- approve keeps every case it has routed in memory, decided ones too (up to 100,000): about 1.3 KiB of"
+        echo "  fixed fields, its advice as a jansson tree and its decisions (a pending case also its facts as JSON text);"
         echo "- a stage keeps every event it sent and that is not yet acknowledged (its delivery window, up to"
         echo "  payguard/delivery/max_inflight = 10,000 per destination): the backlog columns above;"
         echo "- freed memory is not all returned to the kernel by libc, so a peak stays resident."
@@ -804,7 +804,7 @@ analysis() {
     if [ -n "$(val verify sha256_mib_per_s)" ]; then
         echo "and verify went through $(fmt %.0f "$(val verify mib_per_s)") MiB/s where this CPU's SHA-256 alone does"
         echo "$(val verify sha256_mib_per_s) MiB/s on blocks that size (openssl speed): besides the hash, each record costs the"
-        echo "journal reader two pread calls (header, then payload) and a CRC-32C computed in software (slicing-by-8)."
+        echo "journal reader's CRC-32C, computed in software (slicing-by-8); the reader fetches 256 KiB per pread."
         echo "Which of these dominates was not profiled here."
     else
         echo "and verify went through $(fmt %.0f "$(val verify mib_per_s)") MiB/s."
