@@ -501,13 +501,18 @@ static int s_recover(stage_t *st)
     while ((rc = journal_reader_next(r, &data, &len, &seq)) == 1) {
         const unsigned char *p = data;
         records++;
-        if (p[0] == STAGE_REC_EVENT && len > 2) {
-            event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
-            if (!ev) {
-                log_error("recovery: journal record %llu: %s", (unsigned long long) seq, err);
-                rc = -1;
-                break;
-            }
+        const void *env;
+        size_t envlen;
+        unsigned mask;
+        int carries = stage_record_envelope(p, len, &env, &envlen, &mask);
+        event_t *ev = carries == 1 ? event_decode(env, envlen, err, sizeof err) : NULL;
+        if (carries < 0 || (carries == 1 && !ev)) {
+            log_error("recovery: journal record %llu: %s", (unsigned long long) seq,
+                      carries < 0 ? "not a trail record" : err);
+            rc = -1;
+            break;
+        }
+        if (ev && p[0] == STAGE_REC_EVENT) {
             const event_head_t *h = event_head(ev);
             if (h->cause[0] && idset_add(st->seen, h->cause) < 0) {
                 log_error("recovery: dedup set full (max_seen)");
@@ -518,22 +523,10 @@ static int s_recover(stage_t *st)
             if (st->def->replay) /* the stage's own projections, from the same pass */
                 st->def->replay(st, ev, st->def->arg);
             event_destroy(&ev);
-            unsigned dest = s_dest_mask(st, p[1]);
+            unsigned dest = s_dest_mask(st, mask);
             if (dest)
                 s_stage_push(&cand, &ncand, &capcand, (staged_t){.seq = seq, .blob = s_blob_new(p, len, NULL, 0), .dest = dest});
-        } else if ((p[0] == STAGE_REC_STORED && len > 1) || p[0] == TRAIL_REC) {
-            trail_view_t tv = {.envelope = p + 1, .envelope_len = len - 1};
-            if (p[0] == TRAIL_REC && trail_record_parse(p, len, &tv) != 0) {
-                log_error("recovery: journal record %llu: not a trail record", (unsigned long long) seq);
-                rc = -1;
-                break;
-            }
-            event_t *ev = event_decode(tv.envelope, tv.envelope_len, err, sizeof err);
-            if (!ev) {
-                log_error("recovery: journal record %llu: %s", (unsigned long long) seq, err);
-                rc = -1;
-                break;
-            }
+        } else if (ev) { /* stored: an input this instance took */
             idset_add(st->seen, event_head(ev)->id);
             event_destroy(&ev);
         } else if (p[0] == STAGE_REC_CONSUMED && len > 1 && len <= 1 + EVENT_ID_MAX) {
@@ -1017,30 +1010,52 @@ stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case
     return p;
 }
 
+/* stage_record_envelope - see stage.h */
+int stage_record_envelope(const void *rec, size_t len, const void **env, size_t *envlen, unsigned *dest)
+{
+    const unsigned char *p = rec;
+    if (dest)
+        *dest = 0;
+    if (len > 2 && p[0] == STAGE_REC_EVENT) {
+        if (dest)
+            *dest = p[1];
+        *env = p + 2;
+        *envlen = len - 2;
+        return 1;
+    }
+    if (len > 1 && p[0] == STAGE_REC_STORED) {
+        *env = p + 1;
+        *envlen = len - 1;
+        return 1;
+    }
+    if (len > 0 && p[0] == TRAIL_REC) { /* audit's chained record: the envelope inside it */
+        trail_view_t tv;
+        if (trail_record_parse(p, len, &tv) != 0)
+            return -1;
+        *env = tv.envelope;
+        *envlen = tv.envelope_len;
+        return 1;
+    }
+    return 0;
+}
+
 /* stage_read_event - see stage.h */
 event_t *stage_read_event(journal_reader_t *r, uint64_t *seq_out, unsigned *dest)
 {
-    const void *data;
-    size_t len;
+    const void *data, *env;
+    size_t len, envlen;
     uint64_t seq;
     char err[256];
     while (journal_reader_next(r, &data, &len, &seq) == 1) {
-        const unsigned char *p = data;
-        size_t skip = p[0] == STAGE_REC_EVENT ? 2 : p[0] == STAGE_REC_STORED ? 1 : 0;
-        trail_view_t tv = {.envelope = p + skip, .envelope_len = len - skip};
-        if (p[0] == TRAIL_REC && trail_record_parse(p, len, &tv) == 0)
-            skip = 1; /* audit's chained record: the envelope inside it */
-        else if (!skip || len <= skip)
+        if (stage_record_envelope(data, len, &env, &envlen, dest) != 1)
             continue;
-        event_t *ev = event_decode(tv.envelope, tv.envelope_len, err, sizeof err);
+        event_t *ev = event_decode(env, envlen, err, sizeof err);
         if (!ev) {
             log_warn("journal record %llu: %s", (unsigned long long) seq, err);
             continue;
         }
         if (seq_out)
             *seq_out = seq;
-        if (dest)
-            *dest = skip == 2 ? p[1] : 0;
         return ev;
     }
     return NULL;

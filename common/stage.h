@@ -105,6 +105,13 @@ size_t stage_deferred_count(const stage_t *st);
 struct journal_reader_t;
 event_t *stage_read_event(struct journal_reader_t *r, uint64_t *seq, unsigned *dest);
 
+/* stage_record_envelope - the event envelope a journal record carries: an
+ * 'E' record (its destination mask in *dest), an 'S' record or an 'A'
+ * trail record (*dest 0). 1 and the envelope (borrowed from rec); 0 for a
+ * record that carries none ('C', 'W', or too short to); -1 for an 'A'
+ * record that is not a well-formed trail record. dest may be NULL. */
+int stage_record_envelope(const void *rec, size_t len, const void **env, size_t *envlen, unsigned *dest);
+
 /* stage_flush - make everything journaled so far durable now (before an
  * outbound call that must never happen without its "started" record) */
 void stage_flush(stage_t *st);

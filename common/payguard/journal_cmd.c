@@ -50,22 +50,19 @@ static json_t *s_record_json(uint64_t seq, const unsigned char *p, size_t len)
 {
     char err[256];
     json_t *o = json_pack("{s:I}", "seq", (json_int_t) seq);
-    const unsigned char *env = NULL;
+    const void *env = NULL;
     size_t envlen = 0;
-    if (p[0] == STAGE_REC_EVENT && len > 2) {
-        json_object_set_new(o, "kind", json_string("event"));
-        json_t *dest = json_array();
-        if (p[1] & STAGE_TO_NEXT)
-            json_array_append_new(dest, json_string("next"));
-        if (p[1] & STAGE_TO_AUDIT)
-            json_array_append_new(dest, json_string("audit"));
-        json_object_set_new(o, "dest", dest);
-        env = p + 2;
-        envlen = len - 2;
-    } else if (p[0] == STAGE_REC_STORED && len > 1) {
-        json_object_set_new(o, "kind", json_string("stored"));
-        env = p + 1;
-        envlen = len - 1;
+    unsigned mask;
+    if (p[0] != TRAIL_REC && stage_record_envelope(p, len, &env, &envlen, &mask) == 1) {
+        json_object_set_new(o, "kind", json_string(p[0] == STAGE_REC_EVENT ? "event" : "stored"));
+        if (p[0] == STAGE_REC_EVENT) {
+            json_t *dest = json_array();
+            if (mask & STAGE_TO_NEXT)
+                json_array_append_new(dest, json_string("next"));
+            if (mask & STAGE_TO_AUDIT)
+                json_array_append_new(dest, json_string("audit"));
+            json_object_set_new(o, "dest", dest);
+        }
     } else if (p[0] == TRAIL_REC) {
         trail_view_t v;
         json_t *t = trail_record_parse(p, len, &v) == 0 ? trail_record_json(&v) : NULL;

@@ -404,28 +404,23 @@ static void s_bad(inst_t *in, uint64_t seq, const char *why)
 static void s_read_event(check_t *C, int k, const unsigned char *p, size_t len, uint64_t seq)
 {
     inst_t *in = &C->inst[k];
-    char kind = (char) p[0];
-    size_t skip = kind == STAGE_REC_EVENT ? 2 : 1;
-    if (len <= skip) {
-        s_bad(in, seq, "record too short");
+    const void *env;
+    size_t envlen;
+    unsigned mask;
+    int carries = stage_record_envelope(p, len, &env, &envlen, &mask);
+    if (carries != 1) {
+        s_bad(in, seq, carries < 0 ? "malformed trail record" : "record too short");
         return;
     }
-    trail_view_t tv = {.envelope = p + skip, .envelope_len = len - skip};
-    if (kind == TRAIL_REC) { /* audit's chained record: stored, the envelope inside */
-        if (trail_record_parse(p, len, &tv) != 0) {
-            s_bad(in, seq, "malformed trail record");
-            return;
-        }
-        kind = STAGE_REC_STORED;
-    }
+    char kind = p[0] == STAGE_REC_EVENT ? STAGE_REC_EVENT : STAGE_REC_STORED; /* 'A' is audit's stored */
     char err[200];
-    event_t *ev = event_decode(tv.envelope, tv.envelope_len, err, sizeof err);
+    event_t *ev = event_decode(env, envlen, err, sizeof err);
     if (!ev) {
         s_bad(in, seq, err);
         return;
     }
     const event_head_t *h = event_head(ev);
-    rec_t r = {.kind = kind, .inst = (uint16_t) k, .dest = kind == STAGE_REC_EVENT ? p[1] : 0};
+    rec_t r = {.kind = kind, .inst = (uint16_t) k, .dest = (uint8_t) mask};
     r.id = s_pool_intern(&C->pool, h->id, strlen(h->id));
     r.cause = h->cause[0] ? s_pool_intern(&C->pool, h->cause, strlen(h->cause)) : CHECK_NO_ID;
     r.content = s_content(ev);
