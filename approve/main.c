@@ -84,6 +84,7 @@
 #include "people.h"
 #include "money.h"
 #include "stage.h"
+#include "utc.h"
 
 #define APPROVE_MAX_CASES 100000
 #define APPROVE_MAX_DECISIONS 16
@@ -195,15 +196,6 @@ static approval_t *s_find(approve_t *a, const char *case_id)
     return a->index ? zhashx_lookup(a->index, case_id) : NULL;
 }
 
-/* s_iso - RFC 3339 UTC of a time in ms */
-static void s_iso(int64_t ms, char out[32])
-{
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* s_roles_json - a role list as a JSON array */
 static json_t *s_roles_json(const route_t *r)
 {
@@ -216,12 +208,12 @@ static json_t *s_roles_json(const route_t *r)
 /* s_approval_json - an approval as the API shows it (caller holds mu) */
 static json_t *s_approval_json(const approval_t *c)
 {
-    char exp[32];
-    s_iso(c->expires_ms, exp);
+    char exp[UTC_ISO_MAX];
+    utc_iso(c->expires_ms, exp);
     json_t *ds = json_array();
     for (size_t i = 0; i < c->ndecisions; i++) {
-        char at[32];
-        s_iso(c->decisions[i].at_ms, at);
+        char at[UTC_ISO_MAX];
+        utc_iso(c->decisions[i].at_ms, at);
         json_array_append_new(ds, json_pack("{s:s, s:s, s:s, s:s, s:s}", "approver", c->decisions[i].who, "decision",
                                             c->decisions[i].decision, "role", c->decisions[i].role, "comment",
                                             c->decisions[i].comment, "at", at));
@@ -249,7 +241,7 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
     char amount[64], exp[32], tier[8];
     money_format(c->amount, c->currency, amount, sizeof amount);
     snprintf(tier, sizeof tier, "%d", c->route.tier);
-    s_iso(c->expires_ms, exp);
+    utc_iso(c->expires_ms, exp);
     char roles[256] = "";
     for (size_t i = 0; i < c->route.nroles; i++)
         snprintf(roles + strlen(roles), sizeof roles - strlen(roles), "%s%s", i ? ", " : "", c->route.roles[i]);

@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "journal.h"
 #include "log.h"
 #include "money.h"
 #include "stage.h"
+#include "utc.h"
 
 #define CASEIDX_SCHEMA_VERSION 1
 
@@ -176,19 +176,6 @@ int caseidx_commit(caseidx_t *self)
 
 /* ------------------------------------------------------------- apply */
 
-/* s_bstr - a str field of the body, NUL-terminated in buf ("" if absent) */
-static const char *s_bstr(const event_t *ev, const char *key, char *buf, size_t buflen)
-{
-    const char *s;
-    size_t n;
-    if (event_get_str(ev, key, &s, &n) != 0 || n >= buflen || memchr(s, '\0', n))
-        n = 0;
-    else
-        memcpy(buf, s, n);
-    buf[n] = '\0';
-    return buf;
-}
-
 /* s_state_of - the state an event puts its case in, or NULL (none) */
 static const char *s_state_of(const event_t *ev)
 {
@@ -203,7 +190,7 @@ static const char *s_state_of(const event_t *ev)
     if (strcmp(t, "review") == 0)
         return "ops_review";
     if (strcmp(t, "routed") == 0 || strcmp(t, "decision") == 0) {
-        s_bstr(ev, "state", b, sizeof b);
+        event_get_strbuf(ev, "state", b, sizeof b);
         return strcmp(b, "pending") == 0 && t[0] == 'r' ? "awaiting_approval"
                : strcmp(b, "auto_approved") == 0 || strcmp(b, "approved") == 0 ? "approved"
                : strcmp(b, "denied") == 0                                      ? "denied"
@@ -211,9 +198,9 @@ static const char *s_state_of(const event_t *ev)
                                                                                : NULL;
     }
     if (strcmp(t, "runbook") == 0)
-        return strcmp(s_bstr(ev, "decision", b, sizeof b), "approved") == 0 ? "executing" : NULL;
+        return strcmp(event_get_strbuf(ev, "decision", b, sizeof b), "approved") == 0 ? "executing" : NULL;
     if (strcmp(t, "executed") == 0) {
-        s_bstr(ev, "outcome", b, sizeof b);
+        event_get_strbuf(ev, "outcome", b, sizeof b);
         return strcmp(b, "done") == 0           ? "executed"
                : strcmp(b, "ops_review") == 0   ? "ops_review"
                : strcmp(b, "nothing_to_do") == 0 ? "already_consistent"
@@ -278,10 +265,10 @@ static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id
     int64_t amount = 0, tier = 0;
     bool has_amount = event_get_int(ev, "amount", &amount) == 0;
     bool has_tier = event_get_int(ev, "tier", &tier) == 0 && tier > 0;
-    s_bstr(ev, "kind", kind, sizeof kind);
-    s_bstr(ev, "ref", ref, sizeof ref);
-    s_bstr(ev, "provider", provider, sizeof provider);
-    s_bstr(ev, "currency", cur, sizeof cur);
+    event_get_strbuf(ev, "kind", kind, sizeof kind);
+    event_get_strbuf(ev, "ref", ref, sizeof ref);
+    event_get_strbuf(ev, "provider", provider, sizeof provider);
+    event_get_strbuf(ev, "currency", cur, sizeof cur);
     s_run(self,
           "INSERT OR IGNORE INTO cases(case_id, state, state_rank, state_ms, created_ms, updated_ms)"
           " VALUES(?, 'validated', 0, 0, ?, ?)",
@@ -298,7 +285,7 @@ static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id
     if (strcmp(h->type, "duplicate") == 0)
         s_run(self, "UPDATE cases SET duplicates = duplicates + 1 WHERE case_id = ?", "t", case_id);
     char key[256];
-    if (s_is_verdict(h->type) && *s_bstr(ev, "key", key, sizeof key))
+    if (s_is_verdict(h->type) && *event_get_strbuf(ev, "key", key, sizeof key))
         s_run(self, "INSERT OR IGNORE INTO keys(case_id, key) VALUES(?, ?)", "tt", case_id, key);
 }
 
@@ -437,15 +424,11 @@ static const char *s_col(sqlite3_stmt *st, int i)
     return s ? (const char *) s : "";
 }
 
-/* s_iso - unix ms as ISO 8601 UTC */
+/* s_iso - unix ms as ISO 8601 UTC, a JSON string (null if out of range) */
 static json_t *s_iso(int64_t ms)
 {
-    char out[32];
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    if (ms < 0 || !gmtime_r(&t, &tm) || strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        return json_null();
-    return json_string(out);
+    char out[UTC_ISO_MAX];
+    return utc_iso(ms, out) == 0 ? json_string(out) : json_null();
 }
 
 /* s_case_row - the case's fields from a row of s_case_cols */

@@ -754,6 +754,21 @@ int event_get_bool(const event_t *self, const char *key, bool *out)
     return 0;
 }
 
+/* event_get_strbuf - see event.h */
+const char *event_get_strbuf(const event_t *self, const char *key, char *buf, size_t buflen)
+{
+    const char *s;
+    size_t len;
+    if (buflen == 0)
+        return "";
+    if (event_get_str(self, key, &s, &len) != 0 || len >= buflen || memchr(s, '\0', len))
+        len = 0;
+    else
+        memcpy(buf, s, len);
+    buf[len] = '\0';
+    return buf;
+}
+
 /* event_get_strdup - a C string copy of a str field; NULL if it holds a
  * NUL, which would silently cut it short */
 char *event_get_strdup(const event_t *self, const char *key)

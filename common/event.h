@@ -78,6 +78,9 @@ int event_get_map_str(const event_t *self, const char *map_key, const char *key,
 /* event_get_strdup - a NUL-terminated copy of a str field, the caller's to
  * free; NULL if absent, not a str, or containing NUL bytes */
 char *event_get_strdup(const event_t *self, const char *key);
+/* event_get_strbuf - a str field NUL-terminated in buf (borrowed back:
+ * returns buf); "" when absent, not a str, holding a NUL, or not fitting */
+const char *event_get_strbuf(const event_t *self, const char *key, char *buf, size_t buflen);
 /* event_body_count - number of keys in the body */
 size_t event_body_count(const event_t *self);
 /* event_body_raw - the encoded body map (borrowed) */

@@ -8,20 +8,39 @@
 
 #include "metrics.h"
 
+static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, char *text, const char *hname,
+                               const char *hvalue);
+
 /* httpd_reply - see httpd.h */
 enum MHD_Result httpd_reply(struct MHD_Connection *conn, unsigned status, void *obj)
 {
+    return httpd_reply_header(conn, status, obj, NULL, NULL);
+}
+
+/* httpd_reply_header - see httpd.h */
+enum MHD_Result httpd_reply_header(struct MHD_Connection *conn, unsigned status, void *obj, const char *hname,
+                                   const char *hvalue)
+{
     char *text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
-    return httpd_reply_text(conn, status, text);
+    return s_reply(conn, status, text, hname, hvalue);
 }
 
 /* httpd_reply_text - see httpd.h */
 enum MHD_Result httpd_reply_text(struct MHD_Connection *conn, unsigned status, char *text)
 {
+    return s_reply(conn, status, text, NULL, NULL);
+}
+
+/* s_reply - JSON text (stolen) as the answer, not cached, one extra header optional */
+static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, char *text, const char *hname,
+                               const char *hvalue)
+{
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (hname)
+        MHD_add_response_header(r, hname, hvalue);
     enum MHD_Result rc = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return rc;

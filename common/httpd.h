@@ -8,6 +8,9 @@
 
 /* httpd_reply - obj (a json_t *, stolen) as the JSON answer, not cached */
 enum MHD_Result httpd_reply(struct MHD_Connection *conn, unsigned status, void *obj);
+/* httpd_reply_header - httpd_reply with one more header (hname NULL: none) */
+enum MHD_Result httpd_reply_header(struct MHD_Connection *conn, unsigned status, void *obj, const char *hname,
+                                   const char *hvalue);
 /* httpd_reply_text - JSON text (malloc'd, stolen) as the answer */
 enum MHD_Result httpd_reply_text(struct MHD_Connection *conn, unsigned status, char *text);
 /* httpd_error - {"error": why} */

@@ -1,6 +1,7 @@
 /* trail - the audit trail's hash chain, checkpoints and verification.
  * Format and contracts in trail.h. */
 #include "trail.h"
+#include "utc.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define TRAIL_MAX_CHECKPOINTS (1u << 20)
@@ -68,30 +68,7 @@ static int s_unhex(const char *hex, unsigned char out[TRAIL_HASH_BYTES])
     return 0;
 }
 
-/* s_iso - unix ms as an ISO 8601 UTC time */
-static void s_iso(int64_t ms, char out[32])
-{
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    if (ms < 0 || !gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "%" PRId64 "ms", ms);
-}
-
 /* ---------------------------------------------------------------- meta */
-
-/* s_str - a str field as a NUL-terminated string in buf ("" if absent) */
-static const char *s_str(const event_t *ev, const char *key, char *buf, size_t buflen)
-{
-    const char *s;
-    size_t n;
-    if (event_get_str(ev, key, &s, &n) != 0 || n >= buflen || memchr(s, '\0', n)) {
-        buf[0] = '\0';
-        return buf;
-    }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    return buf;
-}
 
 /* s_set_nonempty - set key to a copy of value unless it is empty */
 static void s_set_nonempty(json_t *obj, const char *key, const char *value)
@@ -109,11 +86,11 @@ static bool s_failure(const event_t *ev)
         return true;
     char buf[64];
     if (strcmp(type, "step") == 0) {
-        const char *s = s_str(ev, "status", buf, sizeof buf);
+        const char *s = event_get_strbuf(ev, "status", buf, sizeof buf);
         return strcmp(s, "failed") == 0 || strcmp(s, "error") == 0;
     }
     if (strcmp(type, "executed") == 0)
-        return strcmp(s_str(ev, "outcome", buf, sizeof buf), "ops_review") == 0;
+        return strcmp(event_get_strbuf(ev, "outcome", buf, sizeof buf), "ops_review") == 0;
     return false;
 }
 
@@ -125,15 +102,15 @@ char *trail_meta_json(const event_t *ev)
     json_t *m = json_object();
 
     /* who: the person for what people do; the PSP for what it sent; else the stage */
-    const char *person = s_str(ev, "who", buf, sizeof buf);
+    const char *person = event_get_strbuf(ev, "who", buf, sizeof buf);
     if (!*person)
-        person = s_str(ev, "closed_by", buf, sizeof buf);
-    if (!*person && strcmp(s_str(ev, "decided_by", buf, sizeof buf), "policy") != 0)
+        person = event_get_strbuf(ev, "closed_by", buf, sizeof buf);
+    if (!*person && strcmp(event_get_strbuf(ev, "decided_by", buf, sizeof buf), "policy") != 0)
         person = buf;
     if (*person)
         snprintf(who, sizeof who, "person:%s", person);
     else if (strcmp(h->type, "receipt") == 0)
-        snprintf(who, sizeof who, "psp:%s", s_str(ev, "endpoint", buf, sizeof buf));
+        snprintf(who, sizeof who, "psp:%s", event_get_strbuf(ev, "endpoint", buf, sizeof buf));
     else
         snprintf(who, sizeof who, "stage:%s", h->stage);
     json_object_set_new(m, "who", json_string(who));
@@ -142,9 +119,9 @@ char *trail_meta_json(const event_t *ev)
     char what[EVENT_TYPE_MAX + 2 * EVENT_KEY_MAX + 4];
     if (strcmp(h->type, "step") == 0) {
         char st[64];
-        snprintf(what, sizeof what, "step %s %s", s_str(ev, "step", buf, sizeof buf), s_str(ev, "status", st, sizeof st));
+        snprintf(what, sizeof what, "step %s %s", event_get_strbuf(ev, "step", buf, sizeof buf), event_get_strbuf(ev, "status", st, sizeof st));
     } else if (strcmp(h->type, "decision") == 0) {
-        snprintf(what, sizeof what, "decision %s", s_str(ev, "decision", buf, sizeof buf));
+        snprintf(what, sizeof what, "decision %s", event_get_strbuf(ev, "decision", buf, sizeof buf));
     } else {
         snprintf(what, sizeof what, "%s", h->type);
     }
@@ -154,19 +131,19 @@ char *trail_meta_json(const event_t *ev)
 
     json_t *origin = json_object();
     json_object_set_new(origin, "instance", json_string(h->stage));
-    const char *addr = s_str(ev, "client_ip", buf, sizeof buf);
+    const char *addr = event_get_strbuf(ev, "client_ip", buf, sizeof buf);
     if (!*addr)
-        addr = s_str(ev, "peer", buf, sizeof buf);
+        addr = event_get_strbuf(ev, "peer", buf, sizeof buf);
     s_set_nonempty(origin, "address", addr);
     json_object_set_new(m, "origin", origin);
 
     json_t *res = json_object();
     s_set_nonempty(res, "case", h->case_key);
-    s_set_nonempty(res, "payout", s_str(ev, "payout_id", buf, sizeof buf));
-    s_set_nonempty(res, "refund", s_str(ev, "refund_id", buf, sizeof buf));
-    s_set_nonempty(res, "payment", s_str(ev, "payment_id", buf, sizeof buf));
+    s_set_nonempty(res, "payout", event_get_strbuf(ev, "payout_id", buf, sizeof buf));
+    s_set_nonempty(res, "refund", event_get_strbuf(ev, "refund_id", buf, sizeof buf));
+    s_set_nonempty(res, "payment", event_get_strbuf(ev, "payment_id", buf, sizeof buf));
     if (!json_object_get(res, "payout") && !json_object_get(res, "refund")) {
-        s_str(ev, "ref", buf, sizeof buf);
+        event_get_strbuf(ev, "ref", buf, sizeof buf);
         if (*buf)
             json_object_set_new(res, strncmp(h->case_key, "refund-", 7) == 0 ? "refund" : "payout", json_string(buf));
     }
@@ -254,7 +231,7 @@ bool trail_record_hash_ok(const void *rec, size_t len)
 /* trail_record_json - see trail.h */
 void *trail_record_json(const trail_view_t *v)
 {
-    char err[256], hex[2 * TRAIL_HASH_BYTES + 1], when[32];
+    char err[256], hex[2 * TRAIL_HASH_BYTES + 1], when[UTC_ISO_MAX];
     event_t *ev = event_decode(v->envelope, v->envelope_len, err, sizeof err);
     if (!ev)
         return NULL;
@@ -265,7 +242,7 @@ void *trail_record_json(const trail_view_t *v)
     trail_hex(v->prev, hex);
     json_object_set_new(o, "prev", json_string(hex));
     json_object_set_new(o, "stored_ms", json_integer(v->stored_ms));
-    s_iso(v->stored_ms, when);
+    utc_iso(v->stored_ms, when);
     json_object_set_new(o, "stored_at", json_string(when));
     json_t *meta = json_loadb(v->meta, v->meta_len, 0, NULL);
     if (json_is_object(meta))
@@ -631,8 +608,8 @@ int trail_verify(const char *dir, const char *checkpoints_path, trail_key_t *key
         }
         while (icp < ncps && cps[icp].seq == v.seq) {
             if (memcmp(cps[icp].head, v.hash, TRAIL_HASH_BYTES) != 0) {
-                char when[32];
-                s_iso(cps[icp].ms, when);
+                char when[UTC_ISO_MAX];
+                utc_iso(cps[icp].ms, when);
                 s_where(where, sizeof where, expected, jseq);
                 snprintf(report->problem, sizeof report->problem,
                          "%s differs from the head signed in the checkpoint of %s: the chain up to it was rewritten",
@@ -658,8 +635,8 @@ int trail_verify(const char *dir, const char *checkpoints_path, trail_key_t *key
         rc = 1;
     }
     if (rc == 0 && icp < ncps) {
-        char when[32];
-        s_iso(cps[icp].ms, when);
+        char when[UTC_ISO_MAX];
+        utc_iso(cps[icp].ms, when);
         snprintf(report->problem, sizeof report->problem,
                  "the trail ends at #%" PRIu64 " but the checkpoint of %s seals #%" PRIu64 ": records #%" PRIu64
                  "..#%" PRIu64 " were truncated",

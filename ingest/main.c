@@ -59,8 +59,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "httpd.h"
 #include "log.h"
-#include "metrics.h"
 #include "stage.h"
 
 #define INGEST_MAX_HEADERS 64
@@ -101,39 +101,14 @@ typedef struct {
     char receipt_id[EVENT_ID_MAX + 1];
 } request_t;
 
-/* s_json_reply - queue a JSON response; extra header optional */
-static enum MHD_Result s_json_reply(struct MHD_Connection *conn, unsigned status, json_t *obj, const char *hname,
-                                    const char *hvalue)
+/* s_healthz - 200 "ok" in plain text: the process answers */
+static enum MHD_Result s_healthz(struct MHD_Connection *conn)
 {
-    char *text = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    if (hname)
-        MHD_add_response_header(r, hname, hvalue);
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    struct MHD_Response *r = MHD_create_response_from_buffer(3, (void *) "ok\n", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "text/plain");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return rc;
-}
-
-/* s_error - {"error": why} with a status */
-static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *why)
-{
-    return s_json_reply(conn, status, json_pack("{s:s}", "error", why), NULL, NULL);
-}
-
-/* s_peer - the TCP peer's address as text */
-static void s_peer(struct MHD_Connection *conn, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "unknown");
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, out, (socklen_t) outlen);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, out, (socklen_t) outlen);
 }
 
 /* s_refuse - answer an HTTP-level refusal and record it in the audit trail
@@ -143,7 +118,7 @@ static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsi
                                 const char *why, const char *method, const char *url)
 {
     char peer[INET6_ADDRSTRLEN + 1];
-    s_peer(conn, peer, sizeof peer);
+    httpd_peer(conn, peer, sizeof peer);
     event_body_t *b = event_body_new();
     event_body_str(b, "gate", "http");
     event_body_str(b, "code", code);
@@ -156,7 +131,7 @@ static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsi
     stage_publish(ing->st, "http", "rejected", "", b, STAGE_TO_AUDIT, id, NULL, NULL);
     event_body_destroy(&b);
     stage_count(ing->st, "payguard_ingest_refused_total", "reason", code, 1);
-    return s_error(conn, status, why);
+    return httpd_error(conn, status, why);
 }
 
 /* s_busy - 503 + Retry-After: we could not record it durably right now */
@@ -165,17 +140,7 @@ static enum MHD_Result s_busy(ingest_t *ing, struct MHD_Connection *conn, const 
     atomic_fetch_add(&ing->c_503, 1);
     char ra[16];
     snprintf(ra, sizeof ra, "%ld", ing->retry_after_s);
-    return s_json_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", why), "Retry-After", ra);
-}
-
-/* s_text - a plain-text 200 (metrics, health) */
-static enum MHD_Result s_text(struct MHD_Connection *conn, char *text, const char *ctype)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", ctype);
-    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return rc;
+    return httpd_reply_header(conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", why), "Retry-After", ra);
 }
 
 /* s_rate_take - take one token from addr's bucket; 0 if allowed, else the
@@ -290,7 +255,7 @@ static void s_on_durable(void *arg, int status)
 static int s_record(ingest_t *ing, request_t *req)
 {
     char peer[INET6_ADDRSTRLEN + 1];
-    s_peer(req->conn, peer, sizeof peer);
+    httpd_peer(req->conn, peer, sizeof peer);
 
     header_pack_t count = {0};
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_pack_header, &count);
@@ -335,18 +300,18 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
 
     if (!req) {
         if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
-            return s_text(conn, metrics_collect(config_run_dir(stage_config(ing->st))), "text/plain; version=0.0.4");
+            return httpd_metrics(conn, config_run_dir(stage_config(ing->st)));
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
-            return s_text(conn, strdup("ok\n"), "text/plain");
+            return s_healthz(conn);
         /* the bucket first: a flood of anything gets 429, and is only counted */
         char peer[INET6_ADDRSTRLEN + 1];
-        s_peer(conn, peer, sizeof peer);
+        httpd_peer(conn, peer, sizeof peer);
         long wait_s = s_rate_take(ing, peer);
         if (wait_s > 0) {
             stage_count(ing->st, "payguard_ingest_rate_limited_total", NULL, NULL, 1);
             char ra[24];
             snprintf(ra, sizeof ra, "%ld", wait_s);
-            return s_json_reply(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+            return httpd_reply_header(conn, MHD_HTTP_TOO_MANY_REQUESTS,
                                 json_pack("{s:s}", "error", "rate limit for this source exceeded"), "Retry-After", ra);
         }
         const char *endpoint = NULL;
@@ -413,7 +378,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         atomic_fetch_sub(&ing->waiting, 1);
         atomic_fetch_add(&ing->c_accepted, 1);
         req->state = REQ_ANSWERED;
-        return s_json_reply(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "receipt_id", req->receipt_id), NULL, NULL);
+        return httpd_reply_header(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "receipt_id", req->receipt_id), NULL, NULL);
     }
     return MHD_NO;
 }

@@ -127,6 +127,12 @@ Test(event, round_trip_every_value_kind)
     cr_expect_str_eq(cur, "EUR");
     free(cur);
     cr_expect_null(event_get_strdup(ev, "memo"), "a str with a NUL has no C-string copy");
+    char sbuf[4];
+    cr_expect_str_eq(event_get_strbuf(ev, "currency", sbuf, sizeof sbuf), "EUR");
+    cr_expect_str_eq(event_get_strbuf(ev, "currency", sbuf, 3), "", "too long for the buffer: empty");
+    cr_expect_str_eq(event_get_strbuf(ev, "memo", sbuf, sizeof sbuf), "", "a str with a NUL: empty");
+    cr_expect_str_eq(event_get_strbuf(ev, "amount_minor", sbuf, sizeof sbuf), "", "not a str: empty");
+    cr_expect_str_eq(event_get_strbuf(ev, "absent", sbuf, sizeof sbuf), "");
 
     int64_t i = 0;
     cr_expect_eq(event_get_int(ev, "amount_minor", &i), 0);

@@ -390,14 +390,10 @@ static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const ch
 static int s_handle_receipt(validate_t *v, const event_t *in)
 {
     char provider[16] = "", peer[64] = "", client[64] = "";
-    const char *s;
-    size_t len;
     const void *raw = "";
     size_t rawlen = 0;
-    if (event_get_str(in, "endpoint", &s, &len) == 0 && len < sizeof provider)
-        memcpy(provider, s, len);
-    if (event_get_str(in, "peer", &s, &len) == 0 && len < sizeof peer)
-        memcpy(peer, s, len);
+    event_get_strbuf(in, "endpoint", provider, sizeof provider);
+    event_get_strbuf(in, "peer", peer, sizeof peer);
     event_get_bin(in, "body", &raw, &rawlen);
     if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0)
         return s_reject(v, "", "schema", "unknown_endpoint", "receipt names no known webhook endpoint", provider,

@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "stage.h"
 #include "trail.h"
+#include "utc.h"
 
 /* s_audit_path - a configured audit path, {data} etc. expanded (caller frees) */
 static char *s_audit_path(const config_t *c, const char *key)
@@ -27,15 +28,6 @@ static double s_now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-/* s_iso - unix ms as ISO 8601 UTC */
-static void s_iso(int64_t ms, char out[32])
-{
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    if (ms <= 0 || !gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "-");
 }
 
 /* s_verify - `payguard audit verify [--pubkey FILE]` */
@@ -61,10 +53,11 @@ static int s_verify(const config_t *c, int argc, char **argv)
         rc = 1;
         goto done;
     }
-    char hex[2 * TRAIL_HASH_BYTES + 1], when[32];
+    char hex[2 * TRAIL_HASH_BYTES + 1], when[UTC_ISO_MAX];
     trail_hex(rep.head, hex);
     if (v == 0) {
-        s_iso(rep.last_checkpoint_ms, when);
+        if (rep.last_checkpoint_ms <= 0 || utc_iso(rep.last_checkpoint_ms, when) != 0)
+            snprintf(when, sizeof when, "-");
         printf("audit verify: OK: %" PRIu64 " records, chain intact; %" PRIu64 " checkpoint(s) verified", rep.records,
                rep.checkpoints);
         if (rep.checkpoints)

@@ -31,6 +31,7 @@
  *   ./bin/fuzz_config -max_total_time=10 build-fuzz/corpus/config tests/fuzz/config
  * (new finds go to the first directory; the seeds stay as they are)
  */
+#include "fuzz_util.h"
 #include "../../approve/approve.h"
 #include "config.h"
 #include "log.h"
@@ -70,15 +71,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void) argc;
     (void) argv;
     log_init("fuzz_config", "error");
-    struct stat st;
-    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0
-                           ? "/dev/shm"
-                           : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(s_dir, sizeof s_dir, "%s/fuzz_config.XXXXXX", base);
-    if (!mkdtemp(s_dir)) {
-        perror("fuzz_config: mkdtemp");
-        abort();
-    }
+    fz_tempdir("fuzz_config", s_dir, sizeof s_dir);
     snprintf(s_path, sizeof s_path, "%s/payguard.cfg", s_dir);
     atexit(s_cleanup);
     int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -93,15 +86,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* s_write_file - the input as the configuration file */
 static void s_write_file(const uint8_t *data, size_t size)
 {
-    int fd = open(s_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert(fd >= 0);
-    size_t done = 0;
-    while (done < size) {
-        ssize_t n = write(fd, data + done, size - done);
-        assert(n > 0);
-        done += (size_t) n;
-    }
-    close(fd);
+    fz_write_file(s_path, data, size, 0600);
 }
 
 /* s_check_text - a reason: written, NUL-terminated, one line */

@@ -41,6 +41,7 @@
  *   ./bin/fuzz_journal -max_total_time=10 build-fuzz/corpus/journal tests/fuzz/journal
  * (new finds go to the first directory; the seeds stay as they are)
  */
+#include "fuzz_util.h"
 #include "crc32c.h"
 #include "journal.h"
 #include "log.h"
@@ -99,15 +100,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void) argc;
     (void) argv;
     log_init("fuzz_journal", "error");
-    struct stat st;
-    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0
-                           ? "/dev/shm"
-                           : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(s_dir, sizeof s_dir, "%s/fuzz_journal.XXXXXX", base);
-    if (!mkdtemp(s_dir)) {
-        perror("fuzz_journal: mkdtemp");
-        abort();
-    }
+    fz_tempdir("fuzz_journal", s_dir, sizeof s_dir);
     snprintf(s_seg, sizeof s_seg, "%s/" FZ_SEGMENT, s_dir);
     atexit(s_cleanup);
     return 0;
@@ -117,15 +110,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void s_write_segment(const uint8_t *data, size_t size)
 {
     s_remove_all();
-    int fd = open(s_seg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    assert(fd >= 0);
-    size_t done = 0;
-    while (done < size) {
-        ssize_t n = write(fd, data + done, size - done);
-        assert(n > 0);
-        done += (size_t) n;
-    }
-    close(fd);
+    fz_write_file(s_seg, data, size, 0640);
 }
 
 /* s_check_text - a message: written, NUL-terminated, one line */
