@@ -269,21 +269,20 @@ static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id
     event_get_strbuf(ev, "ref", ref, sizeof ref);
     event_get_strbuf(ev, "provider", provider, sizeof provider);
     event_get_strbuf(ev, "currency", cur, sizeof cur);
+    /* one upsert: the case created on its first event, facts filled in by the first that states them */
     s_run(self,
-          "INSERT OR IGNORE INTO cases(case_id, state, state_rank, state_ms, created_ms, updated_ms)"
-          " VALUES(?, 'validated', 0, 0, ?, ?)",
-          "tii", case_id, (int64_t) h->time_ms, (int64_t) h->time_ms);
-    s_run(self,
-          "UPDATE cases SET kind = COALESCE(kind, ?), ref = COALESCE(ref, ?), provider = COALESCE(provider, ?),"
-          " currency = COALESCE(currency, ?), created_ms = MIN(created_ms, ?), updated_ms = MAX(updated_ms, ?)"
-          " WHERE case_id = ?",
-          "nnnniit", kind, ref, provider, cur, (int64_t) h->time_ms, (int64_t) h->time_ms, case_id);
+          "INSERT INTO cases(case_id, kind, ref, provider, currency, state, state_rank, state_ms, created_ms,"
+          " updated_ms, duplicates) VALUES(?, ?, ?, ?, ?, 'validated', 0, 0, ?, ?, ?)"
+          " ON CONFLICT(case_id) DO UPDATE SET kind = COALESCE(kind, excluded.kind),"
+          " ref = COALESCE(ref, excluded.ref), provider = COALESCE(provider, excluded.provider),"
+          " currency = COALESCE(currency, excluded.currency), created_ms = MIN(created_ms, excluded.created_ms),"
+          " updated_ms = MAX(updated_ms, excluded.updated_ms), duplicates = duplicates + excluded.duplicates",
+          "tnnnniii", case_id, kind, ref, provider, cur, (int64_t) h->time_ms, (int64_t) h->time_ms,
+          (int64_t) (strcmp(h->type, "duplicate") == 0));
     if (has_amount)
         s_run(self, "UPDATE cases SET amount = COALESCE(amount, ?) WHERE case_id = ?", "it", amount, case_id);
     if (has_tier) /* routed, approved, escalated: the tier now deciding */
         s_run(self, "UPDATE cases SET tier = ? WHERE case_id = ?", "it", tier, case_id);
-    if (strcmp(h->type, "duplicate") == 0)
-        s_run(self, "UPDATE cases SET duplicates = duplicates + 1 WHERE case_id = ?", "t", case_id);
     char key[256];
     if (s_is_verdict(h->type) && *event_get_strbuf(ev, "key", key, sizeof key))
         s_run(self, "INSERT OR IGNORE INTO keys(case_id, key) VALUES(?, ?)", "tt", case_id, key);
@@ -326,13 +325,6 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
     if (jseq > self->applied_jseq)
         self->applied_jseq = jseq;
     const event_head_t *h = event_head(ev);
-    char *text = event_to_json(ev);
-    int n = s_run(self, "INSERT OR IGNORE INTO events(id, jseq, type, time_ms, json) VALUES(?, ?, ?, ?, ?)", "titit",
-                  h->id, (int64_t) jseq, h->type, (int64_t) h->time_ms, text);
-    free(text);
-    if (n <= 0)
-        return n < 0 ? -1 : 0; /* applied before: once only */
-
     char case_id[EVENT_KEY_MAX + 1];
     snprintf(case_id, sizeof case_id, "%s", h->case_key);
     if (!case_id[0]) { /* a receipt: its case is known once validate has answered it */
@@ -344,9 +336,15 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
             sqlite3_finalize(st);
         }
     }
+    char *text = event_to_json(ev);
+    int n = s_run(self,
+                  "INSERT OR IGNORE INTO events(id, jseq, case_id, type, time_ms, json) VALUES(?, ?, ?, ?, ?, ?)",
+                  "tintit", h->id, (int64_t) jseq, case_id, h->type, (int64_t) h->time_ms, text);
+    free(text);
+    if (n <= 0)
+        return n < 0 ? -1 : 0; /* applied before: once only */
     if (!case_id[0])
         return 0; /* on the trail, in no case (e.g. a receipt refused before anything was known) */
-    s_run(self, "UPDATE events SET case_id = ? WHERE id = ?", "tt", case_id, h->id);
     s_case_facts(self, ev, case_id);
     if (strcmp(h->type, "receipt") == 0)
         s_run(self, "UPDATE cases SET receipts = receipts + 1, created_ms = MIN(created_ms, ?) WHERE case_id = ?", "it",
