@@ -111,7 +111,8 @@ typedef struct {
     int64_t created_ms, expires_ms;
     char raised_by[64];
     char triaged_id[EVENT_ID_MAX + 1];
-    json_t *advice;               /* the recommendation, for GET (owned) */
+    char *advice;                 /* the recommendation, compact JSON text, for GET and cards
+                                     (text, not a jansson tree: kept for every case held) */
     char *facts;                  /* the triaged case as recorded, compact JSON text: what execute
                                      acts on (text, not a jansson tree: a tenth of the memory) */
     int retry;                    /* 0, or the ops-review retry round this approval is for */
@@ -159,10 +160,16 @@ static const char *s_js(json_t *o, const char *key)
     return v ? v : "";
 }
 
+/* s_json_text - a JSON value as compact text (malloc'd), NULL for none */
+static char *s_json_text(const json_t *v)
+{
+    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
 /* s_free_case - an approval and what it owns */
 static void s_free_case(approval_t *c)
 {
-    json_decref(c->advice);
+    free(c->advice);
     free(c->facts);
     free(c->decisions);
     free(c);
@@ -226,7 +233,11 @@ static json_t *s_approval_json(const approval_t *c)
         if (!covered)
             json_array_append_new(missing, json_string(c->route.roles[r]));
     }
-    json_t *rec = c->advice ? json_deep_copy(c->advice) : json_object();
+    json_t *rec = c->advice ? json_loads(c->advice, 0, NULL) : NULL;
+    if (!json_is_object(rec)) {
+        json_decref(rec);
+        rec = json_object();
+    }
     json_object_set_new(rec, "advisory", json_true());
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:i, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:o}", "case_id",
                      c->case_id, "kind", c->kind, "ref", c->ref, "amount", (json_int_t) c->amount, "currency",
@@ -245,8 +256,9 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
     char roles[256] = "";
     for (size_t i = 0; i < c->route.nroles; i++)
         snprintf(roles + strlen(roles), sizeof roles - strlen(roles), "%s%s", i ? ", " : "", c->route.roles[i]);
+    json_t *rec = c->advice ? json_loads(c->advice, 0, NULL) : NULL;
     const char *advice = "";
-    json_t *s = c->advice ? json_object_get(c->advice, "summary") : NULL;
+    json_t *s = json_object_get(rec, "summary");
     if (json_is_string(s))
         advice = json_string_value(s);
     char url[512];
@@ -264,6 +276,7 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
         "type", "TextBlock", "text", "AI advice (advisory only; people and policy decide):", "wrap", 1, "weight",
         "Bolder", "type", "TextBlock", "text", advice, "wrap", 1, "actions", "type", "Action.OpenUrl", "title",
         "Open the case", "url", url);
+    json_decref(rec); /* advice pointed into it; json_pack copied the text */
     event_body_t *b = event_body_new();
     event_body_str(b, "channel", "teams");
     event_body_str(b, "case_id", c->case_id);
@@ -363,7 +376,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     json_t *vms = json_object_get(body, "validated_ms");
     c->created_ms = json_is_integer(vms) ? json_integer_value(vms) : event_head(in)->time_ms;
     c->expires_ms = c->created_ms + a->expiry_s * 1000;
-    c->advice = json_incref(json_object_get(body, "advice"));
+    c->advice = s_json_text(json_object_get(body, "advice"));
     c->facts = json_dumps(body, JSON_COMPACT);
     policy_route(&a->policy, &pin, &c->route);
     snprintf(c->state, sizeof c->state, "%s",
@@ -915,8 +928,8 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
         snprintf(c->route.roles[c->route.nroles++], POLICY_ROLE_MAX, "%s", json_is_string(r) ? json_string_value(r) : "");
     json_t *rec = json_object_get(b, "recommendation");
     if (rec) {
-        json_decref(c->advice);
-        c->advice = json_incref(rec);
+        free(c->advice);
+        c->advice = s_json_text(rec);
     }
     json_t *facts = json_object_get(b, "facts");
     if (facts) {

@@ -1,27 +1,41 @@
 /* idset - a set of short strings (event ids), open addressing (see idset.h).
  *
- * Linear probing over a power-of-two table of {hash, copy of the string};
- * the table doubles before the load factor passes 0.7, so probes stay
- * short, and never holds more than max_entries strings. Nothing is ever
- * removed (a dedup memory only grows), so there are no tombstones.
+ * Linear probing over a power-of-two table of 128-bit digests: each id is
+ * remembered as the first 16 bytes of SHA-256(key || id), where key is 32
+ * random bytes drawn per set (RAND_bytes). The string itself is not kept:
+ * a slot is 16 bytes and nothing else is allocated per id, so a stage that
+ * has seen 4,000,000 ids (max_seen) holds 64-128 MiB of table, not that
+ * plus a heap copy of every id (about 90 bytes each before).
  *
- * The hash is FNV-1a seeded per set from RAND_bytes and finished with a
- * 64-bit mixer: some ids (PSP idempotency keys) come from outside, and a
- * fixed hash would let a sender line them up into one long probe run.
+ * Why a digest is safe here: a false "seen" would drop a good event, so
+ * two different ids must never share a slot value. With a secret random
+ * key the digests are unpredictable to a sender (ids like PSP idempotency
+ * keys come from outside, so nobody can line them up into a collision or a
+ * long probe run), and an accidental collision among n ids has probability
+ * about n^2 / 2^129: 10^-26 at 4,000,000 ids.
+ *
+ * The table doubles before the load factor passes 0.7, so probes stay
+ * short, and never holds more than max_entries digests. Nothing is ever
+ * removed (a dedup memory only grows), so there are no tombstones. The
+ * all-zero value marks an empty slot; a digest that is all zero (2^-128)
+ * is stored with its last bit set.
  */
 #include "idset.h"
 
 #include <assert.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define IDSET_INITIAL_CAP 16
+#define IDSET_KEY_BYTES 32
+#define IDSET_SHORT_ID 256 /* ids up to this long are hashed from a stack buffer */
 
 typedef struct {
-    uint64_t hash;
-    char *id;                   /* NULL: empty slot */
+    uint64_t hi, lo;            /* both 0: empty slot */
 } s_slot_t;
 
 struct idset_t {
@@ -29,39 +43,49 @@ struct idset_t {
     size_t cap;                 /* a power of two */
     size_t size;
     size_t max_entries;
-    uint64_t seed;
+    unsigned char key[IDSET_KEY_BYTES];
 };
 
-/* s_hash - seeded FNV-1a with a final avalanche, so the low bits used for
- * the slot index depend on every byte */
-static uint64_t s_hash(uint64_t seed, const char *s)
+/* s_digest - the slot value of id: SHA-256(key || id), first 16 bytes */
+static s_slot_t s_digest(const idset_t *self, const char *id)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ seed;
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ull;
+    unsigned char md[32];
+    size_t len = strlen(id);
+    int ok;
+    if (len <= IDSET_SHORT_ID) {
+        unsigned char buf[IDSET_KEY_BYTES + IDSET_SHORT_ID];
+        memcpy(buf, self->key, IDSET_KEY_BYTES);
+        memcpy(buf + IDSET_KEY_BYTES, id, len);
+        ok = EVP_Digest(buf, IDSET_KEY_BYTES + len, md, NULL, EVP_sha256(), NULL);
+    } else {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, self->key, IDSET_KEY_BYTES)
+             && EVP_DigestUpdate(ctx, id, len) && EVP_DigestFinal_ex(ctx, md, NULL);
+        EVP_MD_CTX_free(ctx);
     }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    assert(ok); /* SHA-256 of memory we own does not fail */
+    (void) ok;
+    s_slot_t d;
+    memcpy(&d.hi, md, 8);
+    memcpy(&d.lo, md + 8, 8);
+    if (!d.hi && !d.lo)
+        d.lo = 1;
+    return d;
 }
 
-/* s_find - the slot holding id, or the empty slot where it would go; the
+/* s_find - the slot holding d, or the empty slot where it would go; the
  * load factor guarantees an empty slot exists */
-static s_slot_t *s_find(const idset_t *self, const char *id, uint64_t hash)
+static s_slot_t *s_find(const idset_t *self, s_slot_t d)
 {
     size_t mask = self->cap - 1;
-    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t) d.lo & mask;; i = (i + 1) & mask) {
         s_slot_t *slot = &self->slots[i];
-        if (!slot->id || (slot->hash == hash && strcmp(slot->id, id) == 0))
+        if ((!slot->hi && !slot->lo) || (slot->hi == d.hi && slot->lo == d.lo))
             return slot;
     }
 }
 
-/* s_grow - double the table and re-place every string; -1 on out of memory */
+/* s_grow - double the table and re-place every digest; -1 on out of memory */
 static int s_grow(idset_t *self)
 {
     if (self->cap > SIZE_MAX / 2 / sizeof(s_slot_t))
@@ -75,9 +99,9 @@ static int s_grow(idset_t *self)
     self->slots = slots;
     self->cap = new_cap;
     for (size_t i = 0; i < old_cap; i++) {
-        if (old[i].id) {
-            s_slot_t *slot = s_find(self, old[i].id, old[i].hash);
-            assert(!slot->id);
+        if (old[i].hi || old[i].lo) {
+            s_slot_t *slot = s_find(self, old[i]);
+            assert(!slot->hi && !slot->lo);
             *slot = old[i];
         }
     }
@@ -85,7 +109,9 @@ static int s_grow(idset_t *self)
     return 0;
 }
 
-/* idset_new - an empty set that will hold at most max_entries ids */
+/* idset_new - an empty set that will hold at most max_entries ids; NULL
+ * when out of memory or when no random key can be drawn (a predictable key
+ * would let a sender forge a collision, so there is no fallback) */
 idset_t *idset_new(size_t max_entries)
 {
     idset_t *self = calloc(1, sizeof *self);
@@ -93,26 +119,24 @@ idset_t *idset_new(size_t max_entries)
         return NULL;
     self->cap = IDSET_INITIAL_CAP;
     self->slots = calloc(self->cap, sizeof *self->slots);
-    if (!self->slots) {
+    if (!self->slots || RAND_bytes(self->key, sizeof self->key) != 1) {
+        free(self->slots);
         free(self);
         return NULL;
     }
     self->max_entries = max_entries;
-    if (RAND_bytes((unsigned char *) &self->seed, sizeof self->seed) != 1)
-        self->seed = 0; /* still correct, only predictable */
     return self;
 }
 
-/* idset_destroy - free the set and its strings; NULL the pointer */
+/* idset_destroy - free the set; NULL the pointer */
 void idset_destroy(idset_t **self_p)
 {
     assert(self_p);
     idset_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->cap; i++)
-        free(self->slots[i].id);
     free(self->slots);
+    OPENSSL_cleanse(self->key, sizeof self->key);
     free(self);
     *self_p = NULL;
 }
@@ -123,9 +147,9 @@ void idset_destroy(idset_t **self_p)
 int idset_add(idset_t *self, const char *id)
 {
     assert(self && id);
-    uint64_t hash = s_hash(self->seed, id);
-    s_slot_t *slot = s_find(self, id, hash);
-    if (slot->id)
+    s_slot_t d = s_digest(self, id);
+    s_slot_t *slot = s_find(self, d);
+    if (slot->hi || slot->lo)
         return 0;
     if (self->size >= self->max_entries)
         return -1;
@@ -133,13 +157,9 @@ int idset_add(idset_t *self, const char *id)
     if ((self->size + 1) * 10 > self->cap * 7) {
         if (s_grow(self))
             return -1;
-        slot = s_find(self, id, hash);
+        slot = s_find(self, d);
     }
-    char *copy = strdup(id);
-    if (!copy)
-        return -1;
-    slot->hash = hash;
-    slot->id = copy;
+    *slot = d;
     self->size++;
     assert(self->size * 10 <= self->cap * 7);
     return 1;
@@ -149,7 +169,8 @@ int idset_add(idset_t *self, const char *id)
 bool idset_has(const idset_t *self, const char *id)
 {
     assert(self && id);
-    return s_find(self, id, s_hash(self->seed, id))->id != NULL;
+    const s_slot_t *slot = s_find(self, s_digest(self, id));
+    return slot->hi || slot->lo;
 }
 
 /* idset_size - how many ids the set holds */

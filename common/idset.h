@@ -2,7 +2,8 @@
  *
  * The dedup memory of a stage: the ids of the inputs it has already
  * journaled. Bounded by max_entries; idset_add beyond it fails with -1 so
- * the caller can stop taking input rather than forget.
+ * the caller can stop taking input rather than forget. Ids are kept as
+ * 128-bit keyed digests (16 bytes a slot, see idset.c), not as strings.
  */
 #ifndef PG_IDSET_H
 #define PG_IDSET_H
@@ -12,6 +13,7 @@
 
 typedef struct idset_t idset_t;
 
+/* idset_new - NULL when out of memory or no random key can be drawn */
 idset_t *idset_new(size_t max_entries);
 void idset_destroy(idset_t **self_p);
 /* idset_add - 1 if added, 0 if already present, -1 if full */

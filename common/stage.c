@@ -45,6 +45,9 @@
 #define STAGE_MAX_PENDING_ACKS 8192
 #define STAGE_ACK_MAX_BYTES 65536
 #define STAGE_WM_EVERY_MS 1000
+#define STAGE_RCVHWM 1024        /* events ZeroMQ queues per upstream pipe: four turns' worth;
+                                    the rest wait in the sender's window, which holds them
+                                    until acked anyway (a larger queue only copies them) */
 
 enum { DEST_NEXT = 0, DEST_AUDIT = 1, NDEST = 2 };
 
@@ -618,7 +621,7 @@ static zsock_t *s_bind_pull(const char *endpoint)
         unlink(endpoint + 6); /* left by a killed predecessor */
     zsock_t *s = zsock_new(ZMQ_PULL);
     assert(s);
-    zsock_set_rcvhwm(s, 10000);
+    zsock_set_rcvhwm(s, STAGE_RCVHWM);
     zsock_set_linger(s, 0);
     if (zsock_bind(s, "%s", endpoint) < 0) {
         log_error("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
@@ -1469,6 +1472,10 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     pthread_mutex_init(&st->pub_mu, NULL);
     pthread_mutex_init(&st->counters_mu, NULL);
     st->seen = idset_new((size_t) max_seen);
+    if (!st->seen) {
+        log_error("cannot make the dedup set (out of memory, or no random key from OpenSSL)");
+        return 1;
+    }
     char *jdir = config_journal_dir(st->config, st->name, st->index);
     st->journal = journal_open(jdir, &jo, err, sizeof err);
     free(jdir);

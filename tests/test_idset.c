@@ -85,3 +85,41 @@ Test(idset, full_returns_minus_1)
     cr_expect_eq(idset_size(set), 0);
     idset_destroy(&set);
 }
+
+Test(idset, ids_that_differ_only_late_or_in_length_are_different)
+{
+    /* digests, not strings: a long common prefix, a one-byte tail, and ids
+     * longer than the stack buffer the digest is taken from */
+    idset_t *set = idset_new(100);
+    char a[600], b[600];
+    memset(a, 'x', sizeof a - 1);
+    a[sizeof a - 1] = '\0';
+    memcpy(b, a, sizeof b);
+    b[sizeof b - 2] = 'y';
+    cr_expect_eq(idset_add(set, a), 1);
+    cr_expect_not(idset_has(set, b), "differs in its last byte only");
+    cr_expect_eq(idset_add(set, b), 1);
+    a[300] = '\0';
+    cr_expect_not(idset_has(set, a), "a prefix of a member is not a member");
+    cr_expect_eq(idset_add(set, "ev_1"), 1);
+    cr_expect_not(idset_has(set, "ev_1 "));
+    cr_expect_not(idset_has(set, "ev_"));
+    cr_expect_eq(idset_size(set), 3);
+    idset_destroy(&set);
+}
+
+Test(idset, two_sets_key_their_digests_independently)
+{
+    /* each set draws its own key: both answer for their own members only */
+    idset_t *s1 = idset_new(10), *s2 = idset_new(10);
+    cr_assert_not_null(s1);
+    cr_assert_not_null(s2);
+    cr_expect_eq(idset_add(s1, "rcpt_a"), 1);
+    cr_expect_eq(idset_add(s2, "rcpt_b"), 1);
+    cr_expect(idset_has(s1, "rcpt_a"));
+    cr_expect_not(idset_has(s1, "rcpt_b"));
+    cr_expect(idset_has(s2, "rcpt_b"));
+    cr_expect_not(idset_has(s2, "rcpt_a"));
+    idset_destroy(&s1);
+    idset_destroy(&s2);
+}
