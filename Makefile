@@ -30,7 +30,7 @@ TOOL_SRC   := $(wildcard tests/tools/*.c)
 SANDBOX_SRC := $(wildcard common/sandbox/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 # a stage's modules besides main.c are unit-tested too
-STAGE_LIB_SRC := $(filter-out %/main.c,$(foreach s,$(STAGES),$(wildcard $(s)/*.c)))
+STAGE_LIB_SRC := $(filter-out %/main.c,$(foreach s,$(STAGES) console,$(wildcard $(s)/*.c)))
 
 B := build
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
@@ -43,12 +43,16 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit unit-asan e2e fuzz fuzz-short chaos bench clean
+.PHONY: all deps test-deps run test unit unit-asan e2e fuzz fuzz-short chaos bench clean
 .SECONDARY:
-all: deps bin/payguard $(STAGES:%=bin/%) $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
+all: deps bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
 
 deps:
 	@sh scripts/install-deps.sh
+
+# make test also needs the browser tests' Chromium and playwright-core
+test-deps:
+	@sh scripts/install-deps.sh test
 
 $(B)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -75,6 +79,15 @@ bin/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c)) $(B)/libpgcommon.a
 	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS_ALL)
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rule,$(s))))
+# approve shows the runbook a waiting case would run (execute's planner)
+bin/approve: $(B)/execute/runbook.o
+
+# the ops console (not a stage: no journal; serves console/www, passes the
+# API on to approve and audit)
+CONSOLE_SRC := $(wildcard console/*.c)
+bin/console: $(CONSOLE_SRC:%.c=$(B)/%.o) $(B)/libpgcommon.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 # the CLI runs some stage modules itself: plan (execute's runbooks), replay
 # --dry-run (approve's policy, triage's rules), case show (audit's case index)
@@ -127,7 +140,7 @@ e2e: all
 	  [ -z "$$bad" ] || echo "failed:$$bad"; \
 	  echo "e2e: $$pass passed, $$fail failed"; [ -z "$$bad" ]
 
-test: deps all bin/unit-tests bin/unit-tests-asan
+test: test-deps all bin/unit-tests bin/unit-tests-asan
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-short)

@@ -79,6 +79,8 @@
 #include <time.h>
 
 #include "approve.h"
+#include "../execute/execute.h"
+#include "httpc.h"
 #include "log.h"
 #include "httpd.h"
 #include "people.h"
@@ -128,6 +130,8 @@ typedef struct {
     policy_t policy;
     people_t people;
     char public_url[256];
+    char ticket_system[16];       /* for the planned runbook shown while a case waits */
+    rb_opts_t rb_opts;
     long expiry_s;
     pthread_mutex_t mu;           /* approvals: loop thread and HTTP threads */
     approval_t **cases;
@@ -246,6 +250,27 @@ static json_t *s_approval_json(const approval_t *c)
                      "rule", c->route.rule, "raised_by", c->raised_by, "recommendation", rec);
 }
 
+static json_t *s_approval_record(const approval_t *c);
+
+/* s_add_plan - the calls execute would make once a pending case is approved
+ * (execute/runbook.c over the facts approve holds), as "planned_runbook";
+ * a case the planner refuses gets "plan_error" instead (caller holds mu) */
+static void s_add_plan(const approve_t *a, const approval_t *c, json_t *j)
+{
+    if (!c->facts)
+        return;
+    json_t *rec = s_approval_record(c);
+    rb_plan_t plan;
+    char err[256];
+    if (runbook_plan("approved", rec, &a->rb_opts, &plan, err, sizeof err) == 0) {
+        json_object_set_new(j, "planned_runbook", runbook_plan_json(&plan));
+        runbook_plan_clear(&plan);
+    } else {
+        json_object_set_new(j, "plan_error", json_string(err));
+    }
+    json_decref(rec);
+}
+
 /* s_card - an Adaptive Card 1.4 about a case, as a "notice" body for execute */
 static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title)
 {
@@ -262,7 +287,12 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
     if (json_is_string(s))
         advice = json_string_value(s);
     char url[512];
-    snprintf(url, sizeof url, "%s/approvals/%s", a->public_url, c->case_id);
+    char *enc = httpc_escape(c->case_id);
+    size_t blen = strlen(a->public_url);
+    while (blen > 0 && a->public_url[blen - 1] == '/')
+        blen--;
+    snprintf(url, sizeof url, "%.*s/case/%s", (int) blen, a->public_url, enc ? enc : c->case_id);
+    free(enc);
     json_t *facts = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "title",
                               "Case", "value", c->case_id, "title", "Kind", "value", c->kind, "title", "Amount",
                               "value", amount, "title", "Tier", "value", tier,
@@ -290,15 +320,7 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
 static event_body_t *s_approval_body(const approval_t *c)
 {
     event_body_t *b = event_body_new();
-    json_t *j = s_approval_json(c);
-    json_object_set_new(j, "created_ms", json_integer(c->created_ms));
-    json_object_set_new(j, "expires_ms", json_integer(c->expires_ms));
-    json_object_set_new(j, "reason", json_string(c->route.reason));
-    json_object_set_new(j, "triaged_id", json_string(c->triaged_id));
-    json_object_set_new(j, "retry", json_integer(c->retry));
-    json_t *facts = c->facts ? json_loads(c->facts, 0, NULL) : NULL;
-    if (facts)
-        json_object_set_new(j, "facts", facts);
+    json_t *j = s_approval_record(c);
     const char *k;
     json_t *v;
     json_object_foreach(j, k, v)
@@ -308,6 +330,22 @@ static event_body_t *s_approval_body(const approval_t *c)
     }
     json_decref(j);
     return b;
+}
+
+/* s_approval_record - the approval with what a rebuild and execute need:
+ * times, reason, the triaged event's id, the retry round and the facts */
+static json_t *s_approval_record(const approval_t *c)
+{
+    json_t *j = s_approval_json(c);
+    json_object_set_new(j, "created_ms", json_integer(c->created_ms));
+    json_object_set_new(j, "expires_ms", json_integer(c->expires_ms));
+    json_object_set_new(j, "reason", json_string(c->route.reason));
+    json_object_set_new(j, "triaged_id", json_string(c->triaged_id));
+    json_object_set_new(j, "retry", json_integer(c->retry));
+    json_t *facts = c->facts ? json_loads(c->facts, 0, NULL) : NULL;
+    if (facts)
+        json_object_set_new(j, "facts", facts);
+    return j;
 }
 
 /* ------------------------------------------------------------- routing */
@@ -753,6 +791,12 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (req->too_large)
         return httpd_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
+    if (strcmp(url, "/whoami") == 0 && strcmp(method, "GET") == 0) {
+        json_t *roles = json_array();
+        for (size_t i = 0; i < who->nroles; i++)
+            json_array_append_new(roles, json_string(who->roles[i]));
+        return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s, s:o}", "name", who->name, "roles", roles));
+    }
     if (strcmp(url, "/approvals") == 0) {
         if (strcmp(method, "GET") != 0)
             return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /approvals");
@@ -777,6 +821,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
             pthread_mutex_lock(&a->mu);
             approval_t *c = s_find(a, case_id);
             json_t *j = c ? s_approval_json(c) : NULL;
+            if (c && strcmp(c->state, "pending") == 0)
+                s_add_plan(a, c, j);
             pthread_mutex_unlock(&a->mu);
             return j ? httpd_reply(conn, MHD_HTTP_OK, j) : httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
         }
@@ -970,6 +1016,10 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     snprintf(a->public_url, sizeof a->public_url, "%s", config_get(c, "approve/public_url"));
+    const char *sn = config_get(c, "outside/servicenow");
+    snprintf(a->ticket_system, sizeof a->ticket_system, "%s", sn && *sn ? "servicenow" : "jira");
+    a->rb_opts = (rb_opts_t){.ticket_system = a->ticket_system, .jira_project = config_get(c, "execute/jira_project"),
+                             .public_url = a->public_url};
     if (people_load(c, &a->people, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;

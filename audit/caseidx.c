@@ -611,18 +611,43 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
 /* caseidx_list_json - see caseidx.h */
 char *caseidx_list_json(caseidx_t *self, const char *state, size_t limit)
 {
-    if (limit == 0 || limit > CASEIDX_LIST_MAX)
-        limit = CASEIDX_LIST_MAX;
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT " S_CASE_COLS " FROM cases %s ORDER BY created_ms DESC, case_id LIMIT %zu",
-             state ? "WHERE state = ?" : "", limit);
+    caseidx_filter_t f = {.state = state, .limit = limit};
+    return caseidx_find_json(self, &f);
+}
+
+/* caseidx_find_json - see caseidx.h */
+char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
+{
+    size_t limit = f->limit == 0 || f->limit > CASEIDX_LIST_MAX ? CASEIDX_LIST_MAX : f->limit;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT " S_CASE_COLS ", (SELECT json FROM events e WHERE e.case_id = cases.case_id"
+             " ORDER BY time_ms DESC, jseq DESC LIMIT 1) FROM cases"
+             " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR tier = ?3)"
+             " AND created_ms >= ?4 ORDER BY created_ms DESC, case_id LIMIT %zu",
+             limit);
     json_t *list = json_array();
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (state)
-            sqlite3_bind_text(st, 1, s_alias(state), -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(st) == SQLITE_ROW)
-            json_array_append_new(list, s_case_row(st));
+        if (f->state)
+            sqlite3_bind_text(st, 1, s_alias(f->state), -1, SQLITE_TRANSIENT);
+        if (f->kind)
+            sqlite3_bind_text(st, 2, f->kind, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 3, f->tier);
+        sqlite3_bind_int64(st, 4, f->created_after_ms);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *o = s_case_row(st);
+            json_t *e = sqlite3_column_type(st, 12) == SQLITE_TEXT ? json_loads(s_col(st, 12), 0, NULL) : NULL;
+            if (e) {
+                char line[1024];
+                caseidx_summary(e, line, sizeof line);
+                json_object_set_new(o, "last", json_pack("{s:s, s:o, s:s}", "type", s_jstr(e, "type"), "at",
+                                                         s_iso(json_integer_value(json_object_get(e, "time_ms"))),
+                                                         "summary", line));
+                json_decref(e);
+            }
+            json_array_append_new(list, o);
+        }
         sqlite3_finalize(st);
     }
     json_t *o = json_pack("{s:o}", "cases", list);

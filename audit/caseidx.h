@@ -71,6 +71,20 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id);
  * caller's to free */
 char *caseidx_list_json(caseidx_t *self, const char *state, size_t limit);
 
+/* caseidx_filter_t - what a list asks for; zero/NULL fields match all */
+typedef struct {
+    const char *state;        /* a CASE STATE or an alias */
+    const char *kind;         /* payout | refund */
+    int tier;                 /* 1..3 */
+    int64_t created_after_ms; /* cases created at or after this time */
+    size_t limit;             /* <= CASEIDX_LIST_MAX (0: the maximum) */
+} caseidx_filter_t;
+
+/* caseidx_find_json - {"cases":[...]} newest first, filtered; each case
+ * with "last": its latest timeline entry {type, at, summary} (what the ops
+ * review queue shows as why); the caller's to free */
+char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f);
+
 /* caseidx_state_known - is state one of the CASE STATES (or an alias)? */
 bool caseidx_state_known(const char *state);
 

@@ -79,6 +79,7 @@
 #include "people.h"
 #include "stage.h"
 #include "trail.h"
+#include "utc.h"
 
 #define AUDIT_REFUSALS_MAX 256 /* refusals queued for the loop between turns */
 #define AUDIT_LIST_DEFAULT 100
@@ -88,6 +89,23 @@ typedef struct {
     char peer[64];
     char reason[96];
 } refusal_t;
+
+/* verify_t - the chain verification people start from the console
+ * (POST /audit/verify): one at a time, on its own thread, reading the trail
+ * as `payguard audit verify` does (checkpoints first, then the journal, so
+ * a checkpoint written meanwhile never seals a record it did not read) */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_t thread;
+    bool running, joinable, unrecorded; /* unrecorded: finished, not yet on the trail */
+    bool ran;                           /* at least once since audit started */
+    int result;                         /* 0 verified, 1 a bad record, -1 unreadable */
+    trail_report_t rep;
+    char err[512];
+    char by[64];                        /* who asked */
+    char peer[64];
+    int64_t started_ms, finished_ms;
+} verify_t;
 
 typedef struct {
     stage_t *st;
@@ -107,6 +125,9 @@ typedef struct {
     size_t nqueue;
     uint64_t queue_dropped;
     int64_t next_gauges_ms;
+    char *journal_dir;            /* this instance's trail, for verification */
+    char *verify_key_path;
+    verify_t verify;
 } audit_t;
 
 /* s_store - the trail record for an input (the skeleton journals it) */
@@ -125,6 +146,114 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
         log_warn("case index: event %s not indexed (the trail has it; a restart rebuilds)", event_head(in)->id);
     stage_count(st, "payguard_audit_records_total", "type", event_head(in)->type, 1);
     return STAGE_DONE;
+}
+
+/* s_verify_thread - one verification of the whole trail */
+static void *s_verify_thread(void *arg)
+{
+    audit_t *a = arg;
+    trail_report_t rep;
+    memset(&rep, 0, sizeof rep);
+    char err[512] = "";
+    int rc = -1;
+    trail_key_t *key = trail_pubkey_load(a->verify_key_path, err, sizeof err);
+    if (key) {
+        rc = trail_verify(a->journal_dir, a->checkpoints_path, key, &rep, err, sizeof err);
+        trail_key_destroy(&key);
+    }
+    pthread_mutex_lock(&a->verify.mu);
+    a->verify.rep = rep;
+    a->verify.result = rc;
+    snprintf(a->verify.err, sizeof a->verify.err, "%s", err);
+    a->verify.finished_ms = stage_now_ms();
+    a->verify.running = false;
+    a->verify.unrecorded = true;
+    pthread_mutex_unlock(&a->verify.mu);
+    stage_wake(a->st);
+    return NULL;
+}
+
+/* s_verify_json - the last verification as the console shows it (caller holds verify.mu) */
+static json_t *s_verify_json(const verify_t *v)
+{
+    char at[UTC_ISO_MAX] = "", fin[UTC_ISO_MAX] = "";
+    if (v->started_ms)
+        utc_iso(v->started_ms, at);
+    if (v->finished_ms)
+        utc_iso(v->finished_ms, fin);
+    const char *state = v->running ? "running" : v->ran ? "done" : "never";
+    const char *problem = v->result < 0 ? v->err : v->rep.problem;
+    return json_pack("{s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s}", "state", state, "ok",
+                     !v->running && v->ran && v->result == 0, "started_at", at, "finished_at", fin, "records",
+                     (json_int_t) v->rep.records, "checkpoints", (json_int_t) v->rep.checkpoints,
+                     "last_checkpoint_seq", (json_int_t) v->rep.last_checkpoint, "unsealed",
+                     (json_int_t) (v->rep.records > v->rep.last_checkpoint ? v->rep.records - v->rep.last_checkpoint : 0),
+                     "bad_seq", (json_int_t) v->rep.bad_seq, "problem", v->ran && !v->running ? problem : "", "by",
+                     v->by);
+}
+
+/* s_verify_record - from the loop thread: a finished verification onto the
+ * trail (who asked, the outcome), and its thread joined */
+static void s_verify_record(audit_t *a)
+{
+    pthread_mutex_lock(&a->verify.mu);
+    if (!a->verify.unrecorded) {
+        pthread_mutex_unlock(&a->verify.mu);
+        return;
+    }
+    a->verify.unrecorded = false;
+    pthread_t t = a->verify.thread;
+    bool join = a->verify.joinable;
+    a->verify.joinable = false;
+    event_body_t *b = event_body_new();
+    event_body_str(b, "who", a->verify.by);
+    event_body_str(b, "client_ip", a->verify.peer);
+    event_body_str(b, "outcome", a->verify.result == 0 ? "verified" : a->verify.result > 0 ? "failed" : "unreadable");
+    event_body_int(b, "records", (int64_t) a->verify.rep.records);
+    event_body_int(b, "checkpoints", (int64_t) a->verify.rep.checkpoints);
+    event_body_str(b, "problem", a->verify.result < 0 ? a->verify.err : a->verify.rep.problem);
+    int rc = a->verify.result;
+    pthread_mutex_unlock(&a->verify.mu);
+    if (join)
+        pthread_join(t, NULL);
+    if (stage_inject(a->st, "verify", "audit_verified", "", b) != 0)
+        log_warn("the chain verification's outcome was not recorded on the trail");
+    event_body_destroy(&b);
+    stage_count(a->st, "payguard_audit_verifications_total", "outcome",
+                rc == 0 ? "verified" : rc > 0 ? "failed" : "unreadable", 1);
+}
+
+/* s_verify_http - GET /audit/verify (the last result), POST (start one;
+ * 202, or the running one's state) */
+static enum MHD_Result s_verify_http(audit_t *a, struct MHD_Connection *conn, const char *method, const char *who)
+{
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+        return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or POST /audit/verify");
+    unsigned status = MHD_HTTP_OK;
+    pthread_mutex_lock(&a->verify.mu);
+    if (strcmp(method, "POST") == 0) {
+        status = MHD_HTTP_ACCEPTED;
+        if (!a->verify.running && !a->verify.joinable) {
+            a->verify.running = true;
+            a->verify.ran = true;
+            a->verify.started_ms = stage_now_ms();
+            a->verify.finished_ms = 0;
+            memset(&a->verify.rep, 0, sizeof a->verify.rep);
+            snprintf(a->verify.by, sizeof a->verify.by, "%s", who);
+            httpd_peer(conn, a->verify.peer, sizeof a->verify.peer);
+            if (pthread_create(&a->verify.thread, NULL, s_verify_thread, a) == 0) {
+                a->verify.joinable = true;
+            } else {
+                a->verify.running = false;
+                a->verify.result = -1;
+                snprintf(a->verify.err, sizeof a->verify.err, "cannot start a thread: %s", strerror(errno));
+                status = MHD_HTTP_SERVICE_UNAVAILABLE;
+            }
+        }
+    }
+    json_t *j = s_verify_json(&a->verify);
+    pthread_mutex_unlock(&a->verify.mu);
+    return httpd_reply(conn, status, j);
 }
 
 /* s_checkpoint - sign the head if it moved since the last checkpoint */
@@ -169,6 +298,7 @@ static void s_tick(stage_t *st, void *arg)
             log_warn("access_denied from %s not recorded", q[i].peer);
         event_body_destroy(&b);
     }
+    s_verify_record(a);
     caseidx_commit(a->idx);
     int64_t now = stage_now_ms();
     if (now >= a->next_checkpoint_ms) {
@@ -201,6 +331,68 @@ static enum MHD_Result s_refuse(audit_t *a, struct MHD_Connection *conn, const c
     return httpd_unauthorized(conn);
 }
 
+/* s_number - a whole number in [lo, hi] from a query value; -1 if not */
+static int s_number(const char *v, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < lo || n > hi)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* s_list_filter - GET /cases?state=&kind=&tier=&max_age_s=&limit= into f;
+ * -1 and why for a value out of its set or range */
+static int s_list_filter(struct MHD_Connection *conn, caseidx_filter_t *f, char *why, size_t whylen)
+{
+    const char *state = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state");
+    const char *kind = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "kind");
+    const char *tier = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tier");
+    const char *age = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "max_age_s");
+    const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    long n;
+    if (state && *state && strcmp(state, "all") != 0) {
+        if (!caseidx_state_known(state)) {
+            snprintf(why, whylen, "state must be one of rejected, validated, triaged, awaiting_approval (pending), "
+                                  "approved, denied, expired, executing, executed, ops_review, already_consistent, "
+                                  "closed, all");
+            return -1;
+        }
+        f->state = state;
+    }
+    if (kind && *kind) {
+        if (strcmp(kind, "payout") != 0 && strcmp(kind, "refund") != 0) {
+            snprintf(why, whylen, "kind must be payout or refund");
+            return -1;
+        }
+        f->kind = kind;
+    }
+    if (tier && *tier) {
+        if (s_number(tier, 1, 3, &n) != 0) {
+            snprintf(why, whylen, "tier must be 1, 2 or 3");
+            return -1;
+        }
+        f->tier = (int) n;
+    }
+    if (age && *age) {
+        if (s_number(age, 1, 100L * 366 * 86400, &n) != 0) {
+            snprintf(why, whylen, "max_age_s must be a whole number of seconds, 1 or more");
+            return -1;
+        }
+        f->created_after_ms = stage_now_ms() - (int64_t) n * 1000;
+    }
+    if (lim) {
+        if (s_number(lim, 1, CASEIDX_LIST_MAX, &n) != 0) {
+            snprintf(why, whylen, "limit must be 1..1000");
+            return -1;
+        }
+        f->limit = (size_t) n;
+    }
+    return 0;
+}
+
 /* s_answer - the cases API */
 static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                 const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -220,9 +412,13 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
     if (strcmp(url, "/metrics") == 0)
         return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
+    if (strcmp(url, "/audit/verify") == 0) {
+        const person_t *p = people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+        return p ? s_verify_http(a, conn, method, p->name) : s_refuse(a, conn, "");
+    }
     bool cases = strcmp(url, "/cases") == 0, one = strncmp(url, "/cases/", 7) == 0;
     if (!cases && !one)
-        return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path: GET /cases or /cases/{case_id}");
+        return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path: GET /cases, /cases/{case_id}, GET|POST /audit/verify");
     const char *case_id = one ? url + 7 : "";
     if (strlen(case_id) > EVENT_KEY_MAX)
         return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
@@ -240,21 +436,12 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         if (!text)
             return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
     } else {
-        const char *state = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state");
-        const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-        if (state && (!*state || strcmp(state, "all") == 0))
-            state = NULL;
-        if (state && !caseidx_state_known(state))
-            return httpd_error(conn, MHD_HTTP_BAD_REQUEST,
-                               "state must be one of rejected, validated, triaged, awaiting_approval (pending), "
-                               "approved, denied, expired, executing, executed, ops_review, already_consistent, "
-                               "closed, all");
-        char *end = NULL;
-        long limit = lim ? strtol(lim, &end, 10) : AUDIT_LIST_DEFAULT;
-        if (lim && (!*lim || *end || limit < 1 || limit > CASEIDX_LIST_MAX))
-            return httpd_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be 1..1000");
+        caseidx_filter_t f = {.limit = AUDIT_LIST_DEFAULT};
+        char why[256];
+        if (s_list_filter(conn, &f, why, sizeof why) != 0)
+            return httpd_error(conn, MHD_HTTP_BAD_REQUEST, why);
         pthread_mutex_lock(&a->rmu);
-        text = caseidx_list_json(a->ridx, state, (size_t) limit);
+        text = caseidx_find_json(a->ridx, &f);
         pthread_mutex_unlock(&a->rmu);
     }
     return httpd_reply_text(conn, MHD_HTTP_OK, text);
@@ -316,6 +503,9 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     a->checkpoints_path = s_path(st, "audit/checkpoints_file");
+    a->verify_key_path = s_path(st, "audit/verify_key_file");
+    a->journal_dir = strdup(stage_journal_dir(st));
+    pthread_mutex_init(&a->verify.mu, NULL);
     if (config_int(c, "audit/checkpoint_every_s", 1, 86400, &a->checkpoint_every_s, err, sizeof err) != 0 ||
         people_load(c, &a->people, err, sizeof err) != 0) {
         log_error("%s", err);
@@ -363,6 +553,12 @@ static void s_fini(stage_t *st, void *arg)
 {
     audit_t *a = arg;
     s_drain(st, arg);
+    pthread_mutex_lock(&a->verify.mu);
+    bool join = a->verify.joinable;
+    a->verify.joinable = false;
+    pthread_mutex_unlock(&a->verify.mu);
+    if (join)
+        pthread_join(a->verify.thread, NULL); /* a verification under way finishes (it only reads) */
     caseidx_commit(a->idx);
     s_checkpoint(a, false);
     caseidx_close(&a->ridx);
@@ -370,6 +566,10 @@ static void s_fini(stage_t *st, void *arg)
     trail_key_destroy(&a->key);
     free(a->checkpoints_path);
     a->checkpoints_path = NULL;
+    free(a->verify_key_path);
+    a->verify_key_path = NULL;
+    free(a->journal_dir);
+    a->journal_dir = NULL;
 }
 
 int main(int argc, char **argv)

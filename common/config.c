@@ -88,7 +88,8 @@ static const char s_defaults[] =
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8081                    # the approvals API (CONTRACT.md §3.1)\n"
-    "    public_url = http://127.0.0.1:8081  # how people reach it (links in Teams cards)\n"
+    "    public_url = http://127.0.0.1:8083  # the ops console as people reach it: Teams cards and tickets\n"
+    "                                        # link to {public_url}/case/{case_id}\n"
     "    expiry_s = 86400                    # a pending approval expires and escalates\n"
     "    confidence_min = 700                # permille; advice below it: a human decides\n"
     "    tier1_roles = payments_ops_lead\n"
@@ -134,7 +135,13 @@ static const char s_defaults[] =
     "    checkpoint_every_s = 10             # sign the head this often when it moved (and at stop)\n"
     "    signing_key_file = {data}/audit-signing.key    # Ed25519 private key (PEM); keep it away from the trail in production\n"
     "    verify_key_file = {data}/audit-signing.pub     # its public key: what `payguard audit verify` checks with\n"
-    "    generate_key = yes                  # no key file yet: create one (set no in production)\n";
+    "    generate_key = yes                  # no key file yet: create one (set no in production)\n"
+    "console                                # the ops console: the page people decide on (console/main.c)\n"
+    "    enabled = yes                       # started by `payguard up`\n"
+    "    http_bind = 127.0.0.1\n"
+    "    http_port = 8083                    # approve/public_url should name it as people reach it\n"
+    "    www_dir = console/www               # index.html, app.js, app.css (relative: to where payguard starts)\n"
+    "    timeout_ms = 10000                  # for each call passed on to approve or audit\n";
 
 struct config_t {
     zconfig_t *defaults;

@@ -60,6 +60,7 @@ static const struct {
     {"decision_refused", "approve: a decision refused (role, segregation of duties, state), with why"},
     {"escalated", "approve: a pending approval expired and moved to the next tier"},
     {"closed", "approve: a person closed a case in ops review"},
+    {"audit_verified", "audit: a person ran the chain verification (console); body says the outcome"},
 };
 
 struct event_t {

@@ -91,6 +91,8 @@ static bool s_failure(const event_t *ev)
     }
     if (strcmp(type, "executed") == 0)
         return strcmp(event_get_strbuf(ev, "outcome", buf, sizeof buf), "ops_review") == 0;
+    if (strcmp(type, "audit_verified") == 0)
+        return strcmp(event_get_strbuf(ev, "outcome", buf, sizeof buf), "verified") != 0;
     return false;
 }
 

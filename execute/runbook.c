@@ -532,7 +532,8 @@ static const char *s_ticket_system(const rb_opts_t *o)
     return strcmp(o->ticket_system, "servicenow") == 0 ? "servicenow" : "jira";
 }
 
-/* s_case_url - public_url + "/approvals/" + the encoded case id; -1 + err */
+/* s_case_url - public_url + "/case/" + the encoded case id (the console's case
+ * page); -1 + err */
 static int s_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_MAX], char *err, size_t errlen)
 {
     const char *base = o->public_url;
@@ -546,7 +547,7 @@ static int s_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_M
         blen--;
     char enc[RB_URL_MAX];
     if (s_pct(enc, sizeof enc, case_id) != 0 ||
-        snprintf(url, RB_URL_MAX, "%.*s/approvals/%s", (int) blen, base, enc) >= RB_URL_MAX)
+        snprintf(url, RB_URL_MAX, "%.*s/case/%s", (int) blen, base, enc) >= RB_URL_MAX)
         return s_fail(err, errlen, "approve/public_url plus the case id is longer than %d bytes", RB_URL_MAX - 1);
     return 0;
 }

@@ -181,6 +181,8 @@ audit
     http_port = $uport
 execute
     token_file = $ROOT/config/sandbox/write.token
+console
+    enabled = no
 CFG
         outside_config "$sbx" "$dir"
     } >"$dir/payguard.cfg"

@@ -3,9 +3,14 @@
 #
 # Called by `make` before building; does nothing when everything is present,
 # so it is cheap to run every time. Needs root (or sudo) only when something
-# is missing. Never downloads anything but Debian packages.
+# is missing. Downloads Debian packages, and for the browser tests only the
+# npm package playwright-core at the exact version tests/browser/package-lock.json
+# pins (npm ci, into tests/browser/node_modules).
 #
-#   sh scripts/install-deps.sh          what building and testing need
+#   sh scripts/install-deps.sh          what building and running need
+#   sh scripts/install-deps.sh test     that, and the console's browser tests:
+#                                       Debian's chromium, Node.js and npm (when
+#                                       no node/npm is on PATH), playwright-core
 #   sh scripts/install-deps.sh bench    that, and what `make bench` measures
 #                                       against (nginx, fio) and reads with (jq)
 set -eu
@@ -14,15 +19,32 @@ PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libssl-d
 libcurl4-openssl-dev libcriterion-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev curl clang libclang-rt-14-dev"
 BENCH_PKGS="nginx-light fio jq"
+BROWSER_PKGS="chromium"
 
+browser=no
 case "${1:-}" in
 "") ;;
+test)
+    browser=yes
+    PKGS="$PKGS $BROWSER_PKGS"
+    # a Node.js of the machine's own is fine; else Debian's
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+    ;;
 bench) PKGS="$PKGS $BENCH_PKGS" ;;
 *)
-    echo "usage: install-deps.sh [bench]" >&2
+    echo "usage: install-deps.sh [test|bench]" >&2
     exit 2
     ;;
 esac
+
+# npm_browser - playwright-core for tests/browser, as its lock file pins it
+npm_browser() {
+    [ "$browser" = yes ] || return 0
+    dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
+    [ -f "$dir/node_modules/playwright-core/package.json" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
+    echo "install-deps: npm ci in tests/browser (playwright-core)" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
 
 missing=""
 for p in $PKGS; do
@@ -31,7 +53,10 @@ for p in $PKGS; do
     fi
 done
 
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    npm_browser
+    exit 0
+fi
 
 echo "install-deps: installing:$missing" >&2
 SUDO=""
@@ -47,3 +72,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+npm_browser

@@ -91,6 +91,8 @@ ingest
     rate_burst = 1000000
 triage
     instances = 2
+console
+    enabled = no
 CFG
         outside_config "$sbx" "$dir"
     } >"$dir/payguard.cfg"

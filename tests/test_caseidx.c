@@ -316,3 +316,57 @@ Test(caseidx, a_later_no_op_does_not_hide_an_execution)
     free(t);
     caseidx_close(&idx);
 }
+
+/* s_ids - the case ids of a list answer, comma-separated */
+static void s_ids(char *text, char *out, size_t outlen)
+{
+    json_t *l = json_loads(text, 0, NULL);
+    free(text);
+    out[0] = '\0';
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(l, "cases"), i, c)
+        snprintf(out + strlen(out), outlen - strlen(out), "%s%s", i ? "," : "",
+                 json_string_value(json_object_get(c, "case_id")));
+    json_decref(l);
+}
+
+Test(caseidx, lists_filter_by_kind_tier_and_age_with_the_latest_entry)
+{
+    s_storm();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char ids[512];
+    caseidx_filter_t f = {.tier = 2};
+    s_ids(caseidx_find_json(idx, &f), ids, sizeof ids);
+    cr_expect_str_eq(ids, "payout-P-7", "only P-7 was routed to tier 2");
+    f = (caseidx_filter_t){.kind = "refund"};
+    s_ids(caseidx_find_json(idx, &f), ids, sizeof ids);
+    cr_expect_str_eq(ids, "", "no refund case");
+    f = (caseidx_filter_t){.kind = "payout", .state = "pending"};
+    s_ids(caseidx_find_json(idx, &f), ids, sizeof ids);
+    cr_expect_str_eq(ids, "payout-P-9");
+    f = (caseidx_filter_t){.state = "executed", .tier = 1};
+    s_ids(caseidx_find_json(idx, &f), ids, sizeof ids);
+    cr_expect_str_eq(ids, "", "both filters apply");
+    f = (caseidx_filter_t){.created_after_ms = INT64_MAX / 2};
+    s_ids(caseidx_find_json(idx, &f), ids, sizeof ids);
+    cr_expect_str_eq(ids, "", "nothing created after the far future");
+    f = (caseidx_filter_t){.created_after_ms = 0, .limit = 2};
+    s_ids(caseidx_find_json(idx, &f), ids, sizeof ids);
+    cr_expect_eq(strlen(ids) > 0 && strchr(ids, ',') && !strchr(strchr(ids, ',') + 1, ','), 1, "limit 2: %s", ids);
+
+    /* each row carries its latest timeline entry: what the ops queue shows as why */
+    f = (caseidx_filter_t){.state = "rejected"};
+    char *text = caseidx_find_json(idx, &f);
+    json_t *l = json_loads(text, 0, NULL);
+    free(text);
+    json_t *last = json_object_get(json_array_get(json_object_get(l, "cases"), 0), "last");
+    cr_assert(json_is_object(last), "rejected case has a last entry");
+    cr_expect_str_eq(json_string_value(json_object_get(last, "type")), "rejected");
+    cr_expect(strstr(json_string_value(json_object_get(last, "summary")), "unknown payout P-404"), "%s",
+              json_string_value(json_object_get(last, "summary")));
+    cr_expect(json_is_string(json_object_get(last, "at")));
+    json_decref(l);
+    caseidx_close(&idx);
+}

@@ -22,8 +22,8 @@
 
 #include "../execute/execute.h"
 
-static const rb_opts_t s_jira = {"jira", "PAY", "http://127.0.0.1:8081"};
-static const rb_opts_t s_snow = {"servicenow", NULL, "http://127.0.0.1:8081/"};
+static const rb_opts_t s_jira = {"jira", "PAY", "http://127.0.0.1:8083"};
+static const rb_opts_t s_snow = {"servicenow", NULL, "http://127.0.0.1:8083/"};
 
 #define PAYOUT_RECORD                                                                                              \
     "{\"case_id\":\"payout-P-10492\",\"kind\":\"payout\",\"ref\":\"P-10492\",\"amount\":1250000,"                 \
@@ -205,7 +205,7 @@ Test(runbook, payout_exception_holds_reverses_tickets_notifies)
     cr_assert_str_eq(s_at(b, "fields.labels.1"), "payout_exception");
     cr_assert_str_eq(s_at(b, "fields.labels.2"), "tier-2");
     const char *d = s_at(b, "fields.description");
-    cr_assert(strstr(d, "Case page: http://127.0.0.1:8081/approvals/payout-P-10492\n"), "%s", d);
+    cr_assert(strstr(d, "Case page: http://127.0.0.1:8083/case/payout-P-10492\n"), "%s", d);
     cr_assert(strstr(d, "Amount: 12,500.00 USD (1250000 minor units)"), "%s", d);
     cr_assert(strstr(d, "- fiona (finance_manager): approve at 2026-11-21T10:05:00Z: \"bank confirmed the closure\""),
               "%s", d);
@@ -241,7 +241,7 @@ Test(runbook, payout_exception_holds_reverses_tickets_notifies)
                      "AI advice (advisory): hold the payout and ask the beneficiary for new bank details \xe2\x80\x94 "
                      "The payout failed after it was paid: the account is closed.");
     cr_assert_str_eq(s_at(b, "attachments.0.content.actions.0.type"), "Action.OpenUrl");
-    cr_assert_str_eq(s_at(b, "attachments.0.content.actions.0.url"), "http://127.0.0.1:8081/approvals/payout-P-10492");
+    cr_assert_str_eq(s_at(b, "attachments.0.content.actions.0.url"), "http://127.0.0.1:8083/case/payout-P-10492");
     json_decref(b);
     runbook_plan_clear(&p);
     cr_assert_eq(p.n, 0);
@@ -318,7 +318,7 @@ Test(runbook, servicenow_incident_has_urgency_and_correlation_id)
     cr_assert_str_eq(s_at(b, "correlation_id"), "payout-P-10492");
     cr_assert_str_eq(s_at(b, "short_description"), "payguard: payout exception P-10492, 12,500.00 USD: account_closed");
     /* a trailing slash on public_url is not doubled */
-    cr_assert(strstr(s_at(b, "description"), "http://127.0.0.1:8081/approvals/payout-P-10492"));
+    cr_assert(strstr(s_at(b, "description"), "http://127.0.0.1:8083/case/payout-P-10492"));
     json_decref(b);
     runbook_plan_clear(&p);
 
@@ -522,7 +522,7 @@ Test(runbook, denied_with_a_ticket_comments_on_it)
     const char *text = s_at(b, "body");
     cr_assert(strncmp(text, "payguard case payout-P-10492 was denied by carl (compliance). Nothing was changed", 81) == 0,
               "%s", text);
-    cr_assert(strstr(text, "Case page: http://127.0.0.1:8081/approvals/payout-P-10492"), "%s", text);
+    cr_assert(strstr(text, "Case page: http://127.0.0.1:8083/case/payout-P-10492"), "%s", text);
     json_decref(b);
     runbook_plan_clear(&p);
 
@@ -598,9 +598,9 @@ Test(runbook, missing_data_is_an_error_never_a_guess)
 
     /* a ticket is due: the options must say where it goes */
     rec = s_record(PAYOUT_RECORD);
-    rb_opts_t none = {NULL, NULL, "http://127.0.0.1:8081"};
+    rb_opts_t none = {NULL, NULL, "http://127.0.0.1:8083"};
     s_refused("approved", rec, &none, "no ticket system is configured");
-    rb_opts_t bad = {"jira", "pay team", "http://127.0.0.1:8081"};
+    rb_opts_t bad = {"jira", "pay team", "http://127.0.0.1:8083"};
     s_refused("approved", rec, &bad, "is not a Jira project key");
     json_decref(rec);
 }
@@ -633,7 +633,7 @@ Test(runbook, failure_plan_tickets_at_highest_and_notifies)
     json_decref(b);
     b = s_body(&f.steps[1]);
     cr_assert_str_eq(s_at(b, "attachments.0.content.body.1.facts.2.value"), "ledger_payout_reversal");
-    cr_assert_str_eq(s_at(b, "attachments.0.content.actions.0.url"), "http://127.0.0.1:8081/approvals/payout-P-10492");
+    cr_assert_str_eq(s_at(b, "attachments.0.content.actions.0.url"), "http://127.0.0.1:8083/case/payout-P-10492");
     json_decref(b);
     runbook_plan_clear(&f);
 
@@ -799,7 +799,7 @@ Test(runbook, texts_are_bounded_and_stay_valid_utf8)
     json_t *b = s_body(s_step(&p, "open_ticket")); /* s_body fails on invalid UTF-8 */
     const char *d = s_at(b, "fields.description");
     cr_assert(strlen(d) <= 4000);
-    cr_assert(strstr(d, "Case page: http://127.0.0.1:8081/approvals/payout-P-10492"));
+    cr_assert(strstr(d, "Case page: http://127.0.0.1:8083/case/payout-P-10492"));
     cr_assert(strstr(d, "- and 14 more (see the case page)"), "%s", d);
     cr_assert_null(strchr(d + strlen("payguard case "), '\t')); /* control characters become spaces */
     json_decref(b);

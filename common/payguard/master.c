@@ -8,7 +8,9 @@
  * still there: nothing is lost on `payguard down`.
  *
  * With sandbox/enabled = yes it also runs pg-sandbox, the local stand-in for
- * the outside systems: started before the stages, stopped after them.
+ * the outside systems: started before the stages, stopped after them. With
+ * console/enabled = yes it runs the ops console (console/main.c): started
+ * after the stages, stopped before them.
  *
  * A child that exits unexpectedly is restarted after a backoff that doubles
  * from 100 ms up to payguard/restart_max_ms, and resets once the child has
@@ -39,12 +41,12 @@
 
 #include "log.h"
 
-#define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES + 1)
+#define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES + 2) /* + sandbox, console */
 #define MASTER_STABLE_MS 30000
 
 typedef struct {
     char stage[16];
-    char bin[32];            /* the program: the stage's name, or pg-sandbox */
+    char bin[32];            /* the program: the stage's name, pg-sandbox or console */
     int index;
     char inst[32];
     pid_t pid;               /* 0: not running */
@@ -294,6 +296,14 @@ int cmd_up(int argc, char **argv)
             snprintf(k->inst, sizeof k->inst, "%s.%d", config_stages[s], i);
         }
     }
+    /* the console last: it passes people's calls on to approve and audit */
+    bool console = strcmp(config_get(m.config, "console/enabled"), "yes") == 0;
+    if (console) {
+        child_t *k = &m.kids[m.nkids++];
+        snprintf(k->stage, sizeof k->stage, "console");
+        snprintf(k->bin, sizeof k->bin, "console");
+        snprintf(k->inst, sizeof k->inst, "console.0");
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -323,6 +333,8 @@ int cmd_up(int argc, char **argv)
             last_state = now;
         }
     }
+    if (console)
+        s_stop_stage(&m, "console");
     log_info("stopping in order: ingest first, audit last");
     for (int s = 0; s < CONFIG_NSTAGES; s++) {
         s_stop_stage(&m, config_stages[s]);

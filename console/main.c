@@ -1,0 +1,461 @@
+/*++
+ * NAME
+ *	console - the ops console: the page where people see cases and decide
+ * SYNOPSIS
+ *	console [-c CONFIG] [-i 0]	(started by `payguard up` when console/enabled = yes)
+ * DESCRIPTION
+ *	Serves the console's static page (console/www: index.html, app.js,
+ *	app.css; no build step, no third-party asset) and passes its API calls
+ *	through to the processes that own them, so the browser talks to one
+ *	origin only:
+ *	  /, /signin, /case/{id}, /ops, /audit	index.html (app.js routes)
+ *	  /static/NAME				an asset of www_dir
+ *	  /api/session				approve's GET /whoami + a CSRF token
+ *	  /api/approvals..., /api/reviews...	approve's API (CONTRACT.md §3.1)
+ *	  /api/cases..., /api/audit/verify	audit's API (§3.2)
+ *	  GET /healthz, GET /metrics		(no token)
+ *	console/console.h lists every API route. The console holds no state and
+ *	no credential: each call carries the person's own Bearer token, which
+ *	approve and audit check (an unknown token is their 401 and their
+ *	access_denied record on the audit trail). A decision is made, and
+ *	recorded, by approve exactly as from curl or `payguard approve`.
+ * SIGN-IN
+ *	The person pastes their approver token (approvers/<name>); the page
+ *	keeps it in sessionStorage (gone with the tab) and sends it on every
+ *	call. GET /api/session answers who they are, their roles and the CSRF
+ *	token of the session.
+ * SAFETY
+ *	Every answer carries Content-Security-Policy (scripts and styles from
+ *	this origin only, no inline script, no framing), X-Content-Type-Options,
+ *	Referrer-Policy no-referrer, X-Frame-Options DENY and Cache-Control
+ *	no-store. Case text is data: app.js renders it with textContent only.
+ *	A POST needs X-CSRF-Token: HMAC-SHA256 over the session's Authorization
+ *	value under a secret drawn at start (a restart draws a new one; the page
+ *	asks again), and an Origin / Sec-Fetch-Site, when the browser sends them
+ *	(it does on every POST), naming this server: a page elsewhere cannot
+ *	make a signed-in browser decide. Bodies over 8 KiB are refused (413);
+ *	only known query parameters are passed on.
+ * FAILURE
+ *	approve or audit not answering: 502 {"error"} naming which; the page
+ *	says so and keeps polling. A missing www_dir or index.html stops the
+ *	console at start (exit 1).
+ * CONFIGURATION
+ *	console/enabled, http_bind, http_port (8083), www_dir (console/www,
+ *	relative to the directory payguard is started from), timeout_ms;
+ *	approve/http_bind, http_port and audit/http_bind, http_port say where
+ *	the backends are. approve/public_url should name this console as people
+ *	reach it: Teams cards and tickets link to {public_url}/case/{id}.
+ *--*/
+#include <arpa/inet.h>
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "console.h"
+#include "httpc.h"
+#include "httpd.h"
+#include "log.h"
+
+#define CONSOLE_MAX_ASSETS 32
+#define CONSOLE_MAX_ASSET_BYTES (1024 * 1024)
+#define CONSOLE_MAX_BODY 8192
+#define CONSOLE_THREADS 4u
+
+static const char s_csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+typedef struct {
+    char name[CONSOLE_ASSET_NAME_MAX];
+    const char *type;
+    char *data;
+    size_t len;
+} asset_t;
+
+typedef struct {
+    asset_t assets[CONSOLE_MAX_ASSETS];
+    size_t nassets;
+    char approve_url[128], audit_url[128];
+    long timeout_ms;
+    unsigned char secret[CONSOLE_SECRET_BYTES];
+    const char *run_dir;
+    _Atomic unsigned long long refused_csrf, proxied, backend_down;
+} console_t;
+
+/* request - a connection's body, gathered before the answer */
+typedef struct {
+    char *body;
+    size_t len;
+    bool too_large;
+} request_t;
+
+/* ------------------------------------------------------------ assets */
+
+/* s_load_assets - every servable file of dir into memory (at start: the
+ * page never touches the disk again); -1 without index.html */
+static int s_load_assets(console_t *c, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        log_error("console/www_dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char name[CONSOLE_ASSET_NAME_MAX], path[CONSOLE_ASSET_NAME_MAX];
+        if (strlen(e->d_name) >= sizeof name - 8)
+            continue;
+        snprintf(path, sizeof path, "/static/%s", e->d_name);
+        if (!console_page(path, name)) /* the same rule that serves it */
+            continue;
+        if (c->nassets == CONSOLE_MAX_ASSETS) {
+            log_error("console/www_dir %s: more than %d files", dir, CONSOLE_MAX_ASSETS);
+            closedir(d);
+            return -1;
+        }
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        FILE *f = fopen(full, "rb");
+        struct stat sb;
+        if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONSOLE_MAX_ASSET_BYTES) {
+            log_error("%s: %s", full, f ? "not a regular file of at most 1 MiB" : strerror(errno));
+            if (f)
+                fclose(f);
+            closedir(d);
+            return -1;
+        }
+        asset_t *a = &c->assets[c->nassets];
+        a->data = malloc((size_t) sb.st_size + 1);
+        assert(a->data);
+        a->len = fread(a->data, 1, (size_t) sb.st_size, f);
+        fclose(f);
+        snprintf(a->name, sizeof a->name, "%s", name);
+        a->type = console_content_type(name);
+        c->nassets++;
+    }
+    closedir(d);
+    for (size_t i = 0; i < c->nassets; i++)
+        if (strcmp(c->assets[i].name, "index.html") == 0) {
+            log_info("console: %zu files from %s", c->nassets, dir);
+            return 0;
+        }
+    log_error("console/www_dir %s has no index.html", dir);
+    return -1;
+}
+
+/* ------------------------------------------------------------ answers */
+
+/* s_send - an answer with the console's security headers */
+static enum MHD_Result s_send(struct MHD_Connection *conn, unsigned status, const void *data, size_t len,
+                              enum MHD_ResponseMemoryMode mode, const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *) data, mode);
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Content-Security-Policy", s_csp);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Cross-Origin-Opener-Policy", "same-origin");
+    MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* s_json - obj (stolen) as the answer */
+static enum MHD_Result s_json(struct MHD_Connection *conn, unsigned status, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    assert(text);
+    return s_send(conn, status, text, strlen(text), MHD_RESPMEM_MUST_FREE, "application/json");
+}
+
+/* s_error - {"error": why} */
+static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    return s_json(conn, status, json_pack("{s:s}", "error", why));
+}
+
+/* ------------------------------------------------------------ the API */
+
+/* query - the passed-on query string being built */
+typedef struct {
+    char text[CONSOLE_PATH_MAX];
+    size_t len;
+    bool overflow;
+} query_t;
+
+/* s_query_arg - one known parameter onto the query (MHD iterator) */
+static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    query_t *q = cls;
+    if (!key || !value || !console_query_key_ok(key))
+        return MHD_YES;
+    char *enc = httpc_escape(value);
+    int n = enc ? snprintf(q->text + q->len, sizeof q->text - q->len, "%c%s=%s", q->len ? '&' : '?', key, enc) : -1;
+    free(enc);
+    if (n < 0 || (size_t) n >= sizeof q->text - q->len)
+        q->overflow = true;
+    else
+        q->len += (size_t) n;
+    return MHD_YES;
+}
+
+/* s_bearer - the token of an "Authorization: Bearer <token>" value, or NULL */
+static const char *s_bearer(const char *authorization)
+{
+    if (!authorization || strncmp(authorization, "Bearer ", 7) != 0 || !authorization[7])
+        return NULL;
+    return authorization + 7;
+}
+
+/* s_api - pass an /api/ call through to approve or audit */
+static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
+                             request_t *req)
+{
+    console_route_t route;
+    char why[128];
+    int rc = console_api_route(method, url, &route, why, sizeof why);
+    if (rc != 0)
+        return s_error(conn, rc == 405 ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND, why);
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *token = s_bearer(auth);
+    if (!token) /* no token to pass on: the backends' own 401 needs one to record */
+        return httpd_unauthorized(conn);
+    if (strcmp(method, "POST") == 0) {
+        if (req->too_large)
+            return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
+        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+        const char *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+        const char *csrf = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CSRF-Token");
+        bool same = console_same_origin(origin, host, site), tok = console_csrf_ok(c->secret, auth, csrf);
+        if (!same || !tok) {
+            char peer[64];
+            httpd_peer(conn, peer, sizeof peer);
+            log_warn("refused a POST %s from %s: %s", url, peer, !same ? "cross-origin" : "missing or wrong CSRF token");
+            atomic_fetch_add(&c->refused_csrf, 1);
+            return s_error(conn, MHD_HTTP_FORBIDDEN,
+                           !same ? "csrf: the request did not come from this console's own page"
+                                 : "csrf: missing or stale X-CSRF-Token (sign in again)");
+        }
+    }
+    query_t q = {.len = 0};
+    if (strcmp(method, "GET") == 0)
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, s_query_arg, &q);
+    if (q.overflow)
+        return s_error(conn, MHD_HTTP_URI_TOO_LONG, "query too long");
+    char path[2 * CONSOLE_PATH_MAX];
+    snprintf(path, sizeof path, "%s%s", route.path, q.text);
+    const char *base = route.backend == CONSOLE_APPROVE ? c->approve_url : c->audit_url;
+    httpc_t *h = httpc_new(base, token, c->timeout_ms);
+    if (!h)
+        return s_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    httpc_resp_t resp;
+    const char *body = strcmp(method, "POST") == 0 ? (req->body ? req->body : "{}") : NULL;
+    rc = httpc_do(h, method, path, body, NULL, &resp);
+    httpc_destroy(&h);
+    atomic_fetch_add(&c->proxied, 1);
+    const char *who = route.backend == CONSOLE_APPROVE ? "approve" : "audit";
+    if (rc != 0 || resp.status == 0) {
+        atomic_fetch_add(&c->backend_down, 1);
+        char msg[384];
+        snprintf(msg, sizeof msg, "%s is not answering (%s)", who, resp.error);
+        httpc_resp_free(&resp);
+        return s_error(conn, MHD_HTTP_BAD_GATEWAY, msg);
+    }
+    json_t *j = resp.body ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
+    unsigned status = (unsigned) resp.status;
+    httpc_resp_free(&resp);
+    if (!j) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s answered %u without JSON", who, status);
+        return s_error(conn, MHD_HTTP_BAD_GATEWAY, msg);
+    }
+    if (route.session && status == MHD_HTTP_OK) {
+        char csrf[CONSOLE_CSRF_HEX + 1];
+        console_csrf(c->secret, auth, csrf);
+        json_object_set_new(j, "csrf", json_string(csrf));
+    }
+    return s_json(conn, status, j);
+}
+
+/* s_answer - one request */
+static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    console_t *c = cls;
+    request_t *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (req->len + *upload_size <= CONSOLE_MAX_BODY) {
+            char *b = realloc(req->body, req->len + *upload_size + 1);
+            if (!b)
+                return MHD_NO;
+            req->body = b;
+            memcpy(req->body + req->len, upload, *upload_size);
+            req->len += *upload_size;
+            req->body[req->len] = '\0';
+        } else {
+            req->too_large = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(url, "/healthz") == 0)
+        return s_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/metrics") == 0)
+        return httpd_metrics(conn, c->run_dir); /* the group's, as on every served port */
+    if (strncmp(url, "/api/", 5) == 0)
+        return s_api(c, conn, url, method, req);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "pages are read with GET");
+    char name[CONSOLE_ASSET_NAME_MAX];
+    if (console_page(url, name))
+        for (size_t i = 0; i < c->nassets; i++)
+            if (strcmp(c->assets[i].name, name) == 0)
+                return s_send(conn, MHD_HTTP_OK, c->assets[i].data, c->assets[i].len, MHD_RESPMEM_PERSISTENT,
+                              c->assets[i].type);
+    return s_error(conn, MHD_HTTP_NOT_FOUND, "no such page");
+}
+
+/* s_completed - free a request */
+static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void) cls;
+    (void) conn;
+    (void) toe;
+    request_t *req = *con_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+/* ------------------------------------------------------------ start */
+
+/* s_backend_url - http://host:port of a stage's API (a wildcard bind is reached on loopback) */
+static int s_backend_url(const config_t *cfg, const char *stage, char *out, size_t outlen, char *err, size_t errlen)
+{
+    char key[64];
+    long port;
+    snprintf(key, sizeof key, "%s/http_port", stage);
+    if (config_int(cfg, key, 1, 65535, &port, err, errlen) != 0)
+        return -1;
+    snprintf(key, sizeof key, "%s/http_bind", stage);
+    const char *host = config_get(cfg, key);
+    if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    snprintf(out, outlen, "http://%s:%ld", host, port);
+    return 0;
+}
+
+static void s_usage(void) { fprintf(stderr, "usage: console [-c CONFIG] [-i 0]\n"); }
+
+int main(int argc, char **argv)
+{
+    const char *cfg_path = NULL;
+    int opt, index = 0;
+    while ((opt = getopt(argc, argv, "c:i:h")) != -1) {
+        if (opt == 'c')
+            cfg_path = optarg;
+        else if (opt == 'i')
+            index = atoi(optarg);
+        else {
+            s_usage();
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    log_init("console.0", "info");
+    if (index != 0 || optind != argc) {
+        s_usage();
+        return 2;
+    }
+    char err[512] = "";
+    config_t *cfg = config_load(cfg_path, err, sizeof err);
+    if (!cfg) {
+        log_error("%s", err);
+        return 2;
+    }
+    log_init("console.0", config_get(cfg, "payguard/log_level"));
+    static console_t c;
+    long port;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    if (config_int(cfg, "console/http_port", 1, 65535, &port, err, sizeof err) ||
+        config_int(cfg, "console/timeout_ms", 100, 600000, &c.timeout_ms, err, sizeof err) ||
+        s_backend_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
+        s_backend_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
+        log_error("%s", err);
+        config_destroy(&cfg);
+        return 2;
+    }
+    sin.sin_port = htons((uint16_t) port);
+    if (inet_pton(AF_INET, config_get(cfg, "console/http_bind"), &sin.sin_addr) != 1) {
+        log_error("config: console/http_bind must be an IPv4 address");
+        config_destroy(&cfg);
+        return 2;
+    }
+    char *www = config_expand(cfg, config_get(cfg, "console/www_dir"), "console", 0);
+    int lrc = s_load_assets(&c, www);
+    free(www);
+    if (lrc != 0 || RAND_bytes(c.secret, sizeof c.secret) != 1) {
+        if (lrc == 0)
+            log_error("no random bytes for the CSRF secret");
+        config_destroy(&cfg);
+        return 1;
+    }
+    c.run_dir = config_run_dir(cfg);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct MHD_Daemon *httpd =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL, s_answer, &c,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, CONSOLE_THREADS,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u,
+                         MHD_OPTION_NOTIFY_COMPLETED, s_completed, &c, MHD_OPTION_END);
+    if (!httpd) {
+        log_error("cannot serve the console on %s:%ld: %s", config_get(cfg, "console/http_bind"), port, strerror(errno));
+        config_destroy(&cfg);
+        return 1;
+    }
+    log_info("console on http://%s:%ld/ (approve %s, audit %s)", config_get(cfg, "console/http_bind"), port,
+             c.approve_url, c.audit_url);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("console stopping (signal %d): %llu calls passed on, %llu refused (CSRF or origin), %llu backend failures",
+             sig, (unsigned long long) c.proxied, (unsigned long long) c.refused_csrf,
+             (unsigned long long) c.backend_down);
+    MHD_stop_daemon(httpd);
+    for (size_t i = 0; i < c.nassets; i++)
+        free(c.assets[i].data);
+    OPENSSL_cleanse(c.secret, sizeof c.secret);
+    config_destroy(&cfg);
+    return 0;
+}

@@ -1,0 +1,1181 @@
+// payguard ops console: the browser side.
+//
+// Plain ES2020, no framework, no build step. Served by bin/console at
+// /static/app.js under a strict Content-Security-Policy (no inline script or
+// style, no eval), so the DOM is built with createElement and every piece of
+// data from the API goes in through textContent: a case whose text holds
+// "<script>" shows those characters and runs nothing.
+//
+// The approver's token lives in sessionStorage only; every API call sends it
+// as "Authorization: Bearer"; any 401 forgets it and shows the sign-in form.
+// Every POST also sends the CSRF token that GET /api/session gave.
+//
+// Routes (every one of them serves index.html; this file routes on
+// location.pathname): /  /case/<case_id>  /ops  /audit  /signin
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'payguard.token';
+  const STATES = [
+    'rejected', 'validated', 'triaged', 'awaiting_approval', 'approved', 'denied',
+    'expired', 'executing', 'executed', 'ops_review', 'already_consistent', 'closed',
+  ];
+  const LIST_REFRESH_MS = 5000;
+  const CASE_REFRESH_MS = 2000;
+  const VERIFY_POLL_MS = 1000;
+  const ADVISORY_LABEL = 'Advisory \u2014 AI advice only; people and policy decide';
+
+  let session = null; // {name, roles, csrf} from GET /api/session
+  let current = null; // the page being shown: {alive, timers}
+  let signinShown = false;
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  // el('tag', {id, className, href, dataset, ...}, child, ...): strings become
+  // text nodes, never markup.
+  const PROPS = new Set(['className', 'textContent', 'value', 'disabled', 'hidden', 'open', 'htmlFor']);
+  function el(tag, props, ...kids) {
+    const e = document.createElement(tag);
+    if (props) {
+      for (const [k, v] of Object.entries(props)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k === 'dataset') Object.assign(e.dataset, v);
+        else if (PROPS.has(k)) e[k] = v;
+        else e.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+    add(e, kids);
+    return e;
+  }
+  function add(parent, kids) {
+    for (const k of kids) {
+      if (k === undefined || k === null || k === false) continue;
+      if (Array.isArray(k)) add(parent, k);
+      else if (k instanceof Node) parent.appendChild(k);
+      else parent.appendChild(document.createTextNode(String(k)));
+    }
+    return parent;
+  }
+  function fill(parent, ...kids) {
+    parent.replaceChildren();
+    return add(parent, kids);
+  }
+  function say(node, text) {
+    node.textContent = text || '';
+    node.hidden = !text;
+  }
+  // Attach `node` under `parent` (before `before` if given) or take it out,
+  // keeping the element (and what was typed into it) for later.
+  function place(node, show, parent, before) {
+    if (show) {
+      if (node.parentNode !== parent) parent.insertBefore(node, before && before.parentNode === parent ? before : null);
+    } else if (node.parentNode) {
+      node.parentNode.removeChild(node);
+    }
+  }
+  function cls(s) {
+    return String(s == null ? '' : s).toLowerCase().replace(/[^a-z0-9_-]/g, '_') || 'unknown';
+  }
+  function badge(state, id) {
+    return el('span', { id, className: 'badge state-' + cls(state) }, state == null ? '' : String(state));
+  }
+  function caseHref(id) {
+    return '/case/' + encodeURIComponent(id);
+  }
+  function caseLink(id) {
+    return el('a', { href: caseHref(id), className: 'case-link' }, id);
+  }
+  function dl(rows, props) {
+    const d = el('dl', Object.assign({ className: 'facts' }, props || {}));
+    for (const [k, v] of rows) {
+      if (v === undefined) continue;
+      add(d, [el('dt', null, k), el('dd', null, v === null || v === '' ? '\u2014' : v)]);
+    }
+    return d;
+  }
+  function jsonText(v) {
+    try {
+      return JSON.stringify(v, null, 2);
+    } catch (e) {
+      return String(v);
+    }
+  }
+  function jsonDetails(label, value, key) {
+    const d = el('details', { className: 'json', dataset: key ? { key } : undefined },
+      el('summary', null, label), el('pre', null, jsonText(value)));
+    return d;
+  }
+  function text(v) {
+    if (v === undefined || v === null || v === '') return '\u2014';
+    if (typeof v === 'object') return JSON.stringify(v);
+    return String(v);
+  }
+
+  // ---------------------------------------------------------------- formatting
+
+  function pad(n, w) {
+    return String(n).padStart(w || 2, '0');
+  }
+  // "2026-11-21 10:00:00 UTC" (with milliseconds when ms is set).
+  function fmtTime(v, ms) {
+    if (v === undefined || v === null || v === '') return '\u2014';
+    const d = typeof v === 'number' ? new Date(v) : new Date(String(v));
+    if (Number.isNaN(d.getTime())) return String(v);
+    let s = d.getUTCFullYear() + '-' + pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate()) + ' ' +
+      pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds());
+    if (ms) s += '.' + pad(d.getUTCMilliseconds(), 3);
+    return s + ' UTC';
+  }
+  function fmtAge(v) {
+    const t = Date.parse(v);
+    if (Number.isNaN(t)) return '\u2014';
+    const s = Math.max(0, Math.floor((Date.now() - t) / 1000));
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+    return Math.floor(s / 86400) + ' d ago';
+  }
+  function plural(n, word) {
+    return n + ' ' + word + (n === 1 ? '' : 's');
+  }
+  function countsText(c) {
+    const r = Number.isInteger(c.receipts) ? c.receipts : null;
+    const d = Number.isInteger(c.duplicates) ? c.duplicates : null;
+    if (r === null && d === null) return '\u2014';
+    return [r === null ? null : plural(r, 'receipt'), d === null ? null : plural(d, 'duplicate')]
+      .filter(Boolean).join(', ');
+  }
+
+  const knownCurrencies = (() => {
+    try {
+      return typeof Intl.supportedValuesOf === 'function' ? new Set(Intl.supportedValuesOf('currency')) : null;
+    } catch (e) {
+      return null;
+    }
+  })();
+  const formatters = new Map();
+  function currencyFormat(cur) {
+    if (typeof cur !== 'string' || !/^[A-Z]{3}$/.test(cur)) return null;
+    if (knownCurrencies && !knownCurrencies.has(cur)) return null;
+    if (!formatters.has(cur)) {
+      let f = null;
+      try {
+        f = new Intl.NumberFormat(undefined, { style: 'currency', currency: cur });
+      } catch (e) {
+        f = null;
+      }
+      formatters.set(cur, f);
+    }
+    return formatters.get(cur);
+  }
+  // Integer minor units in the currency's own format: the number of decimals
+  // is the one Intl uses for the currency (JPY 0, USD 2, KWD 3). The amount
+  // goes to Intl as an exact decimal string, so no float rounding.
+  function fmtAmount(amount, currency, amountText) {
+    const f = currencyFormat(currency);
+    if (f && Number.isSafeInteger(amount)) {
+      const digits = f.resolvedOptions().maximumFractionDigits;
+      const neg = amount < 0;
+      let s = String(Math.abs(amount));
+      if (digits > 0) {
+        s = s.padStart(digits + 1, '0');
+        s = s.slice(0, -digits) + '.' + s.slice(-digits);
+      }
+      try {
+        return f.format((neg ? '-' : '') + s);
+      } catch (e) {
+        /* fall through */
+      }
+    }
+    if (amountText) return String(amountText);
+    if (amount === undefined || amount === null) return '\u2014';
+    return String(amount) + (currency ? ' ' + currency + ' (minor units)' : '');
+  }
+
+  // ---------------------------------------------------------------- token, API
+
+  function getToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+  function setToken(t) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, t);
+    } catch (e) {
+      /* nothing to do: the session lasts as long as the page */
+    }
+  }
+  function clearToken() {
+    try {
+      sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) {
+      /* ignore */
+    }
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, data) {
+      super(message);
+      this.status = status;
+      this.data = data;
+    }
+  }
+  class AuthError extends ApiError {}
+
+  async function request(method, path, body, token) {
+    const headers = { Accept: 'application/json' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
+    if (method !== 'GET') {
+      headers['Content-Type'] = 'application/json';
+      headers['X-CSRF-Token'] = (session && session.csrf) || '';
+      init.body = JSON.stringify(body || {});
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, 'Cannot reach the console (' + (e && e.message ? e.message : 'network error') + ')');
+    }
+    let data = null;
+    let raw = '';
+    try {
+      raw = await res.text();
+    } catch (e) {
+      raw = '';
+    }
+    if (raw) {
+      try {
+        data = JSON.parse(raw);
+      } catch (e) {
+        data = null;
+      }
+    }
+    if (!res.ok) {
+      let msg = data && typeof data.error === 'string' && data.error ? data.error : '';
+      if (!msg) msg = res.status === 401 ? 'Unknown token' : ('HTTP ' + res.status + ' ' + (res.statusText || '')).trim();
+      throw new ApiError(res.status, msg, data);
+    }
+    if (data === null || typeof data !== 'object') {
+      throw new ApiError(res.status, 'The console answered HTTP ' + res.status + ' without a JSON object');
+    }
+    return { status: res.status, data };
+  }
+
+  // One call with the stored token; a 401 signs out.
+  async function call(method, path, body) {
+    const token = getToken();
+    if (!token) {
+      expire('');
+      throw new AuthError(401, 'Not signed in');
+    }
+    try {
+      return await request(method, path, body, token);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) {
+        expire(e.message);
+        throw new AuthError(401, e.message, e.data);
+      }
+      throw e;
+    }
+  }
+
+  // A call of the API. A POST answered 403 "csrf..." fetches the session again
+  // (a new CSRF token) and is tried once more.
+  async function api(method, path, body) {
+    try {
+      return await call(method, path, body);
+    } catch (e) {
+      if (method !== 'GET' && e instanceof ApiError && !(e instanceof AuthError) &&
+          e.status === 403 && /^csrf/i.test(e.message)) {
+        const s = await call('GET', '/api/session');
+        session = normSession(s.data);
+        showHeader();
+        return call(method, path, body);
+      }
+      throw e;
+    }
+  }
+
+  function normSession(d) {
+    return {
+      name: typeof d.name === 'string' ? d.name : '',
+      roles: Array.isArray(d.roles) ? d.roles.map(String) : [],
+      csrf: typeof d.csrf === 'string' ? d.csrf : '',
+    };
+  }
+
+  // The token is unknown (or gone): forget it and ask for one. The URL stays,
+  // so signing in again comes back to the same page.
+  function expire(message) {
+    clearToken();
+    session = null;
+    if (signinShown) {
+      // Already asking: just show the newest message.
+      const err = document.getElementById('signin-error');
+      if (err && message) say(err, message);
+      return;
+    }
+    renderSignin(message === '' ? '' : (message || 'Unknown token'), false);
+  }
+
+  // ---------------------------------------------------------------- pages, routing
+
+  function startPage(title) {
+    stopPage();
+    signinShown = false;
+    current = { alive: true, timers: new Set() };
+    document.title = title + ' \u2014 payguard';
+    window.scrollTo(0, 0);
+    return current;
+  }
+  function stopPage() {
+    if (current) {
+      current.alive = false;
+      for (const t of current.timers) clearTimeout(t);
+      current.timers.clear();
+    }
+    current = null;
+  }
+  function later(p, fn, ms) {
+    if (!p.alive) return;
+    const t = setTimeout(() => {
+      p.timers.delete(t);
+      if (p.alive) fn();
+    }, ms);
+    p.timers.add(t);
+  }
+  // Run load() now and then every `ms` after each run ends.
+  function every(p, ms, load) {
+    const tick = async () => {
+      if (!p.alive) return;
+      try {
+        await load();
+      } catch (e) {
+        if (e instanceof AuthError) return;
+        /* the page's load shows its own errors */
+      }
+      later(p, tick, ms);
+    };
+    tick();
+  }
+  function main() {
+    return document.getElementById('main');
+  }
+
+  function navigate(href, replace) {
+    if (replace) history.replaceState(null, '', href);
+    else history.pushState(null, '', href);
+    route();
+  }
+
+  function route() {
+    stopPage();
+    const path = location.pathname;
+    if (!session) {
+      const token = getToken();
+      if (!token) {
+        renderSignin('', false);
+        return;
+      }
+      bootSession(token);
+      return;
+    }
+    signinShown = false;
+    showHeader();
+    if (path === '/signin') {
+      navigate('/', true);
+      return;
+    }
+    if (path === '/' || path === '/index.html') return pageCases();
+    if (path === '/ops') return pageOps();
+    if (path === '/audit') return pageAudit();
+    const m = /^\/case\/([^/]+)\/?$/.exec(path);
+    if (m) {
+      let id = null;
+      try {
+        id = decodeURIComponent(m[1]);
+      } catch (e) {
+        id = null;
+      }
+      if (id) return pageCase(id);
+    }
+    return pageNotFound();
+  }
+
+  async function bootSession(token) {
+    const p = startPage('Loading');
+    hideHeader();
+    fill(main(), el('p', { className: 'muted' }, 'Loading\u2026'));
+    try {
+      const r = await request('GET', '/api/session', null, token);
+      if (!p.alive) return;
+      session = normSession(r.data);
+      route();
+    } catch (e) {
+      if (!p.alive) return;
+      if (e instanceof ApiError && e.status === 401) {
+        clearToken();
+        renderSignin(e.message || 'Unknown token', false);
+        return;
+      }
+      const retry = el('button', { type: 'button', id: 'retry-session' }, 'Try again');
+      retry.addEventListener('click', () => route());
+      fill(main(), el('section', { className: 'box' },
+        el('h1', null, 'Cannot load your session'),
+        el('p', { className: 'error', role: 'alert' }, e.message),
+        retry));
+    }
+  }
+
+  function hideHeader() {
+    document.getElementById('top').hidden = true;
+    document.getElementById('whoami').textContent = '';
+  }
+  function showHeader() {
+    const top = document.getElementById('top');
+    top.hidden = false;
+    if (session) {
+      const who = document.getElementById('whoami');
+      fill(who, el('span', { className: 'who-name' }, session.name),
+        el('span', { className: 'who-roles' }, session.roles.length ? session.roles.join(', ') : 'no roles'));
+    }
+    const section = location.pathname === '/ops' ? 'ops'
+      : location.pathname === '/audit' ? 'audit'
+        : 'cases';
+    for (const a of top.querySelectorAll('nav a')) {
+      const on = a.dataset.nav === section;
+      a.classList.toggle('current', on);
+      if (on) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+  }
+
+  // ---------------------------------------------------------------- sign-in
+
+  function renderSignin(message, signedOut) {
+    stopPage();
+    hideHeader();
+    signinShown = true;
+    document.title = 'Sign in \u2014 payguard';
+    const input = el('input', {
+      id: 'token', name: 'token', type: 'password', autocomplete: 'off',
+      spellcheck: 'false', autocapitalize: 'off', required: true,
+    });
+    const button = el('button', { id: 'signin', type: 'submit' }, 'Sign in');
+    const err = el('p', { id: 'signin-error', className: 'error', role: 'alert', hidden: true });
+    const note = el('p', { id: 'signin-note', className: 'note', hidden: true });
+    say(err, message);
+    if (signedOut) say(note, 'Signed out.');
+    const form = el('form', { id: 'signin-form', className: 'signin', method: 'post', action: '/signin', autocomplete: 'off' },
+      el('h1', null, 'payguard ops console'),
+      el('p', { className: 'muted' }, 'Sign in with your own approver token. It is kept in this tab only and forgotten when you sign out or close the tab.'),
+      el('label', { htmlFor: 'token' }, 'Token'),
+      input,
+      button,
+      note,
+      err);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const token = input.value.trim();
+      say(note, '');
+      if (!token) {
+        say(err, 'Enter your token');
+        return;
+      }
+      button.disabled = true;
+      try {
+        const r = await request('GET', '/api/session', null, token);
+        if (!signinShown || !form.isConnected) return;
+        setToken(token);
+        session = normSession(r.data);
+        signinShown = false;
+        if (location.pathname === '/signin') navigate('/', true);
+        else route();
+      } catch (e) {
+        if (!form.isConnected) return;
+        say(err, e instanceof ApiError && e.status === 401 ? (e.message || 'Unknown token') : e.message);
+        input.select();
+      } finally {
+        button.disabled = false;
+      }
+    });
+    fill(main(), form);
+    input.focus();
+  }
+
+  function signOut() {
+    clearToken();
+    session = null;
+    history.pushState(null, '', '/signin');
+    renderSignin('', true);
+  }
+
+  function pageNotFound() {
+    startPage('Not found');
+    fill(main(), el('section', { className: 'box' },
+      el('h1', null, 'Not found'),
+      el('p', { className: 'error', role: 'alert' }, 'No page at ' + location.pathname),
+      el('p', null, el('a', { href: '/' }, 'Back to the cases'))));
+  }
+
+  // ---------------------------------------------------------------- cases list
+
+  const FILTERS = [
+    { id: 'f-state', param: 'state', label: 'State', options: [['', 'all']].concat(STATES.map((s) => [s, s])) },
+    { id: 'f-kind', param: 'kind', label: 'Kind', options: [['', 'all'], ['payout', 'payout'], ['refund', 'refund']] },
+    { id: 'f-tier', param: 'tier', label: 'Tier', options: [['', 'all'], ['1', '1'], ['2', '2'], ['3', '3']] },
+    {
+      id: 'f-age', param: 'max_age_s', label: 'Age',
+      options: [['', 'any'], ['3600', 'last hour'], ['86400', 'last day'], ['604800', 'last week']],
+    },
+  ];
+
+  function pageCases() {
+    const p = startPage('Cases');
+    const params = new URLSearchParams(location.search);
+    const selects = [];
+    const bar = el('form', { className: 'filters', id: 'filters', role: 'search' });
+    bar.addEventListener('submit', (ev) => ev.preventDefault());
+    for (const f of FILTERS) {
+      const sel = el('select', { id: f.id, name: f.param });
+      const want = params.get(f.param) || '';
+      const opts = f.options.slice();
+      if (want && !opts.some(([v]) => v === want)) opts.push([want, want]);
+      for (const [v, label] of opts) add(sel, [el('option', { value: v }, label)]);
+      sel.value = want;
+      sel.addEventListener('change', () => {
+        const q = new URLSearchParams();
+        for (const [ff, s] of selects) if (s.value) q.set(ff.param, s.value);
+        const qs = q.toString();
+        history.replaceState(null, '', '/' + (qs ? '?' + qs : ''));
+        reload();
+      });
+      selects.push([f, sel]);
+      add(bar, [el('label', { className: 'filter' }, el('span', null, f.label), sel)]);
+    }
+    const status = el('span', { id: 'cases-status', className: 'muted status-line' });
+    add(bar, [status]);
+
+    const err = el('p', { id: 'cases-error', className: 'error', role: 'alert', hidden: true });
+    const tbody = el('tbody');
+    const table = el('table', { id: 'cases', className: 'grid' },
+      el('thead', null, el('tr', null,
+        ['Case', 'Kind', 'State', 'Ref', 'Amount', 'Tier', 'Age', 'Receipts / dups', 'Last'].map((h) => el('th', { scope: 'col' }, h)))),
+      tbody);
+    fill(main(), el('h1', null, 'Cases'), bar, err, el('div', { className: 'table-wrap' }, table));
+
+    let seq = 0;
+    let shown = 0;
+    async function load() {
+      const my = ++seq;
+      const q = new URLSearchParams();
+      for (const [f, s] of selects) if (s.value) q.set(f.param, s.value);
+      const qs = q.toString();
+      try {
+        const r = await api('GET', '/api/cases' + (qs ? '?' + qs : ''));
+        if (!p.alive || my < shown) return;
+        shown = my;
+        say(err, '');
+        const cases = Array.isArray(r.data.cases) ? r.data.cases : [];
+        renderRows(cases);
+        status.textContent = plural(cases.length, 'case') + ' \u00b7 updated ' + fmtTime(Date.now()).slice(11);
+      } catch (e) {
+        if (e instanceof AuthError || !p.alive || my < shown) throw e;
+        shown = my;
+        say(err, e.message);
+      }
+    }
+    function renderRows(cases) {
+      const rows = cases.filter((c) => c && c.case_id != null).map((c) => {
+        const id = String(c.case_id);
+        const last = c.last && typeof c.last === 'object' ? c.last : null;
+        return el('tr', { dataset: { caseId: id } },
+          el('td', { className: 'mono' }, caseLink(id)),
+          el('td', null, text(c.kind)),
+          el('td', null, badge(c.state)),
+          el('td', { className: 'mono' }, text(c.ref)),
+          el('td', { className: 'num' }, fmtAmount(c.amount, c.currency, c.amount_text)),
+          el('td', { className: 'num' }, text(c.tier)),
+          el('td', { title: c.created_at ? fmtTime(c.created_at, true) : null }, fmtAge(c.created_at)),
+          el('td', { className: 'num' }, text(c.receipts) + ' / ' + text(c.duplicates)),
+          el('td', { className: 'last' },
+            last ? [el('span', { className: 'ev-type' }, text(last.type)), ' ', text(last.summary)] : '\u2014'));
+      });
+      if (!rows.length) rows.push(el('tr', { className: 'empty' }, el('td', { colspan: '9' }, 'No cases match.')));
+      fill(tbody, rows);
+    }
+    const reload = () => load().catch(() => {});
+    every(p, LIST_REFRESH_MS, load);
+  }
+
+  // ---------------------------------------------------------------- case page
+
+  function pageCase(caseId) {
+    const p = startPage('Case ' + caseId);
+    const enc = encodeURIComponent(caseId);
+
+    // The skeleton is built once; refreshes only replace the contents of the
+    // data sections, so a typed comment and a shown refusal stay.
+    const stateBadge = el('span', { id: 'case-state', className: 'badge' });
+    const head = el('div', { className: 'case-head' },
+      el('h1', null, el('span', { className: 'muted' }, 'Case '), el('span', { id: 'case-id', className: 'mono' }, caseId), ' ', stateBadge));
+    const caseErr = el('p', { id: 'case-error', className: 'error', role: 'alert', hidden: true });
+    const facts = el('div', { id: 'case-facts' });
+
+    const adviceBody = el('div', { id: 'advice-body' });
+    const advice = el('section', { id: 'advice', className: 'box advice' },
+      el('h2', null, 'AI recommendation'),
+      el('p', { className: 'advisory' }, ADVISORY_LABEL),
+      adviceBody);
+
+    // Approval (only when approve has one for the case).
+    const approvalFacts = el('div');
+    const requiredList = el('ul', { id: 'required-roles', className: 'roles' });
+    const missingList = el('ul', { id: 'missing-roles', className: 'roles' });
+    const approvalErr = el('p', { id: 'approval-error', className: 'error', role: 'alert', hidden: true });
+    const approvalBox = el('section', { id: 'approval', className: 'box' },
+      el('h2', null, 'Approval'),
+      approvalErr,
+      approvalFacts,
+      el('div', { className: 'cols' },
+        el('div', null, el('h3', null, 'Required roles'), requiredList),
+        el('div', null, el('h3', null, 'Missing roles'), missingList)));
+
+    const decisionsList = el('ul', { id: 'decisions', className: 'decisions' });
+    const decisionsTitle = el('h2', null, 'Decisions');
+    const comment = el('textarea', { id: 'comment', name: 'comment', rows: '3', placeholder: 'Why (recorded with your decision)' });
+    const approveBtn = el('button', { id: 'approve', type: 'button', className: 'approve' }, 'Approve');
+    const denyBtn = el('button', { id: 'deny', type: 'button', className: 'deny' }, 'Deny');
+    const decide = el('div', { id: 'decide', className: 'decide' },
+      el('label', { htmlFor: 'comment' }, 'Your decision'),
+      comment,
+      el('div', { className: 'buttons' }, approveBtn, denyBtn));
+    const decideResult = el('p', { id: 'decide-result', className: 'result', role: 'status', hidden: true });
+    const decideError = el('p', { id: 'decide-error', className: 'error refusal', role: 'alert', hidden: true });
+    const decisionsBox = el('section', { id: 'decisions-box', className: 'box' },
+      decisionsTitle, decisionsList, decideResult, decideError);
+
+    const plan = el('section', { id: 'plan', className: 'box' });
+    const actions = el('section', { id: 'actions', className: 'box' });
+
+    const reviewComment = el('textarea', { id: 'review-comment', name: 'review-comment', rows: '3', placeholder: 'Why (recorded with the retry or close)' });
+    const retryBtn = el('button', { id: 'retry', type: 'button' }, 'Retry');
+    const closeBtn = el('button', { id: 'close', type: 'button', className: 'secondary' }, 'Close');
+    const reviewPanel = el('div', { className: 'decide' },
+      el('label', { htmlFor: 'review-comment' }, 'Comment'), reviewComment,
+      el('div', { className: 'buttons' }, retryBtn, closeBtn));
+    const reviewResult = el('p', { id: 'review-result', className: 'result', role: 'status', hidden: true });
+    const reviewError = el('p', { id: 'review-error', className: 'error refusal', role: 'alert', hidden: true });
+    const review = el('section', { id: 'review', className: 'box review' },
+      el('h2', null, 'Ops review'),
+      el('p', { className: 'muted' }, 'A runbook step failed for good. Retry re-runs the failed plan from the failed step after a new approval round; Close ends the case.'),
+      reviewPanel, reviewResult, reviewError);
+
+    const timeline = el('ol', { id: 'timeline', className: 'timeline' });
+    const timelineBox = el('section', { id: 'timeline-box', className: 'box' }, el('h2', null, 'Timeline'), timeline);
+
+    const body = el('div', { id: 'case-body' });
+    fill(main(), el('p', { className: 'crumbs' }, el('a', { href: '/' }, '\u2190 Cases')), head, caseErr, body);
+    // The order of the sections; place() puts optional ones back in place.
+    const order = [facts, advice, approvalBox, decisionsBox, plan, actions, review, timelineBox];
+    function show(node, on) {
+      const i = order.indexOf(node);
+      let before = null;
+      for (let j = i + 1; j < order.length; j++) {
+        if (order[j].parentNode === body) {
+          before = order[j];
+          break;
+        }
+      }
+      place(node, on, body, before);
+    }
+
+    let seq = 0;
+    let shown = 0;
+    let lastCase = null;
+    let lastApproval = null;
+    const memo = {};
+    // Render a section only when its data changed (keeps <details> open).
+    function changed(key, value) {
+      const s = jsonText(value);
+      if (memo[key] === s) return false;
+      memo[key] = s;
+      return true;
+    }
+
+    async function load() {
+      const my = ++seq;
+      const [cr, ar] = await Promise.allSettled([
+        api('GET', '/api/cases/' + enc),
+        api('GET', '/api/approvals/' + enc),
+      ]);
+      if (!p.alive || my < shown) return;
+      if ((cr.status === 'rejected' && cr.reason instanceof AuthError) ||
+          (ar.status === 'rejected' && ar.reason instanceof AuthError)) return;
+      shown = my;
+
+      let c = lastCase;
+      if (cr.status === 'fulfilled') {
+        c = cr.value.data;
+        say(caseErr, '');
+      } else if (cr.reason instanceof ApiError && cr.reason.status === 404) {
+        c = null;
+        say(caseErr, 'No such case');
+      } else {
+        say(caseErr, cr.reason && cr.reason.message ? cr.reason.message : String(cr.reason));
+      }
+      lastCase = c;
+
+      let a = lastApproval;
+      if (ar.status === 'fulfilled') {
+        a = ar.value.data;
+        say(approvalErr, '');
+      } else if (ar.reason instanceof ApiError && ar.reason.status === 404) {
+        a = null;
+      } else {
+        say(approvalErr, 'Could not read the approval: ' + (ar.reason && ar.reason.message ? ar.reason.message : String(ar.reason)));
+      }
+      lastApproval = a;
+      render(c, a);
+    }
+
+    function render(c, a) {
+      if (!c && !a) {
+        stateBadge.textContent = '';
+        stateBadge.className = 'badge';
+        stateBadge.hidden = true;
+        for (const s of order) show(s, false);
+        return;
+      }
+      const state = c ? c.state : undefined;
+      stateBadge.hidden = state == null;
+      stateBadge.textContent = state == null ? '' : String(state);
+      stateBadge.className = 'badge state-' + cls(state);
+      document.title = 'Case ' + caseId + (state ? ' (' + state + ')' : '') + ' \u2014 payguard';
+
+      const f = c || a || {};
+      if (changed('facts', [f.kind, f.ref, f.provider, f.amount, f.currency, f.amount_text, f.tier,
+        c && c.created_at, c && c.updated_at, c && c.receipts, c && c.duplicates, c && c.idempotency_keys])) {
+        renderFacts(c, f);
+      }
+      show(facts, true);
+
+      const rec = (c && c.recommendation) || (a && a.recommendation) || null;
+      if (changed('advice', rec)) renderAdvice(rec);
+      show(advice, true);
+
+      show(approvalBox, !!a);
+      if (a && changed('approval', [a, session && session.roles])) renderApproval(a);
+
+      const decisions = a ? a.decisions : (c && c.decisions);
+      decisionsTitle.textContent = a ? 'Decisions (this approval round)' : 'Decisions';
+      if (changed('decisions', decisions)) renderDecisions(decisions);
+      const mine = session ? session.roles : [];
+      const canDecide = !!a && a.state === 'pending' && Array.isArray(a.missing_roles) &&
+        a.missing_roles.some((r) => mine.includes(r));
+      place(decide, canDecide, decisionsBox, decideResult);
+      show(decisionsBox, !!a || (Array.isArray(decisions) && decisions.length > 0) ||
+        !decideResult.hidden || !decideError.hidden);
+
+      const pr = a && a.state === 'pending' ? a.planned_runbook : null;
+      if (changed('plan', pr)) renderPlan(pr);
+      show(plan, !!pr);
+
+      const acts = c && Array.isArray(c.actions) ? c.actions : [];
+      if (changed('actions', acts)) renderActions(acts);
+      show(actions, true);
+
+      show(review, state === 'ops_review' || !reviewResult.hidden || !reviewError.hidden);
+      place(reviewPanel, state === 'ops_review', review, reviewResult);
+
+      const tl = c && Array.isArray(c.timeline) ? c.timeline : [];
+      if (changed('timeline', tl)) renderTimeline(tl);
+      show(timelineBox, true);
+    }
+
+    function renderFacts(c, f) {
+      const keys = c && Array.isArray(c.idempotency_keys) ? c.idempotency_keys : [];
+      fill(facts, dl([
+        ['Kind', text(f.kind)],
+        ['Ref', el('span', { className: 'mono' }, text(f.ref))],
+        ['Provider', f.provider === undefined ? undefined : text(f.provider)],
+        ['Amount', fmtAmount(f.amount, f.currency, f.amount_text)],
+        ['Tier', text(f.tier)],
+        ['Created', c ? fmtTime(c.created_at, true) : undefined],
+        ['Updated', c ? fmtTime(c.updated_at, true) : undefined],
+        ['Receipts', c ? el('span', { id: 'case-counts' }, countsText(c)) : undefined],
+        ['Idempotency keys', keys.length
+          ? el('ul', { id: 'idempotency-keys', className: 'keys' }, keys.map((k) => el('li', { className: 'mono' }, text(k))))
+          : '\u2014'],
+      ], { className: 'facts case-facts' }));
+    }
+
+    function renderAdvice(rec) {
+      if (!rec || typeof rec !== 'object') {
+        fill(adviceBody, el('p', { className: 'muted' }, 'No AI advice for this case.'));
+        return;
+      }
+      const known = ['summary', 'root_cause', 'next_step', 'confidence', 'classification', 'source'];
+      const rows = [];
+      const labels = {
+        root_cause: 'Root cause', next_step: 'Next step', confidence: 'Confidence',
+        classification: 'Classification', source: 'Source',
+      };
+      for (const k of known.slice(1)) if (rec[k] !== undefined && rec[k] !== null) rows.push([labels[k], text(rec[k])]);
+      if (rec.confidence === undefined && rec.confidence_permille !== undefined && rec.confidence_permille !== null) {
+        rows.push(['Confidence', text(rec.confidence_permille) + '\u2030']);
+      }
+      fill(adviceBody,
+        el('p', { className: 'summary' }, rec.summary ? String(rec.summary) : '(no summary)'),
+        rows.length ? dl(rows) : null,
+        jsonDetails('All fields', rec));
+    }
+
+    function renderApproval(a) {
+      const required = Array.isArray(a.required_roles) ? a.required_roles.map(String) : [];
+      const missing = Array.isArray(a.missing_roles) ? a.missing_roles.map(String) : [];
+      const decisions = Array.isArray(a.decisions) ? a.decisions : [];
+      fill(approvalFacts, dl([
+        ['State', badge(a.state, 'approval-state')],
+        ['Action', a.action === undefined ? undefined : text(a.action)],
+        ['Rule', a.rule === undefined ? undefined : text(a.rule)],
+        ['Raised by', a.raised_by === undefined ? undefined : text(a.raised_by)],
+        ['Expires at', el('span', { id: 'expires-at' }, fmtTime(a.expires_at))],
+      ]));
+      fill(requiredList, required.length ? required.map((r) => {
+        const by = decisions.find((d) => d && d.role === r && d.decision === 'approve');
+        const covered = !missing.includes(r);
+        return el('li', { className: covered ? 'covered' : 'missing', dataset: { role: r } },
+          el('span', { className: 'role' }, r), ' ',
+          el('span', { className: 'mark' }, covered ? ('covered' + (by && by.approver ? ' by ' + by.approver : '')) : 'missing'));
+      }) : el('li', { className: 'none' }, 'none'));
+      fill(missingList, missing.length
+        ? missing.map((r) => el('li', { className: 'missing' }, r))
+        : el('li', { className: 'none' }, 'none'));
+    }
+
+    function renderDecisions(decisions) {
+      const list = Array.isArray(decisions) ? decisions.filter((d) => d && typeof d === 'object') : [];
+      fill(decisionsList, list.length ? list.map((d) => el('li', { className: 'decision decision-' + cls(d.decision) },
+        el('span', { className: 'approver' }, text(d.approver)),
+        d.role ? el('span', { className: 'role' }, ' (' + d.role + ')') : null,
+        ' ',
+        el('span', { className: 'verdict verdict-' + cls(d.decision) }, text(d.decision)),
+        d.comment ? [' \u2014 ', el('q', { className: 'comment' }, String(d.comment))] : null,
+        ' ',
+        el('span', { className: 'when muted' }, fmtTime(d.at)))) : el('li', { className: 'none muted' }, 'No decisions yet.'));
+    }
+
+    function renderPlan(pr) {
+      if (!pr) {
+        plan.replaceChildren();
+        return;
+      }
+      const steps = Array.isArray(pr.steps) ? pr.steps : [];
+      const notes = Array.isArray(pr.notes) ? pr.notes : [];
+      fill(plan,
+        el('h2', null, 'Planned runbook', pr.runbook ? [': ', el('span', { className: 'mono' }, String(pr.runbook))] : null),
+        el('p', { className: 'muted' }, 'What execute will do once the case is approved.'),
+        el('ol', { className: 'steps' }, steps.map((s, i) => el('li', { className: 'step' },
+          el('div', { className: 'step-head' },
+            el('strong', null, text(s.name)), ' ',
+            el('span', { className: 'method' }, text(s.method)), ' ',
+            el('span', { className: 'system' }, text(s.system)), ' ',
+            el('span', { className: 'mono path' }, text(s.path)),
+            s.customer_facing ? [' ', el('span', { className: 'tag customer' }, 'customer-facing')] : null),
+          el('div', { className: 'muted' }, 'Idempotency-Key: ', el('span', { className: 'mono' }, text(s.idempotency_key))),
+          s.body !== undefined ? jsonDetails('Body', s.body, 'plan-' + i) : null))),
+        notes.length ? [el('h3', null, 'Notes'), el('ul', { className: 'notes' }, notes.map((n) => el('li', null, text(n))))] : null);
+    }
+
+    function renderActions(acts) {
+      const open = openKeys(actions);
+      if (!acts.length) {
+        fill(actions, el('h2', null, 'Actions'), el('p', { className: 'muted' }, 'No runbook step has run.'));
+        return;
+      }
+      fill(actions, el('h2', null, 'Actions'), el('div', { className: 'table-wrap' }, el('table', { className: 'grid' },
+        el('thead', null, el('tr', null, ['Step', 'Status', 'HTTP', 'Idempotency-Key', 'Response'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', null, acts.map((s, i) => el('tr', { className: 'action' },
+          el('td', null, text(s.step)),
+          el('td', null, el('span', { className: 'badge st-' + cls(s.status) }, text(s.status))),
+          el('td', { className: 'num' }, text(s.http_status)),
+          el('td', { className: 'mono' }, text(s.idempotency_key)),
+          el('td', null, s.response === undefined || s.response === null ? '\u2014' : jsonDetails('Response', s.response, 'act-' + i))))))));
+      reopen(actions, open);
+    }
+
+    function renderTimeline(tl) {
+      const open = openKeys(timeline);
+      fill(timeline, tl.length ? tl.map((ev, i) => {
+        if (!ev || typeof ev !== 'object') return null;
+        const type = ev.type == null ? 'unknown' : String(ev.type);
+        const advisory = ev.advisory === true || type === 'triaged';
+        const key = 'ev-' + (ev.event_id ? String(ev.event_id) : i);
+        return el('li', { className: 'ev ev-' + cls(type) + (advisory ? ' is-advisory' : '') },
+          el('div', { className: 'ev-head' },
+            el('span', { className: 'when mono' }, ev.at ? fmtTime(ev.at, true) : (Number.isFinite(ev.time_ms) ? fmtTime(ev.time_ms, true) : '\u2014')),
+            ' ',
+            el('span', { className: 'ev-type' }, type),
+            ev.stage ? [' ', el('span', { className: 'ev-stage muted' }, String(ev.stage))] : null,
+            advisory ? [' ', el('span', { className: 'advisory-label' }, 'Advisory')] : null),
+          el('div', { className: 'ev-summary' }, ev.summary == null ? '' : String(ev.summary)),
+          el('details', { className: 'json', dataset: { key } },
+            el('summary', null, 'Detail'),
+            dl([
+              ['Event', ev.event_id === undefined ? undefined : el('span', { className: 'mono' }, text(ev.event_id))],
+              ['Cause', ev.cause === undefined ? undefined : el('span', { className: 'mono' }, text(ev.cause))],
+            ]),
+            el('pre', null, jsonText(ev.detail === undefined ? null : ev.detail))));
+      }) : el('li', { className: 'muted none' }, 'No events yet.'));
+      reopen(timeline, open);
+    }
+
+    function openKeys(root) {
+      const s = new Set();
+      for (const d of root.querySelectorAll('details[open]')) if (d.dataset.key) s.add(d.dataset.key);
+      return s;
+    }
+    function reopen(root, keys) {
+      if (!keys.size) return;
+      for (const d of root.querySelectorAll('details')) if (d.dataset.key && keys.has(d.dataset.key)) d.open = true;
+    }
+
+    // A decision: 200 "Recorded: <state>"; a refusal (403 segregation of
+    // duties, 409, 404) stays shown until the next decision is tried.
+    async function submitDecision(decision) {
+      approveBtn.disabled = true;
+      denyBtn.disabled = true;
+      say(decideResult, '');
+      say(decideError, '');
+      try {
+        const r = await api('POST', '/api/approvals/' + enc + '/decisions', { decision, comment: comment.value });
+        if (!p.alive) return;
+        say(decideResult, 'Recorded: ' + text(r.data.state));
+        comment.value = '';
+      } catch (e) {
+        if (e instanceof AuthError || !p.alive) return;
+        say(decideError, e.message);
+      } finally {
+        approveBtn.disabled = false;
+        denyBtn.disabled = false;
+      }
+      if (p.alive) load().catch(() => {});
+    }
+    approveBtn.addEventListener('click', () => submitDecision('approve'));
+    denyBtn.addEventListener('click', () => submitDecision('deny'));
+
+    async function submitReview(what) {
+      retryBtn.disabled = true;
+      closeBtn.disabled = true;
+      say(reviewResult, '');
+      say(reviewError, '');
+      try {
+        const r = await api('POST', '/api/reviews/' + enc + '/' + what, { comment: reviewComment.value });
+        if (!p.alive) return;
+        const st = r.data && r.data.state ? ': ' + r.data.state : '';
+        say(reviewResult, (what === 'retry' ? 'Retry requested' : 'Closed') + st);
+        reviewComment.value = '';
+      } catch (e) {
+        if (e instanceof AuthError || !p.alive) return;
+        say(reviewError, e.message);
+      } finally {
+        retryBtn.disabled = false;
+        closeBtn.disabled = false;
+      }
+      if (p.alive) load().catch(() => {});
+    }
+    retryBtn.addEventListener('click', () => submitReview('retry'));
+    closeBtn.addEventListener('click', () => submitReview('close'));
+
+    every(p, CASE_REFRESH_MS, load);
+  }
+
+  // ---------------------------------------------------------------- ops review
+
+  function pageOps() {
+    const p = startPage('Ops review');
+    const err = el('p', { id: 'ops-error', className: 'error', role: 'alert', hidden: true });
+    const status = el('p', { id: 'ops-status', className: 'muted' });
+    const tbody = el('tbody');
+    const table = el('table', { id: 'ops', className: 'grid' },
+      el('thead', null, el('tr', null,
+        ['Case', 'Queue', 'State', 'Kind', 'Ref', 'Amount', 'Why', 'Since'].map((h) => el('th', { scope: 'col' }, h)))),
+      tbody);
+    fill(main(), el('h1', null, 'Ops review'),
+      el('p', { className: 'muted' }, 'Cases whose runbook failed (retry or close them on the case page) and approvals that expired unanswered.'),
+      status, err, el('div', { className: 'table-wrap' }, table));
+
+    let seq = 0;
+    let shown = 0;
+    async function load() {
+      const my = ++seq;
+      const [cr, ar] = await Promise.allSettled([
+        api('GET', '/api/cases?state=ops_review'),
+        api('GET', '/api/approvals?status=expired'),
+      ]);
+      if (!p.alive || my < shown) return;
+      if ((cr.status === 'rejected' && cr.reason instanceof AuthError) ||
+          (ar.status === 'rejected' && ar.reason instanceof AuthError)) return;
+      shown = my;
+      const problems = [];
+      if (cr.status === 'rejected') problems.push('Cases in ops review: ' + cr.reason.message);
+      if (ar.status === 'rejected') problems.push('Expired approvals: ' + ar.reason.message);
+      say(err, problems.join('; '));
+
+      const rows = new Map();
+      const cases = cr.status === 'fulfilled' && Array.isArray(cr.value.data.cases) ? cr.value.data.cases : [];
+      for (const c of cases) {
+        if (!c || c.case_id == null) continue;
+        const last = c.last && typeof c.last === 'object' ? c.last : null;
+        rows.set(String(c.case_id), {
+          id: String(c.case_id), queues: ['ops review'], state: c.state, kind: c.kind, ref: c.ref,
+          amount: fmtAmount(c.amount, c.currency, c.amount_text),
+          why: [last && last.summary ? String(last.summary) : 'in ops review'],
+          since: (last && last.at) || c.updated_at || c.created_at,
+        });
+      }
+      const approvals = ar.status === 'fulfilled' && Array.isArray(ar.value.data.approvals) ? ar.value.data.approvals : [];
+      for (const a of approvals) {
+        if (!a || a.case_id == null) continue;
+        const id = String(a.case_id);
+        const reason = a.reason || a.rule;
+        const why = 'approval expired' + (a.expires_at ? ' at ' + fmtTime(a.expires_at) : '') +
+          (reason ? ' (' + (a.reason ? '' : 'rule: ') + reason + ')' : '') +
+          (Array.isArray(a.missing_roles) && a.missing_roles.length ? '; missing ' + a.missing_roles.join(', ') : '');
+        const row = rows.get(id);
+        if (row) {
+          row.queues.push('expired approval');
+          row.why.push(why);
+        } else {
+          rows.set(id, {
+            id, queues: ['expired approval'], state: a.state, kind: a.kind, ref: a.ref,
+            amount: fmtAmount(a.amount, a.currency, a.amount_text), why: [why], since: a.expires_at,
+          });
+        }
+      }
+      const list = Array.from(rows.values());
+      fill(tbody, list.length ? list.map((r) => el('tr', { dataset: { caseId: r.id } },
+        el('td', { className: 'mono' }, caseLink(r.id)),
+        el('td', null, r.queues.join(', ')),
+        el('td', null, badge(r.state)),
+        el('td', null, text(r.kind)),
+        el('td', { className: 'mono' }, text(r.ref)),
+        el('td', { className: 'num' }, r.amount),
+        el('td', { className: 'why' }, r.why.join('; ')),
+        el('td', { title: r.since ? fmtTime(r.since, true) : null }, fmtAge(r.since)))) : el('tr', { className: 'empty' }, el('td', { colspan: '8' }, 'Nothing waits for ops review.')));
+      status.textContent = plural(list.length, 'case') + ' \u00b7 updated ' + fmtTime(Date.now()).slice(11);
+    }
+    every(p, LIST_REFRESH_MS, load);
+  }
+
+  // ---------------------------------------------------------------- audit
+
+  function pageAudit() {
+    const p = startPage('Audit');
+    const statusEl = el('p', { id: 'verify-status', className: 'verify-status' }, '\u2026');
+    const detail = el('div', { id: 'verify-detail' });
+    const btn = el('button', { id: 'verify', type: 'button' }, 'Verify the chain now');
+    const err = el('p', { id: 'verify-error', className: 'error', role: 'alert', hidden: true });
+    fill(main(), el('h1', null, 'Audit trail'),
+      el('section', { className: 'box' },
+        el('h2', null, 'Last verification of the chain'),
+        el('p', { className: 'muted' }, 'Recomputes the hash chain of every trail record and checks every signed checkpoint.'),
+        statusEl, detail, el('div', { className: 'buttons' }, btn), err));
+
+    let polling = false;
+    function show(v) {
+      const st = v.state;
+      let t;
+      let c = '';
+      if (st === 'never') t = 'never run';
+      else if (st === 'running') t = 'running\u2026';
+      else if (st === 'done' && v.ok === true) {
+        t = 'OK: ' + plural(Number(v.records) || 0, 'record') + ', ' + plural(Number(v.checkpoints) || 0, 'checkpoint') +
+          ', verified at ' + fmtTime(v.finished_at, true);
+        c = 'ok';
+      } else if (st === 'done') {
+        t = 'FAILED: ' + (v.problem ? String(v.problem) : 'no reason given');
+        c = 'bad';
+      } else t = 'unknown state: ' + text(st);
+      statusEl.textContent = t;
+      statusEl.className = 'verify-status' + (c ? ' ' + c : '') + (st === 'running' ? ' running' : '');
+      fill(detail, st === 'never' ? null : dl([
+        ['Started', fmtTime(v.started_at, true)],
+        ['Finished', st === 'running' ? '\u2014' : fmtTime(v.finished_at, true)],
+        ['Records', text(v.records)],
+        ['Checkpoints', text(v.checkpoints)],
+        ['Last checkpoint seq', text(v.last_checkpoint_seq)],
+        ['Records after the last checkpoint', text(v.unsealed)],
+        ['Problem', v.problem ? String(v.problem) : '\u2014'],
+        ['Run by', text(v.by)],
+      ]));
+      btn.disabled = st === 'running';
+    }
+    async function poll() {
+      if (polling || !p.alive) return;
+      polling = true;
+      try {
+        for (;;) {
+          let r;
+          try {
+            r = await api('GET', '/api/audit/verify');
+          } catch (e) {
+            if (e instanceof AuthError || !p.alive) return;
+            say(err, e.message);
+            btn.disabled = false;
+            return;
+          }
+          if (!p.alive) return;
+          say(err, '');
+          show(r.data);
+          if (r.data.state !== 'running') return;
+          await new Promise((res) => later(p, res, VERIFY_POLL_MS));
+          if (!p.alive) return;
+        }
+      } finally {
+        polling = false;
+      }
+    }
+    btn.addEventListener('click', async () => {
+      btn.disabled = true;
+      say(err, '');
+      try {
+        const r = await api('POST', '/api/audit/verify', {});
+        if (!p.alive) return;
+        show(Object.assign({ state: 'running' }, r.data));
+      } catch (e) {
+        if (e instanceof AuthError || !p.alive) return;
+        say(err, e.message);
+        btn.disabled = false;
+        return;
+      }
+      later(p, poll, VERIFY_POLL_MS);
+    });
+    poll();
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function start() {
+    document.addEventListener('click', (ev) => {
+      if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+      const a = ev.target instanceof Element ? ev.target.closest('a[href]') : null;
+      if (!a || a.target || a.hasAttribute('download')) return;
+      const url = new URL(a.href, location.href);
+      if (url.origin !== location.origin || url.pathname.startsWith('/static/') || url.pathname.startsWith('/api/')) return;
+      ev.preventDefault();
+      navigate(url.pathname + url.search, false);
+    });
+    window.addEventListener('popstate', () => route());
+    document.getElementById('signout').addEventListener('click', signOut);
+    route();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

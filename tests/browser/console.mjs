@@ -1,0 +1,415 @@
+// The ops console in a real browser (headless Chromium through playwright-core).
+//
+// Environment (set by the shell script that starts the group):
+//   CONSOLE_URL   e.g. http://127.0.0.1:8083
+//   TOKEN_FIN     fin_mgr (finance_manager)
+//   TOKEN_COMP    compliance_officer (compliance)
+//   TOKEN_RISK    risk_lead (finance_manager and compliance)
+//   CASE_APPROVE, CASE_DENY, CASE_TWICE, CASE_XSS
+//                 tier-2 payout cases awaiting approval (finance_manager + compliance)
+//   ARTIFACTS     where screenshots go
+//   CHROMIUM      the browser (default /usr/bin/chromium)
+//
+// Prints "ok - <what>" or "not ok - <what>: <why>" per check and ends with
+// "N passed, N failed"; exits 1 if any check failed. Each scenario runs in a
+// fresh browser context (clean sessionStorage); a failed step ends its
+// scenario, the next one still runs.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+const STEP_MS = 15_000;
+const EXECUTED_MS = 90_000;
+const DENIED_MS = 30_000;
+const VERIFY_MS = 30_000;
+
+const env = process.env;
+const BASE = (env.CONSOLE_URL || '').replace(/\/+$/, '');
+const ARTIFACTS = env.ARTIFACTS || path.resolve('tests/artifacts');
+
+let passed = 0;
+let failed = 0;
+
+function ok(what) {
+  passed++;
+  console.log(`ok - ${what}`);
+}
+function notOk(what, why) {
+  failed++;
+  const line = String(why && why.message ? why.message : why).split('\n')[0];
+  console.log(`not ok - ${what}: ${line}`);
+}
+
+class Abort extends Error {}
+
+// A step: run fn; on failure print "not ok" and end the scenario.
+async function check(what, fn) {
+  try {
+    const r = await fn();
+    ok(what);
+    return r;
+  } catch (e) {
+    notOk(what, e);
+    throw new Abort(what);
+  }
+}
+
+function assert(cond, why) {
+  if (!cond) throw new Error(why);
+}
+
+function url(p) {
+  return BASE + p;
+}
+function casePath(id) {
+  return '/case/' + encodeURIComponent(id);
+}
+// A CSS attribute value in double quotes.
+function cssString(s) {
+  return '"' + String(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\a ') + '"';
+}
+
+async function texts(page, selector) {
+  return page.$$eval(selector, (els) => els.map((e) => e.textContent.trim()));
+}
+
+// Wait until the <li>s of a list satisfy pred (checked in the page).
+async function waitForList(page, selector, want, timeout = STEP_MS) {
+  try {
+    await page.waitForFunction(({ selector, want }) => {
+      const items = Array.from(document.querySelectorAll(selector)).map((e) => e.textContent.trim());
+      return want.has.every((x) => items.includes(x)) && want.not.every((x) => !items.includes(x));
+    }, { selector, want }, { timeout });
+  } catch (e) {
+    const items = await texts(page, selector).catch(() => []);
+    throw new Error(`${selector} is [${items.join(', ')}], wanted ${JSON.stringify(want)}`);
+  }
+}
+
+async function waitForText(page, selector, wanted, timeout) {
+  try {
+    await page.waitForFunction(({ selector, wanted }) => {
+      const e = document.querySelector(selector);
+      return !!e && e.textContent.trim() === wanted;
+    }, { selector, wanted }, { timeout });
+  } catch (e) {
+    const got = await page.textContent(selector, { timeout: 1000 }).catch(() => null);
+    throw new Error(`${selector} is ${JSON.stringify(got && got.trim())} after ${timeout / 1000} s, wanted ${JSON.stringify(wanted)}`);
+  }
+}
+
+async function signIn(page, token) {
+  await page.waitForSelector('#token', { state: 'visible' });
+  await page.fill('#token', token);
+  await page.click('#signin');
+  await page.waitForSelector('#whoami', { state: 'visible' });
+  await page.waitForFunction(() => document.getElementById('whoami').textContent.trim() !== '');
+  return (await page.textContent('#whoami')).trim();
+}
+
+async function openCase(page, id) {
+  await page.goto(url(casePath(id)));
+  await page.waitForFunction((id) => {
+    const e = document.getElementById('case-id');
+    return !!e && e.textContent.trim() === id;
+  }, id);
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
+}
+
+// One scenario in its own browser context; page errors and CSP violations
+// reported by the browser fail a check of their own at the end.
+async function scenario(browser, name, fn) {
+  let context;
+  const problems = [];
+  try {
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(STEP_MS);
+    const page = await context.newPage();
+    page.on('pageerror', (e) => problems.push('page error: ' + (e && e.message ? e.message : String(e))));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /content security policy/i.test(m.text())) problems.push('CSP: ' + m.text());
+    });
+    await fn(page);
+  } catch (e) {
+    if (!(e instanceof Abort)) notOk(`${name}: scenario`, e);
+  } finally {
+    if (problems.length) notOk(`${name}: no page errors or CSP violations`, `${problems.length}: ${problems[0]}`);
+    else ok(`${name}: no page errors or CSP violations`);
+    if (context) await context.close().catch(() => {});
+  }
+}
+
+async function main() {
+  const need = ['CONSOLE_URL', 'TOKEN_FIN', 'TOKEN_COMP', 'TOKEN_RISK', 'CASE_APPROVE', 'CASE_DENY', 'CASE_TWICE', 'CASE_XSS'];
+  const missing = need.filter((k) => !env[k]);
+  if (missing.length) {
+    notOk('environment', 'missing ' + missing.join(', '));
+    return;
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: env.CHROMIUM || '/usr/bin/chromium',
+      args: ['--no-sandbox'],
+      headless: true,
+    });
+    ok('chromium starts');
+  } catch (e) {
+    notOk('chromium starts', e);
+    return;
+  }
+
+  try {
+    // 1. A bogus token is refused; the form stays.
+    await scenario(browser, 'sign-in refusal', async (page) => {
+      await check('sign-in page loads with the token form', async () => {
+        await page.goto(url('/signin'));
+        await page.waitForSelector('#token', { state: 'visible' });
+        await page.waitForSelector('#signin', { state: 'visible' });
+        const type = await page.getAttribute('#token', 'type');
+        assert(type === 'password', `#token is type ${type}`);
+      });
+      await check('a bogus token is refused with a visible error', async () => {
+        await page.fill('#token', 'bogus-' + Date.now());
+        await page.click('#signin');
+        const err = page.locator('.error[role="alert"]').filter({ hasText: /\S/ }).first();
+        await err.waitFor({ state: 'visible' });
+        const t = (await err.textContent()).trim();
+        assert(t.length > 0, 'empty error');
+      });
+      await check('the sign-in form stays and nobody is signed in', async () => {
+        assert(await page.isVisible('#token'), '#token is gone');
+        assert(!(await page.isVisible('#whoami')), '#whoami is visible');
+        const stored = await page.evaluate(() => [sessionStorage.length, localStorage.length, document.cookie]);
+        assert(stored[0] === 0 && stored[1] === 0 && stored[2] === '', `storage holds something: ${JSON.stringify(stored)}`);
+      });
+    });
+
+    // 2. Two approvals (finance_manager, then compliance) and the case executes.
+    await scenario(browser, 'approve path', async (page) => {
+      const id = env.CASE_APPROVE;
+      const row = `#cases tr[data-case-id=${cssString(id)}]`;
+      await check('fin_mgr signs in', async () => {
+        await page.goto(url('/'));
+        const who = await signIn(page, env.TOKEN_FIN);
+        assert(who.includes('fin_mgr'), `#whoami is ${JSON.stringify(who)}`);
+        assert(who.includes('finance_manager'), `#whoami has no role: ${JSON.stringify(who)}`);
+      });
+      await check('the token is in sessionStorage only', async () => {
+        const s = await page.evaluate(() => ({
+          session: Object.keys(sessionStorage).map((k) => sessionStorage.getItem(k)),
+          local: localStorage.length,
+          cookie: document.cookie,
+          href: location.href,
+        }));
+        assert(s.session.includes(env.TOKEN_FIN), 'not in sessionStorage');
+        assert(s.local === 0, 'localStorage is used');
+        assert(s.cookie === '', 'a cookie is set');
+        assert(!s.href.includes(env.TOKEN_FIN), 'the token is in the URL');
+      });
+      await check('the list filtered on awaiting_approval shows the case', async () => {
+        await page.waitForSelector('#cases');
+        await page.selectOption('#f-state', 'awaiting_approval');
+        await page.waitForURL((u) => u.searchParams.get('state') === 'awaiting_approval');
+        await page.waitForSelector(row);
+        const states = await page.$$eval('#cases tr[data-case-id]', (trs) =>
+          trs.map((tr) => tr.querySelector('.badge') && tr.querySelector('.badge').textContent.trim()));
+        assert(states.every((s) => s === 'awaiting_approval'), `rows in other states: ${states.join(', ')}`);
+      });
+      await check('screenshot console-list.png', () => screenshot(page, 'console-list.png'));
+      await check('the case link opens the case page', async () => {
+        await page.click(`${row} a`);
+        await page.waitForURL((u) => u.pathname === casePath(id));
+        await waitForText(page, '#case-id', id, STEP_MS);
+        await waitForText(page, '#case-state', 'awaiting_approval', STEP_MS);
+      });
+      await check('missing roles are finance_manager and compliance', () =>
+        waitForList(page, '#missing-roles li', { has: ['finance_manager', 'compliance'], not: [] }));
+      await check('the planned runbook is shown', async () => {
+        await page.waitForSelector('#plan li');
+        const n = await page.$$eval('#plan li', (l) => l.length);
+        assert(n > 0, 'no step');
+      });
+      await check('the advice is labelled advisory', async () => {
+        const t = await page.textContent('#advice .advisory');
+        assert(/Advisory/.test(t), `label is ${JSON.stringify(t)}`);
+      });
+      await check('fin_mgr approves: Recorded', async () => {
+        await page.waitForSelector('#decide', { state: 'visible' });
+        await page.fill('#comment', 'amounts match the ledger (browser test)');
+        await page.click('#approve');
+        await page.waitForSelector('#decide-result', { state: 'visible' });
+        const t = (await page.textContent('#decide-result')).trim();
+        assert(t.startsWith('Recorded:'), `#decide-result is ${JSON.stringify(t)}`);
+      });
+      await check('missing roles are now compliance only', () =>
+        waitForList(page, '#missing-roles li', { has: ['compliance'], not: ['finance_manager'] }));
+      await check('the decision panel is gone for fin_mgr', () => page.waitForSelector('#decide', { state: 'hidden' }));
+      await check('decisions list fin_mgr approve', async () => {
+        await page.waitForFunction(() => Array.from(document.querySelectorAll('#decisions li'))
+          .some((li) => li.textContent.includes('fin_mgr') && li.textContent.includes('approve')));
+      });
+      await check('screenshot console-case.png', () => screenshot(page, 'console-case.png'));
+      await check('sign out clears the token', async () => {
+        await page.click('#signout');
+        await page.waitForSelector('#token', { state: 'visible' });
+        const n = await page.evaluate(() => sessionStorage.length);
+        assert(n === 0, 'sessionStorage still holds the token');
+      });
+      await check('compliance_officer signs in', async () => {
+        const who = await signIn(page, env.TOKEN_COMP);
+        assert(who.includes('compliance_officer'), `#whoami is ${JSON.stringify(who)}`);
+      });
+      await check('compliance_officer approves: Recorded', async () => {
+        await openCase(page, id);
+        await page.waitForSelector('#decide', { state: 'visible' });
+        await page.fill('#comment', 'compliance checks pass (browser test)');
+        await page.click('#approve');
+        await page.waitForSelector('#decide-result', { state: 'visible' });
+        const t = (await page.textContent('#decide-result')).trim();
+        assert(t.startsWith('Recorded:'), `#decide-result is ${JSON.stringify(t)}`);
+      });
+      await check('the case reaches executed', () => waitForText(page, '#case-state', 'executed', EXECUTED_MS));
+      await check('screenshot console-case-executed.png', () => screenshot(page, 'console-case-executed.png'));
+    });
+
+    // 3. A deny denies.
+    await scenario(browser, 'deny path', async (page) => {
+      const id = env.CASE_DENY;
+      await check('compliance_officer signs in on the case page', async () => {
+        await page.goto(url(casePath(id)));
+        await signIn(page, env.TOKEN_COMP);
+        await waitForText(page, '#case-id', id, STEP_MS);
+      });
+      await check('compliance_officer denies: Recorded', async () => {
+        await page.waitForSelector('#decide', { state: 'visible' });
+        await page.fill('#comment', 'beneficiary fails screening (browser test)');
+        await page.click('#deny');
+        await page.waitForSelector('#decide-result', { state: 'visible' });
+      });
+      await check('the case becomes denied', () => waitForText(page, '#case-state', 'denied', DENIED_MS));
+      await check('decisions list compliance_officer deny', async () => {
+        try {
+          await page.waitForFunction(() => Array.from(document.querySelectorAll('#decisions li'))
+            .some((li) => li.textContent.includes('compliance_officer') && li.textContent.includes('deny')));
+        } catch (e) {
+          throw new Error(`#decisions is [${(await texts(page, '#decisions li')).join(' | ')}]`);
+        }
+      });
+    });
+
+    // 4. One person holding two roles approves once; a second approval is refused.
+    await scenario(browser, 'refused second approval', async (page) => {
+      const id = env.CASE_TWICE;
+      await check('risk_lead signs in', async () => {
+        await page.goto(url('/'));
+        const who = await signIn(page, env.TOKEN_RISK);
+        assert(who.includes('risk_lead'), `#whoami is ${JSON.stringify(who)}`);
+      });
+      await check('risk_lead approves once: Recorded', async () => {
+        await openCase(page, id);
+        await page.waitForSelector('#decide', { state: 'visible' });
+        await page.fill('#comment', 'first approval (browser test)');
+        await page.click('#approve');
+        await page.waitForSelector('#decide-result', { state: 'visible' });
+        const t = (await page.textContent('#decide-result')).trim();
+        assert(t.startsWith('Recorded:'), `#decide-result is ${JSON.stringify(t)}`);
+      });
+      await check('one role is still missing and the panel is still shown', async () => {
+        await page.waitForFunction(() => document.querySelectorAll('#missing-roles li:not(.none)').length === 1);
+        await page.waitForSelector('#decide', { state: 'visible' });
+      });
+      await check('a second approval is refused with the reason shown', async () => {
+        await page.fill('#comment', 'second approval (browser test)');
+        await page.click('#approve');
+        await page.waitForSelector('#decide-error', { state: 'visible' });
+        const t = (await page.textContent('#decide-error')).trim();
+        assert(/already/i.test(t), `#decide-error is ${JSON.stringify(t)}`);
+        const c = await page.getAttribute('#decide-error', 'class');
+        assert(/\brefusal\b/.test(c || ''), `#decide-error class is ${JSON.stringify(c)}`);
+      });
+      await check('the refusal stays through an auto-refresh', async () => {
+        await page.waitForTimeout(2500);
+        assert(await page.isVisible('#decide-error'), 'the refusal is gone');
+        assert(/already/i.test(await page.textContent('#decide-error')), 'the refusal text changed');
+      });
+      await check('the case is still awaiting_approval', () => waitForText(page, '#case-state', 'awaiting_approval', STEP_MS));
+    });
+
+    // 5. Text from a webhook is text.
+    await scenario(browser, 'xss', async (page) => {
+      const id = env.CASE_XSS;
+      await check('fin_mgr opens the case', async () => {
+        await page.goto(url(casePath(id)));
+        await signIn(page, env.TOKEN_FIN);
+        await waitForText(page, '#case-id', id, STEP_MS);
+        await page.waitForSelector('#timeline li');
+      });
+      await check('the timeline shows the literal text <script>', async () => {
+        try {
+          await page.waitForFunction(() => {
+            const t = document.getElementById('timeline');
+            return !!t && t.textContent.includes('<script>');
+          });
+        } catch (e) {
+          throw new Error('no "<script>" text in #timeline');
+        }
+      });
+      await check('the payload did not run', async () => {
+        await page.waitForTimeout(500);
+        const v = await page.evaluate(() => typeof window.__pgxss);
+        assert(v === 'undefined', `window.__pgxss is ${v}`);
+      });
+      await check('the only <script> is /static/app.js', async () => {
+        const srcs = await page.$$eval('script', (s) => s.map((e) => e.getAttribute('src') || '(inline)'));
+        assert(srcs.length === 1 && srcs[0] === '/static/app.js', `scripts: ${srcs.join(', ')}`);
+      });
+    });
+
+    // 6. The audit chain verifies.
+    await scenario(browser, 'audit', async (page) => {
+      let before = '';
+      await check('the audit page shows the last verification', async () => {
+        await page.goto(url('/audit'));
+        await signIn(page, env.TOKEN_FIN);
+        await page.waitForSelector('#verify-status');
+        await page.waitForFunction(() => {
+          const e = document.getElementById('verify-status');
+          return !!e && /^(never run|running|OK|FAILED)/.test(e.textContent.trim());
+        });
+        before = (await page.textContent('#verify-status')).trim();
+      });
+      await check('verify: the chain is OK', async () => {
+        await page.waitForSelector('#verify:not([disabled])');
+        await page.click('#verify');
+        try {
+          await page.waitForFunction((before) => {
+            const e = document.getElementById('verify-status');
+            if (!e || !e.classList.contains('ok')) return false;
+            const t = e.textContent.trim();
+            return t.startsWith('OK') && t !== before;
+          }, before, { timeout: VERIFY_MS });
+        } catch (e) {
+          const t = await page.textContent('#verify-status').catch(() => '?');
+          const err = await page.textContent('#verify-error').catch(() => '');
+          throw new Error(`#verify-status is ${JSON.stringify(t && t.trim())}${err ? ' (' + err.trim() + ')' : ''}`);
+        }
+      });
+    });
+  } finally {
+    await browser.close().catch(() => {});
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  notOk('browser test', e);
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# e2e_console - the ops console (console/main.c, console/www) in front of the
+# real approve and audit:
+#   over HTTP: the page and its assets with the security headers; nothing
+#   outside www_dir served; /api/session names the person and hands out the
+#   CSRF token; an unknown token is refused by approve and audited; a POST
+#   without the token, with another session's, or from another origin is
+#   refused before reaching approve; a decision with the right token goes
+#   through; the cases list filters; the chain verification runs and is on
+#   the trail; Teams cards link to the console's case page.
+#   in a browser (headless Chromium driven by playwright-core,
+#   tests/browser/console.mjs): sign in, approve a 5,000-50,000 payout as
+#   finance manager, see compliance still required, approve as compliance,
+#   watch it reach executed; a deny; a refused second approval by the same
+#   person; webhook text with <script> shown as text; screenshots of the
+#   list and a case page in tests/artifacts/.
+set -u
+. "$(dirname "$0")/lib_e2e.sh"
+. "$(dirname "$0")/lib_corpus.sh"
+
+PORT=$(free_port)
+APORT=$(free_port)
+UPORT=$(free_port)
+CPORT=$(free_port)
+CFG=$(write_config co "$PORT")
+# the console on: its own port, the page from the tree
+sed -i "s|^console$|console\n    http_port = $CPORT\n    www_dir = $ROOT/console/www|; s|^    enabled = no$|    enabled = yes|" "$CFG"
+cat >>"$CFG" <<CFG
+approve
+    http_port = $APORT
+    public_url = http://127.0.0.1:$CPORT
+audit
+    http_port = $UPORT
+CFG
+SBXURL=$(sandbox_url "$CFG")
+URL=http://127.0.0.1:$PORT
+CON=http://127.0.0.1:$CPORT
+tok() { cat "$ROOT/config/sandbox/$1.token"; }
+sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --data-binary "${3:-}" "$SBXURL/_sandbox/$2"; }
+ok "group starts with the console" up "$CFG"
+for _ in $(seq 1 50); do curl -fs "$CON/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+ok "the console answers /healthz" curl -fs "$CON/healthz"
+
+# four tier-2 payouts (5,000-50,000 USD: finance_manager and compliance)
+seed='{"payouts":['
+entries=''
+for p in "P-APPROVE 1234500" "P-DENY 2500000" "P-TWICE 760000" "P-XSS 990000" "P-CSRF 600000"; do
+    read -r id amt <<<"$p"
+    seed="$seed{\"id\":\"$id\",\"status\":\"paid\",\"amount\":$amt,\"currency\":\"USD\",\"beneficiary_id\":\"B-$id\"},"
+    entries="$entries{\"type\":\"payout_paid\",\"ref\":\"$id\",\"amount\":$amt,\"currency\":\"USD\",\"case_id\":\"seed\"},"
+done
+sandbox POST seed "${seed%,}],\"entries\":[${entries%,}]}"
+for p in "P-APPROVE 1234500" "P-DENY 2500000" "P-TWICE 760000" "P-CSRF 600000"; do
+    read -r id amt <<<"$p"
+    send_stripe "$(stripe_payout_body "evt_$id" "$id" "$amt" usd)" "$E2E_SECRET" >/dev/null
+done
+XSS="<script>window.__pgxss=1</script><img src=x onerror='window.__pgxss=2'>"
+send_stripe "$(stripe_payout_body evt_P-XSS P-XSS 990000 usd | sed "s|\"failure_message\":\"[^\"]*\"|\"failure_message\":\"$XSS\"|")" "$E2E_SECRET" >/dev/null
+quiesce "$CFG" 30
+
+# ---- over HTTP
+hdrs=$(curl -s -D - -o "$WORK/index.html" "$CON/")
+ok "/ serves the page" grep -q '<script src="/static/app.js"' "$WORK/index.html"
+ok "the page loads no third-party asset" bash -c "! grep -Eo '(src|href)=\"[^\"]*\"' '$WORK/index.html' | grep -q '//'"
+ok "the page has no inline script" bash -c "! grep -E '<script>|<script [^>]*>[^<]' '$WORK/index.html' | grep -v 'src=' | grep -q ."
+ok "Content-Security-Policy: scripts from this origin only, no framing" \
+    grep -qi "^content-security-policy: default-src 'none'; script-src 'self';.*frame-ancestors 'none'" <<<"$hdrs"
+for h in "x-content-type-options: nosniff" "x-frame-options: deny" "referrer-policy: no-referrer" "cache-control: no-store"; do
+    ok "header $h" grep -qi "^$h" <<<"$hdrs"
+done
+ok "a case page path serves the page too" test "$(curl -s -o /dev/null -w '%{http_code}' "$CON/case/payout-P-APPROVE")" = 200
+ok "/static/app.js is JavaScript" bash -c "curl -s -D - -o /dev/null '$CON/static/app.js' | grep -qi '^content-type: text/javascript'"
+for p in /static/../payguard.cfg /static/%2e%2e/Makefile /payguard.cfg /static/.x.js /etc/passwd; do
+    ok "nothing outside the page's files: $p is 404" test "$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$CON$p")" = 404
+done
+
+FIN=$(tok fin_mgr)
+sess=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/session")
+ok "/api/session names the person and their roles" grep -q '"name":"fin_mgr","roles":\["finance_manager"\]' <<<"$sess"
+CSRF=$(sed -n 's/.*"csrf":"\([0-9a-f]*\)".*/\1/p' <<<"$sess")
+ok "/api/session hands out a CSRF token" test "${#CSRF}" = 64
+ok "an unknown token: 401 from approve" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$CON/api/session")" = 401
+ok "no token: 401" test "$(curl -s -o /dev/null -w '%{http_code}' "$CON/api/cases")" = 401
+
+lst=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/cases?state=awaiting_approval&kind=payout&tier=2")
+ok "the cases list filters by state, kind and tier" bash -c "grep -q payout-P-APPROVE <<<'$lst' && grep -q payout-P-XSS <<<'$lst'"
+ok "...and by age" bash -c "curl -s -H 'Authorization: Bearer $FIN' '$CON/api/cases?max_age_s=3600' | grep -q payout-P-APPROVE"
+ok "a list row carries its latest entry (the why)" grep -q '"last":{"type":' <<<"$lst"
+ok "a bad filter is a 400 with the reason" bash -c "curl -s -w '%{http_code}' -H 'Authorization: Bearer $FIN' '$CON/api/cases?tier=9' | grep -q 'tier must be 1, 2 or 3\"}400'"
+apr=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/approvals/payout-P-APPROVE")
+ok "a waiting case shows the runbook it would run" grep -q '"planned_runbook":{"case_id":"payout-P-APPROVE","runbook":"payout_exception","steps":\[{"name":"hold_payout"' <<<"$apr"
+ok "...and which roles are missing" grep -q '"missing_roles":\["finance_manager","compliance"\]' <<<"$apr"
+
+post() { # PATH BODY [CURL ARGS...] -> status
+    local p=$1 b=$2
+    shift 2
+    curl -s -o "$WORK/post.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$@" --data-binary "$b" "$CON$p"
+}
+D='{"decision":"approve","comment":"csrf check"}'
+ok "a POST without the CSRF token: 403" test "$(post /api/approvals/payout-P-CSRF/decisions "$D" -H "Authorization: Bearer $FIN")" = 403
+ok "...saying why" grep -q 'csrf' "$WORK/post.out"
+COMP=$(tok compliance_officer)
+ok "a POST with another session's CSRF token: 403" \
+    test "$(post /api/approvals/payout-P-CSRF/decisions "$D" -H "Authorization: Bearer $COMP" -H "X-CSRF-Token: $CSRF")" = 403
+ok "a POST from another origin: 403, even with the token" \
+    test "$(post /api/approvals/payout-P-CSRF/decisions "$D" -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF" -H 'Origin: http://evil.example')" = 403
+ok "none of them reached approve: the case has no decision" \
+    bash -c "curl -s -H 'Authorization: Bearer $FIN' '$CON/api/approvals/payout-P-CSRF' | grep -q '\"decisions\":\[\]'"
+ok "the same POST from the page (token, own origin): 200" \
+    test "$(post /api/approvals/payout-P-CSRF/decisions "$D" -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF" -H "Origin: $CON")" = 200
+ok "a body over 8 KiB: 413" \
+    test "$(post /api/approvals/payout-P-CSRF/decisions "{\"comment\":\"$(head -c 9000 /dev/zero | tr '\0' x)\"}" -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 413
+
+ok "a chain verification starts: 202" test "$(post /api/audit/verify '{}' -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 202
+for _ in $(seq 1 50); do grep -q '"state":"done"' <(curl -s -H "Authorization: Bearer $FIN" "$CON/api/audit/verify") && break; sleep 0.2; done
+ver=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/audit/verify")
+ok "...and verifies the trail, saying who ran it" bash -c "grep -q '\"state\":\"done\",\"ok\":true' <<<'$ver' && grep -q '\"by\":\"fin_mgr\"' <<<'$ver'"
+sleep 1.5
+ok "the verification is on the audit trail" bash -c "'$BIN/payguard' audit export -c '$CFG' | grep -q '\"type\":\"audit_verified\"'"
+ok "an unknown token on the console is audited by approve (access_denied)" \
+    bash -c "'$BIN/payguard' audit export -c '$CFG' | grep '\"type\":\"access_denied\"' | grep -q 'approve'"
+ok "Teams cards link to the console's case page" \
+    bash -c "curl -s '$SBXURL/_sandbox/state' | grep -q '$CON/case/payout-P-APPROVE'"
+
+# ---- in a browser
+if [ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+    mkdir -p "$ROOT/tests/artifacts"
+    CONSOLE_URL=$CON TOKEN_FIN=$FIN TOKEN_COMP=$COMP TOKEN_RISK=$(tok risk_lead) \
+        CASE_APPROVE=payout-P-APPROVE CASE_DENY=payout-P-DENY CASE_TWICE=payout-P-TWICE CASE_XSS=payout-P-XSS \
+        ARTIFACTS=$ROOT/tests/artifacts node "$ROOT/tests/browser/console.mjs" >"$WORK/browser.out" 2>&1
+    brc=$?
+    sed 's/^/    browser: /' "$WORK/browser.out"
+    read -r bp bf <<<"$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$WORK/browser.out" | tail -1)"
+    PASSED=$((PASSED + ${bp:-0}))
+    FAILED=$((FAILED + ${bf:-0}))
+    ok "the browser tests ran to their end" test "$brc" = 0 -a -n "${bp:-}"
+    for s in console-list console-case; do
+        ok "screenshot tests/artifacts/$s.png saved" test -s "$ROOT/tests/artifacts/$s.png"
+    done
+else
+    ok "Chromium and playwright-core are installed (sh scripts/install-deps.sh does it)" false
+fi
+down "$CFG"
+finish
