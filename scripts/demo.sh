@@ -95,6 +95,7 @@ Decide it as the demo approvers (their tokens are in config/sandbox/):
 or through the API: curl -H "Authorization: Bearer \$(cat config/sandbox/fin_mgr.token)" http://127.0.0.1:$APORT/approvals
 MSG
 UPORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 3p)
+CPORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 4p)
 echo
 echo "5. The case as audit sees it (bin/payguard case show payout-P-10492):"
 $PG case show payout-P-10492 | sed 's/^/   /'
@@ -112,6 +113,8 @@ Send your own (the sandbox knows payouts P-10492 P-20931 P-00417 P-31000 and ref
 rf_123 rf_456 rf_789 rf_900; the demo Stripe secret is in config/sandbox/stripe.secrets):
   curl -X POST $URL/webhooks/stripe -H 'Content-Type: application/json' \\
        -H 'Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>' -d @event.json
+The ops console: http://127.0.0.1:$CPORT/  (sign in with a demo approver's token, e.g.
+              the contents of config/sandbox/fin_mgr.token; decide payout-P-10492 there)
 Look around:  bin/payguard status    bin/payguard journal dump audit.0    curl $URL/metrics
               curl http://127.0.0.1:8090/_sandbox/calls   (what payguard asked the outside systems)
 Stop it:      bin/payguard down
