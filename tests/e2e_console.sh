@@ -6,8 +6,9 @@
 #   CSRF token; an unknown token is refused by approve and audited; a POST
 #   without the token, with another session's, or from another origin is
 #   refused before reaching approve; a decision with the right token goes
-#   through; the cases list filters; the chain verification runs and is on
-#   the trail; Teams cards link to the console's case page.
+#   through; the cases list filters; a failed runbook is in the ops-review
+#   queue with why and is closed through the console; the chain verification
+#   runs and is on the trail; Teams cards link to the console's case page.
 #   in a browser (headless Chromium driven by playwright-core,
 #   tests/browser/console.mjs): sign in, approve a 5,000-50,000 payout as
 #   finance manager, see compliance still required, approve as compliance,
@@ -110,6 +111,30 @@ ok "the same POST from the page (token, own origin): 200" \
     test "$(post /api/approvals/payout-P-CSRF/decisions "$D" -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF" -H "Origin: $CON")" = 200
 ok "a body over 8 KiB: 413" \
     test "$(post /api/approvals/payout-P-CSRF/decisions "{\"comment\":\"$(head -c 9000 /dev/zero | tr '\0' x)\"}" -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 413
+
+# ops review through the console: the ledger refuses P-CSRF's reversal for good
+sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'
+CCSRF=$(curl -s -H "Authorization: Bearer $COMP" "$CON/api/session" | sed -n 's/.*"csrf":"\([0-9a-f]*\)".*/\1/p')
+ok "compliance completes P-CSRF through the console" \
+    test "$(post /api/approvals/payout-P-CSRF/decisions '{"decision":"approve","comment":"go"}' -H "Authorization: Bearer $COMP" -H "X-CSRF-Token: $CCSRF")" = 200
+for _ in $(seq 1 100); do
+    curl -s -H "Authorization: Bearer $FIN" "$CON/api/cases?state=ops_review" | grep -q payout-P-CSRF && break
+    sleep 0.2
+done
+q=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/cases?state=ops_review")
+ok "the failed runbook puts the case in the ops-review queue, with why" \
+    bash -c "grep -o '{\"case_id\":\"payout-P-CSRF\".*' <<<'$q' | grep -q '\"last\":{\"type\":\"[a-z]*\",\"at\":\"[^\"]*\",\"summary\":\"[^\"]\+'"
+ok "a close without the CSRF token: 403" \
+    test "$(post /api/reviews/payout-P-CSRF/close '{"comment":"x"}' -H "Authorization: Bearer $FIN")" = 403
+ok "close through the console: 200" \
+    test "$(post /api/reviews/payout-P-CSRF/close '{"comment":"ledger fixed by hand, ticket PAY-1"}' -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 200
+for _ in $(seq 1 50); do
+    curl -s -H "Authorization: Bearer $FIN" "$CON/api/cases/payout-P-CSRF" | grep -q '"state":"closed"' && break
+    sleep 0.2
+done
+ok "...and the case is closed" bash -c "curl -s -H 'Authorization: Bearer $FIN' '$CON/api/cases/payout-P-CSRF' | grep -q '\"state\":\"closed\"'"
+ok "a retry of a closed case: approve's 409, passed on" \
+    test "$(post /api/reviews/payout-P-CSRF/retry '{"comment":"again"}' -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 409
 
 ok "a chain verification starts: 202" test "$(post /api/audit/verify '{}' -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 202
 for _ in $(seq 1 50); do grep -q '"state":"done"' <(curl -s -H "Authorization: Bearer $FIN" "$CON/api/audit/verify") && break; sleep 0.2; done

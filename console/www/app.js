@@ -819,15 +819,23 @@
         fill(adviceBody, el('p', { className: 'muted' }, 'No AI advice for this case.'));
         return;
       }
-      const known = ['summary', 'root_cause', 'next_step', 'confidence', 'classification', 'source'];
+      // The usual fields first, then any other plain field the advice has.
+      const first = ['root_cause', 'next_step', 'confidence', 'confidence_permille', 'classification', 'source'];
+      const keys = first.filter((k) => k in rec)
+        .concat(Object.keys(rec).filter((k) => !first.includes(k)))
+        .filter((k) => k !== 'summary' && k !== 'advisory');
       const rows = [];
-      const labels = {
-        root_cause: 'Root cause', next_step: 'Next step', confidence: 'Confidence',
-        classification: 'Classification', source: 'Source',
-      };
-      for (const k of known.slice(1)) if (rec[k] !== undefined && rec[k] !== null) rows.push([labels[k], text(rec[k])]);
-      if (rec.confidence === undefined && rec.confidence_permille !== undefined && rec.confidence_permille !== null) {
-        rows.push(['Confidence', text(rec.confidence_permille) + '\u2030']);
+      for (const k of keys) {
+        const v = rec[k];
+        if (v === undefined || v === null || typeof v === 'object') continue;
+        if (k === 'confidence_permille') {
+          if ('confidence' in rec) continue;
+          const pm = Number(v);
+          rows.push(['Confidence', Number.isFinite(pm) ? (pm / 10) + '%' : text(v)]);
+        } else {
+          const label = k.replace(/_/g, ' ');
+          rows.push([label.charAt(0).toUpperCase() + label.slice(1), text(v)]);
+        }
       }
       fill(adviceBody,
         el('p', { className: 'summary' }, rec.summary ? String(rec.summary) : '(no summary)'),
