@@ -15,7 +15,7 @@
 #include "stage.h"
 #include "utc.h"
 
-#define CASEIDX_SCHEMA_VERSION 1
+#define CASEIDX_SCHEMA_VERSION 2 /* 2: states recomputed (an early state no longer hides a later one) */
 
 #define CASEIDX_STMT_CACHE 32
 
@@ -45,7 +45,7 @@ static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS links(id TEXT PRIMARY KEY, case_id TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS keys(case_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(case_id, key));"
     "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_jseq', 0);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
 
 /* the states, their rank (how far along the pipeline), aliases */
 static const struct {
@@ -299,18 +299,23 @@ static void s_case_state(caseidx_t *self, const event_t *ev, const char *case_id
     if (rank <= 3) /* early states never move a case back */
         s_run(self, "UPDATE cases SET state = ?, state_rank = ?, state_ms = MAX(state_ms, ?) WHERE case_id = ? AND state_rank <= ?",
               "tiiti", state, (int64_t) rank, t, case_id, (int64_t) rank);
+    /* from here on, the newest state-bearing event by event time wins; an early
+     * state never blocks a later one, whatever its time: the advice about a
+     * duplicate delivery may carry a later time than the route it preceded */
     else if (strcmp(state, "already_consistent") == 0) /* a later event that finds nothing left to do */
         s_run(self,
-              "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ? AND state_ms <= ?"
-              " AND state_rank < 6",
+              "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ?"
+              " AND (state_ms <= ? OR state_rank <= 3) AND state_rank < 6",
               "tiiti", state, (int64_t) rank, t, case_id, t);
     else if (strcmp(state, "executed") == 0) /* a denial's notice run is not an execution */
         s_run(self,
-              "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ? AND state_ms <= ?"
-              " AND state <> 'denied'",
+              "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ?"
+              " AND (state_ms <= ? OR state_rank <= 3) AND state <> 'denied'",
               "tiiti", state, (int64_t) rank, t, case_id, t);
     else
-        s_run(self, "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ? AND state_ms <= ?",
+        s_run(self,
+              "UPDATE cases SET state = ?, state_rank = ?, state_ms = ? WHERE case_id = ?"
+              " AND (state_ms <= ? OR state_rank <= 3)",
               "tiiti", state, (int64_t) rank, t, case_id, t);
 }
 

@@ -370,3 +370,30 @@ Test(caseidx, lists_filter_by_kind_tier_and_age_with_the_latest_entry)
     json_decref(l);
     caseidx_close(&idx);
 }
+
+Test(caseidx, a_duplicates_later_advice_does_not_hide_the_route_that_reaches_audit_after_it)
+{
+    /* found by e2e_audit: a duplicate delivery's advice (event time t+7)
+     * reached audit before the route (event time t+5, approve being slower);
+     * the route must still move the case to awaiting_approval */
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    cr_assert_not_null(w.j, "%s", err);
+    int64_t t0 = s_clock;
+    s_store(&w, "v-1", "validated", "payout-P-7", "validate.0", "r-1", s_facts("evt_7:P-7"));
+    s_store(&w, "t-1", "triaged", "payout-P-7", "triage.0", "v-1", s_body1("note", "advice"));
+    s_store(&w, "d-2", "duplicate", "payout-P-7", "validate.0", "r-2", s_facts("evt_7:P-7"));
+    s_clock = t0 + 7;
+    s_store(&w, "t-2", "triaged", "payout-P-7", "triage.1", "d-2", s_body1("note", "advice about the duplicate"));
+    s_clock = t0 + 5; /* the route, made before that advice, arrives after it */
+    s_store(&w, "a-1", "routed", "payout-P-7", "approve.0", "t-1", s_body1("state", "pending"));
+    journal_close(&w.j);
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char *text = caseidx_case_json(idx, "payout-P-7");
+    cr_assert(strstr(text, "\"state\":\"awaiting_approval\""), "%.300s", text);
+    free(text);
+    caseidx_close(&idx);
+}
