@@ -45,9 +45,12 @@
 #define STAGE_MAX_PENDING_ACKS 8192
 #define STAGE_ACK_MAX_BYTES 65536
 #define STAGE_WM_EVERY_MS 1000
-#define STAGE_RCVHWM 1024        /* events ZeroMQ queues per upstream pipe: four turns' worth;
-                                    the rest wait in the sender's window, which holds them
-                                    until acked anyway (a larger queue only copies them) */
+#define STAGE_RCVHWM 10000       /* events ZeroMQ queues per upstream pipe. Stage to stage a
+                                    smaller queue would do (the sender's window holds every
+                                    unacked event and re-sends), but `payguard replay` has no
+                                    window: at 1,024 a consumer at its limit when replay exited
+                                    lost the events still in the socket (e2e_backbone, 3 of
+                                    10,000). Memory under load pays for it (bench/results.md). */
 
 enum { DEST_NEXT = 0, DEST_AUDIT = 1, NDEST = 2 };
 

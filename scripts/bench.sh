@@ -794,7 +794,7 @@ analysis() {
         echo "  case also its facts), the JSON as text;"
         echo "- a stage keeps every event it sent and that is not yet acknowledged (its delivery window, up to"
         echo "  payguard/delivery/max_inflight = 10,000 per destination): the backlog columns above; ZeroMQ queues"
-        echo "  up to 1,024 more per pipe on the receiving side;"
+        echo "  up to 10,000 more per pipe on the receiving side (replay relies on it);"
         echo "- freed memory is not all returned to the kernel by libc, so a peak stays resident."
         echo "So resident memory under load is a function of how many events a stage has seen since it started, and"
         echo "of the backlog in front of the slowest stage. It is bounded (each item above has its limit), but a"
