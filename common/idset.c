@@ -44,6 +44,7 @@ struct idset_t {
     size_t size;
     size_t max_entries;
     unsigned char key[IDSET_KEY_BYTES];
+    EVP_MD *sha256;             /* fetched once: an implicit fetch per id costs a lookup under a lock */
 };
 
 /* s_digest - the slot value of id: SHA-256(key || id), first 16 bytes */
@@ -56,10 +57,10 @@ static s_slot_t s_digest(const idset_t *self, const char *id)
         unsigned char buf[IDSET_KEY_BYTES + IDSET_SHORT_ID];
         memcpy(buf, self->key, IDSET_KEY_BYTES);
         memcpy(buf + IDSET_KEY_BYTES, id, len);
-        ok = EVP_Digest(buf, IDSET_KEY_BYTES + len, md, NULL, EVP_sha256(), NULL);
+        ok = EVP_Digest(buf, IDSET_KEY_BYTES + len, md, NULL, self->sha256, NULL);
     } else {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, self->key, IDSET_KEY_BYTES)
+        ok = ctx && EVP_DigestInit_ex(ctx, self->sha256, NULL) && EVP_DigestUpdate(ctx, self->key, IDSET_KEY_BYTES)
              && EVP_DigestUpdate(ctx, id, len) && EVP_DigestFinal_ex(ctx, md, NULL);
         EVP_MD_CTX_free(ctx);
     }
@@ -119,7 +120,9 @@ idset_t *idset_new(size_t max_entries)
         return NULL;
     self->cap = IDSET_INITIAL_CAP;
     self->slots = calloc(self->cap, sizeof *self->slots);
-    if (!self->slots || RAND_bytes(self->key, sizeof self->key) != 1) {
+    self->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!self->slots || !self->sha256 || RAND_bytes(self->key, sizeof self->key) != 1) {
+        EVP_MD_free(self->sha256);
         free(self->slots);
         free(self);
         return NULL;
@@ -136,6 +139,7 @@ void idset_destroy(idset_t **self_p)
     if (!self)
         return;
     free(self->slots);
+    EVP_MD_free(self->sha256);
     OPENSSL_cleanse(self->key, sizeof self->key);
     free(self);
     *self_p = NULL;
