@@ -80,7 +80,6 @@
 
 #include "approve.h"
 #include "../execute/execute.h"
-#include "httpc.h"
 #include "log.h"
 #include "httpd.h"
 #include "people.h"
@@ -286,13 +285,11 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
     json_t *s = json_object_get(rec, "summary");
     if (json_is_string(s))
         advice = json_string_value(s);
-    char url[512];
-    char *enc = httpc_escape(c->case_id);
-    size_t blen = strlen(a->public_url);
-    while (blen > 0 && a->public_url[blen - 1] == '/')
-        blen--;
-    snprintf(url, sizeof url, "%.*s/case/%s", (int) blen, a->public_url, enc ? enc : c->case_id);
-    free(enc);
+    char url[RB_URL_MAX], err[256];
+    if (runbook_case_url(&a->rb_opts, c->case_id, url, err, sizeof err) != 0) {
+        log_warn("case %s: the card gets no link: %s", c->case_id, err);
+        url[0] = '\0';
+    }
     json_t *facts = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "title",
                               "Case", "value", c->case_id, "title", "Kind", "value", c->kind, "title", "Amount",
                               "value", amount, "title", "Tier", "value", tier,

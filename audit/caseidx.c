@@ -613,13 +613,6 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
     return text;
 }
 
-/* caseidx_list_json - see caseidx.h */
-char *caseidx_list_json(caseidx_t *self, const char *state, size_t limit)
-{
-    caseidx_filter_t f = {.state = state, .limit = limit};
-    return caseidx_find_json(self, &f);
-}
-
 /* caseidx_find_json - see caseidx.h */
 char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
 {

@@ -66,11 +66,6 @@ uint64_t caseidx_applied_jseq(caseidx_t *self);
  * caller's to free; NULL if unknown */
 char *caseidx_case_json(caseidx_t *self, const char *case_id);
 
-/* caseidx_list_json - {"cases":[...]} newest first, state NULL for all
- * (unknown state: an empty list), at most limit (<= CASEIDX_LIST_MAX); the
- * caller's to free */
-char *caseidx_list_json(caseidx_t *self, const char *state, size_t limit);
-
 /* caseidx_filter_t - what a list asks for; zero/NULL fields match all */
 typedef struct {
     const char *state;        /* a CASE STATE or an alias */

@@ -203,6 +203,32 @@ static int s_absolute(const char *value, char *out, size_t outlen)
     return snprintf(out, outlen, "%s/%s", cwd, value) < (int) outlen ? 0 : -1;
 }
 
+/* config_main_opts - see config.h */
+bool config_main_opts(int argc, char **argv, const char *prog, bool single, const char **cfg_path, int *index,
+                      int *status)
+{
+    int opt;
+    *cfg_path = NULL;
+    *index = 0;
+    *status = 2;
+    while ((opt = getopt(argc, argv, "c:i:h")) != -1) {
+        if (opt == 'c')
+            *cfg_path = optarg;
+        else if (opt == 'i')
+            *index = atoi(optarg);
+        else {
+            if (opt == 'h')
+                *status = 0;
+            break;
+        }
+    }
+    if (opt == -1 && (!single || (*index == 0 && optind == argc)))
+        return true;
+    fprintf(stderr, "usage: %s [-c CONFIG] [-i %s]\n  (normally started by `payguard up`)\n", prog,
+            single ? "0" : "INDEX");
+    return false;
+}
+
 /* config_load - defaults, then the file's overrides, then checks */
 /* s_load_file - the file's ZPL tree, read here and parsed from memory:
  * czmq 4.2.1's zconfig_load leaks its zfile_t on text that is not ZPL.

@@ -26,6 +26,13 @@ typedef struct config_t config_t;
 /* the pipeline, in order; audit last (it consumes from every stage) */
 extern const char *const config_stages[CONFIG_NSTAGES];
 
+/* config_main_opts - the options every payguard process `payguard up` starts
+ * takes: -c CONFIG, -i INDEX (-h: usage). single: the program runs as one
+ * instance (index 0, no other argument). true to go on; false after printing
+ * the usage line, with *status the exit code (0 for -h, else 2). */
+bool config_main_opts(int argc, char **argv, const char *prog, bool single, const char **cfg_path, int *index,
+                      int *status);
+
 /* config_load - defaults, then path (NULL: defaults only); NULL + err on failure */
 config_t *config_load(const char *path, char *err, size_t errlen);
 void config_destroy(config_t **self_p);

@@ -25,7 +25,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <msgpack.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1320,12 +1319,6 @@ const char *stage_instance(const stage_t *st) { return st->inst; }
 const char *stage_name(const stage_t *st) { return st->name; }
 int stage_index(const stage_t *st) { return st->index; }
 
-/* s_usage - the one-line synopsis */
-static void s_usage(const char *name)
-{
-    fprintf(stderr, "usage: %s [-c CONFIG] [-i INDEX]\n  (normally started by `payguard up`)\n", name);
-}
-
 /* s_loop - the one event loop: acks, wake-ups, input, commit, send */
 static void s_loop(stage_t *st)
 {
@@ -1407,18 +1400,10 @@ static int s_mkdirs(const config_t *c)
 /* stage_main - see stage.h */
 int stage_main(int argc, char **argv, const stage_def_t *def)
 {
-    const char *cfg_path = NULL;
-    int index = 0, opt;
-    while ((opt = getopt(argc, argv, "c:i:h")) != -1) {
-        if (opt == 'c')
-            cfg_path = optarg;
-        else if (opt == 'i')
-            index = atoi(optarg);
-        else {
-            s_usage(def->name);
-            return opt == 'h' ? 0 : 2;
-        }
-    }
+    const char *cfg_path;
+    int index, status;
+    if (!config_main_opts(argc, argv, def->name, false, &cfg_path, &index, &status))
+        return status;
     stage_t *st = calloc(1, sizeof *st);
     assert(st);
     st->def = def;

@@ -97,8 +97,8 @@ typedef struct {
 /* request - a connection's body, gathered before the answer */
 typedef struct {
     char *body;
-    size_t len;
-    bool too_large;
+    size_t len, cap;
+    bool too_large, oom;
 } request_t;
 
 /* ------------------------------------------------------------ assets */
@@ -310,19 +310,11 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     if (*upload_size) {
-        if (req->len + *upload_size <= CONSOLE_MAX_BODY) {
-            char *b = realloc(req->body, req->len + *upload_size + 1);
-            if (!b)
-                return MHD_NO;
-            req->body = b;
-            memcpy(req->body + req->len, upload, *upload_size);
-            req->len += *upload_size;
-            req->body[req->len] = '\0';
-        } else {
-            req->too_large = true;
-        }
+        if (!req->too_large)
+            httpc_buf_append(&req->body, &req->len, &req->cap, CONSOLE_MAX_BODY, upload, *upload_size,
+                             &req->too_large, &req->oom);
         *upload_size = 0;
-        return MHD_YES;
+        return req->oom ? MHD_NO : MHD_YES;
     }
     if (strcmp(url, "/healthz") == 0)
         return s_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
@@ -373,27 +365,13 @@ static int s_backend_url(const config_t *cfg, const char *stage, char *out, size
     return 0;
 }
 
-static void s_usage(void) { fprintf(stderr, "usage: console [-c CONFIG] [-i 0]\n"); }
-
 int main(int argc, char **argv)
 {
-    const char *cfg_path = NULL;
-    int opt, index = 0;
-    while ((opt = getopt(argc, argv, "c:i:h")) != -1) {
-        if (opt == 'c')
-            cfg_path = optarg;
-        else if (opt == 'i')
-            index = atoi(optarg);
-        else {
-            s_usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
+    const char *cfg_path;
+    int index, status;
     log_init("console.0", "info");
-    if (index != 0 || optind != argc) {
-        s_usage();
-        return 2;
-    }
+    if (!config_main_opts(argc, argv, "console", true, &cfg_path, &index, &status))
+        return status;
     char err[512] = "";
     config_t *cfg = config_load(cfg_path, err, sizeof err);
     if (!cfg) {

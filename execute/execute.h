@@ -89,6 +89,13 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
 
 void runbook_plan_clear(rb_plan_t *plan);
 
+#define RB_URL_MAX 512
+
+/* runbook_case_url - {public_url}/case/{encoded case id}: the console's case
+ * page, where tickets and Teams cards link; -1 and err if public_url is
+ * unset, holds a character a URL cannot, or the result is too long */
+int runbook_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_MAX], char *err, size_t errlen);
+
 /* runbook_plan_json - the plan as JSON {"case_id","runbook","steps":[{"name",
  * "system","method","path","idempotency_key","customer_facing","body":{...}}],
  * "notes":[...]} (for the journal and `payguard plan`) */

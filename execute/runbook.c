@@ -48,7 +48,6 @@
 #define RB_FACT_MAX 600        /* one card fact */
 #define RB_DECISIONS_MAX 8     /* decisions listed in a ticket */
 #define RB_CORRELATION_MAX 100 /* ServiceNow correlation_id */
-#define RB_URL_MAX 512
 #define RB_WITHHOLD_MIN 8      /* a failure message shorter than this is not searched for */
 
 /* rb_ctx_t - what the planner read from one decision record */
@@ -532,9 +531,8 @@ static const char *s_ticket_system(const rb_opts_t *o)
     return strcmp(o->ticket_system, "servicenow") == 0 ? "servicenow" : "jira";
 }
 
-/* s_case_url - public_url + "/case/" + the encoded case id (the console's case
- * page); -1 + err */
-static int s_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_MAX], char *err, size_t errlen)
+/* runbook_case_url - see execute.h */
+int runbook_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_MAX], char *err, size_t errlen)
 {
     const char *base = o->public_url;
     if (!base || !*base)
@@ -966,7 +964,7 @@ static int s_record(rb_ctx_t *c)
     s_word(c->failure_code, sizeof c->failure_code, s_str(c->facts, "failure_code"));
     if (s_money_of(c) != 0)
         return -1;
-    return s_case_url(c->opts, c->case_id, c->url, c->err, c->errlen);
+    return runbook_case_url(c->opts, c->case_id, c->url, c->err, c->errlen);
 }
 
 /* s_plan - choose and plan the runbook; -1 + err */
@@ -1084,7 +1082,7 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     snprintf(out->case_id, sizeof out->case_id, "%s", plan->case_id);
     snprintf(out->runbook, sizeof out->runbook, "%s", plan->runbook);
     char url[RB_URL_MAX], why[RB_PIECE_MAX + 1];
-    if (s_case_url(opts, plan->case_id, url, err, errlen) != 0 || s_ticket_ok(opts, plan->case_id, err, errlen) != 0)
+    if (runbook_case_url(opts, plan->case_id, url, err, errlen) != 0 || s_ticket_ok(opts, plan->case_id, err, errlen) != 0)
         return -1;
     s_clean(why, sizeof why, error && *error ? error : "(no error text)", RB_PIECE_MAX, NULL);
     const rb_step_t *f = &plan->steps[failed_step];

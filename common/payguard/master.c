@@ -25,6 +25,7 @@
  */
 #include "cli.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -159,6 +160,17 @@ static void s_reap(master_t *m, bool stopping)
     }
 }
 
+/* s_add_child - one process to supervise: instance <stage>.<index> of program bin */
+static void s_add_child(master_t *m, const char *stage, const char *bin, int index)
+{
+    assert(m->nkids < MASTER_MAX_CHILDREN);
+    child_t *k = &m->kids[m->nkids++];
+    snprintf(k->stage, sizeof k->stage, "%s", stage);
+    snprintf(k->bin, sizeof k->bin, "%s", bin);
+    k->index = index;
+    snprintf(k->inst, sizeof k->inst, "%s.%d", stage, index);
+}
+
 /* s_stop_stage - SIGTERM every instance of a stage, wait, SIGKILL stragglers */
 static void s_stop_stage(master_t *m, const char *stage)
 {
@@ -279,31 +291,18 @@ int cmd_up(int argc, char **argv)
 
     /* the sandbox of the outside systems first, when configured */
     bool sandbox = strcmp(config_get(m.config, "sandbox/enabled"), "yes") == 0;
-    if (sandbox) {
-        child_t *k = &m.kids[m.nkids++];
-        snprintf(k->stage, sizeof k->stage, "sandbox");
-        snprintf(k->bin, sizeof k->bin, "pg-sandbox");
-        snprintf(k->inst, sizeof k->inst, "sandbox.0");
-    }
+    if (sandbox)
+        s_add_child(&m, "sandbox", "pg-sandbox", 0);
     /* consumers first, so every producer finds its consumer listening */
     for (int s = CONFIG_NSTAGES - 1; s >= 0; s--) {
         int n = config_instances(m.config, config_stages[s]);
-        for (int i = 0; i < n; i++) {
-            child_t *k = &m.kids[m.nkids++];
-            snprintf(k->stage, sizeof k->stage, "%s", config_stages[s]);
-            snprintf(k->bin, sizeof k->bin, "%s", config_stages[s]);
-            k->index = i;
-            snprintf(k->inst, sizeof k->inst, "%s.%d", config_stages[s], i);
-        }
+        for (int i = 0; i < n; i++)
+            s_add_child(&m, config_stages[s], config_stages[s], i);
     }
     /* the console last: it passes people's calls on to approve and audit */
     bool console = strcmp(config_get(m.config, "console/enabled"), "yes") == 0;
-    if (console) {
-        child_t *k = &m.kids[m.nkids++];
-        snprintf(k->stage, sizeof k->stage, "console");
-        snprintf(k->bin, sizeof k->bin, "console");
-        snprintf(k->inst, sizeof k->inst, "console.0");
-    }
+    if (console)
+        s_add_child(&m, "console", "console", 0);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);

@@ -86,9 +86,6 @@
 
 #define SANDBOX_THREADS 4
 
-/* s_usage - how to start it */
-static void s_usage(void) { fprintf(stderr, "usage: pg-sandbox [-c CONFIG] [-i 0]\n"); }
-
 /* s_load_tokens - read "read <token>" / "write <token>" lines; -1 + err */
 static int s_load_tokens(sandbox_t *sb, const char *path, char *err, size_t errlen)
 {
@@ -177,23 +174,11 @@ static int s_mkdir(const char *dir)
 /* main - configure, open the store, serve until SIGTERM/SIGINT, stop cleanly */
 int main(int argc, char **argv)
 {
-    const char *cfg_path = NULL;
-    int opt, index = 0;
-    while ((opt = getopt(argc, argv, "c:i:h")) != -1) {
-        if (opt == 'c')
-            cfg_path = optarg;
-        else if (opt == 'i')
-            index = atoi(optarg);
-        else {
-            s_usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
+    const char *cfg_path;
+    int index, status;
     log_init("sandbox.0", "info");
-    if (index != 0 || optind != argc) {
-        s_usage();
-        return 2;
-    }
+    if (!config_main_opts(argc, argv, "pg-sandbox", true, &cfg_path, &index, &status))
+        return status;
     char err[512] = "";
     config_t *cfg = config_load(cfg_path, err, sizeof err);
     if (!cfg) {
