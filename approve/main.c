@@ -547,6 +547,8 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
                        "body must be {\"decision\":\"approve|deny\",\"comment\":\"...\" (at most 500 bytes)}");
     }
     const char *comment = comment_j ? json_string_value(comment_j) : "";
+    /* the metric's label outlives body (freed before the reply): a literal */
+    const char *decision_label = strcmp(decision, "approve") == 0 ? "approve" : "deny";
     unsigned status = 0;
     char why[256] = "";
     char role[POLICY_ROLE_MAX] = "";
@@ -644,7 +646,7 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     json_decref(body);
     if (rc != 0)
         return httpd_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", "cannot record the decision right now"));
-    stage_count(a->st, "payguard_approve_decisions_total", "decision", decision, 1);
+    stage_count(a->st, "payguard_approve_decisions_total", "decision", decision_label, 1);
     return s_answer_when_durable(a, req);
 }
 

@@ -1,6 +1,7 @@
 /* metrics - merge the instances' .prom files (see metrics.h) */
 #include "metrics.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,11 +11,142 @@
 #define METRICS_MAX_LINES 20000
 #define METRICS_MAX_FILE_BYTES (1024 * 1024)
 
+/* family - one metric family payguard emits */
+typedef struct {
+    const char *name;
+    const char *type;
+    const char *help;
+} family_t;
+
+/* the catalogue: every family, once (tests/test_metrics.c holds the code to it) */
+static const family_t s_families[] = {
+    /* every stage instance (common/stage.c) */
+    {"payguard_events_in_total", "counter", "Input events this instance took from its upstream."},
+    {"payguard_events_out_total", "counter", "Events this instance journaled and emitted."},
+    {"payguard_input_duplicates_total", "counter", "Input events dropped as already journaled (re-sends)."},
+    {"payguard_bad_messages_total", "counter", "Input messages that failed strict decoding."},
+    {"payguard_bad_input_events_total", "counter", "Malformed input events rejected by the stage skeleton."},
+    {"payguard_resent_total", "counter", "Events re-sent because their ack did not come in time."},
+    {"payguard_backpressure_total", "counter", "Times the delivery window was full and input waited."},
+    {"payguard_unacked", "gauge", "Events sent and not yet acknowledged, per destination."},
+    {"payguard_journal_appends_total", "counter", "Records appended to this instance's journal."},
+    {"payguard_journal_fsyncs_total", "counter", "fdatasync calls on this instance's journal."},
+    {"payguard_journal_fsync_seconds_total", "counter", "Seconds spent in fdatasync on this instance's journal."},
+    {"payguard_journal_fsync_seconds_max", "gauge", "Longest single fdatasync on this instance's journal, seconds."},
+    {"payguard_counter_overflow_total", "counter", "Increments of series past the per-instance series limit."},
+    /* ingest */
+    {"payguard_ingest_receipts_total", "counter", "Webhook requests recorded durably, per endpoint."},
+    {"payguard_ingest_refused_total", "counter", "Webhook requests refused before recording, per reason."},
+    {"payguard_ingest_rate_limited_total", "counter", "Requests answered 429 because their source was over its rate."},
+    {"payguard_ingest_http_errors_total", "counter", "Messages of the HTTP server library (refused framing, sockets)."},
+    /* validate */
+    {"payguard_validate_accepted_total", "counter", "Webhook items validated and passed on, per kind."},
+    {"payguard_validate_rejections_total", "counter", "Webhook items rejected by validation, per reason."},
+    {"payguard_validate_duplicates_total", "counter", "Webhook items whose idempotency key was seen before."},
+    {"payguard_validate_out_of_order_total", "counter", "Webhook items older than the state already known."},
+    {"payguard_validate_ignored_total", "counter", "Webhook items of event types payguard does not handle."},
+    {"payguard_validate_deferred_total", "counter", "Receipts put back because an outside system was unavailable."},
+    {"payguard_validate_sweep_events_total", "counter", "Events the pending-refund sweep re-read from the PSP."},
+    /* triage */
+    {"payguard_triage_advice_total", "counter", "Advice given, per source (model, rules, rules fallback)."},
+    {"payguard_triage_classification_total", "counter", "Advice given, per classification."},
+    /* approve */
+    {"payguard_approve_routes_total", "counter", "Cases routed by policy, per rule."},
+    {"payguard_approve_decisions_total", "counter", "Decisions recorded, per decision."},
+    {"payguard_approve_refusals_total", "counter", "Approval API requests refused, per reason."},
+    {"payguard_approve_reviews_total", "counter", "Ops-review actions taken, per action."},
+    {"payguard_approve_expiries_total", "counter", "Pending approvals that expired."},
+    {"payguard_approvals_pending", "gauge", "Cases waiting for people's decisions."},
+    /* execute */
+    {"payguard_execute_steps_total", "counter", "Runbook steps finished, per status."},
+    {"payguard_execute_retries_total", "counter", "Retries of runbook step calls."},
+    {"payguard_execute_reviews_total", "counter", "Cases sent to the ops-review queue."},
+    {"payguard_execute_notices_total", "counter", "Teams notices sent, per status."},
+    {"payguard_executions_total", "counter", "Runbooks finished, per outcome."},
+    {"payguard_ops_review_queue", "gauge", "Cases in the ops-review queue."},
+    /* audit */
+    {"payguard_audit_records_total", "counter", "Records added to the audit trail, per event type."},
+    {"payguard_audit_checkpoints_total", "counter", "Signed checkpoints written."},
+    {"payguard_audit_verifications_total", "counter", "Audit chain verifications run, per outcome."},
+    {"payguard_audit_refusals_total", "counter", "Cases API requests refused, per reason."},
+    {"payguard_cases", "gauge", "Cases in the case index, per state."},
+};
+
+/* s_family - the catalogue entry of a family, NULL if none */
+static const family_t *s_family(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof s_families / sizeof s_families[0]; i++)
+        if (strlen(s_families[i].name) == len && memcmp(s_families[i].name, name, len) == 0)
+            return &s_families[i];
+    return NULL;
+}
+
+/* metrics_help - see metrics.h */
+const char *metrics_help(const char *family)
+{
+    const family_t *f = s_family(family, strlen(family));
+    return f ? f->help : NULL;
+}
+
+/* metrics_type - see metrics.h */
+const char *metrics_type(const char *family)
+{
+    const family_t *f = s_family(family, strlen(family));
+    if (f)
+        return f->type;
+    size_t n = strlen(family);
+    return n > 6 && strcmp(family + n - 6, "_total") == 0 ? "counter" : "gauge";
+}
+
+/* s_utf8_len - bytes of the UTF-8 character at s (at most n), 0 if not one */
+static size_t s_utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || len > n || (len == 2 && s[0] < 0xC2) || (len == 4 && s[0] > 0xF4))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((len == 3 && s[0] == 0xE0 && s[1] < 0xA0) || (len == 3 && s[0] == 0xED && s[1] >= 0xA0) ||
+        (len == 4 && s[0] == 0xF0 && s[1] < 0x90) || (len == 4 && s[0] == 0xF4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, past U+10FFFF */
+    return len;
+}
+
+/* metrics_escape_label - see metrics.h */
+void metrics_escape_label(const char *value, char *out, size_t outlen)
+{
+    assert(out && outlen > 0);
+    const unsigned char *s = (const unsigned char *) (value ? value : "");
+    size_t n = strlen((const char *) s), o = 0;
+    for (size_t i = 0; i < n;) {
+        char esc[2] = {0, 0};
+        size_t take = s_utf8_len(s + i, n - i);
+        if (s[i] == '\\' || s[i] == '"' || s[i] == '\n') {
+            esc[0] = '\\';
+            esc[1] = s[i] == '\n' ? 'n' : (char) s[i];
+            take = 1;
+        }
+        size_t need = esc[0] ? 2 : take ? take : 1;
+        if (o + need >= outlen)
+            break;
+        if (esc[0])
+            memcpy(out + o, esc, 2);
+        else if (take == 0 || (take == 1 && s[i] < 0x20) || s[i] == 0x7F)
+            out[o] = '_';
+        else
+            memcpy(out + o, s + i, take);
+        o += need;
+        i += take ? take : 1;
+    }
+    out[o] = '\0';
+    assert(o < outlen);
+}
+
 /* s_family_len - length of the metric name at the start of a sample line */
 static size_t s_family_len(const char *line)
 {
-    size_t n = strcspn(line, "{ ");
-    return n;
+    return strcspn(line, "{ ");
 }
 
 /* s_cmp_family - order samples by family, stable within one (by text) */
@@ -51,11 +183,12 @@ static void s_read_lines(const char *path, char **lines, size_t *n)
     fclose(f);
 }
 
-/* metrics_collect - see metrics.h */
-char *metrics_collect(const char *run_dir)
+/* s_read_dir - every sample line of run_dir's .prom files, sorted by family */
+static char **s_read_dir(const char *run_dir, size_t *n)
 {
     char **lines = calloc(METRICS_MAX_LINES, sizeof *lines);
-    size_t n = 0;
+    assert(lines);
+    *n = 0;
     DIR *d = opendir(run_dir);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
@@ -63,20 +196,36 @@ char *metrics_collect(const char *run_dir)
         if (l > 5 && strcmp(de->d_name + l - 5, ".prom") == 0) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", run_dir, de->d_name);
-            s_read_lines(path, lines, &n);
+            s_read_lines(path, lines, n);
         }
     }
     if (d)
         closedir(d);
-    qsort(lines, n, sizeof *lines, s_cmp_family);
+    qsort(lines, *n, sizeof *lines, s_cmp_family);
+    return lines;
+}
+
+/* metrics_collect - see metrics.h: one HELP and one TYPE line before the
+ * first sample of each family (samples of a family are adjacent, sorted) */
+char *metrics_collect(const char *run_dir)
+{
+    size_t n;
+    char **lines = s_read_dir(run_dir, &n);
     char *out = NULL;
     size_t outlen = 0;
     FILE *f = open_memstream(&out, &outlen);
+    assert(f);
+    char family[128] = "";
     for (size_t i = 0; i < n; i++) {
         size_t fl = s_family_len(lines[i]);
-        if (i == 0 || s_family_len(lines[i - 1]) != fl || strncmp(lines[i - 1], lines[i], fl) != 0) {
-            bool counter = fl > 6 && strncmp(lines[i] + fl - 6, "_total", 6) == 0;
-            fprintf(f, "# TYPE %.*s %s\n", (int) fl, lines[i], counter ? "counter" : "gauge");
+        if (fl >= sizeof family)
+            fl = sizeof family - 1; /* not a name we write; served as found */
+        if (strlen(family) != fl || strncmp(family, lines[i], fl) != 0) {
+            memcpy(family, lines[i], fl);
+            family[fl] = '\0';
+            const char *help = metrics_help(family);
+            fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", family, help ? help : "A payguard metric (undocumented).",
+                    family, metrics_type(family));
         }
         fprintf(f, "%s\n", lines[i]);
         free(lines[i]);

@@ -22,7 +22,6 @@
 #include "trail.h"
 
 #include <czmq.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <msgpack.h>
@@ -38,6 +37,7 @@
 #include "idset.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STAGE_BATCH 256          /* inputs taken per loop turn */
 #define STAGE_MAX_UPSTREAMS 64   /* producer instances we ack */
@@ -93,7 +93,7 @@ typedef struct {
 typedef struct {
     char name[64];
     char label[32];
-    char value[64];
+    char value[METRICS_LABEL_MAX]; /* as given (cut to fit); escaped when written */
     _Atomic uint64_t n;
 } counter_t;
 
@@ -1166,22 +1166,24 @@ void stage_gauge(stage_t *st, const char *name, int64_t value)
 void stage_gauge_label(stage_t *st, const char *name, const char *label, const char *lvalue, int64_t value)
 {
     label = label ? label : "";
-    lvalue = lvalue ? lvalue : "";
-    stage_count(st, name, label, lvalue, 0); /* make sure the series exists */
+    char kept[METRICS_LABEL_MAX]; /* the value as stage_count keeps it */
+    snprintf(kept, sizeof kept, "%s", lvalue ? lvalue : "");
+    stage_count(st, name, label, kept, 0); /* make sure the series exists */
     size_t count = atomic_load(&st->ncounters);
     for (size_t i = 0; i < count; i++)
         if (strcmp(st->counters[i].name, name) == 0 && strcmp(st->counters[i].label, label) == 0 &&
-            strcmp(st->counters[i].value, lvalue) == 0) {
+            strcmp(st->counters[i].value, kept) == 0) {
             atomic_store(&st->counters[i].n, (uint64_t) (value < 0 ? 0 : value));
             return;
         }
 }
 
 /* stage_count - see stage.h */
-void stage_count(stage_t *st, const char *name, const char *label, const char *value, uint64_t n)
+void stage_count(stage_t *st, const char *name, const char *label, const char *lvalue, uint64_t n)
 {
     label = label ? label : "";
-    value = value ? value : "";
+    char value[METRICS_LABEL_MAX]; /* the series' key: the value as it will be kept */
+    snprintf(value, sizeof value, "%s", lvalue ? lvalue : "");
     size_t count = atomic_load(&st->ncounters);
     for (size_t i = 0; i < count; i++) {
         counter_t *c = &st->counters[i];
@@ -1202,11 +1204,7 @@ void stage_count(stage_t *st, const char *name, const char *label, const char *v
         counter_t *c = &st->counters[count];
         snprintf(c->name, sizeof c->name, "%s", name);
         snprintf(c->label, sizeof c->label, "%s", label);
-        /* label values come from data: keep them to a safe alphabet */
-        size_t k = 0;
-        for (const char *p = value; *p && k < sizeof c->value - 1; p++)
-            c->value[k++] = (isalnum((unsigned char) *p) || strchr("_.:-/", *p)) ? *p : '_';
-        c->value[k] = '\0';
+        memcpy(c->value, value, sizeof c->value);
         atomic_store(&st->ncounters, count + 1);
     } else if (i == count) {
         i = STAGE_MAX_COUNTERS - 1; /* the overflow series */
@@ -1299,8 +1297,10 @@ char *stage_metrics_text(stage_t *st)
             continue;
         if (!c->name[0])
             continue;
+        char esc[4 * METRICS_LABEL_MAX]; /* label values come from data: escaped */
+        metrics_escape_label(c->value, esc, sizeof esc);
         if (c->label[0])
-            fprintf(f, "%s{instance=\"%s\",%s=\"%s\"} %llu\n", c->name, i, c->label, c->value,
+            fprintf(f, "%s{instance=\"%s\",%s=\"%s\"} %llu\n", c->name, i, c->label, esc,
                     (unsigned long long) atomic_load(&c->n));
         else
             fprintf(f, "%s{instance=\"%s\"} %llu\n", c->name, i, (unsigned long long) atomic_load(&c->n));

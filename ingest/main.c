@@ -53,18 +53,20 @@
 #include <msgpack.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "headers.h"
 #include "httpd.h"
 #include "log.h"
 #include "stage.h"
 
-#define INGEST_MAX_HEADERS 64
-#define INGEST_MAX_HEADER_BYTES 8192
+#define INGEST_DRAIN_MAX (64L << 20) /* bytes of an oversized body read to answer 413 */
 #define INGEST_RATE_SLOTS 4096   /* sources tracked at once */
 #define INGEST_RATE_PROBE 8
 
@@ -87,13 +89,22 @@ typedef struct {
     _Atomic unsigned long long c_accepted, c_503;
 } ingest_t;
 
+/* refusal - why a request is refused before anything is recorded */
+typedef struct {
+    unsigned status;
+    const char *code;
+    char why[200];
+} refusal_t;
+
 /* request - one webhook POST in progress */
 typedef struct {
     ingest_t *ing;
     struct MHD_Connection *conn;
     char *body;
     size_t len;
-    bool too_large;
+    headers_t headers;             /* every field as received */
+    refusal_t refusal;             /* status 0: none; else drain the body, then refuse */
+    size_t drained;                /* body bytes read and dropped */
     const char *endpoint;          /* "stripe" | "standard" */
     pthread_mutex_t mu;
     enum { REQ_READING, REQ_WAITING, REQ_DURABLE, REQ_ANSWERED } state;
@@ -193,47 +204,12 @@ static bool s_is_json(const char *ct)
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* header_pack - state for packing request headers into a msgpack map;
- * with pk NULL it only counts, so the map header can be written first */
-typedef struct {
-    msgpack_packer *pk;
-    unsigned count;
-    size_t bytes;
-} header_pack_t;
-
-/* s_secret_header - a (lower-case) header that carries credentials */
-static bool s_secret_header(const char *name, size_t len)
-{
-    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"};
-    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++)
-        if (len == strlen(secret[i]) && memcmp(name, secret[i], len) == 0)
-            return true;
-    return false;
-}
-
-/* s_pack_header - one header into the map, bounded in count and size */
-static enum MHD_Result s_pack_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+/* s_collect_header - libmicrohttpd's header iterator: every field, in
+ * the order received, repeated names included */
+static enum MHD_Result s_collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void) kind;
-    header_pack_t *hp = cls;
-    size_t klen = strlen(key), vlen = value ? strlen(value) : 0;
-    if (hp->count >= INGEST_MAX_HEADERS || hp->bytes + klen + vlen > INGEST_MAX_HEADER_BYTES || klen == 0
-        || klen > EVENT_KEY_MAX)
-        return MHD_YES;
-    hp->count++;
-    hp->bytes += klen + vlen;
-    if (!hp->pk)
-        return MHD_YES;
-    /* header names are case-insensitive: record them lower-cased */
-    char lower[EVENT_KEY_MAX + 1];
-    for (size_t i = 0; i < klen; i++)
-        lower[i] = (char) ((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
-    msgpack_pack_str_with_body(hp->pk, lower, klen);
-    if (s_secret_header(lower, klen)) { /* credentials never reach a journal or the trail */
-        msgpack_pack_str_with_body(hp->pk, "[redacted]", 10);
-        return MHD_YES;
-    }
-    msgpack_pack_str_with_body(hp->pk, value ? value : "", vlen);
+    headers_add(cls, key ? key : "", value);
     return MHD_YES;
 }
 
@@ -257,16 +233,11 @@ static int s_record(ingest_t *ing, request_t *req)
     char peer[INET6_ADDRSTRLEN + 1];
     httpd_peer(req->conn, peer, sizeof peer);
 
-    header_pack_t count = {0};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_pack_header, &count);
     msgpack_sbuffer hb;
     msgpack_sbuffer_init(&hb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &hb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, count.count);
-    header_pack_t hp = {.pk = &pk};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_pack_header, &hp);
-    assert(hp.count == count.count);
+    headers_pack(&req->headers, &pk); /* judged whole when the request began */
 
     event_body_t *body = event_body_new();
     event_body_str(body, "endpoint", req->endpoint);
@@ -289,6 +260,106 @@ static int s_record(ingest_t *ing, request_t *req)
     return rc;
 }
 
+/* s_judge - route and bounds of a webhook request whose header section has
+ * arrived: 0 and *endpoint, or the refusal (nothing recorded yet) */
+static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char *url, const char *method,
+                   const headers_t *hdrs, const char **endpoint, refusal_t *r)
+{
+    const char *why = NULL;
+    unsigned hs;
+    *endpoint = strcmp(url, "/webhooks/stripe") == 0     ? "stripe"
+                : strcmp(url, "/webhooks/standard") == 0 ? "standard"
+                                                         : NULL;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (!*endpoint)
+        *r = (refusal_t){MHD_HTTP_NOT_FOUND, "not_found", "unknown path"};
+    else if (strcmp(method, "POST") != 0)
+        *r = (refusal_t){MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "webhooks are POSTed"};
+    else if ((hs = headers_verdict(hdrs, &why)) != 0) {
+        *r = (refusal_t){hs, hs == 431 ? "header_fields_too_large" : "bad_request", ""};
+        snprintf(r->why, sizeof r->why, "%s (this request: %zu fields, %zu bytes of names and values)", why,
+                 hdrs->seen, hdrs->bytes);
+    } else if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+        *r = (refusal_t){MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                         "Content-Type must be application/json"};
+    else if (cl && strtoull(cl, NULL, 10) > (unsigned long long) ing->max_body)
+        *r = (refusal_t){MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", "body over the size limit"};
+    else
+        return 0;
+    return -1;
+}
+
+/* s_drainable - may a refused request's body be read (and dropped) before
+ * the answer, so that a client still sending reads it instead of a reset?
+ * Not when the client waits for 100 Continue (it has sent nothing), nor
+ * past INGEST_DRAIN_MAX (then the connection closes after the answer). */
+static bool s_drainable(struct MHD_Connection *conn)
+{
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        return false;
+    if (cl)
+        return strtoull(cl, NULL, 10) > 0 && strtoull(cl, NULL, 10) <= (unsigned long long) INGEST_DRAIN_MAX;
+    return te != NULL;
+}
+
+/* s_begin - the first call of a request (its header section is in):
+ * metrics, health, rate limit, then a request state that reads the body;
+ * a refused webhook request drains its body before the refusal */
+static enum MHD_Result s_begin(ingest_t *ing, struct MHD_Connection *conn, const char *url, const char *method,
+                               void **con_cls)
+{
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
+        return httpd_metrics(conn, config_run_dir(stage_config(ing->st)));
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
+        return s_healthz(conn);
+    /* the bucket first: a flood of anything gets 429, and is only counted */
+    char peer[INET6_ADDRSTRLEN + 1];
+    httpd_peer(conn, peer, sizeof peer);
+    long wait_s = s_rate_take(ing, peer);
+    if (wait_s > 0) {
+        stage_count(ing->st, "payguard_ingest_rate_limited_total", NULL, NULL, 1);
+        char ra[24];
+        snprintf(ra, sizeof ra, "%ld", wait_s);
+        return httpd_reply_header(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                                  json_pack("{s:s}", "error", "rate limit for this source exceeded"), "Retry-After",
+                                  ra);
+    }
+    request_t *req = calloc(1, sizeof *req);
+    assert(req);
+    headers_init(&req->headers);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, s_collect_header, &req->headers);
+    if (s_judge(ing, conn, url, method, &req->headers, &req->endpoint, &req->refusal) != 0 && !s_drainable(conn)) {
+        refusal_t r = req->refusal;
+        free(req);
+        return s_refuse(ing, conn, r.status, r.code, r.why, method, url);
+    }
+    req->ing = ing;
+    req->conn = conn;
+    pthread_mutex_init(&req->mu, NULL);
+    *con_cls = req;
+    return MHD_YES;
+}
+
+/* s_take_body - a piece of the body: kept up to max_body, else dropped
+ * (and counted, up to INGEST_DRAIN_MAX) so the refusal can be read */
+static void s_take_body(ingest_t *ing, request_t *req, const char *data, size_t n)
+{
+    if (!req->refusal.status && req->len + n <= (size_t) ing->max_body) {
+        char *nb = realloc(req->body, req->len + n);
+        assert(nb);
+        req->body = nb;
+        memcpy(req->body + req->len, data, n);
+        req->len += n;
+        return;
+    }
+    if (!req->refusal.status)
+        req->refusal = (refusal_t){MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", "body over the size limit"};
+    req->drained += n;
+}
+
 /* s_answer - libmicrohttpd's access handler: route, bound, record, reply */
 static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                 const char *version, const char *upload_data, size_t *upload_data_size,
@@ -297,69 +368,20 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     (void) version;
     ingest_t *ing = cls;
     request_t *req = *con_cls;
-
-    if (!req) {
-        if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
-            return httpd_metrics(conn, config_run_dir(stage_config(ing->st)));
-        if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
-            return s_healthz(conn);
-        /* the bucket first: a flood of anything gets 429, and is only counted */
-        char peer[INET6_ADDRSTRLEN + 1];
-        httpd_peer(conn, peer, sizeof peer);
-        long wait_s = s_rate_take(ing, peer);
-        if (wait_s > 0) {
-            stage_count(ing->st, "payguard_ingest_rate_limited_total", NULL, NULL, 1);
-            char ra[24];
-            snprintf(ra, sizeof ra, "%ld", wait_s);
-            return httpd_reply_header(conn, MHD_HTTP_TOO_MANY_REQUESTS,
-                                json_pack("{s:s}", "error", "rate limit for this source exceeded"), "Retry-After", ra);
-        }
-        const char *endpoint = NULL;
-        if (strcmp(url, "/webhooks/stripe") == 0)
-            endpoint = "stripe";
-        else if (strcmp(url, "/webhooks/standard") == 0)
-            endpoint = "standard";
-        else
-            return s_refuse(ing, conn, MHD_HTTP_NOT_FOUND, "not_found", "unknown path", method, url);
-        if (strcmp(method, "POST") != 0)
-            return s_refuse(ing, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "webhooks are POSTed",
-                            method, url);
-        if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
-            return s_refuse(ing, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                            "Content-Type must be application/json", method, url);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long) ing->max_body)
-            return s_refuse(ing, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", "body over the size limit",
-                            method, url);
-        req = calloc(1, sizeof *req);
-        assert(req);
-        req->ing = ing;
-        req->conn = conn;
-        req->endpoint = endpoint;
-        pthread_mutex_init(&req->mu, NULL);
-        *con_cls = req;
-        return MHD_YES;
-    }
+    if (!req)
+        return s_begin(ing, conn, url, method, con_cls);
 
     if (req->state == REQ_READING && *upload_data_size) {
-        size_t n = *upload_data_size;
-        if (!req->too_large && req->len + n <= (size_t) ing->max_body) {
-            char *nb = realloc(req->body, req->len + n);
-            assert(nb);
-            req->body = nb;
-            memcpy(req->body + req->len, upload_data, n);
-            req->len += n;
-        } else {
-            req->too_large = true; /* keep reading (discarding) so we can answer */
-        }
+        s_take_body(ing, req, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        return MHD_YES;
+        if (req->drained <= (size_t) INGEST_DRAIN_MAX)
+            return MHD_YES;
+        /* past the drain bound: answer now; the connection then closes */
     }
 
     if (req->state == REQ_READING) {
-        if (req->too_large)
-            return s_refuse(ing, conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", "body over the size limit",
-                            method, url);
+        if (req->refusal.status)
+            return s_refuse(ing, conn, req->refusal.status, req->refusal.code, req->refusal.why, method, url);
         if (s_record(ing, req) != 0)
             return s_busy(ing, conn, errno == EBUSY ? "back-pressure: cannot record durably right now"
                                                     : "cannot record this request");
@@ -398,6 +420,44 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, 
     *con_cls = NULL;
 }
 
+/* s_http_log - what libmicrohttpd itself says. It refuses some requests
+ * before s_answer sees them (malformed framing: 400; a header section over
+ * its memory: 431; HTTP/1.1 without Host: 400) and says so as "Error
+ * processing request (HTTP response code is N ('<html><head><title>WHY</title>
+ * ..."; those are recorded in the audit trail like s_refuse's (without a
+ * client address: the library does not say it). Everything is logged and
+ * counted. */
+static void s_http_log(void *cls, const char *fmt, va_list ap)
+{
+    ingest_t *ing = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\r\n")] = '\0';
+    log_warn("http: %s", msg);
+    if (!ing->st)
+        return;
+    stage_count(ing->st, "payguard_ingest_http_errors_total", NULL, NULL, 1);
+    const char *code = strstr(msg, "HTTP response code is ");
+    unsigned status = code ? (unsigned) strtoul(code + 22, NULL, 10) : 0;
+    if (status < 400 || status > 499)
+        return;
+    char why[160] = "refused by the HTTP server";
+    const char *t = strstr(msg, "<title>"), *te = t ? strstr(t, "</title>") : NULL;
+    if (t && te)
+        snprintf(why, sizeof why, "%.*s", (int) (te - t - 7), t + 7);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "gate", "http");
+    event_body_str(b, "code", status == 431 ? "header_fields_too_large" : "malformed_request");
+    event_body_str(b, "reason", why);
+    event_body_int(b, "status", status);
+    event_body_str(b, "client_ip", "unknown");
+    char id[EVENT_ID_MAX + 1];
+    stage_publish(ing->st, "http", "rejected", "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    event_body_destroy(&b);
+    stage_count(ing->st, "payguard_ingest_refused_total", "reason",
+                status == 431 ? "header_fields_too_large" : "malformed_request", 1);
+}
+
 /* s_init - start the HTTP server once the journal and sockets are up */
 static int s_init(stage_t *st, void *arg)
 {
@@ -430,16 +490,19 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: ingest/http_bind '%s' is not an IPv4 or IPv6 address", bind_addr);
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     ing->httpd = MHD_start_daemon(flags, (uint16_t) port, NULL, NULL, s_answer, ing,
+                                  MHD_OPTION_EXTERNAL_LOGGER, s_http_log, ing, /* first: it sees every message */
                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
                                   MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
                                   MHD_OPTION_NOTIFY_COMPLETED, s_completed, ing,
+                                  MHD_OPTION_STRICT_FOR_CLIENT, (int) 1, /* 400 for HTTP/1.1 without Host */
                                   MHD_OPTION_END);
     if (!ing->httpd) {
         log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));

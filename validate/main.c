@@ -83,7 +83,9 @@
 
 #define VALIDATE_SWEEP_BATCH 100
 #define VALIDATE_RELOAD_MS 5000
-#define VALIDATE_HEADER_MAX 8192 /* ingest records at most 8 KiB of headers */
+/* ingest records at most 8 KiB of names and values, in at most 64 fields;
+ * a repeated field is merged with ", " (2 bytes per repeat) */
+#define VALIDATE_HEADER_MAX (8192 + 2 * 64 + 1)
 
 typedef struct {
     stage_t *st;

@@ -554,9 +554,14 @@ sig_verdict_t sig_verify_stripe(const sigkeys_t *keys, const char *header, const
         }
         size_t klen = (size_t) (eq - b), vlen = (size_t) (e - eq - 1);
         if (klen == 1 && b[0] == 't') {
-            if (nt++ || s_parse_decimal(eq + 1, vlen, &t) < 0) {
-                s_fmt(reason, reasonlen, "stripe signature: %s",
-                      nt > 1 ? "more than one t=" : "t is not a decimal unix time");
+            /* a header sent twice arrives merged (RFC 9110 §5.3): the same t
+             * again is one timestamp; two different ones are ambiguous */
+            if (s_parse_decimal(eq + 1, vlen, &t) < 0) {
+                s_fmt(reason, reasonlen, "stripe signature: t is not a decimal unix time");
+                return SIG_MALFORMED;
+            }
+            if (nt++ && (vlen != t_len || memcmp(eq + 1, t_text, vlen) != 0)) {
+                s_fmt(reason, reasonlen, "stripe signature: two different t= values");
                 return SIG_MALFORMED;
             }
             t_text = eq + 1;
@@ -653,7 +658,12 @@ sig_verdict_t sig_verify_standard(const sigkeys_t *keys, const char *id, const c
         if (p == b)
             break;
         entry++;
-        const char *comma = memchr(b, ',', (size_t) (p - b));
+        /* a header sent twice arrives merged with ", " (RFC 9110 §5.3):
+         * "v1,A, v1,B"; base64 has no comma, so a trailing one is the join */
+        const char *e = p;
+        if (e - b > 1 && e[-1] == ',' && memchr(b, ',', (size_t) (e - b - 1)))
+            e--;
+        const char *comma = memchr(b, ',', (size_t) (e - b));
         if (!comma || comma == b) {
             s_fmt(reason, reasonlen, "standard signature: entry %zu is not <version>,<signature>", entry);
             return SIG_MALFORMED;
@@ -665,7 +675,7 @@ sig_verdict_t sig_verify_standard(const sigkeys_t *keys, const char *id, const c
             return SIG_MALFORMED;
         }
         size_t got = 0;
-        if (s_b64_decode(comma + 1, (size_t) (p - comma - 1), cand[ncand], SIG_MAC_BYTES, &got) < 0 ||
+        if (s_b64_decode(comma + 1, (size_t) (e - comma - 1), cand[ncand], SIG_MAC_BYTES, &got) < 0 ||
             got != SIG_MAC_BYTES) {
             s_fmt(reason, reasonlen, "standard signature: v1 #%zu is not base64 of 32 bytes", ncand + 1);
             return SIG_MALFORMED;

@@ -1,0 +1,212 @@
+/* test_headers - a webhook request's header fields: bounds judged on what
+ * was received, repeated fields merged as RFC 9110 §5.3 says, credentials
+ * redacted, framing that cannot be trusted refused */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../ingest/headers.h"
+
+/* s_packed - headers_pack into a fresh unpacked map */
+static msgpack_object s_packed(const headers_t *h, msgpack_sbuffer *sb, msgpack_unpacked *up)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    headers_pack(h, &pk);
+    msgpack_unpacked_init(up);
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack_next(up, sb->data, sb->size, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(off, sb->size, "one map, nothing after it");
+    cr_assert_eq(up->data.type, MSGPACK_OBJECT_MAP);
+    return up->data;
+}
+
+/* s_value - the packed value of name ("" terminated copy), NULL if absent */
+static const char *s_value(msgpack_object map, const char *name)
+{
+    static char out[16384];
+    for (uint32_t i = 0; i < map.via.map.size; i++) {
+        msgpack_object k = map.via.map.ptr[i].key, v = map.via.map.ptr[i].val;
+        if (k.via.str.size == strlen(name) && memcmp(k.via.str.ptr, name, k.via.str.size) == 0) {
+            cr_assert_eq(v.type, MSGPACK_OBJECT_STR);
+            snprintf(out, sizeof out, "%.*s", (int) v.via.str.size, v.via.str.ptr);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+Test(headers, repeated_fields_merge_in_order_with_comma_space)
+{
+    headers_t h;
+    headers_init(&h);
+    headers_add(&h, "Host", "payguard.example");
+    headers_add(&h, "Via", "1.1 edge-a");
+    headers_add(&h, "Content-Type", "application/json");
+    headers_add(&h, "via", "1.1 edge-b");
+    headers_add(&h, "X-Forwarded-For", "203.0.113.9");
+    headers_add(&h, "X-FORWARDED-FOR", "198.51.100.7, 10.0.0.2");
+    const char *why;
+    cr_assert_eq(headers_verdict(&h, &why), 0);
+    cr_assert_eq(headers_distinct(&h), 4, "host, via, content-type, x-forwarded-for");
+    msgpack_sbuffer sb;
+    msgpack_unpacked up;
+    msgpack_object m = s_packed(&h, &sb, &up);
+    cr_assert_eq(m.via.map.size, 4);
+    cr_expect_str_eq(s_value(m, "via"), "1.1 edge-a, 1.1 edge-b");
+    cr_expect_str_eq(s_value(m, "x-forwarded-for"), "203.0.113.9, 198.51.100.7, 10.0.0.2");
+    cr_expect_str_eq(s_value(m, "host"), "payguard.example", "names are recorded lower-case");
+    cr_expect_null(s_value(m, "Host"));
+    /* first appearance sets the map's order: host, via, content-type, x-forwarded-for */
+    cr_expect_eq(m.via.map.ptr[1].key.via.str.size, 3);
+    cr_expect_eq(memcmp(m.via.map.ptr[1].key.via.str.ptr, "via", 3), 0);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(headers, empty_values_keep_their_place)
+{
+    headers_t h;
+    headers_init(&h);
+    headers_add(&h, "X-Trace", "");
+    headers_add(&h, "X-Trace", "b");
+    headers_add(&h, "X-Empty", NULL);
+    const char *why;
+    cr_assert_eq(headers_verdict(&h, &why), 0);
+    msgpack_sbuffer sb;
+    msgpack_unpacked up;
+    msgpack_object m = s_packed(&h, &sb, &up);
+    cr_expect_str_eq(s_value(m, "x-trace"), ", b");
+    cr_expect_str_eq(s_value(m, "x-empty"), "");
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(headers, credentials_are_redacted_once_whatever_the_case)
+{
+    headers_t h;
+    headers_init(&h);
+    headers_add(&h, "Authorization", "Bearer s3cret");
+    headers_add(&h, "COOKIE", "a=1");
+    headers_add(&h, "cookie", "b=2");
+    headers_add(&h, "X-Api-Key", "k");
+    const char *why;
+    cr_assert_eq(headers_verdict(&h, &why), 0);
+    msgpack_sbuffer sb;
+    msgpack_unpacked up;
+    msgpack_object m = s_packed(&h, &sb, &up);
+    cr_expect_str_eq(s_value(m, "authorization"), HEADERS_REDACTED);
+    cr_expect_str_eq(s_value(m, "cookie"), HEADERS_REDACTED);
+    cr_expect_str_eq(s_value(m, "x-api-key"), HEADERS_REDACTED);
+    cr_expect_null(memmem(sb.data, sb.size, "s3cret", 6), "a credential never reaches the receipt");
+    cr_expect_null(memmem(sb.data, sb.size, "a=1", 3));
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* s_fields - n fields named x-h<i> with one-byte values */
+static void s_fields(headers_t *h, size_t n)
+{
+    static char names[80][16];
+    headers_init(h);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "x-h%zu", i);
+        headers_add(h, names[i], "v");
+    }
+}
+
+Test(headers, field_count_bound_is_64)
+{
+    headers_t h;
+    const char *why;
+    s_fields(&h, 63);
+    cr_expect_eq(headers_verdict(&h, &why), 0);
+    s_fields(&h, 64);
+    cr_expect_eq(headers_verdict(&h, &why), 0);
+    s_fields(&h, 65);
+    cr_expect_eq(headers_verdict(&h, &why), 431);
+    cr_expect_str_eq(why, "more than 64 header fields");
+    cr_expect_eq(h.seen, 65, "every field offered is counted");
+    cr_expect_eq(h.count, 64, "no more than the bound is kept");
+    s_fields(&h, 80);
+    cr_expect_eq(headers_verdict(&h, &why), 431);
+}
+
+Test(headers, byte_bound_is_8192_of_names_and_values)
+{
+    static char value[HEADERS_MAX_BYTES + 2];
+    headers_t h;
+    const char *why;
+    /* "x-big" (5 bytes) + a value: exactly 8192, then one byte more */
+    memset(value, 'a', sizeof value - 1);
+    value[HEADERS_MAX_BYTES - 5] = '\0';
+    headers_init(&h);
+    headers_add(&h, "x-big", value);
+    cr_expect_eq(h.bytes, 8192);
+    cr_expect_eq(headers_verdict(&h, &why), 0);
+    memset(value, 'a', sizeof value - 1);
+    value[HEADERS_MAX_BYTES - 4] = '\0';
+    headers_init(&h);
+    headers_add(&h, "x-big", value);
+    cr_expect_eq(h.bytes, 8193);
+    cr_expect_eq(headers_verdict(&h, &why), 431);
+    cr_expect_str_eq(why, "header field names and values over 8192 bytes in all");
+}
+
+Test(headers, a_name_over_128_bytes_is_refused_not_dropped)
+{
+    char name[HEADERS_MAX_NAME + 2];
+    headers_t h;
+    const char *why;
+    memset(name, 'n', sizeof name - 1);
+    name[HEADERS_MAX_NAME] = '\0';
+    headers_init(&h);
+    headers_add(&h, name, "v");
+    cr_expect_eq(headers_verdict(&h, &why), 0, "128 bytes is a name a receipt can key");
+    name[HEADERS_MAX_NAME] = 'n';
+    name[HEADERS_MAX_NAME + 1] = '\0';
+    headers_init(&h);
+    headers_add(&h, name, "v");
+    cr_expect_eq(headers_verdict(&h, &why), 431);
+    cr_expect_str_eq(why, "a header field name over 128 bytes");
+}
+
+Test(headers, names_must_be_tokens)
+{
+    static const char *const bad[] = {"", "X Y", "X-Y ", "a:b", "a\tb", "\x80x", "a\"b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        headers_t h;
+        const char *why;
+        headers_init(&h);
+        headers_add(&h, "Host", "x");
+        headers_add(&h, bad[i], "v");
+        cr_expect_eq(headers_verdict(&h, &why), 400, "name #%zu", i);
+    }
+    headers_t h;
+    const char *why;
+    headers_init(&h);
+    headers_add(&h, "X-Weird!#$%&'*+-.^_`|~0", "v");
+    cr_expect_eq(headers_verdict(&h, &why), 0, "every tchar is allowed");
+}
+
+Test(headers, framing_that_disagrees_is_refused)
+{
+    headers_t h;
+    const char *why;
+    headers_init(&h);
+    headers_add(&h, "Content-Length", "2");
+    headers_add(&h, "content-length", "3");
+    cr_expect_eq(headers_verdict(&h, &why), 400);
+    cr_expect_str_eq(why, "Content-Length fields that disagree");
+    headers_init(&h);
+    headers_add(&h, "Content-Length", "2");
+    headers_add(&h, "Content-Length", "2");
+    cr_expect_eq(headers_verdict(&h, &why), 0, "the same length twice is one length");
+    headers_init(&h);
+    headers_add(&h, "Content-Length", "2");
+    headers_add(&h, "Transfer-Encoding", "chunked");
+    cr_expect_eq(headers_verdict(&h, &why), 400);
+    cr_expect_str_eq(why, "both Content-Length and Transfer-Encoding");
+}
