@@ -43,7 +43,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test-deps run test unit unit-asan e2e fuzz fuzz-short chaos bench clean
+.PHONY: all deps test-deps run test unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench clean
 .SECONDARY:
 all: deps bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
 
@@ -129,22 +129,69 @@ unit-asan: bin/unit-tests-asan
 	     echo "sanitizer reports above: failing"; exit 1; fi; exit $$status
 
 # every e2e script runs (each ends with "N passed, N failed"); the total
-# closes the run, which fails if any script did
-e2e: all
-	@pass=0; fail=0; bad=""; for t in tests/e2e_*.sh; do echo "== $$t"; \
+# closes the run, which fails if any script did. E2E_LABEL names the run,
+# PG_BIN (read by tests/lib_e2e.sh) the folder of the programs under test.
+E2E_LABEL ?= e2e
+E2E_RUN = pass=0; fail=0; bad=""; for t in tests/e2e_*.sh; do echo "== $$t"; \
 	  bash $$t 2>&1 | tee build/e2e.last; rc=$${PIPESTATUS[0]}; \
 	  line=$$(grep -E '^[0-9]+ passed, [0-9]+ failed$$' build/e2e.last | tail -1); \
 	  p=$$(echo "$$line" | cut -d' ' -f1); f=$$(echo "$$line" | cut -d' ' -f3); \
 	  pass=$$((pass + $${p:-0})); fail=$$((fail + $${f:-0})); \
 	  if [ $$rc -ne 0 ] || [ -z "$$line" ]; then bad="$$bad $$t"; [ -z "$$line" ] && fail=$$((fail + 1)); fi; done; \
 	  [ -z "$$bad" ] || echo "failed:$$bad"; \
-	  echo "e2e: $$pass passed, $$fail failed"; [ -z "$$bad" ]
+	  echo "$(E2E_LABEL): $$pass passed, $$fail failed"; [ -z "$$bad" ]
+e2e: all
+	@$(E2E_RUN)
+
+# the same programs built with ASan + UBSan (bin-asan/), for the end-to-end
+# suite: the unit tests cannot reach what only whole processes do (HTTP
+# handlers, the stage loop under load, restarts)
+BA := bin-asan
+ASAN_PROGS := $(STAGES:%=$(BA)/%) $(BA)/console $(BA)/payguard $(BA)/pg-sandbox $(BA)/libpgfailsync.so \
+	$(patsubst tests/tools/%.c,$(BA)/%,$(TOOL_SRC))
+define asan_stage_rule
+$(BA)/$(1): $(patsubst %.c,$(BS)/%.o,$(wildcard $(1)/*.c)) $(BS)/libpgcommon.a
+	@mkdir -p $(BA)
+	$$(CC) $(SAN) -o $$@ $$^ $$(LDLIBS_ALL)
+endef
+$(foreach s,$(STAGES) console,$(eval $(call asan_stage_rule,$(s))))
+$(BA)/approve: $(BS)/execute/runbook.o
+$(BA)/payguard: $(PG_SRC:%.c=$(BS)/%.o) $(BS)/execute/runbook.o $(BS)/approve/policy.o $(BS)/triage/rules.o $(BS)/audit/caseidx.o $(BS)/libpgcommon.a
+	@mkdir -p $(BA)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+$(BA)/pg-sandbox: $(SANDBOX_SRC:%.c=$(BS)/%.o) $(BS)/libpgcommon.a
+	@mkdir -p $(BA)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+$(BA)/libpgfailsync.so: bin/libpgfailsync.so
+	@mkdir -p $(BA)
+	cp $< $@
+$(BA)/%: $(BS)/tests/tools/%.o $(BS)/libpgcommon.a
+	@mkdir -p $(BA)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+# make e2e-asan: every e2e script against bin-asan/. A sanitizer report
+# (memory error, undefined behaviour, a leak at exit) goes to a file in
+# build-asan/e2e-reports/ whatever process made it (the master's children,
+# tools), and any such file fails the run, even when the checks passed.
+# (verify_asan_link_order=0: e2e_fsync preloads its fsync shim first.)
+E2E_SAN_DIR := $(CURDIR)/build-asan/e2e-reports
+e2e-asan: all $(ASAN_PROGS)
+	@rm -rf $(E2E_SAN_DIR); mkdir -p $(E2E_SAN_DIR); \
+	 export PG_BIN=$(CURDIR)/$(BA) \
+	   ASAN_OPTIONS=log_path=$(E2E_SAN_DIR)/asan:detect_leaks=1:verify_asan_link_order=0 \
+	   UBSAN_OPTIONS=log_path=$(E2E_SAN_DIR)/ubsan:print_stacktrace=1:halt_on_error=1; \
+	 status=0; $(MAKE) --no-print-directory e2e-run E2E_LABEL=sanitized || status=$$?; \
+	 if [ -n "$$(ls -A $(E2E_SAN_DIR))" ]; then for r in $(E2E_SAN_DIR)/*; do echo "== $$r"; head -60 $$r; done; \
+	     echo "sanitizer reports above (build-asan/e2e-reports): failing"; exit 1; fi; exit $$status
+e2e-run:
+	@$(E2E_RUN)
 
 test: test-deps all bin/unit-tests bin/unit-tests-asan
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-short)
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory e2e-asan
 
 run: deps all
 	@bash scripts/demo.sh
@@ -194,4 +241,4 @@ fuzz-short: $(FUZZ_BINS)
 	  else tail -40 $(FZ)/$$n.log; echo "$$f failed: the whole log is $(FZ)/$$n.log"; exit 1; fi; done
 
 clean:
-	rm -rf $(B) $(BS) $(FZ) bin
+	rm -rf $(B) $(BS) $(FZ) bin $(BA)

@@ -117,7 +117,7 @@ static int s_load_assets(console_t *c, const char *dir)
         char name[CONSOLE_ASSET_NAME_MAX], path[CONSOLE_ASSET_NAME_MAX];
         if (strlen(e->d_name) >= sizeof name - 8)
             continue;
-        snprintf(path, sizeof path, "/static/%s", e->d_name);
+        snprintf(path, sizeof path, "/static/%.*s", (int) (sizeof path - 9), e->d_name); /* fits: checked above */
         if (!console_page(path, name)) /* the same rule that serves it */
             continue;
         if (c->nassets == CONSOLE_MAX_ASSETS) {

@@ -10,7 +10,9 @@
 #   sh scripts/install-deps.sh          what building and running need
 #   sh scripts/install-deps.sh test     that, and the console's browser tests:
 #                                       Debian's chromium, Node.js and npm (when
-#                                       no node/npm is on PATH), playwright-core
+#                                       no node/npm is on PATH), playwright-core;
+#                                       and prometheus, for promtool, which
+#                                       checks every /metrics page
 #   sh scripts/install-deps.sh bench    that, and what `make bench` measures
 #                                       against (nginx, fio) and reads with (jq)
 set -eu
@@ -20,13 +22,14 @@ libcurl4-openssl-dev libcriterion-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev curl clang libclang-rt-14-dev"
 BENCH_PKGS="nginx-light fio jq"
 BROWSER_PKGS="chromium"
+TEST_PKGS="prometheus" # promtool (Debian ships it in the server package)
 
 browser=no
 case "${1:-}" in
 "") ;;
 test)
     browser=yes
-    PKGS="$PKGS $BROWSER_PKGS"
+    PKGS="$PKGS $BROWSER_PKGS $TEST_PKGS"
     # a Node.js of the machine's own is fine; else Debian's
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
     ;;

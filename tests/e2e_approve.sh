@@ -118,6 +118,11 @@ quiesce "$CFG" 30
 refused=$("$BIN/payguard" journal dump -c "$CFG" audit.0 | grep -c '"type":"decision_refused"')
 denied=$("$BIN/payguard" journal dump -c "$CFG" audit.0 | grep -c '"type":"access_denied"')
 ok "every refusal is in the audit trail ($refused decision_refused, $denied access_denied)" test "$refused" -ge 6 -a "$denied" -ge 2
+sleep 1.2 # the counters reach /metrics within a second
+curl -s "$API/metrics" >"$WORK/approve.metrics"
+ok "decisions are counted by what was decided: approve and deny, nothing else" \
+    test "$(grep '^payguard_approve_decisions_total{' "$WORK/approve.metrics" | grep -o 'decision="[^"]*"' | sort -u | tr '\n' ' ')" = \
+    'decision="approve" decision="deny" '
 ok "execute received the approved and the denied cases" bash -c "'$BIN/payguard' journal dump -c '$CFG' execute.0 | grep -q '\"case_key\":\"payout-P-T2\"' && '$BIN/payguard' journal dump -c '$CFG' execute.0 | grep -q '\"case_key\":\"payout-P-DENY\"'"
 cards=$(curl -s "$SBXURL/_sandbox/calls?system=teams" | grep -o '"status":202' | wc -l)
 ok "Teams got Adaptive Cards for the cases awaiting people and the decisions ($cards)" test "$cards" -ge 10

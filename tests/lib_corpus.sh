@@ -157,7 +157,7 @@ run_corpus() {
     bad_stripe signature_malformed sig_v1_odd_hex -H "Stripe-Signature: t=$now,v1=abc"
     bad_stripe signature_malformed sig_v1_not_hex -H "Stripe-Signature: t=$now,v1=$(printf 'z%.0s' $(seq 64))"
     bad_stripe signature_malformed sig_v0_only -H "Stripe-Signature: t=$now,v0=$(printf '%064d' 0)"
-    bad_stripe signature_malformed sig_two_t -H "Stripe-Signature: t=$now,t=$now,v1=$(printf '%064d' 0)"
+    bad_stripe signature_malformed sig_two_t -H "Stripe-Signature: t=$now,t=$((now - 1)),v1=$(printf '%064d' 0)"
     bad_stripe signature_malformed sig_header_huge -H "Stripe-Signature: t=$now,v1=$(printf 'a%.0s' $(seq 5000))"
     good
     bad_stripe signature_mismatch sig_zero -H "Stripe-Signature: t=$now,v1=$(printf '%064d' 0)"

@@ -4,7 +4,7 @@
 # config and port, counts checks, and ends with "N passed, N failed".
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$ROOT/bin
+BIN=${PG_BIN:-$ROOT/bin} # make e2e-asan points it at bin-asan/
 PASSED=0
 FAILED=0
 # (scripts/bench.sh puts it on the disk it measures: E2E_WORK_PARENT, E2E_WORK_NAME)

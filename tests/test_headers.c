@@ -109,10 +109,11 @@ Test(headers, credentials_are_redacted_once_whatever_the_case)
 /* s_fields - n fields named x-h<i> with one-byte values */
 static void s_fields(headers_t *h, size_t n)
 {
-    static char names[80][16];
+    static char names[80][32];
+    cr_assert_leq(n, 80);
     headers_init(h);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "x-h%zu", i);
+    for (unsigned i = 0; i < (unsigned) n; i++) {
+        snprintf(names[i], sizeof names[i], "x-h%u", i % 1000);
         headers_add(h, names[i], "v");
     }
 }
