@@ -1,6 +1,7 @@
 # payguard - build, test, run.
 #
 #   make          build every stage and the payguard command into bin/
+#                 (only builds: the packages must be there)
 #   make run      install what is missing, build, start the group on its
 #                 embedded defaults and show it working (scripts/demo.sh)
 #   make test     install what is missing, build, run every test
@@ -24,10 +25,10 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 STAGES  := ingest validate triage approve execute audit
 COMMON_SRC := $(wildcard common/*.c)
-PG_SRC     := $(wildcard common/payguard/*.c)
+PG_SRC     := $(wildcard payguard/*.c)
 UNIT_SRC   := $(wildcard tests/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
-SANDBOX_SRC := $(wildcard common/sandbox/*.c)
+SANDBOX_SRC := $(wildcard sandbox/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 # a stage's modules besides main.c are unit-tested too
 STAGE_LIB_SRC := $(filter-out %/main.c,$(foreach s,$(STAGES) console,$(wildcard $(s)/*.c)))
@@ -45,7 +46,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
 .PHONY: all deps test-deps run test unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench clean
 .SECONDARY:
-all: deps bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
+all: bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
 
 deps:
 	@sh scripts/install-deps.sh
@@ -54,15 +55,19 @@ deps:
 test-deps:
 	@sh scripts/install-deps.sh test
 
-$(B)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
+# header dependencies come from the compiler (-MMD -MP: a .d file beside
+# each object), so touching a header rebuilds exactly what includes it
+$(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+	@$(CC) $(WARN) $(CFLAGS) -MMD -MP $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
 
-$(BS)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
+$(BS)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC-SAN  $<"
-	@$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+	@$(CC) $(WARN) -O1 -g -MMD -MP $(SAN) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+
+-include $(shell find $(B) $(BS) build-fuzz -name '*.d' 2>/dev/null)
 
 $(B)/libpgcommon.a: $(COMMON_OBJ)
 	@rm -f $@
@@ -79,8 +84,6 @@ bin/$(1): $(patsubst %.c,$(B)/%.o,$(wildcard $(1)/*.c)) $(B)/libpgcommon.a
 	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS_ALL)
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rule,$(s))))
-# approve shows the runbook a waiting case would run (execute's planner)
-bin/approve: $(B)/execute/runbook.o
 
 # the ops console (not a stage: no journal; serves console/www, passes the
 # API on to approve and audit)
@@ -89,9 +92,9 @@ bin/console: $(CONSOLE_SRC:%.c=$(B)/%.o) $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-# the CLI runs some stage modules itself: plan (execute's runbooks), replay
-# --dry-run (approve's policy, triage's rules), case show (audit's case index)
-bin/payguard: $(PG_OBJ) $(B)/execute/runbook.o $(B)/approve/policy.o $(B)/triage/rules.o $(B)/audit/caseidx.o $(B)/libpgcommon.a
+# the operator command and its master (payguard/); what it shares with the
+# stages (policy, rules, runbook planning) is in the common library
+bin/payguard: $(PG_OBJ) $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
@@ -155,8 +158,7 @@ $(BA)/$(1): $(patsubst %.c,$(BS)/%.o,$(wildcard $(1)/*.c)) $(BS)/libpgcommon.a
 	$$(CC) $(SAN) -o $$@ $$^ $$(LDLIBS_ALL)
 endef
 $(foreach s,$(STAGES) console,$(eval $(call asan_stage_rule,$(s))))
-$(BA)/approve: $(BS)/execute/runbook.o
-$(BA)/payguard: $(PG_SRC:%.c=$(BS)/%.o) $(BS)/execute/runbook.o $(BS)/approve/policy.o $(BS)/triage/rules.o $(BS)/audit/caseidx.o $(BS)/libpgcommon.a
+$(BA)/payguard: $(PG_SRC:%.c=$(BS)/%.o) $(BS)/libpgcommon.a
 	@mkdir -p $(BA)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 $(BA)/pg-sandbox: $(SANDBOX_SRC:%.c=$(BS)/%.o) $(BS)/libpgcommon.a
@@ -186,26 +188,30 @@ e2e-asan: all $(ASAN_PROGS)
 e2e-run:
 	@$(E2E_RUN)
 
-test: test-deps all bin/unit-tests bin/unit-tests-asan
+test: test-deps
+	@$(MAKE) --no-print-directory all bin/unit-tests bin/unit-tests-asan
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-short)
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory e2e-asan
 
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@bash scripts/demo.sh
 
 # make chaos: the long seeded chaos run (CHAOS_N deliveries, default 20,000;
 # CHAOS_SEED replays one); a 2,000-delivery one is part of make test
-chaos: deps all
+chaos: deps
+	@$(MAKE) --no-print-directory all
 	@bash tests/chaos.sh
 
 # make bench: ingest against nginx and the disk's fdatasync (fio), end to end,
 # duplicate storm, replay, audit verify, memory; results in bench/results.md
 # (BENCH_N webhooks per ingest run, default 20,000; see scripts/bench.sh)
-bench: deps all
+bench: deps
 	@sh scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
 	@bash scripts/bench.sh
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
@@ -213,10 +219,10 @@ bench: deps all
 # in tests/fuzz/NAME/
 FZ := build-fuzz
 FUZZ_LIB_SRC := $(COMMON_SRC) $(STAGE_LIB_SRC)
-$(FZ)/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
+$(FZ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC-FUZZ $<"
-	@clang $(WARN) -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+	@clang $(WARN) -g -O1 -MMD -MP -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
 bin/fuzz_%: $(FZ)/tests/fuzz/fuzz_%.o $(FUZZ_LIB_SRC:%.c=$(FZ)/%.o)
 	@mkdir -p bin
 	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_ALL)

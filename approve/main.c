@@ -78,8 +78,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "approve.h"
-#include "../execute/execute.h"
+#include "policy.h"
+#include "runbook.h"
 #include "log.h"
 #include "httpd.h"
 #include "people.h"

@@ -5,7 +5,7 @@
  * append_mu) and the publish queue (under pub_mu), then wake the loop
  * through a pipe.
  *
- * DELIVERY CONTRACT (DESIGN.md §2)
+ * DELIVERY CONTRACT (docs/ARCHITECTURE.md §4)
  *   1. An event is appended to the journal, then made durable (one
  *      fdatasync per loop turn covers every append of that turn: group
  *      commit), and only then sent. Nothing is sent that a crash could

@@ -63,7 +63,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "execute.h"
+#include "runbook.h"
 #include "httpc.h"
 #include "log.h"
 #include "stage.h"

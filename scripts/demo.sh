@@ -97,14 +97,14 @@ MSG
 UPORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 3p)
 CPORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 4p)
 echo
-echo "5. The case as audit sees it (bin/payguard case show payout-P-10492):"
-$PG case show payout-P-10492 | sed 's/^/   /'
+echo "5. The case as audit sees it (bin/payguard case show payout-P-10492 --token-file config/sandbox/ops_lead.token):"
+$PG case show payout-P-10492 --token-file config/sandbox/ops_lead.token | sed 's/^/   /'
 echo
 echo "6. The audit trail, checked end to end (bin/payguard audit verify):"
 $PG audit verify | sed 's/^/   /'
 cat <<MSG
 
-After approving, \`bin/payguard case show payout-P-10492\` shows every runbook step;
+After approving, \`bin/payguard case show payout-P-10492 --token-file config/sandbox/ops_lead.token\` shows every runbook step;
 the same as JSON: curl -H "Authorization: Bearer \$(cat config/sandbox/ops_lead.token)" http://127.0.0.1:$UPORT/cases/payout-P-10492
 MSG
 cat <<MSG

@@ -80,11 +80,11 @@ ok "... the AI recommendation marked advisory" grep -q '"recommendation":{[^}]*"
 ok "... the decision with who and when" grep -q '"decisions":\[{"approver":"ops_lead","role":"payments_ops_lead","decision":"approve","comment":"storm","at":"20' "$WORK/case.json"
 ok "... each action with its response" grep -q '"actions":\[.*{"step":"hold_payout","status":"done","idempotency_key":"payout-P-1:hold_payout","http_status":200,"response":{' "$WORK/case.json"
 ok "... its idempotency key" grep -q '"idempotency_keys":\["evt_storm_1:P-1"\]' "$WORK/case.json"
-"$PG" case show payout-P-1 -c "$CFG" >"$WORK/show.txt"
+"$PG" case show payout-P-1 -c "$CFG" --token-file "$ROOT/config/sandbox/ops_lead.token" >"$WORK/show.txt"
 ok "payguard case show: state and receipts" grep -q 'state: executed .*receipts: 12 (11 duplicate)' "$WORK/show.txt"
 ok "payguard case show: 12 receipt lines, one runbook finished" test "$(grep -c ' receipt ' "$WORK/show.txt") $(grep -c 'runbook finished: done' "$WORK/show.txt")" = "12 1"
 ok "payguard case show: the advice marked advisory" grep -q 'AI recommendation (ADVISORY ONLY' "$WORK/show.txt"
-ok "payguard case show of an unknown case: exit 1" bash -c "! '$PG' case show payout-NOPE -c '$CFG' 2>/dev/null"
+ok "payguard case show of an unknown case: exit 1" bash -c "! '$PG' case show payout-NOPE -c '$CFG' --token-file '$ROOT/config/sandbox/ops_lead.token' 2>/dev/null"
 
 # ---- 2. lists, refusals
 ok "GET /cases?state=executed lists it" bash -c "curl -s -H 'Authorization: Bearer $(tok treasurer)' '$AUD/cases?state=executed' | grep -q '^{\"cases\":\[{\"case_id\":\"payout-P-1\",\"kind\":\"payout\",\"state\":\"executed\",\"ref\":\"P-1\"'"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e_fsync - a failed fsync is fatal and acknowledges nothing (DESIGN.md §2),
+# e2e_fsync - a failed fsync is fatal and acknowledges nothing (docs/ARCHITECTURE.md §15),
 # through the real group run with a test build of fdatasync/fsync that fails
 # on demand (bin/libpgfailsync.so, tests/shim/failsync.c):
 #   1. 200 webhooks accepted normally;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../approve/approve.h"
+#include "policy.h"
 
 /* s_write - a config file in a fresh temp file; the path is static */
 static const char *s_write(const char *text)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../triage/triage.h"
+#include "rules.h"
 
 #define T_2026_11_21_10_00 1795255200 /* 2026-11-21T10:00:00Z */
 

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../execute/execute.h"
+#include "runbook.h"
 
 static const rb_opts_t s_jira = {"jira", "PAY", "http://127.0.0.1:8083"};
 static const rb_opts_t s_snow = {"servicenow", NULL, "http://127.0.0.1:8083/"};

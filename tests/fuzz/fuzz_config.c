@@ -1,6 +1,6 @@
 /* fuzz_config - libFuzzer target for the group configuration (common/config.h)
  * and the operator-written values read from it: approvers (common/people.h)
- * and approval policy (approve/approve.h).
+ * and approval policy (common/policy.h).
  *
  * Input: the text of a configuration file (ZPL), written to a file of its
  * own for config_load, which takes a path; inputs over FZ_MAX_BYTES are
@@ -32,7 +32,7 @@
  * (new finds go to the first directory; the seeds stay as they are)
  */
 #include "fuzz_util.h"
-#include "../../approve/approve.h"
+#include "policy.h"
 #include "config.h"
 #include "log.h"
 #include "people.h"

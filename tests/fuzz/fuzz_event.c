@@ -26,7 +26,7 @@
  *   ./bin/fuzz_event -max_total_time=10 build-fuzz/corpus/event tests/fuzz/event
  * (new finds go to the first directory; the seeds stay as they are)
  */
-#include "../../approve/approve.h"
+#include "policy.h"
 #include "event.h"
 #include "log.h"
 

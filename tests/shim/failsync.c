@@ -8,7 +8,7 @@
  *	the calling program (e.g. "ingest" or "validate", as in
  *	program_invocation_short_name), fdatasync and fsync fail with EIO
  *	without syncing; otherwise they are the C library's. It lets a test
- *	show what DESIGN.md promises of a failed sync: the stage exits without
+ *	show what docs/ARCHITECTURE.md promises of a failed sync: the stage exits without
  *	acknowledging anything, and after the restart nothing acknowledged is
  *	lost (tests/e2e_fsync.sh). Test use only: never in a product build.
  *--*/

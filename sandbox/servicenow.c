@@ -53,7 +53,7 @@ static int s_route(sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_create - validate and open an incident */
-static int s_create(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     static const char *const urgencies[] = {"1", "2", "3", NULL};
     char err[256], now[32];
@@ -66,12 +66,12 @@ static int s_create(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     if (!sbx_in(urgency, urgencies))
         return s_sn_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid request", "urgency must be \"1\", \"2\" or \"3\"");
     sbx_now_rfc3339(now);
-    if (db_exec(st,
+    if (sbx_db_exec(st,
                 "INSERT INTO sn_incidents(sys_id, number, short_description, description, urgency, correlation_id,"
                 " created) VALUES('(new)','(new)',?,?,?,?,?)",
                 "sssss", sd, desc, urgency, *corr ? corr : NULL, now))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
-    long long seq = db_last_id(st);
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
+    long long seq = sbx_db_last_id(st);
     char seqs[32], sys_id[65], number[32];
     int l = snprintf(seqs, sizeof seqs, "incident:%lld", seq);
     const char *parts[] = {seqs};
@@ -79,19 +79,19 @@ static int s_create(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     sbx_sha256_hex(parts, lens, 1, sys_id);
     sys_id[32] = '\0'; /* a sys_id is 32 hex digits */
     snprintf(number, sizeof number, "INC%07lld", 10000 + seq);
-    if (db_exec(st, "UPDATE sn_incidents SET sys_id = ?, number = ? WHERE seq = ?", "ssi", sys_id, number, seq))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
-    json_t *row = db_row(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE seq = ?", "i", seq);
+    if (sbx_db_exec(st, "UPDATE sn_incidents SET sys_id = ?, number = ? WHERE seq = ?", "ssi", sys_id, number, seq))
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
+    json_t *row = sbx_db_row(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE seq = ?", "i", seq);
     return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:o}", "result", row));
 }
 
 /* s_handle - serve one routed ServiceNow call */
-static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     if (req->route == R_CREATE)
         return s_create(st, req, resp);
     if (req->route == R_GET) {
-        json_t *row = db_row(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE sys_id = ?", "s", req->ids[0]);
+        json_t *row = sbx_db_row(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE sys_id = ?", "s", req->ids[0]);
         if (!row)
             return s_sn_error(resp, MHD_HTTP_NOT_FOUND, "No Record found",
                               "Record doesn't exist or ACL restricts the record retrieval");
@@ -102,7 +102,7 @@ static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     if (q && !corr)
         return s_sn_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid query",
                           "this sandbox filters by sysparm_query=correlation_id=<value> only");
-    json_t *rows = db_rows(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE ?1 IS NULL OR correlation_id = ?1"
+    json_t *rows = sbx_db_rows(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE ?1 IS NULL OR correlation_id = ?1"
                                " ORDER BY seq",
                            "s", corr);
     return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "result", rows));

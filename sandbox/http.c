@@ -59,7 +59,7 @@ static const sbx_system_t *s_system_of(const char *url, const char **rel)
 }
 
 /* s_token - which kind of token the Authorization header carries */
-static token_kind_t s_token(const sandbox_t *sb, const char *auth)
+static sbx_token_kind_t s_token(const sbx_sandbox_t *sb, const char *auth)
 {
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
         return TOKEN_NONE;
@@ -96,7 +96,7 @@ static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 /* s_emulated - steps 1-8 above for one call to sys */
-static long s_emulated(sandbox_t *sb, const sbx_system_t *sys, const char *rel, const char *method,
+static long s_emulated(sbx_sandbox_t *sb, const sbx_system_t *sys, const char *rel, const char *method,
                        struct MHD_Connection *conn, ctx_t *ctx)
 {
     sbx_resp_t *resp = &ctx->resp;
@@ -108,7 +108,7 @@ static long s_emulated(sandbox_t *sb, const sbx_system_t *sys, const char *rel, 
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, s_query_arg, &q);
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     bool is_post = strcmp(method, "POST") == 0;
-    token_kind_t tok = s_token(sb, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    sbx_token_kind_t tok = s_token(sb, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
     const char *auth = tok == TOKEN_READ ? "read" : tok == TOKEN_WRITE ? "write" : NULL;
     int route = -1;
 
@@ -126,12 +126,12 @@ static long s_emulated(sandbox_t *sb, const sbx_system_t *sys, const char *rel, 
         sbx_error(resp, MHD_HTTP_BAD_REQUEST, "Idempotency-Key longer than %d characters", SBX_KEY_MAX);
 
     long delay_ms = 0;
-    fault_t fault = {0};
-    store_lock(sb->store);
-    bool in_tx = store_begin(sb->store) == 0;
+    sbx_fault_t fault = {0};
+    sbx_store_lock(sb->store);
+    bool in_tx = sbx_store_begin(sb->store) == 0;
     if (!in_tx)
-        sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(sb->store));
-    if (!resp->status && store_fault_take(sb->store, sys->name, method, rel, &fault)) {
+        sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(sb->store));
+    if (!resp->status && sbx_store_fault_take(sb->store, sys->name, method, rel, &fault)) {
         delay_ms = fault.delay_ms;
         resp->retry_after_s = fault.retry_after_s;
         if (fault.status)
@@ -146,9 +146,9 @@ static long s_emulated(sandbox_t *sb, const sbx_system_t *sys, const char *rel, 
         char stored_hash[65];
         unsigned status = 0;
         char *body = NULL;
-        int found = store_idem_get(sb->store, sys->name, key, stored_hash, &status, &body);
+        int found = sbx_store_idem_get(sb->store, sys->name, key, stored_hash, &status, &body);
         if (found < 0) {
-            sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(sb->store));
+            sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(sb->store));
         } else if (found && strcmp(stored_hash, hash) != 0) {
             sbx_error(resp, MHD_HTTP_UNPROCESSABLE_CONTENT, "Idempotency-Key reused with a different request");
         } else if (found) {
@@ -170,39 +170,39 @@ static long s_emulated(sandbox_t *sb, const sbx_system_t *sys, const char *rel, 
         }
         if (!resp->status) {
             req.route = route;
-            db_exec(sb->store, "SAVEPOINT handler", "");
+            sbx_db_exec(sb->store, "SAVEPOINT handler", "");
             sys->handle(sb->store, &req, resp);
             if (resp->status >= 300)
-                db_exec(sb->store, "ROLLBACK TO handler", "");
-            else if (idem && store_idem_put(sb->store, sys->name, key, hash, resp->status, resp->body))
-                sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(sb->store));
-            db_exec(sb->store, "RELEASE handler", "");
+                sbx_db_exec(sb->store, "ROLLBACK TO handler", "");
+            else if (idem && sbx_store_idem_put(sb->store, sys->name, key, hash, resp->status, resp->body))
+                sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(sb->store));
+            sbx_db_exec(sb->store, "RELEASE handler", "");
         }
         json_decref(req.json);
     }
-    call_rec_t call = {.system = sys->name, .method = method, .path = rel, .query = q.text,
+    sbx_call_rec_t call = {.system = sys->name, .method = method, .path = rel, .query = q.text,
                        .idempotency_key = key, .auth = auth, .status = resp->status, .fault_id = fault.id,
                        .request = ctx->too_large ? NULL : ctx->body, .request_len = ctx->len,
                        .response = resp->body, .response_len = resp->body ? strlen(resp->body) : 0};
-    if (in_tx && (store_call_add(sb->store, &call) != 0 || store_commit(sb->store) != 0)) {
-        log_error("sqlite commit: %s", store_error(sb->store));
-        store_rollback(sb->store);
-        sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(sb->store));
+    if (in_tx && (sbx_store_call_add(sb->store, &call) != 0 || sbx_store_commit(sb->store) != 0)) {
+        log_error("sqlite commit: %s", sbx_store_error(sb->store));
+        sbx_store_rollback(sb->store);
+        sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(sb->store));
     }
-    store_unlock(sb->store);
+    sbx_store_unlock(sb->store);
     log_debug("%s %s%s -> %u%s", method, sys->prefix, rel, resp->status, fault.id ? " (fault)" : "");
     return delay_ms;
 }
 
 /* s_process - answer a complete request: control, an emulated system, or 404;
  * returns how long to hold the answer back */
-static long s_process(sandbox_t *sb, const char *url, const char *method, struct MHD_Connection *conn, ctx_t *ctx)
+static long s_process(sbx_sandbox_t *sb, const char *url, const char *method, struct MHD_Connection *conn, ctx_t *ctx)
 {
     if (strcmp(url, "/_sandbox") == 0 || strncmp(url, "/_sandbox/", 10) == 0) {
         if (ctx->too_large)
             sbx_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "body over %d bytes", SBX_MAX_BODY);
         else
-            control_handle(sb->store, method, url + 9, conn, ctx->body, ctx->len, &ctx->resp);
+            sbx_control_handle(sb->store, method, url + 9, conn, ctx->body, ctx->len, &ctx->resp);
         return 0;
     }
     const char *rel = NULL;
@@ -246,7 +246,7 @@ enum MHD_Result http_answer(void *cls, struct MHD_Connection *conn, const char *
                             void **con_cls)
 {
     (void) version;
-    sandbox_t *sb = cls;
+    sbx_sandbox_t *sb = cls;
     ctx_t *ctx = *con_cls;
     if (!ctx) {
         ctx = calloc(1, sizeof *ctx);
@@ -280,7 +280,7 @@ enum MHD_Result http_answer(void *cls, struct MHD_Connection *conn, const char *
     }
     if (ctx->state == CTX_READING) {
         long delay_ms = s_process(sb, url, method, conn, ctx);
-        if (delay_ms > 0 && delay_suspend(sb->delay, conn, delay_ms)) {
+        if (delay_ms > 0 && sbx_delay_suspend(sb->delay, conn, delay_ms)) {
             ctx->state = CTX_WAITING;
             return MHD_YES;
         }
@@ -291,8 +291,8 @@ enum MHD_Result http_answer(void *cls, struct MHD_Connection *conn, const char *
     return MHD_YES;
 }
 
-/* http_completed - free a request's state once libmicrohttpd is done with it */
-void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+/* sbx_http_completed - free a request's state once libmicrohttpd is done with it */
+void sbx_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void) cls;
     (void) conn;

@@ -1,16 +1,15 @@
-/* execute.h - runbooks: fixed lists of bounded steps, planned only from the
- * recorded case (CONTRACT.md §5), executed exactly once.
- *
- *   runbook.c  the planner: an approved or denied case -> the exact calls
- *   main.c     the stage: journals each step started (with its
- *              Idempotency-Key) before the call and finished after it,
- *              resumes unfinished steps after a crash with the same key
+/* runbook - the planner: an approved or denied case -> the exact calls,
+ * fixed lists of bounded steps planned only from the recorded case
+ * (CONTRACT.md §5). Pure (no I/O): execute runs the plans (journaling each
+ * step started, with its Idempotency-Key, before the call and finished
+ * after it), approve shows the plan a waiting case would run, and
+ * `payguard plan` prints one.
  *
  * No runbook starts a new money movement: no payout, no refund. Those stay
  * recommendations for people.
  */
-#ifndef PG_EXECUTE_H
-#define PG_EXECUTE_H
+#ifndef PG_RUNBOOK_H
+#define PG_RUNBOOK_H
 
 #include <jansson.h>
 #include <stdbool.h>

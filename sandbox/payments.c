@@ -35,13 +35,13 @@ static int s_route(sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_payout_json - the payout as GET answers it */
-static json_t *s_payout_json(store_t *st, const char *id)
+static json_t *s_payout_json(sbx_store_t *st, const char *id)
 {
-    return db_row(st, "SELECT id, status, amount, currency, beneficiary_id FROM payouts WHERE id = ?", "s", id);
+    return sbx_db_row(st, "SELECT id, status, amount, currency, beneficiary_id FROM payouts WHERE id = ?", "s", id);
 }
 
 /* s_hold - put a payout on hold and say what it was before (for a release) */
-static int s_hold(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_hold(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     static const char *const fields[] = {"case_id", "reason", NULL};
     char err[256];
@@ -55,11 +55,11 @@ static int s_hold(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return sbx_error(resp, MHD_HTTP_NOT_FOUND, "no such payout: %s", id);
     const char *prev = json_string_value(json_object_get(p, "status"));
     if (strcmp(prev, "on_hold") != 0
-        && db_exec(st, "UPDATE payouts SET status = 'on_hold', held_from = ?, hold_case_id = ?, hold_reason = ?"
+        && sbx_db_exec(st, "UPDATE payouts SET status = 'on_hold', held_from = ?, hold_case_id = ?, hold_reason = ?"
                        " WHERE id = ?",
                    "ssss", prev, case_id, reason, id)) {
         json_decref(p);
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     }
     sbx_reply(resp, MHD_HTTP_OK,
               json_pack("{s:s, s:s, s:s}", "id", id, "status", "on_hold", "previous_status", prev));
@@ -68,7 +68,7 @@ static int s_hold(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_release - roll a hold back to the status the caller names */
-static int s_release(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_release(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     static const char *const fields[] = {"case_id", "to_status", NULL};
     static const char *const states[] = {"pending", "paid", "failed", "reversed", NULL};
@@ -90,15 +90,15 @@ static int s_release(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return -1;
     }
     json_decref(p);
-    if (db_exec(st, "UPDATE payouts SET status = ?, held_from = NULL, hold_case_id = NULL, hold_reason = NULL"
+    if (sbx_db_exec(st, "UPDATE payouts SET status = ?, held_from = NULL, hold_case_id = NULL, hold_reason = NULL"
                     " WHERE id = ?",
                 "ss", to, id))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:s, s:s}", "id", id, "status", to));
 }
 
 /* s_ben_hold - stop further payouts to a beneficiary */
-static int s_ben_hold(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_ben_hold(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     static const char *const fields[] = {"case_id", "reason", NULL};
     char err[256];
@@ -107,16 +107,16 @@ static int s_ben_hold(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         || !(case_id = sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err))
         || !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
-    if (db_int(st, 0, "SELECT COUNT(*) FROM beneficiaries WHERE id = ?", "s", id) == 0)
+    if (sbx_db_int(st, 0, "SELECT COUNT(*) FROM beneficiaries WHERE id = ?", "s", id) == 0)
         return sbx_error(resp, MHD_HTTP_NOT_FOUND, "no such beneficiary: %s", id);
-    if (db_exec(st, "UPDATE beneficiaries SET status = 'on_hold', case_id = ?, reason = ? WHERE id = ?", "sss",
+    if (sbx_db_exec(st, "UPDATE beneficiaries SET status = 'on_hold', case_id = ?, reason = ? WHERE id = ?", "sss",
                 case_id, reason, id))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:s, s:s}", "id", id, "status", "on_hold"));
 }
 
 /* s_block - hold customer "refund complete" messages for a ref */
-static int s_block(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_block(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     static const char *const fields[] = {"ref", "case_id", "reason", NULL};
     char err[256], now[32];
@@ -127,16 +127,16 @@ static int s_block(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         || !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     sbx_now_rfc3339(now);
-    if (db_exec(st, "INSERT INTO comms_blocks(id, ref, case_id, reason, created_at) VALUES('(new)',?,?,?,?)", "ssss",
+    if (sbx_db_exec(st, "INSERT INTO comms_blocks(id, ref, case_id, reason, created_at) VALUES('(new)',?,?,?,?)", "ssss",
                 ref, case_id, reason, now)
-        || db_exec(st, "UPDATE comms_blocks SET id = printf('cb_%06d', seq) WHERE seq = ?", "i", db_last_id(st)))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        || sbx_db_exec(st, "UPDATE comms_blocks SET id = printf('cb_%06d', seq) WHERE seq = ?", "i", sbx_db_last_id(st)))
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED,
-                     db_row(st, "SELECT id FROM comms_blocks WHERE seq = (SELECT MAX(seq) FROM comms_blocks)", ""));
+                     sbx_db_row(st, "SELECT id FROM comms_blocks WHERE seq = (SELECT MAX(seq) FROM comms_blocks)", ""));
 }
 
 /* s_handle - serve one routed payments call */
-static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     json_t *o;
     switch (req->route) {
@@ -149,13 +149,13 @@ static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     case R_RELEASE:
         return s_release(st, req, resp);
     case R_BENEFICIARY:
-        if (!(o = db_row(st, "SELECT id, status FROM beneficiaries WHERE id = ?", "s", req->ids[0])))
+        if (!(o = sbx_db_row(st, "SELECT id, status FROM beneficiaries WHERE id = ?", "s", req->ids[0])))
             return sbx_error(resp, MHD_HTTP_NOT_FOUND, "no such beneficiary: %s", req->ids[0]);
         return sbx_reply(resp, MHD_HTTP_OK, o);
     case R_BEN_HOLD:
         return s_ben_hold(st, req, resp);
     case R_PAYMENT:
-        if (!(o = db_row(st,
+        if (!(o = sbx_db_row(st,
                          "SELECT id, amount, currency, customer_id, customer_risk, flagged AS \"bool:flagged\","
                          " refunded_amount FROM payments WHERE id = ?",
                          "s", req->ids[0])))

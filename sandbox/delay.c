@@ -19,7 +19,7 @@ typedef struct waiter_t {
     struct waiter_t *next;
 } waiter_t;
 
-struct delay_t {
+struct sbx_delay_t {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     pthread_t thread;
@@ -51,7 +51,7 @@ static int s_resume_all(waiter_t *list)
 /* s_run - the timer thread: wait for the earliest wake time, resume what is due */
 static void *s_run(void *arg)
 {
-    delay_t *self = arg;
+    sbx_delay_t *self = arg;
     pthread_mutex_lock(&self->mu);
     while (!self->stopping) {
         if (!self->head) {
@@ -81,10 +81,10 @@ static void *s_run(void *arg)
     return NULL;
 }
 
-/* delay_new - start the timer thread */
-delay_t *delay_new(void)
+/* sbx_delay_new - start the timer thread */
+sbx_delay_t *sbx_delay_new(void)
 {
-    delay_t *self = calloc(1, sizeof *self);
+    sbx_delay_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     pthread_condattr_t ca;
@@ -102,8 +102,8 @@ delay_t *delay_new(void)
     return self;
 }
 
-/* delay_suspend - park conn until ms from now (called from the access handler) */
-bool delay_suspend(delay_t *self, struct MHD_Connection *conn, long ms)
+/* sbx_delay_suspend - park conn until ms from now (called from the access handler) */
+bool sbx_delay_suspend(sbx_delay_t *self, struct MHD_Connection *conn, long ms)
 {
     waiter_t *w = calloc(1, sizeof *w);
     if (!w)
@@ -127,9 +127,9 @@ bool delay_suspend(delay_t *self, struct MHD_Connection *conn, long ms)
     return true;
 }
 
-/* delay_stop - answer everything still waiting now (a daemon must not be
+/* sbx_delay_stop - answer everything still waiting now (a daemon must not be
  * stopped with suspended connections); how many were waiting */
-int delay_stop(delay_t *self)
+int sbx_delay_stop(sbx_delay_t *self)
 {
     if (!self)
         return 0;
@@ -145,13 +145,13 @@ int delay_stop(delay_t *self)
     return s_resume_all(all);
 }
 
-/* delay_destroy - stop, free, NULL the pointer */
-void delay_destroy(delay_t **self_p)
+/* sbx_delay_destroy - stop, free, NULL the pointer */
+void sbx_delay_destroy(sbx_delay_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    delay_t *self = *self_p;
-    delay_stop(self);
+    sbx_delay_t *self = *self_p;
+    sbx_delay_stop(self);
     pthread_cond_destroy(&self->cond);
     pthread_mutex_destroy(&self->mu);
     free(self);

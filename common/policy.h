@@ -1,15 +1,13 @@
-/* approve.h - policy routing, people, segregation of duties.
- *
- *   policy.c  the route a case takes: nothing to do, auto-approved by
- *             policy, or which human roles must agree (CONTRACT.md §4),
- *             and the policy input read from a triaged event
- *   main.c    the stage: approvals state, the approvals API, expiry
+/* policy - the route a case takes: nothing to do, auto-approved by policy,
+ * or which human roles must agree (CONTRACT.md §4), and the policy input
+ * read from a triaged event. Pure (no I/O): approve routes with it, and
+ * `payguard replay --dry-run` shows what it would decide.
  *
  * Policy reads only recorded facts and the advice's closed-set labels and
  * confidence (policy_input_t): free text, a model's included, cannot reach it.
  */
-#ifndef PG_APPROVE_H
-#define PG_APPROVE_H
+#ifndef PG_POLICY_H
+#define PG_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -48,11 +48,11 @@ static int s_route(sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_handle - a refund or payout object, as Stripe serialises it */
-static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     json_t *o;
     if (req->route == R_REFUND) {
-        o = db_row(st,
+        o = sbx_db_row(st,
                    "SELECT id, 'refund' AS object, amount, created, currency,"
                    " iif(payment_id IS NULL, '{}', json_object('payment_id', payment_id)) AS \"json:metadata\","
                    " payment_intent, status"
@@ -61,7 +61,7 @@ static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         if (!o)
             return s_stripe_error(resp, MHD_HTTP_NOT_FOUND, "No such refund: '%s'", req->ids[0]);
     } else {
-        o = db_row(st,
+        o = sbx_db_row(st,
                    "SELECT id, 'payout' AS object, amount, created, currency, failure_code, failure_message,"
                    " iif(payout_id IS NULL, '{}', json_object('payout_id', payout_id)) AS \"json:metadata\", status"
                    " FROM psp_payouts WHERE id = ?",

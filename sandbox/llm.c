@@ -147,8 +147,8 @@ static json_t *s_fill(json_t *schema, json_t *root, int depth)
     return json_null();
 }
 
-/* llm_content - the deterministic answer text for a request */
-char *llm_content(json_t *request)
+/* sbx_llm_content - the deterministic answer text for a request */
+char *sbx_llm_content(json_t *request)
 {
     json_t *rf = json_object_get(request, "response_format");
     json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
@@ -216,19 +216,19 @@ static size_t s_prompt_chars(json_t *req)
 }
 
 /* s_chat - one completion: the override, else the schema-built object */
-static int s_chat(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_chat(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     char err[256];
     if (s_check(req->json, err, sizeof err))
         return s_openai_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
-    char *content = store_setting_get(st, "llm_content");
+    char *content = sbx_store_setting_get(st, "sbx_llm_content");
     if (!content)
-        content = llm_content(req->json);
-    long long n = db_int(st, 0, "SELECT value FROM settings WHERE key = 'llm_completions'", "") + 1;
+        content = sbx_llm_content(req->json);
+    long long n = sbx_db_int(st, 0, "SELECT value FROM settings WHERE key = 'llm_completions'", "") + 1;
     char count[32], id[64];
     snprintf(count, sizeof count, "%lld", n);
     snprintf(id, sizeof id, "chatcmpl-sandbox-%lld", n);
-    store_setting_set(st, "llm_completions", count);
+    sbx_store_setting_set(st, "llm_completions", count);
     long long prompt = (long long) s_prompt_chars(req->json) / 4 + 1, done = (long long) strlen(content) / 4 + 1;
     json_t *out = json_pack("{s:s, s:s, s:I, s:O, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:I, s:I, s:I}}", "id", id,
                             "object", "chat.completion", "created", (json_int_t) time(NULL), "model",
@@ -243,7 +243,7 @@ static int s_chat(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_handle - serve one routed LLM call */
-static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     if (req->route == R_CHAT)
         return s_chat(st, req, resp);

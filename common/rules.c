@@ -48,7 +48,7 @@
  * integer arithmetic.
  */
 #include "money.h"
-#include "triage.h"
+#include "rules.h"
 
 #include <assert.h>
 #include <jansson.h>

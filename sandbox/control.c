@@ -46,7 +46,7 @@ static int s_query_int(struct MHD_Connection *conn, const char *name, long long 
 }
 
 /* s_calls - the calls log, filtered */
-static int s_calls(store_t *st, struct MHD_Connection *conn, sbx_resp_t *resp)
+static int s_calls(sbx_store_t *st, struct MHD_Connection *conn, sbx_resp_t *resp)
 {
     const char *system = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "system");
     long long since, limit;
@@ -54,7 +54,7 @@ static int s_calls(store_t *st, struct MHD_Connection *conn, sbx_resp_t *resp)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "unknown system '%.64s'", system);
     if (s_query_int(conn, "since", 0, &since) || s_query_int(conn, "limit", SBX_CALLS_KEEP, &limit))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "since and limit are non-negative integers");
-    return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "calls", store_calls(st, system, since, limit)));
+    return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "calls", sbx_store_calls(st, system, since, limit)));
 }
 
 /* s_int_field - an optional integer field in [min, max]; -1 + err */
@@ -75,7 +75,7 @@ static int s_int_field(json_t *o, const char *key, long long dflt, long long min
 }
 
 /* s_add_fault - validate and store one fault */
-static int s_add_fault(store_t *st, json_t *o, sbx_resp_t *resp)
+static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
 {
     static const char *const fields[] = {"system", "method", "path_prefix", "status", "count", "delay_ms",
                                          "retry_after_s", NULL};
@@ -106,40 +106,40 @@ static int s_add_fault(store_t *st, json_t *o, sbx_resp_t *resp)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (status != 0 && status < 100)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "status is 0 or an HTTP status (100-599)");
-    if (db_exec(st,
+    if (sbx_db_exec(st,
                 "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s)"
                 " VALUES(?,?,?,?,?,?,?)",
                 "sssiiii", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
-    return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:I}", "id", (json_int_t) db_last_id(st)));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
+    return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:I}", "id", (json_int_t) sbx_db_last_id(st)));
 }
 
 /* s_seed - load a seed document in one transaction: all or nothing */
-static int s_seed(store_t *st, json_t *doc, sbx_resp_t *resp)
+static int s_seed(sbx_store_t *st, json_t *doc, sbx_resp_t *resp)
 {
     char err[512] = "";
     json_t *counts = json_object();
-    if (store_begin(st) != 0) {
+    if (sbx_store_begin(st) != 0) {
         json_decref(counts);
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     }
-    if (seed_apply(st, doc, counts, err, sizeof err) != 0) {
-        store_rollback(st);
+    if (sbx_seed_apply(st, doc, counts, err, sizeof err) != 0) {
+        sbx_store_rollback(st);
         json_decref(counts);
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     }
-    if (store_commit(st) != 0) {
-        store_rollback(st);
+    if (sbx_store_commit(st) != 0) {
+        sbx_store_rollback(st);
         json_decref(counts);
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     }
     return sbx_reply(resp, MHD_HTTP_OK, counts);
 }
 
 /* s_state - every table, shaped like the APIs answer, for assertions */
-static json_t *s_state(store_t *st)
+static json_t *s_state(sbx_store_t *st)
 {
-    json_t *issues = db_rows(st,
+    json_t *issues = sbx_db_rows(st,
                              "SELECT id, key, project, summary, description, issuetype, priority,"
                              " labels AS \"json:labels\", created FROM jira_issues ORDER BY seq",
                              "");
@@ -147,60 +147,60 @@ static json_t *s_state(store_t *st)
     json_t *issue;
     json_array_foreach(issues, i, issue) {
         json_object_set_new(issue, "comments",
-                            db_rows(st, "SELECT id, body, created FROM jira_comments WHERE issue_key = ? ORDER BY seq",
+                            sbx_db_rows(st, "SELECT id, body, created FROM jira_comments WHERE issue_key = ? ORDER BY seq",
                                     "s", json_string_value(json_object_get(issue, "key"))));
     }
-    char *llm = store_setting_get(st, "llm_content");
+    char *llm = sbx_store_setting_get(st, "sbx_llm_content");
     json_t *out = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "payouts",
-        db_rows(st,
+        sbx_db_rows(st,
                 "SELECT id, status, amount, currency, beneficiary_id, held_from AS \"opt:held_from\","
                 " hold_case_id AS \"opt:hold_case_id\", hold_reason AS \"opt:hold_reason\" FROM payouts ORDER BY id",
                 ""),
         "beneficiaries",
-        db_rows(st, "SELECT id, status, case_id AS \"opt:case_id\", reason AS \"opt:reason\" FROM beneficiaries"
+        sbx_db_rows(st, "SELECT id, status, case_id AS \"opt:case_id\", reason AS \"opt:reason\" FROM beneficiaries"
                     " ORDER BY id",
                 ""),
         "payments",
-        db_rows(st,
+        sbx_db_rows(st,
                 "SELECT id, amount, currency, customer_id, customer_risk, flagged AS \"bool:flagged\", refunded_amount"
                 " FROM payments ORDER BY id",
                 ""),
         "psp_refunds",
-        db_rows(st,
+        sbx_db_rows(st,
                 "SELECT id, 'refund' AS object, amount, created, currency,"
                 " iif(payment_id IS NULL, '{}', json_object('payment_id', payment_id)) AS \"json:metadata\","
                 " payment_intent, status FROM psp_refunds ORDER BY id",
                 ""),
         "psp_payouts",
-        db_rows(st,
+        sbx_db_rows(st,
                 "SELECT id, 'payout' AS object, amount, created, currency, failure_code, failure_message,"
                 " iif(payout_id IS NULL, '{}', json_object('payout_id', payout_id)) AS \"json:metadata\", status"
                 " FROM psp_payouts ORDER BY id",
                 ""),
         "entries",
-        db_rows(st, "SELECT id, type, amount, currency, ref, case_id, memo, created_at FROM entries ORDER BY seq", ""),
-        "comms_blocks", db_rows(st, "SELECT id, ref, case_id, reason, created_at FROM comms_blocks ORDER BY seq", ""),
+        sbx_db_rows(st, "SELECT id, type, amount, currency, ref, case_id, memo, created_at FROM entries ORDER BY seq", ""),
+        "comms_blocks", sbx_db_rows(st, "SELECT id, ref, case_id, reason, created_at FROM comms_blocks ORDER BY seq", ""),
         "jira_issues", issues, "servicenow_incidents",
-        db_rows(st,
+        sbx_db_rows(st,
                 "SELECT sys_id, number, short_description, description, urgency, correlation_id, created"
                 " FROM sn_incidents ORDER BY seq",
                 ""),
         "teams_cards",
-        db_rows(st, "SELECT seq, received_at, message AS \"json:message\" FROM teams_cards ORDER BY seq", ""),
+        sbx_db_rows(st, "SELECT seq, received_at, message AS \"json:message\" FROM teams_cards ORDER BY seq", ""),
         "faults",
-        db_rows(st,
+        sbx_db_rows(st,
                 "SELECT id, system, method, path_prefix, status, remaining, delay_ms, retry_after_s FROM faults"
                 " ORDER BY id",
                 ""),
         "llm_override", llm ? json_string(llm) : json_null(), "idempotency_keys",
-        (json_int_t) db_int(st, 0, "SELECT COUNT(*) FROM idempotency", ""));
+        (json_int_t) sbx_db_int(st, 0, "SELECT COUNT(*) FROM idempotency", ""));
     free(llm);
     return out;
 }
 
-/* control_handle - route a /_sandbox call */
-void control_handle(store_t *st, const char *method, const char *path, struct MHD_Connection *conn, const char *body,
+/* sbx_control_handle - route a /_sandbox call */
+void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, struct MHD_Connection *conn, const char *body,
                     size_t len, sbx_resp_t *resp)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0, del = strcmp(method, "DELETE") == 0;
@@ -223,13 +223,13 @@ void control_handle(store_t *st, const char *method, const char *path, struct MH
     else if (strcmp(path, "/faults") == 0 && post)
         s_add_fault(st, doc, resp);
     else if (strcmp(path, "/faults") == 0 && get)
-        sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "faults", db_rows(st, "SELECT * FROM faults ORDER BY id", "")));
+        sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "faults", sbx_db_rows(st, "SELECT * FROM faults ORDER BY id", "")));
     else if (strcmp(path, "/faults") == 0 && del) {
-        long long n = db_int(st, 0, "SELECT COUNT(*) FROM faults", "");
-        db_exec(st, "DELETE FROM faults", "");
+        long long n = sbx_db_int(st, 0, "SELECT COUNT(*) FROM faults", "");
+        sbx_db_exec(st, "DELETE FROM faults", "");
         sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:I}", "deleted", (json_int_t) n));
     } else if (strcmp(path, "/reset") == 0 && post) {
-        if (store_reset(st, err, sizeof err) != 0)
+        if (sbx_store_reset(st, err, sizeof err) != 0)
             sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "reset: %s", err);
         else
             sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:b}", "reset", 1));
@@ -241,12 +241,12 @@ void control_handle(store_t *st, const char *method, const char *path, struct MH
         const char *content = sbx_str(doc, "content", true, false, SBX_MAX_BODY, err, sizeof err);
         if (!content || json_object_size(doc) != 1)
             sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", content ? "only the field content is allowed" : err);
-        else if (store_setting_set(st, "llm_content", content))
-            sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        else if (sbx_store_setting_set(st, "sbx_llm_content", content))
+            sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
         else
             sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:s}", "content", content));
     } else if (strcmp(path, "/llm") == 0 && del) {
-        store_setting_set(st, "llm_content", NULL);
+        sbx_store_setting_set(st, "sbx_llm_content", NULL);
         sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:n}", "content"));
     } else if (sbx_in(path, (const char *const[]){"/healthz", "/calls", "/faults", "/reset", "/seed", "/state",
                                                   "/llm", NULL}))

@@ -87,7 +87,7 @@
 #define SANDBOX_THREADS 4
 
 /* s_load_tokens - read "read <token>" / "write <token>" lines; -1 + err */
-static int s_load_tokens(sandbox_t *sb, const char *path, char *err, size_t errlen)
+static int s_load_tokens(sbx_sandbox_t *sb, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -199,7 +199,7 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 2;
     }
-    static sandbox_t sb;
+    static sbx_sandbox_t sb;
     char *tokens = config_expand(cfg, config_get(cfg, "sandbox/tokens_file"), "sandbox", 0);
     int trc = s_load_tokens(&sb, tokens, err, sizeof err);
     free(tokens);
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
         return 1;
     }
     char *db = config_expand(cfg, config_get(cfg, "sandbox/db"), "sandbox", 0);
-    sb.store = store_open(db, err, sizeof err);
+    sb.store = sbx_store_open(db, err, sizeof err);
     if (!sb.store) {
         log_error("%s", err);
         free(db);
@@ -229,7 +229,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sb.delay = delay_new();
+    sb.delay = sbx_delay_new();
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -238,12 +238,12 @@ int main(int argc, char **argv)
                                     (struct sockaddr *) &ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned) SANDBOX_THREADS,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60, MHD_OPTION_CONNECTION_LIMIT,
                                     (unsigned) 512, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
-                                    MHD_OPTION_NOTIFY_COMPLETED, http_completed, &sb, MHD_OPTION_END)
+                                    MHD_OPTION_NOTIFY_COMPLETED, sbx_http_completed, &sb, MHD_OPTION_END)
                  : NULL;
     if (!httpd) {
         log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));
-        delay_destroy(&sb.delay);
-        store_close(&sb.store);
+        sbx_delay_destroy(&sb.delay);
+        sbx_store_close(&sb.store);
         free(db);
         config_destroy(&cfg);
         return 1;
@@ -255,11 +255,11 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     log_info("signal %d: stopping", sig);
-    if (delay_stop(sb.delay) > 0)
+    if (sbx_delay_stop(sb.delay) > 0)
         usleep(200 * 1000); /* let the resumed, delayed answers go out */
     MHD_stop_daemon(httpd);
-    delay_destroy(&sb.delay);
-    store_close(&sb.store);
+    sbx_delay_destroy(&sb.delay);
+    sbx_store_close(&sb.store);
     config_destroy(&cfg);
     log_info("stopped cleanly");
     return 0;

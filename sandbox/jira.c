@@ -137,7 +137,7 @@ static json_t *s_check_fields(json_t *fields)
 }
 
 /* s_create - validate and store an issue, numbered within its project */
-static int s_create(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     json_t *fields = json_object_get(req->json, "fields");
     if (!json_is_object(fields) || json_object_size(req->json) != 1)
@@ -154,18 +154,18 @@ static int s_create(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     json_decref(label_arr);
     char created[40], key[64];
     s_created(created);
-    long long n = db_int(st, 0, "SELECT COUNT(*) FROM jira_issues WHERE project = ?", "s", project) + 1;
+    long long n = sbx_db_int(st, 0, "SELECT COUNT(*) FROM jira_issues WHERE project = ?", "s", project) + 1;
     snprintf(key, sizeof key, "%s-%lld", project, n);
     const char *desc = json_string_value(json_object_get(fields, "description"));
-    int rc = db_exec(st,
+    int rc = sbx_db_exec(st,
                      "INSERT INTO jira_issues(id, key, project, summary, description, issuetype, priority, labels,"
                      " created) VALUES('(new)',?,?,?,?,?,?,?,?)",
                      "ssssssss", key, project, json_string_value(json_object_get(fields, "summary")), desc,
                      s_named(fields, "issuetype", "name"), s_named(fields, "priority", "name"), labels_text, created);
     free(labels_text);
-    long long seq = db_last_id(st);
-    if (rc || db_exec(st, "UPDATE jira_issues SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+    long long seq = sbx_db_last_id(st);
+    if (rc || sbx_db_exec(st, "UPDATE jira_issues SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     char id[32], what[64];
     snprintf(id, sizeof id, "%lld", 10000 + seq);
     snprintf(what, sizeof what, "issue/%s", id);
@@ -174,22 +174,22 @@ static int s_create(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_issue - an issue named by its key or its id, NULL if none */
-static json_t *s_issue(store_t *st, const char *key_or_id)
+static json_t *s_issue(sbx_store_t *st, const char *key_or_id)
 {
-    return db_row(st,
+    return sbx_db_row(st,
                   "SELECT id, key, project, summary, description, issuetype, priority, labels AS \"json:labels\","
                   " created FROM jira_issues WHERE key = ?1 OR id = ?1",
                   "s", key_or_id);
 }
 
 /* s_comments - an issue's comments, oldest first */
-static json_t *s_comments(store_t *st, const char *key)
+static json_t *s_comments(sbx_store_t *st, const char *key)
 {
-    return db_rows(st, "SELECT id, body, created FROM jira_comments WHERE issue_key = ? ORDER BY seq", "s", key);
+    return sbx_db_rows(st, "SELECT id, body, created FROM jira_comments WHERE issue_key = ? ORDER BY seq", "s", key);
 }
 
 /* s_comment - add a comment to an existing issue */
-static int s_comment(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_comment(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     static const char *const fields[] = {"body", "visibility", NULL};
     char err[256], created[40];
@@ -202,22 +202,22 @@ static int s_comment(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return s_jira_error(resp, MHD_HTTP_NOT_FOUND, "Issue does not exist or you do not have permission to see it.",
                             NULL);
     s_created(created);
-    int rc = db_exec(st, "INSERT INTO jira_comments(id, issue_key, body, created) VALUES('(new)',?,?,?)", "sss",
+    int rc = sbx_db_exec(st, "INSERT INTO jira_comments(id, issue_key, body, created) VALUES('(new)',?,?,?)", "sss",
                      json_string_value(json_object_get(issue, "key")), body, created);
-    long long seq = db_last_id(st);
+    long long seq = sbx_db_last_id(st);
     char what[200], id[32];
     snprintf(id, sizeof id, "%lld", 10000 + seq);
     snprintf(what, sizeof what, "issue/%s/comment/%s", json_string_value(json_object_get(issue, "id")), id);
     json_decref(issue);
-    if (rc || db_exec(st, "UPDATE jira_comments SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+    if (rc || sbx_db_exec(st, "UPDATE jira_comments SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED,
                      json_pack("{s:s, s:o, s:s, s:s}", "id", id, "self", s_self(req, what), "body", body, "created",
                                created));
 }
 
 /* s_get - the issue in Jira's shape, comments included */
-static int s_get(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_get(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     json_t *i = s_issue(st, req->ids[0]);
     if (!i)
@@ -248,7 +248,7 @@ static int s_get(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_handle - serve one routed Jira call */
-static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     switch (req->route) {
     case R_CREATE:

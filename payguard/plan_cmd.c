@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../execute/execute.h"
+#include "runbook.h"
 #include "cli.h"
 #include "journal.h"
 #include "stage.h"

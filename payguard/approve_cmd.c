@@ -36,11 +36,13 @@ static char *s_read_tty_token(const char *who)
     return t;
 }
 
-/* cli_approve_client - an httpc for the approvals API with the operator's token */
-httpc_t *cli_approve_client(const config_t *c, const char *token_file, const char *who)
+/* cli_api_client - an httpc for the API a stage serves, with the operator's token */
+httpc_t *cli_api_client(const config_t *c, const char *stage, const char *token_file, const char *who)
 {
-    char err[256], url[300];
-    snprintf(url, sizeof url, "http://%s:%s", config_get(c, "approve/http_bind"), config_get(c, "approve/http_port"));
+    char err[256], url[300], bind[64], port[64];
+    snprintf(bind, sizeof bind, "%s/http_bind", stage);
+    snprintf(port, sizeof port, "%s/http_port", stage);
+    snprintf(url, sizeof url, "http://%s:%s", config_get(c, bind), config_get(c, port));
     char *token = token_file ? httpc_read_token(token_file, err, sizeof err) : s_read_tty_token(who);
     if (!token) {
         fprintf(stderr, "payguard: %s\n", token_file ? err : "no token (use --token-file FILE or a terminal)");
@@ -60,7 +62,7 @@ int cmd_approvals(int argc, char **argv)
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
     const char *status = cli_opt(argc, argv, "--status");
-    httpc_t *h = cli_approve_client(c, cli_opt(argc, argv, "--token-file"), cli_opt(argc, argv, "--as"));
+    httpc_t *h = cli_api_client(c, "approve", cli_opt(argc, argv, "--token-file"), cli_opt(argc, argv, "--as"));
     config_destroy(&c);
     if (!h)
         return 2;
@@ -117,7 +119,7 @@ int cmd_approve(int argc, char **argv)
     config_t *c;
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
-    httpc_t *h = cli_approve_client(c, cli_opt(argc, argv, "--token-file"), who);
+    httpc_t *h = cli_api_client(c, "approve", cli_opt(argc, argv, "--token-file"), who);
     config_destroy(&c);
     if (!h)
         return 2;

@@ -37,7 +37,7 @@ static int s_route(sbx_req_t *req, sbx_resp_t *resp)
 }
 
 /* s_post - validate and append one entry */
-static int s_post(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_post(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     static const char *const fields[] = {"type", "ref", "amount", "currency", "case_id", "memo", NULL};
     char err[256], now[32];
@@ -46,7 +46,7 @@ static int s_post(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     json_t *o = req->json;
     if (sbx_only_fields(o, fields, err, sizeof err) || !(type = sbx_str(o, "type", true, true, 64, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
-    if (!sbx_in(type, seed_entry_types()))
+    if (!sbx_in(type, sbx_seed_entry_types()))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST,
                          "type '%s' is not an entry type (payout_paid, payout_reversal, refund_initiated,"
                          " refund_succeeded, refund_failed, refund_reversal)",
@@ -62,21 +62,21 @@ static int s_post(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     sbx_now_rfc3339(now);
     /* one statement names the entry after the seq it gets (AUTOINCREMENT: the
      * largest seq ever + 1), so no half-made row can outlive a failure */
-    if (db_exec(st,
+    if (sbx_db_exec(st,
                 "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
                 " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
                 "ssissss", type, ref, amount, cur, case_id, *memo ? memo : NULL, now))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
-    return sbx_reply(resp, MHD_HTTP_CREATED, db_row(st, "SELECT id FROM entries WHERE seq = ?", "i", db_last_id(st)));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
+    return sbx_reply(resp, MHD_HTTP_CREATED, sbx_db_row(st, "SELECT id FROM entries WHERE seq = ?", "i", sbx_db_last_id(st)));
 }
 
 /* s_handle - serve one routed ledger call */
-static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     if (req->route == R_POST)
         return s_post(st, req, resp);
     if (req->route == R_ONE) {
-        json_t *e = db_row(st, "SELECT " ENTRY_COLUMNS " FROM entries WHERE id = ?", "s", req->ids[0]);
+        json_t *e = sbx_db_row(st, "SELECT " ENTRY_COLUMNS " FROM entries WHERE id = ?", "s", req->ids[0]);
         if (!e)
             return sbx_error(resp, MHD_HTTP_NOT_FOUND, "no such entry: %s", req->ids[0]);
         return sbx_reply(resp, MHD_HTTP_OK, e);
@@ -86,7 +86,7 @@ static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "query parameter ref is required (a payout or refund id)");
     if (strlen(ref) > SBX_ID_MAX)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "ref longer than %d characters", SBX_ID_MAX);
-    json_t *rows = db_rows(st, "SELECT " ENTRY_COLUMNS " FROM entries WHERE ref = ? ORDER BY seq", "s", ref);
+    json_t *rows = sbx_db_rows(st, "SELECT " ENTRY_COLUMNS " FROM entries WHERE ref = ? ORDER BY seq", "s", ref);
     return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "entries", rows));
 }
 

@@ -36,8 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../approve/approve.h"
-#include "../../triage/triage.h"
+#include "policy.h"
+#include "rules.h"
 #include "cli.h"
 #include "journal.h"
 #include "stage.h"

@@ -70,17 +70,17 @@ static int s_check(json_t *msg, char *err, size_t errlen)
 }
 
 /* s_handle - accept and store one card message */
-static int s_handle(store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     char err[256], now[32];
     if (s_check(req->json, err, sizeof err))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     char *text = json_dumps(req->json, JSON_COMPACT);
     sbx_now_rfc3339(now);
-    int rc = db_exec(st, "INSERT INTO teams_cards(message, received_at) VALUES(?, ?)", "ss", text, now);
+    int rc = sbx_db_exec(st, "INSERT INTO teams_cards(message, received_at) VALUES(?, ?)", "ss", text, now);
     free(text);
     if (rc)
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", store_error(st));
+        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_ACCEPTED, NULL);
 }
 

@@ -26,7 +26,7 @@
  * Money is int64 minor units throughout; reasons format it with integer
  * arithmetic and the currency's decimals.
  */
-#include "approve.h"
+#include "policy.h"
 #include "money.h"
 
 #include <assert.h>

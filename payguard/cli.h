@@ -12,9 +12,10 @@ const char *cli_opt_config(int argc, char **argv);
 int cli_load_config(const char *path, config_t **out);
 
 struct httpc_t;
-/* cli_approve_client - the approvals API with the operator's token (from
- * token_file, or typed without echo); NULL and a message if none */
-struct httpc_t *cli_approve_client(const config_t *c, const char *token_file, const char *who);
+/* cli_api_client - the API stage ("approve": approvals, "audit": cases)
+ * serves, with the operator's token (from token_file, or typed without
+ * echo); NULL and a message if none */
+struct httpc_t *cli_api_client(const config_t *c, const char *stage, const char *token_file, const char *who);
 /* cli_post_case - POST body (a json_t *, stolen) to /<section>/<case>/<action>
  * of the approvals API; prints the answer; destroys the client; the exit status */
 int cli_post_case(struct httpc_t **h, const char *section, const char *case_id, const char *action, void *body);

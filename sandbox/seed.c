@@ -70,11 +70,11 @@ static const char *const s_entry_types[] = {"payout_paid",      "payout_reversal
                                             "refund_succeeded", "refund_failed",   "refund_reversal",
                                             NULL};
 
-/* seed_default_json - the built-in seed document */
-const char *seed_default_json(void) { return s_seed; }
+/* sbx_seed_default_json - the built-in seed document */
+const char *sbx_seed_default_json(void) { return s_seed; }
 
-/* seed_entry_types - the ledger's entry types (shared with ledger.c) */
-const char *const *seed_entry_types(void) { return s_entry_types; }
+/* sbx_seed_entry_types - the ledger's entry types (shared with ledger.c) */
+const char *const *sbx_seed_entry_types(void) { return s_entry_types; }
 
 /* s_currency - validate a currency of either case and normalise it */
 static int s_currency(json_t *obj, bool lower, char out[4], char *err, size_t errlen)
@@ -118,7 +118,7 @@ static const char *s_meta(json_t *obj, const char *key, char *err, size_t errlen
 }
 
 /* s_payout - one internal payout (and its beneficiary, if new) */
-static int s_payout(store_t *st, json_t *o, char *err, size_t errlen)
+static int s_payout(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
     static const char *const fields[] = {"id", "status", "amount", "currency", "beneficiary_id", NULL};
     static const char *const states[] = {"pending", "paid", "failed", "reversed", "on_hold", NULL};
@@ -130,17 +130,17 @@ static int s_payout(store_t *st, json_t *o, char *err, size_t errlen)
         || s_currency(o, false, cur, err, errlen)
         || !(ben = sbx_str(o, "beneficiary_id", true, true, SBX_ID_MAX, err, errlen)))
         return -1;
-    if (db_exec(st, "INSERT OR REPLACE INTO payouts(id, status, amount, currency, beneficiary_id) VALUES(?,?,?,?,?)",
+    if (sbx_db_exec(st, "INSERT OR REPLACE INTO payouts(id, status, amount, currency, beneficiary_id) VALUES(?,?,?,?,?)",
                 "ssiss", id, status, amount, cur, ben)
-        || db_exec(st, "INSERT OR IGNORE INTO beneficiaries(id, status) VALUES(?, 'active')", "s", ben)) {
-        snprintf(err, errlen, "sqlite: %s", store_error(st));
+        || sbx_db_exec(st, "INSERT OR IGNORE INTO beneficiaries(id, status) VALUES(?, 'active')", "s", ben)) {
+        snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
     return 0;
 }
 
 /* s_beneficiary - a beneficiary and its hold status */
-static int s_beneficiary(store_t *st, json_t *o, char *err, size_t errlen)
+static int s_beneficiary(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
     static const char *const fields[] = {"id", "status", NULL};
     static const char *const states[] = {"active", "on_hold", NULL};
@@ -148,15 +148,15 @@ static int s_beneficiary(store_t *st, json_t *o, char *err, size_t errlen)
     if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen))
         || !(status = s_enum(o, "status", states, err, errlen)))
         return -1;
-    if (db_exec(st, "INSERT OR REPLACE INTO beneficiaries(id, status) VALUES(?, ?)", "ss", id, status)) {
-        snprintf(err, errlen, "sqlite: %s", store_error(st));
+    if (sbx_db_exec(st, "INSERT OR REPLACE INTO beneficiaries(id, status) VALUES(?, ?)", "ss", id, status)) {
+        snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
     return 0;
 }
 
 /* s_payment - a customer payment (the refund checks read it) */
-static int s_payment(store_t *st, json_t *o, char *err, size_t errlen)
+static int s_payment(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
     static const char *const fields[] = {"id",           "amount",  "currency",        "customer_id",
                                          "customer_risk", "flagged", "refunded_amount", NULL};
@@ -180,11 +180,11 @@ static int s_payment(store_t *st, json_t *o, char *err, size_t errlen)
     }
     if (ref)
         refunded = (long long) json_integer_value(ref);
-    if (db_exec(st,
+    if (sbx_db_exec(st,
                 "INSERT OR REPLACE INTO payments(id, amount, currency, customer_id, customer_risk, flagged,"
                 " refunded_amount) VALUES(?,?,?,?,?,?,?)",
                 "sisssii", id, amount, cur, customer, risk, (long long) json_is_true(flagged), refunded)) {
-        snprintf(err, errlen, "sqlite: %s", store_error(st));
+        snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
     return 0;
@@ -203,7 +203,7 @@ static int s_created(json_t *o, long long *out, char *err, size_t errlen)
 }
 
 /* s_psp_refund - the PSP's view of a refund (Stripe refund object) */
-static int s_psp_refund(store_t *st, json_t *o, char *err, size_t errlen)
+static int s_psp_refund(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
     static const char *const fields[] = {"id",     "object",         "amount",   "currency", "status",
                                          "created", "payment_intent", "metadata", "payment_id", NULL};
@@ -217,18 +217,18 @@ static int s_psp_refund(store_t *st, json_t *o, char *err, size_t errlen)
         || !(pi = sbx_str(o, "payment_intent", false, false, SBX_ID_MAX, err, errlen))
         || !(pay = s_meta(o, "payment_id", err, errlen)) || s_created(o, &created, err, errlen))
         return -1;
-    if (db_exec(st,
+    if (sbx_db_exec(st,
                 "INSERT OR REPLACE INTO psp_refunds(id, amount, currency, status, payment_intent, payment_id, created)"
                 " VALUES(?,?,?,?,?,?,?)",
                 "sissssi", id, amount, cur, status, *pi ? pi : NULL, *pay ? pay : NULL, created)) {
-        snprintf(err, errlen, "sqlite: %s", store_error(st));
+        snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
     return 0;
 }
 
 /* s_psp_payout - the PSP's view of a payout (Stripe payout object) */
-static int s_psp_payout(store_t *st, json_t *o, char *err, size_t errlen)
+static int s_psp_payout(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
     static const char *const fields[] = {"id",           "object",          "amount",   "currency",  "status", "created",
                                          "failure_code", "failure_message", "metadata", "payout_id", NULL};
@@ -243,19 +243,19 @@ static int s_psp_payout(store_t *st, json_t *o, char *err, size_t errlen)
         || !(msg = sbx_str(o, "failure_message", false, false, 1024, err, errlen))
         || !(payout = s_meta(o, "payout_id", err, errlen)) || s_created(o, &created, err, errlen))
         return -1;
-    if (db_exec(st,
+    if (sbx_db_exec(st,
                 "INSERT OR REPLACE INTO psp_payouts(id, amount, currency, status, failure_code, failure_message,"
                 " payout_id, created) VALUES(?,?,?,?,?,?,?,?)",
                 "sisssssi", id, amount, cur, status, *code ? code : NULL, *msg ? msg : NULL,
                 *payout ? payout : NULL, created)) {
-        snprintf(err, errlen, "sqlite: %s", store_error(st));
+        snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
     return 0;
 }
 
 /* s_entry - a ledger entry, appended (or replacing the entry of its id) */
-static int s_entry(store_t *st, json_t *o, char *err, size_t errlen)
+static int s_entry(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
     static const char *const fields[] = {"id", "type", "ref", "amount", "currency", "case_id", "memo", "created_at",
                                          NULL};
@@ -271,28 +271,28 @@ static int s_entry(store_t *st, json_t *o, char *err, size_t errlen)
         || !(created = sbx_str(o, "created_at", false, false, 64, err, errlen)))
         return -1;
     sbx_now_rfc3339(now);
-    if (*id ? db_exec(st,
+    if (*id ? sbx_db_exec(st,
                       "INSERT OR REPLACE INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
                       " VALUES(?,?,?,?,?,?,?,?)",
                       "sssissss", id, type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
                       *created ? created : now)
-            : db_exec(st,
+            : sbx_db_exec(st,
                       "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
                       " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
                       "ssissss", type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
                       *created ? created : now)) {
-        snprintf(err, errlen, "sqlite: %s", store_error(st));
+        snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
     return 0;
 }
 
-/* seed_apply - every collection of the document, in a fixed order */
-int seed_apply(store_t *store, json_t *doc, json_t *counts, char *err, size_t errlen)
+/* sbx_seed_apply - every collection of the document, in a fixed order */
+int sbx_seed_apply(sbx_store_t *store, json_t *doc, json_t *counts, char *err, size_t errlen)
 {
     static const struct {
         const char *name;
-        int (*load)(store_t *, json_t *, char *, size_t);
+        int (*load)(sbx_store_t *, json_t *, char *, size_t);
     } kinds[] = {{"payouts", s_payout},         {"beneficiaries", s_beneficiary}, {"payments", s_payment},
                  {"psp_refunds", s_psp_refund}, {"psp_payouts", s_psp_payout},    {"entries", s_entry}};
     const size_t nkinds = sizeof kinds / sizeof kinds[0];

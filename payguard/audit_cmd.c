@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../audit/caseidx.h"
 #include "cli.h"
+#include "httpc.h"
 #include "journal.h"
 #include "stage.h"
 #include "trail.h"
@@ -249,41 +249,49 @@ static void s_print_case(json_t *c)
     printf("  final state: %s\n", s_get(c, "state"));
 }
 
-/* cmd_case - `payguard case show ID [--json]` */
+/* cmd_case - `payguard case show ID [--json] [--token-file F]`: the case as
+ * audit's cases API answers it (GET /cases/{id}, as the console reads it) */
 int cmd_case(int argc, char **argv)
 {
     if (argc < 3 || strcmp(argv[1], "show") != 0 || argv[2][0] == '-') {
-        fprintf(stderr, "usage: payguard case show CASE_ID [--json] [-c CONFIG]\n");
+        fprintf(stderr, "usage: payguard case show CASE_ID [--json] [--token-file FILE] [-c CONFIG]\n");
         return 2;
     }
     config_t *c;
     if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
         return 2;
-    char *db = s_audit_path(c, "audit/case_db");
+    httpc_t *h = cli_api_client(c, "audit", cli_opt(argc, argv, "--token-file"), NULL);
     config_destroy(&c);
-    char err[768];
-    caseidx_t *idx = caseidx_open(db, true, err, sizeof err);
-    free(db);
-    if (!idx) {
-        fprintf(stderr, "payguard case show: %s (has audit run with this configuration?)\n", err);
-        return 1;
-    }
-    char *text = caseidx_case_json(idx, argv[2]);
-    caseidx_close(&idx);
-    if (!text) {
-        fprintf(stderr, "payguard case show: no case %s in the case index\n", argv[2]);
+    if (!h)
+        return 2;
+    char *id = httpc_escape(argv[2]);
+    char path[1024];
+    snprintf(path, sizeof path, "/cases/%s", id);
+    free(id);
+    httpc_resp_t resp;
+    int rc = httpc_do(h, "GET", path, NULL, NULL, &resp);
+    httpc_destroy(&h);
+    if (rc != 0 || resp.status != 200) {
+        if (rc != 0)
+            fprintf(stderr, "payguard case show: audit's cases API did not answer (is the group up?)\n");
+        else if (resp.status == 404)
+            fprintf(stderr, "payguard case show: no case %s in the case index\n", argv[2]);
+        else
+            fprintf(stderr, "payguard case show: audit answered %ld: %s\n", (long) resp.status,
+                    resp.body ? resp.body : "");
+        httpc_resp_free(&resp);
         return 1;
     }
     bool as_json = false;
     for (int i = 3; i < argc; i++)
         as_json |= strcmp(argv[i], "--json") == 0;
     if (as_json) {
-        puts(text);
+        puts(resp.body);
     } else {
-        json_t *j = json_loads(text, 0, NULL);
+        json_t *j = json_loads(resp.body, 0, NULL);
         s_print_case(j);
         json_decref(j);
     }
-    free(text);
+    httpc_resp_free(&resp);
     return 0;
 }

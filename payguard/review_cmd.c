@@ -104,7 +104,7 @@ static int s_act(int argc, char **argv, config_t *c)
         fprintf(stderr, "usage: payguard review %s CASE --as NAME [--comment TEXT] [--token-file FILE] [-c CONFIG]\n", what);
         return 2;
     }
-    httpc_t *h = cli_approve_client(c, cli_opt(argc, argv, "--token-file"), who);
+    httpc_t *h = cli_api_client(c, "approve", cli_opt(argc, argv, "--token-file"), who);
     if (!h)
         return 2;
     const char *comment = cli_opt(argc, argv, "--comment");

@@ -17,7 +17,7 @@
 
 #define STORE_SCHEMA_VERSION 1
 
-struct store_t {
+struct sbx_store_t {
     sqlite3 *db;
     pthread_mutex_t mu;
 };
@@ -91,7 +91,7 @@ static int s_mkdirs(const char *path, char *err, size_t errlen)
 }
 
 /* s_exec_script - run SQL without parameters; -1 + err */
-static int s_exec_script(store_t *self, const char *sql, char *err, size_t errlen)
+static int s_exec_script(sbx_store_t *self, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -103,27 +103,27 @@ static int s_exec_script(store_t *self, const char *sql, char *err, size_t errle
 }
 
 /* s_seed_default - load the built-in demo data (inside a transaction) */
-static int s_seed_default(store_t *self, char *err, size_t errlen)
+static int s_seed_default(sbx_store_t *self, char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *doc = json_loads(seed_default_json(), JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = json_loads(sbx_seed_default_json(), JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) { /* a broken invariant: the seed is compiled in */
         snprintf(err, errlen, "built-in seed is not JSON: %s (line %d)", jerr.text, jerr.line);
         return -1;
     }
     json_t *counts = json_object();
-    int rc = seed_apply(self, doc, counts, err, errlen);
+    int rc = sbx_seed_apply(self, doc, counts, err, errlen);
     json_decref(counts);
     json_decref(doc);
     return rc;
 }
 
-/* store_open - open, configure, create the schema and seed on first use */
-store_t *store_open(const char *path, char *err, size_t errlen)
+/* sbx_store_open - open, configure, create the schema and seed on first use */
+sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
 {
     if (s_mkdirs(path, err, errlen) != 0)
         return NULL;
-    store_t *self = calloc(1, sizeof *self);
+    sbx_store_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -132,15 +132,15 @@ store_t *store_open(const char *path, char *err, size_t errlen)
     if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, self->db ? sqlite3_errmsg(self->db) : "cannot open");
-        store_close(&self);
+        sbx_store_close(&self);
         return NULL;
     }
     sqlite3_busy_timeout(self->db, 5000);
     if (s_exec_script(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, errlen) != 0) {
-        store_close(&self);
+        sbx_store_close(&self);
         return NULL;
     }
-    long long version = db_int(self, -1, "PRAGMA user_version", "");
+    long long version = sbx_db_int(self, -1, "PRAGMA user_version", "");
     if (version == 0) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", STORE_SCHEMA_VERSION);
@@ -148,25 +148,25 @@ store_t *store_open(const char *path, char *err, size_t errlen)
             || s_exec_script(self, s_schema, err, errlen) != 0 || s_seed_default(self, err, errlen) != 0
             || s_exec_script(self, sql, err, errlen) != 0 || s_exec_script(self, "COMMIT;", err, errlen) != 0) {
             sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
-            store_close(&self);
+            sbx_store_close(&self);
             return NULL;
         }
         log_info("created %s and loaded the built-in seed", path);
     } else if (version != STORE_SCHEMA_VERSION) {
         snprintf(err, errlen, "%s: schema version %lld, this sandbox knows %d (remove the file to start over)", path,
                  version, STORE_SCHEMA_VERSION);
-        store_close(&self);
+        sbx_store_close(&self);
         return NULL;
     }
     return self;
 }
 
-/* store_close - checkpoint and close the connection; NULL the pointer */
-void store_close(store_t **self_p)
+/* sbx_store_close - checkpoint and close the connection; NULL the pointer */
+void sbx_store_close(sbx_store_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    store_t *self = *self_p;
+    sbx_store_t *self = *self_p;
     if (self->db && sqlite3_close(self->db) != SQLITE_OK)
         log_warn("sqlite close: %s", sqlite3_errmsg(self->db));
     pthread_mutex_destroy(&self->mu);
@@ -174,25 +174,25 @@ void store_close(store_t **self_p)
     *self_p = NULL;
 }
 
-/* store_lock - one call at a time touches the database */
-void store_lock(store_t *self) { pthread_mutex_lock(&self->mu); }
-/* store_unlock - the call is done */
-void store_unlock(store_t *self) { pthread_mutex_unlock(&self->mu); }
+/* sbx_store_lock - one call at a time touches the database */
+void sbx_store_lock(sbx_store_t *self) { pthread_mutex_lock(&self->mu); }
+/* sbx_store_unlock - the call is done */
+void sbx_store_unlock(sbx_store_t *self) { pthread_mutex_unlock(&self->mu); }
 
-/* store_begin - a write transaction for one call */
-int store_begin(store_t *self)
+/* sbx_store_begin - a write transaction for one call */
+int sbx_store_begin(sbx_store_t *self)
 {
     return sqlite3_exec(self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
-/* store_commit - make the call's effects durable (as WAL/NORMAL allows) */
-int store_commit(store_t *self) { return sqlite3_exec(self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1; }
-/* store_rollback - undo a call that failed half way */
-void store_rollback(store_t *self) { sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL); }
-/* store_error - what SQLite last complained about */
-const char *store_error(store_t *self) { return sqlite3_errmsg(self->db); }
+/* sbx_store_commit - make the call's effects durable (as WAL/NORMAL allows) */
+int sbx_store_commit(sbx_store_t *self) { return sqlite3_exec(self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1; }
+/* sbx_store_rollback - undo a call that failed half way */
+void sbx_store_rollback(sbx_store_t *self) { sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL); }
+/* sbx_store_error - what SQLite last complained about */
+const char *sbx_store_error(sbx_store_t *self) { return sqlite3_errmsg(self->db); }
 
 /* s_prepare - compile sql and bind the parameters described by fmt */
-static sqlite3_stmt *s_prepare(store_t *self, const char *sql, const char *fmt, va_list ap)
+static sqlite3_stmt *s_prepare(sbx_store_t *self, const char *sql, const char *fmt, va_list ap)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -258,8 +258,8 @@ static json_t *s_row_json(sqlite3_stmt *st)
     return obj;
 }
 
-/* db_exec - one statement, no rows wanted */
-int db_exec(store_t *self, const char *sql, const char *fmt, ...)
+/* sbx_db_exec - one statement, no rows wanted */
+int sbx_db_exec(sbx_store_t *self, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -274,8 +274,8 @@ int db_exec(store_t *self, const char *sql, const char *fmt, ...)
     return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : -1;
 }
 
-/* db_int - a single number (counts, ids, pragmas) */
-long long db_int(store_t *self, long long dflt, const char *sql, const char *fmt, ...)
+/* sbx_db_int - a single number (counts, ids, pragmas) */
+long long sbx_db_int(sbx_store_t *self, long long dflt, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -290,8 +290,8 @@ long long db_int(store_t *self, long long dflt, const char *sql, const char *fmt
     return v;
 }
 
-/* s_rows - shared body of db_rows and db_row */
-static json_t *s_rows(store_t *self, int max, const char *sql, const char *fmt, va_list ap)
+/* s_rows - shared body of sbx_db_rows and sbx_db_row */
+static json_t *s_rows(sbx_store_t *self, int max, const char *sql, const char *fmt, va_list ap)
 {
     json_t *arr = json_array();
     sqlite3_stmt *st = s_prepare(self, sql, fmt, ap);
@@ -303,8 +303,8 @@ static json_t *s_rows(store_t *self, int max, const char *sql, const char *fmt, 
     return arr;
 }
 
-/* db_rows - a query's rows as JSON objects */
-json_t *db_rows(store_t *self, const char *sql, const char *fmt, ...)
+/* sbx_db_rows - a query's rows as JSON objects */
+json_t *sbx_db_rows(sbx_store_t *self, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -313,8 +313,8 @@ json_t *db_rows(store_t *self, const char *sql, const char *fmt, ...)
     return arr;
 }
 
-/* db_row - a query's first row, NULL when there is none */
-json_t *db_row(store_t *self, const char *sql, const char *fmt, ...)
+/* sbx_db_row - a query's first row, NULL when there is none */
+json_t *sbx_db_row(sbx_store_t *self, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -326,36 +326,36 @@ json_t *db_row(store_t *self, const char *sql, const char *fmt, ...)
     return row;
 }
 
-/* db_last_id - the rowid just inserted (AUTOINCREMENT tables: their seq) */
-long long db_last_id(store_t *self) { return (long long) sqlite3_last_insert_rowid(self->db); }
+/* sbx_db_last_id - the rowid just inserted (AUTOINCREMENT tables: their seq) */
+long long sbx_db_last_id(sbx_store_t *self) { return (long long) sqlite3_last_insert_rowid(self->db); }
 
-/* store_reset - back to the seed; sequences restart except the calls log's,
+/* sbx_store_reset - back to the seed; sequences restart except the calls log's,
  * so a reader's "since" stays meaningful across a reset */
-int store_reset(store_t *self, char *err, size_t errlen)
+int sbx_store_reset(sbx_store_t *self, char *err, size_t errlen)
 {
-    if (store_begin(self) != 0) {
+    if (sbx_store_begin(self) != 0) {
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(self->db));
         return -1;
     }
     for (int i = 0; s_tables[i]; i++) {
         char sql[96];
         snprintf(sql, sizeof sql, "DELETE FROM %s", s_tables[i]);
-        if (db_exec(self, sql, "") != 0) {
+        if (sbx_db_exec(self, sql, "") != 0) {
             snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(self->db));
-            store_rollback(self);
+            sbx_store_rollback(self);
             return -1;
         }
     }
-    if (db_exec(self, "DELETE FROM sqlite_sequence WHERE name <> 'calls'", "") != 0
+    if (sbx_db_exec(self, "DELETE FROM sqlite_sequence WHERE name <> 'calls'", "") != 0
         || s_seed_default(self, err, errlen) != 0) {
         if (!*err)
             snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(self->db));
-        store_rollback(self);
+        sbx_store_rollback(self);
         return -1;
     }
-    if (store_commit(self) != 0) {
+    if (sbx_store_commit(self) != 0) {
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(self->db));
-        store_rollback(self);
+        sbx_store_rollback(self);
         return -1;
     }
     return 0;
@@ -370,8 +370,8 @@ static void s_bind_blob(sqlite3_stmt *st, int i, const char *p, size_t len)
         sqlite3_bind_blob(st, i, p, (int) (len > SBX_LOG_BODY_MAX ? SBX_LOG_BODY_MAX : len), SQLITE_TRANSIENT);
 }
 
-/* store_call_add - append to the calls log; trim it every 1000 calls */
-int store_call_add(store_t *self, const call_rec_t *c)
+/* sbx_store_call_add - append to the calls log; trim it every 1000 calls */
+int sbx_store_call_add(sbx_store_t *self, const sbx_call_rec_t *c)
 {
     sqlite3_stmt *st = NULL;
     const char *sql = "INSERT INTO calls(time_ms, system, method, path, query, idempotency_key, auth, status,"
@@ -400,14 +400,14 @@ int store_call_add(store_t *self, const call_rec_t *c)
         log_error("sqlite calls log: %s", sqlite3_errmsg(self->db));
         return -1;
     }
-    long long seq = db_last_id(self);
+    long long seq = sbx_db_last_id(self);
     if (seq % 1000 == 0 && seq > SBX_CALLS_KEEP)
-        return db_exec(self, "DELETE FROM calls WHERE seq <= ?", "i", seq - SBX_CALLS_KEEP);
+        return sbx_db_exec(self, "DELETE FROM calls WHERE seq <= ?", "i", seq - SBX_CALLS_KEEP);
     return 0;
 }
 
-/* store_calls - the calls log as JSON, bodies shown as JSON when they are */
-json_t *store_calls(store_t *self, const char *system, long long since, long long limit)
+/* sbx_store_calls - the calls log as JSON, bodies shown as JSON when they are */
+json_t *sbx_store_calls(sbx_store_t *self, const char *system, long long since, long long limit)
 {
     json_t *arr = json_array();
     sqlite3_stmt *st = NULL;
@@ -445,8 +445,8 @@ json_t *store_calls(store_t *self, const char *system, long long since, long lon
     return arr;
 }
 
-/* store_idem_get - the stored answer for (system, key) and its request hash */
-int store_idem_get(store_t *self, const char *system, const char *key, char hash[65], unsigned *status, char **body)
+/* sbx_store_idem_get - the stored answer for (system, key) and its request hash */
+int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, char hash[65], unsigned *status, char **body)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(self->db, "SELECT hash, status, body FROM idempotency WHERE system = ? AND key = ?", -1,
@@ -472,18 +472,18 @@ int store_idem_get(store_t *self, const char *system, const char *key, char hash
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* store_idem_put - remember a completed call's answer under its key */
-int store_idem_put(store_t *self, const char *system, const char *key, const char *hash, unsigned status,
+/* sbx_store_idem_put - remember a completed call's answer under its key */
+int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, const char *hash, unsigned status,
                    const char *body)
 {
-    return db_exec(self, "INSERT INTO idempotency(system, key, hash, status, body, created_ms) VALUES(?,?,?,?,?,?)",
+    return sbx_db_exec(self, "INSERT INTO idempotency(system, key, hash, status, body, created_ms) VALUES(?,?,?,?,?,?)",
                    "sssisi", system, key, hash, (long long) status, body, sbx_now_ms());
 }
 
-/* store_fault_take - faults apply oldest first; each use counts down */
-int store_fault_take(store_t *self, const char *system, const char *method, const char *path, fault_t *out)
+/* sbx_store_fault_take - faults apply oldest first; each use counts down */
+int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out)
 {
-    json_t *row = db_row(self,
+    json_t *row = sbx_db_row(self,
                          "SELECT id, status, delay_ms, retry_after_s FROM faults WHERE system = ?1 AND remaining > 0"
                          " AND (method IS NULL OR method = ?2)"
                          " AND (path_prefix IS NULL OR substr(?3, 1, length(path_prefix)) = path_prefix)"
@@ -496,24 +496,24 @@ int store_fault_take(store_t *self, const char *system, const char *method, cons
     out->delay_ms = (long) json_integer_value(json_object_get(row, "delay_ms"));
     out->retry_after_s = (long) json_integer_value(json_object_get(row, "retry_after_s"));
     json_decref(row);
-    db_exec(self, "UPDATE faults SET remaining = remaining - 1 WHERE id = ?", "i", out->id);
-    db_exec(self, "DELETE FROM faults WHERE remaining <= 0", "");
+    sbx_db_exec(self, "UPDATE faults SET remaining = remaining - 1 WHERE id = ?", "i", out->id);
+    sbx_db_exec(self, "DELETE FROM faults WHERE remaining <= 0", "");
     return 1;
 }
 
-/* store_setting_get - a named value (caller frees), NULL if unset */
-char *store_setting_get(store_t *self, const char *key)
+/* sbx_store_setting_get - a named value (caller frees), NULL if unset */
+char *sbx_store_setting_get(sbx_store_t *self, const char *key)
 {
-    json_t *row = db_row(self, "SELECT value FROM settings WHERE key = ?", "s", key);
+    json_t *row = sbx_db_row(self, "SELECT value FROM settings WHERE key = ?", "s", key);
     char *v = row ? strdup(json_string_value(json_object_get(row, "value"))) : NULL;
     json_decref(row);
     return v;
 }
 
-/* store_setting_set - set (value) or clear (NULL) a named value */
-int store_setting_set(store_t *self, const char *key, const char *value)
+/* sbx_store_setting_set - set (value) or clear (NULL) a named value */
+int sbx_store_setting_set(sbx_store_t *self, const char *key, const char *value)
 {
     if (!value)
-        return db_exec(self, "DELETE FROM settings WHERE key = ?", "s", key);
-    return db_exec(self, "INSERT OR REPLACE INTO settings(key, value) VALUES(?, ?)", "ss", key, value);
+        return sbx_db_exec(self, "DELETE FROM settings WHERE key = ?", "s", key);
+    return sbx_db_exec(self, "INSERT OR REPLACE INTO settings(key, value) VALUES(?, ?)", "ss", key, value);
 }

@@ -38,7 +38,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "execute.h"
+#include "runbook.h"
 #include "money.h"
 
 #define RB_ID_MAX 128          /* ids the systems accept (payments, ledger: 128) */

@@ -32,40 +32,40 @@
 
 /* ------------------------------------------------------------------ store */
 
-typedef struct store_t store_t;
+typedef struct sbx_store_t sbx_store_t;
 
-/* store_open - open or create the database; seeds it when created; NULL + err */
-store_t *store_open(const char *path, char *err, size_t errlen);
-void store_close(store_t **self_p);
+/* sbx_store_open - open or create the database; seeds it when created; NULL + err */
+sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen);
+void sbx_store_close(sbx_store_t **self_p);
 
 /* every store_* / db_* call below needs the lock (one connection, one writer) */
-void store_lock(store_t *self);
-void store_unlock(store_t *self);
+void sbx_store_lock(sbx_store_t *self);
+void sbx_store_unlock(sbx_store_t *self);
 
 /* transactions: begin (IMMEDIATE), commit, rollback; 0 / -1 */
-int store_begin(store_t *self);
-int store_commit(store_t *self);
-void store_rollback(store_t *self);
-/* store_error - the last SQLite error message */
-const char *store_error(store_t *self);
+int sbx_store_begin(sbx_store_t *self);
+int sbx_store_commit(sbx_store_t *self);
+void sbx_store_rollback(sbx_store_t *self);
+/* sbx_store_error - the last SQLite error message */
+const char *sbx_store_error(sbx_store_t *self);
 
 /* Parameter formats for the db_* helpers, one char per '?':
  *   's' const char * (NULL binds SQL NULL)   'i' long long   'n' NULL
  * Column names drive the JSON shape of rows: a name "json:x" parses the
  * text as JSON into key x; "bool:x" turns an integer into true/false;
  * "opt:x" leaves out x when the value is NULL. */
-int db_exec(store_t *self, const char *sql, const char *fmt, ...);
-/* db_int - first column of the first row, or dflt if none */
-long long db_int(store_t *self, long long dflt, const char *sql, const char *fmt, ...);
-/* db_rows - every row as a JSON object; a new array (never NULL) */
-json_t *db_rows(store_t *self, const char *sql, const char *fmt, ...);
-/* db_row - the first row as a JSON object, or NULL */
-json_t *db_row(store_t *self, const char *sql, const char *fmt, ...);
-/* db_last_id - rowid of the last insert */
-long long db_last_id(store_t *self);
+int sbx_db_exec(sbx_store_t *self, const char *sql, const char *fmt, ...);
+/* sbx_db_int - first column of the first row, or dflt if none */
+long long sbx_db_int(sbx_store_t *self, long long dflt, const char *sql, const char *fmt, ...);
+/* sbx_db_rows - every row as a JSON object; a new array (never NULL) */
+json_t *sbx_db_rows(sbx_store_t *self, const char *sql, const char *fmt, ...);
+/* sbx_db_row - the first row as a JSON object, or NULL */
+json_t *sbx_db_row(sbx_store_t *self, const char *sql, const char *fmt, ...);
+/* sbx_db_last_id - rowid of the last insert */
+long long sbx_db_last_id(sbx_store_t *self);
 
-/* store_reset - wipe every table (the calls log keeps counting) and re-seed */
-int store_reset(store_t *self, char *err, size_t errlen);
+/* sbx_store_reset - wipe every table (the calls log keeps counting) and re-seed */
+int sbx_store_reset(sbx_store_t *self, char *err, size_t errlen);
 
 /* the calls log */
 typedef struct {
@@ -76,14 +76,14 @@ typedef struct {
     size_t request_len;
     const char *response;               /* raw answer, may be NULL */
     size_t response_len;
-} call_rec_t;
-int store_call_add(store_t *self, const call_rec_t *call);
-/* store_calls - calls after since, optionally of one system, oldest first */
-json_t *store_calls(store_t *self, const char *system, long long since, long long limit);
+} sbx_call_rec_t;
+int sbx_store_call_add(sbx_store_t *self, const sbx_call_rec_t *call);
+/* sbx_store_calls - calls after since, optionally of one system, oldest first */
+json_t *sbx_store_calls(sbx_store_t *self, const char *system, long long since, long long limit);
 
 /* idempotency: 1 found (status, body set; body the caller's), 0 not found, -1 error */
-int store_idem_get(store_t *self, const char *system, const char *key, char hash[65], unsigned *status, char **body);
-int store_idem_put(store_t *self, const char *system, const char *key, const char *hash, unsigned status,
+int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, char hash[65], unsigned *status, char **body);
+int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, const char *hash, unsigned status,
                    const char *body);
 
 /* SBX_NEXT_ENTRY_SEQ - SQL for the seq the next ledger entry will get */
@@ -95,23 +95,23 @@ typedef struct {
     unsigned status;        /* 0: answer normally */
     long delay_ms;
     long retry_after_s;
-} fault_t;
-/* store_fault_take - consume one use of the oldest matching fault; 1 taken, 0 none */
-int store_fault_take(store_t *self, const char *system, const char *method, const char *path, fault_t *out);
+} sbx_fault_t;
+/* sbx_store_fault_take - consume one use of the oldest matching fault; 1 taken, 0 none */
+int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out);
 
 /* store_setting_* - small named values (the LLM override) */
-char *store_setting_get(store_t *self, const char *key);
-int store_setting_set(store_t *self, const char *key, const char *value);
+char *sbx_store_setting_get(sbx_store_t *self, const char *key);
+int sbx_store_setting_set(sbx_store_t *self, const char *key, const char *value);
 
 /* ------------------------------------------------------------------- seed */
 
-/* seed_default_json - the built-in demo data, as a JSON document */
-const char *seed_default_json(void);
-/* seed_entry_types - the ledger's entry types, NULL-terminated */
-const char *const *seed_entry_types(void);
-/* seed_apply - add or replace the records of a seed document; 0 / -1 + err
+/* sbx_seed_default_json - the built-in demo data, as a JSON document */
+const char *sbx_seed_default_json(void);
+/* sbx_seed_entry_types - the ledger's entry types, NULL-terminated */
+const char *const *sbx_seed_entry_types(void);
+/* sbx_seed_apply - add or replace the records of a seed document; 0 / -1 + err
  * (runs inside the caller's transaction) */
-int seed_apply(store_t *store, json_t *doc, json_t *counts, char *err, size_t errlen);
+int sbx_seed_apply(sbx_store_t *store, json_t *doc, json_t *counts, char *err, size_t errlen);
 
 /* --------------------------------------------------------- request/answer */
 
@@ -196,7 +196,7 @@ typedef struct {
     bool idempotent_posts;  /* POSTs need an Idempotency-Key (and replay) */
     bool replay_201_as_200; /* the ledger's replay answers 200 */
     int (*route)(sbx_req_t *req, sbx_resp_t *resp);
-    int (*handle)(store_t *store, sbx_req_t *req, sbx_resp_t *resp);
+    int (*handle)(sbx_store_t *store, sbx_req_t *req, sbx_resp_t *resp);
 } sbx_system_t;
 
 extern const sbx_system_t sbx_payments, sbx_ledger, sbx_psp, sbx_jira, sbx_servicenow, sbx_teams, sbx_llm;
@@ -205,44 +205,44 @@ extern const sbx_system_t *const sbx_systems[];
 /* sbx_system_by_name - NULL if unknown */
 const sbx_system_t *sbx_system_by_name(const char *name);
 
-/* llm_content - the deterministic answer for a chat completion request (caller frees) */
-char *llm_content(json_t *request);
+/* sbx_llm_content - the deterministic answer for a chat completion request (caller frees) */
+char *sbx_llm_content(json_t *request);
 
 /* ---------------------------------------------------------------- control */
 
-/* control_handle - a /_sandbox call (path after "/_sandbox"); answers into resp */
-void control_handle(store_t *store, const char *method, const char *path, struct MHD_Connection *conn,
+/* sbx_control_handle - a /_sandbox call (path after "/_sandbox"); answers into resp */
+void sbx_control_handle(sbx_store_t *store, const char *method, const char *path, struct MHD_Connection *conn,
                     const char *body, size_t len, sbx_resp_t *resp);
 
 /* ------------------------------------------------------------------ delay */
 
-typedef struct delay_t delay_t;
-delay_t *delay_new(void);
-/* delay_suspend - suspend conn and resume it after ms; false (not suspended)
+typedef struct sbx_delay_t sbx_delay_t;
+sbx_delay_t *sbx_delay_new(void);
+/* sbx_delay_suspend - suspend conn and resume it after ms; false (not suspended)
  * once stopping: the caller answers at once */
-bool delay_suspend(delay_t *self, struct MHD_Connection *conn, long ms);
-/* delay_stop - resume everything waiting, accept no more, join the thread; how many resumed */
-int delay_stop(delay_t *self);
-void delay_destroy(delay_t **self_p);
+bool sbx_delay_suspend(sbx_delay_t *self, struct MHD_Connection *conn, long ms);
+/* sbx_delay_stop - resume everything waiting, accept no more, join the thread; how many resumed */
+int sbx_delay_stop(sbx_delay_t *self);
+void sbx_delay_destroy(sbx_delay_t **self_p);
 
 /* ------------------------------------------------------------------- http */
 
-typedef enum { TOKEN_NONE = 0, TOKEN_READ, TOKEN_WRITE } token_kind_t;
+typedef enum { TOKEN_NONE = 0, TOKEN_READ, TOKEN_WRITE } sbx_token_kind_t;
 
 typedef struct {
-    store_t *store;
-    delay_t *delay;
+    sbx_store_t *store;
+    sbx_delay_t *delay;
     int ntokens;
     struct {
-        token_kind_t kind;
+        sbx_token_kind_t kind;
         char token[257];
     } tokens[SBX_MAX_TOKENS];
-} sandbox_t;
+} sbx_sandbox_t;
 
-/* http_answer / http_completed - libmicrohttpd callbacks (cls: sandbox_t) */
+/* http_answer / sbx_http_completed - libmicrohttpd callbacks (cls: sbx_sandbox_t) */
 enum MHD_Result http_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                             const char *version, const char *upload_data, size_t *upload_data_size,
                             void **con_cls);
-void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
+void sbx_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
 
 #endif
