@@ -7,7 +7,8 @@
 #   make test     install what is missing, build, run every test
 #                 (unit tests, the same under ASan+UBSan, fuzzers briefly,
 #                 end-to-end, a short chaos run)
-#   make chaos    the long chaos run (tests/chaos.sh)
+#   make tidy     the house style as a check (scripts/tidy.sh; in make test)
+#   make chaos    the long chaos run (tests/e2e/chaos.sh)
 #   make bench    install what is missing (nginx, fio and jq too), build,
 #                 run the benchmarks (scripts/bench.sh; BENCH_N sizes them),
 #                 write bench/results.md and bench/results.json; not part
@@ -26,7 +27,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 STAGES  := ingest validate triage approve execute audit
 COMMON_SRC := $(wildcard common/*.c)
 PG_SRC     := $(wildcard payguard/*.c)
-UNIT_SRC   := $(wildcard tests/test_*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 SANDBOX_SRC := $(wildcard sandbox/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
@@ -44,9 +45,9 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test-deps run test unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench clean
+.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench clean
 .SECONDARY:
-all: bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so
+all: bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so bin/hooks/execute
 
 deps:
 	@sh scripts/install-deps.sh
@@ -54,6 +55,11 @@ deps:
 # make test also needs the browser tests' Chromium and playwright-core
 test-deps:
 	@sh scripts/install-deps.sh test
+
+# make tidy: the house style as a check (scripts/tidy.sh: layers, symbols
+# defined once, .md references, clang-format, function length)
+tidy: all
+	@bash scripts/tidy.sh
 
 # header dependencies come from the compiler (-MMD -MP: a .d file beside
 # each object), so touching a header rebuilds exactly what includes it
@@ -106,7 +112,18 @@ bin/%: $(B)/tests/tools/%.o $(B)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-# a test build of fdatasync/fsync that fails on demand (tests/e2e_fsync.sh)
+# the test build of execute with its fault hook (PG_TEST_HOOKS: SIGKILL
+# before or after a named step; tests/e2e/e2e_execute.sh). The hook is never in
+# bin/execute.
+$(B)/hooks/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC-HOOK $<"
+	@$(CC) $(WARN) $(CFLAGS) -MMD -MP -DPG_TEST_HOOKS $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+bin/hooks/execute: $(patsubst %.c,$(B)/hooks/%.o,$(wildcard execute/*.c)) $(B)/libpgcommon.a
+	@mkdir -p bin/hooks
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# a test build of fdatasync/fsync that fails on demand (tests/e2e/e2e_fsync.sh)
 bin/libpgfailsync.so: tests/shim/failsync.c
 	@mkdir -p bin
 	$(CC) $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
@@ -133,9 +150,9 @@ unit-asan: bin/unit-tests-asan
 
 # every e2e script runs (each ends with "N passed, N failed"); the total
 # closes the run, which fails if any script did. E2E_LABEL names the run,
-# PG_BIN (read by tests/lib_e2e.sh) the folder of the programs under test.
+# PG_BIN (read by tests/e2e/lib_e2e.sh) the folder of the programs under test.
 E2E_LABEL ?= e2e
-E2E_RUN = pass=0; fail=0; bad=""; for t in tests/e2e_*.sh; do echo "== $$t"; \
+E2E_RUN = pass=0; fail=0; bad=""; for t in tests/e2e/e2e_*.sh; do echo "== $$t"; \
 	  bash $$t 2>&1 | tee build/e2e.last; rc=$${PIPESTATUS[0]}; \
 	  line=$$(grep -E '^[0-9]+ passed, [0-9]+ failed$$' build/e2e.last | tail -1); \
 	  p=$$(echo "$$line" | cut -d' ' -f1); f=$$(echo "$$line" | cut -d' ' -f3); \
@@ -150,7 +167,7 @@ e2e: all
 # suite: the unit tests cannot reach what only whole processes do (HTTP
 # handlers, the stage loop under load, restarts)
 BA := bin-asan
-ASAN_PROGS := $(STAGES:%=$(BA)/%) $(BA)/console $(BA)/payguard $(BA)/pg-sandbox $(BA)/libpgfailsync.so \
+ASAN_PROGS := $(STAGES:%=$(BA)/%) $(BA)/console $(BA)/payguard $(BA)/pg-sandbox $(BA)/libpgfailsync.so $(BA)/hooks/execute \
 	$(patsubst tests/tools/%.c,$(BA)/%,$(TOOL_SRC))
 define asan_stage_rule
 $(BA)/$(1): $(patsubst %.c,$(BS)/%.o,$(wildcard $(1)/*.c)) $(BS)/libpgcommon.a
@@ -163,6 +180,13 @@ $(BA)/payguard: $(PG_SRC:%.c=$(BS)/%.o) $(BS)/libpgcommon.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 $(BA)/pg-sandbox: $(SANDBOX_SRC:%.c=$(BS)/%.o) $(BS)/libpgcommon.a
 	@mkdir -p $(BA)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+$(BS)/hooks/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC-SAN  $< (hooks)"
+	@$(CC) $(WARN) -O1 -g -MMD -MP -DPG_TEST_HOOKS $(SAN) $(CPPFLAGS_ALL) -I$(dir $<) -c $< -o $@
+$(BA)/hooks/execute: $(patsubst %.c,$(BS)/hooks/%.o,$(wildcard execute/*.c)) $(BS)/libpgcommon.a
+	@mkdir -p $(BA)/hooks
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 $(BA)/libpgfailsync.so: bin/libpgfailsync.so
 	@mkdir -p $(BA)
@@ -190,6 +214,7 @@ e2e-run:
 
 test: test-deps
 	@$(MAKE) --no-print-directory all bin/unit-tests bin/unit-tests-asan
+	$(MAKE) --no-print-directory tidy
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-short)
@@ -204,7 +229,7 @@ run: deps
 # CHAOS_SEED replays one); a 2,000-delivery one is part of make test
 chaos: deps
 	@$(MAKE) --no-print-directory all
-	@bash tests/chaos.sh
+	@bash tests/e2e/chaos.sh
 
 # make bench: ingest against nginx and the disk's fdatasync (fio), end to end,
 # duplicate storm, replay, audit verify, memory; results in bench/results.md

@@ -78,6 +78,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "approve.h"
 #include "policy.h"
 #include "runbook.h"
 #include "log.h"
@@ -92,53 +93,21 @@
 #define APPROVE_MAX_BODY 8192
 
 typedef struct {
-    char who[32];
-    char role[POLICY_ROLE_MAX];   /* the required role this approval covered ("" for a deny) */
-    char decision[8];
-    char comment[512];
-    int64_t at_ms;
-} decided_t;
-
-typedef struct {
-    char case_id[160];
-    char kind[16];
-    char ref[128];
-    int64_t amount;
-    char currency[4];
-    char state[16];               /* pending | approved | denied | expired | auto_approved | no_action */
-    route_t route;
-    decided_t *decisions;         /* ndecisions of them (malloc'd: most cases have one or two) */
-    size_t ndecisions;
-    int64_t created_ms, expires_ms;
-    char raised_by[64];
-    char triaged_id[EVENT_ID_MAX + 1];
-    char *advice;                 /* the recommendation, compact JSON text, for GET and cards
-                                     (text, not a jansson tree: kept for every case held) */
-    char *facts;                  /* the triaged case as recorded, compact JSON text: what execute
-                                     acts on (text, not a jansson tree: a tenth of the memory) */
-    int retry;                    /* 0, or the ops-review retry round this approval is for */
-    bool outcome_pending;         /* the deciding decision is journaled, its approved/denied event
-                                     not yet: emitted by s_tick (after a full window or a crash
-                                     between the two) */
-    char outcome_by[32];          /* who made the deciding decision */
-} approval_t;
-
-typedef struct {
     stage_t *st;
     struct MHD_Daemon *httpd;
     policy_t policy;
     people_t people;
     char public_url[256];
-    char ticket_system[16];       /* for the planned runbook shown while a case waits */
+    char ticket_system[16]; /* for the planned runbook shown while a case waits */
     rb_opts_t rb_opts;
     long expiry_s;
-    pthread_mutex_t mu;           /* approvals: loop thread and HTTP threads */
+    pthread_mutex_t mu; /* approvals: loop thread and HTTP threads */
     approval_t **cases;
     size_t ncases;
     _Atomic long waiting;
-    size_t outcomes_pending;      /* approvals with outcome_pending (under mu) */
-    zhashx_t *index;              /* case_id -> approval_t * (borrowed from cases) */
-    int64_t next_scan_ms;         /* expiry is looked for a few times a second, not every turn */
+    size_t outcomes_pending; /* approvals with outcome_pending (under mu) */
+    zhashx_t *index;         /* case_id -> approval_t * (borrowed from cases) */
+    int64_t next_scan_ms;    /* expiry is looked for a few times a second, not every turn */
 } approve_t;
 
 /* request - one API request whose answer waits for the journal */
@@ -245,8 +214,8 @@ static json_t *s_approval_json(const approval_t *c)
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:i, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:o}", "case_id",
                      c->case_id, "kind", c->kind, "ref", c->ref, "amount", (json_int_t) c->amount, "currency",
                      c->currency, "tier", c->route.tier, "required_roles", s_roles_json(&c->route), "missing_roles",
-                     missing, "decisions", ds, "expires_at", exp, "state", c->state, "action", c->route.action,
-                     "rule", c->route.rule, "raised_by", c->raised_by, "recommendation", rec);
+                     missing, "decisions", ds, "expires_at", exp, "state", c->state, "action", c->route.action, "rule",
+                     c->route.rule, "raised_by", c->raised_by, "recommendation", rec);
 }
 
 static json_t *s_approval_record(const approval_t *c);
@@ -292,9 +261,8 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
     }
     json_t *facts = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "title",
                               "Case", "value", c->case_id, "title", "Kind", "value", c->kind, "title", "Amount",
-                              "value", amount, "title", "Tier", "value", tier,
-                              "title", "Required roles", "value", roles, "title", "State", "value", c->state, "title",
-                              "Expires", "value", exp);
+                              "value", amount, "title", "Tier", "value", tier, "title", "Required roles", "value",
+                              roles, "title", "State", "value", c->state, "title", "Expires", "value", exp);
     json_t *card = json_pack(
         "{s:s, s:s, s:s, s:[{s:s, s:s, s:s, s:b}, {s:s, s:o}, {s:s, s:s, s:b, s:s}, {s:s, s:s, s:b}], "
         "s:[{s:s, s:s, s:s}]}",
@@ -402,7 +370,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
              json_is_string(json_object_get(body, "ref")) ? json_string_value(json_object_get(body, "ref")) : "");
     snprintf(c->raised_by, sizeof c->raised_by, "%s",
              json_is_string(json_object_get(body, "raised_by")) ? json_string_value(json_object_get(body, "raised_by"))
-                                                                 : "");
+                                                                : "");
     c->amount = pin.amount;
     snprintf(c->currency, sizeof c->currency, "%s", pin.currency);
     snprintf(c->triaged_id, sizeof c->triaged_id, "%s", event_head(in)->id);
@@ -415,7 +383,9 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     c->facts = json_dumps(body, JSON_COMPACT);
     policy_route(&a->policy, &pin, &c->route);
     snprintf(c->state, sizeof c->state, "%s",
-             c->route.kind == ROUTE_NO_ACTION ? "no_action" : c->route.kind == ROUTE_AUTO ? "auto_approved" : "pending");
+             c->route.kind == ROUTE_NO_ACTION ? "no_action"
+             : c->route.kind == ROUTE_AUTO    ? "auto_approved"
+                                              : "pending");
 
     pthread_mutex_lock(&a->mu);
     approval_t *prior = s_find(a, c->case_id);
@@ -485,7 +455,8 @@ static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
     if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied") &&
         strcmp(status, "expired") && strcmp(status, "auto_approved") && strcmp(status, "no_action") &&
         strcmp(status, "all"))
-        return httpd_error(conn, MHD_HTTP_BAD_REQUEST, "status must be pending, approved, denied, expired, auto_approved, no_action or all");
+        return httpd_error(conn, MHD_HTTP_BAD_REQUEST,
+                           "status must be pending, approved, denied, expired, auto_approved, no_action or all");
     json_t *list = json_array();
     pthread_mutex_lock(&a->mu);
     for (size_t i = a->ncases; i-- > 0;) /* newest first */
@@ -527,93 +498,27 @@ static enum MHD_Result s_answer_when_durable(approve_t *a, request_t *req)
     pthread_mutex_unlock(&req->mu);
     if (durable) {
         req->answered = true;
-        return httpd_reply(req->conn, MHD_HTTP_OK, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+        return httpd_reply(req->conn, MHD_HTTP_OK,
+                           json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
     }
     return MHD_YES;
 }
 
-/* s_decide - POST /approvals/{case}/decisions: SoD, then journal, then 200 */
-static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *who, const char *case_id,
-                                const char *peer)
+/* s_record_decision - a decision that passed segregation of duties: on the
+ * case, journaled (the request answered once durable), and the outcome it
+ * settles, if any, emitted; 0, or -1 when it could not be journaled (the
+ * caller undoes it; caller holds mu) */
+static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, const char *role, const char *decision,
+                             const char *comment, const char *peer, request_t *req)
 {
-    json_error_t je;
-    json_t *body = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES, &je);
-    const char *decision = json_string_value(json_object_get(body, "decision"));
-    json_t *comment_j = json_object_get(body, "comment");
-    if (!json_is_object(body) || !decision || (strcmp(decision, "approve") && strcmp(decision, "deny")) ||
-        (comment_j && !json_is_string(comment_j)) || (comment_j && json_string_length(comment_j) > 500)) {
-        json_decref(body);
-        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST,
-                       "body must be {\"decision\":\"approve|deny\",\"comment\":\"...\" (at most 500 bytes)}");
-    }
-    const char *comment = comment_j ? json_string_value(comment_j) : "";
-    /* the metric's label outlives body (freed before the reply): a literal */
-    const char *decision_label = strcmp(decision, "approve") == 0 ? "approve" : "deny";
-    unsigned status = 0;
-    char why[256] = "";
-    char role[POLICY_ROLE_MAX] = "";
-    pthread_mutex_lock(&a->mu);
-    approval_t *c = s_find(a, case_id);
-    if (!c) {
-        status = MHD_HTTP_NOT_FOUND;
-        snprintf(why, sizeof why, "no such case");
-    } else if (strcmp(c->state, "pending") != 0) {
-        status = MHD_HTTP_CONFLICT;
-        snprintf(why, sizeof why, "case is %s, not awaiting a decision", c->state);
-    } else if (stage_now_ms() >= c->expires_ms) {
-        status = MHD_HTTP_CONFLICT;
-        snprintf(why, sizeof why, "the approval expired");
-    } else if (c->raised_by[0] && strcmp(c->raised_by, who->name) == 0) {
-        status = MHD_HTTP_FORBIDDEN;
-        snprintf(why, sizeof why, "%s raised this case and cannot decide it", who->name);
-    } else {
-        for (size_t i = 0; i < c->ndecisions && !status; i++)
-            if (strcmp(c->decisions[i].who, who->name) == 0) {
-                status = MHD_HTTP_FORBIDDEN;
-                snprintf(why, sizeof why, "%s already decided this case: one person counts once", who->name);
-            }
-    }
-    if (!status) {
-        /* the first required role this person holds that nobody covers yet */
-        bool holds_any = false;
-        for (size_t r = 0; r < c->route.nroles && !role[0]; r++) {
-            if (!people_holds(who, c->route.roles[r]))
-                continue;
-            holds_any = true;
-            bool covered = false;
-            for (size_t i = 0; i < c->ndecisions; i++)
-                covered |= strcmp(c->decisions[i].role, c->route.roles[r]) == 0;
-            if (!covered)
-                snprintf(role, sizeof role, "%s", c->route.roles[r]);
-        }
-        if (!holds_any || (strcmp(decision, "approve") == 0 && !role[0])) {
-            status = MHD_HTTP_FORBIDDEN;
-            snprintf(why, sizeof why, holds_any ? "%s's required roles are already covered by others"
-                                                : "%s holds none of the roles this case still needs",
-                     who->name);
-        }
-    }
-    if (status) {
-        pthread_mutex_unlock(&a->mu);
-        json_decref(body);
-        s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
-        return httpd_error(req->conn, status, why);
-    }
     /* record it: the decision, and the case's outcome if this settles it */
     decided_t *d = s_decision_add(c);
     snprintf(d->who, sizeof d->who, "%s", who->name);
-    snprintf(d->role, sizeof d->role, "%s", strcmp(decision, "approve") == 0 ? role : "");
+    snprintf(d->role, sizeof d->role, "%s", role); /* "" for a deny */
     snprintf(d->decision, sizeof d->decision, "%s", decision);
     snprintf(d->comment, sizeof d->comment, "%s", comment);
     d->at_ms = stage_now_ms();
-    size_t covered = 0;
-    for (size_t r = 0; r < c->route.nroles; r++)
-        for (size_t i = 0; i < c->ndecisions; i++)
-            if (strcmp(c->decisions[i].role, c->route.roles[r]) == 0) {
-                covered++;
-                break;
-            }
-    const char *outcome = strcmp(decision, "deny") == 0 ? "denied" : covered == c->route.nroles ? "approved" : NULL;
+    const char *outcome = sod_outcome(c, strcmp(decision, "deny") == 0);
     if (outcome)
         snprintf(c->state, sizeof c->state, "%s", outcome);
     event_body_t *b = event_body_new();
@@ -636,6 +541,39 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
         snprintf(c->outcome_by, sizeof c->outcome_by, "%s", who->name);
         s_emit_outcome(a, c);
     }
+    return rc;
+}
+
+/* s_decide - POST /approvals/{case}/decisions: SoD, then journal, then 200 */
+static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *who, const char *case_id,
+                                const char *peer)
+{
+    json_error_t je;
+    json_t *body = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES, &je);
+    const char *decision = json_string_value(json_object_get(body, "decision"));
+    json_t *comment_j = json_object_get(body, "comment");
+    if (!json_is_object(body) || !decision || (strcmp(decision, "approve") && strcmp(decision, "deny")) ||
+        (comment_j && !json_is_string(comment_j)) || (comment_j && json_string_length(comment_j) > 500)) {
+        json_decref(body);
+        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST,
+                           "body must be {\"decision\":\"approve|deny\",\"comment\":\"...\" (at most 500 bytes)}");
+    }
+    const char *comment = comment_j ? json_string_value(comment_j) : "";
+    /* the metric's label outlives body (freed before the reply): a literal */
+    const char *decision_label = strcmp(decision, "approve") == 0 ? "approve" : "deny";
+    char why[256] = "";
+    char role[POLICY_ROLE_MAX] = "";
+    pthread_mutex_lock(&a->mu);
+    approval_t *c = s_find(a, case_id);
+    bool approve = strcmp(decision, "approve") == 0;
+    unsigned status = sod_judge(c, who, approve, stage_now_ms(), role, why, sizeof why);
+    if (status) {
+        pthread_mutex_unlock(&a->mu);
+        json_decref(body);
+        s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
+        return httpd_error(req->conn, status, why);
+    }
+    int rc = s_record_decision(a, c, who, role, decision, comment, peer, req);
     snprintf(req->state, sizeof req->state, "%s", c->state);
     snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
     if (rc != 0) { /* could not journal: undo, and say so */
@@ -645,7 +583,8 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     pthread_mutex_unlock(&a->mu);
     json_decref(body);
     if (rc != 0)
-        return httpd_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", "cannot record the decision right now"));
+        return httpd_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                           json_pack("{s:s}", "error", "cannot record the decision right now"));
     stage_count(a->st, "payguard_approve_decisions_total", "decision", decision_label, 1);
     return s_answer_when_durable(a, req);
 }
@@ -783,7 +722,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     req->answered = true;
     char peer[64];
     httpd_peer(conn, peer, sizeof peer);
-    const person_t *who = people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    const person_t *who =
+        people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
     if (!who) {
         s_audit_refusal(a, "access_denied", NULL, "", MHD_HTTP_UNAUTHORIZED, "unknown or missing token", peer);
         return httpd_unauthorized(conn);
@@ -829,7 +769,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     if (strncmp(url, "/reviews/", 9) == 0 && strcmp(method, "POST") == 0) {
         char case_id[160], what[16];
         const char *rest = url + 9, *slash = strchr(rest, '/');
-        if (slash && (size_t) (slash - rest) < sizeof case_id && (strcmp(slash, "/retry") == 0 || strcmp(slash, "/close") == 0)) {
+        if (slash && (size_t) (slash - rest) < sizeof case_id &&
+            (strcmp(slash, "/retry") == 0 || strcmp(slash, "/close") == 0)) {
             memcpy(case_id, rest, (size_t) (slash - rest));
             case_id[slash - rest] = '\0';
             snprintf(what, sizeof what, "%s", slash + 1);
@@ -964,13 +905,14 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
     c->route.tier = (int) json_integer_value(json_object_get(b, "tier"));
     c->created_ms = json_integer_value(json_object_get(b, "created_ms"));
     c->expires_ms = json_integer_value(json_object_get(b, "expires_ms"));
-    c->route.kind = strcmp(c->state, "no_action") == 0 ? ROUTE_NO_ACTION
-                    : strcmp(c->state, "auto_approved") == 0 ? ROUTE_AUTO : ROUTE_HUMANS;
+    c->route.kind = strcmp(c->state, "no_action") == 0       ? ROUTE_NO_ACTION
+                    : strcmp(c->state, "auto_approved") == 0 ? ROUTE_AUTO
+                                                             : ROUTE_HUMANS;
     c->route.nroles = 0;
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(b, "required_roles"), i, r) if (c->route.nroles < POLICY_MAX_ROLES)
-        snprintf(c->route.roles[c->route.nroles++], POLICY_ROLE_MAX, "%s", json_is_string(r) ? json_string_value(r) : "");
+    json_array_foreach(json_object_get(b, "required_roles"), i, r) if (c->route.nroles < POLICY_MAX_ROLES) snprintf(
+        c->route.roles[c->route.nroles++], POLICY_ROLE_MAX, "%s", json_is_string(r) ? json_string_value(r) : "");
     json_t *rec = json_object_get(b, "recommendation");
     if (rec) {
         free(c->advice);
@@ -1017,7 +959,8 @@ static int s_init(stage_t *st, void *arg)
     snprintf(a->public_url, sizeof a->public_url, "%s", config_get(c, "approve/public_url"));
     const char *sn = config_get(c, "outside/servicenow");
     snprintf(a->ticket_system, sizeof a->ticket_system, "%s", sn && *sn ? "servicenow" : "jira");
-    a->rb_opts = (rb_opts_t){.ticket_system = a->ticket_system, .jira_project = config_get(c, "execute/jira_project"),
+    a->rb_opts = (rb_opts_t){.ticket_system = a->ticket_system,
+                             .jira_project = config_get(c, "execute/jira_project"),
                              .public_url = a->public_url};
     if (people_load(c, &a->people, err, sizeof err) != 0) {
         log_error("%s", err);
@@ -1037,11 +980,11 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: approve/http_bind must be an IPv4 address");
         return -1;
     }
-    a->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
-                                (uint16_t) port, NULL, NULL, s_answer, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin,
-                                MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED, s_completed, a,
-                                MHD_OPTION_END);
+    a->httpd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, (uint16_t) port, NULL,
+        NULL, s_answer, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED, s_completed,
+        a, MHD_OPTION_END);
     if (!a->httpd) {
         log_error("cannot serve the approvals API on port %ld: %s", port, strerror(errno));
         return -1;

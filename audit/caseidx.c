@@ -22,7 +22,7 @@
 struct caseidx_t {
     sqlite3 *db;
     struct {
-        const char *sql;          /* the literal's address: each statement prepared once */
+        const char *sql; /* the literal's address: each statement prepared once */
         sqlite3_stmt *st;
     } cache[CASEIDX_STMT_CACHE];
     size_t ncache;
@@ -52,9 +52,9 @@ static const struct {
     const char *name;
     int rank;
 } s_states[] = {
-    {"rejected", 1},  {"validated", 2},          {"triaged", 3},  {"awaiting_approval", 4},
-    {"approved", 5},  {"denied", 5},             {"expired", 5},  {"already_consistent", 5},
-    {"executing", 6}, {"executed", 7},           {"ops_review", 7}, {"closed", 8},
+    {"rejected", 1},  {"validated", 2}, {"triaged", 3},    {"awaiting_approval", 4},
+    {"approved", 5},  {"denied", 5},    {"expired", 5},    {"already_consistent", 5},
+    {"executing", 6}, {"executed", 7},  {"ops_review", 7}, {"closed", 8},
 };
 #define NSTATES (sizeof s_states / sizeof s_states[0])
 
@@ -182,8 +182,7 @@ static const char *s_state_of(const event_t *ev)
     const char *t = event_head(ev)->type;
     char b[64];
     if (strcmp(t, "rejected") == 0 || strcmp(t, "validated") == 0 || strcmp(t, "triaged") == 0 ||
-        strcmp(t, "approved") == 0 || strcmp(t, "denied") == 0 || strcmp(t, "expired") == 0 ||
-        strcmp(t, "closed") == 0)
+        strcmp(t, "approved") == 0 || strcmp(t, "denied") == 0 || strcmp(t, "expired") == 0 || strcmp(t, "closed") == 0)
         return t;
     if (strcmp(t, "escalated") == 0)
         return "awaiting_approval";
@@ -191,7 +190,7 @@ static const char *s_state_of(const event_t *ev)
         return "ops_review";
     if (strcmp(t, "routed") == 0 || strcmp(t, "decision") == 0) {
         event_get_strbuf(ev, "state", b, sizeof b);
-        return strcmp(b, "pending") == 0 && t[0] == 'r' ? "awaiting_approval"
+        return strcmp(b, "pending") == 0 && t[0] == 'r'                        ? "awaiting_approval"
                : strcmp(b, "auto_approved") == 0 || strcmp(b, "approved") == 0 ? "approved"
                : strcmp(b, "denied") == 0                                      ? "denied"
                : strcmp(b, "no_action") == 0                                   ? "already_consistent"
@@ -201,8 +200,8 @@ static const char *s_state_of(const event_t *ev)
         return strcmp(event_get_strbuf(ev, "decision", b, sizeof b), "approved") == 0 ? "executing" : NULL;
     if (strcmp(t, "executed") == 0) {
         event_get_strbuf(ev, "outcome", b, sizeof b);
-        return strcmp(b, "done") == 0           ? "executed"
-               : strcmp(b, "ops_review") == 0   ? "ops_review"
+        return strcmp(b, "done") == 0            ? "executed"
+               : strcmp(b, "ops_review") == 0    ? "ops_review"
                : strcmp(b, "nothing_to_do") == 0 ? "already_consistent"
                : strcmp(b, "closed") == 0        ? "closed"
                                                  : NULL;
@@ -297,8 +296,10 @@ static void s_case_state(caseidx_t *self, const event_t *ev, const char *case_id
     int rank = s_rank(state);
     int64_t t = event_head(ev)->time_ms;
     if (rank <= 3) /* early states never move a case back */
-        s_run(self, "UPDATE cases SET state = ?, state_rank = ?, state_ms = MAX(state_ms, ?) WHERE case_id = ? AND state_rank <= ?",
-              "tiiti", state, (int64_t) rank, t, case_id, (int64_t) rank);
+        s_run(
+            self,
+            "UPDATE cases SET state = ?, state_rank = ?, state_ms = MAX(state_ms, ?) WHERE case_id = ? AND state_rank <= ?",
+            "tiiti", state, (int64_t) rank, t, case_id, (int64_t) rank);
     /* from here on, the newest state-bearing event by event time wins; an early
      * state never blocks a later one, whatever its time: the advice about a
      * duplicate delivery may carry a later time than the route it preceded */
@@ -342,8 +343,7 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
         }
     }
     char *text = event_to_json(ev);
-    int n = s_run(self,
-                  "INSERT OR IGNORE INTO events(id, jseq, case_id, type, time_ms, json) VALUES(?, ?, ?, ?, ?, ?)",
+    int n = s_run(self, "INSERT OR IGNORE INTO events(id, jseq, case_id, type, time_ms, json) VALUES(?, ?, ?, ?, ?, ?)",
                   "tintit", h->id, (int64_t) jseq, case_id, h->type, (int64_t) h->time_ms, text);
     free(text);
     if (n <= 0)
@@ -496,8 +496,8 @@ void caseidx_summary(const void *event_json, char *out, size_t outlen)
         json_t *a = json_object_get(b, "advice");
         json_t *c = json_object_get(a, "confidence_permille");
         snprintf(out, outlen, "AI advice (advisory only, from %s): %s, root cause %s, recommends %s, confidence %lld%%",
-                 s_jstr(a, "source"), s_jstr(a, "classification"), s_jstr(a, "root_cause"),
-                 s_jstr(a, "recommendation"), json_is_integer(c) ? (long long) json_integer_value(c) / 10 : 0LL);
+                 s_jstr(a, "source"), s_jstr(a, "classification"), s_jstr(a, "root_cause"), s_jstr(a, "recommendation"),
+                 json_is_integer(c) ? (long long) json_integer_value(c) / 10 : 0LL);
     } else if (strcmp(t, "routed") == 0) {
         snprintf(out, outlen, "routed (%s): %s", *s_jstr(b, "rule") ? s_jstr(b, "rule") : "note",
                  *s_jstr(b, "reason") ? s_jstr(b, "reason") : s_jstr(b, "note"));
@@ -532,8 +532,8 @@ void caseidx_summary(const void *event_json, char *out, size_t outlen)
         snprintf(out, outlen, "Teams card queued: %s", s_jstr(b, "title"));
     } else if (strcmp(t, "access_denied") == 0 || strcmp(t, "decision_refused") == 0) {
         json_t *s = json_object_get(b, "status");
-        snprintf(out, outlen, "%s refused (%lld): %s", s_jstr(b, "who"), json_is_integer(s) ? (long long) json_integer_value(s) : 0LL,
-                 s_jstr(b, "reason"));
+        snprintf(out, outlen, "%s refused (%lld): %s", s_jstr(b, "who"),
+                 json_is_integer(s) ? (long long) json_integer_value(s) : 0LL, s_jstr(b, "reason"));
     } else {
         snprintf(out, outlen, "%s", t);
     }
@@ -552,7 +552,8 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
         return NULL;
 
     json_t *keys = json_array();
-    if (sqlite3_prepare_v2(self->db, "SELECT key FROM keys WHERE case_id = ? ORDER BY key", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(self->db, "SELECT key FROM keys WHERE case_id = ? ORDER BY key", -1, &st, NULL) ==
+        SQLITE_OK) {
         sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
         while (sqlite3_step(st) == SQLITE_ROW)
             json_array_append_new(keys, json_string(s_col(st, 0)));
@@ -561,8 +562,8 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
     json_object_set_new(o, "idempotency_keys", keys);
 
     json_t *timeline = json_array(), *decisions = json_array(), *actions = json_array(), *rec = NULL;
-    if (sqlite3_prepare_v2(self->db, "SELECT json FROM events WHERE case_id = ? ORDER BY time_ms, jseq", -1, &st, NULL) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(self->db, "SELECT json FROM events WHERE case_id = ? ORDER BY time_ms, jseq", -1, &st,
+                           NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
         while (sqlite3_step(st) == SQLITE_ROW) {
             json_t *e = json_loads(s_col(st, 0), 0, NULL);
@@ -573,27 +574,27 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
             json_t *time = json_object_get(e, "time_ms");
             char line[1024];
             caseidx_summary(e, line, sizeof line);
-            json_t *item = json_pack("{s:o, s:O, s:s, s:s, s:s, s:s, s:s, s:O}", "at",
-                                     s_iso(json_integer_value(time)), "time_ms", time, "type", type, "stage",
-                                     s_jstr(e, "stage"), "event_id", s_jstr(e, "id"), "cause", s_jstr(e, "cause"),
-                                     "summary", line, "detail", body);
+            json_t *item = json_pack("{s:o, s:O, s:s, s:s, s:s, s:s, s:s, s:O}", "at", s_iso(json_integer_value(time)),
+                                     "time_ms", time, "type", type, "stage", s_jstr(e, "stage"), "event_id",
+                                     s_jstr(e, "id"), "cause", s_jstr(e, "cause"), "summary", line, "detail", body);
             if (strcmp(type, "triaged") == 0) {
                 json_object_set_new(item, "advisory", json_true());
                 if (!rec && json_integer_value(json_object_get(body, "duplicates")) == 0)
                     rec = json_incref(json_object_get(body, "advice"));
             }
             if (strcmp(type, "decision") == 0)
-                json_array_append_new(decisions, json_pack("{s:s, s:s, s:s, s:s, s:o}", "approver", s_jstr(body, "who"),
-                                                           "role", s_jstr(body, "role"), "decision",
-                                                           s_jstr(body, "decision"), "comment",
-                                                           s_jstr(body, "comment"), "at",
-                                                           s_iso(json_integer_value(time))));
+                json_array_append_new(decisions,
+                                      json_pack("{s:s, s:s, s:s, s:s, s:o}", "approver", s_jstr(body, "who"), "role",
+                                                s_jstr(body, "role"), "decision", s_jstr(body, "decision"), "comment",
+                                                s_jstr(body, "comment"), "at", s_iso(json_integer_value(time))));
             if (strcmp(type, "step") == 0 && strcmp(s_jstr(body, "status"), "started") != 0)
-                json_array_append_new(actions, json_pack("{s:s, s:s, s:s, s:O, s:O}", "step", s_jstr(body, "step"),
-                                                         "status", s_jstr(body, "status"), "idempotency_key",
-                                                         s_jstr(body, "idempotency_key"), "http_status",
-                                                         json_object_get(body, "http_status") ? json_object_get(body, "http_status") : json_null(),
-                                                         "response", json_object_get(body, "response") ? json_object_get(body, "response") : json_null()));
+                json_array_append_new(
+                    actions,
+                    json_pack("{s:s, s:s, s:s, s:O, s:O}", "step", s_jstr(body, "step"), "status",
+                              s_jstr(body, "status"), "idempotency_key", s_jstr(body, "idempotency_key"), "http_status",
+                              json_object_get(body, "http_status") ? json_object_get(body, "http_status") : json_null(),
+                              "response",
+                              json_object_get(body, "response") ? json_object_get(body, "response") : json_null()));
             json_array_append_new(timeline, item);
             json_decref(e);
         }
@@ -639,9 +640,10 @@ char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
             if (e) {
                 char line[1024];
                 caseidx_summary(e, line, sizeof line);
-                json_object_set_new(o, "last", json_pack("{s:s, s:o, s:s}", "type", s_jstr(e, "type"), "at",
-                                                         s_iso(json_integer_value(json_object_get(e, "time_ms"))),
-                                                         "summary", line));
+                json_object_set_new(o, "last",
+                                    json_pack("{s:s, s:o, s:s}", "type", s_jstr(e, "type"), "at",
+                                              s_iso(json_integer_value(json_object_get(e, "time_ms"))), "summary",
+                                              line));
                 json_decref(e);
             }
             json_array_append_new(list, o);

@@ -102,30 +102,30 @@ typedef struct {
     int result;                         /* 0 verified, 1 a bad record, -1 unreadable */
     trail_report_t rep;
     char err[512];
-    char by[64];                        /* who asked */
+    char by[64]; /* who asked */
     char peer[64];
     int64_t started_ms, finished_ms;
 } verify_t;
 
 typedef struct {
     stage_t *st;
-    trail_head_t head;            /* the chain's head (loop thread) */
-    uint64_t sealed_seq;          /* trail seq of the last checkpoint */
+    trail_head_t head;   /* the chain's head (loop thread) */
+    uint64_t sealed_seq; /* trail seq of the last checkpoint */
     int64_t next_checkpoint_ms;
     long checkpoint_every_s;
     trail_key_t *key;
     char *checkpoints_path;
-    caseidx_t *idx;               /* the writer (loop thread) */
-    caseidx_t *ridx;              /* the reader (HTTP threads, under rmu) */
+    caseidx_t *idx;  /* the writer (loop thread) */
+    caseidx_t *ridx; /* the reader (HTTP threads, under rmu) */
     pthread_mutex_t rmu;
     people_t people;
     struct MHD_Daemon *httpd;
-    pthread_mutex_t qmu;          /* refusals from HTTP threads to the loop */
+    pthread_mutex_t qmu; /* refusals from HTTP threads to the loop */
     refusal_t queue[AUDIT_REFUSALS_MAX];
     size_t nqueue;
     uint64_t queue_dropped;
     int64_t next_gauges_ms;
-    char *journal_dir;            /* this instance's trail, for verification */
+    char *journal_dir; /* this instance's trail, for verification */
     char *verify_key_path;
     verify_t verify;
 } audit_t;
@@ -183,13 +183,13 @@ static json_t *s_verify_json(const verify_t *v)
         utc_iso(v->finished_ms, fin);
     const char *state = v->running ? "running" : v->ran ? "done" : "never";
     const char *problem = v->result < 0 ? v->err : v->rep.problem;
-    return json_pack("{s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s}", "state", state, "ok",
-                     !v->running && v->ran && v->result == 0, "started_at", at, "finished_at", fin, "records",
-                     (json_int_t) v->rep.records, "checkpoints", (json_int_t) v->rep.checkpoints,
-                     "last_checkpoint_seq", (json_int_t) v->rep.last_checkpoint, "unsealed",
-                     (json_int_t) (v->rep.records > v->rep.last_checkpoint ? v->rep.records - v->rep.last_checkpoint : 0),
-                     "bad_seq", (json_int_t) v->rep.bad_seq, "problem", v->ran && !v->running ? problem : "", "by",
-                     v->by);
+    return json_pack(
+        "{s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s}", "state", state, "ok",
+        !v->running && v->ran && v->result == 0, "started_at", at, "finished_at", fin, "records",
+        (json_int_t) v->rep.records, "checkpoints", (json_int_t) v->rep.checkpoints, "last_checkpoint_seq",
+        (json_int_t) v->rep.last_checkpoint, "unsealed",
+        (json_int_t) (v->rep.records > v->rep.last_checkpoint ? v->rep.records - v->rep.last_checkpoint : 0), "bad_seq",
+        (json_int_t) v->rep.bad_seq, "problem", v->ran && !v->running ? problem : "", "by", v->by);
 }
 
 /* s_verify_record - from the loop thread: a finished verification onto the
@@ -220,7 +220,10 @@ static void s_verify_record(audit_t *a)
         log_warn("the chain verification's outcome was not recorded on the trail");
     event_body_destroy(&b);
     stage_count(a->st, "payguard_audit_verifications_total", "outcome",
-                rc == 0 ? "verified" : rc > 0 ? "failed" : "unreadable", 1);
+                rc == 0  ? "verified"
+                : rc > 0 ? "failed"
+                         : "unreadable",
+                1);
 }
 
 /* s_verify_http - GET /audit/verify (the last result), POST (start one;
@@ -355,9 +358,10 @@ static int s_list_filter(struct MHD_Connection *conn, caseidx_filter_t *f, char 
     long n;
     if (state && *state && strcmp(state, "all") != 0) {
         if (!caseidx_state_known(state)) {
-            snprintf(why, whylen, "state must be one of rejected, validated, triaged, awaiting_approval (pending), "
-                                  "approved, denied, expired, executing, executed, ops_review, already_consistent, "
-                                  "closed, all");
+            snprintf(why, whylen,
+                     "state must be one of rejected, validated, triaged, awaiting_approval (pending), "
+                     "approved, denied, expired, executing, executed, ops_review, already_consistent, "
+                     "closed, all");
             return -1;
         }
         f->state = state;
@@ -413,12 +417,14 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     if (strcmp(url, "/metrics") == 0)
         return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
     if (strcmp(url, "/audit/verify") == 0) {
-        const person_t *p = people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+        const person_t *p =
+            people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
         return p ? s_verify_http(a, conn, method, p->name) : s_refuse(a, conn, "");
     }
     bool cases = strcmp(url, "/cases") == 0, one = strncmp(url, "/cases/", 7) == 0;
     if (!cases && !one)
-        return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path: GET /cases, /cases/{case_id}, GET|POST /audit/verify");
+        return httpd_error(conn, MHD_HTTP_NOT_FOUND,
+                           "unknown path: GET /cases, /cases/{case_id}, GET|POST /audit/verify");
     const char *case_id = one ? url + 7 : "";
     if (strlen(case_id) > EVENT_KEY_MAX)
         return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
@@ -470,10 +476,9 @@ static int s_serve(audit_t *a)
         log_error("config: audit/http_bind must be an IPv4 address");
         return -1;
     }
-    a->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL,
-                                s_answer, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin,
-                                MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+    a->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL, s_answer,
+                                a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
     if (!a->httpd) {
         log_error("cannot serve the cases API on port %ld: %s", port, strerror(errno));
         return -1;

@@ -13,7 +13,7 @@
 const char *const config_stages[CONFIG_NSTAGES] = {"ingest", "validate", "triage", "approve", "execute", "audit"};
 
 /* The embedded defaults. Keep config/payguard.cfg identical to this text
- * (tests/test_config.c checks it). */
+ * (tests/unit/test_config.c checks it). */
 static const char s_defaults[] =
     "#   payguard group configuration (ZPL: czmq zconfig, 4-space indents).\n"
     "#   These are the embedded defaults; `payguard config` prints them.\n"
@@ -123,7 +123,6 @@ static const char s_defaults[] =
     "    retry_base_ms = 200                 # backoff (doubling, full jitter, Retry-After honoured)\n"
     "    retry_max_ms = 5000\n"
     "    release_hold_on_failure = no        # yes: a failed ledger step releases the payout hold to its previous status\n"
-    "    fault_file = \"\"                    # TEST HOOK: a file naming before:<step> or after:<step> kills execute once there\n"
     "audit\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/audit.{n}.in    # input PULL of instance {n}\n"
@@ -172,8 +171,7 @@ static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, bo
             /* ZPL takes "payguard/log_level = debug" as one name, but every
              * lookup splits a path at '/': it would be accepted and never
              * read (found by tests/fuzz/fuzz_config.c) */
-            snprintf(err, errlen, "config %s: '%s': a name may not contain '/' (one level per line)", self->path,
-                     path);
+            snprintf(err, errlen, "config %s: '%s': a name may not contain '/' (one level per line)", self->path, path);
             rc = -1;
         } else if (zhashx_insert(seen, name, c) != 0) {
             /* a lookup finds the first of two entries of the same name: the
@@ -284,8 +282,8 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             return NULL;
         }
     }
-    if (s_absolute(config_get(self, "payguard/run_dir"), self->run_dir, sizeof self->run_dir)
-        || s_absolute(config_get(self, "payguard/data_dir"), self->data_dir, sizeof self->data_dir)) {
+    if (s_absolute(config_get(self, "payguard/run_dir"), self->run_dir, sizeof self->run_dir) ||
+        s_absolute(config_get(self, "payguard/data_dir"), self->data_dir, sizeof self->data_dir)) {
         snprintf(err, errlen, "config: run_dir or data_dir path too long");
         config_destroy(&self);
         return NULL;
@@ -316,10 +314,22 @@ void config_destroy(config_t **self_p)
     *self_p = NULL;
 }
 
-const char *config_defaults_text(void) { return s_defaults; }
-const char *config_path(const config_t *self) { return self->path; }
-const char *config_run_dir(const config_t *self) { return self->run_dir; }
-const char *config_data_dir(const config_t *self) { return self->data_dir; }
+const char *config_defaults_text(void)
+{
+    return s_defaults;
+}
+const char *config_path(const config_t *self)
+{
+    return self->path;
+}
+const char *config_run_dir(const config_t *self)
+{
+    return self->run_dir;
+}
+const char *config_data_dir(const config_t *self)
+{
+    return self->data_dir;
+}
 
 /* config_get - the file's value, else the default's, else NULL */
 const char *config_get(const config_t *self, const char *path)
@@ -474,13 +484,13 @@ char *config_journal_dir(const config_t *self, const char *stage, int index)
 int config_parse_instance(const char *inst, char stage[32], int *index)
 {
     const char *dot = strrchr(inst, '.');
-    if (!dot || dot == inst || (size_t)(dot - inst) >= 32 || !dot[1])
+    if (!dot || dot == inst || (size_t) (dot - inst) >= 32 || !dot[1])
         return -1;
     char *end = NULL;
     long n = strtol(dot + 1, &end, 10);
     if (*end || n < 0 || n >= CONFIG_MAX_INSTANCES)
         return -1;
-    memcpy(stage, inst, (size_t)(dot - inst));
+    memcpy(stage, inst, (size_t) (dot - inst));
     stage[dot - inst] = '\0';
     if (config_stage_index(stage) < 0)
         return -1;

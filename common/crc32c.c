@@ -50,8 +50,8 @@ uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
      * end of the block */
     while (len >= 8) {
         uint32_t lo = crc ^ ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24);
-        crc = s_table[7][lo & 0xffu] ^ s_table[6][(lo >> 8) & 0xffu] ^ s_table[5][(lo >> 16) & 0xffu]
-              ^ s_table[4][lo >> 24] ^ s_table[3][p[4]] ^ s_table[2][p[5]] ^ s_table[1][p[6]] ^ s_table[0][p[7]];
+        crc = s_table[7][lo & 0xffu] ^ s_table[6][(lo >> 8) & 0xffu] ^ s_table[5][(lo >> 16) & 0xffu] ^
+              s_table[4][lo >> 24] ^ s_table[3][p[4]] ^ s_table[2][p[5]] ^ s_table[1][p[6]] ^ s_table[0][p[7]];
         p += 8;
         len -= 8;
     }

@@ -65,18 +65,18 @@ static const struct {
 
 struct event_t {
     event_head_t head;
-    char *data;                 /* our copy of the input: strs and bins point into it */
+    char *data; /* our copy of the input: strs and bins point into it */
     size_t len;
-    msgpack_unpacked unpacked;  /* owns the zone the objects live in */
+    msgpack_unpacked unpacked; /* owns the zone the objects live in */
     const msgpack_object_map *body;
-    size_t body_off;            /* the body map's encoding is data[body_off..len) */
+    size_t body_off; /* the body map's encoding is data[body_off..len) */
 };
 
 struct event_body_t {
-    msgpack_sbuffer sbuf;       /* packed key/value pairs, no map header */
+    msgpack_sbuffer sbuf; /* packed key/value pairs, no map header */
     msgpack_packer pk;
-    size_t count;               /* pairs in sbuf */
-    char error[200];            /* first problem met while building; event_encode reports it */
+    size_t count;    /* pairs in sbuf */
+    char error[200]; /* first problem met while building; event_encode reports it */
 };
 
 /* s_fail - write a one-line reason (if the caller wants one) and return -1 */
@@ -113,9 +113,9 @@ static void s_sanitize(char *out, size_t outlen, const void *data, size_t len, s
 
 typedef struct {
     bool is_map;
-    uint64_t items_left;        /* items still to read; a map pair is two */
-    uint64_t pos;               /* index of the item being read */
-    const unsigned char *key;   /* map: the current pair's key, when a str */
+    uint64_t items_left;      /* items still to read; a map pair is two */
+    uint64_t pos;             /* index of the item being read */
+    const unsigned char *key; /* map: the current pair's key, when a str */
     uint32_t key_len;
 } s_frame_t;
 
@@ -123,12 +123,12 @@ typedef struct {
     const unsigned char *p;
     size_t len;
     size_t off;
-    bool envelope;              /* the root must be the 9-element event array */
-    const char *root;           /* name of the root item in reasons */
-    int root_depth;             /* body depth a container at the root would have */
+    bool envelope;    /* the root must be the 9-element event array */
+    const char *root; /* name of the root item in reasons */
+    int root_depth;   /* body depth a container at the root would have */
     s_frame_t stack[EVENT_MAX_DEPTH + 1];
-    int depth;                  /* open containers */
-    size_t body_off;            /* envelope: where field 8 starts */
+    int depth;       /* open containers */
+    size_t body_off; /* envelope: where field 8 starts */
     char *err;
     size_t errlen;
 } s_scan_t;
@@ -188,13 +188,23 @@ static const char *s_byte_kind(unsigned char b)
     if (b <= 0xbf || (b >= 0xd9 && b <= 0xdb))
         return "str";
     switch (b) {
-    case 0xc0: return "nil";
-    case 0xc2: case 0xc3: return "bool";
-    case 0xc4: case 0xc5: case 0xc6: return "bin";
-    case 0xca: return "float32";
-    case 0xcb: return "float64";
-    case 0xc1: return "invalid byte 0xc1";
-    default: return "ext";
+    case 0xc0:
+        return "nil";
+    case 0xc2:
+    case 0xc3:
+        return "bool";
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        return "bin";
+    case 0xca:
+        return "float32";
+    case 0xcb:
+        return "float64";
+    case 0xc1:
+        return "invalid byte 0xc1";
+    default:
+        return "ext";
     }
 }
 
@@ -219,10 +229,10 @@ static int s_scan(s_scan_t *sc, size_t *end_out)
         unsigned char b = sc->p[sc->off++];
         int kind = SCALAR;
         bool is_str = false;
-        uint64_t n = 0;             /* container entries */
-        uint64_t payload = 0;       /* bytes after the header */
-        size_t len_bytes = 0;       /* size of a length field that follows */
-        uint64_t extra = 0;         /* bytes besides the length-counted ones (ext type) */
+        uint64_t n = 0;       /* container entries */
+        uint64_t payload = 0; /* bytes after the header */
+        size_t len_bytes = 0; /* size of a length field that follows */
+        uint64_t extra = 0;   /* bytes besides the length-counted ones (ext type) */
 
         if (b <= 0x7f || b >= 0xe0) {
             /* fixint */
@@ -237,33 +247,100 @@ static int s_scan(s_scan_t *sc, size_t *end_out)
             payload = b & 0x1f;
         } else {
             switch (b) {
-            case 0xc0: case 0xc2: case 0xc3: break;
-            case 0xc1: return s_fail(sc->err, sc->errlen, "invalid msgpack byte 0xc1 at offset %zu", start);
-            case 0xc4: len_bytes = 1; break;
-            case 0xc5: len_bytes = 2; break;
-            case 0xc6: len_bytes = 4; break;
-            case 0xc7: len_bytes = 1; extra = 1; break;
-            case 0xc8: len_bytes = 2; extra = 1; break;
-            case 0xc9: len_bytes = 4; extra = 1; break;
-            case 0xca: payload = 4; break;
-            case 0xcb: payload = 8; break;
-            case 0xcc: case 0xd0: payload = 1; break;
-            case 0xcd: case 0xd1: payload = 2; break;
-            case 0xce: case 0xd2: payload = 4; break;
-            case 0xcf: case 0xd3: payload = 8; break;
-            case 0xd4: payload = 2; break;
-            case 0xd5: payload = 3; break;
-            case 0xd6: payload = 5; break;
-            case 0xd7: payload = 9; break;
-            case 0xd8: payload = 17; break;
-            case 0xd9: len_bytes = 1; is_str = true; break;
-            case 0xda: len_bytes = 2; is_str = true; break;
-            case 0xdb: len_bytes = 4; is_str = true; break;
-            case 0xdc: len_bytes = 2; kind = ARRAY; break;
-            case 0xdd: len_bytes = 4; kind = ARRAY; break;
-            case 0xde: len_bytes = 2; kind = MAP; break;
-            case 0xdf: len_bytes = 4; kind = MAP; break;
-            default: assert(0 && "every lead byte is covered");
+            case 0xc0:
+            case 0xc2:
+            case 0xc3:
+                break;
+            case 0xc1:
+                return s_fail(sc->err, sc->errlen, "invalid msgpack byte 0xc1 at offset %zu", start);
+            case 0xc4:
+                len_bytes = 1;
+                break;
+            case 0xc5:
+                len_bytes = 2;
+                break;
+            case 0xc6:
+                len_bytes = 4;
+                break;
+            case 0xc7:
+                len_bytes = 1;
+                extra = 1;
+                break;
+            case 0xc8:
+                len_bytes = 2;
+                extra = 1;
+                break;
+            case 0xc9:
+                len_bytes = 4;
+                extra = 1;
+                break;
+            case 0xca:
+                payload = 4;
+                break;
+            case 0xcb:
+                payload = 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                payload = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                payload = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                payload = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                payload = 8;
+                break;
+            case 0xd4:
+                payload = 2;
+                break;
+            case 0xd5:
+                payload = 3;
+                break;
+            case 0xd6:
+                payload = 5;
+                break;
+            case 0xd7:
+                payload = 9;
+                break;
+            case 0xd8:
+                payload = 17;
+                break;
+            case 0xd9:
+                len_bytes = 1;
+                is_str = true;
+                break;
+            case 0xda:
+                len_bytes = 2;
+                is_str = true;
+                break;
+            case 0xdb:
+                len_bytes = 4;
+                is_str = true;
+                break;
+            case 0xdc:
+                len_bytes = 2;
+                kind = ARRAY;
+                break;
+            case 0xdd:
+                len_bytes = 4;
+                kind = ARRAY;
+                break;
+            case 0xde:
+                len_bytes = 2;
+                kind = MAP;
+                break;
+            case 0xdf:
+                len_bytes = 4;
+                kind = MAP;
+                break;
+            default:
+                assert(0 && "every lead byte is covered");
             }
         }
         if (sc->envelope && sc->depth == 0 && kind != ARRAY)
@@ -298,8 +375,8 @@ static int s_scan(s_scan_t *sc, size_t *end_out)
                               EVENT_MAX_DEPTH);
             if (n > 0) {
                 assert(sc->depth < (int) (sizeof sc->stack / sizeof sc->stack[0]));
-                sc->stack[sc->depth++] = (s_frame_t){
-                    .is_map = kind == MAP, .items_left = kind == MAP ? 2 * n : n, .pos = 0, .key = NULL};
+                sc->stack[sc->depth++] =
+                    (s_frame_t){.is_map = kind == MAP, .items_left = kind == MAP ? 2 * n : n, .pos = 0, .key = NULL};
                 continue;
             }
         }
@@ -326,17 +403,27 @@ static int s_scan(s_scan_t *sc, size_t *end_out)
 static const char *s_kind(msgpack_object_type type)
 {
     switch (type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "bool";
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "bool";
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
-    case MSGPACK_OBJECT_FLOAT32: return "float32";
-    case MSGPACK_OBJECT_FLOAT64: return "float64";
-    case MSGPACK_OBJECT_STR: return "str";
-    case MSGPACK_OBJECT_BIN: return "bin";
-    case MSGPACK_OBJECT_ARRAY: return "array";
-    case MSGPACK_OBJECT_MAP: return "map";
-    case MSGPACK_OBJECT_EXT: return "ext";
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+        return "float32";
+    case MSGPACK_OBJECT_FLOAT64:
+        return "float64";
+    case MSGPACK_OBJECT_STR:
+        return "str";
+    case MSGPACK_OBJECT_BIN:
+        return "bin";
+    case MSGPACK_OBJECT_ARRAY:
+        return "array";
+    case MSGPACK_OBJECT_MAP:
+        return "map";
+    case MSGPACK_OBJECT_EXT:
+        return "ext";
     }
     return "unknown";
 }
@@ -364,8 +451,8 @@ static bool s_printable(unsigned char c)
 
 /* s_check_str - field idx must be a str of min..max bytes from a charset;
  * copied NUL-terminated into out (which holds max + 1) */
-static int s_check_str(const msgpack_object *f, int idx, size_t min, size_t max, bool (*ok)(unsigned char),
-                       char *out, char *err, size_t errlen)
+static int s_check_str(const msgpack_object *f, int idx, size_t min, size_t max, bool (*ok)(unsigned char), char *out,
+                       char *err, size_t errlen)
 {
     const char *name = s_field_names[idx];
     if (f->type != MSGPACK_OBJECT_STR)
@@ -401,8 +488,7 @@ static int s_check_int(const msgpack_object *f, int idx, int64_t min, int64_t *o
     if (f->via.u64 > INT64_MAX)
         return s_fail(err, errlen, "field %d (%s): %" PRIu64 " exceeds INT64_MAX", idx, name, f->via.u64);
     if ((int64_t) f->via.u64 < min)
-        return s_fail(err, errlen, "field %d (%s): must be >= %" PRId64 ", got %" PRIu64, idx, name, min,
-                      f->via.u64);
+        return s_fail(err, errlen, "field %d (%s): must be >= %" PRId64 ", got %" PRIu64, idx, name, min, f->via.u64);
     *out = (int64_t) f->via.u64;
     return 0;
 }
@@ -447,8 +533,7 @@ static int s_check_map(const msgpack_object_map *map, int depth, char *path, siz
         if (k->via.str.size == 0)
             return s_fail(err, errlen, "%s: empty key", path);
         if (k->via.str.size > EVENT_KEY_MAX)
-            return s_fail(err, errlen, "%s: key of %" PRIu32 " bytes exceeds %d", path, k->via.str.size,
-                          EVENT_KEY_MAX);
+            return s_fail(err, errlen, "%s: key of %" PRIu32 " bytes exceeds %d", path, k->via.str.size, EVENT_KEY_MAX);
     }
     if (map->size > 1) {
         const msgpack_object_str **keys = malloc(map->size * sizeof *keys);
@@ -590,8 +675,8 @@ event_t *event_decode(const void *data, size_t len, char *err, size_t errlen)
         s_fail(err, errlen, "event of %zu bytes exceeds %u", len, EVENT_MAX_BYTES);
         return NULL;
     }
-    s_scan_t sc = {.p = data, .len = len, .envelope = true, .root = "event", .root_depth = 0,
-                   .err = err, .errlen = errlen};
+    s_scan_t sc = {
+        .p = data, .len = len, .envelope = true, .root = "event", .root_depth = 0, .err = err, .errlen = errlen};
     size_t end = 0;
     if (s_scan(&sc, &end))
         return NULL;
@@ -698,8 +783,8 @@ int event_get_map_str(const event_t *self, const char *map_key, const char *key,
     size_t klen = strlen(key);
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *kv = &m->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen
-            && memcmp(kv->key.via.str.ptr, key, klen) == 0) {
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
+            memcmp(kv->key.via.str.ptr, key, klen) == 0) {
             if (kv->val.type != MSGPACK_OBJECT_STR)
                 return -1;
             if (s)
@@ -909,8 +994,13 @@ void event_body_raw_value(event_body_t *self, const char *key, const void *msgpa
     char clean[48];
     s_sanitize(clean, sizeof clean, key, strlen(key), 40);
     snprintf(root, sizeof root, "body.%s", clean);
-    s_scan_t sc = {.p = msgpack, .len = len, .envelope = false, .root = root, .root_depth = 2,
-                   .err = self->error, .errlen = sizeof self->error};
+    s_scan_t sc = {.p = msgpack,
+                   .len = len,
+                   .envelope = false,
+                   .root = root,
+                   .root_depth = 2,
+                   .err = self->error,
+                   .errlen = sizeof self->error};
     size_t end = 0;
     if (len > EVENT_MAX_BYTES) {
         s_fail(self->error, sizeof self->error, "%s: raw value of %zu bytes exceeds %u", root, len, EVENT_MAX_BYTES);
@@ -938,7 +1028,8 @@ static int s_pack_json(msgpack_packer *pk, const json_t *v, int depth)
         msgpack_pack_map(pk, (uint32_t) json_object_size(v));
         const char *k;
         json_t *val;
-        json_object_foreach((json_t *) v, k, val) {
+        json_object_foreach((json_t *) v, k, val)
+        {
             size_t kl = strlen(k);
             if (kl == 0 || kl > EVENT_KEY_MAX)
                 return -1;
@@ -1249,8 +1340,8 @@ char *event_to_json(const event_t *self)
     if (!body)
         return NULL;
     json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:o}", "id", h->id, "type", h->type, "case_key",
-                             h->case_key, "stage", h->stage, "seq", (json_int_t) h->seq, "cause", h->cause,
-                             "time_ms", (json_int_t) h->time_ms, "body", body);
+                             h->case_key, "stage", h->stage, "seq", (json_int_t) h->seq, "cause", h->cause, "time_ms",
+                             (json_int_t) h->time_ms, "body", body);
     if (!root)
         return NULL;
     char *text = json_dumps(root, JSON_COMPACT);

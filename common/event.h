@@ -52,8 +52,8 @@ typedef struct {
     int64_t time_ms;
 } event_head_t;
 
-typedef struct event_t event_t;            /* a decoded event */
-typedef struct event_body_t event_body_t;  /* a body being built */
+typedef struct event_t event_t;           /* a decoded event */
+typedef struct event_body_t event_body_t; /* a body being built */
 
 /* event_type_known - true if type is one of the registered event types */
 bool event_type_known(const char *type);

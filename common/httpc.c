@@ -78,10 +78,10 @@
 
 struct httpc_t {
     CURL *curl;
-    char *base_url;             /* trailing slashes removed */
-    char *token;                /* NULL: no Authorization header */
+    char *base_url; /* trailing slashes removed */
+    char *token;    /* NULL: no Authorization header */
     long timeout_ms;
-    uint64_t rng;               /* splitmix64 state for the backoff jitter */
+    uint64_t rng; /* splitmix64 state for the backoff jitter */
 };
 
 /* what the curl callbacks collect during one attempt */
@@ -89,9 +89,9 @@ typedef struct {
     char *buf;
     size_t len;
     size_t cap;
-    bool too_big;               /* the body passed HTTPC_MAX_RESPONSE_BYTES */
-    bool oom;                   /* the body buffer could not grow */
-    long retry_after_ms;        /* of the latest response head, -1 if none */
+    bool too_big;        /* the body passed HTTPC_MAX_RESPONSE_BYTES */
+    bool oom;            /* the body buffer could not grow */
+    long retry_after_ms; /* of the latest response head, -1 if none */
 } s_xfer_t;
 
 static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
@@ -238,8 +238,8 @@ static size_t s_on_header(char *data, size_t size, size_t nitems, void *userdata
         while (start < n && (data[start] == ' ' || data[start] == '\t'))
             start++;
         size_t end = n;
-        while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ' ||
-                               data[end - 1] == '\t'))
+        while (end > start &&
+               (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ' || data[end - 1] == '\t'))
             end--;
         if (end - start < sizeof value) {
             memcpy(value, data + start, end - start);
@@ -391,8 +391,9 @@ static int s_check_request(const httpc_t *self, const char *method, const char *
         return -1;
     }
     if (idem_key && !s_header_safe(idem_key, HTTPC_MAX_IDEM_KEY_LEN)) {
-        s_set_error(resp, "httpc: idempotency key empty, over %d bytes, or has a CR/LF, space, control or "
-                          "non-ASCII byte",
+        s_set_error(resp,
+                    "httpc: idempotency key empty, over %d bytes, or has a CR/LF, space, control or "
+                    "non-ASCII byte",
                     HTTPC_MAX_IDEM_KEY_LEN);
         return -1;
     }
@@ -482,8 +483,7 @@ static bool s_set_options(httpc_t *self, const char *method, const char *url, co
                           struct curl_slist *headers, s_xfer_t *xfer)
 {
     CURL *c = self->curl;
-    long connect_ms = self->timeout_ms < HTTPC_MAX_CONNECT_TIMEOUT_MS ? self->timeout_ms
-                                                                      : HTTPC_MAX_CONNECT_TIMEOUT_MS;
+    long connect_ms = self->timeout_ms < HTTPC_MAX_CONNECT_TIMEOUT_MS ? self->timeout_ms : HTTPC_MAX_CONNECT_TIMEOUT_MS;
     bool ok = true;
     ok &= curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500

@@ -22,19 +22,19 @@
 typedef struct httpc_t httpc_t;
 
 typedef struct {
-    long status;            /* HTTP status; 0 if no answer was received */
-    char *body;             /* NUL-terminated response body (or NULL) */
+    long status; /* HTTP status; 0 if no answer was received */
+    char *body;  /* NUL-terminated response body (or NULL) */
     size_t len;
-    long retry_after_ms;    /* from Retry-After, -1 if absent */
-    bool transient;         /* 5xx, 429, timeout, connection failure */
-    int attempts;           /* how many requests httpc_call made */
-    char error[256];        /* transport error text when status == 0 */
+    long retry_after_ms; /* from Retry-After, -1 if absent */
+    bool transient;      /* 5xx, 429, timeout, connection failure */
+    int attempts;        /* how many requests httpc_call made */
+    char error[256];     /* transport error text when status == 0 */
 } httpc_resp_t;
 
 typedef struct {
-    int max_attempts;       /* >= 1; default 5 */
-    long base_delay_ms;     /* first backoff; default 200 */
-    long max_delay_ms;      /* cap, Retry-After included; default 10000 */
+    int max_attempts;   /* >= 1; default 5 */
+    long base_delay_ms; /* first backoff; default 200 */
+    long max_delay_ms;  /* cap, Retry-After included; default 10000 */
 } httpc_retry_t;
 
 /* httpc_new - base_url like "http://127.0.0.1:8090/ledger" (no trailing

@@ -35,16 +35,16 @@
 #define IDSET_SHORT_ID 256 /* ids up to this long are hashed from a stack buffer */
 
 typedef struct {
-    uint64_t hi, lo;            /* both 0: empty slot */
+    uint64_t hi, lo; /* both 0: empty slot */
 } s_slot_t;
 
 struct idset_t {
     s_slot_t *slots;
-    size_t cap;                 /* a power of two */
+    size_t cap; /* a power of two */
     size_t size;
     size_t max_entries;
     unsigned char key[IDSET_KEY_BYTES];
-    EVP_MD *sha256;             /* fetched once: an implicit fetch per id costs a lookup under a lock */
+    EVP_MD *sha256; /* fetched once: an implicit fetch per id costs a lookup under a lock */
 };
 
 /* s_digest - the slot value of id: SHA-256(key || id), first 16 bytes */
@@ -60,8 +60,8 @@ static s_slot_t s_digest(const idset_t *self, const char *id)
         ok = EVP_Digest(buf, IDSET_KEY_BYTES + len, md, NULL, self->sha256, NULL);
     } else {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        ok = ctx && EVP_DigestInit_ex(ctx, self->sha256, NULL) && EVP_DigestUpdate(ctx, self->key, IDSET_KEY_BYTES)
-             && EVP_DigestUpdate(ctx, id, len) && EVP_DigestFinal_ex(ctx, md, NULL);
+        ok = ctx && EVP_DigestInit_ex(ctx, self->sha256, NULL) && EVP_DigestUpdate(ctx, self->key, IDSET_KEY_BYTES) &&
+             EVP_DigestUpdate(ctx, id, len) && EVP_DigestFinal_ex(ctx, md, NULL);
         EVP_MD_CTX_free(ctx);
     }
     assert(ok); /* SHA-256 of memory we own does not fail */

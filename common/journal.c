@@ -81,10 +81,10 @@ typedef struct {
 /* what one look at a record found */
 typedef enum {
     S_REC_OK = 0,
-    S_REC_PARTIAL,  /* runs past the end of the data: torn or not yet written */
-    S_REC_BAD,      /* complete but invalid: length, checksum */
-    S_REC_BAD_SEQ,  /* complete and checksummed, but not the seq expected */
-    S_REC_END       /* reader: nothing after this record boundary (yet) */
+    S_REC_PARTIAL, /* runs past the end of the data: torn or not yet written */
+    S_REC_BAD,     /* complete but invalid: length, checksum */
+    S_REC_BAD_SEQ, /* complete and checksummed, but not the seq expected */
+    S_REC_END      /* reader: nothing after this record boundary (yet) */
 } s_rec_t;
 
 /* s_le32 - decode the on-disk little-endian u32 whatever the host order */
@@ -144,8 +144,8 @@ static uint64_t s_now_ns(void)
  * not go on acknowledging, so log and exit for the supervisor (fsyncgate) */
 static void s_fatal(const char *dir, const char *what, int errnum)
 {
-    log_error("journal %s: %s failed: %s; exiting (nothing is acknowledged after a failed write or sync)", dir,
-              what, strerror(errnum));
+    log_error("journal %s: %s failed: %s; exiting (nothing is acknowledged after a failed write or sync)", dir, what,
+              strerror(errnum));
     exit(JOURNAL_EXIT_SYNC_FAILED);
 }
 
@@ -298,18 +298,18 @@ static bool s_find_valid(const unsigned char *p, size_t size, size_t from, uint6
 
 struct journal_t {
     pthread_mutex_t lock;
-    pthread_cond_t synced;     /* broadcast when durable_seq moves or a sync ends */
+    pthread_cond_t synced; /* broadcast when durable_seq moves or a sync ends */
     char dir[JOURNAL_DIR_MAX + 1];
-    int dir_fd;                /* held open: flock + directory fsync */
-    int fd;                    /* current segment, O_APPEND */
-    uint64_t seg_first_seq;    /* name of the current segment */
-    uint64_t seg_size;         /* bytes in the current segment */
+    int dir_fd;             /* held open: flock + directory fsync */
+    int fd;                 /* current segment, O_APPEND */
+    uint64_t seg_first_seq; /* name of the current segment */
+    uint64_t seg_size;      /* bytes in the current segment */
     journal_sync_t sync;
     size_t segment_bytes;
     size_t max_record_bytes;
     uint64_t last_seq;
     uint64_t durable_seq;
-    bool syncing;              /* a thread is in fdatasync without the lock */
+    bool syncing; /* a thread is in fdatasync without the lock */
     journal_stats_t stats;
 };
 
@@ -420,9 +420,8 @@ static void s_rotate(journal_t *self)
 }
 
 /* s_corrupt - the message of a refused start: file, offset, expected seq */
-__attribute__((format(printf, 6, 7))) static void s_corrupt(char *err, size_t errlen, const char *dir,
-                                                            const char *name, const char *what, const char *fmt,
-                                                            ...)
+__attribute__((format(printf, 6, 7))) static void s_corrupt(char *err, size_t errlen, const char *dir, const char *name,
+                                                            const char *what, const char *fmt, ...)
 {
     char tail[512];
     va_list ap;
@@ -493,8 +492,7 @@ static int s_recover_segment(journal_t *self, const s_segment_t *seg, bool is_la
     char what[256];
     char why[128];
     if (memcmp(map, JOURNAL_MAGIC, JOURNAL_MAGIC_BYTES) != 0) {
-        s_err(err, errlen, "journal %s/%s: bad magic, not a journal segment; refusing to start", self->dir,
-              seg->name);
+        s_err(err, errlen, "journal %s/%s: bad magic, not a journal segment; refusing to start", self->dir, seg->name);
         rc = -1;
         goto done;
     }
@@ -553,8 +551,8 @@ static int s_recover_segment(journal_t *self, const s_segment_t *seg, bool is_la
     if (fsync(fd) != 0)
         s_fatal(self->dir, "fsync of a truncated segment", errno);
     self->stats.truncated_bytes += size - off;
-    log_warn("journal %s/%s: torn tail at byte %zu (expected seq %llu): %s; truncated %zu bytes", self->dir,
-             seg->name, off, (unsigned long long) *expected, why, size - off);
+    log_warn("journal %s/%s: torn tail at byte %zu (expected seq %llu): %s; truncated %zu bytes", self->dir, seg->name,
+             off, (unsigned long long) *expected, why, size - off);
     size = off;
 
 done:
@@ -850,18 +848,18 @@ void journal_stats(journal_t *self, journal_stats_t *out)
 
 struct journal_reader_t {
     char dir[JOURNAL_DIR_MAX + 1];
-    int fd;                 /* current segment, -1 until it exists */
-    uint64_t seg_seq;       /* its name */
-    uint64_t off;           /* next byte to read; 0 = magic not checked yet */
-    uint64_t expected;      /* seq of the next record */
+    int fd;            /* current segment, -1 until it exists */
+    uint64_t seg_seq;  /* its name */
+    uint64_t off;      /* next byte to read; 0 = magic not checked yet */
+    uint64_t expected; /* seq of the next record */
     uint64_t from_seq;
     char segname[JOURNAL_SEG_NAME_LEN + 1]; /* for error messages */
-    unsigned char *win;     /* read-ahead window of the segment: one pread serves many records */
+    unsigned char *win;                     /* read-ahead window of the segment: one pread serves many records */
     size_t win_cap;
-    uint64_t win_off;       /* file offset of win[0] */
-    size_t win_len;         /* bytes of win read from the file */
+    uint64_t win_off;         /* file offset of win[0] */
+    size_t win_len;           /* bytes of win read from the file */
     const unsigned char *rec; /* payload of the last record returned (inside win) */
-    bool failed;            /* corruption is sticky */
+    bool failed;              /* corruption is sticky */
     char error[512];
 };
 
@@ -1014,7 +1012,8 @@ static int s_reader_read(journal_reader_t *self, uint32_t *len_out, uint64_t *se
     *len_out = 0;
     ssize_t n = s_reader_bytes(self, self->off, sizeof h, &hp);
     if (n < 0)
-        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self), strerror(errno));
+        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self),
+                             strerror(errno));
     if (n == 0)
         return S_REC_END;
     if (n < (ssize_t) sizeof h)
@@ -1023,31 +1022,34 @@ static int s_reader_read(journal_reader_t *self, uint32_t *len_out, uint64_t *se
     uint32_t len = s_le32(h);
     uint64_t seq = s_le64(h + 8);
     if (len == 0 || len > JOURNAL_HARD_MAX_RECORD_BYTES)
-        return s_reader_fail(self, "journal %s/%s: corrupt record at byte %llu (expected seq %llu): length %u out of range",
-                             self->dir, s_reader_segname(self), (unsigned long long) self->off, (unsigned long long) self->expected,
-                             len);
+        return s_reader_fail(
+            self, "journal %s/%s: corrupt record at byte %llu (expected seq %llu): length %u out of range", self->dir,
+            s_reader_segname(self), (unsigned long long) self->off, (unsigned long long) self->expected, len);
     /* the window below grows only to bytes really in the file */
     struct stat st;
     if (self->off + JOURNAL_HEADER_BYTES + len > self->win_off + self->win_len) {
         if (fstat(self->fd, &st) != 0)
-            return s_reader_fail(self, "journal %s/%s: stat failed: %s", self->dir, s_reader_segname(self), strerror(errno));
+            return s_reader_fail(self, "journal %s/%s: stat failed: %s", self->dir, s_reader_segname(self),
+                                 strerror(errno));
         if ((uint64_t) st.st_size < self->off + JOURNAL_HEADER_BYTES + len)
             return S_REC_PARTIAL;
     }
     const unsigned char *payload;
     n = s_reader_bytes(self, self->off + JOURNAL_HEADER_BYTES, len, &payload);
     if (n < 0)
-        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self), strerror(errno));
+        return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self),
+                             strerror(errno));
     if ((size_t) n < len)
         return S_REC_PARTIAL;
     self->rec = payload;
     if (s_record_crc(h, self->rec, len) != s_le32(h + 4))
         return s_reader_fail(self, "journal %s/%s: corrupt record at byte %llu (expected seq %llu): checksum mismatch",
-                             self->dir, s_reader_segname(self), (unsigned long long) self->off, (unsigned long long) self->expected);
+                             self->dir, s_reader_segname(self), (unsigned long long) self->off,
+                             (unsigned long long) self->expected);
     if (seq != self->expected)
         return s_reader_fail(self, "journal %s/%s: corrupt record at byte %llu (expected seq %llu): seq %llu",
-                             self->dir, s_reader_segname(self), (unsigned long long) self->off, (unsigned long long) self->expected,
-                             (unsigned long long) seq);
+                             self->dir, s_reader_segname(self), (unsigned long long) self->off,
+                             (unsigned long long) self->expected, (unsigned long long) seq);
     *len_out = len;
     *seq_out = seq;
     return S_REC_OK;
@@ -1096,13 +1098,15 @@ int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, 
             if (rc <= 0)
                 return rc;
         }
-            if (self->off == 0) {
+        if (self->off == 0) {
             unsigned char magic[JOURNAL_MAGIC_BYTES];
             ssize_t n = s_pread_full(self->fd, magic, sizeof magic, 0);
             if (n < 0)
-                return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self), strerror(errno));
+                return s_reader_fail(self, "journal %s/%s: read failed: %s", self->dir, s_reader_segname(self),
+                                     strerror(errno));
             if (memcmp(magic, JOURNAL_MAGIC, (size_t) n) != 0)
-                return s_reader_fail(self, "journal %s/%s: bad magic, not a journal segment", self->dir, s_reader_segname(self));
+                return s_reader_fail(self, "journal %s/%s: bad magic, not a journal segment", self->dir,
+                                     s_reader_segname(self));
             if (n < (ssize_t) sizeof magic)
                 return 0; /* being created right now */
             self->off = JOURNAL_MAGIC_BYTES;

@@ -47,11 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    JOURNAL_SYNC_BATCH = 0,
-    JOURNAL_SYNC_ALWAYS,
-    JOURNAL_SYNC_NONE
-} journal_sync_t;
+typedef enum { JOURNAL_SYNC_BATCH = 0, JOURNAL_SYNC_ALWAYS, JOURNAL_SYNC_NONE } journal_sync_t;
 
 #define JOURNAL_HEADER_BYTES 16u
 #define JOURNAL_DEFAULT_SEGMENT_BYTES (64u * 1024u * 1024u)
@@ -59,17 +55,17 @@ typedef enum {
 #define JOURNAL_EXIT_SYNC_FAILED 75
 
 typedef struct {
-    journal_sync_t sync;       /* default BATCH */
-    size_t segment_bytes;      /* 0 = JOURNAL_DEFAULT_SEGMENT_BYTES */
-    size_t max_record_bytes;   /* 0 = JOURNAL_DEFAULT_MAX_RECORD_BYTES */
+    journal_sync_t sync;     /* default BATCH */
+    size_t segment_bytes;    /* 0 = JOURNAL_DEFAULT_SEGMENT_BYTES */
+    size_t max_record_bytes; /* 0 = JOURNAL_DEFAULT_MAX_RECORD_BYTES */
 } journal_opts_t;
 
 typedef struct {
-    uint64_t appends;          /* records appended since open */
-    uint64_t syncs;            /* fdatasync calls since open */
-    uint64_t sync_ns_total;    /* time spent in fdatasync */
+    uint64_t appends;       /* records appended since open */
+    uint64_t syncs;         /* fdatasync calls since open */
+    uint64_t sync_ns_total; /* time spent in fdatasync */
     uint64_t sync_ns_max;
-    uint64_t truncated_bytes;  /* torn tail dropped at open */
+    uint64_t truncated_bytes; /* torn tail dropped at open */
 } journal_stats_t;
 
 typedef struct journal_t journal_t;
@@ -95,7 +91,7 @@ void journal_sync(journal_t *self);
 /* journal_wait_durable - block until record seq is durable (group commit) */
 void journal_wait_durable(journal_t *self, uint64_t seq);
 
-uint64_t journal_last_seq(journal_t *self);     /* 0 when empty */
+uint64_t journal_last_seq(journal_t *self); /* 0 when empty */
 uint64_t journal_durable_seq(journal_t *self);
 const char *journal_dir(journal_t *self);
 void journal_stats(journal_t *self, journal_stats_t *out);

@@ -18,7 +18,7 @@ typedef struct {
     const char *help;
 } family_t;
 
-/* the catalogue: every family, once (tests/test_metrics.c holds the code to it) */
+/* the catalogue: every family, once (tests/unit/test_metrics.c holds the code to it) */
 static const family_t s_families[] = {
     /* every stage instance (common/stage.c) */
     {"payguard_events_in_total", "counter", "Input events this instance took from its upstream."},
@@ -101,7 +101,11 @@ const char *metrics_type(const char *family)
 /* s_utf8_len - bytes of the UTF-8 character at s (at most n), 0 if not one */
 static size_t s_utf8_len(const unsigned char *s, size_t n)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t len = s[0] < 0x80             ? 1
+                 : (s[0] & 0xE0) == 0xC0 ? 2
+                 : (s[0] & 0xF0) == 0xE0 ? 3
+                 : (s[0] & 0xF8) == 0xF0 ? 4
+                                         : 0;
     if (len == 0 || len > n || (len == 2 && s[0] < 0xC2) || (len == 4 && s[0] > 0xF4))
         return 0;
     for (size_t i = 1; i < len; i++)

@@ -8,7 +8,7 @@
  * know who serves metrics.
  *
  * Every family payguard emits is described once, in the catalogue in
- * metrics.c (name, type, help); tests/test_metrics.c fails when the code
+ * metrics.c (name, type, help); tests/unit/test_metrics.c fails when the code
  * names a family the catalogue lacks. A family found in a .prom file but not
  * in the catalogue is still served (help says it is undocumented), so a
  * newer instance never breaks an older server's page.

@@ -42,7 +42,8 @@ int people_load(const config_t *c, people_t *out, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         person_t *p = &out->people[out->n];
         if (strlen(names[i]) >= sizeof p->name) {
-            snprintf(err, errlen, "config: approvers/%s: name longer than %d characters", names[i], PEOPLE_NAME_MAX - 1);
+            snprintf(err, errlen, "config: approvers/%s: name longer than %d characters", names[i],
+                     PEOPLE_NAME_MAX - 1);
             return -1;
         }
         snprintf(p->name, sizeof p->name, "%s", names[i]);
@@ -55,8 +56,8 @@ int people_load(const config_t *c, people_t *out, char *err, size_t errlen)
         snprintf(buf, sizeof buf, "%s", roles);
         for (char *save = NULL, *t = strtok_r(buf, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
             if (p->nroles == PEOPLE_MAX_ROLES || strlen(t) >= PEOPLE_ROLE_MAX) {
-                snprintf(err, errlen, "config: approvers/%s/roles: at most %d roles of at most %d characters",
-                         names[i], PEOPLE_MAX_ROLES, PEOPLE_ROLE_MAX - 1);
+                snprintf(err, errlen, "config: approvers/%s/roles: at most %d roles of at most %d characters", names[i],
+                         PEOPLE_MAX_ROLES, PEOPLE_ROLE_MAX - 1);
                 return -1;
             }
             snprintf(p->roles[p->nroles++], PEOPLE_ROLE_MAX, "%s", t);

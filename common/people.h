@@ -25,7 +25,7 @@ typedef struct {
 typedef struct {
     person_t people[PEOPLE_MAX];
     size_t n;
-    bool demo;   /* the embedded demo approvers (none listed in the file) */
+    bool demo; /* the embedded demo approvers (none listed in the file) */
 } people_t;
 
 /* people_load - from the configuration; -1 and a message naming the key */

@@ -93,9 +93,6 @@ static void s_currency_shown(const char currency[4], char shown[4])
 
 /* ------------------------------------------------------------ amounts */
 
-
-
-
 /* ------------------------------------------------------------ loading */
 
 /* s_fail - write a load error (err may be NULL) and return -1 */
@@ -136,8 +133,8 @@ static int s_next_int64(const char **s, int64_t *out)
 static int s_parse_thresholds(const char *value, policy_currency_t *cur)
 {
     const char *p = value;
-    if (s_next_int64(&p, &cur->tier2_from) || (*p != ' ' && *p != '\t') || s_next_int64(&p, &cur->tier3_above)
-        || (*p != ' ' && *p != '\t') || s_next_int64(&p, &cur->refund_auto_max))
+    if (s_next_int64(&p, &cur->tier2_from) || (*p != ' ' && *p != '\t') || s_next_int64(&p, &cur->tier3_above) ||
+        (*p != ' ' && *p != '\t') || s_next_int64(&p, &cur->refund_auto_max))
         return -1;
     while (*p == ' ' || *p == '\t')
         p++;
@@ -390,8 +387,8 @@ static void s_low_confidence(const policy_t *p, const policy_input_t *in, route_
  * payout did not stand and the ledger already holds its reversal */
 static bool s_payout_facts_consistent(const policy_input_t *in)
 {
-    bool not_standing = FIELD_IS(in->internal_status, "failed") || FIELD_IS(in->internal_status, "reversed")
-                        || FIELD_IS(in->internal_status, "on_hold");
+    bool not_standing = FIELD_IS(in->internal_status, "failed") || FIELD_IS(in->internal_status, "reversed") ||
+                        FIELD_IS(in->internal_status, "on_hold");
     return not_standing && in->ledger_payout_reversal > 0;
 }
 
@@ -458,14 +455,14 @@ static bool s_ledger_missing_only_final(const policy_input_t *in)
 
 /* refund_facts_t - what the PSP's word against the ledger calls for */
 typedef enum {
-    REFUND_AGREE_SUCCEEDED,   /* both final, both succeeded: nothing to do */
-    REFUND_AGREE_FAILED,      /* both final, both failed: nothing to do */
-    REFUND_PENDING_QUIET,     /* not final, the advice sees nothing to correct */
-    REFUND_POST_SUCCEEDED,    /* PSP succeeded, ledger lacks the outcome */
-    REFUND_POST_FAILED,       /* PSP failed, ledger lacks the outcome */
+    REFUND_AGREE_SUCCEEDED,      /* both final, both succeeded: nothing to do */
+    REFUND_AGREE_FAILED,         /* both final, both failed: nothing to do */
+    REFUND_PENDING_QUIET,        /* not final, the advice sees nothing to correct */
+    REFUND_POST_SUCCEEDED,       /* PSP succeeded, ledger lacks the outcome */
+    REFUND_POST_FAILED,          /* PSP failed, ledger lacks the outcome */
     REFUND_FAILED_AFTER_SUCCESS, /* PSP failed, ledger says succeeded */
-    REFUND_PENDING_TICKET,    /* not final: ops review */
-    REFUND_OTHER              /* no runbook row: people look (a ticket) */
+    REFUND_PENDING_TICKET,       /* not final: ops review */
+    REFUND_OTHER                 /* no runbook row: people look (a ticket) */
 } refund_facts_t;
 
 /* s_refund_succeeded_facts - the PSP refunded: the ledger must say so once */
@@ -592,7 +589,8 @@ static bool s_fails_ledger(const refund_ctx_t *x, route_t *out)
     if (s_ledger_missing_only_final(x->in))
         return false;
     SET(out->rule, "refund_human:ledger_not_only_missing_final");
-    s_say(out, "the ledger holds %d refund_initiated, %d refund_succeeded, %d refund_failed, not only a missing outcome",
+    s_say(out,
+          "the ledger holds %d refund_initiated, %d refund_succeeded, %d refund_failed, not only a missing outcome",
           x->in->ledger_refund_initiated, x->in->ledger_refund_succeeded, x->in->ledger_refund_failed);
     return true;
 }
@@ -614,7 +612,7 @@ static bool s_fails_currency(const refund_ctx_t *x, route_t *out)
  * reason for the ticket); true when one fails (rule and why written) */
 static bool s_refund_first_failing(const refund_ctx_t *x, bool skip_psp, route_t *out)
 {
-    static const refund_check_fn checks[] = {s_fails_amount, s_fails_risk, s_fails_flag,
+    static const refund_check_fn checks[] = {s_fails_amount, s_fails_risk,   s_fails_flag,
                                              s_fails_psp,    s_fails_ledger, s_fails_currency};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (skip_psp && checks[i] == s_fails_psp)

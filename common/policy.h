@@ -23,15 +23,15 @@
 /* policy_currency_t - one currency's thresholds, in its minor units */
 typedef struct {
     char currency[4];
-    int64_t tier2_from;       /* amount >= this: tier 2 (USD 500000 = 5,000.00) */
-    int64_t tier3_above;      /* amount > this: tier 3 (USD 5000000 = 50,000.00) */
-    int64_t refund_auto_max;  /* refunds <= this may be auto-approved (USD 5000 = 50.00) */
+    int64_t tier2_from;      /* amount >= this: tier 2 (USD 500000 = 5,000.00) */
+    int64_t tier3_above;     /* amount > this: tier 3 (USD 5000000 = 50,000.00) */
+    int64_t refund_auto_max; /* refunds <= this may be auto-approved (USD 5000 = 50.00) */
 } policy_currency_t;
 
 typedef struct {
     policy_currency_t currencies[POLICY_MAX_CURRENCIES];
     size_t ncurrencies;
-    int confidence_min_permille;                       /* below: a human decides (700) */
+    int confidence_min_permille; /* below: a human decides (700) */
     char tier_roles[POLICY_TIERS][POLICY_MAX_ROLES][POLICY_ROLE_MAX];
     size_t ntier_roles[POLICY_TIERS];
 } policy_t;
@@ -50,31 +50,31 @@ typedef enum { ROUTE_NO_ACTION = 0, ROUTE_AUTO, ROUTE_HUMANS } route_kind_t;
 
 /* policy_input_t - everything policy may read */
 typedef struct {
-    char kind[16];               /* payout | refund */
-    char classification[48];     /* the advice's label (closed set) */
-    int confidence_permille;     /* the advice's confidence */
+    char kind[16];           /* payout | refund */
+    char classification[48]; /* the advice's label (closed set) */
+    int confidence_permille; /* the advice's confidence */
     int64_t amount;
     char currency[4];
-    char psp_status[32];         /* refunds: the PSP's word */
+    char psp_status[32]; /* refunds: the PSP's word */
     int ledger_refund_initiated, ledger_refund_succeeded, ledger_refund_failed;
     int ledger_payout_paid, ledger_payout_reversal;
-    char internal_status[32];    /* payouts: payments API status */
-    char customer_risk[16];      /* low | medium | high | "" */
+    char internal_status[32]; /* payouts: payments API status */
+    char customer_risk[16];   /* low | medium | high | "" */
     bool flagged;
 } policy_input_t;
 
 /* route_t - what policy decided, and why */
 typedef struct {
     route_kind_t kind;
-    int tier;                                        /* 1..3 when humans decide, else 0 */
-    char roles[POLICY_MAX_ROLES][POLICY_ROLE_MAX];   /* distinct people, one per role */
+    int tier;                                      /* 1..3 when humans decide, else 0 */
+    char roles[POLICY_MAX_ROLES][POLICY_ROLE_MAX]; /* distinct people, one per role */
     size_t nroles;
-    char action[48];    /* what execution will do: payout_exception, refund_post_succeeded,
-                           refund_post_failed, refund_failed_after_success, ops_review_ticket, none */
-    char rule[64];      /* the rule that chose the route, e.g. "payout_tier_2",
-                           "refund_auto_approve", "refund_human:customer_flagged",
-                           "low_confidence", "unconfigured_currency", "already_consistent" */
-    char reason[256];   /* one human-readable line */
+    char action[48];  /* what execution will do: payout_exception, refund_post_succeeded,
+                         refund_post_failed, refund_failed_after_success, ops_review_ticket, none */
+    char rule[64];    /* the rule that chose the route, e.g. "payout_tier_2",
+                         "refund_auto_approve", "refund_human:customer_flagged",
+                         "low_confidence", "unconfigured_currency", "already_consistent" */
+    char reason[256]; /* one human-readable line */
 } route_t;
 
 struct json_t;

@@ -58,14 +58,9 @@
 #include <time.h>
 
 /* the closed sets, exactly as in triage.h */
-const char *const triage_refund_classes[] = {"webhook_duplicate",
-                                             "out_of_order_event",
-                                             "ledger_write_failed",
-                                             "psp_failed_customer_expects_refund",
-                                             "double_refund_risk",
-                                             "refund_pending_too_long",
-                                             "consistent",
-                                             NULL};
+const char *const triage_refund_classes[] = {
+    "webhook_duplicate",  "out_of_order_event",      "ledger_write_failed", "psp_failed_customer_expects_refund",
+    "double_refund_risk", "refund_pending_too_long", "consistent",          NULL};
 const char *const triage_payout_classes[] = {"payout_exception", "webhook_duplicate", "out_of_order_event",
                                              "consistent", NULL};
 const char *const triage_root_causes[] = {"bank_rejection",
@@ -90,12 +85,12 @@ const char *const triage_recommendations[] = {"reissue_after_verification",
 static const char *const s_ledger_names[LEDGER_NTYPES] = {"payout_paid",      "payout_reversal", "refund_initiated",
                                                           "refund_succeeded", "refund_failed",   "refund_reversal"};
 
-#define RULES_CODE_MAX 63    /* a failure code longer than this is not one */
-#define RULES_REF_MAX 127    /* sizeof triage_case_t.ref - 1 */
-#define RULES_STATUS_MAX 31  /* sizeof triage_case_t.status - 1 */
-_Static_assert(RULES_REF_MAX == sizeof ((triage_case_t *) 0)->ref - 1, "ref bound follows triage.h");
-_Static_assert(RULES_STATUS_MAX == sizeof ((triage_case_t *) 0)->status - 1, "status bound follows triage.h");
-_Static_assert(RULES_CODE_MAX == sizeof ((triage_case_t *) 0)->failure_code - 1, "code bound follows triage.h");
+#define RULES_CODE_MAX 63   /* a failure code longer than this is not one */
+#define RULES_REF_MAX 127   /* sizeof triage_case_t.ref - 1 */
+#define RULES_STATUS_MAX 31 /* sizeof triage_case_t.status - 1 */
+_Static_assert(RULES_REF_MAX == sizeof((triage_case_t *) 0)->ref - 1, "ref bound follows triage.h");
+_Static_assert(RULES_STATUS_MAX == sizeof((triage_case_t *) 0)->status - 1, "status bound follows triage.h");
+_Static_assert(RULES_CODE_MAX == sizeof((triage_case_t *) 0)->failure_code - 1, "code bound follows triage.h");
 
 /* confidences (permille), named so the tests and the reasons agree */
 #define CONF_DUPLICATE 990
@@ -121,8 +116,8 @@ bool triage_label_in(const char *const *set, const char *value)
 }
 
 /* s_set_labels - fill the four labels; the caller's sets are asserted at the end */
-static void s_set_labels(advice_t *out, const char *classification, const char *root_cause,
-                         const char *recommendation, int confidence_permille)
+static void s_set_labels(advice_t *out, const char *classification, const char *root_cause, const char *recommendation,
+                         int confidence_permille)
 {
     assert(confidence_permille >= 0 && confidence_permille <= 1000);
     snprintf(out->classification, sizeof out->classification, "%s", classification);
@@ -190,8 +185,8 @@ static bool s_is_token(const char *s, size_t max, bool upper_ok, const char *ext
     size_t n = 0;
     for (; s[n]; n++) {
         unsigned char ch = (unsigned char) s[n];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (upper_ok && ch >= 'A' && ch <= 'Z')
-               || (ch != '\0' && strchr(extra, ch) != NULL);
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (upper_ok && ch >= 'A' && ch <= 'Z') ||
+                  (ch != '\0' && strchr(extra, ch) != NULL);
         if (!ok || n >= max)
             return false;
     }
@@ -225,8 +220,6 @@ static const char *s_status_shown(const char *status)
         return "unknown";
     return s_token(status, RULES_STATUS_MAX, false, "_", "unrecognised");
 }
-
-
 
 /* s_add_head - the timeline's first line: when, who, what, for which ref */
 static void s_add_head(summary_t *s, const triage_case_t *c)
@@ -334,8 +327,7 @@ static const payout_code_t s_payout_codes[] = {
      "the bank says the account holder's address on file is wrong; ask for corrected details"},
     {"incorrect_account_holder_tax_id", "invalid_beneficiary_details", false,
      "the bank says the account holder's tax ID on file is wrong; ask for corrected details"},
-    {"expired_card", "invalid_beneficiary_details", false,
-     "the card on file has expired; ask for current details"},
+    {"expired_card", "invalid_beneficiary_details", false, "the card on file has expired; ask for current details"},
     {"insufficient_funds", "insufficient_funds", false,
      "the platform's balance could not cover the payout; hold it until the balance is funded"},
     {"account_frozen", "compliance_hold", false,
@@ -462,12 +454,12 @@ typedef struct {
 static refund_verdict_t s_refund_unrecognised(const triage_case_t *c)
 {
     if (!s_ledger_final(c))
-        return (refund_verdict_t) {"ledger_write_failed", "unknown", "escalate", CONF_UNRECOGNISED,
-                                   "no rule covers what the PSP says against a ledger without a final entry; "
-                                   "a person must look"};
-    return (refund_verdict_t) {"consistent", "unknown", "escalate", CONF_UNRECOGNISED,
-                               "no rule covers what the PSP says against the ledger's final entry; a person must "
-                               "look"};
+        return (refund_verdict_t){"ledger_write_failed", "unknown", "escalate", CONF_UNRECOGNISED,
+                                  "no rule covers what the PSP says against a ledger without a final entry; "
+                                  "a person must look"};
+    return (refund_verdict_t){"consistent", "unknown", "escalate", CONF_UNRECOGNISED,
+                              "no rule covers what the PSP says against the ledger's final entry; a person must "
+                              "look"};
 }
 
 /* s_refund_succeeded - the PSP refunded: the ledger must say so too */
@@ -475,16 +467,16 @@ static refund_verdict_t s_refund_succeeded(const triage_case_t *c)
 {
     const int *n = c->ledger_count;
     if (n[LEDGER_REFUND_FAILED] > 0)
-        return (refund_verdict_t) {"ledger_write_failed", "ledger_mismatch", "escalate", 800,
-                                   "the ledger says failed but the PSP refunded; a wrong entry needs a "
-                                   "compensating one, which a person decides"};
+        return (refund_verdict_t){"ledger_write_failed", "ledger_mismatch", "escalate", 800,
+                                  "the ledger says failed but the PSP refunded; a wrong entry needs a "
+                                  "compensating one, which a person decides"};
     if (n[LEDGER_REFUND_SUCCEEDED] > 0)
-        return (refund_verdict_t) {"consistent", "none", "no_action", 950,
-                                   "the PSP and the ledger agree the refund succeeded; nothing to do"};
+        return (refund_verdict_t){"consistent", "none", "no_action", 950,
+                                  "the PSP and the ledger agree the refund succeeded; nothing to do"};
     if (n[LEDGER_REFUND_INITIATED] > 0)
-        return (refund_verdict_t) {"ledger_write_failed", "ledger_mismatch", "ledger_correction", 950,
-                                   "the PSP refunded but the ledger never recorded the outcome; post "
-                                   "refund_succeeded (no money moves)"};
+        return (refund_verdict_t){"ledger_write_failed", "ledger_mismatch", "ledger_correction", 950,
+                                  "the PSP refunded but the ledger never recorded the outcome; post "
+                                  "refund_succeeded (no money moves)"};
     return s_refund_unrecognised(c);
 }
 
@@ -493,16 +485,16 @@ static refund_verdict_t s_refund_failed(const triage_case_t *c)
 {
     const int *n = c->ledger_count;
     if (n[LEDGER_REFUND_SUCCEEDED] > 0)
-        return (refund_verdict_t) {"psp_failed_customer_expects_refund", "ledger_mismatch", "escalate", 950,
-                                   "the ledger recorded a refund the PSP never made, so the customer expects "
-                                   "money that is not coming; block comms and let a person decide the reversal"};
+        return (refund_verdict_t){"psp_failed_customer_expects_refund", "ledger_mismatch", "escalate", 950,
+                                  "the ledger recorded a refund the PSP never made, so the customer expects "
+                                  "money that is not coming; block comms and let a person decide the reversal"};
     if (n[LEDGER_REFUND_FAILED] > 0)
-        return (refund_verdict_t) {"consistent", "none", "no_action", 950,
-                                   "the PSP and the ledger agree the refund failed; nothing to do"};
+        return (refund_verdict_t){"consistent", "none", "no_action", 950,
+                                  "the PSP and the ledger agree the refund failed; nothing to do"};
     if (n[LEDGER_REFUND_INITIATED] > 0)
-        return (refund_verdict_t) {"ledger_write_failed", "ledger_mismatch", "ledger_correction", 900,
-                                   "the refund failed at the PSP but the ledger never recorded the outcome; "
-                                   "post refund_failed"};
+        return (refund_verdict_t){"ledger_write_failed", "ledger_mismatch", "ledger_correction", 900,
+                                  "the refund failed at the PSP but the ledger never recorded the outcome; "
+                                  "post refund_failed"};
     return s_refund_unrecognised(c);
 }
 
@@ -510,10 +502,10 @@ static refund_verdict_t s_refund_failed(const triage_case_t *c)
 static refund_verdict_t s_refund_pending(const triage_case_t *c)
 {
     if (strcmp(c->provider, "sweep") == 0)
-        return (refund_verdict_t) {"refund_pending_too_long", "psp_delay", "escalate", 850,
-                                   "the sweep found the refund still pending past the sweep age; ops review"};
-    return (refund_verdict_t) {"consistent", "none", "no_action", 700,
-                               "the refund is still pending at the PSP; nothing is final yet"};
+        return (refund_verdict_t){"refund_pending_too_long", "psp_delay", "escalate", 850,
+                                  "the sweep found the refund still pending past the sweep age; ops review"};
+    return (refund_verdict_t){"consistent", "none", "no_action", 700,
+                              "the refund is still pending at the PSP; nothing is final yet"};
 }
 
 /* s_refund_verdict - the PSP's word against the ledger (CONTRACT §5.2);
@@ -521,9 +513,9 @@ static refund_verdict_t s_refund_pending(const triage_case_t *c)
 static refund_verdict_t s_refund_verdict(const triage_case_t *c)
 {
     if (c->ledger_count[LEDGER_REFUND_SUCCEEDED] >= 2)
-        return (refund_verdict_t) {"double_refund_risk", "ledger_mismatch", "escalate", 900,
-                                   "the ledger records this refund as succeeded more than once; the customer may "
-                                   "be refunded twice"};
+        return (refund_verdict_t){"double_refund_risk", "ledger_mismatch", "escalate", 900,
+                                  "the ledger records this refund as succeeded more than once; the customer may "
+                                  "be refunded twice"};
     switch (s_psp_word(s_psp_said(c))) {
     case PSP_SUCCEEDED:
         return s_refund_succeeded(c);

@@ -16,8 +16,8 @@
 #include "event.h"
 
 #define TRIAGE_ID_MAX 160
-#define TRIAGE_TEXT_MAX 1024      /* summary / timeline */
-#define TRIAGE_UNTRUSTED_MAX 300  /* webhook text put in a prompt */
+#define TRIAGE_TEXT_MAX 1024     /* summary / timeline */
+#define TRIAGE_UNTRUSTED_MAX 300 /* webhook text put in a prompt */
 
 /* ledger entry types, in CONTRACT.md §2.2 order; index into ledger_count */
 enum {
@@ -34,31 +34,31 @@ enum {
  * it (validated, duplicate or out_of_order), the state validate read, and
  * the case's history so far. Strings are "" when unknown. */
 typedef struct {
-    char event[16];               /* "validated" | "duplicate" | "out_of_order" */
-    char kind[16];                /* "payout" | "refund" */
+    char event[16]; /* "validated" | "duplicate" | "out_of_order" */
+    char kind[16];  /* "payout" | "refund" */
     char case_id[TRIAGE_ID_MAX];
-    char ref[128];                /* payout id / refund id */
-    char provider[16];            /* stripe | standard | sweep */
-    char event_type[64];          /* e.g. payout.failed, refund.succeeded, sweep */
-    char status[32];              /* what the PSP event states */
-    int64_t amount;               /* minor units */
+    char ref[128];       /* payout id / refund id */
+    char provider[16];   /* stripe | standard | sweep */
+    char event_type[64]; /* e.g. payout.failed, refund.succeeded, sweep */
+    char status[32];     /* what the PSP event states */
+    int64_t amount;      /* minor units */
     char currency[4];
-    int64_t psp_time;             /* unix seconds */
+    int64_t psp_time; /* unix seconds */
     char failure_code[64];
-    char failure_message[512];    /* UNTRUSTED webhook text */
+    char failure_message[512]; /* UNTRUSTED webhook text */
     /* state read by validate */
-    char internal_status[32];     /* payments API payout status: pending|paid|failed|reversed|on_hold */
-    char psp_status[32];          /* PSP's refund status */
+    char internal_status[32]; /* payments API payout status: pending|paid|failed|reversed|on_hold */
+    char psp_status[32];      /* PSP's refund status */
     int ledger_count[LEDGER_NTYPES];
-    int64_t payment_amount;       /* -1 unknown */
-    int64_t refunded_amount;      /* -1 unknown */
-    char customer_risk[16];       /* low|medium|high */
+    int64_t payment_amount;  /* -1 unknown */
+    int64_t refunded_amount; /* -1 unknown */
+    char customer_risk[16];  /* low|medium|high */
     bool flagged;
     /* history of the case (counts include this event) */
     int receipts;
     int duplicates;
     int out_of_order;
-    char previous_status[32];     /* the status the case had before this event ("" if new) */
+    char previous_status[32]; /* the status the case had before this event ("" if new) */
 } triage_case_t;
 
 /* advice_t - a recommendation; every label from the closed sets below */
@@ -66,8 +66,8 @@ typedef struct {
     char classification[48];
     char root_cause[40];
     char recommendation[40];
-    int confidence_permille;      /* 0..1000 (events carry no floats) */
-    char summary[TRIAGE_TEXT_MAX];  /* a short human-readable timeline and why */
+    int confidence_permille;       /* 0..1000 (events carry no floats) */
+    char summary[TRIAGE_TEXT_MAX]; /* a short human-readable timeline and why */
 } advice_t;
 
 /* The closed sets (NULL-terminated):

@@ -41,54 +41,67 @@
 #include "runbook.h"
 #include "money.h"
 
-#define RB_ID_MAX 128          /* ids the systems accept (payments, ledger: 128) */
-#define RB_SUMMARY_MAX 160     /* ServiceNow short_description (Jira allows 255) */
+#define RB_ID_MAX 128           /* ids the systems accept (payments, ledger: 128) */
+#define RB_SUMMARY_MAX 160      /* ServiceNow short_description (Jira allows 255) */
 #define RB_DESCRIPTION_MAX 4000 /* ticket descriptions and comments */
-#define RB_PIECE_MAX 300       /* one passed-on text: a comment, an advice field */
-#define RB_FACT_MAX 600        /* one card fact */
-#define RB_DECISIONS_MAX 8     /* decisions listed in a ticket */
-#define RB_CORRELATION_MAX 100 /* ServiceNow correlation_id */
-#define RB_WITHHOLD_MIN 8      /* a failure message shorter than this is not searched for */
+#define RB_PIECE_MAX 300        /* one passed-on text: a comment, an advice field */
+#define RB_FACT_MAX 600         /* one card fact */
+#define RB_DECISIONS_MAX 8      /* decisions listed in a ticket */
+#define RB_CORRELATION_MAX 100  /* ServiceNow correlation_id */
+#define RB_WITHHOLD_MIN 8       /* a failure message shorter than this is not searched for */
 
 /* rb_ctx_t - what the planner read from one decision record */
 typedef struct {
-    const char *type;           /* approved | denied */
-    const json_t *body;         /* the approval record */
-    const json_t *facts;        /* the triaged case */
-    const json_t *advice;       /* the AI's advice (may be NULL) */
+    const char *type;     /* approved | denied */
+    const json_t *body;   /* the approval record */
+    const json_t *facts;  /* the triaged case */
+    const json_t *advice; /* the AI's advice (may be NULL) */
     const rb_opts_t *opts;
     char *err;
     size_t errlen;
     const char *case_id;
-    const char *kind;           /* payout | refund | "" */
-    const char *withhold;       /* the PSP's failure_message: never copied ("" if none) */
-    json_int_t amount;          /* minor units, > 0 */
-    char currency[4];           /* upper-case */
-    char money[64];             /* "12,500.00 USD" */
-    int tier;                   /* 0 (policy) .. 3 */
-    char url[RB_URL_MAX];       /* the case's approval page */
-    char ref[RB_ID_MAX + 1];    /* payout or refund id */
+    const char *kind;        /* payout | refund | "" */
+    const char *withhold;    /* the PSP's failure_message: never copied ("" if none) */
+    json_int_t amount;       /* minor units, > 0 */
+    char currency[4];        /* upper-case */
+    char money[64];          /* "12,500.00 USD" */
+    int tier;                /* 0 (policy) .. 3 */
+    char url[RB_URL_MAX];    /* the case's approval page */
+    char ref[RB_ID_MAX + 1]; /* payout or refund id */
     char beneficiary_id[RB_ID_MAX + 1];
-    char event_type[40];        /* a machine word, or "" */
-    char failure_code[40];      /* a machine word, or "" */
-    char internal_status[24];   /* payments API status, a machine word, or "" */
-    char title[200];            /* the card's title */
+    char event_type[40];      /* a machine word, or "" */
+    char failure_code[40];    /* a machine word, or "" */
+    char internal_status[24]; /* payments API status, a machine word, or "" */
+    char title[200];          /* the card's title */
     char summary[RB_SUMMARY_MAX + 1];
-    char what[400];             /* the case in one sentence, for the ticket */
-    int ticket_level;           /* 1 Highest, 2 High, 3 Medium */
+    char what[400];               /* the case in one sentence, for the ticket */
+    int ticket_level;             /* 1 Highest, 2 High, 3 Medium */
     char done[RB_MAX_STEPS][160]; /* what each planned step does, in words */
-    json_t *owned[4];           /* state fields parsed from JSON text */
+    json_t *owned[4];             /* state fields parsed from JSON text */
     const char *owned_key[4];
     size_t nowned;
 } rb_ctx_t;
 
-static const char *const s_step_names[] = {"hold_payout",   "hold_beneficiary", "ledger_payout_reversal",
-                                           "ledger_refund_succeeded", "ledger_refund_failed",
-                                           "ledger_refund_reversal", "block_comms", "open_ticket",
-                                           "ticket_comment", "notify_teams", "release_hold", NULL};
+static const char *const s_step_names[] = {"hold_payout",
+                                           "hold_beneficiary",
+                                           "ledger_payout_reversal",
+                                           "ledger_refund_succeeded",
+                                           "ledger_refund_failed",
+                                           "ledger_refund_reversal",
+                                           "block_comms",
+                                           "open_ticket",
+                                           "ticket_comment",
+                                           "notify_teams",
+                                           "release_hold",
+                                           NULL};
 static const char *const s_systems[] = {"payments", "ledger", "jira", "servicenow", "teams", NULL};
-static const char *const s_runbooks[] = {"payout_exception", "refund_post_succeeded", "refund_post_failed",
-                                         "refund_failed_after_success", "ops_review_ticket", "denied", "none",
+static const char *const s_runbooks[] = {"payout_exception",
+                                         "refund_post_succeeded",
+                                         "refund_post_failed",
+                                         "refund_failed_after_success",
+                                         "ops_review_ticket",
+                                         "denied",
+                                         "none",
                                          NULL};
 
 /* ------------------------------------------------------------ helpers */
@@ -245,8 +258,8 @@ static int s_pct(char *dst, size_t dstlen, const char *src)
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *) src; *p; p++) {
-        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                     *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                     *p == '.' || *p == '_' || *p == '~';
         if (o + (plain ? 1 : 3) >= dstlen)
             return -1;
         if (plain) {
@@ -260,8 +273,6 @@ static int s_pct(char *dst, size_t dstlen, const char *src)
     dst[o] = '\0';
     return 0;
 }
-
-
 
 /* s_dump - a body as compact JSON (steals j) */
 static char *s_dump(json_t *j)
@@ -313,8 +324,8 @@ __attribute__((format(printf, 2, 3))) static void s_note(rb_plan_t *out, const c
 }
 
 /* s_add - append a step; body (stolen) may be NULL for a body s_finish builds */
-static rb_step_t *s_add(rb_plan_t *out, const char *key_suffix, const char *name, const char *system,
-                        const char *path, json_t *body)
+static rb_step_t *s_add(rb_plan_t *out, const char *key_suffix, const char *name, const char *system, const char *path,
+                        json_t *body)
 {
     assert(out->n < RB_MAX_STEPS);
     assert(s_in(name, s_step_names) && s_in(system, s_systems));
@@ -481,15 +492,15 @@ static void s_notes_list(const rb_plan_t *out, char *dst, size_t dstlen)
 /* ------------------------------------------------------------ tickets and cards */
 
 /* s_ticket_body - the ticket in the configured system's shape (CONTRACT.md §2.4) */
-static json_t *s_ticket_body(const rb_opts_t *o, const char *runbook, const char *label, int level,
-                             const char *summary, const char *description, const char *case_id)
+static json_t *s_ticket_body(const rb_opts_t *o, const char *runbook, const char *label, int level, const char *summary,
+                             const char *description, const char *case_id)
 {
     static const char *const priority[] = {"", "Highest", "High", "Medium"};
     static const char *const urgency[] = {"", "1", "2", "3"};
     assert(level >= 1 && level <= 3);
     if (strcmp(o->ticket_system, "servicenow") == 0)
-        return json_pack("{s:s, s:s, s:s, s:s}", "short_description", summary, "description", description,
-                         "urgency", urgency[level], "correlation_id", case_id);
+        return json_pack("{s:s, s:s, s:s, s:s}", "short_description", summary, "description", description, "urgency",
+                         urgency[level], "correlation_id", case_id);
     return json_pack("{s:{s:{s:s}, s:s, s:s, s:{s:s}, s:{s:s}, s:[s, s, s]}}", "fields", "project", "key",
                      o->jira_project, "summary", summary, "description", description, "issuetype", "name", "Task",
                      "priority", "name", priority[level], "labels", "payguard", runbook, label);
@@ -499,8 +510,9 @@ static json_t *s_ticket_body(const rb_opts_t *o, const char *runbook, const char
 static int s_ticket_ok(const rb_opts_t *o, const char *case_id, char *err, size_t errlen)
 {
     if (!o->ticket_system || !*o->ticket_system)
-        return s_fail(err, errlen, "a ticket is due but no ticket system is configured (outside/jira or "
-                                   "outside/servicenow)");
+        return s_fail(err, errlen,
+                      "a ticket is due but no ticket system is configured (outside/jira or "
+                      "outside/servicenow)");
     if (strcmp(o->ticket_system, "servicenow") == 0) {
         if (strlen(case_id) > RB_CORRELATION_MAX)
             return s_fail(err, errlen, "case id %s is longer than ServiceNow's correlation_id (%d)", case_id,
@@ -557,10 +569,10 @@ static json_t *s_card(const char *title, json_t *facts, const char *advice_line,
     json_t *card = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:s, s:s, s:b}, {s:s, s:o}, {s:s, s:s, s:b}], "
                              "s:[{s:s, s:s, s:s}]}",
                              "type", "AdaptiveCard", "version", "1.4", "$schema",
-                             "http://adaptivecards.io/schemas/adaptive-card.json", "body", "type", "TextBlock",
-                             "size", "Medium", "weight", "Bolder", "text", title, "wrap", 1, "type", "FactSet",
-                             "facts", facts, "type", "TextBlock", "text", advice_line, "wrap", 1, "actions", "type",
-                             "Action.OpenUrl", "title", "Open the case", "url", url);
+                             "http://adaptivecards.io/schemas/adaptive-card.json", "body", "type", "TextBlock", "size",
+                             "Medium", "weight", "Bolder", "text", title, "wrap", 1, "type", "FactSet", "facts", facts,
+                             "type", "TextBlock", "text", advice_line, "wrap", 1, "actions", "type", "Action.OpenUrl",
+                             "title", "Open the case", "url", url);
     assert(card);
     return json_pack("{s:s, s:[{s:s, s:o}]}", "type", "message", "attachments", "contentType",
                      "application/vnd.microsoft.card.adaptive", "content", card);
@@ -651,7 +663,9 @@ static void s_case_description(const rb_ctx_t *c, const rb_plan_t *out, char *ds
     for (size_t i = 0; i < out->n; i++) {
         bool ticket = strcmp(out->steps[i].name, "open_ticket") == 0;
         s_put(&b, "%zu. %s%s\n", i + 1, ticket ? "this ticket" : c->done[i],
-              ticket ? "" : after ? " (to follow)" : " (done)");
+              ticket  ? ""
+              : after ? " (to follow)"
+                      : " (done)");
         after |= ticket;
     }
     for (size_t i = 0; i < out->nnotes; i++)
@@ -679,8 +693,8 @@ static void s_finish(rb_ctx_t *c, rb_plan_t *out)
             char description[RB_DESCRIPTION_MAX + 1], label[16];
             s_case_description(c, out, description, sizeof description);
             snprintf(label, sizeof label, "tier-%d", c->tier);
-            s->body = s_dump(s_ticket_body(c->opts, out->runbook, label, c->ticket_level, c->summary, description,
-                                           c->case_id));
+            s->body = s_dump(
+                s_ticket_body(c->opts, out->runbook, label, c->ticket_level, c->summary, description, c->case_id));
         } else {
             assert(strcmp(s->name, "notify_teams") == 0);
             s->body = s_dump(s_case_card(c, out));
@@ -698,7 +712,7 @@ static int s_ticket(rb_ctx_t *c, rb_plan_t *out, int level)
     static const char *const words[] = {"", "Highest", "High", "Medium"};
     c->ticket_level = level;
     s_fmt(c->done[out->n], sizeof c->done[0], "a %s ticket opened (%s)", words[level],
-             strcmp(c->opts->ticket_system, "servicenow") == 0 ? "ServiceNow" : "Jira");
+          strcmp(c->opts->ticket_system, "servicenow") == 0 ? "ServiceNow" : "Jira");
     s_add(out, "open_ticket", "open_ticket", s_ticket_system(c->opts), s_ticket_path(c->opts), NULL);
     return 0;
 }
@@ -746,12 +760,12 @@ static int s_payout_exception(rb_ctx_t *c, rb_plan_t *out)
 
     char why[160], reason[300], path[300];
     s_fmt(why, sizeof why, "%s %s%s: %s", c->event_type[0] ? c->event_type : "payout event",
-             strcmp(c->internal_status, "paid") == 0 ? "after " : "while internally ",
-             c->internal_status[0] ? c->internal_status : "unknown",
-             c->failure_code[0] ? c->failure_code : "no failure code");
+          strcmp(c->internal_status, "paid") == 0 ? "after " : "while internally ",
+          c->internal_status[0] ? c->internal_status : "unknown",
+          c->failure_code[0] ? c->failure_code : "no failure code");
     s_fmt(c->what, sizeof c->what, "payout %s, %s", c->ref, why);
     s_fmt(c->summary, sizeof c->summary, "payguard: payout exception %s, %s: %s", c->ref, c->money,
-             c->failure_code[0] ? c->failure_code : "no failure code");
+          c->failure_code[0] ? c->failure_code : "no failure code");
     s_fmt(c->title, sizeof c->title, "payguard: payout exception handled: %s", c->ref);
 
     s_fmt(reason, sizeof reason, "%s (payguard case %s)", why, c->case_id);
@@ -761,8 +775,7 @@ static int s_payout_exception(rb_ctx_t *c, rb_plan_t *out)
     s_add(out, "hold_payout", "hold_payout", "payments", path,
           json_pack("{s:s, s:s}", "case_id", c->case_id, "reason", reason));
 
-    s_fmt(reason, sizeof reason, "payout %s to this beneficiary: %s (payguard case %s)", c->ref, why,
-             c->case_id);
+    s_fmt(reason, sizeof reason, "payout %s to this beneficiary: %s (payguard case %s)", c->ref, why, c->case_id);
     if (s_id_path(c, path, "/beneficiaries/", c->beneficiary_id, "/hold", "the beneficiary id") != 0)
         return -1;
     s_fmt(c->done[out->n], sizeof c->done[0], "beneficiary %s put on hold", c->beneficiary_id);
@@ -807,7 +820,7 @@ static int s_refund_post(rb_ctx_t *c, rb_plan_t *out, bool succeeded)
     if (have < 0)
         return -1;
     s_fmt(c->title, sizeof c->title, "payguard: ledger corrected: refund %s %s", c->ref,
-             succeeded ? "succeeded" : "failed");
+          succeeded ? "succeeded" : "failed");
     if (have > 0)
         s_note(out, "no ledger_%s: the ledger already holds a %s for %s", type, type, c->ref);
     else
@@ -829,16 +842,16 @@ static int s_refund_failed_after_success(rb_ctx_t *c, rb_plan_t *out)
     int reversed = succeeded < 0 ? -1 : s_ledger_count(c, "refund_reversal", c->ref);
     if (reversed < 0)
         return -1;
-    s_fmt(c->what, sizeof c->what,
-             "refund %s: the PSP reports it failed after the ledger recorded it succeeded", c->ref);
+    s_fmt(c->what, sizeof c->what, "refund %s: the PSP reports it failed after the ledger recorded it succeeded",
+          c->ref);
     s_fmt(c->summary, sizeof c->summary, "payguard: refund %s failed after success, %s", c->ref, c->money);
     s_fmt(c->title, sizeof c->title, "payguard: refund failed after success: %s", c->ref);
 
     char reason[300];
     s_fmt(reason, sizeof reason,
-             "the PSP reports refund %s failed after the ledger recorded it succeeded: hold \"refund complete\" "
-             "messages (payguard case %s)",
-             c->ref, c->case_id);
+          "the PSP reports refund %s failed after the ledger recorded it succeeded: hold \"refund complete\" "
+          "messages (payguard case %s)",
+          c->ref, c->case_id);
     s_fmt(c->done[out->n], sizeof c->done[0], "customer \"refund complete\" messages for %s blocked", c->ref);
     s_add(out, "block_comms", "block_comms", "payments", "/comms/blocks",
           json_pack("{s:s, s:s, s:s}", "ref", c->ref, "case_id", c->case_id, "reason", reason));
@@ -865,7 +878,7 @@ static int s_ops_review(rb_ctx_t *c, rb_plan_t *out)
     s_word(status, sizeof status, psp ? s_str(psp, "status") : s_str(c->facts, "status"));
     const char *kind = c->kind[0] ? c->kind : "case";
     s_fmt(c->what, sizeof c->what, "%s %s needs an ops review (the PSP's status: %s)", kind, c->ref,
-             status[0] ? status : "unknown");
+          status[0] ? status : "unknown");
     s_fmt(c->summary, sizeof c->summary, "payguard: ops review of %s %s, %s", kind, c->ref, c->money);
     s_fmt(c->title, sizeof c->title, "payguard: ops review opened: %s %s", kind, c->ref);
     if (s_ticket(c, out, 3) != 0)
@@ -886,8 +899,10 @@ static int s_denied(rb_ctx_t *c, rb_plan_t *out)
             return s_fail(c->err, c->errlen, "ticket_key is not a ticket key");
         const char *sys = c->opts->ticket_system;
         if (!sys || (strcmp(sys, "jira") != 0 && strcmp(sys, "servicenow") != 0))
-            return s_fail(c->err, c->errlen, "the case has ticket %s but no ticket system is configured (outside/jira "
-                                             "or outside/servicenow)", key);
+            return s_fail(c->err, c->errlen,
+                          "the case has ticket %s but no ticket system is configured (outside/jira "
+                          "or outside/servicenow)",
+                          key);
         if (strcmp(sys, "servicenow") == 0) {
             s_note(out, "no ticket_comment on %s: CONTRACT.md §2.4 has no ServiceNow comment call", key);
         } else {
@@ -896,8 +911,7 @@ static int s_denied(rb_ctx_t *c, rb_plan_t *out)
                 return -1;
             s_denial_line(c, denial, sizeof denial);
             rb_buf_t b = {text, sizeof text, 0};
-            s_put(&b, "payguard case %s was %s. Nothing was changed: no hold, no ledger entry.\n", c->case_id,
-                  denial);
+            s_put(&b, "payguard case %s was %s. Nothing was changed: no hold, no ledger entry.\n", c->case_id, denial);
             s_decisions(c, &b);
             s_put(&b, "Case page: %s", c->url);
             s_fmt(c->done[out->n], sizeof c->done[0], "a comment on ticket %s", key);
@@ -1006,8 +1020,7 @@ static int s_plan(rb_ctx_t *c, rb_plan_t *out)
 }
 
 /* runbook_plan - the runbook of a decided case (see execute.h); the plan is cleared on -1 */
-int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err,
-                 size_t errlen)
+int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err, size_t errlen)
 {
     assert(type && opts && out);
     memset(out, 0, sizeof *out);
@@ -1045,14 +1058,14 @@ int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb
 /* ------------------------------------------------------------ failures */
 
 /* s_failure_description - the failure ticket's text: what failed, what ran, what did not */
-static void s_failure_description(const rb_plan_t *plan, size_t failed, const char *error, const char *url,
-                                  char *dst, size_t dstlen)
+static void s_failure_description(const rb_plan_t *plan, size_t failed, const char *error, const char *url, char *dst,
+                                  size_t dstlen)
 {
     const rb_step_t *f = &plan->steps[failed];
     rb_buf_t b = {dst, dstlen, 0};
     dst[0] = '\0';
-    s_put(&b, "payguard case %s: runbook %s stopped at step %zu of %zu, %s (%s %s %s).\n", plan->case_id,
-          plan->runbook, failed + 1, plan->n, f->name, f->system, f->method, f->path[0] ? f->path : "(base URL)");
+    s_put(&b, "payguard case %s: runbook %s stopped at step %zu of %zu, %s (%s %s %s).\n", plan->case_id, plan->runbook,
+          failed + 1, plan->n, f->name, f->system, f->method, f->path[0] ? f->path : "(base URL)");
     s_put(&b, "Case page: %s\n", url);
     s_put(&b, "Error: %s\n", error);
     s_put(&b, "Completed before it:");
@@ -1082,7 +1095,8 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     snprintf(out->case_id, sizeof out->case_id, "%s", plan->case_id);
     snprintf(out->runbook, sizeof out->runbook, "%s", plan->runbook);
     char url[RB_URL_MAX], why[RB_PIECE_MAX + 1];
-    if (runbook_case_url(opts, plan->case_id, url, err, errlen) != 0 || s_ticket_ok(opts, plan->case_id, err, errlen) != 0)
+    if (runbook_case_url(opts, plan->case_id, url, err, errlen) != 0 ||
+        s_ticket_ok(opts, plan->case_id, err, errlen) != 0)
         return -1;
     s_clean(why, sizeof why, error && *error ? error : "(no error text)", RB_PIECE_MAX, NULL);
     const rb_step_t *f = &plan->steps[failed_step];
@@ -1188,9 +1202,8 @@ static int s_step_from_json(const json_t *j, const char *case_id, rb_step_t *s)
         return -1;
     json_t *cf = json_object_get(j, "customer_facing"), *body = json_object_get(j, "body");
     size_t cl = strlen(case_id);
-    if (!json_is_boolean(cf) || !json_is_object(body) || !s_in(s->name, s_step_names) ||
-        !s_in(s->system, s_systems) || strcmp(s->method, "POST") != 0 || strncmp(s->idem_key, case_id, cl) != 0 ||
-        s->idem_key[cl] != ':')
+    if (!json_is_boolean(cf) || !json_is_object(body) || !s_in(s->name, s_step_names) || !s_in(s->system, s_systems) ||
+        strcmp(s->method, "POST") != 0 || strncmp(s->idem_key, case_id, cl) != 0 || s->idem_key[cl] != ':')
         return -1;
     s->customer_facing = json_is_true(cf);
     s->body = json_dumps(body, JSON_COMPACT);

@@ -21,23 +21,23 @@
 
 /* rb_step_t - one outbound call */
 typedef struct {
-    char name[RB_NAME_MAX];     /* hold_payout, hold_beneficiary, ledger_payout_reversal,
-                                   ledger_refund_succeeded, ledger_refund_failed,
-                                   ledger_refund_reversal, block_comms, open_ticket,
-                                   ticket_comment, notify_teams, release_hold */
-    char system[16];            /* payments | ledger | jira | servicenow | teams */
-    char method[8];             /* "POST" */
-    char path[300];             /* appended to outside/<system> (ids percent-encoded) */
-    char *body;                 /* the JSON body (owned) */
-    char idem_key[RB_KEY_MAX];  /* "<case_id>:<name>": a pure function of (case, step) */
-    bool customer_facing;       /* never runs after an earlier step failed */
+    char name[RB_NAME_MAX];    /* hold_payout, hold_beneficiary, ledger_payout_reversal,
+                                  ledger_refund_succeeded, ledger_refund_failed,
+                                  ledger_refund_reversal, block_comms, open_ticket,
+                                  ticket_comment, notify_teams, release_hold */
+    char system[16];           /* payments | ledger | jira | servicenow | teams */
+    char method[8];            /* "POST" */
+    char path[300];            /* appended to outside/<system> (ids percent-encoded) */
+    char *body;                /* the JSON body (owned) */
+    char idem_key[RB_KEY_MAX]; /* "<case_id>:<name>": a pure function of (case, step) */
+    bool customer_facing;      /* never runs after an earlier step failed */
 } rb_step_t;
 
 /* rb_plan_t - a runbook for one case */
 typedef struct {
     char case_id[160];
-    char runbook[48];           /* payout_exception | refund_post_succeeded | refund_post_failed |
-                                   refund_failed_after_success | ops_review_ticket | denied | none */
+    char runbook[48]; /* payout_exception | refund_post_succeeded | refund_post_failed |
+                         refund_failed_after_success | ops_review_ticket | denied | none */
     rb_step_t steps[RB_MAX_STEPS];
     size_t n;
     char notes[RB_MAX_STEPS][160]; /* planned-but-skipped steps and why (e.g. "no payout_reversal:
@@ -47,9 +47,9 @@ typedef struct {
 
 /* rb_opts_t - what the operator configured */
 typedef struct {
-    const char *ticket_system;  /* "jira" or "servicenow" (whichever outside/ URL is set) */
-    const char *jira_project;   /* execute/jira_project, e.g. "PAY" */
-    const char *public_url;     /* approve/public_url, for links in tickets and cards */
+    const char *ticket_system; /* "jira" or "servicenow" (whichever outside/ URL is set) */
+    const char *jira_project;  /* execute/jira_project, e.g. "PAY" */
+    const char *public_url;    /* approve/public_url, for links in tickets and cards */
 } rb_opts_t;
 
 /* runbook_plan - the runbook for a decided case. type is the decision event's
@@ -76,8 +76,7 @@ typedef struct {
  * Bodies follow CONTRACT.md §2 exactly; every step's idem_key is
  * "<case_id>:<step name>". 0, or -1 and err if the record lacks what a step
  * needs (e.g. no beneficiary id) — never a guess. */
-int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err,
-                 size_t errlen);
+int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err, size_t errlen);
 
 /* runbook_failure_plan - after step failed_step failed for good (error: why):
  * open_ticket "<case>:failure_ticket" at Highest priority naming the step and

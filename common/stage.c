@@ -39,17 +39,18 @@
 #include "log.h"
 #include "metrics.h"
 
-#define STAGE_BATCH 256          /* inputs taken per loop turn */
-#define STAGE_MAX_UPSTREAMS 64   /* producer instances we ack */
+#define STAGE_BATCH 256        /* inputs taken per loop turn */
+#define STAGE_MAX_UPSTREAMS 64 /* producer instances we ack */
 #define STAGE_MAX_PENDING_ACKS 8192
 #define STAGE_ACK_MAX_BYTES 65536
 #define STAGE_WM_EVERY_MS 1000
-#define STAGE_RCVHWM 10000       /* events ZeroMQ queues per upstream pipe. Stage to stage a
-                                    smaller queue would do (the sender's window holds every
-                                    unacked event and re-sends), but `payguard replay` has no
-                                    window: at 1,024 a consumer at its limit when replay exited
-                                    lost the events still in the socket (e2e_backbone, 3 of
-                                    10,000). Memory under load pays for it (bench/results.md). */
+#define STAGE_RCVHWM                                                                                                   \
+    10000 /* events ZeroMQ queues per upstream pipe. Stage to stage a                                                  \
+             smaller queue would do (the sender's window holds every                                                   \
+             unacked event and re-sends), but `payguard replay` has no                                                 \
+             window: at 1,024 a consumer at its limit when replay exited                                               \
+             lost the events still in the socket (e2e_backbone, 3 of                                                   \
+             10,000). Memory under load pays for it (bench/results.md). */
 
 enum { DEST_NEXT = 0, DEST_AUDIT = 1, NDEST = 2 };
 
@@ -64,17 +65,17 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     blob_t *blob;
-    int64_t sent_ms;   /* 0: never sent */
+    int64_t sent_ms; /* 0: never sent */
     bool acked;
 } entry_t;
 
 /* window - unacked events of one destination, in seq order (a ring) */
 typedef struct {
     entry_t *v;
-    size_t cap;          /* power of two */
+    size_t cap; /* power of two */
     size_t head;
     size_t count;
-    size_t next_send;    /* index (from head) of the first never-sent entry */
+    size_t next_send; /* index (from head) of the first never-sent entry */
     uint64_t last_pushed;
     int64_t last_resend_scan_ms;
     _Atomic size_t count_shared;
@@ -121,10 +122,10 @@ struct stage_t {
     char name[32];
     char inst[EVENT_STAGE_MAX + 1];
     int index;
-    const char *next;            /* next stage name or NULL */
+    const char *next; /* next stage name or NULL */
 
     journal_t *journal;
-    pthread_mutex_t append_mu;   /* seq prediction + append + staging order */
+    pthread_mutex_t append_mu; /* seq prediction + append + staging order */
     idset_t *seen;
 
     zsock_t *in;
@@ -142,7 +143,7 @@ struct stage_t {
     staged_t *staged;
     size_t nstaged, capstaged;
     const event_t *current;
-    event_t *current_owned;      /* the input being handled, owned (for stage_defer) */
+    event_t *current_owned; /* the input being handled, owned (for stage_defer) */
     bool current_from_producer;
     stage_pending_t *deferred[STAGE_MAX_DEFERRED];
     size_t ndeferred;
@@ -405,9 +406,8 @@ int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned des
 }
 
 /* stage_publish - see stage.h */
-int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key,
-                  const event_body_t *body, unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn,
-                  void *fn_arg)
+int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body,
+                  unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg)
 {
     size_t inflight = atomic_load(&st->win[DEST_NEXT].count_shared) + atomic_load(&st->pub_pending);
     size_t inflight_audit = atomic_load(&st->win[DEST_AUDIT].count_shared) + atomic_load(&st->pub_pending);
@@ -530,7 +530,8 @@ static int s_recover(stage_t *st)
             event_destroy(&ev);
             unsigned dest = s_dest_mask(st, mask);
             if (dest)
-                s_stage_push(&cand, &ncand, &capcand, (staged_t){.seq = seq, .blob = s_blob_new(p, len, NULL, 0), .dest = dest});
+                s_stage_push(&cand, &ncand, &capcand,
+                             (staged_t){.seq = seq, .blob = s_blob_new(p, len, NULL, 0), .dest = dest});
         } else if (ev) { /* stored: an input this instance took */
             idset_add(st->seen, event_head(ev)->id);
             event_destroy(&ev);
@@ -763,7 +764,8 @@ static void s_send_waits(stage_t *st)
             msgpack_pack_str_with_body(&pk, st->name, strlen(st->name));
             msgpack_pack_array(&pk, n);
             for (size_t i = 0; i < st->ndeferred; i++)
-                if (st->deferred[i]->from_producer && strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0)
+                if (st->deferred[i]->from_producer &&
+                    strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0)
                     msgpack_pack_uint64(&pk, event_head(st->deferred[i]->ev)->seq);
             zmq_send(zsock_resolve(st->up[u].push), buf.data, buf.size, ZMQ_DONTWAIT);
         }
@@ -785,10 +787,10 @@ static void s_on_ack(stage_t *st, const void *data, size_t len)
     else if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3)
         why = "not a 3-element array";
     msgpack_object *a = why ? NULL : u.data.via.array.ptr;
-    bool wait = !why && a[0].type == MSGPACK_OBJECT_STR && a[0].via.str.size == 4
-                && memcmp(a[0].via.str.ptr, "wait", 4) == 0;
-    if (!why && !wait
-        && (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != 3 || memcmp(a[0].via.str.ptr, "ack", 3)))
+    bool wait =
+        !why && a[0].type == MSGPACK_OBJECT_STR && a[0].via.str.size == 4 && memcmp(a[0].via.str.ptr, "wait", 4) == 0;
+    if (!why && !wait &&
+        (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != 3 || memcmp(a[0].via.str.ptr, "ack", 3)))
         why = "neither an ack nor a wait";
     else if (!why && (a[1].type != MSGPACK_OBJECT_STR || a[2].type != MSGPACK_OBJECT_ARRAY))
         why = "bad field types";
@@ -965,8 +967,14 @@ stage_pending_t *stage_defer(stage_t *st)
     return p;
 }
 
-const event_t *stage_pending_event(const stage_pending_t *p) { return p->ev; }
-size_t stage_deferred_count(const stage_t *st) { return st->ndeferred; }
+const event_t *stage_pending_event(const stage_pending_t *p)
+{
+    return p->ev;
+}
+size_t stage_deferred_count(const stage_t *st)
+{
+    return st->ndeferred;
+}
 
 /* stage_resume - emits now answer p's input */
 void stage_resume(stage_t *st, stage_pending_t *p)
@@ -1237,11 +1245,12 @@ static void s_write_status(stage_t *st)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return;
-    fprintf(f, "pid=%d\nin=%llu\nout=%llu\nduplicates=%llu\nbad=%llu\nresent=%llu\nunacked_next=%zu\nunacked_audit=%zu\njournal_seq=%llu\n",
-            (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out,
-            (unsigned long long) st->c_dup, (unsigned long long) st->c_bad, (unsigned long long) st->c_resent,
-            st->win[DEST_NEXT].count, st->win[DEST_AUDIT].count,
-            (unsigned long long) journal_last_seq(st->journal));
+    fprintf(
+        f,
+        "pid=%d\nin=%llu\nout=%llu\nduplicates=%llu\nbad=%llu\nresent=%llu\nunacked_next=%zu\nunacked_audit=%zu\njournal_seq=%llu\n",
+        (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out, (unsigned long long) st->c_dup,
+        (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
+        st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
     fclose(f);
     rename(tmp, path);
     /* the metrics too, for the group's /metrics (metrics_collect) */
@@ -1271,7 +1280,8 @@ char *stage_metrics_text(stage_t *st)
             (unsigned long long) st->c_in);
     fprintf(f, "# TYPE payguard_events_out_total counter\npayguard_events_out_total{instance=\"%s\"} %llu\n", i,
             (unsigned long long) st->c_out);
-    fprintf(f, "# TYPE payguard_input_duplicates_total counter\npayguard_input_duplicates_total{instance=\"%s\"} %llu\n",
+    fprintf(f,
+            "# TYPE payguard_input_duplicates_total counter\npayguard_input_duplicates_total{instance=\"%s\"} %llu\n",
             i, (unsigned long long) st->c_dup);
     fprintf(f, "# TYPE payguard_bad_messages_total counter\npayguard_bad_messages_total{instance=\"%s\"} %llu\n", i,
             (unsigned long long) st->c_bad);
@@ -1279,17 +1289,22 @@ char *stage_metrics_text(stage_t *st)
             (unsigned long long) st->c_resent);
     fprintf(f, "# TYPE payguard_backpressure_total counter\npayguard_backpressure_total{instance=\"%s\"} %llu\n", i,
             (unsigned long long) st->c_busy);
-    fprintf(f, "# TYPE payguard_unacked gauge\npayguard_unacked{instance=\"%s\",dest=\"next\"} %zu\n"
-               "payguard_unacked{instance=\"%s\",dest=\"audit\"} %zu\n",
+    fprintf(f,
+            "# TYPE payguard_unacked gauge\npayguard_unacked{instance=\"%s\",dest=\"next\"} %zu\n"
+            "payguard_unacked{instance=\"%s\",dest=\"audit\"} %zu\n",
             i, atomic_load(&st->win[DEST_NEXT].count_shared), i, atomic_load(&st->win[DEST_AUDIT].count_shared));
     fprintf(f, "# TYPE payguard_journal_appends_total counter\npayguard_journal_appends_total{instance=\"%s\"} %llu\n",
             i, (unsigned long long) js.appends);
-    fprintf(f, "# TYPE payguard_journal_fsyncs_total counter\npayguard_journal_fsyncs_total{instance=\"%s\"} %llu\n",
-            i, (unsigned long long) js.syncs);
-    fprintf(f, "# TYPE payguard_journal_fsync_seconds_total counter\npayguard_journal_fsync_seconds_total{instance=\"%s\"} %.6f\n",
-            i, (double) js.sync_ns_total / 1e9);
-    fprintf(f, "# TYPE payguard_journal_fsync_seconds_max gauge\npayguard_journal_fsync_seconds_max{instance=\"%s\"} %.6f\n",
-            i, (double) js.sync_ns_max / 1e9);
+    fprintf(f, "# TYPE payguard_journal_fsyncs_total counter\npayguard_journal_fsyncs_total{instance=\"%s\"} %llu\n", i,
+            (unsigned long long) js.syncs);
+    fprintf(
+        f,
+        "# TYPE payguard_journal_fsync_seconds_total counter\npayguard_journal_fsync_seconds_total{instance=\"%s\"} %.6f\n",
+        i, (double) js.sync_ns_total / 1e9);
+    fprintf(
+        f,
+        "# TYPE payguard_journal_fsync_seconds_max gauge\npayguard_journal_fsync_seconds_max{instance=\"%s\"} %.6f\n",
+        i, (double) js.sync_ns_max / 1e9);
     size_t nc = atomic_load(&st->ncounters);
     for (size_t k = 0; k < STAGE_MAX_COUNTERS; k++) {
         counter_t *c = &st->counters[k];
@@ -1310,14 +1325,38 @@ char *stage_metrics_text(stage_t *st)
 }
 
 /* accessors */
-uint64_t stage_last_emit_seq(const stage_t *st) { return st->last_emit_seq; }
-const char *stage_last_emit_id(const stage_t *st) { return st->last_emit_id; }
-const char *stage_journal_dir(const stage_t *st) { return journal_dir(st->journal); }
-uint64_t stage_journal_last_seq(const stage_t *st) { return journal_last_seq(st->journal); }
-const config_t *stage_config(const stage_t *st) { return st->config; }
-const char *stage_instance(const stage_t *st) { return st->inst; }
-const char *stage_name(const stage_t *st) { return st->name; }
-int stage_index(const stage_t *st) { return st->index; }
+uint64_t stage_last_emit_seq(const stage_t *st)
+{
+    return st->last_emit_seq;
+}
+const char *stage_last_emit_id(const stage_t *st)
+{
+    return st->last_emit_id;
+}
+const char *stage_journal_dir(const stage_t *st)
+{
+    return journal_dir(st->journal);
+}
+uint64_t stage_journal_last_seq(const stage_t *st)
+{
+    return journal_last_seq(st->journal);
+}
+const config_t *stage_config(const stage_t *st)
+{
+    return st->config;
+}
+const char *stage_instance(const stage_t *st)
+{
+    return st->inst;
+}
+const char *stage_name(const stage_t *st)
+{
+    return st->name;
+}
+int stage_index(const stage_t *st)
+{
+    return st->index;
+}
 
 /* s_loop - the one event loop: acks, wake-ups, input, commit, send */
 static void s_loop(stage_t *st)
@@ -1430,11 +1469,11 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
         log_error("config: payguard/journal/fsync must be always, batch or none");
         return 2;
     }
-    if (config_int(st->config, "payguard/journal/segment_bytes", 4096, 1L << 34, &seg, err, sizeof err)
-        || config_int(st->config, "payguard/delivery/max_inflight", 1, 10000000, &st->max_inflight, err, sizeof err)
-        || config_int(st->config, "payguard/delivery/resend_ms", 10, 3600000, &st->resend_ms, err, sizeof err)
-        || config_int(st->config, "payguard/delivery/max_seen", 1000, 1L << 31, &max_seen, err, sizeof err)
-        || config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err)) {
+    if (config_int(st->config, "payguard/journal/segment_bytes", 4096, 1L << 34, &seg, err, sizeof err) ||
+        config_int(st->config, "payguard/delivery/max_inflight", 1, 10000000, &st->max_inflight, err, sizeof err) ||
+        config_int(st->config, "payguard/delivery/resend_ms", 10, 3600000, &st->resend_ms, err, sizeof err) ||
+        config_int(st->config, "payguard/delivery/max_seen", 1000, 1L << 31, &max_seen, err, sizeof err) ||
+        config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err)) {
         log_error("%s", err);
         return 2;
     }

@@ -47,8 +47,8 @@
 
 /* handle() results */
 #define STAGE_DONE 0
-#define STAGE_RETRY 1     /* not now: the input is not acked and comes back; only before any emit */
-#define STAGE_DEFERRED 2  /* handle() called stage_defer(): finished later with stage_finish() */
+#define STAGE_RETRY 1    /* not now: the input is not acked and comes back; only before any emit */
+#define STAGE_DEFERRED 2 /* handle() called stage_defer(): finished later with stage_finish() */
 
 #define STAGE_REC_EVENT 'E'
 #define STAGE_REC_CONSUMED 'C'
@@ -58,21 +58,21 @@
 typedef struct stage_t stage_t;
 
 typedef struct {
-    const char *name;        /* "validate": one of config_stages */
-    bool store_inputs;       /* audit: journal every input verbatim ('S') */
+    const char *name;  /* "validate": one of config_stages */
+    bool store_inputs; /* audit: journal every input verbatim ('S') */
     void *(*store)(stage_t *st, const event_t *in, const void *raw, size_t rawlen, size_t *len_out,
-                   void *arg);       /* with store_inputs: the record to journal instead of 'S' (malloc'd) */
+                   void *arg); /* with store_inputs: the record to journal instead of 'S' (malloc'd) */
     void (*replay)(stage_t *st, const event_t *ev, void *arg); /* at start, each event this
                                                                instance journaled, in order:
                                                                rebuild state in one pass */
-    int (*init)(stage_t *st, void *arg);                    /* after journal + sockets */
-    int (*handle)(stage_t *st, const event_t *in, void *arg); /* STAGE_DONE | STAGE_RETRY */
-    void (*tick)(stage_t *st, void *arg);                   /* every loop turn */
-    void (*drain)(stage_t *st, void *arg);                  /* SIGTERM: stop taking work */
-    bool (*busy)(stage_t *st, void *arg);                   /* while draining: work left? */
+    int (*init)(stage_t *st, void *arg);                       /* after journal + sockets */
+    int (*handle)(stage_t *st, const event_t *in, void *arg);  /* STAGE_DONE | STAGE_RETRY */
+    void (*tick)(stage_t *st, void *arg);                      /* every loop turn */
+    void (*drain)(stage_t *st, void *arg);                     /* SIGTERM: stop taking work */
+    bool (*busy)(stage_t *st, void *arg);                      /* while draining: work left? */
     void (*fini)(stage_t *st, void *arg);
     void *arg;
-    unsigned max_deferred;   /* inputs that may wait in stage_defer at once (0: none); input stops at the bound */
+    unsigned max_deferred; /* inputs that may wait in stage_defer at once (0: none); input stops at the bound */
 } stage_def_t;
 
 /* a deferred input: handle() may start slow work (an LLM call) and return
@@ -137,9 +137,8 @@ int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned des
  * send it to dest (STAGE_TO_NEXT | STAGE_TO_AUDIT). -1 with errno EBUSY
  * when the delivery window is full (answer 503), EMSGSIZE/EINVAL when the
  * event cannot be encoded. */
-int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key,
-                  const event_body_t *body, unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn,
-                  void *fn_arg);
+int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body,
+                  unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg);
 
 /* stage_inject - from the loop thread (tick): journal a new root event
  * (minted id prefix_..., no cause, sent to audit) and handle it at once as
@@ -172,8 +171,8 @@ const char *stage_journal_dir(const stage_t *st);
 uint64_t stage_journal_last_seq(const stage_t *st);
 
 const config_t *stage_config(const stage_t *st);
-const char *stage_instance(const stage_t *st);   /* "triage.1" */
-const char *stage_name(const stage_t *st);       /* "triage" */
+const char *stage_instance(const stage_t *st); /* "triage.1" */
+const char *stage_name(const stage_t *st);     /* "triage" */
 int stage_index(const stage_t *st);
 int64_t stage_now_ms(void);
 

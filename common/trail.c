@@ -121,7 +121,8 @@ char *trail_meta_json(const event_t *ev)
     char what[EVENT_TYPE_MAX + 2 * EVENT_KEY_MAX + 4];
     if (strcmp(h->type, "step") == 0) {
         char st[64];
-        snprintf(what, sizeof what, "step %s %s", event_get_strbuf(ev, "step", buf, sizeof buf), event_get_strbuf(ev, "status", st, sizeof st));
+        snprintf(what, sizeof what, "step %s %s", event_get_strbuf(ev, "step", buf, sizeof buf),
+                 event_get_strbuf(ev, "status", st, sizeof st));
     } else if (strcmp(h->type, "decision") == 0) {
         snprintf(what, sizeof what, "decision %s", event_get_strbuf(ev, "decision", buf, sizeof buf));
     } else {
@@ -585,8 +586,7 @@ int trail_verify(const char *dir, const char *checkpoints_path, trail_key_t *key
                                v2.seq == expected;
                 if (swapped)
                     snprintf(report->problem, sizeof report->problem,
-                             "%s: holds #%" PRIu64 " and the next holds #%" PRIu64
-                             ": records swapped (out of order)",
+                             "%s: holds #%" PRIu64 " and the next holds #%" PRIu64 ": records swapped (out of order)",
                              where, found, expected);
                 else
                     snprintf(report->problem, sizeof report->problem,
@@ -595,8 +595,8 @@ int trail_verify(const char *dir, const char *checkpoints_path, trail_key_t *key
                              where, found, expected, found - 1);
             } else {
                 snprintf(report->problem, sizeof report->problem,
-                         "%s: holds #%" PRIu64 " again (after #%" PRIu64 "): a record was copied or moved", where, found,
-                         expected - 1);
+                         "%s: holds #%" PRIu64 " again (after #%" PRIu64 "): a record was copied or moved", where,
+                         found, expected - 1);
             }
             rc = 1;
             break;

@@ -121,15 +121,15 @@ int trail_checkpoint_append(const char *path, trail_key_t *key, const trail_head
 /* ------------------------------------------------------------- verify */
 
 typedef struct {
-    uint64_t records;          /* trail records checked */
-    uint64_t checkpoints;      /* checkpoints checked (signature and head) */
-    uint64_t unchained;        /* 'S' records stored before the chain existed: not covered */
-    uint64_t last_checkpoint;  /* trail seq the last checkpoint seals (0: none) */
+    uint64_t records;         /* trail records checked */
+    uint64_t checkpoints;     /* checkpoints checked (signature and head) */
+    uint64_t unchained;       /* 'S' records stored before the chain existed: not covered */
+    uint64_t last_checkpoint; /* trail seq the last checkpoint seals (0: none) */
     int64_t last_checkpoint_ms;
     unsigned char head[TRAIL_HASH_BYTES];
-    uint64_t bad_seq;          /* trail seq of the first bad record (0: none or n/a) */
-    uint64_t bad_journal_seq;  /* its journal seq */
-    char problem[512];         /* empty when the trail verifies */
+    uint64_t bad_seq;         /* trail seq of the first bad record (0: none or n/a) */
+    uint64_t bad_journal_seq; /* its journal seq */
+    char problem[512];        /* empty when the trail verifies */
 } trail_report_t;
 
 /* trail_verify - check the journal at dir against the checkpoints file

@@ -88,8 +88,9 @@ int console_api_route(const char *method, const char *path, console_route_t *out
         if (strcmp(rest, "/decisions") == 0) {
             if (!post)
                 return s_no(405, why, whylen, "POST /api/approvals/{case_id}/decisions");
-            return s_set(out, CONSOLE_APPROVE, "/approvals/", id, "/decisions") ? s_no(404, why, whylen, "path too long")
-                                                                                  : 0;
+            return s_set(out, CONSOLE_APPROVE, "/approvals/", id, "/decisions")
+                       ? s_no(404, why, whylen, "path too long")
+                       : 0;
         }
     }
     if (strncmp(p, "reviews/", 8) == 0 && s_take_id(p + 8, id, &rest) == 0 &&
@@ -165,7 +166,8 @@ void console_csrf(const unsigned char secret[CONSOLE_SECRET_BYTES], const char *
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     const char *a = authorization ? authorization : "";
-    unsigned char *ok = HMAC(EVP_sha256(), secret, CONSOLE_SECRET_BYTES, (const unsigned char *) a, strlen(a), mac, &len);
+    unsigned char *ok =
+        HMAC(EVP_sha256(), secret, CONSOLE_SECRET_BYTES, (const unsigned char *) a, strlen(a), mac, &len);
     assert(ok && len == CONSOLE_CSRF_HEX / 2);
     (void) ok;
     for (unsigned i = 0; i < len; i++)
@@ -192,6 +194,8 @@ bool console_same_origin(const char *origin, const char *host, const char *sec_f
         return true;
     if (!host || !*host)
         return false;
-    const char *rest = strncmp(origin, "http://", 7) == 0 ? origin + 7 : strncmp(origin, "https://", 8) == 0 ? origin + 8 : NULL;
+    const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                       : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                             : NULL;
     return rest && strcmp(rest, host) == 0;
 }

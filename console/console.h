@@ -1,7 +1,7 @@
 /* console - the pure parts of the ops console (console/main.c serves them):
  * which page or asset answers a path, which backend an /api/ path goes to,
  * the CSRF token of a session, and the same-origin check of a POST. No I/O,
- * so each is unit-tested (tests/test_console.c). */
+ * so each is unit-tested (tests/unit/test_console.c). */
 #ifndef PG_CONSOLE_H
 #define PG_CONSOLE_H
 
@@ -10,7 +10,7 @@
 
 #define CONSOLE_SECRET_BYTES 32
 #define CONSOLE_CSRF_HEX 64
-#define CONSOLE_PATH_MAX 1024   /* a backend path with its query, at most */
+#define CONSOLE_PATH_MAX 1024 /* a backend path with its query, at most */
 #define CONSOLE_ASSET_NAME_MAX 64
 
 /* the process behind an /api/ path */
@@ -19,8 +19,8 @@ typedef enum { CONSOLE_NONE = 0, CONSOLE_APPROVE, CONSOLE_AUDIT } console_backen
 /* console_route_t - where an /api/ request goes */
 typedef struct {
     console_backend_t backend;
-    char path[CONSOLE_PATH_MAX];   /* on the backend, ids percent-encoded, no query */
-    bool session;                  /* GET /api/session: approve's /whoami plus the CSRF token */
+    char path[CONSOLE_PATH_MAX]; /* on the backend, ids percent-encoded, no query */
+    bool session;                /* GET /api/session: approve's /whoami plus the CSRF token */
 } console_route_t;
 
 /* console_api_route - map method + path (as libmicrohttpd hands it:

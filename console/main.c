@@ -248,7 +248,8 @@ static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const ch
         if (!same || !tok) {
             char peer[64];
             httpd_peer(conn, peer, sizeof peer);
-            log_warn("refused a POST %s from %s: %s", url, peer, !same ? "cross-origin" : "missing or wrong CSRF token");
+            log_warn("refused a POST %s from %s: %s", url, peer,
+                     !same ? "cross-origin" : "missing or wrong CSRF token");
             atomic_fetch_add(&c->refused_csrf, 1);
             return s_error(conn, MHD_HTTP_FORBIDDEN,
                            !same ? "csrf: the request did not come from this console's own page"
@@ -311,8 +312,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (*upload_size) {
         if (!req->too_large)
-            httpc_buf_append(&req->body, &req->len, &req->cap, CONSOLE_MAX_BODY, upload, *upload_size,
-                             &req->too_large, &req->oom);
+            httpc_buf_append(&req->body, &req->len, &req->cap, CONSOLE_MAX_BODY, upload, *upload_size, &req->too_large,
+                             &req->oom);
         *upload_size = 0;
         return req->oom ? MHD_NO : MHD_YES;
     }
@@ -419,7 +420,8 @@ int main(int argc, char **argv)
                          MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u,
                          MHD_OPTION_NOTIFY_COMPLETED, s_completed, &c, MHD_OPTION_END);
     if (!httpd) {
-        log_error("cannot serve the console on %s:%ld: %s", config_get(cfg, "console/http_bind"), port, strerror(errno));
+        log_error("cannot serve the console on %s:%ld: %s", config_get(cfg, "console/http_bind"), port,
+                  strerror(errno));
         config_destroy(&cfg);
         return 1;
     }

@@ -46,12 +46,14 @@
  *	Holds the write token for the payments API, ledger and tickets
  *	(execute/token_file) and the Teams URL; no other stage does.
  * TEST HOOK
- *	execute/fault_file: when the file exists and says before:<step> or
- *	after:<step>, execute deletes it and SIGKILLs itself at that point —
- *	how the tests prove exactly-once across crashes. Empty by default.
+ *	Only in the test build (-DPG_TEST_HOOKS: bin/hooks/execute, never
+ *	bin/execute): when the file named by the environment variable
+ *	PG_EXECUTE_FAULT_FILE exists and says before:<step> or after:<step>,
+ *	execute deletes it and SIGKILLs itself at that point — how the tests
+ *	prove exactly-once across crashes.
  * CONFIGURATION
  *	execute/token_file, jira_project, max_attempts, retry_base_ms,
- *	retry_max_ms, release_hold_on_failure, fault_file; outside/payments, ledger, jira or
+ *	retry_max_ms, release_hold_on_failure; outside/payments, ledger, jira or
  *	servicenow, teams, timeout_ms; approve/public_url.
  *--*/
 #include <assert.h>
@@ -74,34 +76,34 @@
 /* review_t - a case whose runbook failed for good: what a retry re-runs */
 typedef struct {
     char case_id[160];
-    char *plan_json;                 /* the plan that failed (owned) */
+    char *plan_json; /* the plan that failed (owned) */
     char failed_step[RB_NAME_MAX];
 } review_t;
 
 /* run_t - one runbook in progress */
 typedef struct {
-    stage_pending_t *p;    /* the decided case's input (deferred, or adopted after a restart) */
-    rb_plan_t plan;        /* the normal steps */
-    rb_plan_t fail;        /* after a step failed for good: ticket + notice */
-    bool failing;          /* running the failure plan */
-    size_t next;           /* next step of the current plan */
+    stage_pending_t *p; /* the decided case's input (deferred, or adopted after a restart) */
+    rb_plan_t plan;     /* the normal steps */
+    rb_plan_t fail;     /* after a step failed for good: ticket + notice */
+    bool failing;       /* running the failure plan */
+    size_t next;        /* next step of the current plan */
     char failed_step[RB_NAME_MAX];
     char error[640];
-    char held_from[32];    /* hold_payout's previous_status, once it is done */
+    char held_from[32]; /* hold_payout's previous_status, once it is done */
 } run_t;
 
 typedef struct {
     stage_t *st;
     httpc_t *payments, *ledger, *tickets, *teams;
     rb_opts_t opts;
-    char ticket_system[16], jira_project[32], public_url[256], fault_file[256];
+    char ticket_system[16], jira_project[32], public_url[256];
     httpc_retry_t retry;
     bool release_hold_on_failure;
     run_t *runs[EXECUTE_MAX_RUNS];
     size_t nruns;
     review_t reviews[EXECUTE_MAX_REVIEWS];
     size_t nreviews;
-    struct recovered_t *rec;   /* at start: runbooks in flight, from the journal replay */
+    struct recovered_t *rec; /* at start: runbooks in flight, from the journal replay */
     size_t nrec;
 } execute_t;
 
@@ -142,7 +144,6 @@ static void s_review_add(execute_t *x, const char *case_id, const char *plan_jso
 
 static stage_def_t s_def;
 
-
 /* s_teams - post an approve notice (an Adaptive Card, CONTRACT.md §2.5) */
 static void s_teams(execute_t *x, const event_t *in)
 {
@@ -174,12 +175,13 @@ static void s_teams(execute_t *x, const event_t *in)
     json_decref(body);
 }
 
-/* s_fault - the test hook: die here once if the fault file names this point */
-static void s_fault(execute_t *x, const char *when, const char *step)
+/* s_fault - the test hook (test build only): die here once if the file
+ * PG_EXECUTE_FAULT_FILE names this point */
+static void s_fault(const char *when, const char *step)
 {
-    if (!x->fault_file[0])
-        return;
-    FILE *f = fopen(x->fault_file, "r");
+#ifdef PG_TEST_HOOKS
+    const char *path = getenv("PG_EXECUTE_FAULT_FILE");
+    FILE *f = path && *path ? fopen(path, "r") : NULL;
     if (!f)
         return;
     char want[128] = "", here[128];
@@ -189,10 +191,14 @@ static void s_fault(execute_t *x, const char *when, const char *step)
     want[strcspn(want, "\r\n")] = '\0';
     snprintf(here, sizeof here, "%s:%s", when, step);
     if (strcmp(want, here) == 0) {
-        unlink(x->fault_file);
+        unlink(path);
         log_warn("fault hook: SIGKILL %s", here);
         raise(SIGKILL);
     }
+#else
+    (void) when;
+    (void) step;
+#endif
 }
 
 /* s_client - the client for a step's system */
@@ -287,11 +293,11 @@ static bool s_run_step(execute_t *x, run_t *r)
     rb_step_t *step = &plan->steps[r->next];
     s_step_event(x, r, step, "started", NULL, NULL);
     stage_flush(x->st); /* never a call without its durable "started" */
-    s_fault(x, "before", step->name);
+    s_fault("before", step->name);
     httpc_t *h = s_client(x, step->system);
     httpc_resp_t resp = {0};
     int rc = h ? httpc_call(h, step->method, step->path, step->body, step->idem_key, &x->retry, &resp) : -1;
-    s_fault(x, "after", step->name);
+    s_fault("after", step->name);
     bool ok = rc == 0 && resp.status >= 200 && resp.status < 300;
     char error[640] = "";
     if (!h)
@@ -501,7 +507,7 @@ typedef struct recovered_t {
     char cause[EVENT_ID_MAX + 1];
     char case_id[160];
     json_t *plan;
-    unsigned emitted;      /* events emitted for its input so far */
+    unsigned emitted; /* events emitted for its input so far */
     bool failing;
     size_t done, fail_done;
     char held_from[32];
@@ -684,11 +690,12 @@ static int s_init(stage_t *st, void *arg)
     }
     snprintf(x->jira_project, sizeof x->jira_project, "%s", config_get(c, "execute/jira_project"));
     snprintf(x->public_url, sizeof x->public_url, "%s", config_get(c, "approve/public_url"));
-    snprintf(x->fault_file, sizeof x->fault_file, "%s", config_get(c, "execute/fault_file"));
     x->release_hold_on_failure = strcmp(config_get(c, "execute/release_hold_on_failure"), "yes") == 0;
-    x->opts = (rb_opts_t){.ticket_system = x->ticket_system, .jira_project = x->jira_project, .public_url = x->public_url};
+    x->opts =
+        (rb_opts_t){.ticket_system = x->ticket_system, .jira_project = x->jira_project, .public_url = x->public_url};
     if (!x->payments || !x->ledger || !x->tickets)
-        log_warn("outside/payments, ledger and jira or servicenow should all be set: steps for a missing one fail to ops review");
+        log_warn(
+            "outside/payments, ledger and jira or servicenow should all be set: steps for a missing one fail to ops review");
     return s_recover(x);
 }
 

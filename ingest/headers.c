@@ -17,7 +17,7 @@ static bool s_token(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char) s[i];
         if (!c || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", c)))
+                    strchr("!#$%&'*+-.^_`|~", c)))
             return false;
     }
     return n > 0;
@@ -106,8 +106,7 @@ size_t headers_distinct(const headers_t *self)
 /* headers_is_credential - see headers.h */
 bool headers_is_credential(const char *name, size_t len)
 {
-    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie", "x-api-key",
-                                         "x-auth-token"};
+    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"};
     for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++)
         if (len == strlen(secret[i]) && memcmp(name, secret[i], len) == 0)
             return true;

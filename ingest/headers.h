@@ -42,11 +42,11 @@ typedef struct {
 
 typedef struct {
     header_field_t field[HEADERS_MAX_FIELDS];
-    size_t count;       /* fields kept (at most HEADERS_MAX_FIELDS) */
-    size_t seen;        /* fields offered, kept or not */
-    size_t bytes;       /* names and values of every field offered */
+    size_t count; /* fields kept (at most HEADERS_MAX_FIELDS) */
+    size_t seen;  /* fields offered, kept or not */
+    size_t bytes; /* names and values of every field offered */
     size_t longest_name;
-    bool bad_name;      /* a name that is not an HTTP token */
+    bool bad_name; /* a name that is not an HTTP token */
 } headers_t;
 
 /* headers_init - an empty set */

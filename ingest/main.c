@@ -67,7 +67,7 @@
 #include "stage.h"
 
 #define INGEST_DRAIN_MAX (64L << 20) /* bytes of an oversized body read to answer 413 */
-#define INGEST_RATE_SLOTS 4096   /* sources tracked at once */
+#define INGEST_RATE_SLOTS 4096       /* sources tracked at once */
 #define INGEST_RATE_PROBE 8
 
 /* bucket - a token bucket for one source address (milli-tokens) */
@@ -82,10 +82,10 @@ typedef struct {
     struct MHD_Daemon *httpd;
     long max_body;
     long retry_after_s;
-    _Atomic long waiting;   /* requests suspended until durable */
+    _Atomic long waiting; /* requests suspended until durable */
     long rate_per_s, rate_burst;
     pthread_mutex_t rate_mu;
-    bucket_t *buckets;      /* INGEST_RATE_SLOTS, open addressing */
+    bucket_t *buckets; /* INGEST_RATE_SLOTS, open addressing */
     _Atomic unsigned long long c_accepted, c_503;
 } ingest_t;
 
@@ -102,10 +102,10 @@ typedef struct {
     struct MHD_Connection *conn;
     char *body;
     size_t len;
-    headers_t headers;             /* every field as received */
-    refusal_t refusal;             /* status 0: none; else drain the body, then refuse */
-    size_t drained;                /* body bytes read and dropped */
-    const char *endpoint;          /* "stripe" | "standard" */
+    headers_t headers;    /* every field as received */
+    refusal_t refusal;    /* status 0: none; else drain the body, then refuse */
+    size_t drained;       /* body bytes read and dropped */
+    const char *endpoint; /* "stripe" | "standard" */
     pthread_mutex_t mu;
     enum { REQ_READING, REQ_WAITING, REQ_DURABLE, REQ_ANSWERED } state;
     bool suspended;
@@ -277,8 +277,8 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
         *r = (refusal_t){MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "webhooks are POSTed"};
     else if ((hs = headers_verdict(hdrs, &why)) != 0) {
         *r = (refusal_t){hs, hs == 431 ? "header_fields_too_large" : "bad_request", ""};
-        snprintf(r->why, sizeof r->why, "%s (this request: %zu fields, %zu bytes of names and values)", why,
-                 hdrs->seen, hdrs->bytes);
+        snprintf(r->why, sizeof r->why, "%s (this request: %zu fields, %zu bytes of names and values)", why, hdrs->seen,
+                 hdrs->bytes);
     } else if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
         *r = (refusal_t){MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                          "Content-Type must be application/json"};
@@ -362,8 +362,7 @@ static void s_take_body(ingest_t *ing, request_t *req, const char *data, size_t 
 
 /* s_answer - libmicrohttpd's access handler: route, bound, record, reply */
 static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                const char *version, const char *upload_data, size_t *upload_data_size,
-                                void **con_cls)
+                                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void) version;
     ingest_t *ing = cls;
@@ -383,8 +382,9 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         if (req->refusal.status)
             return s_refuse(ing, conn, req->refusal.status, req->refusal.code, req->refusal.why, method, url);
         if (s_record(ing, req) != 0)
-            return s_busy(ing, conn, errno == EBUSY ? "back-pressure: cannot record durably right now"
-                                                    : "cannot record this request");
+            return s_busy(ing, conn,
+                          errno == EBUSY ? "back-pressure: cannot record durably right now"
+                                         : "cannot record this request");
         pthread_mutex_lock(&req->mu);
         if (req->state == REQ_WAITING) {
             req->suspended = true;
@@ -400,7 +400,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         atomic_fetch_sub(&ing->waiting, 1);
         atomic_fetch_add(&ing->c_accepted, 1);
         req->state = REQ_ANSWERED;
-        return httpd_reply_header(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "receipt_id", req->receipt_id), NULL, NULL);
+        return httpd_reply_header(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "receipt_id", req->receipt_id), NULL,
+                                  NULL);
     }
     return MHD_NO;
 }
@@ -466,12 +467,12 @@ static int s_init(stage_t *st, void *arg)
     const config_t *c = stage_config(st);
     char err[256];
     long port, threads;
-    if (config_int(c, "ingest/http_port", 1, 65535, &port, err, sizeof err)
-        || config_int(c, "ingest/http_threads", 1, 64, &threads, err, sizeof err)
-        || config_int(c, "ingest/max_body_bytes", 1, 16L << 20, &ing->max_body, err, sizeof err)
-        || config_int(c, "ingest/retry_after_s", 1, 3600, &ing->retry_after_s, err, sizeof err)
-        || config_int(c, "ingest/rate_per_s", 1, 1000000, &ing->rate_per_s, err, sizeof err)
-        || config_int(c, "ingest/rate_burst", 1, 10000000, &ing->rate_burst, err, sizeof err)) {
+    if (config_int(c, "ingest/http_port", 1, 65535, &port, err, sizeof err) ||
+        config_int(c, "ingest/http_threads", 1, 64, &threads, err, sizeof err) ||
+        config_int(c, "ingest/max_body_bytes", 1, 16L << 20, &ing->max_body, err, sizeof err) ||
+        config_int(c, "ingest/retry_after_s", 1, 3600, &ing->retry_after_s, err, sizeof err) ||
+        config_int(c, "ingest/rate_per_s", 1, 1000000, &ing->rate_per_s, err, sizeof err) ||
+        config_int(c, "ingest/rate_burst", 1, 10000000, &ing->rate_burst, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
@@ -490,20 +491,18 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: ingest/http_bind '%s' is not an IPv4 or IPv6 address", bind_addr);
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    ing->httpd = MHD_start_daemon(flags, (uint16_t) port, NULL, NULL, s_answer, ing,
-                                  MHD_OPTION_EXTERNAL_LOGGER, s_http_log, ing, /* first: it sees every message */
-                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
-                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
-                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
-                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
-                                  MHD_OPTION_NOTIFY_COMPLETED, s_completed, ing,
-                                  MHD_OPTION_STRICT_FOR_CLIENT, (int) 1, /* 400 for HTTP/1.1 without Host */
-                                  MHD_OPTION_END);
+    ing->httpd =
+        MHD_start_daemon(flags, (uint16_t) port, NULL, NULL, s_answer, ing, MHD_OPTION_EXTERNAL_LOGGER, s_http_log,
+                         ing, /* first: it sees every message */
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+                         s_completed, ing, MHD_OPTION_STRICT_FOR_CLIENT, (int) 1, /* 400 for HTTP/1.1 without Host */
+                         MHD_OPTION_END);
     if (!ing->httpd) {
         log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));
         return -1;

@@ -54,7 +54,6 @@ httpc_t *cli_api_client(const config_t *c, const char *stage, const char *token_
     return h;
 }
 
-
 /* cmd_approvals - list approvals (pending by default) */
 int cmd_approvals(int argc, char **argv)
 {
@@ -91,14 +90,18 @@ int cmd_approvals(int argc, char **argv)
             missing + strlen(missing), sizeof missing - strlen(missing), "%s%s", k ? "," : "", json_string_value(m));
         json_t *rec = json_object_get(a, "recommendation");
         char amount[48];
-        money_format(json_integer_value(json_object_get(a, "amount")), json_string_value(json_object_get(a, "currency")),
-                     amount, sizeof amount);
+        money_format(json_integer_value(json_object_get(a, "amount")),
+                     json_string_value(json_object_get(a, "currency")), amount, sizeof amount);
         printf("%-28s %-7s %16s %4lld %-40s %-20s %s/%s\n", json_string_value(json_object_get(a, "case_id")),
                json_string_value(json_object_get(a, "kind")), amount,
                (long long) json_integer_value(json_object_get(a, "tier")), missing,
                json_string_value(json_object_get(a, "expires_at")),
-               json_string_value(json_object_get(rec, "classification")) ? json_string_value(json_object_get(rec, "classification")) : "-",
-               json_string_value(json_object_get(rec, "recommendation")) ? json_string_value(json_object_get(rec, "recommendation")) : "-");
+               json_string_value(json_object_get(rec, "classification"))
+                   ? json_string_value(json_object_get(rec, "classification"))
+                   : "-",
+               json_string_value(json_object_get(rec, "recommendation"))
+                   ? json_string_value(json_object_get(rec, "recommendation"))
+                   : "-");
     }
     json_decref(j);
     return 0;
@@ -110,7 +113,8 @@ int cmd_approve(int argc, char **argv)
     const char *case_id = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     const char *who = cli_opt(argc, argv, "--as");
     if (!case_id || !who) {
-        fprintf(stderr, "usage: payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file FILE] [-c CONFIG]\n");
+        fprintf(stderr,
+                "usage: payguard approve CASE --as NAME [--deny] [--comment TEXT] [--token-file FILE] [-c CONFIG]\n");
         return 2;
     }
     bool deny = false;

@@ -53,14 +53,14 @@ typedef struct {
 /* decision_t - one recorded decision, and what re-running it gave */
 typedef struct {
     char case_id[EVENT_KEY_MAX + 1];
-    char cause[EVENT_ID_MAX + 1];   /* the input it answered */
-    bool rerun;                     /* its input was found and re-run */
-    char *diff;                     /* "recorded: ...  now: ..." when they differ (owned) */
+    char cause[EVENT_ID_MAX + 1]; /* the input it answered */
+    bool rerun;                   /* its input was found and re-run */
+    char *diff;                   /* "recorded: ...  now: ..." when they differ (owned) */
     union {
-        route_t route;              /* approve: the recorded route */
+        route_t route; /* approve: the recorded route */
         struct {
-            labels_t labels;        /* triage: the recorded labels */
-            char source[80];        /* triage: where the recorded advice came from */
+            labels_t labels; /* triage: the recorded labels */
+            char source[80]; /* triage: where the recorded advice came from */
         };
     };
 } decision_t;
@@ -68,11 +68,11 @@ typedef struct {
 /* dryrun_t - the recorded decisions of one stage, in journal order */
 typedef struct {
     const config_t *config;
-    policy_t policy;                /* approve: from the configuration given */
+    policy_t policy; /* approve: from the configuration given */
     decision_t *items;
     size_t n, cap;
-    zhash_t *by_cause;              /* cause -> index + 1 (first decision wins) */
-    size_t from_model;              /* triage: re-run decisions whose advice a model gave */
+    zhash_t *by_cause; /* cause -> index + 1 (first decision wins) */
+    size_t from_model; /* triage: re-run decisions whose advice a model gave */
 } dryrun_t;
 
 /* scan_fn - called for every event of a journal scan */
@@ -121,8 +121,10 @@ static int s_scan(dryrun_t *d, const char *stage, scan_fn *fn)
         char err[512];
         journal_reader_t *r = journal_reader_new(dir, 1, err, sizeof err);
         if (!r) {
-            fprintf(stderr, "payguard: cannot read %s.%d's journal: %s (has the group run with this configuration's data_dir?)\n",
-                    stage, i, err);
+            fprintf(
+                stderr,
+                "payguard: cannot read %s.%d's journal: %s (has the group run with this configuration's data_dir?)\n",
+                stage, i, err);
             free(dir);
             return -1;
         }
@@ -158,8 +160,9 @@ static void s_route_of_record(const json_t *b, route_t *r)
 {
     memset(r, 0, sizeof *r);
     const char *state = json_string_value(json_object_get(b, "state"));
-    r->kind = strcmp(state, "no_action") == 0 ? ROUTE_NO_ACTION
-              : strcmp(state, "auto_approved") == 0 ? ROUTE_AUTO : ROUTE_HUMANS;
+    r->kind = strcmp(state, "no_action") == 0       ? ROUTE_NO_ACTION
+              : strcmp(state, "auto_approved") == 0 ? ROUTE_AUTO
+                                                    : ROUTE_HUMANS;
     r->tier = (int) json_integer_value(json_object_get(b, "tier"));
     size_t i;
     json_t *role;
@@ -251,8 +254,8 @@ static void s_rerun_approve(dryrun_t *d, const event_t *ev)
 static void s_labels_of_json(const json_t *a, labels_t *l)
 {
     memset(l, 0, sizeof *l);
-#define LABEL(field)                                                                                                 \
-    snprintf(l->field, sizeof l->field, "%s",                                                                        \
+#define LABEL(field)                                                                                                   \
+    snprintf(l->field, sizeof l->field, "%s",                                                                          \
              json_is_string(json_object_get(a, #field)) ? json_string_value(json_object_get(a, #field)) : "")
     LABEL(classification);
     LABEL(root_cause);
@@ -412,8 +415,10 @@ int cmd_replay_dry_run(int argc, char **argv)
         return 2;
     }
     if (!dry) {
-        fprintf(stderr, "payguard: replay --stage %s only does dry runs (add --dry-run); to re-feed recorded "
-                        "events for real, use replay --from INSTANCE\n", stage);
+        fprintf(stderr,
+                "payguard: replay --stage %s only does dry runs (add --dry-run); to re-feed recorded "
+                "events for real, use replay --from INSTANCE\n",
+                stage);
         return 2;
     }
     config_t *c;

@@ -264,7 +264,8 @@ int cmd_replay(int argc, char **argv)
     zsock_destroy(&push);
     printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); "
            "ids it already journaled are dropped there\n",
-           (unsigned long long) sent, from, (unsigned long long) lo, (unsigned long long) hi, into, n, n == 1 ? "" : "s");
+           (unsigned long long) sent, from, (unsigned long long) lo, (unsigned long long) hi, into, n,
+           n == 1 ? "" : "s");
     config_destroy(&c);
     return status;
 }

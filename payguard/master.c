@@ -47,12 +47,12 @@
 
 typedef struct {
     char stage[16];
-    char bin[32];            /* the program: the stage's name, pg-sandbox or console */
+    char bin[32]; /* the program: the stage's name, pg-sandbox or console */
     int index;
     char inst[32];
-    pid_t pid;               /* 0: not running */
+    pid_t pid; /* 0: not running */
     int64_t started_ms;
-    int64_t restart_at_ms;   /* when to start again, 0: not scheduled */
+    int64_t restart_at_ms; /* when to start again, 0: not scheduled */
     long backoff_ms;
     unsigned restarts;
 } child_t;
@@ -271,8 +271,8 @@ int cmd_up(int argc, char **argv)
     if (cli_load_config(cfg, &m.config) != 0)
         return 2;
     char err[256];
-    if (config_int(m.config, "payguard/restart_max_ms", 100, 600000, &m.restart_max_ms, err, sizeof err)
-        || config_int(m.config, "payguard/drain_ms", 0, 600000, &m.drain_ms, err, sizeof err)) {
+    if (config_int(m.config, "payguard/restart_max_ms", 100, 600000, &m.restart_max_ms, err, sizeof err) ||
+        config_int(m.config, "payguard/drain_ms", 0, 600000, &m.drain_ms, err, sizeof err)) {
         fprintf(stderr, "payguard: %s\n", err);
         return 2;
     }
@@ -451,8 +451,8 @@ int cmd_status(int argc, char **argv)
                 snprintf(cols[k], sizeof cols[k], "%lld", v);
         }
         printf("%-12s %8s %9s %8u %10s %10s %8s %8s %10s\n", inst,
-               pid ? (snprintf(sp, sizeof sp, "%d", pid), sp) : "down", up, restarts, cols[0], cols[1], cols[2], cols[3],
-               cols[4]);
+               pid ? (snprintf(sp, sizeof sp, "%d", pid), sp) : "down", up, restarts, cols[0], cols[1], cols[2],
+               cols[3], cols[4]);
     }
     if (f)
         fclose(f);

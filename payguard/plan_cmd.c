@@ -27,7 +27,9 @@ static json_t *s_latest(const config_t *c, const char *case_id, char type[16])
     while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const event_head_t *h = event_head(ev);
         bool decided = strcmp(h->type, "approved") == 0 || strcmp(h->type, "denied") == 0;
-        if (strcmp(h->case_key, case_id) == 0 && (decided || (strcmp(h->type, "routed") == 0 && strcmp(type, "approved") != 0 && strcmp(type, "denied") != 0))) {
+        if (strcmp(h->case_key, case_id) == 0 &&
+            (decided ||
+             (strcmp(h->type, "routed") == 0 && strcmp(type, "approved") != 0 && strcmp(type, "denied") != 0))) {
             json_t *body = event_body_to_json(ev);
             if (json_object_get(body, "facts")) {
                 json_decref(best);

@@ -94,14 +94,14 @@ static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
     journal_reader_destroy(&r);
 }
 
-
 /* s_act - `payguard review retry|close CASE --as NAME`: through approve's
  * API, as the person whose token it is (audited there) */
 static int s_act(int argc, char **argv, config_t *c)
 {
     const char *what = argv[1], *case_id = argc > 2 ? argv[2] : NULL, *who = cli_opt(argc, argv, "--as");
     if (!case_id || case_id[0] == '-' || !who) {
-        fprintf(stderr, "usage: payguard review %s CASE --as NAME [--comment TEXT] [--token-file FILE] [-c CONFIG]\n", what);
+        fprintf(stderr, "usage: payguard review %s CASE --as NAME [--comment TEXT] [--token-file FILE] [-c CONFIG]\n",
+                what);
         return 2;
     }
     httpc_t *h = cli_api_client(c, "approve", cli_opt(argc, argv, "--token-file"), who);

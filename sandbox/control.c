@@ -77,16 +77,16 @@ static int s_int_field(json_t *o, const char *key, long long dflt, long long min
 /* s_add_fault - validate and store one fault */
 static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
 {
-    static const char *const fields[] = {"system", "method", "path_prefix", "status", "count", "delay_ms",
-                                         "retry_after_s", NULL};
+    static const char *const fields[] = {"system", "method",   "path_prefix",   "status",
+                                         "count",  "delay_ms", "retry_after_s", NULL};
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
     char err[256], method[16] = "";
     long long status, count, delay, retry;
     const char *system, *m, *prefix;
-    if (sbx_only_fields(o, fields, err, sizeof err)
-        || !(system = sbx_str(o, "system", true, true, 32, err, sizeof err))
-        || !(m = sbx_str(o, "method", false, false, 8, err, sizeof err))
-        || !(prefix = sbx_str(o, "path_prefix", false, false, 512, err, sizeof err)))
+    if (sbx_only_fields(o, fields, err, sizeof err) ||
+        !(system = sbx_str(o, "system", true, true, 32, err, sizeof err)) ||
+        !(m = sbx_str(o, "method", false, false, 8, err, sizeof err)) ||
+        !(prefix = sbx_str(o, "path_prefix", false, false, 512, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (!sbx_system_by_name(system))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST,
@@ -99,17 +99,17 @@ static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "path_prefix starts with / (relative to the system's prefix)");
     if (!json_object_get(o, "status"))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "status is required (e.g. 500, 429; 0: answer normally)");
-    if (s_int_field(o, "status", 0, 0, 599, &status, err, sizeof err)
-        || s_int_field(o, "count", 1, 1, 1000000, &count, err, sizeof err)
-        || s_int_field(o, "delay_ms", 0, 0, SBX_MAX_DELAY_MS, &delay, err, sizeof err)
-        || s_int_field(o, "retry_after_s", 0, 0, 86400, &retry, err, sizeof err))
+    if (s_int_field(o, "status", 0, 0, 599, &status, err, sizeof err) ||
+        s_int_field(o, "count", 1, 1, 1000000, &count, err, sizeof err) ||
+        s_int_field(o, "delay_ms", 0, 0, SBX_MAX_DELAY_MS, &delay, err, sizeof err) ||
+        s_int_field(o, "retry_after_s", 0, 0, 86400, &retry, err, sizeof err))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (status != 0 && status < 100)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "status is 0 or an HTTP status (100-599)");
     if (sbx_db_exec(st,
-                "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s)"
-                " VALUES(?,?,?,?,?,?,?)",
-                "sssiiii", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry))
+                    "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s)"
+                    " VALUES(?,?,?,?,?,?,?)",
+                    "sssiiii", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:I}", "id", (json_int_t) sbx_db_last_id(st)));
 }
@@ -140,59 +140,66 @@ static int s_seed(sbx_store_t *st, json_t *doc, sbx_resp_t *resp)
 static json_t *s_state(sbx_store_t *st)
 {
     json_t *issues = sbx_db_rows(st,
-                             "SELECT id, key, project, summary, description, issuetype, priority,"
-                             " labels AS \"json:labels\", created FROM jira_issues ORDER BY seq",
-                             "");
+                                 "SELECT id, key, project, summary, description, issuetype, priority,"
+                                 " labels AS \"json:labels\", created FROM jira_issues ORDER BY seq",
+                                 "");
     size_t i;
     json_t *issue;
-    json_array_foreach(issues, i, issue) {
+    json_array_foreach(issues, i, issue)
+    {
         json_object_set_new(issue, "comments",
-                            sbx_db_rows(st, "SELECT id, body, created FROM jira_comments WHERE issue_key = ? ORDER BY seq",
-                                    "s", json_string_value(json_object_get(issue, "key"))));
+                            sbx_db_rows(st,
+                                        "SELECT id, body, created FROM jira_comments WHERE issue_key = ? ORDER BY seq",
+                                        "s", json_string_value(json_object_get(issue, "key"))));
     }
     char *llm = sbx_store_setting_get(st, "sbx_llm_content");
     json_t *out = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "payouts",
-        sbx_db_rows(st,
-                "SELECT id, status, amount, currency, beneficiary_id, held_from AS \"opt:held_from\","
-                " hold_case_id AS \"opt:hold_case_id\", hold_reason AS \"opt:hold_reason\" FROM payouts ORDER BY id",
-                ""),
+        sbx_db_rows(
+            st,
+            "SELECT id, status, amount, currency, beneficiary_id, held_from AS \"opt:held_from\","
+            " hold_case_id AS \"opt:hold_case_id\", hold_reason AS \"opt:hold_reason\" FROM payouts ORDER BY id",
+            ""),
         "beneficiaries",
-        sbx_db_rows(st, "SELECT id, status, case_id AS \"opt:case_id\", reason AS \"opt:reason\" FROM beneficiaries"
-                    " ORDER BY id",
-                ""),
-        "payments",
         sbx_db_rows(st,
-                "SELECT id, amount, currency, customer_id, customer_risk, flagged AS \"bool:flagged\", refunded_amount"
-                " FROM payments ORDER BY id",
-                ""),
+                    "SELECT id, status, case_id AS \"opt:case_id\", reason AS \"opt:reason\" FROM beneficiaries"
+                    " ORDER BY id",
+                    ""),
+        "payments",
+        sbx_db_rows(
+            st,
+            "SELECT id, amount, currency, customer_id, customer_risk, flagged AS \"bool:flagged\", refunded_amount"
+            " FROM payments ORDER BY id",
+            ""),
         "psp_refunds",
         sbx_db_rows(st,
-                "SELECT id, 'refund' AS object, amount, created, currency,"
-                " iif(payment_id IS NULL, '{}', json_object('payment_id', payment_id)) AS \"json:metadata\","
-                " payment_intent, status FROM psp_refunds ORDER BY id",
-                ""),
+                    "SELECT id, 'refund' AS object, amount, created, currency,"
+                    " iif(payment_id IS NULL, '{}', json_object('payment_id', payment_id)) AS \"json:metadata\","
+                    " payment_intent, status FROM psp_refunds ORDER BY id",
+                    ""),
         "psp_payouts",
         sbx_db_rows(st,
-                "SELECT id, 'payout' AS object, amount, created, currency, failure_code, failure_message,"
-                " iif(payout_id IS NULL, '{}', json_object('payout_id', payout_id)) AS \"json:metadata\", status"
-                " FROM psp_payouts ORDER BY id",
-                ""),
+                    "SELECT id, 'payout' AS object, amount, created, currency, failure_code, failure_message,"
+                    " iif(payout_id IS NULL, '{}', json_object('payout_id', payout_id)) AS \"json:metadata\", status"
+                    " FROM psp_payouts ORDER BY id",
+                    ""),
         "entries",
-        sbx_db_rows(st, "SELECT id, type, amount, currency, ref, case_id, memo, created_at FROM entries ORDER BY seq", ""),
-        "comms_blocks", sbx_db_rows(st, "SELECT id, ref, case_id, reason, created_at FROM comms_blocks ORDER BY seq", ""),
+        sbx_db_rows(st, "SELECT id, type, amount, currency, ref, case_id, memo, created_at FROM entries ORDER BY seq",
+                    ""),
+        "comms_blocks",
+        sbx_db_rows(st, "SELECT id, ref, case_id, reason, created_at FROM comms_blocks ORDER BY seq", ""),
         "jira_issues", issues, "servicenow_incidents",
         sbx_db_rows(st,
-                "SELECT sys_id, number, short_description, description, urgency, correlation_id, created"
-                " FROM sn_incidents ORDER BY seq",
-                ""),
+                    "SELECT sys_id, number, short_description, description, urgency, correlation_id, created"
+                    " FROM sn_incidents ORDER BY seq",
+                    ""),
         "teams_cards",
         sbx_db_rows(st, "SELECT seq, received_at, message AS \"json:message\" FROM teams_cards ORDER BY seq", ""),
         "faults",
         sbx_db_rows(st,
-                "SELECT id, system, method, path_prefix, status, remaining, delay_ms, retry_after_s FROM faults"
-                " ORDER BY id",
-                ""),
+                    "SELECT id, system, method, path_prefix, status, remaining, delay_ms, retry_after_s FROM faults"
+                    " ORDER BY id",
+                    ""),
         "llm_override", llm ? json_string(llm) : json_null(), "idempotency_keys",
         (json_int_t) sbx_db_int(st, 0, "SELECT COUNT(*) FROM idempotency", ""));
     free(llm);
@@ -200,8 +207,8 @@ static json_t *s_state(sbx_store_t *st)
 }
 
 /* sbx_control_handle - route a /_sandbox call */
-void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, struct MHD_Connection *conn, const char *body,
-                    size_t len, sbx_resp_t *resp)
+void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, struct MHD_Connection *conn,
+                        const char *body, size_t len, sbx_resp_t *resp)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0, del = strcmp(method, "DELETE") == 0;
     json_t *doc = NULL;
@@ -223,7 +230,8 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
     else if (strcmp(path, "/faults") == 0 && post)
         s_add_fault(st, doc, resp);
     else if (strcmp(path, "/faults") == 0 && get)
-        sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "faults", sbx_db_rows(st, "SELECT * FROM faults ORDER BY id", "")));
+        sbx_reply(resp, MHD_HTTP_OK,
+                  json_pack("{s:o}", "faults", sbx_db_rows(st, "SELECT * FROM faults ORDER BY id", "")));
     else if (strcmp(path, "/faults") == 0 && del) {
         long long n = sbx_db_int(st, 0, "SELECT COUNT(*) FROM faults", "");
         sbx_db_exec(st, "DELETE FROM faults", "");
@@ -248,8 +256,8 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
     } else if (strcmp(path, "/llm") == 0 && del) {
         sbx_store_setting_set(st, "sbx_llm_content", NULL);
         sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:n}", "content"));
-    } else if (sbx_in(path, (const char *const[]){"/healthz", "/calls", "/faults", "/reset", "/seed", "/state",
-                                                  "/llm", NULL}))
+    } else if (sbx_in(path, (const char *const[]){"/healthz", "/calls", "/faults", "/reset", "/seed", "/state", "/llm",
+                                                  NULL}))
         sbx_error(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on /_sandbox%s", method, path);
     else
         sbx_error(resp, MHD_HTTP_NOT_FOUND, "unknown control path /_sandbox%s", path);

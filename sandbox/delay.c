@@ -23,7 +23,7 @@ struct sbx_delay_t {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     pthread_t thread;
-    waiter_t *head;     /* sorted by wake_ms */
+    waiter_t *head; /* sorted by wake_ms */
     bool stopping;
 };
 

@@ -24,8 +24,8 @@
 #include "log.h"
 #include "sandbox.h"
 
-const sbx_system_t *const sbx_systems[] = {&sbx_payments, &sbx_ledger,     &sbx_psp, &sbx_jira,
-                                           &sbx_servicenow, &sbx_teams, &sbx_llm,  NULL};
+const sbx_system_t *const sbx_systems[] = {&sbx_payments,   &sbx_ledger, &sbx_psp, &sbx_jira,
+                                           &sbx_servicenow, &sbx_teams,  &sbx_llm, NULL};
 
 /* ctx_t - one HTTP request in progress */
 typedef struct {
@@ -86,8 +86,8 @@ static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const cha
 {
     (void) kind;
     query_t *q = cls;
-    int n = snprintf(q->text + q->len, sizeof q->text - q->len, "%s%s%s%s", q->len ? "&" : "", key,
-                     value ? "=" : "", value ? value : "");
+    int n = snprintf(q->text + q->len, sizeof q->text - q->len, "%s%s%s%s", q->len ? "&" : "", key, value ? "=" : "",
+                     value ? value : "");
     if (n > 0 && q->len + (size_t) n < sizeof q->text)
         q->len += (size_t) n;
     else
@@ -100,8 +100,8 @@ static long s_emulated(sbx_sandbox_t *sb, const sbx_system_t *sys, const char *r
                        struct MHD_Connection *conn, ctx_t *ctx)
 {
     sbx_resp_t *resp = &ctx->resp;
-    sbx_req_t req = {.system = sys->name, .method = method, .path = rel, .conn = conn, .body = ctx->body,
-                     .len = ctx->len};
+    sbx_req_t req = {
+        .system = sys->name, .method = method, .path = rel, .conn = conn, .body = ctx->body, .len = ctx->len};
     req.host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     query_t q = {.len = 0};
     q.text[0] = '\0';
@@ -180,10 +180,18 @@ static long s_emulated(sbx_sandbox_t *sb, const sbx_system_t *sys, const char *r
         }
         json_decref(req.json);
     }
-    sbx_call_rec_t call = {.system = sys->name, .method = method, .path = rel, .query = q.text,
-                       .idempotency_key = key, .auth = auth, .status = resp->status, .fault_id = fault.id,
-                       .request = ctx->too_large ? NULL : ctx->body, .request_len = ctx->len,
-                       .response = resp->body, .response_len = resp->body ? strlen(resp->body) : 0};
+    sbx_call_rec_t call = {.system = sys->name,
+                           .method = method,
+                           .path = rel,
+                           .query = q.text,
+                           .idempotency_key = key,
+                           .auth = auth,
+                           .status = resp->status,
+                           .fault_id = fault.id,
+                           .request = ctx->too_large ? NULL : ctx->body,
+                           .request_len = ctx->len,
+                           .response = resp->body,
+                           .response_len = resp->body ? strlen(resp->body) : 0};
     if (in_tx && (sbx_store_call_add(sb->store, &call) != 0 || sbx_store_commit(sb->store) != 0)) {
         log_error("sqlite commit: %s", sbx_store_error(sb->store));
         sbx_store_rollback(sb->store);
@@ -242,8 +250,7 @@ static enum MHD_Result s_queue(struct MHD_Connection *conn, ctx_t *ctx)
 
 /* http_answer - libmicrohttpd's access handler: read (bounded), process, answer */
 enum MHD_Result http_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                            const char *version, const char *upload_data, size_t *upload_data_size,
-                            void **con_cls)
+                            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void) version;
     sbx_sandbox_t *sb = cls;

@@ -91,13 +91,13 @@ static const char *s_named(json_t *fields, const char *key, const char *sub)
 /* s_check_fields - every problem of an issue's fields, keyed by field */
 static json_t *s_check_fields(json_t *fields)
 {
-    static const char *const known[] = {"project", "summary", "description", "issuetype", "priority", "labels",
-                                        NULL};
+    static const char *const known[] = {"project", "summary", "description", "issuetype", "priority", "labels", NULL};
     static const char *const priorities[] = {"Highest", "High", "Medium", NULL};
     json_t *errors = json_object();
     const char *key;
     json_t *v;
-    json_object_foreach(fields, key, v) {
+    json_object_foreach(fields, key, v)
+    {
         if (!sbx_in(key, known)) {
             char msg[160];
             snprintf(msg, sizeof msg, "Field '%.64s' cannot be set. It is not on the appropriate screen, or unknown.",
@@ -125,7 +125,8 @@ static json_t *s_check_fields(json_t *fields)
         bool ok = json_is_array(labels);
         size_t i;
         json_t *l;
-        json_array_foreach(labels, i, l) {
+        json_array_foreach(labels, i, l)
+        {
             const char *s = json_string_value(l);
             if (!s || !*s || strchr(s, ' ') || strlen(s) > 255)
                 ok = false;
@@ -157,11 +158,12 @@ static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     long long n = sbx_db_int(st, 0, "SELECT COUNT(*) FROM jira_issues WHERE project = ?", "s", project) + 1;
     snprintf(key, sizeof key, "%s-%lld", project, n);
     const char *desc = json_string_value(json_object_get(fields, "description"));
-    int rc = sbx_db_exec(st,
-                     "INSERT INTO jira_issues(id, key, project, summary, description, issuetype, priority, labels,"
-                     " created) VALUES('(new)',?,?,?,?,?,?,?,?)",
-                     "ssssssss", key, project, json_string_value(json_object_get(fields, "summary")), desc,
-                     s_named(fields, "issuetype", "name"), s_named(fields, "priority", "name"), labels_text, created);
+    int rc =
+        sbx_db_exec(st,
+                    "INSERT INTO jira_issues(id, key, project, summary, description, issuetype, priority, labels,"
+                    " created) VALUES('(new)',?,?,?,?,?,?,?,?)",
+                    "ssssssss", key, project, json_string_value(json_object_get(fields, "summary")), desc,
+                    s_named(fields, "issuetype", "name"), s_named(fields, "priority", "name"), labels_text, created);
     free(labels_text);
     long long seq = sbx_db_last_id(st);
     if (rc || sbx_db_exec(st, "UPDATE jira_issues SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
@@ -177,9 +179,9 @@ static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 static json_t *s_issue(sbx_store_t *st, const char *key_or_id)
 {
     return sbx_db_row(st,
-                  "SELECT id, key, project, summary, description, issuetype, priority, labels AS \"json:labels\","
-                  " created FROM jira_issues WHERE key = ?1 OR id = ?1",
-                  "s", key_or_id);
+                      "SELECT id, key, project, summary, description, issuetype, priority, labels AS \"json:labels\","
+                      " created FROM jira_issues WHERE key = ?1 OR id = ?1",
+                      "s", key_or_id);
 }
 
 /* s_comments - an issue's comments, oldest first */
@@ -194,8 +196,8 @@ static int s_comment(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     static const char *const fields[] = {"body", "visibility", NULL};
     char err[256], created[40];
     const char *body;
-    if (sbx_only_fields(req->json, fields, err, sizeof err)
-        || !(body = sbx_str(req->json, "body", true, true, 32767, err, sizeof err)))
+    if (sbx_only_fields(req->json, fields, err, sizeof err) ||
+        !(body = sbx_str(req->json, "body", true, true, 32767, err, sizeof err)))
         return s_jira_error(resp, MHD_HTTP_BAD_REQUEST, NULL, json_pack("{s:s}", "comment", err));
     json_t *issue = s_issue(st, req->ids[0]);
     if (!issue)
@@ -203,7 +205,7 @@ static int s_comment(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
                             NULL);
     s_created(created);
     int rc = sbx_db_exec(st, "INSERT INTO jira_comments(id, issue_key, body, created) VALUES('(new)',?,?,?)", "sss",
-                     json_string_value(json_object_get(issue, "key")), body, created);
+                         json_string_value(json_object_get(issue, "key")), body, created);
     long long seq = sbx_db_last_id(st);
     char what[200], id[32];
     snprintf(id, sizeof id, "%lld", 10000 + seq);
@@ -211,9 +213,9 @@ static int s_comment(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     json_decref(issue);
     if (rc || sbx_db_exec(st, "UPDATE jira_comments SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
-    return sbx_reply(resp, MHD_HTTP_CREATED,
-                     json_pack("{s:s, s:o, s:s, s:s}", "id", id, "self", s_self(req, what), "body", body, "created",
-                               created));
+    return sbx_reply(
+        resp, MHD_HTTP_CREATED,
+        json_pack("{s:s, s:o, s:s, s:s}", "id", id, "self", s_self(req, what), "body", body, "created", created));
 }
 
 /* s_get - the issue in Jira's shape, comments included */
@@ -235,11 +237,11 @@ static int s_get(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     char what[64];
     snprintf(what, sizeof what, "issue/%s", json_string_value(json_object_get(i, "id")));
 #define F(name) json_object_get(i, name)
-    json_t *fields = json_pack("{s:{s:O}, s:O, s:O, s:{s:O}, s:{s:O}, s:O, s:O, s:{s:i, s:i, s:i, s:o}}",
-                               "project", "key", F("project"), "summary", F("summary"), "description",
-                               F("description"), "issuetype", "name", F("issuetype"), "priority", "name",
-                               F("priority"), "labels", F("labels"), "created", F("created"), "comment", "startAt", 0,
-                               "maxResults", (int) n, "total", (int) n, "comments", comments);
+    json_t *fields =
+        json_pack("{s:{s:O}, s:O, s:O, s:{s:O}, s:{s:O}, s:O, s:O, s:{s:i, s:i, s:i, s:o}}", "project", "key",
+                  F("project"), "summary", F("summary"), "description", F("description"), "issuetype", "name",
+                  F("issuetype"), "priority", "name", F("priority"), "labels", F("labels"), "created", F("created"),
+                  "comment", "startAt", 0, "maxResults", (int) n, "total", (int) n, "comments", comments);
 #undef F
     json_t *out = json_pack("{s:O, s:O, s:o, s:o}", "id", json_object_get(i, "id"), "key", json_object_get(i, "key"),
                             "self", s_self(req, what), "fields", fields);

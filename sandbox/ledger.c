@@ -51,11 +51,11 @@ static int s_post(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
                          "type '%s' is not an entry type (payout_paid, payout_reversal, refund_initiated,"
                          " refund_succeeded, refund_failed, refund_reversal)",
                          type);
-    if (!(ref = sbx_str(o, "ref", true, true, SBX_ID_MAX, err, sizeof err))
-        || sbx_amount(o, "amount", &amount, err, sizeof err)
-        || !(cur = sbx_str(o, "currency", true, true, 16, err, sizeof err))
-        || !(case_id = sbx_str(o, "case_id", true, true, SBX_ID_MAX, err, sizeof err))
-        || !(memo = sbx_str(o, "memo", false, false, 4096, err, sizeof err)))
+    if (!(ref = sbx_str(o, "ref", true, true, SBX_ID_MAX, err, sizeof err)) ||
+        sbx_amount(o, "amount", &amount, err, sizeof err) ||
+        !(cur = sbx_str(o, "currency", true, true, 16, err, sizeof err)) ||
+        !(case_id = sbx_str(o, "case_id", true, true, SBX_ID_MAX, err, sizeof err)) ||
+        !(memo = sbx_str(o, "memo", false, false, 4096, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (!sbx_currency_ok(cur, false))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "currency '%s' must be three upper-case letters (ISO 4217)", cur);
@@ -63,11 +63,12 @@ static int s_post(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     /* one statement names the entry after the seq it gets (AUTOINCREMENT: the
      * largest seq ever + 1), so no half-made row can outlive a failure */
     if (sbx_db_exec(st,
-                "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
-                " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
-                "ssissss", type, ref, amount, cur, case_id, *memo ? memo : NULL, now))
+                    "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
+                    " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
+                    "ssissss", type, ref, amount, cur, case_id, *memo ? memo : NULL, now))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
-    return sbx_reply(resp, MHD_HTTP_CREATED, sbx_db_row(st, "SELECT id FROM entries WHERE seq = ?", "i", sbx_db_last_id(st)));
+    return sbx_reply(resp, MHD_HTTP_CREATED,
+                     sbx_db_row(st, "SELECT id FROM entries WHERE seq = ?", "i", sbx_db_last_id(st)));
 }
 
 /* s_handle - serve one routed ledger call */

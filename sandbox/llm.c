@@ -90,7 +90,8 @@ static const char *s_type(json_t *schema)
         return json_string_value(t);
     size_t i;
     json_t *v;
-    json_array_foreach(t, i, v) {
+    json_array_foreach(t, i, v)
+    {
         if (json_is_string(v) && strcmp(json_string_value(v), "null") != 0)
             return json_string_value(v);
     }
@@ -137,7 +138,8 @@ static json_t *s_fill(json_t *schema, json_t *root, int depth)
     if (strcmp(type, "object") == 0) {
         json_t *obj = json_object(), *props = json_object_get(schema, "properties");
         size_t i;
-        json_array_foreach(json_object_get(schema, "required"), i, v) {
+        json_array_foreach(json_object_get(schema, "required"), i, v)
+        {
             const char *name = json_string_value(v);
             if (name)
                 json_object_set_new(obj, name, s_fill(json_object_get(props, name), root, depth + 1));
@@ -174,7 +176,8 @@ static int s_check(json_t *req, char *err, size_t errlen)
     }
     size_t i;
     json_t *m;
-    json_array_foreach(msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         json_t *c = json_object_get(m, "content");
         if (!sbx_in(json_string_value(json_object_get(m, "role")), roles)) {
             snprintf(err, errlen, "messages[%zu].role must be system, developer, user, assistant or tool", i);
@@ -193,9 +196,8 @@ static int s_check(json_t *req, char *err, size_t errlen)
             return -1;
         }
         json_t *js = json_object_get(rf, "json_schema");
-        if (strcmp(type, "json_schema") == 0
-            && (!json_is_object(js) || !json_is_string(json_object_get(js, "name"))
-                || !json_is_object(json_object_get(js, "schema")))) {
+        if (strcmp(type, "json_schema") == 0 && (!json_is_object(js) || !json_is_string(json_object_get(js, "name")) ||
+                                                 !json_is_object(json_object_get(js, "schema")))) {
             snprintf(err, errlen, "response_format.json_schema needs a name and a schema object");
             return -1;
         }
@@ -208,7 +210,8 @@ static size_t s_prompt_chars(json_t *req)
 {
     size_t n = 0, i;
     json_t *m;
-    json_array_foreach(json_object_get(req, "messages"), i, m) {
+    json_array_foreach(json_object_get(req, "messages"), i, m)
+    {
         json_t *c = json_object_get(m, "content");
         n += json_is_string(c) ? json_string_length(c) : 16;
     }
@@ -230,12 +233,11 @@ static int s_chat(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     snprintf(id, sizeof id, "chatcmpl-sandbox-%lld", n);
     sbx_store_setting_set(st, "llm_completions", count);
     long long prompt = (long long) s_prompt_chars(req->json) / 4 + 1, done = (long long) strlen(content) / 4 + 1;
-    json_t *out = json_pack("{s:s, s:s, s:I, s:O, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:I, s:I, s:I}}", "id", id,
-                            "object", "chat.completion", "created", (json_int_t) time(NULL), "model",
-                            json_object_get(req->json, "model"), "choices", "index", 0, "message", "role",
-                            "assistant", "content", content, "finish_reason", "stop", "usage", "prompt_tokens",
-                            (json_int_t) prompt, "completion_tokens", (json_int_t) done, "total_tokens",
-                            (json_int_t) (prompt + done));
+    json_t *out = json_pack("{s:s, s:s, s:I, s:O, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:I, s:I, s:I}}", "id", id, "object",
+                            "chat.completion", "created", (json_int_t) time(NULL), "model",
+                            json_object_get(req->json, "model"), "choices", "index", 0, "message", "role", "assistant",
+                            "content", content, "finish_reason", "stop", "usage", "prompt_tokens", (json_int_t) prompt,
+                            "completion_tokens", (json_int_t) done, "total_tokens", (json_int_t) (prompt + done));
     free(content);
     if (!out)
         return s_openai_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "the override content is not valid UTF-8");

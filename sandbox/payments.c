@@ -46,23 +46,23 @@ static int s_hold(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     static const char *const fields[] = {"case_id", "reason", NULL};
     char err[256];
     const char *id = req->ids[0], *case_id, *reason;
-    if (sbx_only_fields(req->json, fields, err, sizeof err)
-        || !(case_id = sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err))
-        || !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
+    if (sbx_only_fields(req->json, fields, err, sizeof err) ||
+        !(case_id = sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err)) ||
+        !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     json_t *p = s_payout_json(st, id);
     if (!p)
         return sbx_error(resp, MHD_HTTP_NOT_FOUND, "no such payout: %s", id);
     const char *prev = json_string_value(json_object_get(p, "status"));
-    if (strcmp(prev, "on_hold") != 0
-        && sbx_db_exec(st, "UPDATE payouts SET status = 'on_hold', held_from = ?, hold_case_id = ?, hold_reason = ?"
-                       " WHERE id = ?",
-                   "ssss", prev, case_id, reason, id)) {
+    if (strcmp(prev, "on_hold") != 0 &&
+        sbx_db_exec(st,
+                    "UPDATE payouts SET status = 'on_hold', held_from = ?, hold_case_id = ?, hold_reason = ?"
+                    " WHERE id = ?",
+                    "ssss", prev, case_id, reason, id)) {
         json_decref(p);
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     }
-    sbx_reply(resp, MHD_HTTP_OK,
-              json_pack("{s:s, s:s, s:s}", "id", id, "status", "on_hold", "previous_status", prev));
+    sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s}", "id", id, "status", "on_hold", "previous_status", prev));
     json_decref(p);
     return 0;
 }
@@ -74,9 +74,9 @@ static int s_release(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     static const char *const states[] = {"pending", "paid", "failed", "reversed", NULL};
     char err[256];
     const char *id = req->ids[0], *to;
-    if (sbx_only_fields(req->json, fields, err, sizeof err)
-        || !sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err)
-        || !(to = sbx_str(req->json, "to_status", true, true, 32, err, sizeof err)))
+    if (sbx_only_fields(req->json, fields, err, sizeof err) ||
+        !sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err) ||
+        !(to = sbx_str(req->json, "to_status", true, true, 32, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (!sbx_in(to, states))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "to_status must be pending, paid, failed or reversed");
@@ -90,9 +90,10 @@ static int s_release(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return -1;
     }
     json_decref(p);
-    if (sbx_db_exec(st, "UPDATE payouts SET status = ?, held_from = NULL, hold_case_id = NULL, hold_reason = NULL"
+    if (sbx_db_exec(st,
+                    "UPDATE payouts SET status = ?, held_from = NULL, hold_case_id = NULL, hold_reason = NULL"
                     " WHERE id = ?",
-                "ss", to, id))
+                    "ss", to, id))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:s, s:s}", "id", id, "status", to));
 }
@@ -103,14 +104,14 @@ static int s_ben_hold(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     static const char *const fields[] = {"case_id", "reason", NULL};
     char err[256];
     const char *id = req->ids[0], *case_id, *reason;
-    if (sbx_only_fields(req->json, fields, err, sizeof err)
-        || !(case_id = sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err))
-        || !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
+    if (sbx_only_fields(req->json, fields, err, sizeof err) ||
+        !(case_id = sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err)) ||
+        !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (sbx_db_int(st, 0, "SELECT COUNT(*) FROM beneficiaries WHERE id = ?", "s", id) == 0)
         return sbx_error(resp, MHD_HTTP_NOT_FOUND, "no such beneficiary: %s", id);
     if (sbx_db_exec(st, "UPDATE beneficiaries SET status = 'on_hold', case_id = ?, reason = ? WHERE id = ?", "sss",
-                case_id, reason, id))
+                    case_id, reason, id))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:s, s:s}", "id", id, "status", "on_hold"));
 }
@@ -121,15 +122,15 @@ static int s_block(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     static const char *const fields[] = {"ref", "case_id", "reason", NULL};
     char err[256], now[32];
     const char *ref, *case_id, *reason;
-    if (sbx_only_fields(req->json, fields, err, sizeof err)
-        || !(ref = sbx_str(req->json, "ref", true, true, SBX_ID_MAX, err, sizeof err))
-        || !(case_id = sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err))
-        || !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
+    if (sbx_only_fields(req->json, fields, err, sizeof err) ||
+        !(ref = sbx_str(req->json, "ref", true, true, SBX_ID_MAX, err, sizeof err)) ||
+        !(case_id = sbx_str(req->json, "case_id", true, true, SBX_ID_MAX, err, sizeof err)) ||
+        !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     sbx_now_rfc3339(now);
-    if (sbx_db_exec(st, "INSERT INTO comms_blocks(id, ref, case_id, reason, created_at) VALUES('(new)',?,?,?,?)", "ssss",
-                ref, case_id, reason, now)
-        || sbx_db_exec(st, "UPDATE comms_blocks SET id = printf('cb_%06d', seq) WHERE seq = ?", "i", sbx_db_last_id(st)))
+    if (sbx_db_exec(st, "INSERT INTO comms_blocks(id, ref, case_id, reason, created_at) VALUES('(new)',?,?,?,?)",
+                    "ssss", ref, case_id, reason, now) ||
+        sbx_db_exec(st, "UPDATE comms_blocks SET id = printf('cb_%06d', seq) WHERE seq = ?", "i", sbx_db_last_id(st)))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED,
                      sbx_db_row(st, "SELECT id FROM comms_blocks WHERE seq = (SELECT MAX(seq) FROM comms_blocks)", ""));
@@ -156,9 +157,9 @@ static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return s_ben_hold(st, req, resp);
     case R_PAYMENT:
         if (!(o = sbx_db_row(st,
-                         "SELECT id, amount, currency, customer_id, customer_risk, flagged AS \"bool:flagged\","
-                         " refunded_amount FROM payments WHERE id = ?",
-                         "s", req->ids[0])))
+                             "SELECT id, amount, currency, customer_id, customer_risk, flagged AS \"bool:flagged\","
+                             " refunded_amount FROM payments WHERE id = ?",
+                             "s", req->ids[0])))
             return sbx_error(resp, MHD_HTTP_NOT_FOUND, "no such payment: %s", req->ids[0]);
         return sbx_reply(resp, MHD_HTTP_OK, o);
     case R_BLOCK:

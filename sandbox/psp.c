@@ -42,8 +42,8 @@ static int s_route(sbx_req_t *req, sbx_resp_t *resp)
     if (rc == SBX_ID_TOO_LONG)
         return s_stripe_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid id: longer than %d characters", SBX_ID_MAX);
     if (rc == SBX_NO_METHOD)
-        return s_stripe_error(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "This sandbox PSP is read only (%s %s).",
-                              req->method, req->path);
+        return s_stripe_error(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "This sandbox PSP is read only (%s %s).", req->method,
+                              req->path);
     return s_stripe_error(resp, MHD_HTTP_NOT_FOUND, "Unrecognized request URL (%s: %s).", req->method, req->path);
 }
 
@@ -53,19 +53,19 @@ static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     json_t *o;
     if (req->route == R_REFUND) {
         o = sbx_db_row(st,
-                   "SELECT id, 'refund' AS object, amount, created, currency,"
-                   " iif(payment_id IS NULL, '{}', json_object('payment_id', payment_id)) AS \"json:metadata\","
-                   " payment_intent, status"
-                   " FROM psp_refunds WHERE id = ?",
-                   "s", req->ids[0]);
+                       "SELECT id, 'refund' AS object, amount, created, currency,"
+                       " iif(payment_id IS NULL, '{}', json_object('payment_id', payment_id)) AS \"json:metadata\","
+                       " payment_intent, status"
+                       " FROM psp_refunds WHERE id = ?",
+                       "s", req->ids[0]);
         if (!o)
             return s_stripe_error(resp, MHD_HTTP_NOT_FOUND, "No such refund: '%s'", req->ids[0]);
     } else {
         o = sbx_db_row(st,
-                   "SELECT id, 'payout' AS object, amount, created, currency, failure_code, failure_message,"
-                   " iif(payout_id IS NULL, '{}', json_object('payout_id', payout_id)) AS \"json:metadata\", status"
-                   " FROM psp_payouts WHERE id = ?",
-                   "s", req->ids[0]);
+                       "SELECT id, 'payout' AS object, amount, created, currency, failure_code, failure_message,"
+                       " iif(payout_id IS NULL, '{}', json_object('payout_id', payout_id)) AS \"json:metadata\", status"
+                       " FROM psp_payouts WHERE id = ?",
+                       "s", req->ids[0]);
         if (!o)
             return s_stripe_error(resp, MHD_HTTP_NOT_FOUND, "No such payout: '%s'", req->ids[0]);
     }

@@ -22,12 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SBX_MAX_BODY (1024 * 1024)      /* request bodies above: 413 */
-#define SBX_ID_MAX 128                  /* ids in paths and bodies */
-#define SBX_KEY_MAX 255                 /* Idempotency-Key length (Stripe's) */
-#define SBX_CALLS_KEEP 100000           /* the calls log keeps the newest N */
-#define SBX_LOG_BODY_MAX (64 * 1024)    /* bodies logged in /calls, truncated above */
-#define SBX_MAX_DELAY_MS 600000         /* a fault delays at most 10 minutes */
+#define SBX_MAX_BODY (1024 * 1024)   /* request bodies above: 413 */
+#define SBX_ID_MAX 128               /* ids in paths and bodies */
+#define SBX_KEY_MAX 255              /* Idempotency-Key length (Stripe's) */
+#define SBX_CALLS_KEEP 100000        /* the calls log keeps the newest N */
+#define SBX_LOG_BODY_MAX (64 * 1024) /* bodies logged in /calls, truncated above */
+#define SBX_MAX_DELAY_MS 600000      /* a fault delays at most 10 minutes */
 #define SBX_MAX_TOKENS 64
 
 /* ------------------------------------------------------------------ store */
@@ -71,10 +71,10 @@ int sbx_store_reset(sbx_store_t *self, char *err, size_t errlen);
 typedef struct {
     const char *system, *method, *path, *query, *idempotency_key, *auth;
     unsigned status;
-    long long fault_id;                 /* 0: none */
-    const char *request;                /* raw body, may be NULL */
+    long long fault_id;  /* 0: none */
+    const char *request; /* raw body, may be NULL */
     size_t request_len;
-    const char *response;               /* raw answer, may be NULL */
+    const char *response; /* raw answer, may be NULL */
     size_t response_len;
 } sbx_call_rec_t;
 int sbx_store_call_add(sbx_store_t *self, const sbx_call_rec_t *call);
@@ -82,9 +82,10 @@ int sbx_store_call_add(sbx_store_t *self, const sbx_call_rec_t *call);
 json_t *sbx_store_calls(sbx_store_t *self, const char *system, long long since, long long limit);
 
 /* idempotency: 1 found (status, body set; body the caller's), 0 not found, -1 error */
-int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, char hash[65], unsigned *status, char **body);
+int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, char hash[65], unsigned *status,
+                       char **body);
 int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, const char *hash, unsigned status,
-                   const char *body);
+                       const char *body);
 
 /* SBX_NEXT_ENTRY_SEQ - SQL for the seq the next ledger entry will get */
 #define SBX_NEXT_ENTRY_SEQ "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0) + 1"
@@ -92,7 +93,7 @@ int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, c
 /* faults */
 typedef struct {
     long long id;
-    unsigned status;        /* 0: answer normally */
+    unsigned status; /* 0: answer normally */
     long delay_ms;
     long retry_after_s;
 } sbx_fault_t;
@@ -117,24 +118,24 @@ int sbx_seed_apply(sbx_store_t *store, json_t *doc, json_t *counts, char *err, s
 
 /* sbx_req_t - one call to an emulated system, as its handler sees it */
 typedef struct {
-    const char *system;         /* "ledger" */
-    const char *method;         /* "POST" */
-    const char *path;           /* relative to the system's prefix: "/entries" */
-    const char *host;           /* Host header, may be NULL */
+    const char *system; /* "ledger" */
+    const char *method; /* "POST" */
+    const char *path;   /* relative to the system's prefix: "/entries" */
+    const char *host;   /* Host header, may be NULL */
     struct MHD_Connection *conn;
     const char *body;
     size_t len;
-    json_t *json;               /* the body parsed (POST), borrowed; else NULL */
-    int route;                  /* what the system's router chose */
-    char ids[2][SBX_ID_MAX + 1];  /* path parameters */
+    json_t *json;                /* the body parsed (POST), borrowed; else NULL */
+    int route;                   /* what the system's router chose */
+    char ids[2][SBX_ID_MAX + 1]; /* path parameters */
 } sbx_req_t;
 
 /* sbx_resp_t - an answer being built */
 typedef struct {
     unsigned status;
-    char *body;                 /* malloc'd text, NULL: empty */
-    long retry_after_s;         /* > 0: a Retry-After header */
-    bool replayed;              /* an idempotent replay (Idempotent-Replayed header) */
+    char *body;         /* malloc'd text, NULL: empty */
+    long retry_after_s; /* > 0: a Retry-After header */
+    bool replayed;      /* an idempotent replay (Idempotent-Replayed header) */
 } sbx_resp_t;
 
 /* sbx_reply - answer with status and obj (reference stolen; NULL: empty body); 0 */
@@ -165,8 +166,7 @@ int sbx_route_error(int rc, const sbx_req_t *req, sbx_resp_t *resp);
 int sbx_only_fields(json_t *obj, const char *const *allowed, char *err, size_t errlen);
 /* sbx_str - string field: NULL + err when missing (if required), not a
  * string, empty (if nonempty) or longer than max; "" when optional and absent */
-const char *sbx_str(json_t *obj, const char *key, bool required, bool nonempty, size_t max, char *err,
-                    size_t errlen);
+const char *sbx_str(json_t *obj, const char *key, bool required, bool nonempty, size_t max, char *err, size_t errlen);
 /* sbx_amount - positive integer field into out; -1 + err */
 int sbx_amount(json_t *obj, const char *key, long long *out, char *err, size_t errlen);
 /* sbx_currency_ok - three letters A-Z (or a-z when lower) */
@@ -212,7 +212,7 @@ char *sbx_llm_content(json_t *request);
 
 /* sbx_control_handle - a /_sandbox call (path after "/_sandbox"); answers into resp */
 void sbx_control_handle(sbx_store_t *store, const char *method, const char *path, struct MHD_Connection *conn,
-                    const char *body, size_t len, sbx_resp_t *resp);
+                        const char *body, size_t len, sbx_resp_t *resp);
 
 /* ------------------------------------------------------------------ delay */
 
@@ -241,8 +241,7 @@ typedef struct {
 
 /* http_answer / sbx_http_completed - libmicrohttpd callbacks (cls: sbx_sandbox_t) */
 enum MHD_Result http_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                            const char *version, const char *upload_data, size_t *upload_data_size,
-                            void **con_cls);
+                            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls);
 void sbx_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
 
 #endif

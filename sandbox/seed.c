@@ -66,15 +66,20 @@ static const char s_seed[] =
 "}\n";
 /* clang-format on */
 
-static const char *const s_entry_types[] = {"payout_paid",      "payout_reversal", "refund_initiated",
-                                            "refund_succeeded", "refund_failed",   "refund_reversal",
-                                            NULL};
+static const char *const s_entry_types[] = {
+    "payout_paid", "payout_reversal", "refund_initiated", "refund_succeeded", "refund_failed", "refund_reversal", NULL};
 
 /* sbx_seed_default_json - the built-in seed document */
-const char *sbx_seed_default_json(void) { return s_seed; }
+const char *sbx_seed_default_json(void)
+{
+    return s_seed;
+}
 
 /* sbx_seed_entry_types - the ledger's entry types (shared with ledger.c) */
-const char *const *sbx_seed_entry_types(void) { return s_entry_types; }
+const char *const *sbx_seed_entry_types(void)
+{
+    return s_entry_types;
+}
 
 /* s_currency - validate a currency of either case and normalise it */
 static int s_currency(json_t *obj, bool lower, char out[4], char *err, size_t errlen)
@@ -82,8 +87,8 @@ static int s_currency(json_t *obj, bool lower, char out[4], char *err, size_t er
     const char *c = sbx_str(obj, "currency", true, true, 3, err, errlen);
     if (!c)
         return -1;
-    if (strlen(c) != 3 || !isalpha((unsigned char) c[0]) || !isalpha((unsigned char) c[1])
-        || !isalpha((unsigned char) c[2])) {
+    if (strlen(c) != 3 || !isalpha((unsigned char) c[0]) || !isalpha((unsigned char) c[1]) ||
+        !isalpha((unsigned char) c[2])) {
         snprintf(err, errlen, "currency must be three letters (ISO 4217)");
         return -1;
     }
@@ -125,14 +130,15 @@ static int s_payout(sbx_store_t *st, json_t *o, char *err, size_t errlen)
     char cur[4];
     long long amount;
     const char *id, *status, *ben;
-    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen))
-        || !(status = s_enum(o, "status", states, err, errlen)) || sbx_amount(o, "amount", &amount, err, errlen)
-        || s_currency(o, false, cur, err, errlen)
-        || !(ben = sbx_str(o, "beneficiary_id", true, true, SBX_ID_MAX, err, errlen)))
+    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen)) ||
+        !(status = s_enum(o, "status", states, err, errlen)) || sbx_amount(o, "amount", &amount, err, errlen) ||
+        s_currency(o, false, cur, err, errlen) ||
+        !(ben = sbx_str(o, "beneficiary_id", true, true, SBX_ID_MAX, err, errlen)))
         return -1;
-    if (sbx_db_exec(st, "INSERT OR REPLACE INTO payouts(id, status, amount, currency, beneficiary_id) VALUES(?,?,?,?,?)",
-                "ssiss", id, status, amount, cur, ben)
-        || sbx_db_exec(st, "INSERT OR IGNORE INTO beneficiaries(id, status) VALUES(?, 'active')", "s", ben)) {
+    if (sbx_db_exec(st,
+                    "INSERT OR REPLACE INTO payouts(id, status, amount, currency, beneficiary_id) VALUES(?,?,?,?,?)",
+                    "ssiss", id, status, amount, cur, ben) ||
+        sbx_db_exec(st, "INSERT OR IGNORE INTO beneficiaries(id, status) VALUES(?, 'active')", "s", ben)) {
         snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
@@ -145,8 +151,8 @@ static int s_beneficiary(sbx_store_t *st, json_t *o, char *err, size_t errlen)
     static const char *const fields[] = {"id", "status", NULL};
     static const char *const states[] = {"active", "on_hold", NULL};
     const char *id, *status;
-    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen))
-        || !(status = s_enum(o, "status", states, err, errlen)))
+    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen)) ||
+        !(status = s_enum(o, "status", states, err, errlen)))
         return -1;
     if (sbx_db_exec(st, "INSERT OR REPLACE INTO beneficiaries(id, status) VALUES(?, ?)", "ss", id, status)) {
         snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
@@ -158,16 +164,16 @@ static int s_beneficiary(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 /* s_payment - a customer payment (the refund checks read it) */
 static int s_payment(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
-    static const char *const fields[] = {"id",           "amount",  "currency",        "customer_id",
-                                         "customer_risk", "flagged", "refunded_amount", NULL};
+    static const char *const fields[] = {"id",      "amount",          "currency", "customer_id", "customer_risk",
+                                         "flagged", "refunded_amount", NULL};
     static const char *const risks[] = {"low", "medium", "high", NULL};
     char cur[4];
     long long amount, refunded = 0;
     const char *id, *customer, *risk;
-    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen))
-        || sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, false, cur, err, errlen)
-        || !(customer = sbx_str(o, "customer_id", true, true, SBX_ID_MAX, err, errlen))
-        || !(risk = s_enum(o, "customer_risk", risks, err, errlen)))
+    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen)) ||
+        sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, false, cur, err, errlen) ||
+        !(customer = sbx_str(o, "customer_id", true, true, SBX_ID_MAX, err, errlen)) ||
+        !(risk = s_enum(o, "customer_risk", risks, err, errlen)))
         return -1;
     json_t *flagged = json_object_get(o, "flagged"), *ref = json_object_get(o, "refunded_amount");
     if (flagged && !json_is_boolean(flagged)) {
@@ -181,9 +187,9 @@ static int s_payment(sbx_store_t *st, json_t *o, char *err, size_t errlen)
     if (ref)
         refunded = (long long) json_integer_value(ref);
     if (sbx_db_exec(st,
-                "INSERT OR REPLACE INTO payments(id, amount, currency, customer_id, customer_risk, flagged,"
-                " refunded_amount) VALUES(?,?,?,?,?,?,?)",
-                "sisssii", id, amount, cur, customer, risk, (long long) json_is_true(flagged), refunded)) {
+                    "INSERT OR REPLACE INTO payments(id, amount, currency, customer_id, customer_risk, flagged,"
+                    " refunded_amount) VALUES(?,?,?,?,?,?,?)",
+                    "sisssii", id, amount, cur, customer, risk, (long long) json_is_true(flagged), refunded)) {
         snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
@@ -205,22 +211,23 @@ static int s_created(json_t *o, long long *out, char *err, size_t errlen)
 /* s_psp_refund - the PSP's view of a refund (Stripe refund object) */
 static int s_psp_refund(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
-    static const char *const fields[] = {"id",     "object",         "amount",   "currency", "status",
+    static const char *const fields[] = {"id",      "object",         "amount",   "currency",   "status",
                                          "created", "payment_intent", "metadata", "payment_id", NULL};
     static const char *const states[] = {"pending", "requires_action", "succeeded", "failed", "canceled", NULL};
     char cur[4];
     long long amount, created;
     const char *id, *status, *pi, *pay;
-    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen))
-        || sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, true, cur, err, errlen)
-        || !(status = s_enum(o, "status", states, err, errlen))
-        || !(pi = sbx_str(o, "payment_intent", false, false, SBX_ID_MAX, err, errlen))
-        || !(pay = s_meta(o, "payment_id", err, errlen)) || s_created(o, &created, err, errlen))
+    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen)) ||
+        sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, true, cur, err, errlen) ||
+        !(status = s_enum(o, "status", states, err, errlen)) ||
+        !(pi = sbx_str(o, "payment_intent", false, false, SBX_ID_MAX, err, errlen)) ||
+        !(pay = s_meta(o, "payment_id", err, errlen)) || s_created(o, &created, err, errlen))
         return -1;
-    if (sbx_db_exec(st,
-                "INSERT OR REPLACE INTO psp_refunds(id, amount, currency, status, payment_intent, payment_id, created)"
-                " VALUES(?,?,?,?,?,?,?)",
-                "sissssi", id, amount, cur, status, *pi ? pi : NULL, *pay ? pay : NULL, created)) {
+    if (sbx_db_exec(
+            st,
+            "INSERT OR REPLACE INTO psp_refunds(id, amount, currency, status, payment_intent, payment_id, created)"
+            " VALUES(?,?,?,?,?,?,?)",
+            "sissssi", id, amount, cur, status, *pi ? pi : NULL, *pay ? pay : NULL, created)) {
         snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
@@ -230,24 +237,25 @@ static int s_psp_refund(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 /* s_psp_payout - the PSP's view of a payout (Stripe payout object) */
 static int s_psp_payout(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
-    static const char *const fields[] = {"id",           "object",          "amount",   "currency",  "status", "created",
-                                         "failure_code", "failure_message", "metadata", "payout_id", NULL};
+    static const char *const fields[] = {"id",      "object",       "amount",          "currency", "status",
+                                         "created", "failure_code", "failure_message", "metadata", "payout_id",
+                                         NULL};
     static const char *const states[] = {"paid", "pending", "in_transit", "canceled", "failed", NULL};
     char cur[4];
     long long amount, created;
     const char *id, *status, *code, *msg, *payout;
-    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen))
-        || sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, true, cur, err, errlen)
-        || !(status = s_enum(o, "status", states, err, errlen))
-        || !(code = sbx_str(o, "failure_code", false, false, 64, err, errlen))
-        || !(msg = sbx_str(o, "failure_message", false, false, 1024, err, errlen))
-        || !(payout = s_meta(o, "payout_id", err, errlen)) || s_created(o, &created, err, errlen))
+    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen)) ||
+        sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, true, cur, err, errlen) ||
+        !(status = s_enum(o, "status", states, err, errlen)) ||
+        !(code = sbx_str(o, "failure_code", false, false, 64, err, errlen)) ||
+        !(msg = sbx_str(o, "failure_message", false, false, 1024, err, errlen)) ||
+        !(payout = s_meta(o, "payout_id", err, errlen)) || s_created(o, &created, err, errlen))
         return -1;
     if (sbx_db_exec(st,
-                "INSERT OR REPLACE INTO psp_payouts(id, amount, currency, status, failure_code, failure_message,"
-                " payout_id, created) VALUES(?,?,?,?,?,?,?,?)",
-                "sisssssi", id, amount, cur, status, *code ? code : NULL, *msg ? msg : NULL,
-                *payout ? payout : NULL, created)) {
+                    "INSERT OR REPLACE INTO psp_payouts(id, amount, currency, status, failure_code, failure_message,"
+                    " payout_id, created) VALUES(?,?,?,?,?,?,?,?)",
+                    "sisssssi", id, amount, cur, status, *code ? code : NULL, *msg ? msg : NULL,
+                    *payout ? payout : NULL, created)) {
         snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
@@ -257,30 +265,30 @@ static int s_psp_payout(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 /* s_entry - a ledger entry, appended (or replacing the entry of its id) */
 static int s_entry(sbx_store_t *st, json_t *o, char *err, size_t errlen)
 {
-    static const char *const fields[] = {"id", "type", "ref", "amount", "currency", "case_id", "memo", "created_at",
-                                         NULL};
+    static const char *const fields[] = {"id",      "type", "ref",        "amount", "currency",
+                                         "case_id", "memo", "created_at", NULL};
     char cur[4], now[32];
     long long amount;
     const char *id, *type, *ref, *case_id, *memo, *created;
-    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", false, false, SBX_ID_MAX, err, errlen))
-        || !(type = s_enum(o, "type", s_entry_types, err, errlen))
-        || !(ref = sbx_str(o, "ref", true, true, SBX_ID_MAX, err, errlen))
-        || sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, false, cur, err, errlen)
-        || !(case_id = sbx_str(o, "case_id", false, false, SBX_ID_MAX, err, errlen))
-        || !(memo = sbx_str(o, "memo", false, false, 4096, err, errlen))
-        || !(created = sbx_str(o, "created_at", false, false, 64, err, errlen)))
+    if (sbx_only_fields(o, fields, err, errlen) || !(id = sbx_str(o, "id", false, false, SBX_ID_MAX, err, errlen)) ||
+        !(type = s_enum(o, "type", s_entry_types, err, errlen)) ||
+        !(ref = sbx_str(o, "ref", true, true, SBX_ID_MAX, err, errlen)) ||
+        sbx_amount(o, "amount", &amount, err, errlen) || s_currency(o, false, cur, err, errlen) ||
+        !(case_id = sbx_str(o, "case_id", false, false, SBX_ID_MAX, err, errlen)) ||
+        !(memo = sbx_str(o, "memo", false, false, 4096, err, errlen)) ||
+        !(created = sbx_str(o, "created_at", false, false, 64, err, errlen)))
         return -1;
     sbx_now_rfc3339(now);
     if (*id ? sbx_db_exec(st,
-                      "INSERT OR REPLACE INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
-                      " VALUES(?,?,?,?,?,?,?,?)",
-                      "sssissss", id, type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
-                      *created ? created : now)
+                          "INSERT OR REPLACE INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
+                          " VALUES(?,?,?,?,?,?,?,?)",
+                          "sssissss", id, type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
+                          *created ? created : now)
             : sbx_db_exec(st,
-                      "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
-                      " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
-                      "ssissss", type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
-                      *created ? created : now)) {
+                          "INSERT INTO entries(id, type, ref, amount, currency, case_id, memo, created_at)"
+                          " VALUES(printf('le_%06d', " SBX_NEXT_ENTRY_SEQ "),?,?,?,?,?,?,?)",
+                          "ssissss", type, ref, amount, cur, *case_id ? case_id : NULL, *memo ? memo : NULL,
+                          *created ? created : now)) {
         snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
         return -1;
     }
@@ -302,7 +310,8 @@ int sbx_seed_apply(sbx_store_t *store, json_t *doc, json_t *counts, char *err, s
     }
     const char *key;
     json_t *v;
-    json_object_foreach(doc, key, v) {
+    json_object_foreach(doc, key, v)
+    {
         size_t k = 0;
         while (k < nkinds && strcmp(key, kinds[k].name) != 0)
             k++;
@@ -319,7 +328,8 @@ int sbx_seed_apply(sbx_store_t *store, json_t *doc, json_t *counts, char *err, s
         json_t *arr = json_object_get(doc, kinds[k].name);
         size_t i;
         json_t *rec;
-        json_array_foreach(arr, i, rec) {
+        json_array_foreach(arr, i, rec)
+        {
             char why[256] = "";
             if (!json_is_object(rec)) {
                 snprintf(err, errlen, "%s[%zu]: not an object", kinds[k].name, i);

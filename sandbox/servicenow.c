@@ -22,8 +22,8 @@ static const sbx_route_t s_routes[] = {
     {NULL, NULL},
 };
 
-#define INCIDENT_COLUMNS                                                                                          \
-    "sys_id, number, short_description, description, urgency, correlation_id, '1' AS state,"                   \
+#define INCIDENT_COLUMNS                                                                                               \
+    "sys_id, number, short_description, description, urgency, correlation_id, '1' AS state,"                           \
     " created AS sys_created_on"
 
 /* s_sn_error - ServiceNow's error object */
@@ -58,18 +58,18 @@ static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     static const char *const urgencies[] = {"1", "2", "3", NULL};
     char err[256], now[32];
     const char *sd, *desc, *urgency, *corr;
-    if (!(sd = sbx_str(req->json, "short_description", true, true, 160, err, sizeof err))
-        || !(desc = sbx_str(req->json, "description", false, false, 65536, err, sizeof err))
-        || !(urgency = sbx_str(req->json, "urgency", true, true, 1, err, sizeof err))
-        || !(corr = sbx_str(req->json, "correlation_id", false, false, 100, err, sizeof err)))
+    if (!(sd = sbx_str(req->json, "short_description", true, true, 160, err, sizeof err)) ||
+        !(desc = sbx_str(req->json, "description", false, false, 65536, err, sizeof err)) ||
+        !(urgency = sbx_str(req->json, "urgency", true, true, 1, err, sizeof err)) ||
+        !(corr = sbx_str(req->json, "correlation_id", false, false, 100, err, sizeof err)))
         return s_sn_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid request", "%s", err);
     if (!sbx_in(urgency, urgencies))
         return s_sn_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid request", "urgency must be \"1\", \"2\" or \"3\"");
     sbx_now_rfc3339(now);
     if (sbx_db_exec(st,
-                "INSERT INTO sn_incidents(sys_id, number, short_description, description, urgency, correlation_id,"
-                " created) VALUES('(new)','(new)',?,?,?,?,?)",
-                "sssss", sd, desc, urgency, *corr ? corr : NULL, now))
+                    "INSERT INTO sn_incidents(sys_id, number, short_description, description, urgency, correlation_id,"
+                    " created) VALUES('(new)','(new)',?,?,?,?,?)",
+                    "sssss", sd, desc, urgency, *corr ? corr : NULL, now))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     long long seq = sbx_db_last_id(st);
     char seqs[32], sys_id[65], number[32];
@@ -91,7 +91,8 @@ static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     if (req->route == R_CREATE)
         return s_create(st, req, resp);
     if (req->route == R_GET) {
-        json_t *row = sbx_db_row(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE sys_id = ?", "s", req->ids[0]);
+        json_t *row =
+            sbx_db_row(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE sys_id = ?", "s", req->ids[0]);
         if (!row)
             return s_sn_error(resp, MHD_HTTP_NOT_FOUND, "No Record found",
                               "Record doesn't exist or ACL restricts the record retrieval");
@@ -102,9 +103,10 @@ static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     if (q && !corr)
         return s_sn_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid query",
                           "this sandbox filters by sysparm_query=correlation_id=<value> only");
-    json_t *rows = sbx_db_rows(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE ?1 IS NULL OR correlation_id = ?1"
+    json_t *rows = sbx_db_rows(st,
+                               "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE ?1 IS NULL OR correlation_id = ?1"
                                " ORDER BY seq",
-                           "s", corr);
+                               "s", corr);
     return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "result", rows));
 }
 

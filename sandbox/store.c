@@ -64,10 +64,10 @@ static const char *s_schema =
     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n";
 
 /* every table reset wipes, in an order that needs no foreign keys */
-static const char *const s_tables[] = {"payouts", "beneficiaries", "payments", "psp_refunds", "psp_payouts",
-                                       "entries", "comms_blocks", "jira_issues", "jira_comments",
-                                       "sn_incidents", "teams_cards", "idempotency", "faults", "calls",
-                                       "settings", NULL};
+static const char *const s_tables[] = {"payouts",       "beneficiaries", "payments",     "psp_refunds",
+                                       "psp_payouts",   "entries",       "comms_blocks", "jira_issues",
+                                       "jira_comments", "sn_incidents",  "teams_cards",  "idempotency",
+                                       "faults",        "calls",         "settings",     NULL};
 
 /* s_mkdirs - create the directories above path, like mkdir -p */
 static int s_mkdirs(const char *path, char *err, size_t errlen)
@@ -129,8 +129,8 @@ sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&self->mu, NULL);
-    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+        SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, self->db ? sqlite3_errmsg(self->db) : "cannot open");
         sbx_store_close(&self);
         return NULL;
@@ -144,9 +144,9 @@ sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
     if (version == 0) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", STORE_SCHEMA_VERSION);
-        if (s_exec_script(self, "BEGIN IMMEDIATE;", err, errlen) != 0
-            || s_exec_script(self, s_schema, err, errlen) != 0 || s_seed_default(self, err, errlen) != 0
-            || s_exec_script(self, sql, err, errlen) != 0 || s_exec_script(self, "COMMIT;", err, errlen) != 0) {
+        if (s_exec_script(self, "BEGIN IMMEDIATE;", err, errlen) != 0 ||
+            s_exec_script(self, s_schema, err, errlen) != 0 || s_seed_default(self, err, errlen) != 0 ||
+            s_exec_script(self, sql, err, errlen) != 0 || s_exec_script(self, "COMMIT;", err, errlen) != 0) {
             sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
             sbx_store_close(&self);
             return NULL;
@@ -175,9 +175,15 @@ void sbx_store_close(sbx_store_t **self_p)
 }
 
 /* sbx_store_lock - one call at a time touches the database */
-void sbx_store_lock(sbx_store_t *self) { pthread_mutex_lock(&self->mu); }
+void sbx_store_lock(sbx_store_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+}
 /* sbx_store_unlock - the call is done */
-void sbx_store_unlock(sbx_store_t *self) { pthread_mutex_unlock(&self->mu); }
+void sbx_store_unlock(sbx_store_t *self)
+{
+    pthread_mutex_unlock(&self->mu);
+}
 
 /* sbx_store_begin - a write transaction for one call */
 int sbx_store_begin(sbx_store_t *self)
@@ -185,11 +191,20 @@ int sbx_store_begin(sbx_store_t *self)
     return sqlite3_exec(self->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 /* sbx_store_commit - make the call's effects durable (as WAL/NORMAL allows) */
-int sbx_store_commit(sbx_store_t *self) { return sqlite3_exec(self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1; }
+int sbx_store_commit(sbx_store_t *self)
+{
+    return sqlite3_exec(self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
 /* sbx_store_rollback - undo a call that failed half way */
-void sbx_store_rollback(sbx_store_t *self) { sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL); }
+void sbx_store_rollback(sbx_store_t *self)
+{
+    sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+}
 /* sbx_store_error - what SQLite last complained about */
-const char *sbx_store_error(sbx_store_t *self) { return sqlite3_errmsg(self->db); }
+const char *sbx_store_error(sbx_store_t *self)
+{
+    return sqlite3_errmsg(self->db);
+}
 
 /* s_prepare - compile sql and bind the parameters described by fmt */
 static sqlite3_stmt *s_prepare(sbx_store_t *self, const char *sql, const char *fmt, va_list ap)
@@ -327,7 +342,10 @@ json_t *sbx_db_row(sbx_store_t *self, const char *sql, const char *fmt, ...)
 }
 
 /* sbx_db_last_id - the rowid just inserted (AUTOINCREMENT tables: their seq) */
-long long sbx_db_last_id(sbx_store_t *self) { return (long long) sqlite3_last_insert_rowid(self->db); }
+long long sbx_db_last_id(sbx_store_t *self)
+{
+    return (long long) sqlite3_last_insert_rowid(self->db);
+}
 
 /* sbx_store_reset - back to the seed; sequences restart except the calls log's,
  * so a reader's "since" stays meaningful across a reset */
@@ -346,8 +364,8 @@ int sbx_store_reset(sbx_store_t *self, char *err, size_t errlen)
             return -1;
         }
     }
-    if (sbx_db_exec(self, "DELETE FROM sqlite_sequence WHERE name <> 'calls'", "") != 0
-        || s_seed_default(self, err, errlen) != 0) {
+    if (sbx_db_exec(self, "DELETE FROM sqlite_sequence WHERE name <> 'calls'", "") != 0 ||
+        s_seed_default(self, err, errlen) != 0) {
         if (!*err)
             snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(self->db));
         sbx_store_rollback(self);
@@ -432,13 +450,13 @@ json_t *sbx_store_calls(sbx_store_t *self, const char *system, long long since, 
             json_object_set_new(o, names[i], v ? json_string(v) : json_null());
         }
         json_object_set_new(o, "status", json_integer(sqlite3_column_int64(st, 8)));
-        json_object_set_new(o, "fault_id", sqlite3_column_type(st, 9) == SQLITE_NULL
-                                               ? json_null()
-                                               : json_integer(sqlite3_column_int64(st, 9)));
-        json_object_set_new(o, "request", sbx_json_or_string(sqlite3_column_blob(st, 10),
-                                                             (size_t) sqlite3_column_bytes(st, 10)));
-        json_object_set_new(o, "response", sbx_json_or_string(sqlite3_column_blob(st, 11),
-                                                              (size_t) sqlite3_column_bytes(st, 11)));
+        json_object_set_new(o, "fault_id",
+                            sqlite3_column_type(st, 9) == SQLITE_NULL ? json_null()
+                                                                      : json_integer(sqlite3_column_int64(st, 9)));
+        json_object_set_new(o, "request",
+                            sbx_json_or_string(sqlite3_column_blob(st, 10), (size_t) sqlite3_column_bytes(st, 10)));
+        json_object_set_new(o, "response",
+                            sbx_json_or_string(sqlite3_column_blob(st, 11), (size_t) sqlite3_column_bytes(st, 11)));
         json_array_append_new(arr, o);
     }
     sqlite3_finalize(st);
@@ -446,11 +464,12 @@ json_t *sbx_store_calls(sbx_store_t *self, const char *system, long long since, 
 }
 
 /* sbx_store_idem_get - the stored answer for (system, key) and its request hash */
-int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, char hash[65], unsigned *status, char **body)
+int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, char hash[65], unsigned *status,
+                       char **body)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(self->db, "SELECT hash, status, body FROM idempotency WHERE system = ? AND key = ?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(self->db, "SELECT hash, status, body FROM idempotency WHERE system = ? AND key = ?", -1, &st,
+                           NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, system, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -474,21 +493,22 @@ int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, c
 
 /* sbx_store_idem_put - remember a completed call's answer under its key */
 int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, const char *hash, unsigned status,
-                   const char *body)
+                       const char *body)
 {
     return sbx_db_exec(self, "INSERT INTO idempotency(system, key, hash, status, body, created_ms) VALUES(?,?,?,?,?,?)",
-                   "sssisi", system, key, hash, (long long) status, body, sbx_now_ms());
+                       "sssisi", system, key, hash, (long long) status, body, sbx_now_ms());
 }
 
 /* sbx_store_fault_take - faults apply oldest first; each use counts down */
 int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out)
 {
-    json_t *row = sbx_db_row(self,
-                         "SELECT id, status, delay_ms, retry_after_s FROM faults WHERE system = ?1 AND remaining > 0"
-                         " AND (method IS NULL OR method = ?2)"
-                         " AND (path_prefix IS NULL OR substr(?3, 1, length(path_prefix)) = path_prefix)"
-                         " ORDER BY id LIMIT 1",
-                         "sss", system, method, path);
+    json_t *row =
+        sbx_db_row(self,
+                   "SELECT id, status, delay_ms, retry_after_s FROM faults WHERE system = ?1 AND remaining > 0"
+                   " AND (method IS NULL OR method = ?2)"
+                   " AND (path_prefix IS NULL OR substr(?3, 1, length(path_prefix)) = path_prefix)"
+                   " ORDER BY id LIMIT 1",
+                   "sss", system, method, path);
     if (!row)
         return 0;
     out->id = (long long) json_integer_value(json_object_get(row, "id"));

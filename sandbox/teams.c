@@ -41,7 +41,8 @@ static int s_check(json_t *msg, char *err, size_t errlen)
     }
     size_t i;
     json_t *a;
-    json_array_foreach(atts, i, a) {
+    json_array_foreach(atts, i, a)
+    {
         json_t *ct = json_object_get(a, "contentType"), *card = json_object_get(a, "content");
         if (!json_is_string(ct) || strcmp(json_string_value(ct), "application/vnd.microsoft.card.adaptive")) {
             snprintf(err, errlen, "attachments[%zu].contentType must be application/vnd.microsoft.card.adaptive", i);

@@ -49,7 +49,7 @@ int sbx_path_match(const char *pattern, const char *path, char ids[][SBX_ID_MAX 
         p++;
         s++;
         const char *pe = strchrnul(p, '/'), *se = strchrnul(s, '/');
-        size_t pl = (size_t)(pe - p), sl = (size_t)(se - s);
+        size_t pl = (size_t) (pe - p), sl = (size_t) (se - s);
         if (pl == 1 && *p == '*') {
             if (sl == 0 || n >= max_ids)
                 return 0;
@@ -74,7 +74,8 @@ int sbx_only_fields(json_t *obj, const char *const *allowed, char *err, size_t e
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         if (!sbx_in(key, allowed)) {
             snprintf(err, errlen, "unknown field '%.64s'", key);
             return -1;
@@ -84,8 +85,7 @@ int sbx_only_fields(json_t *obj, const char *const *allowed, char *err, size_t e
 }
 
 /* sbx_str - a string field, checked for presence, type, emptiness, length */
-const char *sbx_str(json_t *obj, const char *key, bool required, bool nonempty, size_t max, char *err,
-                    size_t errlen)
+const char *sbx_str(json_t *obj, const char *key, bool required, bool nonempty, size_t max, char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {

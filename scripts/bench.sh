@@ -83,7 +83,7 @@ PARENT=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 if [ "$(stat -f -c %T "$PARENT")" = tmpfs ]; then
     die "$PARENT is tmpfs (memory: fdatasync does nothing there); give BENCH_TMPDIR=/var/tmp or another directory on a disk"
 fi
-E2E_WORK_PARENT=$PARENT E2E_WORK_NAME=pg-bench . "$ROOT_DIR/tests/lib_e2e.sh"
+E2E_WORK_PARENT=$PARENT E2E_WORK_NAME=pg-bench . "$ROOT_DIR/tests/e2e/lib_e2e.sh"
 [ -n "${WORK:-}" ] && [ -d "$WORK" ] || die "cannot create a temp directory in $PARENT"
 OUT_DIR=${BENCH_OUT:-$ROOT/bench}
 RES=$WORK/results.tsv

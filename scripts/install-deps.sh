@@ -11,8 +11,9 @@
 #   sh scripts/install-deps.sh test     that, and the console's browser tests:
 #                                       Debian's chromium, Node.js and npm (when
 #                                       no node/npm is on PATH), playwright-core;
-#                                       and prometheus, for promtool, which
-#                                       checks every /metrics page
+#                                       prometheus, for promtool, which
+#                                       checks every /metrics page; and
+#                                       clang-format, for make tidy
 #   sh scripts/install-deps.sh bench    that, and what `make bench` measures
 #                                       against (nginx, fio) and reads with (jq)
 set -eu
@@ -22,7 +23,7 @@ libcurl4-openssl-dev libcriterion-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev curl clang libclang-rt-14-dev"
 BENCH_PKGS="nginx-light fio jq"
 BROWSER_PKGS="chromium"
-TEST_PKGS="prometheus" # promtool (Debian ships it in the server package)
+TEST_PKGS="prometheus clang-format" # promtool (Debian ships it in the server package); make tidy
 
 browser=no
 case "${1:-}" in

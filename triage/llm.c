@@ -120,8 +120,8 @@ static const char *const s_ledger_names[LEDGER_NTYPES] = {
     "payout_paid", "payout_reversal", "refund_initiated", "refund_succeeded", "refund_failed", "refund_reversal",
 };
 
-static const char *const s_answer_keys[] = {"classification", "root_cause", "recommendation", "confidence",
-                                            "summary", NULL};
+static const char *const s_answer_keys[] = {"classification", "root_cause", "recommendation",
+                                            "confidence",     "summary",    NULL};
 
 typedef enum { REQ_RUNNING, REQ_WAITING, REQ_DONE } req_state_t;
 
@@ -132,26 +132,26 @@ typedef struct req_list_t {
 
 struct llm_t {
     CURLM *multi;
-    char *url;                  /* base + LLM_PATH */
+    char *url; /* base + LLM_PATH */
     char *model;
     char *api_key;              /* NULL: no Authorization header */
     struct curl_slist *headers; /* shared by every transfer; holds the key */
     long timeout_ms;
     int max_attempts;
     int max_inflight;
-    size_t inflight;            /* started, not yet handed back */
-    req_list_t live;            /* running or waiting for a retry */
-    req_list_t done;            /* finished, in the order they finished */
-    uint64_t rng;               /* splitmix64 state for the backoff jitter */
+    size_t inflight; /* started, not yet handed back */
+    req_list_t live; /* running or waiting for a retry */
+    req_list_t done; /* finished, in the order they finished */
+    uint64_t rng;    /* splitmix64 state for the backoff jitter */
 };
 
 struct llm_req_t {
-    llm_t *owner;               /* NULL once handed back by llm_poll */
-    req_list_t *list;           /* the owner's list it is on */
+    llm_t *owner;     /* NULL once handed back by llm_poll */
+    req_list_t *list; /* the owner's list it is on */
     llm_req_t *prev, *next;
     req_state_t state;
     CURL *easy;
-    char *body;                 /* the request body; freed when done */
+    char *body; /* the request body; freed when done */
     size_t body_len;
     char sha256[65];
     char kind[16];
@@ -160,7 +160,7 @@ struct llm_req_t {
     int attempts;
     int64_t started_ms;
     int64_t finished_ms;
-    int64_t not_before_ms;      /* REQ_WAITING: re-add from then on */
+    int64_t not_before_ms; /* REQ_WAITING: re-add from then on */
     /* the current attempt */
     char *resp;
     size_t resp_len;
@@ -265,8 +265,8 @@ static size_t s_utf8_seq(const unsigned char *p, size_t left, uint32_t *cp)
  * structure */
 static bool s_blank_cp(uint32_t cp)
 {
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
 }
 
 /* s_clean_text - copy up to inlen bytes of in (stopping at a NUL) into out
@@ -534,8 +534,8 @@ char *llm_prompt_json(const llm_t *self, const triage_case_t *c, const advice_t 
 /* ------------------------------------------------------------ answer */
 
 /* s_check_label - one label member: a string from its set */
-static int s_check_label(json_t *answer, const char *key, const char *const *set, const char *set_name,
-                         char *out, size_t outlen, char *reason, size_t reasonlen)
+static int s_check_label(json_t *answer, const char *key, const char *const *set, const char *set_name, char *out,
+                         size_t outlen, char *reason, size_t reasonlen)
 {
     json_t *v = json_object_get(answer, key);
     if (!json_is_string(v)) {
@@ -612,12 +612,12 @@ static int s_check_answer(json_t *answer, const char *kind, advice_t *out, char 
     }
     advice_t a;
     memset(&a, 0, sizeof a);
-    if (s_check_label(answer, "classification", classes, class_set_name, a.classification,
-                      sizeof a.classification, reason, reasonlen)
-        || s_check_label(answer, "root_cause", triage_root_causes, "root causes", a.root_cause, sizeof a.root_cause,
-                         reason, reasonlen)
-        || s_check_label(answer, "recommendation", triage_recommendations, "recommendations", a.recommendation,
-                         sizeof a.recommendation, reason, reasonlen))
+    if (s_check_label(answer, "classification", classes, class_set_name, a.classification, sizeof a.classification,
+                      reason, reasonlen) ||
+        s_check_label(answer, "root_cause", triage_root_causes, "root causes", a.root_cause, sizeof a.root_cause,
+                      reason, reasonlen) ||
+        s_check_label(answer, "recommendation", triage_recommendations, "recommendations", a.recommendation,
+                      sizeof a.recommendation, reason, reasonlen))
         return -1;
     v = json_object_get(answer, "confidence");
     if (!json_is_number(v)) {
@@ -741,8 +741,7 @@ static bool s_model_ok(const char *s)
  * never send */
 static struct curl_slist *s_headers(const char *key)
 {
-    static const char *const fixed[] = {"Content-Type: application/json", "Accept: application/json", "Expect:",
-                                        NULL};
+    static const char *const fixed[] = {"Content-Type: application/json", "Accept: application/json", "Expect:", NULL};
     struct curl_slist *list = NULL;
     for (size_t i = 0; fixed[i]; i++) {
         struct curl_slist *next = curl_slist_append(list, fixed[i]);
@@ -793,8 +792,7 @@ llm_t *llm_new(const llm_opts_t *opts, char *err, size_t errlen)
     }
     const char *key = opts->api_key && opts->api_key[0] ? opts->api_key : NULL;
     if (key && !s_token_ok(key, LLM_MAX_KEY_LEN)) {
-        s_fmt(err, errlen, "llm: API key over %d bytes or has a space, control or non-ASCII byte",
-              LLM_MAX_KEY_LEN);
+        s_fmt(err, errlen, "llm: API key over %d bytes or has a space, control or non-ASCII byte", LLM_MAX_KEY_LEN);
         return NULL;
     }
     if (opts->timeout_ms < LLM_MIN_TIMEOUT_MS || opts->timeout_ms > LLM_MAX_TIMEOUT_MS) {
@@ -1012,7 +1010,6 @@ static bool s_attempt(llm_t *self, llm_req_t *req)
     return true;
 }
 
-
 /* s_backoff_ms - the wait before the attempt after `done` attempts: 200 ms
  * doubling, jittered into [d/2, d], at least Retry-After, at most 5 s */
 static long s_backoff_ms(llm_t *self, int done, long retry_after_ms)
@@ -1067,8 +1064,7 @@ static void s_attempt_done(llm_t *self, llm_req_t *req, CURLcode rc)
     } else {
         transient = httpc_curl_transient(rc);
         const char *what = req->curl_err[0] ? req->curl_err : curl_easy_strerror(rc);
-        snprintf(reason, sizeof reason, "llm: %s: %.200s", transient ? "connection failed" : "request failed",
-                 what);
+        snprintf(reason, sizeof reason, "llm: %s: %.200s", transient ? "connection failed" : "request failed", what);
     }
     if (!transient) {
         s_finish(self, req, -1, reason);

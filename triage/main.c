@@ -57,8 +57,8 @@ static stage_def_t s_def; /* file-static: s_init sets max_deferred from config *
 
 typedef struct {
     stage_t *st;
-    llm_t *llm;          /* NULL: rules only */
-    char source[80];     /* "llm:<model>" */
+    llm_t *llm;      /* NULL: rules only */
+    char source[80]; /* "llm:<model>" */
 } triage_t;
 
 /* pend - a case waiting for the model */
@@ -78,8 +78,8 @@ static json_t *s_advice_json(const advice_t *a)
 
 /* s_emit - journal the advice with the input's facts; validated cases go
  * on to approve, duplicates and out-of-order events only to the timeline */
-static void s_emit(triage_t *t, const event_t *in, const advice_t *advice, const advice_t *rules,
-                   const char *source, const char *fallback, const llm_req_t *req)
+static void s_emit(triage_t *t, const event_t *in, const advice_t *advice, const advice_t *rules, const char *source,
+                   const char *fallback, const llm_req_t *req)
 {
     json_t *a = s_advice_json(advice);
     json_object_set_new(a, "advisory", json_true());
@@ -171,9 +171,9 @@ static int s_init(stage_t *st, void *arg)
     }
     char err[512];
     long timeout_ms, attempts, inflight;
-    if (config_int(c, "triage/llm_timeout_ms", 100, 600000, &timeout_ms, err, sizeof err)
-        || config_int(c, "triage/llm_attempts", 1, 10, &attempts, err, sizeof err)
-        || config_int(c, "triage/llm_max_inflight", 1, 256, &inflight, err, sizeof err)) {
+    if (config_int(c, "triage/llm_timeout_ms", 100, 600000, &timeout_ms, err, sizeof err) ||
+        config_int(c, "triage/llm_attempts", 1, 10, &attempts, err, sizeof err) ||
+        config_int(c, "triage/llm_max_inflight", 1, 256, &inflight, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
@@ -215,7 +215,7 @@ static void s_fini(stage_t *st, void *arg)
 int main(int argc, char **argv)
 {
     static triage_t t;
-    s_def = (stage_def_t){
-        .name = "triage", .init = s_init, .handle = s_handle, .tick = s_tick, .fini = s_fini, .arg = &t};
+    s_def =
+        (stage_def_t){.name = "triage", .init = s_init, .handle = s_handle, .tick = s_tick, .fini = s_fini, .arg = &t};
     return stage_main(argc, argv, &s_def);
 }

@@ -21,12 +21,12 @@ typedef struct llm_t llm_t;
 typedef struct llm_req_t llm_req_t;
 
 typedef struct {
-    const char *base_url;   /* e.g. http://127.0.0.1:8090/llm (POSTs {base}/v1/chat/completions) */
+    const char *base_url; /* e.g. http://127.0.0.1:8090/llm (POSTs {base}/v1/chat/completions) */
     const char *model;
-    const char *api_key;    /* Bearer; may be NULL (llama-server, Ollama) */
-    long timeout_ms;        /* per attempt */
-    int max_attempts;       /* transient failures (5xx, 429, timeout, refused) retried */
-    int max_inflight;       /* concurrent requests; llm_start refuses beyond */
+    const char *api_key; /* Bearer; may be NULL (llama-server, Ollama) */
+    long timeout_ms;     /* per attempt */
+    int max_attempts;    /* transient failures (5xx, 429, timeout, refused) retried */
+    int max_inflight;    /* concurrent requests; llm_start refuses beyond */
 } llm_opts_t;
 
 /* llm_new - NULL + err if the options are unusable; the key is copied and
@@ -51,7 +51,7 @@ llm_req_t *llm_poll(llm_t *self);
  * "llm: confidence 1.7 outside [0, 1]", "llm: empty answer", ...) */
 int llm_result(const llm_req_t *req, advice_t *out, char *reason, size_t reasonlen);
 void *llm_req_user(const llm_req_t *req);
-const char *llm_req_prompt_sha256(const llm_req_t *req);  /* hex of the request body sent */
+const char *llm_req_prompt_sha256(const llm_req_t *req); /* hex of the request body sent */
 int64_t llm_req_latency_ms(const llm_req_t *req);
 int llm_req_attempts(const llm_req_t *req);
 void llm_req_destroy(llm_req_t **req_p);

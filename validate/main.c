@@ -109,8 +109,8 @@ typedef struct {
     char code[40];
     char reason[512];
     state_t state;
-    case_row_t prior;          /* the case as it was (out of order) */
-    char first_event[80];      /* duplicate: the event that first had the key */
+    case_row_t prior;     /* the case as it was (out of order) */
+    char first_event[80]; /* duplicate: the event that first had the key */
     int64_t count;
 } decision_t;
 
@@ -288,8 +288,8 @@ static void s_history(event_body_t *b, const case_row_t *prior, bool known, char
 
 /* s_emit_decision - journal and send what an item came to; then update the
  * store (after the journal record, so the store never runs ahead of it) */
-static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, const char *client,
-                            const char *gates[2], const void *raw, size_t rawlen)
+static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, const char *client, const char *gates[2],
+                            const void *raw, size_t rawlen)
 {
     event_body_t *b = event_body_new();
     case_row_t prior;
@@ -398,8 +398,8 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
     event_get_strbuf(in, "peer", peer, sizeof peer);
     event_get_bin(in, "body", &raw, &rawlen);
     if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0)
-        return s_reject(v, "", "schema", "unknown_endpoint", "receipt names no known webhook endpoint", provider,
-                        peer, raw, rawlen);
+        return s_reject(v, "", "schema", "unknown_endpoint", "receipt names no known webhook endpoint", provider, peer,
+                        raw, rawlen);
 
     /* source */
     char xff_buf[VALIDATE_HEADER_MAX], reason[512], source_verdict[560];
@@ -457,8 +457,8 @@ static int s_item_from_psp_refund(const json_t *r, wh_item_t *it, char *reason, 
     json_t *cur = json_object_get(r, "currency"), *status = json_object_get(r, "status");
     json_t *md = json_object_get(r, "metadata");
     json_t *pay = json_object_get(md, "payment_id"), *pi = json_object_get(r, "payment_intent");
-    if (!json_is_string(id) || !json_is_integer(amount) || !json_is_string(cur) || !json_is_string(status)
-        || strlen(json_string_value(cur)) != 3) {
+    if (!json_is_string(id) || !json_is_integer(amount) || !json_is_string(cur) || !json_is_string(status) ||
+        strlen(json_string_value(cur)) != 3) {
         snprintf(reason, reasonlen, "PSP refund object lacks id, amount, currency or status");
         return -1;
     }
@@ -665,27 +665,27 @@ static httpc_t *s_outside(const config_t *c, const char *name, const char *token
 /* s_init - configuration, secrets, clients, state */
 static int s_init(stage_t *st, void *arg)
 {
-    stage_count(st, "payguard_validate_duplicates_total", NULL, NULL, 0); /* exported from the start, at 0 */
+    stage_count(st, "payguard_validate_duplicates_total", NULL, NULL, 0);   /* exported from the start, at 0 */
     stage_count(st, "payguard_validate_out_of_order_total", NULL, NULL, 0); /* exported from the start, at 0 */
     validate_t *v = arg;
     v->st = st;
     const config_t *c = stage_config(st);
     char err[512];
     long timeout_ms;
-    if (config_int(c, "validate/tolerance_s", 1, 86400, &v->tolerance_s, err, sizeof err)
-        || config_int(c, "validate/sweep_every_s", 1, 86400, &v->sweep_every_s, err, sizeof err)
-        || config_int(c, "validate/sweep_age_s", 0, 30L * 86400, &v->sweep_age_s, err, sizeof err)
-        || config_int(c, "outside/timeout_ms", 100, 600000, &timeout_ms, err, sizeof err)) {
+    if (config_int(c, "validate/tolerance_s", 1, 86400, &v->tolerance_s, err, sizeof err) ||
+        config_int(c, "validate/sweep_every_s", 1, 86400, &v->sweep_every_s, err, sizeof err) ||
+        config_int(c, "validate/sweep_age_s", 0, 30L * 86400, &v->sweep_age_s, err, sizeof err) ||
+        config_int(c, "outside/timeout_ms", 100, 600000, &timeout_ms, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
-    if (!(v->allow = netlist_parse(config_get(c, "validate/allow_sources"), err, sizeof err))
-        || !(v->trusted = netlist_parse(config_get(c, "validate/trusted_proxies"), err, sizeof err))) {
+    if (!(v->allow = netlist_parse(config_get(c, "validate/allow_sources"), err, sizeof err)) ||
+        !(v->trusted = netlist_parse(config_get(c, "validate/trusted_proxies"), err, sizeof err))) {
         log_error("config: validate/allow_sources or trusted_proxies: %s", err);
         return -1;
     }
-    if (!(v->keys[SIG_STRIPE] = s_secrets(c, SIG_STRIPE, "stripe"))
-        || !(v->keys[SIG_STANDARD] = s_secrets(c, SIG_STANDARD, "standard")))
+    if (!(v->keys[SIG_STRIPE] = s_secrets(c, SIG_STRIPE, "stripe")) ||
+        !(v->keys[SIG_STANDARD] = s_secrets(c, SIG_STANDARD, "standard")))
         return -1;
     char *token = NULL;
     const char *tf = config_get(c, "validate/token_file");

@@ -67,14 +67,21 @@ static const char *s_shown(const char *s, char out[40])
 static const char *s_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "real";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "real";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "unknown";
 }
@@ -309,9 +316,9 @@ static int s_stripe_payout(const json_t *obj, const char *status, wh_item_t *ite
         s_get_text(obj, P, "failure_message", item->failure_message, sizeof item->failure_message, why) < 0 ||
         s_get_object(obj, P, "metadata", false, &meta, why) < 0)
         return -1;
-    if (meta && (s_get_id(meta, "data.object.metadata", "payout_id", false, item->payout_id, WH_ID_MAX, why) < 0 ||
-                 s_get_id(meta, "data.object.metadata", "raised_by", false, item->raised_by, sizeof item->raised_by,
-                          why) < 0))
+    if (meta &&
+        (s_get_id(meta, "data.object.metadata", "payout_id", false, item->payout_id, WH_ID_MAX, why) < 0 ||
+         s_get_id(meta, "data.object.metadata", "raised_by", false, item->raised_by, sizeof item->raised_by, why) < 0))
         return -1;
     if (!item->payout_id[0])
         s_copy(item->payout_id, WH_ID_MAX, item->object_id);

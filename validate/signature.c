@@ -703,13 +703,20 @@ sig_verdict_t sig_verify_standard(const sigkeys_t *keys, const char *id, const c
 const char *sig_verdict_name(sig_verdict_t v)
 {
     switch (v) {
-    case SIG_OK: return "ok";
-    case SIG_MISSING: return "missing";
-    case SIG_MALFORMED: return "malformed";
-    case SIG_STALE: return "stale";
-    case SIG_FUTURE: return "future";
-    case SIG_MISMATCH: return "mismatch";
-    case SIG_NO_SECRETS: return "no_secrets";
+    case SIG_OK:
+        return "ok";
+    case SIG_MISSING:
+        return "missing";
+    case SIG_MALFORMED:
+        return "malformed";
+    case SIG_STALE:
+        return "stale";
+    case SIG_FUTURE:
+        return "future";
+    case SIG_MISMATCH:
+        return "mismatch";
+    case SIG_NO_SECRETS:
+        return "no_secrets";
     }
     return "unknown";
 }

@@ -148,8 +148,8 @@ static check_t s_check_refund(outside_t *out, const wh_item_t *item, state_t *st
                  item->currency, item->payment_id, *pcur ? pcur : "(none)");
         return CHECK_REJECT;
     }
-    v = s_fetch(out->psp, "PSP", "the PSP", "/v1/refunds/", item->refund_id, "refund", &out->retry,
-                &st->psp_refund, code, reason, reasonlen);
+    v = s_fetch(out->psp, "PSP", "the PSP", "/v1/refunds/", item->refund_id, "refund", &out->retry, &st->psp_refund,
+                code, reason, reasonlen);
     if (v != CHECK_OK)
         return v;
     if ((v = s_matches(st->psp_refund, "the PSP", item, item->refund_id, code, reason, reasonlen)) != CHECK_OK)

@@ -27,10 +27,10 @@ typedef struct {
 
 /* state_t - what was read, as JSON (owned; state_clear frees) */
 typedef struct {
-    json_t *payout;       /* payments: GET /payouts/{id} */
-    json_t *payment;      /* payments: GET /payments/{id} */
-    json_t *psp_refund;   /* PSP: GET /v1/refunds/{id} */
-    json_t *ledger;       /* ledger: GET /entries?ref= ({"entries":[...]}) */
+    json_t *payout;     /* payments: GET /payouts/{id} */
+    json_t *payment;    /* payments: GET /payments/{id} */
+    json_t *psp_refund; /* PSP: GET /v1/refunds/{id} */
+    json_t *ledger;     /* ledger: GET /entries?ref= ({"entries":[...]}) */
 } state_t;
 
 /* state_check - read and compare; on CHECK_REJECT code is a metric label

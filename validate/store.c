@@ -56,12 +56,12 @@ store_t *store_open(const char *path, char *err, size_t errlen)
 {
     store_t *self = calloc(1, sizeof *self);
     snprintf(self->path, sizeof self->path, "%s", path);
-    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL)
-            != SQLITE_OK
-        || s_exec(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-        || (s_user_version(self->db) != 0 && s_user_version(self->db) != STORE_SCHEMA_VERSION
-            && s_exec(self, "DROP TABLE IF EXISTS keys; DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS meta;"))
-        || s_exec(self, s_schema)) {
+    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+            SQLITE_OK ||
+        s_exec(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") ||
+        (s_user_version(self->db) != 0 && s_user_version(self->db) != STORE_SCHEMA_VERSION &&
+         s_exec(self, "DROP TABLE IF EXISTS keys; DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS meta;")) ||
+        s_exec(self, s_schema)) {
         snprintf(err, errlen, "state store %s: %s", path, self->db ? sqlite3_errmsg(self->db) : "cannot open");
         store_close(&self);
         return NULL;
@@ -85,16 +85,22 @@ int store_wipe(store_t *self)
     return s_exec(self, "DELETE FROM keys; DELETE FROM cases; UPDATE meta SET v = 0 WHERE k = 'applied_seq';");
 }
 
-int store_begin(store_t *self) { return s_exec(self, "BEGIN"); }
-int store_commit(store_t *self) { return s_exec(self, "COMMIT"); }
+int store_begin(store_t *self)
+{
+    return s_exec(self, "BEGIN");
+}
+int store_commit(store_t *self)
+{
+    return s_exec(self, "COMMIT");
+}
 
 /* store_applied_seq - the last journal seq reflected here */
 uint64_t store_applied_seq(store_t *self)
 {
     sqlite3_stmt *st;
     uint64_t v = 0;
-    if (sqlite3_prepare_v2(self->db, "SELECT v FROM meta WHERE k = 'applied_seq'", -1, &st, NULL) == SQLITE_OK
-        && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(self->db, "SELECT v FROM meta WHERE k = 'applied_seq'", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
         v = (uint64_t) sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
@@ -144,8 +150,8 @@ int store_key_find(store_t *self, const char *key, char case_id[STORE_CASE_ID_MA
                    int64_t *count)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(self->db, "SELECT case_id, first_event, count FROM keys WHERE key = ?", -1, &st, NULL)
-        != SQLITE_OK)
+    if (sqlite3_prepare_v2(self->db, "SELECT case_id, first_event, count FROM keys WHERE key = ?", -1, &st, NULL) !=
+        SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
     int found = sqlite3_step(st) == SQLITE_ROW;
@@ -196,7 +202,8 @@ static void s_case_row(sqlite3_stmt *st, case_row_t *r)
 int store_case_get(store_t *self, const char *case_id, case_row_t *out)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(self->db, "SELECT " CASE_READ_COLS " FROM cases WHERE case_id = ?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(self->db, "SELECT " CASE_READ_COLS " FROM cases WHERE case_id = ?", -1, &st, NULL) !=
+        SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
     int found = sqlite3_step(st) == SQLITE_ROW;
@@ -223,8 +230,9 @@ int store_case_put(store_t *self, const case_row_t *r)
 int store_case_bump(store_t *self, const char *case_id, char which)
 {
     return s_run(self,
-                 which == 'd' ? "UPDATE cases SET receipts = receipts + 1, duplicates = duplicates + 1 WHERE case_id = ?"
-                              : "UPDATE cases SET receipts = receipts + 1, out_of_order = out_of_order + 1 WHERE case_id = ?",
+                 which == 'd'
+                     ? "UPDATE cases SET receipts = receipts + 1, duplicates = duplicates + 1 WHERE case_id = ?"
+                     : "UPDATE cases SET receipts = receipts + 1, out_of_order = out_of_order + 1 WHERE case_id = ?",
                  "s", case_id);
 }
 
@@ -235,8 +243,7 @@ size_t store_pending_refunds(store_t *self, int64_t older_than_ms, case_row_t *o
     if (sqlite3_prepare_v2(self->db,
                            "SELECT " CASE_READ_COLS " FROM cases WHERE kind = 'refund' AND status = 'pending'"
                            " AND updated_ms < ? ORDER BY updated_ms LIMIT ?",
-                           -1, &st, NULL)
-        != SQLITE_OK)
+                           -1, &st, NULL) != SQLITE_OK)
         return 0;
     sqlite3_bind_int64(st, 1, older_than_ms);
     sqlite3_bind_int64(st, 2, (int64_t) max);

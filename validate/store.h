@@ -24,15 +24,15 @@ typedef struct store_t store_t;
 /* case_row_t - what validate knows of a case */
 typedef struct {
     char case_id[STORE_CASE_ID_MAX];
-    char kind[16];               /* payout | refund */
-    char ref[WH_ID_MAX];         /* payout id or refund id */
-    int64_t psp_time;            /* newest PSP event time applied */
-    char status[32];             /* the PSP status that event stated */
+    char kind[16];       /* payout | refund */
+    char ref[WH_ID_MAX]; /* payout id or refund id */
+    int64_t psp_time;    /* newest PSP event time applied */
+    char status[32];     /* the PSP status that event stated */
     int64_t amount;
     char currency[4];
     char payment_id[WH_ID_MAX];
-    int64_t updated_ms;          /* when it was applied */
-    int receipts;                /* receipts about the case: accepted, duplicate, out of order */
+    int64_t updated_ms; /* when it was applied */
+    int receipts;       /* receipts about the case: accepted, duplicate, out of order */
     int duplicates;
     int out_of_order;
 } case_row_t;

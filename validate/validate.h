@@ -22,12 +22,12 @@
 
 typedef enum {
     SIG_OK = 0,
-    SIG_MISSING,      /* no signature header (or webhook-id / -timestamp) */
-    SIG_MALFORMED,    /* header present but unparseable */
-    SIG_STALE,        /* timestamp older than the tolerance */
-    SIG_FUTURE,       /* timestamp further ahead than the tolerance */
-    SIG_MISMATCH,     /* no v1 matched any live secret */
-    SIG_NO_SECRETS    /* nothing configured: every webhook fails closed */
+    SIG_MISSING,   /* no signature header (or webhook-id / -timestamp) */
+    SIG_MALFORMED, /* header present but unparseable */
+    SIG_STALE,     /* timestamp older than the tolerance */
+    SIG_FUTURE,    /* timestamp further ahead than the tolerance */
+    SIG_MISMATCH,  /* no v1 matched any live secret */
+    SIG_NO_SECRETS /* nothing configured: every webhook fails closed */
 } sig_verdict_t;
 
 typedef enum { SIG_STRIPE, SIG_STANDARD } sig_scheme_t;
@@ -53,15 +53,15 @@ size_t sigkeys_live(const sigkeys_t *self, int64_t now);
 /* sig_verify_stripe - header "t=<unix>,v1=<hex>[,v1=<hex>...]" (other
  * schemes like v0 ignored); HMAC-SHA256(secret, "<t>.<body>"); any v1
  * against any live secret passes; |now - t| <= tolerance_s; constant time. */
-sig_verdict_t sig_verify_stripe(const sigkeys_t *keys, const char *header, const void *body, size_t len,
-                                int64_t now, int64_t tolerance_s, char *reason, size_t reasonlen);
+sig_verdict_t sig_verify_stripe(const sigkeys_t *keys, const char *header, const void *body, size_t len, int64_t now,
+                                int64_t tolerance_s, char *reason, size_t reasonlen);
 
 /* sig_verify_standard - Standard Webhooks 1.0: webhook-id, webhook-timestamp,
  * webhook-signature "v1,<base64>[ v1,<base64>...]" (space separated);
  * base64(HMAC-SHA256(key, "<id>.<timestamp>.<body>")). */
-sig_verdict_t sig_verify_standard(const sigkeys_t *keys, const char *id, const char *timestamp,
-                                  const char *sig_header, const void *body, size_t len, int64_t now,
-                                  int64_t tolerance_s, char *reason, size_t reasonlen);
+sig_verdict_t sig_verify_standard(const sigkeys_t *keys, const char *id, const char *timestamp, const char *sig_header,
+                                  const void *body, size_t len, int64_t now, int64_t tolerance_s, char *reason,
+                                  size_t reasonlen);
 
 /* sig_verdict_name - "ok", "missing", "malformed", "stale", "future", "mismatch", "no_secrets" */
 const char *sig_verdict_name(sig_verdict_t v);
@@ -103,24 +103,24 @@ typedef enum { WH_PAYOUT = 1, WH_REFUND, WH_IGNORED } wh_kind_t;
 /* wh_item_t - one payout or refund fact a webhook states */
 typedef struct {
     wh_kind_t kind;
-    char provider[16];             /* "stripe" | "standard" */
-    char event_type[64];           /* as sent, e.g. "payout.failed" */
-    char psp_event_id[WH_ID_MAX];  /* Stripe event id / webhook-id ("" if none) */
-    int64_t psp_time;              /* the PSP's own event time, unix seconds */
-    char status[32];               /* payout: failed|canceled|settlement_failed|reversed;
-                                      refund: succeeded|failed|pending|canceled|requires_action */
-    char object_id[WH_ID_MAX];     /* PSP object id (po_..., re_..., rf_...) */
-    char payout_id[WH_ID_MAX];     /* internal payout id (metadata.payout_id, else object id) */
-    char refund_id[WH_ID_MAX];     /* refund id */
-    char payment_id[WH_ID_MAX];    /* internal payment id (metadata.payment_id / refund.payment_id) */
+    char provider[16];            /* "stripe" | "standard" */
+    char event_type[64];          /* as sent, e.g. "payout.failed" */
+    char psp_event_id[WH_ID_MAX]; /* Stripe event id / webhook-id ("" if none) */
+    int64_t psp_time;             /* the PSP's own event time, unix seconds */
+    char status[32];              /* payout: failed|canceled|settlement_failed|reversed;
+                                     refund: succeeded|failed|pending|canceled|requires_action */
+    char object_id[WH_ID_MAX];    /* PSP object id (po_..., re_..., rf_...) */
+    char payout_id[WH_ID_MAX];    /* internal payout id (metadata.payout_id, else object id) */
+    char refund_id[WH_ID_MAX];    /* refund id */
+    char payment_id[WH_ID_MAX];   /* internal payment id (metadata.payment_id / refund.payment_id) */
     char payment_intent[WH_ID_MAX];
-    int64_t amount;                /* minor units, >= 0 */
-    char currency[4];              /* ISO 4217, upper-case */
+    int64_t amount;   /* minor units, >= 0 */
+    char currency[4]; /* ISO 4217, upper-case */
     char failure_code[64];
     char failure_message[WH_TEXT_MAX]; /* untrusted text, truncated */
-    char raised_by[64];            /* payouts: metadata.raised_by, the person who
-                                      initiated the payout ("" if none); that person
-                                      may not approve the case (CONTRACT.md §4) */
+    char raised_by[64];                /* payouts: metadata.raised_by, the person who
+                                          initiated the payout ("" if none); that person
+                                          may not approve the case (CONTRACT.md §4) */
 } wh_item_t;
 
 /* schema_parse - parse a webhook body of provider "stripe" or "standard"

@@ -127,9 +127,12 @@ static void s_accessors(const config_t *c)
     static const struct {
         const char *path;
         long min, max;
-    } ints[] = {{"payguard/journal/segment_bytes", 4096, 1L << 40}, {"payguard/delivery/max_inflight", 1, 1000000},
-                {"payguard/delivery/resend_ms", 1, 3600000},         {"ingest/http_port", 1, 65535},
-                {"approve/confidence_min", 0, 1000},                 {"validate/tolerance_s", 0, 86400}};
+    } ints[] = {{"payguard/journal/segment_bytes", 4096, 1L << 40},
+                {"payguard/delivery/max_inflight", 1, 1000000},
+                {"payguard/delivery/resend_ms", 1, 3600000},
+                {"ingest/http_port", 1, 65535},
+                {"approve/confidence_min", 0, 1000},
+                {"validate/tolerance_s", 0, 86400}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         long v = -1;
         char err[256];

@@ -16,9 +16,9 @@
 static inline void fz_tempdir(const char *name, char *dir, size_t dirlen)
 {
     struct stat st;
-    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0
-                           ? "/dev/shm"
-                           : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                       : getenv("TMPDIR") ? getenv("TMPDIR")
+                                          : "/tmp";
     snprintf(dir, dirlen, "%s/%s.XXXXXX", base, name);
     if (!mkdtemp(dir)) {
         perror(name);

@@ -10,7 +10,7 @@
  *	without syncing; otherwise they are the C library's. It lets a test
  *	show what docs/ARCHITECTURE.md promises of a failed sync: the stage exits without
  *	acknowledging anything, and after the restart nothing acknowledged is
- *	lost (tests/e2e_fsync.sh). Test use only: never in a product build.
+ *	lost (tests/e2e/e2e_fsync.sh). Test use only: never in a product build.
  *--*/
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -77,12 +77,12 @@
 /* ---- pool: interned strings (ids), open addressing ------------------- */
 
 typedef struct {
-    char *chars;        /* NUL-terminated strings back to back */
+    char *chars; /* NUL-terminated strings back to back */
     size_t len, cap;
-    size_t *off;        /* offset of string k in chars */
+    size_t *off; /* offset of string k in chars */
     uint32_t count, offcap;
-    uint32_t *slots;    /* 0 empty, else k + 1 */
-    size_t nslots;      /* power of two */
+    uint32_t *slots; /* 0 empty, else k + 1 */
+    size_t nslots;   /* power of two */
 } pool_t;
 
 /* s_hash - FNV-1a 64 */
@@ -192,9 +192,9 @@ static uint32_t s_pool_intern(pool_t *p, const char *s, size_t len)
 
 /* rec - one 'E', 'S' or 'C' record */
 typedef struct {
-    uint32_t id;        /* event id; for 'C' the consumed input's id */
-    uint32_t cause;     /* CHECK_NO_ID for 'C' and for receipts */
-    uint64_t content;   /* hash of type, case key, cause, body */
+    uint32_t id;      /* event id; for 'C' the consumed input's id */
+    uint32_t cause;   /* CHECK_NO_ID for 'C' and for receipts */
+    uint64_t content; /* hash of type, case key, cause, body */
     uint16_t inst;
     char kind;
     uint8_t dest;
@@ -202,13 +202,13 @@ typedef struct {
 
 /* inst - one stage instance's journal */
 typedef struct {
-    char name[64];          /* "triage.1" */
+    char name[64]; /* "triage.1" */
     char stage[32];
     int stage_idx, index;
     uint64_t n_e, n_s, n_c, n_w, records;
-    uint64_t bad;           /* undecodable or unknown records */
+    uint64_t bad; /* undecodable or unknown records */
     char bad_example[256];
-    bool corrupt;           /* the reader stopped with an error */
+    bool corrupt; /* the reader stopped with an error */
     char error[256];
 } inst_t;
 
@@ -230,7 +230,7 @@ typedef struct {
     inst_t inst[CHECK_MAX_INSTANCES];
     int ninst;
     int stage_ninst[CONFIG_NSTAGES];
-    uint32_t *receipts;     /* receipt ids of the file, in file order */
+    uint32_t *receipts; /* receipt ids of the file, in file order */
     size_t nreceipts;
     uint64_t receipt_bad_lines;
     char receipt_bad_example[CHECK_EXAMPLE_BYTES];
@@ -301,10 +301,16 @@ static uint64_t s_key(uint32_t key, size_t rec)
 }
 
 /* s_key_of - the key half of a pair */
-static uint32_t s_key_of(uint64_t k) { return (uint32_t) (k >> 32); }
+static uint32_t s_key_of(uint64_t k)
+{
+    return (uint32_t) (k >> 32);
+}
 
 /* s_rec_of - the record-index half of a pair */
-static size_t s_rec_of(uint64_t k) { return (size_t) (uint32_t) k; }
+static size_t s_rec_of(uint64_t k)
+{
+    return (size_t) (uint32_t) k;
+}
 
 /* s_lower - first position in sorted v[0..n) whose key is >= key */
 static size_t s_lower(const uint64_t *v, size_t n, uint32_t key)
@@ -392,10 +398,9 @@ static void s_add_rec(check_t *C, rec_t r)
 static void s_bad(inst_t *in, uint64_t seq, const char *why)
 {
     if (!in->bad) {
-        char name[sizeof in->name];   /* a copy: gcc cannot tell the fields apart (-Wrestrict) */
+        char name[sizeof in->name]; /* a copy: gcc cannot tell the fields apart (-Wrestrict) */
         memcpy(name, in->name, sizeof name);
-        snprintf(in->bad_example, sizeof in->bad_example, "%s seq %llu: %.100s", name, (unsigned long long) seq,
-                 why);
+        snprintf(in->bad_example, sizeof in->bad_example, "%s seq %llu: %.100s", name, (unsigned long long) seq, why);
     }
     in->bad++;
 }
@@ -448,7 +453,9 @@ static void s_read_record(check_t *C, int k, const unsigned char *p, size_t len,
             s_bad(in, seq, "malformed 'C' record");
             break;
         }
-        s_add_rec(C, (rec_t){.kind = STAGE_REC_CONSUMED, .inst = (uint16_t) k, .cause = CHECK_NO_ID,
+        s_add_rec(C, (rec_t){.kind = STAGE_REC_CONSUMED,
+                             .inst = (uint16_t) k,
+                             .cause = CHECK_NO_ID,
                              .id = s_pool_intern(&C->pool, (const char *) p + 1, len - 1)});
         in->n_c++;
         break;
@@ -526,7 +533,7 @@ static int s_find_instances(check_t *C)
             closedir(d);
             return -1;
         }
-        memcpy(in.name, de->d_name, strlen(de->d_name) + 1);   /* length checked above */
+        memcpy(in.name, de->d_name, strlen(de->d_name) + 1); /* length checked above */
         in.stage_idx = config_stage_index(in.stage);
         C->inst[C->ninst++] = in;
     }
@@ -566,7 +573,7 @@ static int s_read_receipts(check_t *C)
         lineno++;
         size_t n = strlen(line);
         bool whole = n > 0 && line[n - 1] == '\n';
-        if (!whole && !feof(f)) {   /* over-long: skip the rest of it */
+        if (!whole && !feof(f)) { /* over-long: skip the rest of it */
             int c;
             while ((c = fgetc(f)) != EOF && c != '\n')
                 ;
@@ -620,7 +627,8 @@ static void s_check_receipts(check_t *C, const index_t *ingest_by_id)
     s_examples_text(&missing, ex, sizeof ex);
     /* an empty file proves nothing: most likely the load never ran */
     bool ok = missing.n == 0 && C->receipt_bad_lines == 0 && C->nreceipts > 0;
-    s_result(C, ok, "a receipts: %zu of %zu receipt ids are ingest 'E' records, %llu missing%s, %llu malformed lines%s%s%s",
+    s_result(C, ok,
+             "a receipts: %zu of %zu receipt ids are ingest 'E' records, %llu missing%s, %llu malformed lines%s%s%s",
              C->nreceipts - (size_t) missing.n, C->nreceipts, (unsigned long long) missing.n, ex,
              (unsigned long long) C->receipt_bad_lines, C->receipt_bad_lines ? " e.g. " : "",
              C->receipt_bad_lines ? C->receipt_bad_example : "", C->nreceipts ? "" : "; the file holds no receipts");
@@ -731,8 +739,7 @@ static void s_check_chains(check_t *C, const index_t *ingest_by_id)
 static void s_dup_ids(const check_t *C, const index_t *ix, examples_t *dups)
 {
     for (size_t i = 1; i < ix->n; i++)
-        if (s_key_of(ix->v[i]) == s_key_of(ix->v[i - 1])
-            && (i < 2 || s_key_of(ix->v[i - 1]) != s_key_of(ix->v[i - 2])))
+        if (s_key_of(ix->v[i]) == s_key_of(ix->v[i - 1]) && (i < 2 || s_key_of(ix->v[i - 1]) != s_key_of(ix->v[i - 2])))
             s_example(dups, "%s@%s", s_pool_str(&C->pool, s_key_of(ix->v[i])),
                       C->inst[C->recs[s_rec_of(ix->v[i])].inst].name);
 }
@@ -826,8 +833,10 @@ static void s_check_once(check_t *C)
         s_examples_text(&underived, e2, sizeof e2);
         s_examples_text(&conflicts, e3, sizeof e3);
         if (C->stage_ninst[s] > 1)
-            snprintf(cross, sizeof cross, "; across its %d instances %llu repeated ids (re-deliveries), %llu of them with different content%s",
-                     C->stage_ninst[s], (unsigned long long) repeats, (unsigned long long) conflicts.n, e3);
+            snprintf(
+                cross, sizeof cross,
+                "; across its %d instances %llu repeated ids (re-deliveries), %llu of them with different content%s",
+                C->stage_ninst[s], (unsigned long long) repeats, (unsigned long long) conflicts.n, e3);
         s_result(C, dups.n == 0 && underived.n == 0 && conflicts.n == 0,
                  "c once %s: %llu ids journaled twice by one instance%s, %llu inputs whose answers are not "
                  "their derived ids%s, %llu inputs answered by several events%s",
@@ -860,9 +869,9 @@ static void s_check_audit(check_t *C)
     s_result(C, C->stage_ninst[a] > 0 && missing.n == 0 && changed.n == 0,
              "d audit: %llu of %llu events sent to audit are stored in %d audit instance%s, %llu missing%s, "
              "%llu stored with different content%s%s",
-             (unsigned long long) (expected - missing.n - changed.n), (unsigned long long) expected,
-             C->stage_ninst[a], C->stage_ninst[a] == 1 ? "" : "s", (unsigned long long) missing.n, e1,
-             (unsigned long long) changed.n, e2, C->stage_ninst[a] ? "" : "; no audit journal directory");
+             (unsigned long long) (expected - missing.n - changed.n), (unsigned long long) expected, C->stage_ninst[a],
+             C->stage_ninst[a] == 1 ? "" : "s", (unsigned long long) missing.n, e1, (unsigned long long) changed.n, e2,
+             C->stage_ninst[a] ? "" : "; no audit journal directory");
     free(stored.v);
 }
 
@@ -886,8 +895,8 @@ static void s_check_journals(check_t *C)
     char e[2048];
     s_examples_text(&ex, e, sizeof e);
     s_result(C, corrupt == 0 && bad == 0,
-             "e journals: %d instances, %llu records read, %d journals corrupt, %llu undecodable records%s",
-             C->ninst, (unsigned long long) records, corrupt, (unsigned long long) bad, e);
+             "e journals: %d instances, %llu records read, %d journals corrupt, %llu undecodable records%s", C->ninst,
+             (unsigned long long) records, corrupt, (unsigned long long) bad, e);
 }
 
 /* s_print_inventory - what was found, one line per instance */
@@ -940,22 +949,32 @@ static void s_parse_stages(check_t *C, const char *text)
 /* s_parse_args - command line to the check's settings */
 static void s_parse_args(check_t *C, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
-                                             {"receipts", required_argument, NULL, 'r'},
-                                             {"stages", required_argument, NULL, 's'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},   {"receipts", required_argument, NULL, 'r'},
+        {"stages", required_argument, NULL, 's'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     s_parse_stages(C, "validate,triage,approve,execute");
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'd': C->data_dir = optarg; break;
-        case 'r': C->receipts_path = optarg; break;
-        case 's': s_parse_stages(C, optarg); break;
-        case 'q': C->quiet = true; break;
-        case 'h': s_usage(NULL); break;
-        default: s_usage("unknown option"); break;
+        case 'd':
+            C->data_dir = optarg;
+            break;
+        case 'r':
+            C->receipts_path = optarg;
+            break;
+        case 's':
+            s_parse_stages(C, optarg);
+            break;
+        case 'q':
+            C->quiet = true;
+            break;
+        case 'h':
+            s_usage(NULL);
+            break;
+        default:
+            s_usage("unknown option");
+            break;
         }
     }
     if (optind < argc)

@@ -8,7 +8,7 @@
  *	removes the rest, as if the process had died just after writing
  *	record SEQ: the segment holding SEQ is truncated after it and later
  *	segments are deleted. For crash tests that need a crash at one exact
- *	point between two appends (tests/e2e_approve.sh). The journal must
+ *	point between two appends (tests/e2e/e2e_approve.sh). The journal must
  *	not be open in a running process.
  * EXIT STATUS
  *	0 cut; 1 the journal cannot be read or SEQ is not in it; 2 usage.

@@ -84,7 +84,7 @@
 #define LOAD_TRANSFER_TIMEOUT_MS 30000L
 #define LOAD_CONNECT_TIMEOUT_MS 5000L
 #define LOAD_POLL_MAX_MS 100
-#define LOAD_MAX_REPORTED 10     /* errors described one by one on stderr */
+#define LOAD_MAX_REPORTED 10 /* errors described one by one on stderr */
 #define LOAD_RECEIPT_ID_MAX 64
 
 /* job - one delivery: event index, and whether it is the re-posted copy */
@@ -100,13 +100,13 @@ typedef struct {
     CURL *easy;
     slot_state_t state;
     job_t job;
-    int64_t due_ms;                 /* PARKED: when to retry */
+    int64_t due_ms; /* PARKED: when to retry */
     char body[LOAD_MAX_BODY_BYTES];
     size_t body_len;
     struct curl_slist *headers;
     char resp[LOAD_MAX_RESPONSE_BYTES + 1];
     size_t resp_len;
-    long retry_after_s;             /* -1: no Retry-After header seen */
+    long retry_after_s; /* -1: no Retry-After header seen */
 } slot_t;
 
 typedef struct {
@@ -119,27 +119,27 @@ typedef struct {
     uint64_t seed;
     uint64_t duration_max_s;
     const char *plan_path;
-    uint64_t rate;            /* fresh deliveries started per second (0: as fast as it goes) */
-    long expect_status;       /* the answer that accepts a delivery (202: a receipt) */
+    uint64_t rate;      /* fresh deliveries started per second (0: as fast as it goes) */
+    long expect_status; /* the answer that accepts a delivery (202: a receipt) */
 } load_opts_t;
 
 typedef struct {
     load_opts_t o;
     unsigned char secret[LOAD_MAX_SECRET_BYTES];
     size_t secret_len;
-    int64_t *created;         /* per event: its "created", fixed at first build */
-    uint64_t total;           /* deliveries: events + duplicates */
-    uint64_t next_event;      /* fresh-job cursor */
+    int64_t *created;    /* per event: its "created", fixed at first build */
+    uint64_t total;      /* deliveries: events + duplicates */
+    uint64_t next_event; /* fresh-job cursor */
     bool dup_pending;
     slot_t *slots;
     CURLM *multi;
     FILE *out;
     uint64_t accepted, retried_503, retried_conn, errors;
-    double *lat_ms;           /* one per accepted delivery */
+    double *lat_ms; /* one per accepted delivery */
     int64_t start_ms;
-    char **plan;              /* --plan: each delivery's body */
+    char **plan; /* --plan: each delivery's body */
     size_t *plan_len;
-    bool *plan_forged;        /* sign with a secret nobody trusts */
+    bool *plan_forged; /* sign with a secret nobody trusts */
 } load_t;
 
 /* s_now_ms - monotonic milliseconds, for scheduling and elapsed time */
@@ -155,11 +155,10 @@ static void s_usage(const char *why)
 {
     if (why)
         fprintf(stderr, "pg-load: %s\n", why);
-    fprintf(stderr,
-            "usage: pg-load --url URL --secret-file FILE --count N [--concurrency C]\n"
-            "               [--dup-every K] [--out receipts.txt] [--seed S] [--duration-max-s T] [--rate R]\n"
-            "               [--expect-status S]\n"
-            "       pg-load --url URL --secret-file FILE --plan FILE [--concurrency C] [--out F] [--rate R]\n");
+    fprintf(stderr, "usage: pg-load --url URL --secret-file FILE --count N [--concurrency C]\n"
+                    "               [--dup-every K] [--out receipts.txt] [--seed S] [--duration-max-s T] [--rate R]\n"
+                    "               [--expect-status S]\n"
+                    "       pg-load --url URL --secret-file FILE --plan FILE [--concurrency C] [--out F] [--rate R]\n");
     exit(2);
 }
 
@@ -181,35 +180,70 @@ static uint64_t s_parse_u64(const char *opt, const char *text, uint64_t min, uin
 /* s_parse_args - command line to options; usage errors exit 2 */
 static void s_parse_args(int argc, char **argv, load_opts_t *o)
 {
-    static const struct option longopts[] = {
-        {"url", required_argument, NULL, 'u'},          {"secret-file", required_argument, NULL, 's'},
-        {"count", required_argument, NULL, 'n'},        {"concurrency", required_argument, NULL, 'c'},
-        {"dup-every", required_argument, NULL, 'd'},    {"out", required_argument, NULL, 'o'},
-        {"seed", required_argument, NULL, 'S'},         {"duration-max-s", required_argument, NULL, 'T'},
-        {"plan", required_argument, NULL, 'p'},         {"rate", required_argument, NULL, 'r'},
-        {"expect-status", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"url", required_argument, NULL, 'u'},
+                                             {"secret-file", required_argument, NULL, 's'},
+                                             {"count", required_argument, NULL, 'n'},
+                                             {"concurrency", required_argument, NULL, 'c'},
+                                             {"dup-every", required_argument, NULL, 'd'},
+                                             {"out", required_argument, NULL, 'o'},
+                                             {"seed", required_argument, NULL, 'S'},
+                                             {"duration-max-s", required_argument, NULL, 'T'},
+                                             {"plan", required_argument, NULL, 'p'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"expect-status", required_argument, NULL, 'x'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    *o = (load_opts_t){.concurrency = 16, .duration_max_s = 300, .expect_status = 202,
+    *o = (load_opts_t){.concurrency = 16,
+                       .duration_max_s = 300,
+                       .expect_status = 202,
                        .seed = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000};
     bool have_count = false;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'u': o->url = optarg; break;
-        case 's': o->secret_file = optarg; break;
-        case 'n': o->count = s_parse_u64("count", optarg, 1, LOAD_MAX_COUNT); have_count = true; break;
-        case 'c': o->concurrency = s_parse_u64("concurrency", optarg, 1, LOAD_MAX_CONCURRENCY); break;
-        case 'd': o->dup_every = s_parse_u64("dup-every", optarg, 0, LOAD_MAX_COUNT); break;
-        case 'o': o->out_path = optarg; break;
-        case 'S': o->seed = s_parse_u64("seed", optarg, 0, UINT64_MAX); break;
-        case 'T': o->duration_max_s = s_parse_u64("duration-max-s", optarg, 1, LOAD_MAX_DURATION_S); break;
-        case 'p': o->plan_path = optarg; have_count = true; break;
-        case 'r': o->rate = s_parse_u64("rate", optarg, 1, 1000000); break;
-        case 'x': o->expect_status = (long) s_parse_u64("expect-status", optarg, 100, 599); break;
-        case 'h': s_usage(NULL); break;
-        default: s_usage("unknown option"); break;
+        case 'u':
+            o->url = optarg;
+            break;
+        case 's':
+            o->secret_file = optarg;
+            break;
+        case 'n':
+            o->count = s_parse_u64("count", optarg, 1, LOAD_MAX_COUNT);
+            have_count = true;
+            break;
+        case 'c':
+            o->concurrency = s_parse_u64("concurrency", optarg, 1, LOAD_MAX_CONCURRENCY);
+            break;
+        case 'd':
+            o->dup_every = s_parse_u64("dup-every", optarg, 0, LOAD_MAX_COUNT);
+            break;
+        case 'o':
+            o->out_path = optarg;
+            break;
+        case 'S':
+            o->seed = s_parse_u64("seed", optarg, 0, UINT64_MAX);
+            break;
+        case 'T':
+            o->duration_max_s = s_parse_u64("duration-max-s", optarg, 1, LOAD_MAX_DURATION_S);
+            break;
+        case 'p':
+            o->plan_path = optarg;
+            have_count = true;
+            break;
+        case 'r':
+            o->rate = s_parse_u64("rate", optarg, 1, 1000000);
+            break;
+        case 'x':
+            o->expect_status = (long) s_parse_u64("expect-status", optarg, 100, 599);
+            break;
+        case 'h':
+            s_usage(NULL);
+            break;
+        default:
+            s_usage("unknown option");
+            break;
         }
     }
     if (optind < argc)
@@ -234,8 +268,7 @@ static int s_read_secret(load_t *L)
     bool failed = ferror(f);
     fclose(f);
     if (failed || too_big) {
-        fprintf(stderr, "pg-load: secret file %s: %s\n", L->o.secret_file,
-                failed ? "read error" : "over 4096 bytes");
+        fprintf(stderr, "pg-load: secret file %s: %s\n", L->o.secret_file, failed ? "read error" : "over 4096 bytes");
         return -1;
     }
     while (n > 0 && (L->secret[n - 1] == '\n' || L->secret[n - 1] == '\r'))
@@ -296,10 +329,9 @@ static int s_build_body(load_t *L, uint32_t i, char *out, size_t outlen, size_t 
     snprintf(po, sizeof po, "po_%u", i);
     snprintf(pid, sizeof pid, "P-%u", i);
     json_t *ev = json_pack("{s:s, s:s, s:I, s:{s:{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:{s:s}}}}", "id", id, "type",
-                           "payout.failed", "created", (json_int_t) L->created[i], "data", "object", "id", po,
-                           "object", "payout", "amount", (json_int_t) (1000 + (int64_t) i), "currency", "usd",
-                           "status", "failed", "failure_code", "account_closed", "failure_message", "closed",
-                           "metadata", "payout_id", pid);
+                           "payout.failed", "created", (json_int_t) L->created[i], "data", "object", "id", po, "object",
+                           "payout", "amount", (json_int_t) (1000 + (int64_t) i), "currency", "usd", "status", "failed",
+                           "failure_code", "account_closed", "failure_message", "closed", "metadata", "payout_id", pid);
     if (!ev)
         return -1;
     size_t n = json_dumpb(ev, out, outlen, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -312,8 +344,7 @@ static int s_build_body(load_t *L, uint32_t i, char *out, size_t outlen, size_t 
 
 /* s_signature_header - "Stripe-Signature: t=<now>,v1=<hex HMAC-SHA256>"
  * over "<t>.<body>", signed afresh for every attempt */
-static int s_signature_header(const load_t *L, bool forged, const char *body, size_t body_len, char *out,
-                              size_t outlen)
+static int s_signature_header(const load_t *L, bool forged, const char *body, size_t body_len, char *out, size_t outlen)
 {
     static const char forged_secret[] = "whsec_pg_load_forged_nobody_trusts_this";
     char signed_payload[32 + LOAD_MAX_BODY_BYTES];

@@ -11,8 +11,8 @@
 #define T_2026_11_21_10_00 1795255200 /* 2026-11-21T10:00:00Z */
 
 /* s_payout - a validated Stripe payout.failed case */
-static triage_case_t s_payout(const char *ref, const char *code, int64_t amount, const char *internal_status,
-                              int paid, int reversal)
+static triage_case_t s_payout(const char *ref, const char *code, int64_t amount, const char *internal_status, int paid,
+                              int reversal)
 {
     triage_case_t c;
     memset(&c, 0, sizeof c);
@@ -64,14 +64,13 @@ static triage_case_t s_refund(const char *ref, int64_t amount, const char *psp_s
 }
 
 /* s_expect - the four labels of an advice */
-static void s_expect(const advice_t *a, const char *classification, const char *root_cause,
-                     const char *recommendation, int confidence)
+static void s_expect(const advice_t *a, const char *classification, const char *root_cause, const char *recommendation,
+                     int confidence)
 {
     cr_expect_str_eq(a->classification, classification, "summary: %s", a->summary);
     cr_expect_str_eq(a->root_cause, root_cause, "summary: %s", a->summary);
     cr_expect_str_eq(a->recommendation, recommendation, "summary: %s", a->summary);
-    cr_expect_eq(a->confidence_permille, confidence, "confidence %d, summary: %s", a->confidence_permille,
-                 a->summary);
+    cr_expect_eq(a->confidence_permille, confidence, "confidence %d, summary: %s", a->confidence_permille, a->summary);
 }
 
 /* s_has - the summary contains a fragment */
@@ -411,9 +410,15 @@ Test(rules, amounts_use_the_currency_decimals_and_thousands_separators)
         int64_t amount;
         const char *currency, *shown;
     } table[] = {
-        {1250000, "USD", "(12,500.00 USD)"}, {500, "JPY", "(500 JPY)"},     {1234, "KWD", "(1.234 KWD)"},
-        {1234, "usd", "(12.34 USD)"},        {5, "EUR", "(0.05 EUR)"},      {0, "GBP", "(0.00 GBP)"},
-        {123456789, "JPY", "(123,456,789 JPY)"}, {-150, "USD", "(-1.50 USD)"}, {100, "U$D", "(1.00 ---)"},
+        {1250000, "USD", "(12,500.00 USD)"},
+        {500, "JPY", "(500 JPY)"},
+        {1234, "KWD", "(1.234 KWD)"},
+        {1234, "usd", "(12.34 USD)"},
+        {5, "EUR", "(0.05 EUR)"},
+        {0, "GBP", "(0.00 GBP)"},
+        {123456789, "JPY", "(123,456,789 JPY)"},
+        {-150, "USD", "(-1.50 USD)"},
+        {100, "U$D", "(1.00 ---)"},
         {INT64_MAX, "USD", "(92,233,720,368,547,758.07 USD)"},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -489,13 +494,17 @@ Test(rules, label_sets_are_exactly_the_headers)
     cr_expect_not(triage_label_in(triage_recommendations, ""));
     cr_expect_not(triage_label_in(triage_recommendations, NULL));
     size_t n = 0;
-    for (; triage_refund_classes[n]; n++) {}
+    for (; triage_refund_classes[n]; n++) {
+    }
     cr_expect_eq(n, 7);
-    for (n = 0; triage_payout_classes[n]; n++) {}
+    for (n = 0; triage_payout_classes[n]; n++) {
+    }
     cr_expect_eq(n, 4);
-    for (n = 0; triage_root_causes[n]; n++) {}
+    for (n = 0; triage_root_causes[n]; n++) {
+    }
     cr_expect_eq(n, 9);
-    for (n = 0; triage_recommendations[n]; n++) {}
+    for (n = 0; triage_recommendations[n]; n++) {
+    }
     cr_expect_eq(n, 6);
 }
 
@@ -503,8 +512,8 @@ Test(rules, every_label_any_rule_returns_is_in_its_closed_set)
 {
     static const char *const events[] = {"validated", "duplicate", "out_of_order", ""};
     static const char *const words[] = {"succeeded", "failed", "canceled", "pending", "requires_action", "", "odd"};
-    static const char *const codes[] = {"account_closed", "declined", "no_account", "insufficient_funds",
-                                        "account_frozen", "expired_card", "", "zzz"};
+    static const char *const codes[] = {"account_closed", "declined",     "no_account", "insufficient_funds",
+                                        "account_frozen", "expired_card", "",           "zzz"};
     static const char *const internal[] = {"paid", "failed", "reversed", "on_hold", "pending", ""};
     static const char *const providers[] = {"stripe", "sweep"};
     int cases = 0;
@@ -529,8 +538,8 @@ Test(rules, every_label_any_rule_returns_is_in_its_closed_set)
                                       a.recommendation);
                             cr_assert(a.confidence_permille >= 0 && a.confidence_permille <= 1000);
                             cr_assert(a.summary[0] != '\0' && strlen(a.summary) < TRIAGE_TEXT_MAX);
-                            cr_assert(!(strcmp(a.recommendation, "no_action") != 0
-                                        && strcmp(a.classification, "webhook_duplicate") == 0));
+                            cr_assert(!(strcmp(a.recommendation, "no_action") != 0 &&
+                                        strcmp(a.classification, "webhook_duplicate") == 0));
                             cases++;
                         }
     cr_expect_eq(cases, 4 * 2 * 7 * 6 * 2 * 64);
@@ -585,13 +594,14 @@ static event_t *s_event(const char *type, const char *case_key, const char *body
 
 Test(rules, a_case_read_from_a_validated_event_is_the_case_the_rules_judge)
 {
-    event_t *ev = s_event("validated", "payout-P-7",
-                          "{\"kind\":\"payout\",\"case_id\":\"payout-P-7\",\"ref\":\"P-7\",\"provider\":\"stripe\","
-                          "\"event_type\":\"payout.failed\",\"status\":\"failed\",\"amount\":120000,\"currency\":\"USD\","
-                          "\"psp_time\":1795255200,\"failure_code\":\"account_closed\","
-                          "\"failure_message\":\"The bank account has been closed\",\"receipts\":1,"
-                          "\"payout_state\":{\"status\":\"paid\"},"
-                          "\"ledger_state\":{\"entries\":[{\"type\":\"payout_paid\"},{\"type\":\"fee\"},{\"type\":3}]}}");
+    event_t *ev =
+        s_event("validated", "payout-P-7",
+                "{\"kind\":\"payout\",\"case_id\":\"payout-P-7\",\"ref\":\"P-7\",\"provider\":\"stripe\","
+                "\"event_type\":\"payout.failed\",\"status\":\"failed\",\"amount\":120000,\"currency\":\"USD\","
+                "\"psp_time\":1795255200,\"failure_code\":\"account_closed\","
+                "\"failure_message\":\"The bank account has been closed\",\"receipts\":1,"
+                "\"payout_state\":{\"status\":\"paid\"},"
+                "\"ledger_state\":{\"entries\":[{\"type\":\"payout_paid\"},{\"type\":\"fee\"},{\"type\":3}]}}");
     triage_case_t c;
     triage_case_from_event(ev, &c);
     event_destroy(&ev);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # chaos - a seeded run of the whole group under failure (`make chaos`; a short
-# one runs in `make test` as tests/e2e_chaos.sh).
+# one runs in `make test` as tests/e2e/e2e_chaos.sh).
 #
-#   CHAOS_N=20000 CHAOS_SEED=S bash tests/chaos.sh
+#   CHAOS_N=20000 CHAOS_SEED=S bash tests/e2e/chaos.sh
 #
 # Posts CHAOS_N signed Stripe webhooks (default 20,000) at the group through
 # pg-load: refund cases the policy auto-approves and payout cases a scripted
@@ -31,7 +31,7 @@ SEED=${CHAOS_SEED:-$(((RANDOM << 15 | RANDOM) % 1000000000))}
 SETTLE_S=${CHAOS_SETTLE_S:-180}
 MIN_S=${CHAOS_MIN_S:-20} # faults and kills go on at least this long, load or not
 RATE=${CHAOS_RATE:-0}    # deliveries started a second (0: as fast as ingest takes them)
-echo "# chaos: seed=$SEED N=$N   (again: CHAOS_SEED=$SEED CHAOS_N=$N bash tests/chaos.sh)"
+echo "# chaos: seed=$SEED N=$N   (again: CHAOS_SEED=$SEED CHAOS_N=$N bash tests/e2e/chaos.sh)"
 
 PORT=$(free_port)
 APORT=$(free_port)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../ingest/headers.h"
+#include "../../ingest/headers.h"
 
 /* s_packed - headers_pack into a fresh unpacked map */
 static msgpack_object s_packed(const headers_t *h, msgpack_sbuffer *sb, msgpack_unpacked *up)

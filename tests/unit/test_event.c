@@ -269,8 +269,8 @@ Test(event, to_json_renders_every_field)
     event_body_str(body, "currency", "EUR");
     event_body_int(body, "amount_minor", -1250);
     event_body_bool(body, "livemode", false);
-    event_body_bin(body, "text", "h\xc3\xa9llo", 6);      /* valid UTF-8: a JSON string */
-    event_body_bin(body, "sig", "\x00\xff\x01", 3);       /* not text: {"$bin": base64} */
+    event_body_bin(body, "text", "h\xc3\xa9llo", 6); /* valid UTF-8: a JSON string */
+    event_body_bin(body, "sig", "\x00\xff\x01", 3);  /* not text: {"$bin": base64} */
     msgpack_sbuffer nested;
     msgpack_sbuffer_init(&nested);
     msgpack_packer pk;
@@ -332,7 +332,8 @@ Test(event, derive_id_is_a_pure_function_of_its_cause)
         cr_expect(strchr("0123456789abcdef", *p) != NULL, "not lowercase hex: %s", a);
 
     /* the digits are the first 12 bytes of SHA-256(stage NUL cause NUL "0") */
-    static const char input[] = "triage.1\0rcpt_00ff\0" "0";
+    static const char input[] = "triage.1\0rcpt_00ff\0"
+                                "0";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen;
     cr_assert_eq(EVP_Digest(input, sizeof input - 1, md, &mdlen, EVP_sha256(), NULL), 1);
@@ -549,7 +550,7 @@ Test(event, encode_refuses_what_decode_would_reject)
  */
 
 typedef struct {
-    char kind;           /* s str, r repeated char, i int, u uint, d float64, f float32, n nil, b bool, x raw msgpack */
+    char kind; /* s str, r repeated char, i int, u uint, d float64, f float32, n nil, b bool, x raw msgpack */
     const char *s;
     size_t n;
     int64_t i;
@@ -557,15 +558,42 @@ typedef struct {
     double d;
 } val_t;
 
-#define STR(x) {.kind = 's', .s = (x), .n = sizeof(x) - 1}
-#define REP(c, count) {.kind = 'r', .s = (c), .n = (count)}
-#define INT(x) {.kind = 'i', .i = (x)}
-#define UINT(x) {.kind = 'u', .u = (x)}
-#define F64(x) {.kind = 'd', .d = (x)}
-#define F32(x) {.kind = 'f', .d = (x)}
-#define NIL {.kind = 'n'}
-#define BOOL(x) {.kind = 'b', .i = (x)}
-#define MP(x) {.kind = 'x', .s = (x), .n = sizeof(x) - 1}
+#define STR(x)                                                                                                         \
+    {                                                                                                                  \
+        .kind = 's', .s = (x), .n = sizeof(x) - 1                                                                      \
+    }
+#define REP(c, count)                                                                                                  \
+    {                                                                                                                  \
+        .kind = 'r', .s = (c), .n = (count)                                                                            \
+    }
+#define INT(x)                                                                                                         \
+    {                                                                                                                  \
+        .kind = 'i', .i = (x)                                                                                          \
+    }
+#define UINT(x)                                                                                                        \
+    {                                                                                                                  \
+        .kind = 'u', .u = (x)                                                                                          \
+    }
+#define F64(x)                                                                                                         \
+    {                                                                                                                  \
+        .kind = 'd', .d = (x)                                                                                          \
+    }
+#define F32(x)                                                                                                         \
+    {                                                                                                                  \
+        .kind = 'f', .d = (x)                                                                                          \
+    }
+#define NIL                                                                                                            \
+    {                                                                                                                  \
+        .kind = 'n'                                                                                                    \
+    }
+#define BOOL(x)                                                                                                        \
+    {                                                                                                                  \
+        .kind = 'b', .i = (x)                                                                                          \
+    }
+#define MP(x)                                                                                                          \
+    {                                                                                                                  \
+        .kind = 'x', .s = (x), .n = sizeof(x) - 1                                                                      \
+    }
 
 #define WHOLE (-1) /* val is the whole input */
 #define GEN (-2)   /* gen builds the input */
@@ -584,7 +612,9 @@ static void pack_val(msgpack_sbuffer *sb, const val_t *v)
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     switch (v->kind) {
-    case 's': msgpack_pack_str_with_body(&pk, v->s, v->n); break;
+    case 's':
+        msgpack_pack_str_with_body(&pk, v->s, v->n);
+        break;
     case 'r': {
         char *s = malloc(v->n);
         memset(s, v->s[0], v->n);
@@ -592,17 +622,30 @@ static void pack_val(msgpack_sbuffer *sb, const val_t *v)
         free(s);
         break;
     }
-    case 'i': msgpack_pack_int64(&pk, v->i); break;
-    case 'u': msgpack_pack_uint64(&pk, v->u); break;
-    case 'd': msgpack_pack_double(&pk, v->d); break;
-    case 'f': msgpack_pack_float(&pk, (float) v->d); break;
-    case 'n': msgpack_pack_nil(&pk); break;
-    case 'b': v->i ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk); break;
+    case 'i':
+        msgpack_pack_int64(&pk, v->i);
+        break;
+    case 'u':
+        msgpack_pack_uint64(&pk, v->u);
+        break;
+    case 'd':
+        msgpack_pack_double(&pk, v->d);
+        break;
+    case 'f':
+        msgpack_pack_float(&pk, (float) v->d);
+        break;
+    case 'n':
+        msgpack_pack_nil(&pk);
+        break;
+    case 'b':
+        v->i ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+        break;
     case 'x':
         if (v->n > 0) /* memcpy from NULL is undefined even for 0 bytes */
             msgpack_sbuffer_write(sb, v->s, v->n);
         break;
-    default: cr_assert_fail("bad val kind %c", v->kind);
+    default:
+        cr_assert_fail("bad val kind %c", v->kind);
     }
 }
 
@@ -611,18 +654,29 @@ static void pack_good_field(msgpack_packer *pk, size_t i)
 {
     static const char *strs[] = {NULL, "ev_1", "receipt", "case-1", "ingest.0", NULL, "", NULL, NULL};
     switch (i) {
-    case 0: msgpack_pack_uint64(pk, EVENT_VERSION); break;
-    case 5: msgpack_pack_uint64(pk, 7); break;
-    case 7: msgpack_pack_int64(pk, 1700000000000); break;
+    case 0:
+        msgpack_pack_uint64(pk, EVENT_VERSION);
+        break;
+    case 5:
+        msgpack_pack_uint64(pk, 7);
+        break;
+    case 7:
+        msgpack_pack_int64(pk, 1700000000000);
+        break;
     case 8:
         msgpack_pack_map(pk, 1);
         msgpack_pack_str_with_body(pk, "amount_minor", 12);
         msgpack_pack_int64(pk, 1250);
         break;
-    case 1: case 2: case 3: case 4: case 6:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 6:
         msgpack_pack_str_with_body(pk, strs[i], strlen(strs[i]));
         break;
-    default: msgpack_pack_nil(pk);
+    default:
+        msgpack_pack_nil(pk);
     }
 }
 
@@ -643,8 +697,14 @@ static void pack_event(msgpack_sbuffer *sb, size_t n, int bad, const val_t *v, v
     }
 }
 
-static void gen_array_of_8(msgpack_sbuffer *sb) { pack_event(sb, 8, -1, NULL, NULL); }
-static void gen_array_of_10(msgpack_sbuffer *sb) { pack_event(sb, 10, -1, NULL, NULL); }
+static void gen_array_of_8(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 8, -1, NULL, NULL);
+}
+static void gen_array_of_10(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 10, -1, NULL, NULL);
+}
 
 static void gen_trailing_byte(msgpack_sbuffer *sb)
 {
@@ -666,7 +726,10 @@ static void body_big(msgpack_packer *pk)
     msgpack_pack_bin_with_body(pk, zeros, EVENT_MAX_BYTES);
     free(zeros);
 }
-static void gen_over_max_bytes(msgpack_sbuffer *sb) { pack_event(sb, 9, -1, NULL, body_big); }
+static void gen_over_max_bytes(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 9, -1, NULL, body_big);
+}
 
 static void body_key_129(msgpack_packer *pk)
 {
@@ -676,10 +739,19 @@ static void body_key_129(msgpack_packer *pk)
     msgpack_pack_str_with_body(pk, key, sizeof key);
     msgpack_pack_int64(pk, 1);
 }
-static void gen_key_129(msgpack_sbuffer *sb) { pack_event(sb, 9, -1, NULL, body_key_129); }
+static void gen_key_129(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 9, -1, NULL, body_key_129);
+}
 
-static void body_depth_9_maps(msgpack_packer *pk) { pack_nested_maps(pk, 9); }
-static void gen_depth_9_maps(msgpack_sbuffer *sb) { pack_event(sb, 9, -1, NULL, body_depth_9_maps); }
+static void body_depth_9_maps(msgpack_packer *pk)
+{
+    pack_nested_maps(pk, 9);
+}
+static void gen_depth_9_maps(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 9, -1, NULL, body_depth_9_maps);
+}
 
 static void body_depth_9_arrays(msgpack_packer *pk)
 {
@@ -688,7 +760,10 @@ static void body_depth_9_arrays(msgpack_packer *pk)
     for (int d = 2; d <= 9; d++)
         msgpack_pack_array(pk, d < 9 ? 1 : 0);
 }
-static void gen_depth_9_arrays(msgpack_sbuffer *sb) { pack_event(sb, 9, -1, NULL, body_depth_9_arrays); }
+static void gen_depth_9_arrays(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 9, -1, NULL, body_depth_9_arrays);
+}
 
 static void body_array_1025(msgpack_packer *pk)
 {
@@ -698,7 +773,10 @@ static void body_array_1025(msgpack_packer *pk)
     for (int i = 0; i <= EVENT_MAX_ELEMENTS; i++)
         msgpack_pack_int64(pk, i);
 }
-static void gen_array_1025(msgpack_sbuffer *sb) { pack_event(sb, 9, -1, NULL, body_array_1025); }
+static void gen_array_1025(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 9, -1, NULL, body_array_1025);
+}
 
 static void body_map_1025(msgpack_packer *pk)
 {
@@ -712,14 +790,20 @@ static void body_map_1025(msgpack_packer *pk)
         msgpack_pack_int64(pk, i);
     }
 }
-static void gen_map_1025(msgpack_sbuffer *sb) { pack_event(sb, 9, -1, NULL, body_map_1025); }
+static void gen_map_1025(msgpack_sbuffer *sb)
+{
+    pack_event(sb, 9, -1, NULL, body_map_1025);
+}
 
 static const bad_case_t s_bad[] = {
     /* not an event at all */
     {"empty buffer", WHOLE, MP(""), NULL, "empty input"},
     {"top-level map", WHOLE, MP("\x80"), NULL, "event: expected an array of 9 elements, got map"},
     {"top-level int", WHOLE, MP("\x01"), NULL, "event: expected an array of 9 elements, got int"},
-    {"top-level str", WHOLE, MP("\xa2" "hi"), NULL, "got str"},
+    {"top-level str", WHOLE,
+     MP("\xa2"
+        "hi"),
+     NULL, "got str"},
     {"top-level nil", WHOLE, MP("\xc0"), NULL, "got nil"},
     {"top-level float", WHOLE, MP("\xcb\0\0\0\0\0\0\0\0"), NULL, "got float64"},
     {"empty array", WHOLE, MP("\x90"), NULL, "event: array of 0 elements, expected 9"},
@@ -743,13 +827,22 @@ static const bad_case_t s_bad[] = {
 
     /* field 1: id */
     {"id as int", 1, INT(5), NULL, "field 1 (id): expected str, got int"},
-    {"id as bin", 1, MP("\xc4\x04" "ev_1"), NULL, "field 1 (id): expected str, got bin"},
+    {"id as bin", 1,
+     MP("\xc4\x04"
+        "ev_1"),
+     NULL, "field 1 (id): expected str, got bin"},
     {"id empty", 1, STR(""), NULL, "field 1 (id): empty"},
     {"id 65 bytes", 1, REP("a", 65), NULL, "field 1 (id): 65 bytes exceeds 64"},
     {"id with space", 1, STR("ev 1"), NULL, "field 1 (id): bad character 0x20 at byte 2"},
     {"id with slash", 1, STR("ev/1"), NULL, "field 1 (id): bad character 0x2f"},
-    {"id with NUL", 1, STR("ev\0" "1"), NULL, "field 1 (id): bad character 0x00 at byte 2"},
-    {"id claiming a 4 GB str", 1, MP("\xdb\xff\xff\xff\xff" "ev"), NULL, "truncated at offset 2 in field 1"},
+    {"id with NUL", 1,
+     STR("ev\0"
+         "1"),
+     NULL, "field 1 (id): bad character 0x00 at byte 2"},
+    {"id claiming a 4 GB str", 1,
+     MP("\xdb\xff\xff\xff\xff"
+        "ev"),
+     NULL, "truncated at offset 2 in field 1"},
 
     /* field 2: type */
     {"type as int", 2, INT(1), NULL, "field 2 (type): expected str, got int"},
@@ -797,41 +890,119 @@ static const bad_case_t s_bad[] = {
     {"body as array", 8, MP("\x90"), NULL, "field 8 (body): expected map, got array"},
     {"body nil", 8, NIL, NULL, "field 8 (body): expected map, got nil"},
     {"body as str", 8, STR("{}"), NULL, "field 8 (body): expected map, got str"},
-    {"float value", 8, MP("\x81\xa6" "amount" "\xcb\x40\x29\0\0\0\0\0\0"), NULL,
-     "body.amount: float not allowed (money is integer minor units)"},
-    {"float32 value", 8, MP("\x81\xa6" "amount" "\xca\x41\x48\0\0"), NULL, "body.amount: float not allowed"},
-    {"nested float", 8, MP("\x81\xa6" "refund" "\x81\xa6" "amount" "\xcb\x3f\xf0\0\0\0\0\0\0"), NULL,
-     "body.refund.amount: float not allowed"},
-    {"float in an array", 8, MP("\x81\xa2" "xs" "\x92\x01\xcb\x40\0\0\0\0\0\0\0"), NULL,
-     "body.xs[1]: float not allowed"},
-    {"fixext value", 8, MP("\x81\xa1" "e" "\xd4\x01\x00"), NULL, "body.e: ext not allowed"},
-    {"ext8 timestamp nested", 8, MP("\x81\xa1" "m" "\x81\xa1" "t" "\xc7\x04\xff\0\0\0\0"), NULL,
-     "body.m.t: ext not allowed"},
-    {"duplicate key", 8, MP("\x82\xa1" "a" "\x01\xa1" "a" "\x02"), NULL, "body: duplicate key \"a\""},
-    {"duplicate key nested", 8, MP("\x81\xa1" "m" "\x83\xa1" "x" "\x01\xa1" "y" "\x02\xa1" "x" "\x03"), NULL,
-     "body.m: duplicate key \"x\""},
+    {"float value", 8,
+     MP("\x81\xa6"
+        "amount"
+        "\xcb\x40\x29\0\0\0\0\0\0"),
+     NULL, "body.amount: float not allowed (money is integer minor units)"},
+    {"float32 value", 8,
+     MP("\x81\xa6"
+        "amount"
+        "\xca\x41\x48\0\0"),
+     NULL, "body.amount: float not allowed"},
+    {"nested float", 8,
+     MP("\x81\xa6"
+        "refund"
+        "\x81\xa6"
+        "amount"
+        "\xcb\x3f\xf0\0\0\0\0\0\0"),
+     NULL, "body.refund.amount: float not allowed"},
+    {"float in an array", 8,
+     MP("\x81\xa2"
+        "xs"
+        "\x92\x01\xcb\x40\0\0\0\0\0\0\0"),
+     NULL, "body.xs[1]: float not allowed"},
+    {"fixext value", 8,
+     MP("\x81\xa1"
+        "e"
+        "\xd4\x01\x00"),
+     NULL, "body.e: ext not allowed"},
+    {"ext8 timestamp nested", 8,
+     MP("\x81\xa1"
+        "m"
+        "\x81\xa1"
+        "t"
+        "\xc7\x04\xff\0\0\0\0"),
+     NULL, "body.m.t: ext not allowed"},
+    {"duplicate key", 8,
+     MP("\x82\xa1"
+        "a"
+        "\x01\xa1"
+        "a"
+        "\x02"),
+     NULL, "body: duplicate key \"a\""},
+    {"duplicate key nested", 8,
+     MP("\x81\xa1"
+        "m"
+        "\x83\xa1"
+        "x"
+        "\x01\xa1"
+        "y"
+        "\x02\xa1"
+        "x"
+        "\x03"),
+     NULL, "body.m: duplicate key \"x\""},
     {"int key", 8, MP("\x81\x01\x01"), NULL, "body: key 0 is int, expected str"},
-    {"bin key", 8, MP("\x81\xc4\x01" "a" "\x01"), NULL, "body: key 0 is bin, expected str"},
-    {"nil key", 8, MP("\x82\xa1" "a" "\x01\xc0\x01"), NULL, "body: key 1 is nil, expected str"},
+    {"bin key", 8,
+     MP("\x81\xc4\x01"
+        "a"
+        "\x01"),
+     NULL, "body: key 0 is bin, expected str"},
+    {"nil key", 8,
+     MP("\x82\xa1"
+        "a"
+        "\x01\xc0\x01"),
+     NULL, "body: key 1 is nil, expected str"},
     {"empty key", 8, MP("\x81\xa0\x01"), NULL, "body: empty key"},
     {"key 129 bytes", GEN, NIL, gen_key_129, "body: key of 129 bytes exceeds 128"},
     {"depth 9 of maps", GEN, NIL, gen_depth_9_maps, "body.a.a.a.a.a.a.a.a: depth exceeds 8"},
     {"depth 9 of arrays", GEN, NIL, gen_depth_9_arrays, "body.a[0][0][0][0][0][0][0]: depth exceeds 8"},
     {"array of 1025", GEN, NIL, gen_array_1025, "body.xs: array of 1025 elements exceeds 1024"},
     {"map of 1025", GEN, NIL, gen_map_1025, "body.m: map of 1025 entries exceeds 1024"},
-    {"array claiming 2^32-1 elements", 8, MP("\x81\xa1" "x" "\xdd\xff\xff\xff\xff"), NULL,
-     "body.x: array of 4294967295 elements exceeds 1024"},
-    {"map claiming 2^32-1 entries", 8, MP("\x81\xa1" "x" "\xdf\xff\xff\xff\xff"), NULL,
-     "body.x: map of 4294967295 entries exceeds 1024"},
+    {"array claiming 2^32-1 elements", 8,
+     MP("\x81\xa1"
+        "x"
+        "\xdd\xff\xff\xff\xff"),
+     NULL, "body.x: array of 4294967295 elements exceeds 1024"},
+    {"map claiming 2^32-1 entries", 8,
+     MP("\x81\xa1"
+        "x"
+        "\xdf\xff\xff\xff\xff"),
+     NULL, "body.x: map of 4294967295 entries exceeds 1024"},
     {"body claiming 2^32-1 entries", 8, MP("\xdf\xff\xff\xff\xff"), NULL,
      "body: map of 4294967295 entries exceeds 1024"},
-    {"str claiming 4 GB", 8, MP("\x81\xa1" "x" "\xdb\xff\xff\xff\xff" "ab"), NULL, "in body.x"},
-    {"bin claiming 4 GB", 8, MP("\x81\xa1" "x" "\xc6\xff\xff\xff\xff"), NULL, "in body.x"},
-    {"ext claiming 4 GB", 8, MP("\x81\xa1" "x" "\xc9\xff\xff\xff\xff\x01"), NULL, "in body.x"},
-    {"int above INT64_MAX", 8, MP("\x81\xa1" "n" "\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), NULL,
-     "body.n: integer 18446744073709551615 exceeds INT64_MAX"},
-    {"0xc1 in the body", 8, MP("\x81\xa1" "x" "\xc1"), NULL, "invalid msgpack byte 0xc1"},
-    {"map missing its last value", 8, MP("\x82\xa1" "a" "\x01\xa1" "b"), NULL, "truncated at offset"},
+    {"str claiming 4 GB", 8,
+     MP("\x81\xa1"
+        "x"
+        "\xdb\xff\xff\xff\xff"
+        "ab"),
+     NULL, "in body.x"},
+    {"bin claiming 4 GB", 8,
+     MP("\x81\xa1"
+        "x"
+        "\xc6\xff\xff\xff\xff"),
+     NULL, "in body.x"},
+    {"ext claiming 4 GB", 8,
+     MP("\x81\xa1"
+        "x"
+        "\xc9\xff\xff\xff\xff\x01"),
+     NULL, "in body.x"},
+    {"int above INT64_MAX", 8,
+     MP("\x81\xa1"
+        "n"
+        "\xcf\xff\xff\xff\xff\xff\xff\xff\xff"),
+     NULL, "body.n: integer 18446744073709551615 exceeds INT64_MAX"},
+    {"0xc1 in the body", 8,
+     MP("\x81\xa1"
+        "x"
+        "\xc1"),
+     NULL, "invalid msgpack byte 0xc1"},
+    {"map missing its last value", 8,
+     MP("\x82\xa1"
+        "a"
+        "\x01\xa1"
+        "b"),
+     NULL, "truncated at offset"},
     {"0xc1 as the case_key", 3, MP("\xc1"), NULL, "invalid msgpack byte 0xc1 at offset"},
 };
 
@@ -885,7 +1056,11 @@ Test(event_decode, rejects_every_truncated_prefix)
     event_body_int(body, "fee_minor", -70000);
     event_body_bin(body, "sig", "\x01\x02\x03", 3);
     event_body_bool(body, "ok", true);
-    event_body_raw_value(body, "xs", "\x93\xc0\x81\xa1" "k" "\x90\xa0", 7);
+    event_body_raw_value(body, "xs",
+                         "\x93\xc0\x81\xa1"
+                         "k"
+                         "\x90\xa0",
+                         7);
     char err[256];
     size_t len;
     void *buf = event_encode(&head, body, &len, err, sizeof err);
@@ -915,9 +1090,23 @@ Test(event_decode, lying_sizes_allocate_nothing_big)
 #define LIE(x) {x, sizeof(x) - 1}
         LIE("\xdd\xff\xff\xff\xff"),
         LIE("\xdf\xff\xff\xff\xff"),
-        LIE("\x99\x01\xa1" "a" "\xa7" "receipt" "\xa0\xa1" "s" "\x01\xa0\x00\xdf\xff\xff\xff\xff"),
+        LIE("\x99\x01\xa1"
+            "a"
+            "\xa7"
+            "receipt"
+            "\xa0\xa1"
+            "s"
+            "\x01\xa0\x00\xdf\xff\xff\xff\xff"),
         LIE("\x99\xdd\xff\xff\xff\xff"),
-        LIE("\x99\x01\xa1" "a" "\xa7" "receipt" "\xa0\xa1" "s" "\x01\xa0\x00\x81\xa1" "x" "\xdb\xff\xff\xff\xff"),
+        LIE("\x99\x01\xa1"
+            "a"
+            "\xa7"
+            "receipt"
+            "\xa0\xa1"
+            "s"
+            "\x01\xa0\x00\x81\xa1"
+            "x"
+            "\xdb\xff\xff\xff\xff"),
 #undef LIE
     };
     for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {

@@ -163,8 +163,8 @@ static size_t s_record_offsets(const unsigned char *seg, size_t size, size_t *of
     cr_assert(size >= 8 && memcmp(seg, "PGJRNL01", 8) == 0, "segment magic");
     size_t n = 0, off = 8;
     while (off + 16 <= size && n < max) {
-        uint32_t len = (uint32_t) seg[off] | (uint32_t) seg[off + 1] << 8 | (uint32_t) seg[off + 2] << 16
-                       | (uint32_t) seg[off + 3] << 24;
+        uint32_t len = (uint32_t) seg[off] | (uint32_t) seg[off + 1] << 8 | (uint32_t) seg[off + 2] << 16 |
+                       (uint32_t) seg[off + 3] << 24;
         offs[n++] = off;
         off += 16 + len;
     }
@@ -419,8 +419,7 @@ Test(journal, flipped_byte_in_middle_refuses)
         uint64_t seq;
         for (int i = 1; i < K; i++)
             cr_assert_eq(journal_reader_next(r, &data, &len, &seq), 1);
-        cr_assert_eq(journal_reader_next(r, &data, &len, &seq), -1, "flip at %zu: reader must not skip",
-                     targets[t]);
+        cr_assert_eq(journal_reader_next(r, &data, &len, &seq), -1, "flip at %zu: reader must not skip", targets[t]);
         cr_assert(strstr(journal_reader_error(r), want) != NULL, "%s", journal_reader_error(r));
         cr_assert_eq(journal_reader_next(r, &data, &len, &seq), -1, "errors are sticky");
         journal_reader_destroy(&r);

@@ -3,7 +3,7 @@
 # Each test runs the real processes in a fresh temp directory with its own
 # config and port, counts checks, and ends with "N passed, N failed".
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${PG_BIN:-$ROOT/bin} # make e2e-asan points it at bin-asan/
 PASSED=0
 FAILED=0

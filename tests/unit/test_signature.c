@@ -8,7 +8,7 @@
  * Expected signatures are computed here with OpenSSL's HMAC() directly, not
  * with sig_sign_*, so a bug shared by signing and verifying cannot hide.
  */
-#include "../validate/validate.h"
+#include "../../validate/validate.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -408,7 +408,6 @@ Test(signature, standard_header_sent_twice_arrives_merged_and_verifies)
     cr_expect_str_eq(reason, "standard signature: v1 #1 of 2 matches secret #1");
     sigkeys_destroy(&keys);
 }
-
 
 Test(signature, standard_good_signature_verifies)
 {

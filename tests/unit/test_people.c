@@ -40,8 +40,10 @@ Test(people, a_bearer_token_names_its_approver)
 {
     char hex[65], text[512], err[256];
     s_sha256_hex("alice-secret-token", hex);
-    snprintf(text, sizeof text, "approvers\n    alice\n        roles = \"treasury, compliance\"\n"
-                                "        token_sha256 = %s\n", hex);
+    snprintf(text, sizeof text,
+             "approvers\n    alice\n        roles = \"treasury, compliance\"\n"
+             "        token_sha256 = %s\n",
+             hex);
     static people_t p;
     cr_assert_eq(s_load(text, &p, err, sizeof err), 0, "%s", err);
     cr_assert_eq(p.n, 1);
@@ -93,9 +95,10 @@ Test(people, roles_must_name_at_least_one_bounded_role)
     snprintf(text, sizeof text, "approvers\n    eve\n        roles = \",\"\n        token_sha256 = %s\n", hash);
     cr_assert_eq(s_load(text, &p, err, sizeof err), -1);
     cr_assert(strstr(err, "approvers/eve/roles names no role"), "%s", err);
-    snprintf(text, sizeof text,
-             "approvers\n    eve\n        roles = a_role_name_that_is_far_too_long_to_keep\n        token_sha256 = %s\n",
-             hash);
+    snprintf(
+        text, sizeof text,
+        "approvers\n    eve\n        roles = a_role_name_that_is_far_too_long_to_keep\n        token_sha256 = %s\n",
+        hash);
     cr_assert_eq(s_load(text, &p, err, sizeof err), -1);
     cr_assert(strstr(err, "at most 31 characters"), "%s", err);
 }

@@ -7,7 +7,7 @@
  * path. The bodies below are written with single quotes for readability;
  * J() turns them into JSON.
  */
-#include "../validate/validate.h"
+#include "../../validate/validate.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * to judge: the TCP peer, unless the peer is a trusted proxy, in which case
  * X-Forwarded-For is walked from the right past further trusted proxies.
  */
-#include "../validate/validate.h"
+#include "../../validate/validate.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../validate/store.h"
+#include "../../validate/store.h"
 
 static char s_dir[64];
 static char s_path[96];
@@ -105,11 +105,11 @@ Test(store, pending_refunds_are_the_old_pending_ones_oldest_first)
     char err[256];
     store_t *s = store_open(s_path, err, sizeof err);
     case_row_t rows[] = {
-        s_row("refund-rf_a", "refund", "pending", 1, 3000),    /* old enough */
-        s_row("refund-rf_b", "refund", "pending", 1, 1000),    /* oldest */
-        s_row("refund-rf_c", "refund", "pending", 1, 9000),    /* too recent */
-        s_row("refund-rf_d", "refund", "succeeded", 1, 1000),  /* not pending */
-        s_row("payout-P-e1", "payout", "pending", 1, 1000),    /* not a refund */
+        s_row("refund-rf_a", "refund", "pending", 1, 3000),   /* old enough */
+        s_row("refund-rf_b", "refund", "pending", 1, 1000),   /* oldest */
+        s_row("refund-rf_c", "refund", "pending", 1, 9000),   /* too recent */
+        s_row("refund-rf_d", "refund", "succeeded", 1, 1000), /* not pending */
+        s_row("payout-P-e1", "payout", "pending", 1, 1000),   /* not a refund */
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
         cr_assert_eq(store_case_put(s, &rows[i]), 0);

@@ -25,58 +25,58 @@
 static const rb_opts_t s_jira = {"jira", "PAY", "http://127.0.0.1:8083"};
 static const rb_opts_t s_snow = {"servicenow", NULL, "http://127.0.0.1:8083/"};
 
-#define PAYOUT_RECORD                                                                                              \
-    "{\"case_id\":\"payout-P-10492\",\"kind\":\"payout\",\"ref\":\"P-10492\",\"amount\":1250000,"                 \
-    "\"currency\":\"USD\",\"tier\":2,\"required_roles\":[\"finance_manager\",\"compliance\"],\"missing_roles\":[]," \
-    "\"decisions\":[{\"approver\":\"fiona\",\"decision\":\"approve\",\"role\":\"finance_manager\","               \
-    "\"comment\":\"bank confirmed the closure\",\"at\":\"2026-11-21T10:05:00Z\"},"                                \
-    "{\"approver\":\"carl\",\"decision\":\"approve\",\"role\":\"compliance\",\"comment\":\"\","                    \
-    "\"at\":\"2026-11-21T10:07:00Z\"}],"                                                                           \
-    "\"expires_at\":\"2026-11-22T10:00:00Z\",\"state\":\"approved\",\"action\":\"payout_exception\","            \
-    "\"rule\":\"payout_tier_2\",\"raised_by\":\"\",\"reason\":\"payout exception of 12,500.00 USD: tier 2\","     \
-    "\"recommendation\":{\"classification\":\"payout_exception\",\"root_cause\":\"account_closed\","              \
-    "\"recommendation\":\"hold the payout and ask the beneficiary for new bank details\","                       \
-    "\"confidence_permille\":900,\"summary\":\"The payout failed after it was paid: the account is closed.\","   \
-    "\"advisory\":true,\"source\":\"rules\"},"                                                                     \
-    "\"facts\":{\"case_id\":\"payout-P-10492\",\"kind\":\"payout\",\"ref\":\"P-10492\",\"provider\":\"stripe\","  \
-    "\"event_type\":\"payout.failed\",\"psp_event_id\":\"evt_1\",\"status\":\"failed\",\"amount\":1250000,"       \
-    "\"currency\":\"USD\",\"object_id\":\"po_10492\",\"payout_id\":\"P-10492\","                                  \
-    "\"failure_code\":\"account_closed\",\"failure_message\":\"The bank account has been closed\","              \
-    "\"payout_state\":{\"id\":\"P-10492\",\"status\":\"paid\",\"amount\":1250000,\"currency\":\"USD\","          \
-    "\"beneficiary_id\":\"B-5521\"},"                                                                              \
-    "\"ledger_state\":{\"entries\":[{\"id\":\"le_000001\",\"type\":\"payout_paid\",\"amount\":1250000,"          \
+#define PAYOUT_RECORD                                                                                                  \
+    "{\"case_id\":\"payout-P-10492\",\"kind\":\"payout\",\"ref\":\"P-10492\",\"amount\":1250000,"                      \
+    "\"currency\":\"USD\",\"tier\":2,\"required_roles\":[\"finance_manager\",\"compliance\"],\"missing_roles\":[],"    \
+    "\"decisions\":[{\"approver\":\"fiona\",\"decision\":\"approve\",\"role\":\"finance_manager\","                    \
+    "\"comment\":\"bank confirmed the closure\",\"at\":\"2026-11-21T10:05:00Z\"},"                                     \
+    "{\"approver\":\"carl\",\"decision\":\"approve\",\"role\":\"compliance\",\"comment\":\"\","                        \
+    "\"at\":\"2026-11-21T10:07:00Z\"}],"                                                                               \
+    "\"expires_at\":\"2026-11-22T10:00:00Z\",\"state\":\"approved\",\"action\":\"payout_exception\","                  \
+    "\"rule\":\"payout_tier_2\",\"raised_by\":\"\",\"reason\":\"payout exception of 12,500.00 USD: tier 2\","          \
+    "\"recommendation\":{\"classification\":\"payout_exception\",\"root_cause\":\"account_closed\","                   \
+    "\"recommendation\":\"hold the payout and ask the beneficiary for new bank details\","                             \
+    "\"confidence_permille\":900,\"summary\":\"The payout failed after it was paid: the account is closed.\","         \
+    "\"advisory\":true,\"source\":\"rules\"},"                                                                         \
+    "\"facts\":{\"case_id\":\"payout-P-10492\",\"kind\":\"payout\",\"ref\":\"P-10492\",\"provider\":\"stripe\","       \
+    "\"event_type\":\"payout.failed\",\"psp_event_id\":\"evt_1\",\"status\":\"failed\",\"amount\":1250000,"            \
+    "\"currency\":\"USD\",\"object_id\":\"po_10492\",\"payout_id\":\"P-10492\","                                       \
+    "\"failure_code\":\"account_closed\",\"failure_message\":\"The bank account has been closed\","                    \
+    "\"payout_state\":{\"id\":\"P-10492\",\"status\":\"paid\",\"amount\":1250000,\"currency\":\"USD\","                \
+    "\"beneficiary_id\":\"B-5521\"},"                                                                                  \
+    "\"ledger_state\":{\"entries\":[{\"id\":\"le_000001\",\"type\":\"payout_paid\",\"amount\":1250000,"                \
     "\"currency\":\"USD\",\"ref\":\"P-10492\",\"case_id\":null,\"created_at\":\"2026-11-20T09:00:00Z\"}]}}}"
 
-#define REFUND_RECORD                                                                                              \
-    "{\"case_id\":\"refund-rf_123\",\"kind\":\"refund\",\"ref\":\"rf_123\",\"amount\":1850,\"currency\":\"USD\"," \
-    "\"tier\":0,\"required_roles\":[],\"missing_roles\":[],\"decisions\":[],\"state\":\"auto_approved\","         \
-    "\"action\":\"refund_post_succeeded\",\"rule\":\"refund_auto\",\"decided_by\":\"policy\","                    \
-    "\"reason\":\"18.50 USD, low risk, PSP succeeded, ledger lacks refund_succeeded\","                          \
-    "\"recommendation\":{\"classification\":\"ledger_missing_final\",\"recommendation\":\"post refund_succeeded\"," \
-    "\"confidence_permille\":950,\"summary\":\"The PSP says succeeded; the ledger lacks the final entry.\","     \
-    "\"advisory\":true,\"source\":\"rules\"},"                                                                     \
-    "\"facts\":{\"case_id\":\"refund-rf_123\",\"kind\":\"refund\",\"ref\":\"rf_123\",\"event_type\":"            \
-    "\"refund.updated\",\"status\":\"succeeded\",\"amount\":1850,\"currency\":\"USD\",\"refund_id\":\"rf_123\","  \
-    "\"payment_id\":\"pay_9\",\"payment_state\":{\"id\":\"pay_9\",\"amount\":5000,\"currency\":\"USD\","          \
-    "\"customer_risk\":\"low\",\"flagged\":false,\"refunded_amount\":1850},"                                       \
-    "\"psp_state\":{\"id\":\"rf_123\",\"amount\":1850,\"currency\":\"usd\",\"status\":\"succeeded\"},"            \
-    "\"ledger_state\":{\"entries\":[{\"id\":\"le_000005\",\"type\":\"refund_initiated\",\"amount\":1850,"        \
+#define REFUND_RECORD                                                                                                  \
+    "{\"case_id\":\"refund-rf_123\",\"kind\":\"refund\",\"ref\":\"rf_123\",\"amount\":1850,\"currency\":\"USD\","      \
+    "\"tier\":0,\"required_roles\":[],\"missing_roles\":[],\"decisions\":[],\"state\":\"auto_approved\","              \
+    "\"action\":\"refund_post_succeeded\",\"rule\":\"refund_auto\",\"decided_by\":\"policy\","                         \
+    "\"reason\":\"18.50 USD, low risk, PSP succeeded, ledger lacks refund_succeeded\","                                \
+    "\"recommendation\":{\"classification\":\"ledger_missing_final\",\"recommendation\":\"post refund_succeeded\","    \
+    "\"confidence_permille\":950,\"summary\":\"The PSP says succeeded; the ledger lacks the final entry.\","           \
+    "\"advisory\":true,\"source\":\"rules\"},"                                                                         \
+    "\"facts\":{\"case_id\":\"refund-rf_123\",\"kind\":\"refund\",\"ref\":\"rf_123\",\"event_type\":"                  \
+    "\"refund.updated\",\"status\":\"succeeded\",\"amount\":1850,\"currency\":\"USD\",\"refund_id\":\"rf_123\","       \
+    "\"payment_id\":\"pay_9\",\"payment_state\":{\"id\":\"pay_9\",\"amount\":5000,\"currency\":\"USD\","               \
+    "\"customer_risk\":\"low\",\"flagged\":false,\"refunded_amount\":1850},"                                           \
+    "\"psp_state\":{\"id\":\"rf_123\",\"amount\":1850,\"currency\":\"usd\",\"status\":\"succeeded\"},"                 \
+    "\"ledger_state\":{\"entries\":[{\"id\":\"le_000005\",\"type\":\"refund_initiated\",\"amount\":1850,"              \
     "\"currency\":\"USD\",\"ref\":\"rf_123\",\"case_id\":null,\"created_at\":\"2026-11-20T09:00:00Z\"}]}}}"
 
-#define REFUND_456_RECORD                                                                                          \
-    "{\"case_id\":\"refund-rf_456\",\"kind\":\"refund\",\"ref\":\"rf_456\",\"amount\":12000,\"currency\":\"USD\"," \
-    "\"tier\":1,\"required_roles\":[\"payments_ops_lead\"],\"decisions\":[{\"approver\":\"olga\","                \
-    "\"decision\":\"approve\",\"role\":\"payments_ops_lead\",\"comment\":\"PSP confirms the failure\","          \
-    "\"at\":\"2026-11-21T11:00:00Z\"}],\"state\":\"approved\",\"action\":\"refund_failed_after_success\","        \
-    "\"rule\":\"refund_human:psp_failed\",\"reason\":\"the PSP says failed, the ledger holds refund_succeeded\"," \
-    "\"recommendation\":{\"classification\":\"refund_failed_after_success\",\"recommendation\":"                 \
-    "\"reverse the ledger entry and tell the customer\",\"confidence_permille\":880,\"summary\":"                \
-    "\"The refund failed at the PSP after the ledger recorded success.\",\"advisory\":true,\"source\":\"llm\"},"  \
-    "\"facts\":{\"case_id\":\"refund-rf_456\",\"kind\":\"refund\",\"ref\":\"rf_456\",\"amount\":12000,"          \
-    "\"currency\":\"USD\",\"refund_id\":\"rf_456\",\"payment_id\":\"pay_12\","                                    \
-    "\"psp_state\":{\"id\":\"rf_456\",\"status\":\"failed\"},"                                                     \
-    "\"ledger_state\":{\"entries\":[{\"id\":\"le_000006\",\"type\":\"refund_initiated\",\"amount\":12000,"       \
-    "\"currency\":\"USD\",\"ref\":\"rf_456\"},{\"id\":\"le_000007\",\"type\":\"refund_succeeded\","               \
+#define REFUND_456_RECORD                                                                                              \
+    "{\"case_id\":\"refund-rf_456\",\"kind\":\"refund\",\"ref\":\"rf_456\",\"amount\":12000,\"currency\":\"USD\","     \
+    "\"tier\":1,\"required_roles\":[\"payments_ops_lead\"],\"decisions\":[{\"approver\":\"olga\","                     \
+    "\"decision\":\"approve\",\"role\":\"payments_ops_lead\",\"comment\":\"PSP confirms the failure\","                \
+    "\"at\":\"2026-11-21T11:00:00Z\"}],\"state\":\"approved\",\"action\":\"refund_failed_after_success\","             \
+    "\"rule\":\"refund_human:psp_failed\",\"reason\":\"the PSP says failed, the ledger holds refund_succeeded\","      \
+    "\"recommendation\":{\"classification\":\"refund_failed_after_success\",\"recommendation\":"                       \
+    "\"reverse the ledger entry and tell the customer\",\"confidence_permille\":880,\"summary\":"                      \
+    "\"The refund failed at the PSP after the ledger recorded success.\",\"advisory\":true,\"source\":\"llm\"},"       \
+    "\"facts\":{\"case_id\":\"refund-rf_456\",\"kind\":\"refund\",\"ref\":\"rf_456\",\"amount\":12000,"                \
+    "\"currency\":\"USD\",\"refund_id\":\"rf_456\",\"payment_id\":\"pay_12\","                                         \
+    "\"psp_state\":{\"id\":\"rf_456\",\"status\":\"failed\"},"                                                         \
+    "\"ledger_state\":{\"entries\":[{\"id\":\"le_000006\",\"type\":\"refund_initiated\",\"amount\":12000,"             \
+    "\"currency\":\"USD\",\"ref\":\"rf_456\"},{\"id\":\"le_000007\",\"type\":\"refund_succeeded\","                    \
     "\"amount\":12000,\"currency\":\"USD\",\"ref\":\"rf_456\"}]}}}"
 
 /* s_record - a fixture record (caller decrefs) */
@@ -210,10 +210,11 @@ Test(runbook, payout_exception_holds_reverses_tickets_notifies)
     cr_assert(strstr(d, "- fiona (finance_manager): approve at 2026-11-21T10:05:00Z: \"bank confirmed the closure\""),
               "%s", d);
     cr_assert(strstr(d, "- carl (compliance): approve at 2026-11-21T10:07:00Z\n"), "%s", d);
-    cr_assert(strstr(d, "2. beneficiary B-5521 put on hold (done)\n3. ledger payout_reversal of 12,500.00 USD posted for "
-                     "P-10492 (done)\n4. this ticket\n5. a Teams notice of what was done (to follow)\n"), "%s", d);
-    cr_assert(strstr(d, "AI advice (advisory): hold the payout and ask the beneficiary for new bank details"), "%s",
-              d);
+    cr_assert(strstr(d,
+                     "2. beneficiary B-5521 put on hold (done)\n3. ledger payout_reversal of 12,500.00 USD posted for "
+                     "P-10492 (done)\n4. this ticket\n5. a Teams notice of what was done (to follow)\n"),
+              "%s", d);
+    cr_assert(strstr(d, "AI advice (advisory): hold the payout and ask the beneficiary for new bank details"), "%s", d);
     cr_assert(strlen(d) <= 4000);
     json_decref(b);
 
@@ -397,7 +398,8 @@ Test(runbook, refund_post_succeeded_is_one_ledger_entry_then_notice)
                               "\"case_id\":\"refund-rf_123\",\"memo\":\"payguard case refund-rf_123: the PSP reports "
                               "the refund succeeded; ledger correction, no money moves\"}");
     json_t *b = s_body(&p.steps[1]);
-    cr_assert_str_eq(s_at(b, "attachments.0.content.body.0.text"), "payguard: ledger corrected: refund rf_123 succeeded");
+    cr_assert_str_eq(s_at(b, "attachments.0.content.body.0.text"),
+                     "payguard: ledger corrected: refund rf_123 succeeded");
     cr_assert_str_eq(s_at(b, "attachments.0.content.body.1.facts.1.value"), "18.50 USD");
     cr_assert_str_eq(s_at(b, "attachments.0.content.body.1.facts.2.value"), "auto-approved by policy");
     json_decref(b);
@@ -496,7 +498,8 @@ Test(runbook, denied_only_notifies)
     cr_assert_str_eq(s_names(&p), "notify_teams");
     cr_assert_str_eq(p.steps[0].idem_key, "payout-P-10492:notify_teams");
     json_t *b = s_body(&p.steps[0]);
-    cr_assert_str_eq(s_at(b, "attachments.0.content.body.0.text"), "payguard: case payout-P-10492 denied; nothing was changed");
+    cr_assert_str_eq(s_at(b, "attachments.0.content.body.0.text"),
+                     "payguard: case payout-P-10492 denied; nothing was changed");
     cr_assert_str_eq(s_at(b, "attachments.0.content.body.1.facts.4.title"), "Decision");
     cr_assert_str_eq(s_at(b, "attachments.0.content.body.1.facts.4.value"), "denied by carl (compliance)");
     cr_assert_str_eq(s_at(b, "attachments.0.content.body.1.facts.5.value"), "nothing was changed");
@@ -520,7 +523,8 @@ Test(runbook, denied_with_a_ticket_comments_on_it)
     json_t *b = s_body(s);
     cr_assert_eq(json_object_size(b), 1);
     const char *text = s_at(b, "body");
-    cr_assert(strncmp(text, "payguard case payout-P-10492 was denied by carl (compliance). Nothing was changed", 81) == 0,
+    cr_assert(strncmp(text, "payguard case payout-P-10492 was denied by carl (compliance). Nothing was changed", 81) ==
+                  0,
               "%s", text);
     cr_assert(strstr(text, "Case page: http://127.0.0.1:8083/case/payout-P-10492"), "%s", text);
     json_decref(b);
@@ -743,8 +747,8 @@ Test(runbook, planning_is_a_pure_function_of_the_record)
 static void s_no_text_in(const rb_plan_t *p, const char *needle)
 {
     for (size_t i = 0; i < p->n; i++)
-        cr_assert_null(strcasestr(p->steps[i].body, needle), "%s's body carries \"%s\": %s", p->steps[i].name,
-                       needle, p->steps[i].body);
+        cr_assert_null(strcasestr(p->steps[i].body, needle), "%s's body carries \"%s\": %s", p->steps[i].name, needle,
+                       p->steps[i].body);
     for (size_t i = 0; i < p->nnotes; i++)
         cr_assert_null(strcasestr(p->notes[i], needle));
 }

@@ -1,5 +1,5 @@
 /* test_console - the ops console's routing, assets, CSRF and origin rules */
-#include "../console/console.h"
+#include "../../console/console.h"
 
 #include <criterion/criterion.h>
 #include <string.h>
@@ -106,9 +106,19 @@ Test(console, pages_and_assets)
     cr_expect_str_eq(console_content_type("app.css"), "text/css; charset=utf-8");
     cr_expect_str_eq(console_content_type("index.html"), "text/html; charset=utf-8");
 
-    const char *refused[] = {"/static/../payguard.cfg", "/static/..", "/static/.hidden.js", "/static/a/b.js",
-                             "/static/App.js", "/static/app.sh", "/static/", "/case/", "/case/a/b",
-                             "/etc/passwd", "/index.html", "/static/app.js%00.css", "/static/x..js"};
+    const char *refused[] = {"/static/../payguard.cfg",
+                             "/static/..",
+                             "/static/.hidden.js",
+                             "/static/a/b.js",
+                             "/static/App.js",
+                             "/static/app.sh",
+                             "/static/",
+                             "/case/",
+                             "/case/a/b",
+                             "/etc/passwd",
+                             "/index.html",
+                             "/static/app.js%00.css",
+                             "/static/x..js"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         cr_expect_not(console_page(refused[i], name), "%s must not be served", refused[i]);
     cr_expect_null(console_content_type("Makefile"));

@@ -135,8 +135,8 @@ static int s_check_file(const char *path)
 
 Test(metrics, every_family_the_code_names_is_in_the_catalogue)
 {
-    static const char *const dirs[] = {"common", "ingest", "validate", "triage", "approve", "execute", "audit",
-                                       "console"};
+    static const char *const dirs[] = {"common",  "ingest",  "validate", "triage",
+                                       "approve", "execute", "audit",    "console"};
     int missing = 0, files = 0;
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         DIR *d = opendir(dirs[i]);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../audit/caseidx.h"
+#include "../../audit/caseidx.h"
 #include "journal.h"
 #include "trail.h"
 
@@ -111,9 +111,9 @@ static void s_storm(void)
             s_store(&w, rid, "receipt", "", "ingest.0", "", rb);
     }
     event_body_t *t = event_body_new();
-    json_t *advice = json_pack("{s:s, s:s, s:s, s:i, s:s}", "classification", "payout_exception", "root_cause",
-                               "bank_rejection", "recommendation", "request_updated_bank_details",
-                               "confidence_permille", 900, "source", "rules");
+    json_t *advice =
+        json_pack("{s:s, s:s, s:s, s:i, s:s}", "classification", "payout_exception", "root_cause", "bank_rejection",
+                  "recommendation", "request_updated_bank_details", "confidence_permille", 900, "source", "rules");
     event_body_json(t, "advice", advice);
     json_decref(advice);
     event_body_int(t, "duplicates", 0);
@@ -174,7 +174,8 @@ static size_t s_count_type(json_t *c, const char *type)
 {
     size_t i, n = 0;
     json_t *v;
-    json_array_foreach(json_object_get(c, "timeline"), i, v) n += strcmp(json_string_value(json_object_get(v, "type")), type) == 0;
+    json_array_foreach(json_object_get(c, "timeline"), i, v) n +=
+        strcmp(json_string_value(json_object_get(v, "type")), type) == 0;
     return n;
 }
 

@@ -8,7 +8,7 @@
  * The client is driven the way triage's event loop drives it: llm_poll in
  * a loop with a short sleep, up to a deadline.
  */
-#include "../triage/triage.h"
+#include "../../triage/triage.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -29,27 +29,27 @@
 #define MAX_SEEN 16
 #define BODY_MAX (64 * 1024)
 
-#define GOOD_PAYOUT                                                                                                   \
-    "{\"classification\":\"payout_exception\",\"root_cause\":\"insufficient_funds\",\"recommendation\":\"hold\","   \
+#define GOOD_PAYOUT                                                                                                    \
+    "{\"classification\":\"payout_exception\",\"root_cause\":\"insufficient_funds\",\"recommendation\":\"hold\","      \
     "\"confidence\":0.83,\"summary\":\"Paid on day 1, failed on day 3 (insufficient_funds).\\nHold and review.\"}"
 
 typedef struct {
     unsigned status;
-    const char *content;        /* the model's answer, wrapped in a chat.completion */
-    const char *raw;            /* or this body as is */
-    const char *retry_after;    /* NULL: no Retry-After header */
-    int delay_ms;               /* wait this long before answering */
+    const char *content;     /* the model's answer, wrapped in a chat.completion */
+    const char *raw;         /* or this body as is */
+    const char *retry_after; /* NULL: no Retry-After header */
+    int delay_ms;            /* wait this long before answering */
 } step_t;
 
 typedef struct {
     char method[16];
     char path[256];
-    char authorization[256];    /* "" when absent */
+    char authorization[256]; /* "" when absent */
     char content_type[64];
     char accept[64];
-    char *body;                 /* malloc'd, NUL-terminated */
+    char *body; /* malloc'd, NUL-terminated */
     size_t body_len;
-    long at_ms;                 /* CLOCK_MONOTONIC arrival */
+    long at_ms; /* CLOCK_MONOTONIC arrival */
 } seen_t;
 
 typedef struct {
@@ -59,7 +59,7 @@ typedef struct {
     int nsteps;
     seen_t seen[MAX_SEEN];
     int nseen;
-    char url[64];               /* http://127.0.0.1:<port> */
+    char url[64]; /* http://127.0.0.1:<port> */
 } server_t;
 
 typedef struct {
@@ -97,8 +97,7 @@ static char *s_completion(const char *content)
 
 /* s_handler - collect the body, record the request, answer the next step */
 static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void) version;
     server_t *srv = cls;
@@ -403,8 +402,7 @@ Test(llm, good_answer_is_used_and_request_is_complete)
     json_t *schema = json_object_get(js, "schema");
     cr_assert_str_eq(json_string_value(json_object_get(schema, "type")), "object");
     cr_assert(json_is_false(json_object_get(schema, "additionalProperties")));
-    static const char *const keys[] = {"classification", "root_cause", "recommendation", "confidence", "summary",
-                                       NULL};
+    static const char *const keys[] = {"classification", "root_cause", "recommendation", "confidence", "summary", NULL};
     s_set_eq(json_object_get(schema, "required"), keys);
     json_t *props = json_object_get(schema, "properties");
     cr_assert_eq(json_object_size(props), 5);
@@ -436,8 +434,7 @@ Test(llm, good_answer_is_used_and_request_is_complete)
     cr_assert_not_null(strstr(user, "\"confidence\":0.9,"));
     const char *tail = "\n<<<UNTRUSTED\nInsufficient funds in account\nUNTRUSTED>>>";
     size_t ulen = strlen(user), tlen = strlen(tail);
-    cr_assert(ulen > tlen && strcmp(user + ulen - tlen, tail) == 0, "the webhook text is inside the markers: %s",
-              user);
+    cr_assert(ulen > tlen && strcmp(user + ulen - tlen, tail) == 0, "the webhook text is inside the markers: %s", user);
     cr_assert_null(strstr(user, KEY), "the key is never in the prompt");
     free(user);
 
@@ -493,8 +490,7 @@ Test(llm, empty_answer_falls_back)
 
 Test(llm, response_without_content_falls_back)
 {
-    s_fails_with((step_t){.status = 200, .raw = "{\"choices\":[]}"},
-                 "llm: response has no choices[0].message.content");
+    s_fails_with((step_t){.status = 200, .raw = "{\"choices\":[]}"}, "llm: response has no choices[0].message.content");
 }
 
 Test(llm, oversized_response_falls_back_at_once)
@@ -821,9 +817,9 @@ static void s_refused(const char *kind, const char *content, const char *expecte
     cr_assert_str_eq(reason, expected);
 }
 
-#define ANSWER(cls, conf, summary)                                                                                    \
-    "{\"classification\":\"" cls "\",\"root_cause\":\"psp_delay\",\"recommendation\":\"escalate\",\"confidence\":" \
-    conf ",\"summary\":" summary "}"
+#define ANSWER(cls, conf, summary)                                                                                     \
+    "{\"classification\":\"" cls                                                                                       \
+    "\",\"root_cause\":\"psp_delay\",\"recommendation\":\"escalate\",\"confidence\":" conf ",\"summary\":" summary "}"
 
 Test(llm, parse_answer_is_strict)
 {
@@ -860,12 +856,9 @@ Test(llm, parse_answer_is_strict)
     s_refused("payout", ANSWER("consistent", "1e300", "\"x\""), "llm: confidence 1e+300 outside [0, 1]");
     s_refused("payout", ANSWER("consistent", "0.5", "3"), "llm: summary is not a string");
     s_refused("payout", ANSWER("consistent", "0.5", "\"\""), "llm: summary is empty");
-    s_refused("payout", ANSWER("consistent", "0.5", "\"a\\u0007b\""),
-              "llm: summary has a control character at byte 1");
-    s_refused("payout", ANSWER("consistent", "0.5", "\"a\\r\\nb\""),
-              "llm: summary has a control character at byte 1");
-    s_refused("payout", ANSWER("consistent", "0.5", "\"ab\\u0085\""),
-              "llm: summary has a control character at byte 2");
+    s_refused("payout", ANSWER("consistent", "0.5", "\"a\\u0007b\""), "llm: summary has a control character at byte 1");
+    s_refused("payout", ANSWER("consistent", "0.5", "\"a\\r\\nb\""), "llm: summary has a control character at byte 1");
+    s_refused("payout", ANSWER("consistent", "0.5", "\"ab\\u0085\""), "llm: summary has a control character at byte 2");
     s_refused("payout", ANSWER("con\\nsistent", "0.5", "\"x\""),
               "llm: classification \"con?sistent\" is not one of the payout classifications");
     s_refused("payout", ANSWER("consistent", "0.5", "\"x\"") " trailing", "llm: answer is not JSON");
@@ -904,16 +897,14 @@ Test(llm, parse_answer_accepts_and_rounds)
     cr_assert_eq(out.confidence_permille, 1000);
     cr_assert_eq(s_parse("payout", ANSWER("consistent", "1.0", "\"x\""), &out, reason, sizeof reason), 0);
     cr_assert_eq(out.confidence_permille, 1000);
-    cr_assert_eq(s_parse("refund", ANSWER("ledger_write_failed", "0.9996", "\"x\""), &out, reason, sizeof reason),
-                 0);
+    cr_assert_eq(s_parse("refund", ANSWER("ledger_write_failed", "0.9996", "\"x\""), &out, reason, sizeof reason), 0);
     cr_assert_eq(out.confidence_permille, 1000);
     cr_assert_str_eq(out.classification, "ledger_write_failed");
     cr_assert_eq(s_parse("payout", ANSWER("consistent", "0.0004", "\"x\""), &out, reason, sizeof reason), 0);
     cr_assert_eq(out.confidence_permille, 0);
     cr_assert_eq(s_parse("payout", ANSWER("consistent", "-0.0", "\"x\""), &out, reason, sizeof reason), 0);
     cr_assert_eq(out.confidence_permille, 0);
-    cr_assert_eq(s_parse("payout", ANSWER("consistent", "0.1234", "\"caf\\u00e9\""), &out, reason, sizeof reason),
-                 0);
+    cr_assert_eq(s_parse("payout", ANSWER("consistent", "0.1234", "\"caf\\u00e9\""), &out, reason, sizeof reason), 0);
     cr_assert_eq(out.confidence_permille, 123);
     cr_assert_str_eq(out.summary, "caf\xc3\xa9");
     char big[1100];
@@ -938,20 +929,19 @@ Test(llm, new_validates_options_and_never_shows_the_key)
         {{.base_url = NULL, .model = "m", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 1}, "URL"},
         {{.base_url = "http://a b", .model = "m", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 1}, "URL"},
         {{.base_url = "http://x", .model = "", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 1}, "model"},
-        {{.base_url = "http://x", .model = "m\x01", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 1},
-         "model"},
+        {{.base_url = "http://x", .model = "m\x01", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 1}, "model"},
         {{.base_url = "http://x", .model = "m", .timeout_ms = 99, .max_attempts = 1, .max_inflight = 1}, "timeout"},
-        {{.base_url = "http://x", .model = "m", .timeout_ms = 600001, .max_attempts = 1, .max_inflight = 1},
-         "timeout"},
-        {{.base_url = "http://x", .model = "m", .timeout_ms = 1000, .max_attempts = 0, .max_inflight = 1},
-         "attempts"},
-        {{.base_url = "http://x", .model = "m", .timeout_ms = 1000, .max_attempts = 11, .max_inflight = 1},
-         "attempts"},
-        {{.base_url = "http://x", .model = "m", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 0},
-         "in flight"},
+        {{.base_url = "http://x", .model = "m", .timeout_ms = 600001, .max_attempts = 1, .max_inflight = 1}, "timeout"},
+        {{.base_url = "http://x", .model = "m", .timeout_ms = 1000, .max_attempts = 0, .max_inflight = 1}, "attempts"},
+        {{.base_url = "http://x", .model = "m", .timeout_ms = 1000, .max_attempts = 11, .max_inflight = 1}, "attempts"},
+        {{.base_url = "http://x", .model = "m", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 0}, "in flight"},
         {{.base_url = "http://x", .model = "m", .timeout_ms = 1000, .max_attempts = 1, .max_inflight = 257},
          "in flight"},
-        {{.base_url = "http://x", .model = "m", .api_key = secret, .timeout_ms = 1000, .max_attempts = 1,
+        {{.base_url = "http://x",
+          .model = "m",
+          .api_key = secret,
+          .timeout_ms = 1000,
+          .max_attempts = 1,
           .max_inflight = 1},
          "key"},
     };
@@ -964,8 +954,12 @@ Test(llm, new_validates_options_and_never_shows_the_key)
     }
     char err[64];
     cr_assert_null(llm_new(NULL, err, sizeof err));
-    llm_opts_t ok = {.base_url = "HTTPS://llm.example/api/", .model = "org/model 7b", .api_key = "",
-                     .timeout_ms = 100, .max_attempts = 10, .max_inflight = 256};
+    llm_opts_t ok = {.base_url = "HTTPS://llm.example/api/",
+                     .model = "org/model 7b",
+                     .api_key = "",
+                     .timeout_ms = 100,
+                     .max_attempts = 10,
+                     .max_inflight = 256};
     llm_t *llm = llm_new(&ok, err, sizeof err);
     cr_assert_not_null(llm, "%s", err);
     cr_assert_str_eq(llm_model(llm), "org/model 7b");

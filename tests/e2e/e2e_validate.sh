@@ -4,7 +4,7 @@
 #   1. the brief's examples: a settlement failure for a payout the payments
 #      API says is paid opens one case with the state read attached; the same
 #      event delivered 12 times gives 12 receipts, one case, one forward event;
-#   2. a corpus of bad webhooks (tests/lib_corpus.sh), each with its
+#   2. a corpus of bad webhooks (tests/e2e/lib_corpus.sh), each with its
 #      expected verdict, interleaved with good ones: every bad one is recorded
 #      with its reason and none goes past validate; every good one passes;
 #   3. out of order: refund.succeeded then an older refund.pending leaves

@@ -26,25 +26,25 @@
 
 typedef struct {
     unsigned status;
-    const char *body;           /* NULL: "{}" */
-    const char *retry_after;    /* NULL: no Retry-After header */
-    const char *location;       /* NULL: no Location header */
-    int delay_ms;               /* wait this long before answering */
-    size_t big_bytes;           /* > 0: a body of this many 'x' instead */
-    bool chunked;               /* big body without Content-Length */
+    const char *body;        /* NULL: "{}" */
+    const char *retry_after; /* NULL: no Retry-After header */
+    const char *location;    /* NULL: no Location header */
+    int delay_ms;            /* wait this long before answering */
+    size_t big_bytes;        /* > 0: a body of this many 'x' instead */
+    bool chunked;            /* big body without Content-Length */
 } step_t;
 
 typedef struct {
     char method[16];
     char path[256];
-    char authorization[256];    /* "" when absent */
+    char authorization[256]; /* "" when absent */
     char idem_key[300];
     char content_type[64];
     char accept[64];
     char user_agent[64];
     char body[1024];
     size_t body_len;
-    long at_ms;                 /* CLOCK_MONOTONIC arrival */
+    long at_ms; /* CLOCK_MONOTONIC arrival */
 } seen_t;
 
 typedef struct {
@@ -53,8 +53,8 @@ typedef struct {
     step_t steps[MAX_STEPS];
     int nsteps;
     seen_t seen[MAX_SEEN];
-    int nseen;                  /* every request, recorded or not */
-    char url[64];               /* http://127.0.0.1:<port> */
+    int nseen;    /* every request, recorded or not */
+    char url[64]; /* http://127.0.0.1:<port> */
 } server_t;
 
 /* one request's body as it arrives in pieces */
@@ -93,8 +93,7 @@ static ssize_t s_big_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 /* s_handler - collect the body, record the request, answer the next step */
 static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void) version;
     server_t *srv = cls;
@@ -139,8 +138,8 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const c
     struct MHD_Response *r;
     if (step.big_bytes > 0) {
         big_total = step.big_bytes;
-        r = MHD_create_response_from_callback(step.chunked ? MHD_SIZE_UNKNOWN : big_total, 64 * 1024,
-                                              s_big_reader, &big_total, NULL);
+        r = MHD_create_response_from_callback(step.chunked ? MHD_SIZE_UNKNOWN : big_total, 64 * 1024, s_big_reader,
+                                              &big_total, NULL);
     } else {
         const char *body = step.body ? step.body : "{}";
         r = MHD_create_response_from_buffer(strlen(body), (void *) body, MHD_RESPMEM_MUST_COPY);

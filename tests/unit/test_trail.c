@@ -79,7 +79,8 @@ static void s_write_trail(const char *dir, unsigned n, const uint64_t *cps, trai
         event_destroy(&ev);
         for (const uint64_t *c = cps; c && *c; c++)
             if (*c == head->seq)
-                cr_assert_eq(trail_checkpoint_append(s_cps, key, head, 1795000000000 + i, err, sizeof err), 0, "%s", err);
+                cr_assert_eq(trail_checkpoint_append(s_cps, key, head, 1795000000000 + i, err, sizeof err), 0, "%s",
+                             err);
     }
     journal_close(&j);
 }
@@ -399,7 +400,8 @@ Test(trail, meta_answers_who_what_when_outcome_origin_resource)
     m = s_meta("receipt", "", s_fill_receipt);
     cr_assert(strstr(m, "\"who\":\"psp:stripe\""), "%s", m);
     /* SHA-256("abc") */
-    cr_assert(strstr(m, "\"payload_sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""), "%s", m);
+    cr_assert(strstr(m, "\"payload_sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""),
+              "%s", m);
     cr_assert(strstr(m, "\"address\":\"192.0.2.7\""), "%s", m);
     free(m);
     m = s_meta("rejected", "payout-P-404", s_fill_rejected);

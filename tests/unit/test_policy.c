@@ -161,8 +161,7 @@ Test(policy, bad_thresholds_are_refused_naming_the_currency)
     s_assert_refused("approve\n    thresholds\n        EUR = \"400000 4000000\"\n", "approve/thresholds/EUR");
     s_assert_refused("approve\n    thresholds\n        EUR = \"400000 4000000 4000 1\"\n", "approve/thresholds/EUR");
     s_assert_refused("approve\n    thresholds\n        EUR = \"400000 4000000 40.00\"\n", "approve/thresholds/EUR");
-    s_assert_refused("approve\n    thresholds\n        EUR = \"99999999999999999999 1 1\"\n",
-                     "approve/thresholds/EUR");
+    s_assert_refused("approve\n    thresholds\n        EUR = \"99999999999999999999 1 1\"\n", "approve/thresholds/EUR");
     s_assert_refused("approve\n    thresholds\n        eur = \"400000 4000000 4000\"\n", "approve/thresholds/eur");
     s_assert_refused("approve\n    thresholds\n        EURO = \"400000 4000000 4000\"\n", "approve/thresholds/EURO");
 }
@@ -238,8 +237,7 @@ Test(policy, amounts_use_the_currency_decimals)
 {
     policy_t p;
     char err[256] = "";
-    cr_assert_eq(s_load_text("approve\n    thresholds\n        JPY = \"1000000 10000000 5000\"\n", &p, err,
-                             sizeof err),
+    cr_assert_eq(s_load_text("approve\n    thresholds\n        JPY = \"1000000 10000000 5000\"\n", &p, err, sizeof err),
                  0, "%s", err);
     policy_input_t in = s_payout(1234567, "JPY");
     route_t r = s_route(&p, &in);
@@ -620,9 +618,10 @@ Test(policy, input_from_a_triaged_body_falls_back_and_defaults_when_fields_are_m
 {
     /* no psp_state: the webhook's status; a payout's payments-API status and
      * ledger; no advice: no label and confidence 0, which people decide */
-    json_t *body = s_json("{\"kind\":\"payout\",\"amount\":500000,\"currency\":\"USD\",\"status\":\"failed\","
-                          "\"payout_state\":{\"status\":\"paid\"},\"payment_state\":{\"flagged\":true},"
-                          "\"ledger_state\":{\"entries\":[{\"type\":\"payout_paid\"},{\"type\":\"payout_reversal\"}]}}");
+    json_t *body =
+        s_json("{\"kind\":\"payout\",\"amount\":500000,\"currency\":\"USD\",\"status\":\"failed\","
+               "\"payout_state\":{\"status\":\"paid\"},\"payment_state\":{\"flagged\":true},"
+               "\"ledger_state\":{\"entries\":[{\"type\":\"payout_paid\"},{\"type\":\"payout_reversal\"}]}}");
     policy_input_t in;
     policy_input_from_json(body, &in);
     json_decref(body);

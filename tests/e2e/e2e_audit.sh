@@ -12,7 +12,7 @@
 #   5. the case index deleted and rebuilt from the trail answers the same;
 #   6. tampering with a copy of the trail: a flipped byte and a tail cut
 #      after a checkpoint are caught and located (every kind of tampering,
-#      located exactly, is in tests/test_trail.c).
+#      located exactly, is in tests/unit/test_trail.c).
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"

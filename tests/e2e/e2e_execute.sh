@@ -25,10 +25,17 @@ approve
     public_url = http://127.0.0.1:$APORT
 execute
     token_file = $ROOT/config/sandbox/write.token
-    fault_file = $D/fault
     retry_base_ms = 50
     retry_max_ms = 200
 CFG
+# execute's test build (bin/hooks/execute: SIGKILL before or after a named
+# step, when $PG_EXECUTE_FAULT_FILE says so) runs in this group, from a bin
+# folder of its own beside copies of the other programs
+mkdir -p "$WORK/bin"
+cp "$BIN"/* "$WORK/bin/" 2>/dev/null
+cp "$BIN/hooks/execute" "$WORK/bin/execute"
+BIN=$WORK/bin
+export PG_EXECUTE_FAULT_FILE=$D/fault
 URL=http://127.0.0.1:$PORT
 API=http://127.0.0.1:$APORT
 STRIPE_A=$E2E_SECRET
@@ -191,7 +198,7 @@ ok "and planning called nothing" test "$before" = "$after"
 ok "by default the hold stayed on the case whose ledger step failed" \
     bash -c "curl -s -H 'Authorization: Bearer $(tok read)' '$SBXURL/payments/payouts/P-3' | grep -q '\"status\":\"on_hold\"'"
 down "$CFG"
-sed -i "s|^    fault_file = |    release_hold_on_failure = yes\n    fault_file = |" "$CFG"
+sed -i "s|^    retry_base_ms = 50|    release_hold_on_failure = yes\n    retry_base_ms = 50|" "$CFG"
 ok "the group restarts with release_hold_on_failure = yes" up "$CFG"
 sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'
 fire 4

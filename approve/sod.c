@@ -1,0 +1,98 @@
+/* sod - segregation of duties (see approve.h): one person counts once per
+ * case whatever roles they hold; nobody decides a case they raised; a deny
+ * from any required approver denies; approval needs every required role
+ * covered by distinct people. Pure: no clock, no lock, no I/O. */
+#include "approve.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+/* s_covered - has an earlier approval covered role? */
+static bool s_covered(const approval_t *c, const char *role)
+{
+    for (size_t i = 0; i < c->ndecisions; i++)
+        if (strcmp(c->decisions[i].role, role) == 0)
+            return true;
+    return false;
+}
+
+/* s_refuse_state - 404/409 for a case that cannot take a decision now */
+static unsigned s_refuse_state(const approval_t *c, int64_t now_ms, char *why, size_t whylen)
+{
+    if (!c) {
+        snprintf(why, whylen, "no such case");
+        return 404;
+    }
+    if (strcmp(c->state, "pending") != 0) {
+        snprintf(why, whylen, "case is %s, not awaiting a decision", c->state);
+        return 409;
+    }
+    if (now_ms >= c->expires_ms) {
+        snprintf(why, whylen, "the approval expired");
+        return 409;
+    }
+    return 0;
+}
+
+/* s_refuse_person - 403 for a person who may not decide this case */
+static unsigned s_refuse_person(const approval_t *c, const person_t *who, char *why, size_t whylen)
+{
+    if (c->raised_by[0] && strcmp(c->raised_by, who->name) == 0) {
+        snprintf(why, whylen, "%s raised this case and cannot decide it", who->name);
+        return 403;
+    }
+    for (size_t i = 0; i < c->ndecisions; i++)
+        if (strcmp(c->decisions[i].who, who->name) == 0) {
+            snprintf(why, whylen, "%s already decided this case: one person counts once", who->name);
+            return 403;
+        }
+    return 0;
+}
+
+/* sod_judge - see approve.h */
+unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64_t now_ms, char role[POLICY_ROLE_MAX],
+                   char *why, size_t whylen)
+{
+    assert(who && role && why && whylen > 0);
+    role[0] = '\0';
+    why[0] = '\0';
+    unsigned status = s_refuse_state(c, now_ms, why, whylen);
+    if (!status)
+        status = s_refuse_person(c, who, why, whylen);
+    if (status)
+        return status;
+    /* the first required role this person holds that nobody covers yet */
+    bool holds_any = false;
+    for (size_t r = 0; r < c->route.nroles && !role[0]; r++) {
+        if (!people_holds(who, c->route.roles[r]))
+            continue;
+        holds_any = true;
+        if (!s_covered(c, c->route.roles[r]))
+            snprintf(role, POLICY_ROLE_MAX, "%s", c->route.roles[r]);
+    }
+    if (!holds_any || (approve && !role[0])) {
+        snprintf(why, whylen,
+                 holds_any ? "%s's required roles are already covered by others"
+                           : "%s holds none of the roles this case still needs",
+                 who->name);
+        role[0] = '\0';
+        return 403;
+    }
+    if (!approve)
+        role[0] = '\0'; /* a deny covers no role */
+    return 0;
+}
+
+/* sod_outcome - see approve.h */
+const char *sod_outcome(const approval_t *c, bool last_was_deny)
+{
+    assert(c);
+    if (last_was_deny)
+        return "denied";
+    size_t covered = 0;
+    for (size_t r = 0; r < c->route.nroles; r++)
+        covered += s_covered(c, c->route.roles[r]);
+    assert(covered <= c->route.nroles);
+    return covered == c->route.nroles ? "approved" : NULL;
+}
