@@ -18,7 +18,7 @@
 SHELL   := /bin/bash
 CC      ?= cc
 PKGS    := libczmq libzmq msgpack libcrypto libcurl libmicrohttpd jansson sqlite3
-WARN    := -std=c11 -Wall -Wextra -Werror
+WARN    := -std=c11 -Wall -Wextra -Wswitch-enum -Werror
 CPPFLAGS_ALL = -D_GNU_SOURCE -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 LDLIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
@@ -152,8 +152,8 @@ unit-asan: bin/unit-tests-asan
 # closes the run, which fails if any script did. E2E_LABEL names the run,
 # PG_BIN (read by tests/e2e/lib_e2e.sh) the folder of the programs under test.
 E2E_LABEL ?= e2e
-E2E_RUN = pass=0; fail=0; bad=""; for t in tests/e2e/e2e_*.sh; do echo "== $$t"; \
-	  bash $$t 2>&1 | tee build/e2e.last; rc=$${PIPESTATUS[0]}; \
+E2E_RUN = pass=0; fail=0; bad=""; for t in tests/e2e/e2e_*.sh; do echo "== $$t"; t0=$$(date +%s); \
+	  bash $$t 2>&1 | tee build/e2e.last; rc=$${PIPESTATUS[0]}; echo "\# $$t: $$(( $$(date +%s) - t0 )) s"; \
 	  line=$$(grep -E '^[0-9]+ passed, [0-9]+ failed$$' build/e2e.last | tail -1); \
 	  p=$$(echo "$$line" | cut -d' ' -f1); f=$$(echo "$$line" | cut -d' ' -f3); \
 	  pass=$$((pass + $${p:-0})); fail=$$((fail + $${f:-0})); \
@@ -200,10 +200,14 @@ $(BA)/%: $(BS)/tests/tools/%.o $(BS)/libpgcommon.a
 # build-asan/e2e-reports/ whatever process made it (the master's children,
 # tools), and any such file fails the run, even when the checks passed.
 # (verify_asan_link_order=0: e2e_fsync preloads its fsync shim first.)
+# The load scripts run smaller here (2,000 webhooks through the backbone,
+# 600 chaos deliveries, 1,000 over tcp://): the sanitizers look at every
+# code path those reach, and the full sizes run in the plain pass.
 E2E_SAN_DIR := $(CURDIR)/build-asan/e2e-reports
 e2e-asan: all $(ASAN_PROGS)
 	@rm -rf $(E2E_SAN_DIR); mkdir -p $(E2E_SAN_DIR); \
-	 export PG_BIN=$(CURDIR)/$(BA) \
+	 export PG_BIN=$(CURDIR)/$(BA) E2E_WEBHOOKS=$${E2E_WEBHOOKS:-2000} CHAOS_N=$${CHAOS_N:-600} \
+	   E2E_TRANSPORT_WEBHOOKS=$${E2E_TRANSPORT_WEBHOOKS:-1000} \
 	   ASAN_OPTIONS=log_path=$(E2E_SAN_DIR)/asan:detect_leaks=1:verify_asan_link_order=0 \
 	   UBSAN_OPTIONS=log_path=$(E2E_SAN_DIR)/ubsan:print_stacktrace=1:halt_on_error=1; \
 	 status=0; $(MAKE) --no-print-directory e2e-run E2E_LABEL=sanitized || status=$$?; \

@@ -17,6 +17,29 @@
 #include "people.h"
 #include "policy.h"
 
+/* approval states: X(ENUM, "name on the wire and in the API") */
+#define APPROVAL_STATES(X)                                                                                             \
+    X(APR_PENDING, "pending")                                                                                          \
+    X(APR_APPROVED, "approved")                                                                                        \
+    X(APR_DENIED, "denied")                                                                                            \
+    X(APR_EXPIRED, "expired")                                                                                          \
+    X(APR_AUTO_APPROVED, "auto_approved")                                                                              \
+    X(APR_NO_ACTION, "no_action")                                                                                      \
+    X(APR_CLOSED, "closed")
+
+/* approval_state_t - where a case stands in approve */
+typedef enum {
+#define APPROVAL_STATE_ENUM(e, name) e,
+    APPROVAL_STATES(APPROVAL_STATE_ENUM)
+#undef APPROVAL_STATE_ENUM
+        APR_NSTATES
+} approval_state_t;
+
+/* approval_state_name - the state's name ("?" out of range) */
+const char *approval_state_name(approval_state_t s);
+/* approval_state_of - the state named name; false (out untouched) if none */
+bool approval_state_of(const char *name, approval_state_t *out);
+
 /* decided_t - one person's recorded decision on a case */
 typedef struct {
     char who[32];
@@ -33,7 +56,7 @@ typedef struct {
     char ref[128];
     int64_t amount;
     char currency[4];
-    char state[16]; /* pending | approved | denied | expired | auto_approved | no_action */
+    approval_state_t state;
     route_t route;
     decided_t *decisions; /* ndecisions of them (malloc'd: most cases have one or two) */
     size_t ndecisions;
@@ -61,9 +84,9 @@ typedef struct {
 unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64_t now_ms, char role[POLICY_ROLE_MAX],
                    char *why, size_t whylen);
 
-/* sod_outcome - what the case's decisions so far settle: "denied" once a
- * required approver denied, "approved" once every required role is
- * covered, else NULL (still pending) */
-const char *sod_outcome(const approval_t *c, bool last_was_deny);
+/* sod_outcome - what the case's decisions so far settle: APR_DENIED once a
+ * required approver denied, APR_APPROVED once every required role is
+ * covered, else APR_PENDING */
+approval_state_t sod_outcome(const approval_t *c, bool last_was_deny);
 
 #endif

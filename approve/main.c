@@ -152,7 +152,7 @@ static void s_free_case(approval_t *c)
  * plan): free them, the bulk of what a case holds */
 static void s_settle(approval_t *c)
 {
-    if (strcmp(c->state, "pending") != 0 && !c->outcome_pending) {
+    if (c->state != APR_PENDING && !c->outcome_pending) {
         free(c->facts);
         c->facts = NULL;
     }
@@ -214,8 +214,8 @@ static json_t *s_approval_json(const approval_t *c)
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:i, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:o}", "case_id",
                      c->case_id, "kind", c->kind, "ref", c->ref, "amount", (json_int_t) c->amount, "currency",
                      c->currency, "tier", c->route.tier, "required_roles", s_roles_json(&c->route), "missing_roles",
-                     missing, "decisions", ds, "expires_at", exp, "state", c->state, "action", c->route.action, "rule",
-                     c->route.rule, "raised_by", c->raised_by, "recommendation", rec);
+                     missing, "decisions", ds, "expires_at", exp, "state", approval_state_name(c->state), "action",
+                     c->route.action, "rule", c->route.rule, "raised_by", c->raised_by, "recommendation", rec);
 }
 
 static json_t *s_approval_record(const approval_t *c);
@@ -230,7 +230,7 @@ static void s_add_plan(const approve_t *a, const approval_t *c, json_t *j)
     json_t *rec = s_approval_record(c);
     rb_plan_t plan;
     char err[256];
-    if (runbook_plan("approved", rec, &a->rb_opts, &plan, err, sizeof err) == 0) {
+    if (runbook_plan(EV_APPROVED, rec, &a->rb_opts, &plan, err, sizeof err) == 0) {
         json_object_set_new(j, "planned_runbook", runbook_plan_json(&plan));
         runbook_plan_clear(&plan);
     } else {
@@ -259,10 +259,11 @@ static event_body_t *s_card(approve_t *a, const approval_t *c, const char *title
         log_warn("case %s: the card gets no link: %s", c->case_id, err);
         url[0] = '\0';
     }
-    json_t *facts = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "title",
-                              "Case", "value", c->case_id, "title", "Kind", "value", c->kind, "title", "Amount",
-                              "value", amount, "title", "Tier", "value", tier, "title", "Required roles", "value",
-                              roles, "title", "State", "value", c->state, "title", "Expires", "value", exp);
+    json_t *facts =
+        json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "title", "Case", "value",
+                  c->case_id, "title", "Kind", "value", c->kind, "title", "Amount", "value", amount, "title", "Tier",
+                  "value", tier, "title", "Required roles", "value", roles, "title", "State", "value",
+                  approval_state_name(c->state), "title", "Expires", "value", exp);
     json_t *card = json_pack(
         "{s:s, s:s, s:s, s:[{s:s, s:s, s:s, s:b}, {s:s, s:o}, {s:s, s:s, s:b, s:s}, {s:s, s:s, s:b}], "
         "s:[{s:s, s:s, s:s}]}",
@@ -334,7 +335,7 @@ static void s_store(approve_t *a, approval_t *c)
     if (a->ncases == APPROVE_MAX_CASES) {
         /* bounded: forget the oldest decided case (its record is in the journal and audit) */
         for (size_t i = 0; i < a->ncases; i++)
-            if (strcmp(a->cases[i]->state, "pending") != 0 && !a->cases[i]->outcome_pending) {
+            if (a->cases[i]->state != APR_PENDING && !a->cases[i]->outcome_pending) {
                 zhashx_delete(a->index, a->cases[i]->case_id);
                 s_free_case(a->cases[i]);
                 memmove(&a->cases[i], &a->cases[i + 1], (a->ncases - i - 1) * sizeof *a->cases);
@@ -351,11 +352,47 @@ static void s_store(approve_t *a, approval_t *c)
     zhashx_insert(a->index, c->case_id, c);
 }
 
+/* s_takes - the input approve routes: triaged cases (the switch names every
+ * type, so a new one must be placed here) */
+static bool s_takes(event_type_t type)
+{
+    switch (type) {
+    case EV_TRIAGED:
+        return true;
+    case EV_RECEIPT:
+    case EV_VALIDATED:
+    case EV_REJECTED:
+    case EV_DUPLICATE:
+    case EV_IGNORED:
+    case EV_OUT_OF_ORDER:
+    case EV_SWEEP:
+    case EV_ROUTED:
+    case EV_DECISION:
+    case EV_APPROVED:
+    case EV_DENIED:
+    case EV_EXPIRED:
+    case EV_EXECUTED:
+    case EV_RUNBOOK:
+    case EV_STEP:
+    case EV_REVIEW:
+    case EV_NOTICE:
+    case EV_ACCESS_DENIED:
+    case EV_DECISION_REFUSED:
+    case EV_ESCALATED:
+    case EV_CLOSED:
+    case EV_AUDIT_VERIFIED:
+    case EV_NONE:
+    case EV_NTYPES:
+        return false;
+    }
+    return false;
+}
+
 /* s_handle - route a triaged case */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     approve_t *a = arg;
-    if (strcmp(event_head(in)->type, "triaged") != 0) {
+    if (!s_takes(event_head(in)->kind)) {
         log_warn("ignoring a %s event: approve takes triaged cases", event_head(in)->type);
         return STAGE_DONE;
     }
@@ -382,14 +419,13 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     c->advice = s_json_text(json_object_get(body, "advice"));
     c->facts = json_dumps(body, JSON_COMPACT);
     policy_route(&a->policy, &pin, &c->route);
-    snprintf(c->state, sizeof c->state, "%s",
-             c->route.kind == ROUTE_NO_ACTION ? "no_action"
-             : c->route.kind == ROUTE_AUTO    ? "auto_approved"
-                                              : "pending");
+    c->state = c->route.kind == ROUTE_NO_ACTION ? APR_NO_ACTION
+               : c->route.kind == ROUTE_AUTO    ? APR_AUTO_APPROVED
+                                                : APR_PENDING;
 
     pthread_mutex_lock(&a->mu);
     approval_t *prior = s_find(a, c->case_id);
-    bool busy = prior && strcmp(prior->state, "pending") == 0;
+    bool busy = prior && prior->state == APR_PENDING;
     pthread_mutex_unlock(&a->mu);
     if (busy) {
         /* a newer fact about a case already awaiting people: on the
@@ -397,7 +433,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
         event_body_t *b = event_body_new();
         event_body_str(b, "case_id", c->case_id);
         event_body_str(b, "note", "a new event for a case already awaiting a decision; the pending approval stands");
-        stage_emit(st, "routed", c->case_id, b, STAGE_TO_AUDIT);
+        stage_emit(st, EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT);
         event_body_destroy(&b);
         s_free_case(c);
         json_decref(body);
@@ -405,16 +441,16 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     }
     /* the route, with the rule that chose it */
     event_body_t *b = s_approval_body(c); /* with the facts execute will act on */
-    stage_emit(st, "routed", c->case_id, b, STAGE_TO_AUDIT);
+    stage_emit(st, EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
     if (c->route.kind == ROUTE_AUTO) {
         b = s_approval_body(c);
         event_body_str(b, "decided_by", "policy");
-        stage_emit(st, "approved", c->case_id, b, STAGE_TO_BOTH);
+        stage_emit(st, EV_APPROVED, c->case_id, b, STAGE_TO_BOTH);
         event_body_destroy(&b);
     } else if (c->route.kind == ROUTE_HUMANS) {
         b = s_card(a, c, "A payguard case awaits your decision");
-        stage_emit(st, "notice", c->case_id, b, STAGE_TO_BOTH);
+        stage_emit(st, EV_NOTICE, c->case_id, b, STAGE_TO_BOTH);
         event_body_destroy(&b);
     }
     stage_count(st, "payguard_approve_routes_total", "rule", c->route.rule, 1);
@@ -429,7 +465,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 /* ---------------------------------------------------------- people */
 
 /* s_audit_refusal - a refused request, on the trail (who, what, why) */
-static void s_audit_refusal(approve_t *a, const char *type, const char *who, const char *case_id, unsigned status,
+static void s_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, unsigned status,
                             const char *why, const char *peer)
 {
     event_body_t *b = event_body_new();
@@ -441,7 +477,7 @@ static void s_audit_refusal(approve_t *a, const char *type, const char *who, con
     char id[EVENT_ID_MAX + 1];
     stage_publish(a->st, "deny", type, case_id ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL);
     event_body_destroy(&b);
-    stage_count(a->st, "payguard_approve_refusals_total", "reason", type, 1);
+    stage_count(a->st, "payguard_approve_refusals_total", "reason", event_type_name(type), 1);
 }
 
 /* ------------------------------------------------------------- HTTP */
@@ -452,15 +488,15 @@ static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
     const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
     if (!status)
         status = "pending";
-    if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied") &&
-        strcmp(status, "expired") && strcmp(status, "auto_approved") && strcmp(status, "no_action") &&
-        strcmp(status, "all"))
+    approval_state_t want = APR_PENDING;
+    bool all = strcmp(status, "all") == 0;
+    if (!all && (!approval_state_of(status, &want) || want == APR_CLOSED))
         return httpd_error(conn, MHD_HTTP_BAD_REQUEST,
                            "status must be pending, approved, denied, expired, auto_approved, no_action or all");
     json_t *list = json_array();
     pthread_mutex_lock(&a->mu);
     for (size_t i = a->ncases; i-- > 0;) /* newest first */
-        if (strcmp(status, "all") == 0 || strcmp(a->cases[i]->state, status) == 0)
+        if (all || a->cases[i]->state == want)
             json_array_append_new(list, s_approval_json(a->cases[i]));
     pthread_mutex_unlock(&a->mu);
     return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:o}", "approvals", list));
@@ -518,9 +554,8 @@ static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, c
     snprintf(d->decision, sizeof d->decision, "%s", decision);
     snprintf(d->comment, sizeof d->comment, "%s", comment);
     d->at_ms = stage_now_ms();
-    const char *outcome = sod_outcome(c, strcmp(decision, "deny") == 0);
-    if (outcome)
-        snprintf(c->state, sizeof c->state, "%s", outcome);
+    approval_state_t outcome = sod_outcome(c, strcmp(decision, "deny") == 0);
+    c->state = outcome;
     event_body_t *b = event_body_new();
     event_body_str(b, "case_id", c->case_id);
     event_body_str(b, "who", who->name);
@@ -528,14 +563,14 @@ static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, c
     event_body_str(b, "decision", decision);
     event_body_str(b, "comment", comment);
     event_body_str(b, "client_ip", peer);
-    event_body_str(b, "state", c->state);
+    event_body_str(b, "state", approval_state_name(c->state));
     char id[EVENT_ID_MAX + 1];
     /* the answer waits for the decision itself: once it is on disk it is
      * recorded, and a deciding one is followed by its outcome (now, or by
      * s_tick if the window is full or we crash in between) */
-    int rc = stage_publish(a->st, "dec", "decision", c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
+    int rc = stage_publish(a->st, "dec", EV_DECISION, c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
     event_body_destroy(&b);
-    if (rc == 0 && outcome) {
+    if (rc == 0 && outcome != APR_PENDING) {
         c->outcome_pending = true;
         a->outcomes_pending++;
         snprintf(c->outcome_by, sizeof c->outcome_by, "%s", who->name);
@@ -570,15 +605,15 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     if (status) {
         pthread_mutex_unlock(&a->mu);
         json_decref(body);
-        s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
+        s_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, status, why, peer);
         return httpd_error(req->conn, status, why);
     }
     int rc = s_record_decision(a, c, who, role, decision, comment, peer, req);
-    snprintf(req->state, sizeof req->state, "%s", c->state);
+    snprintf(req->state, sizeof req->state, "%s", approval_state_name(c->state));
     snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
     if (rc != 0) { /* could not journal: undo, and say so */
         c->ndecisions--;
-        snprintf(c->state, sizeof c->state, "pending");
+        c->state = APR_PENDING;
     }
     pthread_mutex_unlock(&a->mu);
     json_decref(body);
@@ -597,15 +632,16 @@ static int s_emit_outcome(approve_t *a, approval_t *c)
     char id[EVENT_ID_MAX + 1];
     event_body_t *b = s_approval_body(c);
     event_body_str(b, "decided_by", c->outcome_by);
-    int rc = stage_publish(a->st, "dec", c->state, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+    int rc = stage_publish(a->st, "dec", c->state == APR_APPROVED ? EV_APPROVED : EV_DENIED, c->case_id, b,
+                           STAGE_TO_BOTH, id, NULL, NULL);
     event_body_destroy(&b);
     if (rc != 0)
         return -1;
     c->outcome_pending = false;
     a->outcomes_pending--;
     s_settle(c);
-    event_body_t *card = s_card(a, c, strcmp(c->state, "approved") == 0 ? "Case approved" : "Case denied");
-    stage_publish(a->st, "dec", "notice", c->case_id, card, STAGE_TO_BOTH, id, NULL, NULL);
+    event_body_t *card = s_card(a, c, c->state == APR_APPROVED ? "Case approved" : "Case denied");
+    stage_publish(a->st, "dec", EV_NOTICE, c->case_id, card, STAGE_TO_BOTH, id, NULL, NULL);
     event_body_destroy(&card);
     return 0;
 }
@@ -631,32 +667,32 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
     if (!c) {
         status = MHD_HTTP_NOT_FOUND;
         snprintf(why, sizeof why, "no such case");
-    } else if (strcmp(c->state, "pending") == 0 || strcmp(c->state, "no_action") == 0 ||
-               strcmp(c->state, "closed") == 0 || (strcmp(what, "retry") == 0 && strcmp(c->state, "denied") == 0)) {
+    } else if (c->state == APR_PENDING || c->state == APR_NO_ACTION || c->state == APR_CLOSED ||
+               (strcmp(what, "retry") == 0 && c->state == APR_DENIED)) {
         status = MHD_HTTP_CONFLICT;
-        snprintf(why, sizeof why, "case is %s: nothing to %s", c->state, what);
+        snprintf(why, sizeof why, "case is %s: nothing to %s", approval_state_name(c->state), what);
     }
     if (status) {
         pthread_mutex_unlock(&a->mu);
         json_decref(body);
-        s_audit_refusal(a, "decision_refused", who->name, case_id, status, why, peer);
+        s_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, status, why, peer);
         return httpd_error(req->conn, status, why);
     }
     char id[EVENT_ID_MAX + 1];
     int rc;
     if (strcmp(what, "close") == 0) {
-        snprintf(c->state, sizeof c->state, "closed");
+        c->state = APR_CLOSED;
         event_body_t *b = event_body_new();
         event_body_str(b, "case_id", c->case_id);
         event_body_str(b, "who", who->name);
         event_body_str(b, "comment", comment);
         event_body_str(b, "client_ip", peer);
-        rc = stage_publish(a->st, "rev", "closed", c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
+        rc = stage_publish(a->st, "rev", EV_CLOSED, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
         event_body_destroy(&b);
     } else {
         c->retry++;
         c->ndecisions = 0;
-        snprintf(c->state, sizeof c->state, "pending");
+        c->state = APR_PENDING;
         snprintf(c->raised_by, sizeof c->raised_by, "%s", who->name);
         if (c->route.nroles == 0) /* policy had approved it: people decide a retry */
             policy_tier(&a->policy, policy_amount_tier(&a->policy, c->amount, c->currency), &c->route);
@@ -666,13 +702,13 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
                  *comment ? comment : "(no comment)");
         c->expires_ms = stage_now_ms() + a->expiry_s * 1000;
         event_body_t *b = s_approval_body(c);
-        rc = stage_publish(a->st, "rev", "routed", c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
+        rc = stage_publish(a->st, "rev", EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
         event_body_destroy(&b);
         b = s_card(a, c, "A retry of a failed payguard runbook awaits your decision");
-        stage_publish(a->st, "rev", "notice", c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+        stage_publish(a->st, "rev", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
         event_body_destroy(&b);
     }
-    snprintf(req->state, sizeof req->state, "%s", c->state);
+    snprintf(req->state, sizeof req->state, "%s", approval_state_name(c->state));
     snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
     pthread_mutex_unlock(&a->mu);
     json_decref(body);
@@ -725,7 +761,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     const person_t *who =
         people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
     if (!who) {
-        s_audit_refusal(a, "access_denied", NULL, "", MHD_HTTP_UNAUTHORIZED, "unknown or missing token", peer);
+        s_audit_refusal(a, EV_ACCESS_DENIED, NULL, "", MHD_HTTP_UNAUTHORIZED, "unknown or missing token", peer);
         return httpd_unauthorized(conn);
     }
     if (req->too_large)
@@ -760,7 +796,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
             pthread_mutex_lock(&a->mu);
             approval_t *c = s_find(a, case_id);
             json_t *j = c ? s_approval_json(c) : NULL;
-            if (c && strcmp(c->state, "pending") == 0)
+            if (c && c->state == APR_PENDING)
                 s_add_plan(a, c, j);
             pthread_mutex_unlock(&a->mu);
             return j ? httpd_reply(conn, MHD_HTTP_OK, j) : httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
@@ -813,7 +849,7 @@ static void s_tick(stage_t *st, void *arg)
     a->next_scan_ms = now + 200;
     for (size_t i = 0; i < a->ncases; i++) {
         approval_t *c = a->cases[i];
-        if (strcmp(c->state, "pending") != 0 || now < c->expires_ms)
+        if (c->state != APR_PENDING || now < c->expires_ms)
             continue;
         int next = c->route.tier + 1;
         route_t r = c->route;
@@ -825,26 +861,26 @@ static void s_tick(stage_t *st, void *arg)
             c->route = r;
             c->expires_ms = now + a->expiry_s * 1000;
             event_body_t *b = s_approval_body(c);
-            stage_publish(st, "esc", "escalated", c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
+            stage_publish(st, "esc", EV_ESCALATED, c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
             event_body_destroy(&b);
             b = s_card(a, c, "A payguard case was escalated to you");
-            stage_publish(st, "esc", "notice", c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+            stage_publish(st, "esc", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
             event_body_destroy(&b);
         } else {
-            snprintf(c->state, sizeof c->state, "expired");
+            c->state = APR_EXPIRED;
             event_body_t *b = s_approval_body(c);
-            stage_publish(st, "esc", "expired", c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
+            stage_publish(st, "esc", EV_EXPIRED, c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
             s_settle(c);
             event_body_destroy(&b);
             b = s_card(a, c, "A payguard case expired without a decision: ops review");
-            stage_publish(st, "esc", "notice", c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+            stage_publish(st, "esc", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
             event_body_destroy(&b);
         }
         stage_count(st, "payguard_approve_expiries_total", NULL, NULL, 1);
     }
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
-        pending += strcmp(a->cases[i]->state, "pending") == 0;
+        pending += a->cases[i]->state == APR_PENDING;
     pthread_mutex_unlock(&a->mu);
     stage_gauge(st, "payguard_approvals_pending", (int64_t) pending);
 }
@@ -852,23 +888,23 @@ static void s_tick(stage_t *st, void *arg)
 /* ------------------------------------------------------------ start */
 
 /* s_from_record - an approval as a routed/escalated/decided event body states it */
-static void s_apply_record(approve_t *a, const char *type, json_t *b, const char *case_id)
+static void s_apply_record(approve_t *a, event_type_t type, json_t *b, const char *case_id)
 {
     approval_t *c = s_find(a, case_id);
-    if (strcmp(type, "routed") == 0 && json_is_string(json_object_get(b, "state"))) {
+    if (type == EV_ROUTED && json_is_string(json_object_get(b, "state"))) {
         c = calloc(1, sizeof *c);
         snprintf(c->case_id, sizeof c->case_id, "%s", case_id);
         s_store(a, c);
     }
     if (!c)
         return;
-    if (strcmp(type, "closed") == 0) {
-        snprintf(c->state, sizeof c->state, "closed");
+    if (type == EV_CLOSED) {
+        c->state = APR_CLOSED;
         return;
     }
-    if (strcmp(type, "routed") == 0 && json_integer_value(json_object_get(b, "retry")) > 0)
+    if (type == EV_ROUTED && json_integer_value(json_object_get(b, "retry")) > 0)
         c->ndecisions = 0; /* a retry round starts without decisions */
-    if (strcmp(type, "decision") == 0) {
+    if (type == EV_DECISION) {
         if (c->ndecisions < APPROVE_MAX_DECISIONS) {
             decided_t *d = s_decision_add(c);
             snprintf(d->who, sizeof d->who, "%s", s_js(b, "who"));
@@ -876,15 +912,15 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
             snprintf(d->decision, sizeof d->decision, "%s", s_js(b, "decision"));
             snprintf(d->comment, sizeof d->comment, "%s", s_js(b, "comment"));
         }
-        snprintf(c->state, sizeof c->state, "%s", (*s_js(b, "state") ? s_js(b, "state") : c->state));
-        if ((strcmp(c->state, "approved") == 0 || strcmp(c->state, "denied") == 0) && !c->outcome_pending) {
+        approval_state_of(s_js(b, "state"), &c->state); /* absent: as it was */
+        if ((c->state == APR_APPROVED || c->state == APR_DENIED) && !c->outcome_pending) {
             c->outcome_pending = true; /* until its outcome event shows it was emitted */
             a->outcomes_pending++;
             snprintf(c->outcome_by, sizeof c->outcome_by, "%s", s_js(b, "who"));
         }
         return;
     }
-    if ((strcmp(type, "approved") == 0 || strcmp(type, "denied") == 0) && c->outcome_pending) {
+    if ((type == EV_APPROVED || type == EV_DENIED) && c->outcome_pending) {
         c->outcome_pending = false;
         a->outcomes_pending--;
     }
@@ -893,7 +929,7 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
     STR(c->kind, "kind");
     STR(c->ref, "ref");
     STR(c->currency, "currency");
-    STR(c->state, "state");
+    approval_state_of(s_js(b, "state"), &c->state);
     STR(c->raised_by, "raised_by");
     STR(c->triaged_id, "triaged_id");
     STR(c->route.action, "action");
@@ -905,9 +941,9 @@ static void s_apply_record(approve_t *a, const char *type, json_t *b, const char
     c->route.tier = (int) json_integer_value(json_object_get(b, "tier"));
     c->created_ms = json_integer_value(json_object_get(b, "created_ms"));
     c->expires_ms = json_integer_value(json_object_get(b, "expires_ms"));
-    c->route.kind = strcmp(c->state, "no_action") == 0       ? ROUTE_NO_ACTION
-                    : strcmp(c->state, "auto_approved") == 0 ? ROUTE_AUTO
-                                                             : ROUTE_HUMANS;
+    c->route.kind = c->state == APR_NO_ACTION       ? ROUTE_NO_ACTION
+                    : c->state == APR_AUTO_APPROVED ? ROUTE_AUTO
+                                                    : ROUTE_HUMANS;
     c->route.nroles = 0;
     size_t i;
     json_t *r;
@@ -931,14 +967,39 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
 {
     (void) st;
     approve_t *a = arg;
-    const char *type = event_head(ev)->type;
-    if (strcmp(type, "routed") == 0 || strcmp(type, "decision") == 0 || strcmp(type, "approved") == 0 ||
-        strcmp(type, "denied") == 0 || strcmp(type, "escalated") == 0 || strcmp(type, "expired") == 0 ||
-        strcmp(type, "closed") == 0) {
-        json_t *b = event_body_to_json(ev);
-        s_apply_record(a, type, b, event_head(ev)->case_key);
-        json_decref(b);
+    event_type_t type = event_head(ev)->kind;
+    switch (type) {
+    case EV_ROUTED:
+    case EV_DECISION:
+    case EV_APPROVED:
+    case EV_DENIED:
+    case EV_ESCALATED:
+    case EV_EXPIRED:
+    case EV_CLOSED:
+        break; /* what approve's state is made of */
+    case EV_RECEIPT:
+    case EV_VALIDATED:
+    case EV_REJECTED:
+    case EV_DUPLICATE:
+    case EV_IGNORED:
+    case EV_OUT_OF_ORDER:
+    case EV_SWEEP:
+    case EV_TRIAGED:
+    case EV_EXECUTED:
+    case EV_RUNBOOK:
+    case EV_STEP:
+    case EV_REVIEW:
+    case EV_NOTICE:
+    case EV_ACCESS_DENIED:
+    case EV_DECISION_REFUSED:
+    case EV_AUDIT_VERIFIED:
+    case EV_NONE:
+    case EV_NTYPES:
+        return; /* cards, refusals: nothing to rebuild */
     }
+    json_t *b = event_body_to_json(ev);
+    s_apply_record(a, type, b, event_head(ev)->case_key);
+    json_decref(b);
 }
 
 /* s_init - policy, people, state, the API */
@@ -973,7 +1034,7 @@ static int s_init(stage_t *st, void *arg)
     log_info("%zu approvers configured", a->people.n);
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
-        pending += strcmp(a->cases[i]->state, "pending") == 0;
+        pending += a->cases[i]->state == APR_PENDING;
     log_info("approvals rebuilt from the journal: %zu cases, %zu pending", a->ncases, pending);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
     if (inet_pton(AF_INET, config_get(c, "approve/http_bind"), &sin.sin_addr) != 1) {

@@ -1,4 +1,4 @@
-/* sod - segregation of duties (see approve.h): one person counts once per
+/* sod - segregation of duties, and the names of approval states (see approve.h): one person counts once per
  * case whatever roles they hold; nobody decides a case they raised; a deny
  * from any required approver denies; approval needs every required role
  * covered by distinct people. Pure: no clock, no lock, no I/O. */
@@ -24,8 +24,8 @@ static unsigned s_refuse_state(const approval_t *c, int64_t now_ms, char *why, s
         snprintf(why, whylen, "no such case");
         return 404;
     }
-    if (strcmp(c->state, "pending") != 0) {
-        snprintf(why, whylen, "case is %s, not awaiting a decision", c->state);
+    if (c->state != APR_PENDING) {
+        snprintf(why, whylen, "case is %s, not awaiting a decision", approval_state_name(c->state));
         return 409;
     }
     if (now_ms >= c->expires_ms) {
@@ -85,14 +85,37 @@ unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64
 }
 
 /* sod_outcome - see approve.h */
-const char *sod_outcome(const approval_t *c, bool last_was_deny)
+approval_state_t sod_outcome(const approval_t *c, bool last_was_deny)
 {
     assert(c);
     if (last_was_deny)
-        return "denied";
+        return APR_DENIED;
     size_t covered = 0;
     for (size_t r = 0; r < c->route.nroles; r++)
         covered += s_covered(c, c->route.roles[r]);
     assert(covered <= c->route.nroles);
-    return covered == c->route.nroles ? "approved" : NULL;
+    return covered == c->route.nroles ? APR_APPROVED : APR_PENDING;
+}
+
+static const char *const s_state_names[APR_NSTATES] = {
+#define APPROVAL_STATE_NAME(e, name) [e] = name,
+    APPROVAL_STATES(APPROVAL_STATE_NAME)
+#undef APPROVAL_STATE_NAME
+};
+
+/* approval_state_name - see approve.h */
+const char *approval_state_name(approval_state_t s)
+{
+    return (unsigned) s < APR_NSTATES ? s_state_names[s] : "?";
+}
+
+/* approval_state_of - see approve.h */
+bool approval_state_of(const char *name, approval_state_t *out)
+{
+    for (int s = 0; s < APR_NSTATES; s++)
+        if (name && strcmp(name, s_state_names[s]) == 0) {
+            *out = (approval_state_t) s;
+            return true;
+        }
+    return false;
 }

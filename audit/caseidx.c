@@ -180,25 +180,26 @@ int caseidx_commit(caseidx_t *self)
 static const char *s_state_of(const event_t *ev)
 {
     const char *t = event_head(ev)->type;
+    event_type_t k = event_head(ev)->kind;
     char b[64];
-    if (strcmp(t, "rejected") == 0 || strcmp(t, "validated") == 0 || strcmp(t, "triaged") == 0 ||
-        strcmp(t, "approved") == 0 || strcmp(t, "denied") == 0 || strcmp(t, "expired") == 0 || strcmp(t, "closed") == 0)
+    if (k == EV_REJECTED || k == EV_VALIDATED || k == EV_TRIAGED || k == EV_APPROVED || k == EV_DENIED ||
+        k == EV_EXPIRED || k == EV_CLOSED)
         return t;
-    if (strcmp(t, "escalated") == 0)
+    if (k == EV_ESCALATED)
         return "awaiting_approval";
-    if (strcmp(t, "review") == 0)
+    if (k == EV_REVIEW)
         return "ops_review";
-    if (strcmp(t, "routed") == 0 || strcmp(t, "decision") == 0) {
+    if (k == EV_ROUTED || k == EV_DECISION) {
         event_get_strbuf(ev, "state", b, sizeof b);
-        return strcmp(b, "pending") == 0 && t[0] == 'r'                        ? "awaiting_approval"
+        return strcmp(b, "pending") == 0 && k == EV_ROUTED                     ? "awaiting_approval"
                : strcmp(b, "auto_approved") == 0 || strcmp(b, "approved") == 0 ? "approved"
                : strcmp(b, "denied") == 0                                      ? "denied"
                : strcmp(b, "no_action") == 0                                   ? "already_consistent"
                                                                                : NULL;
     }
-    if (strcmp(t, "runbook") == 0)
+    if (k == EV_RUNBOOK)
         return strcmp(event_get_strbuf(ev, "decision", b, sizeof b), "approved") == 0 ? "executing" : NULL;
-    if (strcmp(t, "executed") == 0) {
+    if (k == EV_EXECUTED) {
         event_get_strbuf(ev, "outcome", b, sizeof b);
         return strcmp(b, "done") == 0            ? "executed"
                : strcmp(b, "ops_review") == 0    ? "ops_review"
@@ -250,10 +251,9 @@ static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
 }
 
 /* s_is_verdict - validate's answer to a receipt (its cause is the receipt) */
-static bool s_is_verdict(const char *type)
+static bool s_is_verdict(event_type_t type)
 {
-    return strcmp(type, "validated") == 0 || strcmp(type, "duplicate") == 0 || strcmp(type, "out_of_order") == 0 ||
-           strcmp(type, "rejected") == 0;
+    return type == EV_VALIDATED || type == EV_DUPLICATE || type == EV_OUT_OF_ORDER || type == EV_REJECTED;
 }
 
 /* s_case_facts - the case row: created if new, facts filled in, counters */
@@ -277,13 +277,13 @@ static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id
           " currency = COALESCE(currency, excluded.currency), created_ms = MIN(created_ms, excluded.created_ms),"
           " updated_ms = MAX(updated_ms, excluded.updated_ms), duplicates = duplicates + excluded.duplicates",
           "tnnnniii", case_id, kind, ref, provider, cur, (int64_t) h->time_ms, (int64_t) h->time_ms,
-          (int64_t) (strcmp(h->type, "duplicate") == 0));
+          (int64_t) (h->kind == EV_DUPLICATE));
     if (has_amount)
         s_run(self, "UPDATE cases SET amount = COALESCE(amount, ?) WHERE case_id = ?", "it", amount, case_id);
     if (has_tier) /* routed, approved, escalated: the tier now deciding */
         s_run(self, "UPDATE cases SET tier = ? WHERE case_id = ?", "it", tier, case_id);
     char key[256];
-    if (s_is_verdict(h->type) && *event_get_strbuf(ev, "key", key, sizeof key))
+    if (s_is_verdict(h->kind) && *event_get_strbuf(ev, "key", key, sizeof key))
         s_run(self, "INSERT OR IGNORE INTO keys(case_id, key) VALUES(?, ?)", "tt", case_id, key);
 }
 
@@ -351,10 +351,10 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
     if (!case_id[0])
         return 0; /* on the trail, in no case (e.g. a receipt refused before anything was known) */
     s_case_facts(self, ev, case_id);
-    if (strcmp(h->type, "receipt") == 0)
+    if (h->kind == EV_RECEIPT)
         s_run(self, "UPDATE cases SET receipts = receipts + 1, created_ms = MIN(created_ms, ?) WHERE case_id = ?", "it",
               (int64_t) h->time_ms, case_id);
-    if (s_is_verdict(h->type) && h->cause[0]) {
+    if (s_is_verdict(h->kind) && h->cause[0]) {
         s_run(self, "INSERT OR IGNORE INTO links(id, case_id) VALUES(?, ?)", "tt", h->cause, case_id);
         if (s_run(self, "UPDATE events SET case_id = ? WHERE id = ? AND case_id IS NULL AND type = 'receipt'", "tt",
                   case_id, h->cause) > 0)
@@ -475,39 +475,39 @@ void caseidx_summary(const void *event_json, char *out, size_t outlen)
     json_t *e = (json_t *) event_json;
     json_t *b = json_object_get(e, "body");
     const char *t = s_jstr(e, "type");
+    event_type_t k = event_type_of(t);
     json_t *hs = json_object_get(b, "http_status");
     json_int_t http = json_is_integer(hs) ? json_integer_value(hs) : 0;
-    if (strcmp(t, "receipt") == 0) {
+    if (k == EV_RECEIPT) {
         snprintf(out, outlen, "webhook received on /webhooks/%s from %s", s_jstr(b, "endpoint"), s_jstr(b, "peer"));
-    } else if (strcmp(t, "validated") == 0) {
+    } else if (k == EV_VALIDATED) {
         snprintf(out, outlen, "validated %s %s: %s; %s", s_jstr(b, "provider"), s_jstr(b, "event_type"),
                  s_jstr(b, "signature_verdict"), s_jstr(b, "state_verdict"));
-    } else if (strcmp(t, "duplicate") == 0) {
+    } else if (k == EV_DUPLICATE) {
         json_t *n = json_object_get(b, "times_seen");
         snprintf(out, outlen, "duplicate of %s (seen %lld times): recorded, not acted on", s_jstr(b, "key"),
                  json_is_integer(n) ? (long long) json_integer_value(n) : 0LL);
-    } else if (strcmp(t, "out_of_order") == 0) {
+    } else if (k == EV_OUT_OF_ORDER) {
         snprintf(out, outlen, "out of order: %s is older than what was applied; recorded, changes nothing",
                  s_jstr(b, "event_type"));
-    } else if (strcmp(t, "rejected") == 0) {
+    } else if (k == EV_REJECTED) {
         snprintf(out, outlen, "rejected at the %s gate (%s): %s", s_jstr(b, "gate"), s_jstr(b, "code"),
                  s_jstr(b, "reason"));
-    } else if (strcmp(t, "triaged") == 0) {
+    } else if (k == EV_TRIAGED) {
         json_t *a = json_object_get(b, "advice");
         json_t *c = json_object_get(a, "confidence_permille");
         snprintf(out, outlen, "AI advice (advisory only, from %s): %s, root cause %s, recommends %s, confidence %lld%%",
                  s_jstr(a, "source"), s_jstr(a, "classification"), s_jstr(a, "root_cause"), s_jstr(a, "recommendation"),
                  json_is_integer(c) ? (long long) json_integer_value(c) / 10 : 0LL);
-    } else if (strcmp(t, "routed") == 0) {
+    } else if (k == EV_ROUTED) {
         snprintf(out, outlen, "routed (%s): %s", *s_jstr(b, "rule") ? s_jstr(b, "rule") : "note",
                  *s_jstr(b, "reason") ? s_jstr(b, "reason") : s_jstr(b, "note"));
-    } else if (strcmp(t, "decision") == 0) {
+    } else if (k == EV_DECISION) {
         snprintf(out, outlen, "%s (%s) decided %s%s%s", s_jstr(b, "who"), s_jstr(b, "role"), s_jstr(b, "decision"),
                  *s_jstr(b, "comment") ? ": " : "", s_jstr(b, "comment"));
-    } else if (strcmp(t, "approved") == 0 || strcmp(t, "denied") == 0 || strcmp(t, "expired") == 0 ||
-               strcmp(t, "escalated") == 0) {
+    } else if (k == EV_APPROVED || k == EV_DENIED || k == EV_EXPIRED || k == EV_ESCALATED) {
         snprintf(out, outlen, "%s%s%s", t, *s_jstr(b, "decided_by") ? " by " : "", s_jstr(b, "decided_by"));
-    } else if (strcmp(t, "step") == 0) {
+    } else if (k == EV_STEP) {
         json_t *at = json_object_get(b, "attempts");
         if (*s_jstr(b, "system"))
             snprintf(out, outlen, "step %s %s: %s %s %s", s_jstr(b, "step"), s_jstr(b, "status"), s_jstr(b, "system"),
@@ -519,18 +519,18 @@ void caseidx_summary(const void *event_json, char *out, size_t outlen)
             snprintf(out + used, outlen - used, " -> HTTP %lld after %lld attempt(s)", (long long) http,
                      json_is_integer(at) ? (long long) json_integer_value(at) : 1LL);
         }
-    } else if (strcmp(t, "runbook") == 0) {
+    } else if (k == EV_RUNBOOK) {
         snprintf(out, outlen, "runbook started (decision: %s)", s_jstr(b, "decision"));
-    } else if (strcmp(t, "executed") == 0) {
+    } else if (k == EV_EXECUTED) {
         snprintf(out, outlen, "runbook finished: %s", s_jstr(b, "outcome"));
-    } else if (strcmp(t, "review") == 0) {
+    } else if (k == EV_REVIEW) {
         snprintf(out, outlen, "to ops review: step %s failed: %s", s_jstr(b, "failed_step"), s_jstr(b, "error"));
-    } else if (strcmp(t, "closed") == 0) {
+    } else if (k == EV_CLOSED) {
         snprintf(out, outlen, "closed by %s%s%s", s_jstr(b, "who"), *s_jstr(b, "comment") ? ": " : "",
                  s_jstr(b, "comment"));
-    } else if (strcmp(t, "notice") == 0) {
+    } else if (k == EV_NOTICE) {
         snprintf(out, outlen, "Teams card queued: %s", s_jstr(b, "title"));
-    } else if (strcmp(t, "access_denied") == 0 || strcmp(t, "decision_refused") == 0) {
+    } else if (k == EV_ACCESS_DENIED || k == EV_DECISION_REFUSED) {
         json_t *s = json_object_get(b, "status");
         snprintf(out, outlen, "%s refused (%lld): %s", s_jstr(b, "who"),
                  json_is_integer(s) ? (long long) json_integer_value(s) : 0LL, s_jstr(b, "reason"));
@@ -577,17 +577,17 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
             json_t *item = json_pack("{s:o, s:O, s:s, s:s, s:s, s:s, s:s, s:O}", "at", s_iso(json_integer_value(time)),
                                      "time_ms", time, "type", type, "stage", s_jstr(e, "stage"), "event_id",
                                      s_jstr(e, "id"), "cause", s_jstr(e, "cause"), "summary", line, "detail", body);
-            if (strcmp(type, "triaged") == 0) {
+            if (event_type_of(type) == EV_TRIAGED) {
                 json_object_set_new(item, "advisory", json_true());
                 if (!rec && json_integer_value(json_object_get(body, "duplicates")) == 0)
                     rec = json_incref(json_object_get(body, "advice"));
             }
-            if (strcmp(type, "decision") == 0)
+            if (event_type_of(type) == EV_DECISION)
                 json_array_append_new(decisions,
                                       json_pack("{s:s, s:s, s:s, s:s, s:o}", "approver", s_jstr(body, "who"), "role",
                                                 s_jstr(body, "role"), "decision", s_jstr(body, "decision"), "comment",
                                                 s_jstr(body, "comment"), "at", s_iso(json_integer_value(time))));
-            if (strcmp(type, "step") == 0 && strcmp(s_jstr(body, "status"), "started") != 0)
+            if (event_type_of(type) == EV_STEP && strcmp(s_jstr(body, "status"), "started") != 0)
                 json_array_append_new(
                     actions,
                     json_pack("{s:s, s:s, s:s, s:O, s:O}", "step", s_jstr(body, "step"), "status",

@@ -216,7 +216,7 @@ static void s_verify_record(audit_t *a)
     pthread_mutex_unlock(&a->verify.mu);
     if (join)
         pthread_join(t, NULL);
-    if (stage_inject(a->st, "verify", "audit_verified", "", b) != 0)
+    if (stage_inject(a->st, "verify", EV_AUDIT_VERIFIED, "", b) != 0)
         log_warn("the chain verification's outcome was not recorded on the trail");
     event_body_destroy(&b);
     stage_count(a->st, "payguard_audit_verifications_total", "outcome",
@@ -297,7 +297,7 @@ static void s_tick(stage_t *st, void *arg)
         event_body_int(b, "status", 401);
         event_body_str(b, "reason", q[i].reason);
         event_body_str(b, "client_ip", q[i].peer);
-        if (stage_inject(st, "deny", "access_denied", q[i].case_id, b) != 0)
+        if (stage_inject(st, "deny", EV_ACCESS_DENIED, q[i].case_id, b) != 0)
             log_warn("access_denied from %s not recorded", q[i].peer);
         event_body_destroy(&b);
     }

@@ -32,35 +32,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The registered event types. Add a row here to add a type; anything not
- * in this table is rejected by event_decode and event_encode. */
+/* The registered event types: common/event_types.h's list. Anything not in
+ * it is rejected by event_decode and event_encode. */
 static const struct {
     const char *name;
+    const char *emitter;
     const char *meaning;
-} s_types[] = {
-    {"receipt", "ingest: a webhook as received, durable before the 2xx"},
-    {"validated", "validate: passed signature, schema and freshness gates"},
-    {"rejected", "validate: failed a gate; body says which and why"},
-    {"duplicate", "validate: idempotency key seen before"},
-    {"ignored", "validate: an event type payguard does not handle, recorded and closed"},
-    {"out_of_order", "validate: older (by the PSP's time) than what the case already applied"},
-    {"sweep", "validate: a refund pending too long, re-read from the PSP"},
-    {"triaged", "triage: the advisory (AI) recommendation"},
-    {"routed", "approve: policy route chosen, awaiting a decision"},
-    {"decision", "approve: a person's decision as submitted"},
-    {"approved", "approve: the case may be executed"},
-    {"denied", "approve: the case must not be executed"},
-    {"expired", "approve: no decision before the deadline"},
-    {"executed", "execute: the runbook finished"},
-    {"runbook", "execute: the plan of a decided case, journaled before its first step"},
-    {"step", "execute: one runbook step started or finished"},
-    {"review", "execute: handed to ops review"},
-    {"notice", "any stage: an operational notice"},
-    {"access_denied", "approve/audit: failed authentication"},
-    {"decision_refused", "approve: a decision refused (role, segregation of duties, state), with why"},
-    {"escalated", "approve: a pending approval expired and moved to the next tier"},
-    {"closed", "approve: a person closed a case in ops review"},
-    {"audit_verified", "audit: a person ran the chain verification (console); body says the outcome"},
+} s_types[EV_NTYPES] = {[EV_NONE] = {"", "", "no type"},
+#define EVENT_TYPE_ROW(e, name, by, meaning) [e] = {name, by, meaning},
+                        EVENT_TYPES(EVENT_TYPE_ROW)
+#undef EVENT_TYPE_ROW
 };
 
 struct event_t {
@@ -628,6 +609,8 @@ static int s_check_event(const msgpack_object *root, event_head_t *head, char *e
         return s_fail(err, errlen, "field 2 (type): unknown event type \"%s\"", clean);
     }
     memcpy(head->type, type, sizeof type);
+    head->kind = event_type_of(type);
+    assert(head->kind != EV_NONE);
     if (s_check_str(&f[3], 3, 0, EVENT_KEY_MAX, s_printable, head->case_key, err, errlen))
         return -1;
     if (s_check_str(&f[4], 4, 1, EVENT_STAGE_MAX, s_stage_char, head->stage, err, errlen))
@@ -650,15 +633,33 @@ static int s_check_event(const msgpack_object *root, event_head_t *head, char *e
  * Decoded events
  */
 
+/* event_type_of - see event_types.h */
+event_type_t event_type_of(const char *name)
+{
+    if (!name || !*name)
+        return EV_NONE;
+    for (int t = EV_NONE + 1; t < EV_NTYPES; t++)
+        if (strcmp(name, s_types[t].name) == 0)
+            return (event_type_t) t;
+    return EV_NONE;
+}
+
+/* event_type_name - see event_types.h */
+const char *event_type_name(event_type_t t)
+{
+    return t > EV_NONE && t < EV_NTYPES ? s_types[t].name : "";
+}
+
+/* event_type_emitter - see event_types.h */
+const char *event_type_emitter(event_type_t t)
+{
+    return t > EV_NONE && t < EV_NTYPES ? s_types[t].emitter : "";
+}
+
 /* event_type_known - true if type is one of the registered event types */
 bool event_type_known(const char *type)
 {
-    if (!type)
-        return false;
-    for (size_t i = 0; i < sizeof s_types / sizeof s_types[0]; i++)
-        if (strcmp(type, s_types[i].name) == 0)
-            return true;
-    return false;
+    return event_type_of(type) != EV_NONE;
 }
 
 /* event_decode - strictly decode len bytes: bounded scan first so nothing
@@ -1062,9 +1063,10 @@ static int s_pack_json(msgpack_packer *pk, const json_t *v, int depth)
     case JSON_NULL:
         msgpack_pack_nil(pk);
         return 0;
-    default:
-        return -1; /* JSON_REAL: no floats in events */
+    case JSON_REAL:
+        return -1; /* no floats in events: money is integer minor units */
     }
+    return -1;
 }
 
 /* event_body_json - see event.h */

@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_types.h"
+
 #define EVENT_VERSION 1
 #define EVENT_ID_MAX 64
 #define EVENT_TYPE_MAX 32
@@ -45,6 +47,7 @@
 typedef struct {
     char id[EVENT_ID_MAX + 1];
     char type[EVENT_TYPE_MAX + 1];
+    event_type_t kind; /* type, decoded once (event_types.h) */
     char case_key[EVENT_KEY_MAX + 1];
     char stage[EVENT_STAGE_MAX + 1];
     uint64_t seq;

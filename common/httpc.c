@@ -289,6 +289,10 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
 /* httpc_curl_transient - see httpc.h */
 bool httpc_curl_transient(int curl_code)
 {
+    /* libcurl's own enum has ~100 codes and grows with each release: the
+     * permanent ones are listed, everything else is transient (default) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wswitch-enum"
     switch ((CURLcode) curl_code) {
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
@@ -307,6 +311,7 @@ bool httpc_curl_transient(int curl_code)
     default:
         return true;
     }
+#pragma GCC diagnostic pop
 }
 
 /* s_slist_add - append one header line; false on out of memory (the list

@@ -52,10 +52,10 @@
 
 /* rb_ctx_t - what the planner read from one decision record */
 typedef struct {
-    const char *type;     /* approved | denied */
-    const json_t *body;   /* the approval record */
-    const json_t *facts;  /* the triaged case */
-    const json_t *advice; /* the AI's advice (may be NULL) */
+    event_type_t decision; /* EV_APPROVED | EV_DENIED */
+    const json_t *body;    /* the approval record */
+    const json_t *facts;   /* the triaged case */
+    const json_t *advice;  /* the AI's advice (may be NULL) */
     const rb_opts_t *opts;
     char *err;
     size_t errlen;
@@ -985,15 +985,16 @@ static int s_record(rb_ctx_t *c)
 static int s_plan(rb_ctx_t *c, rb_plan_t *out)
 {
     const char *action = s_str(c->body, "action");
-    if (strcmp(c->type, "denied") == 0) {
+    if (c->decision == EV_DENIED) {
         snprintf(out->runbook, sizeof out->runbook, "denied");
-    } else if (strcmp(c->type, "approved") == 0) {
+    } else if (c->decision == EV_APPROVED) {
         if (!action || !s_in(action, s_runbooks) || strcmp(action, "denied") == 0)
             return s_fail(c->err, c->errlen, "unknown action \"%.48s\" in an approved record",
                           action ? action : "(missing)");
         snprintf(out->runbook, sizeof out->runbook, "%s", action);
     } else {
-        return s_fail(c->err, c->errlen, "a %.32s event has no runbook (approved or denied)", c->type);
+        return s_fail(c->err, c->errlen, "a %.32s event has no runbook (approved or denied)",
+                      event_type_name(c->decision));
     }
     if (strcmp(out->runbook, "none") == 0) {
         s_note(out, "no steps: the approved action is none (nothing to change)");
@@ -1019,10 +1020,11 @@ static int s_plan(rb_ctx_t *c, rb_plan_t *out)
     return rc;
 }
 
-/* runbook_plan - the runbook of a decided case (see execute.h); the plan is cleared on -1 */
-int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err, size_t errlen)
+/* runbook_plan - the runbook of a decided case (see runbook.h); the plan is cleared on -1 */
+int runbook_plan(event_type_t decision, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err,
+                 size_t errlen)
 {
-    assert(type && opts && out);
+    assert(opts && out);
     memset(out, 0, sizeof *out);
     const char *case_id = s_str(body, "case_id");
     if (!json_is_object(body) || !case_id || !*case_id)
@@ -1036,7 +1038,7 @@ int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb
 
     rb_ctx_t *c = calloc(1, sizeof *c);
     assert(c);
-    c->type = type;
+    c->decision = decision;
     c->body = body;
     c->opts = opts;
     c->err = err;

@@ -11,6 +11,8 @@
 #ifndef PG_RUNBOOK_H
 #define PG_RUNBOOK_H
 
+#include "event_types.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -76,7 +78,8 @@ typedef struct {
  * Bodies follow CONTRACT.md §2 exactly; every step's idem_key is
  * "<case_id>:<step name>". 0, or -1 and err if the record lacks what a step
  * needs (e.g. no beneficiary id) — never a guess. */
-int runbook_plan(const char *type, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err, size_t errlen);
+int runbook_plan(event_type_t decision, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err,
+                 size_t errlen);
 
 /* runbook_failure_plan - after step failed_step failed for good (error: why):
  * open_ticket "<case>:failure_ticket" at Highest priority naming the step and

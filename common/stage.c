@@ -369,13 +369,15 @@ static unsigned s_dest_mask(stage_t *st, unsigned dest)
 }
 
 /* stage_emit - see stage.h */
-int stage_emit(stage_t *st, const char *type, const char *case_key, const event_body_t *body, unsigned dest)
+int stage_emit(stage_t *st, event_type_t type, const char *case_key, const event_body_t *body, unsigned dest)
 {
     assert(st->current);
     event_head_t head = {0};
     const event_head_t *in = event_head(st->current);
     event_derive_id(head.id, st->name, in->id, st->emit_index++);
-    snprintf(head.type, sizeof head.type, "%s", type);
+    assert(type > EV_NONE && type < EV_NTYPES);
+    snprintf(head.type, sizeof head.type, "%s", event_type_name(type));
+    head.kind = type;
     snprintf(head.case_key, sizeof head.case_key, "%s", case_key ? case_key : "");
     snprintf(head.cause, sizeof head.cause, "%s", in->id);
     head.time_ms = stage_now_ms();
@@ -396,7 +398,7 @@ int stage_emit(stage_t *st, const char *type, const char *case_key, const event_
 }
 
 /* stage_forward - see stage.h */
-int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned dest)
+int stage_forward(stage_t *st, const event_t *in, event_type_t type, unsigned dest)
 {
     event_body_t *body = event_body_new();
     event_body_copy(body, in);
@@ -406,7 +408,7 @@ int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned des
 }
 
 /* stage_publish - see stage.h */
-int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body,
+int stage_publish(stage_t *st, const char *prefix, event_type_t type, const char *case_key, const event_body_t *body,
                   unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg)
 {
     size_t inflight = atomic_load(&st->win[DEST_NEXT].count_shared) + atomic_load(&st->pub_pending);
@@ -418,7 +420,9 @@ int stage_publish(stage_t *st, const char *prefix, const char *type, const char 
     }
     event_head_t head = {0};
     event_mint_id(head.id, prefix);
-    snprintf(head.type, sizeof head.type, "%s", type);
+    assert(type > EV_NONE && type < EV_NTYPES);
+    snprintf(head.type, sizeof head.type, "%s", event_type_name(type));
+    head.kind = type;
     snprintf(head.case_key, sizeof head.case_key, "%s", case_key ? case_key : "");
     head.time_ms = stage_now_ms();
     dest = s_dest_mask(st, dest);
@@ -1135,12 +1139,14 @@ static void s_on_input(stage_t *st, const void *data, size_t len)
 }
 
 /* stage_inject - see stage.h */
-int stage_inject(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body)
+int stage_inject(stage_t *st, const char *prefix, event_type_t type, const char *case_key, const event_body_t *body)
 {
     assert(!st->current);
     event_head_t head = {0};
     event_mint_id(head.id, prefix);
-    snprintf(head.type, sizeof head.type, "%s", type);
+    assert(type > EV_NONE && type < EV_NTYPES);
+    snprintf(head.type, sizeof head.type, "%s", event_type_name(type));
+    head.kind = type;
     snprintf(head.case_key, sizeof head.case_key, "%s", case_key ? case_key : "");
     head.time_ms = stage_now_ms();
     unsigned dest = s_dest_mask(st, STAGE_TO_AUDIT);

@@ -126,25 +126,25 @@ int stage_main(int argc, char **argv, const stage_def_t *def);
 /* stage_emit - from handle(): emit an event caused by the current input;
  * its id is derived from (stage name, input id, emit index). dest is a mask
  * of STAGE_TO_NEXT / STAGE_TO_AUDIT. 0, or -1 and a logged reason. */
-int stage_emit(stage_t *st, const char *type, const char *case_key, const event_body_t *body, unsigned dest);
+int stage_emit(stage_t *st, event_type_t type, const char *case_key, const event_body_t *body, unsigned dest);
 
 /* stage_forward - from handle(): emit one event of type carrying the
  * input's case key and a copy of its body (the backbone's pass-through) */
-int stage_forward(stage_t *st, const event_t *in, const char *type, unsigned dest);
+int stage_forward(stage_t *st, const event_t *in, event_type_t type, unsigned dest);
 
 /* stage_publish - from any thread (ingest): journal a new event with a
  * minted id (prefix_...), call fn (may be NULL) once it is durable, then
  * send it to dest (STAGE_TO_NEXT | STAGE_TO_AUDIT). -1 with errno EBUSY
  * when the delivery window is full (answer 503), EMSGSIZE/EINVAL when the
  * event cannot be encoded. */
-int stage_publish(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body,
+int stage_publish(stage_t *st, const char *prefix, event_type_t type, const char *case_key, const event_body_t *body,
                   unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg);
 
 /* stage_inject - from the loop thread (tick): journal a new root event
  * (minted id prefix_..., no cause, sent to audit) and handle it at once as
  * if it had arrived as input. For work a stage starts itself, e.g.
  * validate's sweep of refunds pending too long. 0, or -1 if not journaled. */
-int stage_inject(stage_t *st, const char *prefix, const char *type, const char *case_key, const event_body_t *body);
+int stage_inject(stage_t *st, const char *prefix, event_type_t type, const char *case_key, const event_body_t *body);
 
 /* stage_count - add n to the counter name{label="value"} (label may be
  * NULL); safe from any thread; at most STAGE_MAX_COUNTERS distinct series,

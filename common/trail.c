@@ -80,19 +80,41 @@ static void s_set_nonempty(json_t *obj, const char *key, const char *value)
 /* s_failure - was what this event records a failure or a refusal? */
 static bool s_failure(const event_t *ev)
 {
-    const char *type = event_head(ev)->type;
-    if (strcmp(type, "rejected") == 0 || strcmp(type, "access_denied") == 0 || strcmp(type, "decision_refused") == 0 ||
-        strcmp(type, "review") == 0 || strcmp(type, "expired") == 0)
-        return true;
     char buf[64];
-    if (strcmp(type, "step") == 0) {
-        const char *s = event_get_strbuf(ev, "status", buf, sizeof buf);
+    switch (event_head(ev)->kind) {
+    case EV_REJECTED:
+    case EV_ACCESS_DENIED:
+    case EV_DECISION_REFUSED:
+    case EV_REVIEW:
+    case EV_EXPIRED:
+        return true;
+    case EV_STEP: {
+        const char *s = event_get_strbuf(ev, EK_STATUS, buf, sizeof buf);
         return strcmp(s, "failed") == 0 || strcmp(s, "error") == 0;
     }
-    if (strcmp(type, "executed") == 0)
+    case EV_EXECUTED:
         return strcmp(event_get_strbuf(ev, "outcome", buf, sizeof buf), "ops_review") == 0;
-    if (strcmp(type, "audit_verified") == 0)
+    case EV_AUDIT_VERIFIED:
         return strcmp(event_get_strbuf(ev, "outcome", buf, sizeof buf), "verified") != 0;
+    case EV_RECEIPT:
+    case EV_VALIDATED:
+    case EV_DUPLICATE:
+    case EV_IGNORED:
+    case EV_OUT_OF_ORDER:
+    case EV_SWEEP:
+    case EV_TRIAGED:
+    case EV_ROUTED:
+    case EV_DECISION:
+    case EV_APPROVED:
+    case EV_DENIED:
+    case EV_RUNBOOK:
+    case EV_NOTICE:
+    case EV_ESCALATED:
+    case EV_CLOSED:
+    case EV_NONE:
+    case EV_NTYPES:
+        return false;
+    }
     return false;
 }
 
@@ -111,7 +133,7 @@ char *trail_meta_json(const event_t *ev)
         person = buf;
     if (*person)
         snprintf(who, sizeof who, "person:%s", person);
-    else if (strcmp(h->type, "receipt") == 0)
+    else if (h->kind == EV_RECEIPT)
         snprintf(who, sizeof who, "psp:%s", event_get_strbuf(ev, "endpoint", buf, sizeof buf));
     else
         snprintf(who, sizeof who, "stage:%s", h->stage);
@@ -119,11 +141,11 @@ char *trail_meta_json(const event_t *ev)
 
     /* what: the event type, and for runbook steps which step in which state */
     char what[EVENT_TYPE_MAX + 2 * EVENT_KEY_MAX + 4];
-    if (strcmp(h->type, "step") == 0) {
+    if (h->kind == EV_STEP) {
         char st[64];
         snprintf(what, sizeof what, "step %s %s", event_get_strbuf(ev, "step", buf, sizeof buf),
                  event_get_strbuf(ev, "status", st, sizeof st));
-    } else if (strcmp(h->type, "decision") == 0) {
+    } else if (h->kind == EV_DECISION) {
         snprintf(what, sizeof what, "decision %s", event_get_strbuf(ev, "decision", buf, sizeof buf));
     } else {
         snprintf(what, sizeof what, "%s", h->type);
@@ -154,7 +176,7 @@ char *trail_meta_json(const event_t *ev)
 
     const void *body;
     size_t blen;
-    if (strcmp(h->type, "receipt") == 0 && event_get_bin(ev, "body", &body, &blen) == 0) {
+    if (h->kind == EV_RECEIPT && event_get_bin(ev, "body", &body, &blen) == 0) {
         unsigned char d[SHA256_DIGEST_LENGTH];
         char hex[2 * TRAIL_HASH_BYTES + 1];
         SHA256(body, blen, d);

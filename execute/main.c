@@ -170,7 +170,7 @@ static void s_teams(execute_t *x, const event_t *in)
         free(payload);
         json_decref(msg);
     }
-    stage_emit(x->st, "step", event_head(in)->case_key, b, STAGE_TO_AUDIT);
+    stage_emit(x->st, EV_STEP, event_head(in)->case_key, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
     json_decref(body);
 }
@@ -253,7 +253,7 @@ static void s_step_event(execute_t *x, run_t *r, const rb_step_t *step, const ch
     }
     if (error)
         event_body_str(b, "error", error);
-    stage_emit(x->st, "step", r->plan.case_id, b, STAGE_TO_AUDIT);
+    stage_emit(x->st, EV_STEP, r->plan.case_id, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
 }
 
@@ -348,7 +348,7 @@ static void s_finish_run(execute_t *x, size_t i)
         event_body_str(b, "failed_step", r->failed_step);
         event_body_str(b, "error", r->error);
         event_body_str(b, "why", "a runbook step failed for good; no later step ran");
-        stage_emit(x->st, "review", r->plan.case_id, b, STAGE_TO_AUDIT);
+        stage_emit(x->st, EV_REVIEW, r->plan.case_id, b, STAGE_TO_AUDIT);
         event_body_destroy(&b);
         stage_count(x->st, "payguard_execute_reviews_total", NULL, NULL, 1);
         json_t *pj = runbook_plan_json(&r->plan);
@@ -362,7 +362,7 @@ static void s_finish_run(execute_t *x, size_t i)
     event_body_str(b, "runbook", r->plan.runbook);
     event_body_str(b, "outcome", outcome);
     event_body_int(b, "steps_done", (int64_t) (r->failed_step[0] ? 0 : r->plan.n));
-    stage_emit(x->st, "executed", r->plan.case_id, b, STAGE_TO_AUDIT);
+    stage_emit(x->st, EV_EXECUTED, r->plan.case_id, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
     stage_count(x->st, "payguard_executions_total", "outcome", outcome, 1);
     stage_finish(x->st, &r->p);
@@ -429,7 +429,7 @@ static int s_start_run(execute_t *x, const event_t *in)
     char err[256];
     int round = (int) json_integer_value(json_object_get(body, "retry"));
     int rc;
-    if (round > 0 && strcmp(event_head(in)->type, "approved") == 0) {
+    if (round > 0 && event_head(in)->kind == EV_APPROVED) {
         review_t *rv = s_review_find(x, event_head(in)->case_key);
         rc = rv ? s_retry_plan(rv, round, &r->plan, err, sizeof err) : -1;
         if (!rv)
@@ -437,7 +437,7 @@ static int s_start_run(execute_t *x, const event_t *in)
         if (rc == 0)
             s_review_drop(x, event_head(in)->case_key);
     } else {
-        rc = runbook_plan(event_head(in)->type, body, &x->opts, &r->plan, err, sizeof err);
+        rc = runbook_plan(event_head(in)->kind, body, &x->opts, &r->plan, err, sizeof err);
     }
     json_decref(body);
     if (rc != 0 || r->plan.n == 0) {
@@ -446,7 +446,7 @@ static int s_start_run(execute_t *x, const event_t *in)
         event_body_str(b, "outcome", rc != 0 ? "ops_review" : "nothing_to_do");
         if (rc != 0)
             event_body_str(b, "why", err);
-        stage_emit(x->st, rc != 0 ? "review" : "executed", event_head(in)->case_key, b, STAGE_TO_AUDIT);
+        stage_emit(x->st, rc != 0 ? EV_REVIEW : EV_EXECUTED, event_head(in)->case_key, b, STAGE_TO_AUDIT);
         event_body_destroy(&b);
         runbook_plan_clear(&r->plan);
         free(r);
@@ -461,7 +461,7 @@ static int s_start_run(execute_t *x, const event_t *in)
     event_body_str(b, "decision", event_head(in)->type);
     event_body_str(b, "plan_json", ptext ? ptext : "");
     free(ptext);
-    int erc = stage_emit(x->st, "runbook", r->plan.case_id, b, STAGE_TO_AUDIT);
+    int erc = stage_emit(x->st, EV_RUNBOOK, r->plan.case_id, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
     json_decref(pj);
     if (erc != 0) { /* a plan not journaled could not be resumed: run nothing */
@@ -474,30 +474,60 @@ static int s_start_run(execute_t *x, const event_t *in)
     return STAGE_DEFERRED;
 }
 
+/* s_closed - a person closed the case in ops review: out of the queue, and
+ * its outcome on the trail */
+static int s_closed(execute_t *x, const event_t *in)
+{
+    s_review_drop(x, event_head(in)->case_key);
+    event_body_t *b = event_body_new();
+    event_body_str(b, EK_CASE_ID, event_head(in)->case_key);
+    event_body_str(b, "outcome", "closed");
+    char *who = event_get_strdup(in, EK_WHO);
+    event_body_str(b, "closed_by", who ? who : "");
+    free(who);
+    stage_emit(x->st, EV_EXECUTED, event_head(in)->case_key, b, STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+    return STAGE_DONE;
+}
+
 /* s_handle - the dispatch: notices now, decided cases as runbooks */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     execute_t *x = arg;
-    const char *type = event_head(in)->type;
-    if (strcmp(type, "notice") == 0) {
+    switch (event_head(in)->kind) {
+    case EV_NOTICE:
         s_teams(x, in);
         return STAGE_DONE;
-    }
-    if (strcmp(type, "approved") == 0 || strcmp(type, "denied") == 0)
+    case EV_APPROVED:
+    case EV_DENIED:
         return s_start_run(x, in);
-    if (strcmp(type, "closed") == 0) { /* a person closed it in ops review */
-        s_review_drop(x, event_head(in)->case_key);
-        event_body_t *b = event_body_new();
-        event_body_str(b, "case_id", event_head(in)->case_key);
-        event_body_str(b, "outcome", "closed");
-        char *who = event_get_strdup(in, "who");
-        event_body_str(b, "closed_by", who ? who : "");
-        free(who);
-        stage_emit(x->st, "executed", event_head(in)->case_key, b, STAGE_TO_AUDIT);
-        event_body_destroy(&b);
-        return STAGE_DONE;
+    case EV_CLOSED: /* a person closed it in ops review */
+        return s_closed(x, in);
+    case EV_RECEIPT:
+    case EV_VALIDATED:
+    case EV_REJECTED:
+    case EV_DUPLICATE:
+    case EV_IGNORED:
+    case EV_OUT_OF_ORDER:
+    case EV_SWEEP:
+    case EV_TRIAGED:
+    case EV_ROUTED:
+    case EV_DECISION:
+    case EV_EXPIRED:
+    case EV_EXECUTED:
+    case EV_RUNBOOK:
+    case EV_STEP:
+    case EV_REVIEW:
+    case EV_ACCESS_DENIED:
+    case EV_DECISION_REFUSED:
+    case EV_ESCALATED:
+    case EV_AUDIT_VERIFIED:
+    case EV_NONE:
+    case EV_NTYPES:
+        break;
     }
-    log_warn("ignoring a %s event from %s: execute takes decisions and notices", type, event_head(in)->stage);
+    log_warn("ignoring a %s event from %s: execute takes decisions and notices", event_head(in)->type,
+             event_head(in)->stage);
     (void) st;
     return STAGE_DONE;
 }
@@ -532,7 +562,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
         for (size_t i = 0; i < nrec && !r; i++)
             if (strcmp(rec[i].cause, h->cause) == 0)
                 r = &rec[i];
-        if (!r && strcmp(h->type, "runbook") == 0) {
+        if (!r && h->kind == EV_RUNBOOK) {
             if (nrec == EXECUTE_MAX_RUNS * 4) {
                 log_error("recovery: more than %d runbooks unfinished at once", EXECUTE_MAX_RUNS * 4);
                 return;
@@ -547,7 +577,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
         }
         if (r) {
             r->emitted++;
-            if (strcmp(h->type, "review") == 0) {
+            if (h->kind == EV_REVIEW) {
                 /* its run's plan is the one a retry re-runs */
                 char *step = event_get_strdup(ev, "failed_step");
                 char *text = r->plan ? json_dumps(r->plan, JSON_COMPACT) : NULL;
@@ -555,7 +585,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
                     s_review_add(x, r->case_id, text, step);
                 free(step);
                 free(text);
-            } else if (strcmp(h->type, "executed") == 0) {
+            } else if (h->kind == EV_EXECUTED) {
                 /* finished: out of the table, so it only ever holds runs in flight */
                 char *outcome = event_get_strdup(ev, "outcome");
                 if (outcome && strcmp(outcome, "done") == 0)
@@ -563,7 +593,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
                 free(outcome);
                 json_decref(r->plan);
                 *r = rec[--nrec];
-            } else if (strcmp(h->type, "step") == 0) {
+            } else if (h->kind == EV_STEP) {
                 json_t *b = event_body_to_json(ev);
                 const char *status = json_string_value(json_object_get(b, "status"));
                 const char *phase = json_string_value(json_object_get(b, "phase"));
@@ -587,7 +617,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
                 }
                 json_decref(b);
             }
-        } else if (strcmp(h->type, "executed") == 0) {
+        } else if (h->kind == EV_EXECUTED) {
             /* a close (no runbook of its own) */
             char *outcome = event_get_strdup(ev, "outcome");
             if (outcome && strcmp(outcome, "closed") == 0)

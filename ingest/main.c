@@ -139,7 +139,7 @@ static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsi
     event_body_strn(b, "path", url, strnlen(url, 256));
     event_body_str(b, "client_ip", peer);
     char id[EVENT_ID_MAX + 1];
-    stage_publish(ing->st, "http", "rejected", "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    stage_publish(ing->st, "http", EV_REJECTED, "", b, STAGE_TO_AUDIT, id, NULL, NULL);
     event_body_destroy(&b);
     stage_count(ing->st, "payguard_ingest_refused_total", "reason", code, 1);
     return httpd_error(conn, status, why);
@@ -249,7 +249,7 @@ static int s_record(ingest_t *ing, request_t *req)
 
     req->state = REQ_WAITING;
     atomic_fetch_add(&ing->waiting, 1);
-    int rc = stage_publish(ing->st, "rcpt", "receipt", "", body, STAGE_TO_BOTH, req->receipt_id, s_on_durable, req);
+    int rc = stage_publish(ing->st, "rcpt", EV_RECEIPT, "", body, STAGE_TO_BOTH, req->receipt_id, s_on_durable, req);
     event_body_destroy(&body);
     if (rc != 0) {
         req->state = REQ_READING;
@@ -453,7 +453,7 @@ static void s_http_log(void *cls, const char *fmt, va_list ap)
     event_body_int(b, "status", status);
     event_body_str(b, "client_ip", "unknown");
     char id[EVENT_ID_MAX + 1];
-    stage_publish(ing->st, "http", "rejected", "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    stage_publish(ing->st, "http", EV_REJECTED, "", b, STAGE_TO_AUDIT, id, NULL, NULL);
     event_body_destroy(&b);
     stage_count(ing->st, "payguard_ingest_refused_total", "reason",
                 status == 431 ? "header_fields_too_large" : "malformed_request", 1);

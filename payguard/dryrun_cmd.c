@@ -214,7 +214,7 @@ static void s_route_text(const route_t *r, bool with_action, char *out, size_t l
 static void s_collect_routed(dryrun_t *d, const event_t *ev)
 {
     const event_head_t *h = event_head(ev);
-    if (strcmp(h->type, "routed") != 0)
+    if (h->kind != EV_ROUTED)
         return;
     json_t *b = event_body_to_json(ev);
     if (json_is_string(json_object_get(b, "state")) && json_integer_value(json_object_get(b, "retry")) == 0) {
@@ -230,7 +230,7 @@ static void s_rerun_approve(dryrun_t *d, const event_t *ev)
 {
     const event_head_t *h = event_head(ev);
     decision_t *x;
-    if (strcmp(h->type, "triaged") != 0 || !(x = s_find(d, h->id)) || x->rerun)
+    if (h->kind != EV_TRIAGED || !(x = s_find(d, h->id)) || x->rerun)
         return;
     x->rerun = true;
     json_t *b = event_body_to_json(ev);
@@ -283,7 +283,7 @@ static void s_labels_text(const labels_t *l, char *out, size_t len)
 static void s_collect_triaged(dryrun_t *d, const event_t *ev)
 {
     const event_head_t *h = event_head(ev);
-    if (strcmp(h->type, "triaged") != 0)
+    if (h->kind != EV_TRIAGED)
         return;
     decision_t *x = s_add(d, h);
     if (!x)
@@ -302,9 +302,8 @@ static void s_rerun_triage(dryrun_t *d, const event_t *ev)
 {
     const event_head_t *h = event_head(ev);
     decision_t *x;
-    if ((strcmp(h->type, "validated") != 0 && strcmp(h->type, "duplicate") != 0 &&
-         strcmp(h->type, "out_of_order") != 0) ||
-        !(x = s_find(d, h->id)) || x->rerun)
+    if ((h->kind != EV_VALIDATED && h->kind != EV_DUPLICATE && h->kind != EV_OUT_OF_ORDER) || !(x = s_find(d, h->id)) ||
+        x->rerun)
         return;
     x->rerun = true;
     bool model = strncmp(x->source, "llm:", 4) == 0;

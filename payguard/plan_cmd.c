@@ -26,10 +26,10 @@ static json_t *s_latest(const config_t *c, const char *case_id, char type[16])
     event_t *ev;
     while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const event_head_t *h = event_head(ev);
-        bool decided = strcmp(h->type, "approved") == 0 || strcmp(h->type, "denied") == 0;
+        bool decided = h->kind == EV_APPROVED || h->kind == EV_DENIED;
         if (strcmp(h->case_key, case_id) == 0 &&
             (decided ||
-             (strcmp(h->type, "routed") == 0 && strcmp(type, "approved") != 0 && strcmp(type, "denied") != 0))) {
+             (h->kind == EV_ROUTED && event_type_of(type) != EV_APPROVED && event_type_of(type) != EV_DENIED))) {
             json_t *body = event_body_to_json(ev);
             if (json_object_get(body, "facts")) {
                 json_decref(best);
@@ -68,7 +68,7 @@ int cmd_plan(int argc, char **argv)
                       .public_url = config_get(c, "approve/public_url")};
     rb_plan_t plan;
     char err[256];
-    const char *as = strcmp(type, "routed") == 0 ? "approved" : type;
+    event_type_t as = event_type_of(type) == EV_ROUTED ? EV_APPROVED : event_type_of(type);
     if (runbook_plan(as, body, &opts, &plan, err, sizeof err) != 0) {
         fprintf(stderr, "payguard: cannot plan %s: %s\n", case_id, err);
         json_decref(body);
@@ -76,7 +76,7 @@ int cmd_plan(int argc, char **argv)
         return 1;
     }
     printf("case %s: runbook %s (%s)%s\n", case_id, plan.runbook, type,
-           strcmp(type, "routed") == 0 ? " — not decided yet: the calls it would make once approved" : "");
+           event_type_of(type) == EV_ROUTED ? " — not decided yet: the calls it would make once approved" : "");
     for (size_t i = 0; i < plan.n; i++) {
         rb_step_t *s = &plan.steps[i];
         char key[64];

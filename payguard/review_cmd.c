@@ -62,22 +62,22 @@ static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
     while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
         const event_head_t *h = event_head(ev);
         char why[400];
-        if (strcmp(h->type, "review") == 0) {
+        if (h->kind == EV_REVIEW) {
             char *step = event_get_strdup(ev, "failed_step"), *e = event_get_strdup(ev, "error");
             char *w = event_get_strdup(ev, "why");
             snprintf(why, sizeof why, "%s%s%s", step ? step : (w ? w : "cannot run"), e ? ": " : "", e ? e : "");
             s_add(v, n, h->case_key, "runbook", why, h->time_ms);
             free(step), free(e), free(w);
-        } else if (strcmp(h->type, "expired") == 0) {
+        } else if (h->kind == EV_EXPIRED) {
             s_add(v, n, h->case_key, "approval", "no decision before the deadline, past the top tier", h->time_ms);
-        } else if (strcmp(h->type, "closed") == 0) {
+        } else if (h->kind == EV_CLOSED) {
             s_drop(v, n, h->case_key);
-        } else if (strcmp(h->type, "executed") == 0) {
+        } else if (h->kind == EV_EXECUTED) {
             char *o = event_get_strdup(ev, "outcome");
             if (o && (strcmp(o, "done") == 0 || strcmp(o, "closed") == 0))
                 s_drop(v, n, h->case_key);
             free(o);
-        } else if (strcmp(h->type, "routed") == 0) {
+        } else if (h->kind == EV_ROUTED) {
             int64_t retry = 0;
             if (event_get_int(ev, "retry", &retry) == 0 && retry > 0) {
                 char *who = event_get_strdup(ev, "raised_by");

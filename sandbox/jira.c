@@ -161,12 +161,12 @@ static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     int rc =
         sbx_db_exec(st,
                     "INSERT INTO jira_issues(id, key, project, summary, description, issuetype, priority, labels,"
-                    " created) VALUES('(new)',?,?,?,?,?,?,?,?)",
+                    " created) VALUES(CAST(10000 + " SBX_NEXT_SEQ("jira_issues") " AS TEXT),?,?,?,?,?,?,?,?)",
                     "ssssssss", key, project, json_string_value(json_object_get(fields, "summary")), desc,
                     s_named(fields, "issuetype", "name"), s_named(fields, "priority", "name"), labels_text, created);
     free(labels_text);
-    long long seq = sbx_db_last_id(st);
-    if (rc || sbx_db_exec(st, "UPDATE jira_issues SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
+    long long seq = rc ? 0 : sbx_db_int(st, 0, "SELECT seq FROM jira_issues WHERE key = ?", "s", key);
+    if (rc || seq <= 0)
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     char id[32], what[64];
     snprintf(id, sizeof id, "%lld", 10000 + seq);
@@ -204,14 +204,16 @@ static int s_comment(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return s_jira_error(resp, MHD_HTTP_NOT_FOUND, "Issue does not exist or you do not have permission to see it.",
                             NULL);
     s_created(created);
-    int rc = sbx_db_exec(st, "INSERT INTO jira_comments(id, issue_key, body, created) VALUES('(new)',?,?,?)", "sss",
-                         json_string_value(json_object_get(issue, "key")), body, created);
-    long long seq = sbx_db_last_id(st);
+    int rc = sbx_db_exec(st,
+                         "INSERT INTO jira_comments(id, issue_key, body, created)"
+                         " VALUES(CAST(10000 + " SBX_NEXT_SEQ("jira_comments") " AS TEXT),?,?,?)",
+                         "sss", json_string_value(json_object_get(issue, "key")), body, created);
+    long long seq = rc ? 0 : sbx_db_int(st, 0, "SELECT MAX(seq) FROM jira_comments", "");
     char what[200], id[32];
     snprintf(id, sizeof id, "%lld", 10000 + seq);
     snprintf(what, sizeof what, "issue/%s/comment/%s", json_string_value(json_object_get(issue, "id")), id);
     json_decref(issue);
-    if (rc || sbx_db_exec(st, "UPDATE jira_comments SET id = CAST(10000 + seq AS TEXT) WHERE seq = ?", "i", seq))
+    if (rc || seq <= 0)
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(
         resp, MHD_HTTP_CREATED,

@@ -68,7 +68,7 @@ static int s_post(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
                     "ssissss", type, ref, amount, cur, case_id, *memo ? memo : NULL, now))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED,
-                     sbx_db_row(st, "SELECT id FROM entries WHERE seq = ?", "i", sbx_db_last_id(st)));
+                     sbx_db_row(st, "SELECT id FROM entries WHERE seq = (SELECT MAX(seq) FROM entries)", ""));
 }
 
 /* s_handle - serve one routed ledger call */

@@ -128,9 +128,10 @@ static int s_block(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         !(reason = sbx_str(req->json, "reason", false, false, 4096, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     sbx_now_rfc3339(now);
-    if (sbx_db_exec(st, "INSERT INTO comms_blocks(id, ref, case_id, reason, created_at) VALUES('(new)',?,?,?,?)",
-                    "ssss", ref, case_id, reason, now) ||
-        sbx_db_exec(st, "UPDATE comms_blocks SET id = printf('cb_%06d', seq) WHERE seq = ?", "i", sbx_db_last_id(st)))
+    if (sbx_db_exec(st,
+                    "INSERT INTO comms_blocks(id, ref, case_id, reason, created_at)"
+                    " VALUES(printf('cb_%06d', " SBX_NEXT_SEQ("comms_blocks") "),?,?,?,?)",
+                    "ssss", ref, case_id, reason, now))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED,
                      sbx_db_row(st, "SELECT id FROM comms_blocks WHERE seq = (SELECT MAX(seq) FROM comms_blocks)", ""));

@@ -87,8 +87,12 @@ int sbx_store_idem_get(sbx_store_t *self, const char *system, const char *key, c
 int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, const char *hash, unsigned status,
                        const char *body);
 
-/* SBX_NEXT_ENTRY_SEQ - SQL for the seq the next ledger entry will get */
-#define SBX_NEXT_ENTRY_SEQ "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0) + 1"
+/* SBX_NEXT_SEQ - SQL for the seq the next row of table will get (under the
+ * store lock, one call at a time): rows are named in the statement that
+ * inserts them, never in a second one (a row left half-named would refuse
+ * every later insert: the chaos runs found it twice) */
+#define SBX_NEXT_SEQ(table) "(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '" table "'), 0) + 1)"
+#define SBX_NEXT_ENTRY_SEQ SBX_NEXT_SEQ("entries")
 
 /* faults */
 typedef struct {

@@ -66,12 +66,8 @@ static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     if (!sbx_in(urgency, urgencies))
         return s_sn_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid request", "urgency must be \"1\", \"2\" or \"3\"");
     sbx_now_rfc3339(now);
-    if (sbx_db_exec(st,
-                    "INSERT INTO sn_incidents(sys_id, number, short_description, description, urgency, correlation_id,"
-                    " created) VALUES('(new)','(new)',?,?,?,?,?)",
-                    "sssss", sd, desc, urgency, *corr ? corr : NULL, now))
-        return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
-    long long seq = sbx_db_last_id(st);
+    /* named in the statement that inserts it (under the store lock) */
+    long long seq = sbx_db_int(st, 0, "SELECT " SBX_NEXT_SEQ("sn_incidents"), "");
     char seqs[32], sys_id[65], number[32];
     int l = snprintf(seqs, sizeof seqs, "incident:%lld", seq);
     const char *parts[] = {seqs};
@@ -79,7 +75,10 @@ static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     sbx_sha256_hex(parts, lens, 1, sys_id);
     sys_id[32] = '\0'; /* a sys_id is 32 hex digits */
     snprintf(number, sizeof number, "INC%07lld", 10000 + seq);
-    if (sbx_db_exec(st, "UPDATE sn_incidents SET sys_id = ?, number = ? WHERE seq = ?", "ssi", sys_id, number, seq))
+    if (seq <= 0 || sbx_db_exec(st,
+                                "INSERT INTO sn_incidents(seq, sys_id, number, short_description, description, urgency,"
+                                " correlation_id, created) VALUES(?,?,?,?,?,?,?,?)",
+                                "isssssss", seq, sys_id, number, sd, desc, urgency, *corr ? corr : NULL, now))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     json_t *row = sbx_db_row(st, "SELECT " INCIDENT_COLUMNS " FROM sn_incidents WHERE seq = ?", "i", seq);
     return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:o}", "result", row));

@@ -99,8 +99,8 @@ static void s_emit(triage_t *t, const event_t *in, const advice_t *advice, const
     event_body_int(b, "validated_ms", event_head(in)->time_ms);
     event_body_json(b, "advice", a);
     event_body_json(b, "rules_advice", r);
-    bool act = strcmp(event_head(in)->type, "validated") == 0;
-    stage_emit(t->st, "triaged", event_head(in)->case_key, b, act ? STAGE_TO_BOTH : STAGE_TO_AUDIT);
+    bool act = event_head(in)->kind == EV_VALIDATED;
+    stage_emit(t->st, EV_TRIAGED, event_head(in)->case_key, b, act ? STAGE_TO_BOTH : STAGE_TO_AUDIT);
     event_body_destroy(&b);
     json_decref(a);
     json_decref(r);
@@ -113,15 +113,42 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     (void) st;
     triage_t *t = arg;
-    const char *type = event_head(in)->type;
-    if (strcmp(type, "validated") != 0 && strcmp(type, "duplicate") != 0 && strcmp(type, "out_of_order") != 0) {
-        log_warn("ignoring a %s event from %s: triage takes validate's decisions", type, event_head(in)->stage);
+    event_type_t type = event_head(in)->kind;
+    switch (type) {
+    case EV_VALIDATED:
+    case EV_DUPLICATE:
+    case EV_OUT_OF_ORDER:
+        break; /* validate's decisions: advised below */
+    case EV_RECEIPT:
+    case EV_REJECTED:
+    case EV_IGNORED:
+    case EV_SWEEP:
+    case EV_TRIAGED:
+    case EV_ROUTED:
+    case EV_DECISION:
+    case EV_APPROVED:
+    case EV_DENIED:
+    case EV_EXPIRED:
+    case EV_EXECUTED:
+    case EV_RUNBOOK:
+    case EV_STEP:
+    case EV_REVIEW:
+    case EV_NOTICE:
+    case EV_ACCESS_DENIED:
+    case EV_DECISION_REFUSED:
+    case EV_ESCALATED:
+    case EV_CLOSED:
+    case EV_AUDIT_VERIFIED:
+    case EV_NONE:
+    case EV_NTYPES:
+        log_warn("ignoring a %s event from %s: triage takes validate's decisions", event_head(in)->type,
+                 event_head(in)->stage);
         return STAGE_DONE;
     }
     pend_t *pd = calloc(1, sizeof *pd);
     triage_case_from_event(in, &pd->c);
     triage_rules(&pd->c, &pd->rules);
-    if (t->llm && strcmp(type, "validated") == 0) {
+    if (t->llm && type == EV_VALIDATED) {
         if (llm_start(t->llm, &pd->c, &pd->rules, pd)) {
             pd->p = stage_defer(t->st);
             return STAGE_DEFERRED;

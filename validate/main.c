@@ -177,7 +177,7 @@ static int s_reject(validate_t *v, const char *case_id, const char *gate, const 
     event_body_str(b, "body_sha256", sha);
     if (case_id && *case_id)
         event_body_str(b, "case_id", case_id);
-    stage_emit(v->st, "rejected", case_id, b, STAGE_TO_AUDIT);
+    stage_emit(v->st, EV_REJECTED, case_id, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
     stage_count(v->st, "payguard_validate_rejections_total", "reason", code, 1);
     log_info("rejected a receipt at the %s gate: %s", gate, reason);
@@ -299,7 +299,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, "event_type", it->event_type);
         event_body_str(b, "psp_event_id", it->psp_event_id);
         event_body_str(b, "provider", it->provider);
-        stage_emit(v->st, "ignored", "", b, STAGE_TO_AUDIT);
+        stage_emit(v->st, EV_IGNORED, "", b, STAGE_TO_AUDIT);
         stage_count(v->st, "payguard_validate_ignored_total", NULL, NULL, 1);
         break;
     case D_DUPLICATE:
@@ -309,7 +309,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_int(b, "times_seen", d->count);
         s_item_fields(b, it);
         s_history(b, &prior, known, 'd');
-        if (stage_emit(v->st, "duplicate", d->case_id, b, STAGE_TO_BOTH) == 0) {
+        if (stage_emit(v->st, EV_DUPLICATE, d->case_id, b, STAGE_TO_BOTH) == 0) {
             store_key_seen_again(v->store, d->key);
             store_case_bump(v->store, d->case_id, 'd');
         }
@@ -322,7 +322,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, "applied_status", d->prior.status);
         s_item_fields(b, it);
         s_history(b, &prior, known, 'o');
-        if (stage_emit(v->st, "out_of_order", d->case_id, b, STAGE_TO_BOTH) == 0) {
+        if (stage_emit(v->st, EV_OUT_OF_ORDER, d->case_id, b, STAGE_TO_BOTH) == 0) {
             store_key_add(v->store, d->key, d->case_id, stage_last_emit_id(v->st));
             store_case_bump(v->store, d->case_id, 'o');
         }
@@ -346,7 +346,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         s_state_field(b, "payment_state", d->state.payment);
         s_state_field(b, "psp_state", d->state.psp_refund);
         s_state_field(b, "ledger_state", d->state.ledger);
-        if (stage_emit(v->st, "validated", d->case_id, b, STAGE_TO_BOTH) == 0) {
+        if (stage_emit(v->st, EV_VALIDATED, d->case_id, b, STAGE_TO_BOTH) == 0) {
             case_row_t row;
             s_row_of(it, d->case_id, &row);
             store_key_add(v->store, d->key, d->case_id, stage_last_emit_id(v->st));
@@ -503,12 +503,37 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     (void) st;
     validate_t *v = arg;
-    const char *type = event_head(in)->type;
-    if (strcmp(type, "receipt") == 0)
+    switch (event_head(in)->kind) {
+    case EV_RECEIPT:
         return s_handle_receipt(v, in);
-    if (strcmp(type, "sweep") == 0)
+    case EV_SWEEP:
         return s_handle_sweep(v, in);
-    log_warn("ignoring a %s event from %s: validate takes receipts", type, event_head(in)->stage);
+    case EV_VALIDATED:
+    case EV_REJECTED:
+    case EV_DUPLICATE:
+    case EV_IGNORED:
+    case EV_OUT_OF_ORDER:
+    case EV_TRIAGED:
+    case EV_ROUTED:
+    case EV_DECISION:
+    case EV_APPROVED:
+    case EV_DENIED:
+    case EV_EXPIRED:
+    case EV_EXECUTED:
+    case EV_RUNBOOK:
+    case EV_STEP:
+    case EV_REVIEW:
+    case EV_NOTICE:
+    case EV_ACCESS_DENIED:
+    case EV_DECISION_REFUSED:
+    case EV_ESCALATED:
+    case EV_CLOSED:
+    case EV_AUDIT_VERIFIED:
+    case EV_NONE:
+    case EV_NTYPES:
+        break;
+    }
+    log_warn("ignoring a %s event from %s: validate takes receipts", event_head(in)->type, event_head(in)->stage);
     return STAGE_DONE;
 }
 
@@ -534,7 +559,7 @@ static void s_sweep(validate_t *v)
                 event_body_t *b = event_body_new();
                 event_body_str(b, "case_id", rows[i].case_id);
                 event_body_str(b, "psp_refund_json", text);
-                stage_inject(v->st, "sweep", "sweep", rows[i].case_id, b);
+                stage_inject(v->st, "sweep", EV_SWEEP, rows[i].case_id, b);
                 event_body_destroy(&b);
                 free(text);
                 stage_count(v->st, "payguard_validate_sweep_events_total", NULL, NULL, 1);
@@ -590,13 +615,13 @@ static int s_rebuild(validate_t *v)
     store_begin(v->store);
     event_t *ev;
     while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
-        const char *type = event_head(ev)->type;
-        char *key = event_get_strdup(ev, "key"), *case_id = event_get_strdup(ev, "case_id");
-        if (key && case_id && (strcmp(type, "validated") == 0 || strcmp(type, "out_of_order") == 0)) {
+        event_type_t type = event_head(ev)->kind;
+        char *key = event_get_strdup(ev, EK_KEY), *case_id = event_get_strdup(ev, EK_CASE_ID);
+        if (key && case_id && (type == EV_VALIDATED || type == EV_OUT_OF_ORDER)) {
             store_key_add(v->store, key, case_id, event_head(ev)->id);
-            if (strcmp(type, "out_of_order") == 0)
+            if (type == EV_OUT_OF_ORDER)
                 store_case_bump(v->store, case_id, 'o');
-            if (strcmp(type, "validated") == 0) {
+            if (type == EV_VALIDATED) {
                 case_row_t row = {0};
                 char *kind = event_get_strdup(ev, "kind"), *ref = event_get_strdup(ev, "ref");
                 char *status = event_get_strdup(ev, "status"), *cur = event_get_strdup(ev, "currency");
@@ -614,7 +639,7 @@ static int s_rebuild(validate_t *v)
                 free(kind), free(ref), free(status), free(cur), free(pay);
             }
             replayed++;
-        } else if (key && case_id && strcmp(type, "duplicate") == 0) {
+        } else if (key && case_id && type == EV_DUPLICATE) {
             store_key_seen_again(v->store, key);
             store_case_bump(v->store, case_id, 'd');
         }

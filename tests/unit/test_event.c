@@ -1159,3 +1159,34 @@ Test(event, map_str_reads_a_value_inside_a_nested_map)
     event_body_destroy(&b);
     msgpack_sbuffer_destroy(&sb);
 }
+
+Test(event, typed_contract_names_round_trip_and_decode_sets_the_kind)
+{
+    for (int t = EV_NONE + 1; t < EV_NTYPES; t++) {
+        const char *name = event_type_name((event_type_t) t);
+        cr_assert(*name, "type %d has a name", t);
+        cr_expect_eq(event_type_of(name), t, "%s", name);
+        cr_expect(event_type_known(name));
+        cr_expect(*event_type_emitter((event_type_t) t), "%s names its emitter", name);
+    }
+    cr_expect_eq(event_type_of("approve"), EV_NONE, "a near miss is no type");
+    cr_expect_eq(event_type_of(""), EV_NONE);
+    cr_expect_eq(event_type_of(NULL), EV_NONE);
+    cr_expect_str_eq(event_type_name(EV_NONE), "");
+    cr_expect_str_eq(event_type_name(EV_NTYPES), "");
+    cr_expect_eq(EV_NTYPES - 1, 23, "23 event types: a change here is a contract change (bump EVENT_VERSION)");
+
+    event_head_t head = {.seq = 1, .time_ms = 1};
+    snprintf(head.id, sizeof head.id, "dec_1");
+    snprintf(head.type, sizeof head.type, "%s", event_type_name(EV_APPROVED));
+    snprintf(head.stage, sizeof head.stage, "approve.0");
+    size_t len = 0;
+    char err[256];
+    void *data = event_encode(&head, NULL, &len, err, sizeof err);
+    cr_assert_not_null(data, "%s", err);
+    event_t *ev = event_decode(data, len, err, sizeof err);
+    cr_assert_not_null(ev, "%s", err);
+    cr_expect_eq(event_head(ev)->kind, EV_APPROVED, "the decoder names the kind once");
+    event_destroy(&ev);
+    free(data);
+}

@@ -98,7 +98,7 @@ static json_t *s_facts(json_t *rec)
 static void s_plan(const char *type, const json_t *rec, const rb_opts_t *o, rb_plan_t *p)
 {
     char err[256] = "";
-    int rc = runbook_plan(type, rec, o, p, err, sizeof err);
+    int rc = runbook_plan(event_type_of(type), rec, o, p, err, sizeof err);
     cr_assert_eq(rc, 0, "runbook_plan: %s", err);
 }
 
@@ -376,7 +376,7 @@ Test(runbook, ids_in_paths_are_percent_encoded)
     /* ".." would climb out of /payouts/: refused, not encoded */
     json_object_set_new(json_object_get(s_facts(rec), "payout_state"), "beneficiary_id", json_string(".."));
     char err[256] = "";
-    cr_assert_eq(runbook_plan("approved", rec, &s_jira, &p, err, sizeof err), -1);
+    cr_assert_eq(runbook_plan(EV_APPROVED, rec, &s_jira, &p, err, sizeof err), -1);
     cr_assert_str_eq(err, "facts.payout_state.beneficiary_id is not an id");
     json_decref(rec);
 }
@@ -557,7 +557,7 @@ static void s_refused(const char *type, const json_t *rec, const rb_opts_t *o, c
 {
     rb_plan_t p;
     char err[256] = "";
-    cr_assert_eq(runbook_plan(type, rec, o, &p, err, sizeof err), -1, "planned: %s", s_names(&p));
+    cr_assert_eq(runbook_plan(event_type_of(type), rec, o, &p, err, sizeof err), -1, "planned: %s", s_names(&p));
     cr_assert(strstr(err, want), "error \"%s\" does not say \"%s\"", err, want);
     cr_assert_eq(p.n, 0);
 }

@@ -17,7 +17,7 @@ static approval_t s_case(const char *roles, const char *raiser)
     approval_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.case_id, sizeof c.case_id, "payout-P-1");
-    snprintf(c.state, sizeof c.state, "pending");
+    c.state = APR_PENDING;
     snprintf(c.raised_by, sizeof c.raised_by, "%s", raiser ? raiser : "");
     c.expires_ms = NOW + 1000;
     c.route.kind = ROUTE_HUMANS;
@@ -61,14 +61,14 @@ Test(sod, tier2_needs_two_distinct_people)
     cr_assert_eq(sod_judge(&c, &risk, true, NOW, role, why, sizeof why), 0, "%s", why);
     cr_expect_str_eq(role, "finance_manager", "the first required role they hold that nobody covers");
     s_add(&c, &risk, role, "approve");
-    cr_expect_null(sod_outcome(&c, false), "one of two roles: still pending");
+    cr_expect_eq(sod_outcome(&c, false), APR_PENDING, "one of two roles: still pending");
     cr_expect_eq(sod_judge(&c, &risk, true, NOW, role, why, sizeof why), 403);
     cr_expect_str_eq(why, "risk_lead already decided this case: one person counts once");
     cr_expect_str_eq(role, "");
     cr_assert_eq(sod_judge(&c, &comp, true, NOW, role, why, sizeof why), 0, "%s", why);
     cr_expect_str_eq(role, "compliance");
     s_add(&c, &comp, role, "approve");
-    cr_expect_str_eq(sod_outcome(&c, false), "approved");
+    cr_expect_eq(sod_outcome(&c, false), APR_APPROVED);
 }
 
 Test(sod, roles_already_covered_or_not_held)
@@ -100,7 +100,7 @@ Test(sod, a_deny_from_a_required_approver_denies)
     s_add(&c, &fin, role, "approve");
     cr_assert_eq(sod_judge(&c, &comp, false, NOW, role, why, sizeof why), 0);
     s_add(&c, &comp, role, "deny");
-    cr_expect_str_eq(sod_outcome(&c, true), "denied");
+    cr_expect_eq(sod_outcome(&c, true), APR_DENIED);
 }
 
 Test(sod, nobody_decides_a_case_they_raised)
@@ -113,6 +113,20 @@ Test(sod, nobody_decides_a_case_they_raised)
     cr_expect_eq(sod_judge(&c, &ops, false, NOW, role, why, sizeof why), 403, "nor deny it");
 }
 
+Test(sod, state_names_round_trip)
+{
+    for (int st = 0; st < APR_NSTATES; st++) {
+        approval_state_t back = APR_NSTATES;
+        cr_expect(approval_state_of(approval_state_name((approval_state_t) st), &back), "state %d", st);
+        cr_expect_eq(back, st);
+    }
+    approval_state_t untouched = APR_EXPIRED;
+    cr_expect_not(approval_state_of("maybe", &untouched));
+    cr_expect_not(approval_state_of(NULL, &untouched));
+    cr_expect_eq(untouched, APR_EXPIRED, "an unknown name changes nothing");
+    cr_expect_str_eq(approval_state_name(APR_AUTO_APPROVED), "auto_approved");
+}
+
 Test(sod, only_pending_unexpired_known_cases)
 {
     person_t ops = s_person("ops_lead", "payments_ops_lead");
@@ -122,7 +136,7 @@ Test(sod, only_pending_unexpired_known_cases)
     approval_t c = s_case("payments_ops_lead", NULL);
     cr_expect_eq(sod_judge(&c, &ops, true, NOW + 1000, role, why, sizeof why), 409, "expiry never approves");
     cr_expect_str_eq(why, "the approval expired");
-    snprintf(c.state, sizeof c.state, "approved");
+    c.state = APR_APPROVED;
     cr_expect_eq(sod_judge(&c, &ops, true, NOW, role, why, sizeof why), 409);
     cr_expect_str_eq(why, "case is approved, not awaiting a decision");
 }
