@@ -1,10 +1,14 @@
 /* approve.h - approve's own state, shared by its modules (not by other
  * programs):
  *
- *   main.c  the stage: routes cases (common/policy.c), holds approvals,
- *           serves the approvals API, expires what waits too long
- *   sod.c   segregation of duties: may this person make this decision on
- *           this case, and what does it settle (pure)
+ *   main.c   wiring: the stage's handler (routes triaged cases with
+ *            common/policy.c), its tick (expiry, pending outcomes), recovery
+ *   cases.c  the case table: approvals by case id, as JSON and event
+ *            bodies, rebuilt from the journal
+ *   api.c    the approvals API (list, decide, review, whoami)
+ *   cards.c  Teams cards
+ *   sod.c    segregation of duties: may this person make this decision on
+ *            this case, and what does it settle (pure)
  */
 #ifndef PG_APPROVE_H
 #define PG_APPROVE_H
@@ -13,9 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <czmq.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "event.h"
 #include "people.h"
 #include "policy.h"
+#include "runbook.h"
+#include "stage.h"
 
 /* approval states: X(ENUM, "name on the wire and in the API") */
 #define APPROVAL_STATES(X)                                                                                             \
@@ -88,5 +100,80 @@ unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64
  * required approver denied, APR_APPROVED once every required role is
  * covered, else APR_PENDING */
 approval_state_t sod_outcome(const approval_t *c, bool last_was_deny);
+
+#define APPROVE_MAX_CASES 100000
+#define APPROVE_MAX_DECISIONS 16
+#define APPROVE_MAX_BODY 8192
+
+/* approve_t - the stage's state (loop thread and HTTP threads, under mu) */
+typedef struct {
+    stage_t *st;
+    struct MHD_Daemon *httpd;
+    policy_t policy;
+    people_t people;
+    char public_url[256];
+    char ticket_system[16]; /* for the planned runbook shown while a case waits */
+    rb_opts_t rb_opts;
+    long expiry_s;
+    pthread_mutex_t mu; /* approvals: loop thread and HTTP threads */
+    approval_t **cases;
+    size_t ncases;
+    _Atomic long waiting;
+    size_t outcomes_pending; /* approvals with outcome_pending (under mu) */
+    zhashx_t *index;         /* case_id -> approval_t * (borrowed from cases) */
+    int64_t next_scan_ms;    /* expiry is looked for a few times a second, not every turn */
+} approve_t;
+
+/* request - one API request whose answer waits for the journal */
+typedef struct {
+    struct MHD_Connection *conn;
+    char *body;
+    size_t len;
+    bool too_large;
+    pthread_mutex_t mu;
+    bool suspended, durable, answered;
+    unsigned status;
+    char case_id[160];
+    char state[16];
+} request_t;
+
+/* approve_js - a string member of o, or "" */
+const char *approve_js(json_t *o, const char *key);
+/* approve_json_text - v as compact JSON text (NULL for NULL); caller frees */
+char *approve_json_text(const json_t *v);
+
+/* cases_find - the approval of case_id, NULL if none (caller holds mu) */
+approval_t *cases_find(approve_t *a, const char *case_id);
+/* cases_store - add or replace c in the table (caller holds mu) */
+void cases_store(approve_t *a, approval_t *c);
+/* cases_free - an approval and what it owns */
+void cases_free(approval_t *c);
+/* cases_settle - a decided case keeps only what a retry or the API needs */
+void cases_settle(approval_t *c);
+/* cases_decision_add - room for one more decision on c */
+decided_t *cases_decision_add(approval_t *c);
+/* cases_json - the approval as GET /approvals shows it */
+json_t *cases_json(const approval_t *c);
+/* cases_body - the approval as an event body (routed, approved, ...) */
+event_body_t *cases_body(const approval_t *c);
+/* cases_record - the facts execute acts on, as recorded */
+json_t *cases_record(const approval_t *c);
+/* cases_apply - one of approve's journaled events, applied to the table
+ * (recovery after a restart) */
+void cases_apply(approve_t *a, event_type_t type, json_t *b, const char *case_id);
+
+/* cards_card - a Teams card body about c, titled */
+event_body_t *cards_card(approve_t *a, const approval_t *c, const char *title);
+
+/* api_answer, api_completed - libmicrohttpd's access and completion handlers */
+enum MHD_Result api_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls);
+void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
+/* api_emit_outcome - the approved/denied event of a decided case and its
+ * card; 0, or -1 and it stays pending for the tick (caller holds mu) */
+int api_emit_outcome(approve_t *a, approval_t *c);
+/* api_audit_refusal - a refused request, on the trail (who, what, why) */
+void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, unsigned status,
+                       const char *why, const char *peer);
 
 #endif

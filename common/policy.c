@@ -1,5 +1,5 @@
 /* policy - the route a case takes: nothing to do, auto-approved by policy, or
- * which human roles must agree (CONTRACT.md §4, §5; see approve.h).
+ * which human roles must agree (CONTRACT.md §4, §5; see policy.h).
  *
  * The route is decided from recorded facts (amount, currency, the PSP's word,
  * the ledger's entries, the customer's risk and flag) and two things from the
@@ -253,7 +253,7 @@ static int s_load_confidence(const config_t *c, policy_t *out, char *err, size_t
     return 0;
 }
 
-/* policy_load - see approve.h; on failure *out is left zeroed */
+/* policy_load - see policy.h; on failure *out is left zeroed */
 int policy_load(const config_t *c, policy_t *out, char *err, size_t errlen)
 {
     assert(c && out);
@@ -291,14 +291,14 @@ static int s_tier_of(const policy_currency_t *cur, int64_t amount)
     return amount <= cur->tier3_above ? 2 : 3;
 }
 
-/* policy_amount_tier - see approve.h */
+/* policy_amount_tier - see policy.h */
 int policy_amount_tier(const policy_t *p, int64_t amount, const char *currency)
 {
     assert(p);
     return s_tier_of(s_currency(p, currency), amount);
 }
 
-/* policy_tier - see approve.h; a loaded policy has roles in every tier */
+/* policy_tier - see policy.h; a loaded policy has roles in every tier */
 int policy_tier(const policy_t *p, int t, route_t *out)
 {
     assert(p && out);
@@ -751,7 +751,7 @@ __attribute__((unused)) static bool s_route_ok(const route_t *r)
     return r->tier == 0 && r->nroles == 0 && (r->kind == ROUTE_NO_ACTION) == none;
 }
 
-/* policy_route - see approve.h and the file comment */
+/* policy_route - see policy.h and the file comment */
 void policy_route(const policy_t *p, const policy_input_t *in, route_t *out)
 {
     assert(p && in && out);

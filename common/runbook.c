@@ -1,5 +1,5 @@
 /* runbook - the planner: a decided case -> the exact calls of CONTRACT.md §2,
- * in the order of the runbooks of §5 (see execute.h).
+ * in the order of the runbooks of §5 (see runbook.h).
  *
  * Input is approve's record of the decision (case_id, kind, ref, amount,
  * currency, tier, action, rule, reason, decisions, "recommendation": the
@@ -543,7 +543,7 @@ static const char *s_ticket_system(const rb_opts_t *o)
     return strcmp(o->ticket_system, "servicenow") == 0 ? "servicenow" : "jira";
 }
 
-/* runbook_case_url - see execute.h */
+/* runbook_case_url - see runbook.h */
 int runbook_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_MAX], char *err, size_t errlen)
 {
     const char *base = o->public_url;

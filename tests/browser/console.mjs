@@ -217,9 +217,12 @@ async function main() {
         await page.selectOption('#f-state', 'awaiting_approval');
         await page.waitForURL((u) => u.searchParams.get('state') === 'awaiting_approval');
         await page.waitForSelector(row);
+        // the unfiltered rows stay on the page until the filtered list arrives: wait for it
+        await page.waitForFunction(() => [...document.querySelectorAll('#cases tr[data-case-id] .badge')]
+          .every((b) => b.textContent.trim() === 'awaiting_approval'), null, { timeout: 5000 }).catch(() => {});
         const states = await page.$$eval('#cases tr[data-case-id]', (trs) =>
           trs.map((tr) => tr.querySelector('.badge') && tr.querySelector('.badge').textContent.trim()));
-        assert(states.every((s) => s === 'awaiting_approval'), `rows in other states: ${states.join(', ')}`);
+        assert(states.length > 0 && states.every((s) => s === 'awaiting_approval'), `rows in other states: ${states.join(', ')}`);
       });
       await check('screenshot console-list.png', () => screenshot(page, 'console-list.png'));
       await check('the case link opens the case page', async () => {

@@ -1,0 +1,403 @@
+/* api - the approvals API on approve's port: list, decide, review, whoami;
+ * answers wait for the journal (see approve.h) */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "approve.h"
+#include "httpd.h"
+#include "log.h"
+#include "money.h"
+#include "runbook.h"
+#include "stage.h"
+#include "utc.h"
+
+/* api_audit_refusal - a refused request, on the trail (who, what, why) */
+void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, unsigned status,
+                       const char *why, const char *peer)
+{
+    event_body_t *b = event_body_new();
+    event_body_str(b, "who", who ? who : "(unknown token)");
+    event_body_str(b, "case_id", case_id ? case_id : "");
+    event_body_int(b, "status", status);
+    event_body_str(b, "reason", why);
+    event_body_str(b, "client_ip", peer);
+    char id[EVENT_ID_MAX + 1];
+    stage_publish(a->st, "deny", type, case_id ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    event_body_destroy(&b);
+    stage_count(a->st, "payguard_approve_refusals_total", "reason", event_type_name(type), 1);
+}
+
+/* s_add_plan - the calls execute would make once a pending case is approved
+ * (common/runbook.c over the facts approve holds), as "planned_runbook";
+ * a case the planner refuses gets "plan_error" instead (caller holds mu) */
+static void s_add_plan(const approve_t *a, const approval_t *c, json_t *j)
+{
+    if (!c->facts)
+        return;
+    json_t *rec = cases_record(c);
+    rb_plan_t plan;
+    char err[256];
+    if (runbook_plan(EV_APPROVED, rec, &a->rb_opts, &plan, err, sizeof err) == 0) {
+        json_object_set_new(j, "planned_runbook", runbook_plan_json(&plan));
+        runbook_plan_clear(&plan);
+    } else {
+        json_object_set_new(j, "plan_error", json_string(err));
+    }
+    json_decref(rec);
+}
+
+/* s_list - GET /approvals?status= */
+static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
+{
+    const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
+    if (!status)
+        status = "pending";
+    approval_state_t want = APR_PENDING;
+    bool all = strcmp(status, "all") == 0;
+    if (!all && (!approval_state_of(status, &want) || want == APR_CLOSED))
+        return httpd_error(conn, MHD_HTTP_BAD_REQUEST,
+                           "status must be pending, approved, denied, expired, auto_approved, no_action or all");
+    json_t *list = json_array();
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = a->ncases; i-- > 0;) /* newest first */
+        if (all || a->cases[i]->state == want)
+            json_array_append_new(list, cases_json(a->cases[i]));
+    pthread_mutex_unlock(&a->mu);
+    return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:o}", "approvals", list));
+}
+
+/* s_on_durable - a decision is on disk: answer its request */
+static void s_on_durable(void *arg, int status)
+{
+    (void) status;
+    request_t *req = arg;
+    pthread_mutex_lock(&req->mu);
+    req->durable = true;
+    bool resume = req->suspended;
+    req->suspended = false;
+    pthread_mutex_unlock(&req->mu);
+    if (resume)
+        MHD_resume_connection(req->conn);
+}
+
+/* s_answer_when_durable - 200 {case_id, state} once what the request
+ * published is on disk: now if it already is, else suspend the request
+ * until s_on_durable resumes it */
+static enum MHD_Result s_answer_when_durable(approve_t *a, request_t *req)
+{
+    req->status = MHD_HTTP_OK;
+    pthread_mutex_lock(&req->mu);
+    bool durable = req->durable;
+    if (!durable) {
+        req->suspended = true;
+        atomic_fetch_add(&a->waiting, 1);
+        MHD_suspend_connection(req->conn);
+    }
+    pthread_mutex_unlock(&req->mu);
+    if (durable) {
+        req->answered = true;
+        return httpd_reply(req->conn, MHD_HTTP_OK,
+                           json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+    }
+    return MHD_YES;
+}
+
+/* s_record_decision - a decision that passed segregation of duties: on the
+ * case, journaled (the request answered once durable), and the outcome it
+ * settles, if any, emitted; 0, or -1 when it could not be journaled (the
+ * caller undoes it; caller holds mu) */
+static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, const char *role, const char *decision,
+                             const char *comment, const char *peer, request_t *req)
+{
+    /* record it: the decision, and the case's outcome if this settles it */
+    decided_t *d = cases_decision_add(c);
+    snprintf(d->who, sizeof d->who, "%s", who->name);
+    snprintf(d->role, sizeof d->role, "%s", role); /* "" for a deny */
+    snprintf(d->decision, sizeof d->decision, "%s", decision);
+    snprintf(d->comment, sizeof d->comment, "%s", comment);
+    d->at_ms = stage_now_ms();
+    approval_state_t outcome = sod_outcome(c, strcmp(decision, "deny") == 0);
+    c->state = outcome;
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", c->case_id);
+    event_body_str(b, "who", who->name);
+    event_body_str(b, "role", d->role);
+    event_body_str(b, "decision", decision);
+    event_body_str(b, "comment", comment);
+    event_body_str(b, "client_ip", peer);
+    event_body_str(b, "state", approval_state_name(c->state));
+    char id[EVENT_ID_MAX + 1];
+    /* the answer waits for the decision itself: once it is on disk it is
+     * recorded, and a deciding one is followed by its outcome (now, or by
+     * s_tick if the window is full or we crash in between) */
+    int rc = stage_publish(a->st, "dec", EV_DECISION, c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
+    event_body_destroy(&b);
+    if (rc == 0 && outcome != APR_PENDING) {
+        c->outcome_pending = true;
+        a->outcomes_pending++;
+        snprintf(c->outcome_by, sizeof c->outcome_by, "%s", who->name);
+        api_emit_outcome(a, c);
+    }
+    return rc;
+}
+
+/* s_decide - POST /approvals/{case}/decisions: SoD, then journal, then 200 */
+static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *who, const char *case_id,
+                                const char *peer)
+{
+    json_error_t je;
+    json_t *body = json_loadb(req->body ? req->body : "", req->len, JSON_REJECT_DUPLICATES, &je);
+    const char *decision = json_string_value(json_object_get(body, "decision"));
+    json_t *comment_j = json_object_get(body, "comment");
+    if (!json_is_object(body) || !decision || (strcmp(decision, "approve") && strcmp(decision, "deny")) ||
+        (comment_j && !json_is_string(comment_j)) || (comment_j && json_string_length(comment_j) > 500)) {
+        json_decref(body);
+        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST,
+                           "body must be {\"decision\":\"approve|deny\",\"comment\":\"...\" (at most 500 bytes)}");
+    }
+    const char *comment = comment_j ? json_string_value(comment_j) : "";
+    /* the metric's label outlives body (freed before the reply): a literal */
+    const char *decision_label = strcmp(decision, "approve") == 0 ? "approve" : "deny";
+    char why[256] = "";
+    char role[POLICY_ROLE_MAX] = "";
+    pthread_mutex_lock(&a->mu);
+    approval_t *c = cases_find(a, case_id);
+    bool approve = strcmp(decision, "approve") == 0;
+    unsigned status = sod_judge(c, who, approve, stage_now_ms(), role, why, sizeof why);
+    if (status) {
+        pthread_mutex_unlock(&a->mu);
+        json_decref(body);
+        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, status, why, peer);
+        return httpd_error(req->conn, status, why);
+    }
+    int rc = s_record_decision(a, c, who, role, decision, comment, peer, req);
+    snprintf(req->state, sizeof req->state, "%s", approval_state_name(c->state));
+    snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
+    if (rc != 0) { /* could not journal: undo, and say so */
+        c->ndecisions--;
+        c->state = APR_PENDING;
+    }
+    pthread_mutex_unlock(&a->mu);
+    json_decref(body);
+    if (rc != 0)
+        return httpd_reply(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                           json_pack("{s:s}", "error", "cannot record the decision right now"));
+    stage_count(a->st, "payguard_approve_decisions_total", "decision", decision_label, 1);
+    return s_answer_when_durable(a, req);
+}
+
+/* api_emit_outcome - the approved/denied event of a decided approval, and
+ * its Teams card; 0, or -1 and it stays pending for s_tick (caller holds mu) */
+int api_emit_outcome(approve_t *a, approval_t *c)
+{
+    assert(c->outcome_pending);
+    char id[EVENT_ID_MAX + 1];
+    event_body_t *b = cases_body(c);
+    event_body_str(b, "decided_by", c->outcome_by);
+    int rc = stage_publish(a->st, "dec", c->state == APR_APPROVED ? EV_APPROVED : EV_DENIED, c->case_id, b,
+                           STAGE_TO_BOTH, id, NULL, NULL);
+    event_body_destroy(&b);
+    if (rc != 0)
+        return -1;
+    c->outcome_pending = false;
+    a->outcomes_pending--;
+    cases_settle(c);
+    event_body_t *card = cards_card(a, c, c->state == APR_APPROVED ? "Case approved" : "Case denied");
+    stage_publish(a->st, "dec", EV_NOTICE, c->case_id, card, STAGE_TO_BOTH, id, NULL, NULL);
+    event_body_destroy(&card);
+    return 0;
+}
+
+/* s_review - POST /reviews/{case}/retry|close: a person acts on a case in
+ * ops review. close ends it (audited); retry opens a new approval round for
+ * the failed runbook, with the requester as its raiser, so the same
+ * approvals, by others, are needed before execute tries again. */
+static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *who, const char *case_id,
+                                const char *what, const char *peer)
+{
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL) : json_object();
+    json_t *cj = json_object_get(body, "comment");
+    if (!json_is_object(body) || (cj && (!json_is_string(cj) || json_string_length(cj) > 500))) {
+        json_decref(body);
+        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST, "body must be {\"comment\":\"...\"} (at most 500 bytes)");
+    }
+    const char *comment = cj ? json_string_value(cj) : "";
+    unsigned status = 0;
+    char why[256] = "";
+    pthread_mutex_lock(&a->mu);
+    approval_t *c = cases_find(a, case_id);
+    if (!c) {
+        status = MHD_HTTP_NOT_FOUND;
+        snprintf(why, sizeof why, "no such case");
+    } else if (c->state == APR_PENDING || c->state == APR_NO_ACTION || c->state == APR_CLOSED ||
+               (strcmp(what, "retry") == 0 && c->state == APR_DENIED)) {
+        status = MHD_HTTP_CONFLICT;
+        snprintf(why, sizeof why, "case is %s: nothing to %s", approval_state_name(c->state), what);
+    }
+    if (status) {
+        pthread_mutex_unlock(&a->mu);
+        json_decref(body);
+        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, status, why, peer);
+        return httpd_error(req->conn, status, why);
+    }
+    char id[EVENT_ID_MAX + 1];
+    int rc;
+    if (strcmp(what, "close") == 0) {
+        c->state = APR_CLOSED;
+        event_body_t *b = event_body_new();
+        event_body_str(b, "case_id", c->case_id);
+        event_body_str(b, "who", who->name);
+        event_body_str(b, "comment", comment);
+        event_body_str(b, "client_ip", peer);
+        rc = stage_publish(a->st, "rev", EV_CLOSED, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
+        event_body_destroy(&b);
+    } else {
+        c->retry++;
+        c->ndecisions = 0;
+        c->state = APR_PENDING;
+        snprintf(c->raised_by, sizeof c->raised_by, "%s", who->name);
+        if (c->route.nroles == 0) /* policy had approved it: people decide a retry */
+            policy_tier(&a->policy, policy_amount_tier(&a->policy, c->amount, c->currency), &c->route);
+        c->route.kind = ROUTE_HUMANS;
+        snprintf(c->route.rule, sizeof c->route.rule, "ops_review_retry");
+        snprintf(c->route.reason, sizeof c->route.reason, "%s asked to retry the failed runbook: %s", who->name,
+                 *comment ? comment : "(no comment)");
+        c->expires_ms = stage_now_ms() + a->expiry_s * 1000;
+        event_body_t *b = cases_body(c);
+        rc = stage_publish(a->st, "rev", EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
+        event_body_destroy(&b);
+        b = cards_card(a, c, "A retry of a failed payguard runbook awaits your decision");
+        stage_publish(a->st, "rev", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+        event_body_destroy(&b);
+    }
+    snprintf(req->state, sizeof req->state, "%s", approval_state_name(c->state));
+    snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
+    pthread_mutex_unlock(&a->mu);
+    json_decref(body);
+    if (rc != 0)
+        return httpd_error(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot record it right now");
+    stage_count(a->st, "payguard_approve_reviews_total", "action", what, 1);
+    return s_answer_when_durable(a, req);
+}
+
+/* api_answer - the approvals API */
+enum MHD_Result api_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                           const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    approve_t *a = cls;
+    request_t *req = *con_cls;
+    if (!req) {
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
+            return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
+            return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
+        req = calloc(1, sizeof *req);
+        assert(req);
+        req->conn = conn;
+        pthread_mutex_init(&req->mu, NULL);
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (req->len + *upload_size <= APPROVE_MAX_BODY) {
+            req->body = realloc(req->body, req->len + *upload_size + 1);
+            memcpy(req->body + req->len, upload, *upload_size);
+            req->len += *upload_size;
+        } else {
+            req->too_large = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->answered)
+        return MHD_NO;
+    if (req->status) { /* resumed: the decision is durable */
+        req->answered = true;
+        atomic_fetch_sub(&a->waiting, 1);
+        return httpd_reply(conn, req->status, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
+    }
+    req->answered = true;
+    char peer[64];
+    httpd_peer(conn, peer, sizeof peer);
+    const person_t *who =
+        people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (!who) {
+        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, "", MHD_HTTP_UNAUTHORIZED, "unknown or missing token", peer);
+        return httpd_unauthorized(conn);
+    }
+    if (req->too_large)
+        return httpd_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
+    if (strcmp(url, "/whoami") == 0 && strcmp(method, "GET") == 0) {
+        json_t *roles = json_array();
+        for (size_t i = 0; i < who->nroles; i++)
+            json_array_append_new(roles, json_string(who->roles[i]));
+        return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s, s:o}", "name", who->name, "roles", roles));
+    }
+    if (strcmp(url, "/approvals") == 0) {
+        if (strcmp(method, "GET") != 0)
+            return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /approvals");
+        return s_list(a, conn);
+    }
+    if (strncmp(url, "/approvals/", 11) == 0) {
+        char case_id[160];
+        const char *rest = url + 11;
+        const char *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t) (slash - rest) : strlen(rest);
+        if (n == 0 || n >= sizeof case_id)
+            return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+        memcpy(case_id, rest, n);
+        case_id[n] = '\0';
+        if (slash && strcmp(slash, "/decisions") == 0) {
+            if (strcmp(method, "POST") != 0)
+                return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a decision");
+            req->answered = false; /* answered once durable */
+            return s_decide(a, req, who, case_id, peer);
+        }
+        if (!slash && strcmp(method, "GET") == 0) {
+            pthread_mutex_lock(&a->mu);
+            approval_t *c = cases_find(a, case_id);
+            json_t *j = c ? cases_json(c) : NULL;
+            if (c && c->state == APR_PENDING)
+                s_add_plan(a, c, j);
+            pthread_mutex_unlock(&a->mu);
+            return j ? httpd_reply(conn, MHD_HTTP_OK, j) : httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+        }
+    }
+    if (strncmp(url, "/reviews/", 9) == 0 && strcmp(method, "POST") == 0) {
+        char case_id[160], what[16];
+        const char *rest = url + 9, *slash = strchr(rest, '/');
+        if (slash && (size_t) (slash - rest) < sizeof case_id &&
+            (strcmp(slash, "/retry") == 0 || strcmp(slash, "/close") == 0)) {
+            memcpy(case_id, rest, (size_t) (slash - rest));
+            case_id[slash - rest] = '\0';
+            snprintf(what, sizeof what, "%s", slash + 1);
+            req->answered = false; /* answered once durable */
+            return s_review(a, req, who, case_id, what, peer);
+        }
+    }
+    return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
+}
+
+/* api_completed - free a request */
+void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void) cls, (void) conn, (void) toe;
+    request_t *req = *con_cls;
+    if (!req)
+        return;
+    pthread_mutex_destroy(&req->mu);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
