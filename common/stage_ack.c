@@ -1,0 +1,152 @@
+/* stage_ack - acks: owed to our producers (batched per turn), and received from consumers (see stage_priv.h) */
+#include "stage_priv.h"
+
+/* s_upstream - the ack slot of a producer instance, connecting on first use */
+static upstream_t *s_upstream(stage_t *st, const char *inst)
+{
+    for (size_t i = 0; i < st->nup; i++)
+        if (strcmp(st->up[i].inst, inst) == 0)
+            return &st->up[i];
+    char stage[32];
+    int index;
+    if (config_parse_instance(inst, stage, &index) != 0 || index >= config_instances(st->config, stage)) {
+        log_warn("input from unknown producer instance '%s': cannot ack it", inst);
+        return NULL;
+    }
+    if (st->nup == STAGE_MAX_UPSTREAMS)
+        return NULL;
+    upstream_t *u = &st->up[st->nup];
+    char *ep = config_ack_endpoint(st->config, stage, index);
+    u->push = sk_connect_push(st, &ep, 1);
+    free(ep);
+    if (!u->push)
+        return NULL;
+    snprintf(u->inst, sizeof u->inst, "%s", inst);
+    u->seqs = malloc(STAGE_MAX_PENDING_ACKS * sizeof *u->seqs);
+    assert(u->seqs);
+    u->n = 0;
+    st->nup++;
+    return u;
+}
+
+/* sk_ack_later - owe the producer of ev an ack (sent after the turn's sync) */
+void sk_ack_later(stage_t *st, const event_head_t *h)
+{
+    upstream_t *u = s_upstream(st, h->stage);
+    if (!u)
+        return;
+    if (u->n == STAGE_MAX_PENDING_ACKS) {
+        /* dropping an ack only causes a re-send, which we dedup */
+        memmove(u->seqs, u->seqs + 1, (u->n - 1) * sizeof *u->seqs);
+        u->n--;
+    }
+    u->seqs[u->n++] = h->seq;
+}
+
+/* sk_flush_acks - send owed acks: ["ack", <our stage>, [seq...]] */
+void sk_flush_acks(stage_t *st)
+{
+    for (size_t i = 0; i < st->nup; i++) {
+        upstream_t *u = &st->up[i];
+        while (u->n) {
+            size_t n = u->n > 4096 ? 4096 : u->n;
+            msgpack_sbuffer buf;
+            msgpack_sbuffer_init(&buf);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, 3);
+            msgpack_pack_str_with_body(&pk, "ack", 3);
+            msgpack_pack_str_with_body(&pk, st->name, strlen(st->name));
+            msgpack_pack_array(&pk, (uint32_t) n);
+            for (size_t k = 0; k < n; k++)
+                msgpack_pack_uint64(&pk, u->seqs[k]);
+            int rc = zmq_send(zsock_resolve(u->push), buf.data, buf.size, ZMQ_DONTWAIT);
+            msgpack_sbuffer_destroy(&buf);
+            if (rc < 0)
+                break; /* producer away or busy: try next turn */
+            memmove(u->seqs, u->seqs + n, (u->n - n) * sizeof *u->seqs);
+            u->n -= n;
+        }
+    }
+}
+
+/* sk_send_waits - for inputs still deferred, tell their producers we are
+ * working on them: ["wait", <our stage>, [seq...]], a few times per
+ * resend period (best effort: a lost wait only risks a second worker) */
+void sk_send_waits(stage_t *st)
+{
+    int64_t now = sk_mono_ms();
+    if (!st->ndeferred || now - st->last_wait_ms < st->resend_ms / 3)
+        return;
+    st->last_wait_ms = now;
+    for (size_t u = 0; u < st->nup; u++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+        uint32_t n = 0;
+        for (size_t i = 0; i < st->ndeferred; i++)
+            n += st->deferred[i]->from_producer && strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0;
+        if (n) {
+            msgpack_pack_array(&pk, 3);
+            msgpack_pack_str_with_body(&pk, "wait", 4);
+            msgpack_pack_str_with_body(&pk, st->name, strlen(st->name));
+            msgpack_pack_array(&pk, n);
+            for (size_t i = 0; i < st->ndeferred; i++)
+                if (st->deferred[i]->from_producer &&
+                    strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0)
+                    msgpack_pack_uint64(&pk, event_head(st->deferred[i]->ev)->seq);
+            zmq_send(zsock_resolve(st->up[u].push), buf.data, buf.size, ZMQ_DONTWAIT);
+        }
+        msgpack_sbuffer_destroy(&buf);
+    }
+}
+
+/* sk_on_ack - strictly decode an ack message and apply it */
+void sk_on_ack(stage_t *st, const void *data, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    const char *why = NULL;
+    if (len > STAGE_ACK_MAX_BYTES)
+        why = "too large";
+    else if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+        why = "not one msgpack value";
+    else if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3)
+        why = "not a 3-element array";
+    msgpack_object *a = why ? NULL : u.data.via.array.ptr;
+    bool wait =
+        !why && a[0].type == MSGPACK_OBJECT_STR && a[0].via.str.size == 4 && memcmp(a[0].via.str.ptr, "wait", 4) == 0;
+    if (!why && !wait &&
+        (a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size != 3 || memcmp(a[0].via.str.ptr, "ack", 3)))
+        why = "neither an ack nor a wait";
+    else if (!why && (a[1].type != MSGPACK_OBJECT_STR || a[2].type != MSGPACK_OBJECT_ARRAY))
+        why = "bad field types";
+    int d = -1;
+    if (!why) {
+        size_t n = a[1].via.str.size;
+        if (st->next && n == strlen(st->next) && memcmp(a[1].via.str.ptr, st->next, n) == 0)
+            d = DEST_NEXT;
+        else if (n == 5 && memcmp(a[1].via.str.ptr, "audit", 5) == 0)
+            d = DEST_AUDIT;
+        else
+            why = "from a stage that is not our consumer";
+    }
+    if (why) {
+        log_warn("dropped ack message: %s", why);
+        atomic_fetch_add(&st->c_bad, 1);
+        msgpack_unpacked_destroy(&u);
+        return;
+    }
+    for (uint32_t i = 0; i < a[2].via.array.size; i++) {
+        msgpack_object *o = &a[2].via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            continue;
+        if (wait)
+            sk_win_extend(&st->win[d], o->via.u64);
+        else if (sk_win_ack(&st->win[d], o->via.u64))
+            atomic_fetch_add(&st->c_acks, 1);
+    }
+    msgpack_unpacked_destroy(&u);
+}

@@ -1,0 +1,193 @@
+/* stage_input - one input event: dedup, the stage's handler, deferral and adoption (see stage_priv.h) */
+#include "stage_priv.h"
+
+/* sk_handle_event - dedup and handle one decoded event; ack its producer
+ * only if it came from one (injected events have none) */
+void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, bool from_producer)
+{
+    const event_head_t *h = event_head(ev);
+    if (idset_has(st->seen, h->id)) {
+        atomic_fetch_add(&st->c_dup, 1);
+        if (from_producer)
+            sk_ack_later(st, h);
+        return;
+    }
+    for (size_t i = 0; i < st->ndeferred; i++)
+        if (strcmp(event_head(st->deferred[i]->ev)->id, h->id) == 0)
+            return; /* still being worked on: its ack comes with stage_finish */
+    st->current = ev;
+    st->current_owned = ev;
+    st->current_from_producer = from_producer;
+    st->emit_index = 0;
+    st->emitted = false;
+    int rc = STAGE_DONE;
+    if (st->def->store_inputs && st->def->store) {
+        size_t reclen;
+        void *rec = st->def->store(st, ev, raw, rawlen, &reclen, st->def->arg);
+        assert(rec); /* bounded events make bounded records */
+        sk_append_small(st, rec, reclen);
+        free(rec);
+    } else if (st->def->store_inputs) {
+        unsigned char kind = STAGE_REC_STORED;
+        blob_t *rec = sk_blob_new(&kind, 1, raw, rawlen);
+        sk_append_small(st, rec->data, rec->len);
+        sk_blob_unref(&rec);
+    }
+    if (st->def->handle)
+        rc = st->def->handle(st, ev, st->def->arg);
+    if (rc == STAGE_DEFERRED) {
+        assert(!st->current_owned); /* stage_defer took it */
+    } else if (rc == STAGE_RETRY) {
+        assert(!st->emitted && !st->def->store_inputs);
+        atomic_fetch_add(&st->c_retry, 1);
+    } else {
+        if (!st->emitted && !st->def->store_inputs) {
+            unsigned char rec[1 + EVENT_ID_MAX];
+            size_t idlen = strlen(h->id);
+            rec[0] = STAGE_REC_CONSUMED;
+            memcpy(rec + 1, h->id, idlen);
+            sk_append_small(st, rec, 1 + idlen);
+        }
+        if (idset_add(st->seen, h->id) < 0) {
+            log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
+            exit(EXIT_FAILURE);
+        }
+        if (from_producer)
+            sk_ack_later(st, h);
+    }
+    st->current = NULL;
+    st->current_owned = NULL;
+}
+
+/* stage_defer - see stage.h: take the current input out of the turn */
+stage_pending_t *stage_defer(stage_t *st)
+{
+    assert(st->current && st->current_owned);
+    assert(st->ndeferred < STAGE_MAX_DEFERRED);
+    stage_pending_t *p = calloc(1, sizeof *p);
+    assert(p);
+    p->ev = st->current_owned;
+    p->from_producer = st->current_from_producer;
+    p->emitted = st->emitted; /* what it emitted before deferring stays its answer */
+    p->emit_index = st->emit_index;
+    st->current_owned = NULL;
+    st->deferred[st->ndeferred++] = p;
+    return p;
+}
+
+const event_t *stage_pending_event(const stage_pending_t *p)
+{
+    return p->ev;
+}
+
+size_t stage_deferred_count(const stage_t *st)
+{
+    return st->ndeferred;
+}
+
+/* stage_resume - emits now answer p's input */
+void stage_resume(stage_t *st, stage_pending_t *p)
+{
+    assert(!st->current);
+    st->current = p->ev;
+    st->emit_index = p->emit_index;
+    st->emitted = p->emitted;
+    st->resumed = p;
+}
+
+/* stage_yield - leave p for a later tick, keeping its emit position */
+void stage_yield(stage_t *st, stage_pending_t *p)
+{
+    assert(st->resumed == p);
+    p->emit_index = st->emit_index;
+    p->emitted = st->emitted;
+    st->current = NULL;
+    st->resumed = NULL;
+}
+
+/* stage_adopt - see stage.h: a pending input rebuilt from the journal */
+stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case_key, unsigned emit_index)
+{
+    assert(st->ndeferred < STAGE_MAX_DEFERRED);
+    event_head_t h = {0};
+    snprintf(h.id, sizeof h.id, "%s", input_id);
+    snprintf(h.type, sizeof h.type, "notice");
+    snprintf(h.case_key, sizeof h.case_key, "%s", case_key);
+    snprintf(h.stage, sizeof h.stage, "%s", st->inst);
+    h.seq = 1;
+    char err[256];
+    size_t len;
+    void *enc = event_encode(&h, NULL, &len, err, sizeof err);
+    if (!enc)
+        return NULL;
+    stage_pending_t *p = calloc(1, sizeof *p);
+    assert(p);
+    p->ev = event_decode(enc, len, err, sizeof err);
+    free(enc);
+    assert(p->ev);
+    p->from_producer = false; /* its producer was acknowledged long ago */
+    p->emitted = emit_index > 0;
+    p->emit_index = emit_index;
+    st->deferred[st->ndeferred++] = p;
+    return p;
+}
+
+/* stage_flush - see stage.h */
+void stage_flush(stage_t *st)
+{
+    journal_sync(st->journal);
+}
+
+/* stage_finish - p's input is answered: record it, ack it, forget it */
+void stage_finish(stage_t *st, stage_pending_t **p_p)
+{
+    stage_pending_t *p = *p_p;
+    if (st->resumed == p) {
+        p->emit_index = st->emit_index;
+        p->emitted = st->emitted;
+        st->current = NULL;
+        st->resumed = NULL;
+    }
+    const event_head_t *h = event_head(p->ev);
+    if (!p->emitted) {
+        unsigned char rec[1 + EVENT_ID_MAX];
+        size_t idlen = strlen(h->id);
+        rec[0] = STAGE_REC_CONSUMED;
+        memcpy(rec + 1, h->id, idlen);
+        sk_append_small(st, rec, 1 + idlen);
+    }
+    if (idset_add(st->seen, h->id) < 0) {
+        log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
+        exit(EXIT_FAILURE);
+    }
+    if (p->from_producer)
+        sk_ack_later(st, h);
+    for (size_t i = 0; i < st->ndeferred; i++)
+        if (st->deferred[i] == p) {
+            st->deferred[i] = st->deferred[--st->ndeferred];
+            break;
+        }
+    event_destroy(&p->ev);
+    free(p);
+    *p_p = NULL;
+}
+
+/* sk_on_input - decode strictly, then handle one input event */
+void sk_on_input(stage_t *st, const void *data, size_t len)
+{
+    char err[256];
+    event_t *ev = event_decode(data, len, err, sizeof err);
+    atomic_fetch_add(&st->c_in, 1);
+    if (!ev) {
+        atomic_fetch_add(&st->c_bad, 1);
+        stage_count(st, "payguard_bad_input_events_total", NULL, NULL, 1);
+        log_error("rejected malformed input event (%zu bytes): %s", len, err);
+        return;
+    }
+    sk_handle_event(st, ev, data, len, true);
+    bool deferred = false;
+    for (size_t i = 0; i < st->ndeferred && !deferred; i++)
+        deferred = st->deferred[i]->ev == ev;
+    if (!deferred)
+        event_destroy(&ev);
+}

@@ -1,0 +1,256 @@
+/* stage_priv - the stage skeleton's own state and the interfaces between
+ * its files (not for stages: they see stage.h only):
+ *
+ *   stage.c          the loop, signals, start-up, accessors
+ *   stage_emit.c     journaling what a stage emits: emit, publish, inject,
+ *                    the ack watermark
+ *   stage_window.c   delivery windows: what is sent and not yet acked,
+ *                    re-sends, the turn's commit (sync, then send)
+ *   stage_ack.c      acks: to our producers (batched) and from consumers
+ *   stage_input.c    one input: dedup, the handler, deferral
+ *   stage_recover.c  recovery from the journal at start
+ *   stage_socket.c   the ZeroMQ sockets
+ *   stage_status.c   counters, gauges, the status file, /metrics text
+ */
+#ifndef PG_STAGE_PRIV_H
+#define PG_STAGE_PRIV_H
+
+#include "stage.h"
+#include "trail.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "idset.h"
+#include "journal.h"
+#include "log.h"
+#include "metrics.h"
+
+#define STAGE_BATCH 256        /* inputs taken per loop turn */
+#define STAGE_MAX_UPSTREAMS 64 /* producer instances we ack */
+#define STAGE_MAX_PENDING_ACKS 8192
+#define STAGE_ACK_MAX_BYTES 65536
+#define STAGE_WM_EVERY_MS 1000
+/* STAGE_RCVHWM - events ZeroMQ queues per upstream pipe. Stage to stage a
+ * smaller queue would do (the sender's window holds every unacked event and
+ * re-sends), but `payguard replay` has no window: at 1,024 a consumer at its
+ * limit when replay exited lost the events still in the socket
+ * (e2e_backbone, 3 of 10,000). Memory under load pays for it
+ * (bench/results.md). */
+#define STAGE_RCVHWM 10000
+
+enum { DEST_NEXT = 0, DEST_AUDIT = 1, NDEST = 2 };
+
+/* blob - one encoded envelope shared by the windows that carry it */
+typedef struct {
+    int refs;
+    size_t len;
+    unsigned char data[];
+} blob_t;
+
+/* entry - one event awaiting its consumer's ack */
+typedef struct {
+    uint64_t seq;
+    blob_t *blob;
+    int64_t sent_ms; /* 0: never sent */
+    bool acked;
+} entry_t;
+
+/* window - unacked events of one destination, in seq order (a ring) */
+typedef struct {
+    entry_t *v;
+    size_t cap; /* power of two */
+    size_t head;
+    size_t count;
+    size_t next_send; /* index (from head) of the first never-sent entry */
+    uint64_t last_pushed;
+    int64_t last_resend_scan_ms;
+    _Atomic size_t count_shared;
+} window_t;
+
+/* staged - appended this turn, not yet durable, so not yet sendable */
+typedef struct {
+    uint64_t seq;
+    blob_t *blob;
+    unsigned dest;
+    stage_durable_fn *fn;
+    void *fn_arg;
+} staged_t;
+
+/* counter - one labelled series of stage_count */
+typedef struct {
+    char name[64];
+    char label[32];
+    char value[METRICS_LABEL_MAX]; /* as given (cut to fit); escaped when written */
+    _Atomic uint64_t n;
+} counter_t;
+
+/* stage_pending_t - an input whose answer comes later (stage_defer) */
+struct stage_pending_t {
+    event_t *ev;
+    bool from_producer;
+    bool emitted;
+    unsigned emit_index;
+};
+
+#define STAGE_MAX_DEFERRED 1024
+
+/* upstream - a producer instance we owe acks to */
+typedef struct {
+    char inst[EVENT_STAGE_MAX + 1];
+    zsock_t *push;
+    uint64_t *seqs;
+    size_t n;
+} upstream_t;
+
+struct stage_t {
+    const stage_def_t *def;
+    config_t *config;
+    char name[32];
+    char inst[EVENT_STAGE_MAX + 1];
+    int index;
+    const char *next; /* next stage name or NULL */
+
+    journal_t *journal;
+    pthread_mutex_t append_mu; /* seq prediction + append + staging order */
+    idset_t *seen;
+
+    zsock_t *in;
+    zsock_t *out[NDEST];
+    zsock_t *ackin;
+    upstream_t up[STAGE_MAX_UPSTREAMS];
+    size_t nup;
+
+    window_t win[NDEST];
+    long max_inflight;
+    long resend_ms;
+    long drain_ms;
+
+    /* loop-thread staging (handle/emit) */
+    staged_t *staged;
+    size_t nstaged, capstaged;
+    const event_t *current;
+    event_t *current_owned; /* the input being handled, owned (for stage_defer) */
+    bool current_from_producer;
+    stage_pending_t *deferred[STAGE_MAX_DEFERRED];
+    size_t ndeferred;
+    stage_pending_t *resumed;
+    int64_t last_wait_ms;
+    unsigned emit_index;
+    uint64_t last_emit_seq;
+    char last_emit_id[EVENT_ID_MAX + 1];
+    bool emitted;
+
+    /* publish queue (any thread) */
+    pthread_mutex_t pub_mu;
+    staged_t *pubq;
+    size_t npubq, cappubq;
+    _Atomic size_t pub_pending;
+
+    int wake_pipe[2];
+    int64_t last_wm_ms;
+    uint64_t wm_written[NDEST];
+
+    /* counters */
+    pthread_mutex_t counters_mu;
+    counter_t counters[STAGE_MAX_COUNTERS];
+    _Atomic size_t ncounters;
+    _Atomic uint64_t c_in, c_out, c_dup, c_bad, c_acks, c_resent, c_busy, c_retry;
+};
+
+/* set by the signal handler: stop taking work, drain, exit */
+extern volatile sig_atomic_t sk_stop;
+/* the signal handler's self-pipe (the loop polls its read end) */
+extern int sk_signal_pipe;
+
+/* sk_mono_ms - monotonic ms, for timers that must not jump */
+int64_t sk_mono_ms(void);
+
+/* sk_blob_new - a record payload with one reference */
+blob_t *sk_blob_new(const void *a, size_t alen, const void *b, size_t blen);
+
+/* sk_blob_unref - drop a reference, free with the last */
+void sk_blob_unref(blob_t **blob_p);
+
+/* sk_win_at - i-th entry from the head */
+entry_t *sk_win_at(window_t *w, size_t i);
+
+/* sk_win_push - add a durable event; seqs arrive in increasing order */
+void sk_win_push(window_t *w, uint64_t seq, blob_t *blob);
+
+/* sk_win_ack - mark seq acked; pop acked entries off the front */
+bool sk_win_ack(window_t *w, uint64_t seq);
+
+/* sk_win_extend - a consumer is still working on seq: restart its resend
+ * timer (a lease, like a queue's visibility timeout), so a slow answer is
+ * not given to a second worker as well */
+void sk_win_extend(window_t *w, uint64_t seq);
+
+/* sk_win_watermark - every event for this destination at or below it is acked */
+uint64_t sk_win_watermark(window_t *w);
+
+/* sk_stage_push - remember a journaled event until the turn's sync */
+void sk_stage_push(staged_t **v, size_t *n, size_t *cap, staged_t item);
+
+/* sk_dest_mask - drop destinations this stage does not have */
+unsigned sk_dest_mask(stage_t *st, unsigned dest);
+
+/* sk_append_small - a 'C' or 'W' record */
+void sk_append_small(stage_t *st, const void *data, size_t len);
+
+/* sk_write_watermark - journal the ack watermarks if they moved */
+void sk_write_watermark(stage_t *st, bool force);
+
+/* sk_recover - rebuild the dedup set and the unacked windows from the journal */
+int sk_recover(stage_t *st);
+
+/* sk_connect_push - a PUSH connected to every endpoint given */
+zsock_t *sk_connect_push(stage_t *st, char **endpoints, int n);
+
+/* sk_open_sockets - input, outputs, acks per the group configuration */
+int sk_open_sockets(stage_t *st);
+
+/* sk_ack_later - owe the producer of ev an ack (sent after the turn's sync) */
+void sk_ack_later(stage_t *st, const event_head_t *h);
+
+/* sk_flush_acks - send owed acks: ["ack", <our stage>, [seq...]] */
+void sk_flush_acks(stage_t *st);
+
+/* sk_send_waits - for inputs still deferred, tell their producers we are
+ * working on them: ["wait", <our stage>, [seq...]], a few times per
+ * resend period (best effort: a lost wait only risks a second worker) */
+void sk_send_waits(stage_t *st);
+
+/* sk_on_ack - strictly decode an ack message and apply it */
+void sk_on_ack(stage_t *st, const void *data, size_t len);
+
+/* sk_send_window - send never-sent entries, then re-send overdue ones */
+void sk_send_window(stage_t *st, int d);
+
+/* sk_commit_turn - sync this turn's appends, then release them and the acks */
+void sk_commit_turn(stage_t *st);
+
+/* sk_handle_event - dedup and handle one decoded event; ack its producer
+ * only if it came from one (injected events have none) */
+void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, bool from_producer);
+
+/* sk_on_input - decode strictly, then handle one input event */
+void sk_on_input(stage_t *st, const void *data, size_t len);
+
+/* sk_window_room - may we take more input? */
+bool sk_window_room(stage_t *st);
+
+/* sk_write_status - <run_dir>/<inst>.stat for `payguard status` (atomic rename) */
+void sk_write_status(stage_t *st);
+
+#endif

@@ -1,0 +1,151 @@
+/* stage_status - counters and gauges, the status file `payguard status` reads, the /metrics text (see stage_priv.h) */
+#include "stage_priv.h"
+
+/* stage_gauge - see stage.h: a series whose value is set, not added */
+void stage_gauge(stage_t *st, const char *name, int64_t value)
+{
+    stage_gauge_label(st, name, NULL, NULL, value);
+}
+
+/* stage_gauge_label - see stage.h */
+void stage_gauge_label(stage_t *st, const char *name, const char *label, const char *lvalue, int64_t value)
+{
+    label = label ? label : "";
+    char kept[METRICS_LABEL_MAX]; /* the value as stage_count keeps it */
+    snprintf(kept, sizeof kept, "%s", lvalue ? lvalue : "");
+    stage_count(st, name, label, kept, 0); /* make sure the series exists */
+    size_t count = atomic_load(&st->ncounters);
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(st->counters[i].name, name) == 0 && strcmp(st->counters[i].label, label) == 0 &&
+            strcmp(st->counters[i].value, kept) == 0) {
+            atomic_store(&st->counters[i].n, (uint64_t) (value < 0 ? 0 : value));
+            return;
+        }
+}
+
+/* stage_count - see stage.h */
+void stage_count(stage_t *st, const char *name, const char *label, const char *lvalue, uint64_t n)
+{
+    label = label ? label : "";
+    char value[METRICS_LABEL_MAX]; /* the series' key: the value as it will be kept */
+    snprintf(value, sizeof value, "%s", lvalue ? lvalue : "");
+    size_t count = atomic_load(&st->ncounters);
+    for (size_t i = 0; i < count; i++) {
+        counter_t *c = &st->counters[i];
+        if (strcmp(c->name, name) == 0 && strcmp(c->label, label) == 0 && strcmp(c->value, value) == 0) {
+            atomic_fetch_add(&c->n, n);
+            return;
+        }
+    }
+    pthread_mutex_lock(&st->counters_mu);
+    count = atomic_load(&st->ncounters);
+    size_t i = 0;
+    for (; i < count; i++) {
+        counter_t *c = &st->counters[i];
+        if (strcmp(c->name, name) == 0 && strcmp(c->label, label) == 0 && strcmp(c->value, value) == 0)
+            break;
+    }
+    if (i == count && count < STAGE_MAX_COUNTERS - 1) {
+        counter_t *c = &st->counters[count];
+        snprintf(c->name, sizeof c->name, "%s", name);
+        snprintf(c->label, sizeof c->label, "%s", label);
+        memcpy(c->value, value, sizeof c->value);
+        atomic_store(&st->ncounters, count + 1);
+    } else if (i == count) {
+        i = STAGE_MAX_COUNTERS - 1; /* the overflow series */
+        counter_t *c = &st->counters[i];
+        if (!c->name[0]) {
+            snprintf(c->name, sizeof c->name, "payguard_counter_overflow_total");
+        }
+    }
+    atomic_fetch_add(&st->counters[i].n, n);
+    pthread_mutex_unlock(&st->counters_mu);
+}
+
+/* sk_write_status - <run_dir>/<inst>.stat for `payguard status` (atomic rename) */
+void sk_write_status(stage_t *st)
+{
+    char path[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 72];
+    snprintf(path, sizeof path, "%s/%s.stat", config_run_dir(st->config), st->inst);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(
+        f,
+        "pid=%d\nin=%llu\nout=%llu\nduplicates=%llu\nbad=%llu\nresent=%llu\nunacked_next=%zu\nunacked_audit=%zu\njournal_seq=%llu\n",
+        (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out, (unsigned long long) st->c_dup,
+        (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
+        st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
+    fclose(f);
+    rename(tmp, path);
+    /* the metrics too, for the group's /metrics (metrics_collect) */
+    snprintf(path, sizeof path, "%s/%s.prom", config_run_dir(st->config), st->inst);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *text = stage_metrics_text(st);
+    f = fopen(tmp, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+        rename(tmp, path);
+    }
+    free(text);
+}
+
+/* stage_metrics_text - see stage.h */
+char *stage_metrics_text(stage_t *st)
+{
+    journal_stats_t js;
+    journal_stats(st->journal, &js);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    assert(f);
+    const char *i = st->inst;
+    fprintf(f, "# TYPE payguard_events_in_total counter\npayguard_events_in_total{instance=\"%s\"} %llu\n", i,
+            (unsigned long long) st->c_in);
+    fprintf(f, "# TYPE payguard_events_out_total counter\npayguard_events_out_total{instance=\"%s\"} %llu\n", i,
+            (unsigned long long) st->c_out);
+    fprintf(f,
+            "# TYPE payguard_input_duplicates_total counter\npayguard_input_duplicates_total{instance=\"%s\"} %llu\n",
+            i, (unsigned long long) st->c_dup);
+    fprintf(f, "# TYPE payguard_bad_messages_total counter\npayguard_bad_messages_total{instance=\"%s\"} %llu\n", i,
+            (unsigned long long) st->c_bad);
+    fprintf(f, "# TYPE payguard_resent_total counter\npayguard_resent_total{instance=\"%s\"} %llu\n", i,
+            (unsigned long long) st->c_resent);
+    fprintf(f, "# TYPE payguard_backpressure_total counter\npayguard_backpressure_total{instance=\"%s\"} %llu\n", i,
+            (unsigned long long) st->c_busy);
+    fprintf(f,
+            "# TYPE payguard_unacked gauge\npayguard_unacked{instance=\"%s\",dest=\"next\"} %zu\n"
+            "payguard_unacked{instance=\"%s\",dest=\"audit\"} %zu\n",
+            i, atomic_load(&st->win[DEST_NEXT].count_shared), i, atomic_load(&st->win[DEST_AUDIT].count_shared));
+    fprintf(f, "# TYPE payguard_journal_appends_total counter\npayguard_journal_appends_total{instance=\"%s\"} %llu\n",
+            i, (unsigned long long) js.appends);
+    fprintf(f, "# TYPE payguard_journal_fsyncs_total counter\npayguard_journal_fsyncs_total{instance=\"%s\"} %llu\n", i,
+            (unsigned long long) js.syncs);
+    fprintf(
+        f,
+        "# TYPE payguard_journal_fsync_seconds_total counter\npayguard_journal_fsync_seconds_total{instance=\"%s\"} %.6f\n",
+        i, (double) js.sync_ns_total / 1e9);
+    fprintf(
+        f,
+        "# TYPE payguard_journal_fsync_seconds_max gauge\npayguard_journal_fsync_seconds_max{instance=\"%s\"} %.6f\n",
+        i, (double) js.sync_ns_max / 1e9);
+    size_t nc = atomic_load(&st->ncounters);
+    for (size_t k = 0; k < STAGE_MAX_COUNTERS; k++) {
+        counter_t *c = &st->counters[k];
+        if (k >= nc && k != STAGE_MAX_COUNTERS - 1)
+            continue;
+        if (!c->name[0])
+            continue;
+        char esc[4 * METRICS_LABEL_MAX]; /* label values come from data: escaped */
+        metrics_escape_label(c->value, esc, sizeof esc);
+        if (c->label[0])
+            fprintf(f, "%s{instance=\"%s\",%s=\"%s\"} %llu\n", c->name, i, c->label, esc,
+                    (unsigned long long) atomic_load(&c->n));
+        else
+            fprintf(f, "%s{instance=\"%s\"} %llu\n", c->name, i, (unsigned long long) atomic_load(&c->n));
+    }
+    fclose(f);
+    return out;
+}

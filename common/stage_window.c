@@ -1,0 +1,184 @@
+/* stage_window - delivery windows: sent and not yet acked, re-sent after resend_ms; the commit of a loop turn (sync,
+ * then send) (see stage_priv.h) */
+#include "stage_priv.h"
+
+/* sk_blob_new - a record payload with one reference */
+blob_t *sk_blob_new(const void *a, size_t alen, const void *b, size_t blen)
+{
+    blob_t *blob = malloc(sizeof *blob + alen + blen);
+    assert(blob);
+    blob->refs = 1;
+    blob->len = alen + blen;
+    memcpy(blob->data, a, alen);
+    if (blen)
+        memcpy(blob->data + alen, b, blen);
+    return blob;
+}
+
+/* sk_blob_unref - drop a reference, free with the last */
+void sk_blob_unref(blob_t **blob_p)
+{
+    blob_t *blob = *blob_p;
+    if (blob && --blob->refs == 0)
+        free(blob);
+    *blob_p = NULL;
+}
+
+/* sk_win_at - i-th entry from the head */
+entry_t *sk_win_at(window_t *w, size_t i)
+{
+    assert(i < w->count);
+    return &w->v[(w->head + i) & (w->cap - 1)];
+}
+
+/* sk_win_push - add a durable event; seqs arrive in increasing order */
+void sk_win_push(window_t *w, uint64_t seq, blob_t *blob)
+{
+    assert(seq > w->last_pushed);
+    if (w->count == w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 1024;
+        entry_t *nv = malloc(ncap * sizeof *nv);
+        assert(nv);
+        for (size_t i = 0; i < w->count; i++)
+            nv[i] = *sk_win_at(w, i);
+        free(w->v);
+        w->v = nv;
+        w->cap = ncap;
+        w->head = 0;
+    }
+    blob->refs++;
+    w->v[(w->head + w->count) & (w->cap - 1)] = (entry_t){.seq = seq, .blob = blob};
+    w->count++;
+    w->last_pushed = seq;
+    atomic_store(&w->count_shared, w->count);
+}
+
+/* sk_win_ack - mark seq acked; pop acked entries off the front */
+bool sk_win_ack(window_t *w, uint64_t seq)
+{
+    size_t lo = 0, hi = w->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sk_win_at(w, mid)->seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == w->count || sk_win_at(w, lo)->seq != seq || sk_win_at(w, lo)->acked)
+        return false;
+    sk_win_at(w, lo)->acked = true;
+    while (w->count && sk_win_at(w, 0)->acked) {
+        entry_t *e = sk_win_at(w, 0);
+        sk_blob_unref(&e->blob);
+        w->head = (w->head + 1) & (w->cap - 1);
+        w->count--;
+        if (w->next_send)
+            w->next_send--;
+    }
+    atomic_store(&w->count_shared, w->count);
+    return true;
+}
+
+/* sk_win_extend - a consumer is still working on seq: restart its resend
+ * timer (a lease, like a queue's visibility timeout), so a slow answer is
+ * not given to a second worker as well */
+void sk_win_extend(window_t *w, uint64_t seq)
+{
+    size_t lo = 0, hi = w->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sk_win_at(w, mid)->seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < w->count && lo < w->next_send && sk_win_at(w, lo)->seq == seq && !sk_win_at(w, lo)->acked)
+        sk_win_at(w, lo)->sent_ms = sk_mono_ms();
+}
+
+/* sk_win_watermark - every event for this destination at or below it is acked */
+uint64_t sk_win_watermark(window_t *w)
+{
+    return w->count ? sk_win_at(w, 0)->seq - 1 : w->last_pushed;
+}
+
+/* sk_send_window - send never-sent entries, then re-send overdue ones */
+void sk_send_window(stage_t *st, int d)
+{
+    window_t *w = &st->win[d];
+    if (!st->out[d])
+        return;
+    void *sock = zsock_resolve(st->out[d]);
+    int64_t now = sk_mono_ms();
+    while (w->next_send < w->count) {
+        entry_t *e = sk_win_at(w, w->next_send);
+        if (zmq_send(sock, e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0)
+            return; /* HWM or no peer: back-pressure, try next turn */
+        e->sent_ms = now;
+        w->next_send++;
+    }
+    /* overdue entries are looked for a few times per resend period, not
+     * every turn: the scan is linear in the window */
+    if (now - w->last_resend_scan_ms < st->resend_ms / 4)
+        return;
+    w->last_resend_scan_ms = now;
+    for (size_t i = 0; i < w->next_send; i++) {
+        entry_t *e = sk_win_at(w, i);
+        if (e->acked || now - e->sent_ms < st->resend_ms)
+            continue;
+        if (zmq_send(sock, e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0)
+            return;
+        e->sent_ms = now;
+        atomic_fetch_add(&st->c_resent, 1);
+    }
+}
+
+/* sk_commit_turn - sync this turn's appends, then release them and the acks */
+void sk_commit_turn(stage_t *st)
+{
+    /* take the publish queue first: its records were appended before now */
+    pthread_mutex_lock(&st->pub_mu);
+    staged_t *pq = st->pubq;
+    size_t npq = st->npubq;
+    st->pubq = NULL;
+    st->npubq = st->cappubq = 0;
+    pthread_mutex_unlock(&st->pub_mu);
+
+    bool owe_acks = false;
+    for (size_t i = 0; i < st->nup; i++)
+        owe_acks |= st->up[i].n > 0;
+    if (st->nstaged || npq || owe_acks)
+        journal_sync(st->journal);
+
+    /* merge the two lists in seq order into the windows */
+    size_t a = 0, b = 0;
+    while (a < st->nstaged || b < npq) {
+        staged_t *s = (b == npq || (a < st->nstaged && st->staged[a].seq < pq[b].seq)) ? &st->staged[a++] : &pq[b++];
+        blob_t *env = sk_blob_new(s->blob->data + 2, s->blob->len - 2, NULL, 0);
+        for (int d = 0; d < NDEST; d++)
+            if (s->dest & (1u << d))
+                sk_win_push(&st->win[d], s->seq, env);
+        sk_blob_unref(&env);
+        sk_blob_unref(&s->blob);
+        if (s->fn)
+            s->fn(s->fn_arg, 0);
+    }
+    st->nstaged = 0;
+    atomic_fetch_sub(&st->pub_pending, npq);
+    free(pq);
+    sk_flush_acks(st);
+}
+
+/* sk_window_room - may we take more input? What this turn already emitted
+ * (staged: journaled, not yet in a window until the turn's sync) counts
+ * too, so a window holds at most max_inflight events plus the answers of
+ * one input, not a whole batch more (tests/unit/test_stage.c) */
+bool sk_window_room(stage_t *st)
+{
+    if (st->def->handle && st->ndeferred >= (st->def->max_deferred ? st->def->max_deferred : STAGE_MAX_DEFERRED))
+        return false;
+    for (int d = 0; d < NDEST; d++)
+        if (st->win[d].count + st->nstaged >= (size_t) st->max_inflight)
+            return false;
+    return true;
+}

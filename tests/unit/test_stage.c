@@ -1,0 +1,337 @@
+/* test_stage - the stage skeleton's delivery promises, over its real ZeroMQ
+ * sockets in a temporary directory. A child process runs stage_main as
+ * "triage" instance 0 with a handler that answers each input with one
+ * "triaged" event; the test plays its producer (validate.0: sends inputs,
+ * receives acks) and its consumers (approve.0 and audit.0: receive what it
+ * emits, ack it or not):
+ *   - an input is acked once what it caused is durable;
+ *   - what is sent stays unacked in a window and is re-sent after resend_ms;
+ *     an ack stops the re-sends;
+ *   - a full window (max_inflight) stops taking input, and an ack lets the
+ *     rest through;
+ *   - after a kill -9, a restart re-sends what was never acked, same ids;
+ *   - an input seen before is acked again but causes nothing new.
+ * Waits have generous timeouts; nothing here measures speed. */
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "event.h"
+#include "stage.h"
+
+#define RESEND_MS 300
+#define WAIT_MS 5000
+
+static char s_dir[] = "/tmp/pg-stage-XXXXXX";
+static char s_cfg[300];
+static config_t *s_config;
+static pid_t s_child;
+static zsock_t *s_in;         /* we push inputs to triage.0 */
+static zsock_t *s_acks_to_us; /* validate.0's ack endpoint: triage's acks */
+static zsock_t *s_approve;    /* approve.0's input: triage's output */
+static zsock_t *s_audit;      /* audit.0's input */
+static zsock_t *s_ack_out;    /* triage.0's ack endpoint: our acks as approve and audit */
+
+/* s_handle - the stage under test: one "triaged" event per input */
+static int s_handle(stage_t *st, const event_t *in, void *arg)
+{
+    (void) arg;
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", event_head(in)->case_key);
+    int rc = stage_emit(st, EV_TRIAGED, event_head(in)->case_key, b, STAGE_TO_BOTH);
+    event_body_destroy(&b);
+    return rc == 0 ? STAGE_DONE : STAGE_RETRY;
+}
+
+/* s_start - the stage in a child process */
+static void s_start(void)
+{
+    s_child = fork();
+    cr_assert_geq(s_child, 0);
+    if (s_child == 0) {
+        static const stage_def_t def = {.name = "triage", .handle = s_handle};
+        char *argv[] = {"triage", "-c", s_cfg, "-i", "0", NULL};
+        _exit(stage_main(5, argv, &def));
+    }
+}
+
+/* s_endpoint - a configured endpoint (caller frees) */
+static char *s_endpoint(bool ack, const char *stage)
+{
+    return ack ? config_ack_endpoint(s_config, stage, 0) : config_input_endpoint(s_config, stage, 0);
+}
+
+/* s_pull - bind a PULL where stage's input or ack endpoint is */
+static zsock_t *s_pull(bool ack, const char *stage)
+{
+    char *ep = s_endpoint(ack, stage);
+    zsock_t *s = zsock_new(ZMQ_PULL);
+    cr_assert_not_null(s);
+    cr_assert_eq(zsock_bind(s, "%s", ep), 0, "bind %s", ep);
+    zsock_set_rcvtimeo(s, WAIT_MS);
+    free(ep);
+    return s;
+}
+
+/* s_push - connect a PUSH to stage's input or ack endpoint */
+static zsock_t *s_push(bool ack, const char *stage)
+{
+    char *ep = s_endpoint(ack, stage);
+    zsock_t *s = zsock_new(ZMQ_PUSH);
+    cr_assert_not_null(s);
+    cr_assert_eq(zsock_connect(s, "%s", ep), 0, "connect %s", ep);
+    zsock_set_sndtimeo(s, WAIT_MS);
+    free(ep);
+    return s;
+}
+
+static void s_setup(void)
+{
+    cr_assert_not_null(mkdtemp(s_dir));
+    snprintf(s_cfg, sizeof s_cfg, "%s/payguard.cfg", s_dir);
+    FILE *f = fopen(s_cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "payguard\n    run_dir = %s/run\n    data_dir = %s/data\n    drain_ms = 500\n    delivery\n"
+            "        resend_ms = %d\n        max_inflight = 3\n",
+            s_dir, s_dir, RESEND_MS);
+    fclose(f);
+    char err[256];
+    s_config = config_load(s_cfg, err, sizeof err);
+    cr_assert_not_null(s_config, "%s", err);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/run %s/data", s_dir, s_dir);
+    cr_assert_eq(system(cmd), 0);
+    setenv("PAYGUARD_LOG_LEVEL", "error", 1);
+    /* the test's own ends first, so the child's connects find them */
+    s_acks_to_us = s_pull(true, "validate");
+    s_approve = s_pull(false, "approve");
+    s_audit = s_pull(false, "audit");
+    s_start();
+    s_in = s_push(false, "triage");
+    s_ack_out = s_push(true, "triage");
+}
+
+static void s_teardown(void)
+{
+    if (s_child > 0) {
+        kill(s_child, SIGTERM);
+        waitpid(s_child, NULL, 0);
+    }
+    zsock_destroy(&s_in);
+    zsock_destroy(&s_ack_out);
+    zsock_destroy(&s_acks_to_us);
+    zsock_destroy(&s_approve);
+    zsock_destroy(&s_audit);
+    config_destroy(&s_config);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* s_send_input - an input as validate.0 would send it, seq n */
+static void s_send_input(unsigned n)
+{
+    event_head_t h = {.seq = n, .time_ms = 1700000000000LL + n};
+    snprintf(h.id, sizeof h.id, "validate-%024u", n);
+    snprintf(h.type, sizeof h.type, "validated");
+    snprintf(h.case_key, sizeof h.case_key, "payout-P-%u", n);
+    snprintf(h.stage, sizeof h.stage, "validate.0");
+    snprintf(h.cause, sizeof h.cause, "rcpt_%u", n);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", h.case_key);
+    size_t len;
+    char err[256];
+    void *data = event_encode(&h, b, &len, err, sizeof err);
+    event_body_destroy(&b);
+    cr_assert_not_null(data, "%s", err);
+    cr_assert_eq(zmq_send(zsock_resolve(s_in), data, len, 0), (int) len);
+    free(data);
+}
+
+/* s_recv_event - the next event on a consumer socket (id and journal seq), false on timeout */
+static bool s_recv_event(zsock_t *s, char id[EVENT_ID_MAX + 1], uint64_t *seq, int timeout_ms)
+{
+    zsock_set_rcvtimeo(s, timeout_ms);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, zsock_resolve(s), 0) < 0) {
+        zmq_msg_close(&msg);
+        return false;
+    }
+    char err[256];
+    event_t *ev = event_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), err, sizeof err);
+    zmq_msg_close(&msg);
+    cr_assert_not_null(ev, "the stage sent what does not decode: %s", err);
+    cr_expect_eq(event_head(ev)->kind, EV_TRIAGED);
+    snprintf(id, EVENT_ID_MAX + 1, "%s", event_head(ev)->id);
+    *seq = event_head(ev)->seq;
+    event_destroy(&ev);
+    return true;
+}
+
+/* s_recv_ack - the seqs of the next ack to validate.0 (count returned, 0 on timeout) */
+static size_t s_recv_ack(uint64_t *seqs, size_t max)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, zsock_resolve(s_acks_to_us), 0) < 0) {
+        zmq_msg_close(&msg);
+        return 0;
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(msgpack_unpack_next(&u, zmq_msg_data(&msg), zmq_msg_size(&msg), NULL), MSGPACK_UNPACK_SUCCESS);
+    msgpack_object *a = u.data.via.array.ptr;
+    cr_assert_eq(u.data.via.array.size, 3);
+    size_t n = 0;
+    if (a[0].via.str.size == 3 && memcmp(a[0].via.str.ptr, "ack", 3) == 0) {
+        cr_expect_eq(a[1].via.str.size, 6);
+        cr_expect_eq(memcmp(a[1].via.str.ptr, "triage", 6), 0, "acks name the consumer stage");
+        for (uint32_t i = 0; i < a[2].via.array.size && n < max; i++)
+            seqs[n++] = a[2].via.array.ptr[i].via.u64;
+    }
+    msgpack_unpacked_destroy(&u);
+    zmq_msg_close(&msg);
+    return n;
+}
+
+/* s_ack - ack seq as consumer stage ("approve" or "audit") */
+static void s_ack(const char *as, uint64_t seq)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "ack", 3);
+    msgpack_pack_str_with_body(&pk, as, strlen(as));
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint64(&pk, seq);
+    cr_assert_eq(zmq_send(zsock_resolve(s_ack_out), b.data, b.size, 0), (int) b.size);
+    msgpack_sbuffer_destroy(&b);
+}
+
+TestSuite(stage, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+Test(stage, an_input_is_acked_once_its_answer_is_durable_and_sent_to_both)
+{
+    s_send_input(1);
+    uint64_t acked[8];
+    cr_assert_eq(s_recv_ack(acked, 8), 1, "the producer gets its ack");
+    cr_expect_eq(acked[0], 1);
+    char id[EVENT_ID_MAX + 1], id2[EVENT_ID_MAX + 1];
+    uint64_t seq, seq2;
+    cr_assert(s_recv_event(s_approve, id, &seq, WAIT_MS), "the answer reaches the next stage");
+    cr_assert(s_recv_event(s_audit, id2, &seq2, WAIT_MS), "and audit");
+    cr_expect_str_eq(id, id2, "one event, two destinations");
+    cr_expect_eq(seq, seq2);
+    cr_expect_eq(strncmp(id, "triage-", 7), 0, "its id is derived from the input: %s", id);
+}
+
+Test(stage, unacked_events_are_resent_until_acked)
+{
+    s_send_input(1);
+    char id[EVENT_ID_MAX + 1], again[EVENT_ID_MAX + 1];
+    uint64_t seq, seq2;
+    cr_assert(s_recv_event(s_approve, id, &seq, WAIT_MS));
+    cr_assert(s_recv_event(s_approve, again, &seq2, WAIT_MS), "no ack: sent again after resend_ms");
+    cr_expect_str_eq(again, id, "the same event, the same id");
+    cr_expect_eq(seq2, seq);
+    s_ack("approve", seq);
+    s_ack("audit", seq);
+    /* drain what was in flight before the ack landed, then nothing more */
+    int extra = 0;
+    while (s_recv_event(s_approve, again, &seq2, 3 * RESEND_MS) && extra < 10)
+        extra++;
+    cr_expect_lt(extra, 3, "re-sends stop once acked (%d more after the ack)", extra);
+}
+
+Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
+{
+    for (unsigned n = 1; n <= 5; n++)
+        s_send_input(n);
+    /* max_inflight = 3: three distinct answers, then only re-sends of them */
+    char ids[8][EVENT_ID_MAX + 1], id[EVENT_ID_MAX + 1];
+    uint64_t seqs[8], seq;
+    size_t distinct = 0;
+    int got = 0;
+    while (got < 12 && s_recv_event(s_approve, id, &seq, 2 * RESEND_MS)) {
+        got++;
+        bool seen = false;
+        for (size_t i = 0; i < distinct; i++)
+            seen |= strcmp(ids[i], id) == 0;
+        if (!seen && distinct < 8) {
+            snprintf(ids[distinct], sizeof ids[0], "%s", id);
+            seqs[distinct++] = seq;
+        }
+    }
+    cr_assert_eq(distinct, 3, "a window of 3 holds 3 unacked events (%zu seen)", distinct);
+    for (size_t i = 0; i < distinct; i++) {
+        s_ack("approve", seqs[i]);
+        s_ack("audit", seqs[i]);
+    }
+    size_t more = 0;
+    for (int k = 0; k < 20 && s_recv_event(s_approve, id, &seq, WAIT_MS); k++) {
+        bool seen = false;
+        for (size_t i = 0; i < distinct; i++)
+            seen |= strcmp(ids[i], id) == 0;
+        if (!seen) {
+            snprintf(ids[distinct], sizeof ids[0], "%s", id);
+            seqs[distinct++] = seq;
+            more++;
+        }
+        if (more == 2)
+            break;
+    }
+    cr_expect_eq(more, 2, "after the acks the last two inputs are answered");
+}
+
+Test(stage, a_restart_after_kill_9_resends_what_was_never_acked)
+{
+    s_send_input(1);
+    s_send_input(2);
+    char first[2][EVENT_ID_MAX + 1], id[EVENT_ID_MAX + 1];
+    uint64_t seq;
+    size_t n = 0;
+    while (n < 2 && s_recv_event(s_approve, id, &seq, WAIT_MS))
+        if (n == 0 || strcmp(first[0], id) != 0)
+            snprintf(first[n++], sizeof first[0], "%s", id);
+    cr_assert_eq(n, 2);
+    kill(s_child, SIGKILL);
+    waitpid(s_child, NULL, 0);
+    while (s_recv_event(s_approve, id, &seq, RESEND_MS)) /* what was already queued */
+        ;
+    s_start();
+    bool again[2] = {false, false};
+    for (int k = 0; k < 10 && !(again[0] && again[1]) && s_recv_event(s_approve, id, &seq, WAIT_MS); k++)
+        for (size_t i = 0; i < 2; i++)
+            again[i] |= strcmp(first[i], id) == 0;
+    cr_expect(again[0] && again[1], "both unacked events are re-sent from the journal, with their ids");
+}
+
+Test(stage, an_input_seen_before_is_acked_again_and_causes_nothing)
+{
+    s_send_input(7);
+    uint64_t acked[8];
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    char id[EVENT_ID_MAX + 1], other[EVENT_ID_MAX + 1];
+    uint64_t seq;
+    cr_assert(s_recv_event(s_approve, id, &seq, WAIT_MS));
+    s_ack("approve", seq);
+    s_ack("audit", seq);
+    s_send_input(7); /* the producer re-sends it (our ack was "lost") */
+    cr_assert_eq(s_recv_ack(acked, 8), 1, "a duplicate is acked again");
+    cr_expect_eq(acked[0], 7);
+    int fresh = 0;
+    while (s_recv_event(s_approve, other, &seq, 3 * RESEND_MS))
+        fresh += strcmp(other, id) != 0;
+    cr_expect_eq(fresh, 0, "no second answer for the same input");
+}
