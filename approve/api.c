@@ -26,10 +26,10 @@ void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const c
                        const char *why, const char *peer)
 {
     event_body_t *b = event_body_new();
-    event_body_str(b, "who", who ? who : "(unknown token)");
-    event_body_str(b, "case_id", case_id ? case_id : "");
-    event_body_int(b, "status", status);
-    event_body_str(b, "reason", why);
+    event_body_str(b, EK_WHO, who ? who : "(unknown token)");
+    event_body_str(b, EK_CASE_ID, case_id ? case_id : "");
+    event_body_int(b, EK_STATUS, status);
+    event_body_str(b, EK_REASON, why);
     event_body_str(b, "client_ip", peer);
     char id[EVENT_ID_MAX + 1];
     stage_publish(a->st, "deny", type, case_id ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL);
@@ -129,13 +129,13 @@ static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, c
     approval_state_t outcome = sod_outcome(c, strcmp(decision, "deny") == 0);
     c->state = outcome;
     event_body_t *b = event_body_new();
-    event_body_str(b, "case_id", c->case_id);
-    event_body_str(b, "who", who->name);
-    event_body_str(b, "role", d->role);
-    event_body_str(b, "decision", decision);
-    event_body_str(b, "comment", comment);
+    event_body_str(b, EK_CASE_ID, c->case_id);
+    event_body_str(b, EK_WHO, who->name);
+    event_body_str(b, EK_ROLE, d->role);
+    event_body_str(b, EK_DECISION, decision);
+    event_body_str(b, EK_COMMENT, comment);
     event_body_str(b, "client_ip", peer);
-    event_body_str(b, "state", approval_state_name(c->state));
+    event_body_str(b, EK_STATE, approval_state_name(c->state));
     char id[EVENT_ID_MAX + 1];
     /* the answer waits for the decision itself: once it is on disk it is
      * recorded, and a deciding one is followed by its outcome (now, or by
@@ -255,9 +255,9 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
     if (strcmp(what, "close") == 0) {
         c->state = APR_CLOSED;
         event_body_t *b = event_body_new();
-        event_body_str(b, "case_id", c->case_id);
-        event_body_str(b, "who", who->name);
-        event_body_str(b, "comment", comment);
+        event_body_str(b, EK_CASE_ID, c->case_id);
+        event_body_str(b, EK_WHO, who->name);
+        event_body_str(b, EK_COMMENT, comment);
         event_body_str(b, "client_ip", peer);
         rc = stage_publish(a->st, "rev", EV_CLOSED, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
         event_body_destroy(&b);

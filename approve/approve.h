@@ -4,7 +4,7 @@
  *   main.c   wiring: the stage's handler (routes triaged cases with
  *            common/policy.c), its tick (expiry, pending outcomes), recovery
  *   cases.c  the case table: approvals by case id, as JSON and event
- *            bodies, rebuilt from the journal
+ *            bodies, rebuilt from the journal, escalated and expired
  *   api.c    the approvals API (list, decide, review, whoami)
  *   cards.c  Teams cards
  *   sod.c    segregation of duties: may this person make this decision on
@@ -161,6 +161,10 @@ json_t *cases_record(const approval_t *c);
 /* cases_apply - one of approve's journaled events, applied to the table
  * (recovery after a restart) */
 void cases_apply(approve_t *a, event_type_t type, json_t *b, const char *case_id);
+
+/* cases_expire - escalate or expire pending approvals past their deadline
+ * (caller holds mu) */
+void cases_expire(approve_t *a, int64_t now);
 
 /* cards_card - a Teams card body about c, titled */
 event_body_t *cards_card(approve_t *a, const approval_t *c, const char *title);

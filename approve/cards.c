@@ -57,7 +57,7 @@ event_body_t *cards_card(approve_t *a, const approval_t *c, const char *title)
     json_decref(rec); /* advice pointed into it; json_pack copied the text */
     event_body_t *b = event_body_new();
     event_body_str(b, "channel", "teams");
-    event_body_str(b, "case_id", c->case_id);
+    event_body_str(b, EK_CASE_ID, c->case_id);
     event_body_str(b, "title", title);
     event_body_json(b, "card", card);
     json_decref(card);

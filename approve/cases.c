@@ -255,3 +255,43 @@ void cases_apply(approve_t *a, event_type_t type, json_t *b, const char *case_id
         c->facts = json_dumps(facts, JSON_COMPACT);
     }
 }
+
+/* cases_expire - pending approvals past their deadline: escalated to the
+ * next tier's roles (a new deadline), or, past the top tier, expired to ops
+ * review; expiry never approves (caller holds mu) */
+void cases_expire(approve_t *a, int64_t now)
+{
+    stage_t *st = a->st;
+    char id[EVENT_ID_MAX + 1];
+    for (size_t i = 0; i < a->ncases; i++) {
+        approval_t *c = a->cases[i];
+        if (c->state != APR_PENDING || now < c->expires_ms)
+            continue;
+        int next = c->route.tier + 1;
+        route_t r = c->route;
+        if (next <= POLICY_TIERS && policy_tier(&a->policy, next, &r) == 0) {
+            snprintf(r.rule, sizeof r.rule, "escalated_to_tier_%d", next);
+            snprintf(r.reason, sizeof r.reason, "no decision within %ld s at tier %d: escalated to tier %d",
+                     a->expiry_s, c->route.tier, next);
+            snprintf(r.action, sizeof r.action, "%s", c->route.action);
+            c->route = r;
+            c->expires_ms = now + a->expiry_s * 1000;
+            event_body_t *b = cases_body(c);
+            stage_publish(st, "esc", EV_ESCALATED, c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
+            event_body_destroy(&b);
+            b = cards_card(a, c, "A payguard case was escalated to you");
+            stage_publish(st, "esc", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+            event_body_destroy(&b);
+        } else {
+            c->state = APR_EXPIRED;
+            event_body_t *b = cases_body(c);
+            stage_publish(st, "esc", EV_EXPIRED, c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
+            cases_settle(c);
+            event_body_destroy(&b);
+            b = cards_card(a, c, "A payguard case expired without a decision: ops review");
+            stage_publish(st, "esc", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+            event_body_destroy(&b);
+        }
+        stage_count(st, "payguard_approve_expiries_total", NULL, NULL, 1);
+    }
+}

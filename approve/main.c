@@ -171,7 +171,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
         /* a newer fact about a case already awaiting people: on the
          * timeline; the pending decision stands (they see the case page) */
         event_body_t *b = event_body_new();
-        event_body_str(b, "case_id", c->case_id);
+        event_body_str(b, EK_CASE_ID, c->case_id);
         event_body_str(b, "note", "a new event for a case already awaiting a decision; the pending approval stands");
         stage_emit(st, EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT);
         event_body_destroy(&b);
@@ -213,7 +213,6 @@ static void s_tick(stage_t *st, void *arg)
 {
     approve_t *a = arg;
     int64_t now = stage_now_ms();
-    char id[EVENT_ID_MAX + 1];
     pthread_mutex_lock(&a->mu);
     for (size_t i = 0; a->outcomes_pending && i < a->ncases; i++)
         if (a->cases[i]->outcome_pending && api_emit_outcome(a, a->cases[i]) != 0)
@@ -223,37 +222,7 @@ static void s_tick(stage_t *st, void *arg)
         return;
     }
     a->next_scan_ms = now + 200;
-    for (size_t i = 0; i < a->ncases; i++) {
-        approval_t *c = a->cases[i];
-        if (c->state != APR_PENDING || now < c->expires_ms)
-            continue;
-        int next = c->route.tier + 1;
-        route_t r = c->route;
-        if (next <= POLICY_TIERS && policy_tier(&a->policy, next, &r) == 0) {
-            snprintf(r.rule, sizeof r.rule, "escalated_to_tier_%d", next);
-            snprintf(r.reason, sizeof r.reason, "no decision within %ld s at tier %d: escalated to tier %d",
-                     a->expiry_s, c->route.tier, next);
-            snprintf(r.action, sizeof r.action, "%s", c->route.action);
-            c->route = r;
-            c->expires_ms = now + a->expiry_s * 1000;
-            event_body_t *b = cases_body(c);
-            stage_publish(st, "esc", EV_ESCALATED, c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
-            event_body_destroy(&b);
-            b = cards_card(a, c, "A payguard case was escalated to you");
-            stage_publish(st, "esc", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
-            event_body_destroy(&b);
-        } else {
-            c->state = APR_EXPIRED;
-            event_body_t *b = cases_body(c);
-            stage_publish(st, "esc", EV_EXPIRED, c->case_id, b, STAGE_TO_AUDIT, id, NULL, NULL);
-            cases_settle(c);
-            event_body_destroy(&b);
-            b = cards_card(a, c, "A payguard case expired without a decision: ops review");
-            stage_publish(st, "esc", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
-            event_body_destroy(&b);
-        }
-        stage_count(st, "payguard_approve_expiries_total", NULL, NULL, 1);
-    }
+    cases_expire(a, now);
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
         pending += a->cases[i]->state == APR_PENDING;

@@ -190,7 +190,7 @@ static const char *s_state_of(const event_t *ev)
     if (k == EV_REVIEW)
         return "ops_review";
     if (k == EV_ROUTED || k == EV_DECISION) {
-        event_get_strbuf(ev, "state", b, sizeof b);
+        event_get_strbuf(ev, EK_STATE, b, sizeof b);
         return strcmp(b, "pending") == 0 && k == EV_ROUTED                     ? "awaiting_approval"
                : strcmp(b, "auto_approved") == 0 || strcmp(b, "approved") == 0 ? "approved"
                : strcmp(b, "denied") == 0                                      ? "denied"
@@ -198,7 +198,7 @@ static const char *s_state_of(const event_t *ev)
                                                                                : NULL;
     }
     if (k == EV_RUNBOOK)
-        return strcmp(event_get_strbuf(ev, "decision", b, sizeof b), "approved") == 0 ? "executing" : NULL;
+        return strcmp(event_get_strbuf(ev, EK_DECISION, b, sizeof b), "approved") == 0 ? "executing" : NULL;
     if (k == EV_EXECUTED) {
         event_get_strbuf(ev, "outcome", b, sizeof b);
         return strcmp(b, "done") == 0            ? "executed"
@@ -283,7 +283,7 @@ static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id
     if (has_tier) /* routed, approved, escalated: the tier now deciding */
         s_run(self, "UPDATE cases SET tier = ? WHERE case_id = ?", "it", tier, case_id);
     char key[256];
-    if (s_is_verdict(h->kind) && *event_get_strbuf(ev, "key", key, sizeof key))
+    if (s_is_verdict(h->kind) && *event_get_strbuf(ev, EK_KEY, key, sizeof key))
         s_run(self, "INSERT OR IGNORE INTO keys(case_id, key) VALUES(?, ?)", "tt", case_id, key);
 }
 

@@ -206,7 +206,7 @@ static void s_verify_record(audit_t *a)
     bool join = a->verify.joinable;
     a->verify.joinable = false;
     event_body_t *b = event_body_new();
-    event_body_str(b, "who", a->verify.by);
+    event_body_str(b, EK_WHO, a->verify.by);
     event_body_str(b, "client_ip", a->verify.peer);
     event_body_str(b, "outcome", a->verify.result == 0 ? "verified" : a->verify.result > 0 ? "failed" : "unreadable");
     event_body_int(b, "records", (int64_t) a->verify.rep.records);
@@ -292,10 +292,10 @@ static void s_tick(stage_t *st, void *arg)
     pthread_mutex_unlock(&a->qmu);
     for (size_t i = 0; i < n; i++) {
         event_body_t *b = event_body_new();
-        event_body_str(b, "who", "(unknown token)");
-        event_body_str(b, "case_id", q[i].case_id);
-        event_body_int(b, "status", 401);
-        event_body_str(b, "reason", q[i].reason);
+        event_body_str(b, EK_WHO, "(unknown token)");
+        event_body_str(b, EK_CASE_ID, q[i].case_id);
+        event_body_int(b, EK_STATUS, 401);
+        event_body_str(b, EK_REASON, q[i].reason);
         event_body_str(b, "client_ip", q[i].peer);
         if (stage_inject(st, "deny", EV_ACCESS_DENIED, q[i].case_id, b) != 0)
             log_warn("access_denied from %s not recorded", q[i].peer);

@@ -38,8 +38,9 @@ static const struct {
     const char *name;
     const char *emitter;
     const char *meaning;
-} s_types[EV_NTYPES] = {[EV_NONE] = {"", "", "no type"},
-#define EVENT_TYPE_ROW(e, name, by, meaning) [e] = {name, by, meaning},
+    const char *required; /* body keys, space-separated */
+} s_types[EV_NTYPES] = {[EV_NONE] = {"", "", "no type", ""},
+#define EVENT_TYPE_ROW(e, name, by, meaning, keys) [e] = {name, by, meaning, keys},
                         EVENT_TYPES(EVENT_TYPE_ROW)
 #undef EVENT_TYPE_ROW
 };
@@ -656,6 +657,12 @@ const char *event_type_emitter(event_type_t t)
     return t > EV_NONE && t < EV_NTYPES ? s_types[t].emitter : "";
 }
 
+/* event_type_required - see event_types.h */
+const char *event_type_required(event_type_t t)
+{
+    return t > EV_NONE && t < EV_NTYPES ? s_types[t].required : "";
+}
+
 /* event_type_known - true if type is one of the registered event types */
 bool event_type_known(const char *type)
 {
@@ -664,6 +671,26 @@ bool event_type_known(const char *type)
 
 /* event_decode - strictly decode len bytes: bounded scan first so nothing
  * is allocated for what lies, then unpack and check every field */
+static const msgpack_object *s_find(const event_t *self, const char *key);
+
+/* s_check_required - the body carries every key its type requires
+ * (event_types.h): consumers rely on them */
+static int s_check_required(const event_t *self, char *err, size_t errlen)
+{
+    const char *keys = event_type_required(self->head.kind);
+    for (const char *p = keys; *p;) {
+        size_t n = strcspn(p, " ");
+        char key[EVENT_KEY_MAX + 1];
+        assert(n > 0 && n <= EVENT_KEY_MAX);
+        memcpy(key, p, n);
+        key[n] = '\0';
+        if (!s_find(self, key))
+            return s_fail(err, errlen, "a %s event must carry body key \"%s\"", self->head.type, key);
+        p += n + (p[n] == ' ');
+    }
+    return 0;
+}
+
 event_t *event_decode(const void *data, size_t len, char *err, size_t errlen)
 {
     if (err && errlen > 0)
@@ -1101,7 +1128,8 @@ void event_body_copy(event_body_t *self, const event_t *from)
 
 /* event_encode - pack head + body, then decode the result so the encoder
  * can never produce what the decoder rejects */
-void *event_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen)
+static void *s_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, bool required, char *err,
+                      size_t errlen)
 {
     assert(head && len_out);
     if (err && errlen > 0)
@@ -1132,13 +1160,26 @@ void *event_encode(const event_head_t *head, const event_body_t *body, size_t *l
         return NULL;
     }
     event_t *check = event_decode(sb.data, sb.size, err, errlen);
-    if (!check) {
+    if (!check || (required && s_check_required(check, err, errlen))) {
+        event_destroy(&check);
         msgpack_sbuffer_destroy(&sb);
         return NULL;
     }
     event_destroy(&check);
     *len_out = sb.size;
     return msgpack_sbuffer_release(&sb);
+}
+
+/* event_encode - see event.h */
+void *event_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen)
+{
+    return s_encode(head, body, len_out, false, err, errlen);
+}
+
+/* event_emit_encode - see event.h */
+void *event_emit_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen)
+{
+    return s_encode(head, body, len_out, true, err, errlen);
 }
 
 /* ---------------------------------------------------------------------

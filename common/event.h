@@ -113,6 +113,10 @@ void event_body_copy(event_body_t *self, const event_t *from);
  * and a reason in err if a field is out of bounds or the result would not
  * decode (the encoder never produces what the decoder rejects). */
 void *event_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen);
+/* event_emit_encode - event_encode for what a stage emits: also refuses a
+ * body that lacks a key its type requires (event_types.h), so the emitter
+ * that forgot it fails where the mistake is, never its consumers */
+void *event_emit_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen);
 
 /* event_derive_id - the id of the index-th event that stage emits in answer
  * to cause: "<stage>-" + 24 hex digits of SHA-256(stage NUL cause NUL index) */

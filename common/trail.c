@@ -126,7 +126,7 @@ char *trail_meta_json(const event_t *ev)
     json_t *m = json_object();
 
     /* who: the person for what people do; the PSP for what it sent; else the stage */
-    const char *person = event_get_strbuf(ev, "who", buf, sizeof buf);
+    const char *person = event_get_strbuf(ev, EK_WHO, buf, sizeof buf);
     if (!*person)
         person = event_get_strbuf(ev, "closed_by", buf, sizeof buf);
     if (!*person && strcmp(event_get_strbuf(ev, "decided_by", buf, sizeof buf), "policy") != 0)
@@ -134,7 +134,7 @@ char *trail_meta_json(const event_t *ev)
     if (*person)
         snprintf(who, sizeof who, "person:%s", person);
     else if (h->kind == EV_RECEIPT)
-        snprintf(who, sizeof who, "psp:%s", event_get_strbuf(ev, "endpoint", buf, sizeof buf));
+        snprintf(who, sizeof who, "psp:%s", event_get_strbuf(ev, EK_ENDPOINT, buf, sizeof buf));
     else
         snprintf(who, sizeof who, "stage:%s", h->stage);
     json_object_set_new(m, "who", json_string(who));
@@ -144,9 +144,9 @@ char *trail_meta_json(const event_t *ev)
     if (h->kind == EV_STEP) {
         char st[64];
         snprintf(what, sizeof what, "step %s %s", event_get_strbuf(ev, "step", buf, sizeof buf),
-                 event_get_strbuf(ev, "status", st, sizeof st));
+                 event_get_strbuf(ev, EK_STATUS, st, sizeof st));
     } else if (h->kind == EV_DECISION) {
-        snprintf(what, sizeof what, "decision %s", event_get_strbuf(ev, "decision", buf, sizeof buf));
+        snprintf(what, sizeof what, "decision %s", event_get_strbuf(ev, EK_DECISION, buf, sizeof buf));
     } else {
         snprintf(what, sizeof what, "%s", h->type);
     }
@@ -158,7 +158,7 @@ char *trail_meta_json(const event_t *ev)
     json_object_set_new(origin, "instance", json_string(h->stage));
     const char *addr = event_get_strbuf(ev, "client_ip", buf, sizeof buf);
     if (!*addr)
-        addr = event_get_strbuf(ev, "peer", buf, sizeof buf);
+        addr = event_get_strbuf(ev, EK_PEER, buf, sizeof buf);
     s_set_nonempty(origin, "address", addr);
     json_object_set_new(m, "origin", origin);
 
@@ -176,7 +176,7 @@ char *trail_meta_json(const event_t *ev)
 
     const void *body;
     size_t blen;
-    if (h->kind == EV_RECEIPT && event_get_bin(ev, "body", &body, &blen) == 0) {
+    if (h->kind == EV_RECEIPT && event_get_bin(ev, EK_BODY, &body, &blen) == 0) {
         unsigned char d[SHA256_DIGEST_LENGTH];
         char hex[2 * TRAIL_HASH_BYTES + 1];
         SHA256(body, blen, d);

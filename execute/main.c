@@ -152,7 +152,7 @@ static void s_teams(execute_t *x, const event_t *in)
     event_body_t *b = event_body_new();
     event_body_str(b, "step", "teams_notice");
     if (!x->teams || !json_is_object(card)) {
-        event_body_str(b, "status", x->teams ? "skipped: notice without a card" : "skipped: outside/teams not set");
+        event_body_str(b, EK_STATUS, x->teams ? "skipped: notice without a card" : "skipped: outside/teams not set");
     } else {
         json_t *msg = json_pack("{s:s, s:[{s:s, s:O}]}", "type", "message", "attachments", "contentType",
                                 "application/vnd.microsoft.card.adaptive", "content", card);
@@ -160,7 +160,7 @@ static void s_teams(execute_t *x, const event_t *in)
         httpc_resp_t resp = {0};
         int rc = httpc_call(x->teams, "POST", "", payload, NULL, &x->retry, &resp);
         bool ok = rc == 0 && resp.status >= 200 && resp.status < 300;
-        event_body_str(b, "status", ok ? "done" : "failed");
+        event_body_str(b, EK_STATUS, ok ? "done" : "failed");
         event_body_int(b, "http_status", resp.status);
         event_body_int(b, "attempts", resp.attempts);
         if (!ok)
@@ -226,11 +226,11 @@ static void s_step_event(execute_t *x, run_t *r, const rb_step_t *step, const ch
                          const char *error)
 {
     event_body_t *b = event_body_new();
-    event_body_str(b, "case_id", r->plan.case_id);
+    event_body_str(b, EK_CASE_ID, r->plan.case_id);
     event_body_str(b, "runbook", s_plan_current(r)->runbook);
     event_body_str(b, "step", step->name);
     event_body_str(b, "phase", r->failing ? "failure" : "runbook");
-    event_body_str(b, "status", status);
+    event_body_str(b, EK_STATUS, status);
     event_body_str(b, "idempotency_key", step->idem_key);
     event_body_str(b, "system", step->system);
     event_body_str(b, "method", step->method);
@@ -343,7 +343,7 @@ static void s_finish_run(execute_t *x, size_t i)
     const char *outcome = r->failed_step[0] ? "ops_review" : "done";
     if (r->failed_step[0]) {
         event_body_t *b = event_body_new();
-        event_body_str(b, "case_id", r->plan.case_id);
+        event_body_str(b, EK_CASE_ID, r->plan.case_id);
         event_body_str(b, "runbook", r->plan.runbook);
         event_body_str(b, "failed_step", r->failed_step);
         event_body_str(b, "error", r->error);
@@ -358,7 +358,7 @@ static void s_finish_run(execute_t *x, size_t i)
         json_decref(pj);
     }
     event_body_t *b = event_body_new();
-    event_body_str(b, "case_id", r->plan.case_id);
+    event_body_str(b, EK_CASE_ID, r->plan.case_id);
     event_body_str(b, "runbook", r->plan.runbook);
     event_body_str(b, "outcome", outcome);
     event_body_int(b, "steps_done", (int64_t) (r->failed_step[0] ? 0 : r->plan.n));
@@ -442,7 +442,7 @@ static int s_start_run(execute_t *x, const event_t *in)
     json_decref(body);
     if (rc != 0 || r->plan.n == 0) {
         event_body_t *b = event_body_new();
-        event_body_str(b, "case_id", event_head(in)->case_key);
+        event_body_str(b, EK_CASE_ID, event_head(in)->case_key);
         event_body_str(b, "outcome", rc != 0 ? "ops_review" : "nothing_to_do");
         if (rc != 0)
             event_body_str(b, "why", err);
@@ -457,8 +457,8 @@ static int s_start_run(execute_t *x, const event_t *in)
      * body may, and the exact bytes are what recovery must read back */
     char *ptext = json_dumps(pj, JSON_COMPACT);
     event_body_t *b = event_body_new();
-    event_body_str(b, "case_id", r->plan.case_id);
-    event_body_str(b, "decision", event_head(in)->type);
+    event_body_str(b, EK_CASE_ID, r->plan.case_id);
+    event_body_str(b, EK_DECISION, event_head(in)->type);
     event_body_str(b, "plan_json", ptext ? ptext : "");
     free(ptext);
     int erc = stage_emit(x->st, EV_RUNBOOK, r->plan.case_id, b, STAGE_TO_AUDIT);

@@ -10,8 +10,11 @@
  *	  GET  /metrics             Prometheus counters of this instance
  *	  GET  /healthz             200 while the instance runs
  *	Each accepted POST becomes one "receipt" event: the raw body (bytes as
- *	received), every request header, the peer address, the endpoint and the
- *	receive time. The receipt is appended to the journal and the request is
+ *	received), every request header field (names lower-cased; a field sent
+ *	several times merged into one, values joined with ", " in the order
+ *	received, RFC 9110 §5.3), the peer address, the endpoint and the
+ *	receive time. A request is recorded whole or refused: never with some
+ *	of its fields left out. The receipt is appended to the journal and the request is
  *	suspended; the stage loop fdatasyncs once for every receipt appended
  *	since its last sync (group commit), then resumes each request with
  *	202 {"receipt_id":"rcpt_..."} and sends the receipts on to validate and
@@ -22,15 +25,22 @@
  *	trail and metrics, never as an HTTP status (no oracle for forgers).
  * RESPONSES (CONTRACT.md §1.3)
  *	202 recorded (duplicates and events validate will reject included);
- *	404 unknown path; 405 not POST on a webhook path; 413 body over
- *	ingest/max_body_bytes; 415 Content-Type not application/json;
+ *	404 unknown path; 405 not POST on a webhook path; 431 more than 64
+ *	header fields, more than 8,192 bytes of field names and values, or a
+ *	name over 128 bytes (ingest/headers.c); 400 a name that is not an HTTP
+ *	token, Content-Length fields that disagree, Content-Length with
+ *	Transfer-Encoding (and, from libmicrohttpd itself, a bad chunk or
+ *	HTTP/1.1 without Host); 411 neither Content-Length nor
+ *	Transfer-Encoding; 413 body over ingest/max_body_bytes (the body is
+ *	read to the end first, up to 64 MiB, unless the client waits on
+ *	Expect: 100-continue); 415 Content-Type not application/json;
  *	429 + Retry-After when the TCP peer address is over its token bucket
  *	(ingest/rate_per_s sustained, ingest/rate_burst at once; behind a
  *	proxy that is the proxy: size the bucket for it);
  *	503 + Retry-After when receipts cannot be recorded right now: the
  *	delivery window to validate is full (back-pressure) or we are stopping.
- *	Error bodies are {"error":"..."}. Each 404/405/413/415 is also recorded
- *	in the audit trail as a "rejected" event (gate "http": method, path,
+ *	Error bodies are {"error":"..."}. Each 400/404/405/411/413/415/431 is
+ *	also recorded in the audit trail as a "rejected" event (gate "http": method, path,
  *	client address, reason; never the refused body); a 429 is only counted.
  * FAILURE
  *	A journal write or fsync failure exits (75) before any 202 for the
@@ -132,9 +142,9 @@ static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsi
     httpd_peer(conn, peer, sizeof peer);
     event_body_t *b = event_body_new();
     event_body_str(b, "gate", "http");
-    event_body_str(b, "code", code);
-    event_body_str(b, "reason", why);
-    event_body_int(b, "status", status);
+    event_body_str(b, EK_CODE, code);
+    event_body_str(b, EK_REASON, why);
+    event_body_int(b, EK_STATUS, status);
     event_body_str(b, "method", method);
     event_body_strn(b, "path", url, strnlen(url, 256));
     event_body_str(b, "client_ip", peer);
@@ -240,11 +250,11 @@ static int s_record(ingest_t *ing, request_t *req)
     headers_pack(&req->headers, &pk); /* judged whole when the request began */
 
     event_body_t *body = event_body_new();
-    event_body_str(body, "endpoint", req->endpoint);
-    event_body_str(body, "peer", peer);
+    event_body_str(body, EK_ENDPOINT, req->endpoint);
+    event_body_str(body, EK_PEER, peer);
     event_body_int(body, "received_ms", stage_now_ms());
-    event_body_raw_value(body, "headers", hb.data, hb.size);
-    event_body_bin(body, "body", req->body ? req->body : "", req->len);
+    event_body_raw_value(body, EK_HEADERS, hb.data, hb.size);
+    event_body_bin(body, EK_BODY, req->body ? req->body : "", req->len);
     msgpack_sbuffer_destroy(&hb);
 
     req->state = REQ_WAITING;
@@ -279,7 +289,13 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
         *r = (refusal_t){hs, hs == 431 ? "header_fields_too_large" : "bad_request", ""};
         snprintf(r->why, sizeof r->why, "%s (this request: %zu fields, %zu bytes of names and values)", why, hdrs->seen,
                  hdrs->bytes);
-    } else if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+    } else if (!cl && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
+        /* no body length at all: nothing to verify, and a header section
+         * libmicrohttpd found no length in is not to be trusted (a field
+         * line with an empty name ends it early, the rest read as a body) */
+        *r = (refusal_t){MHD_HTTP_LENGTH_REQUIRED, "length_required",
+                         "a webhook needs Content-Length or Transfer-Encoding: chunked"};
+    else if (!s_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
         *r = (refusal_t){MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                          "Content-Type must be application/json"};
     else if (cl && strtoull(cl, NULL, 10) > (unsigned long long) ing->max_body)
@@ -448,9 +464,9 @@ static void s_http_log(void *cls, const char *fmt, va_list ap)
         snprintf(why, sizeof why, "%.*s", (int) (te - t - 7), t + 7);
     event_body_t *b = event_body_new();
     event_body_str(b, "gate", "http");
-    event_body_str(b, "code", status == 431 ? "header_fields_too_large" : "malformed_request");
-    event_body_str(b, "reason", why);
-    event_body_int(b, "status", status);
+    event_body_str(b, EK_CODE, status == 431 ? "header_fields_too_large" : "malformed_request");
+    event_body_str(b, EK_REASON, why);
+    event_body_int(b, EK_STATUS, status);
     event_body_str(b, "client_ip", "unknown");
     char id[EVENT_ID_MAX + 1];
     stage_publish(ing->st, "http", EV_REJECTED, "", b, STAGE_TO_AUDIT, id, NULL, NULL);

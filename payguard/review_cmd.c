@@ -79,7 +79,7 @@ static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
             free(o);
         } else if (h->kind == EV_ROUTED) {
             int64_t retry = 0;
-            if (event_get_int(ev, "retry", &retry) == 0 && retry > 0) {
+            if (event_get_int(ev, EK_RETRY, &retry) == 0 && retry > 0) {
                 char *who = event_get_strdup(ev, "raised_by");
                 snprintf(why, sizeof why, "retry %lld asked by %s: awaiting approval", (long long) retry,
                          who ? who : "?");

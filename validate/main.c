@@ -127,7 +127,7 @@ static const char *s_header(const event_t *in, const char *name, char *buf, size
 {
     const char *v;
     size_t len;
-    if (event_get_map_str(in, "headers", name, &v, &len) != 0 || len >= buflen || memchr(v, '\0', len))
+    if (event_get_map_str(in, EK_HEADERS, name, &v, &len) != 0 || len >= buflen || memchr(v, '\0', len))
         return NULL;
     memcpy(buf, v, len);
     buf[len] = '\0';
@@ -170,13 +170,13 @@ static int s_reject(validate_t *v, const char *case_id, const char *gate, const 
     s_sha256_hex(raw, rawlen, sha);
     event_body_t *b = event_body_new();
     event_body_str(b, "gate", gate);
-    event_body_str(b, "code", code);
-    event_body_str(b, "reason", reason);
+    event_body_str(b, EK_CODE, code);
+    event_body_str(b, EK_REASON, reason);
     event_body_str(b, "provider", provider ? provider : "");
     event_body_str(b, "client_ip", client ? client : "");
     event_body_str(b, "body_sha256", sha);
     if (case_id && *case_id)
-        event_body_str(b, "case_id", case_id);
+        event_body_str(b, EK_CASE_ID, case_id);
     stage_emit(v->st, EV_REJECTED, case_id, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
     stage_count(v->st, "payguard_validate_rejections_total", "reason", code, 1);
@@ -193,7 +193,7 @@ static void s_item_fields(event_body_t *b, const wh_item_t *it)
     event_body_str(b, "event_type", it->event_type);
     event_body_str(b, "psp_event_id", it->psp_event_id);
     event_body_int(b, "psp_time", it->psp_time);
-    event_body_str(b, "status", it->status);
+    event_body_str(b, EK_STATUS, it->status);
     event_body_int(b, "amount", it->amount);
     event_body_str(b, "currency", it->currency);
     event_body_str(b, "object_id", it->object_id);
@@ -303,8 +303,8 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         stage_count(v->st, "payguard_validate_ignored_total", NULL, NULL, 1);
         break;
     case D_DUPLICATE:
-        event_body_str(b, "key", d->key);
-        event_body_str(b, "case_id", d->case_id);
+        event_body_str(b, EK_KEY, d->key);
+        event_body_str(b, EK_CASE_ID, d->case_id);
         event_body_str(b, "first_event", d->first_event);
         event_body_int(b, "times_seen", d->count);
         s_item_fields(b, it);
@@ -316,8 +316,8 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         stage_count(v->st, "payguard_validate_duplicates_total", NULL, NULL, 1);
         break;
     case D_OUT_OF_ORDER:
-        event_body_str(b, "key", d->key);
-        event_body_str(b, "case_id", d->case_id);
+        event_body_str(b, EK_KEY, d->key);
+        event_body_str(b, EK_CASE_ID, d->case_id);
         event_body_int(b, "applied_psp_time", d->prior.psp_time);
         event_body_str(b, "applied_status", d->prior.status);
         s_item_fields(b, it);
@@ -333,8 +333,8 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         s_reject(v, d->case_id, "state", d->code, d->reason, it->provider, client, raw, rawlen);
         return;
     case D_ACCEPT: {
-        event_body_str(b, "case_id", d->case_id);
-        event_body_str(b, "key", d->key);
+        event_body_str(b, EK_CASE_ID, d->case_id);
+        event_body_str(b, EK_KEY, d->key);
         event_body_str(b, "client_ip", client ? client : "");
         /* the gates passed, each with its verdict line */
         event_body_str(b, "source_verdict", gates[0]);
@@ -394,9 +394,9 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
     char provider[16] = "", peer[64] = "", client[64] = "";
     const void *raw = "";
     size_t rawlen = 0;
-    event_get_strbuf(in, "endpoint", provider, sizeof provider);
-    event_get_strbuf(in, "peer", peer, sizeof peer);
-    event_get_bin(in, "body", &raw, &rawlen);
+    event_get_strbuf(in, EK_ENDPOINT, provider, sizeof provider);
+    event_get_strbuf(in, EK_PEER, peer, sizeof peer);
+    event_get_bin(in, EK_BODY, &raw, &rawlen);
     if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0)
         return s_reject(v, "", "schema", "unknown_endpoint", "receipt names no known webhook endpoint", provider, peer,
                         raw, rawlen);
@@ -557,7 +557,7 @@ static void s_sweep(validate_t *v)
             if (store_key_find(v->store, key, cid, first, NULL) != 1) { /* only news enters */
                 char *text = json_dumps(r, JSON_COMPACT);
                 event_body_t *b = event_body_new();
-                event_body_str(b, "case_id", rows[i].case_id);
+                event_body_str(b, EK_CASE_ID, rows[i].case_id);
                 event_body_str(b, "psp_refund_json", text);
                 stage_inject(v->st, "sweep", EV_SWEEP, rows[i].case_id, b);
                 event_body_destroy(&b);
@@ -624,7 +624,7 @@ static int s_rebuild(validate_t *v)
             if (type == EV_VALIDATED) {
                 case_row_t row = {0};
                 char *kind = event_get_strdup(ev, "kind"), *ref = event_get_strdup(ev, "ref");
-                char *status = event_get_strdup(ev, "status"), *cur = event_get_strdup(ev, "currency");
+                char *status = event_get_strdup(ev, EK_STATUS), *cur = event_get_strdup(ev, "currency");
                 char *pay = event_get_strdup(ev, "payment_id");
                 snprintf(row.case_id, sizeof row.case_id, "%s", case_id);
                 snprintf(row.kind, sizeof row.kind, "%s", kind ? kind : "");

@@ -13,7 +13,8 @@
 #   2. what cannot be recorded whole is refused before anything is recorded:
 #      431 past the bounds, 413 past the body limit (read to the end, so the
 #      client still sending reads the 413), 400 for framing that cannot be
-#      trusted; each refusal is in the audit trail;
+#      trusted, 411 with no body length at all; each refusal is in the audit
+#      trail;
 #   3. every port's /metrics page passes `promtool check metrics`.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
@@ -213,6 +214,8 @@ next; printf 'POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: applica
 next; request stripe 'X Bad: name' "$(sig_field)" | send | expect name_with_space 400
 next; printf 'POST /webhooks/stripe HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}' |
     send | expect http_1_1_without_host 400
+next; printf 'POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\nConnection: close\r\n\r\n' \
+    "$(sig_field)" | send | expect no_length_at_all 411
 # a body over the limit (256 KiB) from a client that does not wait: it still reads the 413
 BODY=$(head -c 300000 /dev/zero | tr '\0' a)
 request stripe 'X-Test: big' | send | expect body_over_limit_read_to_the_end 413
@@ -243,9 +246,10 @@ refused=$(awk '$5 != 202' "$D/answers" | wc -l)
 rejected=$(awk '$2 == "-" && $3 == "rejected" && $6 == "ingest.0"' "$D/verdicts" | wc -l)
 ok "every refusal is in the audit trail ($rejected of $refused)" test "$rejected" -ge "$refused"
 codes=$(awk '$3 == "rejected" && $6 == "ingest.0" {print $4}' "$D/verdicts" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
-ok "the trail names why: header_fields_too_large, bad_request, malformed_request, body_too_large ($codes)" \
+ok "the trail names why: header_fields_too_large, bad_request, malformed_request, length_required, body_too_large ($codes)" \
     bash -c "echo '$codes' | grep -q header_fields_too_large && echo '$codes' | grep -q bad_request &&
-             echo '$codes' | grep -q malformed_request && echo '$codes' | grep -q body_too_large"
+             echo '$codes' | grep -q malformed_request && echo '$codes' | grep -q length_required &&
+             echo '$codes' | grep -q body_too_large"
 
 # the receipts hold what was sent, repeated fields merged in order
 "$BIN/payguard" journal dump -c "$CFG" ingest.0 >"$D/ingest.dump"

@@ -1190,3 +1190,33 @@ Test(event, typed_contract_names_round_trip_and_decode_sets_the_kind)
     event_destroy(&ev);
     free(data);
 }
+
+Test(event, an_emitted_event_must_carry_the_keys_its_type_requires)
+{
+    event_head_t head = {.seq = 1, .time_ms = 1};
+    snprintf(head.id, sizeof head.id, "rcpt_1");
+    snprintf(head.type, sizeof head.type, "%s", event_type_name(EV_RECEIPT));
+    snprintf(head.stage, sizeof head.stage, "ingest.0");
+    cr_expect_str_eq(event_type_required(EV_RECEIPT), "endpoint peer received_ms headers body");
+    event_body_t *b = event_body_new();
+    event_body_str(b, "endpoint", "stripe");
+    event_body_str(b, "peer", "127.0.0.1");
+    event_body_int(b, "received_ms", 1);
+    event_body_bin(b, "body", "{}", 2);
+    size_t len = 0;
+    char err[256];
+    void *data = event_emit_encode(&head, b, &len, err, sizeof err);
+    cr_expect_null(data, "a receipt without its headers is not emitted");
+    cr_expect_str_eq(err, "a receipt event must carry body key \"headers\"");
+    free(data);
+    data = event_encode(&head, b, &len, err, sizeof err);
+    cr_expect_not_null(data, "plain encoding (tests, tools) does not judge the body: %s", err);
+    free(data);
+    event_body_raw_value(b, "headers", "\x80", 1); /* an empty msgpack map */
+    data = event_emit_encode(&head, b, &len, err, sizeof err);
+    cr_expect_not_null(data, "with every required key it is: %s", err);
+    free(data);
+    event_body_destroy(&b);
+    for (int t = EV_NONE + 1; t < EV_NTYPES; t++)
+        cr_expect_not_null(event_type_required((event_type_t) t));
+}

@@ -45,6 +45,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     (void) arg;
     event_body_t *b = event_body_new();
     event_body_str(b, "case_id", event_head(in)->case_key);
+    event_body_str(b, "advice", "rules"); /* what a triaged event must carry */
     int rc = stage_emit(st, EV_TRIAGED, event_head(in)->case_key, b, STAGE_TO_BOTH);
     event_body_destroy(&b);
     return rc == 0 ? STAGE_DONE : STAGE_RETRY;
