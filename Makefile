@@ -136,12 +136,12 @@ bin/unit-tests-asan: $(ASAN_UNIT_OBJ) $(BS)/libpgcommon.a
 	@mkdir -p bin
 	$(CC) $(SAN) -o $@ $^ -lcriterion $(LDLIBS_ALL)
 
-unit: bin/unit-tests
+unit: bin/unit-tests bin/pg-stage-echo
 	PAYGUARD_LOG_LEVEL=error ./bin/unit-tests --jobs 2
 
 # Criterion counts a test as passed even when a sanitizer reported in it,
 # so the sanitizers' own reports fail the run too.
-unit-asan: bin/unit-tests-asan
+unit-asan: bin/unit-tests-asan bin/pg-stage-echo
 	@PAYGUARD_LOG_LEVEL=error ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ./bin/unit-tests-asan --jobs 2 2>&1 | tee build-asan/unit.log; \
 	 status=$${PIPESTATUS[0]}; \
