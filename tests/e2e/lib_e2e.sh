@@ -123,13 +123,21 @@ seed_load_payouts() {
     done
 }
 
-# up CONFIG - start the group detached, wait until ingest answers
+# up CONFIG - start the group detached, wait until ingest answers and, when
+# the group runs its sandbox, the sandbox too (a test that seeds it at once
+# must not race its start: sanitizer builds start slower)
 up() {
     "$BIN/payguard" up -c "$1" -d || return 1
-    local port
+    local port sbx
     port=$(awk '/http_port/ {print $3; exit}' "$1")
-    for _ in $(seq 1 100); do
-        curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    # the sandbox section's port, unless that section says enabled = no
+    sbx=$(awk '/^[^ #]/ {sec = $1} sec == "sandbox" && $1 == "port" {p = $3}
+               sec == "sandbox" && $1 == "enabled" && $3 == "no" {off = 1} END {if (!off) print p}' "$1")
+    for _ in $(seq 1 200); do
+        if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 &&
+            { [ -z "$sbx" ] || curl -fs "http://127.0.0.1:$sbx/_sandbox/healthz" >/dev/null 2>&1; }; then
+            return 0
+        fi
         sleep 0.1
     done
     echo "group did not come up" >&2
