@@ -83,7 +83,7 @@ payguard
     drain_ms = 3000
     restart_max_ms = 500
     delivery
-        resend_ms = 1000
+        resend_ms = ${E2E_RESEND_MS:-1000}
         max_inflight = $inflight
 ingest
     http_port = $port
