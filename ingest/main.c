@@ -132,26 +132,36 @@ static enum MHD_Result s_healthz(struct MHD_Connection *conn)
     return rc;
 }
 
-/* s_refuse - answer an HTTP-level refusal and record it in the audit trail
- * (what was asked, by whom, why; never the refused body). A record that
- * cannot be made (back-pressure) is only counted: the answer is the same. */
-static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsigned status, const char *code,
-                                const char *why, const char *method, const char *url)
+/* s_record_refusal - an HTTP-level refusal on the audit trail (what was
+ * asked, by whom, why; never the refused body; method and url NULL when
+ * the HTTP library refused before they were known) and counted. A record
+ * that cannot be made (back-pressure) is only counted. */
+static void s_record_refusal(ingest_t *ing, unsigned status, const char *code, const char *why, const char *method,
+                             const char *url, const char *peer)
 {
-    char peer[INET6_ADDRSTRLEN + 1];
-    httpd_peer(conn, peer, sizeof peer);
     event_body_t *b = event_body_new();
     event_body_str(b, "gate", "http");
     event_body_str(b, EK_CODE, code);
     event_body_str(b, EK_REASON, why);
     event_body_int(b, EK_STATUS, status);
-    event_body_str(b, "method", method);
-    event_body_strn(b, "path", url, strnlen(url, 256));
+    if (method)
+        event_body_str(b, "method", method);
+    if (url)
+        event_body_strn(b, "path", url, strnlen(url, 256));
     event_body_str(b, "client_ip", peer);
     char id[EVENT_ID_MAX + 1];
     stage_publish(ing->st, "http", EV_REJECTED, "", b, STAGE_TO_AUDIT, id, NULL, NULL);
     event_body_destroy(&b);
     stage_count(ing->st, "payguard_ingest_refused_total", "reason", code, 1);
+}
+
+/* s_refuse - answer an HTTP-level refusal and record it (s_record_refusal) */
+static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsigned status, const char *code,
+                                const char *why, const char *method, const char *url)
+{
+    char peer[INET6_ADDRSTRLEN + 1];
+    httpd_peer(conn, peer, sizeof peer);
+    s_record_refusal(ing, status, code, why, method, url, peer);
     return httpd_error(conn, status, why);
 }
 
@@ -462,17 +472,8 @@ static void s_http_log(void *cls, const char *fmt, va_list ap)
     const char *t = strstr(msg, "<title>"), *te = t ? strstr(t, "</title>") : NULL;
     if (t && te)
         snprintf(why, sizeof why, "%.*s", (int) (te - t - 7), t + 7);
-    event_body_t *b = event_body_new();
-    event_body_str(b, "gate", "http");
-    event_body_str(b, EK_CODE, status == 431 ? "header_fields_too_large" : "malformed_request");
-    event_body_str(b, EK_REASON, why);
-    event_body_int(b, EK_STATUS, status);
-    event_body_str(b, "client_ip", "unknown");
-    char id[EVENT_ID_MAX + 1];
-    stage_publish(ing->st, "http", EV_REJECTED, "", b, STAGE_TO_AUDIT, id, NULL, NULL);
-    event_body_destroy(&b);
-    stage_count(ing->st, "payguard_ingest_refused_total", "reason",
-                status == 431 ? "header_fields_too_large" : "malformed_request", 1);
+    s_record_refusal(ing, status, status == 431 ? "header_fields_too_large" : "malformed_request", why, NULL, NULL,
+                     "unknown");
 }
 
 /* s_init - start the HTTP server once the journal and sockets are up */
