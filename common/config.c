@@ -1,5 +1,6 @@
 /* config - the group configuration (see config.h) */
 #include "config.h"
+#include "httpc_multi.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a configuration file, at most */
 
@@ -41,7 +42,12 @@ static const char s_defaults[] =
     "    servicenow = \"\"                     # set instead of jira to use ServiceNow\n"
     "    teams = http://127.0.0.1:8090/teams/webhook\n"
     "    llm = \"\"                            # empty: rule-based triage only\n"
-    "    timeout_ms = 5000\n"
+    "    timeout_ms = 5000                   # each attempt of a call\n"
+    "    max_inflight = 64                   # requests on the wire to one system at once, per stage instance\n"
+    "    rate_per_s = 0                      # requests a second to one system, per stage instance (0: no limit)\n"
+    "    breaker_failures = 5                # consecutive failures (5xx, 429, timeouts, refused) that open a system's breaker (0: none)\n"
+    "    breaker_cooldown_ms = 5000          # an open breaker lets one probe through after this long\n"
+    "    limits                              # per system: <system> = \"<max_inflight> [<rate_per_s>]\" (payments ledger psp jira servicenow teams)\n"
     "sandbox                                # a local stand-in for all of them (make run, tests)\n"
     "    enabled = yes                       # started by `payguard up`; set no against real systems\n"
     "    bind = 127.0.0.1\n"
@@ -73,6 +79,7 @@ static const char s_defaults[] =
     "    token_file = config/sandbox/read.token  # Bearer token for payments, ledger, PSP reads\n"
     "    sweep_every_s = 900                 # re-read refunds pending too long\n"
     "    sweep_age_s = 1800\n"
+    "    max_checks_in_flight = 256          # receipts being checked at once (reads in flight); then input waits\n"
     "triage\n"
     "    instances = 2\n"
     "    llm_model = payguard-triage          # the model name sent to outside/llm\n"
@@ -165,8 +172,8 @@ static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, bo
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", name);
         /* approvers/<name>/... and approve/thresholds/<CUR> are named by the
          * operator: approve validates them, the defaults cannot */
-        bool free_below =
-            named_freely || strncmp(path, "approvers/", 10) == 0 || strncmp(path, "approve/thresholds/", 19) == 0;
+        bool free_below = named_freely || strncmp(path, "approvers/", 10) == 0 ||
+                          strncmp(path, "approve/thresholds/", 19) == 0 || strncmp(path, "outside/limits/", 15) == 0;
         if (strchr(name, '/')) {
             /* ZPL takes "payguard/log_level = debug" as one name, but every
              * lookup splits a path at '/': it would be accepted and never
@@ -227,6 +234,65 @@ bool config_main_opts(int argc, char **argv, const char *prog, bool single, cons
     return false;
 }
 
+/* the outside systems a limits line may name */
+static const char *const s_outside_systems[] = {"payments", "ledger", "psp", "jira", "servicenow", "teams", NULL};
+
+/* config_outside_limits - see config.h */
+int config_outside_limits(const config_t *self, const char *system, long out[4], char *err, size_t errlen)
+{
+    if (config_int(self, "outside/max_inflight", 1, HTTPC_MULTI_MAX_INFLIGHT, &out[0], err, errlen) ||
+        config_int(self, "outside/rate_per_s", 0, HTTPC_MULTI_MAX_RATE, &out[1], err, errlen) ||
+        config_int(self, "outside/breaker_failures", 0, 1000, &out[2], err, errlen) ||
+        config_int(self, "outside/breaker_cooldown_ms", 1, 3600000, &out[3], err, errlen))
+        return -1;
+    const char *line = system ? config_child_get(self, "outside/limits", system, NULL) : NULL;
+    if (!line)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(line, &end, 10), r = out[1];
+    bool ok = end != line && !errno && n >= 1 && n <= HTTPC_MULTI_MAX_INFLIGHT;
+    if (ok && *end) {
+        const char *p = end;
+        r = strtol(p, &end, 10);
+        ok = end != p && !errno && r >= 0 && r <= HTTPC_MULTI_MAX_RATE;
+    }
+    while (ok && (*end == ' ' || *end == '\t'))
+        end++;
+    if (!ok || *end) {
+        snprintf(err, errlen, "config: outside/limits/%s = '%s': want \"<max_inflight 1..%d> [<rate_per_s 0..%d>]\"",
+                 system, line, HTTPC_MULTI_MAX_INFLIGHT, HTTPC_MULTI_MAX_RATE);
+        return -1;
+    }
+    out[0] = n;
+    out[1] = r;
+    return 0;
+}
+
+/* s_check_limits - every outside/limits line names a known system and parses */
+static int s_check_limits(const config_t *self, char *err, size_t errlen)
+{
+    const char *names[32];
+    size_t n = config_children(self, "outside/limits", names, 32, NULL);
+    long lim[4];
+    if (config_outside_limits(self, NULL, lim, err, errlen))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (s_outside_systems[k] && strcmp(s_outside_systems[k], names[i]) != 0)
+            k++;
+        if (!s_outside_systems[k]) {
+            snprintf(err, errlen,
+                     "config: outside/limits/%s: not an outside system (payments ledger psp jira servicenow teams)",
+                     names[i]);
+            return -1;
+        }
+        if (config_outside_limits(self, names[i], lim, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
 /* config_load - defaults, then the file's overrides, then checks */
 /* s_load_file - the file's ZPL tree, read here and parsed from memory:
  * czmq 4.2.1's zconfig_load leaks its zfile_t on text that is not ZPL.
@@ -285,6 +351,10 @@ config_t *config_load(const char *path, char *err, size_t errlen)
     if (s_absolute(config_get(self, "payguard/run_dir"), self->run_dir, sizeof self->run_dir) ||
         s_absolute(config_get(self, "payguard/data_dir"), self->data_dir, sizeof self->data_dir)) {
         snprintf(err, errlen, "config: run_dir or data_dir path too long");
+        config_destroy(&self);
+        return NULL;
+    }
+    if (s_check_limits(self, err, errlen)) {
         config_destroy(&self);
         return NULL;
     }

@@ -55,6 +55,14 @@ size_t config_children(const config_t *self, const char *path, const char **name
 /* config_child_get - "<path>/<name>/<key>" from the same source config_children used */
 const char *config_child_get(const config_t *self, const char *path, const char *name, const char *key);
 
+/* config_outside_limits - one outside system's limits into out: max
+ * in flight, rate per second (0: none), breaker failures (0: none),
+ * breaker cool-down ms; from outside/max_inflight, rate_per_s,
+ * breaker_failures, breaker_cooldown_ms and the system's line in
+ * outside/limits ("<max_inflight> [<rate_per_s>]"); system NULL: the
+ * defaults only. 0, or -1 and err. config_load checks every line. */
+int config_outside_limits(const config_t *self, const char *system, long out[4], char *err, size_t errlen);
+
 const char *config_run_dir(const config_t *self);
 const char *config_data_dir(const config_t *self);
 

@@ -44,7 +44,7 @@
  *   body 4 MiB, response body HTTPC_MAX_RESPONSE_BYTES, timeout 10 min,
  *   100 attempts, 10 min per backoff delay, token file 8 KiB.
  */
-#include "httpc.h"
+#include "httpc_priv.h"
 
 #include "log.h"
 
@@ -64,7 +64,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTPC_MAX_URL_LEN 4096
 #define HTTPC_MAX_TOKEN_LEN 4096
 #define HTTPC_MAX_IDEM_KEY_LEN 255
 #define HTTPC_MAX_REQUEST_BYTES (4u * 1024u * 1024u)
@@ -76,24 +75,6 @@
 #define HTTPC_MAX_TOKEN_FILE_BYTES 8192
 #define HTTPC_MAX_ESCAPE_INPUT (64u * 1024u)
 
-struct httpc_t {
-    CURL *curl;
-    char *base_url; /* trailing slashes removed */
-    char *token;    /* NULL: no Authorization header */
-    long timeout_ms;
-    uint64_t rng; /* splitmix64 state for the backoff jitter */
-};
-
-/* what the curl callbacks collect during one attempt */
-typedef struct {
-    char *buf;
-    size_t len;
-    size_t cap;
-    bool too_big;        /* the body passed HTTPC_MAX_RESPONSE_BYTES */
-    bool oom;            /* the body buffer could not grow */
-    long retry_after_ms; /* of the latest response head, -1 if none */
-} s_xfer_t;
-
 static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode s_curl_init_rc = CURLE_FAILED_INIT;
 
@@ -104,8 +85,8 @@ static void s_curl_global_init(void)
     s_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* s_curl_ready - run the one-time global init; false if it failed */
-static bool s_curl_ready(void)
+/* hc_curl_ready - run the one-time global init; false if it failed */
+bool hc_curl_ready(void)
 {
     pthread_once(&s_curl_once, s_curl_global_init);
     return s_curl_init_rc == CURLE_OK;
@@ -123,10 +104,9 @@ static bool s_header_safe(const char *text, size_t max_len)
     return n > 0;
 }
 
-/* s_set_error - fill resp->error; everything that reaches it is already
+/* hc_set_error - fill resp->error; everything that reaches it is already
  * free of the token */
-static void s_set_error(httpc_resp_t *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_set_error(httpc_resp_t *resp, const char *fmt, ...)
+void hc_set_error(httpc_resp_t *resp, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -134,9 +114,9 @@ static void s_set_error(httpc_resp_t *resp, const char *fmt, ...)
     va_end(ap);
 }
 
-/* s_redact_url - the URL as errors and logs may show it: no user:password@
+/* hc_redact_url - the URL as errors and logs may show it: no user:password@
  * and no query string (some webhook URLs carry their secret there) */
-static void s_redact_url(const char *url, char *out, size_t outlen)
+void hc_redact_url(const char *url, char *out, size_t outlen)
 {
     const char *host = strstr(url, "://");
     host = host ? host + 3 : url;
@@ -149,9 +129,9 @@ static void s_redact_url(const char *url, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s%.*s%s", (int) scheme_len, url, (int) rest_len, rest, cut ? "?..." : "");
 }
 
-/* s_make_url - base URL + path, with exactly one slash between them
+/* hc_make_url - base URL + path, with exactly one slash between them
  * unless the path is empty or starts a query; false if it did not fit */
-static bool s_make_url(const httpc_t *self, const char *path, char *out, size_t outlen)
+bool hc_make_url(const httpc_t *self, const char *path, char *out, size_t outlen)
 {
     const char *sep = (path[0] == '\0' || path[0] == '/' || path[0] == '?') ? "" : "/";
     int n = snprintf(out, outlen, "%s%s%s", self->base_url, sep, path);
@@ -223,11 +203,11 @@ static long s_parse_retry_after(const char *value)
     return secs * 1000L;
 }
 
-/* s_on_header - curl header callback: note Retry-After; a new status line
+/* hc_on_header - curl header callback: note Retry-After; a new status line
  * (after a 100 Continue, say) starts a new response head, so forget it */
-static size_t s_on_header(char *data, size_t size, size_t nitems, void *userdata)
+size_t hc_on_header(char *data, size_t size, size_t nitems, void *userdata)
 {
-    s_xfer_t *xfer = userdata;
+    hc_xfer_t *xfer = userdata;
     size_t n = size * nitems;
     static const char name[] = "retry-after:";
     if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
@@ -278,10 +258,10 @@ size_t httpc_buf_append(char **buf, size_t *len, size_t *cap, size_t max, const 
     return n;
 }
 
-/* s_on_body - curl write callback: append to the response, capped */
-static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
+/* hc_on_body - curl write callback: append to the response, capped */
+size_t hc_on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    s_xfer_t *xfer = userdata;
+    hc_xfer_t *xfer = userdata;
     return httpc_buf_append(&xfer->buf, &xfer->len, &xfer->cap, HTTPC_MAX_RESPONSE_BYTES, data, size * nmemb,
                             &xfer->too_big, &xfer->oom);
 }
@@ -325,9 +305,9 @@ static bool s_slist_add(struct curl_slist **list, const char *line)
     return true;
 }
 
-/* s_slist_wipe_free - free a header list after wiping every line: the
+/* hc_slist_wipe_free - free a header list after wiping every line: the
  * Authorization line is a copy of the token */
-static void s_slist_wipe_free(struct curl_slist *list)
+void hc_slist_wipe_free(struct curl_slist *list)
 {
     for (struct curl_slist *item = list; item; item = item->next)
         if (item->data)
@@ -335,10 +315,10 @@ static void s_slist_wipe_free(struct curl_slist *list)
     curl_slist_free_all(list);
 }
 
-/* s_build_headers - the request headers for one attempt; NULL on out of
+/* hc_build_headers - the request headers for one attempt; NULL on out of
  * memory. "Expect:" stops curl from waiting for a 100 Continue on large
  * bodies, which many API servers never send */
-static struct curl_slist *s_build_headers(const httpc_t *self, bool has_body, const char *idem_key)
+struct curl_slist *hc_build_headers(const httpc_t *self, bool has_body, const char *idem_key)
 {
     struct curl_slist *list = NULL;
     bool ok = s_slist_add(&list, "Accept: application/json") && s_slist_add(&list, "Expect:");
@@ -358,48 +338,48 @@ static struct curl_slist *s_build_headers(const httpc_t *self, bool has_body, co
         OPENSSL_cleanse(line, sizeof line);
     }
     if (!ok) {
-        s_slist_wipe_free(list);
+        hc_slist_wipe_free(list);
         return NULL;
     }
     return list;
 }
 
-/* s_check_request - refuse, before any request, what cannot be sent
+/* hc_check_request - refuse, before any request, what cannot be sent
  * safely; 0 or -1 with resp->error set */
-static int s_check_request(const httpc_t *self, const char *method, const char *path, const char *json_body,
-                           const char *idem_key, httpc_resp_t *resp)
+int hc_check_request(const httpc_t *self, const char *method, const char *path, const char *json_body,
+                     const char *idem_key, httpc_resp_t *resp)
 {
     if (!self || !method || !path) {
-        s_set_error(resp, "httpc: no client, method or path");
+        hc_set_error(resp, "httpc: no client, method or path");
         return -1;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
-        s_set_error(resp, "httpc: method must be GET or POST");
+        hc_set_error(resp, "httpc: method must be GET or POST");
         return -1;
     }
     if (json_body && strcmp(method, "GET") == 0) {
-        s_set_error(resp, "httpc: a GET carries no body");
+        hc_set_error(resp, "httpc: a GET carries no body");
         return -1;
     }
     if (json_body && strlen(json_body) > HTTPC_MAX_REQUEST_BYTES) {
-        s_set_error(resp, "httpc: request body over %u bytes", HTTPC_MAX_REQUEST_BYTES);
+        hc_set_error(resp, "httpc: request body over %u bytes", HTTPC_MAX_REQUEST_BYTES);
         return -1;
     }
     for (const unsigned char *p = (const unsigned char *) path; *p; p++) {
         if (*p < 0x21 || *p > 0x7e) {
-            s_set_error(resp, "httpc: path has a space, control or non-ASCII byte (escape it with httpc_escape)");
+            hc_set_error(resp, "httpc: path has a space, control or non-ASCII byte (escape it with httpc_escape)");
             return -1;
         }
     }
     if (strlen(self->base_url) + 1 + strlen(path) > HTTPC_MAX_URL_LEN) {
-        s_set_error(resp, "httpc: URL longer than %d bytes", HTTPC_MAX_URL_LEN);
+        hc_set_error(resp, "httpc: URL longer than %d bytes", HTTPC_MAX_URL_LEN);
         return -1;
     }
     if (idem_key && !s_header_safe(idem_key, HTTPC_MAX_IDEM_KEY_LEN)) {
-        s_set_error(resp,
-                    "httpc: idempotency key empty, over %d bytes, or has a CR/LF, space, control or "
-                    "non-ASCII byte",
-                    HTTPC_MAX_IDEM_KEY_LEN);
+        hc_set_error(resp,
+                     "httpc: idempotency key empty, over %d bytes, or has a CR/LF, space, control or "
+                     "non-ASCII byte",
+                     HTTPC_MAX_IDEM_KEY_LEN);
         return -1;
     }
     return 0;
@@ -433,7 +413,7 @@ httpc_t *httpc_new(const char *base_url, const char *token, long timeout_ms)
         log_error("httpc_new: timeout_ms must be 1..%ld", HTTPC_MAX_TIMEOUT_MS);
         return NULL;
     }
-    if (!s_curl_ready()) {
+    if (!hc_curl_ready()) {
         log_error("httpc_new: curl_global_init failed");
         return NULL;
     }
@@ -482,12 +462,11 @@ const char *httpc_base_url(const httpc_t *self)
     return self ? self->base_url : NULL;
 }
 
-/* s_set_options - every option of one attempt on a freshly reset handle;
+/* hc_set_options - every option of one attempt on a freshly reset handle;
  * false if curl refused one */
-static bool s_set_options(httpc_t *self, const char *method, const char *url, const char *json_body,
-                          struct curl_slist *headers, s_xfer_t *xfer)
+bool hc_set_options(const httpc_t *self, CURL *c, const char *method, const char *url, const char *json_body,
+                    struct curl_slist *headers, hc_xfer_t *xfer)
 {
-    CURL *c = self->curl;
     long connect_ms = self->timeout_ms < HTTPC_MAX_CONNECT_TIMEOUT_MS ? self->timeout_ms : HTTPC_MAX_CONNECT_TIMEOUT_MS;
     bool ok = true;
     ok &= curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK;
@@ -502,9 +481,9 @@ static bool s_set_options(httpc_t *self, const char *method, const char *url, co
     ok &= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_USERAGENT, "payguard/1") == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers) == CURLE_OK;
-    ok &= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hc_on_body) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_WRITEDATA, xfer) == CURLE_OK;
-    ok &= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_on_header) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, hc_on_header) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_HEADERDATA, xfer) == CURLE_OK;
     ok &= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) HTTPC_MAX_RESPONSE_BYTES) == CURLE_OK;
     if (strcmp(method, "POST") == 0) {
@@ -527,67 +506,79 @@ int httpc_do(httpc_t *self, const char *method, const char *path, const char *js
         return -1;
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
-    if (s_check_request(self, method, path, json_body, idem_key, resp) != 0)
+    if (hc_check_request(self, method, path, json_body, idem_key, resp) != 0)
         return -1;
 
     char url[HTTPC_MAX_URL_LEN + 2];
-    s_make_url(self, path, url, sizeof url);
+    hc_make_url(self, path, url, sizeof url);
     char shown[HTTPC_MAX_URL_LEN + 8];
-    s_redact_url(url, shown, sizeof shown);
+    hc_redact_url(url, shown, sizeof shown);
 
-    struct curl_slist *headers = s_build_headers(self, json_body != NULL, idem_key);
+    struct curl_slist *headers = hc_build_headers(self, json_body != NULL, idem_key);
     if (!headers) {
-        s_set_error(resp, "httpc: out of memory building headers");
+        hc_set_error(resp, "httpc: out of memory building headers");
         return -1;
     }
-    s_xfer_t xfer = {.retry_after_ms = -1};
+    hc_xfer_t xfer = {.retry_after_ms = -1};
     curl_easy_reset(self->curl);
     CURLcode rc = CURLE_BAD_FUNCTION_ARGUMENT;
-    if (s_set_options(self, method, url, json_body, headers, &xfer)) {
+    if (hc_set_options(self, self->curl, method, url, json_body, headers, &xfer)) {
         rc = curl_easy_perform(self->curl);
         resp->attempts = 1;
     }
     /* the handle must not keep pointers to the headers or the caller's body */
     curl_easy_setopt(self->curl, CURLOPT_HTTPHEADER, (struct curl_slist *) NULL);
     curl_easy_setopt(self->curl, CURLOPT_POSTFIELDS, (char *) NULL);
-    s_slist_wipe_free(headers);
+    hc_slist_wipe_free(headers);
 
     long status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, &status);
+    return hc_result(rc, status, &xfer, method, shown, resp);
+}
+
+/* hc_result - an attempt's outcome as httpc_do returns it: the body moves
+ * from xfer into resp (0), or xfer's buffer is freed and resp->error and
+ * resp->transient say why not (-1) */
+int hc_result(int curl_rc, long status, hc_xfer_t *xfer, const char *method, const char *shown, httpc_resp_t *resp)
+{
+    CURLcode rc = (CURLcode) curl_rc;
     if (rc == CURLE_OK && status >= 100 && status <= 999) {
-        if (!xfer.buf && !(xfer.buf = malloc(1))) {
-            s_set_error(resp, "httpc: out of memory");
+        if (!xfer->buf && !(xfer->buf = malloc(1))) {
+            hc_set_error(resp, "httpc: out of memory");
+            resp->transient = true;
             return -1;
         }
-        xfer.buf[xfer.len] = '\0';
+        xfer->buf[xfer->len] = '\0';
         resp->status = status;
-        resp->body = xfer.buf;
-        resp->len = xfer.len;
-        resp->retry_after_ms = xfer.retry_after_ms;
+        resp->body = xfer->buf;
+        resp->len = xfer->len;
+        resp->retry_after_ms = xfer->retry_after_ms;
         resp->transient = status >= 500 || status == 429;
+        xfer->buf = NULL;
         return 0;
     }
-    free(xfer.buf);
-    if (xfer.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-        s_set_error(resp, "%s %.150s: response larger than %u bytes", method, shown, HTTPC_MAX_RESPONSE_BYTES);
+    free(xfer->buf);
+    xfer->buf = NULL;
+    if (xfer->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+        hc_set_error(resp, "%s %.150s: response larger than %u bytes", method, shown, HTTPC_MAX_RESPONSE_BYTES);
         resp->transient = false;
-    } else if (xfer.oom) {
-        s_set_error(resp, "%s %.150s: out of memory reading the response", method, shown);
+    } else if (xfer->oom) {
+        hc_set_error(resp, "%s %.150s: out of memory reading the response", method, shown);
         resp->transient = true;
     } else if (rc == CURLE_OK) {
-        s_set_error(resp, "%s %.150s: no HTTP status in the answer", method, shown);
+        hc_set_error(resp, "%s %.150s: no HTTP status in the answer", method, shown);
         resp->transient = true;
     } else {
-        s_set_error(resp, "%s %.150s: %s", method, shown, curl_easy_strerror(rc));
+        hc_set_error(resp, "%s %.150s: %s", method, shown, curl_easy_strerror(rc));
         resp->transient = httpc_curl_transient(rc);
     }
     return -1;
 }
 
-/* s_backoff_ms - the wait before attempt k (k >= 2): full jitter over the
+/* hc_backoff_ms - the wait before attempt k (k >= 2): full jitter over the
  * exponential window, raised to the server's Retry-After (both capped) */
-static long s_backoff_ms(httpc_t *self, const httpc_retry_t *policy, int attempt, long retry_after_ms)
+long hc_backoff_ms(httpc_t *self, const httpc_retry_t *policy, int attempt, long retry_after_ms)
 {
     long window = policy->base_delay_ms;
     for (int i = 2; i < attempt && window < policy->max_delay_ms; i++)
@@ -603,6 +594,14 @@ static long s_backoff_ms(httpc_t *self, const httpc_retry_t *policy, int attempt
     return delay;
 }
 
+/* hc_policy_ok - see httpc_priv.h */
+bool hc_policy_ok(const httpc_retry_t *policy)
+{
+    return policy->max_attempts >= 1 && policy->max_attempts <= HTTPC_MAX_ATTEMPTS && policy->base_delay_ms >= 0 &&
+           policy->max_delay_ms >= 0 && policy->base_delay_ms <= HTTPC_MAX_DELAY_MS &&
+           policy->max_delay_ms <= HTTPC_MAX_DELAY_MS;
+}
+
 /* httpc_call - httpc_do with retries (see httpc.h). Besides the header's
  * two outcomes, a permanent failure without an answer (bad arguments, a
  * response over the cap, a malformed URL) is -1 with resp->transient false,
@@ -615,13 +614,11 @@ int httpc_call(httpc_t *self, const char *method, const char *path, const char *
         return -1;
     if (!policy)
         policy = &defaults;
-    if (policy->max_attempts < 1 || policy->max_attempts > HTTPC_MAX_ATTEMPTS || policy->base_delay_ms < 0 ||
-        policy->max_delay_ms < 0 || policy->base_delay_ms > HTTPC_MAX_DELAY_MS ||
-        policy->max_delay_ms > HTTPC_MAX_DELAY_MS) {
+    if (!hc_policy_ok(policy)) {
         memset(resp, 0, sizeof *resp);
         resp->retry_after_ms = -1;
-        s_set_error(resp, "httpc: retry policy needs 1..%d attempts and delays 0..%ld ms", HTTPC_MAX_ATTEMPTS,
-                    HTTPC_MAX_DELAY_MS);
+        hc_set_error(resp, "httpc: retry policy needs 1..%d attempts and delays 0..%ld ms", HTTPC_MAX_ATTEMPTS,
+                     HTTPC_MAX_DELAY_MS);
         return -1;
     }
 
@@ -629,11 +626,11 @@ int httpc_call(httpc_t *self, const char *method, const char *path, const char *
     long retry_after_ms = -1;
     for (int attempt = 1;; attempt++) {
         if (attempt > 1) {
-            long delay = s_backoff_ms(self, policy, attempt, retry_after_ms);
+            long delay = hc_backoff_ms(self, policy, attempt, retry_after_ms);
             if (resp->status) {
                 char url[HTTPC_MAX_URL_LEN + 2], shown[HTTPC_MAX_URL_LEN + 8];
-                s_make_url(self, path, url, sizeof url);
-                s_redact_url(url, shown, sizeof shown);
+                hc_make_url(self, path, url, sizeof url);
+                hc_redact_url(url, shown, sizeof shown);
                 log_warn("httpc: %s %s answered %ld; attempt %d/%d in %ld ms", method, shown, resp->status, attempt,
                          policy->max_attempts, delay);
             } else {
@@ -668,7 +665,7 @@ void httpc_resp_free(httpc_resp_t *resp)
  * NULL, over 64 KiB, or memory runs out */
 char *httpc_escape(const char *text)
 {
-    if (!text || strlen(text) > HTTPC_MAX_ESCAPE_INPUT || !s_curl_ready())
+    if (!text || strlen(text) > HTTPC_MAX_ESCAPE_INPUT || !hc_curl_ready())
         return NULL;
 #if LIBCURL_VERSION_NUM >= 0x075200
     char *escaped = curl_easy_escape(NULL, text, (int) strlen(text));

@@ -28,6 +28,7 @@ typedef struct {
     long retry_after_ms; /* from Retry-After, -1 if absent */
     bool transient;      /* 5xx, 429, timeout, connection failure */
     int attempts;        /* how many requests httpc_call made */
+    bool cancelled;      /* httpc_multi: the engine was destroyed first; nothing is known */
     char error[256];     /* transport error text when status == 0 */
 } httpc_resp_t;
 

@@ -64,6 +64,17 @@ static const family_t s_families[] = {
     {"payguard_execute_notices_total", "counter", "Teams notices sent, per status."},
     {"payguard_executions_total", "counter", "Runbooks finished, per outcome."},
     {"payguard_ops_review_queue", "gauge", "Cases in the ops-review queue."},
+    /* outside calls (common/httpc_multi.c through stage_http.c), every stage that makes them */
+    {"payguard_outside_call_seconds", "histogram",
+     "Outside-call attempts by system and status class, and how long each took."},
+    {"payguard_outside_inflight", "gauge", "Requests on the wire to an outside system."},
+    {"payguard_outside_queued", "gauge", "Calls waiting for a slot, a rate token, a backoff or a breaker, per system."},
+    {"payguard_outside_breaker", "gauge", "An outside system's circuit breaker: 0 closed, 1 open, 2 half-open."},
+    {"payguard_outside_breaker_opened_total", "counter", "Times an outside system's circuit breaker opened."},
+    /* time */
+    {"payguard_stage_seconds", "histogram", "From an input's emission upstream to this stage's answer to it."},
+    {"payguard_case_seconds", "histogram",
+     "From a webhook's receipt to its case's final state in execute, per outcome."},
     /* audit */
     {"payguard_audit_records_total", "counter", "Records added to the audit trail, per event type."},
     {"payguard_audit_checkpoints_total", "counter", "Signed checkpoints written."},
@@ -147,27 +158,46 @@ void metrics_escape_label(const char *value, char *out, size_t outlen)
     assert(o < outlen);
 }
 
-/* s_family_len - length of the metric name at the start of a sample line */
+/* s_family_len - length of the family name a sample line belongs to: its
+ * metric name, less _bucket, _sum or _count for a catalogued histogram */
 static size_t s_family_len(const char *line)
 {
-    return strcspn(line, "{ ");
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    size_t n = strcspn(line, "{ ");
+    for (size_t k = 0; k < 3; k++) {
+        size_t sl = strlen(suffixes[k]);
+        if (n > sl && strncmp(line + n - sl, suffixes[k], sl) == 0) {
+            const family_t *f = s_family(line, n - sl);
+            if (f && strcmp(f->type, "histogram") == 0)
+                return n - sl;
+        }
+    }
+    return n;
 }
 
-/* s_cmp_family - order samples by family, stable within one (by text) */
+/* sample_t - one sample line and where it was read (the sort keeps a
+ * histogram's buckets, sum and count in the order they were written) */
+typedef struct {
+    char *text;
+    size_t order;
+} sample_t;
+
+/* s_cmp_family - order samples by family, then as read */
 static int s_cmp_family(const void *a, const void *b)
 {
-    const char *x = *(const char *const *) a, *y = *(const char *const *) b;
+    const sample_t *sx = a, *sy = b;
+    const char *x = sx->text, *y = sy->text;
     size_t lx = s_family_len(x), ly = s_family_len(y);
     int c = strncmp(x, y, lx < ly ? lx : ly);
     if (c)
         return c;
     if (lx != ly)
         return lx < ly ? -1 : 1;
-    return strcmp(x, y);
+    return sx->order < sy->order ? -1 : sx->order > sy->order;
 }
 
 /* s_read_lines - append the sample lines of one file to lines[] */
-static void s_read_lines(const char *path, char **lines, size_t *n)
+static void s_read_lines(const char *path, sample_t *lines, size_t *n)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -181,16 +211,18 @@ static void s_read_lines(const char *path, char **lines, size_t *n)
             continue;
         if (line[len - 1] == '\n')
             line[len - 1] = '\0';
-        lines[(*n)++] = strdup(line);
+        lines[*n].text = strdup(line);
+        lines[*n].order = *n;
+        (*n)++;
     }
     free(line);
     fclose(f);
 }
 
 /* s_read_dir - every sample line of run_dir's .prom files, sorted by family */
-static char **s_read_dir(const char *run_dir, size_t *n)
+static sample_t *s_read_dir(const char *run_dir, size_t *n)
 {
-    char **lines = calloc(METRICS_MAX_LINES, sizeof *lines);
+    sample_t *lines = calloc(METRICS_MAX_LINES, sizeof *lines);
     assert(lines);
     *n = 0;
     DIR *d = opendir(run_dir);
@@ -214,25 +246,26 @@ static char **s_read_dir(const char *run_dir, size_t *n)
 char *metrics_collect(const char *run_dir)
 {
     size_t n;
-    char **lines = s_read_dir(run_dir, &n);
+    sample_t *lines = s_read_dir(run_dir, &n);
     char *out = NULL;
     size_t outlen = 0;
     FILE *f = open_memstream(&out, &outlen);
     assert(f);
     char family[128] = "";
     for (size_t i = 0; i < n; i++) {
-        size_t fl = s_family_len(lines[i]);
+        const char *text = lines[i].text;
+        size_t fl = s_family_len(text);
         if (fl >= sizeof family)
             fl = sizeof family - 1; /* not a name we write; served as found */
-        if (strlen(family) != fl || strncmp(family, lines[i], fl) != 0) {
-            memcpy(family, lines[i], fl);
+        if (strlen(family) != fl || strncmp(family, text, fl) != 0) {
+            memcpy(family, text, fl);
             family[fl] = '\0';
             const char *help = metrics_help(family);
             fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", family, help ? help : "A payguard metric (undocumented).",
                     family, metrics_type(family));
         }
-        fprintf(f, "%s\n", lines[i]);
-        free(lines[i]);
+        fprintf(f, "%s\n", text);
+        free(lines[i].text);
     }
     fclose(f);
     free(lines);

@@ -133,23 +133,22 @@ static void s_loop(stage_t *st)
             }
         }
         bool take_input = st->in && !drain_deadline && sk_window_room(st);
-        zmq_pollitem_t items[3] = {
-            {zsock_resolve(st->ackin), 0, ZMQ_POLLIN, 0},
-            {NULL, st->wake_pipe[0], ZMQ_POLLIN, 0},
-            {take_input ? zsock_resolve(st->in) : NULL, take_input ? 0 : -1, ZMQ_POLLIN, 0},
-        };
         bool unsent = false;
         for (int d = 0; d < NDEST; d++)
             unsent |= st->win[d].next_send < st->win[d].count;
-        long timeout = unsent || drain_deadline || st->ndeferred ? 5 : 100;
-        int rc = zmq_poll(items, take_input ? 3 : 2, timeout);
+        /* deferred inputs waiting on outside calls wake the loop through
+         * the engine's sockets and timers; others (triage's model) are polled */
+        long timeout = unsent || drain_deadline || (st->ndeferred && !st->http) ? 5 : 100;
+        size_t nitems = sk_poll_items(st, take_input, &timeout);
+        int rc = zmq_poll(st->items, (int) nitems, timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
             log_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
             break;
         }
-        if (items[1].revents & ZMQ_POLLIN)
+        if (st->items[1].revents & ZMQ_POLLIN)
             while (read(st->wake_pipe[0], buf, sizeof buf) > 0)
                 ;
+        sk_poll_done(st, nitems);
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         while (zmq_msg_recv(&msg, zsock_resolve(st->ackin), ZMQ_DONTWAIT) >= 0)
@@ -272,6 +271,7 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     s_loop(st);
     sk_commit_turn(st);
     sk_write_watermark(st, true);
+    sk_http_destroy(st); /* calls in flight end as cancelled, before fini frees what they point to */
     if (def->fini)
         def->fini(st, def->arg);
     journal_sync(st->journal);
@@ -291,6 +291,10 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     for (size_t i = 0; i < st->nup; i++) {
         zsock_destroy(&st->up[i].push);
         free(st->up[i].seqs);
+    }
+    for (size_t i = 0; i < st->ndeferred; i++) { /* unanswered: they come again after a restart */
+        event_destroy(&st->deferred[i]->ev);
+        free(st->deferred[i]);
     }
     zsock_destroy(&st->in);
     zsock_destroy(&st->ackin);

@@ -84,6 +84,7 @@ typedef struct {
  * Between stage_resume() and stage_finish(), stage_emit() emits in
  * answer to that input, with the ids it would have had synchronously. */
 typedef struct stage_pending_t stage_pending_t;
+#define STAGE_MAX_DEFERRED 1024 /* the most max_deferred may be */
 stage_pending_t *stage_defer(stage_t *st);
 const event_t *stage_pending_event(const stage_pending_t *p);
 void stage_resume(stage_t *st, stage_pending_t *p);
@@ -156,6 +157,27 @@ void stage_count(stage_t *st, const char *name, const char *label, const char *v
 void stage_gauge(stage_t *st, const char *name, int64_t value);
 /* stage_gauge_label - set the gauge name{label="lvalue"} to value */
 void stage_gauge_label(stage_t *st, const char *name, const char *label, const char *lvalue, int64_t value);
+
+/* stage_observe_ms - one observation of the histogram name{labels} in ms
+ * (exported in seconds; buckets 1 ms .. 60 s). labels: preformatted
+ * `key="value"` pairs from fixed sets, never from data ("" for none); at
+ * most STAGE_MAX_HISTOGRAMS (64) series, more are dropped with a log
+ * line. Safe from any thread. */
+void stage_observe_ms(stage_t *st, const char *name, const char *labels, int64_t ms);
+
+/* stage_http - the stage's engine for outside calls (httpc_multi.h),
+ * created on first use: its sockets and timers join the loop's poll, its
+ * callbacks run on the loop thread before input is taken, and a call
+ * started in one loop turn is sent in the next, after the turn's journal
+ * sync. NULL if curl cannot start. */
+struct httpc_multi_t;
+struct httpc_multi_t *stage_http(stage_t *st);
+
+/* stage_http_system - register outside system name ("payments", ...) with
+ * its limits from the configuration (outside/max_inflight, rate_per_s,
+ * breaker_failures, breaker_cooldown_ms, and outside/limits/<name>); its
+ * index for httpc_multi_start, or -1 and err */
+int stage_http_system(stage_t *st, const char *name, char *err, size_t errlen);
 
 /* stage_wake - from any thread: make the loop run a turn now */
 void stage_wake(stage_t *st);

@@ -1,6 +1,12 @@
 /* stage_input - one input event: dedup, the stage's handler, deferral and adoption (see stage_priv.h) */
 #include "stage_priv.h"
 
+/* s_observe_answer - time from the input's emission upstream to its answer here */
+static void s_observe_answer(stage_t *st, const event_head_t *h)
+{
+    stage_observe_ms(st, "payguard_stage_seconds", "", stage_now_ms() - h->time_ms);
+}
+
 /* sk_handle_event - dedup and handle one decoded event; ack its producer
  * only if it came from one (injected events have none) */
 void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, bool from_producer)
@@ -52,8 +58,10 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, b
             log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
             exit(EXIT_FAILURE);
         }
-        if (from_producer)
+        if (from_producer) {
             sk_ack_later(st, h);
+            s_observe_answer(st, h);
+        }
     }
     st->current = NULL;
     st->current_owned = NULL;
@@ -160,8 +168,10 @@ void stage_finish(stage_t *st, stage_pending_t **p_p)
         log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
         exit(EXIT_FAILURE);
     }
-    if (p->from_producer)
+    if (p->from_producer) {
         sk_ack_later(st, h);
+        s_observe_answer(st, h);
+    }
     for (size_t i = 0; i < st->ndeferred; i++)
         if (st->deferred[i] == p) {
             st->deferred[i] = st->deferred[--st->ndeferred];

@@ -10,7 +10,11 @@
  *   stage_input.c    one input: dedup, the handler, deferral
  *   stage_recover.c  recovery from the journal at start
  *   stage_socket.c   the ZeroMQ sockets
- *   stage_status.c   counters, gauges, the status file, /metrics text
+ *   stage_status.c   counters, gauges, histograms, the status file,
+ *                    /metrics text
+ *   stage_http.c     outside calls: the stage's httpc_multi engine, its
+ *                    systems and limits from the configuration, its sockets
+ *                    in the loop's poll, its state in status and metrics
  */
 #ifndef PG_STAGE_PRIV_H
 #define PG_STAGE_PRIV_H
@@ -22,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <msgpack.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -95,6 +100,18 @@ typedef struct {
     _Atomic uint64_t n;
 } counter_t;
 
+/* hist_t - one histogram series of stage_observe_ms (bounds: sk_hist_bounds_ms) */
+#define STAGE_HIST_BUCKETS 16
+#define STAGE_MAX_HISTOGRAMS 64
+typedef struct {
+    char name[64];
+    char labels[128];
+    uint64_t b[STAGE_HIST_BUCKETS]; /* per bucket, not cumulative */
+    uint64_t count;
+    uint64_t sum_ms;
+} hist_t;
+extern const int64_t sk_hist_bounds_ms[STAGE_HIST_BUCKETS];
+
 /* stage_pending_t - an input whose answer comes later (stage_defer) */
 struct stage_pending_t {
     event_t *ev;
@@ -103,7 +120,7 @@ struct stage_pending_t {
     unsigned emit_index;
 };
 
-#define STAGE_MAX_DEFERRED 1024
+struct httpc_multi_t;
 
 /* upstream - a producer instance we owe acks to */
 typedef struct {
@@ -161,8 +178,16 @@ struct stage_t {
     int64_t last_wm_ms;
     uint64_t wm_written[NDEST];
 
+    /* outside calls (stage_http.c): NULL until a stage asks for them */
+    struct httpc_multi_t *http;
+    struct pollfd *hfds;
+    zmq_pollitem_t *items;
+    size_t capio;
+
     /* counters */
     pthread_mutex_t counters_mu;
+    hist_t hists[STAGE_MAX_HISTOGRAMS];
+    size_t nhists;
     counter_t counters[STAGE_MAX_COUNTERS];
     _Atomic size_t ncounters;
     _Atomic uint64_t c_in, c_out, c_dup, c_bad, c_acks, c_resent, c_busy, c_retry;
@@ -249,6 +274,20 @@ void sk_on_input(stage_t *st, const void *data, size_t len);
 
 /* sk_window_room - may we take more input? */
 bool sk_window_room(stage_t *st);
+
+/* sk_poll_items - the loop's poll set: acks, wake pipe, the outside
+ * calls' sockets, then input if taken; *timeout lowered to the engine's */
+size_t sk_poll_items(stage_t *st, bool take_input, long *timeout);
+
+/* sk_poll_done - hand what poll found on the outside calls' sockets to
+ * the engine, which finishes calls (their callbacks run here) */
+void sk_poll_done(stage_t *st, size_t nitems);
+
+/* sk_http_status - outside systems' state: gauges, and lines of the status file */
+void sk_http_status(stage_t *st, FILE *stat_file);
+
+/* sk_http_destroy - at exit */
+void sk_http_destroy(stage_t *st);
 
 /* sk_write_status - <run_dir>/<inst>.stat for `payguard status` (atomic rename) */
 void sk_write_status(stage_t *st);

@@ -62,6 +62,69 @@ void stage_count(stage_t *st, const char *name, const char *label, const char *l
     pthread_mutex_unlock(&st->counters_mu);
 }
 
+/* the histogram buckets' upper bounds (ms), exported in seconds */
+const int64_t sk_hist_bounds_ms[STAGE_HIST_BUCKETS] = {1,   2,    5,    10,   25,    50,    100,   250,
+                                                       500, 1000, 2500, 5000, 10000, 30000, 60000, INT64_MAX};
+
+/* stage_observe_ms - see stage.h */
+void stage_observe_ms(stage_t *st, const char *name, const char *labels, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    labels = labels ? labels : "";
+    pthread_mutex_lock(&st->counters_mu);
+    hist_t *h = NULL;
+    for (size_t i = 0; i < st->nhists && !h; i++)
+        if (strcmp(st->hists[i].name, name) == 0 && strcmp(st->hists[i].labels, labels) == 0)
+            h = &st->hists[i];
+    if (!h && st->nhists < STAGE_MAX_HISTOGRAMS) {
+        h = &st->hists[st->nhists++];
+        snprintf(h->name, sizeof h->name, "%s", name);
+        snprintf(h->labels, sizeof h->labels, "%s", labels);
+    } else if (!h) {
+        static bool told;
+        if (!told)
+            log_warn("more than %d histogram series: %s{%s} and later ones are not kept", STAGE_MAX_HISTOGRAMS, name,
+                     labels);
+        told = true;
+    }
+    if (h) {
+        size_t b = 0;
+        while (ms > sk_hist_bounds_ms[b])
+            b++;
+        h->b[b]++;
+        h->count++;
+        h->sum_ms += (uint64_t) ms;
+    }
+    pthread_mutex_unlock(&st->counters_mu);
+}
+
+/* s_hist_text - every histogram series in the exposition format */
+static void s_hist_text(stage_t *st, FILE *f)
+{
+    pthread_mutex_lock(&st->counters_mu);
+    for (size_t i = 0; i < st->nhists; i++) {
+        const hist_t *h = &st->hists[i];
+        const char *sep = h->labels[0] ? "," : "";
+        uint64_t cum = 0;
+        for (size_t b = 0; b < STAGE_HIST_BUCKETS; b++) {
+            cum += h->b[b];
+            char le[32];
+            if (sk_hist_bounds_ms[b] == INT64_MAX)
+                snprintf(le, sizeof le, "+Inf");
+            else
+                snprintf(le, sizeof le, "%g", (double) sk_hist_bounds_ms[b] / 1000.0);
+            fprintf(f, "%s_bucket{instance=\"%s\"%s%s,le=\"%s\"} %llu\n", h->name, st->inst, sep, h->labels, le,
+                    (unsigned long long) cum);
+        }
+        fprintf(f, "%s_sum{instance=\"%s\"%s%s} %.3f\n", h->name, st->inst, sep, h->labels,
+                (double) h->sum_ms / 1000.0);
+        fprintf(f, "%s_count{instance=\"%s\"%s%s} %llu\n", h->name, st->inst, sep, h->labels,
+                (unsigned long long) h->count);
+    }
+    pthread_mutex_unlock(&st->counters_mu);
+}
+
 /* sk_write_status - <run_dir>/<inst>.stat for `payguard status` (atomic rename) */
 void sk_write_status(stage_t *st)
 {
@@ -77,6 +140,7 @@ void sk_write_status(stage_t *st)
         (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out, (unsigned long long) st->c_dup,
         (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
         st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
+    sk_http_status(st, f);
     fclose(f);
     rename(tmp, path);
     /* the metrics too, for the group's /metrics (metrics_collect) */
@@ -146,6 +210,7 @@ char *stage_metrics_text(stage_t *st)
         else
             fprintf(f, "%s{instance=\"%s\"} %llu\n", c->name, i, (unsigned long long) atomic_load(&c->n));
     }
+    s_hist_text(st, f);
     fclose(f);
     return out;
 }

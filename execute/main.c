@@ -67,6 +67,7 @@
 
 #include "runbook.h"
 #include "httpc.h"
+#include "httpc_multi.h"
 #include "log.h"
 #include "stage.h"
 
@@ -89,8 +90,21 @@ typedef struct {
     size_t next;        /* next step of the current plan */
     char failed_step[RB_NAME_MAX];
     char error[640];
-    char held_from[32]; /* hold_payout's previous_status, once it is done */
+    char held_from[32];  /* hold_payout's previous_status, once it is done */
+    int64_t received_ms; /* the webhook's receipt (0: not known, e.g. resumed after a restart) */
+    bool calling;        /* its current step's call is out */
+    bool answered;       /* ... and came back: rc and resp, for the next tick */
+    int rc;
+    httpc_resp_t resp;
 } run_t;
+
+/* notice_t - a Teams notice being posted */
+typedef struct {
+    stage_pending_t *p;
+    bool answered;
+    int rc;
+    httpc_resp_t resp;
+} notice_t;
 
 typedef struct {
     stage_t *st;
@@ -101,6 +115,10 @@ typedef struct {
     bool release_hold_on_failure;
     run_t *runs[EXECUTE_MAX_RUNS];
     size_t nruns;
+    notice_t *notices[EXECUTE_MAX_RUNS];
+    size_t nnotices;
+    struct httpc_multi_t *http;
+    int sys_payments, sys_ledger, sys_tickets, sys_teams;
     review_t reviews[EXECUTE_MAX_REVIEWS];
     size_t nreviews;
     struct recovered_t *rec; /* at start: runbooks in flight, from the journal replay */
@@ -144,35 +162,84 @@ static void s_review_add(execute_t *x, const char *case_id, const char *plan_jso
 
 static stage_def_t s_def;
 
-/* s_teams - post an approve notice (an Adaptive Card, CONTRACT.md §2.5) */
-static void s_teams(execute_t *x, const event_t *in)
+/* s_on_notice - the Teams answer is back (engine callback): for the tick */
+static void s_on_notice(void *user, int rc, httpc_resp_t *resp)
 {
-    json_t *body = event_body_to_json(in);
-    json_t *card = json_object_get(body, "card");
+    notice_t *n = user;
+    if (resp->cancelled)
+        return;
+    n->answered = true;
+    n->rc = rc;
+    n->resp = *resp;
+}
+
+/* s_notice_step - the notice's "step" record on the trail */
+static void s_notice_step(execute_t *x, const event_t *in, const char *status, const httpc_resp_t *resp)
+{
     event_body_t *b = event_body_new();
     event_body_str(b, "step", "teams_notice");
-    if (!x->teams || !json_is_object(card)) {
-        event_body_str(b, EK_STATUS, x->teams ? "skipped: notice without a card" : "skipped: outside/teams not set");
-    } else {
-        json_t *msg = json_pack("{s:s, s:[{s:s, s:O}]}", "type", "message", "attachments", "contentType",
-                                "application/vnd.microsoft.card.adaptive", "content", card);
-        char *payload = json_dumps(msg, JSON_COMPACT);
-        httpc_resp_t resp = {0};
-        int rc = httpc_call(x->teams, "POST", "", payload, NULL, &x->retry, &resp);
-        bool ok = rc == 0 && resp.status >= 200 && resp.status < 300;
-        event_body_str(b, EK_STATUS, ok ? "done" : "failed");
-        event_body_int(b, "http_status", resp.status);
-        event_body_int(b, "attempts", resp.attempts);
+    event_body_str(b, EK_STATUS, status);
+    if (resp) {
+        bool ok = strcmp(status, "done") == 0;
+        event_body_int(b, "http_status", resp->status);
+        event_body_int(b, "attempts", resp->attempts);
         if (!ok)
-            event_body_str(b, "error", resp.status ? "Teams refused the card" : resp.error);
-        stage_count(x->st, "payguard_execute_notices_total", "status", ok ? "done" : "failed", 1);
-        httpc_resp_free(&resp);
-        free(payload);
-        json_decref(msg);
+            event_body_str(b, "error", resp->status ? "Teams refused the card" : resp->error);
+        stage_count(x->st, "payguard_execute_notices_total", "status", status, 1);
     }
     stage_emit(x->st, EV_STEP, event_head(in)->case_key, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
+}
+
+/* s_teams - post an approve notice (an Adaptive Card, CONTRACT.md §2.5):
+ * the input waits (deferred) for the answer */
+static int s_teams(execute_t *x, const event_t *in)
+{
+    json_t *body = event_body_to_json(in);
+    json_t *card = json_object_get(body, "card");
+    if (!x->teams || !json_is_object(card)) {
+        s_notice_step(x, in, x->teams ? "skipped: notice without a card" : "skipped: outside/teams not set", NULL);
+        json_decref(body);
+        return STAGE_DONE;
+    }
+    json_t *msg = json_pack("{s:s, s:[{s:s, s:O}]}", "type", "message", "attachments", "contentType",
+                            "application/vnd.microsoft.card.adaptive", "content", card);
+    char *payload = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
     json_decref(body);
+    notice_t *n = calloc(1, sizeof *n);
+    assert(n);
+    char err[256];
+    int rc = httpc_multi_start(x->http, x->sys_teams, x->teams, "POST", "", payload, NULL, &x->retry, s_on_notice, n,
+                               err, sizeof err);
+    free(payload);
+    if (rc != 0) {
+        log_error("Teams notice not sent: %s", err);
+        free(n);
+        return STAGE_RETRY;
+    }
+    n->p = stage_defer(x->st);
+    x->notices[x->nnotices++] = n;
+    return STAGE_DEFERRED;
+}
+
+/* s_notices_tick - answer the notices whose post came back */
+static void s_notices_tick(execute_t *x)
+{
+    for (size_t i = 0; i < x->nnotices;) {
+        notice_t *n = x->notices[i];
+        if (!n->answered) {
+            i++;
+            continue;
+        }
+        bool ok = n->rc == 0 && n->resp.status >= 200 && n->resp.status < 300;
+        stage_resume(x->st, n->p);
+        s_notice_step(x, stage_pending_event(n->p), ok ? "done" : "failed", &n->resp);
+        stage_finish(x->st, &n->p);
+        httpc_resp_free(&n->resp);
+        free(n);
+        x->notices[i] = x->notices[--x->nnotices];
+    }
 }
 
 /* s_fault - the test hook (test build only): die here once if the file
@@ -201,17 +268,17 @@ static void s_fault(const char *when, const char *step)
 #endif
 }
 
-/* s_client - the client for a step's system */
-static httpc_t *s_client(execute_t *x, const char *system)
+/* s_client - the client for a step's system, and its index in the engine */
+static httpc_t *s_client(execute_t *x, const char *system, int *sys)
 {
     if (strcmp(system, "payments") == 0)
-        return x->payments;
+        return *sys = x->sys_payments, x->payments;
     if (strcmp(system, "ledger") == 0)
-        return x->ledger;
+        return *sys = x->sys_ledger, x->ledger;
     if (strcmp(system, "teams") == 0)
-        return x->teams;
+        return *sys = x->sys_teams, x->teams;
     if (strcmp(system, "jira") == 0 || strcmp(system, "servicenow") == 0)
-        return x->tickets;
+        return *sys = x->sys_tickets, x->tickets;
     return NULL;
 }
 
@@ -285,22 +352,60 @@ static void s_add_release(execute_t *x, run_t *r, const rb_step_t *failed)
     r->fail.n++;
 }
 
-/* s_run_step - one outbound call of a run, exactly once: started (durable),
- * the call, finished. true if the run should go on */
-static bool s_run_step(execute_t *x, run_t *r)
+/* s_on_step - a step's answer is back (engine callback): for the tick */
+static void s_on_step(void *user, int rc, httpc_resp_t *resp)
+{
+    run_t *r = user;
+    if (resp->cancelled) /* stopping: the step stays "started", re-sent after the restart */
+        return;
+    r->calling = false;
+    r->answered = true;
+    r->rc = rc;
+    r->resp = *resp;
+}
+
+/* s_step_start - journal a run's next step as started; the call goes out
+ * after the tick's one sync (s_tick). false: no client for its system */
+static void s_step_start(execute_t *x, run_t *r)
+{
+    rb_step_t *step = &s_plan_current(r)->steps[r->next];
+    s_step_event(x, r, step, "started", NULL, NULL);
+    r->calling = true;
+}
+
+/* s_step_send - after the sync: the call of a started step */
+static void s_step_send(execute_t *x, run_t *r)
+{
+    rb_step_t *step = &s_plan_current(r)->steps[r->next];
+    s_fault("before", step->name);
+    int sys = -1;
+    httpc_t *h = s_client(x, step->system, &sys);
+    char err[256] = "";
+    if (h && httpc_multi_start(x->http, sys, h, step->method, step->path, step->body, step->idem_key, &x->retry,
+                               s_on_step, r, err, sizeof err) == 0)
+        return;
+    httpc_resp_t resp = {.retry_after_ms = -1};
+    snprintf(resp.error, sizeof resp.error, "%s", h ? err : "");
+    s_on_step(r, -1, &resp);
+    r->resp.attempts = 0;
+    r->rc = h ? -1 : -2; /* -2: no client */
+}
+
+/* s_step_answered - a step's answer: journal it finished; the run goes on,
+ * or switches to its failure plan. true if the run should go on */
+static bool s_step_answered(execute_t *x, run_t *r)
 {
     rb_plan_t *plan = s_plan_current(r);
     rb_step_t *step = &plan->steps[r->next];
-    s_step_event(x, r, step, "started", NULL, NULL);
-    stage_flush(x->st); /* never a call without its durable "started" */
-    s_fault("before", step->name);
-    httpc_t *h = s_client(x, step->system);
-    httpc_resp_t resp = {0};
-    int rc = h ? httpc_call(h, step->method, step->path, step->body, step->idem_key, &x->retry, &resp) : -1;
+    r->answered = false;
     s_fault("after", step->name);
+    int rc = r->rc;
+    bool no_client = rc == -2;
+    httpc_resp_t resp = r->resp;
+    memset(&r->resp, 0, sizeof r->resp);
     bool ok = rc == 0 && resp.status >= 200 && resp.status < 300;
     char error[640] = "";
-    if (!h)
+    if (no_client)
         snprintf(error, sizeof error, "outside/%s is not configured", step->system);
     else if (!ok)
         snprintf(error, sizeof error, "%s %s: %s", step->method, step->path,
@@ -308,7 +413,7 @@ static bool s_run_step(execute_t *x, run_t *r)
                              : (resp.error[0] ? resp.error : "no answer"));
     if (!ok && resp.status)
         snprintf(error + strlen(error), sizeof error - strlen(error), " (HTTP %ld)", resp.status);
-    s_step_event(x, r, step, ok ? "done" : "failed", h ? &resp : NULL, ok ? NULL : error);
+    s_step_event(x, r, step, ok ? "done" : "failed", no_client ? NULL : &resp, ok ? NULL : error);
     stage_count(x->st, "payguard_execute_steps_total", "status", ok ? "done" : "failed", 1);
     if (resp.attempts > 1)
         stage_count(x->st, "payguard_execute_retries_total", NULL, NULL, (uint64_t) (resp.attempts - 1));
@@ -365,6 +470,11 @@ static void s_finish_run(execute_t *x, size_t i)
     stage_emit(x->st, EV_EXECUTED, r->plan.case_id, b, STAGE_TO_AUDIT);
     event_body_destroy(&b);
     stage_count(x->st, "payguard_executions_total", "outcome", outcome, 1);
+    if (r->received_ms > 0) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "outcome=\"%s\"", outcome);
+        stage_observe_ms(x->st, "payguard_case_seconds", labels, stage_now_ms() - r->received_ms);
+    }
     stage_finish(x->st, &r->p);
     runbook_plan_clear(&r->plan);
     runbook_plan_clear(&r->fail);
@@ -372,22 +482,44 @@ static void s_finish_run(execute_t *x, size_t i)
     x->runs[i] = x->runs[--x->nruns];
 }
 
-/* s_tick - advance every run by one step (a call at most per run per turn) */
+/* s_run_done - has the run reached the end of its current plan? */
+static bool s_run_done(run_t *r)
+{
+    return r->next >= s_plan_current(r)->n;
+}
+
+/* s_tick - every run whose step came back records it and starts its next
+ * one: all the "started" records of the turn made durable by one sync,
+ * then the calls (the engine sends them in the next loop turn) */
 static void s_tick(stage_t *st, void *arg)
 {
     execute_t *x = arg;
     stage_gauge(st, "payguard_ops_review_queue", (int64_t) x->nreviews);
+    s_notices_tick(x);
+    run_t *starting[EXECUTE_MAX_RUNS];
+    size_t nstarting = 0;
     for (size_t i = 0; i < x->nruns;) {
         run_t *r = x->runs[i];
+        if (r->calling) {
+            i++;
+            continue;
+        }
         stage_resume(x->st, r->p);
-        bool go = r->next < s_plan_current(r)->n && s_run_step(x, r);
-        if (!go || (r->failing && r->next >= r->fail.n) || (!r->failing && r->next >= r->plan.n)) {
+        bool go = !s_run_done(r) && (!r->answered || s_step_answered(x, r));
+        if (!go || s_run_done(r)) {
             s_finish_run(x, i);
             continue;
         }
+        s_step_start(x, r);
+        starting[nstarting++] = r;
         stage_yield(x->st, r->p);
         i++;
     }
+    if (!nstarting)
+        return;
+    stage_flush(x->st); /* never a call without its durable "started" */
+    for (size_t i = 0; i < nstarting; i++)
+        s_step_send(x, starting[i]);
 }
 
 /* s_retry_plan - the failed plan from its failed step on, with keys of
@@ -439,6 +571,8 @@ static int s_start_run(execute_t *x, const event_t *in)
     } else {
         rc = runbook_plan(event_head(in)->kind, body, &x->opts, &r->plan, err, sizeof err);
     }
+    json_t *rms = json_object_get(json_object_get(body, "facts"), "received_ms");
+    r->received_ms = json_is_integer(rms) ? (int64_t) json_integer_value(rms) : 0;
     json_decref(body);
     if (rc != 0 || r->plan.n == 0) {
         event_body_t *b = event_body_new();
@@ -496,8 +630,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     execute_t *x = arg;
     switch (event_head(in)->kind) {
     case EV_NOTICE:
-        s_teams(x, in);
-        return STAGE_DONE;
+        return s_teams(x, in);
     case EV_APPROVED:
     case EV_DENIED:
         return s_start_run(x, in);
@@ -723,6 +856,14 @@ static int s_init(stage_t *st, void *arg)
     x->release_hold_on_failure = strcmp(config_get(c, "execute/release_hold_on_failure"), "yes") == 0;
     x->opts =
         (rb_opts_t){.ticket_system = x->ticket_system, .jira_project = x->jira_project, .public_url = x->public_url};
+    x->http = stage_http(st);
+    if (!x->http || (x->sys_payments = stage_http_system(st, "payments", err, sizeof err)) < 0 ||
+        (x->sys_ledger = stage_http_system(st, "ledger", err, sizeof err)) < 0 ||
+        (x->sys_tickets = stage_http_system(st, x->ticket_system, err, sizeof err)) < 0 ||
+        (x->sys_teams = stage_http_system(st, "teams", err, sizeof err)) < 0) {
+        log_error("%s", x->http ? err : "cannot start the outside-call engine");
+        return -1;
+    }
     if (!x->payments || !x->ledger || !x->tickets)
         log_warn(
             "outside/payments, ledger and jira or servicenow should all be set: steps for a missing one fail to ops review");
@@ -734,6 +875,18 @@ static void s_fini(stage_t *st, void *arg)
 {
     (void) st;
     execute_t *x = arg;
+    for (size_t i = 0; i < x->nruns; i++) { /* unfinished: resumed from the journal at the next start */
+        httpc_resp_free(&x->runs[i]->resp);
+        runbook_plan_clear(&x->runs[i]->plan);
+        runbook_plan_clear(&x->runs[i]->fail);
+        free(x->runs[i]);
+    }
+    for (size_t i = 0; i < x->nnotices; i++) {
+        httpc_resp_free(&x->notices[i]->resp);
+        free(x->notices[i]);
+    }
+    for (size_t i = 0; i < x->nreviews; i++)
+        free(x->reviews[i].plan_json);
     httpc_destroy(&x->payments);
     httpc_destroy(&x->ledger);
     httpc_destroy(&x->tickets);

@@ -66,6 +66,7 @@
  *	sweep_age_s; outside/payments, ledger, psp, timeout_ms.
  *--*/
 #include <errno.h>
+#include <assert.h>
 #include <jansson.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpc_multi.h"
 #include "journal.h"
 #include "log.h"
 #include "stage.h"
@@ -82,6 +84,9 @@
 #include "validate.h"
 
 #define VALIDATE_SWEEP_BATCH 100
+#define VALIDATE_MAX_KEYS (2 * WH_MAX_ITEMS)
+#define VALIDATE_HOLD_MIN_MS 1000
+#define VALIDATE_HOLD_MAX_MS 30000
 #define VALIDATE_RELOAD_MS 5000
 /* ingest records at most 8 KiB of names and values, in at most 64 fields;
  * a repeated field is merged with ", " (2 bytes per repeat) */
@@ -97,6 +102,11 @@ typedef struct {
     store_t *store;
     long sweep_every_s, sweep_age_s;
     int64_t last_sweep_ms, last_reload_ms;
+    int64_t received_ms;          /* the receipt being decided: when ingest recorded it */
+    struct vcheck_t *head, *tail; /* receipts in progress, in arrival order */
+    size_t nchecks;
+    size_t sweep_reads; /* sweep reads in flight */
+    json_t *swept;      /* sweep answers to inject, in arrival order */
 } validate_t;
 
 /* decision - what one webhook item comes to */
@@ -113,6 +123,8 @@ typedef struct {
     char first_event[80]; /* duplicate: the event that first had the key */
     int64_t count;
 } decision_t;
+
+static stage_def_t s_def; /* file-static: s_init sets max_deferred from the configuration */
 
 /* s_mono_ms - monotonic ms for the sweep and reload timers */
 static int64_t s_mono_ms(void)
@@ -151,6 +163,18 @@ static void s_case_id(const wh_item_t *item, char out[STORE_CASE_ID_MAX])
     int n = snprintf(out, STORE_CASE_ID_MAX, "%s-h", kind);
     for (int i = 0; i < 12; i++)
         n += snprintf(out + n, STORE_CASE_ID_MAX - (size_t) n, "%02x", md[i]);
+}
+
+/* s_item_key - an item's idempotency key (CONTRACT.md §1.4); one event
+ * that lists several refunds (charge.refunded) states several facts, so
+ * each refund's key also names the refund */
+static void s_item_key(const wh_item_t *it, size_t nrefunds, char *key, size_t keylen)
+{
+    idempotency_key(it, key, keylen);
+    if (it->kind == WH_REFUND && nrefunds > 1 && it->psp_event_id[0]) {
+        size_t l = strlen(key);
+        snprintf(key + l, keylen - l, ":%s", it->refund_id);
+    }
 }
 
 /* s_sha256_hex - the trigger payload's hash, for the audit trail */
@@ -236,44 +260,37 @@ static void s_row_of(const wh_item_t *it, const char *case_id, case_row_t *row)
     row->updated_ms = stage_now_ms();
 }
 
-/* s_decide - idempotency, order and state gates for one item (no emits) */
-static check_t s_decide(validate_t *v, const wh_item_t *it, size_t nrefunds, decision_t *d, const decision_t *earlier,
-                        size_t nearlier)
+/* s_decide - the idempotency and order gates for one item (no emits):
+ * D_IGNORED, D_DUPLICATE or D_OUT_OF_ORDER decide it; D_ACCEPT means "the
+ * state gate decides" (s_judge, once its reads are back) */
+static void s_decide(validate_t *v, const wh_item_t *it, size_t nrefunds, decision_t *d, const decision_t *earlier,
+                     size_t nearlier)
 {
     memset(d, 0, sizeof *d);
     if (it->kind == WH_IGNORED) {
         d->kind = D_IGNORED;
-        return CHECK_OK;
+        return;
     }
-    idempotency_key(it, d->key, sizeof d->key);
-    if (it->kind == WH_REFUND && nrefunds > 1 && it->psp_event_id[0]) {
-        /* CONTRACT.md §1.4 keys a refund event by its event id; one event
-         * that lists several refunds (charge.refunded) states several facts,
-         * so each refund's key also names the refund */
-        size_t l = strlen(d->key);
-        snprintf(d->key + l, sizeof d->key - l, ":%s", it->refund_id);
-    }
+    s_item_key(it, nrefunds, d->key, sizeof d->key);
     s_case_id(it, d->case_id);
     for (size_t i = 0; i < nearlier; i++)
         if (earlier[i].kind != D_IGNORED && strcmp(earlier[i].key, d->key) == 0) {
             d->kind = D_DUPLICATE;
             snprintf(d->first_event, sizeof d->first_event, "(this webhook)");
             d->count = 2;
-            return CHECK_OK;
+            return;
         }
     char case_id[STORE_CASE_ID_MAX];
     if (store_key_find(v->store, d->key, case_id, d->first_event, &d->count) == 1) {
         d->kind = D_DUPLICATE;
         d->count++;
-        return CHECK_OK;
+        return;
     }
     if (store_case_get(v->store, d->case_id, &d->prior) == 1 && d->prior.psp_time > it->psp_time) {
         d->kind = D_OUT_OF_ORDER;
-        return CHECK_OK;
+        return;
     }
-    check_t c = state_check(&v->out, it, &d->state, d->code, d->reason, sizeof d->reason);
-    d->kind = c == CHECK_OK ? D_ACCEPT : D_REJECT;
-    return c;
+    d->kind = D_ACCEPT;
 }
 
 /* s_history - the case's counts as they will be with this receipt, for
@@ -336,6 +353,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, EK_CASE_ID, d->case_id);
         event_body_str(b, EK_KEY, d->key);
         event_body_str(b, "client_ip", client ? client : "");
+        event_body_int(b, "received_ms", v->received_ms); /* for webhook-to-final-state times */
         /* the gates passed, each with its verdict line */
         event_body_str(b, "source_verdict", gates[0]);
         event_body_str(b, "signature_verdict", gates[1]);
@@ -360,32 +378,289 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
     store_set_applied(v->store, stage_last_emit_seq(v->st));
 }
 
-/* s_run_items - decide every item, then (only if none is transient) emit */
-static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const char *client, const char *gates[2],
-                       const void *raw, size_t rawlen)
+/* s_emit_all - journal what every item came to, in order, one store transaction */
+static void s_emit_all(validate_t *v, const wh_item_t *items, size_t n, decision_t *d, const char *client,
+                       const char *gates[2], const void *raw, size_t rawlen)
 {
-    decision_t *d = calloc(n, sizeof *d);
-    size_t nrefunds = 0;
-    for (size_t i = 0; i < n; i++)
-        nrefunds += items[i].kind == WH_REFUND;
-    for (size_t i = 0; i < n; i++) {
-        if (s_decide(v, &items[i], nrefunds, &d[i], d, i) == CHECK_TRANSIENT) {
-            log_warn("state check deferred, the receipt will be retried: %s", d[i].reason);
-            stage_count(v->st, "payguard_validate_deferred_total", NULL, NULL, 1);
-            for (size_t k = 0; k <= i; k++)
-                state_clear(&d[k].state);
-            free(d);
-            return STAGE_RETRY;
-        }
-    }
     store_begin(v->store);
     for (size_t i = 0; i < n; i++) {
         s_emit_decision(v, &items[i], &d[i], client, gates, raw, rawlen);
         state_clear(&d[i].state);
     }
     store_commit(v->store);
-    free(d);
-    return STAGE_DONE;
+}
+
+/* ---------------------------------------------------------------- checks
+ *
+ * A receipt whose items need the state gate becomes a check: its input is
+ * deferred (unacknowledged: a crash re-delivers it), the reads of every
+ * item go out at once, and when the last answer is back the gates are
+ * judged and the decisions emitted. Many checks run at once, up to
+ * validate/max_checks_in_flight (then the skeleton stops taking input and
+ * back-pressure reaches ingest). Receipts about the same case or with the
+ * same idempotency key keep their arrival order: a check whose keys meet an
+ * earlier check's waits for it, because its idempotency and order gates
+ * must see what the earlier one decided. A read that fails transiently
+ * (the system down, a 5xx after retries) holds the check and tries again
+ * later (1 s, doubling to 30 s): never a rejection.
+ */
+typedef enum { CK_WAITING, CK_READING, CK_HELD } ck_state_t;
+
+typedef struct vcheck_t {
+    struct vcheck_t *prev, *next;
+    validate_t *v;
+    ck_state_t state;
+    stage_pending_t *p;
+    wh_item_t *items;
+    size_t n;
+    decision_t *d;
+    state_read_t *reads[WH_MAX_ITEMS];
+    size_t reads_out; /* items whose answers are not all back */
+    char client[64];
+    char gates[2][560];
+    const void *raw; /* in p's event: alive while p is */
+    size_t rawlen;
+    uint64_t keys[VALIDATE_MAX_KEYS]; /* hashes of case ids and idempotency keys */
+    size_t nkeys;
+    int64_t hold_until;
+    long hold_ms;
+} vcheck_t;
+
+typedef struct {
+    validate_t *v;
+    char case_id[STORE_CASE_ID_MAX];
+} sweep_ctx_t;
+
+/* s_hash - FNV-1a of a key: equal keys meet; a collision only orders two
+ * receipts that need not be */
+static uint64_t s_hash(const char *text)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *) text; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* s_item_keys - the case ids and idempotency keys a webhook's items touch */
+static size_t s_item_keys(const wh_item_t *items, size_t n, uint64_t keys[VALIDATE_MAX_KEYS])
+{
+    size_t nk = 0, nrefunds = 0;
+    for (size_t i = 0; i < n; i++)
+        nrefunds += items[i].kind == WH_REFUND;
+    for (size_t i = 0; i < n && nk + 2 <= VALIDATE_MAX_KEYS; i++) {
+        if (items[i].kind == WH_IGNORED)
+            continue;
+        char key[2 * WH_ID_MAX + 64], cid[STORE_CASE_ID_MAX];
+        s_item_key(&items[i], nrefunds, key, sizeof key);
+        s_case_id(&items[i], cid);
+        keys[nk++] = s_hash(key);
+        keys[nk++] = s_hash(cid);
+    }
+    return nk;
+}
+
+/* s_conflicts - does a check before upto (NULL: any check) share a key? */
+static bool s_conflicts(const validate_t *v, const vcheck_t *upto, const uint64_t *keys, size_t nkeys)
+{
+    for (const vcheck_t *c = v->head; c && c != upto; c = c->next)
+        for (size_t i = 0; i < c->nkeys; i++)
+            for (size_t k = 0; k < nkeys; k++)
+                if (c->keys[i] == keys[k])
+                    return true;
+    return false;
+}
+
+/* s_check_new - a check at the end of the list, waiting */
+static vcheck_t *s_check_new(validate_t *v, const wh_item_t *items, size_t n, const char *client, const char *gates[2],
+                             const void *raw, size_t rawlen, const uint64_t *keys, size_t nkeys)
+{
+    vcheck_t *c = calloc(1, sizeof *c);
+    assert(c);
+    c->v = v;
+    c->items = malloc(n * sizeof *items);
+    c->d = calloc(n, sizeof *c->d);
+    assert(c->items && c->d);
+    memcpy(c->items, items, n * sizeof *items);
+    c->n = n;
+    snprintf(c->client, sizeof c->client, "%s", client ? client : "");
+    snprintf(c->gates[0], sizeof c->gates[0], "%s", gates[0]);
+    snprintf(c->gates[1], sizeof c->gates[1], "%s", gates[1]);
+    c->raw = raw;
+    c->rawlen = rawlen;
+    memcpy(c->keys, keys, nkeys * sizeof *keys);
+    c->nkeys = nkeys;
+    c->prev = v->tail;
+    if (v->tail)
+        v->tail->next = c;
+    else
+        v->head = c;
+    v->tail = c;
+    v->nchecks++;
+    return c;
+}
+
+/* s_check_free - out of the list, reads abandoned, memory freed */
+static void s_check_free(validate_t *v, vcheck_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        v->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        v->tail = c->prev;
+    v->nchecks--;
+    for (size_t i = 0; i < c->n; i++) {
+        state_read_free(&c->reads[i]);
+        state_clear(&c->d[i].state);
+    }
+    free(c->items);
+    free(c->d);
+    free(c);
+}
+
+/* s_check_hold - a read failed transiently: try the whole receipt again later */
+static void s_check_hold(validate_t *v, vcheck_t *c, const char *reason)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        state_read_free(&c->reads[i]);
+        state_clear(&c->d[i].state);
+    }
+    c->reads_out = 0;
+    c->hold_ms = c->hold_ms ? (c->hold_ms * 2 > VALIDATE_HOLD_MAX_MS ? VALIDATE_HOLD_MAX_MS : c->hold_ms * 2)
+                            : VALIDATE_HOLD_MIN_MS;
+    c->hold_until = s_mono_ms() + c->hold_ms;
+    c->state = CK_HELD;
+    log_warn("state check held for %ld ms, the receipt is checked again then: %s", c->hold_ms, reason);
+    stage_count(v->st, "payguard_validate_deferred_total", NULL, NULL, 1);
+}
+
+/* s_check_done - the check is decided: emit, answer its input, forget it */
+static void s_check_done(validate_t *v, vcheck_t *c)
+{
+    const char *gates[2] = {c->gates[0], c->gates[1]};
+    stage_resume(v->st, c->p);
+    v->received_ms = event_head(stage_pending_event(c->p))->time_ms;
+    s_emit_all(v, c->items, c->n, c->d, c->client, gates, c->raw, c->rawlen);
+    stage_finish(v->st, &c->p);
+    s_check_free(v, c);
+}
+
+/* s_judge - every answer is back: the state gate of each item */
+static void s_judge(validate_t *v, vcheck_t *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        decision_t *d = &c->d[i];
+        if (!c->reads[i])
+            continue;
+        check_t verdict = state_judge(c->reads[i], &c->items[i], &d->state, d->code, d->reason, sizeof d->reason);
+        state_read_free(&c->reads[i]);
+        if (verdict == CHECK_TRANSIENT) {
+            s_check_hold(v, c, d->reason);
+            return;
+        }
+        d->kind = verdict == CHECK_OK ? D_ACCEPT : D_REJECT;
+    }
+    s_check_done(v, c);
+}
+
+static void s_checks_kick(validate_t *v);
+
+/* s_on_reads - one item's answers are all back (the engine's callback) */
+static void s_on_reads(void *user)
+{
+    vcheck_t *c = user;
+    validate_t *v = c->v;
+    if (--c->reads_out > 0)
+        return;
+    s_judge(v, c);
+    s_checks_kick(v); /* checks waiting behind it may go now */
+}
+
+/* s_check_advance - a waiting check starts when nothing earlier shares its
+ * keys: the idempotency and order gates now, then the reads */
+static void s_check_advance(validate_t *v, vcheck_t *c)
+{
+    if (c->state != CK_WAITING || s_conflicts(v, c, c->keys, c->nkeys))
+        return;
+    size_t nrefunds = 0;
+    for (size_t i = 0; i < c->n; i++)
+        nrefunds += c->items[i].kind == WH_REFUND;
+    for (size_t i = 0; i < c->n; i++)
+        s_decide(v, &c->items[i], nrefunds, &c->d[i], c->d, i);
+    c->state = CK_READING;
+    c->reads_out = 1; /* held until every read is started */
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->d[i].kind != D_ACCEPT)
+            continue;
+        char reason[512];
+        c->reads[i] = state_read_start(&v->out, &c->items[i], s_on_reads, c, reason, sizeof reason);
+        if (!c->reads[i]) {
+            c->reads_out = 0;
+            s_check_hold(v, c, reason);
+            return;
+        }
+        c->reads_out++;
+    }
+    if (--c->reads_out == 0) /* the guard above: nothing needed reading */
+        s_judge(v, c);
+}
+
+/* s_checks_kick - start every waiting check that may go now, in order */
+static void s_checks_kick(validate_t *v)
+{
+    for (vcheck_t *c = v->head, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CK_WAITING)
+            s_check_advance(v, c);
+    }
+}
+
+/* s_checks_tick - held checks whose time has come wait again for their turn */
+static void s_checks_tick(validate_t *v)
+{
+    int64_t now = s_mono_ms();
+    bool any = false;
+    for (vcheck_t *c = v->head; c; c = c->next)
+        if (c->state == CK_HELD && c->hold_until <= now) {
+            c->state = CK_WAITING;
+            any = true;
+        }
+    if (any)
+        s_checks_kick(v);
+    stage_gauge(v->st, "payguard_validate_checks_in_flight", (int64_t) v->nchecks);
+}
+
+/* s_run_items - decide a webhook's items: at once when no state read is
+ * needed and nothing earlier about the same case or key is in progress;
+ * otherwise as a check (checks.c's order: reads in flight, then emit) */
+static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const char *client, const char *gates[2],
+                       const void *raw, size_t rawlen)
+{
+    uint64_t keys[VALIDATE_MAX_KEYS];
+    size_t nkeys = s_item_keys(items, n, keys);
+    if (!s_conflicts(v, NULL, keys, nkeys)) {
+        decision_t *d = calloc(n, sizeof *d);
+        assert(d);
+        size_t nrefunds = 0, reads = 0;
+        for (size_t i = 0; i < n; i++)
+            nrefunds += items[i].kind == WH_REFUND;
+        for (size_t i = 0; i < n; i++) {
+            s_decide(v, &items[i], nrefunds, &d[i], d, i);
+            reads += d[i].kind == D_ACCEPT;
+        }
+        if (!reads) { /* ignored, duplicates, out of order: nothing to read */
+            s_emit_all(v, items, n, d, client, gates, raw, rawlen);
+            free(d);
+            return STAGE_DONE;
+        }
+        free(d);
+    }
+    vcheck_t *c = s_check_new(v, items, n, client, gates, raw, rawlen, keys, nkeys);
+    c->p = stage_defer(v->st);
+    s_check_advance(v, c);
+    return STAGE_DEFERRED;
 }
 
 /* s_handle_receipt - the gates for one webhook as received */
@@ -503,6 +778,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     (void) st;
     validate_t *v = arg;
+    v->received_ms = event_head(in)->time_ms;
     switch (event_head(in)->kind) {
     case EV_RECEIPT:
         return s_handle_receipt(v, in);
@@ -537,36 +813,65 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     return STAGE_DONE;
 }
 
-/* s_sweep - refunds pending too long: ask the PSP again (CONTRACT.md §5.4) */
+/* s_on_swept - a sweep read is back: news are kept for the tick to inject */
+static void s_on_swept(void *user, json_t *r, const char *reason)
+{
+    sweep_ctx_t *sc = user;
+    validate_t *v = sc->v;
+    v->sweep_reads--;
+    if (!r) {
+        log_warn("sweep of %s: %s", sc->case_id, reason);
+        free(sc);
+        return;
+    }
+    wh_item_t it;
+    char key[2 * WH_ID_MAX + 64], cid[STORE_CASE_ID_MAX], first[80], why[512];
+    if (s_item_from_psp_refund(r, &it, why, sizeof why) == 0) {
+        idempotency_key(&it, key, sizeof key);
+        if (store_key_find(v->store, key, cid, first, NULL) != 1) /* only news enters */
+            json_array_append_new(v->swept, json_pack("{s:s, s:O}", "case_id", sc->case_id, "refund", r));
+    }
+    json_decref(r);
+    free(sc);
+}
+
+/* s_sweep - refunds pending too long: ask the PSP again (CONTRACT.md §5.4);
+ * the reads go out together, the answers enter as they come back */
 static void s_sweep(validate_t *v)
 {
     case_row_t rows[VALIDATE_SWEEP_BATCH];
     size_t n = store_pending_refunds(v->store, stage_now_ms() - v->sweep_age_s * 1000, rows, VALIDATE_SWEEP_BATCH);
     for (size_t i = 0; i < n; i++) {
-        check_t verdict;
-        char reason[512];
-        json_t *r = state_fetch_psp_refund(&v->out, rows[i].ref, &verdict, reason, sizeof reason);
-        if (!r) {
-            log_warn("sweep of %s: %s", rows[i].case_id, reason);
-            continue;
-        }
-        wh_item_t it;
-        char key[2 * WH_ID_MAX + 64], cid[STORE_CASE_ID_MAX], first[80];
-        if (s_item_from_psp_refund(r, &it, reason, sizeof reason) == 0) {
-            idempotency_key(&it, key, sizeof key);
-            if (store_key_find(v->store, key, cid, first, NULL) != 1) { /* only news enters */
-                char *text = json_dumps(r, JSON_COMPACT);
-                event_body_t *b = event_body_new();
-                event_body_str(b, EK_CASE_ID, rows[i].case_id);
-                event_body_str(b, "psp_refund_json", text);
-                stage_inject(v->st, "sweep", EV_SWEEP, rows[i].case_id, b);
-                event_body_destroy(&b);
-                free(text);
-                stage_count(v->st, "payguard_validate_sweep_events_total", NULL, NULL, 1);
-            }
-        }
-        json_decref(r);
+        sweep_ctx_t *sc = calloc(1, sizeof *sc);
+        assert(sc);
+        sc->v = v;
+        memcpy(sc->case_id, rows[i].case_id, sizeof sc->case_id); /* same size, NUL-terminated */
+        sc->case_id[sizeof sc->case_id - 1] = '\0';
+        if (state_psp_refund_start(&v->out, rows[i].ref, s_on_swept, sc) == 0)
+            v->sweep_reads++;
+        else
+            free(sc);
     }
+}
+
+/* s_inject_swept - what the sweep found enters like a webhook */
+static void s_inject_swept(validate_t *v)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(v->swept, i, e)
+    {
+        const char *cid = json_string_value(json_object_get(e, "case_id"));
+        char *text = json_dumps(json_object_get(e, "refund"), JSON_COMPACT);
+        event_body_t *b = event_body_new();
+        event_body_str(b, EK_CASE_ID, cid);
+        event_body_str(b, "psp_refund_json", text);
+        stage_inject(v->st, "sweep", EV_SWEEP, cid, b);
+        event_body_destroy(&b);
+        free(text);
+        stage_count(v->st, "payguard_validate_sweep_events_total", NULL, NULL, 1);
+    }
+    json_array_clear(v->swept);
 }
 
 /* s_tick - rotation without restart, and the sweep */
@@ -587,10 +892,12 @@ static void s_tick(stage_t *st, void *arg)
                 log_error("keeping the old secrets: %s", err);
         }
     }
-    if (now - v->last_sweep_ms >= v->sweep_every_s * 1000) {
+    if (now - v->last_sweep_ms >= v->sweep_every_s * 1000 && !v->sweep_reads) {
         v->last_sweep_ms = now;
         s_sweep(v);
     }
+    s_inject_swept(v);
+    s_checks_tick(v);
 }
 
 /* s_rebuild - bring the store up to the journal (or rebuild it from scratch) */
@@ -727,6 +1034,17 @@ static int s_init(stage_t *st, void *arg)
     }
     if (!v->out.payments || !v->out.ledger || !v->out.psp)
         return -1;
+    long max_checks;
+    v->out.http = stage_http(st);
+    if (!v->out.http || (v->out.sys_payments = stage_http_system(st, "payments", err, sizeof err)) < 0 ||
+        (v->out.sys_ledger = stage_http_system(st, "ledger", err, sizeof err)) < 0 ||
+        (v->out.sys_psp = stage_http_system(st, "psp", err, sizeof err)) < 0 ||
+        config_int(c, "validate/max_checks_in_flight", 1, STAGE_MAX_DEFERRED, &max_checks, err, sizeof err)) {
+        log_error("%s", v->out.http ? err : "cannot start the outside-call engine");
+        return -1;
+    }
+    s_def.max_deferred = (unsigned) max_checks; /* then input waits: back-pressure */
+    v->swept = json_array();
     v->out.retry = (httpc_retry_t){.max_attempts = 3, .base_delay_ms = 100, .max_delay_ms = 1000};
     char *db = config_expand(c, config_get(c, "validate/state_db"), "validate", stage_index(st));
     v->store = store_open(db, err, sizeof err);
@@ -745,6 +1063,9 @@ static void s_fini(stage_t *st, void *arg)
 {
     (void) st;
     validate_t *v = arg;
+    while (v->head) /* checks not finished: their inputs come again after a restart */
+        s_check_free(v, v->head);
+    json_decref(v->swept);
     store_close(&v->store);
     httpc_destroy(&v->out.payments);
     httpc_destroy(&v->out.ledger);
@@ -758,7 +1079,7 @@ static void s_fini(stage_t *st, void *arg)
 int main(int argc, char **argv)
 {
     static validate_t v;
-    static const stage_def_t def = {
+    s_def = (stage_def_t){
         .name = "validate", .init = s_init, .handle = s_handle, .tick = s_tick, .fini = s_fini, .arg = &v};
-    return stage_main(argc, argv, &def);
+    return stage_main(argc, argv, &s_def);
 }

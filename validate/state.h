@@ -23,6 +23,8 @@ typedef struct {
     httpc_t *ledger;
     httpc_t *psp;
     httpc_retry_t retry;
+    struct httpc_multi_t *http; /* the stage's engine (stage_http) */
+    int sys_payments, sys_ledger, sys_psp;
 } outside_t;
 
 /* state_t - what was read, as JSON (owned; state_clear frees) */
@@ -33,14 +35,35 @@ typedef struct {
     json_t *ledger;     /* ledger: GET /entries?ref= ({"entries":[...]}) */
 } state_t;
 
-/* state_check - read and compare; on CHECK_REJECT code is a metric label
- * (unknown_payout, unknown_payment, unknown_refund, currency_mismatch,
- * amount_mismatch, refund_exceeds_payment) and reason one precise line;
- * on CHECK_TRANSIENT reason says what failed */
-check_t state_check(outside_t *out, const wh_item_t *item, state_t *st, char code[40], char *reason, size_t reasonlen);
+/* state_read_t - the reads one item needs, all in flight at once: a payout
+ * reads the payments API and the ledger; a refund the payments API, the
+ * PSP and the ledger. state_judge then applies the checks in their fixed
+ * order to the answers, so the verdict is the one sequential reads would
+ * give (a read whose answer the first failing check makes moot is simply
+ * not looked at). */
+typedef struct state_read_t state_read_t;
+typedef void(state_done_fn)(void *user);
+
+/* state_read_start - start the reads of item; fn(user) once every answer
+ * is back. NULL (and reason) if they cannot be started. */
+state_read_t *state_read_start(outside_t *out, const wh_item_t *item, state_done_fn *fn, void *user, char *reason,
+                               size_t reasonlen);
+/* state_read_done - every answer is back */
+bool state_read_done(const state_read_t *r);
+/* state_judge - the checks of CONTRACT.md §5.1/§5.2 on the answers: on
+ * CHECK_REJECT code is a metric label (unknown_payout, unknown_payment,
+ * unknown_refund, currency_mismatch, amount_mismatch,
+ * refund_exceeds_payment) and reason one precise line; on CHECK_TRANSIENT
+ * reason says what failed. The JSON read moves into st. */
+check_t state_judge(state_read_t *r, const wh_item_t *item, state_t *st, char code[40], char *reason, size_t reasonlen);
+/* state_read_free - NULL-safe; reads still in flight are abandoned (their
+ * answers are dropped when they come) */
+void state_read_free(state_read_t **r_p);
 void state_clear(state_t *st);
 
-/* state_fetch_psp_refund - the PSP's refund object (sweep); NULL + reason */
-json_t *state_fetch_psp_refund(outside_t *out, const char *refund_id, check_t *verdict, char *reason, size_t reasonlen);
+/* state_psp_refund_start - the sweep's read of one PSP refund: fn(user, obj
+ * or NULL, reason) on the loop thread; obj is the callee's */
+typedef void(state_refund_fn)(void *user, json_t *obj, const char *reason);
+int state_psp_refund_start(outside_t *out, const char *refund_id, state_refund_fn *fn, void *user);
 
 #endif
