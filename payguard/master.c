@@ -404,6 +404,20 @@ static long long s_stat_value(const char *text, const char *key)
     return -1;
 }
 
+/* s_print_outside - a stage's outside systems, from its status file's
+ * "outside_<system>=<breaker> inflight=N queued=M" lines */
+static void s_print_outside(const char *text)
+{
+    for (const char *l = strstr(text, "outside_"); l; l = strstr(l + 1, "\noutside_")) {
+        if (*l == '\n')
+            l++;
+        char name[32], breaker[16];
+        unsigned long inflight, queued;
+        if (sscanf(l, "outside_%31[^=]=%15s inflight=%lu queued=%lu", name, breaker, &inflight, &queued) == 4)
+            printf("    %-10s breaker %-9s %5lu in flight %5lu queued\n", name, breaker, inflight, queued);
+    }
+}
+
 /* cmd_status - `payguard status [-c FILE]`: each process, pid, uptime, restarts, queues */
 int cmd_status(int argc, char **argv)
 {
@@ -429,7 +443,7 @@ int cmd_status(int argc, char **argv)
     unsigned restarts;
     long long now = (long long) time(NULL);
     while (f && fscanf(f, "%63s %d %lld %u", inst, &pid, &started, &restarts) == 4) {
-        char sp[CONFIG_PATH_MAX + 64], text[1024] = "";
+        char sp[CONFIG_PATH_MAX + 64], text[4096] = "";
         snprintf(sp, sizeof sp, "%s/%s.stat", config_run_dir(c), inst);
         FILE *s = fopen(sp, "r");
         if (s) {
@@ -453,6 +467,8 @@ int cmd_status(int argc, char **argv)
         printf("%-12s %8s %9s %8u %10s %10s %8s %8s %10s\n", inst,
                pid ? (snprintf(sp, sizeof sp, "%d", pid), sp) : "down", up, restarts, cols[0], cols[1], cols[2],
                cols[3], cols[4]);
+        if (pid)
+            s_print_outside(text);
     }
     if (f)
         fclose(f);
