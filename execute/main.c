@@ -7,12 +7,15 @@
  *	The only stage that changes other systems. For each decided case from
  *	approve it plans the fixed runbook of CONTRACT.md §5 (execute/runbook.c)
  *	from the recorded case alone, journals the plan, and runs its steps in
- *	order, one outbound call each:
+ *	order, one outbound call each. Up to 256 runbooks run at once; no call
+ *	blocks the stage (common/httpc_multi.h):
  *	  1. the step is journaled as started, with its Idempotency-Key (a pure
- *	     function of case and step), and the journal is synced;
+ *	     function of case and step), and the journal is synced (one sync for
+ *	     every step started in the same loop turn);
  *	  2. the call is made (transient failures — 5xx, 429, timeouts, refused
  *	     connections — retried with exponential backoff and jitter, honouring
- *	     Retry-After, up to execute/max_attempts);
+ *	     Retry-After, up to execute/max_attempts; while the system's circuit
+ *	     breaker is open the step waits instead of failing);
  *	  3. the step is journaled as finished, with the HTTP status, a SHA-256
  *	     of the response and what it returned (ids, previous status).
  *	After a crash the plan and the steps are read back from the journal:
@@ -54,7 +57,9 @@
  * CONFIGURATION
  *	execute/token_file, jira_project, max_attempts, retry_base_ms,
  *	retry_max_ms, release_hold_on_failure; outside/payments, ledger, jira or
- *	servicenow, teams, timeout_ms; approve/public_url.
+ *	servicenow, teams, timeout_ms, max_inflight, rate_per_s,
+ *	breaker_failures, breaker_cooldown_ms, limits/<system>;
+ *	approve/public_url.
  *--*/
 #include <assert.h>
 #include <jansson.h>

@@ -47,12 +47,19 @@
  *	To audit only: "rejected" {gate, code, reason}, "ignored", "sweep". Counters: payguard_validate_rejections_total
  *	{reason=code}, payguard_validate_{accepted,duplicates,ignored,
  *	out_of_order}_total.
+ * CONCURRENCY
+ *	The first gates are CPU work. A receipt that needs the state gate waits
+ *	(its input unacknowledged) while its reads - payments, PSP and ledger -
+ *	go out together; up to validate/max_checks_in_flight receipts at once,
+ *	then input stops and back-pressure reaches ingest. Receipts about the
+ *	same case or with the same idempotency key keep their arrival order.
  * FAILURE
  *	Bad input is rejected with a precise reason (never as an HTTP status:
  *	no oracle for forgers). A transient failure of a read (5xx, 429,
  *	timeout, refused, and 401/403 which mean our configuration is wrong)
- *	is retried with backoff and then left unacknowledged, so ingest
- *	re-delivers it later: it never becomes a rejection. The state store
+ *	is retried with backoff, then the receipt is held and checked again
+ *	(1 s doubling to 30 s): it never becomes a rejection. While an outside
+ *	system's circuit breaker is open its reads wait. The state store
  *	(validate/state_db, SQLite) is a projection of this stage's journal and
  *	is rebuilt from it if lost or ahead. Journal failures exit (75).
  * SECURITY
@@ -63,7 +70,9 @@
  *	validate/allow_sources, trusted_proxies, tolerance_s,
  *	stripe_secrets_file, stripe_secrets_env, standard_secrets_file,
  *	standard_secrets_env, token_file, state_db, sweep_every_s,
- *	sweep_age_s; outside/payments, ledger, psp, timeout_ms.
+ *	sweep_age_s, max_checks_in_flight; outside/payments, ledger, psp,
+ *	timeout_ms, max_inflight, rate_per_s, breaker_failures,
+ *	breaker_cooldown_ms, limits/<system>.
  *--*/
 #include <errno.h>
 #include <assert.h>
