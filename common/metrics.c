@@ -46,6 +46,7 @@ static const family_t s_families[] = {
     {"payguard_validate_out_of_order_total", "counter", "Webhook items older than the state already known."},
     {"payguard_validate_ignored_total", "counter", "Webhook items of event types payguard does not handle."},
     {"payguard_validate_deferred_total", "counter", "Receipts put back because an outside system was unavailable."},
+    {"payguard_validate_checks_in_flight", "gauge", "Receipts whose state reads are in progress, waiting or held."},
     {"payguard_validate_sweep_events_total", "counter", "Events the pending-refund sweep re-read from the PSP."},
     /* triage */
     {"payguard_triage_advice_total", "counter", "Advice given, per source (model, rules, rules fallback)."},

@@ -587,17 +587,9 @@ static void s_on_reads(void *user)
     s_checks_kick(v); /* checks waiting behind it may go now */
 }
 
-/* s_check_advance - a waiting check starts when nothing earlier shares its
- * keys: the idempotency and order gates now, then the reads */
-static void s_check_advance(validate_t *v, vcheck_t *c)
+/* s_check_read - the reads of every item the state gate decides */
+static void s_check_read(validate_t *v, vcheck_t *c)
 {
-    if (c->state != CK_WAITING || s_conflicts(v, c, c->keys, c->nkeys))
-        return;
-    size_t nrefunds = 0;
-    for (size_t i = 0; i < c->n; i++)
-        nrefunds += c->items[i].kind == WH_REFUND;
-    for (size_t i = 0; i < c->n; i++)
-        s_decide(v, &c->items[i], nrefunds, &c->d[i], c->d, i);
     c->state = CK_READING;
     c->reads_out = 1; /* held until every read is started */
     for (size_t i = 0; i < c->n; i++) {
@@ -614,6 +606,20 @@ static void s_check_advance(validate_t *v, vcheck_t *c)
     }
     if (--c->reads_out == 0) /* the guard above: nothing needed reading */
         s_judge(v, c);
+}
+
+/* s_check_advance - a waiting check starts when nothing earlier shares its
+ * keys: the idempotency and order gates now, then the reads */
+static void s_check_advance(validate_t *v, vcheck_t *c)
+{
+    if (c->state != CK_WAITING || s_conflicts(v, c, c->keys, c->nkeys))
+        return;
+    size_t nrefunds = 0;
+    for (size_t i = 0; i < c->n; i++)
+        nrefunds += c->items[i].kind == WH_REFUND;
+    for (size_t i = 0; i < c->n; i++)
+        s_decide(v, &c->items[i], nrefunds, &c->d[i], c->d, i);
+    s_check_read(v, c);
 }
 
 /* s_checks_kick - start every waiting check that may go now, in order */
@@ -649,26 +655,25 @@ static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const ch
 {
     uint64_t keys[VALIDATE_MAX_KEYS];
     size_t nkeys = s_item_keys(items, n, keys);
-    if (!s_conflicts(v, NULL, keys, nkeys)) {
-        decision_t *d = calloc(n, sizeof *d);
-        assert(d);
-        size_t nrefunds = 0, reads = 0;
-        for (size_t i = 0; i < n; i++)
-            nrefunds += items[i].kind == WH_REFUND;
-        for (size_t i = 0; i < n; i++) {
-            s_decide(v, &items[i], nrefunds, &d[i], d, i);
-            reads += d[i].kind == D_ACCEPT;
-        }
-        if (!reads) { /* ignored, duplicates, out of order: nothing to read */
-            s_emit_all(v, items, n, d, client, gates, raw, rawlen);
-            free(d);
-            return STAGE_DONE;
-        }
-        free(d);
-    }
     vcheck_t *c = s_check_new(v, items, n, client, gates, raw, rawlen, keys, nkeys);
+    if (s_conflicts(v, c, keys, nkeys)) { /* after an earlier receipt about the same case or key */
+        c->p = stage_defer(v->st);
+        return STAGE_DEFERRED;
+    }
+    size_t nrefunds = 0, reads = 0;
+    for (size_t i = 0; i < n; i++)
+        nrefunds += items[i].kind == WH_REFUND;
+    for (size_t i = 0; i < n; i++) {
+        s_decide(v, &items[i], nrefunds, &c->d[i], c->d, i);
+        reads += c->d[i].kind == D_ACCEPT;
+    }
+    if (!reads) { /* ignored, duplicates, out of order: nothing to read, decided now */
+        s_emit_all(v, items, n, c->d, client, gates, raw, rawlen);
+        s_check_free(v, c);
+        return STAGE_DONE;
+    }
     c->p = stage_defer(v->st);
-    s_check_advance(v, c);
+    s_check_read(v, c);
     return STAGE_DEFERRED;
 }
 
