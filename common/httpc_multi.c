@@ -32,6 +32,7 @@
 #define HM_NAME_MAX 32
 #define HM_MAX_COOLDOWN_MS 3600000L
 #define HM_MAX_BREAKER_FAILURES 1000
+#define HM_POOL 256 /* idle easy handles kept for reuse */
 
 typedef enum { HM_INCOMING, HM_QUEUE, HM_WAITING, HM_WIRE } hm_where_t;
 
@@ -94,7 +95,9 @@ struct httpc_multi_t {
     int64_t timer_at; /* -1: no curl timer */
     httpc_observe_fn *observe;
     void *observe_arg;
-    bool closing; /* destroy is ending calls: no new ones */
+    bool closing;        /* destroy is ending calls: no new ones */
+    CURL *pool[HM_POOL]; /* easy handles of finished calls, reset and reused */
+    size_t npool;
 };
 
 /* s_mono_ms - the default clock */
@@ -238,10 +241,13 @@ httpc_multi_t *httpc_multi_new(int64_t (*clock_ms)(void))
     return m;
 }
 
-/* s_free_call - release a call's memory (not its place in a list) */
-static void s_free_call(hm_call_t *c)
+/* s_free_call - release a call's memory (not its place in a list); its
+ * easy handle goes back to the pool */
+static void s_free_call(httpc_multi_t *m, hm_call_t *c)
 {
-    if (c->easy)
+    if (c->easy && m && m->npool < HM_POOL && !m->closing)
+        m->pool[m->npool++] = c->easy;
+    else if (c->easy)
         curl_easy_cleanup(c->easy);
     hc_slist_wipe_free(c->headers);
     free(c->xfer.buf);
@@ -265,7 +271,7 @@ static void s_drop_list(httpc_multi_t *m, hm_list_t *l)
         httpc_resp_t resp = {.retry_after_ms = -1, .cancelled = true, .attempts = c->made};
         hc_set_error(&resp, "httpc: cancelled (the stage is stopping)");
         c->fn(c->user, -1, &resp);
-        s_free_call(c);
+        s_free_call(m, c);
     }
 }
 
@@ -281,6 +287,8 @@ void httpc_multi_destroy(httpc_multi_t **self_p)
     s_drop_list(m, &m->waiting);
     for (size_t i = 0; i < m->nsys; i++)
         s_drop_list(m, &m->sys[i].queue);
+    while (m->npool)
+        curl_easy_cleanup(m->pool[--m->npool]);
     if (m->multi)
         curl_multi_cleanup(m->multi);
     if (m->share)
@@ -380,7 +388,7 @@ int httpc_multi_start(httpc_multi_t *m, int sys, httpc_t *client, const char *me
     if (!c || !(c->path = strdup(path)) || (json_body && !(c->body = strdup(json_body))) ||
         (idem_key && !(c->idem = strdup(idem_key)))) {
         if (c)
-            s_free_call(c);
+            s_free_call(NULL, c);
         snprintf(err, errlen, "httpc: out of memory");
         return -1;
     }
@@ -414,7 +422,7 @@ static void s_finish(httpc_multi_t *m, hm_call_t *c, int rc, httpc_resp_t *resp)
     m->ncalls--;
     resp->attempts = c->made;
     c->fn(c->user, rc, resp);
-    s_free_call(c);
+    s_free_call(m, c);
 }
 
 /* s_send - put a queued call on the wire (false: it finished at once, failed) */
@@ -424,6 +432,8 @@ static bool s_send(httpc_multi_t *m, hm_call_t *c)
     hc_make_url(c->client, c->path, url, sizeof url);
     hc_slist_wipe_free(c->headers);
     c->headers = hc_build_headers(c->client, c->body != NULL, c->idem);
+    if (!c->easy && m->npool)
+        c->easy = m->pool[--m->npool];
     if (c->easy)
         curl_easy_reset(c->easy);
     else
