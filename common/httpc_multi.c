@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define HM_NAME_MAX 32
@@ -446,7 +447,11 @@ static bool s_send(httpc_multi_t *m, hm_call_t *c)
     if (ok) {
         ok &= curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c) == CURLE_OK;
         ok &= curl_easy_setopt(c->easy, CURLOPT_SHARE, m->share) == CURLE_OK;
-        ok &= curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L) == CURLE_OK;
+        /* wait for a connection being set up only where it may multiplex
+         * (HTTP/2 over TLS): on plain http curl would hold every other
+         * request until the first one's answer */
+        if (strncasecmp(url, "https://", 8) == 0)
+            ok &= curl_easy_setopt(c->easy, CURLOPT_PIPEWAIT, 1L) == CURLE_OK;
         ok &= curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS) == CURLE_OK;
         ok = ok && curl_multi_add_handle(m->multi, c->easy) == CURLM_OK;
     }
