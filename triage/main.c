@@ -18,8 +18,12 @@
  *	answer), the rules' advice is used and the reason recorded.
  *
  *	A slow model never stalls the worker: requests run concurrently (libcurl
- *	multi), up to triage/llm_max_inflight per worker; the input stays
- *	unacknowledged until its advice is journaled, so a crash re-delivers it.
+ *	multi), up to triage/llm_max_inflight per worker; cases beyond that wait
+ *	in a queue in arrival order (up to STAGE_MAX_DEFERRED per worker, then
+ *	input stops: back-pressure). Every waiting input is reported to its
+ *	producer as in progress ("wait"), so a busy worker's cases are not sent
+ *	again to another worker; the input stays unacknowledged until its advice
+ *	is journaled, so a crash re-delivers it.
  *	Several workers share one stage (triage/instances): they keep no state,
  *	everything they judge arrives in the event.
  * INPUT
@@ -43,6 +47,7 @@
  *	outside/llm, triage/llm_model, llm_key_file, llm_timeout_ms,
  *	llm_attempts, llm_max_inflight, instances.
  *--*/
+#include <assert.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,18 +60,20 @@
 
 static stage_def_t s_def; /* file-static: s_init sets max_deferred from config */
 
-typedef struct {
-    stage_t *st;
-    llm_t *llm;      /* NULL: rules only */
-    char source[80]; /* "llm:<model>" */
-} triage_t;
-
 /* pend - a case waiting for the model */
 typedef struct {
     stage_pending_t *p;
     triage_case_t c;
     advice_t rules;
 } pend_t;
+
+typedef struct {
+    stage_t *st;
+    llm_t *llm;                        /* NULL: rules only */
+    char source[80];                   /* "llm:<model>" */
+    pend_t *queue[STAGE_MAX_DEFERRED]; /* cases waiting for a model slot, a ring */
+    size_t qhead, qn;
+} triage_t;
 
 /* s_advice_json - an advice as a JSON object (no floats: permille) */
 static json_t *s_advice_json(const advice_t *a)
@@ -149,11 +156,13 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     triage_case_from_event(in, &pd->c);
     triage_rules(&pd->c, &pd->rules);
     if (t->llm && type == EV_VALIDATED) {
-        if (llm_start(t->llm, &pd->c, &pd->rules, pd)) {
-            pd->p = stage_defer(t->st);
-            return STAGE_DEFERRED;
+        /* in arrival order: a case waits if others wait before it */
+        if (t->qn || !llm_start(t->llm, &pd->c, &pd->rules, pd)) {
+            assert(t->qn < STAGE_MAX_DEFERRED); /* the skeleton stops input at max_deferred */
+            t->queue[(t->qhead + t->qn++) % STAGE_MAX_DEFERRED] = pd;
         }
-        s_emit(t, in, &pd->rules, &pd->rules, "rules", "llm: at capacity", NULL);
+        pd->p = stage_defer(t->st);
+        return STAGE_DEFERRED;
     } else {
         s_emit(t, in, &pd->rules, &pd->rules, "rules", NULL, NULL);
     }
@@ -182,6 +191,11 @@ static void s_tick(stage_t *st, void *arg)
         stage_finish(t->st, &pd->p);
         llm_req_destroy(&req);
         free(pd);
+    }
+    /* slots freed: start the waiting cases, oldest first */
+    while (t->qn && llm_start(t->llm, &t->queue[t->qhead]->c, &t->queue[t->qhead]->rules, t->queue[t->qhead])) {
+        t->qhead = (t->qhead + 1) % STAGE_MAX_DEFERRED;
+        t->qn--;
     }
 }
 
@@ -226,8 +240,9 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     snprintf(t->source, sizeof t->source, "llm:%s", llm_model(t->llm));
-    s_def.max_deferred = (unsigned) inflight; /* input waits while the model is busy */
-    log_info("advice from %s (rules as fallback), up to %ld requests at once", t->source, inflight);
+    s_def.max_deferred = STAGE_MAX_DEFERRED; /* in flight or queued; then input stops */
+    log_info("advice from %s (rules as fallback), up to %ld requests at once, %d cases queued", t->source, inflight,
+             STAGE_MAX_DEFERRED);
     return 0;
 }
 
@@ -236,6 +251,8 @@ static void s_fini(stage_t *st, void *arg)
 {
     (void) st;
     triage_t *t = arg;
+    for (; t->qn; t->qn--, t->qhead = (t->qhead + 1) % STAGE_MAX_DEFERRED)
+        free(t->queue[t->qhead]); /* their inputs are re-delivered after restart */
     llm_destroy(&t->llm);
 }
 
