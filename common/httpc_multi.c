@@ -28,12 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define HM_NAME_MAX 32
 #define HM_MAX_COOLDOWN_MS 3600000L
 #define HM_MAX_BREAKER_FAILURES 1000
-#define HM_POOL 256 /* idle easy handles kept for reuse */
+#define HM_POOL 256       /* idle easy handles kept for reuse */
+#define HM_FD_RESERVE 256 /* descriptors a stage needs beside its connections */
 
 typedef enum { HM_INCOMING, HM_QUEUE, HM_WAITING, HM_WIRE } hm_where_t;
 
@@ -315,6 +317,39 @@ int httpc_limits_check(const httpc_limits_t *lim, char *err, size_t errlen)
     return -1;
 }
 
+/* s_fd_budget - room for conns connections beside the process's other
+ * descriptors: within what the loop polls, and under the open-file limit
+ * (the soft limit is raised toward the hard one when it is too low, as a
+ * server does at start) */
+static int s_fd_budget(long conns, char *why, size_t whylen)
+{
+    assert(conns > 0);
+    if (conns > HTTPC_MULTI_MAX_FDS) {
+        snprintf(why, whylen, "the systems' max_inflight add up to %ld connections, more than the %d one stage polls",
+                 conns, HTTPC_MULTI_MAX_FDS);
+        return -1;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0; /* cannot tell: curl reports a refused socket per call */
+    rlim_t need = (rlim_t) conns + HM_FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        struct rlimit up = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        snprintf(why, whylen,
+                 "the systems' max_inflight add up to %ld connections; with %d descriptors for the rest that needs an "
+                 "open-file limit of %llu, and this process may have %llu (ulimit -n; LimitNOFILE= under systemd): "
+                 "lower outside/max_inflight or raise the limit",
+                 conns, HM_FD_RESERVE, (unsigned long long) need, (unsigned long long) rl.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
 /* httpc_multi_system - see httpc_multi.h */
 int httpc_multi_system(httpc_multi_t *m, const char *name, const httpc_limits_t *lim, char *err, size_t errlen)
 {
@@ -330,8 +365,15 @@ int httpc_multi_system(httpc_multi_t *m, const char *name, const httpc_limits_t 
         snprintf(err, errlen, "httpc: more than %d outside systems", HTTPC_MULTI_MAX_SYSTEMS);
         return -1;
     }
-    char why[128];
+    char why[512];
     if (httpc_limits_check(lim, why, sizeof why) != 0) {
+        snprintf(err, errlen, "outside system %s: %s", name, why);
+        return -1;
+    }
+    long keep = lim->max_inflight; /* connections at once: every system's slots */
+    for (size_t i = 0; i < m->nsys; i++)
+        keep += m->sys[i].lim.max_inflight;
+    if (s_fd_budget(keep, why, sizeof why) != 0) {
         snprintf(err, errlen, "outside system %s: %s", name, why);
         return -1;
     }
@@ -341,9 +383,6 @@ int httpc_multi_system(httpc_multi_t *m, const char *name, const httpc_limits_t 
     s->lim = *lim;
     s->tokens = lim->rate_per_s > 0 ? (double) lim->rate_per_s : 0;
     s->refill_ms = m->clock();
-    long keep = 0; /* connections kept alive: every system's slots */
-    for (size_t i = 0; i <= m->nsys; i++)
-        keep += m->sys[i].lim.max_inflight;
     curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, keep);
     return (int) m->nsys++;
 }

@@ -56,7 +56,7 @@
 #define HTTPC_MULTI_MAX_INFLIGHT 1024
 #define HTTPC_MULTI_MAX_CALLS 8192
 #define HTTPC_MULTI_MAX_RATE 100000
-#define HTTPC_MULTI_MAX_FDS 2048
+#define HTTPC_MULTI_MAX_FDS 4096 /* connections of one engine: 4 systems at the most max_inflight */
 
 typedef struct httpc_multi_t httpc_multi_t;
 
@@ -89,7 +89,10 @@ httpc_multi_t *httpc_multi_new(int64_t (*clock_ms)(void));
 void httpc_multi_destroy(httpc_multi_t **self_p);
 
 /* httpc_multi_system - register an outside system by name; its index, or
- * -1 and err (a bad limit, too many systems, a name registered twice) */
+ * -1 and err (a bad limit, too many systems, a name registered twice, or
+ * the systems' max_inflight together more connections than
+ * HTTPC_MULTI_MAX_FDS or than the open-file limit allows, after raising
+ * the soft limit toward the hard one) */
 int httpc_multi_system(httpc_multi_t *self, const char *name, const httpc_limits_t *limits, char *err, size_t errlen);
 
 /* httpc_multi_system_index - the index of a registered system, -1 if none */

@@ -77,6 +77,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +86,27 @@
 #include "sandbox.h"
 
 #define SANDBOX_THREADS 4
+/* SANDBOX_CONNS - connections at once: the outside systems it stands for
+ * take each stage's outside/max_inflight (256 by default) per system, and
+ * validate and execute together reach several of them at once */
+#define SANDBOX_CONNS 4096
+
+/* s_raise_nofile - room for SANDBOX_CONNS descriptors, as far as the hard
+ * limit allows (MHD refuses connections beyond the soft one) */
+static void s_raise_nofile(void)
+{
+    struct rlimit rl;
+    rlim_t need = SANDBOX_CONNS + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    struct rlimit up = {.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max,
+                        .rlim_max = rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+        rl.rlim_cur = up.rlim_cur;
+    if (rl.rlim_cur < need)
+        log_warn("open-file limit %llu: fewer than %d connections at once", (unsigned long long) rl.rlim_cur,
+                 SANDBOX_CONNS);
+}
 
 /* s_load_tokens - read "read <token>" / "write <token>" lines; -1 + err */
 static int s_load_tokens(sbx_sandbox_t *sb, const char *path, char *err, size_t errlen)
@@ -229,6 +251,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    s_raise_nofile();
     sb.delay = sbx_delay_new();
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
@@ -237,7 +260,7 @@ int main(int argc, char **argv)
         sb.delay ? MHD_start_daemon(flags, (uint16_t) port, NULL, NULL, http_answer, &sb, MHD_OPTION_SOCK_ADDR,
                                     (struct sockaddr *) &ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned) SANDBOX_THREADS,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60, MHD_OPTION_CONNECTION_LIMIT,
-                                    (unsigned) 512, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
+                                    (unsigned) SANDBOX_CONNS, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
                                     MHD_OPTION_NOTIFY_COMPLETED, sbx_http_completed, &sb, MHD_OPTION_END)
                  : NULL;
     if (!httpd) {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -613,6 +614,51 @@ Test(httpc_multi, limits_check_refuses_out_of_range)
     cr_expect_eq(httpc_multi_nsystems(m), 2);
     cr_expect_eq(httpc_multi_system_index(m, "ledger"), 1);
     cr_expect_str_eq(httpc_multi_system_name(m, 0), "payments");
+    httpc_multi_destroy(&m);
+}
+
+/* connections: the systems' max_inflight together must fit what one stage
+ * polls and its open-file limit; a too-low soft limit is raised toward the
+ * hard one, a hard limit too low is refused with a way out */
+Test(httpc_multi, systems_must_fit_the_descriptors)
+{
+    httpc_multi_t *m = httpc_multi_new(NULL);
+    cr_assert_not_null(m);
+    httpc_limits_t big = {
+        .max_inflight = HTTPC_MULTI_MAX_INFLIGHT, .rate_per_s = 0, .breaker_failures = 0, .breaker_cooldown_ms = 1};
+    const char *names[] = {"payments", "ledger", "psp", "jira", "teams"};
+    char err[512] = "";
+    int refused = -1;
+    for (int i = 0; i < 5 && refused < 0; i++)
+        if (httpc_multi_system(m, names[i], &big, err, sizeof err) < 0)
+            refused = i;
+    /* HTTPC_MULTI_MAX_FDS / HTTPC_MULTI_MAX_INFLIGHT systems fit the poll;
+     * one more does not (earlier where the hard open-file limit is lower) */
+    cr_assert(refused >= 0 && refused <= HTTPC_MULTI_MAX_FDS / HTTPC_MULTI_MAX_INFLIGHT,
+              "a system beyond what one stage polls is refused (refused: %d)", refused);
+    cr_expect_neq(strstr(err, "connections"), NULL, "%s", err);
+    cr_expect_neq(strstr(err, names[refused]), NULL, "the error names the system: %s", err);
+    if (refused == HTTPC_MULTI_MAX_FDS / HTTPC_MULTI_MAX_INFLIGHT)
+        cr_expect_neq(strstr(err, "one stage polls"), NULL, "%s", err);
+    cr_expect_eq(httpc_multi_nsystems(m), (size_t) refused, "the refused system is not registered");
+    httpc_multi_destroy(&m);
+
+    /* a soft limit of 64 with room above: raised, accepted */
+    struct rlimit rl = {.rlim_cur = 64, .rlim_max = 1024};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "this test lowers its own limits (its own process)");
+    m = httpc_multi_new(NULL);
+    cr_assert_not_null(m);
+    httpc_limits_t some = big;
+    some.max_inflight = 300;
+    cr_expect_eq(httpc_multi_system(m, "payments", &some, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    cr_expect_geq(rl.rlim_cur, 300 + 256, "the soft limit was raised to room for 300 connections");
+    /* the hard limit is the end: 1024 - 256 left for the rest */
+    some.max_inflight = 600;
+    err[0] = '\0';
+    cr_expect_eq(httpc_multi_system(m, "ledger", &some, err, sizeof err), -1, "900 connections do not fit 1024");
+    cr_expect_neq(strstr(err, "ulimit -n"), NULL, "the error says what to change: %s", err);
+    cr_expect_neq(strstr(err, "outside/max_inflight"), NULL, "%s", err);
     httpc_multi_destroy(&m);
 }
 
