@@ -45,7 +45,7 @@ static const char s_defaults[] =
     "    timeout_ms = 5000                   # each attempt of a call\n"
     "    max_inflight = 256                  # requests on the wire to one system at once, per stage instance\n"
     "    rate_per_s = 0                      # requests a second to one system, per stage instance (0: no limit)\n"
-    "    breaker_failures = 5                # consecutive failures (5xx, 429, timeouts, refused) that open a system's breaker (0: none)\n"
+    "    breaker_failures = 3                # consecutive failures (5xx, 429, timeouts, refused) that open a system's breaker (0: none; keep it <= execute/max_attempts)\n"
     "    breaker_cooldown_ms = 5000          # an open breaker lets one probe through after this long\n"
     "    limits                              # per system: <system> = \"<max_inflight> [<rate_per_s>]\" (payments ledger psp jira servicenow teams)\n"
     "sandbox                                # a local stand-in for all of them (make run, tests)\n"

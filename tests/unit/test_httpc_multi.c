@@ -534,6 +534,32 @@ Test(httpc_multi, breaker_opens_holds_calls_and_closes_on_a_probe)
     s_server_stop();
 }
 
+/* a lone call against a dead system: with breaker_failures at most its
+ * attempts, the failure that opens the breaker parks it; it waits through
+ * failed probes and ends with the answer, never failed for want of one */
+Test(httpc_multi, lone_call_waits_while_its_system_is_down)
+{
+    step_t steps[] = {{.status = 503}, {.status = 503}, {.status = 503},
+                      {.status = 503}, {.status = 503}, {.status = 200}};
+    s_server_start(steps, 6);
+    httpc_t *client = s_client(2000);
+    httpc_limits_t lim = {.max_inflight = 4, .breaker_failures = 3, .breaker_cooldown_ms = 50};
+    httpc_retry_t policy = {.max_attempts = 3, .base_delay_ms = 5, .max_delay_ms = 20};
+    int sys;
+    httpc_multi_t *m = s_engine(&lim, &sys);
+    s_start(m, sys, client, "POST", "/ledger/entries", "{}", "key-1", &policy, 0);
+    breaker_watch_t w = {.sys = sys, .want = 1};
+    cr_assert(s_drive(m, s_watch_breaker, &w, DEADLINE_MS), "the call finished");
+    cr_expect(w.saw_open, "the breaker opened");
+    cr_expect_eq(s_done[0].rc, 0, "held while its system was down, not failed (%s)", s_done[0].error);
+    cr_expect_eq(s_done[0].status, 200);
+    cr_expect_eq(s_requests(), 6, "2 counted failures, the one that opened the breaker, 2 failed probes, the answer");
+    cr_expect_eq(httpc_multi_breaker_opened(m, sys), 3);
+    httpc_multi_destroy(&m);
+    httpc_destroy(&client);
+    s_server_stop();
+}
+
 Test(httpc_multi, rate_limit_spaces_requests)
 {
     step_t steps[] = {{.status = 200}};
