@@ -7,7 +7,7 @@
  *	The only stage that changes other systems. For each decided case from
  *	approve it plans the fixed runbook of CONTRACT.md §5 (execute/runbook.c)
  *	from the recorded case alone, journals the plan, and runs its steps in
- *	order, one outbound call each. Up to 256 runbooks run at once; no call
+ *	order, one outbound call each. Up to 512 runbooks run at once; no call
  *	blocks the stage (common/httpc_multi.h):
  *	  1. the step is journaled as started, with its Idempotency-Key (a pure
  *	     function of case and step), and the journal is synced (one sync for
@@ -76,7 +76,7 @@
 #include "log.h"
 #include "stage.h"
 
-#define EXECUTE_MAX_RUNS 256
+#define EXECUTE_MAX_RUNS 512
 #define EXECUTE_MAX_REVIEWS 4096
 
 /* review_t - a case whose runbook failed for good: what a retry re-runs */

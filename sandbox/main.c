@@ -87,9 +87,9 @@
 
 #define SANDBOX_THREADS 4
 /* SANDBOX_CONNS - connections at once: the outside systems it stands for
- * take each stage's outside/max_inflight (256 by default) per system, and
+ * take each stage's outside/max_inflight (512 by default) per system, and
  * validate and execute together reach several of them at once */
-#define SANDBOX_CONNS 4096
+#define SANDBOX_CONNS 8192
 
 /* s_raise_nofile - room for SANDBOX_CONNS descriptors, as far as the hard
  * limit allows (MHD refuses connections beyond the soft one) */
