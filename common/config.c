@@ -87,6 +87,7 @@ static const char s_defaults[] =
     "    llm_timeout_ms = 10000\n"
     "    llm_attempts = 2                    # 5xx, 429, timeouts retried\n"
     "    llm_max_inflight = 16               # model requests at once, per worker\n"
+    "    llm_rate_per_s = 0                  # model requests a second, per worker (0: no limit); breaker: outside/breaker_*\n"
     "    endpoint = ipc://{run}/triage.{n}.in    # input PULL of instance {n}\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "approve\n"

@@ -35,6 +35,7 @@
 #define PG_STAGE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,8 @@ typedef struct {
     void (*drain)(stage_t *st, void *arg);                     /* SIGTERM: stop taking work */
     bool (*busy)(stage_t *st, void *arg);                      /* while draining: work left? */
     void (*fini)(stage_t *st, void *arg);
+    void (*status)(stage_t *st, FILE *f, void *arg); /* once a second on the loop thread, and after fini:
+                                                        extra lines for `payguard status` (outside_<system>=...) */
     void *arg;
     unsigned max_deferred; /* inputs that may wait in stage_defer at once (0: none); input stops at the bound */
 } stage_def_t;

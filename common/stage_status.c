@@ -141,6 +141,8 @@ void sk_write_status(stage_t *st)
         (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
         st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
     sk_http_status(st, f);
+    if (st->def->status)
+        st->def->status(st, f, st->def->arg);
     fclose(f);
     rename(tmp, path);
     /* the metrics too, for the group's /metrics (metrics_collect) */

@@ -54,6 +54,20 @@
  *   re-adds it once that time has passed. Any other answer but a 200 is a
  *   final failure, and so is a 200 whose answer breaks the schema.
  *
+ * BREAKER AND RATE
+ *   The model is an outside system like the others: after breaker_failures
+ *   consecutive transient failures (5xx, 429, timeouts, refused; any other
+ *   answer, even one that breaks the schema, counts as the model answering)
+ *   the breaker opens for breaker_cooldown_ms. While it is open no request
+ *   goes out: each finishes at once as failed ("llm: breaker open ..."), so
+ *   triage answers with its rules at once instead of after timeouts and
+ *   retries; a request waiting for a retry when it opens finishes then too.
+ *   After the cool-down one request goes out as a probe (half-open): any
+ *   answer closes the breaker, a failure opens it again; the others finish
+ *   at once meanwhile. breaker_failures 0: no breaker. rate_per_s > 0: at
+ *   most that many attempts a second (a token bucket with one second of
+ *   burst); a request waits for its token.
+ *
  * OWNERSHIP
  *   A request belongs to the client from llm_start until llm_poll hands it
  *   back; then it is the caller's, to read and llm_req_destroy (it no
@@ -66,7 +80,8 @@
  *
  * LIMITS
  *   base URL 2048 bytes, model 256, key 4096, timeout 100..600000 ms,
- *   attempts 1..10, in flight 1..256, response 1 MiB, summary 1000 bytes.
+ *   attempts 1..10, in flight 1..256, response 1 MiB, summary 1000 bytes,
+ *   breaker 0..1000 failures and 1..3,600,000 ms, rate 0..100,000 a second.
  */
 #include "httpc.h"
 #include "triage.h"
@@ -95,6 +110,9 @@
 #define LLM_MAX_CONNECT_TIMEOUT_MS 2000L
 #define LLM_MAX_ATTEMPTS 10
 #define LLM_MAX_INFLIGHT 256
+#define LLM_MAX_BREAKER_FAILURES 1000
+#define LLM_MAX_COOLDOWN_MS 3600000L
+#define LLM_MAX_RATE 100000
 #define LLM_BACKOFF_BASE_MS 200L
 #define LLM_BACKOFF_MAX_MS 5000L
 #define LLM_SUMMARY_MAX 1000
@@ -140,6 +158,18 @@ struct llm_t {
     int max_attempts;
     int max_inflight;
     size_t inflight; /* started, not yet handed back */
+    int breaker_failures;
+    long breaker_cooldown_ms;
+    long rate_per_s;
+    llm_breaker_t breaker;
+    int consecutive;    /* transient failures in a row */
+    int64_t open_until; /* LLM_BREAKER_OPEN: the probe from then on */
+    bool probe_out;     /* half-open: the probe is out */
+    uint64_t opened;    /* times the breaker opened */
+    double tokens;      /* rate_per_s: attempts that may go now */
+    int64_t refill_ms;
+    llm_observe_fn *observe;
+    void *observe_arg;
     req_list_t live; /* running or waiting for a retry */
     req_list_t done; /* finished, in the order they finished */
     uint64_t rng;    /* splitmix64 state for the backoff jitter */
@@ -158,6 +188,8 @@ struct llm_req_t {
     char case_id[TRIAGE_ID_MAX];
     void *user;
     int attempts;
+    bool probe;         /* the half-open breaker's probe */
+    int64_t attempt_ms; /* the running attempt's start */
     int64_t started_ms;
     int64_t finished_ms;
     int64_t not_before_ms; /* REQ_WAITING: re-add from then on */
@@ -773,41 +805,61 @@ static void s_headers_free(struct curl_slist *list)
     curl_slist_free_all(list);
 }
 
-/* llm_new - a client; NULL and err if the options are unusable (the key is
- * never quoted) */
-llm_t *llm_new(const llm_opts_t *opts, char *err, size_t errlen)
+/* s_opts_check - 0, or -1 and err naming the unusable option */
+static int s_opts_check(const llm_opts_t *opts, char *err, size_t errlen)
 {
     if (!opts) {
         s_fmt(err, errlen, "llm: no options");
-        return NULL;
+        return -1;
     }
     if (!opts->base_url || !s_url_ok(opts->base_url)) {
         s_fmt(err, errlen, "llm: base URL must be http:// or https://, printable ASCII, under %d bytes",
               LLM_MAX_URL_LEN);
-        return NULL;
+        return -1;
     }
     if (!opts->model || !s_model_ok(opts->model)) {
         s_fmt(err, errlen, "llm: model must be 1..%d printable ASCII characters", LLM_MAX_MODEL_LEN - 1);
-        return NULL;
+        return -1;
     }
     const char *key = opts->api_key && opts->api_key[0] ? opts->api_key : NULL;
     if (key && !s_token_ok(key, LLM_MAX_KEY_LEN)) {
         s_fmt(err, errlen, "llm: API key over %d bytes or has a space, control or non-ASCII byte", LLM_MAX_KEY_LEN);
-        return NULL;
+        return -1;
     }
     if (opts->timeout_ms < LLM_MIN_TIMEOUT_MS || opts->timeout_ms > LLM_MAX_TIMEOUT_MS) {
         s_fmt(err, errlen, "llm: timeout %ld ms outside %ld..%ld", opts->timeout_ms, LLM_MIN_TIMEOUT_MS,
               LLM_MAX_TIMEOUT_MS);
-        return NULL;
+        return -1;
     }
     if (opts->max_attempts < 1 || opts->max_attempts > LLM_MAX_ATTEMPTS) {
         s_fmt(err, errlen, "llm: attempts %d outside 1..%d", opts->max_attempts, LLM_MAX_ATTEMPTS);
-        return NULL;
+        return -1;
     }
     if (opts->max_inflight < 1 || opts->max_inflight > LLM_MAX_INFLIGHT) {
         s_fmt(err, errlen, "llm: max in flight %d outside 1..%d", opts->max_inflight, LLM_MAX_INFLIGHT);
-        return NULL;
+        return -1;
     }
+    if (opts->breaker_failures < 0 || opts->breaker_failures > LLM_MAX_BREAKER_FAILURES ||
+        (opts->breaker_failures &&
+         (opts->breaker_cooldown_ms < 1 || opts->breaker_cooldown_ms > LLM_MAX_COOLDOWN_MS))) {
+        s_fmt(err, errlen, "llm: breaker of %d failures and %ld ms outside 0..%d and 1..%ld", opts->breaker_failures,
+              opts->breaker_cooldown_ms, LLM_MAX_BREAKER_FAILURES, LLM_MAX_COOLDOWN_MS);
+        return -1;
+    }
+    if (opts->rate_per_s < 0 || opts->rate_per_s > LLM_MAX_RATE) {
+        s_fmt(err, errlen, "llm: rate %ld a second outside 0..%d", opts->rate_per_s, LLM_MAX_RATE);
+        return -1;
+    }
+    return 0;
+}
+
+/* llm_new - a client; NULL and err if the options are unusable (the key is
+ * never quoted) */
+llm_t *llm_new(const llm_opts_t *opts, char *err, size_t errlen)
+{
+    if (s_opts_check(opts, err, errlen) != 0)
+        return NULL;
+    const char *key = opts->api_key && opts->api_key[0] ? opts->api_key : NULL;
     pthread_once(&s_curl_once, s_curl_global_init);
     if (s_curl_init_rc != CURLE_OK) {
         s_fmt(err, errlen, "llm: curl_global_init failed");
@@ -832,6 +884,13 @@ llm_t *llm_new(const llm_opts_t *opts, char *err, size_t errlen)
     self->timeout_ms = opts->timeout_ms;
     self->max_attempts = opts->max_attempts;
     self->max_inflight = opts->max_inflight;
+    self->breaker_failures = opts->breaker_failures;
+    self->breaker_cooldown_ms = opts->breaker_cooldown_ms;
+    self->rate_per_s = opts->rate_per_s;
+    self->tokens = (double) opts->rate_per_s;
+    self->refill_ms = s_now_ms();
+    self->observe = opts->observe;
+    self->observe_arg = opts->observe_arg;
     if (RAND_bytes((unsigned char *) &self->rng, sizeof self->rng) != 1)
         self->rng = (uint64_t) s_now_ms() ^ (uint64_t) (uintptr_t) self;
     if (!self->url || !self->model || (key && !self->api_key) || !self->headers || !self->multi) {
@@ -974,6 +1033,9 @@ static CURL *s_easy(llm_t *self, llm_req_t *req)
  * what is no longer needed, and queue it to be handed back */
 static void s_finish(llm_t *self, llm_req_t *req, int rc, const char *reason)
 {
+    if (req->probe) /* a probe that ended without an outcome the breaker counts: the next one probes */
+        self->probe_out = false;
+    req->probe = false;
     req->rc = rc;
     if (rc != 0) {
         snprintf(req->reason, sizeof req->reason, "%s", reason);
@@ -1006,6 +1068,7 @@ static bool s_attempt(llm_t *self, llm_req_t *req)
         return false;
     }
     req->attempts++;
+    req->attempt_ms = s_now_ms();
     req->state = REQ_RUNNING;
     return true;
 }
@@ -1031,6 +1094,81 @@ static const char *s_plural(int n)
     return n == 1 ? "" : "s";
 }
 
+/* s_breaker_note - an attempt's outcome, as the breaker counts it */
+static void s_breaker_note(llm_t *self, llm_req_t *req, bool failed, const char *why)
+{
+    bool was_probe = req->probe;
+    if (was_probe)
+        self->probe_out = false;
+    req->probe = false;
+    if (!self->breaker_failures)
+        return;
+    if (!failed) {
+        if (self->breaker != LLM_BREAKER_CLOSED)
+            log_info("llm: breaker closed (%s answered)", was_probe ? "the probe" : "a request");
+        self->consecutive = 0;
+        self->breaker = LLM_BREAKER_CLOSED;
+        return;
+    }
+    self->consecutive++;
+    if (!was_probe && (self->breaker != LLM_BREAKER_CLOSED || self->consecutive < self->breaker_failures))
+        return;
+    if (self->breaker == LLM_BREAKER_CLOSED)
+        log_warn("llm: breaker open after %d consecutive failures (%s): the rules answer, a probe in %ld ms",
+                 self->consecutive, why, self->breaker_cooldown_ms);
+    self->breaker = LLM_BREAKER_OPEN;
+    self->open_until = s_now_ms() + self->breaker_cooldown_ms;
+    self->opened++;
+}
+
+/* s_breaker_reason - why a request finishes without asking */
+static void s_breaker_reason(const llm_t *self, char *out, size_t outlen)
+{
+    snprintf(out, outlen,
+             "llm: breaker open after %d consecutive failures (the rules answer until a probe gets through)",
+             self->consecutive);
+}
+
+/* s_gate - may req's next attempt go now: 0 yes (the probe, if it is one),
+ * 1 it waits for a rate token (REQ_WAITING), -1 the breaker is open and req
+ * is finished */
+static int s_gate(llm_t *self, llm_req_t *req)
+{
+    int64_t now = s_now_ms();
+    if (self->breaker == LLM_BREAKER_OPEN && now >= self->open_until)
+        self->breaker = LLM_BREAKER_HALF_OPEN;
+    if (self->breaker == LLM_BREAKER_OPEN || (self->breaker == LLM_BREAKER_HALF_OPEN && self->probe_out)) {
+        char reason[160];
+        s_breaker_reason(self, reason, sizeof reason);
+        s_finish(self, req, -1, reason);
+        return -1;
+    }
+    if (self->rate_per_s > 0) {
+        self->tokens += (double) (now - self->refill_ms) * (double) self->rate_per_s / 1000.0;
+        if (self->tokens > (double) self->rate_per_s)
+            self->tokens = (double) self->rate_per_s;
+        self->refill_ms = now;
+        if (self->tokens < 1.0) {
+            req->state = REQ_WAITING;
+            req->not_before_ms = now + 1 + (int64_t) ((1.0 - self->tokens) * 1000.0 / (double) self->rate_per_s);
+            return 1;
+        }
+        self->tokens -= 1.0;
+    }
+    if (self->breaker == LLM_BREAKER_HALF_OPEN) {
+        req->probe = true;
+        self->probe_out = true;
+    }
+    return 0;
+}
+
+/* s_status_class - "2xx" ... "5xx", or "error" when nothing came back */
+static const char *s_status_class(CURLcode rc, long status)
+{
+    static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    return rc == CURLE_OK && status >= 100 && status <= 599 ? classes[status / 100 - 1] : "error";
+}
+
 /* s_attempt_done - an attempt's transfer ended with rc: finish the request,
  * or schedule its retry */
 static void s_attempt_done(llm_t *self, llm_req_t *req, CURLcode rc)
@@ -1039,6 +1177,11 @@ static void s_attempt_done(llm_t *self, llm_req_t *req, CURLcode rc)
     long status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (self->observe)
+        self->observe(self->observe_arg, "llm", s_status_class(rc, status), s_now_ms() - req->attempt_ms);
+    bool answered = rc == CURLE_OK && status != 429 && status < 500;
+    if (answered || req->too_big || rc == CURLE_FILESIZE_EXCEEDED || req->oom || rc == CURLE_OUT_OF_MEMORY)
+        s_breaker_note(self, req, false, NULL);
 
     if (req->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         snprintf(reason, sizeof reason, "llm: response over %u bytes", LLM_MAX_RESPONSE_BYTES);
@@ -1068,6 +1211,14 @@ static void s_attempt_done(llm_t *self, llm_req_t *req, CURLcode rc)
     }
     if (!transient) {
         s_finish(self, req, -1, reason);
+        return;
+    }
+    s_breaker_note(self, req, true, reason);
+    if (self->breaker != LLM_BREAKER_CLOSED) { /* the model is down: the rules answer now */
+        char open[160], final[420];
+        s_breaker_reason(self, open, sizeof open);
+        snprintf(final, sizeof final, "%s; %s", reason, open + 5);
+        s_finish(self, req, -1, final);
         return;
     }
     if (req->attempts < self->max_attempts) {
@@ -1131,7 +1282,8 @@ llm_req_t *llm_start(llm_t *self, const triage_case_t *c, const advice_t *rules,
         s_finish(self, req, -1, "llm: could not set up the transfer");
         return req;
     }
-    s_attempt(self, req);
+    if (s_gate(self, req) == 0)
+        s_attempt(self, req);
     return req;
 }
 
@@ -1145,7 +1297,7 @@ llm_req_t *llm_poll(llm_t *self)
     int64_t now = s_now_ms();
     for (llm_req_t *req = self->live.head, *next; req; req = next) {
         next = req->next;
-        if (req->state == REQ_WAITING && now >= req->not_before_ms)
+        if (req->state == REQ_WAITING && now >= req->not_before_ms && s_gate(self, req) == 0)
             s_attempt(self, req);
     }
     if (self->live.head) {
@@ -1230,6 +1382,8 @@ void llm_req_destroy(llm_req_t **req_p)
     llm_req_t *req = *req_p;
     llm_t *owner = req->owner;
     if (owner) {
+        if (req->probe)
+            owner->probe_out = false; /* a cancelled probe: the next request probes */
         if (req->state == REQ_RUNNING)
             curl_multi_remove_handle(owner->multi, req->easy);
         s_list_unlink(req);
@@ -1237,4 +1391,29 @@ void llm_req_destroy(llm_req_t **req_p)
     }
     s_req_free(req);
     *req_p = NULL;
+}
+
+/* llm_breaker - the breaker's state now */
+llm_breaker_t llm_breaker(const llm_t *self)
+{
+    if (!self)
+        return LLM_BREAKER_CLOSED;
+    if (self->breaker == LLM_BREAKER_OPEN && s_now_ms() >= self->open_until)
+        return LLM_BREAKER_HALF_OPEN;
+    return self->breaker;
+}
+
+/* llm_breaker_opened - times the breaker opened */
+uint64_t llm_breaker_opened(const llm_t *self)
+{
+    return self ? self->opened : 0;
+}
+
+/* llm_waiting - requests waiting for a retry or a rate token */
+size_t llm_waiting(const llm_t *self)
+{
+    size_t n = 0;
+    for (const llm_req_t *r = self ? self->live.head : NULL; r; r = r->next)
+        n += r->state == REQ_WAITING;
+    return n;
 }

@@ -42,10 +42,16 @@
  *	UNTRUSTED block, truncated; nothing the model writes is executed, and
  *	only the closed-set labels and the confidence are read by policy.
  * FAILURE
- *	A model failure is a fallback, never an error. Journal failures exit (75).
+ *	A model failure is a fallback, never an error. After
+ *	outside/breaker_failures consecutive failures (5xx, 429, timeouts) the
+ *	model's breaker opens: for outside/breaker_cooldown_ms the rules answer
+ *	at once, without asking, then one probe decides (triage/llm.c). Its
+ *	state is in `payguard status` and /metrics (system "llm"). Journal
+ *	failures exit (75).
  * CONFIGURATION
  *	outside/llm, triage/llm_model, llm_key_file, llm_timeout_ms,
- *	llm_attempts, llm_max_inflight, instances.
+ *	llm_attempts, llm_max_inflight, llm_rate_per_s, instances;
+ *	outside/breaker_failures, breaker_cooldown_ms (the model's breaker).
  *--*/
 #include <assert.h>
 #include <jansson.h>
@@ -199,6 +205,34 @@ static void s_tick(stage_t *st, void *arg)
     }
 }
 
+/* s_observe - each model attempt into the outside-call latency histogram */
+static void s_observe(void *arg, const char *system, const char *status_class, int64_t ms)
+{
+    triage_t *t = arg;
+    char labels[96];
+    snprintf(labels, sizeof labels, "system=\"%s\",class=\"%s\"", system, status_class);
+    stage_observe_ms(t->st, "payguard_outside_call_seconds", labels, ms);
+}
+
+/* s_status - the model as an outside system: breaker, requests out, cases
+ * waiting (for a slot, a retry or a rate token), in `payguard status` and
+ * /metrics like validate's and execute's systems */
+static void s_status(stage_t *st, FILE *f, void *arg)
+{
+    triage_t *t = arg;
+    if (!t->llm)
+        return;
+    static const char *const names[] = {"closed", "open", "half_open"};
+    llm_breaker_t b = llm_breaker(t->llm);
+    size_t waiting = llm_waiting(t->llm), out = llm_inflight(t->llm) - waiting, queued = waiting + t->qn;
+    stage_gauge_label(st, "payguard_outside_inflight", "system", "llm", (int64_t) out);
+    stage_gauge_label(st, "payguard_outside_queued", "system", "llm", (int64_t) queued);
+    stage_gauge_label(st, "payguard_outside_breaker", "system", "llm", (int64_t) b);
+    stage_gauge_label(st, "payguard_outside_breaker_opened_total", "system", "llm",
+                      (int64_t) llm_breaker_opened(t->llm));
+    fprintf(f, "outside_llm=%s inflight=%zu queued=%zu\n", names[b], out, queued);
+}
+
 /* s_init - the model, if one is configured */
 static int s_init(stage_t *st, void *arg)
 {
@@ -211,10 +245,13 @@ static int s_init(stage_t *st, void *arg)
         return 0;
     }
     char err[512];
-    long timeout_ms, attempts, inflight;
+    long timeout_ms, attempts, inflight, rate, failures, cooldown;
     if (config_int(c, "triage/llm_timeout_ms", 100, 600000, &timeout_ms, err, sizeof err) ||
         config_int(c, "triage/llm_attempts", 1, 10, &attempts, err, sizeof err) ||
-        config_int(c, "triage/llm_max_inflight", 1, 256, &inflight, err, sizeof err)) {
+        config_int(c, "triage/llm_max_inflight", 1, 256, &inflight, err, sizeof err) ||
+        config_int(c, "triage/llm_rate_per_s", 0, 100000, &rate, err, sizeof err) ||
+        config_int(c, "outside/breaker_failures", 0, 1000, &failures, err, sizeof err) ||
+        config_int(c, "outside/breaker_cooldown_ms", 1, 3600000, &cooldown, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
@@ -229,7 +266,12 @@ static int s_init(stage_t *st, void *arg)
                     .api_key = key,
                     .timeout_ms = timeout_ms,
                     .max_attempts = (int) attempts,
-                    .max_inflight = (int) inflight};
+                    .max_inflight = (int) inflight,
+                    .breaker_failures = (int) failures,
+                    .breaker_cooldown_ms = cooldown,
+                    .rate_per_s = rate,
+                    .observe = s_observe,
+                    .observe_arg = t};
     t->llm = llm_new(&o, err, sizeof err);
     if (key) {
         memset(key, 0, strlen(key));
@@ -259,7 +301,12 @@ static void s_fini(stage_t *st, void *arg)
 int main(int argc, char **argv)
 {
     static triage_t t;
-    s_def =
-        (stage_def_t){.name = "triage", .init = s_init, .handle = s_handle, .tick = s_tick, .fini = s_fini, .arg = &t};
+    s_def = (stage_def_t){.name = "triage",
+                          .init = s_init,
+                          .handle = s_handle,
+                          .tick = s_tick,
+                          .fini = s_fini,
+                          .status = s_status,
+                          .arg = &t};
     return stage_main(argc, argv, &s_def);
 }

@@ -20,14 +20,32 @@
 typedef struct llm_t llm_t;
 typedef struct llm_req_t llm_req_t;
 
+/* llm_observe_fn - an attempt ended after ms: the system ("llm") and the
+ * status class ("2xx".."5xx", "error") */
+typedef void(llm_observe_fn)(void *arg, const char *system, const char *status_class, int64_t ms);
+
 typedef struct {
     const char *base_url; /* e.g. http://127.0.0.1:8090/llm (POSTs {base}/v1/chat/completions) */
     const char *model;
-    const char *api_key; /* Bearer; may be NULL (llama-server, Ollama) */
-    long timeout_ms;     /* per attempt */
-    int max_attempts;    /* transient failures (5xx, 429, timeout, refused) retried */
-    int max_inflight;    /* concurrent requests; llm_start refuses beyond */
+    const char *api_key;      /* Bearer; may be NULL (llama-server, Ollama) */
+    long timeout_ms;          /* per attempt */
+    int max_attempts;         /* transient failures (5xx, 429, timeout, refused) retried */
+    int max_inflight;         /* concurrent requests; llm_start refuses beyond */
+    int breaker_failures;     /* consecutive transient failures that open the breaker; 0: none */
+    long breaker_cooldown_ms; /* then one probe */
+    long rate_per_s;          /* attempts a second; 0: no limit */
+    llm_observe_fn *observe;  /* each attempt's latency (may be NULL) */
+    void *observe_arg;
 } llm_opts_t;
+
+typedef enum { LLM_BREAKER_CLOSED = 0, LLM_BREAKER_OPEN = 1, LLM_BREAKER_HALF_OPEN = 2 } llm_breaker_t;
+
+/* llm_breaker - closed, open, or half-open (the cool-down is over: the next
+ * request probes); llm_breaker_opened - how many times it opened;
+ * llm_waiting - requests waiting for a retry or a rate token */
+llm_breaker_t llm_breaker(const llm_t *self);
+uint64_t llm_breaker_opened(const llm_t *self);
+size_t llm_waiting(const llm_t *self);
 
 /* llm_new - NULL + err if the options are unusable; the key is copied and
  * wiped on destroy, never logged */

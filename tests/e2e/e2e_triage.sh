@@ -9,7 +9,16 @@
 #   3. prompt injection in failure_message changes no label and no route;
 #   4. a storm of duplicates is advised on (webhook_duplicate) but nothing
 #      goes on to approve for it;
-#   5. two workers share the load of 1,000 cases, none lost or doubled.
+#   5. two workers share the load of 1,000 cases, none lost or doubled;
+#   6. the model's circuit breaker (the group restarted with
+#      outside/breaker_failures = 2): with the model answering 503, each
+#      worker asks it for one case (two attempts), then answers with the
+#      rules at once, "breaker open", sending nothing but a probe after the
+#      cool-down; `payguard status`
+#      and /metrics show the breaker open; once the model is back and the
+#      cool-down is over, a probe closes it and the model's answers are used.
+# Sections 1 to 5 run without breakers (outside/breaker_failures = 0): the
+# failures of section 2, one after another, would open it.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -21,6 +30,7 @@ SBXURL=$(sandbox_url "$CFG")
 # same name would be shadowed by the first)
 sed -i "s|^    instances = 2$|    instances = 2\n    llm_model = sandbox-model\n    llm_key_file = $ROOT/config/sandbox/read.token\n    llm_timeout_ms = 1000\n    llm_attempts = 2|" "$CFG"
 sed -i "s|^    teams = \(.*\)|    teams = \1\n    llm = $SBXURL/llm|" "$CFG"
+sed -i 's/^outside$/outside\n    breaker_failures = 0/' "$CFG"
 D=$WORK/tri
 URL=http://127.0.0.1:$PORT
 STRIPE_A=$E2E_SECRET
@@ -137,5 +147,52 @@ sed 's/^/# /' "$WORK/check.out" | grep -E 'chain triage|once triage'
 w0=$("$BIN/payguard" journal dump -c "$CFG" triage.0 | grep -c '"type":"triaged"')
 w1=$("$BIN/payguard" journal dump -c "$CFG" triage.1 | grep -c '"type":"triaged"')
 ok "both workers took a share ($w0 and $w1)" test "$w0" -gt 50 -a "$w1" -gt 50
+
+# ---- 6. the model's breaker
+sed -i 's/^    breaker_failures = 0$/    breaker_failures = 2\n    breaker_cooldown_ms = 6000/' "$CFG"
+ok "group restarts with the model's breaker at 2 failures, a probe after 6 s" up "$CFG"
+p="" e=""
+for k in $(seq 5001 5012); do
+    p+="{\"id\":\"P-$k\",\"status\":\"paid\",\"amount\":$((1000 + k)),\"currency\":\"USD\",\"beneficiary_id\":\"B-$k\"},"
+    e+="{\"type\":\"payout_paid\",\"ref\":\"P-$k\",\"amount\":$((1000 + k)),\"currency\":\"USD\",\"case_id\":\"seed\"},"
+done
+sandbox POST seed "{\"payouts\":[${p%,}],\"entries\":[${e%,}]}"
+llm_calls() { curl -s "$SBXURL/_sandbox/calls?system=llm&limit=100000" | grep -o '"seq":' | wc -l; }
+calls0=$(llm_calls)
+sandbox POST faults '{"system":"llm","status":503,"count":1000000}'
+opened=0 fell=0
+for k in $(seq 5001 5008); do
+    send_stripe "$(stripe_payout_body "evt_br_$k" "P-$k" $((1000 + k)) usd)" "$STRIPE_A" >/dev/null
+    l=$(triaged "payout-P-$k")
+    [ "$(advice source <<<"$l")" = rules ] && fell=$((fell + 1))
+    grep -q '"fallback_reason":"llm: breaker open' <<<"$l" && opened=$((opened + 1))
+done
+calls=$(($(llm_calls) - calls0))
+ok "a dead model: all 8 cases get the rules' advice ($fell)" test "$fell" = 8
+ok "after two failed attempts per worker the rules answer at once, breaker open ($opened of 8)" test "$opened" -ge 4
+ok "the model was asked twice per worker and at most one probe each ($calls requests)" test "$calls" -le 6
+# llm_breaker STATE_RE - some triage worker's status shows the model's breaker so
+llm_breaker() {
+    for _ in $(seq 1 10); do
+        "$BIN/payguard" status -c "$CFG" 2>/dev/null | grep -qE "^ +llm +breaker +($1) " && return 0
+        sleep 0.3
+    done
+    return 1
+}
+ok "payguard status shows the model's breaker open" llm_breaker 'open|half_open'
+ok "/metrics has it (payguard_outside_breaker{system=llm} open or half-open)" \
+    bash -c "curl -s '$URL/metrics' | grep -qE '^payguard_outside_breaker\\{.*system=\"llm\".*\\} [12]\$'"
+sandbox DELETE faults
+sleep 6.5
+ok2=0
+for k in $(seq 5009 5012); do
+    send_stripe "$(stripe_payout_body "evt_br_$k" "P-$k" $((1000 + k)) usd)" "$STRIPE_A" >/dev/null
+    l=$(triaged "payout-P-$k")
+    is_llm_advice "$l" && ok2=$((ok2 + 1))
+done
+ok "the model back, the cool-down over: a probe closes the breaker, the model's answers are used ($ok2 of 4)" \
+    test "$ok2" = 4
+ok "payguard status shows the model's breaker closed" llm_breaker closed
+down "$CFG"
 
 finish

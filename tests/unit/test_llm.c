@@ -721,6 +721,164 @@ Test(llm, unknown_kind_completes_as_failure)
     llm_destroy(&llm);
 }
 
+/* s_client_with - a client with a breaker and a rate limit */
+static llm_t *s_client_with(int failures, long cooldown_ms, long rate)
+{
+    llm_opts_t o = {.base_url = s_srv.url,
+                    .model = "test-model",
+                    .api_key = KEY,
+                    .timeout_ms = 2000,
+                    .max_attempts = 2,
+                    .max_inflight = 16,
+                    .breaker_failures = failures,
+                    .breaker_cooldown_ms = cooldown_ms,
+                    .rate_per_s = rate};
+    char err[256] = "";
+    llm_t *llm = llm_new(&o, err, sizeof err);
+    cr_assert_not_null(llm, "llm_new: %s", err);
+    return llm;
+}
+
+/* s_reason_of - one case asked; its fallback reason ("" when the model's answer is used) */
+static void s_reason_of(llm_t *llm, char *reason, size_t len)
+{
+    triage_case_t c;
+    s_case(&c, "payout", "x");
+    llm_req_t *req = s_ask(llm, &c, NULL, 5000);
+    advice_t out;
+    reason[0] = '\0';
+    llm_result(req, &out, reason, len);
+    llm_req_destroy(&req);
+}
+
+/* a dead model: after 3 failures in a row the breaker opens and the rules
+ * answer at once, without a request; after the cool-down one probe goes,
+ * fails, and opens it again; then the model is back: the probe's answer
+ * closes it and the model's answers are used again */
+Test(llm, breaker_opens_answers_at_once_and_closes_on_a_probe)
+{
+    step_t steps[] = {{.status = 503, .raw = "{}"},
+                      {.status = 503, .raw = "{}"},
+                      {.status = 503, .raw = "{}"},
+                      {.status = 503, .raw = "{}"},
+                      {.status = 200, .content = GOOD_PAYOUT}};
+    s_server_start(steps, 5);
+    llm_t *llm = s_client_with(3, 150, 0);
+    char reason[512];
+    s_reason_of(llm, reason, sizeof reason); /* requests 1 and 2: two attempts, two failures */
+    cr_expect_str_eq(reason, "llm: HTTP 503 after 2 attempts");
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_CLOSED, "2 failures: still closed");
+    s_reason_of(llm, reason, sizeof reason); /* request 3 opens it: no retry */
+    cr_expect_neq(strstr(reason, "llm: HTTP 503; breaker open after 3 consecutive failures"), NULL, "%s", reason);
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_OPEN);
+    cr_expect_eq(llm_breaker_opened(llm), 1);
+    cr_expect_eq(s_nseen(), 3);
+    for (int i = 0; i < 5; i++) {
+        s_reason_of(llm, reason, sizeof reason);
+        cr_expect_neq(strstr(reason, "llm: breaker open after 3 consecutive failures"), NULL, "%s", reason);
+    }
+    cr_expect_eq(s_nseen(), 3, "nothing sent while open");
+    usleep(200 * 1000);
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_HALF_OPEN, "the cool-down is over");
+    s_reason_of(llm, reason, sizeof reason); /* request 4: the probe, 503 */
+    cr_expect_eq(s_nseen(), 4, "one probe");
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_OPEN, "the failed probe opened it again");
+    cr_expect_eq(llm_breaker_opened(llm), 2);
+    usleep(200 * 1000);
+    s_reason_of(llm, reason, sizeof reason); /* request 5: the probe, 200 */
+    cr_expect_str_eq(reason, "", "the probe's answer is used");
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_CLOSED);
+    s_reason_of(llm, reason, sizeof reason);
+    cr_expect_str_eq(reason, "");
+    cr_expect_eq(s_nseen(), 6);
+    llm_destroy(&llm);
+    s_server_stop();
+}
+
+/* only the probe goes while half-open; the others answer at once */
+Test(llm, half_open_sends_one_probe)
+{
+    step_t steps[] = {{.status = 500, .raw = "{}"}, {.status = 200, .content = GOOD_PAYOUT, .delay_ms = 150}};
+    s_server_start(steps, 2);
+    llm_t *llm = s_client_with(1, 50, 0);
+    char reason[512];
+    s_reason_of(llm, reason, sizeof reason);
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_OPEN, "1 failure opens a breaker of 1");
+    usleep(80 * 1000);
+    triage_case_t c;
+    s_case(&c, "payout", "x");
+    advice_t rules;
+    s_rules(&rules);
+    llm_req_t *probe = llm_start(llm, &c, &rules, NULL);
+    llm_req_t *other = llm_start(llm, &c, &rules, NULL);
+    cr_assert(probe && other);
+    llm_req_t *first = s_next(llm, 3000);
+    cr_expect_eq(first, other, "the second finishes first, at once");
+    cr_expect_eq(llm_result(first, NULL, reason, sizeof reason), -1);
+    cr_expect_neq(strstr(reason, "breaker open"), NULL, "%s", reason);
+    llm_req_t *second = s_next(llm, 3000);
+    cr_expect_eq(second, probe);
+    cr_expect_eq(llm_result(second, NULL, reason, sizeof reason), 0, "%s", reason);
+    cr_expect_eq(s_nseen(), 2, "the failure and the probe");
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_CLOSED);
+    llm_req_destroy(&first);
+    llm_req_destroy(&second);
+    llm_destroy(&llm);
+    s_server_stop();
+}
+
+/* a cancelled probe does not leave the breaker half-open for good */
+Test(llm, cancelled_probe_lets_the_next_probe)
+{
+    step_t steps[] = {{.status = 500, .raw = "{}"}, {.status = 200, .content = GOOD_PAYOUT, .delay_ms = 100}};
+    s_server_start(steps, 2);
+    llm_t *llm = s_client_with(1, 20, 0);
+    char reason[512];
+    s_reason_of(llm, reason, sizeof reason);
+    usleep(40 * 1000);
+    triage_case_t c;
+    s_case(&c, "payout", "x");
+    advice_t rules;
+    s_rules(&rules);
+    llm_req_t *probe = llm_start(llm, &c, &rules, NULL);
+    cr_assert_not_null(probe);
+    llm_req_destroy(&probe);
+    s_reason_of(llm, reason, sizeof reason);
+    cr_expect_str_eq(reason, "", "the next request probed and got the answer");
+    cr_expect_eq(llm_breaker(llm), LLM_BREAKER_CLOSED);
+    llm_destroy(&llm);
+    s_server_stop();
+}
+
+/* a rate of 10 a second: the first 10 go at once (one second of burst),
+ * the next waits for its token (about 100 ms) */
+Test(llm, rate_limit_spaces_requests)
+{
+    step_t steps[] = {{.status = 200, .content = GOOD_PAYOUT}};
+    s_server_start(steps, 1);
+    llm_t *llm = s_client_with(0, 0, 10);
+    triage_case_t c;
+    s_case(&c, "payout", "x");
+    advice_t rules;
+    s_rules(&rules);
+    llm_req_t *reqs[12];
+    for (int i = 0; i < 12; i++)
+        cr_assert_not_null(reqs[i] = llm_start(llm, &c, &rules, NULL));
+    cr_expect_eq(llm_waiting(llm), 2, "2 wait for their tokens");
+    for (int i = 0; i < 12; i++) {
+        llm_req_t *done = s_next(llm, 3000);
+        cr_assert_not_null(done, "request %d finished", i);
+        char why[256] = "";
+        cr_expect_eq(llm_result(done, NULL, why, sizeof why), 0, "%s", why);
+        llm_req_destroy(&done);
+    }
+    cr_expect_eq(s_nseen(), 12);
+    long gap = s_srv.seen[11].at_ms - s_srv.seen[9].at_ms;
+    cr_expect_geq(gap, 150, "the 11th and 12th came about 100 ms apart after the burst, got %ld ms", gap);
+    llm_destroy(&llm);
+    s_server_stop();
+}
+
 Test(llm, start_refuses_beyond_max_inflight)
 {
     step_t steps[] = {{.status = 200, .content = GOOD_PAYOUT, .delay_ms = 100}};
