@@ -34,9 +34,9 @@
 #define HM_NAME_MAX 32
 #define HM_MAX_COOLDOWN_MS 3600000L
 #define HM_MAX_BREAKER_FAILURES 1000
-#define HM_POOL 256       /* idle easy handles kept for reuse */
+#define HM_POOL 256         /* idle easy handles kept for reuse */
 #define HM_RECV_BUFFER 4096 /* curl's receive buffer per handle */
-#define HM_FD_RESERVE 256 /* descriptors a stage needs beside its connections */
+#define HM_FD_RESERVE 256   /* descriptors a stage needs beside its connections */
 
 typedef enum { HM_INCOMING, HM_QUEUE, HM_WAITING, HM_WIRE } hm_where_t;
 
