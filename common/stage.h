@@ -167,6 +167,15 @@ void stage_gauge_label(stage_t *st, const char *name, const char *label, const c
  * most STAGE_MAX_HISTOGRAMS (64) series, more are dropped with a log
  * line. Safe from any thread. */
 void stage_observe_ms(stage_t *st, const char *name, const char *labels, int64_t ms);
+/* stage_observe_call - an outside call's attempt into the histogram
+ * payguard_outside_call_seconds{system,class} (arg: the stage_t; the
+ * observer signature of httpc_multi and triage's model client) */
+void stage_observe_call(void *arg, const char *system, const char *status_class, int64_t ms);
+/* stage_outside_status - an outside system's gauges (payguard_outside_inflight,
+ * _queued, _breaker, _breaker_opened_total) and, f given, its status line
+ * "outside_<system>=<breaker> inflight=N queued=M"; breaker as httpc_breaker_t */
+void stage_outside_status(stage_t *st, FILE *f, const char *system, int breaker, size_t inflight, size_t queued,
+                          uint64_t opened);
 
 /* stage_http - the stage's engine for outside calls (httpc_multi.h),
  * created on first use: its sockets and timers join the loop's poll, its

@@ -12,8 +12,8 @@
 
 #include "httpc_multi.h"
 
-/* s_observe - every attempt into the latency histogram */
-static void s_observe(void *arg, const char *system, const char *status_class, int64_t ms)
+/* stage_observe_call - see stage.h */
+void stage_observe_call(void *arg, const char *system, const char *status_class, int64_t ms)
 {
     char labels[96];
     snprintf(labels, sizeof labels, "system=\"%s\",class=\"%s\"", system, status_class);
@@ -29,7 +29,7 @@ httpc_multi_t *stage_http(stage_t *st)
             log_error("cannot start libcurl's multi interface");
             return NULL;
         }
-        httpc_multi_set_observer(st->http, s_observe, st);
+        httpc_multi_set_observer(st->http, stage_observe_call, st);
     }
     return st->http;
 }
@@ -116,17 +116,24 @@ void sk_http_status(stage_t *st, FILE *f)
     if (!st->http)
         return;
     for (size_t i = 0; i < httpc_multi_nsystems(st->http); i++) {
-        const char *name = httpc_multi_system_name(st->http, (int) i);
-        httpc_breaker_t b = httpc_multi_breaker(st->http, (int) i);
-        size_t inflight = httpc_multi_inflight(st->http, (int) i), queued = httpc_multi_queued(st->http, (int) i);
-        stage_gauge_label(st, "payguard_outside_inflight", "system", name, (int64_t) inflight);
-        stage_gauge_label(st, "payguard_outside_queued", "system", name, (int64_t) queued);
-        stage_gauge_label(st, "payguard_outside_breaker", "system", name, (int64_t) b);
-        stage_gauge_label(st, "payguard_outside_breaker_opened_total", "system", name,
-                          (int64_t) httpc_multi_breaker_opened(st->http, (int) i));
-        if (f)
-            fprintf(f, "outside_%s=%s inflight=%zu queued=%zu\n", name, httpc_breaker_name(b), inflight, queued);
+        int s = (int) i;
+        stage_outside_status(st, f, httpc_multi_system_name(st->http, s), (int) httpc_multi_breaker(st->http, s),
+                             httpc_multi_inflight(st->http, s), httpc_multi_queued(st->http, s),
+                             httpc_multi_breaker_opened(st->http, s));
     }
+}
+
+/* stage_outside_status - see stage.h */
+void stage_outside_status(stage_t *st, FILE *f, const char *system, int breaker, size_t inflight, size_t queued,
+                          uint64_t opened)
+{
+    stage_gauge_label(st, "payguard_outside_inflight", "system", system, (int64_t) inflight);
+    stage_gauge_label(st, "payguard_outside_queued", "system", system, (int64_t) queued);
+    stage_gauge_label(st, "payguard_outside_breaker", "system", system, (int64_t) breaker);
+    stage_gauge_label(st, "payguard_outside_breaker_opened_total", "system", system, (int64_t) opened);
+    if (f)
+        fprintf(f, "outside_%s=%s inflight=%zu queued=%zu\n", system, httpc_breaker_name((httpc_breaker_t) breaker),
+                inflight, queued);
 }
 
 /* sk_http_destroy - see stage_priv.h */

@@ -205,15 +205,6 @@ static void s_tick(stage_t *st, void *arg)
     }
 }
 
-/* s_observe - each model attempt into the outside-call latency histogram */
-static void s_observe(void *arg, const char *system, const char *status_class, int64_t ms)
-{
-    triage_t *t = arg;
-    char labels[96];
-    snprintf(labels, sizeof labels, "system=\"%s\",class=\"%s\"", system, status_class);
-    stage_observe_ms(t->st, "payguard_outside_call_seconds", labels, ms);
-}
-
 /* s_status - the model as an outside system: breaker, requests out, cases
  * waiting (for a slot, a retry or a rate token), in `payguard status` and
  * /metrics like validate's and execute's systems */
@@ -222,15 +213,8 @@ static void s_status(stage_t *st, FILE *f, void *arg)
     triage_t *t = arg;
     if (!t->llm)
         return;
-    static const char *const names[] = {"closed", "open", "half_open"};
-    llm_breaker_t b = llm_breaker(t->llm);
-    size_t waiting = llm_waiting(t->llm), out = llm_inflight(t->llm) - waiting, queued = waiting + t->qn;
-    stage_gauge_label(st, "payguard_outside_inflight", "system", "llm", (int64_t) out);
-    stage_gauge_label(st, "payguard_outside_queued", "system", "llm", (int64_t) queued);
-    stage_gauge_label(st, "payguard_outside_breaker", "system", "llm", (int64_t) b);
-    stage_gauge_label(st, "payguard_outside_breaker_opened_total", "system", "llm",
-                      (int64_t) llm_breaker_opened(t->llm));
-    fprintf(f, "outside_llm=%s inflight=%zu queued=%zu\n", names[b], out, queued);
+    size_t waiting = llm_waiting(t->llm), out = llm_inflight(t->llm) - waiting;
+    stage_outside_status(st, f, "llm", (int) llm_breaker(t->llm), out, waiting + t->qn, llm_breaker_opened(t->llm));
 }
 
 /* s_init - the model, if one is configured */
@@ -270,8 +254,8 @@ static int s_init(stage_t *st, void *arg)
                     .breaker_failures = (int) failures,
                     .breaker_cooldown_ms = cooldown,
                     .rate_per_s = rate,
-                    .observe = s_observe,
-                    .observe_arg = t};
+                    .observe = stage_observe_call,
+                    .observe_arg = st};
     t->llm = llm_new(&o, err, sizeof err);
     if (key) {
         memset(key, 0, strlen(key));

@@ -87,21 +87,6 @@ static void s_done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-/* s_step1 - run a kept statement that returns no rows */
-static int s_step1(store_t *self, const char *sql)
-{
-    sqlite3_stmt *st = s_prep(self, sql);
-    if (!st)
-        return -1;
-    int rc = sqlite3_step(st);
-    s_done(st);
-    if (rc != SQLITE_DONE) {
-        log_error("store %s: %s", self->path, sqlite3_errmsg(self->db));
-        return -1;
-    }
-    return 0;
-}
-
 /* store_open - open or create, WAL, schema */
 store_t *store_open(const char *path, char *err, size_t errlen)
 {
@@ -138,13 +123,15 @@ int store_wipe(store_t *self)
     return s_exec(self, "DELETE FROM keys; DELETE FROM cases; UPDATE meta SET v = 0 WHERE k = 'applied_seq';");
 }
 
+static int s_run(store_t *self, const char *sql, const char *fmt, ...);
+
 int store_begin(store_t *self)
 {
-    return s_step1(self, "BEGIN");
+    return s_run(self, "BEGIN", "");
 }
 int store_commit(store_t *self)
 {
-    return s_step1(self, "COMMIT");
+    return s_run(self, "COMMIT", "");
 }
 
 /* store_applied_seq - the last journal seq reflected here */
