@@ -148,18 +148,12 @@ unit-asan: bin/unit-tests-asan bin/pg-stage-echo
 	 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' build-asan/unit.log; then \
 	     echo "sanitizer reports above: failing"; exit 1; fi; exit $$status
 
-# every e2e script runs (each ends with "N passed, N failed"); the total
+# every e2e script runs, E2E_JOBS (default 2) at a time (scripts/e2e-run.sh;
+# each ends with "N passed, N failed"); the total
 # closes the run, which fails if any script did. E2E_LABEL names the run,
 # PG_BIN (read by tests/e2e/lib_e2e.sh) the folder of the programs under test.
 E2E_LABEL ?= e2e
-E2E_RUN = pass=0; fail=0; bad=""; for t in tests/e2e/e2e_*.sh; do echo "== $$t"; t0=$$(date +%s); \
-	  bash $$t 2>&1 | tee build/e2e.last; rc=$${PIPESTATUS[0]}; echo "\# $$t: $$(( $$(date +%s) - t0 )) s"; \
-	  line=$$(grep -E '^[0-9]+ passed, [0-9]+ failed$$' build/e2e.last | tail -1); \
-	  p=$$(echo "$$line" | cut -d' ' -f1); f=$$(echo "$$line" | cut -d' ' -f3); \
-	  pass=$$((pass + $${p:-0})); fail=$$((fail + $${f:-0})); \
-	  if [ $$rc -ne 0 ] || [ -z "$$line" ]; then bad="$$bad $$t"; [ -z "$$line" ] && fail=$$((fail + 1)); fi; done; \
-	  [ -z "$$bad" ] || echo "failed:$$bad"; \
-	  echo "$(E2E_LABEL): $$pass passed, $$fail failed"; [ -z "$$bad" ]
+E2E_RUN = bash scripts/e2e-run.sh $(E2E_LABEL)
 e2e: all
 	@$(E2E_RUN)
 

@@ -38,11 +38,8 @@ APORT=$(free_port)
 UPORT=$(free_port)
 CFG=$(write_config ch "$PORT" 4000)
 D=$WORK/ch
-cat >>"$CFG" <<CFG
-approve
-    http_port = $APORT
+cfg_merge "$CFG" <<CFG
 audit
-    http_port = $UPORT
     checkpoint_every_s = 2
 execute
     token_file = $ROOT/config/sandbox/write.token

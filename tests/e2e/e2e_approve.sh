@@ -18,9 +18,8 @@ CFG=$(write_config ap "$PORT")
 SBXURL=$(sandbox_url "$CFG")
 sed -i "s|^    teams = \(.*\)|    teams = \1\n    llm = $SBXURL/llm|" "$CFG"
 sed -i "s|^    instances = 2$|    instances = 2\n    llm_model = sandbox-model\n    llm_key_file = $ROOT/config/sandbox/read.token|" "$CFG"
-cat >>"$CFG" <<CFG
+cfg_merge "$CFG" <<CFG
 approve
-    http_port = $APORT
     public_url = http://127.0.0.1:$APORT
 CFG
 D=$WORK/ap
@@ -163,10 +162,9 @@ down "$CFG"
 # ---- expiry and escalation with a short clock
 PORT2=$(free_port)
 APORT2=$(free_port)
-CFG2=$(write_config exp "$PORT2")
-cat >>"$CFG2" <<CFG
+CFG2=$(APORT=$APORT2 write_config exp "$PORT2")
+cfg_merge "$CFG2" <<CFG
 approve
-    http_port = $APORT2
     expiry_s = 2
 CFG
 ok "a second group with approvals expiring after 2 s" up "$CFG2"

@@ -22,12 +22,10 @@ APORT=$(free_port)
 UPORT=$(free_port)
 CFG=$(write_config au "$PORT")
 D=$WORK/au
-cat >>"$CFG" <<CFG
+cfg_merge "$CFG" <<CFG
 approve
-    http_port = $APORT
     public_url = http://127.0.0.1:$APORT
 audit
-    http_port = $UPORT
     checkpoint_every_s = 1
 execute
     token_file = $ROOT/config/sandbox/write.token

@@ -26,12 +26,9 @@ CPORT=$(free_port)
 CFG=$(write_config co "$PORT")
 # the console on: its own port, the page from the tree
 sed -i "s|^console$|console\n    http_port = $CPORT\n    www_dir = $ROOT/console/www|; s|^    enabled = no$|    enabled = yes|" "$CFG"
-cat >>"$CFG" <<CFG
+cfg_merge "$CFG" <<CFG
 approve
-    http_port = $APORT
     public_url = http://127.0.0.1:$CPORT
-audit
-    http_port = $UPORT
 CFG
 SBXURL=$(sandbox_url "$CFG")
 URL=http://127.0.0.1:$PORT

@@ -19,9 +19,8 @@ APORT=$(free_port)
 CFG=$(write_config ex "$PORT")
 SBXURL=$(sandbox_url "$CFG")
 D=$WORK/ex
-cat >>"$CFG" <<CFG
+cfg_merge "$CFG" <<CFG
 approve
-    http_port = $APORT
     public_url = http://127.0.0.1:$APORT
 execute
     token_file = $ROOT/config/sandbox/write.token

@@ -42,11 +42,7 @@ APORT=$(free_port)
 UPORT=$(free_port)
 CFG=$(write_config out "$PORT")
 sed -i 's/^outside$/outside\n    breaker_failures = 3\n    breaker_cooldown_ms = 1000/' "$CFG"
-cat >>"$CFG" <<CFG
-approve
-    http_port = $APORT
-audit
-    http_port = $UPORT
+cfg_merge "$CFG" <<CFG
 execute
     token_file = $ROOT/config/sandbox/write.token
     retry_base_ms = 50

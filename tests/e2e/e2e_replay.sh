@@ -27,9 +27,8 @@ SBXURL=$(sandbox_url "$CFG")
 # same name is refused by config_load)
 sed -i "s|^    teams = \(.*\)|    teams = \1\n    llm = $SBXURL/llm|" "$CFG"
 sed -i "s|^    instances = 2$|    instances = 2\n    llm_model = sandbox-model\n    llm_key_file = $ROOT/config/sandbox/read.token|" "$CFG"
-cat >>"$CFG" <<CFG
+cfg_merge "$CFG" <<CFG
 approve
-    http_port = $APORT
     public_url = http://127.0.0.1:$APORT
     thresholds
         USD = "500000 5000000 5000"

@@ -31,13 +31,17 @@ triage
     instances = 2
     endpoint = tcp://127.0.0.1:${X}3{n}
     ack_endpoint = tcp://127.0.0.1:${X}4{n}
+console
+    enabled = no
 approve
+    http_port = $(free_port)
     endpoint = tcp://127.0.0.1:${X}5{n}
     ack_endpoint = tcp://127.0.0.1:${X}6{n}
 execute
     endpoint = tcp://127.0.0.1:${X}7{n}
     ack_endpoint = tcp://127.0.0.1:${X}8{n}
 audit
+    http_port = $(free_port)
     endpoint = tcp://127.0.0.1:${X}9{n}
     ack_endpoint = tcp://127.0.0.1:${Y}0{n}
 CFG

@@ -55,6 +55,12 @@ validate
     token_file = $ROOT/config/sandbox/read.token
     sweep_every_s = 2
     sweep_age_s = 1
+approve
+    http_port = $(free_port)
+audit
+    http_port = $(free_port)
+console
+    enabled = no
 CFG
 URL=http://127.0.0.1:$PORT
 SBXURL=http://127.0.0.1:$SBX

@@ -26,16 +26,17 @@ ok() {
 # free_port - an unused TCP port on loopback, below the kernel's ephemeral
 # range (so no outgoing connection can be holding it by the time we bind),
 # never the same one twice in a test (it runs in $(...): the record is a file)
+# nor in two tests run side by side (scripts/e2e-run.sh shares $E2E_PORTS)
 free_port() {
-    local p lo hi
+    local p lo hi rec=${E2E_PORTS:-$WORK/.ports}
     read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
     [ "$lo" -gt 21000 ] || lo=32768
-    touch "$WORK/.ports"
+    touch "$rec"
     for _ in $(seq 1 100); do
         p=$((20000 + RANDOM % (lo - 20000)))
-        grep -qx "$p" "$WORK/.ports" && continue
+        grep -qx "$p" "$rec" && continue
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-            echo "$p" >>"$WORK/.ports"
+            echo "$p" >>"$rec"
             echo "$p"
             return
         fi
@@ -69,11 +70,13 @@ validate
 CFG
 }
 
-# write_config NAME PORT [MAX_INFLIGHT] - a test config (sandbox on a free port)
+# write_config NAME PORT [MAX_INFLIGHT] - a test config: ingest on PORT,
+# approve on $APORT and audit on $UPORT when the test set them, every other
+# port free (two tests run side by side: scripts/e2e-run.sh), console off
 write_config() {
     local dir=$WORK/$1 port=$2 inflight=${3:-10000}
     mkdir -p "$dir"
-    local sbx
+    local sbx aport=${APORT:-$(free_port)} uport=${UPORT:-$(free_port)}
     sbx=$(free_port)
     {
         cat <<CFG
@@ -93,10 +96,24 @@ triage
     instances = 2
 console
     enabled = no
+approve
+    http_port = $aport
+audit
+    http_port = $uport
 CFG
         outside_config "$sbx" "$dir"
     } >"$dir/payguard.cfg"
     echo "$dir/payguard.cfg"
+}
+
+# cfg_merge CONFIG - add the settings on stdin (ZPL, sections at column 0) to
+# CONFIG: a section it has already gets them under its own heading (a
+# section given twice is refused by config_load), a new one is appended
+cfg_merge() {
+    awk 'NR == FNR { if ($0 ~ /^[^ #]/) { sec = $0; if (!(sec in add)) order[++n] = sec; add[sec] = add[sec] } else if (sec != "") add[sec] = add[sec] $0 "\n"; next }
+         { print } /^[^ #]/ && ($0 in add) { printf "%s", add[$0]; done[$0] = 1 }
+         END { for (i = 1; i <= n; i++) if (!(order[i] in done)) printf "%s\n%s", order[i], add[order[i]] }' \
+        - "$1" >"$1.new" && mv "$1.new" "$1"
 }
 
 # sandbox_url CONFIG - the base URL of a group's sandbox
