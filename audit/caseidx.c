@@ -163,15 +163,20 @@ uint64_t caseidx_applied_jseq(caseidx_t *self)
     return self->applied_jseq;
 }
 
+static int s_run(caseidx_t *self, const char *sql, const char *types, ...);
+
 /* caseidx_commit - see caseidx.h */
 int caseidx_commit(caseidx_t *self)
 {
     if (!self->in_txn)
         return 0;
-    char sql[96];
-    snprintf(sql, sizeof sql, "UPDATE meta SET v = %" PRIu64 " WHERE k = 'applied_jseq'; COMMIT;", self->applied_jseq);
     self->in_txn = false;
-    return s_exec(self, sql);
+    if (s_run(self, "UPDATE meta SET v = ? WHERE k = 'applied_jseq'", "i", (int64_t) self->applied_jseq) < 0 ||
+        s_run(self, "COMMIT", "") < 0) {
+        s_exec(self, "ROLLBACK"); /* nothing lost: the trail has every event, a restart re-applies them */
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------- apply */
@@ -210,22 +215,30 @@ static const char *s_state_of(const event_t *ev)
     return NULL;
 }
 
+/* s_stmt - the statement for a literal, prepared on its first use and kept
+ * (preparing costs more than running most of these statements) */
+static sqlite3_stmt *s_stmt(caseidx_t *self, const char *sql)
+{
+    for (size_t i = 0; i < self->ncache; i++)
+        if (self->cache[i].sql == sql)
+            return self->cache[i].st;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("case index: %s: %s", sqlite3_errmsg(self->db), sql);
+        return NULL;
+    }
+    assert(self->ncache < CASEIDX_STMT_CACHE); /* only literals come here */
+    self->cache[self->ncache].sql = sql;
+    self->cache[self->ncache++].st = st;
+    return st;
+}
+
 /* s_run - prepare, bind (i: int64, t: text, n: null for empty text), step */
 static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
 {
-    sqlite3_stmt *st = NULL;
-    for (size_t i = 0; i < self->ncache && !st; i++)
-        if (self->cache[i].sql == sql)
-            st = self->cache[i].st;
-    if (!st) {
-        if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
-            log_error("case index: %s: %s", sqlite3_errmsg(self->db), sql);
-            return -1;
-        }
-        assert(self->ncache < CASEIDX_STMT_CACHE); /* s_run is only given literals */
-        self->cache[self->ncache].sql = sql;
-        self->cache[self->ncache++].st = st;
-    }
+    sqlite3_stmt *st = s_stmt(self, sql);
+    if (!st)
+        return -1;
     va_list ap;
     va_start(ap, types);
     for (int i = 0; types[i]; i++) {
@@ -324,7 +337,7 @@ static void s_case_state(caseidx_t *self, const event_t *ev, const char *case_id
 int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
 {
     if (!self->in_txn) {
-        if (s_exec(self, "BEGIN") != 0)
+        if (s_run(self, "BEGIN", "") < 0)
             return -1;
         self->in_txn = true;
     }
@@ -334,12 +347,13 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
     char case_id[EVENT_KEY_MAX + 1];
     snprintf(case_id, sizeof case_id, "%s", h->case_key);
     if (!case_id[0]) { /* a receipt: its case is known once validate has answered it */
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(self->db, "SELECT case_id FROM links WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, h->id, -1, SQLITE_TRANSIENT);
+        sqlite3_stmt *st = s_stmt(self, "SELECT case_id FROM links WHERE id = ?");
+        if (st) {
+            sqlite3_bind_text(st, 1, h->id, -1, SQLITE_STATIC);
             if (sqlite3_step(st) == SQLITE_ROW)
                 snprintf(case_id, sizeof case_id, "%s", (const char *) sqlite3_column_text(st, 0));
-            sqlite3_finalize(st);
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
         }
     }
     char *text = event_to_json(ev);
