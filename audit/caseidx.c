@@ -163,22 +163,6 @@ uint64_t caseidx_applied_jseq(caseidx_t *self)
     return self->applied_jseq;
 }
 
-static int s_run(caseidx_t *self, const char *sql, const char *types, ...);
-
-/* caseidx_commit - see caseidx.h */
-int caseidx_commit(caseidx_t *self)
-{
-    if (!self->in_txn)
-        return 0;
-    self->in_txn = false;
-    if (s_run(self, "UPDATE meta SET v = ? WHERE k = 'applied_jseq'", "i", (int64_t) self->applied_jseq) < 0 ||
-        s_run(self, "COMMIT", "") < 0) {
-        s_exec(self, "ROLLBACK"); /* nothing lost: the trail has every event, a restart re-applies them */
-        return -1;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------- apply */
 
 /* s_state_of - the state an event puts its case in, or NULL (none) */
@@ -261,6 +245,20 @@ static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
         return -1;
     }
     return sqlite3_changes(self->db);
+}
+
+/* caseidx_commit - see caseidx.h */
+int caseidx_commit(caseidx_t *self)
+{
+    if (!self->in_txn)
+        return 0;
+    self->in_txn = false;
+    if (s_run(self, "UPDATE meta SET v = ? WHERE k = 'applied_jseq'", "i", (int64_t) self->applied_jseq) < 0 ||
+        s_run(self, "COMMIT", "") < 0) {
+        s_exec(self, "ROLLBACK"); /* nothing lost: the trail has every event, a restart re-applies them */
+        return -1;
+    }
+    return 0;
 }
 
 /* s_is_verdict - validate's answer to a receipt (its cause is the receipt) */

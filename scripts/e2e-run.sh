@@ -54,23 +54,23 @@ for t in tests/e2e/e2e_*.sh; do
     [[ " ${order[*]} " == *" $t "* ]] || order+=("$t")
 done
 
+# reap - wait for the next script to end and report it
 running=0
+reap() {
+    local done_pid
+    wait -n -p done_pid
+    report "$done_pid" $?
+    running=$((running - 1))
+}
+
 for t in "${order[@]}"; do
-    if [ "$running" -ge "$jobs" ]; then
-        wait -n -p done_pid
-        report "$done_pid" $?
-        running=$((running - 1))
-    fi
+    [ "$running" -lt "$jobs" ] || reap
     bash "$t" >"$logs/$(basename "$t" .sh).log" 2>&1 &
     script_of[$!]=$t
     start_of[$!]=$(date +%s)
     running=$((running + 1))
 done
-while [ "$running" -gt 0 ]; do
-    wait -n -p done_pid
-    report "$done_pid" $?
-    running=$((running - 1))
-done
+while [ "$running" -gt 0 ]; do reap; done
 [ -z "$bad" ] || echo "failed:$bad"
 echo "$label: $pass passed, $fail failed"
 [ -z "$bad" ]

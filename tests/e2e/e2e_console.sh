@@ -20,8 +20,6 @@ set -u
 . "$(dirname "$0")/lib_corpus.sh"
 
 PORT=$(free_port)
-APORT=$(free_port)
-UPORT=$(free_port)
 CPORT=$(free_port)
 CFG=$(write_config co "$PORT")
 # the console on: its own port, the page from the tree

@@ -38,7 +38,6 @@ M2=10
 # ---- the group (one for A, B and B2): audit's and approve's ports, execute's write token, and a
 # breaker that opens after 3 consecutive failures and probes after 1 s
 PORT=$(free_port)
-APORT=$(free_port)
 UPORT=$(free_port)
 CFG=$(write_config out "$PORT")
 sed -i 's/^outside$/outside\n    breaker_failures = 3\n    breaker_cooldown_ms = 1000/' "$CFG"
