@@ -76,6 +76,11 @@ ok "group restarts with approve's journal gone" up "$CFG"
     "$BIN/payguard" replay -c "$CFG" --from triage.1 >>"$WORK/replay.out" 2>&1
 ok "payguard replay re-feeds both triage workers' journals" test $? = 0
 sed "s/^/# /" "$WORK/replay.out"
+# replay pushes without a delivery window: what it sent sits in approve's
+# socket until approve takes it, where quiesce cannot see it; so first wait
+# until approve has taken all of it (its "in" counts from its start)
+sent=$(awk '/^replayed/ {s += $2} END {print s + 0}' "$WORK/replay.out")
+ok "approve took the $sent replayed events" wait_stat "$CFG" approve.0 in "$sent" 120
 ok "the pipeline drains after replay" quiesce "$CFG" 60
 down "$CFG"
 "$BIN/pg-check" --data "$WORK/main/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check2.out" 2>&1

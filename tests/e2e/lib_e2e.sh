@@ -145,19 +145,24 @@ seed_load_payouts() {
 # must not race its start: sanitizer builds start slower)
 up() {
     "$BIN/payguard" up -c "$1" -d || return 1
-    local port sbx
-    port=$(awk '/http_port/ {print $3; exit}' "$1")
-    # the sandbox section's port, unless that section says enabled = no
-    sbx=$(awk '/^[^ #]/ {sec = $1} sec == "sandbox" && $1 == "port" {p = $3}
-               sec == "sandbox" && $1 == "enabled" && $3 == "no" {off = 1} END {if (!off) print p}' "$1")
-    for _ in $(seq 1 200); do
-        if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 &&
-            { [ -z "$sbx" ] || curl -fs "http://127.0.0.1:$sbx/_sandbox/healthz" >/dev/null 2>&1; }; then
-            return 0
-        fi
+    # every HTTP port the config names (ingest's, approve's, audit's, the
+    # console's, the sandbox's), except in a section that says enabled = no:
+    # each process serves only once its state is recovered, so a port that
+    # answers is a stage that is ready
+    local ports
+    ports=$(awk '/^[^ #]/ {sec = $1}
+                 sec != "" && ($1 == "http_port" || (sec == "sandbox" && $1 == "port")) {p[sec] = $3}
+                 sec != "" && $1 == "enabled" && $3 == "no" {off[sec] = 1}
+                 END {for (s in p) if (!off[s]) print p[s] (s == "sandbox" ? "/_sandbox/healthz" : "/healthz")}' "$1")
+    for _ in $(seq 1 300); do
+        local p all=1
+        for p in $ports; do
+            curl -fs "http://127.0.0.1:$p" >/dev/null 2>&1 || { all=0; break; }
+        done
+        [ "$all" = 1 ] && return 0
         sleep 0.1
     done
-    echo "group did not come up" >&2
+    echo "group did not come up (waited for: $ports)" >&2
     return 1
 }
 
@@ -176,6 +181,19 @@ restarts() {
     local run
     run=$(dirname "$1")/run
     awk -v i="$2" '$1 == i {print $4}' "$run/master.state"
+}
+
+# wait_stat CONFIG INSTANCE KEY MIN [SECONDS] - until the instance's status
+# file says KEY >= MIN (e.g. "in": events it has taken since it started)
+wait_stat() {
+    local f v
+    f=$(dirname "$1")/run/$2.stat
+    for _ in $(seq 1 $((${5:-60} * 5))); do
+        v=$(awk -F= -v k="$3" '$1 == k {print $2}' "$f" 2>/dev/null)
+        [ -n "$v" ] && [ "$v" -ge "$4" ] && return 0
+        sleep 0.2
+    done
+    return 1
 }
 
 # quiesce CONFIG [SECONDS] - wait until no instance has unacked events
