@@ -199,27 +199,39 @@ $(BA)/%: $(BS)/tests/tools/%.o $(BS)/libpgcommon.a
 # instead of 1 s (E2E_RESEND_MS: a sanitized stage acks slower, and a
 # re-send it did not need sends a deferred input to a second worker): the sanitizers look at every
 # code path those reach, and the full sizes run in the plain pass.
+# Scripts named in E2E_PLAIN (e.g. "backbone chaos") run against bin/ at
+# their full sizes instead (scripts/e2e-run.sh): make test's one pass.
 E2E_SAN_DIR := $(CURDIR)/build-asan/e2e-reports
+E2E_PLAIN ?=
 e2e-asan: all $(ASAN_PROGS)
 	@rm -rf $(E2E_SAN_DIR); mkdir -p $(E2E_SAN_DIR); \
 	 export PG_BIN=$(CURDIR)/$(BA) E2E_WEBHOOKS=$${E2E_WEBHOOKS:-1000} CHAOS_N=$${CHAOS_N:-300} \
 	   E2E_TRANSPORT_WEBHOOKS=$${E2E_TRANSPORT_WEBHOOKS:-1000} E2E_RESEND_MS=$${E2E_RESEND_MS:-3000} \
+	   E2E_PLAIN="$(E2E_PLAIN)" \
 	   ASAN_OPTIONS=log_path=$(E2E_SAN_DIR)/asan:detect_leaks=1:verify_asan_link_order=0 \
 	   UBSAN_OPTIONS=log_path=$(E2E_SAN_DIR)/ubsan:print_stacktrace=1:halt_on_error=1; \
-	 status=0; $(MAKE) --no-print-directory e2e-run E2E_LABEL=sanitized || status=$$?; \
+	 status=0; $(MAKE) --no-print-directory e2e-run E2E_LABEL=$(if $(E2E_PLAIN),e2e,sanitized) || status=$$?; \
 	 if [ -n "$$(ls -A $(E2E_SAN_DIR))" ]; then for r in $(E2E_SAN_DIR)/*; do echo "== $$r"; head -60 $$r; done; \
 	     echo "sanitizer reports above (build-asan/e2e-reports): failing"; exit 1; fi; exit $$status
 e2e-run:
 	@$(E2E_RUN)
 
+# make test runs every e2e script once: the load scripts (the backbone's
+# 10,000 webhooks with SIGKILLs, the chaos run) against bin/ at their full
+# sizes, every other one against bin-asan/, where the sanitizers watch every
+# handler and path it reaches. Two whole passes (make e2e, make e2e-asan)
+# took over ten minutes of a 2-core machine; this one takes under five.
+# The builds run JOBS at a time (default: the number of CPUs), the fuzzers
+# two at a time.
+JOBS ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+TEST_E2E_PLAIN := backbone chaos
 test: test-deps
-	@$(MAKE) --no-print-directory all bin/unit-tests bin/unit-tests-asan
+	@$(MAKE) --no-print-directory -j$(JOBS) all bin/unit-tests bin/unit-tests-asan $(ASAN_PROGS) $(FUZZ_BINS)
 	$(MAKE) --no-print-directory tidy
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
-	$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-short)
-	$(MAKE) --no-print-directory e2e
-	$(MAKE) --no-print-directory e2e-asan
+	$(if $(FUZZ_SRC),$(MAKE) --no-print-directory -j2 --output-sync=target fuzz-short)
+	$(MAKE) --no-print-directory e2e-asan E2E_PLAIN="$(TEST_E2E_PLAIN)"
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -265,11 +277,15 @@ fuzz: deps $(FUZZ_BINS)
 	  $(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; done
 # the short run inside make test: the seeds plus a few seconds of mutation
 # per target (FUZZ_SHORT_SECONDS); a failure shows the end of the log
-fuzz-short: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do n=$${f#bin/fuzz_}; mkdir -p $(FZ)/corpus/$$n; \
+# (each target is its own make target, so make -j runs several at once)
+FUZZ_SHORT := $(FUZZ_BINS:bin/fuzz_%=fuzz-short-%)
+.PHONY: $(FUZZ_SHORT)
+fuzz-short: $(FUZZ_SHORT)
+fuzz-short-%: bin/fuzz_%
+	@f=$<; n=$*; mkdir -p $(FZ)/corpus/$$n; \
 	  echo "== $$f ($(FUZZ_SHORT_SECONDS) s)"; \
 	  if $(FUZZ_RUN) -max_total_time=$(FUZZ_SHORT_SECONDS) >$(FZ)/$$n.log 2>&1; then grep -a -E "^#[0-9]+[[:space:]]+DONE|^Done " $(FZ)/$$n.log; \
-	  else tail -40 $(FZ)/$$n.log; echo "$$f failed: the whole log is $(FZ)/$$n.log"; exit 1; fi; done
+	  else tail -40 $(FZ)/$$n.log; echo "$$f failed: the whole log is $(FZ)/$$n.log"; exit 1; fi
 
 clean:
 	rm -rf $(B) $(BS) $(FZ) bin $(BA)

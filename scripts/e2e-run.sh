@@ -12,11 +12,17 @@
 # long it took, so the log reads as if they had run one after the other.
 # The last line is "LABEL: N passed, N failed"; the exit status is non-zero
 # if any script failed or did not end with its own "N passed, N failed".
-# PG_BIN and the sanitizer options come from the environment (Makefile).
+# PG_BIN and the sanitizer options come from the environment (Makefile);
+# the scripts named in E2E_PLAIN (e.g. "backbone chaos") run against bin/
+# instead, without the pass's size overrides (make test's mixed pass).
 set -u
 cd "$(dirname "$0")/.."
 label=${1:-e2e}
 jobs=${E2E_JOBS:-2}
+plain=${E2E_PLAIN:-}
+for n in $plain; do
+    [ -f "tests/e2e/e2e_$n.sh" ] || { echo "e2e-run: E2E_PLAIN names no script tests/e2e/e2e_$n.sh" >&2; exit 2; }
+done
 case $jobs in '' | *[!0-9]* | 0) echo "e2e-run: E2E_JOBS must be a positive integer, not '$jobs'" >&2; exit 2 ;; esac
 logs=build/e2e-logs/$label
 rm -rf "$logs" && mkdir -p "$logs" || exit 2
@@ -24,13 +30,13 @@ rm -rf "$logs" && mkdir -p "$logs" || exit 2
 export E2E_PORTS=$PWD/$logs/ports
 
 pass=0 fail=0 bad=""
-declare -A script_of start_of
+declare -A script_of start_of build_of
 
 # report PID RC - print a finished script's log and add up its checks
 report() {
     local t=${script_of[$1]} rc=$2 log line p f
     log=$logs/$(basename "$t" .sh).log
-    echo "== $t"
+    echo "== $t (${build_of[$1]})"
     cat "$log"
     echo "# $t: $(($(date +%s) - ${start_of[$1]})) s"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
@@ -65,8 +71,16 @@ reap() {
 
 for t in "${order[@]}"; do
     [ "$running" -lt "$jobs" ] || reap
-    bash "$t" >"$logs/$(basename "$t" .sh).log" 2>&1 &
+    n=$(basename "$t" .sh)
+    if [[ " $plain " == *" ${n#e2e_} "* ]]; then
+        # named in E2E_PLAIN: the plain build at the script's own sizes
+        env -u E2E_WEBHOOKS -u CHAOS_N -u E2E_TRANSPORT_WEBHOOKS -u E2E_RESEND_MS -u E2E_OUTSIDE_N \
+            PG_BIN="$PWD/bin" bash "$t" >"$logs/$n.log" 2>&1 &
+    else
+        bash "$t" >"$logs/$n.log" 2>&1 &
+    fi
     script_of[$!]=$t
+    build_of[$!]=$([[ " $plain " == *" ${n#e2e_} "* ]] && echo bin || basename "${PG_BIN:-bin}")
     start_of[$!]=$(date +%s)
     running=$((running + 1))
 done
