@@ -198,7 +198,7 @@ $(BA)/%: $(BS)/tests/tools/%.o $(BS)/libpgcommon.a
 # 300 chaos deliveries, 1,000 over tcp://), and events are re-sent after 3 s
 # instead of 1 s (E2E_RESEND_MS: a sanitized stage acks slower, and a
 # re-send it did not need sends a deferred input to a second worker): the sanitizers look at every
-# code path those reach, and the full sizes run in the plain pass.
+# code path those reach, and the full sizes run in make e2e and make test.
 # Scripts named in E2E_PLAIN (e.g. "backbone chaos") run against bin/ at
 # their full sizes instead (scripts/e2e-run.sh): make test's one pass.
 E2E_SAN_DIR := $(CURDIR)/build-asan/e2e-reports
@@ -281,7 +281,7 @@ fuzz: deps $(FUZZ_BINS)
 FUZZ_SHORT := $(FUZZ_BINS:bin/fuzz_%=fuzz-short-%)
 .PHONY: $(FUZZ_SHORT)
 fuzz-short: $(FUZZ_SHORT)
-fuzz-short-%: bin/fuzz_%
+$(FUZZ_SHORT): fuzz-short-%: bin/fuzz_%
 	@f=$<; n=$*; mkdir -p $(FZ)/corpus/$$n; \
 	  echo "== $$f ($(FUZZ_SHORT_SECONDS) s)"; \
 	  if $(FUZZ_RUN) -max_total_time=$(FUZZ_SHORT_SECONDS) >$(FZ)/$$n.log 2>&1; then grep -a -E "^#[0-9]+[[:space:]]+DONE|^Done " $(FZ)/$$n.log; \
