@@ -132,7 +132,7 @@ void *event_body_to_json(const event_t *self);
 
 /* event_to_json - a one-line JSON rendering of the event for operators
  * (bins as {"$bin":"<base64>"}, or as a str when they are valid UTF-8 text);
- * the caller's to free */
+ * the caller's to free; never NULL (running out of memory aborts) */
 char *event_to_json(const event_t *self);
 
 #endif

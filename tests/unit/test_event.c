@@ -318,6 +318,71 @@ Test(event, to_json_renders_every_field)
     free(buf);
 }
 
+/* event_to_json writes its text directly; it must be byte for byte what
+ * jansson makes of the same tree (event_body_to_json under the head), for
+ * every kind of value: escapes, control bytes, NUL in a str, UTF-8, text
+ * that is not UTF-8, bins, the integer range, nesting */
+Test(event, to_json_is_the_jansson_dump_of_the_same_values)
+{
+    event_head_t head = good_head();
+    snprintf(head.cause, sizeof head.cause, "rcpt_1");
+    event_body_t *body = event_body_new();
+    event_body_str(body, "quote", "say \"hi\" \\ bye / slash");
+    event_body_str(body, "controls", "a\bb\fc\nd\re\tf\x01g\x1fh\x7fi");
+    event_body_strn(body, "nul", "a\0b", 3);
+    event_body_str(body, "utf8", "\xe2\x82\xac \xf0\x9f\x92\xb8 \xc3\xa9");
+    event_body_strn(body, "not_utf8", "ab\xff\xfe", 4);
+    event_body_strn(body, "surrogate", "\xed\xa0\x80", 3);
+    event_body_bin(body, "bin_text", "plain", 5);
+    event_body_bin(body, "bin_nul", "a\0b", 3);
+    event_body_str(body, "empty", "");
+    event_body_int(body, "min", INT64_MIN);
+    event_body_int(body, "max", INT64_MAX);
+    event_body_int(body, "zero", 0);
+    event_body_bool(body, "yes", true);
+    msgpack_sbuffer nested;
+    msgpack_sbuffer_init(&nested);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &nested, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "arr", 3);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_uint64(&pk, (uint64_t) INT64_MAX);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_map(&pk, 0);
+    msgpack_pack_str_with_body(&pk, "k\"\n", 3);
+    msgpack_pack_false(&pk);
+    msgpack_pack_str_with_body(&pk, "\xff", 1); /* a key that is not text */
+    msgpack_pack_int64(&pk, -7);
+    event_body_raw_value(body, "nested", nested.data, nested.size);
+    char err[256] = "";
+    size_t len;
+    void *buf = event_encode(&head, body, &len, err, sizeof err);
+    cr_assert_not_null(buf, "%s", err);
+    event_t *ev = event_decode(buf, len, err, sizeof err);
+    cr_assert_not_null(ev, "%s", err);
+
+    json_t *tree = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:o}", "id", head.id, "type", head.type, "case_key",
+                             head.case_key, "stage", head.stage, "seq", (json_int_t) head.seq, "cause", head.cause,
+                             "time_ms", (json_int_t) head.time_ms, "body", (json_t *) event_body_to_json(ev));
+    cr_assert_not_null(tree);
+    char *want = json_dumps(tree, JSON_COMPACT);
+    char *got = event_to_json(ev);
+    cr_assert_not_null(got);
+    cr_expect_str_eq(got, want);
+    cr_expect_not_null(strstr(got, "\"nul\":\"a\\u0000b\""), "%s", got);
+    cr_expect_not_null(strstr(got, "\"$b64:/w==\":-7"), "%s", got);
+    cr_expect_not_null(strstr(got, "\"surrogate\":{\"$bin\":\"7aCA\"}"), "%s", got);
+    free(got);
+    free(want);
+    json_decref(tree);
+    event_destroy(&ev);
+    event_body_destroy(&body);
+    msgpack_sbuffer_destroy(&nested);
+    free(buf);
+}
+
 Test(event, derive_id_is_a_pure_function_of_its_cause)
 {
     char a[EVENT_ID_MAX + 1], b[EVENT_ID_MAX + 1];

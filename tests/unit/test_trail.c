@@ -5,6 +5,7 @@
  * seqs), so only the chain and the checkpoints can tell. One test also
  * flips a byte in place, which the journal's own checksum catches. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -369,6 +370,27 @@ static char *s_meta(const char *type, const char *case_key, void (*fill)(event_b
     return m;
 }
 
+/* s_sorted_compact - m is exactly jansson's compact dump of itself with
+ * sorted keys: the form trail records have always had */
+static void s_sorted_compact(const char *m)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(m, 0, &jerr);
+    cr_assert_not_null(j, "%s: %s", m, jerr.text);
+    char *again = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    cr_expect_str_eq(m, again);
+    free(again);
+    json_decref(j);
+}
+
+static void s_fill_ref_only(event_body_t *b)
+{
+    event_body_str(b, "ref", "rf_9");
+    event_body_str(b, "who", "bad \xff name");
+    event_body_str(b, "step", "ledger_entry");
+    event_body_str(b, "status", "failed");
+}
+
 static void s_fill_decision(event_body_t *b)
 {
     event_body_str(b, "who", "fin_mgr");
@@ -396,6 +418,7 @@ Test(trail, meta_answers_who_what_when_outcome_origin_resource)
     cr_assert(strstr(m, "\"outcome\":\"success\""), "%s", m);
     cr_assert(strstr(m, "\"address\":\"10.1.2.3\"") && strstr(m, "\"instance\":\"validate.0\""), "%s", m);
     cr_assert(strstr(m, "\"case\":\"payout-P-1\""), "%s", m);
+    s_sorted_compact(m);
     free(m);
     m = s_meta("receipt", "", s_fill_receipt);
     cr_assert(strstr(m, "\"who\":\"psp:stripe\""), "%s", m);
@@ -403,11 +426,22 @@ Test(trail, meta_answers_who_what_when_outcome_origin_resource)
     cr_assert(strstr(m, "\"payload_sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""),
               "%s", m);
     cr_assert(strstr(m, "\"address\":\"192.0.2.7\""), "%s", m);
+    s_sorted_compact(m);
     free(m);
     m = s_meta("rejected", "payout-P-404", s_fill_rejected);
     cr_assert(strstr(m, "\"outcome\":\"failure\""), "%s", m);
     cr_assert(strstr(m, "\"who\":\"stage:validate.0\""), "%s", m);
     cr_assert(strstr(m, "\"payout\":\"P-404\""), "%s", m);
+    s_sorted_compact(m);
+    free(m);
+    /* a step with only a "ref": the case says it is a refund; a "who" that
+     * is not text is left out (JSON cannot carry it), not written broken */
+    m = s_meta("step", "refund-rf_9", s_fill_ref_only);
+    cr_assert(strstr(m, "\"resource\":{\"case\":\"refund-rf_9\",\"refund\":\"rf_9\"}"), "%s", m);
+    cr_assert(strstr(m, "\"what\":\"step ledger_entry failed\""), "%s", m);
+    cr_assert(strstr(m, "\"outcome\":\"failure\""), "%s", m);
+    cr_assert_null(strstr(m, "\"who\""), "%s", m);
+    s_sorted_compact(m);
     free(m);
 }
 
