@@ -39,6 +39,11 @@ int64_t sk_mono_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t stage_mono_ms(void)
+{
+    return sk_mono_ms();
+}
+
 /* s_on_signal - async-signal-safe: set the flag, poke the loop */
 static void s_on_signal(int sig)
 {

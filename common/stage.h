@@ -209,6 +209,7 @@ const char *stage_instance(const stage_t *st); /* "triage.1" */
 const char *stage_name(const stage_t *st);     /* "triage" */
 int stage_index(const stage_t *st);
 int64_t stage_now_ms(void);
+int64_t stage_mono_ms(void); /* monotonic: for timers that must not jump with the wall clock */
 
 /* stage_metrics_text - Prometheus text exposition of the counters; the
  * caller's to free. Safe from any thread. */
