@@ -2,7 +2,7 @@
 # e2e_outside - outside calls that never block a stage (common/httpc_multi),
 # through the real processes and the sandbox:
 #   A. slow outside systems and SIGKILLs: every payments, ledger and PSP
-#      answer is held back 300 ms while N auto-fixable refund cases go
+#      answer is held back 300 ms (the ledger's posts 1500 ms) while N auto-fixable refund cases go
 #      through (validate checks many receipts at once, execute runs many
 #      runbooks at once); validate.0 is SIGKILLed while its checks are in
 #      flight and execute.0 while its ledger posts are. Every case ends
@@ -98,11 +98,12 @@ calls_at() {
     curl -s "$SBX/_sandbox/calls?system=$1&limit=100000" | grep -o "\"time_ms\":[0-9]*,\"system\":\"$1\",\"method\":\"$2\"" |
         cut -d: -f2 | cut -d, -f1
 }
-# wait_mid_call SYSTEM METHOD MIN - until SYSTEM has taken at least MIN METHOD
-# calls and the newest was taken less than 150 ms ago: its answer, held back
-# 300 ms, is still due (60 s at most; each look reads only the calls since the last)
+# wait_mid_call SYSTEM METHOD MIN [AGE] - until SYSTEM has taken at least MIN
+# METHOD calls and the newest was taken less than AGE ms ago (default 150):
+# its answer, held back longer (300 ms; ledger posts 1500 ms), is still due
+# (60 s at most; each look reads only the calls since the last)
 wait_mid_call() {
-    local seq=0 n=0 t1 last chunk deadline=$(($(date +%s) + 60))
+    local seq=0 n=0 t1 last chunk deadline=$(($(date +%s) + 60)) age=${4:-150}
     while [ "$(date +%s)" -lt "$deadline" ]; do
         chunk=$(curl -s "$SBX/_sandbox/calls?system=$1&since=$seq&limit=100000" |
             grep -o '"seq":[0-9]*,"time_ms":[0-9]*,"system":"[a-z]*","method":"[A-Z]*"')
@@ -111,15 +112,15 @@ wait_mid_call() {
             seq=$(tail -1 <<<"$chunk" | sed 's/^"seq":\([0-9]*\),.*/\1/')
             n=$((n + $(grep -c "\"method\":\"$2\"" <<<"$chunk")))
             last=$(grep "\"method\":\"$2\"" <<<"$chunk" | tail -1 | sed 's/.*"time_ms":\([0-9]*\),.*/\1/')
-            [ "$n" -ge "$3" ] && [ -n "$last" ] && [ $((t1 - last)) -lt 150 ] && return 0
+            [ "$n" -ge "$3" ] && [ -n "$last" ] && [ $((t1 - last)) -lt "$age" ] && return 0
         fi
         sleep 0.02
     done
     return 1
 }
-# on_wire_at SYSTEM METHOD T - METHOD calls SYSTEM took in the 300 ms before T
-# (answered, by the 300 ms delay, only after T)
-on_wire_at() { calls_at "$1" "$2" | awk -v t="$3" '$1 > t - 300 && $1 <= t' | wc -l; }
+# on_wire_at SYSTEM METHOD T [HELD] - METHOD calls SYSTEM took in the HELD ms
+# (default 300) before T (answered, by that delay, only after T)
+on_wire_at() { calls_at "$1" "$2" | awk -v t="$3" -v h="${4:-300}" '$1 > t - h && $1 <= t' | wc -l; }
 # kill_stage INSTANCE - SIGKILL it (when: KILL_MS) and wait until the supervisor started it again
 KILL_MS=0
 kill_stage() {
@@ -172,6 +173,12 @@ ok "group starts" up "$CFG"
 # ===================================================================== A.
 echo "# A. slow outside systems (300 ms a call), validate.0 and execute.0 SIGKILLed mid-flight"
 ok "A: the sandbox holds $N refunds (payment, PSP refund, ledger refund_initiated)" seed_refunds oa "$N"
+# the ledger's posts (execute's runbook step) are held 1.5 s: the posts of a
+# burst are then still on the wire when execute.0 is killed, even on a slow
+# (sanitized, busy) machine where the kill comes a few hundred ms after the
+# look that chose its moment. Faults apply oldest first: this one before
+# the ledger's 300 ms for every other call.
+sandbox POST faults '{"system":"ledger","method":"POST","status":0,"delay_ms":1500,"count":1000000}'
 for sys in payments ledger psp; do
     sandbox POST faults "{\"system\":\"$sys\",\"status\":0,\"delay_ms\":300,\"count\":1000000}"
 done
@@ -196,7 +203,7 @@ ok "A: validate.0 SIGKILLed while its checks were in flight, and restarted" kill
 kv=$KILL_MS
 echo "# A: validate.0 SIGKILLed after $(calls_at psp GET | awk -v t="$kv" '$1 <= t' | wc -l) PSP reads"
 # execute.0: the same, once a third of the cases' ledger posts were made
-wait_mid_call ledger POST $((N / 3))
+wait_mid_call ledger POST $((N / 3)) 750
 ok "A: execute.0 SIGKILLed while its runbooks were in flight, and restarted" kill_stage execute.0
 ke=$KILL_MS
 echo "# A: execute.0 SIGKILLed after $(calls_at ledger POST | awk -v t="$ke" '$1 <= t' | wc -l) ledger posts (of $N)"
@@ -204,7 +211,7 @@ wait $LOAD 2>/dev/null
 load_rc=$(cat "$WORK/load_oa.rc" 2>/dev/null)
 ok "A: every webhook was answered 202 ($(tail -1 "$WORK/load_oa.out" | cut -d' ' -f1-5))" test "$load_rc" = 0
 vw=$(on_wire_at psp GET "$kv")
-ew=$(on_wire_at ledger POST "$ke")
+ew=$(on_wire_at ledger POST "$ke" 1500)
 echo "# A: when validate.0 died $vw PSP reads were awaiting their answers; when execute.0 died $ew ledger posts were"
 ok "A: validate.0 died with reads on the wire ($vw PSP reads awaiting their answers)" test "$vw" -ge 1
 ok "A: execute.0 died with ledger posts on the wire ($ew awaiting their answers)" test "$ew" -ge 1
