@@ -217,7 +217,7 @@ static sqlite3_stmt *s_stmt(caseidx_t *self, const char *sql)
     return st;
 }
 
-/* s_run - prepare, bind (i: int64, t: text, n: null for empty text), step */
+/* s_run - prepare, bind (i: int64, j: int64 or null (int has, int64_t v), t: text, n: null for empty text), step */
 static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
 {
     sqlite3_stmt *st = s_stmt(self, sql);
@@ -228,6 +228,13 @@ static int s_run(caseidx_t *self, const char *sql, const char *types, ...)
     for (int i = 0; types[i]; i++) {
         if (types[i] == 'i') {
             sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+        } else if (types[i] == 'j') { /* two arguments: int has, int64_t value */
+            int has = va_arg(ap, int);
+            int64_t v = va_arg(ap, int64_t);
+            if (has)
+                sqlite3_bind_int64(st, i + 1, v);
+            else
+                sqlite3_bind_null(st, i + 1);
         } else {
             const char *s = va_arg(ap, const char *);
             if (types[i] == 'n' && (!s || !*s))
@@ -279,20 +286,20 @@ static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id
     event_get_strbuf(ev, "ref", ref, sizeof ref);
     event_get_strbuf(ev, "provider", provider, sizeof provider);
     event_get_strbuf(ev, "currency", cur, sizeof cur);
-    /* one upsert: the case created on its first event, facts filled in by the first that states them */
+    /* one upsert: the case created on its first event, facts filled in by
+     * the first that states them (the amount too), the tier by the newest
+     * that decides it (routed, approved, escalated); one statement, so one
+     * lookup of the case's row per event */
     s_run(self,
-          "INSERT INTO cases(case_id, kind, ref, provider, currency, state, state_rank, state_ms, created_ms,"
-          " updated_ms, duplicates) VALUES(?, ?, ?, ?, ?, 'validated', 0, 0, ?, ?, ?)"
+          "INSERT INTO cases(case_id, kind, ref, provider, currency, amount, tier, state, state_rank, state_ms,"
+          " created_ms, updated_ms, duplicates) VALUES(?, ?, ?, ?, ?, ?, ?, 'validated', 0, 0, ?, ?, ?)"
           " ON CONFLICT(case_id) DO UPDATE SET kind = COALESCE(kind, excluded.kind),"
           " ref = COALESCE(ref, excluded.ref), provider = COALESCE(provider, excluded.provider),"
-          " currency = COALESCE(currency, excluded.currency), created_ms = MIN(created_ms, excluded.created_ms),"
+          " currency = COALESCE(currency, excluded.currency), amount = COALESCE(amount, excluded.amount),"
+          " tier = COALESCE(excluded.tier, tier), created_ms = MIN(created_ms, excluded.created_ms),"
           " updated_ms = MAX(updated_ms, excluded.updated_ms), duplicates = duplicates + excluded.duplicates",
-          "tnnnniii", case_id, kind, ref, provider, cur, (int64_t) h->time_ms, (int64_t) h->time_ms,
-          (int64_t) (h->kind == EV_DUPLICATE));
-    if (has_amount)
-        s_run(self, "UPDATE cases SET amount = COALESCE(amount, ?) WHERE case_id = ?", "it", amount, case_id);
-    if (has_tier) /* routed, approved, escalated: the tier now deciding */
-        s_run(self, "UPDATE cases SET tier = ? WHERE case_id = ?", "it", tier, case_id);
+          "tnnnnjjiii", case_id, kind, ref, provider, cur, has_amount, amount, has_tier, tier, (int64_t) h->time_ms,
+          (int64_t) h->time_ms, (int64_t) (h->kind == EV_DUPLICATE));
     char key[256];
     if (s_is_verdict(h->kind) && *event_get_strbuf(ev, EK_KEY, key, sizeof key))
         s_run(self, "INSERT OR IGNORE INTO keys(case_id, key) VALUES(?, ?)", "tt", case_id, key);

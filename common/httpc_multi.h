@@ -1,8 +1,9 @@
 /* httpc_multi - many calls to the outside systems at once, none blocking.
  *
  * The asynchronous side of httpc: libcurl's multi interface driven by the
- * caller's own event loop (the stage loop: curl's sockets and its timer in
- * the same zmq_poll as the ZeroMQ sockets). A call is started with
+ * caller's own event loop (the stage loop: curl's sockets, gathered in one
+ * epoll set, and its timer in the same zmq_poll as the ZeroMQ sockets). A
+ * call is started with
  * httpc_multi_start and finished later by a callback on the loop thread;
  * nothing here sleeps or waits on the network.
  *
@@ -107,8 +108,10 @@ int httpc_multi_start(httpc_multi_t *self, int sys, httpc_t *client, const char 
                       const char *json_body, const char *idem_key, const httpc_retry_t *policy, httpc_done_fn *fn,
                       void *user, char *err, size_t errlen);
 
-/* httpc_multi_fds - the sockets curl wants watched, as pollfd entries (at
- * most max); how many */
+/* httpc_multi_fds - what the caller's poll watches for the engine, as
+ * pollfd entries (at most max): the one descriptor of the epoll set that
+ * holds curl's sockets, while it holds any (POLLIN: some are ready); how
+ * many (0 or 1) */
 size_t httpc_multi_fds(const httpc_multi_t *self, struct pollfd *fds, size_t max);
 
 /* httpc_multi_timeout - ms until the engine needs httpc_multi_run without

@@ -1,5 +1,6 @@
 /* stage_http - a stage's outside calls: one httpc_multi engine per
- * instance, its sockets and timers in the loop's poll (see stage_priv.h).
+ * instance, its sockets (one epoll set) and timers in the loop's poll (see
+ * stage_priv.h).
  *
  * Why in the loop and not on an I/O thread: the callbacks that finish a
  * call journal what it returned and emit events, which the loop thread
@@ -75,7 +76,7 @@ size_t sk_poll_items(stage_t *st, bool take_input, long *timeout)
     size_t nh = 0;
     s_grow(st, 3);
     if (st->http) {
-        size_t want = HTTPC_MULTI_MAX_FDS;
+        size_t want = 1; /* the engine's epoll set: httpc_multi_fds */
         s_grow(st, 3 + want);
         nh = httpc_multi_fds(st->http, st->hfds, want);
         long t = httpc_multi_timeout(st->http);

@@ -267,6 +267,9 @@ static void s_start(httpc_multi_t *m, int sys, httpc_t *client, const char *meth
 
 typedef bool(until_fn)(httpc_multi_t *m, void *arg);
 
+/* s_most_fds - the most descriptors httpc_multi_fds handed to one poll */
+static size_t s_most_fds;
+
 /* s_drive - a stage loop's turns (fds, poll, run) until until() holds;
  * false if deadline_ms passed first */
 static bool s_drive(httpc_multi_t *m, until_fn *until, void *arg, long deadline_ms)
@@ -277,6 +280,8 @@ static bool s_drive(httpc_multi_t *m, until_fn *until, void *arg, long deadline_
         if (s_now_ms() >= end)
             return false;
         size_t n = httpc_multi_fds(m, fds, sizeof fds / sizeof fds[0]);
+        if (n > s_most_fds)
+            s_most_fds = n;
         long t = httpc_multi_timeout(m);
         if (t < 0 || t > 50)
             t = 50;
@@ -369,8 +374,11 @@ static int s_concurrency(int max_inflight, int n)
 
 Test(httpc_multi, many_calls_at_once_are_all_on_the_wire)
 {
+    s_most_fds = 0;
     int most = s_concurrency(8, 8);
     cr_expect_eq(most, 8, "8 requests on the wire before any answer (at most %d at once)", most);
+    cr_expect_eq(s_most_fds, 1, "8 connections, and the caller's poll watches one descriptor (the epoll set): %zu",
+                 s_most_fds);
     most = s_concurrency(2, 6);
     cr_expect_eq(most, 2, "max_inflight 2: never more than 2 at once (%d)", most);
 }
