@@ -33,7 +33,9 @@
 #                refund cases posted at 64 connections (after one unrecorded
 #                warm-up run at 0 ms), webhook to executed as in e: cases/s,
 #                its share of the 0 ms rate, p50/p99, and payguard's CPU per
-#                case (the stage processes only, not the sandbox or pg-load)
+#                case (the stage processes only, not the sandbox or pg-load);
+#                0 ms twice more, so that the CPU per case is judged on the
+#                median of three runs
 # then judges the targets of issue #8 (ingest >= 50% of nginx's rate, end to
 # end >= 5,000 events/s with p99 < 50 ms, every stage < 16 MiB resident under
 # load, audit verify >= 500,000 records/s) and of the asynchronous outside
@@ -559,8 +561,8 @@ latency_section() {
         rec latency "config_${k//\//_}" "$(cfg_val "$LCFG" "$k")"
     done
     # shellcheck disable=SC2046,SC2086 # one tag per delay
-    seed_cases "$LAT_N" latw $(printf 'lat%s ' $LAT_DELAYS)
-    say "  the sandbox holds $((LAT_N * ($(wc -w <<<"$LAT_DELAYS") + 1))) refunds; outside/max_inflight $(val latency config_outside_max_inflight), validate/max_checks_in_flight $(val latency config_validate_max_checks_in_flight)"
+    seed_cases "$LAT_N" latw $(printf 'lat%s ' $LAT_DELAYS) lat0r2 lat0r3
+    say "  the sandbox holds $((LAT_N * ($(wc -w <<<"$LAT_DELAYS") + 3))) refunds; outside/max_inflight $(val latency config_outside_max_inflight), validate/max_checks_in_flight $(val latency config_validate_max_checks_in_flight)"
     sleep 2
     i0=$(stages_ns "$LCFG")
     t0=$(now_ms)
@@ -649,6 +651,17 @@ latency_section() {
             "payguard CPU $(fmt %.3f "$(val latency "d${d}_cpu_ms_per_case")") ms per case;" \
             "calls delayed: $(for sys in $LAT_SYSTEMS; do printf '%s %s ' "$sys" "$(val "e2e_$tag" "delayed_calls_$sys")"; done)"
     done
+    # the CPU per case at 0 ms twice more: on a shared machine one run's
+    # figure moves by 20% with its neighbours; the verdict takes the median
+    lat_delay 0
+    for tag in lat0r2 lat0r3; do
+        say "  delay 0 ms again ($tag: the CPU per case is judged on the median of three runs)"
+        e2e_run "$tag" "$LAT_CONC"
+        quiesce "$LCFG" 600 || die "the pipeline did not drain after $tag"
+    done
+    rec latency d0_cpu_runs "$(for tag in lat0 lat0r2 lat0r3; do fmt %.3f "$(val "e2e_$tag" cpu_fine_ms_per_case_payguard)"; printf ' '; done | sed 's/ $//')"
+    rec latency d0_cpu_median_ms_per_case "$(printf '%s\n' $(val latency d0_cpu_runs) | sort -g | sed -n 2p)"
+    say "  payguard CPU per case at 0 ms: $(val latency d0_cpu_runs) ms (median $(val latency d0_cpu_median_ms_per_case))"
     curl -fs -o /dev/null -X DELETE "$(sandbox_url "$LCFG")/_sandbox/faults"
     down "$LCFG"
 }
@@ -678,8 +691,11 @@ lat_target_row() {
     fi
 }
 lat_cpu_row() {
-    echo "| payguard CPU per case at 0 ms <= 0.5 ms (was $LAT_PREV_CPU_MS ms with blocking calls) | $(fmt %.3f "$(val latency d0_cpu_ms_per_case)") ms | $(lat_verdict 0 "$(val latency d0_cpu_ms_per_case)" 0.5 le) |"
-    echo "| payguard CPU per case at 0 ms not above the blocking version's, measured by this section ($LAT_PREV_SAME_CPU_MS ms, commit de876f2, 3000 cases) | $(fmt %.3f "$(val latency d0_cpu_ms_per_case)") ms | $(lat_verdict 0 "$(val latency d0_cpu_ms_per_case)" "$(calc "$LAT_PREV_SAME_CPU_MS + 0.001")" le) |"
+    local med runs
+    med=$(val latency d0_cpu_median_ms_per_case)
+    runs="median of three runs at 0 ms: $(val latency d0_cpu_runs | sed 's/ /, /g')"
+    echo "| payguard CPU per case at 0 ms <= 0.5 ms (was $LAT_PREV_CPU_MS ms with blocking calls) | $(fmt %.3f "$med") ms ($runs) | $(lat_verdict 0 "$med" 0.5 le) |"
+    echo "| payguard CPU per case at 0 ms not above the blocking version's, measured by this section ($LAT_PREV_SAME_CPU_MS ms, commit de876f2, 3000 cases, one run) | $(fmt %.3f "$med") ms ($runs) | $(lat_verdict 0 "$med" "$(calc "$LAT_PREV_SAME_CPU_MS + 0.001")" le) |"
 }
 
 # latency_md - section i for the results files
