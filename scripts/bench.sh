@@ -755,8 +755,9 @@ latency_md() {
     echo "CPU ms per case of each process (schedstat), and what the delivery layer and the outside calls did"
     echo "(events re-sent for want of an ack, times a full window made input wait, re-sent inputs dropped as"
     echo "duplicates, execute's retries, receipts validate put back, attempts that timed out, breakers opened)."
-    echo "The sandbox does the same work for a case whatever payguard's code, so **stages ÷ sandbox** moves far"
-    echo "less with a shared machine's speed than either figure: compare builds by it, or run them alternately."
+    echo "The sandbox does the same work for a case whatever payguard's code, so **stages ÷ sandbox** moves less"
+    echo "with a shared machine's speed than either figure (about half as much, across the three 0 ms runs here"
+    echo "and in earlier ones); to compare two builds, run them alternately and compare this ratio."
     echo "The last rows are the two more runs at 0 ms the CPU verdict takes the median of."
     echo
     echo "| delay ms | ingest.0 | validate.0 | triage.0 + .1 | approve.0 | execute.0 | audit.0 | stages | (ticks) | sandbox.0 | stages ÷ sandbox | pg-load | re-sent | window full | dup inputs | retries | put back | timeouts | breakers |"
