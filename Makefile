@@ -13,6 +13,8 @@
 #                 run the benchmarks (scripts/bench.sh; BENCH_N sizes them),
 #                 write bench/results.md and bench/results.json; not part
 #                 of make test
+#   make bench-baseline  CPU per case against an older build, alternately
+#                 (scripts/bench-baseline.sh, bench/results-baseline.md)
 #   make clean
 
 SHELL   := /bin/bash
@@ -45,7 +47,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench clean
+.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench bench-baseline clean
 .SECONDARY:
 all: bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so bin/hooks/execute
 
@@ -250,6 +252,15 @@ bench: deps
 	@sh scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bash scripts/bench.sh
+
+# make bench-baseline: payguard's CPU per case at 0 ms of outside latency,
+# this build against BASELINE (default de876f2, blocking outside calls),
+# alternately in the same hour (scripts/bench-baseline.sh; PAIRS turns each)
+BASELINE ?= de876f2
+bench-baseline: deps
+	@sh scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bash scripts/bench-baseline.sh $(BASELINE)
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
 # stage modules, built with clang, the same warnings, ASan and UBSan; seeds
