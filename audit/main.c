@@ -308,9 +308,10 @@ static void s_tick(stage_t *st, void *arg)
         event_body_destroy(&b);
     }
     s_verify_record(a);
-    if (stage_mono_ms() >= a->next_commit_ms) {
+    int64_t mono = stage_mono_ms();
+    if (mono >= a->next_commit_ms) {
         caseidx_commit(a->idx);
-        a->next_commit_ms = stage_mono_ms() + AUDIT_INDEX_COMMIT_MS;
+        a->next_commit_ms = mono + AUDIT_INDEX_COMMIT_MS;
     }
     int64_t now = stage_now_ms();
     if (now >= a->next_checkpoint_ms) {

@@ -1247,13 +1247,24 @@ void event_mint_id(char out[EVENT_ID_MAX + 1], const char *prefix)
  * JSON for operators
  */
 
+/* s_b64 - prefix then the base64 of len bytes, NUL-terminated, malloc'd
+ * (running out of memory aborts); the one encoder of bytes that are not text */
+static char *s_b64(const char *prefix, const void *data, size_t len)
+{
+    size_t plen = strlen(prefix);
+    char *b64 = malloc(plen + 4 * ((len + 2) / 3) + 1);
+    if (!b64)
+        abort();
+    memcpy(b64, prefix, plen);
+    int n = EVP_EncodeBlock((unsigned char *) b64 + plen, data, (int) len);
+    assert(n >= 0 && b64[plen + (size_t) n] == '\0');
+    return b64;
+}
+
 /* s_json_b64 - {"$bin":"<base64>"} for bytes that are not text */
 static json_t *s_json_b64(const void *data, size_t len)
 {
-    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
-    if (!b64)
-        return NULL;
-    EVP_EncodeBlock((unsigned char *) b64, data, (int) len);
+    char *b64 = s_b64("", data, len);
     json_t *obj = json_pack("{s:s}", "$bin", b64);
     free(b64);
     return obj;
@@ -1299,16 +1310,9 @@ static json_t *s_json_value(const msgpack_object *o)
                 rc = json_object_setn_new(obj, k->ptr, k->size, val);
             } else {
                 /* not text: name it by its base64 so it still shows */
-                char *b64 = malloc(4 * ((k->size + 2) / 3) + 6);
-                rc = -1;
-                if (b64) {
-                    memcpy(b64, "$b64:", 5);
-                    EVP_EncodeBlock((unsigned char *) b64 + 5, (const unsigned char *) k->ptr, (int) k->size);
-                    rc = json_object_set_new(obj, b64, val);
-                    free(b64);
-                } else {
-                    json_decref(val);
-                }
+                char *b64 = s_b64("$b64:", k->ptr, k->size);
+                rc = json_object_set_new(obj, b64, val);
+                free(b64);
             }
             if (rc) {
                 json_decref(obj);
@@ -1326,23 +1330,6 @@ static json_t *s_json_value(const msgpack_object *o)
     return json_null();
 }
 
-/* s_jsonw_b64 - bytes that are not text, base64, after prefix ("" or "$b64:") */
-static void s_jsonw_b64(jsonw_t *w, const char *prefix, const void *data, size_t len, bool key)
-{
-    size_t plen = strlen(prefix);
-    char *b64 = malloc(plen + 4 * ((len + 2) / 3) + 1);
-    if (!b64)
-        abort();
-    memcpy(b64, prefix, plen);
-    int n = EVP_EncodeBlock((unsigned char *) b64 + plen, data, (int) len);
-    assert(n >= 0);
-    if (key)
-        jsonw_key(w, b64, plen + (size_t) n);
-    else
-        jsonw_str(w, b64, plen + (size_t) n);
-    free(b64);
-}
-
 /* s_jsonw_text - a str or bin as a JSON string, or {"$bin":...} when it is
  * not text: the same mapping as s_json_value, written directly */
 static void s_jsonw_text(jsonw_t *w, const char *p, size_t n, bool allow_nul)
@@ -1351,10 +1338,12 @@ static void s_jsonw_text(jsonw_t *w, const char *p, size_t n, bool allow_nul)
         jsonw_str(w, p, n);
         return;
     }
+    char *b64 = s_b64("", p, n);
     jsonw_open(w, '{');
     jsonw_key(w, "$bin", 4);
-    s_jsonw_b64(w, "", p, n, false);
+    jsonw_str(w, b64, strlen(b64));
     jsonw_close(w, '}');
+    free(b64);
 }
 
 /* s_jsonw_value - s_json_value's JSON, without building a tree: the same
@@ -1390,10 +1379,13 @@ static void s_jsonw_value(jsonw_t *w, const msgpack_object *o)
         jsonw_open(w, '{');
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object_str *k = &o->via.map.ptr[i].key.via.str;
-            if (jsonw_utf8_valid((const unsigned char *) k->ptr, k->size, true))
+            if (jsonw_utf8_valid((const unsigned char *) k->ptr, k->size, true)) {
                 jsonw_key(w, k->ptr, k->size);
-            else /* not text: named by its base64 so it still shows */
-                s_jsonw_b64(w, "$b64:", k->ptr, k->size, true);
+            } else { /* not text: named by its base64 so it still shows */
+                char *b64 = s_b64("$b64:", k->ptr, k->size);
+                jsonw_key(w, b64, strlen(b64));
+                free(b64);
+            }
             s_jsonw_value(w, &o->via.map.ptr[i].val);
         }
         jsonw_close(w, '}');
@@ -1405,13 +1397,6 @@ static void s_jsonw_value(jsonw_t *w, const msgpack_object *o)
     }
     assert(0 && "event_decode admits no floats or ext");
     jsonw_null(w);
-}
-
-/* s_jsonw_kv - "key":"value" for a head field */
-static void s_jsonw_kv(jsonw_t *w, const char *key, const char *value)
-{
-    jsonw_key(w, key, strlen(key));
-    jsonw_str(w, value, strlen(value));
 }
 
 /* event_body_to_json - see event.h: the body straight from msgpack */
@@ -1432,13 +1417,13 @@ char *event_to_json(const event_t *self)
     jsonw_t w;
     jsonw_init(&w);
     jsonw_open(&w, '{');
-    s_jsonw_kv(&w, "id", h->id);
-    s_jsonw_kv(&w, "type", h->type);
-    s_jsonw_kv(&w, "case_key", h->case_key);
-    s_jsonw_kv(&w, "stage", h->stage);
+    jsonw_kv_str(&w, "id", h->id);
+    jsonw_kv_str(&w, "type", h->type);
+    jsonw_kv_str(&w, "case_key", h->case_key);
+    jsonw_kv_str(&w, "stage", h->stage);
     jsonw_key(&w, "seq", 3);
     jsonw_uint(&w, h->seq);
-    s_jsonw_kv(&w, "cause", h->cause);
+    jsonw_kv_str(&w, "cause", h->cause);
     jsonw_key(&w, "time_ms", 7);
     jsonw_int(&w, h->time_ms);
     jsonw_key(&w, "body", 4);

@@ -101,7 +101,6 @@ struct httpc_multi_t {
     hm_list_t incoming, waiting, wire;
     size_t ncalls;
     int epfd;         /* the epoll set of curl's sockets */
-    size_t nsocks;    /* how many it holds */
     int64_t timer_at; /* -1: no curl timer */
     httpc_observe_fn *observe;
     void *observe_arg;
@@ -192,8 +191,6 @@ static int s_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void 
         /* curl may have closed s already: then the kernel dropped it */
         if (socketp && epoll_ctl(m->epfd, EPOLL_CTL_DEL, s, NULL) != 0 && errno != EBADF && errno != ENOENT)
             log_warn("httpc: cannot stop watching socket %d: %s", (int) s, strerror(errno));
-        if (socketp && m->nsocks)
-            m->nsocks--;
         return 0;
     }
     struct epoll_event ev = {
@@ -206,10 +203,8 @@ static int s_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void 
         log_error("httpc: cannot watch socket %d: %s", (int) s, strerror(errno));
         return -1;
     }
-    if (!socketp) {
+    if (!socketp)
         curl_multi_assign(m->multi, s, m);
-        m->nsocks++;
-    }
     return 0;
 }
 
@@ -717,12 +712,12 @@ void httpc_multi_run(httpc_multi_t *m, const struct pollfd *fds, size_t n)
     }
 }
 
-/* httpc_multi_fds - see httpc_multi.h: the epoll set's descriptor, while
- * it holds a socket */
+/* httpc_multi_fds - see httpc_multi.h: the epoll set's descriptor (an
+ * empty set is never readable) */
 size_t httpc_multi_fds(const httpc_multi_t *m, struct pollfd *fds, size_t max)
 {
     assert(m);
-    if (!m->nsocks || max < 1)
+    if (max < 1)
         return 0;
     fds[0] = (struct pollfd){.fd = m->epfd, .events = POLLIN, .revents = 0};
     return 1;

@@ -110,8 +110,8 @@ int httpc_multi_start(httpc_multi_t *self, int sys, httpc_t *client, const char 
 
 /* httpc_multi_fds - what the caller's poll watches for the engine, as
  * pollfd entries (at most max): the one descriptor of the epoll set that
- * holds curl's sockets, while it holds any (POLLIN: some are ready); how
- * many (0 or 1) */
+ * holds curl's sockets (POLLIN: some are ready); how many (1, or 0 when
+ * max is 0) */
 size_t httpc_multi_fds(const httpc_multi_t *self, struct pollfd *fds, size_t max);
 
 /* httpc_multi_timeout - ms until the engine needs httpc_multi_run without

@@ -60,8 +60,7 @@ static void s_quoted(jsonw_t *w, const char *s, size_t len)
         unsigned char c = (unsigned char) s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        if (i > run)
-            s_put(w, s + run, i - run);
+        s_put(w, s + run, i - run); /* nothing when i == run */
         run = i + 1;
         char esc[8];
         const char *e = esc;
@@ -134,6 +133,13 @@ void jsonw_str(jsonw_t *w, const char *s, size_t len)
 {
     s_item(w);
     s_quoted(w, s, len);
+}
+
+void jsonw_kv_str(jsonw_t *w, const char *key, const char *value)
+{
+    assert(key && value);
+    jsonw_key(w, key, strlen(key));
+    jsonw_str(w, value, strlen(value));
 }
 
 void jsonw_int(jsonw_t *w, int64_t v)

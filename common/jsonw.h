@@ -48,6 +48,8 @@ void jsonw_close(jsonw_t *w, char kind);
 void jsonw_key(jsonw_t *w, const char *s, size_t len);
 /* jsonw_str - a string value (valid UTF-8, len bytes) */
 void jsonw_str(jsonw_t *w, const char *s, size_t len);
+/* jsonw_kv_str - an object member "key":"value", both NUL-terminated valid UTF-8 */
+void jsonw_kv_str(jsonw_t *w, const char *key, const char *value);
 /* jsonw_int - an integer value */
 void jsonw_int(jsonw_t *w, int64_t v);
 /* jsonw_uint - an unsigned integer value, as jansson would write it (as int64) */

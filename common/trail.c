@@ -76,11 +76,8 @@ static int s_unhex(const char *hex, unsigned char out[TRAIL_HASH_BYTES])
  * never had the member) */
 static void s_kv_nonempty(jsonw_t *w, const char *key, const char *value)
 {
-    size_t n = value ? strlen(value) : 0;
-    if (n == 0 || !jsonw_utf8_valid((const unsigned char *) value, n, false))
-        return;
-    jsonw_key(w, key, strlen(key));
-    jsonw_str(w, value, n);
+    if (value && *value && jsonw_utf8_valid((const unsigned char *) value, strlen(value), false))
+        jsonw_kv_str(w, key, value);
 }
 
 /* s_failure - was what this event records a failure or a refusal? */

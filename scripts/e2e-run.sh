@@ -72,15 +72,17 @@ reap() {
 for t in "${order[@]}"; do
     [ "$running" -lt "$jobs" ] || reap
     n=$(basename "$t" .sh)
+    build=$(basename "${PG_BIN:-bin}")
     if [[ " $plain " == *" ${n#e2e_} "* ]]; then
         # named in E2E_PLAIN: the plain build at the script's own sizes
+        build=bin
         env -u E2E_WEBHOOKS -u CHAOS_N -u E2E_TRANSPORT_WEBHOOKS -u E2E_RESEND_MS -u E2E_OUTSIDE_N \
             PG_BIN="$PWD/bin" bash "$t" >"$logs/$n.log" 2>&1 &
     else
         bash "$t" >"$logs/$n.log" 2>&1 &
     fi
     script_of[$!]=$t
-    build_of[$!]=$([[ " $plain " == *" ${n#e2e_} "* ]] && echo bin || basename "${PG_BIN:-bin}")
+    build_of[$!]=$build
     start_of[$!]=$(date +%s)
     running=$((running + 1))
 done
