@@ -24,6 +24,8 @@ static const char s_defaults[] =
     "    run_dir = run                       # sockets, pid and status files\n"
     "    data_dir = data                     # journals, one directory per instance\n"
     "    log_level = info                    # debug | info | warn | error\n"
+    "    partitions = 64                     # keys of validate, approve, execute spread over their instances\n"
+    "                                        # (changing it, or their instances: payguard repartition)\n"
     "    journal\n"
     "        fsync = batch                   # always | batch (group commit) | none\n"
     "        segment_bytes = 67108864        # start a new segment file past this\n"
@@ -359,6 +361,11 @@ config_t *config_load(const char *path, char *err, size_t errlen)
         config_destroy(&self);
         return NULL;
     }
+    long parts;
+    if (config_int(self, "payguard/partitions", CONFIG_MAX_INSTANCES, CONFIG_MAX_PARTITIONS, &parts, err, errlen)) {
+        config_destroy(&self);
+        return NULL;
+    }
     for (int i = 0; i < CONFIG_NSTAGES; i++) {
         char key[64];
         long n;
@@ -488,6 +495,12 @@ int config_instances(const config_t *self, const char *stage)
     snprintf(key, sizeof key, "%s/instances", stage);
     const char *v = config_get(self, key);
     return v ? atoi(v) : 0;
+}
+
+/* config_partitions - payguard/partitions (checked by config_load) */
+unsigned config_partitions(const config_t *self)
+{
+    return (unsigned) atoi(config_get(self, "payguard/partitions"));
 }
 
 /* config_expand - substitute {run} {data} {inst} {n} */

@@ -20,6 +20,7 @@
 #define CONFIG_NSTAGES 6
 #define CONFIG_MAX_INSTANCES 16
 #define CONFIG_PATH_MAX 256
+#define CONFIG_MAX_PARTITIONS 4096
 
 typedef struct config_t config_t;
 
@@ -73,6 +74,10 @@ const char *config_next_stage(const char *stage);
 /* config_prev_stage - the stage before this one, or NULL */
 const char *config_prev_stage(const char *stage);
 int config_instances(const config_t *self, const char *stage);
+/* config_partitions - how many partitions the keys of a partitioned stage
+ * fall into (payguard/partitions; at least CONFIG_MAX_INSTANCES, so every
+ * instance owns some; see route.h) */
+unsigned config_partitions(const config_t *self);
 
 /* config_expand - template with {run} {data} {inst} {n} replaced; the
  * caller's to free; inst may be NULL when the template does not use it */

@@ -293,6 +293,8 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
         free(st->win[d].v);
         zsock_destroy(&st->out[d]);
     }
+    for (int i = 0; i < st->noutp; i++)
+        zsock_destroy(&st->outp[i]);
     for (size_t i = 0; i < st->nup; i++) {
         zsock_destroy(&st->up[i].push);
         free(st->up[i].seqs);

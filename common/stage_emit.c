@@ -13,7 +13,7 @@ static uint64_t s_append_locked(stage_t *st, const void *data, size_t len)
 /* s_append_event - encode an event with the next seq and journal it as 'E'.
  * Caller holds append_mu, so the predicted seq is the one it gets. */
 static blob_t *s_append_event_locked(stage_t *st, event_head_t *head, const event_body_t *body, unsigned dest,
-                                     uint64_t *seq_out)
+                                     uint64_t *seq_out, int *target)
 {
     head->seq = journal_last_seq(st->journal) + 1;
     snprintf(head->stage, sizeof head->stage, "%s", st->inst);
@@ -25,6 +25,7 @@ static blob_t *s_append_event_locked(stage_t *st, event_head_t *head, const even
         errno = EINVAL;
         return NULL;
     }
+    *target = sk_target(st, head, env, len, dest);
     unsigned char hdr[2] = {STAGE_REC_EVENT, (unsigned char) dest};
     blob_t *rec = sk_blob_new(hdr, 2, env, len);
     free(env);
@@ -77,14 +78,16 @@ int stage_emit(stage_t *st, event_type_t type, const char *case_key, const event
 
     pthread_mutex_lock(&st->append_mu);
     uint64_t seq = 0;
-    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq);
+    int target = -1;
+    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq, &target);
     pthread_mutex_unlock(&st->append_mu);
     if (!rec)
         return -1;
     st->emitted = true;
     st->last_emit_seq = seq;
     snprintf(st->last_emit_id, sizeof st->last_emit_id, "%s", head.id);
-    sk_stage_push(&st->staged, &st->nstaged, &st->capstaged, (staged_t){.seq = seq, .blob = rec, .dest = dest});
+    sk_stage_push(&st->staged, &st->nstaged, &st->capstaged,
+                  (staged_t){.seq = seq, .blob = rec, .dest = dest, .target = target});
     atomic_fetch_add(&st->c_out, 1);
     return 0;
 }
@@ -121,12 +124,13 @@ int stage_publish(stage_t *st, const char *prefix, event_type_t type, const char
 
     pthread_mutex_lock(&st->append_mu);
     uint64_t seq = 0;
-    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq);
+    int target = -1;
+    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq, &target);
     if (rec) {
         /* queued under append_mu so the queue stays in seq order */
         pthread_mutex_lock(&st->pub_mu);
         sk_stage_push(&st->pubq, &st->npubq, &st->cappubq,
-                      (staged_t){.seq = seq, .blob = rec, .dest = dest, .fn = fn, .fn_arg = fn_arg});
+                      (staged_t){.seq = seq, .blob = rec, .dest = dest, .target = target, .fn = fn, .fn_arg = fn_arg});
         atomic_fetch_add(&st->pub_pending, 1);
         pthread_mutex_unlock(&st->pub_mu);
     }
@@ -194,14 +198,16 @@ int stage_inject(stage_t *st, const char *prefix, event_type_t type, const char 
     unsigned dest = sk_dest_mask(st, STAGE_TO_AUDIT);
     pthread_mutex_lock(&st->append_mu);
     uint64_t seq = 0;
-    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq);
+    int target = -1;
+    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq, &target);
     pthread_mutex_unlock(&st->append_mu);
     if (!rec)
         return -1;
     char err[256];
     event_t *ev = event_decode(rec->data + 2, rec->len - 2, err, sizeof err);
     assert(ev); /* we just encoded it */
-    sk_stage_push(&st->staged, &st->nstaged, &st->capstaged, (staged_t){.seq = seq, .blob = rec, .dest = dest});
+    sk_stage_push(&st->staged, &st->nstaged, &st->capstaged,
+                  (staged_t){.seq = seq, .blob = rec, .dest = dest, .target = target});
     atomic_fetch_add(&st->c_out, 1);
     sk_handle_event(st, ev, rec->data + 2, rec->len - 2, false); /* raw: audit stores what it injects */
     bool deferred = false;

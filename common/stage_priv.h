@@ -68,6 +68,7 @@ typedef struct {
     uint64_t seq;
     blob_t *blob;
     int64_t sent_ms; /* 0: never sent */
+    int target;      /* the consumer instance it must reach (route.h), -1: any */
     bool acked;
 } entry_t;
 
@@ -88,6 +89,7 @@ typedef struct {
     uint64_t seq;
     blob_t *blob;
     unsigned dest;
+    int target; /* of the next stage (route.h); -1: any */
     stage_durable_fn *fn;
     void *fn_arg;
 } staged_t;
@@ -144,6 +146,10 @@ struct stage_t {
 
     zsock_t *in;
     zsock_t *out[NDEST];
+    /* a partitioned next stage (route.h): one PUSH per instance, so an
+     * event and its re-sends reach the owner of its key */
+    zsock_t *outp[CONFIG_MAX_INSTANCES];
+    int noutp;
     zsock_t *ackin;
     upstream_t up[STAGE_MAX_UPSTREAMS];
     size_t nup;
@@ -210,8 +216,9 @@ void sk_blob_unref(blob_t **blob_p);
 /* sk_win_at - i-th entry from the head */
 entry_t *sk_win_at(window_t *w, size_t i);
 
-/* sk_win_push - add a durable event; seqs arrive in increasing order */
-void sk_win_push(window_t *w, uint64_t seq, blob_t *blob);
+/* sk_win_push - add a durable event for target (-1: any instance); seqs
+ * arrive in increasing order */
+void sk_win_push(window_t *w, uint64_t seq, blob_t *blob, int target);
 
 /* sk_win_ack - mark seq acked; pop acked entries off the front */
 bool sk_win_ack(window_t *w, uint64_t seq);
@@ -235,6 +242,10 @@ void sk_append_small(stage_t *st, const void *data, size_t len);
 
 /* sk_write_watermark - journal the ack watermarks if they moved */
 void sk_write_watermark(stage_t *st, bool force);
+
+/* sk_target - the next stage's instance an event must reach (route.h):
+ * -1 when it is not partitioned or the event does not go there */
+int sk_target(stage_t *st, const event_head_t *head, const void *env, size_t len, unsigned dest);
 
 /* sk_recover - rebuild the dedup set and the unacked windows from the journal */
 int sk_recover(stage_t *st);

@@ -2,6 +2,22 @@
  * stage_priv.h) */
 #include "stage_priv.h"
 
+#include "route.h"
+
+/* s_target - where an event to re-send goes: routed again, to the same
+ * owner as before, since the configuration is the same (layout.h) */
+static int s_target(stage_t *st, const blob_t *env, unsigned dest)
+{
+    if (!(dest & STAGE_TO_NEXT) || !st->next || !route_partitioned(st->next))
+        return -1;
+    char err[256];
+    event_t *ev = event_decode(env->data, env->len, err, sizeof err);
+    assert(ev); /* decoded once already in this pass */
+    int t = route_target(st->config, st->next, ev);
+    event_destroy(&ev);
+    return t;
+}
+
 /* sk_recover - rebuild the dedup set and the unacked windows from the journal */
 int sk_recover(stage_t *st)
 {
@@ -94,9 +110,10 @@ int sk_recover(stage_t *st)
     for (size_t i = 0; i < ncand; i++) {
         /* the window holds the envelope, without the 2-byte record header */
         blob_t *env = sk_blob_new(cand[i].blob->data + 2, cand[i].blob->len - 2, NULL, 0);
+        cand[i].target = s_target(st, env, cand[i].dest);
         for (int d = 0; d < NDEST; d++)
             if ((cand[i].dest & (1u << d)) && cand[i].seq > st->win[d].last_pushed) {
-                sk_win_push(&st->win[d], cand[i].seq, env);
+                sk_win_push(&st->win[d], cand[i].seq, env, d == DEST_NEXT ? cand[i].target : -1);
                 resend[d]++;
             }
         sk_blob_unref(&env);

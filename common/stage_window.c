@@ -32,7 +32,7 @@ entry_t *sk_win_at(window_t *w, size_t i)
 }
 
 /* sk_win_push - add a durable event; seqs arrive in increasing order */
-void sk_win_push(window_t *w, uint64_t seq, blob_t *blob)
+void sk_win_push(window_t *w, uint64_t seq, blob_t *blob, int target)
 {
     assert(seq > w->last_pushed);
     if (w->count == w->cap) {
@@ -47,7 +47,7 @@ void sk_win_push(window_t *w, uint64_t seq, blob_t *blob)
         w->head = 0;
     }
     blob->refs++;
-    w->v[(w->head + w->count) & (w->cap - 1)] = (entry_t){.seq = seq, .blob = blob};
+    w->v[(w->head + w->count) & (w->cap - 1)] = (entry_t){.seq = seq, .blob = blob, .target = target};
     w->count++;
     w->last_pushed = seq;
     atomic_store(&w->count_shared, w->count);
@@ -92,7 +92,7 @@ void sk_win_extend(window_t *w, uint64_t seq)
         else
             hi = mid;
     }
-    if (lo < w->count && lo < w->next_send && sk_win_at(w, lo)->seq == seq && !sk_win_at(w, lo)->acked)
+    if (lo < w->count && sk_win_at(w, lo)->sent_ms && sk_win_at(w, lo)->seq == seq && !sk_win_at(w, lo)->acked)
         sk_win_at(w, lo)->sent_ms = sk_mono_ms();
 }
 
@@ -102,21 +102,60 @@ uint64_t sk_win_watermark(window_t *w)
     return w->count ? sk_win_at(w, 0)->seq - 1 : w->last_pushed;
 }
 
+/* s_sock - the socket an entry leaves by: its target's own PUSH when the
+ * next stage is partitioned, else the destination's */
+static void *s_sock(stage_t *st, int d, const entry_t *e)
+{
+    if (d == DEST_NEXT && st->noutp) {
+        assert(e->target >= 0 && e->target < st->noutp);
+        return zsock_resolve(st->outp[e->target]);
+    }
+    assert(st->out[d]);
+    return zsock_resolve(st->out[d]);
+}
+
+/* s_send_new - send never-sent entries in order; an instance that cannot
+ * take more (its high-water mark, or not there) is skipped for the rest of
+ * the turn, so one stopped instance holds back only its own partitions.
+ * next_send stays the first entry not yet sent. */
+static void s_send_new(stage_t *st, int d, window_t *w, int64_t now)
+{
+    bool blocked[CONFIG_MAX_INSTANCES] = {false};
+    bool partitioned = d == DEST_NEXT && st->noutp;
+    size_t nblocked = 0, nsocks = partitioned ? (size_t) st->noutp : 1;
+    bool gap = false;
+    for (size_t i = w->next_send; i < w->count && nblocked < nsocks; i++) {
+        entry_t *e = sk_win_at(w, i);
+        if (e->sent_ms) {
+            if (!gap)
+                w->next_send = i + 1;
+            continue;
+        }
+        size_t b = partitioned ? (size_t) e->target : 0;
+        if (blocked[b]) {
+            gap = true;
+            continue;
+        }
+        if (zmq_send(s_sock(st, d, e), e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0) {
+            blocked[b] = true; /* HWM or no peer: back-pressure, try next turn */
+            nblocked++;
+            gap = true;
+            continue;
+        }
+        e->sent_ms = now;
+        if (!gap)
+            w->next_send = i + 1;
+    }
+}
+
 /* sk_send_window - send never-sent entries, then re-send overdue ones */
 void sk_send_window(stage_t *st, int d)
 {
     window_t *w = &st->win[d];
-    if (!st->out[d])
-        return;
-    void *sock = zsock_resolve(st->out[d]);
+    if (!st->out[d] && !(d == DEST_NEXT && st->noutp))
+        return; /* no such destination (ingest: no input; audit: no audit) */
     int64_t now = sk_mono_ms();
-    while (w->next_send < w->count) {
-        entry_t *e = sk_win_at(w, w->next_send);
-        if (zmq_send(sock, e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0)
-            return; /* HWM or no peer: back-pressure, try next turn */
-        e->sent_ms = now;
-        w->next_send++;
-    }
+    s_send_new(st, d, w, now);
     /* overdue entries are looked for a few times per resend period, not
      * every turn: the scan is linear in the window */
     if (now - w->last_resend_scan_ms < st->resend_ms / 4)
@@ -124,10 +163,10 @@ void sk_send_window(stage_t *st, int d)
     w->last_resend_scan_ms = now;
     for (size_t i = 0; i < w->next_send; i++) {
         entry_t *e = sk_win_at(w, i);
-        if (e->acked || now - e->sent_ms < st->resend_ms)
+        if (e->acked || !e->sent_ms || now - e->sent_ms < st->resend_ms)
             continue;
-        if (zmq_send(sock, e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0)
-            return;
+        if (zmq_send(s_sock(st, d, e), e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0)
+            continue; /* that instance is full or away: the others still get theirs */
         e->sent_ms = now;
         atomic_fetch_add(&st->c_resent, 1);
     }
@@ -157,7 +196,7 @@ void sk_commit_turn(stage_t *st)
         blob_t *env = sk_blob_new(s->blob->data + 2, s->blob->len - 2, NULL, 0);
         for (int d = 0; d < NDEST; d++)
             if (s->dest & (1u << d))
-                sk_win_push(&st->win[d], s->seq, env);
+                sk_win_push(&st->win[d], s->seq, env, d == DEST_NEXT ? s->target : -1);
         sk_blob_unref(&env);
         sk_blob_unref(&s->blob);
         if (s->fn)

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "journal.h"
+#include "route.h"
 #include "stage.h"
 #include "trail.h"
 
@@ -218,14 +219,20 @@ int cmd_replay(int argc, char **argv)
         return 2;
     }
     zsys_handler_set(NULL);
-    zsock_t *push = zsock_new(ZMQ_PUSH);
-    zsock_set_immediate(push, 1);
-    zsock_set_sndtimeo(push, 10000);
+    /* the stages' own routing (route.h): a partitioned stage gets each event
+     * at the owner of its key, through a PUSH per instance */
     int n = config_instances(c, into);
-    for (int i = 0; i < n; i++) {
-        char *ep = config_input_endpoint(c, into, i);
-        zsock_connect(push, "%s", ep);
-        free(ep);
+    bool routed = route_partitioned(into);
+    zsock_t *push[CONFIG_MAX_INSTANCES] = {NULL};
+    for (int i = 0; i < (routed ? n : 1); i++) {
+        push[i] = zsock_new(ZMQ_PUSH);
+        zsock_set_immediate(push[i], 1);
+        zsock_set_sndtimeo(push[i], 10000);
+        for (int k = routed ? i : 0; k < (routed ? i + 1 : n); k++) {
+            char *ep = config_input_endpoint(c, into, k);
+            zsock_connect(push[i], "%s", ep);
+            free(ep);
+        }
     }
     char *dir = config_journal_dir(c, stage, index);
     char err[512];
@@ -233,7 +240,8 @@ int cmd_replay(int argc, char **argv)
     free(dir);
     if (!jr) {
         fprintf(stderr, "payguard: %s\n", err);
-        zsock_destroy(&push);
+        for (int i = 0; i < n; i++)
+            zsock_destroy(&push[i]);
         config_destroy(&c);
         return 1;
     }
@@ -245,7 +253,18 @@ int cmd_replay(int argc, char **argv)
         const unsigned char *p = data;
         if (p[0] != STAGE_REC_EVENT || len <= 2 || !(p[1] & want))
             continue;
-        if (zmq_send(zsock_resolve(push), p + 2, len - 2, 0) < 0) {
+        int t = 0;
+        if (routed) {
+            event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
+            t = ev ? route_target(c, into, ev) : -1;
+            event_destroy(&ev);
+            if (t < 0) {
+                fprintf(stderr, "payguard: %s record %llu: %s\n", from, (unsigned long long) seq, err);
+                status = 1;
+                break;
+            }
+        }
+        if (zmq_send(zsock_resolve(push[t]), p + 2, len - 2, 0) < 0) {
             fprintf(stderr, "payguard: cannot send to %s (is it running?): %s\n", into, zmq_strerror(zmq_errno()));
             status = 1;
             break;
@@ -260,8 +279,11 @@ int cmd_replay(int argc, char **argv)
         status = 1;
     }
     journal_reader_destroy(&jr);
-    zsock_set_linger(push, 10000); /* let the queued events leave */
-    zsock_destroy(&push);
+    for (int i = 0; i < n; i++)
+        if (push[i]) {
+            zsock_set_linger(push[i], 10000); /* let the queued events leave */
+            zsock_destroy(&push[i]);
+        }
     printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); "
            "ids it already journaled are dropped there\n",
            (unsigned long long) sent, from, (unsigned long long) lo, (unsigned long long) hi, into, n,

@@ -87,6 +87,7 @@
 #include "httpc_multi.h"
 #include "journal.h"
 #include "log.h"
+#include "route.h"
 #include "stage.h"
 #include "state.h"
 #include "store.h"
@@ -155,23 +156,13 @@ static const char *s_header(const event_t *in, const char *name, char *buf, size
     return buf;
 }
 
-/* s_case_id - "payout-<id>" / "refund-<id>", or a hash when the id is not URL-safe or too long */
+/* s_case_id - the case key of an item: the routing rule's (route.h), so
+ * every webhook about one object reaches the instance that owns its case */
 static void s_case_id(const wh_item_t *item, char out[STORE_CASE_ID_MAX])
 {
-    const char *kind = item->kind == WH_PAYOUT ? "payout" : "refund";
-    const char *ref = item->kind == WH_PAYOUT ? item->payout_id : item->refund_id;
-    bool safe = strlen(ref) > 0 && strlen(ref) <= 100;
-    for (const char *p = ref; safe && *p; p++)
-        safe = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("._-", *p);
-    if (safe) {
-        snprintf(out, STORE_CASE_ID_MAX, "%s-%s", kind, ref);
-        return;
-    }
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *) ref, strlen(ref), md);
-    int n = snprintf(out, STORE_CASE_ID_MAX, "%s-h", kind);
-    for (int i = 0; i < 12; i++)
-        n += snprintf(out + n, STORE_CASE_ID_MAX - (size_t) n, "%02x", md[i]);
+    static_assert(STORE_CASE_ID_MAX >= ROUTE_KEY_MAX, "a case key fits the store");
+    route_case_key(item->kind == WH_PAYOUT ? "payout" : "refund",
+                   item->kind == WH_PAYOUT ? item->payout_id : item->refund_id, out);
 }
 
 /* s_item_key - an item's idempotency key (CONTRACT.md §1.4); one event

@@ -11,7 +11,10 @@
  *   - a full window (max_inflight) stops taking input, and an ack lets the
  *     rest through;
  *   - after a kill -9, a restart re-sends what was never acked, same ids;
- *   - an input seen before is acked again but causes nothing new.
+ *   - an input seen before is acked again but causes nothing new;
+ *   - with approve partitioned over 3 instances, each answer reaches the
+ *     owner of its case key (route.h), and an instance that is away holds
+ *     back only its own.
  * Waits have generous timeouts; nothing here measures speed. */
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -25,6 +28,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "route.h"
 #include "stage.h"
 
 #define RESEND_MS 300
@@ -34,11 +38,13 @@ static char s_dir[] = "/tmp/pg-stage-XXXXXX";
 static char s_cfg[300];
 static config_t *s_config;
 static pid_t s_child;
-static zsock_t *s_in;         /* we push inputs to triage.0 */
-static zsock_t *s_acks_to_us; /* validate.0's ack endpoint: triage's acks */
-static zsock_t *s_approve;    /* approve.0's input: triage's output */
-static zsock_t *s_audit;      /* audit.0's input */
-static zsock_t *s_ack_out;    /* triage.0's ack endpoint: our acks as approve and audit */
+static zsock_t *s_in;              /* we push inputs to triage.0 */
+static zsock_t *s_acks_to_us;      /* validate.0's ack endpoint: triage's acks */
+static zsock_t *s_approve;         /* approve.0's input: triage's output */
+static zsock_t *s_audit;           /* audit.0's input */
+static zsock_t *s_ack_out;         /* triage.0's ack endpoint: our acks as approve and audit */
+static int s_napprove = 1;         /* approve's instances: 3 in the routed suite */
+static zsock_t *s_approve_more[2]; /* approve.1 and approve.2's inputs there */
 
 /* s_start - the stage in a fresh process (bin/pg-stage-echo: a process
  * forked with a live ZeroMQ context cannot use it) */
@@ -52,16 +58,16 @@ static void s_start(void)
     }
 }
 
-/* s_endpoint - a configured endpoint (caller frees) */
-static char *s_endpoint(bool ack, const char *stage)
+/* s_endpoint - a configured endpoint of instance index (caller frees) */
+static char *s_endpoint(bool ack, const char *stage, int index)
 {
-    return ack ? config_ack_endpoint(s_config, stage, 0) : config_input_endpoint(s_config, stage, 0);
+    return ack ? config_ack_endpoint(s_config, stage, index) : config_input_endpoint(s_config, stage, index);
 }
 
-/* s_pull - bind a PULL where stage's input or ack endpoint is */
-static zsock_t *s_pull(bool ack, const char *stage)
+/* s_pull_at - bind a PULL where instance index of stage has its input or ack endpoint */
+static zsock_t *s_pull_at(bool ack, const char *stage, int index)
 {
-    char *ep = s_endpoint(ack, stage);
+    char *ep = s_endpoint(ack, stage, index);
     zsock_t *s = zsock_new(ZMQ_PULL);
     cr_assert_not_null(s);
     cr_assert_eq(zsock_bind(s, "%s", ep), 0, "bind %s", ep);
@@ -70,10 +76,16 @@ static zsock_t *s_pull(bool ack, const char *stage)
     return s;
 }
 
+/* s_pull - s_pull_at instance 0 */
+static zsock_t *s_pull(bool ack, const char *stage)
+{
+    return s_pull_at(ack, stage, 0);
+}
+
 /* s_push - connect a PUSH to stage's input or ack endpoint */
 static zsock_t *s_push(bool ack, const char *stage)
 {
-    char *ep = s_endpoint(ack, stage);
+    char *ep = s_endpoint(ack, stage, 0);
     zsock_t *s = zsock_new(ZMQ_PUSH);
     cr_assert_not_null(s);
     cr_assert_eq(zsock_connect(s, "%s", ep), 0, "connect %s", ep);
@@ -90,8 +102,8 @@ static void s_setup(void)
     cr_assert_not_null(f);
     fprintf(f,
             "payguard\n    run_dir = %s/run\n    data_dir = %s/data\n    drain_ms = 500\n    delivery\n"
-            "        resend_ms = %d\n        max_inflight = 3\n",
-            s_dir, s_dir, RESEND_MS);
+            "        resend_ms = %d\n        max_inflight = %d\napprove\n    instances = %d\n",
+            s_dir, s_dir, RESEND_MS, s_napprove > 1 ? 100 : 3, s_napprove);
     fclose(f);
     char err[256];
     s_config = config_load(s_cfg, err, sizeof err);
@@ -103,6 +115,8 @@ static void s_setup(void)
     /* the test's own ends first, so the child's connects find them */
     s_acks_to_us = s_pull(true, "validate");
     s_approve = s_pull(false, "approve");
+    for (int i = 1; i < s_napprove; i++)
+        s_approve_more[i - 1] = s_pull_at(false, "approve", i);
     s_audit = s_pull(false, "audit");
     s_start();
     s_in = s_push(false, "triage");
@@ -135,6 +149,8 @@ static void s_teardown(void)
     zsock_destroy(&s_ack_out);
     zsock_destroy(&s_acks_to_us);
     zsock_destroy(&s_approve);
+    for (int i = 0; i < 2; i++)
+        zsock_destroy(&s_approve_more[i]);
     zsock_destroy(&s_audit);
     config_destroy(&s_config);
     char cmd[400];
@@ -162,8 +178,8 @@ static void s_send_input(unsigned n)
     free(data);
 }
 
-/* s_recv_event - the next event on a consumer socket (id and journal seq), false on timeout */
-static bool s_recv_event(zsock_t *s, char id[EVENT_ID_MAX + 1], uint64_t *seq, int timeout_ms)
+/* s_recv_head - the head of the next event on a consumer socket, false on timeout */
+static bool s_recv_head(zsock_t *s, event_head_t *head, int timeout_ms)
 {
     zsock_set_rcvtimeo(s, timeout_ms);
     zmq_msg_t msg;
@@ -177,9 +193,19 @@ static bool s_recv_event(zsock_t *s, char id[EVENT_ID_MAX + 1], uint64_t *seq, i
     zmq_msg_close(&msg);
     cr_assert_not_null(ev, "the stage sent what does not decode: %s", err);
     cr_expect_eq(event_head(ev)->kind, EV_TRIAGED);
-    snprintf(id, EVENT_ID_MAX + 1, "%s", event_head(ev)->id);
-    *seq = event_head(ev)->seq;
+    *head = *event_head(ev);
     event_destroy(&ev);
+    return true;
+}
+
+/* s_recv_event - the next event on a consumer socket (id and journal seq), false on timeout */
+static bool s_recv_event(zsock_t *s, char id[EVENT_ID_MAX + 1], uint64_t *seq, int timeout_ms)
+{
+    event_head_t h;
+    if (!s_recv_head(s, &h, timeout_ms))
+        return false;
+    snprintf(id, EVENT_ID_MAX + 1, "%s", h.id);
+    *seq = h.seq;
     return true;
 }
 
@@ -343,4 +369,82 @@ Test(stage, an_input_seen_before_is_acked_again_and_causes_nothing)
     while (s_recv_event(s_approve, other, &seq, 3 * RESEND_MS))
         fresh += strcmp(other, id) != 0;
     cr_expect_eq(fresh, 0, "no second answer for the same input");
+}
+
+/* the routed suite: approve has 3 instances, so triage's answers are
+ * partitioned by case key */
+static void s_setup_routed(void)
+{
+    s_napprove = 3;
+    s_setup();
+}
+
+TestSuite(stage_routed, .init = s_setup_routed, .fini = s_teardown, .timeout = 120);
+
+/* s_owner - the approve instance that owns input n's case (route.h) */
+static int s_owner(unsigned n)
+{
+    char key[64];
+    snprintf(key, sizeof key, "payout-P-%u", n);
+    return route_target_key(s_config, "approve", key);
+}
+
+/* s_collect - receive on approve.i until want more distinct inputs were
+ * answered or wait_ms passed with nothing; each must be owned by i. Counts
+ * per instance into got[] (a re-send counts once). */
+static void s_collect(int got[3], int want, int wait_ms)
+{
+    static bool seen[64];
+    zsock_t *socks[3] = {s_approve, s_approve_more[0], s_approve_more[1]};
+    int total = 0, idle = 0;
+    while (total < want && idle < wait_ms / 50) {
+        bool any = false;
+        for (int i = 0; i < 3; i++) {
+            event_head_t h;
+            if (!socks[i] || !s_recv_head(socks[i], &h, 50))
+                continue;
+            unsigned n = 0;
+            cr_assert_eq(sscanf(h.case_key, "payout-P-%u", &n), 1, "%s", h.case_key);
+            cr_assert_eq(s_owner(n), i, "%s reached approve.%d, not its owner approve.%d", h.case_key, i, s_owner(n));
+            s_ack("approve", h.seq);
+            s_ack("audit", h.seq);
+            any = true;
+            if (n < 64 && !seen[n]) {
+                seen[n] = true;
+                got[i]++;
+                total++;
+            }
+        }
+        idle = any ? 0 : idle + 1;
+    }
+}
+
+Test(stage_routed, each_answer_reaches_the_owner_of_its_case)
+{
+    int want[3] = {0, 0, 0}, got[3] = {0, 0, 0};
+    for (unsigned n = 1; n <= 60; n++) {
+        s_send_input(n);
+        want[s_owner(n)]++;
+    }
+    cr_assert(want[0] && want[1] && want[2], "the 60 keys fall on every instance");
+    s_collect(got, 60, WAIT_MS);
+    for (int i = 0; i < 3; i++)
+        cr_expect_geq(got[i], want[i], "approve.%d: %d of its %d", i, got[i], want[i]);
+}
+
+Test(stage_routed, an_instance_away_holds_back_only_its_own)
+{
+    zsock_destroy(&s_approve_more[1]); /* approve.2 stops */
+    usleep(200 * 1000);
+    int want[3] = {0, 0, 0}, got[3] = {0, 0, 0};
+    for (unsigned n = 1; n <= 60; n++) {
+        s_send_input(n);
+        want[s_owner(n)]++;
+    }
+    s_collect(got, want[0] + want[1], WAIT_MS);
+    cr_assert_geq(got[0], want[0], "approve.0 gets its %d while approve.2 is away (%d)", want[0], got[0]);
+    cr_assert_geq(got[1], want[1], "approve.1 gets its %d while approve.2 is away (%d)", want[1], got[1]);
+    s_approve_more[1] = s_pull_at(false, "approve", 2); /* back */
+    s_collect(got, want[2], WAIT_MS);
+    cr_expect_geq(got[2], want[2], "approve.2's %d arrive once it is back (%d)", want[2], got[2]);
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# e2e_scale - every stage scaled out: the same outcomes, exactly once.
+#
+# The group runs validate and execute with 3 instances each (partitioned by
+# key: common/route.h). 100 refunds the policy fixes on its own are each
+# posted 5 times at once (a provider's retry storm), so the copies of one
+# webhook race through different connections. Then:
+#   - every case is executed, and the sandbox saw exactly one ledger POST and
+#     one Teams notice per case (not "one per copy that slipped through");
+#   - every validate and execute instance took part (the keys spread);
+#   - each case's events were handled by one instance of each stage: the
+#     instance that owns its key (pg-check's journal view: no case in two
+#     instances' journals of one stage);
+#   - `payguard audit verify` passes.
+set -u
+. "$(dirname "$0")/lib_e2e.sh"
+
+N=${SCALE_N:-100}
+COPIES=5
+PORT=$(free_port)
+UPORT=$(free_port)
+CFG=$(write_config sc "$PORT")
+D=$WORK/sc
+cfg_merge "$CFG" <<CFG
+validate
+    instances = 3
+execute
+    instances = 3
+    token_file = $ROOT/config/sandbox/write.token
+CFG
+SBX=$(sandbox_url "$CFG")
+AUD=http://127.0.0.1:$UPORT
+now=$(date +%s)
+
+# the plan: each refund's webhook COPIES times in a row (in flight together)
+for i in $(seq 1 "$N"); do
+    rf=rf_sc$i pay=pay_sc$i amt=$((500 + i))
+    printf '{"id":"%s","amount":50000,"currency":"USD","customer_id":"cus_sc","customer_risk":"low","flagged":false,"refunded_amount":0}\n' "$pay" >>"$WORK/seed.payments"
+    printf '{"id":"%s","amount":%d,"currency":"usd","status":"succeeded","payment_intent":"pi_sc","metadata":{"payment_id":"%s"}}\n' "$rf" "$amt" "$pay" >>"$WORK/seed.psp_refunds"
+    printf '{"type":"refund_initiated","ref":"%s","amount":%d,"currency":"USD","case_id":"seed"}\n' "$rf" "$amt" >>"$WORK/seed.entries"
+    body=$(printf '{"id":"evt_sc%d","type":"refund.updated","created":%d,"data":{"object":{"id":"%s","object":"refund","amount":%d,"currency":"usd","status":"succeeded","payment_intent":"pi_sc","metadata":{"payment_id":"%s"}}}}' "$i" "$((now - 60))" "$rf" "$amt" "$pay")
+    for _ in $(seq 1 $COPIES); do echo "good $body"; done >>"$WORK/plan.txt"
+done
+
+ok "group starts (validate 3, execute 3)" up "$CFG"
+seeded=0
+for coll in payments psp_refunds entries; do
+    { printf '{"%s":[' "$coll"; paste -sd, "$WORK/seed.$coll"; printf ']}'; } |
+        curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- "$SBX/_sandbox/seed" &&
+        seeded=$((seeded + 1))
+done
+ok "the sandbox holds the payments, PSP refunds and ledger entries" test "$seeded" = 3
+
+"$BIN/pg-load" --url "http://127.0.0.1:$PORT/webhooks/stripe" --secret-file "$WORK/secret" --plan "$WORK/plan.txt" \
+    --concurrency 20 --out "$WORK/receipts.txt" >"$WORK/load.out" 2>"$WORK/load.err"
+ok "every copy got its 202 ($(tail -1 "$WORK/load.out" | cut -d' ' -f1-5))" test $? = 0
+
+executed() { curl -s "$AUD/metrics" | awk '$1 == "payguard_cases{instance=\"audit.0\",state=\"executed\"}" {print $2}'; }
+for _ in $(seq 1 120); do
+    [ "$(executed)" = "$N" ] && quiesce "$CFG" 2 && break
+    sleep 0.5
+done
+ok "every case is executed ($(executed) of $N)" test "$(executed)" = "$N"
+
+calls() { curl -s "$SBX/_sandbox/calls?system=$1&limit=100000"; }
+ledger_posts=$(calls ledger | grep -o '"method":"POST"' | wc -l)
+teams_posts=$(calls teams | grep -o '"method":"POST"' | wc -l)
+ok "one ledger POST per case ($ledger_posts for $N cases, $((N * COPIES)) deliveries)" test "$ledger_posts" = "$N"
+ok "one Teams notice per case ($teams_posts for $N cases)" test "$teams_posts" = "$N"
+
+spread() {
+    local s=$1 i v all=1 out=""
+    for i in 0 1 2; do
+        v=$(awk -F= '$1 == "in" {print $2}' "$D/run/$s.$i.stat" 2>/dev/null)
+        out="$out $s.$i=${v:-0}"
+        [ "${v:-0}" -gt 0 ] || all=0
+    done
+    echo "#$out"
+    [ "$all" = 1 ]
+}
+ok "every validate instance took its share of the receipts" spread validate
+ok "every execute instance took its share of the cases" spread execute
+down "$CFG"
+
+# each case's events, in each stage, in one instance's journal only
+for s in validate execute; do
+    for i in 0 1 2; do
+        "$BIN/payguard" journal dump "$s.$i" -c "$CFG" 2>/dev/null | grep -o '"case_key":"refund-[^"]*"' | sort -u |
+            sed "s/\$/ $s.$i/"
+    done
+done >"$WORK/owners"
+split=$(awk '{split($2, a, "."); k = $1 " " a[1]; if (k in seen && seen[k] != $2) n++; seen[k] = $2} END {print n + 0}' "$WORK/owners")
+ok "no case was handled by two instances of one stage ($split were)" test "$split" = 0
+ok "payguard audit verify passes" "$BIN/payguard" audit verify -c "$CFG"
+finish
