@@ -17,11 +17,25 @@ bool route_partitioned(const char *stage)
     return strcmp(stage, "validate") == 0 || strcmp(stage, "approve") == 0 || strcmp(stage, "execute") == 0;
 }
 
+/* route_mix - MurmurHash3's 32-bit finalizer: CRC-32C is linear, so keys
+ * that differ in a few characters ("refund-rf_1", "refund-rf_2", ...) have
+ * related low bits and fell unevenly on 3 instances (13 of 100 on one);
+ * mixed, every output bit depends on every input bit */
+uint32_t route_mix(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
 /* route_partition - see route.h */
 unsigned route_partition(const char *key, size_t len, unsigned partitions)
 {
     assert(partitions > 0);
-    return crc32c_update(0, key, len) % partitions;
+    return route_mix(crc32c_update(0, key, len)) % partitions;
 }
 
 /* route_owner - see route.h */

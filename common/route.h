@@ -11,7 +11,8 @@
  *              webhook names, read from the unverified body with the same
  *              case-key rule (route_receipt_key); a receipt naming no
  *              object (forged, broken, an ignored type) by its own id
- *   partition  crc32c(key) mod payguard/partitions         (default 64)
+ *   partition  mix(crc32c(key)) mod payguard/partitions    (default 64;
+ *              mix: MurmurHash3's 32-bit finalizer, route_mix)
  *   owner      partition mod <stage>/instances
  *
  * The functions are pure: the same event and configuration give the same
@@ -36,7 +37,10 @@
 /* route_partitioned - true for the stages whose inputs are routed by key */
 bool route_partitioned(const char *stage);
 
-/* route_partition - the partition of a key: crc32c(key) mod partitions */
+/* route_mix - MurmurHash3's fmix32: spreads CRC-32C's linear bits */
+uint32_t route_mix(uint32_t h);
+
+/* route_partition - the partition of a key: route_mix(crc32c(key)) mod partitions */
 unsigned route_partition(const char *key, size_t len, unsigned partitions);
 
 /* route_owner - the instance that owns a partition */

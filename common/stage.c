@@ -20,6 +20,9 @@
  */
 #include "stage_priv.h"
 
+#include "layout.h"
+#include "route.h"
+
 volatile sig_atomic_t sk_stop = 0;
 int sk_signal_pipe = -1;
 
@@ -235,6 +238,11 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     jo.segment_bytes = (size_t) seg;
     if (s_mkdirs(st->config) != 0)
         return 1;
+    /* never start on state split otherwise than we route (layout.h) */
+    if (route_partitioned(st->name) && layout_check(st->config, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return 78; /* EX_CONFIG */
+    }
 
     zsys_handler_set(NULL); /* our signals, not czmq's */
     zsys_set_linger(0);

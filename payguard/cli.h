@@ -20,7 +20,13 @@ struct httpc_t *cli_api_client(const config_t *c, const char *stage, const char 
  * of the approvals API; prints the answer; destroys the client; the exit status */
 int cli_post_case(struct httpc_t **h, const char *section, const char *case_id, const char *action, void *body);
 
+/* cli_master_pid - the running master's pid (it holds run_dir/master.pid
+ * locked), or 0 */
+int cli_master_pid(const config_t *c);
+
 int cmd_up(int argc, char **argv);
+/* cmd_repartition - move partitioned state to the configured layout (repartition_cmd.c) */
+int cmd_repartition(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_journal(int argc, char **argv);

@@ -4,6 +4,7 @@
  * SYNOPSIS
  *	payguard up [-c CONFIG] [-d]
  *	payguard down [-c CONFIG]
+ *	payguard repartition [-c CONFIG]
  *	payguard status [-c CONFIG]
  *	payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]
  *	payguard replay --stage triage|approve --dry-run [-c CONFIG]
@@ -24,6 +25,13 @@
  *		ingest first and audit last, each draining into the next.
  *		-d detaches and logs to <run_dir>/payguard.log.
  *	down	asks the running master to stop the group and waits for it.
+ *	repartition
+ *		with the group stopped, moves the state of validate, approve
+ *		and execute to the instances that own its keys after their
+ *		instances or payguard/partitions changed (`up` refuses to start
+ *		on state split otherwise than the configuration routes); the
+ *		old journals are kept under <data_dir>/retired/
+ *		(repartition_cmd.c).
  *	status	each process, its pid, uptime, restarts, counters and queue
  *		depth (unacknowledged events) and journal position.
  *	replay	re-feeds the events an instance journaled (a seq range) into
@@ -122,6 +130,7 @@ static int s_usage(FILE *f)
 {
     fprintf(f, "usage: payguard up [-c CONFIG] [-d]\n"
                "       payguard down [-c CONFIG]\n"
+               "       payguard repartition [-c CONFIG]\n"
                "       payguard status [-c CONFIG]\n"
                "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n"
                "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"
@@ -144,6 +153,8 @@ int main(int argc, char **argv)
     if (argc < 2)
         return s_usage(stderr);
     const char *cmd = argv[1];
+    if (strcmp(cmd, "repartition") == 0)
+        return cmd_repartition(argc - 1, argv + 1);
     if (strcmp(cmd, "up") == 0)
         return cmd_up(argc - 1, argv + 1);
     if (strcmp(cmd, "down") == 0)

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "log.h"
 
 #define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES + 2) /* + sandbox, console */
@@ -270,7 +271,7 @@ int cmd_up(int argc, char **argv)
     m.cfg_path = cfg;
     if (cli_load_config(cfg, &m.config) != 0)
         return 2;
-    char err[256];
+    char err[1024];
     if (config_int(m.config, "payguard/restart_max_ms", 100, 600000, &m.restart_max_ms, err, sizeof err) ||
         config_int(m.config, "payguard/drain_ms", 0, 600000, &m.drain_ms, err, sizeof err)) {
         fprintf(stderr, "payguard: %s\n", err);
@@ -282,6 +283,10 @@ int cmd_up(int argc, char **argv)
             fprintf(stderr, "payguard: cannot create %s: %s\n", dirs[i], strerror(errno));
             return 1;
         }
+    if (layout_check(m.config, err, sizeof err) != 0) { /* state split as the config routes? (layout.h) */
+        fprintf(stderr, "payguard: %s\n", err);
+        return 2;
+    }
     s_find_bindir(&m);
     if (daemon && s_daemonize(&m) != 0)
         return 1;
@@ -351,8 +356,8 @@ int cmd_up(int argc, char **argv)
     return 0;
 }
 
-/* s_master_pid - the running master's pid, or 0 */
-static pid_t s_master_pid(const config_t *c)
+/* cli_master_pid - see cli.h */
+int cli_master_pid(const config_t *c)
 {
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/master.pid", config_run_dir(c));
@@ -367,7 +372,7 @@ static pid_t s_master_pid(const config_t *c)
     char buf[32] = {0};
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    return n > 0 ? (pid_t) atoi(buf) : 0;
+    return n > 0 ? atoi(buf) : 0;
 }
 
 /* cmd_down - `payguard down [-c FILE]`: stop the group in order and wait */
@@ -377,7 +382,7 @@ int cmd_down(int argc, char **argv)
     config_t *c;
     if (cli_load_config(cfg, &c) != 0)
         return 2;
-    pid_t pid = s_master_pid(c);
+    pid_t pid = cli_master_pid(c);
     if (!pid) {
         printf("payguard is not running (no master in %s)\n", config_run_dir(c));
         config_destroy(&c);
@@ -425,7 +430,7 @@ int cmd_status(int argc, char **argv)
     config_t *c;
     if (cli_load_config(cfg, &c) != 0)
         return 2;
-    pid_t mpid = s_master_pid(c);
+    pid_t mpid = cli_master_pid(c);
     if (!mpid) {
         printf("payguard is not running (no master in %s)\n", config_run_dir(c));
         config_destroy(&c);

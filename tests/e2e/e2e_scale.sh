@@ -11,6 +11,9 @@
 #   - each case's events were handled by one instance of each stage: the
 #     instance that owns its key (pg-check's journal view: no case in two
 #     instances' journals of one stage);
+#   - resized to 2 and 2, the group refuses to start until `payguard
+#     repartition` has moved the state; then the same storm again changes
+#     nothing (every copy a duplicate where its case now lives);
 #   - `payguard audit verify` passes.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
@@ -91,5 +94,29 @@ for s in validate execute; do
 done >"$WORK/owners"
 split=$(awk '{split($2, a, "."); k = $1 " " a[1]; if (k in seen && seen[k] != $2) n++; seen[k] = $2} END {print n + 0}' "$WORK/owners")
 ok "no case was handled by two instances of one stage ($split were)" test "$split" = 0
+
+# ---- resize: validate 3 -> 2, execute 3 -> 2
+sed -i '/^validate$/,/^[^ ]/ s/^    instances = 3$/    instances = 2/; /^execute$/,/^[^ ]/ s/^    instances = 3$/    instances = 2/' "$CFG"
+"$BIN/payguard" up -c "$CFG" -d >"$WORK/refused.out" 2>&1
+ok "with other instance counts the group refuses to start on the old split ($(head -c 90 "$WORK/refused.out"))" \
+    grep -q 'payguard repartition' "$WORK/refused.out"
+ok "payguard repartition moves the partitions' state" "$BIN/payguard" repartition -c "$CFG"
+ok "the old journals are kept" test -d "$D/data/retired"
+ok "the group starts on the new split (validate 2, execute 2)" up "$CFG"
+# the same 500 deliveries again: every one a duplicate where its state now lives
+"$BIN/pg-load" --url "http://127.0.0.1:$PORT/webhooks/stripe" --secret-file "$WORK/secret" --plan "$WORK/plan.txt" \
+    --concurrency 20 --out "$WORK/receipts2.txt" >"$WORK/load2.out" 2>&1
+ok "the storm again: every copy got its 202" test $? = 0
+quiesce "$CFG" 30
+sleep 1.2 # a status period: the counters are written every second
+vsum() { cat "$D/run/validate.0.prom" "$D/run/validate.1.prom" | awk -v m="$1" 'index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
+ok "the storm again: every copy a duplicate where its case now lives (accepted $(vsum payguard_validate_accepted_total), duplicates $(vsum payguard_validate_duplicates_total))" \
+    test "$(vsum payguard_validate_accepted_total)" = 0 -a "$(vsum payguard_validate_duplicates_total)" = "$((N * COPIES))"
+ok "after the move nothing is done again: still $N ledger POSTs ($(calls ledger | grep -o '"method":"POST"' | wc -l))" \
+    test "$(calls ledger | grep -o '"method":"POST"' | wc -l)" = "$N"
+ok "and $N Teams notices ($(calls teams | grep -o '"method":"POST"' | wc -l))" \
+    test "$(calls teams | grep -o '"method":"POST"' | wc -l)" = "$N"
+ok "still $N cases executed ($(executed))" test "$(executed)" = "$N"
+down "$CFG"
 ok "payguard audit verify passes" "$BIN/payguard" audit verify -c "$CFG"
 finish
