@@ -81,6 +81,7 @@
 #include "approve.h"
 #include "policy.h"
 #include "runbook.h"
+#include "listenfd.h"
 #include "log.h"
 #include "httpd.h"
 #include "people.h"
@@ -307,16 +308,15 @@ static int s_init(stage_t *st, void *arg)
     for (size_t i = 0; i < a->ncases; i++)
         pending += a->cases[i]->state == APR_PENDING;
     log_info("approvals rebuilt from the journal: %zu cases, %zu pending", a->ncases, pending);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
-    if (inet_pton(AF_INET, config_get(c, "approve/http_bind"), &sin.sin_addr) != 1) {
-        log_error("config: approve/http_bind must be an IPv4 address");
+    int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, err, sizeof err); /* the master's */
+    if (lfd < 0) {
+        log_error("config: approve/http_bind, http_port: %s", err);
         return -1;
     }
     a->httpd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, (uint16_t) port, NULL,
-        NULL, api_answer, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED,
-        api_completed, a, MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
+        api_answer, a, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT,
+        30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_END);
     if (!a->httpd) {
         log_error("cannot serve the approvals API on port %ld: %s", port, strerror(errno));
         return -1;

@@ -370,11 +370,19 @@ config_t *config_load(const char *path, char *err, size_t errlen)
         char key[64];
         long n;
         snprintf(key, sizeof key, "%s/instances", config_stages[i]);
-        long max = (i == 0 || i == CONFIG_NSTAGES - 1) ? 1 : CONFIG_MAX_INSTANCES;
+        long max = i == CONFIG_NSTAGES - 1 ? 1 : CONFIG_MAX_INSTANCES; /* audit: one writer of the chain */
         if (config_int(self, key, 1, max, &n, err, errlen)) {
             config_destroy(&self);
             return NULL;
         }
+    }
+    if (config_instances(self, "approve") > 1) { /* unsafe, so refused rather than run */
+        snprintf(err, errlen,
+                 "config: approve/instances = %d: approve runs as one instance; its approvals API answers for the "
+                 "cases it holds, and a request reaching an instance that does not own its case would be refused",
+                 config_instances(self, "approve"));
+        config_destroy(&self);
+        return NULL;
     }
     return self;
 }

@@ -73,6 +73,7 @@
 
 #include "headers.h"
 #include "httpd.h"
+#include "listenfd.h"
 #include "log.h"
 #include "stage.h"
 
@@ -497,25 +498,17 @@ static int s_init(stage_t *st, void *arg)
     ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
     assert(ing->buckets);
     const char *bind_addr = config_get(c, "ingest/http_bind");
-    struct sockaddr_storage ss = {0};
-    if (inet_pton(AF_INET, bind_addr, &((struct sockaddr_in *) &ss)->sin_addr) == 1) {
-        ((struct sockaddr_in *) &ss)->sin_family = AF_INET;
-        ((struct sockaddr_in *) &ss)->sin_port = htons((uint16_t) port);
-    } else if (inet_pton(AF_INET6, bind_addr, &((struct sockaddr_in6 *) &ss)->sin6_addr) == 1) {
-        ((struct sockaddr_in6 *) &ss)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *) &ss)->sin6_port = htons((uint16_t) port);
-    } else {
-        log_error("config: ingest/http_bind '%s' is not an IPv4 or IPv6 address", bind_addr);
+    int lfd = listenfd_get(bind_addr, port, err, sizeof err); /* the master's, shared by every instance */
+    if (lfd < 0) {
+        log_error("config: ingest/http_bind, http_port: %s", err);
         return -1;
     }
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
     ing->httpd =
-        MHD_start_daemon(flags, (uint16_t) port, NULL, NULL, s_answer, ing, MHD_OPTION_EXTERNAL_LOGGER, s_http_log,
+        MHD_start_daemon(flags, 0, NULL, NULL, s_answer, ing, MHD_OPTION_EXTERNAL_LOGGER, s_http_log,
                          ing, /* first: it sees every message */
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
+                         MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
                          s_completed, ing, MHD_OPTION_STRICT_FOR_CLIENT, (int) 1, /* 400 for HTTP/1.1 without Host */

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "layout.h"
+#include "listenfd.h"
 #include "log.h"
 
 #define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES + 2) /* + sandbox, console */
@@ -56,6 +57,7 @@ typedef struct {
     int64_t restart_at_ms; /* when to start again, 0: not scheduled */
     long backoff_ms;
     unsigned restarts;
+    int listen_fd; /* the stage's shared listening socket (listenfd.h), -1: none */
 } child_t;
 
 typedef struct {
@@ -67,6 +69,7 @@ typedef struct {
     long restart_max_ms;
     long drain_ms;
     sigset_t old_mask;
+    int listen_fd[CONFIG_NSTAGES]; /* per stage that serves HTTP: bound once, handed to each instance */
 } master_t;
 
 /* s_mono_ms - monotonic clock for timers */
@@ -92,6 +95,12 @@ static int s_spawn(master_t *m, child_t *k)
         setpgid(0, 0); /* a terminal's ^C reaches the master only: it stops us in order */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+        if (k->listen_fd >= 0) { /* this one child inherits the socket */
+            char fd[16];
+            snprintf(fd, sizeof fd, "%d", k->listen_fd);
+            fcntl(k->listen_fd, F_SETFD, 0);
+            setenv(LISTENFD_ENV, fd, 1);
+        }
         char *argv[6] = {k->bin, "-i", idx, NULL, NULL, NULL};
         if (m->cfg_path) {
             argv[3] = "-c";
@@ -170,6 +179,31 @@ static void s_add_child(master_t *m, const char *stage, const char *bin, int ind
     snprintf(k->bin, sizeof k->bin, "%s", bin);
     k->index = index;
     snprintf(k->inst, sizeof k->inst, "%s.%d", stage, index);
+    int s = config_stage_index(stage);
+    k->listen_fd = s >= 0 ? m->listen_fd[s] : -1;
+}
+
+/* s_bind_ports - the listening sockets of the stages that serve HTTP
+ * (ingest's webhooks, approve's approvals API), bound once here so that
+ * every instance accepts from the same port (listenfd.h); -1 and err */
+static int s_bind_ports(master_t *m, char *err, size_t errlen)
+{
+    static const char *const serving[] = {"ingest", "approve"};
+    for (int s = 0; s < CONFIG_NSTAGES; s++)
+        m->listen_fd[s] = -1;
+    for (size_t i = 0; i < sizeof serving / sizeof serving[0]; i++) {
+        char key[64];
+        long port;
+        snprintf(key, sizeof key, "%s/http_port", serving[i]);
+        if (config_int(m->config, key, 1, 65535, &port, err, errlen) != 0)
+            return -1;
+        snprintf(key, sizeof key, "%s/http_bind", serving[i]);
+        int fd = listenfd_bind(config_get(m->config, key), port, err, errlen);
+        if (fd < 0)
+            return -1;
+        m->listen_fd[config_stage_index(serving[i])] = fd;
+    }
+    return 0;
 }
 
 /* s_stop_stage - SIGTERM every instance of a stage, wait, SIGKILL stragglers */
@@ -286,6 +320,15 @@ int cmd_up(int argc, char **argv)
     if (layout_check(m.config, err, sizeof err) != 0) { /* state split as the config routes? (layout.h) */
         fprintf(stderr, "payguard: %s\n", err);
         return 2;
+    }
+    int running = cli_master_pid(m.config);
+    if (running) {
+        fprintf(stderr, "payguard: already running (master pid %d, run_dir %s)\n", running, config_run_dir(m.config));
+        return 1;
+    }
+    if (s_bind_ports(&m, err, sizeof err) != 0) {
+        fprintf(stderr, "payguard: %s\n", err);
+        return 1;
     }
     s_find_bindir(&m);
     if (daemon && s_daemonize(&m) != 0)

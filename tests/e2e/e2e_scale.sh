@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # e2e_scale - every stage scaled out: the same outcomes, exactly once.
 #
-# The group runs validate and execute with 3 instances each (partitioned by
-# key: common/route.h). 100 refunds the policy fixes on its own are each
+# The group runs ingest with 2 instances (one port, the master's socket:
+# common/listenfd.h), validate and execute with 3 each (partitioned by key:
+# common/route.h). 100 refunds the policy fixes on its own are each
 # posted 5 times at once (a provider's retry storm), so the copies of one
 # webhook race through different connections. Then:
 #   - every case is executed, and the sandbox saw exactly one ledger POST and
@@ -25,6 +26,8 @@ UPORT=$(free_port)
 CFG=$(write_config sc "$PORT")
 D=$WORK/sc
 cfg_merge "$CFG" <<CFG
+ingest
+    instances = 2
 validate
     instances = 3
 execute
@@ -45,7 +48,7 @@ for i in $(seq 1 "$N"); do
     for _ in $(seq 1 $COPIES); do echo "good $body"; done >>"$WORK/plan.txt"
 done
 
-ok "group starts (validate 3, execute 3)" up "$CFG"
+ok "group starts (ingest 2 on one port, validate 3, execute 3)" up "$CFG"
 seeded=0
 for coll in payments psp_refunds entries; do
     { printf '{"%s":[' "$coll"; paste -sd, "$WORK/seed.$coll"; printf ']}'; } |
@@ -71,18 +74,19 @@ teams_posts=$(calls teams | grep -o '"method":"POST"' | wc -l)
 ok "one ledger POST per case ($ledger_posts for $N cases, $((N * COPIES)) deliveries)" test "$ledger_posts" = "$N"
 ok "one Teams notice per case ($teams_posts for $N cases)" test "$teams_posts" = "$N"
 
-spread() {
+spread() { # STAGE INSTANCES KEY: every instance's status file says KEY > 0
     local s=$1 i v all=1 out=""
-    for i in 0 1 2; do
-        v=$(awk -F= '$1 == "in" {print $2}' "$D/run/$s.$i.stat" 2>/dev/null)
+    for i in $(seq 0 $(($2 - 1))); do
+        v=$(awk -F= -v k="$3" '$1 == k {print $2}' "$D/run/$s.$i.stat" 2>/dev/null)
         out="$out $s.$i=${v:-0}"
         [ "${v:-0}" -gt 0 ] || all=0
     done
     echo "#$out"
     [ "$all" = 1 ]
 }
-ok "every validate instance took its share of the receipts" spread validate
-ok "every execute instance took its share of the cases" spread execute
+ok "both ingest instances took webhooks on the one port" spread ingest 2 out
+ok "every validate instance took its share of the receipts" spread validate 3 in
+ok "every execute instance took its share of the cases" spread execute 3 in
 down "$CFG"
 
 # each case's events, in each stage, in one instance's journal only

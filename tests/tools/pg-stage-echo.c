@@ -4,13 +4,16 @@
  * SYNOPSIS
  *	pg-stage-echo -c CONFIG -i 0
  * DESCRIPTION
- *	Runs the stage skeleton (common/stage*.c) as "triage": each input is
+ *	Runs the stage skeleton (common/stage*.c) as "triage" (or as the
+ *	stage PG_ECHO_STAGE names, e.g. approve): each input is
  *	answered with one "triaged" event to the next stage and audit. The
  *	skeleton's own unit test (tests/unit/test_stage.c) starts it in a fresh
  *	process, plays its producer and consumers over ZeroMQ and checks acks,
  *	re-sends, the window bound and recovery. A separate program, because a
  *	process that forks with a live ZeroMQ context cannot use it in the child.
  *--*/
+#include <stdlib.h>
+
 #include "stage.h"
 
 /* s_handle - one "triaged" event per input, to the next stage and audit */
@@ -27,6 +30,9 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 
 int main(int argc, char **argv)
 {
-    static const stage_def_t def = {.name = "triage", .handle = s_handle};
+    static stage_def_t def = {.name = "triage", .handle = s_handle};
+    const char *as = getenv("PG_ECHO_STAGE"); /* "approve": a stage whose next one is partitioned */
+    if (as && config_stage_index(as) >= 0)
+        def.name = as;
     return stage_main(argc, argv, &def);
 }

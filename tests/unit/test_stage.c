@@ -12,7 +12,7 @@
  *     rest through;
  *   - after a kill -9, a restart re-sends what was never acked, same ids;
  *   - an input seen before is acked again but causes nothing new;
- *   - with approve partitioned over 3 instances, each answer reaches the
+ *   - run as approve with execute partitioned over 3 instances, each answer reaches the
  *     owner of its case key (route.h), and an instance that is away holds
  *     back only its own.
  * Waits have generous timeouts; nothing here measures speed. */
@@ -38,13 +38,15 @@ static char s_dir[] = "/tmp/pg-stage-XXXXXX";
 static char s_cfg[300];
 static config_t *s_config;
 static pid_t s_child;
-static zsock_t *s_in;              /* we push inputs to triage.0 */
-static zsock_t *s_acks_to_us;      /* validate.0's ack endpoint: triage's acks */
-static zsock_t *s_approve;         /* approve.0's input: triage's output */
-static zsock_t *s_audit;           /* audit.0's input */
-static zsock_t *s_ack_out;         /* triage.0's ack endpoint: our acks as approve and audit */
-static int s_napprove = 1;         /* approve's instances: 3 in the routed suite */
-static zsock_t *s_approve_more[2]; /* approve.1 and approve.2's inputs there */
+static zsock_t *s_in;                  /* we push inputs to triage.0 */
+static zsock_t *s_acks_to_us;          /* validate.0's ack endpoint: triage's acks */
+static zsock_t *s_next0;               /* the next stage's instance 0 input: our output */
+static zsock_t *s_audit;               /* audit.0's input */
+static zsock_t *s_ack_out;             /* triage.0's ack endpoint: our acks as approve and audit */
+static const char *s_stage = "triage"; /* the stage under test: approve in the routed suite */
+static const char *s_next = "approve"; /* its next stage: execute there, partitioned */
+static int s_nnext = 1;                /* the next stage's instances: 3 in the routed suite */
+static zsock_t *s_next_more[2];        /* its instances 1 and 2 there */
 
 /* s_start - the stage in a fresh process (bin/pg-stage-echo: a process
  * forked with a live ZeroMQ context cannot use it) */
@@ -53,6 +55,7 @@ static void s_start(void)
     s_child = fork();
     cr_assert_geq(s_child, 0);
     if (s_child == 0) {
+        setenv("PG_ECHO_STAGE", s_stage, 1);
         execl("bin/pg-stage-echo", "pg-stage-echo", "-c", s_cfg, "-i", "0", (char *) NULL);
         _exit(127);
     }
@@ -102,8 +105,8 @@ static void s_setup(void)
     cr_assert_not_null(f);
     fprintf(f,
             "payguard\n    run_dir = %s/run\n    data_dir = %s/data\n    drain_ms = 500\n    delivery\n"
-            "        resend_ms = %d\n        max_inflight = %d\napprove\n    instances = %d\n",
-            s_dir, s_dir, RESEND_MS, s_napprove > 1 ? 100 : 3, s_napprove);
+            "        resend_ms = %d\n        max_inflight = %d\n%s\n    instances = %d\n",
+            s_dir, s_dir, RESEND_MS, s_nnext > 1 ? 100 : 3, s_next, s_nnext);
     fclose(f);
     char err[256];
     s_config = config_load(s_cfg, err, sizeof err);
@@ -114,13 +117,13 @@ static void s_setup(void)
     setenv("PAYGUARD_LOG_LEVEL", "error", 1);
     /* the test's own ends first, so the child's connects find them */
     s_acks_to_us = s_pull(true, "validate");
-    s_approve = s_pull(false, "approve");
-    for (int i = 1; i < s_napprove; i++)
-        s_approve_more[i - 1] = s_pull_at(false, "approve", i);
+    s_next0 = s_pull(false, s_next);
+    for (int i = 1; i < s_nnext; i++)
+        s_next_more[i - 1] = s_pull_at(false, s_next, i);
     s_audit = s_pull(false, "audit");
     s_start();
-    s_in = s_push(false, "triage");
-    s_ack_out = s_push(true, "triage");
+    s_in = s_push(false, s_stage);
+    s_ack_out = s_push(true, s_stage);
 }
 
 /* s_stop_child - SIGTERM, then SIGKILL if it has not exited in 10 s (a
@@ -148,9 +151,9 @@ static void s_teardown(void)
     zsock_destroy(&s_in);
     zsock_destroy(&s_ack_out);
     zsock_destroy(&s_acks_to_us);
-    zsock_destroy(&s_approve);
+    zsock_destroy(&s_next0);
     for (int i = 0; i < 2; i++)
-        zsock_destroy(&s_approve_more[i]);
+        zsock_destroy(&s_next_more[i]);
     zsock_destroy(&s_audit);
     config_destroy(&s_config);
     char cmd[400];
@@ -235,7 +238,7 @@ static size_t s_recv_ack(uint64_t *seqs, size_t max)
     return n;
 }
 
-/* s_ack - ack seq as consumer stage ("approve" or "audit") */
+/* s_ack - ack seq as consumer stage (s_next or "audit") */
 static void s_ack(const char *as, uint64_t seq)
 {
     msgpack_sbuffer b;
@@ -261,7 +264,7 @@ Test(stage, an_input_is_acked_once_its_answer_is_durable_and_sent_to_both)
     cr_expect_eq(acked[0], 1);
     char id[EVENT_ID_MAX + 1], id2[EVENT_ID_MAX + 1];
     uint64_t seq, seq2;
-    cr_assert(s_recv_event(s_approve, id, &seq, WAIT_MS), "the answer reaches the next stage");
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS), "the answer reaches the next stage");
     cr_assert(s_recv_event(s_audit, id2, &seq2, WAIT_MS), "and audit");
     cr_expect_str_eq(id, id2, "one event, two destinations");
     cr_expect_eq(seq, seq2);
@@ -273,15 +276,15 @@ Test(stage, unacked_events_are_resent_until_acked)
     s_send_input(1);
     char id[EVENT_ID_MAX + 1], again[EVENT_ID_MAX + 1];
     uint64_t seq, seq2;
-    cr_assert(s_recv_event(s_approve, id, &seq, WAIT_MS));
-    cr_assert(s_recv_event(s_approve, again, &seq2, WAIT_MS), "no ack: sent again after resend_ms");
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS));
+    cr_assert(s_recv_event(s_next0, again, &seq2, WAIT_MS), "no ack: sent again after resend_ms");
     cr_expect_str_eq(again, id, "the same event, the same id");
     cr_expect_eq(seq2, seq);
-    s_ack("approve", seq);
+    s_ack(s_next, seq);
     s_ack("audit", seq);
     /* drain what was in flight before the ack landed, then nothing more */
     int extra = 0;
-    while (s_recv_event(s_approve, again, &seq2, 3 * RESEND_MS) && extra < 10)
+    while (s_recv_event(s_next0, again, &seq2, 3 * RESEND_MS) && extra < 10)
         extra++;
     cr_expect_lt(extra, 3, "re-sends stop once acked (%d more after the ack)", extra);
 }
@@ -297,7 +300,7 @@ Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
     int got = 0;
     /* the first answer may take a while (a stage starting under ASan); then
      * what comes within two re-send periods of the last */
-    while (got < 12 && s_recv_event(s_approve, id, &seq, got ? 2 * RESEND_MS : WAIT_MS)) {
+    while (got < 12 && s_recv_event(s_next0, id, &seq, got ? 2 * RESEND_MS : WAIT_MS)) {
         got++;
         bool seen = false;
         for (size_t i = 0; i < distinct; i++)
@@ -309,11 +312,11 @@ Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
     }
     cr_assert_eq(distinct, 3, "a window of 3 holds 3 unacked events (%zu seen)", distinct);
     for (size_t i = 0; i < distinct; i++) {
-        s_ack("approve", seqs[i]);
+        s_ack(s_next, seqs[i]);
         s_ack("audit", seqs[i]);
     }
     size_t more = 0;
-    for (int k = 0; k < 20 && s_recv_event(s_approve, id, &seq, WAIT_MS); k++) {
+    for (int k = 0; k < 20 && s_recv_event(s_next0, id, &seq, WAIT_MS); k++) {
         bool seen = false;
         for (size_t i = 0; i < distinct; i++)
             seen |= strcmp(ids[i], id) == 0;
@@ -335,18 +338,18 @@ Test(stage, a_restart_after_kill_9_resends_what_was_never_acked)
     char first[2][EVENT_ID_MAX + 1], id[EVENT_ID_MAX + 1];
     uint64_t seq;
     size_t n = 0;
-    while (n < 2 && s_recv_event(s_approve, id, &seq, WAIT_MS))
+    while (n < 2 && s_recv_event(s_next0, id, &seq, WAIT_MS))
         if (n == 0 || strcmp(first[0], id) != 0)
             snprintf(first[n++], sizeof first[0], "%s", id);
     cr_assert_eq(n, 2);
     kill(s_child, SIGKILL);
     waitpid(s_child, NULL, 0);
     s_child = 0;
-    while (s_recv_event(s_approve, id, &seq, RESEND_MS)) /* what was already queued */
+    while (s_recv_event(s_next0, id, &seq, RESEND_MS)) /* what was already queued */
         ;
     s_start();
     bool again[2] = {false, false};
-    for (int k = 0; k < 10 && !(again[0] && again[1]) && s_recv_event(s_approve, id, &seq, WAIT_MS); k++)
+    for (int k = 0; k < 10 && !(again[0] && again[1]) && s_recv_event(s_next0, id, &seq, WAIT_MS); k++)
         for (size_t i = 0; i < 2; i++)
             again[i] |= strcmp(first[i], id) == 0;
     cr_expect(again[0] && again[1], "both unacked events are re-sent from the journal, with their ids");
@@ -359,43 +362,45 @@ Test(stage, an_input_seen_before_is_acked_again_and_causes_nothing)
     cr_assert_eq(s_recv_ack(acked, 8), 1);
     char id[EVENT_ID_MAX + 1], other[EVENT_ID_MAX + 1];
     uint64_t seq;
-    cr_assert(s_recv_event(s_approve, id, &seq, WAIT_MS));
-    s_ack("approve", seq);
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS));
+    s_ack(s_next, seq);
     s_ack("audit", seq);
     s_send_input(7); /* the producer re-sends it (our ack was "lost") */
     cr_assert_eq(s_recv_ack(acked, 8), 1, "a duplicate is acked again");
     cr_expect_eq(acked[0], 7);
     int fresh = 0;
-    while (s_recv_event(s_approve, other, &seq, 3 * RESEND_MS))
+    while (s_recv_event(s_next0, other, &seq, 3 * RESEND_MS))
         fresh += strcmp(other, id) != 0;
     cr_expect_eq(fresh, 0, "no second answer for the same input");
 }
 
-/* the routed suite: approve has 3 instances, so triage's answers are
- * partitioned by case key */
+/* the routed suite: the stage runs as approve, and execute has 3
+ * instances, so its answers are partitioned by case key */
 static void s_setup_routed(void)
 {
-    s_napprove = 3;
+    s_stage = "approve";
+    s_next = "execute";
+    s_nnext = 3;
     s_setup();
 }
 
 TestSuite(stage_routed, .init = s_setup_routed, .fini = s_teardown, .timeout = 120);
 
-/* s_owner - the approve instance that owns input n's case (route.h) */
+/* s_owner - the execute instance that owns input n's case (route.h) */
 static int s_owner(unsigned n)
 {
     char key[64];
     snprintf(key, sizeof key, "payout-P-%u", n);
-    return route_target_key(s_config, "approve", key);
+    return route_target_key(s_config, "execute", key);
 }
 
-/* s_collect - receive on approve.i until want more distinct inputs were
+/* s_collect - receive on execute.i until want more distinct inputs were
  * answered or wait_ms passed with nothing; each must be owned by i. Counts
  * per instance into got[] (a re-send counts once). */
 static void s_collect(int got[3], int want, int wait_ms)
 {
     static bool seen[64];
-    zsock_t *socks[3] = {s_approve, s_approve_more[0], s_approve_more[1]};
+    zsock_t *socks[3] = {s_next0, s_next_more[0], s_next_more[1]};
     int total = 0, idle = 0;
     while (total < want && idle < wait_ms / 50) {
         bool any = false;
@@ -405,8 +410,8 @@ static void s_collect(int got[3], int want, int wait_ms)
                 continue;
             unsigned n = 0;
             cr_assert_eq(sscanf(h.case_key, "payout-P-%u", &n), 1, "%s", h.case_key);
-            cr_assert_eq(s_owner(n), i, "%s reached approve.%d, not its owner approve.%d", h.case_key, i, s_owner(n));
-            s_ack("approve", h.seq);
+            cr_assert_eq(s_owner(n), i, "%s reached execute.%d, not its owner execute.%d", h.case_key, i, s_owner(n));
+            s_ack(s_next, h.seq);
             s_ack("audit", h.seq);
             any = true;
             if (n < 64 && !seen[n]) {
@@ -429,12 +434,12 @@ Test(stage_routed, each_answer_reaches_the_owner_of_its_case)
     cr_assert(want[0] && want[1] && want[2], "the 60 keys fall on every instance");
     s_collect(got, 60, WAIT_MS);
     for (int i = 0; i < 3; i++)
-        cr_expect_geq(got[i], want[i], "approve.%d: %d of its %d", i, got[i], want[i]);
+        cr_expect_geq(got[i], want[i], "execute.%d: %d of its %d", i, got[i], want[i]);
 }
 
 Test(stage_routed, an_instance_away_holds_back_only_its_own)
 {
-    zsock_destroy(&s_approve_more[1]); /* approve.2 stops */
+    zsock_destroy(&s_next_more[1]); /* execute.2 stops */
     usleep(200 * 1000);
     int want[3] = {0, 0, 0}, got[3] = {0, 0, 0};
     for (unsigned n = 1; n <= 60; n++) {
@@ -442,9 +447,9 @@ Test(stage_routed, an_instance_away_holds_back_only_its_own)
         want[s_owner(n)]++;
     }
     s_collect(got, want[0] + want[1], WAIT_MS);
-    cr_assert_geq(got[0], want[0], "approve.0 gets its %d while approve.2 is away (%d)", want[0], got[0]);
-    cr_assert_geq(got[1], want[1], "approve.1 gets its %d while approve.2 is away (%d)", want[1], got[1]);
-    s_approve_more[1] = s_pull_at(false, "approve", 2); /* back */
+    cr_assert_geq(got[0], want[0], "execute.0 gets its %d while execute.2 is away (%d)", want[0], got[0]);
+    cr_assert_geq(got[1], want[1], "execute.1 gets its %d while execute.2 is away (%d)", want[1], got[1]);
+    s_next_more[1] = s_pull_at(false, "execute", 2); /* back */
     s_collect(got, want[2], WAIT_MS);
-    cr_expect_geq(got[2], want[2], "approve.2's %d arrive once it is back (%d)", want[2], got[2]);
+    cr_expect_geq(got[2], want[2], "execute.2's %d arrive once it is back (%d)", want[2], got[2]);
 }
