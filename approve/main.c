@@ -61,6 +61,9 @@
  *	(audit), "notice" (execute: a Teams card).
  * SECURITY
  *	Holds token hashes only. Case text is data: the API answers JSON.
+ *	Seals every event it sends to execute with the group's seal key
+ *	(payguard/seal_key_file; common/event.h, SEALS): execute acts on
+ *	nothing else.
  * CONFIGURATION
  *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
  *	tier{1,2,3}_roles, thresholds/<CUR>; approvers/<name>/{roles,token_sha256}.
@@ -365,6 +368,7 @@ int main(int argc, char **argv)
                                     .drain = s_drain,
                                     .busy = s_busy,
                                     .fini = s_fini,
-                                    .arg = &a};
+                                    .arg = &a,
+                                    .seal = STAGE_SEAL_OUT}; /* execute acts only on what approve seals */
     return stage_main(argc, argv, &def);
 }

@@ -24,6 +24,8 @@ static const char s_defaults[] =
     "    run_dir = run                       # sockets, pid and status files\n"
     "    data_dir = data                     # journals, one directory per instance\n"
     "    log_level = info                    # debug | info | warn | error\n"
+    "    seal_key_file = {data}/seal.key     # approve seals decisions with it, execute checks (created if missing;\n"
+    "                                        # on several hosts, the same file on each)\n"
     "    partitions = 64                     # keys of validate, approve, execute spread over their instances\n"
     "                                        # (changing it, or their instances: payguard repartition)\n"
     "    journal\n"

@@ -26,7 +26,9 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <msgpack.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1129,8 +1131,62 @@ void event_body_copy(event_body_t *self, const event_t *from)
 
 /* event_encode - pack head + body, then decode the result so the encoder
  * can never produce what the decoder rejects */
-static void *s_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, bool required, char *err,
-                      size_t errlen)
+/* s_seal_hex - the seal of an event: hex HMAC-SHA256(key, "payguard-seal-1"
+ * NUL id NUL type NUL case_key NUL cause NUL <its body's packed pairs>) */
+static void s_seal_hex(const unsigned char key[EVENT_SEAL_KEY_BYTES], const event_head_t *h, const void *pairs,
+                       size_t n, char out[2 * EVENT_SEAL_BYTES + 1])
+{
+    const char *parts[5] = {"payguard-seal-1", h->id, h->type, h->case_key, h->cause};
+    size_t total = n;
+    for (int i = 0; i < 5; i++)
+        total += strlen(parts[i]) + 1;
+    unsigned char *buf = malloc(total ? total : 1), md[EVENT_SEAL_BYTES];
+    assert(buf);
+    size_t off = 0;
+    for (int i = 0; i < 5; i++) {
+        size_t l = strlen(parts[i]) + 1;
+        memcpy(buf + off, parts[i], l);
+        off += l;
+    }
+    if (n)
+        memcpy(buf + off, pairs, n);
+    unsigned mdlen = 0;
+    unsigned char *ok = HMAC(EVP_sha256(), key, EVENT_SEAL_KEY_BYTES, buf, total, md, &mdlen);
+    assert(ok && mdlen == EVENT_SEAL_BYTES);
+    free(buf);
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < EVENT_SEAL_BYTES; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[2 * EVENT_SEAL_BYTES] = '\0';
+}
+
+/* the seal pair as it ends a sealed body: fixstr "seal", str8 of 64 */
+#define SEAL_PAIR_BYTES (1 + 4 + 2 + 2 * EVENT_SEAL_BYTES)
+
+/* event_seal_check - see event.h */
+int event_seal_check(const event_t *ev, const unsigned char key[EVENT_SEAL_KEY_BYTES])
+{
+    size_t len;
+    const unsigned char *raw = event_body_raw(ev, &len);
+    size_t hdr = (raw[0] & 0xf0) == 0x80 ? 1 : raw[0] == 0xde ? 3 : raw[0] == 0xdf ? 5 : 0;
+    if (!hdr || len < hdr + SEAL_PAIR_BYTES)
+        return -1;
+    const unsigned char *tail = raw + len - SEAL_PAIR_BYTES;
+    if (memcmp(tail,
+               "\xa4"
+               "seal"
+               "\xd9\x40",
+               7) != 0)
+        return -1;
+    char want[2 * EVENT_SEAL_BYTES + 1];
+    s_seal_hex(key, event_head(ev), raw + hdr, len - hdr - SEAL_PAIR_BYTES, want);
+    return CRYPTO_memcmp(want, tail + 7, 2 * EVENT_SEAL_BYTES) == 0 ? 0 : -1;
+}
+
+static void *s_encode(const event_head_t *head, const event_body_t *body, const unsigned char *seal_key,
+                      size_t *len_out, bool required, char *err, size_t errlen)
 {
     assert(head && len_out);
     if (err && errlen > 0)
@@ -1152,9 +1208,16 @@ static void *s_encode(const event_head_t *head, const event_body_t *body, size_t
     rc |= msgpack_pack_uint64(&pk, head->seq);
     rc |= msgpack_pack_str_with_body(&pk, head->cause, strnlen(head->cause, sizeof head->cause));
     rc |= msgpack_pack_int64(&pk, head->time_ms);
-    rc |= msgpack_pack_map(&pk, body ? body->count : 0);
+    rc |= msgpack_pack_map(&pk, (body ? body->count : 0) + (seal_key ? 1 : 0));
     if (body && body->sbuf.size > 0)
         rc |= msgpack_sbuffer_write(&sb, body->sbuf.data, body->sbuf.size);
+    if (seal_key) { /* last, so that the checker finds the pairs it covers before it */
+        char hex[2 * EVENT_SEAL_BYTES + 1];
+        s_seal_hex(seal_key, head, body ? body->sbuf.data : NULL, body ? body->sbuf.size : 0, hex);
+        rc |= msgpack_pack_str_with_body(&pk, EK_SEAL, 4);
+        rc |= msgpack_pack_str(&pk, 2 * EVENT_SEAL_BYTES);
+        rc |= msgpack_pack_str_body(&pk, hex, 2 * EVENT_SEAL_BYTES);
+    }
     if (rc) {
         msgpack_sbuffer_destroy(&sb);
         s_fail(err, errlen, "out of memory");
@@ -1174,13 +1237,21 @@ static void *s_encode(const event_head_t *head, const event_body_t *body, size_t
 /* event_encode - see event.h */
 void *event_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen)
 {
-    return s_encode(head, body, len_out, false, err, errlen);
+    return s_encode(head, body, NULL, len_out, false, err, errlen);
 }
 
 /* event_emit_encode - see event.h */
 void *event_emit_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen)
 {
-    return s_encode(head, body, len_out, true, err, errlen);
+    return s_encode(head, body, NULL, len_out, true, err, errlen);
+}
+
+/* event_seal_encode - see event.h */
+void *event_seal_encode(const event_head_t *head, const event_body_t *body,
+                        const unsigned char key[EVENT_SEAL_KEY_BYTES], size_t *len_out, char *err, size_t errlen)
+{
+    assert(key);
+    return s_encode(head, body, key, len_out, true, err, errlen);
 }
 
 /* ---------------------------------------------------------------------

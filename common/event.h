@@ -118,6 +118,22 @@ void *event_encode(const event_head_t *head, const event_body_t *body, size_t *l
  * that forgot it fails where the mistake is, never its consumers */
 void *event_emit_encode(const event_head_t *head, const event_body_t *body, size_t *len_out, char *err, size_t errlen);
 
+/* SEALS - what approve decides, execute acts on only if approve sealed it:
+ * the last body key "seal" holds hex HMAC-SHA256(key, "payguard-seal-1" NUL
+ * id NUL type NUL case_key NUL cause NUL <the packed pairs of every other
+ * body key, in order>), key the group's seal key (common/sealkey.h). The
+ * producer's instance and journal position are not covered: they change
+ * when `payguard repartition` moves an event. */
+#define EVENT_SEAL_KEY_BYTES 32
+#define EVENT_SEAL_BYTES 32
+#define EK_SEAL "seal"
+/* event_seal_encode - event_emit_encode, with the seal appended */
+void *event_seal_encode(const event_head_t *head, const event_body_t *body,
+                        const unsigned char key[EVENT_SEAL_KEY_BYTES], size_t *len_out, char *err, size_t errlen);
+/* event_seal_check - 0 if ev ends with a seal made with key over exactly
+ * what it carries, -1 if it has none or another */
+int event_seal_check(const event_t *ev, const unsigned char key[EVENT_SEAL_KEY_BYTES]);
+
 /* event_derive_id - the id of the index-th event that stage emits in answer
  * to cause: "<stage>-" + 24 hex digits of SHA-256(stage NUL cause NUL index) */
 void event_derive_id(char out[EVENT_ID_MAX + 1], const char *stage, const char *cause, unsigned index);

@@ -63,6 +63,8 @@ static const family_t s_families[] = {
     {"payguard_execute_retries_total", "counter", "Retries of runbook step calls."},
     {"payguard_execute_reviews_total", "counter", "Cases sent to the ops-review queue."},
     {"payguard_execute_notices_total", "counter", "Teams notices sent, per status."},
+    {"payguard_execute_unsealed_total", "counter",
+     "Events refused because approve had not sealed them (forged or altered)."},
     {"payguard_executions_total", "counter", "Runbooks finished, per outcome."},
     {"payguard_ops_review_queue", "gauge", "Cases in the ops-review queue."},
     /* outside calls (common/httpc_multi.c through stage_http.c), every stage that makes them */

@@ -22,6 +22,7 @@
 
 #include "layout.h"
 #include "route.h"
+#include "sealkey.h"
 
 volatile sig_atomic_t sk_stop = 0;
 int sk_signal_pipe = -1;
@@ -243,6 +244,10 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
         log_error("%s", err);
         return 78; /* EX_CONFIG */
     }
+    if (def->seal && sealkey_load(st->config, st->seal_key, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return 78;
+    }
 
     zsys_handler_set(NULL); /* our signals, not czmq's */
     zsys_set_linger(0);
@@ -319,4 +324,10 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     config_destroy(&st->config);
     free(st);
     return 0;
+}
+
+/* stage_seal_key - see stage.h */
+const unsigned char *stage_seal_key(const stage_t *st)
+{
+    return st->def->seal ? st->seal_key : NULL;
 }

@@ -76,7 +76,12 @@ typedef struct {
                                                         extra lines for `payguard status` (outside_<system>=...) */
     void *arg;
     unsigned max_deferred; /* inputs that may wait in stage_defer at once (0: none); input stops at the bound */
+    unsigned seal;         /* STAGE_SEAL_OUT: seal what goes to the next stage (approve); STAGE_SEAL_IN: hold the
+                              key to check inputs with stage_seal_key (execute); event.h, SEALS */
 } stage_def_t;
+
+#define STAGE_SEAL_OUT 1u
+#define STAGE_SEAL_IN 2u
 
 /* a deferred input: handle() may start slow work (an LLM call) and return
  * STAGE_DEFERRED after stage_defer(); the input stays unacknowledged (so a
@@ -190,6 +195,10 @@ struct httpc_multi_t *stage_http(stage_t *st);
  * breaker_failures, breaker_cooldown_ms, and outside/limits/<name>); its
  * index for httpc_multi_start, or -1 and err */
 int stage_http_system(stage_t *st, const char *name, char *err, size_t errlen);
+
+/* stage_seal_key - the group's seal key (sealkey.h), for a stage whose
+ * definition asks for it (.seal); NULL otherwise */
+const unsigned char *stage_seal_key(const stage_t *st);
 
 /* stage_wake - from any thread: make the loop run a turn now */
 void stage_wake(stage_t *st);

@@ -19,7 +19,9 @@ static blob_t *s_append_event_locked(stage_t *st, event_head_t *head, const even
     snprintf(head->stage, sizeof head->stage, "%s", st->inst);
     char err[256];
     size_t len = 0;
-    void *env = event_emit_encode(head, body, &len, err, sizeof err);
+    bool seal = (st->def->seal & STAGE_SEAL_OUT) && (dest & STAGE_TO_NEXT);
+    void *env = seal ? event_seal_encode(head, body, st->seal_key, &len, err, sizeof err)
+                     : event_emit_encode(head, body, &len, err, sizeof err);
     if (!env) {
         log_error("cannot encode %s event: %s", head->type, err);
         errno = EINVAL;

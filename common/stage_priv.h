@@ -140,6 +140,8 @@ struct stage_t {
     int index;
     const char *next; /* next stage name or NULL */
 
+    unsigned char seal_key[EVENT_SEAL_KEY_BYTES]; /* with def->seal (sealkey.h) */
+
     journal_t *journal;
     pthread_mutex_t append_mu; /* seq prediction + append + staging order */
     idset_t *seen;

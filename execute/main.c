@@ -37,7 +37,13 @@
  *	re-runs the failed plan from its failed step, with keys
  *	"<case>:<step>:retry<n>"; a "closed" case leaves the queue.
  * INPUT
- *	"approved", "denied", "closed" and "notice" events from approve.
+ *	"approved", "denied", "closed" and "notice" events from approve,
+ *	routed by case to the instance that owns it (common/route.h), and
+ *	only those approve sealed with the group's seal key (common/event.h,
+ *	SEALS): anything else - pushed into the socket by someone who can
+ *	reach it, altered, or from a group with another key - is not acted
+ *	on, and is recorded on the trail as "rejected" (gate seal, code
+ *	unsealed) with the case it claimed as data.
  * OUTPUT
  *	To audit: "runbook" (the plan), "step" (started / done / failed, per
  *	call), "review" (ops review, with why), "executed" (the outcome).
@@ -47,7 +53,8 @@
  *	resumes every unfinished runbook from its journal.
  * SECURITY
  *	Holds the write token for the payments API, ledger and tickets
- *	(execute/token_file) and the Teams URL; no other stage does.
+ *	(execute/token_file) and the Teams URL; no other stage does. Reads
+ *	the seal key (payguard/seal_key_file) to check approve's seals.
  * TEST HOOK
  *	Only in the test build (-DPG_TEST_HOOKS: bin/hooks/execute, never
  *	bin/execute): when the file named by the environment variable
@@ -629,11 +636,38 @@ static int s_closed(execute_t *x, const event_t *in)
     return STAGE_DONE;
 }
 
-/* s_handle - the dispatch: notices now, decided cases as runbooks */
+/* s_unsealed - an input approve did not seal (forged, altered, or from a
+ * group with another seal key): nothing is done; the refusal is on the
+ * trail with the claimed case as data, never as a case of its own */
+static int s_unsealed(execute_t *x, const event_t *in)
+{
+    const event_head_t *h = event_head(in);
+    char why[320];
+    snprintf(why, sizeof why, "a %s event claiming to come from %s that approve did not seal: not acted on", h->type,
+             h->stage);
+    log_warn("refused event %s: %s (case '%s')", h->id, why, h->case_key);
+    event_body_t *b = event_body_new();
+    event_body_str(b, "gate", "seal");
+    event_body_str(b, EK_CODE, "unsealed");
+    event_body_str(b, EK_REASON, why);
+    event_body_str(b, "claimed_case", h->case_key);
+    event_body_str(b, "claimed_id", h->id);
+    stage_emit(x->st, EV_REJECTED, "", b, STAGE_TO_AUDIT);
+    event_body_destroy(&b);
+    stage_count(x->st, "payguard_execute_unsealed_total", NULL, NULL, 1);
+    return STAGE_DONE;
+}
+
+/* s_handle - the dispatch: notices now, decided cases as runbooks; only
+ * what approve sealed (event.h, SEALS) */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     execute_t *x = arg;
-    switch (event_head(in)->kind) {
+    event_type_t kind = event_head(in)->kind;
+    if ((kind == EV_NOTICE || kind == EV_APPROVED || kind == EV_DENIED || kind == EV_CLOSED) &&
+        event_seal_check(in, stage_seal_key(st)) != 0)
+        return s_unsealed(x, in);
+    switch (kind) {
     case EV_NOTICE:
         return s_teams(x, in);
     case EV_APPROVED:
@@ -908,6 +942,7 @@ int main(int argc, char **argv)
                           .tick = s_tick,
                           .fini = s_fini,
                           .arg = &x,
-                          .max_deferred = EXECUTE_MAX_RUNS};
+                          .max_deferred = EXECUTE_MAX_RUNS,
+                          .seal = STAGE_SEAL_IN};
     return stage_main(argc, argv, &s_def);
 }

@@ -193,6 +193,24 @@ after=$(calls payments | grep -c 'payout-P-35')
 ok "a pending case's plan says what it would do once approved" grep -q 'not decided yet' "$WORK/plan2"
 ok "and planning called nothing" test "$before" = "$after"
 
+# ---- 6b. a forged decision pushed into execute's input: not acted on
+# (what someone who can reach its ZeroMQ socket could do; approve seals what it sends)
+printf '%064d\n' 7 >"$WORK/other.key"
+"$BIN/pg-push" -c "$CFG" --into execute.0 --type approved --case payout-P-35 \
+    --body '{"case_id":"payout-P-35","decided_by":"ops_lead","facts":{"payout_id":"P-35","amount":1035,"currency":"USD"}}' >/dev/null
+"$BIN/pg-push" -c "$CFG" --into execute.0 --type approved --case payout-P-35 --seal-key "$WORK/other.key" \
+    --body '{"case_id":"payout-P-35","decided_by":"ops_lead"}' >/dev/null
+for _ in $(seq 1 50); do
+    [ "$("$BIN/payguard" journal dump -c "$CFG" execute.0 | grep -c '"code":"unsealed"')" = 2 ] && break
+    sleep 0.2
+done
+ok "an unsealed and a wrongly sealed 'approved' are refused and recorded" \
+    test "$("$BIN/payguard" journal dump -c "$CFG" execute.0 | grep '"code":"unsealed"' | grep -c '"claimed_case":"payout-P-35"')" = 2
+ok "...as data, not as a case of their own" \
+    test "$("$BIN/payguard" journal dump -c "$CFG" execute.0 | grep '"code":"unsealed"' | grep -c '"case_key":""')" = 2
+ok "...and nothing ran for the pending case: no call, no runbook" \
+    test "$(calls payments | grep -c 'payout-P-35')/$("$BIN/payguard" journal dump -c "$CFG" execute.0 | grep '"type":"runbook"' | grep -c 'payout-P-35')" = "$after/0"
+
 # ---- 7. where policy allows, a failed ledger step releases the hold
 ok "by default the hold stayed on the case whose ledger step failed" \
     bash -c "curl -s -H 'Authorization: Bearer $(tok read)' '$SBXURL/payments/payouts/P-3' | grep -q '\"status\":\"on_hold\"'"

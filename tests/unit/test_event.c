@@ -1285,3 +1285,69 @@ Test(event, an_emitted_event_must_carry_the_keys_its_type_requires)
     for (int t = EV_NONE + 1; t < EV_NTYPES; t++)
         cr_expect_not_null(event_type_required((event_type_t) t));
 }
+
+/* s_sealed - an approved event sealed with key, amount as given, decoded */
+static event_t *s_sealed(const unsigned char *key, const char *case_key, int64_t amount, size_t *len, void **raw)
+{
+    event_head_t h = good_head();
+    strcpy(h.type, "approved");
+    snprintf(h.case_key, sizeof h.case_key, "%s", case_key);
+    strcpy(h.stage, "approve.0");
+    event_body_t *b = event_body_new();
+    event_body_str(b, EK_CASE_ID, case_key);
+    event_body_str(b, "decided_by", "policy");
+    event_body_int(b, "amount", amount);
+    char err[256];
+    *raw = event_seal_encode(&h, b, key, len, err, sizeof err);
+    event_body_destroy(&b);
+    cr_assert_not_null(*raw, "%s", err);
+    event_t *ev = event_decode(*raw, *len, err, sizeof err);
+    cr_assert_not_null(ev, "a sealed event decodes like any other: %s", err);
+    return ev;
+}
+
+/* a seal binds the decision to approve's key, its case and every body value */
+Test(event, a_seal_covers_the_case_and_the_body)
+{
+    unsigned char key[EVENT_SEAL_KEY_BYTES], other[EVENT_SEAL_KEY_BYTES];
+    memset(key, 7, sizeof key);
+    memset(other, 8, sizeof other);
+    size_t len, len2;
+    void *raw, *raw2;
+    event_t *ev = s_sealed(key, "payout-P-1", 1000, &len, &raw);
+    cr_assert_eq(event_seal_check(ev, key), 0, "approve's own seal checks");
+    cr_assert_eq(event_seal_check(ev, other), -1, "another key's does not");
+    char seal[80];
+    cr_assert_str_eq(event_get_strbuf(ev, EK_SEAL, seal, sizeof seal), seal);
+    cr_assert_eq(strlen(seal), 64, "the seal is the body's last key, 64 hex digits: %s", seal);
+    /* a forger who copies a genuine seal onto other values */
+    event_t *ev2 = s_sealed(key, "payout-P-1", 9999, &len2, &raw2);
+    cr_assert_eq(len, len2);
+    memcpy((char *) raw2 + len2 - 64, (char *) raw + len - 64, 64); /* P-1's seal on the other amount */
+    event_t *forged = event_decode(raw2, len2, NULL, 0);
+    cr_assert_not_null(forged);
+    cr_assert_eq(event_seal_check(forged, key), -1, "the seal does not fit another amount");
+    event_destroy(&forged);
+    event_destroy(&ev2);
+    free(raw2);
+    /* nor another case */
+    ev2 = s_sealed(key, "payout-P-2", 1000, &len2, &raw2);
+    memcpy((char *) raw2 + len2 - 64, (char *) raw + len - 64, 64);
+    forged = event_decode(raw2, len2, NULL, 0);
+    cr_assert_eq(event_seal_check(forged, key), -1, "nor another case");
+    event_destroy(&forged);
+    event_destroy(&ev2);
+    free(raw2);
+    /* an event with no seal at all */
+    event_head_t h = good_head();
+    event_body_t *b = event_body_new();
+    event_body_str(b, "x", "y");
+    void *plain = event_encode(&h, b, &len2, NULL, 0);
+    event_body_destroy(&b);
+    event_t *unsealed = event_decode(plain, len2, NULL, 0);
+    cr_assert_eq(event_seal_check(unsealed, key), -1, "no seal, no check");
+    event_destroy(&unsealed);
+    free(plain);
+    event_destroy(&ev);
+    free(raw);
+}
