@@ -188,7 +188,7 @@ static int s_mkdirs(const config_t *c)
 {
     const char *dirs[2] = {config_run_dir(c), config_data_dir(c)};
     for (int i = 0; i < 2; i++)
-        if (mkdir(dirs[i], 0750) != 0 && errno != EEXIST) {
+        if (mkdir(dirs[i], i == 0 ? 0700 : 0750) != 0 && errno != EEXIST) { /* run: private (ipc sockets) */
             log_error("cannot create %s: %s", dirs[i], strerror(errno));
             return -1;
         }

@@ -313,10 +313,16 @@ int cmd_up(int argc, char **argv)
     }
     const char *dirs[2] = {config_run_dir(m.config), config_data_dir(m.config)};
     for (int i = 0; i < 2; i++)
-        if (mkdir(dirs[i], 0750) != 0 && errno != EEXIST) {
+        if (mkdir(dirs[i], i == 0 ? 0700 : 0750) != 0 && errno != EEXIST) {
             fprintf(stderr, "payguard: cannot create %s: %s\n", dirs[i], strerror(errno));
             return 1;
         }
+    /* the run directory holds the ipc sockets: private to the service user,
+     * so no other local user can push events into a stage */
+    if (chmod(dirs[0], 0700) != 0) {
+        fprintf(stderr, "payguard: cannot make %s private (mode 0700): %s\n", dirs[0], strerror(errno));
+        return 1;
+    }
     if (layout_check(m.config, err, sizeof err) != 0) { /* state split as the config routes? (layout.h) */
         fprintf(stderr, "payguard: %s\n", err);
         return 2;

@@ -4,7 +4,8 @@
 #
 #   CHAOS_N=20000 CHAOS_SEED=S bash tests/e2e/chaos.sh
 #
-# Posts CHAOS_N signed Stripe webhooks (default 20,000) at the group through
+# CHAOS_SCALE (e.g. "ingest=2 validate=3 execute=3") runs the group with
+# those instances. Posts CHAOS_N signed Stripe webhooks (default 20,000) at the group through
 # pg-load: refund cases the policy auto-approves and payout cases a scripted
 # approver approves, with about 20% of the cases delivered again (2 to 12
 # copies), 10% followed by an older event for the same object (out of order)
@@ -31,13 +32,17 @@ SEED=${CHAOS_SEED:-$(((RANDOM << 15 | RANDOM) % 1000000000))}
 SETTLE_S=${CHAOS_SETTLE_S:-180}
 MIN_S=${CHAOS_MIN_S:-20} # faults and kills go on at least this long, load or not
 RATE=${CHAOS_RATE:-0}    # deliveries started a second (0: as fast as ingest takes them)
-echo "# chaos: seed=$SEED N=$N   (again: CHAOS_SEED=$SEED CHAOS_N=$N bash tests/e2e/chaos.sh)"
+echo "# chaos: seed=$SEED N=$N${CHAOS_SCALE:+ scale: $CHAOS_SCALE}   (again: CHAOS_SEED=$SEED CHAOS_N=$N${CHAOS_SCALE:+ CHAOS_SCALE=\"$CHAOS_SCALE\"} bash tests/e2e/chaos.sh)"
 
 PORT=$(free_port)
 APORT=$(free_port)
 UPORT=$(free_port)
 CFG=$(write_config ch "$PORT" 4000)
 D=$WORK/ch
+# CHAOS_SCALE="ingest=2 validate=3 execute=3": the group scaled out (partitioned stages)
+for si in ${CHAOS_SCALE:-}; do
+    printf '%s\n    instances = %s\n' "${si%=*}" "${si#*=}"
+done | cfg_merge "$CFG"
 cfg_merge "$CFG" <<CFG
 audit
     checkpoint_every_s = 2

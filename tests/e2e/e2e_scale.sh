@@ -49,6 +49,7 @@ for i in $(seq 1 "$N"); do
 done
 
 ok "group starts (ingest 2 on one port, validate 3, execute 3)" up "$CFG"
+ok "the run directory (ipc sockets) is private to the service user: $(stat -c %a "$D/run")" test "$(stat -c %a "$D/run")" = 700
 seeded=0
 for coll in payments psp_refunds entries; do
     { printf '{"%s":[' "$coll"; paste -sd, "$WORK/seed.$coll"; printf ']}'; } |
