@@ -56,8 +56,8 @@ static void s_add_plan(const approve_t *a, const approval_t *c, json_t *j)
     json_decref(rec);
 }
 
-/* s_list - GET /approvals?status= */
-static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
+/* s_list - GET /approvals?status=: every instance's (peers.c) unless a peer asks */
+static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn, bool via_peer, const char *client)
 {
     const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
     if (!status)
@@ -73,6 +73,11 @@ static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn)
         if (all || a->cases[i]->state == want)
             json_array_append_new(list, cases_json(a->cases[i]));
     pthread_mutex_unlock(&a->mu);
+    char err[256];
+    if (!via_peer && a->peer_httpd && peers_list(a, conn, status, client, &list, err, sizeof err) != 0) {
+        json_decref(list);
+        return httpd_error(conn, MHD_HTTP_BAD_GATEWAY, err);
+    }
     return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:o}", "approvals", list));
 }
 
@@ -290,12 +295,63 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
     return s_answer_when_durable(a, req);
 }
 
-/* api_answer - the approvals API */
-enum MHD_Result api_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                           const char *version, const char *upload, size_t *upload_size, void **con_cls)
+/* s_case_route - the requests about one case: answered here when this
+ * instance owns the case (or a peer passed it on), else passed on (peers.c) */
+static enum MHD_Result s_case_route(approve_t *a, request_t *req, bool via_peer, const char *url, const char *method,
+                                    const person_t *who, const char *peer)
 {
-    (void) version;
-    approve_t *a = cls;
+    struct MHD_Connection *conn = req->conn;
+    if (strncmp(url, "/approvals/", 11) == 0) {
+        char case_id[160];
+        const char *rest = url + 11;
+        const char *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t) (slash - rest) : strlen(rest);
+        if (n == 0 || n >= sizeof case_id)
+            return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+        memcpy(case_id, rest, n);
+        case_id[n] = '\0';
+        int owner = via_peer ? stage_index(a->st) : peers_owner(a, case_id);
+        if (owner != stage_index(a->st) && (!slash || strcmp(slash, "/decisions") == 0))
+            return peers_forward(a, conn, owner, method, "/approvals/", case_id, slash ? slash : "", req->body, peer);
+        if (slash && strcmp(slash, "/decisions") == 0) {
+            if (strcmp(method, "POST") != 0)
+                return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a decision");
+            req->answered = false; /* answered once durable */
+            return s_decide(a, req, who, case_id, peer);
+        }
+        if (!slash && strcmp(method, "GET") == 0) {
+            pthread_mutex_lock(&a->mu);
+            approval_t *c = cases_find(a, case_id);
+            json_t *j = c ? cases_json(c) : NULL;
+            if (c && c->state == APR_PENDING)
+                s_add_plan(a, c, j);
+            pthread_mutex_unlock(&a->mu);
+            return j ? httpd_reply(conn, MHD_HTTP_OK, j) : httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
+        }
+    }
+    if (strncmp(url, "/reviews/", 9) == 0 && strcmp(method, "POST") == 0) {
+        char case_id[160], what[16];
+        const char *rest = url + 9, *slash = strchr(rest, '/');
+        if (slash && (size_t) (slash - rest) < sizeof case_id &&
+            (strcmp(slash, "/retry") == 0 || strcmp(slash, "/close") == 0)) {
+            memcpy(case_id, rest, (size_t) (slash - rest));
+            case_id[slash - rest] = '\0';
+            snprintf(what, sizeof what, "%s", slash + 1);
+            int owner = via_peer ? stage_index(a->st) : peers_owner(a, case_id);
+            if (owner != stage_index(a->st))
+                return peers_forward(a, conn, owner, method, "/reviews/", case_id, slash, req->body, peer);
+            req->answered = false; /* answered once durable */
+            return s_review(a, req, who, case_id, what, peer);
+        }
+    }
+    return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
+}
+
+/* s_answer - the approvals API, from a client or (via_peer) passed on by
+ * another instance */
+static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *upload, size_t *upload_size, void **con_cls)
+{
     request_t *req = *con_cls;
     if (!req) {
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
@@ -329,7 +385,13 @@ enum MHD_Result api_answer(void *cls, struct MHD_Connection *conn, const char *u
     }
     req->answered = true;
     char peer[64];
-    httpd_peer(conn, peer, sizeof peer);
+    const char *fwd = via_peer ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Payguard-Client") : NULL;
+    if (fwd)
+        snprintf(peer, sizeof peer, "%s", fwd);
+    else
+        httpd_peer(conn, peer, sizeof peer);
+    if (req->body)
+        req->body[req->len] = '\0';
     const person_t *who =
         people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
     if (!who) {
@@ -347,46 +409,25 @@ enum MHD_Result api_answer(void *cls, struct MHD_Connection *conn, const char *u
     if (strcmp(url, "/approvals") == 0) {
         if (strcmp(method, "GET") != 0)
             return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /approvals");
-        return s_list(a, conn);
+        return s_list(a, conn, via_peer, peer);
     }
-    if (strncmp(url, "/approvals/", 11) == 0) {
-        char case_id[160];
-        const char *rest = url + 11;
-        const char *slash = strchr(rest, '/');
-        size_t n = slash ? (size_t) (slash - rest) : strlen(rest);
-        if (n == 0 || n >= sizeof case_id)
-            return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
-        memcpy(case_id, rest, n);
-        case_id[n] = '\0';
-        if (slash && strcmp(slash, "/decisions") == 0) {
-            if (strcmp(method, "POST") != 0)
-                return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a decision");
-            req->answered = false; /* answered once durable */
-            return s_decide(a, req, who, case_id, peer);
-        }
-        if (!slash && strcmp(method, "GET") == 0) {
-            pthread_mutex_lock(&a->mu);
-            approval_t *c = cases_find(a, case_id);
-            json_t *j = c ? cases_json(c) : NULL;
-            if (c && c->state == APR_PENDING)
-                s_add_plan(a, c, j);
-            pthread_mutex_unlock(&a->mu);
-            return j ? httpd_reply(conn, MHD_HTTP_OK, j) : httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
-        }
-    }
-    if (strncmp(url, "/reviews/", 9) == 0 && strcmp(method, "POST") == 0) {
-        char case_id[160], what[16];
-        const char *rest = url + 9, *slash = strchr(rest, '/');
-        if (slash && (size_t) (slash - rest) < sizeof case_id &&
-            (strcmp(slash, "/retry") == 0 || strcmp(slash, "/close") == 0)) {
-            memcpy(case_id, rest, (size_t) (slash - rest));
-            case_id[slash - rest] = '\0';
-            snprintf(what, sizeof what, "%s", slash + 1);
-            req->answered = false; /* answered once durable */
-            return s_review(a, req, who, case_id, what, peer);
-        }
-    }
-    return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
+    return s_case_route(a, req, via_peer, url, method, who, peer);
+}
+
+/* api_answer - the approvals API */
+enum MHD_Result api_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                           const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    return s_answer(cls, false, conn, url, method, upload, upload_size, con_cls);
+}
+
+/* api_answer_peer - see approve.h */
+enum MHD_Result api_answer_peer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    return s_answer(cls, true, conn, url, method, upload, upload_size, con_cls);
 }
 
 /* api_completed - free a request */

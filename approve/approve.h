@@ -6,6 +6,8 @@
  *   cases.c  the case table: approvals by case id, as JSON and event
  *            bodies, rebuilt from the journal, escalated and expired
  *   api.c    the approvals API (list, decide, review, whoami)
+ *   peers.c  the instances as one API: requests passed on to the owner
+ *            of their case, lists gathered from every instance
  *   cards.c  Teams cards
  *   sod.c    segregation of duties: may this person make this decision on
  *            this case, and what does it settle (pure)
@@ -119,9 +121,12 @@ typedef struct {
     approval_t **cases;
     size_t ncases;
     _Atomic long waiting;
-    size_t outcomes_pending; /* approvals with outcome_pending (under mu) */
-    zhashx_t *index;         /* case_id -> approval_t * (borrowed from cases) */
-    int64_t next_scan_ms;    /* expiry is looked for a few times a second, not every turn */
+    size_t outcomes_pending;       /* approvals with outcome_pending (under mu) */
+    zhashx_t *index;               /* case_id -> approval_t * (borrowed from cases) */
+    int64_t next_scan_ms;          /* expiry is looked for a few times a second, not every turn */
+    struct MHD_Daemon *peer_httpd; /* with instances > 1: requests the other instances pass on (peers.c) */
+    char peer_bind[64];
+    long peer_port; /* instance n listens on peer_port + n */
 } approve_t;
 
 /* request - one API request whose answer waits for the journal */
@@ -173,6 +178,25 @@ event_body_t *cards_card(approve_t *a, const approval_t *c, const char *title);
 enum MHD_Result api_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls);
 void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
+/* api_answer_peer - the same API on the listener for the other instances:
+ * the client's address from X-Payguard-Client, nothing passed on again */
+enum MHD_Result api_answer_peer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls);
+
+/* peers_start - with more than one instance: this instance's listener for
+ * what the others pass on (approve/peer_bind, peer_port + index); 0 or -1 */
+int peers_start(approve_t *a);
+/* peers_owner - the instance that owns case_id (route.h) */
+int peers_owner(const approve_t *a, const char *case_id);
+/* peers_forward - pass a request about case_id on to its owner (path
+ * prefix + escaped case + suffix) and answer with the owner's answer */
+enum MHD_Result peers_forward(approve_t *a, struct MHD_Connection *conn, int owner, const char *method,
+                              const char *prefix, const char *case_id, const char *suffix, const char *body,
+                              const char *client);
+/* peers_list - the other instances' approvals of status added to *list, all
+ * sorted newest first; -1 and err if one did not answer */
+int peers_list(approve_t *a, struct MHD_Connection *conn, const char *status, const char *client, json_t **list,
+               char *err, size_t errlen);
 /* api_emit_outcome - the approved/denied event of a decided case and its
  * card; 0, or -1 and it stays pending for the tick (caller holds mu) */
 int api_emit_outcome(approve_t *a, approval_t *c);

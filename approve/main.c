@@ -325,7 +325,7 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     log_info("approvals API on http://%s:%ld", config_get(c, "approve/http_bind"), port);
-    return 0;
+    return peers_start(a);
 }
 
 /* s_drain - stop taking requests */
@@ -335,6 +335,8 @@ static void s_drain(stage_t *st, void *arg)
     approve_t *a = arg;
     if (a->httpd)
         MHD_quiesce_daemon(a->httpd);
+    if (a->peer_httpd)
+        MHD_quiesce_daemon(a->peer_httpd);
 }
 
 /* s_busy - decisions still waiting for the journal */
@@ -351,6 +353,8 @@ static void s_fini(stage_t *st, void *arg)
     approve_t *a = arg;
     if (a->httpd)
         MHD_stop_daemon(a->httpd);
+    if (a->peer_httpd)
+        MHD_stop_daemon(a->peer_httpd);
     zhashx_destroy(&a->index);
     for (size_t i = 0; i < a->ncases; i++)
         cases_free(a->cases[i]);

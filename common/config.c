@@ -100,6 +100,8 @@ static const char s_defaults[] =
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8081                    # the approvals API (CONTRACT.md §3.1)\n"
+    "    peer_bind = 127.0.0.1               # with instances > 1: instance n takes the requests the others pass on\n"
+    "    peer_port = 8181                    # on peer_port + n (the cases it owns)\n"
     "    public_url = http://127.0.0.1:8083  # the ops console as people reach it: Teams cards and tickets\n"
     "                                        # link to {public_url}/case/{case_id}\n"
     "    expiry_s = 86400                    # a pending approval expires and escalates\n"
@@ -377,14 +379,6 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             config_destroy(&self);
             return NULL;
         }
-    }
-    if (config_instances(self, "approve") > 1) { /* unsafe, so refused rather than run */
-        snprintf(err, errlen,
-                 "config: approve/instances = %d: approve runs as one instance; its approvals API answers for the "
-                 "cases it holds, and a request reaching an instance that does not own its case would be refused",
-                 config_instances(self, "approve"));
-        config_destroy(&self);
-        return NULL;
     }
     return self;
 }

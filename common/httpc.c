@@ -337,11 +337,28 @@ struct curl_slist *hc_build_headers(const httpc_t *self, bool has_body, const ch
         ok = s_slist_add(&list, line);
         OPENSSL_cleanse(line, sizeof line);
     }
+    if (ok && self->header)
+        ok = s_slist_add(&list, self->header);
     if (!ok) {
         hc_slist_wipe_free(list);
         return NULL;
     }
     return list;
+}
+
+/* httpc_set_header - see httpc.h */
+int httpc_set_header(httpc_t *self, const char *name, const char *value)
+{
+    for (const char *p = value; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            return -1; /* no header injection */
+    free(self->header);
+    size_t n = strlen(name) + strlen(value) + 3;
+    self->header = malloc(n);
+    if (!self->header)
+        return -1;
+    snprintf(self->header, n, "%s: %s", name, value);
+    return 0;
 }
 
 /* hc_check_request - refuse, before any request, what cannot be sent
@@ -450,6 +467,7 @@ void httpc_destroy(httpc_t **self_p)
         OPENSSL_cleanse(self->token, strlen(self->token));
         free(self->token);
     }
+    free(self->header);
     free(self->base_url);
     free(self);
     *self_p = NULL;

@@ -43,6 +43,9 @@ typedef struct {
 httpc_t *httpc_new(const char *base_url, const char *token, long timeout_ms);
 void httpc_destroy(httpc_t **self_p);
 const char *httpc_base_url(const httpc_t *self);
+/* httpc_set_header - send one more header "name: value" with every call
+ * (replacing an earlier one); -1 if value holds a control character */
+int httpc_set_header(httpc_t *self, const char *name, const char *value);
 
 /* httpc_do - one attempt: method "GET"/"POST", path appended to the base
  * URL (callers URL-encode ids with httpc_escape), json_body may be NULL,

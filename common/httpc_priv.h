@@ -16,6 +16,7 @@ struct httpc_t {
     CURL *curl;     /* the blocking client's handle (httpc_do) */
     char *base_url; /* trailing slashes removed */
     char *token;    /* NULL: no Authorization header */
+    char *header;   /* one more header line ("Name: value"), NULL: none (httpc_set_header) */
     long timeout_ms;
     uint64_t rng; /* splitmix64 state for the backoff jitter */
 };

@@ -55,6 +55,8 @@ static const family_t s_families[] = {
     {"payguard_approve_routes_total", "counter", "Cases routed by policy, per rule."},
     {"payguard_approve_decisions_total", "counter", "Decisions recorded, per decision."},
     {"payguard_approve_refusals_total", "counter", "Approval API requests refused, per reason."},
+    {"payguard_approve_forwarded_total", "counter",
+     "Approval API requests passed on to the approve instance that owns the case, per outcome."},
     {"payguard_approve_reviews_total", "counter", "Ops-review actions taken, per action."},
     {"payguard_approve_expiries_total", "counter", "Pending approvals that expired."},
     {"payguard_approvals_pending", "gauge", "Cases waiting for people's decisions."},

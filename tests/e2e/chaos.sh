@@ -42,6 +42,7 @@ D=$WORK/ch
 # CHAOS_SCALE="ingest=2 validate=3 execute=3": the group scaled out (partitioned stages)
 for si in ${CHAOS_SCALE:-}; do
     printf '%s\n    instances = %s\n' "${si%=*}" "${si#*=}"
+    [ "${si%=*}" = approve ] && printf '    peer_port = %s\n' "$(free_port)"
 done | cfg_merge "$CFG"
 cfg_merge "$CFG" <<CFG
 audit

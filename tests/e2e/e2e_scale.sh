@@ -2,13 +2,16 @@
 # e2e_scale - every stage scaled out: the same outcomes, exactly once.
 #
 # The group runs ingest with 2 instances (one port, the master's socket:
-# common/listenfd.h), validate and execute with 3 each (partitioned by key:
-# common/route.h). 100 refunds the policy fixes on its own are each
+# common/listenfd.h), validate and execute with 3 each and approve with 2
+# (partitioned by key: common/route.h). 100 refunds the policy fixes on its own are each
 # posted 5 times at once (a provider's retry storm), so the copies of one
 # webhook race through different connections. Then:
 #   - every case is executed, and the sandbox saw exactly one ledger POST and
 #     one Teams notice per case (not "one per copy that slipped through");
 #   - every validate and execute instance took part (the keys spread);
+#   - 20 payouts waiting for people: GET /approvals on the one approvals
+#     port lists all of them, whichever approve instance holds each, and
+#     every decision POSTed there is taken and executed once;
 #   - each case's events were handled by one instance of each stage: the
 #     instance that owns its key (pg-check's journal view: no case in two
 #     instances' journals of one stage);
@@ -18,11 +21,14 @@
 #   - `payguard audit verify` passes.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
+. "$(dirname "$0")/lib_corpus.sh"
 
 N=${SCALE_N:-100}
 COPIES=5
 PORT=$(free_port)
 UPORT=$(free_port)
+APORT=$(free_port)
+PPORT=$(free_port)
 CFG=$(write_config sc "$PORT")
 D=$WORK/sc
 cfg_merge "$CFG" <<CFG
@@ -30,6 +36,9 @@ ingest
     instances = 2
 validate
     instances = 3
+approve
+    instances = 2
+    peer_port = $PPORT
 execute
     instances = 3
     token_file = $ROOT/config/sandbox/write.token
@@ -48,7 +57,7 @@ for i in $(seq 1 "$N"); do
     for _ in $(seq 1 $COPIES); do echo "good $body"; done >>"$WORK/plan.txt"
 done
 
-ok "group starts (ingest 2 on one port, validate 3, execute 3)" up "$CFG"
+ok "group starts (ingest 2 on one port, validate 3, approve 2, execute 3)" up "$CFG"
 ok "the run directory (ipc sockets) is private to the service user: $(stat -c %a "$D/run")" test "$(stat -c %a "$D/run")" = 700
 seeded=0
 for coll in payments psp_refunds entries; do
@@ -88,10 +97,36 @@ spread() { # STAGE INSTANCES KEY: every instance's status file says KEY > 0
 ok "both ingest instances took webhooks on the one port" spread ingest 2 out
 ok "every validate instance took its share of the receipts" spread validate 3 in
 ok "every execute instance took its share of the cases" spread execute 3 in
+
+# ---- approvals through the one port, whichever approve instance holds the case
+API=http://127.0.0.1:$APORT
+URL=http://127.0.0.1:$PORT
+OPS=$(cat "$ROOT/config/sandbox/ops_lead.token")
+seed_load_payouts "$CFG" 20
+for k in $(seq 0 19); do
+    send_stripe "$(stripe_payout_body "evt_scp$k" "P-$k" $((1000 + k)) usd)" "$E2E_SECRET" >/dev/null
+done
+pending() { curl -s -H "Authorization: Bearer $OPS" "$API/approvals?status=pending" | grep -o '"case_id":"payout-P-[0-9]*"' | sort -u | wc -l; }
+for _ in $(seq 1 100); do [ "$(pending)" = 20 ] && break; sleep 0.2; done
+ok "GET /approvals lists the pending payouts of both approve instances ($(pending) of 20)" test "$(pending)" = 20
+ok "both approve instances hold some" spread approve 2 in
+one=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $OPS" "$API/approvals/payout-P-7")
+ok "GET /approvals/<case> answers for a case on either instance ($one)" test "$one" = 200
+codes=""
+for k in $(seq 0 19); do
+    codes="$codes$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $OPS" -d '{"decision":"approve","comment":"scale"}' "$API/approvals/payout-P-$k/decisions") "
+done
+ok "every decision through the one port is taken (200 x 20: $(echo "$codes" | tr ' ' '\n' | sort | uniq -c | tr -s ' \n' ' '))" \
+    test "$(echo "$codes" | tr ' ' '\n' | grep -c '^200$')" = 20
+for _ in $(seq 1 100); do [ "$(executed)" = "$((N + 20))" ] && break; sleep 0.2; done
+ok "...and every approved payout is executed ($(executed) of $((N + 20)) cases)" test "$(executed)" = "$((N + 20))"
+ok "no approval is left pending ($(pending))" test "$(pending)" = 0
+dec=$("$BIN/payguard" audit export -c "$CFG" 2>/dev/null | grep '"type":"decision"' | grep -c 'payout-P-')
+ok "each decision recorded once, by the instance that owns the case ($dec)" test "$dec" = 20
 down "$CFG"
 
 # each case's events, in each stage, in one instance's journal only
-for s in validate execute; do
+for s in validate approve execute; do
     for i in 0 1 2; do
         "$BIN/payguard" journal dump "$s.$i" -c "$CFG" 2>/dev/null | grep -o '"case_key":"refund-[^"]*"' | sort -u |
             sed "s/\$/ $s.$i/"
@@ -108,6 +143,8 @@ ok "with other instance counts the group refuses to start on the old split ($(he
 ok "payguard repartition moves the partitions' state" "$BIN/payguard" repartition -c "$CFG"
 ok "the old journals are kept" test -d "$D/data/retired"
 ok "the group starts on the new split (validate 2, execute 2)" up "$CFG"
+posts() { calls "$1" | grep -o '"method":"POST"' | wc -l; }
+ledger_before=$(posts ledger) teams_before=$(posts teams)
 # the same 500 deliveries again: every one a duplicate where its state now lives
 "$BIN/pg-load" --url "http://127.0.0.1:$PORT/webhooks/stripe" --secret-file "$WORK/secret" --plan "$WORK/plan.txt" \
     --concurrency 20 --out "$WORK/receipts2.txt" >"$WORK/load2.out" 2>&1
@@ -117,11 +154,10 @@ sleep 1.2 # a status period: the counters are written every second
 vsum() { cat "$D/run/validate.0.prom" "$D/run/validate.1.prom" | awk -v m="$1" 'index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
 ok "the storm again: every copy a duplicate where its case now lives (accepted $(vsum payguard_validate_accepted_total), duplicates $(vsum payguard_validate_duplicates_total))" \
     test "$(vsum payguard_validate_accepted_total)" = 0 -a "$(vsum payguard_validate_duplicates_total)" = "$((N * COPIES))"
-ok "after the move nothing is done again: still $N ledger POSTs ($(calls ledger | grep -o '"method":"POST"' | wc -l))" \
-    test "$(calls ledger | grep -o '"method":"POST"' | wc -l)" = "$N"
-ok "and $N Teams notices ($(calls teams | grep -o '"method":"POST"' | wc -l))" \
-    test "$(calls teams | grep -o '"method":"POST"' | wc -l)" = "$N"
-ok "still $N cases executed ($(executed))" test "$(executed)" = "$N"
+ok "after the move nothing is done again: no ledger POST ($ledger_before before, $(posts ledger) after)" \
+    test "$(posts ledger)" = "$ledger_before"
+ok "...and no Teams notice ($teams_before before, $(posts teams) after)" test "$(posts teams)" = "$teams_before"
+ok "still $((N + 20)) cases executed ($(executed))" test "$(executed)" = "$((N + 20))"
 down "$CFG"
 ok "payguard audit verify passes" "$BIN/payguard" audit verify -c "$CFG"
 finish

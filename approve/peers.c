@@ -1,0 +1,162 @@
+/* peers - approve's instances answer as one approvals API.
+ *
+ * With approve/instances > 1 each instance holds the cases it owns
+ * (common/route.h: by case key), and every instance accepts on the one
+ * approvals port (the master's socket, common/listenfd.h). A request
+ * reaches any of them; the one it reaches authenticates the person, then:
+ *   - a request about one case (GET /approvals/<case>, POST
+ *     /approvals/<case>/decisions, POST /reviews/<case>/retry|close) is
+ *     passed on to the owner's own listener, approve/peer_bind port
+ *     approve/peer_port + <owner's index>, with the person's token and
+ *     address (X-Payguard-Client), and the owner's answer is the answer;
+ *   - GET /approvals gathers every instance's list and answers with all of
+ *     it, newest first; if an instance does not answer, the list would be
+ *     incomplete, so the answer is 502 naming it.
+ * A request from a peer is never passed on again. One attempt each: a
+ * decision is not sent twice (the person may retry; a repeat is refused by
+ * segregation of duties, never recorded twice).
+ */
+#include <assert.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "approve.h"
+#include "httpc.h"
+#include "httpd.h"
+#include "listenfd.h"
+#include "log.h"
+#include "route.h"
+
+#define PEERS_TIMEOUT_MS 5000
+
+/* peers_owner - see approve.h */
+int peers_owner(const approve_t *a, const char *case_id)
+{
+    return route_target_key(stage_config(a->st), "approve", case_id);
+}
+
+/* s_client - a client for instance n, as the person (their bearer token) */
+static httpc_t *s_client(approve_t *a, int n, struct MHD_Connection *conn, const char *client)
+{
+    char base[128];
+    snprintf(base, sizeof base, "http://%s:%ld", a->peer_bind, a->peer_port + n);
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *token = auth && strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
+    httpc_t *h = httpc_new(base, token, PEERS_TIMEOUT_MS);
+    if (h && httpc_set_header(h, "X-Payguard-Client", client) != 0)
+        httpc_destroy(&h);
+    return h;
+}
+
+/* peers_forward - see approve.h */
+enum MHD_Result peers_forward(approve_t *a, struct MHD_Connection *conn, int owner, const char *method,
+                              const char *prefix, const char *case_id, const char *suffix, const char *body,
+                              const char *client)
+{
+    httpc_t *h = s_client(a, owner, conn, client);
+    char *esc = httpc_escape(case_id);
+    size_t n = strlen(prefix) + strlen(esc) + strlen(suffix) + 1;
+    char *path = malloc(n);
+    assert(h && path);
+    snprintf(path, n, "%s%s%s", prefix, esc, suffix);
+    httpc_resp_t resp = {0};
+    int rc = httpc_do(h, method, path, body, NULL, &resp);
+    free(path);
+    free(esc);
+    httpc_destroy(&h);
+    stage_count(a->st, "payguard_approve_forwarded_total", "status", rc == 0 ? "answered" : "failed", 1);
+    if (rc != 0 || !resp.body) {
+        char why[400];
+        snprintf(why, sizeof why, "approve.%d, which holds this case, did not answer: %s", owner,
+                 rc != 0 ? resp.error : "an empty answer");
+        httpc_resp_free(&resp);
+        return httpd_error(conn, MHD_HTTP_BAD_GATEWAY, why);
+    }
+    char *text = resp.body;
+    resp.body = NULL;
+    unsigned status = (unsigned) resp.status;
+    httpc_resp_free(&resp);
+    return httpd_reply_text(conn, status, text);
+}
+
+/* s_newest_first - qsort order of approvals: created_ms descending */
+static int s_newest_first(const void *x, const void *y)
+{
+    json_int_t a = json_integer_value(json_object_get(*(json_t *const *) x, "created_ms"));
+    json_int_t b = json_integer_value(json_object_get(*(json_t *const *) y, "created_ms"));
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* peers_list - see approve.h */
+int peers_list(approve_t *a, struct MHD_Connection *conn, const char *status, const char *client, json_t **list,
+               char *err, size_t errlen)
+{
+    int self = stage_index(a->st), n = config_instances(stage_config(a->st), "approve");
+    for (int i = 0; i < n; i++) {
+        if (i == self)
+            continue;
+        httpc_t *h = s_client(a, i, conn, client);
+        char path[64];
+        snprintf(path, sizeof path, "/approvals?status=%s", status);
+        httpc_resp_t resp = {0};
+        int rc = httpc_do(h, "GET", path, NULL, NULL, &resp);
+        httpc_destroy(&h);
+        json_t *j = rc == 0 && resp.status == 200 ? json_loads(resp.body, 0, NULL) : NULL;
+        json_t *items = json_object_get(j, "approvals");
+        bool ok = json_is_array(items);
+        if (ok)
+            json_array_extend(*list, items);
+        else if (rc != 0)
+            snprintf(err, errlen, "approve.%d did not answer (%s): the list would be incomplete", i, resp.error);
+        else
+            snprintf(err, errlen, "approve.%d answered %ld, not its approvals: the list would be incomplete", i,
+                     resp.status);
+        json_decref(j);
+        httpc_resp_free(&resp);
+        if (!ok)
+            return -1;
+    }
+    size_t k = json_array_size(*list);
+    json_t **v = malloc((k ? k : 1) * sizeof *v);
+    assert(v);
+    for (size_t i = 0; i < k; i++)
+        v[i] = json_incref(json_array_get(*list, i));
+    qsort(v, k, sizeof *v, s_newest_first);
+    json_array_clear(*list);
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(*list, v[i]);
+    free(v);
+    return 0;
+}
+
+/* peers_start - see approve.h */
+int peers_start(approve_t *a)
+{
+    const config_t *c = stage_config(a->st);
+    char err[256];
+    int n = config_instances(c, "approve");
+    snprintf(a->peer_bind, sizeof a->peer_bind, "%s", config_get(c, "approve/peer_bind"));
+    if (config_int(c, "approve/peer_port", 1, 65535 - (n - 1), &a->peer_port, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (n == 1)
+        return 0; /* nobody to pass anything on */
+    long port = a->peer_port + stage_index(a->st);
+    int fd = listenfd_bind(a->peer_bind, port, err, sizeof err);
+    if (fd >= 0)
+        a->peer_httpd = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
+            api_answer_peer, a, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED,
+            api_completed, a, MHD_OPTION_END);
+    if (!a->peer_httpd) {
+        log_error("config: approve/peer_bind, peer_port: cannot serve the other instances on %s:%ld: %s", a->peer_bind,
+                  port, fd < 0 ? err : "libmicrohttpd refused the socket");
+        return -1;
+    }
+    log_info("requests for the cases this instance owns, from the other instances: http://%s:%ld", a->peer_bind, port);
+    return 0;
+}
