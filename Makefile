@@ -15,6 +15,8 @@
 #                 of make test
 #   make bench-baseline  CPU per case against an older build, alternately
 #                 (scripts/bench-baseline.sh, bench/results-baseline.md)
+#   make bench-scale  cases/s by instance count (scripts/bench-scale.sh,
+#                 bench/results-scale.md)
 #   make clean
 
 SHELL   := /bin/bash
@@ -47,7 +49,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench bench-baseline clean
+.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench bench-baseline bench-scale clean
 .SECONDARY:
 all: bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so bin/hooks/execute
 
@@ -261,6 +263,14 @@ bench-baseline: deps
 	@sh scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bash scripts/bench-baseline.sh $(BASELINE)
+
+# make bench-scale: cases/s with 1, 2 and 3 instances of validate and execute
+# at 0 and 100 ms of outside latency, ingest with 1 and 2 instances against
+# nginx (scripts/bench-scale.sh, bench/results-scale.md)
+bench-scale: deps
+	@sh scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bash scripts/bench-scale.sh
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
 # stage modules, built with clang, the same warnings, ASan and UBSan; seeds
