@@ -26,6 +26,8 @@ static const char s_defaults[] =
     "    log_level = info                    # debug | info | warn | error\n"
     "    seal_key_file = {data}/seal.key     # approve seals decisions with it, execute checks (created if missing;\n"
     "                                        # on several hosts, the same file on each)\n"
+    "    curve = no                          # yes: every ZeroMQ link authenticated and encrypted (CURVE); needed with hosts\n"
+    "    keys_dir = {data}/keys              # each instance's key pair (payguard keygen); the same files on every host\n"
     "    partitions = 64                     # keys of validate, approve, execute spread over their instances\n"
     "                                        # (changing it, or their instances: payguard repartition)\n"
     "    journal\n"
@@ -38,6 +40,7 @@ static const char s_defaults[] =
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
     "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
+    "hosts                                  # one group on several hosts: a section per host (README, \"Several hosts\")\n"
     "outside                                # the operator's systems (CONTRACT.md §2)\n"
     "    payments = http://127.0.0.1:8090/payments\n"
     "    ledger = http://127.0.0.1:8090/ledger\n"
@@ -162,6 +165,7 @@ struct config_t {
     char *path;
     char run_dir[CONFIG_PATH_MAX];
     char data_dir[CONFIG_PATH_MAX];
+    char host[CONFIG_HOST_MAX]; /* PAYGUARD_HOST: the host this process runs on ("" without hosts) */
 };
 
 /* s_check_known - every key in the file must be a plain name, written once
@@ -179,7 +183,7 @@ static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, bo
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", name);
         /* approvers/<name>/... and approve/thresholds/<CUR> are named by the
          * operator: approve validates them, the defaults cannot */
-        bool free_below = named_freely || strncmp(path, "approvers/", 10) == 0 ||
+        bool free_below = named_freely || strncmp(path, "approvers/", 10) == 0 || strncmp(path, "hosts/", 6) == 0 ||
                           strncmp(path, "approve/thresholds/", 19) == 0 || strncmp(path, "outside/limits/", 15) == 0;
         if (strchr(name, '/')) {
             /* ZPL takes "payguard/log_level = debug" as one name, but every
@@ -300,6 +304,124 @@ static int s_check_limits(const config_t *self, char *err, size_t errlen)
     return 0;
 }
 
+/* s_runs - true if a host's run list ("ingest.0 validate.* execute
+ * sandbox") names inst ("validate.2", or "sandbox.0" for the sandbox) */
+static bool s_runs(const char *list, const char *inst)
+{
+    char stage[32];
+    const char *dot = strchr(inst, '.');
+    snprintf(stage, sizeof stage, "%.*s", dot ? (int) (dot - inst) : (int) strlen(inst), inst);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", list ? list : "");
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        size_t l = strlen(t);
+        if (strcmp(t, inst) == 0 || strcmp(t, stage) == 0 ||
+            (l > 2 && strcmp(t + l - 2, ".*") == 0 && strncmp(t, stage, l - 2) == 0 && stage[l - 2] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+/* config_host_of - see config.h */
+const char *config_host_of(const config_t *self, const char *stage, int index)
+{
+    const char *names[CONFIG_MAX_HOSTS];
+    size_t n = config_children(self, "hosts", names, CONFIG_MAX_HOSTS, NULL);
+    char inst[48];
+    snprintf(inst, sizeof inst, "%s.%d", stage, index);
+    for (size_t i = 0; i < n; i++)
+        if (s_runs(config_child_get(self, "hosts", names[i], "run"), inst))
+            return names[i];
+    return NULL;
+}
+
+/* config_multi_host - see config.h */
+bool config_multi_host(const config_t *self)
+{
+    const char *names[1];
+    return config_children(self, "hosts", names, 1, NULL) > 0;
+}
+
+/* config_host - see config.h */
+const char *config_host(const config_t *self)
+{
+    return self->host[0] ? self->host : NULL;
+}
+
+/* config_runs_here - see config.h */
+bool config_runs_here(const config_t *self, const char *stage, int index)
+{
+    if (!config_multi_host(self))
+        return true;
+    const char *h = config_host_of(self, stage, index);
+    return h && self->host[0] && strcmp(h, self->host) == 0;
+}
+
+/* s_check_host_links - across hosts every link is tcp:// and authenticated,
+ * and approve's instances share one host (they pass requests on locally) */
+static int s_check_host_links(const config_t *self, char *err, size_t errlen)
+{
+    if (strcmp(config_get(self, "payguard/curve"), "yes") != 0) {
+        snprintf(err, errlen,
+                 "config: hosts: links between hosts must be authenticated: set payguard/curve = yes "
+                 "and make the keys with payguard keygen");
+        return -1;
+    }
+    for (int s = 0; s < CONFIG_NSTAGES; s++) {
+        const char *keys[2] = {"endpoint", "ack_endpoint"};
+        for (int k = 0; k < 2; k++) {
+            char key[64];
+            snprintf(key, sizeof key, "%s/%s", config_stages[s], keys[k]);
+            const char *v = config_get(self, key);
+            if (v && strncmp(v, "ipc://", 6) == 0) {
+                snprintf(err, errlen, "config: %s: ipc:// does not cross hosts: use tcp://{host}:<port>", key);
+                return -1;
+            }
+        }
+    }
+    const char *a0 = config_host_of(self, "approve", 0);
+    for (int i = 1; i < config_instances(self, "approve"); i++)
+        if (a0 && config_host_of(self, "approve", i) && strcmp(a0, config_host_of(self, "approve", i)) != 0) {
+            snprintf(err, errlen,
+                     "config: hosts: approve's instances must run on one host (each passes requests "
+                     "on to the others over approve/peer_bind)");
+            return -1;
+        }
+    return 0;
+}
+
+/* s_check_hosts - with a hosts section: every instance run by exactly one
+ * host, PAYGUARD_HOST one of them, links that can cross hosts */
+static int s_check_hosts(const config_t *self, char *err, size_t errlen)
+{
+    const char *names[CONFIG_MAX_HOSTS];
+    size_t n = config_children(self, "hosts", names, CONFIG_MAX_HOSTS, NULL);
+    if (!n)
+        return 0;
+    if (self->host[0] && !config_child_get(self, "hosts", self->host, "run")) {
+        snprintf(err, errlen, "config: host '%s' (%s) is not under hosts", self->host, CONFIG_HOST_ENV);
+        return -1;
+    }
+    for (int s = -2; s < CONFIG_NSTAGES; s++) {
+        const char *stage = s == -2 ? "sandbox" : s == -1 ? "console" : config_stages[s];
+        int count = s < 0 ? (strcmp(config_get(self, s == -2 ? "sandbox/enabled" : "console/enabled"), "yes") == 0)
+                          : config_instances(self, stage);
+        for (int i = 0; i < count; i++) {
+            char inst[48];
+            snprintf(inst, sizeof inst, "%s.%d", stage, i);
+            int runs = 0;
+            for (size_t h = 0; h < n; h++)
+                runs += s_runs(config_child_get(self, "hosts", names[h], "run"), inst);
+            if (runs != 1) {
+                snprintf(err, errlen, "config: hosts: %s is run by %d hosts: name it in exactly one host's run list",
+                         inst, runs);
+                return -1;
+            }
+        }
+    }
+    return s_check_host_links(self, err, errlen);
+}
+
 /* config_load - defaults, then the file's overrides, then checks */
 /* s_load_file - the file's ZPL tree, read here and parsed from memory:
  * czmq 4.2.1's zconfig_load leaks its zfile_t on text that is not ZPL.
@@ -355,8 +477,12 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             return NULL;
         }
     }
-    if (s_absolute(config_get(self, "payguard/run_dir"), self->run_dir, sizeof self->run_dir) ||
-        s_absolute(config_get(self, "payguard/data_dir"), self->data_dir, sizeof self->data_dir)) {
+    const char *host = getenv(CONFIG_HOST_ENV);
+    snprintf(self->host, sizeof self->host, "%s", host ? host : "");
+    const char *run = self->host[0] ? config_child_get(self, "hosts", self->host, "run_dir") : NULL;
+    const char *data = self->host[0] ? config_child_get(self, "hosts", self->host, "data_dir") : NULL;
+    if (s_absolute(run ? run : config_get(self, "payguard/run_dir"), self->run_dir, sizeof self->run_dir) ||
+        s_absolute(data ? data : config_get(self, "payguard/data_dir"), self->data_dir, sizeof self->data_dir)) {
         snprintf(err, errlen, "config: run_dir or data_dir path too long");
         config_destroy(&self);
         return NULL;
@@ -379,6 +505,10 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             config_destroy(&self);
             return NULL;
         }
+    }
+    if (s_check_hosts(self, err, errlen)) {
+        config_destroy(&self);
+        return NULL;
     }
     return self;
 }
@@ -516,16 +646,18 @@ char *config_expand(const config_t *self, const char *tmpl, const char *stage, i
     char num[16];
     snprintf(num, sizeof num, "%d", index);
     size_t cap = strlen(tmpl) + 1;
-    const char *names[] = {"{run}", "{data}", "{inst}", "{n}"};
-    const char *vals[] = {self->run_dir, self->data_dir, inst, num};
-    for (int i = 0; i < 4; i++)
+    const char *host = stage ? config_host_of(self, stage, index) : NULL;
+    const char *addr = host ? config_child_get(self, "hosts", host, "address") : NULL;
+    const char *names[] = {"{run}", "{data}", "{inst}", "{n}", "{host}"};
+    const char *vals[] = {self->run_dir, self->data_dir, inst, num, addr ? addr : "127.0.0.1"};
+    for (int i = 0; i < 5; i++)
         cap += strlen(vals[i]) * 4;
     char *out = malloc(cap + 64);
     assert(out);
     size_t n = 0;
     for (const char *p = tmpl; *p;) {
         int hit = -1;
-        for (int i = 0; i < 4 && hit < 0; i++)
+        for (int i = 0; i < 5 && hit < 0; i++)
             if (strncmp(p, names[i], strlen(names[i])) == 0)
                 hit = i;
         if (hit >= 0) {

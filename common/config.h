@@ -7,7 +7,16 @@
  * name written twice at one level or holding '/', which no lookup reaches.
  *
  * Values may use {run} and {data} (the absolute run and data directories),
- * {inst} (the instance name, e.g. "triage.1") and {n} (the instance index).
+ * {inst} (the instance name, e.g. "triage.1"), {n} (the instance index) and
+ * {host} (the address of the host that runs the instance: hosts/<name>/
+ * address; 127.0.0.1 without hosts).
+ *
+ * HOSTS: one file describes a group spread over several hosts: hosts/<name>
+ * with address, run (instances: "validate.0", "validate.*" or "validate",
+ * and "sandbox", "console") and optional run_dir, data_dir. A process learns
+ * its host from PAYGUARD_HOST (payguard up --host NAME sets it). config_load
+ * refuses an instance run by no host or by two, ipc:// endpoints, links
+ * without CURVE, and approve's instances on more than one host.
  * Relative run_dir/data_dir are made absolute against the current directory
  * when the file is loaded, so every process of the group agrees on them.
  */
@@ -21,6 +30,9 @@
 #define CONFIG_MAX_INSTANCES 16
 #define CONFIG_PATH_MAX 256
 #define CONFIG_MAX_PARTITIONS 4096
+#define CONFIG_MAX_HOSTS 32
+#define CONFIG_HOST_MAX 32
+#define CONFIG_HOST_ENV "PAYGUARD_HOST" /* the host this process runs on (payguard up --host) */
 
 typedef struct config_t config_t;
 
@@ -74,6 +86,15 @@ const char *config_next_stage(const char *stage);
 /* config_prev_stage - the stage before this one, or NULL */
 const char *config_prev_stage(const char *stage);
 int config_instances(const config_t *self, const char *stage);
+/* config_host_of - the host whose run list names stage.index, or NULL */
+const char *config_host_of(const config_t *self, const char *stage, int index);
+/* config_multi_host - true when the file has a hosts section */
+bool config_multi_host(const config_t *self);
+/* config_host - this process's host (PAYGUARD_HOST), NULL if none */
+const char *config_host(const config_t *self);
+/* config_runs_here - true if stage.index runs on this process's host
+ * (always without hosts; sandbox and console count as index 0) */
+bool config_runs_here(const config_t *self, const char *stage, int index);
 /* config_partitions - how many partitions the keys of a partitioned stage
  * fall into (payguard/partitions; at least CONFIG_MAX_INSTANCES, so every
  * instance owns some; see route.h) */

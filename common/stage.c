@@ -308,6 +308,8 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     }
     for (int i = 0; i < st->noutp; i++)
         zsock_destroy(&st->outp[i]);
+    zactor_destroy(&st->auth);
+    zcert_destroy(&st->cert);
     for (size_t i = 0; i < st->nup; i++) {
         zsock_destroy(&st->up[i].push);
         free(st->up[i].seqs);

@@ -16,9 +16,7 @@ static upstream_t *s_upstream(stage_t *st, const char *inst)
     if (st->nup == STAGE_MAX_UPSTREAMS)
         return NULL;
     upstream_t *u = &st->up[st->nup];
-    char *ep = config_ack_endpoint(st->config, stage, index);
-    u->push = sk_connect_push(st, &ep, 1);
-    free(ep);
+    u->push = sk_connect_push(st, stage, index, index + 1, true);
     if (!u->push)
         return NULL;
     snprintf(u->inst, sizeof u->inst, "%s", inst);

@@ -146,6 +146,8 @@ struct stage_t {
     pthread_mutex_t append_mu; /* seq prediction + append + staging order */
     idset_t *seen;
 
+    zcert_t *cert;  /* with payguard/curve: this instance's key pair (curve.h) */
+    zactor_t *auth; /* ... and the authenticator of who may connect */
     zsock_t *in;
     zsock_t *out[NDEST];
     /* a partitioned next stage (route.h): one PUSH per instance, so an
@@ -252,8 +254,10 @@ int sk_target(stage_t *st, const event_head_t *head, const void *env, size_t len
 /* sk_recover - rebuild the dedup set and the unacked windows from the journal */
 int sk_recover(stage_t *st);
 
-/* sk_connect_push - a PUSH connected to every endpoint given */
-zsock_t *sk_connect_push(stage_t *st, char **endpoints, int n);
+/* sk_connect_push - a PUSH connected to instances [from, to) of stage: to
+ * their input endpoints, or with ack to their ack endpoints; with CURVE,
+ * checking each one's server key (curve.h) */
+zsock_t *sk_connect_push(stage_t *st, const char *stage, int from, int to, bool ack);
 
 /* sk_open_sockets - input, outputs, acks per the group configuration */
 int sk_open_sockets(stage_t *st);

@@ -25,6 +25,8 @@ int cli_post_case(struct httpc_t **h, const char *section, const char *case_id, 
 int cli_master_pid(const config_t *c);
 
 int cmd_up(int argc, char **argv);
+/* cmd_keygen - the group's CURVE key pairs (keygen_cmd.c) */
+int cmd_keygen(int argc, char **argv);
 /* cmd_repartition - move partitioned state to the configured layout (repartition_cmd.c) */
 int cmd_repartition(int argc, char **argv);
 int cmd_down(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "curve.h"
 #include "journal.h"
 #include "route.h"
 #include "stage.h"
@@ -224,18 +225,29 @@ int cmd_replay(int argc, char **argv)
     int n = config_instances(c, into);
     bool routed = route_partitioned(into);
     zsock_t *push[CONFIG_MAX_INSTANCES] = {NULL};
+    char err[512];
+    zcert_t *cert = curve_enabled(c) ? curve_cert(c, "payguard", false, err, sizeof err) : NULL; /* curve.h */
+    if (curve_enabled(c) && !cert) {
+        fprintf(stderr, "payguard: %s\n", err);
+        config_destroy(&c);
+        return 1;
+    }
     for (int i = 0; i < (routed ? n : 1); i++) {
         push[i] = zsock_new(ZMQ_PUSH);
         zsock_set_immediate(push[i], 1);
         zsock_set_sndtimeo(push[i], 10000);
         for (int k = routed ? i : 0; k < (routed ? i + 1 : n); k++) {
-            char *ep = config_input_endpoint(c, into, k);
-            zsock_connect(push[i], "%s", ep);
+            char *ep = config_input_endpoint(c, into, k), target[48];
+            snprintf(target, sizeof target, "%s.%d", into, k);
+            if (!cert || curve_client(c, push[i], cert, target, err, sizeof err) == 0)
+                zsock_connect(push[i], "%s", ep);
+            else
+                fprintf(stderr, "payguard: %s\n", err);
             free(ep);
         }
     }
+    zcert_destroy(&cert);
     char *dir = config_journal_dir(c, stage, index);
-    char err[512];
     journal_reader_t *jr = journal_reader_new(dir, r.first, err, sizeof err);
     free(dir);
     if (!jr) {

@@ -2,7 +2,8 @@
  * NAME
  *	payguard - supervise the payguard process group; operator commands
  * SYNOPSIS
- *	payguard up [-c CONFIG] [-d]
+ *	payguard up [-c CONFIG] [-d] [--host NAME]
+ *	payguard keygen [-c CONFIG]
  *	payguard down [-c CONFIG]
  *	payguard repartition [-c CONFIG]
  *	payguard status [-c CONFIG]
@@ -25,6 +26,12 @@
  *		ingest first and audit last, each draining into the next.
  *		-d detaches and logs to <run_dir>/payguard.log.
  *	down	asks the running master to stop the group and waits for it.
+ *	keygen	makes the CURVE key pairs of every instance and of the
+ *		operator's tools in payguard/keys_dir, keeping those that
+ *		exist (keygen_cmd.c); with payguard/curve = yes every link is
+ *		authenticated with them (required across hosts). --host NAME,
+ *		for every command: which host of a group spread over several
+ *		this is (hosts/<name>; up starts that host's share).
  *	repartition
  *		with the group stopped, moves the state of validate, approve
  *		and execute to the instances that own its keys after their
@@ -93,6 +100,7 @@
  *	0 success; 1 failure; 2 usage or configuration error; 3 (status) not running.
  *--*/
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -128,9 +136,10 @@ int cli_load_config(const char *path, config_t **out)
 /* s_usage - the synopsis */
 static int s_usage(FILE *f)
 {
-    fprintf(f, "usage: payguard up [-c CONFIG] [-d]\n"
+    fprintf(f, "usage: payguard up [-c CONFIG] [-d] [--host NAME]\n"
                "       payguard down [-c CONFIG]\n"
                "       payguard repartition [-c CONFIG]\n"
+               "       payguard keygen [-c CONFIG]\n"
                "       payguard status [-c CONFIG]\n"
                "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n"
                "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"
@@ -150,9 +159,20 @@ static int s_usage(FILE *f)
 int main(int argc, char **argv)
 {
     log_init("payguard", "info");
+    /* --host NAME, for every command: which host of a group spread over
+     * several this is (config.h, HOSTS); passed on to what up starts */
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--host") == 0) {
+            setenv(CONFIG_HOST_ENV, argv[i + 1], 1);
+            memmove(&argv[i], &argv[i + 2], (size_t) (argc - i - 1) * sizeof *argv); /* argv[argc] NULL too */
+            argc -= 2;
+            break;
+        }
     if (argc < 2)
         return s_usage(stderr);
     const char *cmd = argv[1];
+    if (strcmp(cmd, "keygen") == 0)
+        return cmd_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "repartition") == 0)
         return cmd_repartition(argc - 1, argv + 1);
     if (strcmp(cmd, "up") == 0)

@@ -194,6 +194,11 @@ static int s_bind_ports(master_t *m, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof serving / sizeof serving[0]; i++) {
         char key[64];
         long port;
+        bool here = false; /* only the host that runs the stage serves its port */
+        for (int k = 0; k < config_instances(m->config, serving[i]); k++)
+            here |= config_runs_here(m->config, serving[i], k);
+        if (!here)
+            continue;
         snprintf(key, sizeof key, "%s/http_port", serving[i]);
         if (config_int(m->config, key, 1, 65535, &port, err, errlen) != 0)
             return -1;
@@ -297,7 +302,7 @@ int cmd_up(int argc, char **argv)
         else if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--daemon") == 0)
             daemon = true;
         else {
-            fprintf(stderr, "usage: payguard up [-c CONFIG] [-d]\n");
+            fprintf(stderr, "usage: payguard up [-c CONFIG] [-d] [--host NAME]\n");
             return 2;
         }
     }
@@ -305,6 +310,10 @@ int cmd_up(int argc, char **argv)
     m.cfg_path = cfg;
     if (cli_load_config(cfg, &m.config) != 0)
         return 2;
+    if (config_multi_host(m.config) && !config_host(m.config)) {
+        fprintf(stderr, "payguard: the configuration spreads the group over hosts: say which this is (--host NAME)\n");
+        return 2;
+    }
     char err[1024];
     if (config_int(m.config, "payguard/restart_max_ms", 100, 600000, &m.restart_max_ms, err, sizeof err) ||
         config_int(m.config, "payguard/drain_ms", 0, 600000, &m.drain_ms, err, sizeof err)) {
@@ -344,17 +353,20 @@ int cmd_up(int argc, char **argv)
         return 1;
 
     /* the sandbox of the outside systems first, when configured */
-    bool sandbox = strcmp(config_get(m.config, "sandbox/enabled"), "yes") == 0;
+    bool sandbox =
+        strcmp(config_get(m.config, "sandbox/enabled"), "yes") == 0 && config_runs_here(m.config, "sandbox", 0);
     if (sandbox)
         s_add_child(&m, "sandbox", "pg-sandbox", 0);
     /* consumers first, so every producer finds its consumer listening */
     for (int s = CONFIG_NSTAGES - 1; s >= 0; s--) {
         int n = config_instances(m.config, config_stages[s]);
         for (int i = 0; i < n; i++)
-            s_add_child(&m, config_stages[s], config_stages[s], i);
+            if (config_runs_here(m.config, config_stages[s], i)) /* this host's share (config.h, HOSTS) */
+                s_add_child(&m, config_stages[s], config_stages[s], i);
     }
     /* the console last: it passes people's calls on to approve and audit */
-    bool console = strcmp(config_get(m.config, "console/enabled"), "yes") == 0;
+    bool console =
+        strcmp(config_get(m.config, "console/enabled"), "yes") == 0 && config_runs_here(m.config, "console", 0);
     if (console)
         s_add_child(&m, "console", "console", 0);
     sigset_t set;

@@ -3,7 +3,7 @@
  *	pg-push - push one hand-made event into a stage's input (tests only)
  * SYNOPSIS
  *	pg-push -c CONFIG --into INSTANCE --type TYPE --case KEY
- *		[--from INSTANCE] [--body JSON] [--seal-key FILE]
+ *		[--from INSTANCE] [--body JSON] [--seal-key FILE] [--cert FILE]
  * DESCRIPTION
  *	What an attacker who can reach a stage's ZeroMQ input can do: an
  *	event with any head and body, from any claimed producer (default
@@ -11,7 +11,11 @@
  *	--seal-key the event is sealed with the 64-hex-digit key in FILE, as
  *	approve seals (common/event.h, SEALS); the e2e tests use it to show
  *	that execute refuses what approve did not seal and acts on what it
- *	did. Prints the event's id; exit 0 once sent.
+ *	did. When the group uses CURVE (common/curve.h), it connects as a
+ *	CURVE client with the key pair in FILE (--cert; default a fresh one
+ *	the group does not know), checking the target's server key. Prints
+ *	the event's id; exit 0 once handed to ZeroMQ (an unknown key's event
+ *	is then never read by the stage).
  *--*/
 #include <czmq.h>
 #include <jansson.h>
@@ -21,6 +25,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "curve.h"
 #include "event.h"
 
 /* s_opt - the value after name, or dflt */
@@ -102,7 +107,14 @@ int main(int argc, char **argv)
     char *ep = config_input_endpoint(c, stage, index);
     zsock_t *push = zsock_new(ZMQ_PUSH);
     zsock_set_sndtimeo(push, 5000);
-    zsock_set_linger(push, 5000);
+    zsock_set_linger(push, 2000);
+    if (curve_enabled(c)) {
+        const char *certfile = s_opt(argc, argv, "--cert", NULL);
+        zcert_t *cert = certfile ? zcert_load(certfile) : zcert_new();
+        if (!cert || curve_client(c, push, cert, into, err, sizeof err) != 0)
+            fprintf(stderr, "pg-push: %s\n", cert ? err : "cannot load --cert");
+        zcert_destroy(&cert);
+    }
     int rc = env && zsock_connect(push, "%s", ep) == 0 && zmq_send(zsock_resolve(push), env, len, 0) == (int) len;
     zsock_destroy(&push);
     free(ep);
