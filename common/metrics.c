@@ -67,6 +67,8 @@ static const family_t s_families[] = {
     {"payguard_execute_notices_total", "counter", "Teams notices sent, per status."},
     {"payguard_execute_unsealed_total", "counter",
      "Events refused because approve had not sealed them (forged or altered)."},
+    {"payguard_curve_refused_total", "counter",
+     "Connections refused because their CURVE key is not one of the group's."},
     {"payguard_executions_total", "counter", "Runbooks finished, per outcome."},
     {"payguard_ops_review_queue", "gauge", "Cases in the ops-review queue."},
     /* outside calls (common/httpc_multi.c through stage_http.c), every stage that makes them */

@@ -162,6 +162,8 @@ static void s_loop(stage_t *st)
         zmq_msg_init(&msg);
         while (zmq_msg_recv(&msg, zsock_resolve(st->ackin), ZMQ_DONTWAIT) >= 0)
             sk_on_ack(st, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        if (st->mon[0])
+            sk_curve_refusals(st);
         for (int n = 0; take_input && n < STAGE_BATCH && sk_window_room(st); n++) {
             if (zmq_msg_recv(&msg, zsock_resolve(st->in), ZMQ_DONTWAIT) < 0)
                 break;
@@ -308,6 +310,8 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     }
     for (int i = 0; i < st->noutp; i++)
         zsock_destroy(&st->outp[i]);
+    for (int k = 0; k < 2; k++)
+        zsock_destroy(&st->mon[k]);
     zactor_destroy(&st->auth);
     zcert_destroy(&st->cert);
     for (size_t i = 0; i < st->nup; i++) {

@@ -146,8 +146,12 @@ struct stage_t {
     pthread_mutex_t append_mu; /* seq prediction + append + staging order */
     idset_t *seen;
 
-    zcert_t *cert;  /* with payguard/curve: this instance's key pair (curve.h) */
-    zactor_t *auth; /* ... and the authenticator of who may connect */
+    zcert_t *cert;   /* with payguard/curve: this instance's key pair (curve.h) */
+    zactor_t *auth;  /* ... and the authenticator of who may connect */
+    zsock_t *mon[2]; /* ... and what it refused on ackin and in (sk_curve_refusals) */
+    uint64_t refused;
+    int64_t refused_ms;
+    char refused_at[128];
     zsock_t *in;
     zsock_t *out[NDEST];
     /* a partitioned next stage (route.h): one PUSH per instance, so an
@@ -258,6 +262,10 @@ int sk_recover(stage_t *st);
  * their input endpoints, or with ack to their ack endpoints; with CURVE,
  * checking each one's server key (curve.h) */
 zsock_t *sk_connect_push(stage_t *st, const char *stage, int from, int to, bool ack);
+
+/* sk_curve_refusals - handshakes refused for an unknown CURVE key: logged,
+ * counted, and on the trail as access_denied (one record a second at most) */
+void sk_curve_refusals(stage_t *st);
 
 /* sk_open_sockets - input, outputs, acks per the group configuration */
 int sk_open_sockets(stage_t *st);

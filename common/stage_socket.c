@@ -87,6 +87,54 @@ int sk_target(stage_t *st, const event_head_t *head, const void *env, size_t len
     return t;
 }
 
+/* s_monitor - with CURVE: a PAIR that hears of every handshake sock refused
+ * (a key not the group's; ZAP's verdict), read by sk_curve_refusals */
+static zsock_t *s_monitor(zsock_t *sock, const char *which)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://pg-refused-%s", which);
+    if (zmq_socket_monitor(zsock_resolve(sock), ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+        return NULL;
+    zsock_t *pair = zsock_new(ZMQ_PAIR);
+    if (pair && zsock_connect(pair, "%s", ep) != 0)
+        zsock_destroy(&pair);
+    return pair;
+}
+
+/* sk_curve_refusals - see stage_priv.h */
+void sk_curve_refusals(stage_t *st)
+{
+    for (int k = 0; k < 2; k++)
+        for (zmsg_t *m; st->mon[k] && (m = zmsg_recv_nowait(st->mon[k]));) {
+            zframe_t *ep = zmsg_last(m);
+            if (ep)
+                snprintf(st->refused_at, sizeof st->refused_at, "%.*s", (int) zframe_size(ep),
+                         (const char *) zframe_data(ep));
+            st->refused++;
+            zmsg_destroy(&m);
+        }
+    int64_t now = sk_mono_ms();
+    if (!st->refused || now - st->refused_ms < 1000)
+        return;
+    char why[300];
+    snprintf(why, sizeof why, "%llu connection(s) to %s refused: their CURVE key is not one of the group's",
+             (unsigned long long) st->refused, st->refused_at);
+    log_warn("%s", why);
+    stage_count(st, "payguard_curve_refused_total", NULL, NULL, st->refused);
+    event_body_t *b = event_body_new();
+    event_body_str(b, EK_REASON, why);
+    event_body_int(b, "count", (int64_t) st->refused);
+    event_body_str(b, "endpoint", st->refused_at);
+    char id[EVENT_ID_MAX + 1];
+    int rc = strcmp(st->name, "audit") == 0
+                 ? stage_inject(st, "curve", EV_ACCESS_DENIED, "", b)
+                 : stage_publish(st, "curve", EV_ACCESS_DENIED, "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    event_body_destroy(&b);
+    st->refused_ms = now;
+    if (rc == 0) /* one record per second at most, however many were refused */
+        st->refused = 0;
+}
+
 /* sk_open_sockets - input, outputs, acks per the group configuration */
 int sk_open_sockets(stage_t *st)
 {
@@ -110,6 +158,10 @@ int sk_open_sockets(stage_t *st)
         free(ep);
         if (!st->in)
             return -1;
+    }
+    if (st->cert) {
+        st->mon[0] = s_monitor(st->ackin, "ack");
+        st->mon[1] = st->in ? s_monitor(st->in, "in") : NULL;
     }
     if (st->next && s_open_next(st) != 0)
         return -1;

@@ -9,7 +9,7 @@
 #   - host b stopped: 20 more refunds wait on host a (back-pressure, nothing
 #     lost); b started again: all of them complete, once;
 #   - an event from a key the group does not know is never read: execute
-#     records nothing of it.
+#     records nothing of it, and the refused connection is on the trail.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 
@@ -119,11 +119,13 @@ ok "every waiting case completes ($(executed) of 60)" test "$(executed)" = 60
 ok "still one ledger POST per case ($(posts))" test "$(posts)" = 60
 
 # ---- a key the group does not know
-before=$("$BIN/payguard" journal dump -c "$CFG" --host b execute.0 2>/dev/null | wc -l)
 "$BIN/pg-push" -c "$CFG" --into execute.0 --type approved --case refund-rf_h1 --body '{"case_id":"refund-rf_h1","decided_by":"x"}' >/dev/null
-sleep 2
-after=$("$BIN/payguard" journal dump -c "$CFG" --host b execute.0 2>/dev/null | wc -l)
-ok "an event from an unknown CURVE key is never read ($before records before, $after after)" test "$before" = "$after"
+sleep 2.5
+dump() { "$BIN/payguard" journal dump -c "$CFG" --host b execute.0 2>/dev/null; }
+ok "an event from an unknown CURVE key is never read (execute has no record of it)" \
+    test "$(dump | grep -c '"claimed_case":"refund-rf_h1"')" = 0
+ok "...and the refused connection is on the trail (access_denied: $(dump | grep -o '"reason":"[^"]*CURVE[^"]*"' | head -1))" \
+    bash -c "'$BIN/payguard' audit export -c '$CFG' --host a | grep '\"type\":\"access_denied\"' | grep -q 'not one of the group'"
 # the control: the same push with a key the group knows is read (and refused by execute: approve did not seal it)
 "$BIN/pg-push" -c "$CFG" --into execute.0 --type approved --case refund-rf_h1 --cert "$D/keys/payguard.cert" \
     --body '{"case_id":"refund-rf_h1","decided_by":"x"}' >/dev/null

@@ -176,3 +176,85 @@ Test(config, a_file_section_of_approvers_replaces_the_demo_ones)
     config_destroy(&c);
     unlink(p);
 }
+
+/* s_load_host - load text as host (PAYGUARD_HOST; NULL: none); NULL and err on refusal */
+static config_t *s_load_host(const char *text, const char *host, char *err, size_t errlen)
+{
+    const char *p = s_write(text);
+    if (host)
+        setenv(CONFIG_HOST_ENV, host, 1);
+    else
+        unsetenv(CONFIG_HOST_ENV);
+    config_t *c = config_load(p, err, errlen);
+    unsetenv(CONFIG_HOST_ENV);
+    unlink(p);
+    return c;
+}
+
+#define HOSTS_OK                                                                                                         \
+    "payguard\n    curve = yes\n    run_dir = /tmp/pg-h/run\nhosts\n    a\n        address = 10.0.0.1\n        run = "   \
+    "\"ingest validate.* triage approve audit sandbox console\"\n        run_dir = /tmp/pg-h/a\n    b\n        address " \
+    "= 10.0.0.2\n        run = \"execute.0 execute.1\"\nexecute\n    instances = 2\n"
+#define TCP_LINKS "    endpoint = tcp://{host}:70{n}\n    ack_endpoint = tcp://{host}:71{n}\n"
+
+/* s_all_tcp - HOSTS_OK with every stage's links on tcp:// (sections merged
+ * into the text: a section given twice is refused) */
+static const char *s_all_tcp(const char *extra)
+{
+    static char text[4096];
+    snprintf(text, sizeof text,
+             "%singest\n    ack_endpoint = tcp://{host}:72{n}\nvalidate\n" TCP_LINKS "triage\n" TCP_LINKS "approve\n" TCP_LINKS
+             "audit\n" TCP_LINKS "%s",
+             HOSTS_OK, extra);
+    /* HOSTS_OK's execute section takes the links too */
+    char *ex = strstr(text, "execute\n    instances = 2\n");
+    memmove(ex + strlen("execute\n    instances = 2\n") + strlen(TCP_LINKS),
+            ex + strlen("execute\n    instances = 2\n"), strlen(ex + strlen("execute\n    instances = 2\n")) + 1);
+    memcpy(ex + strlen("execute\n    instances = 2\n"), TCP_LINKS, strlen(TCP_LINKS));
+    return text;
+}
+
+Test(config, hosts_say_who_runs_what_and_where)
+{
+    char err[512] = "";
+    config_t *c = s_load_host(s_all_tcp(""), "b", err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert(config_multi_host(c));
+    cr_assert_str_eq(config_host(c), "b");
+    cr_assert_str_eq(config_host_of(c, "execute", 1), "b");
+    cr_assert_str_eq(config_host_of(c, "validate", 0), "a", "validate.* names every instance");
+    cr_assert_str_eq(config_host_of(c, "sandbox", 0), "a");
+    cr_assert(config_runs_here(c, "execute", 0) && !config_runs_here(c, "ingest", 0));
+    char *ep = config_input_endpoint(c, "execute", 1);
+    cr_assert_str_eq(ep, "tcp://10.0.0.2:701", "{host} is the address of the host that runs the instance");
+    free(ep);
+    ep = config_input_endpoint(c, "validate", 0);
+    cr_assert_str_eq(ep, "tcp://10.0.0.1:700");
+    free(ep);
+    cr_assert_str_eq(config_run_dir(c), "/tmp/pg-h/run", "b has no run_dir of its own");
+    config_destroy(&c);
+    c = s_load_host(s_all_tcp(""), "a", err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(config_run_dir(c), "/tmp/pg-h/a", "a's own run_dir");
+    config_destroy(&c);
+}
+
+Test(config, hosts_refuse_what_is_unsafe_or_unclear)
+{
+    char err[512] = "";
+    cr_assert_null(s_load_host(s_all_tcp(""), "c", err, sizeof err));
+    cr_assert(strstr(err, "host 'c'"), "%s", err);
+    cr_assert_null(s_load_host(HOSTS_OK, "a", err, sizeof err), "ipc:// links across hosts");
+    cr_assert(strstr(err, "ipc:// does not cross hosts"), "%s", err);
+    char text[4096];
+    snprintf(text, sizeof text, "%s", s_all_tcp(""));
+    char *y = strstr(text, "curve = yes");
+    memcpy(y, "curve = no ", 11);
+    cr_assert_null(s_load_host(text, "a", err, sizeof err));
+    cr_assert(strstr(err, "must be authenticated"), "%s", err);
+    snprintf(text, sizeof text, "%s", s_all_tcp(""));
+    y = strstr(text, "execute.0 execute.1");
+    memcpy(y, "execute.0          ", 19);
+    cr_assert_null(s_load_host(text, "a", err, sizeof err), "execute.1 run by nobody");
+    cr_assert(strstr(err, "execute.1 is run by 0 hosts"), "%s", err);
+}
