@@ -203,8 +203,8 @@ static const char *s_all_tcp(const char *extra)
 {
     static char text[4096];
     snprintf(text, sizeof text,
-             "%singest\n    ack_endpoint = tcp://{host}:72{n}\nvalidate\n" TCP_LINKS "triage\n" TCP_LINKS "approve\n" TCP_LINKS
-             "audit\n" TCP_LINKS "%s",
+             "%singest\n    ack_endpoint = tcp://{host}:72{n}\nvalidate\n" TCP_LINKS "triage\n" TCP_LINKS
+             "approve\n" TCP_LINKS "audit\n" TCP_LINKS "%s",
              HOSTS_OK, extra);
     /* HOSTS_OK's execute section takes the links too */
     char *ex = strstr(text, "execute\n    instances = 2\n");
