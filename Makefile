@@ -242,10 +242,12 @@ run: deps
 	@bash scripts/demo.sh
 
 # make chaos: the long seeded chaos run (CHAOS_N deliveries, default 20,000;
-# CHAOS_SEED replays one); a 2,000-delivery one is part of make test
+# CHAOS_SEED replays one) on the group scaled out (CHAOS_SCALE; empty: one
+# instance each); a 2,000-delivery one is part of make test
+CHAOS_SCALE ?= ingest=2 validate=3 approve=2 execute=3
 chaos: deps
 	@$(MAKE) --no-print-directory all
-	@bash tests/e2e/chaos.sh
+	@CHAOS_SCALE="$(CHAOS_SCALE)" bash tests/e2e/chaos.sh
 
 # make bench: ingest against nginx and the disk's fdatasync (fio), end to end,
 # duplicate storm, replay, audit verify, memory; results in bench/results.md
