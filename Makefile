@@ -147,6 +147,7 @@ unit: bin/unit-tests bin/pg-stage-echo
 # so the sanitizers' own reports fail the run too.
 unit-asan: bin/unit-tests-asan bin/pg-stage-echo
 	@PAYGUARD_LOG_LEVEL=error ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/unit/lsan.supp:print_suppressions=0 \
 	    ./bin/unit-tests-asan --jobs 2 2>&1 | tee build-asan/unit.log; \
 	 status=$${PIPESTATUS[0]}; \
 	 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' build-asan/unit.log; then \
