@@ -189,8 +189,13 @@ static const char *s_state_of(const event_t *ev)
     if (k == EV_RUNBOOK)
         return strcmp(event_get_strbuf(ev, EK_DECISION, b, sizeof b), "approved") == 0 ? "executing" : NULL;
     if (k == EV_EXECUTED) {
+        /* a denial's notice run (runbook "denied") done is the denial, whatever
+         * reaches audit first: approve's denied or execute's executed */
+        char rb[48];
+        bool denial = strcmp(event_get_strbuf(ev, "runbook", rb, sizeof rb), "denied") == 0;
         event_get_strbuf(ev, "outcome", b, sizeof b);
-        return strcmp(b, "done") == 0            ? "executed"
+        return strcmp(b, "done") == 0 && denial  ? "denied"
+               : strcmp(b, "done") == 0          ? "executed"
                : strcmp(b, "ops_review") == 0    ? "ops_review"
                : strcmp(b, "nothing_to_do") == 0 ? "already_consistent"
                : strcmp(b, "closed") == 0        ? "closed"

@@ -141,12 +141,15 @@ static uint64_t s_now_ns(void)
 }
 
 /* s_fatal - a failed write or sync leaves the disk state unknown: we must
- * not go on acknowledging, so log and exit for the supervisor (fsyncgate) */
+ * not go on acknowledging, so log and exit for the supervisor (fsyncgate).
+ * _exit, not exit: nothing more is to be written or flushed by atexit
+ * handlers on a disk we no longer trust (and the log line above is already
+ * out: the log is unbuffered). */
 static void s_fatal(const char *dir, const char *what, int errnum)
 {
     log_error("journal %s: %s failed: %s; exiting (nothing is acknowledged after a failed write or sync)", dir, what,
               strerror(errnum));
-    exit(JOURNAL_EXIT_SYNC_FAILED);
+    _exit(JOURNAL_EXIT_SYNC_FAILED);
 }
 
 /* s_segment_name_parse - seq of a segment file name; false if not one */

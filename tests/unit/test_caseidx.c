@@ -405,3 +405,41 @@ Test(caseidx, a_duplicates_later_advice_does_not_hide_the_route_that_reaches_aud
     free(text);
     caseidx_close(&idx);
 }
+
+/* s_two - a body with two str fields */
+static event_body_t *s_two(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    event_body_t *b = s_body1(k1, v1);
+    event_body_str(b, k2, v2);
+    return b;
+}
+
+Test(caseidx, a_denial_stays_denied_when_its_notice_run_reaches_audit_first)
+{
+    /* approve's denied and execute's executed (the denial's Teams notice) come
+     * over two links: audit may store the notice run first (seen on a slow CI
+     * machine: the console showed a denied case as executed) */
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    s_store(&w, "validate-1", "validated", "payout-P-9", "validate.0", "rcpt_1", s_facts("evt_9:P-9"));
+    s_store(&w, "approve-1", "routed", "payout-P-9", "approve.0", "triage-1", s_body1("state", "pending"));
+    int64_t denied_at = s_clock++; /* approve's denied, stamped before the notice run */
+    s_store(&w, "execute-1", "executed", "payout-P-9", "execute.0", "approve-2",
+            s_two("runbook", "denied", "outcome", "done"));
+    int64_t now = s_clock;
+    s_clock = denied_at;
+    s_store(&w, "approve-2", "denied", "payout-P-9", "approve.0", "approve-1", s_body1("state", "denied"));
+    s_clock = now;
+    journal_close(&w.j);
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char *t = s_list(idx, "denied", 10);
+    cr_assert(strstr(t, "payout-P-9"), "denied list: %s", t);
+    free(t);
+    t = s_list(idx, "executed", 10);
+    cr_assert(!strstr(t, "payout-P-9"), "executed list: %s", t);
+    free(t);
+    caseidx_close(&idx);
+}
