@@ -197,107 +197,10 @@ static int s_mkdirs(const config_t *c)
     return 0;
 }
 
-/* stage_main - see stage.h */
-int stage_main(int argc, char **argv, const stage_def_t *def)
+/* s_free - everything a stage made, however far its start got (every
+ * destructor takes NULL), so that a stage that cannot start leaks nothing */
+static void s_free(stage_t *st)
 {
-    const char *cfg_path;
-    int index, status;
-    if (!config_main_opts(argc, argv, def->name, false, &cfg_path, &index, &status))
-        return status;
-    stage_t *st = calloc(1, sizeof *st);
-    assert(st);
-    st->def = def;
-    st->index = index;
-    snprintf(st->name, sizeof st->name, "%s", def->name);
-    snprintf(st->inst, sizeof st->inst, "%s.%d", def->name, index);
-    log_init(st->inst, "info");
-    char err[512];
-    st->config = config_load(cfg_path, err, sizeof err);
-    if (!st->config) {
-        log_error("%s", err);
-        return 2;
-    }
-    log_init(st->inst, config_get(st->config, "payguard/log_level"));
-    if (index < 0 || index >= config_instances(st->config, st->name)) {
-        log_error("instance index %d out of range: %s/instances = %d", index, st->name,
-                  config_instances(st->config, st->name));
-        return 2;
-    }
-    st->next = config_next_stage(st->name);
-    long seg = 0, max_seen = 0;
-    journal_opts_t jo = {0};
-    if (journal_sync_parse(config_get(st->config, "payguard/journal/fsync"), &jo.sync) != 0) {
-        log_error("config: payguard/journal/fsync must be always, batch or none");
-        return 2;
-    }
-    if (config_int(st->config, "payguard/journal/segment_bytes", 4096, 1L << 34, &seg, err, sizeof err) ||
-        config_int(st->config, "payguard/delivery/max_inflight", 1, 10000000, &st->max_inflight, err, sizeof err) ||
-        config_int(st->config, "payguard/delivery/resend_ms", 10, 3600000, &st->resend_ms, err, sizeof err) ||
-        config_int(st->config, "payguard/delivery/max_seen", 1000, 1L << 31, &max_seen, err, sizeof err) ||
-        config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err)) {
-        log_error("%s", err);
-        return 2;
-    }
-    jo.segment_bytes = (size_t) seg;
-    if (s_mkdirs(st->config) != 0)
-        return 1;
-    /* never start on state split otherwise than we route (layout.h) */
-    if (route_partitioned(st->name) && layout_check(st->config, err, sizeof err) != 0) {
-        log_error("%s", err);
-        return 78; /* EX_CONFIG */
-    }
-    if (def->seal && sealkey_load(st->config, st->seal_key, err, sizeof err) != 0) {
-        log_error("%s", err);
-        return 78;
-    }
-
-    zsys_handler_set(NULL); /* our signals, not czmq's */
-    zsys_set_linger(0);
-    if (pipe2(st->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-        log_error("pipe: %s", strerror(errno));
-        return 1;
-    }
-    sk_signal_pipe = st->wake_pipe[1];
-    struct sigaction sa = {0};
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    pthread_mutex_init(&st->append_mu, NULL);
-    pthread_mutex_init(&st->pub_mu, NULL);
-    pthread_mutex_init(&st->counters_mu, NULL);
-    st->seen = idset_new((size_t) max_seen);
-    if (!st->seen) {
-        log_error("cannot make the dedup set (out of memory, or no random key from OpenSSL)");
-        return 1;
-    }
-    char *jdir = config_journal_dir(st->config, st->name, st->index);
-    st->journal = journal_open(jdir, &jo, err, sizeof err);
-    free(jdir);
-    if (!st->journal) {
-        log_error("%s", err);
-        return 1;
-    }
-    if (sk_recover(st) != 0 || sk_open_sockets(st) != 0)
-        return 1;
-    if (def->init && def->init(st, def->arg) != 0) {
-        log_error("stage initialisation failed");
-        return 1;
-    }
-    log_info("started pid=%d journal=%llu records next=%s", (int) getpid(),
-             (unsigned long long) journal_last_seq(st->journal), st->next ? st->next : "-");
-    s_loop(st);
-    sk_commit_turn(st);
-    sk_write_watermark(st, true);
-    sk_http_destroy(st); /* calls in flight end as cancelled, before fini frees what they point to */
-    if (def->fini)
-        def->fini(st, def->arg);
-    journal_sync(st->journal);
-    sk_write_status(st);
-    log_info("stopped cleanly");
-
     for (int d = 0; d < NDEST; d++) {
         while (st->win[d].count) {
             entry_t *e = sk_win_at(&st->win[d], 0);
@@ -329,7 +232,127 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     free(st->staged);
     config_destroy(&st->config);
     free(st);
+}
+
+/* s_open - signals, the dedup set, the journal, recovery, sockets, init */
+static int s_open(stage_t *st, const journal_opts_t *jo, size_t max_seen)
+{
+    char err[512];
+    zsys_handler_set(NULL); /* our signals, not czmq's */
+    zsys_set_linger(0);
+    if (pipe2(st->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        log_error("pipe: %s", strerror(errno));
+        return 1;
+    }
+    sk_signal_pipe = st->wake_pipe[1];
+    struct sigaction sa = {0};
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pthread_mutex_init(&st->append_mu, NULL);
+    pthread_mutex_init(&st->pub_mu, NULL);
+    pthread_mutex_init(&st->counters_mu, NULL);
+    st->seen = idset_new(max_seen);
+    if (!st->seen) {
+        log_error("cannot make the dedup set (out of memory, or no random key from OpenSSL)");
+        return 1;
+    }
+    char *jdir = config_journal_dir(st->config, st->name, st->index);
+    st->journal = journal_open(jdir, jo, err, sizeof err);
+    free(jdir);
+    if (!st->journal) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (sk_recover(st) != 0 || sk_open_sockets(st) != 0)
+        return 1;
+    if (st->def->init && st->def->init(st, st->def->arg) != 0) {
+        log_error("stage initialisation failed");
+        return 1;
+    }
     return 0;
+}
+
+/* s_start - read the config, check it, open the journal, recover, open the
+ * sockets and run the stage's init: 0, or the exit status to stop with */
+static int s_start(stage_t *st, const char *cfg_path)
+{
+    const stage_def_t *def = st->def;
+    char err[512];
+    st->config = config_load(cfg_path, err, sizeof err);
+    if (!st->config) {
+        log_error("%s", err);
+        return 2;
+    }
+    log_init(st->inst, config_get(st->config, "payguard/log_level"));
+    if (st->index < 0 || st->index >= config_instances(st->config, st->name)) {
+        log_error("instance index %d out of range: %s/instances = %d", st->index, st->name,
+                  config_instances(st->config, st->name));
+        return 2;
+    }
+    st->next = config_next_stage(st->name);
+    long seg = 0, max_seen = 0;
+    journal_opts_t jo = {0};
+    if (journal_sync_parse(config_get(st->config, "payguard/journal/fsync"), &jo.sync) != 0) {
+        log_error("config: payguard/journal/fsync must be always, batch or none");
+        return 2;
+    }
+    if (config_int(st->config, "payguard/journal/segment_bytes", 4096, 1L << 34, &seg, err, sizeof err) ||
+        config_int(st->config, "payguard/delivery/max_inflight", 1, 10000000, &st->max_inflight, err, sizeof err) ||
+        config_int(st->config, "payguard/delivery/resend_ms", 10, 3600000, &st->resend_ms, err, sizeof err) ||
+        config_int(st->config, "payguard/delivery/max_seen", 1000, 1L << 31, &max_seen, err, sizeof err) ||
+        config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err)) {
+        log_error("%s", err);
+        return 2;
+    }
+    jo.segment_bytes = (size_t) seg;
+    if (s_mkdirs(st->config) != 0)
+        return 1;
+    /* never start on state split otherwise than we route (layout.h) */
+    if (route_partitioned(st->name) && layout_check(st->config, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return 78; /* EX_CONFIG */
+    }
+    if (def->seal && sealkey_load(st->config, st->seal_key, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return 78;
+    }
+    return s_open(st, &jo, (size_t) max_seen);
+}
+
+/* stage_main - see stage.h */
+int stage_main(int argc, char **argv, const stage_def_t *def)
+{
+    const char *cfg_path;
+    int index, status;
+    if (!config_main_opts(argc, argv, def->name, false, &cfg_path, &index, &status))
+        return status;
+    stage_t *st = calloc(1, sizeof *st);
+    assert(st);
+    st->def = def;
+    st->index = index;
+    snprintf(st->name, sizeof st->name, "%s", def->name);
+    snprintf(st->inst, sizeof st->inst, "%s.%d", def->name, index);
+    log_init(st->inst, "info");
+    int rc = s_start(st, cfg_path);
+    if (rc == 0) {
+        log_info("started pid=%d journal=%llu records next=%s", (int) getpid(),
+                 (unsigned long long) journal_last_seq(st->journal), st->next ? st->next : "-");
+        s_loop(st);
+        sk_commit_turn(st);
+        sk_write_watermark(st, true);
+        sk_http_destroy(st); /* calls in flight end as cancelled, before fini frees what they point to */
+        if (def->fini)
+            def->fini(st, def->arg);
+        journal_sync(st->journal);
+        sk_write_status(st);
+        log_info("stopped cleanly");
+    }
+    s_free(st);
+    return rc;
 }
 
 /* stage_seal_key - see stage.h */
