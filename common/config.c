@@ -35,7 +35,7 @@ static const char s_defaults[] =
     "        segment_bytes = 67108864        # start a new segment file past this\n"
     "    delivery\n"
     "        max_inflight = 10000            # unacked events per destination; then back-pressure\n"
-    "        resend_ms = 3000                # re-send what stays unacked this long\n"
+    "        resend_ms = 3000                # least wait before re-sending an unacked event (common/flow.h)\n"
     "        max_seen = 4000000              # input ids remembered for dedup per instance\n"
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"

@@ -11,8 +11,10 @@
  *      commit), and only then sent. Nothing is sent that a crash could
  *      un-write.
  *   2. An input is acknowledged only after what it caused is durable.
- *   3. A sent event stays in its destination's window until acked; after
- *      resend_ms it is sent again. A restart re-sends every 'E' record above
+ *   3. A sent event stays in its destination's window until acked; when it
+ *      looks lost it is sent again (flow.h: its timeout, at least resend_ms,
+ *      has run, and its consumer went past it or went quiet; never while it
+ *      is only queued behind a busy consumer's work). A restart re-sends every 'E' record above
  *      the last journaled watermark. Consumers drop ids they already
  *      journaled, so re-sending is always safe; not re-sending never is.
  *   4. Windows are bounded by max_inflight: when one is full, the loop
@@ -252,6 +254,9 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t max_seen)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    for (int d = 0; d < NDEST; d++)
+        for (int i = 0; i < CONFIG_MAX_INSTANCES; i++)
+            flow_init(&st->win[d].flow[i], st->resend_ms);
     pthread_mutex_init(&st->append_mu, NULL);
     pthread_mutex_init(&st->pub_mu, NULL);
     pthread_mutex_init(&st->counters_mu, NULL);

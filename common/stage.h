@@ -11,7 +11,8 @@
  *     a PUSH per upstream instance for the acks this instance sends;
  *   - delivery: every emitted event is journaled, made durable, then sent;
  *     it stays in a window until its consumer acknowledges it, is re-sent
- *     after resend_ms, and after a restart everything past the journaled
+ *     when it looks lost (flow.h: timed out, and its consumer went past it or
+ *     went quiet), and after a restart everything past the journaled
  *     ack watermark is re-sent. Inputs are acknowledged once what they caused
  *     is durable. Input ids already journaled are dropped (and re-acked), so
  *     a re-sent event has one effect. A full window stops input:

@@ -68,36 +68,57 @@ void sk_flush_acks(stage_t *st)
     }
 }
 
+/* s_waits_to - the wait message for one producer: the inputs from it that
+ * are deferred (only those not yet announced, unless all) */
+static void s_waits_to(stage_t *st, upstream_t *up, bool all)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < st->ndeferred; i++) {
+        stage_pending_t *p = st->deferred[i];
+        n += p->from_producer && (all || !p->announced) && strcmp(event_head(p->ev)->stage, up->inst) == 0;
+    }
+    if (!n)
+        return;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "wait", 4);
+    msgpack_pack_str_with_body(&pk, st->name, strlen(st->name));
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < st->ndeferred; i++) {
+        stage_pending_t *p = st->deferred[i];
+        if (p->from_producer && (all || !p->announced) && strcmp(event_head(p->ev)->stage, up->inst) == 0) {
+            msgpack_pack_uint64(&pk, event_head(p->ev)->seq);
+            p->announced = true;
+        }
+    }
+    zmq_send(zsock_resolve(up->push), buf.data, buf.size, ZMQ_DONTWAIT);
+    msgpack_sbuffer_destroy(&buf);
+}
+
 /* sk_send_waits - for inputs still deferred, tell their producers we are
- * working on them: ["wait", <our stage>, [seq...]], a few times per
- * resend period (best effort: a lost wait only risks a second worker) */
+ * working on them: ["wait", <our stage>, [seq...]]. Newly deferred ones at
+ * the end of the turn that deferred them (an input that waited in our
+ * queue may be near its producer's re-send timeout: flow.h), all of them a
+ * few times per resend period (best effort: a lost wait only risks a
+ * second worker) */
 void sk_send_waits(stage_t *st)
 {
-    int64_t now = sk_mono_ms();
-    if (!st->ndeferred || now - st->last_wait_ms < st->resend_ms / 3)
+    if (!st->ndeferred)
         return;
-    st->last_wait_ms = now;
-    for (size_t u = 0; u < st->nup; u++) {
-        msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-        uint32_t n = 0;
-        for (size_t i = 0; i < st->ndeferred; i++)
-            n += st->deferred[i]->from_producer && strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0;
-        if (n) {
-            msgpack_pack_array(&pk, 3);
-            msgpack_pack_str_with_body(&pk, "wait", 4);
-            msgpack_pack_str_with_body(&pk, st->name, strlen(st->name));
-            msgpack_pack_array(&pk, n);
-            for (size_t i = 0; i < st->ndeferred; i++)
-                if (st->deferred[i]->from_producer &&
-                    strcmp(event_head(st->deferred[i]->ev)->stage, st->up[u].inst) == 0)
-                    msgpack_pack_uint64(&pk, event_head(st->deferred[i]->ev)->seq);
-            zmq_send(zsock_resolve(st->up[u].push), buf.data, buf.size, ZMQ_DONTWAIT);
-        }
-        msgpack_sbuffer_destroy(&buf);
-    }
+    int64_t now = sk_mono_ms();
+    bool all = now - st->last_wait_ms >= st->resend_ms / 3;
+    bool fresh = false;
+    for (size_t i = 0; i < st->ndeferred && !all && !fresh; i++)
+        fresh = st->deferred[i]->from_producer && !st->deferred[i]->announced;
+    if (!all && !fresh)
+        return;
+    if (all)
+        st->last_wait_ms = now;
+    for (size_t u = 0; u < st->nup; u++)
+        s_waits_to(st, &st->up[u], all);
 }
 
 /* sk_on_ack - strictly decode an ack message and apply it */
@@ -137,13 +158,14 @@ void sk_on_ack(stage_t *st, const void *data, size_t len)
         msgpack_unpacked_destroy(&u);
         return;
     }
+    int64_t now = sk_mono_ms();
     for (uint32_t i = 0; i < a[2].via.array.size; i++) {
         msgpack_object *o = &a[2].via.array.ptr[i];
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             continue;
         if (wait)
             sk_win_extend(&st->win[d], o->via.u64);
-        else if (sk_win_ack(&st->win[d], o->via.u64))
+        else if (sk_win_ack(&st->win[d], o->via.u64, now))
             atomic_fetch_add(&st->c_acks, 1);
     }
     msgpack_unpacked_destroy(&u);

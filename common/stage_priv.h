@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flow.h"
 #include "idset.h"
 #include "journal.h"
 #include "log.h"
@@ -67,8 +68,11 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     blob_t *blob;
-    int64_t sent_ms; /* 0: never sent */
+    int64_t sent_ms; /* its last send, 0: never sent */
+    int64_t wait_ms; /* its consumer's last "wait" for it (a lease), 0: none */
     int target;      /* the consumer instance it must reach (route.h), -1: any */
+    uint8_t resends; /* times sent again (flow.h: each doubles its timeout) */
+    bool waited;     /* the consumer asked us to wait for it: no round-trip sample */
     bool acked;
 } entry_t;
 
@@ -81,6 +85,7 @@ typedef struct {
     size_t next_send; /* index (from head) of the first never-sent entry */
     uint64_t last_pushed;
     int64_t last_resend_scan_ms;
+    flow_t flow[CONFIG_MAX_INSTANCES]; /* per link: target's, or [0] (flow.h) */
     _Atomic size_t count_shared;
 } window_t;
 
@@ -119,6 +124,7 @@ struct stage_pending_t {
     event_t *ev;
     bool from_producer;
     bool emitted;
+    bool announced; /* its producer was told we wait on it (sk_send_waits) */
     unsigned emit_index;
 };
 
@@ -228,8 +234,9 @@ entry_t *sk_win_at(window_t *w, size_t i);
  * arrive in increasing order */
 void sk_win_push(window_t *w, uint64_t seq, blob_t *blob, int target);
 
-/* sk_win_ack - mark seq acked; pop acked entries off the front */
-bool sk_win_ack(window_t *w, uint64_t seq);
+/* sk_win_ack - mark seq acked (at now, monotonic ms); pop acked entries off
+ * the front */
+bool sk_win_ack(window_t *w, uint64_t seq, int64_t now);
 
 /* sk_win_extend - a consumer is still working on seq: restart its resend
  * timer (a lease, like a queue's visibility timeout), so a slow answer is

@@ -1,5 +1,5 @@
-/* stage_window - delivery windows: sent and not yet acked, re-sent after resend_ms; the commit of a loop turn (sync,
- * then send) (see stage_priv.h) */
+/* stage_window - delivery windows: sent and not yet acked, re-sent when flow.h says so; the commit of a loop turn
+ * (sync, then send) (see stage_priv.h) */
 #include "stage_priv.h"
 
 /* sk_blob_new - a record payload with one reference */
@@ -53,8 +53,15 @@ void sk_win_push(window_t *w, uint64_t seq, blob_t *blob, int target)
     atomic_store(&w->count_shared, w->count);
 }
 
+/* s_link - the flow (flow.h) of the link an entry leaves by */
+static flow_t *s_link(window_t *w, const entry_t *e)
+{
+    assert(e->target < CONFIG_MAX_INSTANCES);
+    return &w->flow[e->target > 0 ? e->target : 0];
+}
+
 /* sk_win_ack - mark seq acked; pop acked entries off the front */
-bool sk_win_ack(window_t *w, uint64_t seq)
+bool sk_win_ack(window_t *w, uint64_t seq, int64_t now)
 {
     size_t lo = 0, hi = w->count;
     while (lo < hi) {
@@ -66,7 +73,10 @@ bool sk_win_ack(window_t *w, uint64_t seq)
     }
     if (lo == w->count || sk_win_at(w, lo)->seq != seq || sk_win_at(w, lo)->acked)
         return false;
-    sk_win_at(w, lo)->acked = true;
+    entry_t *acked = sk_win_at(w, lo);
+    acked->acked = true;
+    if (acked->sent_ms) /* an ack of one the consumer got before our restart was never sent by us */
+        flow_ack(s_link(w, acked), acked->sent_ms, acked->resends, !acked->waited, now);
     while (w->count && sk_win_at(w, 0)->acked) {
         entry_t *e = sk_win_at(w, 0);
         sk_blob_unref(&e->blob);
@@ -92,8 +102,10 @@ void sk_win_extend(window_t *w, uint64_t seq)
         else
             hi = mid;
     }
-    if (lo < w->count && sk_win_at(w, lo)->sent_ms && sk_win_at(w, lo)->seq == seq && !sk_win_at(w, lo)->acked)
-        sk_win_at(w, lo)->sent_ms = sk_mono_ms();
+    if (lo < w->count && sk_win_at(w, lo)->sent_ms && sk_win_at(w, lo)->seq == seq && !sk_win_at(w, lo)->acked) {
+        sk_win_at(w, lo)->wait_ms = sk_mono_ms();
+        sk_win_at(w, lo)->waited = true;
+    }
 }
 
 /* sk_win_watermark - every event for this destination at or below it is acked */
@@ -163,11 +175,14 @@ void sk_send_window(stage_t *st, int d)
     w->last_resend_scan_ms = now;
     for (size_t i = 0; i < w->next_send; i++) {
         entry_t *e = sk_win_at(w, i);
-        if (e->acked || !e->sent_ms || now - e->sent_ms < st->resend_ms)
-            continue;
+        if (e->acked || !e->sent_ms ||
+            !flow_due(s_link(w, e), e->sent_ms, e->wait_ms > e->sent_ms ? e->wait_ms : e->sent_ms, e->resends, now))
+            continue; /* acked, never sent, or still queued ahead of its consumer's work (flow.h) */
         if (zmq_send(s_sock(st, d, e), e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0)
             continue; /* that instance is full or away: the others still get theirs */
         e->sent_ms = now;
+        if (e->resends < UINT8_MAX)
+            e->resends++;
         atomic_fetch_add(&st->c_resent, 1);
     }
 }
