@@ -38,6 +38,8 @@ sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$(cat "$WORK/secret")
 st=$(curl -s -o "$WORK/answer" -w '%{http_code}' -m 10 -X POST "$URL/webhooks/stripe" -H 'Content-Type: application/json' \
     -H "Stripe-Signature: t=$t,v1=$sig" --data-binary "$body")
 ok "a webhook posted while ingest's fsync fails gets no 202 (got '$st')" test "$st" != 202
+# the supervisor logs the exit a moment after the connection dropped
+for _ in $(seq 1 50); do grep -q 'ingest.0.*status 75' "$D/run/payguard.log" && break; sleep 0.1; done
 ok "ingest said why and exited 75" bash -c "grep -q 'inst=ingest.0.*sync failed\|inst=ingest.0.*fdatasync' '$D/run/payguard.log' && grep -q 'ingest.0.*exit.*75\|ingest.0.*status 75\|ingest.0.*code 75' '$D/run/payguard.log'"
 for _ in $(seq 1 50); do curl -fs "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 st=$(curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST "$URL/webhooks/stripe" -H 'Content-Type: application/json' \
