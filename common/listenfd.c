@@ -1,4 +1,4 @@
-/* listenfd - one listening socket for every instance of a stage (see listenfd.h) */
+/* listenfd - the listening sockets of the stages that serve HTTP (see listenfd.h) */
 #include "listenfd.h"
 
 #include <arpa/inet.h>
@@ -11,8 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* listenfd_bind - see listenfd.h */
-int listenfd_bind(const char *addr, long port, char *err, size_t errlen)
+enum { LISTEN = 1, REUSEPORT = 2, REUSEADDR = 4 };
+
+/* s_socket - a TCP socket bound to addr:port with the options how names,
+ * listening if LISTEN */
+static int s_socket(const char *addr, long port, int how, char *err, size_t errlen)
 {
     struct sockaddr_storage ss = {0};
     struct sockaddr_in *in4 = (struct sockaddr_in *) &ss;
@@ -36,14 +39,40 @@ int listenfd_bind(const char *addr, long port, char *err, size_t errlen)
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *) &ss, len) != 0 || listen(fd, LISTENFD_BACKLOG) != 0) {
-        snprintf(err, errlen, "cannot listen on %s port %ld: %s", addr, port, strerror(errno));
+    if (fd < 0 || ((how & REUSEADDR) && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) ||
+        ((how & REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+        bind(fd, (struct sockaddr *) &ss, len) != 0 || ((how & LISTEN) && listen(fd, LISTENFD_BACKLOG) != 0)) {
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s port %ld: %s", addr, port, strerror(e));
         if (fd >= 0)
             close(fd);
+        errno = e; /* for listenfd_reserve */
         return -1;
     }
     return fd;
+}
+
+/* listenfd_bind - see listenfd.h */
+int listenfd_bind(const char *addr, long port, char *err, size_t errlen)
+{
+    return s_socket(addr, port, LISTEN | REUSEADDR, err, errlen);
+}
+
+/* listenfd_bind_shared - see listenfd.h */
+int listenfd_bind_shared(const char *addr, long port, char *err, size_t errlen)
+{
+    return s_socket(addr, port, LISTEN | REUSEPORT | REUSEADDR, err, errlen);
+}
+
+/* listenfd_reserve - see listenfd.h */
+int listenfd_reserve(const char *addr, long port, char *err, size_t errlen)
+{
+    /* without SO_REUSEADDR, so that only SO_REUSEPORT sockets of this user
+     * can share the port while no instance listens; with it only when
+     * connections of an earlier run in TIME_WAIT hold the port (its
+     * sockets were not SO_REUSEPORT: one instance then) */
+    int fd = s_socket(addr, port, REUSEPORT, err, errlen);
+    return fd >= 0 || errno != EADDRINUSE ? fd : s_socket(addr, port, REUSEPORT | REUSEADDR, err, errlen);
 }
 
 /* listenfd_inherited - see listenfd.h */

@@ -57,7 +57,8 @@ typedef struct {
     int64_t restart_at_ms; /* when to start again, 0: not scheduled */
     long backoff_ms;
     unsigned restarts;
-    int listen_fd; /* the stage's shared listening socket (listenfd.h), -1: none */
+    int listen_fd;   /* the stage's shared listening socket (listenfd.h), -1: none */
+    bool own_listen; /* a socket of its own, bound at each start (listenfd_bind_shared) */
 } child_t;
 
 typedef struct {
@@ -69,7 +70,11 @@ typedef struct {
     long restart_max_ms;
     long drain_ms;
     sigset_t old_mask;
-    int listen_fd[CONFIG_NSTAGES]; /* per stage that serves HTTP: bound once, handed to each instance */
+    int listen_fd[CONFIG_NSTAGES];     /* per stage that serves HTTP: bound once, handed to each instance,
+                                          or (per_instance) the port's reservation, handed to none */
+    bool per_instance[CONFIG_NSTAGES]; /* two or more instances here: one SO_REUSEPORT socket each */
+    char listen_addr[CONFIG_NSTAGES][64];
+    long listen_port[CONFIG_NSTAGES];
 } master_t;
 
 /* s_mono_ms - monotonic clock for timers */
@@ -80,15 +85,34 @@ static int64_t s_mono_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* s_bind_own - a listening socket of k's own on its stage's port
+ * (listenfd_bind_shared); -1 and a restart scheduled if it cannot be bound */
+static int s_bind_own(master_t *m, child_t *k)
+{
+    int s = config_stage_index(k->stage);
+    assert(s >= 0 && m->per_instance[s]);
+    char err[256];
+    k->listen_fd = listenfd_bind_shared(m->listen_addr[s], m->listen_port[s], err, sizeof err);
+    if (k->listen_fd >= 0)
+        return 0;
+    log_error("%s: %s; trying again in 1000 ms", k->inst, err);
+    k->restart_at_ms = s_mono_ms() + 1000;
+    return -1;
+}
+
 /* s_spawn - fork and exec one stage instance */
 static int s_spawn(master_t *m, child_t *k)
 {
     char path[PATH_MAX + 32], idx[16];
     snprintf(path, sizeof path, "%s/%s", m->bindir, k->bin);
     snprintf(idx, sizeof idx, "%d", k->index);
+    if (k->own_listen && s_bind_own(m, k) != 0)
+        return -1;
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork for %s: %s", k->inst, strerror(errno));
+        if (k->own_listen)
+            close(k->listen_fd);
         return -1;
     }
     if (pid == 0) {
@@ -109,6 +133,10 @@ static int s_spawn(master_t *m, child_t *k)
         execv(path, argv);
         fprintf(stderr, "payguard: cannot exec %s: %s\n", path, strerror(errno));
         _exit(127);
+    }
+    if (k->own_listen) { /* the instance's alone: closed with it, so the kernel stops sending it connections */
+        close(k->listen_fd);
+        k->listen_fd = -1;
     }
     k->pid = pid;
     k->started_ms = s_mono_ms();
@@ -180,12 +208,15 @@ static void s_add_child(master_t *m, const char *stage, const char *bin, int ind
     k->index = index;
     snprintf(k->inst, sizeof k->inst, "%s.%d", stage, index);
     int s = config_stage_index(stage);
-    k->listen_fd = s >= 0 ? m->listen_fd[s] : -1;
+    k->own_listen = s >= 0 && m->per_instance[s];
+    k->listen_fd = s >= 0 && !k->own_listen ? m->listen_fd[s] : -1;
 }
 
 /* s_bind_ports - the listening sockets of the stages that serve HTTP
- * (ingest's webhooks, approve's approvals API), bound once here so that
- * every instance accepts from the same port (listenfd.h); -1 and err */
+ * (ingest's webhooks, approve's approvals API), bound here before any
+ * instance starts (listenfd.h): one socket for all when one instance runs
+ * here, else the port reserved and a socket per instance at its start;
+ * -1 and err */
 static int s_bind_ports(master_t *m, char *err, size_t errlen)
 {
     static const char *const serving[] = {"ingest", "approve"};
@@ -194,19 +225,24 @@ static int s_bind_ports(master_t *m, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof serving / sizeof serving[0]; i++) {
         char key[64];
         long port;
-        bool here = false; /* only the host that runs the stage serves its port */
+        int here = 0; /* only the host that runs the stage serves its port */
         for (int k = 0; k < config_instances(m->config, serving[i]); k++)
-            here |= config_runs_here(m->config, serving[i], k);
+            here += config_runs_here(m->config, serving[i], k);
         if (!here)
             continue;
+        int s = config_stage_index(serving[i]);
         snprintf(key, sizeof key, "%s/http_port", serving[i]);
         if (config_int(m->config, key, 1, 65535, &port, err, errlen) != 0)
             return -1;
         snprintf(key, sizeof key, "%s/http_bind", serving[i]);
-        int fd = listenfd_bind(config_get(m->config, key), port, err, errlen);
+        snprintf(m->listen_addr[s], sizeof m->listen_addr[s], "%s", config_get(m->config, key));
+        m->listen_port[s] = port;
+        m->per_instance[s] = here > 1;
+        int fd = here > 1 ? listenfd_reserve(m->listen_addr[s], port, err, errlen)
+                          : listenfd_bind(m->listen_addr[s], port, err, errlen);
         if (fd < 0)
             return -1;
-        m->listen_fd[config_stage_index(serving[i])] = fd;
+        m->listen_fd[s] = fd;
     }
     return 0;
 }

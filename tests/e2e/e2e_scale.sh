@@ -58,6 +58,13 @@ for i in $(seq 1 "$N"); do
 done
 
 ok "group starts (ingest 2 on one port, validate 3, approve 2, execute 3)" up "$CFG"
+# the one port answers once either ingest instance serves; the load starts
+# when both do (each writes its status file from its loop, after its HTTP
+# server is up), or its keep-alive connections all land on the first
+for _ in $(seq 1 100); do
+    [ -e "$D/run/ingest.0.stat" ] && [ -e "$D/run/ingest.1.stat" ] && break
+    sleep 0.1
+done
 ok "the run directory (ipc sockets) is private to the service user: $(stat -c %a "$D/run")" test "$(stat -c %a "$D/run")" = 700
 seeded=0
 for coll in payments psp_refunds entries; do
