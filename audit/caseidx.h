@@ -8,7 +8,7 @@
  * journal past that point; an index that is missing, of another schema
  * version, or AHEAD of the journal (a commit that outlived the journal's
  * unsynced tail) is wiped and rebuilt from the trail. Losing the file loses
- * nothing. Commits are batched (caseidx_commit once per loop turn).
+ * nothing. Commits are batched (audit's indexer: at most every 100 ms).
  *
  * CASE STATES
  *   rejected            validate refused the webhook (its reason on the timeline)
@@ -29,8 +29,9 @@
  *   does not hide that the case was executed or is in ops review.
  *
  * THREADS
- *   One writer (audit's loop thread); readers on other threads use a
- *   connection of their own (caseidx_open with readonly) under WAL.
+ *   One writer (at start audit's main thread, then its indexer's thread:
+ *   indexer.h); readers on other threads use a connection of their own
+ *   (caseidx_open with readonly) under WAL.
  */
 #ifndef PG_AUDIT_CASEIDX_H
 #define PG_AUDIT_CASEIDX_H

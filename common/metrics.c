@@ -85,6 +85,7 @@ static const family_t s_families[] = {
     /* audit */
     {"payguard_audit_records_total", "counter", "Records added to the audit trail, per event type."},
     {"payguard_audit_checkpoints_total", "counter", "Signed checkpoints written."},
+    {"payguard_audit_index_lag", "gauge", "Durable trail records the case index has not applied and committed yet."},
     {"payguard_audit_verifications_total", "counter", "Audit chain verifications run, per outcome."},
     {"payguard_audit_refusals_total", "counter", "Cases API requests refused, per reason."},
     {"payguard_cases", "gauge", "Cases in the case index, per state."},

@@ -100,6 +100,11 @@ uint64_t stage_journal_last_seq(const stage_t *st)
     return journal_last_seq(st->journal);
 }
 
+uint64_t stage_journal_durable_seq(const stage_t *st)
+{
+    return journal_durable_seq(st->journal);
+}
+
 const config_t *stage_config(const stage_t *st)
 {
     return st->config;

@@ -213,6 +213,8 @@ const char *stage_last_emit_id(const stage_t *st);
  * that rebuild themselves by reading it) */
 const char *stage_journal_dir(const stage_t *st);
 uint64_t stage_journal_last_seq(const stage_t *st);
+/* stage_journal_durable_seq - the last record a crash keeps (journal.h); any thread */
+uint64_t stage_journal_durable_seq(const stage_t *st);
 
 const config_t *stage_config(const stage_t *st);
 const char *stage_instance(const stage_t *st); /* "triage.1" */
