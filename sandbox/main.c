@@ -87,9 +87,12 @@
 
 #define SANDBOX_THREADS 4
 /* SANDBOX_CONNS - connections at once: the outside systems it stands for
- * take each stage's outside/max_inflight (512 by default) per system, and
- * validate and execute together reach several of them at once */
-#define SANDBOX_CONNS 8192
+ * take each stage's outside/max_inflight (512 by default) per system and
+ * instance: validate reads 3 systems and execute writes to 4, so 3
+ * instances of each reach 10,752 at once. Beyond the limit connections wait
+ * unaccepted and calls time out (make bench-scale saw a Teams POST time out
+ * and its case go to ops review at 8,192) */
+#define SANDBOX_CONNS 16384
 
 /* s_raise_nofile - room for SANDBOX_CONNS descriptors, as far as the hard
  * limit allows (MHD refuses connections beyond the soft one) */

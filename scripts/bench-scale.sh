@@ -2,7 +2,7 @@
 # bench-scale.sh - what `make bench-scale` runs: does scaling a stage out
 # buy throughput on this machine? Writes bench/results-scale.md.
 #
-#   BENCH_SCALE_N=3000 bash scripts/bench-scale.sh
+#   BENCH_SCALE_N=10000 BENCH_SCALE_RUNS=1 bash scripts/bench-scale.sh
 #
 #   a. cases    BENCH_SCALE_N auto-approved refund cases (webhook to
 #               "executed": validate's three reads, rules triage, policy
@@ -17,6 +17,13 @@
 #               connections to ingest with 1 and 2 instances on one port,
 #               and to nginx answering a static 200 (the machine's HTTP
 #               ceiling) when nginx is installed (make bench-scale installs it)
+#   d. bound    the same cases (BENCH_SCALE_BOUND_N of them) with each
+#               instance held to outside/max_inflight = 4 calls on the wire
+#               a system, the sandbox answering 100 ms late: each instance
+#               bound by its outside calls, not by the CPUs, as an instance
+#               is when a provider or the ledger limits its clients'
+#               concurrency. Cases/s with 1, 2 and 3 instances of validate
+#               and execute: what partitioning buys where the CPUs allow it
 #   c. audit    the one writer of the hash chain keeping up: after a run of
 #               BENCH_SCALE_N cases, audit's trail is set aside and audit
 #               starts empty; every stage instance's journal is replayed into
@@ -30,7 +37,9 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/tests/e2e/lib_e2e.sh"
-N=${BENCH_SCALE_N:-3000}
+N=${BENCH_SCALE_N:-10000} # cases a run: the end is seen to within a second (audit's gauges), so runs of 15 s and more
+NI=${BENCH_SCALE_INGEST_N:-20000} # section b: enough requests for a few seconds of load
+ND=${BENCH_SCALE_BOUND_N:-1500}   # section d: about 40 s at one instance
 OUT=${BENCH_OUT:-$ROOT/bench}
 RES=$WORK/results.tsv
 say() { echo "bench-scale: $*" >&2; }
@@ -45,13 +54,17 @@ for i in $(seq 1 "$N"); do
         "$i" "$((now - 60))" "$i" $((500 + i % 4000)) "$i" >>"$WORK/plan.txt"
 done
 
-# group NAME INSTANCES [INGEST] - a fresh group's config (validate and execute x INSTANCES)
+# group NAME INSTANCES [INGEST [MAX_INFLIGHT]] - a fresh group's config
+# (validate and execute x INSTANCES; outside/max_inflight if given)
 group() {
     local port cfg
     port=$(free_port)
     cfg=$(write_config "$1" "$port") # audit on $UPORT: set by the caller
-    printf 'payguard\n    journal\n        fsync = %s\ningest\n    instances = %s\nvalidate\n    instances = %s\nexecute\n    instances = %s\n    token_file = %s\n' \
-        "${BENCH_SCALE_FSYNC:-batch}" "${3:-1}" "$2" "$2" "$ROOT/config/sandbox/write.token" | cfg_merge "$cfg"
+    {
+        printf 'payguard\n    journal\n        fsync = %s\ningest\n    instances = %s\nvalidate\n    instances = %s\nexecute\n    instances = %s\n    token_file = %s\n' \
+            "${BENCH_SCALE_FSYNC:-batch}" "${3:-1}" "$2" "$2" "$ROOT/config/sandbox/write.token"
+        [ -n "${4:-}" ] && printf 'outside\n    max_inflight = %s\n' "$4"
+    } | cfg_merge "$cfg"
     echo "$cfg"
 }
 
@@ -76,12 +89,17 @@ cpu_ticks() {
         while read -r p; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'
 }
 
-# cases INSTANCES DELAY_MS - one run of section a; prints cases/s, then the
-# stages' and the sandbox's CPU ms per case
+# cases INSTANCES DELAY_MS [MAX_INFLIGHT] - one run of section a (or d,
+# with MAX_INFLIGHT: the first ND cases); prints cases/s, then the stages'
+# and the sandbox's CPU ms per case, then the events re-sent
 cases() {
-    local cfg sbx sys t0 t1 got=0 c0 c1 s0 s1
+    local cfg sbx sys t0 t1 got=0 c0 c1 s0 s1 resent review n=$N plan=$WORK/plan.txt
+    if [ -n "${3:-}" ]; then
+        n=$ND plan=$WORK/plan.$ND.txt
+        head -n "$ND" "$WORK/plan.txt" >"$plan"
+    fi
     UPORT=$(free_port)
-    cfg=$(group "c$1_$2" "$1")
+    cfg=$(group "c$1_$2" "$1" 1 "${3:-}")
     up "$cfg" || { say "group did not start"; return 1; }
     seed "$cfg" || { say "cannot seed the sandbox"; down "$cfg"; return 1; }
     sbx=$(sandbox_url "$cfg")
@@ -92,19 +110,32 @@ cases() {
     c0=$(cpu_ticks "$cfg") s0=$(cpu_ticks "$cfg" sandbox)
     t0=$(date +%s.%N)
     "$BIN/pg-load" --url "http://127.0.0.1:$(awk '/^ingest/{s=1} s && $1 == "http_port" {print $3; exit}' "$cfg")/webhooks/stripe" \
-        --secret-file "$WORK/secret" --plan "$WORK/plan.txt" --concurrency 64 >"$WORK/load.out" 2>&1
-    for _ in $(seq 1 3000); do
-        got=$(curl -s "http://127.0.0.1:$UPORT/metrics" | awk '$1 == "payguard_cases{instance=\"audit.0\",state=\"executed\"}" {print $2}')
-        [ "${got:-0}" -ge "$N" ] && break
+        --secret-file "$WORK/secret" --plan "$plan" --concurrency 64 >"$WORK/load.out" 2>&1
+    for _ in $(seq 1 3000); do # until every case is final (executed, or ops review: a step failed for good)
+        got=$(curl -s "http://127.0.0.1:$UPORT/metrics" | awk '$1 ~ /^payguard_cases\{instance="audit.0",state="(executed|ops_review)"\}$/ {s += $2} END {print s + 0}')
+        [ "${got:-0}" -ge "$n" ] && break
         sleep 0.1
     done
+    review=$(curl -s "http://127.0.0.1:$UPORT/metrics" | awk '$1 == "payguard_cases{instance=\"audit.0\",state=\"ops_review\"}" {print $2 + 0}')
+    [ "${review:-0}" = 0 ] || say "$review of $n cases in ops review (a step failed for good)"
     t1=$(date +%s.%N)
     c1=$(cpu_ticks "$cfg") s1=$(cpu_ticks "$cfg" sandbox)
+    sleep 1.2 # the stages' metrics files are written once a second
+    resent=$(cat "$(dirname "$cfg")"/run/*.prom | awk '/^payguard_resent_total/ {s += $2} END {print s + 0}')
     down "$cfg"
     rm -rf "$(dirname "$cfg")"
-    [ "${got:-0}" -ge "$N" ] || { say "only ${got:-0} of $N cases executed"; return 1; }
-    awk -v n="$N" -v a="$t0" -v b="$t1" -v c="$((c1 - c0))" -v s="$((s1 - s0))" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN {printf "%.1f %.2f %.2f\n", n / (b - a), c * 1000 / hz / n, s * 1000 / hz / n}'
+    [ "${got:-0}" -ge "$n" ] || { say "only ${got:-0} of $n cases final"; return 1; }
+    awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$((c1 - c0))" -v s="$((s1 - s0))" -v hz="$(getconf CLK_TCK)" -v r="$resent" \
+        'BEGIN {printf "%.1f %.2f %.2f %d\n", n / (b - a), c * 1000 / hz / n, s * 1000 / hz / n, r}'
+}
+
+# cases_median INSTANCES DELAY_MS - BENCH_SCALE_RUNS runs of cases (default
+# 1; more on a noisy machine), the one with the median cases/s
+cases_median() {
+    local i
+    for i in $(seq 1 "${BENCH_SCALE_RUNS:-1}"); do
+        cases "$1" "$2" || return 1
+    done | sort -n | awk '{l[NR] = $0} END {print l[int((NR + 1) / 2)]}'
 }
 
 # ingest_rate INSTANCES - pg-load's rate at 64 connections (section b)
@@ -114,7 +145,7 @@ ingest_rate() {
     cfg=$(group "i$1" 1 "$1")
     port=$(awk '/^ingest/{s=1} s && $1 == "http_port" {print $3; exit}' "$cfg")
     up "$cfg" || return 1
-    "$BIN/pg-load" --url "http://127.0.0.1:$port/webhooks/stripe" --secret-file "$WORK/secret" --count "$N" \
+    "$BIN/pg-load" --url "http://127.0.0.1:$port/webhooks/stripe" --secret-file "$WORK/secret" --count "$NI" \
         --concurrency 64 >"$WORK/ingest.out" 2>&1
     down "$cfg"
     rm -rf "$(dirname "$cfg")"
@@ -132,7 +163,7 @@ nginx_rate() {
     nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" -g 'daemon off;' >/dev/null 2>&1 &
     local pid=$!
     sleep 0.5
-    "$BIN/pg-load" --url "http://127.0.0.1:$np/webhooks/stripe" --secret-file "$WORK/secret" --count "$N" \
+    "$BIN/pg-load" --url "http://127.0.0.1:$np/webhooks/stripe" --secret-file "$WORK/secret" --count "$NI" \
         --concurrency 64 --expect-status 200 >"$WORK/nginx.out" 2>&1
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
@@ -176,12 +207,18 @@ audit_rate() {
 say "a. $N auto-approved refund cases per run, 64 connections"
 for d in 0 100; do
     for k in 1 2 3; do
-        read -r r cpu scpu <<<"$(cases "$k" "$d" || echo "failed - -")"
-        say "   validate x$k, execute x$k, outside ${d} ms: $r cases/s, stages $cpu ms CPU a case, sandbox $scpu"
-        printf 'cases\t%s\t%s\t%s\t%s\t%s\n' "$d" "$k" "$r" "$cpu" "$scpu" >>"$RES"
+        read -r r cpu scpu rs <<<"$(cases_median "$k" "$d" || echo "failed - - -")"
+        say "   validate x$k, execute x$k, outside ${d} ms: $r cases/s, stages $cpu ms CPU a case, sandbox $scpu, $rs re-sent"
+        printf 'cases\t%s\t%s\t%s\t%s\t%s\t%s\n' "$d" "$k" "$r" "$cpu" "$scpu" "$rs" >>"$RES"
     done
 done
-say "b. ingest: $N signed webhooks at 64 connections"
+say "d. $ND cases per run, each instance bound by its outside calls (max_inflight 4, 100 ms)"
+for k in 1 2 3; do
+    read -r r cpu scpu rs <<<"$(cases "$k" 100 4 || echo "failed - - -")"
+    say "   validate x$k, execute x$k: $r cases/s, $rs re-sent"
+    printf 'bound\t100\t%s\t%s\t%s\t%s\t%s\n' "$k" "$r" "$cpu" "$scpu" "$rs" >>"$RES"
+done
+say "b. ingest: $NI signed webhooks at 64 connections"
 for k in 1 2; do
     r=$(ingest_rate "$k") || r=failed
     say "   ingest x$k: $r webhooks/s"
@@ -206,12 +243,21 @@ mkdir -p "$OUT"
     echo
     echo "## a. webhook to executed, auto-approved refunds (64 connections)"
     echo
-    echo "| outside latency | validate and execute instances | cases/s | speed-up over 1 | stages' CPU ms a case | sandbox's CPU ms a case |"
-    echo "|---|---|---|---|---|---|"
-    awk -F'\t' '$1 == "cases" {if ($3 == 1) base[$2] = $4; printf "| %s ms | %s | %s | %s | %s | %s |\n", $2, $3, $4,
-        (base[$2] + 0 > 0 && $4 + 0 > 0) ? sprintf("%.2fx", $4 / base[$2]) : "-", $5, $6}' "$RES"
+    echo "Runs per setting: ${BENCH_SCALE_RUNS:-1} (BENCH_SCALE_RUNS; the median is shown). re-sent: events the stages sent again because no ack came in time."
     echo
-    echo "## b. ingest on one port (64 connections)"
+    echo "| outside latency | validate and execute instances | cases/s | speed-up over 1 | stages' CPU ms a case | sandbox's CPU ms a case | re-sent |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F'\t' '$1 == "cases" {if ($3 == 1) base[$2] = $4; printf "| %s ms | %s | %s | %s | %s | %s | %s |\n", $2, $3, $4,
+        (base[$2] + 0 > 0 && $4 + 0 > 0) ? sprintf("%.2fx", $4 / base[$2]) : "-", $5, $6, $7}' "$RES"
+    echo
+    echo "## d. each instance bound by its outside calls ($ND cases, outside/max_inflight = 4, 100 ms)"
+    echo
+    echo "| validate and execute instances | cases/s | speed-up over 1 | stages' CPU ms a case | re-sent |"
+    echo "|---|---|---|---|---|"
+    awk -F'\t' '$1 == "bound" {if ($3 == 1) base = $4; printf "| %s | %s | %s | %s | %s |\n", $3, $4,
+        (base + 0 > 0 && $4 + 0 > 0) ? sprintf("%.2fx", $4 / base) : "-", $5, $7}' "$RES"
+    echo
+    echo "## b. ingest on one port ($NI webhooks, 64 connections)"
     echo
     echo "| server | instances | requests/s |"
     echo "|---|---|---|"
@@ -221,15 +267,26 @@ mkdir -p "$OUT"
     echo
     awk -F'\t' '$1 == "audit" {printf "Every stage instance'"'"'s journal of a run replayed at once into an empty audit: %s events sent, %s trail records stored, **%s records/s** (from the first record'"'"'s stored_ms to the last'"'"'s; the target is 50,000/s).\n", $2, $3, $4}' "$RES"
     echo
-    echo "Reading it: a stage scales out where its instances have CPUs to run on. With the"
-    echo "outside calls asynchronous (each instance has up to 512 calls on the wire), one"
-    echo "instance already waits on the network for hundreds of cases at once, so at 100 ms"
-    echo "the rate is bounded by the CPUs the whole group shares, as at 0 ms. Here every"
-    echo "process, the sandbox and the load generator share the same CPUs, and more"
-    echo "instances cost more CPU a case: each has its own connections to the outside"
-    echo "systems (the sandbox's CPU a case grows the most), its own journal commits, and"
-    echo "fewer events a loop turn to share each turn's fixed cost. Scaling out pays where"
-    echo "the instances bring CPUs of their own (other hosts: README, Several hosts)."
+    echo "Reading it. a: one instance of validate and of execute already keeps hundreds of"
+    echo "cases in flight (outside calls are asynchronous, up to 512 on the wire an"
+    echo "instance), so 100 ms of outside latency costs little, and more instances do not"
+    echo "raise the rate on this machine: the whole group, the sandbox and the load"
+    echo "generator share its 2 CPUs, and more instances cost more CPU a case (their own"
+    echo "connections to the outside systems, journal commits, fewer events a loop turn to"
+    echo "share each turn's fixed cost). Runs on this shared machine vary by 10-20%."
+    echo "d: where each instance is bound by its outside calls instead (a provider or a"
+    echo "ledger that limits a client's concurrency, here outside/max_inflight = 4),"
+    echo "partitioning multiplies the rate with the instances: that is what scaling out"
+    echo "buys where the CPUs allow it."
+    echo "re-sent: events sent again because no ack came in time (common/flow.h: only once"
+    echo "the consumer went past them or went quiet); the consumer drops the copies by id,"
+    echo "nothing is done twice, but the copies cost work. With 2 and 3 instances at 100 ms"
+    echo "thousands are still re-sent: why is not yet explained."
+    echo "c: audit's loop thread stores and acknowledges; the case index follows on a"
+    echo "thread of its own (audit/indexer.c). Here both, and the six replay processes,"
+    echo "share the 2 CPUs; the loop alone stores about 60,000 records/s."
+    echo "The end of a run is seen to within a second (audit's gauges), so runs of a and d"
+    echo "last 15 s or more."
 } >"$OUT/results-scale.md"
 say "written $OUT/results-scale.md"
 finish >/dev/null
