@@ -16,7 +16,7 @@ void flow_ack(flow_t *self, int64_t sent_ms, unsigned resends, bool sample, int6
 {
     assert(self && self->floor_ms > 0);
     assert(sent_ms > 0 && now > 0);
-    self->last_ack_ms = now;
+    self->last_heard_ms = now;
     if (sent_ms > self->passed_ms)
         self->passed_ms = sent_ms;
     if (!sample || resends > 0 || now < sent_ms)
@@ -30,6 +30,16 @@ void flow_ack(flow_t *self, int64_t sent_ms, unsigned resends, bool sample, int6
     int64_t dev = self->srtt_ms > rtt ? self->srtt_ms - rtt : rtt - self->srtt_ms;
     self->rttvar_ms = (3 * self->rttvar_ms + dev) / 4;
     self->srtt_ms = (7 * self->srtt_ms + rtt) / 8;
+}
+
+/* flow_heard - see flow.h */
+void flow_heard(flow_t *self, int64_t sent_ms, unsigned resends, int64_t now)
+{
+    assert(self && self->floor_ms > 0);
+    assert(sent_ms > 0 && now > 0);
+    self->last_heard_ms = now;
+    if (resends == 0 && sent_ms > self->passed_ms)
+        self->passed_ms = sent_ms;
 }
 
 /* flow_rto - see flow.h */
@@ -54,6 +64,6 @@ bool flow_due(const flow_t *self, int64_t sent_ms, int64_t since_ms, unsigned re
     if (now - since_ms < flow_rto(self, resends))
         return false;
     bool passed = self->passed_ms > sent_ms; /* not >=: one turn sends many at the same ms */
-    bool quiet = now - self->last_ack_ms >= self->floor_ms;
+    bool quiet = now - self->last_heard_ms >= self->floor_ms;
     return passed || quiet;
 }

@@ -16,13 +16,17 @@
  *      doubles with each re-send of that event (back-off), never over
  *      FLOW_RTO_MAX_X times resend_ms;
  *   2. the consumer either went past it or went quiet. A link is FIFO: an
- *      ack of an event sent at time T means everything sent before T reached
- *      the consumer (or was lost with an earlier process of it). An event
- *      sent at or after the last acked one's send time (one loop turn sends
- *      many in the same millisecond) is still queued ahead of
- *      the consumer's work while acks keep coming: it is not re-sent. A link
- *      with no ack for resend_ms (the consumer stopped, restarted, or never
- *      answered) re-sends on the timer alone.
+ *      ack of an event sent at time T, or a wait for one (the consumer holds
+ *      it, working on it), means everything sent before T reached the
+ *      consumer (or was lost with an earlier process of it). An event sent
+ *      at or after the last acked or waited one's send time (one loop turn
+ *      sends many in the same millisecond) is still queued ahead of the
+ *      consumer's work while acks or waits keep coming: it is not re-sent.
+ *      A consumer at its bound of deferred work (execute's runbooks waiting
+ *      on outside calls) may ack nothing for seconds while it says "wait"
+ *      every third of resend_ms: it is alive, and its queue is not lost. A
+ *      link with neither an ack nor a wait for resend_ms (the consumer
+ *      stopped, restarted, or never answered) re-sends on the timer alone.
  * A lost event is re-sent at most FLOW_RTO_MAX_X * resend_ms late (30 s at
  * the default 3 s): a delay, never a loss. Pure and clock-free: the caller
  * passes the times (monotonic ms, > 0).
@@ -36,12 +40,12 @@
 #define FLOW_RTO_MAX_X 10 /* the timeout's ceiling, in resend_ms */
 
 typedef struct {
-    int64_t floor_ms;    /* resend_ms */
-    int64_t srtt_ms;     /* smoothed round trip, 0 until the first sample */
-    int64_t rttvar_ms;   /* its mean deviation */
-    uint64_t samples;    /* round trips measured */
-    int64_t last_ack_ms; /* when the last ack came (0: none yet) */
-    int64_t passed_ms;   /* the latest send time among acked events */
+    int64_t floor_ms;      /* resend_ms */
+    int64_t srtt_ms;       /* smoothed round trip, 0 until the first sample */
+    int64_t rttvar_ms;     /* its mean deviation */
+    uint64_t samples;      /* round trips measured */
+    int64_t last_heard_ms; /* when the last ack or wait came (0: none yet) */
+    int64_t passed_ms;     /* the latest send time among acked or waited events */
 } flow_t;
 
 /* flow_init - no ack yet: the timeout is resend_ms (> 0) */
@@ -50,6 +54,11 @@ void flow_init(flow_t *self, int64_t resend_ms);
  * the link's order is the sends'), sent 1 + resends times (sample: false
  * when the consumer asked us to wait for it), was acked at now */
 void flow_ack(flow_t *self, int64_t sent_ms, unsigned resends, bool sample, int64_t now);
+/* flow_heard - the consumer said "wait" for an event last sent at sent_ms,
+ * sent 1 + resends times (it holds it): alive, and past everything sent
+ * before it. Only an event sent once moves the passed mark (which copy it
+ * holds is unknown otherwise); no round-trip sample */
+void flow_heard(flow_t *self, int64_t sent_ms, unsigned resends, int64_t now);
 /* flow_rto - how long after its last send an event sent 1 + resends times
  * may be re-sent */
 int64_t flow_rto(const flow_t *self, unsigned resends);

@@ -13,8 +13,9 @@
  *   2. An input is acknowledged only after what it caused is durable.
  *   3. A sent event stays in its destination's window until acked; when it
  *      looks lost it is sent again (flow.h: its timeout, at least resend_ms,
- *      has run, and its consumer went past it or went quiet; never while it
- *      is only queued behind a busy consumer's work). A restart re-sends every 'E' record above
+ *      has run, and its consumer went past it or sent neither an ack nor a
+ *      wait for resend_ms; never while it is only queued behind a busy
+ *      consumer's work). A restart re-sends every 'E' record above
  *      the last journaled watermark. Consumers drop ids they already
  *      journaled, so re-sending is always safe; not re-sending never is.
  *   4. Windows are bounded by max_inflight: when one is full, the loop

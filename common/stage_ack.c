@@ -89,13 +89,18 @@ static void s_waits_to(stage_t *st, upstream_t *up, bool all)
     msgpack_pack_array(&pk, n);
     for (size_t i = 0; i < st->ndeferred; i++) {
         stage_pending_t *p = st->deferred[i];
-        if (p->from_producer && (all || !p->announced) && strcmp(event_head(p->ev)->stage, up->inst) == 0) {
+        if (p->from_producer && (all || !p->announced) && strcmp(event_head(p->ev)->stage, up->inst) == 0)
             msgpack_pack_uint64(&pk, event_head(p->ev)->seq);
-            p->announced = true;
-        }
     }
-    zmq_send(zsock_resolve(up->push), buf.data, buf.size, ZMQ_DONTWAIT);
+    /* announced only once sent: a socket made this turn may not be
+     * connected yet (immediate), and then the next turn tries again */
+    bool sent = zmq_send(zsock_resolve(up->push), buf.data, buf.size, ZMQ_DONTWAIT) >= 0;
     msgpack_sbuffer_destroy(&buf);
+    for (size_t i = 0; sent && i < st->ndeferred; i++) {
+        stage_pending_t *p = st->deferred[i];
+        if (p->from_producer && strcmp(event_head(p->ev)->stage, up->inst) == 0)
+            p->announced = true;
+    }
 }
 
 /* sk_send_waits - for inputs still deferred, tell their producers we are
@@ -117,6 +122,12 @@ void sk_send_waits(stage_t *st)
         return;
     if (all)
         st->last_wait_ms = now;
+    /* a producer we owe no ack yet has no slot: make it, or the waits for
+     * its inputs would wait for our first ack to it (a runbook's end) */
+    for (size_t i = 0; i < st->ndeferred; i++)
+        if (st->deferred[i]->from_producer && !st->deferred[i]->announced &&
+            !s_upstream(st, event_head(st->deferred[i]->ev)->stage))
+            st->deferred[i]->announced = true; /* no way to tell that producer */
     for (size_t u = 0; u < st->nup; u++)
         s_waits_to(st, &st->up[u], all);
 }

@@ -102,9 +102,11 @@ void sk_win_extend(window_t *w, uint64_t seq)
         else
             hi = mid;
     }
-    if (lo < w->count && sk_win_at(w, lo)->sent_ms && sk_win_at(w, lo)->seq == seq && !sk_win_at(w, lo)->acked) {
-        sk_win_at(w, lo)->wait_ms = sk_mono_ms();
-        sk_win_at(w, lo)->waited = true;
+    entry_t *e = lo < w->count ? sk_win_at(w, lo) : NULL;
+    if (e && e->sent_ms && e->seq == seq && !e->acked) {
+        e->wait_ms = sk_mono_ms();
+        e->waited = true;
+        flow_heard(s_link(w, e), e->sent_ms, e->resends, e->wait_ms); /* alive, and past what was sent before */
     }
 }
 

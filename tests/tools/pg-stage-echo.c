@@ -9,17 +9,23 @@
  *	answered with one "triaged" event to the next stage and audit. The
  *	skeleton's own unit test (tests/unit/test_stage.c) starts it in a fresh
  *	process, plays its producer and consumers over ZeroMQ and checks acks,
- *	re-sends, the window bound and recovery. A separate program, because a
+ *	re-sends, the window bound and recovery. With PG_ECHO_DEFER set it
+ *	answers nothing: each input is deferred (stage_defer) for good, as a
+ *	runbook waiting on outside calls is. A separate program, because a
  *	process that forks with a live ZeroMQ context cannot use it in the child.
  *--*/
 #include <stdlib.h>
 
 #include "stage.h"
 
-/* s_handle - one "triaged" event per input, to the next stage and audit */
+/* s_handle - one "triaged" event per input, to the next stage and audit;
+ * with PG_ECHO_DEFER, the input deferred and never finished */
 static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
-    (void) arg;
+    if (arg) {
+        stage_defer(st);
+        return STAGE_DEFERRED;
+    }
     event_body_t *b = event_body_new();
     event_body_str(b, EK_CASE_ID, event_head(in)->case_key);
     event_body_str(b, "advice", "rules"); /* what a triaged event must carry */
@@ -31,6 +37,10 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 int main(int argc, char **argv)
 {
     static stage_def_t def = {.name = "triage", .handle = s_handle};
+    if (getenv("PG_ECHO_DEFER")) {
+        def.arg = &def; /* any non-NULL: defer */
+        def.max_deferred = 16;
+    }
     const char *as = getenv("PG_ECHO_STAGE"); /* "approve": a stage whose next one is partitioned */
     if (as && config_stage_index(as) >= 0)
         def.name = as;

@@ -79,7 +79,7 @@ Test(flow, resent_or_waited_for_events_give_no_sample)
     flow_ack(&f, T0, 0, false, T0 + 60000);
     cr_assert_eq(f.samples, 0);
     cr_assert_eq(flow_rto(&f, 0), 3000);
-    cr_assert_eq(f.last_ack_ms, T0 + 60000, "but they are acks: the consumer is there");
+    cr_assert_eq(f.last_heard_ms, T0 + 60000, "but they are acks: the consumer is there");
 }
 
 Test(flow, each_resend_doubles_up_to_the_ceiling)
@@ -123,4 +123,33 @@ Test(flow, a_wait_restarts_the_timer_but_not_the_links_order)
     cr_assert(flow_due(&f, T0, T0 + 2000, 0, T0 + 5000));
     flow_ack(&f, T0, 0, false, T0 + 4500);
     cr_assert_not(flow_due(&f, T0 + 10, T0 + 10, 0, T0 + 4600), "B: queued, acks coming");
+}
+
+Test(flow, a_consumer_that_only_says_wait_is_alive)
+{
+    /* execute at its bound of runbooks: it acks nothing for seconds but
+     * says "wait" for what it holds every third of resend_ms. What sits
+     * unread in its queue (sent after the held one) is not re-sent while
+     * the waits come, and is once they stop */
+    flow_t f;
+    flow_init(&f, 3000);
+    flow_ack(&f, T0, 0, true, T0 + 5);
+    int64_t t = T0 + 5;
+    for (; t < T0 + 10000; t += 1000)
+        flow_heard(&f, T0 + 100, 0, t); /* the held one was sent at T0 + 100 */
+    cr_assert_not(flow_due(&f, T0 + 500, T0 + 500, 0, t), "queued behind held work: not re-sent");
+    cr_assert_not(flow_due(&f, T0 + 500, T0 + 500, 0, t + 1999));
+    cr_assert(flow_due(&f, T0 + 500, T0 + 500, 0, t - 1000 + 3000), "no wait for resend_ms: quiet");
+}
+
+Test(flow, a_wait_passes_what_was_sent_before_it)
+{
+    flow_t f;
+    flow_init(&f, 3000);
+    flow_heard(&f, T0 + 200, 1, T0 + 300);
+    cr_assert_not(flow_due(&f, T0 + 100, T0 + 100, 0, T0 + 3200),
+                  "a wait for a re-sent event: which copy it holds is unknown, nothing passed");
+    flow_heard(&f, T0 + 200, 0, T0 + 3100);
+    cr_assert(flow_due(&f, T0 + 100, T0 + 100, 0, T0 + 3200), "a wait for an event sent once passes what went before");
+    cr_assert_not(flow_due(&f, T0 + 200, T0 + 200, 0, T0 + 3250), "not the held one itself");
 }

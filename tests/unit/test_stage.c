@@ -12,6 +12,8 @@
  *     rest through;
  *   - after a kill -9, a restart re-sends what was never acked, same ids;
  *   - an input seen before is acked again but causes nothing new;
+ *   - an input the stage defers (a runbook waiting on outside calls) gets
+ *     its producer a "wait" at once, though no ack is owed to it yet;
  *   - run as approve with execute partitioned over 3 instances, each answer reaches the
  *     owner of its case key (route.h), and an instance that is away holds
  *     back only its own.
@@ -212,8 +214,9 @@ static bool s_recv_event(zsock_t *s, char id[EVENT_ID_MAX + 1], uint64_t *seq, i
     return true;
 }
 
-/* s_recv_ack - the seqs of the next ack to validate.0 (count returned, 0 on timeout) */
-static size_t s_recv_ack(uint64_t *seqs, size_t max)
+/* s_recv_kind - the seqs of the next message to validate.0 if it is of
+ * kind ("ack" or "wait"; count returned, 0 on timeout or another kind) */
+static size_t s_recv_kind(const char *kind, uint64_t *seqs, size_t max)
 {
     zmq_msg_t msg;
     zmq_msg_init(&msg);
@@ -227,15 +230,21 @@ static size_t s_recv_ack(uint64_t *seqs, size_t max)
     msgpack_object *a = u.data.via.array.ptr;
     cr_assert_eq(u.data.via.array.size, 3);
     size_t n = 0;
-    if (a[0].via.str.size == 3 && memcmp(a[0].via.str.ptr, "ack", 3) == 0) {
-        cr_expect_eq(a[1].via.str.size, 6);
-        cr_expect_eq(memcmp(a[1].via.str.ptr, "triage", 6), 0, "acks name the consumer stage");
+    if (a[0].via.str.size == strlen(kind) && memcmp(a[0].via.str.ptr, kind, strlen(kind)) == 0) {
+        cr_expect_eq(a[1].via.str.size, strlen(s_stage));
+        cr_expect_eq(memcmp(a[1].via.str.ptr, s_stage, strlen(s_stage)), 0, "acks and waits name the consumer stage");
         for (uint32_t i = 0; i < a[2].via.array.size && n < max; i++)
             seqs[n++] = a[2].via.array.ptr[i].via.u64;
     }
     msgpack_unpacked_destroy(&u);
     zmq_msg_close(&msg);
     return n;
+}
+
+/* s_recv_ack - the seqs of the next ack to validate.0 (count returned, 0 on timeout) */
+static size_t s_recv_ack(uint64_t *seqs, size_t max)
+{
+    return s_recv_kind("ack", seqs, max);
 }
 
 /* s_ack - ack seq as consumer stage (s_next or "audit") */
@@ -452,4 +461,33 @@ Test(stage_routed, an_instance_away_holds_back_only_its_own)
     s_next_more[1] = s_pull_at(false, "execute", 2); /* back */
     s_collect(got, want[2], WAIT_MS);
     cr_expect_geq(got[2], want[2], "execute.2's %d arrive once it is back (%d)", want[2], got[2]);
+}
+
+static void s_setup_defer(void)
+{
+    setenv("PG_ECHO_DEFER", "1", 1);
+    s_setup();
+    unsetenv("PG_ECHO_DEFER");
+}
+
+TestSuite(stage_defer, .init = s_setup_defer, .fini = s_teardown, .timeout = 120);
+
+/* the stage has never acked validate.0 (nothing it took is finished), so
+ * it had no socket to validate.0 yet: the wait must not wait for the first
+ * ack (a runbook's end under load: seconds, and meanwhile its producer
+ * re-sends everything to it) */
+Test(stage_defer, a_deferred_input_gets_a_wait_before_any_ack_is_owed)
+{
+    s_send_input(1);
+    s_send_input(2);
+    uint64_t seqs[8];
+    bool waited[3] = {false, false, false};
+    for (int m = 0; m < 4 && !(waited[1] && waited[2]); m++) {
+        size_t n = s_recv_kind("wait", seqs, 8);
+        cr_assert_gt(n, 0, "validate.0 hears a wait for what the stage holds (no wait in %d ms)", WAIT_MS);
+        for (size_t i = 0; i < n; i++)
+            if (seqs[i] == 1 || seqs[i] == 2)
+                waited[seqs[i]] = true;
+    }
+    cr_assert(waited[1] && waited[2], "both inputs are announced");
 }
