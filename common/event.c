@@ -478,22 +478,50 @@ static int s_check_int(const msgpack_object *f, int idx, int64_t min, int64_t *o
     return 0;
 }
 
-/* s_path_push - append ".key" or "[i]" to a reason path; returns the old
- * length so the caller can pop it */
-static size_t s_path_push(char *path, size_t cap, const char *fmt_key, const void *key, size_t key_len, size_t index)
+/* path_t - where in the body a value sits, for a reason: a chain of frames
+ * on the checker's stack, formatted only when a check fails (formatting
+ * every key on the way down was a tenth of audit's CPU) */
+typedef struct path_t {
+    const struct path_t *up; /* NULL: the body itself */
+    const char *key;         /* a map key (untrusted bytes), or NULL: an array index */
+    size_t key_len, index;
+} path_t;
+
+/* s_path_format - "body.key[3].other" into out */
+static void s_path_format(const path_t *p, char *out, size_t cap)
 {
-    size_t old = strlen(path);
-    if (fmt_key) {
-        char clean[48];
-        s_sanitize(clean, sizeof clean, key, key_len, 40);
-        snprintf(path + old, cap - old, ".%s", clean);
-    } else {
-        snprintf(path + old, cap - old, "[%zu]", index);
+    if (!p->up) {
+        snprintf(out, cap, "body");
+        return;
     }
-    return old;
+    s_path_format(p->up, out, cap);
+    size_t n = strlen(out);
+    if (p->key) {
+        char clean[48];
+        s_sanitize(clean, sizeof clean, p->key, p->key_len, 40);
+        snprintf(out + n, cap - n, ".%s", clean);
+    } else {
+        snprintf(out + n, cap - n, "[%zu]", p->index);
+    }
 }
 
-static int s_check_value(const msgpack_object *o, int depth, char *path, size_t cap, char *err, size_t errlen);
+/* s_fail_at - s_fail with the path in front: "<path>: <reason>" */
+__attribute__((format(printf, 4, 5))) static int s_fail_at(const path_t *p, char *err, size_t errlen, const char *fmt,
+                                                           ...)
+{
+    if (err && errlen > 0) {
+        char path[1024], why[256];
+        s_path_format(p, path, sizeof path);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+        snprintf(err, errlen, "%s: %s", path, why);
+    }
+    return -1;
+}
+
+static int s_check_value(const msgpack_object *o, int depth, const path_t *path, char *err, size_t errlen);
 
 /* s_key_cmp - order map keys by length then bytes, so duplicates sit together */
 static int s_key_cmp(const void *a, const void *b)
@@ -505,52 +533,72 @@ static int s_key_cmp(const void *a, const void *b)
     return memcmp(x->ptr, y->ptr, x->size);
 }
 
+/* s_duplicate_key - a key that appears twice in map (NULL: none): pairwise
+ * for the small maps events carry, sorted for large ones */
+static const msgpack_object_str *s_duplicate_key(const msgpack_object_map *map, bool *oom)
+{
+    const msgpack_object_str *dup = NULL;
+    *oom = false;
+    if (map->size <= 16) {
+        for (uint32_t i = 1; i < map->size && !dup; i++)
+            for (uint32_t j = 0; j < i && !dup; j++) {
+                const msgpack_object_str *x = &map->ptr[i].key.via.str, *y = &map->ptr[j].key.via.str;
+                if (x->size == y->size && memcmp(x->ptr, y->ptr, x->size) == 0)
+                    dup = x;
+            }
+        return dup;
+    }
+    const msgpack_object_str **keys = malloc(map->size * sizeof *keys);
+    if (!keys) {
+        *oom = true;
+        return NULL;
+    }
+    for (uint32_t i = 0; i < map->size; i++)
+        keys[i] = &map->ptr[i].key.via.str;
+    qsort(keys, map->size, sizeof *keys, s_key_cmp);
+    for (uint32_t i = 1; i < map->size && !dup; i++)
+        if (s_key_cmp(&keys[i - 1], &keys[i]) == 0)
+            dup = keys[i];
+    free(keys);
+    return dup;
+}
+
 /* s_check_map - a body map at depth: str keys of 1..EVENT_KEY_MAX bytes,
  * unique, and every value allowed */
-static int s_check_map(const msgpack_object_map *map, int depth, char *path, size_t cap, char *err, size_t errlen)
+static int s_check_map(const msgpack_object_map *map, int depth, const path_t *path, char *err, size_t errlen)
 {
     assert(depth <= EVENT_MAX_DEPTH);        /* s_scan enforced it */
     assert(map->size <= EVENT_MAX_ELEMENTS); /* likewise */
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *k = &map->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
-            return s_fail(err, errlen, "%s: key %" PRIu32 " is %s, expected str", path, i, s_kind(k->type));
+            return s_fail_at(path, err, errlen, "key %" PRIu32 " is %s, expected str", i, s_kind(k->type));
         if (k->via.str.size == 0)
-            return s_fail(err, errlen, "%s: empty key", path);
+            return s_fail_at(path, err, errlen, "empty key");
         if (k->via.str.size > EVENT_KEY_MAX)
-            return s_fail(err, errlen, "%s: key of %" PRIu32 " bytes exceeds %d", path, k->via.str.size, EVENT_KEY_MAX);
+            return s_fail_at(path, err, errlen, "key of %" PRIu32 " bytes exceeds %d", k->via.str.size, EVENT_KEY_MAX);
     }
-    if (map->size > 1) {
-        const msgpack_object_str **keys = malloc(map->size * sizeof *keys);
-        if (!keys)
-            return s_fail(err, errlen, "out of memory");
-        for (uint32_t i = 0; i < map->size; i++)
-            keys[i] = &map->ptr[i].key.via.str;
-        qsort(keys, map->size, sizeof *keys, s_key_cmp);
-        for (uint32_t i = 1; i < map->size; i++) {
-            if (s_key_cmp(&keys[i - 1], &keys[i]) == 0) {
-                char clean[48];
-                s_sanitize(clean, sizeof clean, keys[i]->ptr, keys[i]->size, 40);
-                free(keys);
-                return s_fail(err, errlen, "%s: duplicate key \"%s\"", path, clean);
-            }
-        }
-        free(keys);
+    bool oom;
+    const msgpack_object_str *dup = s_duplicate_key(map, &oom);
+    if (oom)
+        return s_fail(err, errlen, "out of memory");
+    if (dup) {
+        char clean[48];
+        s_sanitize(clean, sizeof clean, dup->ptr, dup->size, 40);
+        return s_fail_at(path, err, errlen, "duplicate key \"%s\"", clean);
     }
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object_str *k = &map->ptr[i].key.via.str;
-        size_t old = s_path_push(path, cap, "key", k->ptr, k->size, 0);
-        int rc = s_check_value(&map->ptr[i].val, depth, path, cap, err, errlen);
-        path[old] = '\0';
-        if (rc)
-            return rc;
+        path_t here = {.up = path, .key = k->ptr, .key_len = k->size};
+        if (s_check_value(&map->ptr[i].val, depth, &here, err, errlen))
+            return -1;
     }
     return 0;
 }
 
 /* s_check_value - a value inside a container at depth: no floats (money is
  * integer minor units), no ext, ints within int64 */
-static int s_check_value(const msgpack_object *o, int depth, char *path, size_t cap, char *err, size_t errlen)
+static int s_check_value(const msgpack_object *o, int depth, const path_t *path, char *err, size_t errlen)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -561,27 +609,25 @@ static int s_check_value(const msgpack_object *o, int depth, char *path, size_t 
         return 0;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         if (o->via.u64 > INT64_MAX)
-            return s_fail(err, errlen, "%s: integer %" PRIu64 " exceeds INT64_MAX", path, o->via.u64);
+            return s_fail_at(path, err, errlen, "integer %" PRIu64 " exceeds INT64_MAX", o->via.u64);
         return 0;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        return s_fail(err, errlen, "%s: float not allowed (money is integer minor units)", path);
+        return s_fail_at(path, err, errlen, "float not allowed (money is integer minor units)");
     case MSGPACK_OBJECT_EXT:
-        return s_fail(err, errlen, "%s: ext not allowed", path);
+        return s_fail_at(path, err, errlen, "ext not allowed");
     case MSGPACK_OBJECT_MAP:
-        return s_check_map(&o->via.map, depth + 1, path, cap, err, errlen);
+        return s_check_map(&o->via.map, depth + 1, path, err, errlen);
     case MSGPACK_OBJECT_ARRAY:
         assert(depth + 1 <= EVENT_MAX_DEPTH && o->via.array.size <= EVENT_MAX_ELEMENTS);
         for (uint32_t i = 0; i < o->via.array.size; i++) {
-            size_t old = s_path_push(path, cap, NULL, NULL, 0, i);
-            int rc = s_check_value(&o->via.array.ptr[i], depth + 1, path, cap, err, errlen);
-            path[old] = '\0';
-            if (rc)
-                return rc;
+            path_t here = {.up = path, .index = i};
+            if (s_check_value(&o->via.array.ptr[i], depth + 1, &here, err, errlen))
+                return -1;
         }
         return 0;
     }
-    return s_fail(err, errlen, "%s: unknown msgpack type %d", path, (int) o->type);
+    return s_fail_at(path, err, errlen, "unknown msgpack type %d", (int) o->type);
 }
 
 /* s_check_event - type-check the 9 envelope fields into head and walk the body */
@@ -629,8 +675,8 @@ static int s_check_event(const msgpack_object *root, event_head_t *head, char *e
         return -1;
     if (f[8].type != MSGPACK_OBJECT_MAP)
         return s_fail(err, errlen, "field 8 (body): expected map, got %s", s_kind(f[8].type));
-    char path[1024] = "body";
-    return s_check_map(&f[8].via.map, 1, path, sizeof path, err, errlen);
+    const path_t body = {.up = NULL};
+    return s_check_map(&f[8].via.map, 1, &body, err, errlen);
 }
 
 /* ---------------------------------------------------------------------

@@ -1351,3 +1351,30 @@ Test(event, a_seal_covers_the_case_and_the_body)
     event_destroy(&ev);
     free(raw);
 }
+
+/* a duplicate key is found in a large map too (sorted there, pairwise in
+ * small ones), at the start, middle and end */
+Test(event, duplicate_key_in_a_large_map)
+{
+    event_head_t h = good_head();
+    char err[256];
+    for (int dup = 0; dup < 40; dup += 13) {
+        event_body_t *b = event_body_new();
+        char key[16];
+        for (int i = 0; i < 40; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            event_body_int(b, key, i);
+        }
+        size_t len;
+        void *ok = event_encode(&h, b, &len, err, sizeof err);
+        cr_assert_not_null(ok, "40 distinct keys: %s", err);
+        free(ok);
+        snprintf(key, sizeof key, "k%d", dup);
+        event_body_int(b, key, -1);
+        cr_expect_null(event_encode(&h, b, &len, err, sizeof err));
+        char want[64];
+        snprintf(want, sizeof want, "body: duplicate key \"k%d\"", dup);
+        cr_expect_str_eq(err, want);
+        event_body_destroy(&b);
+    }
+}
