@@ -33,6 +33,10 @@ static const family_t s_families[] = {
     {"payguard_journal_fsyncs_total", "counter", "fdatasync calls on this instance's journal."},
     {"payguard_journal_fsync_seconds_total", "counter", "Seconds spent in fdatasync on this instance's journal."},
     {"payguard_journal_fsync_seconds_max", "gauge", "Longest single fdatasync on this instance's journal, seconds."},
+    {"payguard_disk_free_bytes", "gauge",
+     "Free space on the file system of this instance's journal (a multiple of 1 MiB)."},
+    {"payguard_disk_low", "gauge",
+     "1 while that free space is under payguard/journal/min_free_mb and no input is taken."},
     {"payguard_counter_overflow_total", "counter", "Increments of series past the per-instance series limit."},
     /* ingest */
     {"payguard_ingest_receipts_total", "counter", "Webhook requests recorded durably, per endpoint."},

@@ -149,6 +149,7 @@ static void s_loop(stage_t *st)
                 break;
             }
         }
+        sk_check_disk(st, sk_mono_ms());
         bool take_input = st->in && !drain_deadline && sk_window_room(st);
         bool unsent = false;
         for (int d = 0; d < NDEST; d++)
@@ -315,7 +316,8 @@ static int s_start(stage_t *st, const char *cfg_path)
         config_int(st->config, "payguard/delivery/max_inflight", 1, 10000000, &st->max_inflight, err, sizeof err) ||
         config_int(st->config, "payguard/delivery/resend_ms", 10, 3600000, &st->resend_ms, err, sizeof err) ||
         config_int(st->config, "payguard/delivery/max_seen", 1000, 1L << 31, &max_seen, err, sizeof err) ||
-        config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err)) {
+        config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err) ||
+        config_int(st->config, "payguard/journal/min_free_mb", 1, 1048576, &st->min_free_mb, err, sizeof err)) {
         log_error("%s", err);
         return 2;
     }
@@ -345,6 +347,7 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     assert(st);
     st->def = def;
     st->index = index;
+    st->disk_free_mb = -1; /* not looked at yet */
     snprintf(st->name, sizeof st->name, "%s", def->name);
     snprintf(st->inst, sizeof st->inst, "%s.%d", def->name, index);
     log_init(st->inst, "info");

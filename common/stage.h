@@ -20,7 +20,14 @@
  *   - signals: SIGTERM/SIGINT stop input, wait up to drain_ms for acks,
  *     write the watermark, sync and exit 0;
  *   - logs (logfmt on stderr), counters (stage_metrics_text), and a status
- *     file <run_dir>/<stage>.<n>.stat for `payguard status`.
+ *     file <run_dir>/<stage>.<n>.stat for `payguard status`;
+ *   - disk space: while the journal's file system has less than
+ *     payguard/journal/min_free_mb free (looked at once a second), the
+ *     stage takes no input and stage_publish answers EBUSY (ingest: 503
+ *     with Retry-After): producers keep what they sent in their windows,
+ *     nothing acknowledged is lost, and input resumes by itself once space
+ *     is freed. A write that fails anyway (the disk filled within a second)
+ *     is fatal as before (journal.h): the restarted stage waits the same way.
  *
  * JOURNAL RECORDS (payload of each journal record; see journal.h)
  *   'E' <u8 dest mask> <event envelope>   an event this instance emitted
@@ -215,6 +222,9 @@ const char *stage_journal_dir(const stage_t *st);
 uint64_t stage_journal_last_seq(const stage_t *st);
 /* stage_journal_durable_seq - the last record a crash keeps (journal.h); any thread */
 uint64_t stage_journal_durable_seq(const stage_t *st);
+/* stage_disk_low - is the journal's disk under payguard/journal/min_free_mb
+ * (so no input is taken)? Any thread */
+bool stage_disk_low(const stage_t *st);
 
 const config_t *stage_config(const stage_t *st);
 const char *stage_instance(const stage_t *st); /* "triage.1" */

@@ -110,7 +110,8 @@ int stage_publish(stage_t *st, const char *prefix, event_type_t type, const char
 {
     size_t inflight = atomic_load(&st->win[DEST_NEXT].count_shared) + atomic_load(&st->pub_pending);
     size_t inflight_audit = atomic_load(&st->win[DEST_AUDIT].count_shared) + atomic_load(&st->pub_pending);
-    if (sk_stop || inflight >= (size_t) st->max_inflight || inflight_audit >= (size_t) st->max_inflight) {
+    if (sk_stop || inflight >= (size_t) st->max_inflight || inflight_audit >= (size_t) st->max_inflight ||
+        atomic_load(&st->disk_low)) {
         atomic_fetch_add(&st->c_busy, 1);
         errno = EBUSY;
         return -1;

@@ -173,6 +173,12 @@ struct stage_t {
     long resend_ms;
     long drain_ms;
 
+    /* disk space (stage_disk.c): under min_free_mb free, no input is taken */
+    long min_free_mb;
+    _Atomic bool disk_low;
+    _Atomic long long disk_free_mb; /* -1: not known */
+    int64_t last_disk_check_ms;
+
     /* loop-thread staging (handle/emit) */
     staged_t *staged;
     size_t nstaged, capstaged;
@@ -306,6 +312,9 @@ void sk_on_input(stage_t *st, const void *data, size_t len);
 
 /* sk_window_room - may we take more input? */
 bool sk_window_room(stage_t *st);
+/* sk_check_disk - at most once a second: the journal's file system's free
+ * space against payguard/journal/min_free_mb (stage_disk.c) */
+void sk_check_disk(stage_t *st, int64_t now);
 
 /* sk_poll_items - the loop's poll set: acks, wake pipe, the outside
  * calls' sockets, then input if taken; *timeout lowered to the engine's */

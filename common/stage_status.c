@@ -140,6 +140,12 @@ void sk_write_status(stage_t *st)
         (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out, (unsigned long long) st->c_dup,
         (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
         st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
+    long long free_mb = atomic_load(&st->disk_free_mb);
+    if (free_mb >= 0)
+        fprintf(f, "disk_free_mb=%lld\n", free_mb);
+    if (atomic_load(&st->disk_low))
+        fprintf(f, "waiting=disk nearly full: %lld MiB free, under payguard/journal/min_free_mb %ld\n", free_mb,
+                st->min_free_mb);
     sk_http_status(st, f);
     if (st->def->status)
         st->def->status(st, f, st->def->arg);
@@ -197,6 +203,12 @@ char *stage_metrics_text(stage_t *st)
         f,
         "# TYPE payguard_journal_fsync_seconds_max gauge\npayguard_journal_fsync_seconds_max{instance=\"%s\"} %.6f\n",
         i, (double) js.sync_ns_max / 1e9);
+    long long free_mb = atomic_load(&st->disk_free_mb);
+    if (free_mb >= 0)
+        fprintf(f, "# TYPE payguard_disk_free_bytes gauge\npayguard_disk_free_bytes{instance=\"%s\"} %lld\n", i,
+                free_mb * 1024 * 1024);
+    fprintf(f, "# TYPE payguard_disk_low gauge\npayguard_disk_low{instance=\"%s\"} %d\n", i,
+            atomic_load(&st->disk_low) ? 1 : 0);
     size_t nc = atomic_load(&st->ncounters);
     for (size_t k = 0; k < STAGE_MAX_COUNTERS; k++) {
         counter_t *c = &st->counters[k];

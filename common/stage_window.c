@@ -231,6 +231,8 @@ void sk_commit_turn(stage_t *st)
  * one input, not a whole batch more (tests/unit/test_stage.c) */
 bool sk_window_room(stage_t *st)
 {
+    if (atomic_load(&st->disk_low))
+        return false; /* nothing new onto a nearly full disk (stage_disk.c) */
     if (st->def->handle && st->ndeferred >= (st->def->max_deferred ? st->def->max_deferred : STAGE_MAX_DEFERRED))
         return false;
     for (int d = 0; d < NDEST; d++)

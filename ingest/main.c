@@ -38,7 +38,8 @@
  *	(ingest/rate_per_s sustained, ingest/rate_burst at once; behind a
  *	proxy that is the proxy: size the bucket for it);
  *	503 + Retry-After when receipts cannot be recorded right now: the
- *	delivery window to validate is full (back-pressure) or we are stopping.
+ *	delivery window to validate is full (back-pressure), the disk has
+ *	less than payguard/journal/min_free_mb free, or we are stopping.
  *	Error bodies are {"error":"..."}. Each 400/404/405/411/413/415/431 is
  *	also recorded in the audit trail as a "rejected" event (gate "http": method, path,
  *	client address, reason; never the refused body); a 429 is only counted.
@@ -410,8 +411,9 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
             return s_refuse(ing, conn, req->refusal.status, req->refusal.code, req->refusal.why, method, url);
         if (s_record(ing, req) != 0)
             return s_busy(ing, conn,
-                          errno == EBUSY ? "back-pressure: cannot record durably right now"
-                                         : "cannot record this request");
+                          errno != EBUSY            ? "cannot record this request"
+                          : stage_disk_low(ing->st) ? "disk nearly full: cannot record durably right now"
+                                                    : "back-pressure: cannot record durably right now");
         pthread_mutex_lock(&req->mu);
         if (req->state == REQ_WAITING) {
             req->suspended = true;

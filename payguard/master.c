@@ -520,6 +520,17 @@ static void s_print_outside(const char *text)
     }
 }
 
+/* s_print_waiting - why a stage takes no input, from its status file's
+ * "waiting=<why>" line (a nearly full disk) */
+static void s_print_waiting(const char *text)
+{
+    const char *l = strncmp(text, "waiting=", 8) == 0 ? text : strstr(text, "\nwaiting=");
+    if (!l)
+        return;
+    l += *l == '\n' ? 9 : 8;
+    printf("    waiting: %.*s\n", (int) strcspn(l, "\n"), l);
+}
+
 /* cmd_status - `payguard status [-c FILE]`: each process, pid, uptime, restarts, queues */
 int cmd_status(int argc, char **argv)
 {
@@ -569,8 +580,10 @@ int cmd_status(int argc, char **argv)
         printf("%-12s %8s %9s %8u %10s %10s %8s %8s %10s\n", inst,
                pid ? (snprintf(sp, sizeof sp, "%d", pid), sp) : "down", up, restarts, cols[0], cols[1], cols[2],
                cols[3], cols[4]);
-        if (pid)
+        if (pid) {
+            s_print_waiting(text);
             s_print_outside(text);
+        }
     }
     if (f)
         fclose(f);

@@ -23,10 +23,7 @@ export LD_PRELOAD=$BIN/libpgfailsync.so PG_FAILSYNC_FILE=$TRIGGER
 ok "group starts (with the failing-fsync test build preloaded)" up "$CFG"
 unset LD_PRELOAD # the group has it; the test's own tools do not need it
 seed_load_payouts "$CFG" 400
-load() { # FIRST COUNT: pg-load events FIRST.. (seeded payouts P-FIRST..)
-    "$BIN/pg-load" --url "$URL/webhooks/stripe" --secret-file "$WORK/secret" --count "$2" --seed "$1" \
-        --concurrency 8 --out "$WORK/receipts.txt" --duration-max-s 120 >>"$WORK/load.out" 2>&1
-}
+load() { load_seeded "$URL" "$@"; } # FIRST COUNT
 ok "200 webhooks accepted" load 1 200
 restarts_before=$(restarts "$CFG" ingest.0)
 

@@ -140,6 +140,13 @@ seed_load_payouts() {
     done
 }
 
+# load_seeded URL FIRST COUNT - pg-load COUNT signed webhooks for the seeded
+# payouts P-FIRST.. at 8 connections; receipts appended to $WORK/receipts.txt
+load_seeded() {
+    "$BIN/pg-load" --url "$1/webhooks/stripe" --secret-file "$WORK/secret" --count "$3" --seed "$2" \
+        --concurrency 8 --out "$WORK/receipts.txt" --duration-max-s 120 >>"$WORK/load.out" 2>&1
+}
+
 # up CONFIG - start the group detached, wait until ingest answers and, when
 # the group runs its sandbox, the sandbox too (a test that seeds it at once
 # must not race its start: sanitizer builds start slower)

@@ -1,0 +1,39 @@
+/* stage_disk - a stage takes no input while its disk is nearly full (see stage.h, DISK SPACE) */
+#include "stage_priv.h"
+
+#include <sys/statvfs.h>
+
+#define DISK_CHECK_MS 1000 /* how often statvfs is asked */
+
+/* sk_check_disk - see stage_priv.h */
+void sk_check_disk(stage_t *st, int64_t now)
+{
+    if (now - st->last_disk_check_ms < DISK_CHECK_MS)
+        return;
+    st->last_disk_check_ms = now;
+    struct statvfs sv;
+    if (statvfs(journal_dir(st->journal), &sv) != 0) {
+        if (atomic_load(&st->disk_free_mb) != -1)
+            log_warn("cannot tell the free space under %s: %s (taking input as usual)", journal_dir(st->journal),
+                     strerror(errno));
+        atomic_store(&st->disk_free_mb, -1);
+        atomic_store(&st->disk_low, false);
+        return;
+    }
+    long long free_mb = (long long) ((unsigned long long) sv.f_bavail * sv.f_frsize / (1024 * 1024));
+    bool low = free_mb < st->min_free_mb, was = atomic_load(&st->disk_low);
+    atomic_store(&st->disk_free_mb, free_mb);
+    atomic_store(&st->disk_low, low);
+    if (low && !was)
+        log_warn("disk nearly full: %lld MiB free under %s, below payguard/journal/min_free_mb = %ld: taking no "
+                 "input until space is freed (producers wait; ingest answers 503)",
+                 free_mb, journal_dir(st->journal), st->min_free_mb);
+    else if (!low && was)
+        log_info("disk space back: %lld MiB free under %s: taking input again", free_mb, journal_dir(st->journal));
+}
+
+/* stage_disk_low - see stage.h */
+bool stage_disk_low(const stage_t *st)
+{
+    return atomic_load(&st->disk_low);
+}

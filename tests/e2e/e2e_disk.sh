@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# e2e_disk - a nearly full disk stops input, loses nothing, and everything
+# resumes by itself once space is back (common/stage.h, disk space), through
+# the real group run with a test build of statvfs that reports the disk full
+# on demand (bin/libpgfailsync.so, PG_LOWDISK_FILE):
+#   1. 100 webhooks accepted normally;
+#   2. ingest's disk "fills": a webhook gets 503 with Retry-After and says
+#      why, `payguard status` says why ingest waits, its gauge says 1, and
+#      ingest does not exit (no restart: waiting is not a crash);
+#   3. space is back: ingest takes webhooks again (no restart either);
+#   4. validate's disk fills under load: ingest still answers 202 (it
+#      records the receipts, validate holds off), validate takes nothing
+#      while it waits; then space is back and it catches up;
+#   5. every receipt answered 202 reached validate, every stage and the
+#      audit trail (pg-check), and the trail verifies.
+set -u
+. "$(dirname "$0")/lib_e2e.sh"
+. "$(dirname "$0")/lib_corpus.sh"
+
+PORT=$(free_port)
+CFG=$(write_config dk "$PORT")
+D=$WORK/dk
+URL=http://127.0.0.1:$PORT
+LOW=$WORK/lowdisk
+export LD_PRELOAD=$BIN/libpgfailsync.so PG_LOWDISK_FILE=$LOW
+ok "group starts (with the full-disk test build of statvfs preloaded)" up "$CFG"
+unset LD_PRELOAD # the group has it; the test's own tools do not need it
+seed_load_payouts "$CFG" 400
+load() { load_seeded "$URL" "$@"; } # FIRST COUNT
+stat_of() { awk -F= -v k="$2" '$1 == k {print $2}' "$D/run/$1.stat" 2>/dev/null; }
+ok "100 webhooks accepted" load 1 100
+ingest_restarts=$(restarts "$CFG" ingest.0) validate_restarts=$(restarts "$CFG" validate.0)
+
+# ---- ingest's disk fills
+echo ingest >"$LOW"
+for _ in $(seq 1 30); do [ -n "$(stat_of ingest.0 waiting)" ] && break; sleep 0.2; done
+ok "ingest notices within seconds ($(stat_of ingest.0 waiting))" test -n "$(stat_of ingest.0 waiting)"
+body=$(stripe_payout_body evt_disk_1 P-1 1001 usd)
+t=$(date +%s)
+st=$(curl -s -o "$WORK/answer" -D "$WORK/headers" -w '%{http_code}' -m 10 -X POST "$URL/webhooks/stripe" \
+    -H 'Content-Type: application/json' -H "Stripe-Signature: t=$t,v1=$(stripe_sig "$E2E_SECRET" "$t" "$body")" \
+    --data-binary "$body")
+ok "a webhook gets 503 while the disk is full (got $st)" test "$st" = 503
+ok "...with Retry-After" grep -qi '^Retry-After: [0-9]' "$WORK/headers"
+ok "...saying why ($(cat "$WORK/answer"))" grep -q 'disk nearly full' "$WORK/answer"
+"$BIN/payguard" status -c "$CFG" >"$WORK/status" 2>&1
+ok "payguard status says why ingest waits" grep -q 'waiting: disk nearly full' "$WORK/status"
+ok "the gauge says so" grep -q '^payguard_disk_low{instance="ingest.0"} 1$' "$D/run/ingest.0.prom"
+ok "ingest waits, it does not exit" test "$(restarts "$CFG" ingest.0)" = "$ingest_restarts"
+
+# ---- space is back
+rm -f "$LOW"
+for _ in $(seq 1 30); do [ -z "$(stat_of ingest.0 waiting)" ] && break; sleep 0.2; done
+ok "ingest takes input again by itself" test -z "$(stat_of ingest.0 waiting)"
+ok "100 more webhooks accepted" load 1000 100
+ok "...and ingest was never restarted" test "$(restarts "$CFG" ingest.0)" = "$ingest_restarts"
+
+# ---- validate's disk fills under load
+echo validate >"$LOW"
+for _ in $(seq 1 30); do [ -n "$(stat_of validate.0 waiting)" ] && break; sleep 0.2; done
+ok "validate notices" test -n "$(stat_of validate.0 waiting)"
+before=$(stat_of validate.0 in)
+ok "100 webhooks while validate waits: all 202 (ingest records them)" load 2000 100
+sleep 1.5
+ok "validate took nothing while it waited (in: $before, then $(stat_of validate.0 in))" test "$(stat_of validate.0 in)" = "$before"
+ok "ingest holds them, unacknowledged ($(stat_of ingest.0 unacked_next))" test "$(stat_of ingest.0 unacked_next)" -gt 0
+rm -f "$LOW"
+ok "the group drains once space is back" quiesce "$CFG" 60
+ok "validate was never restarted" test "$(restarts "$CFG" validate.0)" = "$validate_restarts"
+down "$CFG"
+"$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check.out" 2>&1
+ok "every 202 receipt reached validate, every stage and the trail ($(tail -1 "$WORK/check.out"))" grep -q ' 0 failed$' "$WORK/check.out"
+ok "all 300 deliveries of pg-load were acknowledged" test "$(wc -l <"$WORK/receipts.txt")" = 300
+ok "the trail verifies" "$BIN/payguard" audit verify -c "$CFG"
+finish
