@@ -33,7 +33,7 @@ static const char s_defaults[] =
     "    journal\n"
     "        fsync = batch                   # always | batch (group commit) | none\n"
     "        segment_bytes = 67108864        # start a new segment file past this\n"
-    "        min_free_mb = 256               # below this much free space, take no input (ingest: 503)\n"
+    "        min_free_mb = 64                # below this much free space, take no input (ingest: 503)\n"
     "    delivery\n"
     "        max_inflight = 10000            # unacked events per destination; then back-pressure\n"
     "        resend_ms = 3000                # least wait before re-sending an unacked event (common/flow.h)\n"
