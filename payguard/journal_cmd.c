@@ -4,6 +4,8 @@
 #include <czmq.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "route.h"
 #include "stage.h"
 #include "trail.h"
+#include "utc.h"
 
 /* range - the common --first/--last options */
 typedef struct {
@@ -167,139 +170,205 @@ int cmd_journal(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
-/* cmd_replay - re-feed an instance's journaled events into a stage; with
- * --stage (or --dry-run), re-run a stage's decisions instead (dryrun_cmd.c) */
-int cmd_replay(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--stage") == 0 || strcmp(argv[i], "--dry-run") == 0)
-            return cmd_replay_dry_run(argc, argv);
-    range_t r = {1, UINT64_MAX};
-    const char *from = NULL, *into = NULL;
-    int rest_start = 1;
-    char *args[64];
-    int nargs = 0;
-    for (int i = rest_start; i < argc && nargs < 60; i++) {
-        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
-            from = argv[++i];
-        else if (strcmp(argv[i], "--into") == 0 && i + 1 < argc)
-            into = argv[++i];
-        else
-            args[nargs++] = argv[i];
-    }
-    args[nargs] = NULL;
-    char *rargv[66] = {"replay"};
-    for (int i = 0; i < nargs; i++)
-        rargv[i + 1] = args[i];
-    if (!from || s_parse_range(nargs + 1, rargv, 1, &r, NULL)) {
-        fprintf(stderr, "usage: payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n"
-                        "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n");
-        return 2;
-    }
-    config_t *c;
-    if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
-        return 2;
-    char stage[32];
+/* replay_t - what `payguard replay` re-feeds, and where */
+typedef struct {
+    const char *from, *into;    /* an instance; a stage */
+    range_t r;                  /* --first/--last: journal seqs */
+    int64_t since_ms, until_ms; /* --since/--until: event times, [since, until) */
+    const char *case_id;        /* --case: that case's events only (NULL: all) */
+    char stage[32];             /* from's stage and index */
     int index;
-    if (config_parse_instance(from, stage, &index) != 0) {
-        fprintf(stderr, "payguard: --from wants an instance name like validate.0, not '%s'\n", from);
-        config_destroy(&c);
-        return 2;
+    unsigned want; /* STAGE_TO_NEXT or STAGE_TO_AUDIT: the records for into */
+    int n;         /* into's instances */
+    bool routed;   /* into is partitioned: each event to its owner */
+    zsock_t *push[CONFIG_MAX_INSTANCES];
+} replay_t;
+
+#define REPLAY_USAGE                                                                                                   \
+    "usage: payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME] [--case ID]\n"    \
+    "                       [--into STAGE] [-c CONFIG]\n"                                                              \
+    "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"                                            \
+    "TIME: 2026-11-21T08:03:56Z, 2026-11-21 (midnight UTC) or unix seconds\n"
+
+/* s_replay_opts - the command line into x; 0, or -1 and why on stderr */
+static int s_replay_opts(int argc, char **argv, replay_t *x)
+{
+    x->since_ms = 0;
+    x->until_ms = INT64_MAX;
+    char *rargv[66] = {"replay"};
+    int nr = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--from") == 0 && v)
+            x->from = argv[++i];
+        else if (strcmp(argv[i], "--into") == 0 && v)
+            x->into = argv[++i];
+        else if (strcmp(argv[i], "--case") == 0 && v)
+            x->case_id = argv[++i];
+        else if ((strcmp(argv[i], "--since") == 0 || strcmp(argv[i], "--until") == 0) && v) {
+            if (utc_parse(v, argv[i][2] == 's' ? &x->since_ms : &x->until_ms) != 0) {
+                fprintf(stderr, "payguard: %s '%s' is not a time\n" REPLAY_USAGE, argv[i], v);
+                return -1;
+            }
+            i++;
+        } else if (nr < 64)
+            rargv[nr++] = argv[i];
     }
-    if (!into)
-        into = config_next_stage(stage);
-    unsigned want = 0;
-    if (into && config_next_stage(stage) && strcmp(into, config_next_stage(stage)) == 0)
-        want = STAGE_TO_NEXT;
-    else if (into && strcmp(into, "audit") == 0 && strcmp(stage, "audit") != 0)
-        want = STAGE_TO_AUDIT;
-    if (!want) {
-        fprintf(stderr, "payguard: %s's events go to %s and audit, not to '%s'\n", from,
-                config_next_stage(stage) ? config_next_stage(stage) : "(no next stage)", into ? into : "");
-        config_destroy(&c);
-        return 2;
+    if (!x->from || s_parse_range(nr, rargv, 1, &x->r, NULL) || x->since_ms >= x->until_ms) {
+        fprintf(stderr, "%s" REPLAY_USAGE,
+                x->since_ms >= x->until_ms ? "payguard: --since must be before --until\n" : "");
+        return -1;
     }
-    zsys_handler_set(NULL);
-    /* the stages' own routing (route.h): a partitioned stage gets each event
-     * at the owner of its key, through a PUSH per instance */
-    int n = config_instances(c, into);
-    bool routed = route_partitioned(into);
-    zsock_t *push[CONFIG_MAX_INSTANCES] = {NULL};
+    if (config_parse_instance(x->from, x->stage, &x->index) != 0) {
+        fprintf(stderr, "payguard: --from wants an instance name like validate.0, not '%s'\n", x->from);
+        return -1;
+    }
+    return 0;
+}
+
+/* s_replay_target - where the events go: into (default: from's next
+ * stage) must be from's next stage or audit; 0, or -1 and why */
+static int s_replay_target(const config_t *c, replay_t *x)
+{
+    const char *next = config_next_stage(x->stage);
+    if (!x->into)
+        x->into = next;
+    if (x->into && next && strcmp(x->into, next) == 0)
+        x->want = STAGE_TO_NEXT;
+    else if (x->into && strcmp(x->into, "audit") == 0 && strcmp(x->stage, "audit") != 0)
+        x->want = STAGE_TO_AUDIT;
+    if (!x->want) {
+        fprintf(stderr, "payguard: %s's events go to %s and audit, not to '%s'\n", x->from,
+                next ? next : "(no next stage)", x->into ? x->into : "");
+        return -1;
+    }
+    x->n = config_instances(c, x->into);
+    x->routed = route_partitioned(x->into);
+    return 0;
+}
+
+/* s_replay_connect - the stages' own routing (route.h): a partitioned stage
+ * gets each event at the owner of its key, through a PUSH per instance; 0,
+ * or -1 and why */
+static int s_replay_connect(const config_t *c, replay_t *x)
+{
     char err[512];
     zcert_t *cert = curve_enabled(c) ? curve_cert(c, "payguard", false, err, sizeof err) : NULL; /* curve.h */
     if (curve_enabled(c) && !cert) {
         fprintf(stderr, "payguard: %s\n", err);
-        config_destroy(&c);
-        return 1;
+        return -1;
     }
-    for (int i = 0; i < (routed ? n : 1); i++) {
-        push[i] = zsock_new(ZMQ_PUSH);
-        zsock_set_immediate(push[i], 1);
-        zsock_set_sndtimeo(push[i], 10000);
-        for (int k = routed ? i : 0; k < (routed ? i + 1 : n); k++) {
-            char *ep = config_input_endpoint(c, into, k), target[48];
-            snprintf(target, sizeof target, "%s.%d", into, k);
-            if (!cert || curve_client(c, push[i], cert, target, err, sizeof err) == 0)
-                zsock_connect(push[i], "%s", ep);
+    for (int i = 0; i < (x->routed ? x->n : 1); i++) {
+        x->push[i] = zsock_new(ZMQ_PUSH);
+        zsock_set_immediate(x->push[i], 1);
+        zsock_set_sndtimeo(x->push[i], 10000);
+        for (int k = x->routed ? i : 0; k < (x->routed ? i + 1 : x->n); k++) {
+            char *ep = config_input_endpoint(c, x->into, k), target[48];
+            snprintf(target, sizeof target, "%s.%d", x->into, k);
+            if (!cert || curve_client(c, x->push[i], cert, target, err, sizeof err) == 0)
+                zsock_connect(x->push[i], "%s", ep);
             else
                 fprintf(stderr, "payguard: %s\n", err);
             free(ep);
         }
     }
     zcert_destroy(&cert);
-    char *dir = config_journal_dir(c, stage, index);
-    journal_reader_t *jr = journal_reader_new(dir, r.first, err, sizeof err);
+    return 0;
+}
+
+/* s_replay_pick - is this 'E' record one to re-feed, and to which socket
+ * (*t)? 1 yes, 0 not selected, -1 undecodable (err) */
+static int s_replay_pick(const config_t *c, const replay_t *x, const unsigned char *p, size_t len, int *t, char *err,
+                         size_t errlen)
+{
+    *t = 0;
+    if (p[0] != STAGE_REC_EVENT || len <= 2 || !(p[1] & x->want))
+        return 0;
+    bool filtered = x->case_id || x->since_ms > 0 || x->until_ms < INT64_MAX;
+    if (!x->routed && !filtered)
+        return 1;
+    event_t *ev = event_decode(p + 2, len - 2, err, errlen);
+    if (!ev)
+        return -1;
+    const event_head_t *h = event_head(ev);
+    bool selected =
+        (!x->case_id || strcmp(h->case_key, x->case_id) == 0) && h->time_ms >= x->since_ms && h->time_ms < x->until_ms;
+    *t = selected && x->routed ? route_target(c, x->into, ev) : 0;
+    event_destroy(&ev);
+    if (*t < 0) {
+        snprintf(err, errlen, "no owner for its key in %s", x->into);
+        return -1;
+    }
+    return selected ? 1 : 0;
+}
+
+/* s_replay_send - read from's journal and send what is selected; 0 or 1 */
+static int s_replay_send(const config_t *c, replay_t *x, uint64_t *sent, uint64_t *lo, uint64_t *hi)
+{
+    char err[512];
+    char *dir = config_journal_dir(c, x->stage, x->index);
+    journal_reader_t *jr = journal_reader_new(dir, x->r.first, err, sizeof err);
     free(dir);
     if (!jr) {
         fprintf(stderr, "payguard: %s\n", err);
-        for (int i = 0; i < n; i++)
-            zsock_destroy(&push[i]);
-        config_destroy(&c);
         return 1;
     }
     const void *data;
     size_t len;
-    uint64_t seq, sent = 0, lo = 0, hi = 0;
-    int rc, status = 0;
-    while ((rc = journal_reader_next(jr, &data, &len, &seq)) == 1 && seq <= r.last) {
-        const unsigned char *p = data;
-        if (p[0] != STAGE_REC_EVENT || len <= 2 || !(p[1] & want))
-            continue;
-        int t = 0;
-        if (routed) {
-            event_t *ev = event_decode(p + 2, len - 2, err, sizeof err);
-            t = ev ? route_target(c, into, ev) : -1;
-            event_destroy(&ev);
-            if (t < 0) {
-                fprintf(stderr, "payguard: %s record %llu: %s\n", from, (unsigned long long) seq, err);
-                status = 1;
-                break;
-            }
-        }
-        if (zmq_send(zsock_resolve(push[t]), p + 2, len - 2, 0) < 0) {
-            fprintf(stderr, "payguard: cannot send to %s (is it running?): %s\n", into, zmq_strerror(zmq_errno()));
+    uint64_t seq;
+    int rc, t, status = 0;
+    while (status == 0 && (rc = journal_reader_next(jr, &data, &len, &seq)) == 1 && seq <= x->r.last) {
+        int pick = s_replay_pick(c, x, data, len, &t, err, sizeof err);
+        if (pick < 0) {
+            fprintf(stderr, "payguard: %s record %llu: %s\n", x->from, (unsigned long long) seq, err);
             status = 1;
-            break;
+        } else if (pick && zmq_send(zsock_resolve(x->push[t]), (const char *) data + 2, len - 2, 0) < 0) {
+            fprintf(stderr, "payguard: cannot send to %s (is it running?): %s\n", x->into, zmq_strerror(zmq_errno()));
+            status = 1;
+        } else if (pick) {
+            *lo = *lo ? *lo : seq;
+            *hi = seq;
+            ++*sent;
         }
-        if (!lo)
-            lo = seq;
-        hi = seq;
-        sent++;
     }
-    if (rc < 0) {
+    if (status == 0 && rc < 0) {
         fprintf(stderr, "payguard: %s\n", journal_reader_error(jr));
         status = 1;
     }
     journal_reader_destroy(&jr);
-    for (int i = 0; i < n; i++)
-        if (push[i]) {
-            zsock_set_linger(push[i], 10000); /* let the queued events leave */
-            zsock_destroy(&push[i]);
+    return status;
+}
+
+/* cmd_replay - re-feed an instance's journaled events (by seq, time and
+ * case) into a stage; with --stage (or --dry-run), re-run a stage's
+ * decisions instead (dryrun_cmd.c) */
+int cmd_replay(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--stage") == 0 || strcmp(argv[i], "--dry-run") == 0)
+            return cmd_replay_dry_run(argc, argv);
+    replay_t x = {0};
+    if (s_replay_opts(argc, argv, &x) != 0)
+        return 2;
+    config_t *c;
+    if (cli_load_config(cli_opt_config(argc, argv), &c) != 0)
+        return 2;
+    if (s_replay_target(c, &x) != 0) {
+        config_destroy(&c);
+        return 2;
+    }
+    zsys_handler_set(NULL);
+    uint64_t sent = 0, lo = 0, hi = 0;
+    int status = s_replay_connect(c, &x) != 0 ? 1 : s_replay_send(c, &x, &sent, &lo, &hi);
+    for (int i = 0; i < CONFIG_MAX_INSTANCES; i++)
+        if (x.push[i]) {
+            zsock_set_linger(x.push[i], 10000); /* let the queued events leave */
+            zsock_destroy(&x.push[i]);
         }
     printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); "
            "ids it already journaled are dropped there\n",
-           (unsigned long long) sent, from, (unsigned long long) lo, (unsigned long long) hi, into, n,
-           n == 1 ? "" : "s");
+           (unsigned long long) sent, x.from, (unsigned long long) lo, (unsigned long long) hi, x.into, x.n,
+           x.n == 1 ? "" : "s");
     config_destroy(&c);
     return status;
 }

@@ -7,7 +7,8 @@
  *	payguard down [-c CONFIG]
  *	payguard repartition [-c CONFIG]
  *	payguard status [-c CONFIG]
- *	payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]
+ *	payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME]
+ *		[--case ID] [--into STAGE] [-c CONFIG]
  *	payguard replay --stage triage|approve --dry-run [-c CONFIG]
  *	payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]
  *	payguard approvals [--status pending|approved|denied|expired|all] [--token-file F] [-c CONFIG]
@@ -41,8 +42,11 @@
  *		(repartition_cmd.c).
  *	status	each process, its pid, uptime, restarts, counters and queue
  *		depth (unacknowledged events) and journal position.
- *	replay	re-feeds the events an instance journaled (a seq range) into
- *		a stage (default: the instance's next stage; or audit). The
+ *	replay	re-feeds the events an instance journaled into a stage
+ *		(default: the instance's next stage; or audit): all of them, a
+ *		seq range, those of one case (--case), or those whose event
+ *		time is in [--since, --until) (TIME: 2026-11-21T08:03:56Z,
+ *		2026-11-21 for its midnight UTC, or unix seconds). The
  *		receiving stage drops ids it has already journaled, so replay
  *		is always safe: it only fills in what a consumer lacks (e.g.
  *		after its journal was restored from an older backup).
@@ -141,7 +145,8 @@ static int s_usage(FILE *f)
                "       payguard repartition [-c CONFIG]\n"
                "       payguard keygen [-c CONFIG]\n"
                "       payguard status [-c CONFIG]\n"
-               "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--into STAGE] [-c CONFIG]\n"
+               "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME]\n"
+               "                       [--case ID] [--into STAGE] [-c CONFIG]\n"
                "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"
                "       payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]\n"
                "       payguard approvals [--status S] [--token-file F] [-c CONFIG]\n"

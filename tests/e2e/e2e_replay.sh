@@ -14,7 +14,8 @@
 #   4. it works with the group down as well, and writes nothing: every
 #      journal file is byte for byte the same afterwards;
 #   5. bad input: an unknown stage, --stage without --dry-run, a data_dir
-#      with no journals; and `replay --from` still re-feeds a journal.
+#      with no journals; and `replay --from` still re-feeds a journal, all
+#      of it or by case (--case) and by time (--since, --until).
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -122,6 +123,23 @@ ok "replay --from validate.0 still re-feeds it" \
     bash -c "'$BIN/payguard' replay --from validate.0 -c '$CFG' | grep -q '^replayed [1-9][0-9]* events from validate.0'"
 quiesce "$CFG" 30
 ok "... and approve routed nothing again" test "$(dump approve.0 | grep '"type":"routed"' | grep -c '"state":')" = 10
+# by case and by time: exactly the records the journal holds for them
+replayed() { "$BIN/payguard" replay --from validate.0 -c "$CFG" "$@" | sed -n 's/^replayed \([0-9]*\) events.*/\1/p'; }
+want=$(dump validate.0 | grep '"case_key":"payout-P-R4"' | grep -c '"dest":\["next"')
+ok "replay --case re-feeds that case's events only ($(replayed --case payout-P-R4) of the journal's $want)" \
+    test "$(replayed --case payout-P-R4)" = "$want"
+all=$(replayed)
+ok "replay --since before the run re-feeds all of it ($all)" test "$(replayed --since 2020-01-01)" = "$all"
+ok "replay --since tomorrow re-feeds nothing" test "$(replayed --since "$(date -u -d tomorrow +%Y-%m-%d)")" = 0
+ok "replay --until 1970-01-02T00:00:00Z re-feeds nothing" test "$(replayed --until 1970-01-02T00:00:00Z)" = 0
+mid=$(dump validate.0 | grep '"dest":\["next"' | sed -n 's/.*"time_ms":\([0-9]*\).*/\1/p' | sort -n | awk '{t[NR] = $1} END {print int(t[int((NR + 1) / 2)] / 1000) + 1}')
+before=$(dump validate.0 | grep '"dest":\["next"' | sed -n 's/.*"time_ms":\([0-9]*\).*/\1/p' | awk -v m="$mid" '$1 < m * 1000' | wc -l)
+ok "--until and --since split the journal at a second ($(replayed --until "$mid") + $(replayed --since "$mid") = $all)" \
+    test "$(($(replayed --until "$mid") + $(replayed --since "$mid")))" = "$all" -a "$(replayed --until "$mid")" = "$before"
+"$BIN/payguard" replay --from validate.0 -c "$CFG" --since yesterday >/dev/null 2>"$WORK/bad.err"
+ok "a time it cannot read is refused, saying so" bash -c "test $? = 2 && grep -q \"since 'yesterday' is not a time\" '$WORK/bad.err'"
+quiesce "$CFG" 30
+ok "... and approve still routed nothing again" test "$(dump approve.0 | grep '"type":"routed"' | grep -c '"state":')" = 10
 
 # ---- with the group down: the same answer, and not a byte written
 down "$CFG"
