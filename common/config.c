@@ -72,6 +72,7 @@ static const char s_defaults[] =
     "    ack_endpoint = ipc://{run}/ack-{inst}   # where this stage's instances receive acks\n"
     "    rate_per_s = 1000                   # per source address; then 429\n"
     "    rate_burst = 2000\n"
+    "    retention_s = 604800                # journal segments validate and audit acknowledged: removed after 7 days\n"
     "validate\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/validate.{n}.in    # input PULL of instance {n}\n"

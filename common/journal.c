@@ -565,6 +565,73 @@ done:
     return rc;
 }
 
+#define JOURNAL_RETIRED_FILE "retired"
+
+/* s_retired_below - the first seq kept after a retirement (<dir>/retired),
+ * 0 when none was retired */
+static uint64_t s_retired_below(int dir_fd)
+{
+    int fd = openat(dir_fd, JOURNAL_RETIRED_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[32] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    uint64_t seq = 0;
+    if (n > 0 && buf[0] >= '0' && buf[0] <= '9')
+        seq = strtoull(buf, NULL, 10);
+    return seq;
+}
+
+/* s_write_retired - <dir>/retired = seq, durably, before anything is unlinked */
+static int s_write_retired(journal_t *self, uint64_t seq)
+{
+    char text[32];
+    int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long) seq);
+    int fd = openat(self->dir_fd, JOURNAL_RETIRED_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    bool ok = write(fd, text, (size_t) n) == n && fdatasync(fd) == 0;
+    close(fd);
+    if (!ok || renameat(self->dir_fd, JOURNAL_RETIRED_FILE ".tmp", self->dir_fd, JOURNAL_RETIRED_FILE) != 0)
+        return -1;
+    return fsync(self->dir_fd);
+}
+
+/* journal_retire - see journal.h */
+int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_t *bytes, char *err, size_t errlen)
+{
+    assert(self && bytes);
+    *bytes = 0;
+    s_segment_t *segs = NULL;
+    size_t n = 0, k = 0;
+    pthread_mutex_lock(&self->lock);
+    if (s_list_segments(self->dir, &segs, &n, err, errlen) != 0) {
+        pthread_mutex_unlock(&self->lock);
+        return -1;
+    }
+    uint64_t size = 0;
+    for (; k + 1 < n && segs[k].seq != self->seg_first_seq && segs[k + 1].seq - 1 <= upto; k++) {
+        struct stat st;
+        if (fstatat(self->dir_fd, segs[k].name, &st, 0) != 0 || st.st_mtime >= older_than_s)
+            break;
+        size += (uint64_t) st.st_size;
+    }
+    int rc = 0;
+    if (k > 0 && s_write_retired(self, segs[k].seq) != 0) {
+        s_err(err, errlen, "journal %s: cannot write %s: %s", self->dir, JOURNAL_RETIRED_FILE, strerror(errno));
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < k; i++)
+        unlinkat(self->dir_fd, segs[i].name, 0);
+    if (rc == 0 && k > 0)
+        fsync(self->dir_fd);
+    pthread_mutex_unlock(&self->lock);
+    free(segs);
+    *bytes = rc == 0 ? size : 0;
+    return rc == 0 ? (int) k : -1;
+}
+
 /* s_make_dir - create dir (one level) if missing and make its entry durable */
 static int s_make_dir(const char *dir, char *err, size_t errlen)
 {
@@ -650,6 +717,8 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
         goto fail;
 
     uint64_t expected = 1;
+    if (nsegs && segs[0].seq > 1 && segs[0].seq <= s_retired_below(self->dir_fd))
+        expected = segs[0].seq; /* its predecessors were retired on purpose (journal_retire) */
     for (size_t i = 0; i < nsegs; i++) {
         int rc = s_recover_segment(self, &segs[i], i + 1 == nsegs, &expected, err, errlen);
         if (rc < 0)

@@ -29,6 +29,14 @@
  *   the dirty pages and a later "successful" sync proves nothing (fsyncgate).
  *   Nothing is ever acknowledged after a failed sync.
  *
+ * RETIREMENT (journal_retire)
+ *   The oldest segments may be removed on purpose, as a prefix: before any
+ *   is unlinked, <dir>/retired is replaced (written, fsync'd, renamed, the
+ *   directory fsync'd) with the first seq kept, as decimal text. A journal
+ *   whose first segment starts after 1 opens only if that file says its
+ *   predecessors were retired; segments missing otherwise stop journal_open
+ *   as before. Readers start at the first segment kept.
+ *
  * RECOVERY (journal_open)
  *   Every complete, checksummed record is kept. In the last segment, an
  *   invalid record with no valid record anywhere after it is a torn tail:
@@ -106,6 +114,14 @@ journal_reader_t *journal_reader_new(const char *dir, uint64_t from_seq, char *e
 int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, uint64_t *seq);
 
 const char *journal_reader_error(journal_reader_t *self);
+
+/* journal_retire - remove the oldest segments whose records all have seq
+ * <= upto and whose files were last written before older_than_s (unix
+ * seconds); never the segment being written. Only a prefix goes: the first
+ * segment that must stay stops it. The number removed (0: none), their
+ * bytes in *bytes; -1 and err when the marker cannot be written (nothing
+ * removed then) */
+int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_t *bytes, char *err, size_t errlen);
 void journal_reader_destroy(journal_reader_t **self_p);
 
 #endif

@@ -150,6 +150,7 @@ static void s_loop(stage_t *st)
             }
         }
         sk_check_disk(st, sk_mono_ms());
+        sk_retire(st, sk_mono_ms());
         bool take_input = st->in && !drain_deadline && sk_window_room(st);
         bool unsent = false;
         for (int d = 0; d < NDEST; d++)
@@ -322,6 +323,12 @@ static int s_start(stage_t *st, const char *cfg_path)
         return 2;
     }
     jo.segment_bytes = (size_t) seg;
+    char key[64];
+    snprintf(key, sizeof key, "%s/retention_s", st->name);
+    if (def->retire_journal && config_int(st->config, key, 1, 315360000, &st->retention_s, err, sizeof err)) {
+        log_error("%s", err);
+        return 2;
+    }
     if (s_mkdirs(st->config) != 0)
         return 1;
     /* never start on state split otherwise than we route (layout.h) */

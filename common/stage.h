@@ -86,6 +86,9 @@ typedef struct {
     unsigned max_deferred; /* inputs that may wait in stage_defer at once (0: none); input stops at the bound */
     unsigned seal;         /* STAGE_SEAL_OUT: seal what goes to the next stage (approve); STAGE_SEAL_IN: hold the
                               key to check inputs with stage_seal_key (execute); event.h, SEALS */
+    bool retire_journal;   /* its recovery needs only what its consumers have not acknowledged (ingest: no
+                              inputs, no projection): segments both consumers acknowledged (the journaled
+                              watermarks) and older than <stage>/retention_s are removed (journal_retire) */
 } stage_def_t;
 
 #define STAGE_SEAL_OUT 1u

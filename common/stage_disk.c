@@ -3,7 +3,8 @@
 
 #include <sys/statvfs.h>
 
-#define DISK_CHECK_MS 1000 /* how often statvfs is asked */
+#define DISK_CHECK_MS 1000          /* how often statvfs is asked */
+#define STAGE_RETIRE_EVERY_MS 10000 /* how often old segments are looked for */
 
 /* sk_check_disk - see stage_priv.h */
 void sk_check_disk(stage_t *st, int64_t now)
@@ -36,4 +37,29 @@ void sk_check_disk(stage_t *st, int64_t now)
 bool stage_disk_low(const stage_t *st)
 {
     return atomic_load(&st->disk_low);
+}
+
+/* sk_retire - see stage_priv.h */
+void sk_retire(stage_t *st, int64_t now)
+{
+    if (!st->def->retire_journal || now - st->last_retire_ms < STAGE_RETIRE_EVERY_MS)
+        return;
+    st->last_retire_ms = now;
+    /* the watermarks a restart reads (journaled), not the windows' newer ones */
+    uint64_t upto = st->wm_written[DEST_AUDIT];
+    if (st->next && st->wm_written[DEST_NEXT] < upto)
+        upto = st->wm_written[DEST_NEXT];
+    uint64_t bytes = 0;
+    char err[256];
+    int n = journal_retire(st->journal, upto, (int64_t) time(NULL) - st->retention_s, &bytes, err, sizeof err);
+    if (n < 0) {
+        log_warn("journal retirement: %s (segments kept; trying again in %d s)", err, STAGE_RETIRE_EVERY_MS / 1000);
+        return;
+    }
+    if (n == 0)
+        return;
+    log_info("retired %d journal segment(s), %llu bytes: every record up to #%llu acknowledged, older than %ld s", n,
+             (unsigned long long) bytes, (unsigned long long) upto, st->retention_s);
+    stage_count(st, "payguard_journal_retired_segments_total", NULL, NULL, (uint64_t) n);
+    stage_count(st, "payguard_journal_retired_bytes_total", NULL, NULL, bytes);
 }

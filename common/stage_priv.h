@@ -178,6 +178,8 @@ struct stage_t {
     _Atomic bool disk_low;
     _Atomic long long disk_free_mb; /* -1: not known */
     int64_t last_disk_check_ms;
+    long retention_s; /* with def->retire_journal */
+    int64_t last_retire_ms;
 
     /* loop-thread staging (handle/emit) */
     staged_t *staged;
@@ -315,6 +317,9 @@ bool sk_window_room(stage_t *st);
 /* sk_check_disk - at most once a second: the journal's file system's free
  * space against payguard/journal/min_free_mb (stage_disk.c) */
 void sk_check_disk(stage_t *st, int64_t now);
+/* sk_retire - every STAGE_RETIRE_EVERY_MS, with def->retire_journal: remove
+ * the journal segments both consumers acknowledged, past retention_s */
+void sk_retire(stage_t *st, int64_t now);
 
 /* sk_poll_items - the loop's poll set: acks, wake pipe, the outside
  * calls' sockets, then input if taken; *timeout lowered to the engine's */

@@ -55,7 +55,16 @@
  *	"[redacted]". Bodies are bounded before they are buffered.
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
- *	retry_after_s, rate_per_s, rate_burst; payguard/... (journal, delivery).
+ *	retry_after_s, rate_per_s, rate_burst, retention_s; payguard/...
+ *	(journal, delivery).
+ * RETENTION
+ *	ingest's journal holds every request body it answered 202. Its own
+ *	start needs only what validate and audit have not acknowledged (it
+ *	has no inputs and no state), so segments every record of which both
+ *	acknowledged (the journaled watermarks), and older than
+ *	ingest/retention_s (7 days), are removed (stage_def_t.retire_journal,
+ *	journal_retire). The trail keeps every receipt for good; the other
+ *	stages keep their journals whole until their state is checkpointed.
  *--*/
 #include <arpa/inet.h>
 #include <errno.h>
@@ -553,7 +562,12 @@ static void s_fini(stage_t *st, void *arg)
 int main(int argc, char **argv)
 {
     static ingest_t ing;
-    static const stage_def_t def = {
-        .name = "ingest", .init = s_init, .drain = s_drain, .busy = s_busy_requests, .fini = s_fini, .arg = &ing};
+    static const stage_def_t def = {.name = "ingest",
+                                    .init = s_init,
+                                    .drain = s_drain,
+                                    .busy = s_busy_requests,
+                                    .fini = s_fini,
+                                    .arg = &ing,
+                                    .retire_journal = true};
     return stage_main(argc, argv, &def);
 }

@@ -11,8 +11,12 @@
 #   4. validate's disk fills under load: ingest still answers 202 (it
 #      records the receipts, validate holds off), validate takes nothing
 #      while it waits; then space is back and it catches up;
-#   5. every receipt answered 202 reached validate, every stage and the
-#      audit trail (pg-check), and the trail verifies.
+#   5. retention: ingest removes its segments that validate and audit
+#      acknowledged once older than ingest/retention_s (2 s here), records
+#      that it did, and after a kill -9 starts on what is left;
+#   6. every receipt answered 202 reached validate, every stage and the
+#      audit trail (pg-check; those of removed segments through the rest),
+#      and the trail verifies.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -20,6 +24,13 @@ set -u
 PORT=$(free_port)
 CFG=$(write_config dk "$PORT")
 D=$WORK/dk
+cfg_merge "$CFG" <<CFG
+payguard
+    journal
+        segment_bytes = 65536
+ingest
+    retention_s = 2
+CFG
 URL=http://127.0.0.1:$PORT
 LOW=$WORK/lowdisk
 export LD_PRELOAD=$BIN/libpgfailsync.so PG_LOWDISK_FILE=$LOW
@@ -67,9 +78,22 @@ ok "ingest holds them, unacknowledged ($(stat_of ingest.0 unacked_next))" test "
 rm -f "$LOW"
 ok "the group drains once space is back" quiesce "$CFG" 60
 ok "validate was never restarted" test "$(restarts "$CFG" validate.0)" = "$validate_restarts"
+
+# ---- retention: ingest's acknowledged segments go once older than retention_s
+segs() { ls "$D/data/ingest.0/" | grep -c '\.seg$'; }
+peak=$(segs)
+for _ in $(seq 1 100); do [ -f "$D/data/ingest.0/retired" ] && [ "$(segs)" -lt "$peak" ] && break; sleep 0.2; done
+ok "ingest removed its acknowledged segments ($peak, then $(segs)) and recorded it ($(cat "$D/data/ingest.0/retired" 2>/dev/null))" \
+    test "$(segs)" -lt "$peak" -a -f "$D/data/ingest.0/retired"
+ok "...and said so" grep -q 'inst=ingest.0.*retired [0-9]* journal segment' "$D/run/payguard.log"
+kill -9 "$(inst_pid "$CFG" ingest.0)"
+for _ in $(seq 1 100); do [ "$(restarts "$CFG" ingest.0)" -gt "$ingest_restarts" ] && curl -fs "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+ok "killed, ingest starts again on what is left of its journal" curl -fs -o /dev/null "$URL/healthz"
+ok "100 more webhooks accepted" load 3000 100
+ok "the group drains" quiesce "$CFG" 60
 down "$CFG"
 "$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check.out" 2>&1
 ok "every 202 receipt reached validate, every stage and the trail ($(tail -1 "$WORK/check.out"))" grep -q ' 0 failed$' "$WORK/check.out"
-ok "all 300 deliveries of pg-load were acknowledged" test "$(wc -l <"$WORK/receipts.txt")" = 300
+ok "all 400 deliveries of pg-load were acknowledged" test "$(wc -l <"$WORK/receipts.txt")" = 400
 ok "the trail verifies" "$BIN/payguard" audit verify -c "$CFG"
 finish

@@ -12,7 +12,9 @@
  *	'C' <input id> consumed with no output, 'W' watermarks.
  *
  *	a  receipts: every receipt id of the receipts file (lines "<event id>
- *	   <receipt id>", as pg-load --out writes them) is an ingest 'E' record.
+ *	   <receipt id>", as pg-load --out writes them) is an ingest 'E' record,
+ *	   or, when ingest retired old segments (its "retired" file), stored in
+ *	   audit's trail.
  *	b  chains, one check per stage of --stages: starting from the receipts
  *	   (every ingest receipt when no file is given), every event of the
  *	   previous stage that was sent on (dest mask has STAGE_TO_NEXT) has a
@@ -58,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "config.h"
@@ -608,7 +611,21 @@ static int s_read_receipts(check_t *C)
 
 /* ---- checks --------------------------------------------------------------- */
 
-/* s_check_receipts - a: every receipt of the file is an ingest 'E' record */
+/* s_ingest_retired - has an ingest instance removed old segments on
+ * purpose (its journal directory's "retired" file: journal.h)? */
+static bool s_ingest_retired(const check_t *C)
+{
+    for (int k = 0; k < C->ninst; k++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s/retired", C->data_dir, C->inst[k].name);
+        if (C->inst[k].stage_idx == 0 && access(path, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* s_check_receipts - a: every receipt of the file is an ingest 'E' record,
+ * or, where ingest retired the segment that held it, stored in audit */
 static void s_check_receipts(check_t *C, const index_t *ingest_by_id)
 {
     if (!C->receipts_path) {
@@ -616,20 +633,29 @@ static void s_check_receipts(check_t *C, const index_t *ingest_by_id)
             printf("skip a: no receipts file; chains start from every ingest receipt\n");
         return;
     }
+    bool retired = s_ingest_retired(C);
+    int audit = config_stage_index("audit");
+    index_t stored = retired ? s_index_build(C, audit, -1, STAGE_REC_STORED, false) : (index_t){0};
     examples_t missing = {0};
+    size_t in_trail = 0;
     for (size_t i = 0; i < C->nreceipts; i++) {
         size_t n;
         s_index_find(ingest_by_id, C->receipts[i], &n);
+        if (!n && retired)
+            s_index_find(&stored, C->receipts[i], &n), in_trail += n > 0;
         if (!n)
             s_example(&missing, "%s%s", s_pool_str(&C->pool, C->receipts[i]), NULL);
     }
-    char ex[1024];
+    free(stored.v);
+    char ex[1024], trail[96] = "";
     s_examples_text(&missing, ex, sizeof ex);
+    if (retired)
+        snprintf(trail, sizeof trail, " (%zu of them from segments ingest retired: found in audit's trail)", in_trail);
     /* an empty file proves nothing: most likely the load never ran */
     bool ok = missing.n == 0 && C->receipt_bad_lines == 0 && C->nreceipts > 0;
     s_result(C, ok,
-             "a receipts: %zu of %zu receipt ids are ingest 'E' records, %llu missing%s, %llu malformed lines%s%s%s",
-             C->nreceipts - (size_t) missing.n, C->nreceipts, (unsigned long long) missing.n, ex,
+             "a receipts: %zu of %zu receipt ids are ingest 'E' records%s, %llu missing%s, %llu malformed lines%s%s%s",
+             C->nreceipts - (size_t) missing.n, C->nreceipts, trail, (unsigned long long) missing.n, ex,
              (unsigned long long) C->receipt_bad_lines, C->receipt_bad_lines ? " e.g. " : "",
              C->receipt_bad_lines ? C->receipt_bad_example : "", C->nreceipts ? "" : "; the file holds no receipts");
 }

@@ -799,3 +799,82 @@ Test(journal, reader_missing_dir)
     cr_assert_null(journal_reader_new(s_dir, 1, err, sizeof err));
     cr_assert(strstr(err, s_dir) != NULL, "%s", err);
 }
+
+/* s_first_segment - the seq the oldest segment file starts at */
+static uint64_t s_first_segment(void)
+{
+    DIR *d = opendir(s_dir);
+    cr_assert_not_null(d);
+    uint64_t first = UINT64_MAX;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && strcmp(de->d_name + l - 4, ".seg") == 0) {
+            uint64_t s = strtoull(de->d_name, NULL, 10);
+            first = s < first ? s : first;
+        }
+    }
+    closedir(d);
+    return first;
+}
+
+/* retirement removes a prefix of whole segments, bounded by seq and by
+ * age, never the one being written; the journal reopens and reads from the
+ * first segment kept, and appends go on after it */
+Test(journal, retire_removes_old_acknowledged_segments)
+{
+    journal_t *j = s_open(JOURNAL_SYNC_NONE, 4096);
+    s_append_range(j, 1, 400, 200);
+    int before = s_count_segments();
+    cr_assert_gt(before, 5, "small segments: %d", before);
+    uint64_t bytes = 0;
+    char err[256];
+    int64_t future = (int64_t) time(NULL) + 60;
+    cr_assert_eq(journal_retire(j, 400, (int64_t) time(NULL) - 3600, &bytes, err, sizeof err), 0,
+                 "younger than the age bound: nothing");
+    cr_assert_eq(journal_retire(j, 0, future, &bytes, err, sizeof err), 0, "nothing acknowledged: nothing");
+    /* up to seq 150: only segments whose every record is <= 150 */
+    int k = journal_retire(j, 150, future, &bytes, err, sizeof err);
+    cr_assert_gt(k, 0, "%s", err);
+    cr_assert_gt(bytes, 0);
+    uint64_t first = s_first_segment();
+    cr_assert_leq(first, 151, "a segment holding seq 151 stays (first kept: %llu)", (unsigned long long) first);
+    cr_assert_gt(first, 1);
+    cr_assert_eq(s_count_segments(), before - k);
+    s_expect_range(first, 400, 200);
+    /* everything acknowledged: all but the segment being written */
+    k = journal_retire(j, 400, future, &bytes, err, sizeof err);
+    cr_assert_geq(k, 1);
+    cr_assert_eq(s_count_segments(), 1, "the current segment stays");
+    first = s_first_segment();
+    s_append_range(j, 401, 410, 200);
+    journal_close(&j);
+    j = s_open(JOURNAL_SYNC_NONE, 4096); /* reopens after a retirement */
+    cr_assert_eq(journal_last_seq(j), 410);
+    s_append_range(j, 411, 420, 200);
+    journal_close(&j);
+    s_expect_range(first, 420, 200);
+    char err2[512];
+    journal_reader_t *r = journal_reader_new(s_dir, 1, err2, sizeof err2);
+    const void *data;
+    size_t len;
+    uint64_t seq = 0;
+    cr_assert_eq(journal_reader_next(r, &data, &len, &seq), 1, "%s", journal_reader_error(r));
+    cr_assert_eq(seq, first, "a reader from seq 1 starts at the first kept");
+    journal_reader_destroy(&r);
+}
+
+/* a leading segment that disappears without a retirement is still a gap */
+Test(journal, a_missing_first_segment_without_retirement_refuses)
+{
+    journal_t *j = s_open(JOURNAL_SYNC_NONE, 4096);
+    s_append_range(j, 1, 100, 200);
+    journal_close(&j);
+    char path[256];
+    s_seg_path(path, sizeof path, 1);
+    cr_assert_eq(unlink(path), 0);
+    journal_opts_t opts = {.sync = JOURNAL_SYNC_NONE, .segment_bytes = 4096};
+    char err[512];
+    cr_assert_null(journal_open(s_dir, &opts, err, sizeof err), "opened with its first segment gone");
+    cr_assert(strstr(err, "a segment is missing") != NULL, "%s", err);
+}
