@@ -103,7 +103,7 @@ unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64
  * covered, else APR_PENDING */
 approval_state_t sod_outcome(const approval_t *c, bool last_was_deny);
 
-#define APPROVE_MAX_CASES 100000
+#define APPROVE_MAX_CASES_MAX 10000000 /* the most approve/max_cases may be */
 #define APPROVE_MAX_DECISIONS 16
 #define APPROVE_MAX_BODY 8192
 
@@ -117,7 +117,9 @@ typedef struct {
     char ticket_system[16]; /* for the planned runbook shown while a case waits */
     rb_opts_t rb_opts;
     long expiry_s;
-    pthread_mutex_t mu; /* approvals: loop thread and HTTP threads */
+    int64_t full_logged_ms; /* when "cases full" was last said (loop thread) */
+    long max_cases;         /* approve/max_cases: cases held at once (0 until init: a rebuild keeps all) */
+    pthread_mutex_t mu;     /* approvals: loop thread and HTTP threads */
     approval_t **cases;
     size_t ncases;
     _Atomic long waiting;
@@ -146,6 +148,10 @@ typedef struct {
 const char *approve_js(json_t *o, const char *key);
 /* approve_json_text - v as compact JSON text (NULL for NULL); caller frees */
 char *approve_json_text(const json_t *v);
+
+/* cases_full - are approve/max_cases cases held and none of them decided
+ * (so none can make room)? Then no new case is taken (caller holds mu) */
+bool cases_full(const approve_t *a);
 
 /* cases_find - the approval of case_id, NULL if none (caller holds mu) */
 approval_t *cases_find(approve_t *a, const char *case_id);

@@ -65,6 +65,24 @@ decided_t *cases_decision_add(approval_t *c)
     return &d[c->ndecisions++];
 }
 
+/* s_evictable - may a case be forgotten to make room? Decided, and its
+ * outcome sent (the journal and the trail keep its record) */
+static bool s_evictable(const approval_t *c)
+{
+    return c->state != APR_PENDING && !c->outcome_pending;
+}
+
+/* cases_full - see approve.h */
+bool cases_full(const approve_t *a)
+{
+    if (a->max_cases <= 0 || a->ncases < (size_t) a->max_cases)
+        return false;
+    for (size_t i = 0; i < a->ncases; i++)
+        if (s_evictable(a->cases[i]))
+            return false;
+    return true;
+}
+
 /* cases_find - the approval of a case (caller holds mu) */
 approval_t *cases_find(approve_t *a, const char *case_id)
 {
@@ -162,10 +180,11 @@ void cases_store(approve_t *a, approval_t *c)
             zhashx_update(a->index, c->case_id, c);
             return;
         }
-    if (a->ncases == APPROVE_MAX_CASES) {
-        /* bounded: forget the oldest decided case (its record is in the journal and audit) */
+    if (a->max_cases > 0 && a->ncases >= (size_t) a->max_cases) {
+        /* bounded: forget the oldest decided case (its record is in the journal and audit);
+         * with none decided the bound is kept at intake instead (cases_full) */
         for (size_t i = 0; i < a->ncases; i++)
-            if (a->cases[i]->state != APR_PENDING && !a->cases[i]->outcome_pending) {
+            if (s_evictable(a->cases[i])) {
                 zhashx_delete(a->index, a->cases[i]->case_id);
                 cases_free(a->cases[i]);
                 memmove(&a->cases[i], &a->cases[i + 1], (a->ncases - i - 1) * sizeof *a->cases);
@@ -173,7 +192,6 @@ void cases_store(approve_t *a, approval_t *c)
                 break;
             }
     }
-    assert(a->ncases < APPROVE_MAX_CASES);
     if (a->ncases % 1024 == 0) {
         a->cases = realloc(a->cases, (a->ncases + 1024) * sizeof *a->cases);
         assert(a->cases);

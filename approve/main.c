@@ -66,7 +66,14 @@
  *	nothing else.
  * CONFIGURATION
  *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
- *	tier{1,2,3}_roles, thresholds/<CUR>; approvers/<name>/{roles,token_sha256}.
+ *	max_cases, tier{1,2,3}_roles, thresholds/<CUR>;
+ *	approvers/<name>/{roles,token_sha256}.
+ * BOUNDS
+ *	At most approve/max_cases cases in memory: a new one makes room by
+ *	forgetting the oldest decided case whose outcome was sent. When every
+ *	case held awaits people, a new case is not taken (STAGE_RETRY: not
+ *	acknowledged, its producer sends it again later), so back-pressure
+ *	reaches ingest rather than approve aborting or dropping a case.
  *--*/
 #include <arpa/inet.h>
 #include <assert.h>
@@ -133,14 +140,9 @@ static bool s_takes(event_type_t type)
 }
 
 /* s_handle - route a triaged case */
-static int s_handle(stage_t *st, const event_t *in, void *arg)
+/* s_new_approval - the approval a triaged case starts, routed by the policy */
+static approval_t *s_new_approval(approve_t *a, const event_t *in, json_t *body)
 {
-    approve_t *a = arg;
-    if (!s_takes(event_head(in)->kind)) {
-        log_warn("ignoring a %s event: approve takes triaged cases", event_head(in)->type);
-        return STAGE_DONE;
-    }
-    json_t *body = event_body_to_json(in);
     policy_input_t pin;
     policy_input_from_json(body, &pin);
     approval_t *c = calloc(1, sizeof *c);
@@ -166,6 +168,38 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     c->state = c->route.kind == ROUTE_NO_ACTION ? APR_NO_ACTION
                : c->route.kind == ROUTE_AUTO    ? APR_AUTO_APPROVED
                                                 : APR_PENDING;
+    return c;
+}
+
+/* s_full - approve/max_cases cases await people and none can make room:
+ * a new case waits (back-pressure), said once a minute */
+static bool s_full(approve_t *a, stage_t *st, const char *case_id)
+{
+    pthread_mutex_lock(&a->mu);
+    bool full = !cases_find(a, case_id) && cases_full(a);
+    pthread_mutex_unlock(&a->mu);
+    if (!full)
+        return false;
+    int64_t now = stage_mono_ms();
+    if (now - a->full_logged_ms >= 60000) {
+        log_warn("%ld cases await people (approve/max_cases): taking no new case until some are decided", a->max_cases);
+        a->full_logged_ms = now;
+    }
+    stage_count(st, "payguard_approve_full_total", NULL, NULL, 1);
+    return true;
+}
+
+static int s_handle(stage_t *st, const event_t *in, void *arg)
+{
+    approve_t *a = arg;
+    if (!s_takes(event_head(in)->kind)) {
+        log_warn("ignoring a %s event: approve takes triaged cases", event_head(in)->type);
+        return STAGE_DONE;
+    }
+    if (s_full(a, st, event_head(in)->case_key))
+        return STAGE_RETRY; /* not acknowledged: its producer sends it again later */
+    json_t *body = event_body_to_json(in);
+    approval_t *c = s_new_approval(a, in, body);
 
     pthread_mutex_lock(&a->mu);
     approval_t *prior = cases_find(a, c->case_id);
@@ -288,7 +322,8 @@ static int s_init(stage_t *st, void *arg)
     long port;
     if (policy_load(c, &a->policy, err, sizeof err) != 0 ||
         config_int(c, "approve/http_port", 1, 65535, &port, err, sizeof err) ||
-        config_int(c, "approve/expiry_s", 1, 30L * 86400, &a->expiry_s, err, sizeof err)) {
+        config_int(c, "approve/expiry_s", 1, 30L * 86400, &a->expiry_s, err, sizeof err) ||
+        config_int(c, "approve/max_cases", 100, APPROVE_MAX_CASES_MAX, &a->max_cases, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }

@@ -110,6 +110,7 @@ static const char s_defaults[] =
     "    public_url = http://127.0.0.1:8083  # the ops console as people reach it: Teams cards and tickets\n"
     "                                        # link to {public_url}/case/{case_id}\n"
     "    expiry_s = 86400                    # a pending approval expires and escalates\n"
+    "    max_cases = 100000                  # cases held at once; all awaiting people: new ones wait (back-pressure)\n"
     "    confidence_min = 700                # permille; advice below it: a human decides\n"
     "    tier1_roles = payments_ops_lead\n"
     "    tier2_roles = \"finance_manager compliance\"\n"

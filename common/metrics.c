@@ -59,6 +59,7 @@ static const family_t s_families[] = {
     {"payguard_triage_advice_total", "counter", "Advice given, per source (model, rules, rules fallback)."},
     {"payguard_triage_classification_total", "counter", "Advice given, per classification."},
     /* approve */
+    {"payguard_approve_full_total", "counter", "New cases held back because approve/max_cases cases await people."},
     {"payguard_approve_routes_total", "counter", "Cases routed by policy, per rule."},
     {"payguard_approve_decisions_total", "counter", "Decisions recorded, per decision."},
     {"payguard_approve_refusals_total", "counter", "Approval API requests refused, per reason."},
