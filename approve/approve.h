@@ -103,7 +103,6 @@ unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64
  * covered, else APR_PENDING */
 approval_state_t sod_outcome(const approval_t *c, bool last_was_deny);
 
-#define APPROVE_MAX_CASES_MAX 10000000 /* the most approve/max_cases may be */
 #define APPROVE_MAX_DECISIONS 16
 #define APPROVE_MAX_BODY 8192
 

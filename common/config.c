@@ -454,6 +454,25 @@ static zconfig_t *s_load_file(const char *path, char *err, size_t errlen)
     return tree;
 }
 
+/* s_check_bounds - the settings that bound what grows with history are in
+ * range (refused at load, not by a stage that then restarts for ever) */
+static int s_check_bounds(const config_t *self, char *err, size_t errlen)
+{
+    static const struct {
+        const char *key;
+        long min, max;
+    } bounds[] = {
+        {"payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX},
+        {"ingest/retention_s", 1, CONFIG_RETENTION_S_MAX},
+        {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},
+    };
+    long v;
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
+        if (config_int(self, bounds[i].key, bounds[i].min, bounds[i].max, &v, err, errlen))
+            return -1;
+    return 0;
+}
+
 config_t *config_load(const char *path, char *err, size_t errlen)
 {
     config_t *self = calloc(1, sizeof *self);
@@ -509,7 +528,7 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             return NULL;
         }
     }
-    if (s_check_hosts(self, err, errlen)) {
+    if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen)) {
         config_destroy(&self);
         return NULL;
     }

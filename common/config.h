@@ -30,6 +30,12 @@
 #define CONFIG_MAX_INSTANCES 16
 #define CONFIG_PATH_MAX 256
 #define CONFIG_MAX_PARTITIONS 4096
+/* the ranges of the bounds below, checked at load (so `payguard up` refuses
+ * them) and where each is used */
+#define CONFIG_MIN_FREE_MB_MAX 1048576L   /* payguard/journal/min_free_mb: 1..1 TiB */
+#define CONFIG_RETENTION_S_MAX 315360000L /* <stage>/retention_s: 1 s..10 years */
+#define CONFIG_APPROVE_CASES_MIN 100L     /* approve/max_cases */
+#define CONFIG_APPROVE_CASES_MAX 10000000L
 #define CONFIG_MAX_HOSTS 32
 #define CONFIG_HOST_MAX 32
 #define CONFIG_HOST_ENV "PAYGUARD_HOST" /* the host this process runs on (payguard up --host) */

@@ -318,14 +318,16 @@ static int s_start(stage_t *st, const char *cfg_path)
         config_int(st->config, "payguard/delivery/resend_ms", 10, 3600000, &st->resend_ms, err, sizeof err) ||
         config_int(st->config, "payguard/delivery/max_seen", 1000, 1L << 31, &max_seen, err, sizeof err) ||
         config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err) ||
-        config_int(st->config, "payguard/journal/min_free_mb", 1, 1048576, &st->min_free_mb, err, sizeof err)) {
+        config_int(st->config, "payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX, &st->min_free_mb, err,
+                   sizeof err)) {
         log_error("%s", err);
         return 2;
     }
     jo.segment_bytes = (size_t) seg;
     char key[64];
     snprintf(key, sizeof key, "%s/retention_s", st->name);
-    if (def->retire_journal && config_int(st->config, key, 1, 315360000, &st->retention_s, err, sizeof err)) {
+    if (def->retire_journal &&
+        config_int(st->config, key, 1, CONFIG_RETENTION_S_MAX, &st->retention_s, err, sizeof err)) {
         log_error("%s", err);
         return 2;
     }

@@ -117,6 +117,17 @@ Test(config, bad_values_are_refused_with_the_key)
     cr_assert_null(config_load(p, err, sizeof err));
     cr_assert(strstr(err, "triage/instances"), "%s", err);
     unlink(p);
+    /* the bounds on what grows with history: refused at load, naming the key */
+    const char *bounds[][2] = {{"payguard\n    journal\n        min_free_mb = 0\n", "payguard/journal/min_free_mb"},
+                               {"ingest\n    retention_s = 0\n", "ingest/retention_s"},
+                               {"approve\n    max_cases = 10\n", "approve/max_cases"},
+                               {"approve\n    max_cases = 99999999999\n", "approve/max_cases"}};
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+        p = s_write(bounds[i][0]);
+        cr_assert_null(config_load(p, err, sizeof err), "%s", bounds[i][0]);
+        cr_assert(strstr(err, bounds[i][1]) && strstr(err, "want an integer in"), "%s", err);
+        unlink(p);
+    }
     cr_assert_null(config_load("/nonexistent/payguard.cfg", err, sizeof err));
     cr_assert(strstr(err, "No such file"), "%s", err);
 }
