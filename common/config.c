@@ -454,14 +454,21 @@ static zconfig_t *s_load_file(const char *path, char *err, size_t errlen)
     return tree;
 }
 
-/* s_check_bounds - the settings that bound what grows with history are in
- * range (refused at load, not by a stage that then restarts for ever) */
+/* s_check_bounds - the settings every stage reads at start, and those that
+ * bound what grows with history, are in range: refused at load (payguard
+ * up), not by a stage that then exits and restarts for ever */
 static int s_check_bounds(const config_t *self, char *err, size_t errlen)
 {
     static const struct {
         const char *key;
         long min, max;
     } bounds[] = {
+        {"payguard/journal/segment_bytes", CONFIG_SEGMENT_BYTES_MIN, CONFIG_SEGMENT_BYTES_MAX},
+        {"payguard/delivery/max_inflight", 1, CONFIG_MAX_INFLIGHT_MAX},
+        {"payguard/delivery/resend_ms", CONFIG_RESEND_MS_MIN, CONFIG_RESEND_MS_MAX},
+        {"payguard/delivery/max_seen", CONFIG_MAX_SEEN_MIN, CONFIG_MAX_SEEN_MAX},
+        {"payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX},
+        {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
         {"payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX},
         {"ingest/retention_s", 1, CONFIG_RETENTION_S_MAX},
         {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},

@@ -32,6 +32,15 @@
 #define CONFIG_MAX_PARTITIONS 4096
 /* the ranges of the bounds below, checked at load (so `payguard up` refuses
  * them) and where each is used */
+#define CONFIG_SEGMENT_BYTES_MIN 4096L /* payguard/journal/segment_bytes */
+#define CONFIG_SEGMENT_BYTES_MAX (1L << 34)
+#define CONFIG_MAX_INFLIGHT_MAX 10000000L /* payguard/delivery/max_inflight: 1.. */
+#define CONFIG_RESEND_MS_MIN 10L          /* payguard/delivery/resend_ms */
+#define CONFIG_RESEND_MS_MAX 3600000L
+#define CONFIG_MAX_SEEN_MIN 1000L /* payguard/delivery/max_seen */
+#define CONFIG_MAX_SEEN_MAX (1L << 31)
+#define CONFIG_SNDHWM_MAX 1000000L        /* payguard/delivery/sndhwm: 1.. */
+#define CONFIG_DRAIN_MS_MAX 600000L       /* payguard/drain_ms: 0.. */
 #define CONFIG_MIN_FREE_MB_MAX 1048576L   /* payguard/journal/min_free_mb: 1..1 TiB */
 #define CONFIG_RETENTION_S_MAX 315360000L /* <stage>/retention_s: 1 s..10 years */
 #define CONFIG_APPROVE_CASES_MIN 100L     /* approve/max_cases */

@@ -313,11 +313,16 @@ static int s_start(stage_t *st, const char *cfg_path)
         log_error("config: payguard/journal/fsync must be always, batch or none");
         return 2;
     }
-    if (config_int(st->config, "payguard/journal/segment_bytes", 4096, 1L << 34, &seg, err, sizeof err) ||
-        config_int(st->config, "payguard/delivery/max_inflight", 1, 10000000, &st->max_inflight, err, sizeof err) ||
-        config_int(st->config, "payguard/delivery/resend_ms", 10, 3600000, &st->resend_ms, err, sizeof err) ||
-        config_int(st->config, "payguard/delivery/max_seen", 1000, 1L << 31, &max_seen, err, sizeof err) ||
-        config_int(st->config, "payguard/drain_ms", 0, 600000, &st->drain_ms, err, sizeof err) ||
+    const config_t *c = st->config; /* ranges: config.h, checked at load too */
+    if (config_int(c, "payguard/journal/segment_bytes", CONFIG_SEGMENT_BYTES_MIN, CONFIG_SEGMENT_BYTES_MAX, &seg, err,
+                   sizeof err) ||
+        config_int(c, "payguard/delivery/max_inflight", 1, CONFIG_MAX_INFLIGHT_MAX, &st->max_inflight, err,
+                   sizeof err) ||
+        config_int(c, "payguard/delivery/resend_ms", CONFIG_RESEND_MS_MIN, CONFIG_RESEND_MS_MAX, &st->resend_ms, err,
+                   sizeof err) ||
+        config_int(c, "payguard/delivery/max_seen", CONFIG_MAX_SEEN_MIN, CONFIG_MAX_SEEN_MAX, &max_seen, err,
+                   sizeof err) ||
+        config_int(c, "payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX, &st->drain_ms, err, sizeof err) ||
         config_int(st->config, "payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX, &st->min_free_mb, err,
                    sizeof err)) {
         log_error("%s", err);

@@ -352,7 +352,7 @@ int cmd_up(int argc, char **argv)
     }
     char err[1024];
     if (config_int(m.config, "payguard/restart_max_ms", 100, 600000, &m.restart_max_ms, err, sizeof err) ||
-        config_int(m.config, "payguard/drain_ms", 0, 600000, &m.drain_ms, err, sizeof err)) {
+        config_int(m.config, "payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX, &m.drain_ms, err, sizeof err)) {
         fprintf(stderr, "payguard: %s\n", err);
         return 2;
     }

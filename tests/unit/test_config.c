@@ -118,10 +118,16 @@ Test(config, bad_values_are_refused_with_the_key)
     cr_assert(strstr(err, "triage/instances"), "%s", err);
     unlink(p);
     /* the bounds on what grows with history: refused at load, naming the key */
-    const char *bounds[][2] = {{"payguard\n    journal\n        min_free_mb = 0\n", "payguard/journal/min_free_mb"},
-                               {"ingest\n    retention_s = 0\n", "ingest/retention_s"},
-                               {"approve\n    max_cases = 10\n", "approve/max_cases"},
-                               {"approve\n    max_cases = 99999999999\n", "approve/max_cases"}};
+    const char *bounds[][2] = {
+        {"payguard\n    journal\n        min_free_mb = 0\n", "payguard/journal/min_free_mb"},
+        {"ingest\n    retention_s = 0\n", "ingest/retention_s"},
+        {"approve\n    max_cases = 10\n", "approve/max_cases"},
+        {"approve\n    max_cases = 99999999999\n", "approve/max_cases"},
+        {"payguard\n    delivery\n        resend_ms = 0\n", "payguard/delivery/resend_ms"},
+        {"payguard\n    delivery\n        max_inflight = 0\n", "payguard/delivery/max_inflight"},
+        {"payguard\n    delivery\n        sndhwm = -1\n", "payguard/delivery/sndhwm"},
+        {"payguard\n    journal\n        segment_bytes = 100\n", "payguard/journal/segment_bytes"},
+        {"payguard\n    drain_ms = 9999999\n", "payguard/drain_ms"}};
     for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
         p = s_write(bounds[i][0]);
         cr_assert_null(config_load(p, err, sizeof err), "%s", bounds[i][0]);
