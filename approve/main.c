@@ -321,10 +321,9 @@ static int s_init(stage_t *st, void *arg)
     char err[512];
     long port;
     if (policy_load(c, &a->policy, err, sizeof err) != 0 ||
-        config_int(c, "approve/http_port", 1, 65535, &port, err, sizeof err) ||
-        config_int(c, "approve/expiry_s", 1, 30L * 86400, &a->expiry_s, err, sizeof err) ||
-        config_int(c, "approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX, &a->max_cases, err,
-                   sizeof err)) {
+        config_bounded(c, "approve/http_port", &port, err, sizeof err) ||
+        config_bounded(c, "approve/expiry_s", &a->expiry_s, err, sizeof err) ||
+        config_bounded(c, "approve/max_cases", &a->max_cases, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }

@@ -485,7 +485,7 @@ static int s_serve(audit_t *a)
     const config_t *c = stage_config(a->st);
     char err[256];
     long port;
-    if (config_int(c, "audit/http_port", 1, 65535, &port, err, sizeof err) != 0) {
+    if (config_bounded(c, "audit/http_port", &port, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
@@ -535,7 +535,7 @@ static int s_init(stage_t *st, void *arg)
     a->verify_key_path = s_path(st, "audit/verify_key_file");
     a->journal_dir = strdup(stage_journal_dir(st));
     pthread_mutex_init(&a->verify.mu, NULL);
-    if (config_int(c, "audit/checkpoint_every_s", 1, 86400, &a->checkpoint_every_s, err, sizeof err) != 0 ||
+    if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0 ||
         people_load(c, &a->people, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;

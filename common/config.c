@@ -4,6 +4,7 @@
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a configuration file, at most */
 
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
@@ -454,28 +455,69 @@ static zconfig_t *s_load_file(const char *path, char *err, size_t errlen)
     return tree;
 }
 
-/* s_check_bounds - the settings every stage reads at start, and those that
- * bound what grows with history, are in range: refused at load (payguard
- * up), not by a stage that then exits and restarts for ever */
+/* s_bounds - the range of every integer setting a program reads with
+ * config_bounded (one table: the stages and config_load agree) */
+static const struct {
+    const char *key;
+    long min, max;
+} s_bounds[] = {
+    {"payguard/journal/segment_bytes", CONFIG_SEGMENT_BYTES_MIN, CONFIG_SEGMENT_BYTES_MAX},
+    {"payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX},
+    {"payguard/delivery/max_inflight", 1, CONFIG_MAX_INFLIGHT_MAX},
+    {"payguard/delivery/resend_ms", CONFIG_RESEND_MS_MIN, CONFIG_RESEND_MS_MAX},
+    {"payguard/delivery/max_seen", CONFIG_MAX_SEEN_MIN, CONFIG_MAX_SEEN_MAX},
+    {"payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX},
+    {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
+    {"payguard/restart_max_ms", 100, 600000},
+    {"outside/timeout_ms", 100, 600000},
+    {"outside/breaker_failures", 0, 1000},
+    {"outside/breaker_cooldown_ms", 1, 3600000},
+    {"ingest/http_port", 1, 65535},
+    {"ingest/http_threads", 1, 64},
+    {"ingest/max_body_bytes", 1, 16L << 20},
+    {"ingest/retry_after_s", 1, 3600},
+    {"ingest/rate_per_s", 1, 1000000},
+    {"ingest/rate_burst", 1, 10000000},
+    {"ingest/retention_s", 1, CONFIG_RETENTION_S_MAX},
+    {"validate/tolerance_s", 1, 86400},
+    {"validate/sweep_every_s", 1, 86400},
+    {"validate/sweep_age_s", 0, 30L * 86400},
+    {"validate/max_checks_in_flight", 1, 1024}, /* STAGE_MAX_DEFERRED */
+    {"triage/llm_timeout_ms", 100, 600000},
+    {"triage/llm_attempts", 1, 10},
+    {"triage/llm_max_inflight", 1, 256},
+    {"triage/llm_rate_per_s", 0, 100000},
+    {"approve/http_port", 1, 65535},
+    {"approve/expiry_s", 1, 30L * 86400},
+    {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},
+    {"approve/confidence_min", 0, 1000}, /* permille (policy.c) */
+    {"execute/max_attempts", 1, 20},
+    {"execute/retry_base_ms", 1, 60000},
+    {"execute/retry_max_ms", 1, 600000},
+    {"audit/http_port", 1, 65535},
+    {"audit/checkpoint_every_s", 1, 86400},
+    {"console/http_port", 1, 65535},
+    {"console/timeout_ms", 100, 600000},
+    {"sandbox/port", 1, 65535},
+};
+
+/* config_bounded - see config.h */
+int config_bounded(const config_t *self, const char *path, long *out, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof s_bounds / sizeof s_bounds[0]; i++)
+        if (strcmp(s_bounds[i].key, path) == 0)
+            return config_int(self, path, s_bounds[i].min, s_bounds[i].max, out, err, errlen);
+    assert(!"config_bounded: a setting not in s_bounds");
+    return -1;
+}
+
+/* s_check_bounds - every setting of s_bounds is in range: refused at load
+ * (payguard up), not by a stage that then exits and restarts for ever */
 static int s_check_bounds(const config_t *self, char *err, size_t errlen)
 {
-    static const struct {
-        const char *key;
-        long min, max;
-    } bounds[] = {
-        {"payguard/journal/segment_bytes", CONFIG_SEGMENT_BYTES_MIN, CONFIG_SEGMENT_BYTES_MAX},
-        {"payguard/delivery/max_inflight", 1, CONFIG_MAX_INFLIGHT_MAX},
-        {"payguard/delivery/resend_ms", CONFIG_RESEND_MS_MIN, CONFIG_RESEND_MS_MAX},
-        {"payguard/delivery/max_seen", CONFIG_MAX_SEEN_MIN, CONFIG_MAX_SEEN_MAX},
-        {"payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX},
-        {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
-        {"payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX},
-        {"ingest/retention_s", 1, CONFIG_RETENTION_S_MAX},
-        {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},
-    };
     long v;
-    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
-        if (config_int(self, bounds[i].key, bounds[i].min, bounds[i].max, &v, err, errlen))
+    for (size_t i = 0; i < sizeof s_bounds / sizeof s_bounds[0]; i++)
+        if (config_int(self, s_bounds[i].key, s_bounds[i].min, s_bounds[i].max, &v, err, errlen))
             return -1;
     return 0;
 }

@@ -73,6 +73,11 @@ const char *config_path(const config_t *self);
 const char *config_get(const config_t *self, const char *path);
 /* config_int - integer value; -1 and err if not an integer in [min,max] */
 int config_int(const config_t *self, const char *path, long min, long max, long *out, char *err, size_t errlen);
+/* config_bounded - config_int with the setting's range from the one table
+ * of ranges (config.c), which config_load checks for every setting in it:
+ * a value out of range is refused by `payguard up`, not by a stage that
+ * would then exit and restart for ever. path must be in the table. */
+int config_bounded(const config_t *self, const char *path, long *out, char *err, size_t errlen);
 
 /* config_children - the names below a section the operator names freely
  * (approvers, approve/thresholds): the file's section REPLACES the

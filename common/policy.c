@@ -39,6 +39,7 @@
 #include <strings.h>
 
 #define POLICY_CONFIDENCE_MAX 1000
+_Static_assert(POLICY_CONFIDENCE_MAX == 1000, "approve/confidence_min's range in config.c's s_bounds is 0..1000");
 
 /* ------------------------------------------------------------ small helpers */
 
@@ -247,7 +248,7 @@ static int s_load_confidence(const config_t *c, policy_t *out, char *err, size_t
 {
     char why[256];
     long v;
-    if (config_int(c, "approve/confidence_min", 0, POLICY_CONFIDENCE_MAX, &v, why, sizeof why))
+    if (config_bounded(c, "approve/confidence_min", &v, why, sizeof why))
         return s_fail(err, errlen, "%s", why);
     out->confidence_min_permille = (int) v;
     return 0;

@@ -314,25 +314,19 @@ static int s_start(stage_t *st, const char *cfg_path)
         return 2;
     }
     const config_t *c = st->config; /* ranges: config.h, checked at load too */
-    if (config_int(c, "payguard/journal/segment_bytes", CONFIG_SEGMENT_BYTES_MIN, CONFIG_SEGMENT_BYTES_MAX, &seg, err,
-                   sizeof err) ||
-        config_int(c, "payguard/delivery/max_inflight", 1, CONFIG_MAX_INFLIGHT_MAX, &st->max_inflight, err,
-                   sizeof err) ||
-        config_int(c, "payguard/delivery/resend_ms", CONFIG_RESEND_MS_MIN, CONFIG_RESEND_MS_MAX, &st->resend_ms, err,
-                   sizeof err) ||
-        config_int(c, "payguard/delivery/max_seen", CONFIG_MAX_SEEN_MIN, CONFIG_MAX_SEEN_MAX, &max_seen, err,
-                   sizeof err) ||
-        config_int(c, "payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX, &st->drain_ms, err, sizeof err) ||
-        config_int(st->config, "payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX, &st->min_free_mb, err,
-                   sizeof err)) {
+    if (config_bounded(c, "payguard/journal/segment_bytes", &seg, err, sizeof err) ||
+        config_bounded(c, "payguard/delivery/max_inflight", &st->max_inflight, err, sizeof err) ||
+        config_bounded(c, "payguard/delivery/resend_ms", &st->resend_ms, err, sizeof err) ||
+        config_bounded(c, "payguard/delivery/max_seen", &max_seen, err, sizeof err) ||
+        config_bounded(c, "payguard/drain_ms", &st->drain_ms, err, sizeof err) ||
+        config_bounded(st->config, "payguard/journal/min_free_mb", &st->min_free_mb, err, sizeof err)) {
         log_error("%s", err);
         return 2;
     }
     jo.segment_bytes = (size_t) seg;
     char key[64];
     snprintf(key, sizeof key, "%s/retention_s", st->name);
-    if (def->retire_journal &&
-        config_int(st->config, key, 1, CONFIG_RETENTION_S_MAX, &st->retention_s, err, sizeof err)) {
+    if (def->retire_journal && config_bounded(st->config, key, &st->retention_s, err, sizeof err)) {
         log_error("%s", err);
         return 2;
     }

@@ -11,8 +11,7 @@ zsock_t *sk_connect_push(stage_t *st, const char *stage, int from, int to, bool 
     assert(s && from >= 0 && from < to);
     long hwm = 1000;
     char err[256];
-    config_int(st->config, "payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX, &hwm, err,
-               sizeof err); /* checked at load */
+    config_bounded(st->config, "payguard/delivery/sndhwm", &hwm, err, sizeof err); /* checked at load */
     zsock_set_sndhwm(s, (int) hwm);
     zsock_set_immediate(s, 1); /* only queue to peers that are there */
     zsock_set_linger(s, 0);

@@ -383,8 +383,8 @@ int main(int argc, char **argv)
     static console_t c;
     long port;
     struct sockaddr_in sin = {.sin_family = AF_INET};
-    if (config_int(cfg, "console/http_port", 1, 65535, &port, err, sizeof err) ||
-        config_int(cfg, "console/timeout_ms", 100, 600000, &c.timeout_ms, err, sizeof err) ||
+    if (config_bounded(cfg, "console/http_port", &port, err, sizeof err) ||
+        config_bounded(cfg, "console/timeout_ms", &c.timeout_ms, err, sizeof err) ||
         s_backend_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
         s_backend_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
         log_error("%s", err);

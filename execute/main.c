@@ -866,10 +866,10 @@ static int s_init(stage_t *st, void *arg)
     const config_t *c = stage_config(st);
     char err[512];
     long timeout_ms, attempts, base, max;
-    if (config_int(c, "outside/timeout_ms", 100, 600000, &timeout_ms, err, sizeof err) ||
-        config_int(c, "execute/max_attempts", 1, 20, &attempts, err, sizeof err) ||
-        config_int(c, "execute/retry_base_ms", 1, 60000, &base, err, sizeof err) ||
-        config_int(c, "execute/retry_max_ms", 1, 600000, &max, err, sizeof err)) {
+    if (config_bounded(c, "outside/timeout_ms", &timeout_ms, err, sizeof err) ||
+        config_bounded(c, "execute/max_attempts", &attempts, err, sizeof err) ||
+        config_bounded(c, "execute/retry_base_ms", &base, err, sizeof err) ||
+        config_bounded(c, "execute/retry_max_ms", &max, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }

@@ -496,12 +496,12 @@ static int s_init(stage_t *st, void *arg)
     const config_t *c = stage_config(st);
     char err[256];
     long port, threads;
-    if (config_int(c, "ingest/http_port", 1, 65535, &port, err, sizeof err) ||
-        config_int(c, "ingest/http_threads", 1, 64, &threads, err, sizeof err) ||
-        config_int(c, "ingest/max_body_bytes", 1, 16L << 20, &ing->max_body, err, sizeof err) ||
-        config_int(c, "ingest/retry_after_s", 1, 3600, &ing->retry_after_s, err, sizeof err) ||
-        config_int(c, "ingest/rate_per_s", 1, 1000000, &ing->rate_per_s, err, sizeof err) ||
-        config_int(c, "ingest/rate_burst", 1, 10000000, &ing->rate_burst, err, sizeof err)) {
+    if (config_bounded(c, "ingest/http_port", &port, err, sizeof err) ||
+        config_bounded(c, "ingest/http_threads", &threads, err, sizeof err) ||
+        config_bounded(c, "ingest/max_body_bytes", &ing->max_body, err, sizeof err) ||
+        config_bounded(c, "ingest/retry_after_s", &ing->retry_after_s, err, sizeof err) ||
+        config_bounded(c, "ingest/rate_per_s", &ing->rate_per_s, err, sizeof err) ||
+        config_bounded(c, "ingest/rate_burst", &ing->rate_burst, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }

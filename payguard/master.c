@@ -351,8 +351,8 @@ int cmd_up(int argc, char **argv)
         return 2;
     }
     char err[1024];
-    if (config_int(m.config, "payguard/restart_max_ms", 100, 600000, &m.restart_max_ms, err, sizeof err) ||
-        config_int(m.config, "payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX, &m.drain_ms, err, sizeof err)) {
+    if (config_bounded(m.config, "payguard/restart_max_ms", &m.restart_max_ms, err, sizeof err) ||
+        config_bounded(m.config, "payguard/drain_ms", &m.drain_ms, err, sizeof err)) {
         fprintf(stderr, "payguard: %s\n", err);
         return 2;
     }

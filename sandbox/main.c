@@ -214,7 +214,7 @@ int main(int argc, char **argv)
     long port;
     struct sockaddr_storage ss;
     const char *bind_addr = config_get(cfg, "sandbox/bind");
-    if (config_int(cfg, "sandbox/port", 1, 65535, &port, err, sizeof err)) {
+    if (config_bounded(cfg, "sandbox/port", &port, err, sizeof err)) {
         log_error("%s", err);
         config_destroy(&cfg);
         return 2;

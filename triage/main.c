@@ -230,12 +230,12 @@ static int s_init(stage_t *st, void *arg)
     }
     char err[512];
     long timeout_ms, attempts, inflight, rate, failures, cooldown;
-    if (config_int(c, "triage/llm_timeout_ms", 100, 600000, &timeout_ms, err, sizeof err) ||
-        config_int(c, "triage/llm_attempts", 1, 10, &attempts, err, sizeof err) ||
-        config_int(c, "triage/llm_max_inflight", 1, 256, &inflight, err, sizeof err) ||
-        config_int(c, "triage/llm_rate_per_s", 0, 100000, &rate, err, sizeof err) ||
-        config_int(c, "outside/breaker_failures", 0, 1000, &failures, err, sizeof err) ||
-        config_int(c, "outside/breaker_cooldown_ms", 1, 3600000, &cooldown, err, sizeof err)) {
+    if (config_bounded(c, "triage/llm_timeout_ms", &timeout_ms, err, sizeof err) ||
+        config_bounded(c, "triage/llm_attempts", &attempts, err, sizeof err) ||
+        config_bounded(c, "triage/llm_max_inflight", &inflight, err, sizeof err) ||
+        config_bounded(c, "triage/llm_rate_per_s", &rate, err, sizeof err) ||
+        config_bounded(c, "outside/breaker_failures", &failures, err, sizeof err) ||
+        config_bounded(c, "outside/breaker_cooldown_ms", &cooldown, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }

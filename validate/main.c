@@ -93,6 +93,7 @@
 #include "store.h"
 #include "validate.h"
 
+_Static_assert(STAGE_MAX_DEFERRED == 1024, "validate/max_checks_in_flight's range in config.c's s_bounds is 1..1024");
 #define VALIDATE_SWEEP_BATCH 100
 #define VALIDATE_MAX_KEYS (2 * WH_MAX_ITEMS)
 #define VALIDATE_HOLD_MIN_MS 1000
@@ -1009,10 +1010,10 @@ static int s_init(stage_t *st, void *arg)
     const config_t *c = stage_config(st);
     char err[512];
     long timeout_ms;
-    if (config_int(c, "validate/tolerance_s", 1, 86400, &v->tolerance_s, err, sizeof err) ||
-        config_int(c, "validate/sweep_every_s", 1, 86400, &v->sweep_every_s, err, sizeof err) ||
-        config_int(c, "validate/sweep_age_s", 0, 30L * 86400, &v->sweep_age_s, err, sizeof err) ||
-        config_int(c, "outside/timeout_ms", 100, 600000, &timeout_ms, err, sizeof err)) {
+    if (config_bounded(c, "validate/tolerance_s", &v->tolerance_s, err, sizeof err) ||
+        config_bounded(c, "validate/sweep_every_s", &v->sweep_every_s, err, sizeof err) ||
+        config_bounded(c, "validate/sweep_age_s", &v->sweep_age_s, err, sizeof err) ||
+        config_bounded(c, "outside/timeout_ms", &timeout_ms, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
@@ -1044,7 +1045,7 @@ static int s_init(stage_t *st, void *arg)
     if (!v->out.http || (v->out.sys_payments = stage_http_system(st, "payments", err, sizeof err)) < 0 ||
         (v->out.sys_ledger = stage_http_system(st, "ledger", err, sizeof err)) < 0 ||
         (v->out.sys_psp = stage_http_system(st, "psp", err, sizeof err)) < 0 ||
-        config_int(c, "validate/max_checks_in_flight", 1, STAGE_MAX_DEFERRED, &max_checks, err, sizeof err)) {
+        config_bounded(c, "validate/max_checks_in_flight", &max_checks, err, sizeof err)) {
         log_error("%s", v->out.http ? err : "cannot start the outside-call engine");
         return -1;
     }
