@@ -2,7 +2,6 @@
 #include "indexer.h"
 
 #include <assert.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,20 +31,13 @@ struct indexer_t {
     char error[512];   /* under mu, once failed */
 };
 
-/* s_mono_ms - CLOCK_MONOTONIC in ms (the condition variable's clock) */
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* s_wait - until stopping or the monotonic deadline; true when stopping */
+/* s_wait - until stopping or the monotonic deadline (stage_mono_ms, the
+ * condition variable's clock: CLOCK_MONOTONIC); true when stopping */
 static bool s_wait(indexer_t *x, int64_t deadline_ms)
 {
     struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (long) (deadline_ms % 1000) * 1000000L};
     pthread_mutex_lock(&x->mu);
-    while (!x->stop && s_mono_ms() < deadline_ms)
+    while (!x->stop && stage_mono_ms() < deadline_ms)
         pthread_cond_timedwait(&x->cv, &x->mu, &ts);
     bool stop = x->stop;
     pthread_mutex_unlock(&x->mu);
@@ -80,8 +72,8 @@ static int s_apply_upto(indexer_t *x, uint64_t upto)
     while (x->read < upto) {
         if (++n % INDEXER_STOP_CHECK == 0 && s_stopping(x))
             return 0;
-        const void *data, *env;
-        size_t len, envlen;
+        const void *data;
+        size_t len;
         uint64_t seq;
         int rc = journal_reader_next(x->r, &data, &len, &seq);
         if (rc < 0) {
@@ -91,14 +83,9 @@ static int s_apply_upto(indexer_t *x, uint64_t upto)
         if (rc == 0)
             return 0; /* written, not yet visible to this reader: the next look finds it */
         x->read = seq;
-        if (stage_record_envelope(data, len, &env, &envlen, NULL) != 1)
-            continue; /* a record that carries no event (audit stores 'S' records) */
-        char err[256];
-        event_t *ev = event_decode(env, envlen, err, sizeof err);
-        if (!ev) {
-            log_warn("case index: trail record %" PRIu64 " not indexed: %s", seq, err);
+        event_t *ev = stage_record_event(data, len, seq, NULL); /* NULL: none carried, or logged */
+        if (!ev)
             continue;
-        }
         if (caseidx_apply(x->idx, ev, seq) != 0)
             log_warn("case index: event %s not indexed (the trail has it)", event_head(ev)->id);
         event_destroy(&ev);
@@ -121,13 +108,13 @@ static void s_commit(indexer_t *x)
 static void *s_thread(void *arg)
 {
     indexer_t *x = arg;
-    int64_t last_commit = s_mono_ms();
+    int64_t last_commit = stage_mono_ms();
     bool stop = false;
     while (!stop) {
         uint64_t before = x->read;
         if (s_apply_upto(x, x->durable(x->arg)) != 0)
             break;
-        int64_t now = s_mono_ms();
+        int64_t now = stage_mono_ms();
         if (now - last_commit >= x->commit_ms) {
             s_commit(x);
             last_commit = now;

@@ -149,8 +149,9 @@ static void s_loop(stage_t *st)
                 break;
             }
         }
-        sk_check_disk(st, sk_mono_ms());
-        sk_retire(st, sk_mono_ms());
+        int64_t mono = sk_mono_ms();
+        sk_check_disk(st, mono);
+        sk_retire(st, mono);
         bool take_input = st->in && !drain_deadline && sk_window_room(st);
         bool unsent = false;
         for (int d = 0; d < NDEST; d++)

@@ -125,6 +125,11 @@ size_t stage_deferred_count(const stage_t *st);
 struct journal_reader_t;
 event_t *stage_read_event(struct journal_reader_t *r, uint64_t *seq, unsigned *dest);
 
+/* stage_record_event - the event a journal record carries ('E', 'S' or
+ * 'A'), decoded; NULL for a record that carries none, or one that does not
+ * decode (logged with its seq). dest as for stage_record_envelope */
+event_t *stage_record_event(const void *rec, size_t len, uint64_t seq, unsigned *dest);
+
 /* stage_record_envelope - the event envelope a journal record carries: an
  * 'E' record (its destination mask in *dest), an 'S' record or an 'A'
  * trail record (*dest 0). 1 and the envelope (borrowed from rec); 0 for a

@@ -157,21 +157,30 @@ int stage_record_envelope(const void *rec, size_t len, const void **env, size_t 
     return 0;
 }
 
+/* stage_record_event - see stage.h */
+event_t *stage_record_event(const void *rec, size_t len, uint64_t seq, unsigned *dest)
+{
+    const void *env;
+    size_t envlen;
+    char err[256];
+    if (stage_record_envelope(rec, len, &env, &envlen, dest) != 1)
+        return NULL;
+    event_t *ev = event_decode(env, envlen, err, sizeof err);
+    if (!ev)
+        log_warn("journal record %llu: %s", (unsigned long long) seq, err);
+    return ev;
+}
+
 /* stage_read_event - see stage.h */
 event_t *stage_read_event(journal_reader_t *r, uint64_t *seq_out, unsigned *dest)
 {
-    const void *data, *env;
-    size_t len, envlen;
+    const void *data;
+    size_t len;
     uint64_t seq;
-    char err[256];
     while (journal_reader_next(r, &data, &len, &seq) == 1) {
-        if (stage_record_envelope(data, len, &env, &envlen, dest) != 1)
+        event_t *ev = stage_record_event(data, len, seq, dest);
+        if (!ev)
             continue;
-        event_t *ev = event_decode(env, envlen, err, sizeof err);
-        if (!ev) {
-            log_warn("journal record %llu: %s", (unsigned long long) seq, err);
-            continue;
-        }
         if (seq_out)
             *seq_out = seq;
         return ev;
