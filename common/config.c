@@ -38,7 +38,8 @@ static const char s_defaults[] =
     "    delivery\n"
     "        max_inflight = 10000            # unacked events per destination; then back-pressure\n"
     "        resend_ms = 3000                # least wait before re-sending an unacked event (common/flow.h)\n"
-    "        max_seen = 4000000              # input ids remembered for dedup per instance\n"
+    "        recent_ids = 65536              # ids of inputs taken last, remembered per instance (duplicates\n"
+    "                                        # from a sibling instance; memory: ~32 bytes each)\n"
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
     "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
@@ -200,6 +201,12 @@ static int s_check_known(config_t *self, zconfig_t *node, const char *prefix, bo
              * second, key or whole section, would be silently ignored (found
              * by tests/fuzz/fuzz_config.c) */
             snprintf(err, errlen, "config %s: '%s' is set twice", self->path, path);
+            rc = -1;
+        } else if (strcmp(path, "payguard/delivery/max_seen") == 0) {
+            snprintf(err, errlen,
+                     "config %s: '%s' is gone: dedup no longer grows with history (it keeps each producer's "
+                     "floor and its window, and payguard/delivery/recent_ids ids); remove the line",
+                     self->path, path);
             rc = -1;
         } else if (!free_below && !zconfig_locate(self->defaults, path)) {
             snprintf(err, errlen, "config %s: unknown setting '%s'", self->path, path);
@@ -465,7 +472,7 @@ static const struct {
     {"payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX},
     {"payguard/delivery/max_inflight", 1, CONFIG_MAX_INFLIGHT_MAX},
     {"payguard/delivery/resend_ms", CONFIG_RESEND_MS_MIN, CONFIG_RESEND_MS_MAX},
-    {"payguard/delivery/max_seen", CONFIG_MAX_SEEN_MIN, CONFIG_MAX_SEEN_MAX},
+    {"payguard/delivery/recent_ids", CONFIG_RECENT_IDS_MIN, CONFIG_RECENT_IDS_MAX},
     {"payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX},
     {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
     {"payguard/restart_max_ms", 100, 600000},

@@ -37,8 +37,8 @@
 #define CONFIG_MAX_INFLIGHT_MAX 10000000L /* payguard/delivery/max_inflight: 1.. */
 #define CONFIG_RESEND_MS_MIN 10L          /* payguard/delivery/resend_ms */
 #define CONFIG_RESEND_MS_MAX 3600000L
-#define CONFIG_MAX_SEEN_MIN 1000L /* payguard/delivery/max_seen */
-#define CONFIG_MAX_SEEN_MAX (1L << 31)
+#define CONFIG_RECENT_IDS_MIN 1024L /* payguard/delivery/recent_ids */
+#define CONFIG_RECENT_IDS_MAX (1L << 24)
 #define CONFIG_SNDHWM_MAX 1000000L        /* payguard/delivery/sndhwm: 1.. */
 #define CONFIG_DRAIN_MS_MAX 600000L       /* payguard/drain_ms: 0.. */
 #define CONFIG_MIN_FREE_MB_MAX 1048576L   /* payguard/journal/min_free_mb: 1..1 TiB */

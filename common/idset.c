@@ -3,20 +3,21 @@
  * Linear probing over a power-of-two table of 128-bit digests: each id is
  * remembered as the first 16 bytes of SHA-256(key || id), where key is 32
  * random bytes drawn per set (RAND_bytes). The string itself is not kept:
- * a slot is 16 bytes and nothing else is allocated per id, so a stage that
- * has seen 4,000,000 ids (max_seen) holds 64-128 MiB of table, not that
- * plus a heap copy of every id (about 90 bytes each before).
+ * a slot is 16 bytes and nothing else is allocated per id, so 65,536 ids
+ * (dedup.h's default recent_ids) take 1-2 MiB of table, not that plus a
+ * heap copy of every id (about 90 bytes each).
  *
  * Why a digest is safe here: a false "seen" would drop a good event, so
  * two different ids must never share a slot value. With a secret random
  * key the digests are unpredictable to a sender (ids like PSP idempotency
  * keys come from outside, so nobody can line them up into a collision or a
  * long probe run), and an accidental collision among n ids has probability
- * about n^2 / 2^129: 10^-26 at 4,000,000 ids.
+ * about n^2 / 2^129: 10^-29 at 131,072 ids.
  *
  * The table doubles before the load factor passes 0.7, so probes stay
- * short, and never holds more than max_entries digests. Nothing is ever
- * removed (a dedup memory only grows), so there are no tombstones. The
+ * short, and never holds more than max_entries digests. No single id is
+ * ever removed (idset_clear forgets them all at once), so there are no
+ * tombstones. The
  * all-zero value marks an empty slot; a digest that is all zero (2^-128)
  * is stored with its last bit set.
  */
@@ -146,8 +147,8 @@ void idset_destroy(idset_t **self_p)
 }
 
 /* idset_add - remember id: 1 if new, 0 if known, -1 if the set is full
- * (max_entries reached, or out of memory) so the caller stops taking
- * input rather than forget what it has seen */
+ * (max_entries reached, or out of memory): the caller decides what to
+ * forget (dedup.c drops its older generation) */
 int idset_add(idset_t *self, const char *id)
 {
     assert(self && id);
@@ -182,4 +183,12 @@ size_t idset_size(const idset_t *self)
 {
     assert(self);
     return self->size;
+}
+
+/* idset_clear - forget every id; the table keeps its size */
+void idset_clear(idset_t *self)
+{
+    assert(self);
+    memset(self->slots, 0, self->cap * sizeof *self->slots);
+    self->size = 0;
 }

@@ -1,9 +1,10 @@
 /* idset - a set of short strings (event ids), open addressing.
  *
- * The dedup memory of a stage: the ids of the inputs it has already
- * journaled. Bounded by max_entries; idset_add beyond it fails with -1 so
- * the caller can stop taking input rather than forget. Ids are kept as
- * 128-bit keyed digests (16 bytes a slot, see idset.c), not as strings.
+ * The recent ids of a stage's dedup (dedup.h: two generations, the older
+ * cleared when the newer is full). Bounded by max_entries; idset_add
+ * beyond it fails with -1 and the caller decides what to forget. Ids are
+ * kept as 128-bit keyed digests (16 bytes a slot, see idset.c), not as
+ * strings.
  */
 #ifndef PG_IDSET_H
 #define PG_IDSET_H
@@ -20,5 +21,7 @@ void idset_destroy(idset_t **self_p);
 int idset_add(idset_t *self, const char *id);
 bool idset_has(const idset_t *self, const char *id);
 size_t idset_size(const idset_t *self);
+/* idset_clear - forget every id; the table keeps its size */
+void idset_clear(idset_t *self);
 
 #endif

@@ -54,6 +54,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -312,7 +313,8 @@ struct journal_t {
     size_t max_record_bytes;
     uint64_t last_seq;
     uint64_t durable_seq;
-    bool syncing; /* a thread is in fdatasync without the lock */
+    uint64_t epoch; /* <dir>/epoch: which life of this journal (journal.h) */
+    bool syncing;   /* a thread is in fdatasync without the lock */
     journal_stats_t stats;
 };
 
@@ -583,19 +585,90 @@ static uint64_t s_retired_below(int dir_fd)
     return seq;
 }
 
+/* s_write_small - <dir>/name = text, durably: written, fdatasync'd,
+ * renamed over the old one, the directory fsync'd; -1 and errno if not */
+static int s_write_small(int dir_fd, const char *name, const char *text)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", name);
+    size_t n = strlen(text);
+    int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    bool ok = write(fd, text, n) == (ssize_t) n && fdatasync(fd) == 0;
+    close(fd);
+    if (!ok || renameat(dir_fd, tmp, dir_fd, name) != 0)
+        return -1;
+    return fsync(dir_fd);
+}
+
 /* s_write_retired - <dir>/retired = seq, durably, before anything is unlinked */
 static int s_write_retired(journal_t *self, uint64_t seq)
 {
     char text[32];
-    int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long) seq);
-    int fd = openat(self->dir_fd, JOURNAL_RETIRED_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    snprintf(text, sizeof text, "%llu\n", (unsigned long long) seq);
+    return s_write_small(self->dir_fd, JOURNAL_RETIRED_FILE, text);
+}
+
+#define JOURNAL_EPOCH_FILE "epoch"
+
+/* s_read_epoch - <dir>/epoch: 0 and the value, 1 when there is none, -1
+ * when it is not 16 hex digits and a newline (someone edited it) */
+static int s_read_epoch(int dir_fd, uint64_t *epoch)
+{
+    int fd = openat(dir_fd, JOURNAL_EPOCH_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 1 : -1;
+    char buf[32] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n != 17 || buf[16] != '\n' || strspn(buf, "0123456789abcdef") != 16)
+        return -1;
+    *epoch = strtoull(buf, NULL, 16);
+    return *epoch ? 0 : -1;
+}
+
+/* s_epoch - this journal's epoch: read, or drawn (getrandom, never 0) and
+ * written durably when the directory has none; 0 and err on failure */
+static uint64_t s_epoch(int dir_fd, const char *dir, char *err, size_t errlen)
+{
+    uint64_t epoch = 0;
+    int rc = s_read_epoch(dir_fd, &epoch);
+    if (rc == 0)
+        return epoch;
+    if (rc < 0) {
+        s_err(err, errlen, "journal %s: %s is not 16 hex digits (edited or damaged)", dir, JOURNAL_EPOCH_FILE);
+        return 0;
+    }
+    while (epoch == 0)
+        if (getrandom(&epoch, sizeof epoch, 0) != (ssize_t) sizeof epoch) {
+            s_err(err, errlen, "journal %s: no random epoch: %s", dir, strerror(errno));
+            return 0;
+        }
+    char text[32];
+    snprintf(text, sizeof text, "%016llx\n", (unsigned long long) epoch);
+    if (s_write_small(dir_fd, JOURNAL_EPOCH_FILE, text) != 0) {
+        s_err(err, errlen, "journal %s: cannot write %s: %s", dir, JOURNAL_EPOCH_FILE, strerror(errno));
+        return 0;
+    }
+    return epoch;
+}
+
+/* journal_dir_epoch - see journal.h */
+int journal_dir_epoch(const char *dir, uint64_t *epoch)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    bool ok = write(fd, text, (size_t) n) == n && fdatasync(fd) == 0;
+    int rc = s_read_epoch(fd, epoch);
     close(fd);
-    if (!ok || renameat(self->dir_fd, JOURNAL_RETIRED_FILE ".tmp", self->dir_fd, JOURNAL_RETIRED_FILE) != 0)
-        return -1;
-    return fsync(self->dir_fd);
+    return rc == 0 ? 0 : -1;
+}
+
+/* journal_epoch - see journal.h */
+uint64_t journal_epoch(journal_t *self)
+{
+    return self->epoch;
 }
 
 /* journal_retire - see journal.h */
@@ -713,7 +786,8 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
               errno == EWOULDBLOCK ? "already open for writing by another journal (process)" : strerror(errno));
         goto fail;
     }
-    if (s_list_segments(dir, &segs, &nsegs, err, errlen) != 0)
+    if ((self->epoch = s_epoch(self->dir_fd, dir, err, errlen)) == 0 ||
+        s_list_segments(dir, &segs, &nsegs, err, errlen) != 0)
         goto fail;
 
     uint64_t expected = 1;

@@ -37,6 +37,14 @@
  *   predecessors were retired; segments missing otherwise stop journal_open
  *   as before. Readers start at the first segment kept.
  *
+ * EPOCH
+ *   <dir>/epoch holds 16 hex digits drawn at random when the directory is
+ *   first opened (written durably like <dir>/retired). It names this life
+ *   of the journal: a journal removed and started again, whose seqs begin
+ *   at 1 once more, has another epoch, so whoever remembers positions in
+ *   the old one (a consumer's dedup, dedup.h) knows they no longer apply.
+ *   A damaged epoch file stops journal_open.
+ *
  * RECOVERY (journal_open)
  *   Every complete, checksummed record is kept. In the last segment, an
  *   invalid record with no valid record anywhere after it is a torn tail:
@@ -102,6 +110,11 @@ void journal_wait_durable(journal_t *self, uint64_t seq);
 uint64_t journal_last_seq(journal_t *self); /* 0 when empty */
 uint64_t journal_durable_seq(journal_t *self);
 const char *journal_dir(journal_t *self);
+/* journal_epoch - this journal's epoch (EPOCH above), never 0 */
+uint64_t journal_epoch(journal_t *self);
+/* journal_dir_epoch - the epoch of the journal in dir, read only (for
+ * readers beside the writer, e.g. payguard replay); 0, or -1 if it has none */
+int journal_dir_epoch(const char *dir, uint64_t *epoch);
 void journal_stats(journal_t *self, journal_stats_t *out);
 
 /* journal_reader_new - iterate the records of dir with seq >= from_seq

@@ -126,6 +126,38 @@ int stage_index(const stage_t *st)
     return st->index;
 }
 
+/* s_take_one - one input message: the event, and its producer's epoch and
+ * floor in a second frame (stage.h STAGE_META; none: epoch 0). A message
+ * of other frames is refused whole as malformed. -1 when none is waiting */
+static int s_take_one(stage_t *st, zmq_msg_t *msg)
+{
+    void *in = zsock_resolve(st->in);
+    if (zmq_msg_recv(msg, in, ZMQ_DONTWAIT) < 0)
+        return -1;
+    sk_meta_t meta = {0, 0};
+    bool ok = true;
+    if (zmq_msg_more(msg)) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        int rc = zmq_msg_recv(&part, in, 0); /* a multipart message arrives whole */
+        ok = rc >= 0 && !zmq_msg_more(&part) &&
+             stage_meta_decode(zmq_msg_data(&part), zmq_msg_size(&part), &meta.epoch, &meta.floor) == 0;
+        while (rc >= 0 && zmq_msg_more(&part))
+            rc = zmq_msg_recv(&part, in, 0);
+        zmq_msg_close(&part);
+    }
+    if (!ok) {
+        atomic_fetch_add(&st->c_in, 1);
+        atomic_fetch_add(&st->c_bad, 1);
+        stage_count(st, "payguard_bad_input_events_total", NULL, NULL, 1);
+        log_error("rejected an input message of %zu bytes: its second frame is not a version-%d epoch and floor",
+                  zmq_msg_size(msg), STAGE_META_VERSION);
+        return 0;
+    }
+    sk_on_input(st, zmq_msg_data(msg), zmq_msg_size(msg), &meta);
+    return 0;
+}
+
 /* s_loop - the one event loop: acks, wake-ups, input, commit, send */
 static void s_loop(stage_t *st)
 {
@@ -175,11 +207,9 @@ static void s_loop(stage_t *st)
             sk_on_ack(st, zmq_msg_data(&msg), zmq_msg_size(&msg));
         if (st->mon[0])
             sk_curve_refusals(st);
-        for (int n = 0; take_input && n < STAGE_BATCH && sk_window_room(st); n++) {
-            if (zmq_msg_recv(&msg, zsock_resolve(st->in), ZMQ_DONTWAIT) < 0)
+        for (int n = 0; take_input && n < STAGE_BATCH && sk_window_room(st); n++)
+            if (s_take_one(st, &msg) < 0)
                 break;
-            sk_on_input(st, zmq_msg_data(&msg), zmq_msg_size(&msg));
-        }
         zmq_msg_close(&msg);
         if (st->def->tick)
             st->def->tick(st, st->def->arg);
@@ -188,6 +218,7 @@ static void s_loop(stage_t *st)
         for (int d = 0; d < NDEST; d++)
             sk_send_window(st, d);
         sk_write_watermark(st, false);
+        sk_write_floors(st, false);
         int64_t now = sk_mono_ms();
         if (now - last_status >= 1000) {
             sk_write_status(st);
@@ -239,14 +270,14 @@ static void s_free(stage_t *st)
     zsock_destroy(&st->in);
     zsock_destroy(&st->ackin);
     journal_close(&st->journal);
-    idset_destroy(&st->seen);
+    dedup_destroy(&st->dedup);
     free(st->staged);
     config_destroy(&st->config);
     free(st);
 }
 
-/* s_open - signals, the dedup set, the journal, recovery, sockets, init */
-static int s_open(stage_t *st, const journal_opts_t *jo, size_t max_seen)
+/* s_open - signals, the dedup memory, the journal, recovery, sockets, init */
+static int s_open(stage_t *st, const journal_opts_t *jo, size_t recent_ids)
 {
     char err[512];
     zsys_handler_set(NULL); /* our signals, not czmq's */
@@ -269,9 +300,10 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t max_seen)
     pthread_mutex_init(&st->append_mu, NULL);
     pthread_mutex_init(&st->pub_mu, NULL);
     pthread_mutex_init(&st->counters_mu, NULL);
-    st->seen = idset_new(max_seen);
-    if (!st->seen) {
-        log_error("cannot make the dedup set (out of memory, or no random key from OpenSSL)");
+    /* a link's seqs: the producer's window and what its restart re-sends (dedup.h) */
+    st->dedup = dedup_new(3 * (size_t) st->max_inflight + DEDUP_LINK_CAP_EXTRA, recent_ids);
+    if (!st->dedup) {
+        log_error("cannot make the dedup memory (out of memory, or no random key from OpenSSL)");
         return 1;
     }
     char *jdir = config_journal_dir(st->config, st->name, st->index);
@@ -308,7 +340,7 @@ static int s_start(stage_t *st, const char *cfg_path)
         return 2;
     }
     st->next = config_next_stage(st->name);
-    long seg = 0, max_seen = 0;
+    long seg = 0, recent_ids = 0;
     journal_opts_t jo = {0};
     if (journal_sync_parse(config_get(st->config, "payguard/journal/fsync"), &jo.sync) != 0) {
         log_error("config: payguard/journal/fsync must be always, batch or none");
@@ -318,7 +350,7 @@ static int s_start(stage_t *st, const char *cfg_path)
     if (config_bounded(c, "payguard/journal/segment_bytes", &seg, err, sizeof err) ||
         config_bounded(c, "payguard/delivery/max_inflight", &st->max_inflight, err, sizeof err) ||
         config_bounded(c, "payguard/delivery/resend_ms", &st->resend_ms, err, sizeof err) ||
-        config_bounded(c, "payguard/delivery/max_seen", &max_seen, err, sizeof err) ||
+        config_bounded(c, "payguard/delivery/recent_ids", &recent_ids, err, sizeof err) ||
         config_bounded(c, "payguard/drain_ms", &st->drain_ms, err, sizeof err) ||
         config_bounded(st->config, "payguard/journal/min_free_mb", &st->min_free_mb, err, sizeof err)) {
         log_error("%s", err);
@@ -342,7 +374,7 @@ static int s_start(stage_t *st, const char *cfg_path)
         log_error("%s", err);
         return 78;
     }
-    return s_open(st, &jo, (size_t) max_seen);
+    return s_open(st, &jo, (size_t) recent_ids);
 }
 
 /* stage_main - see stage.h */
@@ -367,6 +399,7 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
         s_loop(st);
         sk_commit_turn(st);
         sk_write_watermark(st, true);
+        sk_write_floors(st, true);
         sk_http_destroy(st); /* calls in flight end as cancelled, before fini frees what they point to */
         if (def->fini)
             def->fini(st, def->arg);

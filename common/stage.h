@@ -14,8 +14,12 @@
  *     when it looks lost (flow.h: timed out, and its consumer went past it or
  *     went quiet), and after a restart everything past the journaled
  *     ack watermark is re-sent. Inputs are acknowledged once what they caused
- *     is durable. Input ids already journaled are dropped (and re-acked), so
- *     a re-sent event has one effect. A full window stops input:
+ *     is durable. An input already taken is dropped (and re-acked), so a
+ *     re-sent event has one effect: each event leaves with a second frame,
+ *     its producer's journal epoch and floor (STAGE_META), and dedup.h
+ *     remembers, per producer, the floor and the seqs taken above it, and
+ *     the last recent_ids input ids: memory set by configuration, not by
+ *     history. A full window stops input:
  *     back-pressure travels upstream to ingest, which answers 503;
  *   - signals: SIGTERM/SIGINT stop input, wait up to drain_ms for acks,
  *     write the watermark, sync and exit 0;
@@ -31,7 +35,20 @@
  *
  * JOURNAL RECORDS (payload of each journal record; see journal.h)
  *   'E' <u8 dest mask> <event envelope>   an event this instance emitted
+ *   'I' <u8 flags> <u64 seq> <u8 n> <producer: n bytes> <input id>
+ *                                         an input taken from a producer:
+ *                                         written before its first 'E', or
+ *                                         with flags bit 0 (no output) when
+ *                                         it emitted nothing; bit 1: it came
+ *                                         without an epoch (by id only)
+ *   'F' <u64 epoch> <u64 floor> <u64 first> <producer>
+ *                                         a producer's epoch, floor and
+ *                                         first floor (dedup.h) as last
+ *                                         heard; written
+ *                                         before the first input of a new
+ *                                         epoch, else at most once a second
  *   'C' <input id>                        an input consumed with no output
+ *                                         (journals older than 'I')
  *   'S' <event envelope>                  an input stored verbatim
  *   'A' <trail record>                    an input stored in audit's hash
  *                                         chain (trail.h), the envelope inside
@@ -63,6 +80,39 @@
 #define STAGE_REC_CONSUMED 'C'
 #define STAGE_REC_STORED 'S'
 #define STAGE_REC_WATERMARK 'W'
+#define STAGE_REC_TAKEN 'I'
+#define STAGE_REC_FLOOR 'F'
+#define STAGE_TAKEN_NO_OUTPUT 1u /* 'I' flags: it emitted nothing */
+#define STAGE_TAKEN_ID_ONLY 2u   /* ... it came without its producer's epoch: known by id only */
+
+/* stage_taken_t - an 'I' record, decoded */
+typedef struct {
+    unsigned flags; /* STAGE_TAKEN_NO_OUTPUT */
+    uint64_t seq;   /* in the producer's journal */
+    char producer[EVENT_STAGE_MAX + 1];
+    char id[EVENT_ID_MAX + 1];
+} stage_taken_t;
+/* stage_record_taken - 0 and the fields of an 'I' record, -1 if malformed */
+int stage_record_taken(const void *rec, size_t len, stage_taken_t *out);
+
+/* stage_floor_t - an 'F' record, decoded */
+typedef struct {
+    uint64_t epoch, floor, first;
+    char producer[EVENT_STAGE_MAX + 1];
+} stage_floor_t;
+/* stage_record_floor - 0 and the fields of an 'F' record, -1 if malformed */
+int stage_record_floor(const void *rec, size_t len, stage_floor_t *out);
+
+/* STAGE_META - the second frame of every event a producer sends:
+ * <u8 version = 1> <u64 epoch> <u64 floor>, little endian: its journal's
+ * epoch (journal.h) and the lowest seq it still waits an ack of from this
+ * stage (0: none said, as payguard replay sends). An event of one frame
+ * has epoch 0 (dedup.h) */
+#define STAGE_META_VERSION 1
+#define STAGE_META_BYTES 17
+void stage_meta_encode(unsigned char out[STAGE_META_BYTES], uint64_t epoch, uint64_t floor);
+/* stage_meta_decode - 0 and the values, -1 if not a version-1 frame */
+int stage_meta_decode(const void *data, size_t len, uint64_t *epoch, uint64_t *floor);
 
 typedef struct stage_t stage_t;
 

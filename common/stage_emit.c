@@ -77,6 +77,8 @@ int stage_emit(stage_t *st, event_type_t type, const char *case_key, const event
     snprintf(head.cause, sizeof head.cause, "%s", in->id);
     head.time_ms = stage_now_ms();
     dest = sk_dest_mask(st, dest);
+    if (!st->emitted)
+        sk_taken(st, false); /* before its first answer: a restart knows the input was taken */
 
     pthread_mutex_lock(&st->append_mu);
     uint64_t seq = 0;
@@ -156,7 +158,7 @@ void stage_wake(stage_t *st)
     (void) rc; /* a full pipe already means "wake up" */
 }
 
-/* sk_append_small - a 'C' or 'W' record */
+/* sk_append_small - one of the skeleton's own records ('I', 'F', 'W') or a stored input */
 void sk_append_small(stage_t *st, const void *data, size_t len)
 {
     pthread_mutex_lock(&st->append_mu);
@@ -174,7 +176,11 @@ void sk_write_watermark(stage_t *st, bool force)
     if (wm[0] == st->wm_written[0] && wm[1] == st->wm_written[1])
         return;
     int64_t now = sk_mono_ms();
-    if (!force && now - st->last_wm_ms < STAGE_WM_EVERY_MS)
+    /* at most once a second, and at least every max_inflight seqs: what a
+     * restart re-sends past it stays within 2 x max_inflight (dedup.h) */
+    bool far = wm[0] - st->wm_written[0] >= (uint64_t) st->max_inflight ||
+               wm[1] - st->wm_written[1] >= (uint64_t) st->max_inflight;
+    if (!force && !far && now - st->last_wm_ms < STAGE_WM_EVERY_MS)
         return;
     unsigned char rec[17];
     rec[0] = STAGE_REC_WATERMARK;
@@ -185,6 +191,28 @@ void sk_write_watermark(stage_t *st, bool force)
     st->wm_written[0] = wm[0];
     st->wm_written[1] = wm[1];
     st->last_wm_ms = now;
+}
+
+/* sk_write_floors - see stage_priv.h */
+void sk_write_floors(stage_t *st, bool force)
+{
+    int64_t now = sk_mono_ms();
+    if (!force && now - st->last_floors_ms < STAGE_WM_EVERY_MS)
+        return;
+    st->last_floors_ms = now;
+    size_t it = 0;
+    const char *producer;
+    uint64_t v[3];
+    while (dedup_dirty(st->dedup, &it, &producer, &v[0], &v[1], &v[2])) {
+        unsigned char rec[1 + 24 + DEDUP_PRODUCER_MAX];
+        size_t plen = strlen(producer), n = 0;
+        rec[n++] = STAGE_REC_FLOOR;
+        for (int k = 0; k < 3; k++) /* epoch, floor, first */
+            for (int b = 0; b < 8; b++)
+                rec[n++] = (unsigned char) (v[k] >> (8 * b));
+        memcpy(rec + n, producer, plen);
+        sk_append_small(st, rec, n + plen);
+    }
 }
 
 /* stage_inject - see stage.h */
@@ -212,7 +240,7 @@ int stage_inject(stage_t *st, const char *prefix, event_type_t type, const char 
     sk_stage_push(&st->staged, &st->nstaged, &st->capstaged,
                   (staged_t){.seq = seq, .blob = rec, .dest = dest, .target = target});
     atomic_fetch_add(&st->c_out, 1);
-    sk_handle_event(st, ev, rec->data + 2, rec->len - 2, false); /* raw: audit stores what it injects */
+    sk_handle_event(st, ev, rec->data + 2, rec->len - 2, NULL); /* raw: audit stores what it injects */
     bool deferred = false;
     for (size_t i = 0; i < st->ndeferred && !deferred; i++)
         deferred = st->deferred[i]->ev == ev;

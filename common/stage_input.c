@@ -7,38 +7,63 @@ static void s_observe_answer(stage_t *st, const event_head_t *h)
     stage_observe_ms(st, "payguard_stage_seconds", "", stage_now_ms() - h->time_ms);
 }
 
-/* sk_handle_event - dedup and handle one decoded event; ack its producer
- * only if it came from one (injected events have none) */
-void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, bool from_producer)
+/* s_store - a storing stage (audit) journals the input itself: its 'S' or
+ * the stage's own record (a trail record), which also marks it taken */
+static void s_store(stage_t *st, event_t *ev, const void *raw, size_t rawlen)
 {
-    const event_head_t *h = event_head(ev);
-    if (idset_has(st->seen, h->id)) {
-        atomic_fetch_add(&st->c_dup, 1);
-        if (from_producer)
-            sk_ack_later(st, h);
-        return;
-    }
-    for (size_t i = 0; i < st->ndeferred; i++)
-        if (strcmp(event_head(st->deferred[i]->ev)->id, h->id) == 0)
-            return; /* still being worked on: its ack comes with stage_finish */
-    st->current = ev;
-    st->current_owned = ev;
-    st->current_from_producer = from_producer;
-    st->emit_index = 0;
-    st->emitted = false;
-    int rc = STAGE_DONE;
-    if (st->def->store_inputs && st->def->store) {
+    if (st->def->store) {
         size_t reclen;
         void *rec = st->def->store(st, ev, raw, rawlen, &reclen, st->def->arg);
         assert(rec); /* bounded events make bounded records */
         sk_append_small(st, rec, reclen);
         free(rec);
-    } else if (st->def->store_inputs) {
+    } else {
         unsigned char kind = STAGE_REC_STORED;
         blob_t *rec = sk_blob_new(&kind, 1, raw, rawlen);
         sk_append_small(st, rec->data, rec->len);
         sk_blob_unref(&rec);
     }
+    sk_taken(st, false);
+}
+
+/* s_duplicate - was this input taken before (dedup.h)? Its producer's
+ * epoch and floor are learnt first; a new epoch is journaled at once, so
+ * a restart knows which life of the producer the seqs after it belong to.
+ * An input without an epoch (one frame: a test tool, or someone who can
+ * reach the socket) is known by its id only: the position it claims
+ * neither answers for it nor is remembered for a real producer's */
+static bool s_duplicate(stage_t *st, const event_head_t *h, const sk_meta_t *meta)
+{
+    bool linked = meta && meta->epoch != 0;
+    if (linked && dedup_meet(st->dedup, h->stage, meta->epoch, meta->floor) == 1)
+        sk_write_floors(st, true);
+    return dedup_seen(st->dedup, linked ? h->stage : NULL, h->seq, h->id, linked && meta->floor == 0);
+}
+
+/* sk_handle_event - dedup and handle one decoded event; meta: it came
+ * from a producer, which is acked (NULL: injected, no producer) */
+void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, const sk_meta_t *meta)
+{
+    const event_head_t *h = event_head(ev);
+    bool from_producer = meta != NULL;
+    for (size_t i = 0; i < st->ndeferred; i++)
+        if (strcmp(event_head(st->deferred[i]->ev)->id, h->id) == 0)
+            return; /* still being worked on: its ack comes with stage_finish */
+    if (s_duplicate(st, h, meta)) {
+        atomic_fetch_add(&st->c_dup, 1);
+        if (from_producer)
+            sk_ack_later(st, h);
+        return;
+    }
+    st->current = ev;
+    st->current_owned = ev;
+    st->current_from_producer = from_producer;
+    st->current_linked = meta && meta->epoch != 0;
+    st->emit_index = 0;
+    st->emitted = false;
+    int rc = STAGE_DONE;
+    if (st->def->store_inputs)
+        s_store(st, ev, raw, rawlen);
     if (st->def->handle)
         rc = st->def->handle(st, ev, st->def->arg);
     if (rc == STAGE_DEFERRED) {
@@ -47,17 +72,8 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, b
         assert(!st->emitted && !st->def->store_inputs);
         atomic_fetch_add(&st->c_retry, 1);
     } else {
-        if (!st->emitted && !st->def->store_inputs) {
-            unsigned char rec[1 + EVENT_ID_MAX];
-            size_t idlen = strlen(h->id);
-            rec[0] = STAGE_REC_CONSUMED;
-            memcpy(rec + 1, h->id, idlen);
-            sk_append_small(st, rec, 1 + idlen);
-        }
-        if (idset_add(st->seen, h->id) < 0) {
-            log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
-            exit(EXIT_FAILURE);
-        }
+        if (!st->emitted)
+            sk_taken(st, true);
         if (from_producer) {
             sk_ack_later(st, h);
             s_observe_answer(st, h);
@@ -65,6 +81,30 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, b
     }
     st->current = NULL;
     st->current_owned = NULL;
+}
+
+/* sk_taken - see stage_priv.h */
+void sk_taken(stage_t *st, bool no_output)
+{
+    const event_head_t *h = event_head(st->current);
+    if (!st->current_from_producer) { /* injected, or adopted from our own journal: no producer to remember */
+        dedup_add(st->dedup, NULL, 0, h->id);
+        return;
+    }
+    if (!st->def->store_inputs) {
+        unsigned char rec[2 + 8 + 1 + EVENT_STAGE_MAX + EVENT_ID_MAX];
+        size_t plen = strlen(h->stage), idlen = strlen(h->id), n = 0;
+        rec[n++] = STAGE_REC_TAKEN;
+        rec[n++] =
+            (unsigned char) ((no_output ? STAGE_TAKEN_NO_OUTPUT : 0) | (st->current_linked ? 0 : STAGE_TAKEN_ID_ONLY));
+        for (int b = 0; b < 8; b++)
+            rec[n++] = (unsigned char) (h->seq >> (8 * b));
+        rec[n++] = (unsigned char) plen;
+        memcpy(rec + n, h->stage, plen);
+        memcpy(rec + n + plen, h->id, idlen);
+        sk_append_small(st, rec, n + plen + idlen);
+    }
+    dedup_add(st->dedup, st->current_linked ? h->stage : NULL, h->seq, h->id);
 }
 
 /* stage_defer - see stage.h: take the current input out of the turn */
@@ -76,6 +116,7 @@ stage_pending_t *stage_defer(stage_t *st)
     assert(p);
     p->ev = st->current_owned;
     p->from_producer = st->current_from_producer;
+    p->linked = st->current_linked;
     p->emitted = st->emitted; /* what it emitted before deferring stays its answer */
     p->emit_index = st->emit_index;
     st->current_owned = NULL;
@@ -98,6 +139,8 @@ void stage_resume(stage_t *st, stage_pending_t *p)
 {
     assert(!st->current);
     st->current = p->ev;
+    st->current_from_producer = p->from_producer;
+    st->current_linked = p->linked;
     st->emit_index = p->emit_index;
     st->emitted = p->emitted;
     st->resumed = p;
@@ -158,15 +201,15 @@ void stage_finish(stage_t *st, stage_pending_t **p_p)
     }
     const event_head_t *h = event_head(p->ev);
     if (!p->emitted) {
-        unsigned char rec[1 + EVENT_ID_MAX];
-        size_t idlen = strlen(h->id);
-        rec[0] = STAGE_REC_CONSUMED;
-        memcpy(rec + 1, h->id, idlen);
-        sk_append_small(st, rec, 1 + idlen);
-    }
-    if (idset_add(st->seen, h->id) < 0) {
-        log_error("dedup set full (payguard/delivery/max_seen): exiting rather than forgetting");
-        exit(EXIT_FAILURE);
+        const event_t *was = st->current;
+        bool was_from = st->current_from_producer, was_linked = st->current_linked;
+        st->current = p->ev;
+        st->current_from_producer = p->from_producer;
+        st->current_linked = p->linked;
+        sk_taken(st, true);
+        st->current = was;
+        st->current_from_producer = was_from;
+        st->current_linked = was_linked;
     }
     if (p->from_producer) {
         sk_ack_later(st, h);
@@ -183,7 +226,7 @@ void stage_finish(stage_t *st, stage_pending_t **p_p)
 }
 
 /* sk_on_input - decode strictly, then handle one input event */
-void sk_on_input(stage_t *st, const void *data, size_t len)
+void sk_on_input(stage_t *st, const void *data, size_t len, const sk_meta_t *meta)
 {
     char err[256];
     event_t *ev = event_decode(data, len, err, sizeof err);
@@ -194,7 +237,7 @@ void sk_on_input(stage_t *st, const void *data, size_t len)
         log_error("rejected malformed input event (%zu bytes): %s", len, err);
         return;
     }
-    sk_handle_event(st, ev, data, len, true);
+    sk_handle_event(st, ev, data, len, meta);
     bool deferred = false;
     for (size_t i = 0; i < st->ndeferred && !deferred; i++)
         deferred = st->deferred[i]->ev == ev;

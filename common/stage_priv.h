@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "flow.h"
-#include "idset.h"
+#include "dedup.h"
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
@@ -123,6 +123,7 @@ extern const int64_t sk_hist_bounds_ms[STAGE_HIST_BUCKETS];
 struct stage_pending_t {
     event_t *ev;
     bool from_producer;
+    bool linked; /* with its producer's epoch: dedup by position too (dedup.h) */
     bool emitted;
     bool announced; /* its producer was told we wait on it (sk_send_waits) */
     unsigned emit_index;
@@ -149,8 +150,11 @@ struct stage_t {
     unsigned char seal_key[EVENT_SEAL_KEY_BYTES]; /* with def->seal (sealkey.h) */
 
     journal_t *journal;
-    pthread_mutex_t append_mu; /* seq prediction + append + staging order */
-    idset_t *seen;
+    pthread_mutex_t append_mu;               /* seq prediction + append + staging order */
+    dedup_t *dedup;                          /* inputs taken (dedup.h): the loop thread's */
+    _Atomic size_t dedup_seqs, dedup_recent; /* its size, for /metrics (sk_write_status) */
+    _Atomic uint64_t dedup_forgotten;
+    int64_t last_floors_ms;
 
     zcert_t *cert;   /* with payguard/curve: this instance's key pair (curve.h) */
     zactor_t *auth;  /* ... and the authenticator of who may connect */
@@ -187,6 +191,7 @@ struct stage_t {
     const event_t *current;
     event_t *current_owned; /* the input being handled, owned (for stage_defer) */
     bool current_from_producer;
+    bool current_linked; /* it came with its producer's epoch (STAGE_META) */
     stage_pending_t *deferred[STAGE_MAX_DEFERRED];
     size_t ndeferred;
     stage_pending_t *resumed;
@@ -260,7 +265,7 @@ void sk_stage_push(staged_t **v, size_t *n, size_t *cap, staged_t item);
 /* sk_dest_mask - drop destinations this stage does not have */
 unsigned sk_dest_mask(stage_t *st, unsigned dest);
 
-/* sk_append_small - a 'C' or 'W' record */
+/* sk_append_small - one of the skeleton's own records ('I', 'F', 'W') or a stored input */
 void sk_append_small(stage_t *st, const void *data, size_t len);
 
 /* sk_write_watermark - journal the ack watermarks if they moved */
@@ -305,12 +310,25 @@ void sk_send_window(stage_t *st, int d);
 /* sk_commit_turn - sync this turn's appends, then release them and the acks */
 void sk_commit_turn(stage_t *st);
 
-/* sk_handle_event - dedup and handle one decoded event; ack its producer
- * only if it came from one (injected events have none) */
-void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, bool from_producer);
+/* sk_meta_t - what came with an input from its producer (STAGE_META) */
+typedef struct {
+    uint64_t epoch, floor;
+} sk_meta_t;
+
+/* sk_handle_event - dedup and handle one decoded event; meta: it came
+ * from a producer, which is acked (NULL: injected, no producer) */
+void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, const sk_meta_t *meta);
 
 /* sk_on_input - decode strictly, then handle one input event */
-void sk_on_input(stage_t *st, const void *data, size_t len);
+void sk_on_input(stage_t *st, const void *data, size_t len, const sk_meta_t *meta);
+
+/* sk_taken - journal the current input as taken ('I') and remember it in
+ * dedup, once: before its first emit, or at its end (no_output) */
+void sk_taken(stage_t *st, bool no_output);
+
+/* sk_write_floors - journal the producers' floors that moved ('F'): at
+ * most once a second, or now with force */
+void sk_write_floors(stage_t *st, bool force);
 
 /* sk_window_room - may we take more input? */
 bool sk_window_room(stage_t *st);

@@ -140,6 +140,12 @@ void sk_write_status(stage_t *st)
         (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out, (unsigned long long) st->c_dup,
         (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
         st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
+    dedup_stats_t ds; /* the loop's own: copied for /metrics, which other threads serve */
+    dedup_stats(st->dedup, &ds);
+    atomic_store(&st->dedup_seqs, ds.seqs);
+    atomic_store(&st->dedup_recent, ds.recent);
+    atomic_store(&st->dedup_forgotten, ds.forgotten);
+    fprintf(f, "dedup_producers=%zu\ndedup_seqs=%zu\ndedup_recent_ids=%zu\n", ds.links, ds.seqs, ds.recent);
     long long free_mb = atomic_load(&st->disk_free_mb);
     if (free_mb >= 0)
         fprintf(f, "disk_free_mb=%lld\n", free_mb);
@@ -209,6 +215,12 @@ char *stage_metrics_text(stage_t *st)
                 free_mb * 1024 * 1024);
     fprintf(f, "# TYPE payguard_disk_low gauge\npayguard_disk_low{instance=\"%s\"} %d\n", i,
             atomic_load(&st->disk_low) ? 1 : 0);
+    fprintf(f, "# TYPE payguard_dedup_seqs gauge\npayguard_dedup_seqs{instance=\"%s\"} %zu\n", i,
+            atomic_load(&st->dedup_seqs));
+    fprintf(f, "# TYPE payguard_dedup_recent_ids gauge\npayguard_dedup_recent_ids{instance=\"%s\"} %zu\n", i,
+            atomic_load(&st->dedup_recent));
+    fprintf(f, "# TYPE payguard_dedup_forgotten_total counter\npayguard_dedup_forgotten_total{instance=\"%s\"} %llu\n",
+            i, (unsigned long long) atomic_load(&st->dedup_forgotten));
     size_t nc = atomic_load(&st->ncounters);
     for (size_t k = 0; k < STAGE_MAX_COUNTERS; k++) {
         counter_t *c = &st->counters[k];

@@ -128,6 +128,46 @@ static void *s_sock(stage_t *st, int d, const entry_t *e)
     return zsock_resolve(st->out[d]);
 }
 
+/* stage_meta_encode - see stage.h */
+void stage_meta_encode(unsigned char out[STAGE_META_BYTES], uint64_t epoch, uint64_t floor)
+{
+    out[0] = STAGE_META_VERSION;
+    for (int b = 0; b < 8; b++) {
+        out[1 + b] = (unsigned char) (epoch >> (8 * b));
+        out[9 + b] = (unsigned char) (floor >> (8 * b));
+    }
+}
+
+/* stage_meta_decode - see stage.h */
+int stage_meta_decode(const void *data, size_t len, uint64_t *epoch, uint64_t *floor)
+{
+    const unsigned char *p = data;
+    if (len != STAGE_META_BYTES || p[0] != STAGE_META_VERSION)
+        return -1;
+    *epoch = *floor = 0;
+    for (int b = 7; b >= 0; b--) {
+        *epoch = (*epoch << 8) | p[1 + b];
+        *floor = (*floor << 8) | p[9 + b];
+    }
+    return 0;
+}
+
+/* s_send - an entry and, as its second frame, our epoch and this window's
+ * floor (stage.h STAGE_META: what the consumer's dedup forgets below);
+ * -1 when the socket cannot take it now. A multipart message is queued
+ * whole or not at all, so the second frame cannot fail alone. */
+static int s_send(stage_t *st, void *sock, window_t *w, const entry_t *e)
+{
+    unsigned char meta[STAGE_META_BYTES];
+    stage_meta_encode(meta, journal_epoch(st->journal), sk_win_watermark(w) + 1);
+    if (zmq_send(sock, e->blob->data, e->blob->len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
+        return -1;
+    int rc = zmq_send(sock, meta, sizeof meta, ZMQ_DONTWAIT);
+    assert(rc == (int) sizeof meta);
+    (void) rc;
+    return 0;
+}
+
 /* s_send_new - send never-sent entries in order; an instance that cannot
  * take more (its high-water mark, or not there) is skipped for the rest of
  * the turn, so one stopped instance holds back only its own partitions.
@@ -150,7 +190,7 @@ static void s_send_new(stage_t *st, int d, window_t *w, int64_t now)
             gap = true;
             continue;
         }
-        if (zmq_send(s_sock(st, d, e), e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0) {
+        if (s_send(st, s_sock(st, d, e), w, e) < 0) {
             blocked[b] = true; /* HWM or no peer: back-pressure, try next turn */
             nblocked++;
             gap = true;
@@ -180,7 +220,7 @@ void sk_send_window(stage_t *st, int d)
         if (e->acked || !e->sent_ms ||
             !flow_due(s_link(w, e), e->sent_ms, e->wait_ms > e->sent_ms ? e->wait_ms : e->sent_ms, e->resends, now))
             continue; /* acked, never sent, or still queued ahead of its consumer's work (flow.h) */
-        if (zmq_send(s_sock(st, d, e), e->blob->data, e->blob->len, ZMQ_DONTWAIT) < 0)
+        if (s_send(st, s_sock(st, d, e), w, e) < 0)
             continue; /* that instance is full or away: the others still get theirs */
         e->sent_ms = now;
         if (e->resends < UINT8_MAX)

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "curve.h"
 #include "journal.h"
+#include "replay_taken.h"
 #include "route.h"
 #include "stage.h"
 #include "trail.h"
@@ -55,6 +56,8 @@ static json_t *s_record_json(uint64_t seq, const unsigned char *p, size_t len)
 {
     char err[256];
     json_t *o = json_pack("{s:I}", "seq", (json_int_t) seq);
+    stage_taken_t t;
+    stage_floor_t f;
     const void *env = NULL;
     size_t envlen = 0;
     unsigned mask;
@@ -77,6 +80,20 @@ static json_t *s_record_json(uint64_t seq, const unsigned char *p, size_t len)
         else
             json_object_set_new(o, "error", json_string("not a well-formed trail record"));
         json_decref(t);
+    } else if (p[0] == STAGE_REC_TAKEN && stage_record_taken(p, len, &t) == 0) {
+        json_object_set_new(o, "kind", json_string("taken"));
+        json_object_set_new(o, "producer", json_string(t.producer));
+        json_object_set_new(o, "producer_seq", json_integer((json_int_t) t.seq));
+        json_object_set_new(o, "id", json_string(t.id));
+        json_object_set_new(o, "output", json_boolean(!(t.flags & STAGE_TAKEN_NO_OUTPUT)));
+    } else if (p[0] == STAGE_REC_FLOOR && stage_record_floor(p, len, &f) == 0) {
+        char epoch[17];
+        snprintf(epoch, sizeof epoch, "%016llx", (unsigned long long) f.epoch);
+        json_object_set_new(o, "kind", json_string("floor"));
+        json_object_set_new(o, "producer", json_string(f.producer));
+        json_object_set_new(o, "epoch", json_string(epoch));
+        json_object_set_new(o, "floor", json_integer((json_int_t) f.floor));
+        json_object_set_new(o, "first", json_integer((json_int_t) f.first));
     } else if (p[0] == STAGE_REC_CONSUMED) {
         json_object_set_new(o, "kind", json_string("consumed"));
         json_object_set_new(o, "id", json_stringn((const char *) p + 1, len - 1));
@@ -178,15 +195,19 @@ typedef struct {
     const char *case_id;        /* --case: that case's events only (NULL: all) */
     char stage[32];             /* from's stage and index */
     int index;
-    unsigned want; /* STAGE_TO_NEXT or STAGE_TO_AUDIT: the records for into */
-    int n;         /* into's instances */
-    bool routed;   /* into is partitioned: each event to its owner */
+    unsigned want;  /* STAGE_TO_NEXT or STAGE_TO_AUDIT: the records for into */
+    int n;          /* into's instances */
+    bool routed;    /* into is partitioned: each event to its owner */
+    uint64_t epoch; /* from's journal's (journal.h), sent with each event */
+    taken_t taken;  /* what into's instances on this host took already: not sent */
+    uint64_t skipped;
+    bool unchecked; /* --unchecked: into's journals are not read */
     zsock_t *push[CONFIG_MAX_INSTANCES];
 } replay_t;
 
 #define REPLAY_USAGE                                                                                                   \
     "usage: payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME] [--case ID]\n"    \
-    "                       [--into STAGE] [-c CONFIG]\n"                                                              \
+    "                       [--into STAGE] [--unchecked] [-c CONFIG]\n"                                                \
     "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"                                            \
     "TIME: 2026-11-21T08:03:56Z, 2026-11-21 (midnight UTC) or unix seconds\n"
 
@@ -205,6 +226,8 @@ static int s_replay_opts(int argc, char **argv, replay_t *x)
             x->into = argv[++i];
         else if (strcmp(argv[i], "--case") == 0 && v)
             x->case_id = argv[++i];
+        else if (strcmp(argv[i], "--unchecked") == 0)
+            x->unchecked = true;
         else if ((strcmp(argv[i], "--since") == 0 || strcmp(argv[i], "--until") == 0) && v) {
             if (utc_parse(v, argv[i][2] == 's' ? &x->since_ms : &x->until_ms) != 0) {
                 fprintf(stderr, "payguard: %s '%s' is not a time\n" REPLAY_USAGE, argv[i], v);
@@ -302,6 +325,35 @@ static int s_replay_pick(const config_t *c, const replay_t *x, const unsigned ch
     return selected ? 1 : 0;
 }
 
+/* s_replay_one - an event and its second frame: from's epoch, no floor
+ * (stage.h STAGE_META), so the consumer's dedup knows which life of from's
+ * journal the seq is in; -1 if it cannot be sent */
+static int s_replay_one(const replay_t *x, int t, const void *env, size_t len)
+{
+    unsigned char meta[STAGE_META_BYTES];
+    stage_meta_encode(meta, x->epoch, 0);
+    void *sock = zsock_resolve(x->push[t]);
+    if (zmq_send(sock, env, len, ZMQ_SNDMORE) < 0)
+        return -1;
+    return zmq_send(sock, meta, sizeof meta, 0) < 0 ? -1 : 0;
+}
+
+/* s_replay_taken - from's epoch, and what into's instances on this host
+ * already took of its events (replay_taken.h); 0, or 1 and why */
+static int s_replay_taken(const config_t *c, replay_t *x)
+{
+    char err[512];
+    char *dir = config_journal_dir(c, x->stage, x->index);
+    if (journal_dir_epoch(dir, &x->epoch) != 0)
+        x->epoch = 0; /* a journal older than epochs: the consumer's own dedup decides */
+    free(dir);
+    if (!x->unchecked && taken_scan(c, x->into, x->from, x->epoch, &x->taken, err, sizeof err) != 0) {
+        fprintf(stderr, "payguard: reading %s's journals: %s\n", x->into, err);
+        return 1;
+    }
+    return 0;
+}
+
 /* s_replay_send - read from's journal and send what is selected; 0 or 1 */
 static int s_replay_send(const config_t *c, replay_t *x, uint64_t *sent, uint64_t *lo, uint64_t *hi)
 {
@@ -319,10 +371,14 @@ static int s_replay_send(const config_t *c, replay_t *x, uint64_t *sent, uint64_
     int rc, t, status = 0;
     while (status == 0 && (rc = journal_reader_next(jr, &data, &len, &seq)) == 1 && seq <= x->r.last) {
         int pick = s_replay_pick(c, x, data, len, &t, err, sizeof err);
+        if (pick > 0 && taken_has(&x->taken, seq)) {
+            x->skipped++;
+            continue;
+        }
         if (pick < 0) {
             fprintf(stderr, "payguard: %s record %llu: %s\n", x->from, (unsigned long long) seq, err);
             status = 1;
-        } else if (pick && zmq_send(zsock_resolve(x->push[t]), (const char *) data + 2, len - 2, 0) < 0) {
+        } else if (pick && s_replay_one(x, t, (const char *) data + 2, len - 2) < 0) {
             fprintf(stderr, "payguard: cannot send to %s (is it running?): %s\n", x->into, zmq_strerror(zmq_errno()));
             status = 1;
         } else if (pick) {
@@ -359,16 +415,18 @@ int cmd_replay(int argc, char **argv)
     }
     zsys_handler_set(NULL);
     uint64_t sent = 0, lo = 0, hi = 0;
-    int status = s_replay_connect(c, &x) != 0 ? 1 : s_replay_send(c, &x, &sent, &lo, &hi);
+    int status = s_replay_taken(c, &x) != 0 || s_replay_connect(c, &x) != 0 ? 1 : s_replay_send(c, &x, &sent, &lo, &hi);
     for (int i = 0; i < CONFIG_MAX_INSTANCES; i++)
         if (x.push[i]) {
             zsock_set_linger(x.push[i], 10000); /* let the queued events leave */
             zsock_destroy(&x.push[i]);
         }
-    printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); "
-           "ids it already journaled are dropped there\n",
+    printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); %llu more selected, already "
+           "taken there, not sent (%s's journals read on this host: %d of %d)%s\n",
            (unsigned long long) sent, x.from, (unsigned long long) lo, (unsigned long long) hi, x.into, x.n,
-           x.n == 1 ? "" : "s");
+           x.n == 1 ? "" : "s", (unsigned long long) x.skipped, x.into, x.taken.read, x.n,
+           x.unchecked ? "; --unchecked: its own dedup drops what it took" : "");
+    taken_free(&x.taken);
     config_destroy(&c);
     return status;
 }

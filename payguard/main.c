@@ -8,7 +8,7 @@
  *	payguard repartition [-c CONFIG]
  *	payguard status [-c CONFIG]
  *	payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME]
- *		[--case ID] [--into STAGE] [-c CONFIG]
+ *		[--case ID] [--into STAGE] [--unchecked] [-c CONFIG]
  *	payguard replay --stage triage|approve --dry-run [-c CONFIG]
  *	payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]
  *	payguard approvals [--status pending|approved|denied|expired|all] [--token-file F] [-c CONFIG]
@@ -46,10 +46,12 @@
  *		(default: the instance's next stage; or audit): all of them, a
  *		seq range, those of one case (--case), or those whose event
  *		time is in [--since, --until) (TIME: 2026-11-21T08:03:56Z,
- *		2026-11-21 for its midnight UTC, or unix seconds). The
- *		receiving stage drops ids it has already journaled, so replay
- *		is always safe: it only fills in what a consumer lacks (e.g.
- *		after its journal was restored from an older backup).
+ *		2026-11-21 for its midnight UTC, or unix seconds). It does
+ *		not send what the receiving stage's journals on this host say
+ *		it took (--unchecked: it sends all), and the receiving stage
+ *		drops what it took by its own dedup, so replay is always safe:
+ *		it only fills in what a consumer lacks (e.g. after its journal
+ *		was lost or restored from an older backup).
  *		With --stage triage|approve --dry-run, an incident replay
  *		instead: the stage's decisions are re-run over the inputs it
  *		recorded, with this build's code and CONFIG (e.g. a changed
@@ -146,7 +148,7 @@ static int s_usage(FILE *f)
                "       payguard keygen [-c CONFIG]\n"
                "       payguard status [-c CONFIG]\n"
                "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME]\n"
-               "                       [--case ID] [--into STAGE] [-c CONFIG]\n"
+               "                       [--case ID] [--into STAGE] [--unchecked] [-c CONFIG]\n"
                "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"
                "       payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]\n"
                "       payguard approvals [--status S] [--token-file F] [-c CONFIG]\n"

@@ -15,7 +15,10 @@
  *      of its case key (an event with none - a rejected receipt - to
  *      instance 0), re-stamped with its new instance and position; ids are
  *      kept, so consumers still drop what they have seen; the records of
- *      inputs consumed without output go to every new journal (dedup only);
+ *      inputs taken ('I', and 'C' of older journals) and of producers'
+ *      floors ('F') go to every new journal (dedup state: every new owner
+ *      knows what any old one took); the new journals have new epochs, so
+ *      consumers start their links to them afresh (dedup.h);
  *      each new journal ends with a watermark (all acknowledged);
  *   3. an intent file is written, the old journal directories are moved to
  *      <data_dir>/retired/<stage>.<n>.<unix time>/, the new ones into
@@ -109,8 +112,8 @@ static int s_unacked(const char *dir, uint64_t *count, char *err, size_t errlen)
     return rc < 0 ? -1 : 0;
 }
 
-/* s_next - advance a source to its next event record; consumed-input
- * records met on the way go to every new journal */
+/* s_next - advance a source to its next event record; dedup records
+ * ('I', 'F', 'C') met on the way go to every new journal */
 static int s_next(move_t *m, source_t *s, char *err, size_t errlen)
 {
     event_destroy(&s->ev);
@@ -128,7 +131,7 @@ static int s_next(move_t *m, source_t *s, char *err, size_t errlen)
             s->seq = seq;
             return 0;
         }
-        if (p[0] == STAGE_REC_CONSUMED) {
+        if (p[0] == STAGE_REC_CONSUMED || p[0] == STAGE_REC_TAKEN || p[0] == STAGE_REC_FLOOR) {
             for (int n = 0; n < m->to; n++)
                 journal_append(m->dst[n], data, len, NULL);
             m->consumed++;
@@ -310,7 +313,7 @@ static int s_move(const config_t *c, const char *stage, int from, char *err, siz
     printf("%s: %d instance(s) -> %d, %u partitions:", stage, from, m.to, config_partitions(c));
     for (int n = 0; n < m.to; n++)
         printf(" %s.%d %llu", stage, n, (unsigned long long) m.moved[n]);
-    printf(" events; %llu consumed-input records copied to each\n", (unsigned long long) m.consumed);
+    printf(" events; %llu dedup records copied to each\n", (unsigned long long) m.consumed);
     return 0;
 }
 

@@ -119,12 +119,18 @@ ok "the dry runs approved nothing: approve's journal holds no approval for the m
     bash -c "! '$BIN/payguard' journal dump -c '$CFG' approve.0 | grep '\"type\":\"approved\"' | grep -q 'payout-P-R[345]'"
 
 # ---- replay --from still re-feeds a journal (the receivers drop what they have)
-ok "replay --from validate.0 still re-feeds it" \
-    bash -c "'$BIN/payguard' replay --from validate.0 -c '$CFG' | grep -q '^replayed [1-9][0-9]* events from validate.0'"
+ok "replay --from validate.0 sends nothing triage's journals say it took" \
+    bash -c "'$BIN/payguard' replay --from validate.0 -c '$CFG' | grep -q '^replayed 0 events from validate.0 .*; [1-9][0-9]* more selected, already taken there, not sent (triage.s journals read on this host: 2 of 2)'"
+ok "replay --from validate.0 --unchecked re-feeds it all (triage's own dedup decides)" \
+    bash -c "'$BIN/payguard' replay --from validate.0 --unchecked -c '$CFG' | grep -q '^replayed [1-9][0-9]* events from validate.0.*; 0 more selected'"
 quiesce "$CFG" 30
 ok "... and approve routed nothing again" test "$(dump approve.0 | grep '"type":"routed"' | grep -c '"state":')" = 10
 # by case and by time: exactly the records the journal holds for them
-replayed() { "$BIN/payguard" replay --from validate.0 -c "$CFG" "$@" | sed -n 's/^replayed \([0-9]*\) events.*/\1/p'; }
+# (selected: those sent and those not sent because approve's journal says it took them)
+replayed() {
+    "$BIN/payguard" replay --from validate.0 -c "$CFG" "$@" |
+        sed -n 's/^replayed \([0-9]*\) events.*; \([0-9]*\) more selected.*/\1 \2/p' | awk '{print $1 + $2}'
+}
 want=$(dump validate.0 | grep '"case_key":"payout-P-R4"' | grep -c '"dest":\["next"')
 ok "replay --case re-feeds that case's events only ($(replayed --case payout-P-R4) of the journal's $want)" \
     test "$(replayed --case payout-P-R4)" = "$want"

@@ -9,6 +9,7 @@
  *	<stage>.<n>, e.g. ingest.0, triage.1, audit.0), the system of record,
  *	and checks what the pipeline promises. Records (common/stage.h):
  *	'E' <dest mask> <envelope> emitted, 'S' <envelope> or 'A' <trail record> stored (audit),
+ *	'I' <input> taken (with no output: as 'C'), 'F' producers' floors,
  *	'C' <input id> consumed with no output, 'W' watermarks.
  *
  *	a  receipts: every receipt id of the receipts file (lines "<event id>
@@ -19,8 +20,8 @@
  *	   (every ingest receipt when no file is given), every event of the
  *	   previous stage that was sent on (dest mask has STAGE_TO_NEXT) has a
  *	   successor in this stage: an 'E' record whose cause is its id, over
- *	   all instances of the stage. An input the stage journaled as 'C'
- *	   (consumed, no output: e.g. a duplicate dropped) counts as answered
+ *	   all instances of the stage. An input the stage journaled as 'C', or
+ *	   as 'I' with no output (e.g. a duplicate dropped), counts as answered
  *	   and ends its chain; the line says how many did. Stages left out of
  *	   --stages are still walked through, just not reported.
  *	c  exactly-once effects, one check per stage present:
@@ -38,7 +39,7 @@
  *	   with STAGE_TO_AUDIT in its mask is among audit's 'S' records, with
  *	   the same content.
  *	e  every journal reads to its end without corruption, and every record
- *	   decodes (strict event_decode, known kinds, well-formed 'C'/'W').
+ *	   decodes (strict event_decode, known kinds, well-formed 'I'/'F'/'C'/'W').
  *	Each check prints "ok ..." or "FAIL ..." with counts and up to 5
  *	example ids; the last line is "N passed, N failed".
  *
@@ -461,6 +462,23 @@ static void s_read_record(check_t *C, int k, const unsigned char *p, size_t len,
                              .cause = CHECK_NO_ID,
                              .id = s_pool_intern(&C->pool, (const char *) p + 1, len - 1)});
         in->n_c++;
+        break;
+    case STAGE_REC_TAKEN: {
+        stage_taken_t t;
+        if (stage_record_taken(p, len, &t) != 0)
+            s_bad(in, seq, "malformed 'I' record");
+        else if (t.flags & STAGE_TAKEN_NO_OUTPUT) { /* answered with nothing: like 'C' */
+            s_add_rec(C, (rec_t){.kind = STAGE_REC_CONSUMED,
+                                 .inst = (uint16_t) k,
+                                 .cause = CHECK_NO_ID,
+                                 .id = s_pool_intern(&C->pool, t.id, strlen(t.id))});
+            in->n_c++;
+        }
+        break;
+    }
+    case STAGE_REC_FLOOR:
+        if (stage_record_floor(p, len, &(stage_floor_t){0}) != 0)
+            s_bad(in, seq, "malformed 'F' record");
         break;
     case STAGE_REC_WATERMARK:
         if (len != 17)

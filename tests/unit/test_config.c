@@ -70,6 +70,19 @@ Test(config, unknown_key_is_an_error_not_a_silent_default)
     unlink(p);
 }
 
+Test(config, the_retired_max_seen_says_what_replaced_it)
+{
+    const char *p = s_write("payguard\n    delivery\n        max_seen = 1000\n");
+    char err[512] = "";
+    cr_assert_null(config_load(p, err, sizeof err));
+    cr_expect(strstr(err, "'payguard/delivery/max_seen' is gone") && strstr(err, "recent_ids"), "%s", err);
+    unlink(p);
+    p = s_write("payguard\n    delivery\n        recent_ids = 100\n");
+    cr_assert_null(config_load(p, err, sizeof err), "under its least (1024): refused");
+    cr_expect(strstr(err, "recent_ids"), "%s", err);
+    unlink(p);
+}
+
 Test(config, a_key_or_section_set_twice_is_an_error_not_a_shadow)
 {
     /* a lookup finds the first of two same-named entries: the second would

@@ -1,4 +1,4 @@
-/* test_idset - the dedup memory of a stage: ids it has already journaled */
+/* test_idset - the ids of a stage dedup's recent generations (dedup.h) */
 #include "idset.h"
 
 #include <criterion/criterion.h>
@@ -122,4 +122,21 @@ Test(idset, two_sets_key_their_digests_independently)
     cr_expect_not(idset_has(s2, "rcpt_a"));
     idset_destroy(&s1);
     idset_destroy(&s2);
+}
+
+Test(idset, clear_forgets_every_id_and_takes_new_ones)
+{
+    idset_t *set = idset_new(4);
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "ev_%d", i);
+        cr_assert_eq(idset_add(set, id), 1);
+    }
+    cr_expect_eq(idset_add(set, "ev_9"), -1, "full");
+    idset_clear(set);
+    cr_expect_eq(idset_size(set), 0);
+    cr_expect_not(idset_has(set, "ev_0"), "forgotten");
+    cr_expect_eq(idset_add(set, "ev_9"), 1, "room again");
+    cr_expect(idset_has(set, "ev_9"));
+    idset_destroy(&set);
 }

@@ -238,6 +238,36 @@ Test(journal, open_empty)
     journal_close(&j);
 }
 
+/* a journal's epoch: drawn once, kept across opens, readable beside the
+ * writer; another directory (a journal started again) has another; an
+ * edited epoch file stops the open */
+Test(journal, epoch_names_this_life_of_the_journal)
+{
+    journal_t *j = s_open(JOURNAL_SYNC_NONE, 0);
+    uint64_t e = journal_epoch(j), read = 0;
+    cr_expect_neq(e, 0);
+    cr_assert_eq(journal_dir_epoch(s_dir, &read), 0);
+    cr_expect_eq(read, e, "a reader sees the writer's epoch");
+    journal_close(&j);
+    j = s_open(JOURNAL_SYNC_NONE, 0);
+    cr_expect_eq(journal_epoch(j), e, "the same journal reopened: the same epoch");
+    journal_close(&j);
+    char other[160], err[512], path[200];
+    snprintf(other, sizeof other, "%s/again", s_root);
+    journal_t *k = journal_open(other, NULL, err, sizeof err);
+    cr_assert_not_null(k, "%s", err);
+    cr_expect_neq(journal_epoch(k), e, "a journal started again has another epoch");
+    journal_close(&k);
+    cr_expect_neq(journal_dir_epoch(s_root, &read), 0, "no epoch file: -1");
+    snprintf(path, sizeof path, "%s/epoch", s_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("not hex at all!!\n", f);
+    fclose(f);
+    cr_expect_null(journal_open(s_dir, NULL, err, sizeof err));
+    cr_expect(strstr(err, "epoch is not 16 hex digits"), "%s", err);
+}
+
 /* only one writer per directory: a second open is refused while the
  * first is open (readers are always welcome) */
 Test(journal, second_writer_refused)

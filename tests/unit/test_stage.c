@@ -49,6 +49,7 @@ static const char *s_stage = "triage"; /* the stage under test: approve in the r
 static const char *s_next = "approve"; /* its next stage: execute there, partitioned */
 static int s_nnext = 1;                /* the next stage's instances: 3 in the routed suite */
 static zsock_t *s_next_more[2];        /* its instances 1 and 2 there */
+static unsigned s_id_base;             /* input n has id validate-<n + this> */
 
 /* s_start - the stage in a fresh process (bin/pg-stage-echo: a process
  * forked with a live ZeroMQ context cannot use it) */
@@ -102,6 +103,7 @@ static zsock_t *s_push(bool ack, const char *stage)
 static void s_setup(void)
 {
     cr_assert_not_null(mkdtemp(s_dir));
+    s_id_base = 0;
     snprintf(s_cfg, sizeof s_cfg, "%s/payguard.cfg", s_dir);
     FILE *f = fopen(s_cfg, "w");
     cr_assert_not_null(f);
@@ -163,24 +165,45 @@ static void s_teardown(void)
     cr_assert_eq(system(cmd), 0);
 }
 
-/* s_send_input - an input as validate.0 would send it, seq n */
-static void s_send_input(unsigned n)
+#define TEST_EPOCH 0x5eed0001ULL /* validate.0's journal, as the test plays it */
+static uint64_t s_last_floor;    /* the floor of the last event received */
+
+/* s_encode_input - input n as validate.0 would emit it, its seq n, its id
+ * validate-<n + s_id_base> (caller frees) */
+static void *s_encode_input(unsigned n, size_t *len)
 {
     event_head_t h = {.seq = n, .time_ms = 1700000000000LL + n};
-    snprintf(h.id, sizeof h.id, "validate-%024u", n);
+    snprintf(h.id, sizeof h.id, "validate-%024u", n + s_id_base);
     snprintf(h.type, sizeof h.type, "validated");
     snprintf(h.case_key, sizeof h.case_key, "payout-P-%u", n);
     snprintf(h.stage, sizeof h.stage, "validate.0");
     snprintf(h.cause, sizeof h.cause, "rcpt_%u", n);
     event_body_t *b = event_body_new();
     event_body_str(b, "case_id", h.case_key);
-    size_t len;
     char err[256];
-    void *data = event_encode(&h, b, &len, err, sizeof err);
+    void *data = event_encode(&h, b, len, err, sizeof err);
     event_body_destroy(&b);
     cr_assert_not_null(data, "%s", err);
-    cr_assert_eq(zmq_send(zsock_resolve(s_in), data, len, 0), (int) len);
+    return data;
+}
+
+/* s_send_input_at - input n, with its producer's journal epoch and floor
+ * (stage.h STAGE_META) as second frame */
+static void s_send_input_at(unsigned n, uint64_t epoch, uint64_t floor)
+{
+    size_t len;
+    void *data = s_encode_input(n, &len);
+    unsigned char meta[STAGE_META_BYTES];
+    stage_meta_encode(meta, epoch, floor);
+    cr_assert_eq(zmq_send(zsock_resolve(s_in), data, len, ZMQ_SNDMORE), (int) len);
+    cr_assert_eq(zmq_send(zsock_resolve(s_in), meta, sizeof meta, 0), (int) sizeof meta);
     free(data);
+}
+
+/* s_send_input - s_send_input_at with the floor at 1: nothing acked yet */
+static void s_send_input(unsigned n)
+{
+    s_send_input_at(n, TEST_EPOCH, 1);
 }
 
 /* s_recv_head - the head of the next event on a consumer socket, false on timeout */
@@ -195,8 +218,16 @@ static bool s_recv_head(zsock_t *s, event_head_t *head, int timeout_ms)
     }
     char err[256];
     event_t *ev = event_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), err, sizeof err);
-    zmq_msg_close(&msg);
     cr_assert_not_null(ev, "the stage sent what does not decode: %s", err);
+    cr_assert(zmq_msg_more(&msg), "every event comes with its producer's epoch and floor");
+    cr_assert_geq(zmq_msg_recv(&msg, zsock_resolve(s), 0), 0);
+    uint64_t epoch, floor;
+    cr_assert_eq(stage_meta_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &epoch, &floor), 0);
+    cr_expect_neq(epoch, 0);
+    cr_expect_leq(floor, event_head(ev)->seq, "the floor is never past an event still unacked");
+    cr_expect_geq(floor, 1);
+    s_last_floor = floor;
+    zmq_msg_close(&msg);
     cr_expect_eq(event_head(ev)->kind, EV_TRIAGED);
     *head = *event_head(ev);
     event_destroy(&ev);
@@ -381,6 +412,158 @@ Test(stage, an_input_seen_before_is_acked_again_and_causes_nothing)
     while (s_recv_event(s_next0, other, &seq, 3 * RESEND_MS))
         fresh += strcmp(other, id) != 0;
     cr_expect_eq(fresh, 0, "no second answer for the same input");
+}
+
+/* s_no_answer - nothing new reaches the next stage within a few resend periods */
+static bool s_no_answer(void)
+{
+    char id[EVENT_ID_MAX + 1];
+    uint64_t seq;
+    return !s_recv_event(s_next0, id, &seq, 3 * RESEND_MS);
+}
+
+Test(stage, an_input_below_its_producers_floor_was_taken_even_after_a_kill_9)
+{
+    uint64_t acked[8], seq;
+    char id[EVENT_ID_MAX + 1], first[EVENT_ID_MAX + 1];
+    s_send_input_at(5, TEST_EPOCH, 1);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_assert(s_recv_event(s_next0, first, &seq, WAIT_MS));
+    s_ack(s_next, seq);
+    s_ack("audit", seq);
+    s_send_input_at(3, TEST_EPOCH, 10); /* validate.0: every seq below 10 was acked by a triage instance */
+    cr_assert_eq(s_recv_ack(acked, 8), 1, "below the floor: acked as taken");
+    cr_expect_eq(acked[0], 3);
+    cr_expect(s_no_answer(), "and not taken again");
+    usleep(2500 * 1000); /* the floor is journaled within a second */
+    kill(s_child, SIGKILL);
+    waitpid(s_child, NULL, 0);
+    s_start();
+    s_send_input_at(8, TEST_EPOCH, 1); /* validate.0 restarted from an older watermark */
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect_eq(acked[0], 8, "8 < 10: the restarted stage still knows the floor");
+    s_send_input_at(5, TEST_EPOCH, 1);
+    cr_assert_eq(s_recv_ack(acked, 8), 1, "5 was taken before the kill ('I')");
+    cr_expect_eq(acked[0], 5);
+    while (s_recv_event(s_next0, id, &seq, 3 * RESEND_MS)) /* a re-send of 5's answer, if its ack was not journaled */
+        cr_expect_str_eq(id, first, "no new answer to 5");
+    s_send_input_at(12, TEST_EPOCH, 1);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect_eq(acked[0], 12);
+    cr_expect(s_recv_event(s_next0, id, &seq, WAIT_MS), "12 is new: answered");
+}
+
+Test(stage, another_epoch_of_the_producer_is_another_journal)
+{
+    uint64_t acked[8], seq;
+    char id[EVENT_ID_MAX + 1];
+    s_send_input_at(4, TEST_EPOCH, 1);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS));
+    s_ack(s_next, seq);
+    s_send_input_at(4, TEST_EPOCH, 1);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect(s_no_answer(), "the same epoch: a duplicate");
+    /* validate.0's journal was removed and started again: its seq 4 is
+     * another input, with another id (a new receipt's) */
+    s_id_base = 1000;
+    s_send_input_at(4, TEST_EPOCH + 1, 1);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect_not(s_no_answer(), "a new epoch: not mistaken for the old seq 4");
+}
+
+Test(stage, the_floor_it_sends_is_its_lowest_unacked_event)
+{
+    uint64_t acked[8], s1, s2, s3;
+    char id[EVENT_ID_MAX + 1];
+    s_send_input(1);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_assert(s_recv_event(s_next0, id, &s1, WAIT_MS));
+    cr_expect_eq(s_last_floor, s1, "nothing acked yet: the floor is the event itself");
+    s_send_input(2);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_assert(s_recv_event(s_next0, id, &s2, WAIT_MS));
+    cr_expect_eq(s_last_floor, s1, "%llu still unacked", (unsigned long long) s1);
+    s_ack(s_next, s1);
+    s_ack(s_next, s2);
+    usleep(300 * 1000);
+    s_send_input(3);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    bool got = false;
+    while (!got && s_recv_event(s_next0, id, &s3, WAIT_MS))
+        got = s3 > s2; /* skip re-sends */
+    cr_assert(got);
+    cr_expect_gt(s_last_floor, s2, "both acked: the floor moved past them");
+}
+
+Test(stage, a_replayed_event_from_before_this_journal_is_taken_to_rebuild_it)
+{
+    /* this journal is new (as after a loss) while validate.0 has long been
+     * acknowledged up to 40: payguard replay (floor 0) re-feeds the events
+     * below that, which only the lost journal had taken */
+    uint64_t acked[8], seq;
+    char id[EVENT_ID_MAX + 1];
+    s_send_input_at(50, TEST_EPOCH, 40);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS));
+    s_ack(s_next, seq);
+    s_ack("audit", seq);
+    s_send_input_at(60, TEST_EPOCH, 55);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS));
+    s_ack(s_next, seq);
+    s_ack("audit", seq);
+    s_send_input_at(45, TEST_EPOCH, 0); /* replayed: acknowledged since this journal began */
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect(s_no_answer(), "45 was taken by this journal's life: a duplicate");
+    s_send_input_at(10, TEST_EPOCH, 0); /* replayed: from before this journal */
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect_eq(acked[0], 10);
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS), "10 is rebuilt: answered");
+    s_ack(s_next, seq);
+    s_ack("audit", seq);
+    s_send_input_at(10, TEST_EPOCH, 0);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect(s_no_answer(), "replayed twice: the second is a duplicate");
+}
+
+Test(stage, an_event_of_one_frame_is_known_by_its_id_only)
+{
+    uint64_t acked[8], seq;
+    char id[EVENT_ID_MAX + 1];
+    s_send_input_at(20, TEST_EPOCH, 10); /* validate.0: everything below 10 acked */
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS));
+    s_ack(s_next, seq);
+    s_ack("audit", seq);
+    /* one frame, claiming validate.0's seq 3: below the floor, but without
+     * the producer's epoch its claimed position proves nothing either way */
+    s_id_base = 500;
+    size_t len;
+    void *data = s_encode_input(3, &len);
+    cr_assert_eq(zmq_send(zsock_resolve(s_in), data, len, 0), (int) len);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect_eq(acked[0], 3);
+    cr_expect(s_recv_event(s_next0, id, &seq, WAIT_MS), "taken: answered");
+    s_ack(s_next, seq);
+    s_ack("audit", seq);
+    cr_assert_eq(zmq_send(zsock_resolve(s_in), data, len, 0), (int) len);
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect(s_no_answer(), "the same id again: a duplicate");
+    free(data);
+}
+
+Test(stage, a_second_frame_that_is_not_epoch_and_floor_is_refused)
+{
+    uint64_t acked[8];
+    size_t len;
+    void *data = s_encode_input(9, &len);
+    cr_assert_eq(zmq_send(zsock_resolve(s_in), data, len, ZMQ_SNDMORE), (int) len);
+    cr_assert_eq(zmq_send(zsock_resolve(s_in), "junk", 4, 0), 4);
+    free(data);
+    s_send_input(10); /* a good one after it still passes */
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect_eq(acked[0], 10, "9 was refused, not acked");
 }
 
 /* the routed suite: the stage runs as approve, and execute has 3

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# e2e_bounded - no stage stops or grows for having processed a lot: the
+# dedup memory (common/dedup.h) is set by configuration, not by history.
+# With tiny bounds (max_inflight 40, so at most 3 x 40 + 1,024 positions a
+# producer; recent_ids 1,024) and 3,000 webhooks, far past every bound:
+#   1. every webhook is answered 202 while validate.0 and audit.0 are
+#      SIGKILLed mid-load; the pipeline drains;
+#   2. no other instance was ever restarted (before, a stage whose set of
+#      every id it had taken was full exited, and again after each restart);
+#   3. every instance's dedup memory stays within its bounds (status files);
+#   4. exactly once and complete (pg-check): every receipt through every
+#      stage and into the trail, no event id with two effects;
+#   5. `payguard replay` of validate.0's journal into triage sends nothing
+#      (triage's journals say it took every event); `--unchecked` replay of
+#      ingest.0's whole journal into validate, long past its recent ids: each
+#      is dropped by its producer's floor and position, nothing new emitted;
+#   6. a stage restarted (clean) recovers its dedup memory from the journal
+#      within the same bounds.
+set -u
+. "$(dirname "$0")/lib_e2e.sh"
+N=${E2E_BOUNDED_WEBHOOKS:-3000}
+
+PORT=$(free_port)
+CFG=$(write_config bd "$PORT" 40)
+D=$WORK/bd
+sed -i 's/^        max_inflight = 40$/&\n        recent_ids = 1024/' "$CFG"
+cfg_merge "$CFG" <<CFG
+payguard
+    journal
+        segment_bytes = 65536
+CFG
+ok "group starts with max_inflight 40 and recent_ids 1024" up "$CFG"
+[ "$FAILED" = 0 ] || finish
+ok "the sandbox knows the $N payouts" seed_load_payouts "$CFG" "$N"
+URL=http://127.0.0.1:$PORT
+stat_of() { awk -F= -v k="$2" '$1 == k {print $2}' "$D/run/$1.stat" 2>/dev/null; }
+insts="ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0 audit.0"
+
+# ---- 1. load with SIGKILLs
+"$BIN/pg-load" --url "$URL/webhooks/stripe" --secret-file "$WORK/secret" --count "$N" --concurrency 16 \
+    --out "$WORK/receipts.txt" --duration-max-s 300 >"$WORK/load.out" 2>&1 &
+LOAD=$!
+killed=""
+for inst in validate.0 audit.0; do
+    target=$(($(wc -l 2>/dev/null <"$WORK/receipts.txt" || echo 0) + N / 3))
+    for _ in $(seq 1 600); do
+        [ "$(wc -l 2>/dev/null <"$WORK/receipts.txt" || echo 0)" -ge "$target" ] && break
+        kill -0 $LOAD 2>/dev/null || break
+        sleep 0.1
+    done
+    pid=$(inst_pid "$CFG" $inst)
+    [ -n "$pid" ] && [ "$pid" != 0 ] && kill -9 "$pid" && killed="$killed $inst"
+done
+wait $LOAD
+load_rc=$?
+sed "s/^/# /" "$WORK/load.out"
+ok "all $N webhooks answered 202" test $load_rc = 0
+ok "validate.0 and audit.0 were SIGKILLed mid-load" test "$killed" = " validate.0 audit.0"
+ok "the pipeline drains" quiesce "$CFG" 180
+
+# ---- 2. nobody else restarted
+others=""
+for inst in $insts; do
+    case " $killed " in *" $inst "*) continue ;; esac
+    [ "$(restarts "$CFG" "$inst")" = 0 ] || others="$others $inst"
+done
+ok "no instance but the killed ones ever restarted (restarted:${others:- none})" test -z "$others"
+audit_in=$(stat_of audit.0 in)
+ok "audit took far more events than it may remember ids ($audit_in > 4 x 1024)" test "${audit_in:-0}" -gt 4096
+
+# ---- 3. bounded memory
+over=""
+for inst in $insts; do
+    p=$(stat_of "$inst" dedup_producers) s=$(stat_of "$inst" dedup_seqs) r=$(stat_of "$inst" dedup_recent_ids)
+    echo "# $inst: dedup producers=$p seqs=$s recent_ids=$r"
+    [ "${r:-0}" -le 1024 ] && [ "${s:-0}" -le $((${p:-0} * 1144)) ] || over="$over $inst"
+done
+ok "every instance's dedup memory is within its bounds (over:${over:- none})" test -z "$over"
+
+# ---- 4. exactly once, complete
+"$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check.out" 2>&1
+sed "s/^/# /" "$WORK/check.out"
+ok "every receipt reached every stage and the trail, no id with two effects" grep -q ' 0 failed$' "$WORK/check.out"
+
+# ---- 5. replay far past the recent ids
+"$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage >"$WORK/replay.out" 2>&1
+ok "payguard replay of validate.0 into triage sends nothing: triage's journals say it took all" \
+    grep -q "^replayed 0 events .*; $N more selected, already taken there, not sent (triage's journals read on this host: 2 of 2)" "$WORK/replay.out"
+sed "s/^/# /" "$WORK/replay.out"
+# unchecked, each event reaches validate (partitioned: its owner), whose own
+# dedup must drop it by ingest.0's floor and positions: far past recent_ids
+in0=$(stat_of validate.0 in) out0=$(stat_of validate.0 out) dup0=$(stat_of validate.0 duplicates)
+"$BIN/payguard" replay -c "$CFG" --from ingest.0 --unchecked >"$WORK/replay2.out" 2>&1
+ok "payguard replay --unchecked re-feeds ingest.0's whole journal into validate" test $? = 0
+sed "s/^/# /" "$WORK/replay2.out"
+sent=$(awk '/^replayed/ {print $2}' "$WORK/replay2.out")
+for _ in $(seq 1 300); do [ $(($(stat_of validate.0 in) - in0)) -ge "${sent:-1}" ] && break; sleep 0.2; done
+ok "validate took the $sent replayed receipts" test $(($(stat_of validate.0 in) - in0)) -ge "${sent:-1}"
+ok "...dropped every one as taken ($(($(stat_of validate.0 duplicates) - dup0)))" \
+    test $(($(stat_of validate.0 duplicates) - dup0)) -ge "${sent:-1}"
+ok "...and answered none of them again" test "$(stat_of validate.0 out)" = "$out0"
+ok "the pipeline drains after replay" quiesce "$CFG" 60
+
+# ---- 6. a restart recovers the same bounded memory
+down "$CFG"
+ok "the group restarts" up "$CFG"
+wait_stat "$CFG" audit.0 dedup_recent_ids 1 30
+r=$(stat_of audit.0 dedup_recent_ids) s=$(stat_of audit.0 dedup_seqs) p=$(stat_of audit.0 dedup_producers)
+ok "audit recovered its dedup memory within bounds (producers=$p seqs=$s recent=$r)" \
+    test "${r:-0}" -ge 512 -a "${r:-0}" -le 1024 -a "${s:-0}" -le $((${p:-0} * 1144))
+ok "audit's start-up log says what it recovered" \
+    grep -q 'inst=audit.0.*recovered [0-9]* journal records; dedup: [0-9]* producers' "$D/run/payguard.log"
+down "$CFG"
+"$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check2.out" 2>&1
+ok "still exactly once after replay and restart" grep -q ' 0 failed$' "$WORK/check2.out"
+finish
