@@ -168,18 +168,20 @@ int dedup_meet(dedup_t *self, const char *producer, uint64_t epoch, uint64_t flo
 }
 
 /* dedup_seen - see dedup.h */
-bool dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool replayed)
+int dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool replayed)
 {
     assert(self && id);
-    if (idset_has(self->recent[0], id) || idset_has(self->recent[1], id))
-        return true;
     s_link_t *l = producer ? s_find(self, producer) : NULL;
-    if (!l)
-        return false;
-    if (seq < l->floor && (!replayed || seq >= l->first))
-        return true;
-    size_t i = s_lower(l, seq);
-    return i < l->n && *s_at(l, i) == seq;
+    if (l && seq < l->floor && (!replayed || seq >= l->first))
+        return DEDUP_BY_POSITION;
+    if (l) {
+        size_t i = s_lower(l, seq);
+        if (i < l->n && *s_at(l, i) == seq)
+            return DEDUP_BY_POSITION;
+    }
+    if (idset_has(self->recent[0], id) || idset_has(self->recent[1], id))
+        return DEDUP_BY_ID;
+    return DEDUP_NEW;
 }
 
 /* s_insert - seq onto a link in order; over link_cap the lowest goes */

@@ -75,10 +75,13 @@ void dedup_destroy(dedup_t **self_p);
  * epoch (journal the floor before the input's own record), else 0 */
 int dedup_meet(dedup_t *self, const char *producer, uint64_t epoch, uint64_t floor);
 
-/* dedup_seen - was this input taken: seq below producer's floor (and, if
- * replayed, at or above its first floor) or among its seqs, or id among
- * the recent ids. producer NULL: by id only */
-bool dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool replayed);
+/* dedup_seen - was this input taken: DEDUP_BY_POSITION when seq is below
+ * producer's floor (and, if replayed, at or above its first floor) or
+ * among its seqs; else DEDUP_BY_ID when id is among the recent ids (a
+ * sibling's copy: its position is new here); else DEDUP_NEW (0).
+ * producer NULL: by id only */
+enum { DEDUP_NEW = 0, DEDUP_BY_POSITION = 1, DEDUP_BY_ID = 2 };
+int dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool replayed);
 
 /* dedup_add - the input was taken: its seq on producer's link (which
  * dedup_meet made; producer NULL: none) and its id among the recent */

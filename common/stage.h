@@ -36,11 +36,11 @@
  * JOURNAL RECORDS (payload of each journal record; see journal.h)
  *   'E' <u8 dest mask> <event envelope>   an event this instance emitted
  *   'I' <u8 flags> <u64 seq> <u8 n> <producer: n bytes> <input id>
- *                                         an input taken from a producer:
- *                                         written before its first 'E', or
- *                                         with flags bit 0 (no output) when
- *                                         it emitted nothing; bit 1: it came
- *                                         without an epoch (by id only)
+ *                                         an input taken from a producer,
+ *                                         written once it is answered (after
+ *                                         its last 'E'); flags bit 0: no
+ *                                         output; bit 1: it came without an
+ *                                         epoch (known by id only)
  *   'F' <u64 epoch> <u64 floor> <u64 first> <producer>
  *                                         a producer's epoch, floor and
  *                                         first floor (dedup.h) as last

@@ -77,8 +77,6 @@ int stage_emit(stage_t *st, event_type_t type, const char *case_key, const event
     snprintf(head.cause, sizeof head.cause, "%s", in->id);
     head.time_ms = stage_now_ms();
     dest = sk_dest_mask(st, dest);
-    if (!st->emitted)
-        sk_taken(st, false); /* before its first answer: a restart knows the input was taken */
 
     pthread_mutex_lock(&st->append_mu);
     uint64_t seq = 0;

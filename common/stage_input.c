@@ -7,6 +7,21 @@ static void s_observe_answer(stage_t *st, const event_head_t *h)
     stage_observe_ms(st, "payguard_stage_seconds", "", stage_now_ms() - h->time_ms);
 }
 
+/* s_journal_taken - an 'I' record for input h (stage.h) */
+static void s_journal_taken(stage_t *st, const event_head_t *h, unsigned flags)
+{
+    unsigned char rec[2 + 8 + 1 + EVENT_STAGE_MAX + EVENT_ID_MAX];
+    size_t plen = strlen(h->stage), idlen = strlen(h->id), n = 0;
+    rec[n++] = STAGE_REC_TAKEN;
+    rec[n++] = (unsigned char) flags;
+    for (int b = 0; b < 8; b++)
+        rec[n++] = (unsigned char) (h->seq >> (8 * b));
+    rec[n++] = (unsigned char) plen;
+    memcpy(rec + n, h->stage, plen);
+    memcpy(rec + n + plen, h->id, idlen);
+    sk_append_small(st, rec, n + plen + idlen);
+}
+
 /* s_store - a storing stage (audit) journals the input itself: its 'S' or
  * the stage's own record (a trail record), which also marks it taken */
 static void s_store(stage_t *st, event_t *ev, const void *raw, size_t rawlen)
@@ -37,7 +52,16 @@ static bool s_duplicate(stage_t *st, const event_head_t *h, const sk_meta_t *met
     bool linked = meta && meta->epoch != 0;
     if (linked && dedup_meet(st->dedup, h->stage, meta->epoch, meta->floor) == 1)
         sk_write_floors(st, true);
-    return dedup_seen(st->dedup, linked ? h->stage : NULL, h->seq, h->id, linked && meta->floor == 0);
+    int seen = dedup_seen(st->dedup, linked ? h->stage : NULL, h->seq, h->id, linked && meta->floor == 0);
+    if (seen == DEDUP_BY_ID && linked) {
+        /* a sibling's copy (same id, another producer position): its
+         * position is taken too, journaled like any input answered with
+         * nothing, so a re-send of it, a restart or payguard replay's
+         * window knows it by position */
+        s_journal_taken(st, h, STAGE_TAKEN_NO_OUTPUT);
+        dedup_add(st->dedup, h->stage, h->seq, h->id);
+    }
+    return seen != DEDUP_NEW;
 }
 
 /* sk_handle_event - dedup and handle one decoded event; meta: it came
@@ -63,7 +87,7 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, c
     st->emitted = false;
     int rc = STAGE_DONE;
     if (st->def->store_inputs)
-        s_store(st, ev, raw, rawlen);
+        s_store(st, ev, raw, rawlen); /* its own record marks it taken */
     if (st->def->handle)
         rc = st->def->handle(st, ev, st->def->arg);
     if (rc == STAGE_DEFERRED) {
@@ -72,8 +96,7 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, c
         assert(!st->emitted && !st->def->store_inputs);
         atomic_fetch_add(&st->c_retry, 1);
     } else {
-        if (!st->emitted)
-            sk_taken(st, true);
+        sk_taken(st, !st->emitted); /* after its answers: see sk_taken */
         if (from_producer) {
             sk_ack_later(st, h);
             s_observe_answer(st, h);
@@ -91,19 +114,9 @@ void sk_taken(stage_t *st, bool no_output)
         dedup_add(st->dedup, NULL, 0, h->id);
         return;
     }
-    if (!st->def->store_inputs) {
-        unsigned char rec[2 + 8 + 1 + EVENT_STAGE_MAX + EVENT_ID_MAX];
-        size_t plen = strlen(h->stage), idlen = strlen(h->id), n = 0;
-        rec[n++] = STAGE_REC_TAKEN;
-        rec[n++] =
-            (unsigned char) ((no_output ? STAGE_TAKEN_NO_OUTPUT : 0) | (st->current_linked ? 0 : STAGE_TAKEN_ID_ONLY));
-        for (int b = 0; b < 8; b++)
-            rec[n++] = (unsigned char) (h->seq >> (8 * b));
-        rec[n++] = (unsigned char) plen;
-        memcpy(rec + n, h->stage, plen);
-        memcpy(rec + n + plen, h->id, idlen);
-        sk_append_small(st, rec, n + plen + idlen);
-    }
+    if (!st->def->store_inputs)
+        s_journal_taken(st, h,
+                        (no_output ? STAGE_TAKEN_NO_OUTPUT : 0) | (st->current_linked ? 0 : STAGE_TAKEN_ID_ONLY));
     dedup_add(st->dedup, st->current_linked ? h->stage : NULL, h->seq, h->id);
 }
 
@@ -200,13 +213,13 @@ void stage_finish(stage_t *st, stage_pending_t **p_p)
         st->resumed = NULL;
     }
     const event_head_t *h = event_head(p->ev);
-    if (!p->emitted) {
+    {
         const event_t *was = st->current;
         bool was_from = st->current_from_producer, was_linked = st->current_linked;
         st->current = p->ev;
         st->current_from_producer = p->from_producer;
         st->current_linked = p->linked;
-        sk_taken(st, true);
+        sk_taken(st, !p->emitted);
         st->current = was;
         st->current_from_producer = was_from;
         st->current_linked = was_linked;

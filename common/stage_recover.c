@@ -24,7 +24,6 @@ typedef struct {
     size_t ncand, capcand;
     uint64_t wm[NDEST];
     uint64_t records;
-    bool taken_records; /* 'I'/'F' seen: causes of later 'E's need not be remembered */
 } pass_t;
 
 /* s_u64 - 8 little-endian bytes */
@@ -127,8 +126,8 @@ static void s_rec_event(stage_t *st, pass_t *x, const unsigned char *p, size_t l
         dedup_add(st->dedup, own ? NULL : h->stage, h->seq, h->id);
         return;
     }
-    if (h->cause[0] && !x->taken_records)
-        dedup_add(st->dedup, NULL, 0, h->cause); /* a journal older than 'I': its causes, as recent ids */
+    if (h->cause[0]) /* answered: its cause is taken, its 'I' may not have followed before a crash */
+        dedup_add(st->dedup, NULL, 0, h->cause);
     if (st->def->replay)
         st->def->replay(st, ev, st->def->arg);
     unsigned dest = sk_dest_mask(st, mask);
@@ -142,7 +141,6 @@ static void s_rec_event(stage_t *st, pass_t *x, const unsigned char *p, size_t l
 static const char *s_rec_small(stage_t *st, pass_t *x, const unsigned char *p, size_t len, char *err, size_t errlen)
 {
     if (p[0] == STAGE_REC_TAKEN || p[0] == STAGE_REC_FLOOR) {
-        x->taken_records = true;
         if (p[0] == STAGE_REC_TAKEN)
             return s_rec_taken(st, p, len) ? "malformed 'I' record" : NULL;
         return s_rec_floor(st, p, len) ? "malformed 'F' record" : NULL;

@@ -187,6 +187,17 @@ int cmd_journal(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+/* pend - an event replay sent and has not yet seen taken */
+struct pend {
+    uint64_t seq;
+    int t; /* the socket it went by */
+    size_t len;
+    unsigned char env[];
+};
+
+#define REPLAY_WINDOW 1000 /* events sent before waiting to see them taken */
+#define REPLAY_ROUNDS 5    /* re-sends of a window with no progress before giving up on the rest */
+
 /* replay_t - what `payguard replay` re-feeds, and where */
 typedef struct {
     const char *from, *into;    /* an instance; a stage */
@@ -201,6 +212,12 @@ typedef struct {
     uint64_t epoch; /* from's journal's (journal.h), sent with each event */
     taken_t taken;  /* what into's instances on this host took already: not sent */
     uint64_t skipped;
+    /* the delivery window: sent, not yet seen taken in into's journals */
+    bool confirm; /* every instance of into is on this host */
+    long resend_ms;
+    struct pend **pend;
+    size_t npend;
+    uint64_t resent, unconfirmed;
     bool unchecked; /* --unchecked: into's journals are not read */
     zsock_t *push[CONFIG_MAX_INSTANCES];
 } replay_t;
@@ -351,7 +368,64 @@ static int s_replay_taken(const config_t *c, replay_t *x)
         fprintf(stderr, "payguard: reading %s's journals: %s\n", x->into, err);
         return 1;
     }
+    x->confirm = !x->unchecked && x->epoch && x->taken.away == 0;
+    x->pend = x->confirm ? calloc(REPLAY_WINDOW, sizeof *x->pend) : NULL;
+    if (config_bounded(c, "payguard/delivery/resend_ms", &x->resend_ms, err, sizeof err) != 0 ||
+        (x->confirm && !x->pend)) {
+        fprintf(stderr, "payguard: %s\n", x->pend || !x->confirm ? err : "out of memory");
+        return 1;
+    }
     return 0;
+}
+
+/* s_replay_confirm - the window: wait until into's journals show each
+ * pending event taken, sending the missing ones again every resend_ms;
+ * after REPLAY_ROUNDS rounds with no progress the rest count as
+ * unconfirmed (dropped there as taken by id, or lost). 0, or 1 when a
+ * journal cannot be read */
+static int s_replay_confirm(replay_t *x)
+{
+    char err[512];
+    for (int idle = 0; x->npend && idle < REPLAY_ROUNDS;) {
+        size_t before = x->npend;
+        for (int waited = 0; x->npend && waited < x->resend_ms; waited += 50) {
+            if (taken_follow(&x->taken, err, sizeof err) != 0) {
+                fprintf(stderr, "payguard: reading %s's journals: %s\n", x->into, err);
+                return 1;
+            }
+            size_t k = 0;
+            for (size_t i = 0; i < x->npend; i++)
+                if (taken_has(&x->taken, x->pend[i]->seq))
+                    free(x->pend[i]);
+                else
+                    x->pend[k++] = x->pend[i];
+            x->npend = k;
+            if (x->npend)
+                usleep(50 * 1000);
+        }
+        idle = x->npend < before ? 0 : idle + 1;
+        for (size_t i = 0; idle < REPLAY_ROUNDS && i < x->npend; i++, x->resent++)
+            s_replay_one(x, x->pend[i]->t, x->pend[i]->env, x->pend[i]->len);
+    }
+    for (size_t i = 0; i < x->npend; i++)
+        free(x->pend[i]);
+    x->unconfirmed += x->npend;
+    x->npend = 0;
+    return 0;
+}
+
+/* s_replay_sent - keep a sent event in the window; a full window waits */
+static int s_replay_sent(replay_t *x, uint64_t seq, int t, const void *env, size_t len)
+{
+    if (!x->confirm)
+        return 0;
+    struct pend *p = malloc(sizeof *p + len);
+    if (!p)
+        return 0; /* not kept: its consumer's dedup still has it */
+    *p = (struct pend){.seq = seq, .t = t, .len = len};
+    memcpy(p->env, env, len);
+    x->pend[x->npend++] = p;
+    return x->npend == REPLAY_WINDOW ? s_replay_confirm(x) : 0;
 }
 
 /* s_replay_send - read from's journal and send what is selected; 0 or 1 */
@@ -385,14 +459,40 @@ static int s_replay_send(const config_t *c, replay_t *x, uint64_t *sent, uint64_
             *lo = *lo ? *lo : seq;
             *hi = seq;
             ++*sent;
+            status = s_replay_sent(x, seq, t, (const char *) data + 2, len - 2);
         }
     }
+    if (status == 0 && x->confirm)
+        status = s_replay_confirm(x);
     if (status == 0 && rc < 0) {
         fprintf(stderr, "payguard: %s\n", journal_reader_error(jr));
         status = 1;
     }
     journal_reader_destroy(&jr);
     return status;
+}
+
+/* s_replay_summary - the closing lines: what was sent, skipped, confirmed */
+static void s_replay_summary(const replay_t *x, uint64_t sent, uint64_t lo, uint64_t hi)
+{
+    printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); %llu more selected, already "
+           "taken there, not sent (%s's journals read on this host: %d of %d)%s\n",
+           (unsigned long long) sent, x->from, (unsigned long long) lo, (unsigned long long) hi, x->into, x->n,
+           x->n == 1 ? "" : "s", (unsigned long long) x->skipped, x->into, x->taken.read, x->n,
+           x->unchecked ? "; --unchecked: its own dedup drops what it took" : "");
+    if (x->confirm)
+        printf("confirmed: %llu of %llu sent seen taken in %s's journals (%llu sent again)\n",
+               (unsigned long long) (sent - x->unconfirmed), (unsigned long long) sent, x->into,
+               (unsigned long long) x->resent);
+    else
+        printf("not confirmed: %s\n", x->unchecked ? "--unchecked"
+                                      : !x->epoch  ? "the replayed journal has no epoch (older than epochs)"
+                                                   : "some of its instances keep their journals on other hosts");
+    if (x->unconfirmed)
+        fprintf(stderr,
+                "payguard: %llu events sent were never seen taken in %s's journals: it dropped them as taken "
+                "(by id) or lost them; run the same replay again (what it took is not sent twice)\n",
+                (unsigned long long) x->unconfirmed, x->into);
 }
 
 /* cmd_replay - re-feed an instance's journaled events (by seq, time and
@@ -421,11 +521,9 @@ int cmd_replay(int argc, char **argv)
             zsock_set_linger(x.push[i], 10000); /* let the queued events leave */
             zsock_destroy(&x.push[i]);
         }
-    printf("replayed %llu events from %s (seq %llu..%llu) into %s (%d instance%s); %llu more selected, already "
-           "taken there, not sent (%s's journals read on this host: %d of %d)%s\n",
-           (unsigned long long) sent, x.from, (unsigned long long) lo, (unsigned long long) hi, x.into, x.n,
-           x.n == 1 ? "" : "s", (unsigned long long) x.skipped, x.into, x.taken.read, x.n,
-           x.unchecked ? "; --unchecked: its own dedup drops what it took" : "");
+    s_replay_summary(&x, sent, lo, hi);
+    status |= x.unconfirmed > 0;
+    free(x.pend);
     taken_free(&x.taken);
     config_destroy(&c);
     return status;

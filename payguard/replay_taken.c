@@ -10,7 +10,9 @@
  * in audit, a stored record whose envelope names them. Only those of the
  * producer's current epoch count: the 'F' records before them say which.
  * Instances whose journal directory is not on this host are counted as
- * away; what replay sends them is still checked by their own dedup.
+ * away; what replay sends them is still checked by their own dedup. The
+ * readers stay open: taken_follow reads what the instances journal next,
+ * so replay can see each event it sent taken (its delivery window).
  * A set bit per seq of the producer's journal: 125 KB per million.
  */
 #include <stdlib.h>
@@ -67,11 +69,31 @@ static void s_record(taken_t *t, const char *from, uint64_t want, uint64_t *epoc
     }
 }
 
+/* taken_follow - see replay_taken.h */
+int taken_follow(taken_t *t, char *err, size_t errlen)
+{
+    for (int i = 0; i < CONFIG_MAX_INSTANCES; i++) {
+        const void *data;
+        size_t len;
+        uint64_t seq;
+        int rc;
+        while (t->r[i] && (rc = journal_reader_next(t->r[i], &data, &len, &seq)) == 1)
+            s_record(t, t->from, t->epoch, &t->heard[i], data, len);
+        if (t->r[i] && rc < 0) {
+            snprintf(err, errlen, "%s", journal_reader_error(t->r[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* taken_scan - see replay_taken.h */
 int taken_scan(const config_t *c, const char *into, const char *from, uint64_t epoch, taken_t *t, char *err,
                size_t errlen)
 {
     memset(t, 0, sizeof *t);
+    snprintf(t->from, sizeof t->from, "%s", from);
+    t->epoch = epoch;
     for (int i = 0; epoch && i < config_instances(c, into); i++) {
         char *dir = config_journal_dir(c, into, i);
         struct stat sb;
@@ -80,29 +102,20 @@ int taken_scan(const config_t *c, const char *into, const char *from, uint64_t e
             t->away++;
             continue;
         }
-        journal_reader_t *r = journal_reader_new(dir, 1, err, errlen);
+        t->r[i] = journal_reader_new(dir, 1, err, errlen);
         free(dir);
-        if (!r)
-            return -1;
-        const void *data;
-        size_t len;
-        uint64_t seq, heard = 0;
-        int rc;
-        while ((rc = journal_reader_next(r, &data, &len, &seq)) == 1)
-            s_record(t, from, epoch, &heard, data, len);
-        if (rc < 0)
-            snprintf(err, errlen, "%s", journal_reader_error(r));
-        journal_reader_destroy(&r);
-        if (rc < 0)
+        if (!t->r[i])
             return -1;
         t->read++;
     }
-    return 0;
+    return taken_follow(t, err, errlen);
 }
 
 /* taken_free - see replay_taken.h */
 void taken_free(taken_t *t)
 {
+    for (int i = 0; i < CONFIG_MAX_INSTANCES; i++)
+        journal_reader_destroy(&t->r[i]);
     free(t->bits);
     memset(t, 0, sizeof *t);
 }

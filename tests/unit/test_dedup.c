@@ -34,8 +34,9 @@ Test(dedup, a_taken_seq_is_seen_and_others_are_not)
     cr_expect(s_seen(d, "validate.0", 3));
     cr_expect_not(s_seen(d, "validate.0", 4));
     cr_expect_not(s_seen(d, "validate.1", 5), "another producer's seq 5 is another input");
-    cr_expect(dedup_seen(d, "validate.1", 99, "validate.0-5", false),
-              "the same id from another producer: a sibling's copy");
+    cr_expect_eq(dedup_seen(d, "validate.1", 99, "validate.0-5", false), DEDUP_BY_ID,
+                 "the same id from another producer: a sibling's copy");
+    cr_expect_eq(dedup_seen(d, "validate.0", 5, "validate.0-5", false), DEDUP_BY_POSITION, "by position first");
     dedup_destroy(&d);
     cr_expect_null(d);
 }
