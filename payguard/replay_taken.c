@@ -76,7 +76,7 @@ int taken_follow(taken_t *t, char *err, size_t errlen)
         const void *data;
         size_t len;
         uint64_t seq;
-        int rc;
+        int rc = 0;
         while (t->r[i] && (rc = journal_reader_next(t->r[i], &data, &len, &seq)) == 1)
             s_record(t, t->from, t->epoch, &t->heard[i], data, len);
         if (t->r[i] && rc < 0) {
