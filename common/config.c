@@ -99,6 +99,7 @@ static const char s_defaults[] =
     "    llm_attempts = 2                    # 5xx, 429, timeouts retried\n"
     "    llm_max_inflight = 16               # model requests at once, per worker\n"
     "    llm_rate_per_s = 0                  # model requests a second, per worker (0: no limit); breaker: outside/breaker_*\n"
+    "    retention_s = 604800                # journal segments approve and audit acknowledged: removed after 7 days\n"
     "    endpoint = ipc://{run}/triage.{n}.in    # input PULL of instance {n}\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "approve\n"
@@ -494,6 +495,7 @@ static const struct {
     {"triage/llm_attempts", 1, 10},
     {"triage/llm_max_inflight", 1, 256},
     {"triage/llm_rate_per_s", 0, 100000},
+    {"triage/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"approve/http_port", 1, 65535},
     {"approve/expiry_s", 1, 30L * 86400},
     {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},

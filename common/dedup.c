@@ -168,11 +168,11 @@ int dedup_meet(dedup_t *self, const char *producer, uint64_t epoch, uint64_t flo
 }
 
 /* dedup_seen - see dedup.h */
-int dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool replayed)
+int dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool rebuild)
 {
     assert(self && id);
     s_link_t *l = producer ? s_find(self, producer) : NULL;
-    if (l && seq < l->floor && (!replayed || seq >= l->first))
+    if (l && seq < l->floor && (!rebuild || seq >= l->first))
         return DEDUP_BY_POSITION;
     if (l) {
         size_t i = s_lower(l, seq);
@@ -217,8 +217,8 @@ static void s_insert(dedup_t *self, s_link_t *l, uint64_t seq)
 /* dedup_add - see dedup.h */
 void dedup_add(dedup_t *self, const char *producer, uint64_t seq, const char *id)
 {
-    assert(self && id);
-    if (idset_add(self->recent[0], id) < 0) { /* the newer generation is full: the older goes */
+    assert(self && (producer || id));
+    if (id && idset_add(self->recent[0], id) < 0) { /* the newer generation is full: the older goes */
         idset_t *older = self->recent[1];
         idset_clear(older);
         self->recent[1] = self->recent[0];
@@ -249,6 +249,25 @@ bool dedup_dirty(dedup_t *self, size_t *it, const char **producer, uint64_t *epo
         return true;
     }
     return false;
+}
+
+/* dedup_link_at - see dedup.h */
+bool dedup_link_at(const dedup_t *self, size_t i, dedup_link_t *out)
+{
+    if (i >= self->nlinks)
+        return false;
+    const s_link_t *l = &self->links[i];
+    *out = (dedup_link_t){l->producer, l->epoch, l->floor, l->first, l->n};
+    return true;
+}
+
+/* dedup_link_seq - see dedup.h */
+uint64_t dedup_link_seq(const dedup_t *self, size_t i, size_t k)
+{
+    assert(i < self->nlinks);
+    const s_link_t *l = &self->links[i];
+    assert(k < l->n);
+    return l->v[(l->head + k) & (l->cap - 1)];
 }
 
 /* dedup_link_size - see dedup.h */

@@ -14,9 +14,10 @@
  *   floor  the highest floor heard: a seq below it was taken;
  *   first  the first floor heard in that epoch, as journaled: below it,
  *          what was acknowledged may have been taken by a journal this
- *          instance no longer has (lost, and being rebuilt by replay), so
- *          a replayed event (which has no floor) is only a duplicate there
- *          when its seq or id is remembered;
+ *          instance no longer has (lost, being rebuilt by payguard replay
+ *          --rebuild), or by a sibling instance before this one heard of
+ *          the producer: so an event replayed to rebuild is a duplicate
+ *          there only when its seq or id is remembered;
  *   seqs   the seqs at or above the floor this instance took, sorted.
  * Those seqs are in the producer's window, which holds at most
  * max_inflight events, and after the producer's restart what its last
@@ -76,15 +77,16 @@ void dedup_destroy(dedup_t **self_p);
 int dedup_meet(dedup_t *self, const char *producer, uint64_t epoch, uint64_t floor);
 
 /* dedup_seen - was this input taken: DEDUP_BY_POSITION when seq is below
- * producer's floor (and, if replayed, at or above its first floor) or
+ * producer's floor (and, when rebuild, at or above its first floor) or
  * among its seqs; else DEDUP_BY_ID when id is among the recent ids (a
  * sibling's copy: its position is new here); else DEDUP_NEW (0).
  * producer NULL: by id only */
 enum { DEDUP_NEW = 0, DEDUP_BY_POSITION = 1, DEDUP_BY_ID = 2 };
-int dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool replayed);
+int dedup_seen(dedup_t *self, const char *producer, uint64_t seq, const char *id, bool rebuild);
 
 /* dedup_add - the input was taken: its seq on producer's link (which
- * dedup_meet made; producer NULL: none) and its id among the recent */
+ * dedup_meet made; producer NULL: none) and its id among the recent (id
+ * NULL: the position only, as a checkpoint restores it) */
 void dedup_add(dedup_t *self, const char *producer, uint64_t seq, const char *id);
 
 /* dedup_dirty - the next link, from *it (start at 0), whose epoch or floor
@@ -92,6 +94,18 @@ void dedup_add(dedup_t *self, const char *producer, uint64_t seq, const char *id
  * count as journaled; false after the last. To restore one: dedup_meet
  * with its first floor, then with its floor */
 bool dedup_dirty(dedup_t *self, size_t *it, const char **producer, uint64_t *epoch, uint64_t *floor, uint64_t *first);
+
+/* dedup_link_t - one link as it stands (dedup_link_at) */
+typedef struct {
+    const char *producer; /* borrowed until the next change */
+    uint64_t epoch, floor, first;
+    size_t nseqs;
+} dedup_link_t;
+
+/* dedup_link_at - link i of dedup_stats' links: false past the last */
+bool dedup_link_at(const dedup_t *self, size_t i, dedup_link_t *out);
+/* dedup_link_seq - seq k (< nseqs) of link i, ascending */
+uint64_t dedup_link_seq(const dedup_t *self, size_t i, size_t k);
 
 /* dedup_link_size - seqs held above producer's floor (0: no such link) */
 size_t dedup_link_size(const dedup_t *self, const char *producer);

@@ -671,25 +671,51 @@ uint64_t journal_epoch(journal_t *self)
     return self->epoch;
 }
 
+/* s_retirable - how many of the listed segments (a prefix) journal_retire
+ * may remove, their bytes in *size (caller holds the lock) */
+static size_t s_retirable(journal_t *self, const s_segment_t *segs, size_t n, uint64_t upto, int64_t older_than_s,
+                          uint64_t *size)
+{
+    size_t k = 0;
+    *size = 0;
+    for (; k + 1 < n && segs[k].seq != self->seg_first_seq && segs[k + 1].seq - 1 <= upto; k++) {
+        struct stat st;
+        if (fstatat(self->dir_fd, segs[k].name, &st, 0) != 0 || st.st_mtime >= older_than_s)
+            break;
+        *size += (uint64_t) st.st_size;
+    }
+    return k;
+}
+
+/* journal_retirable - see journal.h */
+int journal_retirable(journal_t *self, uint64_t upto, int64_t older_than_s, char *err, size_t errlen)
+{
+    assert(self);
+    s_segment_t *segs = NULL;
+    size_t n = 0;
+    uint64_t size;
+    pthread_mutex_lock(&self->lock);
+    int rc = s_list_segments(self->dir, &segs, &n, err, errlen);
+    size_t k = rc == 0 ? s_retirable(self, segs, n, upto, older_than_s, &size) : 0;
+    pthread_mutex_unlock(&self->lock);
+    free(segs);
+    return rc == 0 ? (int) k : -1;
+}
+
 /* journal_retire - see journal.h */
 int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_t *bytes, char *err, size_t errlen)
 {
     assert(self && bytes);
     *bytes = 0;
     s_segment_t *segs = NULL;
-    size_t n = 0, k = 0;
+    size_t n = 0;
     pthread_mutex_lock(&self->lock);
     if (s_list_segments(self->dir, &segs, &n, err, errlen) != 0) {
         pthread_mutex_unlock(&self->lock);
         return -1;
     }
     uint64_t size = 0;
-    for (; k + 1 < n && segs[k].seq != self->seg_first_seq && segs[k + 1].seq - 1 <= upto; k++) {
-        struct stat st;
-        if (fstatat(self->dir_fd, segs[k].name, &st, 0) != 0 || st.st_mtime >= older_than_s)
-            break;
-        size += (uint64_t) st.st_size;
-    }
+    size_t k = s_retirable(self, segs, n, upto, older_than_s, &size);
     int rc = 0;
     if (k > 0 && s_write_retired(self, segs[k].seq) != 0) {
         s_err(err, errlen, "journal %s: cannot write %s: %s", self->dir, JOURNAL_RETIRED_FILE, strerror(errno));

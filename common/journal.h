@@ -135,6 +135,9 @@ const char *journal_reader_error(journal_reader_t *self);
  * bytes in *bytes; -1 and err when the marker cannot be written (nothing
  * removed then) */
 int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_t *bytes, char *err, size_t errlen);
+/* journal_retirable - how many segments journal_retire would remove now
+ * (nothing is removed), -1 and err if the directory cannot be listed */
+int journal_retirable(journal_t *self, uint64_t upto, int64_t older_than_s, char *err, size_t errlen);
 void journal_reader_destroy(journal_reader_t **self_p);
 
 #endif

@@ -40,7 +40,9 @@
  *                                         written once it is answered (after
  *                                         its last 'E'); flags bit 0: no
  *                                         output; bit 1: it came without an
- *                                         epoch (known by id only)
+ *                                         epoch (known by id only); bit 2: a
+ *                                         checkpoint's, no id (before a
+ *                                         retirement, below)
  *   'F' <u64 epoch> <u64 floor> <u64 first> <producer>
  *                                         a producer's epoch, floor and
  *                                         first floor (dedup.h) as last
@@ -84,6 +86,7 @@
 #define STAGE_REC_FLOOR 'F'
 #define STAGE_TAKEN_NO_OUTPUT 1u /* 'I' flags: it emitted nothing */
 #define STAGE_TAKEN_ID_ONLY 2u   /* ... it came without its producer's epoch: known by id only */
+#define STAGE_TAKEN_POSITION 4u  /* ... a checkpoint's: position only, no id (sk_checkpoint_dedup) */
 
 /* stage_taken_t - an 'I' record, decoded */
 typedef struct {
@@ -106,10 +109,12 @@ int stage_record_floor(const void *rec, size_t len, stage_floor_t *out);
 /* STAGE_META - the second frame of every event a producer sends:
  * <u8 version = 1> <u64 epoch> <u64 floor>, little endian: its journal's
  * epoch (journal.h) and the lowest seq it still waits an ack of from this
- * stage (0: none said, as payguard replay sends). An event of one frame
- * has epoch 0 (dedup.h) */
+ * stage (0: none said, as payguard replay sends; STAGE_META_REBUILD: none,
+ * and the receiver's journal is being rebuilt, payguard replay --rebuild).
+ * An event of one frame has epoch 0 (dedup.h) */
 #define STAGE_META_VERSION 1
 #define STAGE_META_BYTES 17
+#define STAGE_META_REBUILD UINT64_MAX
 void stage_meta_encode(unsigned char out[STAGE_META_BYTES], uint64_t epoch, uint64_t floor);
 /* stage_meta_decode - 0 and the values, -1 if not a version-1 frame */
 int stage_meta_decode(const void *data, size_t len, uint64_t *epoch, uint64_t *floor);
@@ -136,9 +141,10 @@ typedef struct {
     unsigned max_deferred; /* inputs that may wait in stage_defer at once (0: none); input stops at the bound */
     unsigned seal;         /* STAGE_SEAL_OUT: seal what goes to the next stage (approve); STAGE_SEAL_IN: hold the
                               key to check inputs with stage_seal_key (execute); event.h, SEALS */
-    bool retire_journal;   /* its recovery needs only what its consumers have not acknowledged (ingest: no
-                              inputs, no projection): segments both consumers acknowledged (the journaled
-                              watermarks) and older than <stage>/retention_s are removed (journal_retire) */
+    bool retire_journal;   /* its recovery needs only what its consumers have not acknowledged and its dedup
+                              memory (ingest, triage: no projection): segments both consumers acknowledged (the
+                              journaled watermarks) and older than <stage>/retention_s are removed
+                              (journal_retire), after a checkpoint of the dedup memory (sk_checkpoint_dedup) */
 } stage_def_t;
 
 #define STAGE_SEAL_OUT 1u

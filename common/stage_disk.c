@@ -51,7 +51,18 @@ void sk_retire(stage_t *st, int64_t now)
         upto = st->wm_written[DEST_NEXT];
     uint64_t bytes = 0;
     char err[256];
-    int n = journal_retire(st->journal, upto, (int64_t) time(NULL) - st->retention_s, &bytes, err, sizeof err);
+    int64_t older = (int64_t) time(NULL) - st->retention_s;
+    if (st->in) { /* a stage with inputs keeps its dedup memory: a checkpoint after what goes */
+        int k = journal_retirable(st->journal, upto, older, err, sizeof err);
+        if (k <= 0) {
+            if (k < 0)
+                log_warn("journal retirement: %s (segments kept)", err);
+            return;
+        }
+        sk_checkpoint_dedup(st);
+        journal_sync(st->journal); /* durable before anything it replaces is removed */
+    }
+    int n = journal_retire(st->journal, upto, older, &bytes, err, sizeof err);
     if (n < 0) {
         log_warn("journal retirement: %s (segments kept; trying again in %d s)", err, STAGE_RETIRE_EVERY_MS / 1000);
         return;

@@ -191,6 +191,20 @@ void sk_write_watermark(stage_t *st, bool force)
     st->last_wm_ms = now;
 }
 
+/* s_floor_record - an 'F' record (stage.h) */
+static void s_floor_record(stage_t *st, const char *producer, uint64_t epoch, uint64_t floor, uint64_t first)
+{
+    unsigned char rec[1 + 24 + DEDUP_PRODUCER_MAX];
+    uint64_t v[3] = {epoch, floor, first};
+    size_t plen = strlen(producer), n = 0;
+    rec[n++] = STAGE_REC_FLOOR;
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 8; b++)
+            rec[n++] = (unsigned char) (v[k] >> (8 * b));
+    memcpy(rec + n, producer, plen);
+    sk_append_small(st, rec, n + plen);
+}
+
 /* sk_write_floors - see stage_priv.h */
 void sk_write_floors(stage_t *st, bool force)
 {
@@ -200,16 +214,19 @@ void sk_write_floors(stage_t *st, bool force)
     st->last_floors_ms = now;
     size_t it = 0;
     const char *producer;
-    uint64_t v[3];
-    while (dedup_dirty(st->dedup, &it, &producer, &v[0], &v[1], &v[2])) {
-        unsigned char rec[1 + 24 + DEDUP_PRODUCER_MAX];
-        size_t plen = strlen(producer), n = 0;
-        rec[n++] = STAGE_REC_FLOOR;
-        for (int k = 0; k < 3; k++) /* epoch, floor, first */
-            for (int b = 0; b < 8; b++)
-                rec[n++] = (unsigned char) (v[k] >> (8 * b));
-        memcpy(rec + n, producer, plen);
-        sk_append_small(st, rec, n + plen);
+    uint64_t epoch, floor, first;
+    while (dedup_dirty(st->dedup, &it, &producer, &epoch, &floor, &first))
+        s_floor_record(st, producer, epoch, floor, first);
+}
+
+/* sk_checkpoint_dedup - see stage_priv.h */
+void sk_checkpoint_dedup(stage_t *st)
+{
+    dedup_link_t l;
+    for (size_t i = 0; dedup_link_at(st->dedup, i, &l); i++) {
+        s_floor_record(st, l.producer, l.epoch, l.floor, l.first);
+        for (size_t k = 0; k < l.nseqs; k++)
+            sk_journal_taken(st, l.producer, dedup_link_seq(st->dedup, i, k), NULL, STAGE_TAKEN_POSITION);
     }
 }
 

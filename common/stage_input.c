@@ -7,18 +7,19 @@ static void s_observe_answer(stage_t *st, const event_head_t *h)
     stage_observe_ms(st, "payguard_stage_seconds", "", stage_now_ms() - h->time_ms);
 }
 
-/* s_journal_taken - an 'I' record for input h (stage.h) */
-static void s_journal_taken(stage_t *st, const event_head_t *h, unsigned flags)
+/* sk_journal_taken - see stage_priv.h */
+void sk_journal_taken(stage_t *st, const char *producer, uint64_t seq, const char *id, unsigned flags)
 {
     unsigned char rec[2 + 8 + 1 + EVENT_STAGE_MAX + EVENT_ID_MAX];
-    size_t plen = strlen(h->stage), idlen = strlen(h->id), n = 0;
+    size_t plen = strlen(producer), idlen = id ? strlen(id) : 0, n = 0;
+    assert(plen >= 1 && plen <= EVENT_STAGE_MAX && idlen <= EVENT_ID_MAX && (idlen || (flags & STAGE_TAKEN_POSITION)));
     rec[n++] = STAGE_REC_TAKEN;
     rec[n++] = (unsigned char) flags;
     for (int b = 0; b < 8; b++)
-        rec[n++] = (unsigned char) (h->seq >> (8 * b));
+        rec[n++] = (unsigned char) (seq >> (8 * b));
     rec[n++] = (unsigned char) plen;
-    memcpy(rec + n, h->stage, plen);
-    memcpy(rec + n + plen, h->id, idlen);
+    memcpy(rec + n, producer, plen);
+    memcpy(rec + n + plen, id, idlen);
     sk_append_small(st, rec, n + plen + idlen);
 }
 
@@ -50,15 +51,17 @@ static void s_store(stage_t *st, event_t *ev, const void *raw, size_t rawlen)
 static bool s_duplicate(stage_t *st, const event_head_t *h, const sk_meta_t *meta)
 {
     bool linked = meta && meta->epoch != 0;
-    if (linked && dedup_meet(st->dedup, h->stage, meta->epoch, meta->floor) == 1)
+    bool rebuild = linked && meta->floor == STAGE_META_REBUILD;
+    bool replayed = linked && (meta->floor == 0 || rebuild);
+    if (linked && dedup_meet(st->dedup, h->stage, meta->epoch, replayed ? 0 : meta->floor) == 1)
         sk_write_floors(st, true);
-    int seen = dedup_seen(st->dedup, linked ? h->stage : NULL, h->seq, h->id, linked && meta->floor == 0);
-    if (seen == DEDUP_BY_ID && linked) {
-        /* a sibling's copy (same id, another producer position): its
-         * position is taken too, journaled like any input answered with
-         * nothing, so a re-send of it, a restart or payguard replay's
-         * window knows it by position */
-        s_journal_taken(st, h, STAGE_TAKEN_NO_OUTPUT);
+    int seen = dedup_seen(st->dedup, linked ? h->stage : NULL, h->seq, h->id, rebuild);
+    if (linked && (seen == DEDUP_BY_ID || (seen == DEDUP_BY_POSITION && replayed))) {
+        /* journaled as taken by its position, like an input answered with
+         * nothing: a sibling's copy (same id, a position new here), so a
+         * re-send of it or a restart knows it by position; a replayed one,
+         * so payguard replay sees it taken (its window, replay_taken.c) */
+        sk_journal_taken(st, h->stage, h->seq, h->id, STAGE_TAKEN_NO_OUTPUT);
         dedup_add(st->dedup, h->stage, h->seq, h->id);
     }
     return seen != DEDUP_NEW;
@@ -115,8 +118,8 @@ void sk_taken(stage_t *st, bool no_output)
         return;
     }
     if (!st->def->store_inputs)
-        s_journal_taken(st, h,
-                        (no_output ? STAGE_TAKEN_NO_OUTPUT : 0) | (st->current_linked ? 0 : STAGE_TAKEN_ID_ONLY));
+        sk_journal_taken(st, h->stage, h->seq, h->id,
+                         (no_output ? STAGE_TAKEN_NO_OUTPUT : 0) | (st->current_linked ? 0 : STAGE_TAKEN_ID_ONLY));
     dedup_add(st->dedup, st->current_linked ? h->stage : NULL, h->seq, h->id);
 }
 

@@ -334,6 +334,17 @@ void sk_taken(stage_t *st, bool no_output);
  * most once a second, or now with force */
 void sk_write_floors(stage_t *st, bool force);
 
+/* sk_journal_taken - an 'I' record: producer's seq taken, its id (NULL
+ * with STAGE_TAKEN_POSITION: a checkpoint's) */
+void sk_journal_taken(stage_t *st, const char *producer, uint64_t seq, const char *id, unsigned flags);
+
+/* sk_checkpoint_dedup - the whole dedup memory by position at the
+ * journal's tail: every producer's 'F', and its seqs above the floor as
+ * position-only 'I's, so the segments before it can be removed and a
+ * restart still rebuilds it (recent ids come back from the 'I's and
+ * answers kept, which retention keeps for far longer than they matter) */
+void sk_checkpoint_dedup(stage_t *st);
+
 /* sk_window_room - may we take more input? */
 bool sk_window_room(stage_t *st);
 /* sk_check_disk - at most once a second: the journal's file system's free

@@ -61,9 +61,9 @@ _Static_assert(DEDUP_PRODUCER_MAX == EVENT_STAGE_MAX, "a producer's name is an e
 int stage_record_taken(const void *rec, size_t len, stage_taken_t *out)
 {
     const unsigned char *p = rec;
-    if (len < 11 || p[0] != STAGE_REC_TAKEN || p[10] < 1 || p[10] > DEDUP_PRODUCER_MAX || len <= 11u + p[10] ||
-        len > 11u + p[10] + EVENT_ID_MAX)
-        return -1;
+    if (len < 11 || p[0] != STAGE_REC_TAKEN || p[10] < 1 || p[10] > DEDUP_PRODUCER_MAX || len < 11u + p[10] ||
+        len > 11u + p[10] + EVENT_ID_MAX || (len == 11u + p[10]) != ((p[1] & STAGE_TAKEN_POSITION) != 0))
+        return -1; /* an id, except in a checkpoint's position-only record */
     out->flags = p[1];
     out->seq = s_u64(p + 2);
     memcpy(out->producer, p + 11, p[10]);
@@ -100,7 +100,7 @@ static int s_rec_taken(stage_t *st, const unsigned char *p, size_t len)
     }
     if (dedup_link_size(st->dedup, t.producer) == 0)
         dedup_meet(st->dedup, t.producer, 0, 0); /* known: its 'F' came first; else one made at epoch 0 */
-    dedup_add(st->dedup, t.producer, t.seq, t.id);
+    dedup_add(st->dedup, t.producer, t.seq, t.id[0] ? t.id : NULL);
     return 0;
 }
 

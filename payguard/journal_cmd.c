@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "curve.h"
@@ -190,13 +192,14 @@ int cmd_journal(int argc, char **argv)
 /* pend - an event replay sent and has not yet seen taken */
 struct pend {
     uint64_t seq;
-    int t; /* the socket it went by */
+    int64_t sent_ms; /* its last send (monotonic) */
+    int t;           /* the socket it went by */
     size_t len;
     unsigned char env[];
 };
 
-#define REPLAY_WINDOW 1000 /* events sent before waiting to see them taken */
-#define REPLAY_ROUNDS 5    /* re-sends of a window with no progress before giving up on the rest */
+#define REPLAY_WINDOW 8192 /* events sent and not yet seen taken, at most (below a stage's RCVHWM) */
+#define REPLAY_ROUNDS 5    /* resend_ms periods with none seen taken before giving up on the rest */
 
 /* replay_t - what `payguard replay` re-feeds, and where */
 typedef struct {
@@ -219,12 +222,13 @@ typedef struct {
     size_t npend;
     uint64_t resent, unconfirmed;
     bool unchecked; /* --unchecked: into's journals are not read */
+    bool rebuild;   /* --rebuild: into lost its journal; what its producer's floor covers is taken again */
     zsock_t *push[CONFIG_MAX_INSTANCES];
 } replay_t;
 
 #define REPLAY_USAGE                                                                                                   \
     "usage: payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME] [--case ID]\n"    \
-    "                       [--into STAGE] [--unchecked] [-c CONFIG]\n"                                                \
+    "                       [--into STAGE] [--unchecked] [--rebuild] [-c CONFIG]\n"                                    \
     "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"                                            \
     "TIME: 2026-11-21T08:03:56Z, 2026-11-21 (midnight UTC) or unix seconds\n"
 
@@ -245,6 +249,8 @@ static int s_replay_opts(int argc, char **argv, replay_t *x)
             x->case_id = argv[++i];
         else if (strcmp(argv[i], "--unchecked") == 0)
             x->unchecked = true;
+        else if (strcmp(argv[i], "--rebuild") == 0)
+            x->rebuild = true;
         else if ((strcmp(argv[i], "--since") == 0 || strcmp(argv[i], "--until") == 0) && v) {
             if (utc_parse(v, argv[i][2] == 's' ? &x->since_ms : &x->until_ms) != 0) {
                 fprintf(stderr, "payguard: %s '%s' is not a time\n" REPLAY_USAGE, argv[i], v);
@@ -343,12 +349,13 @@ static int s_replay_pick(const config_t *c, const replay_t *x, const unsigned ch
 }
 
 /* s_replay_one - an event and its second frame: from's epoch, no floor
- * (stage.h STAGE_META), so the consumer's dedup knows which life of from's
- * journal the seq is in; -1 if it cannot be sent */
+ * (stage.h STAGE_META; with --rebuild the rebuild mark), so the consumer's
+ * dedup knows which life of from's journal the seq is in; -1 if it cannot
+ * be sent */
 static int s_replay_one(const replay_t *x, int t, const void *env, size_t len)
 {
     unsigned char meta[STAGE_META_BYTES];
-    stage_meta_encode(meta, x->epoch, 0);
+    stage_meta_encode(meta, x->epoch, x->rebuild ? STAGE_META_REBUILD : 0);
     void *sock = zsock_resolve(x->push[t]);
     if (zmq_send(sock, env, len, ZMQ_SNDMORE) < 0)
         return -1;
@@ -378,43 +385,69 @@ static int s_replay_taken(const config_t *c, replay_t *x)
     return 0;
 }
 
-/* s_replay_confirm - the window: wait until into's journals show each
- * pending event taken, sending the missing ones again every resend_ms;
- * after REPLAY_ROUNDS rounds with no progress the rest count as
- * unconfirmed (dropped there as taken by id, or lost). 0, or 1 when a
- * journal cannot be read */
-static int s_replay_confirm(replay_t *x)
+/* s_mono_ms - monotonic ms */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s_replay_reap - drop from the window what into's journals now show
+ * taken; -1 when they cannot be read */
+static int s_replay_reap(replay_t *x)
 {
     char err[512];
-    for (int idle = 0; x->npend && idle < REPLAY_ROUNDS;) {
-        size_t before = x->npend;
-        for (int waited = 0; x->npend && waited < x->resend_ms; waited += 50) {
-            if (taken_follow(&x->taken, err, sizeof err) != 0) {
-                fprintf(stderr, "payguard: reading %s's journals: %s\n", x->into, err);
-                return 1;
-            }
-            size_t k = 0;
-            for (size_t i = 0; i < x->npend; i++)
-                if (taken_has(&x->taken, x->pend[i]->seq))
-                    free(x->pend[i]);
-                else
-                    x->pend[k++] = x->pend[i];
-            x->npend = k;
-            if (x->npend)
-                usleep(50 * 1000);
-        }
-        idle = x->npend < before ? 0 : idle + 1;
-        for (size_t i = 0; idle < REPLAY_ROUNDS && i < x->npend; i++, x->resent++)
-            s_replay_one(x, x->pend[i]->t, x->pend[i]->env, x->pend[i]->len);
+    if (taken_follow(&x->taken, err, sizeof err) != 0) {
+        fprintf(stderr, "payguard: reading %s's journals: %s\n", x->into, err);
+        return -1;
     }
+    size_t k = 0;
     for (size_t i = 0; i < x->npend; i++)
-        free(x->pend[i]);
-    x->unconfirmed += x->npend;
-    x->npend = 0;
+        if (taken_has(&x->taken, x->pend[i]->seq))
+            free(x->pend[i]);
+        else
+            x->pend[k++] = x->pend[i];
+    x->npend = k;
     return 0;
 }
 
-/* s_replay_sent - keep a sent event in the window; a full window waits */
+/* s_replay_wait - the window (a sliding one): until it has room (drain:
+ * until it is empty), reap what was taken and send again what has waited
+ * resend_ms; after REPLAY_ROUNDS periods with nothing taken the rest count
+ * as unconfirmed (dropped there as taken by id, or lost). 0, or 1 when a
+ * journal cannot be read */
+static int s_replay_wait(replay_t *x, bool drain)
+{
+    int64_t progress = s_mono_ms();
+    while (x->npend && (drain || x->npend >= REPLAY_WINDOW)) {
+        size_t before = x->npend;
+        if (s_replay_reap(x) != 0)
+            return 1;
+        int64_t now = s_mono_ms();
+        if (x->npend < before)
+            progress = now;
+        if (now - progress > REPLAY_ROUNDS * x->resend_ms)
+            break;
+        for (size_t i = 0; i < x->npend; i++)
+            if (now - x->pend[i]->sent_ms >= x->resend_ms) {
+                s_replay_one(x, x->pend[i]->t, x->pend[i]->env, x->pend[i]->len);
+                x->pend[i]->sent_ms = now;
+                x->resent++;
+            }
+        if (x->npend)
+            usleep(5 * 1000);
+    }
+    if (x->npend && (drain || x->npend >= REPLAY_WINDOW)) { /* given up */
+        for (size_t i = 0; i < x->npend; i++)
+            free(x->pend[i]);
+        x->unconfirmed += x->npend;
+        x->npend = 0;
+    }
+    return 0;
+}
+
+/* s_replay_sent - keep a sent event in the window; a full one waits */
 static int s_replay_sent(replay_t *x, uint64_t seq, int t, const void *env, size_t len)
 {
     if (!x->confirm)
@@ -422,10 +455,12 @@ static int s_replay_sent(replay_t *x, uint64_t seq, int t, const void *env, size
     struct pend *p = malloc(sizeof *p + len);
     if (!p)
         return 0; /* not kept: its consumer's dedup still has it */
-    *p = (struct pend){.seq = seq, .t = t, .len = len};
+    *p = (struct pend){.seq = seq, .sent_ms = s_mono_ms(), .t = t, .len = len};
     memcpy(p->env, env, len);
     x->pend[x->npend++] = p;
-    return x->npend == REPLAY_WINDOW ? s_replay_confirm(x) : 0;
+    if (x->npend % 256 == 0 && s_replay_reap(x) != 0) /* now and then: the window slides */
+        return 1;
+    return x->npend >= REPLAY_WINDOW ? s_replay_wait(x, false) : 0;
 }
 
 /* s_replay_send - read from's journal and send what is selected; 0 or 1 */
@@ -463,7 +498,7 @@ static int s_replay_send(const config_t *c, replay_t *x, uint64_t *sent, uint64_
         }
     }
     if (status == 0 && x->confirm)
-        status = s_replay_confirm(x);
+        status = s_replay_wait(x, true);
     if (status == 0 && rc < 0) {
         fprintf(stderr, "payguard: %s\n", journal_reader_error(jr));
         status = 1;

@@ -8,7 +8,7 @@
  *	payguard repartition [-c CONFIG]
  *	payguard status [-c CONFIG]
  *	payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME]
- *		[--case ID] [--into STAGE] [--unchecked] [-c CONFIG]
+ *		[--case ID] [--into STAGE] [--unchecked] [--rebuild] [-c CONFIG]
  *	payguard replay --stage triage|approve --dry-run [-c CONFIG]
  *	payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]
  *	payguard approvals [--status pending|approved|denied|expired|all] [--token-file F] [-c CONFIG]
@@ -50,8 +50,10 @@
  *		not send what the receiving stage's journals on this host say
  *		it took (--unchecked: it sends all), and the receiving stage
  *		drops what it took by its own dedup, so replay is always safe:
- *		it only fills in what a consumer lacks (e.g. after its journal
- *		was lost or restored from an older backup).
+ *		it only fills in what a consumer lacks. After a consumer lost
+ *		its journal (or it was restored from an older backup), add
+ *		--rebuild: what its producer's floor says it took long ago is
+ *		then taken again.
  *		With --stage triage|approve --dry-run, an incident replay
  *		instead: the stage's decisions are re-run over the inputs it
  *		recorded, with this build's code and CONFIG (e.g. a changed
@@ -148,7 +150,7 @@ static int s_usage(FILE *f)
                "       payguard keygen [-c CONFIG]\n"
                "       payguard status [-c CONFIG]\n"
                "       payguard replay --from INSTANCE [--first SEQ] [--last SEQ] [--since TIME] [--until TIME]\n"
-               "                       [--case ID] [--into STAGE] [--unchecked] [-c CONFIG]\n"
+               "                       [--case ID] [--into STAGE] [--unchecked] [--rebuild] [-c CONFIG]\n"
                "       payguard replay --stage triage|approve --dry-run [-c CONFIG]\n"
                "       payguard journal dump DIR|INSTANCE [--first SEQ] [--last SEQ] [-c CONFIG]\n"
                "       payguard approvals [--status S] [--token-file F] [-c CONFIG]\n"

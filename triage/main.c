@@ -25,7 +25,10 @@
  *	again to another worker; the input stays unacknowledged until its advice
  *	is journaled, so a crash re-delivers it.
  *	Several workers share one stage (triage/instances): they keep no state,
- *	everything they judge arrives in the event.
+ *	everything they judge arrives in the event. So a worker's journal
+ *	needs only what approve and audit have not acknowledged, and its dedup
+ *	memory: segments both acknowledged and older than triage/retention_s
+ *	(7 days) are removed, after a checkpoint of that memory.
  * INPUT
  *	"validated", "duplicate" and "out_of_order" events from validate (the
  *	facts, the state validate read, the case's history).
@@ -50,7 +53,7 @@
  *	failures exit (75).
  * CONFIGURATION
  *	outside/llm, triage/llm_model, llm_key_file, llm_timeout_ms,
- *	llm_attempts, llm_max_inflight, llm_rate_per_s, instances;
+ *	llm_attempts, llm_max_inflight, llm_rate_per_s, instances, retention_s;
  *	outside/breaker_failures, breaker_cooldown_ms (the model's breaker).
  *--*/
 #include <assert.h>
@@ -291,6 +294,7 @@ int main(int argc, char **argv)
                           .tick = s_tick,
                           .fini = s_fini,
                           .status = s_status,
+                          .retire_journal = true, /* stateless: its dedup is checkpointed first */
                           .arg = &t};
     return stage_main(argc, argv, &s_def);
 }

@@ -81,11 +81,11 @@ rm -rf "$WORK/main/data/approve.0"
 ok "group restarts with approve's journal gone" up "$CFG"
 # approve is SIGKILLed during the first replay: what sat in its socket dies
 # with it, and replay's window (it watches approve's journal) sends it again
-"$BIN/payguard" replay -c "$CFG" --from triage.0 >"$WORK/replay.out" 2>&1 &
+"$BIN/payguard" replay -c "$CFG" --from triage.0 --rebuild >"$WORK/replay.out" 2>&1 &
 REPLAY=$!
 wait_stat "$CFG" approve.0 in 1500 60
 kill -9 "$(inst_pid "$CFG" approve.0)"
-wait $REPLAY && "$BIN/payguard" replay -c "$CFG" --from triage.1 >>"$WORK/replay.out" 2>&1
+wait $REPLAY && "$BIN/payguard" replay -c "$CFG" --from triage.1 --rebuild >>"$WORK/replay.out" 2>&1
 ok "payguard replay re-feeds both triage workers' journals" test $? = 0
 sed "s/^/# /" "$WORK/replay.out"
 ok "approve was SIGKILLed during the replay and restarted" test "$(restarts "$CFG" approve.0)" -ge 1

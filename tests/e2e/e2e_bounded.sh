@@ -15,7 +15,12 @@
 #      ingest.0's whole journal into validate, long past its recent ids: each
 #      is dropped by its producer's floor and position, nothing new emitted;
 #   6. a stage restarted (clean) recovers its dedup memory from the journal
-#      within the same bounds.
+#      within the same bounds;
+#   7. triage (stateless) removes its segments approve and audit
+#      acknowledged once older than triage/retention_s (2 s here), after a
+#      checkpoint of its dedup memory: pg-check finds what it removed in
+#      audit's trail, and replay into triage after a restart still sends
+#      nothing it took.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 N=${E2E_BOUNDED_WEBHOOKS:-3000}
@@ -28,8 +33,10 @@ cfg_merge "$CFG" <<CFG
 payguard
     journal
         segment_bytes = 65536
+triage
+    retention_s = 2
 CFG
-ok "group starts with max_inflight 40 and recent_ids 1024" up "$CFG"
+ok "group starts with max_inflight 40, recent_ids 1024, triage retention 2 s" up "$CFG"
 [ "$FAILED" = 0 ] || finish
 ok "the sandbox knows the $N payouts" seed_load_payouts "$CFG" "$N"
 URL=http://127.0.0.1:$PORT
@@ -77,16 +84,40 @@ for inst in $insts; do
 done
 ok "every instance's dedup memory is within its bounds (over:${over:- none})" test -z "$over"
 
-# ---- 4. exactly once, complete
+# ---- 3b. triage removed what approve and audit acknowledged, after a
+# checkpoint of its dedup memory (it keeps no other state)
+first_seg() { ls "$D/data/$1/" | grep '\.seg$' | head -1; }
+for _ in $(seq 1 150); do
+    [ -f "$D/data/triage.0/retired" ] && [ -f "$D/data/triage.1/retired" ] && break
+    sleep 0.2
+done
+ok "both triage workers removed acknowledged segments ($(first_seg triage.0), $(first_seg triage.1))" \
+    test -f "$D/data/triage.0/retired" -a -f "$D/data/triage.1/retired" -a \
+    "$(first_seg triage.0)" != 00000000000000000001.seg -a "$(first_seg triage.1)" != 00000000000000000001.seg
+ok "...and said so" grep -q 'inst=triage.[01].*retired [0-9]* journal segment' "$D/run/payguard.log"
+
+# ---- 4. exactly once, complete (what triage retired is found in audit's trail)
 "$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check.out" 2>&1
 sed "s/^/# /" "$WORK/check.out"
 ok "every receipt reached every stage and the trail, no id with two effects" grep -q ' 0 failed$' "$WORK/check.out"
 
 # ---- 5. replay far past the recent ids
+# triage's journals no longer hold what it retired: replay sends those, and
+# triage drops each by validate.0's floor (journaling it as taken, so the
+# replay sees it taken); it answers none again
+tout=$(($(stat_of triage.0 out) + $(stat_of triage.1 out)))
 "$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage >"$WORK/replay.out" 2>&1
-ok "payguard replay of validate.0 into triage sends nothing: triage's journals say it took all" \
-    grep -q "^replayed 0 events .*; $N more selected, already taken there, not sent (triage's journals read on this host: 2 of 2)" "$WORK/replay.out"
+ok "payguard replay of validate.0 into triage: exit 0" test $? = 0
 sed "s/^/# /" "$WORK/replay.out"
+sent=$(awk '/^replayed/ {print $2}' "$WORK/replay.out")
+skipped=$(sed -n 's/^replayed .*; \([0-9]*\) more selected.*/\1/p' "$WORK/replay.out")
+ok "every one of validate.0's $N events either not sent (taken, per triage's journals: $skipped) or sent ($sent)" \
+    test $((sent + skipped)) = "$N"
+ok "...and every one sent was seen taken" grep -q "^confirmed: $sent of $sent sent seen taken" "$WORK/replay.out"
+ok "...and triage answered none of them again" test $(($(stat_of triage.0 out) + $(stat_of triage.1 out))) = "$tout"
+"$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage >"$WORK/replay1.out" 2>&1
+ok "a second replay sends nothing: triage's journals now say it took all $N" \
+    grep -q "^replayed 0 events .*; $N more selected, already taken there" "$WORK/replay1.out"
 # unchecked, each event reaches validate (partitioned: its owner), whose own
 # dedup must drop it by ingest.0's floor and positions: far past recent_ids
 in0=$(stat_of validate.0 in) out0=$(stat_of validate.0 out) dup0=$(stat_of validate.0 duplicates)
@@ -110,6 +141,23 @@ ok "audit recovered its dedup memory within bounds (producers=$p seqs=$s recent=
     test "${r:-0}" -ge 512 -a "${r:-0}" -le 1024 -a "${s:-0}" -le $((${p:-0} * 1144))
 ok "audit's start-up log says what it recovered" \
     grep -q 'inst=audit.0.*recovered [0-9]* journal records; dedup: [0-9]* producers' "$D/run/payguard.log"
+wait_stat "$CFG" triage.0 dedup_producers 1 30
+ok "triage.0 recovered its producer's floor from what retention left ($(stat_of triage.0 dedup_producers) producer)" \
+    test "$(stat_of triage.0 dedup_producers)" -ge 1
+# unchecked, the second quarter of validate.0's journal (well below its
+# floor, well above the first floor each worker heard: below that, a worker
+# cannot tell what its sibling took before it, README "Replay"): triage's own
+# dedup drops each by the floor its checkpoint kept
+half=$(($(stat_of validate.0 journal_seq) / 2))
+"$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage --unchecked --first $((half / 2)) --last "$half" \
+    >"$WORK/replay3.out" 2>&1
+sed "s/^/# /" "$WORK/replay3.out"
+sent=$(awk '/^replayed/ {print $2}' "$WORK/replay3.out")
+for _ in $(seq 1 300); do [ $(($(stat_of triage.0 in) + $(stat_of triage.1 in))) -ge "${sent:-1}" ] && break; sleep 0.2; done
+ok "after the restart, an unchecked replay of $sent events into triage: all taken in, none answered" \
+    test $(($(stat_of triage.0 in) + $(stat_of triage.1 in))) -ge "${sent:-1}" -a \
+    $(($(stat_of triage.0 out) + $(stat_of triage.1 out))) = 0
+ok "the pipeline drains" quiesce "$CFG" 60
 down "$CFG"
 "$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check2.out" 2>&1
 ok "still exactly once after replay and restart" grep -q ' 0 failed$' "$WORK/check2.out"

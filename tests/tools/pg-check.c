@@ -201,8 +201,10 @@ typedef struct {
     uint64_t content; /* hash of type, case key, cause, body */
     uint16_t inst;
     char kind;
-    uint8_t dest;
+    uint8_t dest; /* DEST_UNKNOWN: a stored copy of an event whose own record was retired */
+    int8_t from;  /* the stage index of the event's producer (its head's stage), -1 if none */
 } rec_t;
+#define DEST_UNKNOWN 0xFF
 
 /* inst - one stage instance's journal */
 typedef struct {
@@ -429,7 +431,11 @@ static void s_read_event(check_t *C, int k, const unsigned char *p, size_t len, 
         return;
     }
     const event_head_t *h = event_head(ev);
-    rec_t r = {.kind = kind, .inst = (uint16_t) k, .dest = (uint8_t) mask};
+    char from[32];
+    int from_idx;
+    rec_t r = {.kind = kind, .inst = (uint16_t) k, .dest = (uint8_t) mask, .from = -1};
+    if (config_parse_instance(h->stage, from, &from_idx) == 0)
+        r.from = (int8_t) config_stage_index(from);
     r.id = s_pool_intern(&C->pool, h->id, strlen(h->id));
     r.cause = h->cause[0] ? s_pool_intern(&C->pool, h->cause, strlen(h->cause)) : CHECK_NO_ID;
     r.content = s_content(ev);
@@ -467,7 +473,8 @@ static void s_read_record(check_t *C, int k, const unsigned char *p, size_t len,
         stage_taken_t t;
         if (stage_record_taken(p, len, &t) != 0)
             s_bad(in, seq, "malformed 'I' record");
-        else if (t.flags & STAGE_TAKEN_NO_OUTPUT) { /* answered with nothing: like 'C' */
+        else if ((t.flags & STAGE_TAKEN_NO_OUTPUT) &&
+                 !(t.flags & STAGE_TAKEN_POSITION)) { /* answered with nothing: like 'C' */
             s_add_rec(C, (rec_t){.kind = STAGE_REC_CONSUMED,
                                  .inst = (uint16_t) k,
                                  .cause = CHECK_NO_ID,
@@ -629,14 +636,14 @@ static int s_read_receipts(check_t *C)
 
 /* ---- checks --------------------------------------------------------------- */
 
-/* s_ingest_retired - has an ingest instance removed old segments on
+/* s_stage_retired - has an instance of stage s removed old segments on
  * purpose (its journal directory's "retired" file: journal.h)? */
-static bool s_ingest_retired(const check_t *C)
+static bool s_stage_retired(const check_t *C, int s)
 {
     for (int k = 0; k < C->ninst; k++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s/retired", C->data_dir, C->inst[k].name);
-        if (C->inst[k].stage_idx == 0 && access(path, F_OK) == 0)
+        if (C->inst[k].stage_idx == s && access(path, F_OK) == 0)
             return true;
     }
     return false;
@@ -651,7 +658,7 @@ static void s_check_receipts(check_t *C, const index_t *ingest_by_id)
             printf("skip a: no receipts file; chains start from every ingest receipt\n");
         return;
     }
-    bool retired = s_ingest_retired(C);
+    bool retired = s_stage_retired(C, 0);
     int audit = config_stage_index("audit");
     index_t stored = retired ? s_index_build(C, audit, -1, STAGE_REC_STORED, false) : (index_t){0};
     examples_t missing = {0};
@@ -719,6 +726,72 @@ static void s_initial_frontier(const check_t *C, const index_t *ingest_by_id, ui
     s_frontier_unique(*v, n);
 }
 
+/* chain_t - one stage's step of check b */
+typedef struct {
+    index_t by_cause, consumed;
+    index_t stored; /* with retired segments: audit's stored copies, by cause */
+    uint64_t *next;
+    size_t nnext, capnext;
+    uint64_t inputs, answered, consumed_only, in_trail, unknown;
+    examples_t missing;
+} chain_t;
+
+/* s_successors - push stage s's answers to x (its 'E' records, or where s
+ * retired them, audit's stored copies made by s, whose own dest is not
+ * known); true if any */
+static bool s_successors(check_t *C, chain_t *ch, int s, const rec_t *x)
+{
+    size_t cnt, at = s_index_find(&ch->by_cause, x->id, &cnt);
+    bool found = cnt > 0;
+    for (size_t j = at; j < at + cnt; j++) {
+        size_t r = s_rec_of(ch->by_cause.v[j]);
+        s_push(&ch->next, &ch->nnext, &ch->capnext, s_key(C->recs[r].id, r));
+    }
+    if (found || !ch->stored.n)
+        return found;
+    at = s_index_find(&ch->stored, x->id, &cnt);
+    for (size_t j = at; j < at + cnt; j++) {
+        size_t r = s_rec_of(ch->stored.v[j]);
+        if (C->recs[r].from != s)
+            continue;
+        C->recs[r].dest = DEST_UNKNOWN;
+        s_push(&ch->next, &ch->nnext, &ch->capnext, s_key(C->recs[r].id, r));
+        found = true;
+    }
+    ch->in_trail += found;
+    return found;
+}
+
+/* s_chain_step - stage s's answers to the frontier; the next frontier in ch */
+static void s_chain_step(check_t *C, chain_t *ch, int s, const uint64_t *front, size_t nfront)
+{
+    ch->by_cause = s_index_build(C, s, -1, STAGE_REC_EVENT, true);
+    ch->consumed = s_index_build(C, s, -1, STAGE_REC_CONSUMED, false);
+    if (s_stage_retired(C, s))
+        ch->stored = s_index_build(C, config_stage_index("audit"), -1, STAGE_REC_STORED, true);
+    for (size_t i = 0; i < nfront; i++) {
+        const rec_t *x = &C->recs[s_rec_of(front[i])];
+        if (!(x->dest & STAGE_TO_NEXT))
+            continue;
+        ch->inputs++;
+        size_t cnt;
+        if (s_successors(C, ch, s, x)) {
+            ch->answered++;
+            continue;
+        }
+        s_index_find(&ch->consumed, x->id, &cnt);
+        if (cnt)
+            ch->consumed_only++;
+        else if (x->dest == DEST_UNKNOWN) /* a copy: it may never have been sent on */
+            ch->unknown++, ch->inputs--;
+        else
+            s_example(&ch->missing, "%s%s", s_pool_str(&C->pool, x->id), NULL);
+    }
+    free(ch->by_cause.v);
+    free(ch->consumed.v);
+    free(ch->stored.v);
+}
+
 /* s_check_chains - b: walk the receipts' chains stage by stage; each
  * listed stage must answer every event sent on to it */
 static void s_check_chains(check_t *C, const index_t *ingest_by_id)
@@ -731,50 +804,28 @@ static void s_check_chains(check_t *C, const index_t *ingest_by_id)
     size_t nfront;
     s_initial_frontier(C, ingest_by_id, &front, &nfront);
     for (int s = 1; s <= last; s++) {
-        index_t by_cause = s_index_build(C, s, -1, STAGE_REC_EVENT, true);
-        index_t consumed = s_index_build(C, s, -1, STAGE_REC_CONSUMED, false);
-        uint64_t *next = NULL;
-        size_t nnext = 0, capnext = 0;
-        uint64_t inputs = 0, answered = 0, consumed_only = 0;
-        examples_t missing = {0};
-        for (size_t i = 0; i < nfront; i++) {
-            const rec_t *x = &C->recs[s_rec_of(front[i])];
-            if (!(x->dest & STAGE_TO_NEXT))
-                continue;
-            inputs++;
-            size_t cnt, at = s_index_find(&by_cause, x->id, &cnt);
-            if (cnt) {
-                answered++;
-                for (size_t j = at; j < at + cnt; j++) {
-                    size_t r = s_rec_of(by_cause.v[j]);
-                    s_push(&next, &nnext, &capnext, s_key(C->recs[r].id, r));
-                }
-                continue;
-            }
-            s_index_find(&consumed, x->id, &cnt);
-            if (cnt)
-                consumed_only++;
-            else
-                s_example(&missing, "%s%s", s_pool_str(&C->pool, x->id), NULL);
-        }
+        chain_t ch = {0};
+        s_chain_step(C, &ch, s, front, nfront);
         if (C->stage_listed[s]) {
-            char ex[1024];
-            s_examples_text(&missing, ex, sizeof ex);
+            char ex[1024], trail[160] = "";
+            s_examples_text(&ch.missing, ex, sizeof ex);
+            if (ch.in_trail || ch.unknown)
+                snprintf(trail, sizeof trail,
+                         " (%llu found in audit's trail: %s retired their records; %llu copies there never sent on)",
+                         (unsigned long long) ch.in_trail, config_stages[s], (unsigned long long) ch.unknown);
             const char *prev = s == 1 ? "receipts" : config_stages[s - 1];
-            s_result(C, missing.n == 0 && C->stage_ninst[s] > 0,
-                     "b chain %s: %llu of %llu %s sent on have a successor in %s (%d instance%s), "
+            s_result(C, ch.missing.n == 0 && C->stage_ninst[s] > 0,
+                     "b chain %s: %llu of %llu %s sent on have a successor in %s (%d instance%s)%s, "
                      "%llu consumed with no output, %llu missing%s%s",
-                     config_stages[s], (unsigned long long) answered, (unsigned long long) inputs, prev,
-                     config_stages[s], C->stage_ninst[s], C->stage_ninst[s] == 1 ? "" : "s",
-                     (unsigned long long) consumed_only, (unsigned long long) missing.n, ex,
+                     config_stages[s], (unsigned long long) ch.answered, (unsigned long long) ch.inputs, prev,
+                     config_stages[s], C->stage_ninst[s], C->stage_ninst[s] == 1 ? "" : "s", trail,
+                     (unsigned long long) ch.consumed_only, (unsigned long long) ch.missing.n, ex,
                      C->stage_ninst[s] ? "" : "; no journal directory for this stage");
         }
-        free(by_cause.v);
-        free(consumed.v);
         free(front);
-        s_frontier_unique(next, &nnext);
-        front = next;
-        nfront = nnext;
+        s_frontier_unique(ch.next, &ch.nnext);
+        front = ch.next;
+        nfront = ch.nnext;
     }
     free(front);
 }

@@ -185,7 +185,7 @@ Test(dedup, producers_past_the_limit_replace_the_least_recently_heard)
     dedup_destroy(&d);
 }
 
-Test(dedup, a_replayed_seq_below_the_first_floor_heard_is_known_only_if_remembered)
+Test(dedup, a_seq_replayed_to_rebuild_below_the_first_floor_heard_is_known_only_if_remembered)
 {
     /* this instance's journal was lost and started again: the producer's
      * floor covers what the old journal took, which replay must rebuild */

@@ -499,7 +499,7 @@ Test(stage, the_floor_it_sends_is_its_lowest_unacked_event)
 Test(stage, a_replayed_event_from_before_this_journal_is_taken_to_rebuild_it)
 {
     /* this journal is new (as after a loss) while validate.0 has long been
-     * acknowledged up to 40: payguard replay (floor 0) re-feeds the events
+     * acknowledged up to 40: payguard replay --rebuild re-feeds the events
      * below that, which only the lost journal had taken */
     uint64_t acked[8], seq;
     char id[EVENT_ID_MAX + 1];
@@ -513,16 +513,19 @@ Test(stage, a_replayed_event_from_before_this_journal_is_taken_to_rebuild_it)
     cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS));
     s_ack(s_next, seq);
     s_ack("audit", seq);
-    s_send_input_at(45, TEST_EPOCH, 0); /* replayed: acknowledged since this journal began */
+    s_send_input_at(11, TEST_EPOCH, 0); /* replayed (not to rebuild): below the floor */
+    cr_assert_eq(s_recv_ack(acked, 8), 1);
+    cr_expect(s_no_answer(), "a plain replay below the floor: taken (by this journal's past, or a sibling)");
+    s_send_input_at(45, TEST_EPOCH, STAGE_META_REBUILD); /* acknowledged since this journal began */
     cr_assert_eq(s_recv_ack(acked, 8), 1);
     cr_expect(s_no_answer(), "45 was taken by this journal's life: a duplicate");
-    s_send_input_at(10, TEST_EPOCH, 0); /* replayed: from before this journal */
+    s_send_input_at(10, TEST_EPOCH, STAGE_META_REBUILD); /* from before this journal */
     cr_assert_eq(s_recv_ack(acked, 8), 1);
     cr_expect_eq(acked[0], 10);
     cr_assert(s_recv_event(s_next0, id, &seq, WAIT_MS), "10 is rebuilt: answered");
     s_ack(s_next, seq);
     s_ack("audit", seq);
-    s_send_input_at(10, TEST_EPOCH, 0);
+    s_send_input_at(10, TEST_EPOCH, STAGE_META_REBUILD);
     cr_assert_eq(s_recv_ack(acked, 8), 1);
     cr_expect(s_no_answer(), "replayed twice: the second is a duplicate");
 }
