@@ -200,7 +200,7 @@ $(BA)/%: $(BS)/tests/tools/%.o $(BS)/libpgcommon.a
 # tools), and any such file fails the run, even when the checks passed.
 # (verify_asan_link_order=0: e2e_fsync preloads its fsync shim first.)
 # The load scripts run smaller here (1,000 webhooks through the backbone,
-# 300 chaos deliveries, 1,000 over tcp://), and events are re-sent after 3 s
+# 300 chaos deliveries, 1,000 over tcp://, 1,500 past tiny bounds), and events are re-sent after 3 s
 # instead of 1 s (E2E_RESEND_MS: a sanitized stage acks slower, and a
 # re-send it did not need sends a deferred input to a second worker): the sanitizers look at every
 # code path those reach, and the full sizes run in make e2e and make test.
@@ -212,6 +212,7 @@ e2e-asan: all $(ASAN_PROGS)
 	@rm -rf $(E2E_SAN_DIR); mkdir -p $(E2E_SAN_DIR); \
 	 export PG_BIN=$(CURDIR)/$(BA) E2E_WEBHOOKS=$${E2E_WEBHOOKS:-1000} CHAOS_N=$${CHAOS_N:-300} \
 	   E2E_TRANSPORT_WEBHOOKS=$${E2E_TRANSPORT_WEBHOOKS:-1000} E2E_RESEND_MS=$${E2E_RESEND_MS:-3000} \
+	   E2E_BOUNDED_WEBHOOKS=$${E2E_BOUNDED_WEBHOOKS:-1500} \
 	   E2E_PLAIN="$(E2E_PLAIN)" \
 	   ASAN_OPTIONS=log_path=$(E2E_SAN_DIR)/asan:detect_leaks=1:verify_asan_link_order=0 \
 	   UBSAN_OPTIONS=log_path=$(E2E_SAN_DIR)/ubsan:print_stacktrace=1:halt_on_error=1; \

@@ -19,7 +19,8 @@ void sk_journal_taken(stage_t *st, const char *producer, uint64_t seq, const cha
         rec[n++] = (unsigned char) (seq >> (8 * b));
     rec[n++] = (unsigned char) plen;
     memcpy(rec + n, producer, plen);
-    memcpy(rec + n + plen, id, idlen);
+    if (idlen) /* a checkpoint's has none (memcpy from NULL is undefined even for 0 bytes) */
+        memcpy(rec + n + plen, id, idlen);
     sk_append_small(st, rec, n + plen + idlen);
 }
 
