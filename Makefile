@@ -17,6 +17,8 @@
 #                 (scripts/bench-baseline.sh, bench/results-baseline.md)
 #   make bench-scale  cases/s by instance count (scripts/bench-scale.sh,
 #                 bench/results-scale.md)
+#   make soak     a long steady run: memory, restart time, disk per case
+#                 over time (scripts/soak.sh, bench/results-soak.md)
 #   make clean
 
 SHELL   := /bin/bash
@@ -49,7 +51,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench bench-baseline bench-scale clean
+.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench bench-baseline bench-scale soak clean
 .SECONDARY:
 all: bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so bin/hooks/execute
 
@@ -275,6 +277,13 @@ bench-scale: deps
 	@sh scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bash scripts/bench-scale.sh
+
+# make soak: SOAK_MINUTES (30) at SOAK_RATE (150) webhooks a second through
+# the sandbox: memory, restart-to-ready and disk per case at 10%, 50% and
+# 100% of the run, into bench/results-soak.md (scripts/soak.sh)
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/soak.sh
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c links with the common and
 # stage modules, built with clang, the same warnings, ASan and UBSan; seeds
