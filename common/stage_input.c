@@ -40,7 +40,7 @@ static void s_store(stage_t *st, event_t *ev, const void *raw, size_t rawlen)
         sk_append_small(st, rec->data, rec->len);
         sk_blob_unref(&rec);
     }
-    sk_taken(st, false);
+    sk_taken(st, event_head(ev), st->current_from_producer, st->current_linked, false);
 }
 
 /* s_duplicate - was this input taken before (dedup.h)? Its producer's
@@ -100,7 +100,7 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, c
         assert(!st->emitted && !st->def->store_inputs);
         atomic_fetch_add(&st->c_retry, 1);
     } else {
-        sk_taken(st, !st->emitted); /* after its answers: see sk_taken */
+        sk_taken(st, h, from_producer, st->current_linked, !st->emitted); /* after its answers: see sk_taken */
         if (from_producer) {
             sk_ack_later(st, h);
             s_observe_answer(st, h);
@@ -111,17 +111,16 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, c
 }
 
 /* sk_taken - see stage_priv.h */
-void sk_taken(stage_t *st, bool no_output)
+void sk_taken(stage_t *st, const event_head_t *h, bool from_producer, bool linked, bool no_output)
 {
-    const event_head_t *h = event_head(st->current);
-    if (!st->current_from_producer) { /* injected, or adopted from our own journal: no producer to remember */
+    if (!from_producer) { /* injected, or adopted from our own journal: no producer to remember */
         dedup_add(st->dedup, NULL, 0, h->id);
         return;
     }
     if (!st->def->store_inputs)
         sk_journal_taken(st, h->stage, h->seq, h->id,
-                         (no_output ? STAGE_TAKEN_NO_OUTPUT : 0) | (st->current_linked ? 0 : STAGE_TAKEN_ID_ONLY));
-    dedup_add(st->dedup, st->current_linked ? h->stage : NULL, h->seq, h->id);
+                         (no_output ? STAGE_TAKEN_NO_OUTPUT : 0) | (linked ? 0 : STAGE_TAKEN_ID_ONLY));
+    dedup_add(st->dedup, linked ? h->stage : NULL, h->seq, h->id);
 }
 
 /* stage_defer - see stage.h: take the current input out of the turn */
@@ -217,17 +216,7 @@ void stage_finish(stage_t *st, stage_pending_t **p_p)
         st->resumed = NULL;
     }
     const event_head_t *h = event_head(p->ev);
-    {
-        const event_t *was = st->current;
-        bool was_from = st->current_from_producer, was_linked = st->current_linked;
-        st->current = p->ev;
-        st->current_from_producer = p->from_producer;
-        st->current_linked = p->linked;
-        sk_taken(st, !p->emitted);
-        st->current = was;
-        st->current_from_producer = was_from;
-        st->current_linked = was_linked;
-    }
+    sk_taken(st, h, p->from_producer, p->linked, !p->emitted);
     if (p->from_producer) {
         sk_ack_later(st, h);
         s_observe_answer(st, h);

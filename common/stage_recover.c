@@ -98,8 +98,7 @@ static int s_rec_taken(stage_t *st, const unsigned char *p, size_t len)
         dedup_add(st->dedup, NULL, 0, t.id);
         return 0;
     }
-    if (dedup_link_size(st->dedup, t.producer) == 0)
-        dedup_meet(st->dedup, t.producer, 0, 0); /* known: its 'F' came first; else one made at epoch 0 */
+    dedup_meet(st->dedup, t.producer, 0, 0); /* its 'F' came first; else a link made at epoch 0 */
     dedup_add(st->dedup, t.producer, t.seq, t.id[0] ? t.id : NULL);
     return 0;
 }

@@ -385,14 +385,6 @@ static int s_replay_taken(const config_t *c, replay_t *x)
     return 0;
 }
 
-/* s_mono_ms - monotonic ms */
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* s_replay_reap - drop from the window what into's journals now show
  * taken; -1 when they cannot be read */
 static int s_replay_reap(replay_t *x)
@@ -419,12 +411,12 @@ static int s_replay_reap(replay_t *x)
  * journal cannot be read */
 static int s_replay_wait(replay_t *x, bool drain)
 {
-    int64_t progress = s_mono_ms();
+    int64_t progress = stage_mono_ms();
     while (x->npend && (drain || x->npend >= REPLAY_WINDOW)) {
         size_t before = x->npend;
         if (s_replay_reap(x) != 0)
             return 1;
-        int64_t now = s_mono_ms();
+        int64_t now = stage_mono_ms();
         if (x->npend < before)
             progress = now;
         if (now - progress > REPLAY_ROUNDS * x->resend_ms)
@@ -455,7 +447,7 @@ static int s_replay_sent(replay_t *x, uint64_t seq, int t, const void *env, size
     struct pend *p = malloc(sizeof *p + len);
     if (!p)
         return 0; /* not kept: its consumer's dedup still has it */
-    *p = (struct pend){.seq = seq, .sent_ms = s_mono_ms(), .t = t, .len = len};
+    *p = (struct pend){.seq = seq, .sent_ms = stage_mono_ms(), .t = t, .len = len};
     memcpy(p->env, env, len);
     x->pend[x->npend++] = p;
     if (x->npend % 256 == 0 && s_replay_reap(x) != 0) /* now and then: the window slides */

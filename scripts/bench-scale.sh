@@ -70,20 +70,8 @@ group() {
     echo "$cfg"
 }
 
-# seed CONFIG - the refunds' payments, PSP refunds and ledger entries, 500 a request
-seed() {
-    local sbx coll f
-    sbx=$(sandbox_url "$1")
-    for coll in payments psp_refunds entries; do
-        rm -f "$WORK/part."*
-        split -l 500 "$WORK/seed.$coll" "$WORK/part."
-        for f in "$WORK/part."*; do
-            { printf '{"%s":[' "$coll"; paste -sd, "$f"; printf ']}'; } |
-                curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- "$sbx/_sandbox/seed" ||
-                return 1
-        done
-    done
-}
+# seed CONFIG - the refunds' payments, PSP refunds and ledger entries (lib_e2e.sh)
+seed() { seed_files "$1" "$WORK"; }
 
 # cpu_ticks CONFIG [sandbox] - CPU ticks of the group's stage processes (or of its sandbox)
 cpu_ticks() {

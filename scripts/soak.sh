@@ -59,16 +59,7 @@ awk -v n="$TOTAL" -v now="$(date +%s)" -v w="$WORK" 'BEGIN {
     }
 }'
 say "seeding the sandbox with $TOTAL refunds"
-sbx=$(sandbox_url "$CFG")
-for coll in payments psp_refunds entries; do
-    rm -f "$WORK/part."*
-    split -l 500 "$WORK/seed.$coll" "$WORK/part."
-    for f in "$WORK/part."*; do
-        { printf '{"%s":[' "$coll"; paste -sd, "$f"; printf ']}'; } |
-            curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- "$sbx/_sandbox/seed" ||
-            { say "seeding failed"; exit 1; }
-    done
-done
+seed_files "$CFG" "$WORK" || { say "seeding failed"; exit 1; }
 stat_of() { awk -F= -v k="$2" '$1 == k {print $2}' "$D/run/$1.stat" 2>/dev/null; }
 kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null; }
 insts="ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0 audit.0"

@@ -140,6 +140,22 @@ seed_load_payouts() {
     done
 }
 
+# seed_files CONFIG DIR - the sandbox seeded from DIR/seed.payments,
+# seed.psp_refunds and seed.entries (one JSON object a line), 500 a request
+seed_files() {
+    local sbx coll f
+    sbx=$(sandbox_url "$1")
+    for coll in payments psp_refunds entries; do
+        rm -f "$2/part."*
+        split -l 500 "$2/seed.$coll" "$2/part."
+        for f in "$2/part."*; do
+            { printf '{"%s":[' "$coll"; paste -sd, "$f"; printf ']}'; } |
+                curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- "$sbx/_sandbox/seed" ||
+                return 1
+        done
+    done
+}
+
 # load_seeded URL FIRST COUNT - pg-load COUNT signed webhooks for the seeded
 # payouts P-FIRST.. at 8 connections; receipts appended to $WORK/receipts.txt
 load_seeded() {
