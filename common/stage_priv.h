@@ -324,10 +324,9 @@ void sk_on_input(stage_t *st, const void *data, size_t len, const sk_meta_t *met
 
 /* sk_taken - journal input h as taken ('I') and remember it in dedup
  * (from_producer, linked: as it came, stage_pending_t): once it is
- * answered, after its last emit (no_output: none). Not before: a crash between an 'I' and the answers it promised would leave
- * an input taken and never answered. A crash between its answers and its
- * 'I' leaves answers whose cause ids recovery remembers as recent ids, so
- * the producer's re-send is dropped (and journaled as taken) by id */
+ * answered, after its last emit (no_output: none). Not before: a crash between an 'I' and the answers it promised would
+ * leave an input taken and never answered. A crash between its answers and its 'I' leaves answers whose cause ids
+ * recovery remembers as recent ids, so the producer's re-send is dropped (and journaled as taken) by id */
 void sk_taken(stage_t *st, const event_head_t *h, bool from_producer, bool linked, bool no_output);
 
 /* sk_write_floors - journal the producers' floors that moved ('F'): at
