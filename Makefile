@@ -23,7 +23,7 @@
 
 SHELL   := /bin/bash
 CC      ?= cc
-PKGS    := libczmq libzmq msgpack libcrypto libcurl libmicrohttpd jansson sqlite3
+PKGS    := libczmq libzmq msgpack libcrypto libcurl libmicrohttpd jansson sqlite3 libzstd
 WARN    := -std=c11 -Wall -Wextra -Wswitch-enum -Werror
 CPPFLAGS_ALL = -D_GNU_SOURCE -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g

@@ -73,13 +73,17 @@
 #include <assert.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "archiver.h"
 #include "caseidx.h"
 #include "httpd.h"
 #include "indexer.h"
@@ -119,8 +123,11 @@ typedef struct {
 
 typedef struct {
     stage_t *st;
-    trail_head_t head;   /* the chain's head (loop thread) */
-    uint64_t sealed_seq; /* trail seq of the last checkpoint */
+    trail_head_t head;            /* the chain's head (loop thread) */
+    uint64_t sealed_seq;          /* trail seq of the last checkpoint */
+    _Atomic uint64_t sealed_jseq; /* the journal's last seq then: the archiver's bound (any thread) */
+    archiver_t *archiver;
+    archiver_stats_t archived; /* what the metrics were last told */
     int64_t next_checkpoint_ms;
     long checkpoint_every_s;
     trail_key_t *key;
@@ -269,6 +276,12 @@ static enum MHD_Result s_verify_http(audit_t *a, struct MHD_Connection *conn, co
     return httpd_reply(conn, status, j);
 }
 
+/* s_path - a configured path with {data} {n} ... expanded (caller frees) */
+static char *s_path(stage_t *st, const char *key)
+{
+    return config_expand(stage_config(st), config_get(stage_config(st), key), "audit", stage_index(st));
+}
+
 /* s_checkpoint - sign the head if it moved since the last checkpoint */
 static void s_checkpoint(audit_t *a, bool force)
 {
@@ -281,7 +294,50 @@ static void s_checkpoint(audit_t *a, bool force)
         exit(JOURNAL_EXIT_SYNC_FAILED);
     }
     a->sealed_seq = a->head.seq;
+    atomic_store(&a->sealed_jseq, stage_journal_last_seq(a->st));
     stage_count(a->st, "payguard_audit_checkpoints_total", NULL, NULL, 1);
+}
+
+/* s_sealed - for the archiver's thread: journal records a checkpoint covers */
+static uint64_t s_sealed(void *arg)
+{
+    audit_t *a = arg;
+    return atomic_load(&a->sealed_jseq);
+}
+
+/* s_archive_metrics - what the archiver moved since the last look */
+static void s_archive_metrics(audit_t *a)
+{
+    archiver_stats_t now;
+    archiver_stats(a->archiver, &now);
+    stage_count(a->st, "payguard_audit_archived_segments_total", NULL, NULL, now.segments - a->archived.segments);
+    stage_count(a->st, "payguard_audit_archived_bytes_total", NULL, NULL, now.bytes - a->archived.bytes);
+    stage_count(a->st, "payguard_audit_archive_bytes_total", NULL, NULL, now.zbytes - a->archived.zbytes);
+    stage_count(a->st, "payguard_audit_archive_failures_total", NULL, NULL, now.failures - a->archived.failures);
+    a->archived = now;
+}
+
+/* s_start_archiver - audit/archive_dir (created, made absolute) and the
+ * archiver's thread; -1 on a bad setting */
+static int s_start_archiver(audit_t *a)
+{
+    const config_t *c = stage_config(a->st);
+    char err[512], abs[PATH_MAX];
+    long after_s = 0;
+    char *dir = s_path(a->st, "audit/archive_dir");
+    int rc = config_bounded(c, "audit/archive_after_s", &after_s, err, sizeof err);
+    if (rc == 0 && (!dir || !*dir || (mkdir(dir, 0750) != 0 && errno != EEXIST) || !realpath(dir, abs))) {
+        snprintf(err, sizeof err, "audit/archive_dir %s: cannot create or resolve: %s", dir ? dir : "(unset)",
+                 strerror(errno));
+        rc = -1;
+    }
+    free(dir);
+    if (rc == 0 &&
+        !(a->archiver = archiver_new(a->st, abs, a->checkpoints_path, after_s, s_sealed, a, err, sizeof err)))
+        rc = -1;
+    if (rc != 0)
+        log_error("%s", err);
+    return rc;
 }
 
 /* s_gauge_state - one cases-by-state gauge */
@@ -328,6 +384,7 @@ static void s_tick(stage_t *st, void *arg)
         caseidx_counts(a->ridx, s_gauge_state, st);
         pthread_mutex_unlock(&a->rmu);
         stage_gauge(st, "payguard_audit_index_lag", (int64_t) indexer_lag(a->indexer));
+        s_archive_metrics(a);
         a->next_gauges_ms = now + 1000;
     }
 }
@@ -473,12 +530,6 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* s_path - a configured path with {data} {n} ... expanded (caller frees) */
-static char *s_path(stage_t *st, const char *key)
-{
-    return config_expand(stage_config(st), config_get(stage_config(st), key), "audit", stage_index(st));
-}
-
 /* s_serve - the cases API on http_bind:http_port */
 static int s_serve(audit_t *a)
 {
@@ -567,7 +618,10 @@ static int s_init(stage_t *st, void *arg)
      * later starts seal what the last run left if it stopped unsealed */
     s_checkpoint(a, access(a->checkpoints_path, F_OK) != 0);
     a->sealed_seq = a->head.seq;
+    atomic_store(&a->sealed_jseq, stage_journal_last_seq(st));
     a->next_checkpoint_ms = stage_now_ms() + a->checkpoint_every_s * 1000;
+    if (s_start_archiver(a) != 0)
+        return -1;
     return s_serve(a);
 }
 
@@ -593,6 +647,7 @@ static void s_fini(stage_t *st, void *arg)
     pthread_mutex_unlock(&a->verify.mu);
     if (join)
         pthread_join(a->verify.thread, NULL); /* a verification under way finishes (it only reads) */
+    archiver_destroy(&a->archiver);           /* after the segment it is moving, if any */
     indexer_destroy(&a->indexer);             /* commits what it applied; the next start applies the rest */
     s_checkpoint(a, false);
     caseidx_close(&a->ridx);

@@ -158,6 +158,8 @@ static const char s_defaults[] =
     "    signing_key_file = {data}/audit-signing.key    # Ed25519 private key (PEM); keep it away from the trail in production\n"
     "    verify_key_file = {data}/audit-signing.pub     # its public key: what `payguard audit verify` checks with\n"
     "    generate_key = yes                  # no key file yet: create one (set no in production)\n"
+    "    archive_dir = {data}/audit.{n}.archive  # sealed trail segments, zstd-compressed, kept for good (may be a mounted remote)\n"
+    "    archive_after_s = 86400             # a sealed segment moves there a day after it was last written\n"
     "console                                # the ops console: the page people decide on (console/main.c)\n"
     "    enabled = yes                       # started by `payguard up`\n"
     "    http_bind = 127.0.0.1\n"
@@ -505,6 +507,7 @@ static const struct {
     {"execute/retry_max_ms", 1, 600000},
     {"audit/http_port", 1, 65535},
     {"audit/checkpoint_every_s", 1, 86400},
+    {"audit/archive_after_s", 0, CONFIG_RETENTION_S_MAX},
     {"console/http_port", 1, 65535},
     {"console/timeout_ms", 100, 600000},
     {"sandbox/port", 1, 65535},

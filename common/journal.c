@@ -40,6 +40,7 @@
 
 #include "crc32c.h"
 #include "log.h"
+#include "segzst.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -78,6 +79,8 @@ typedef struct {
     uint64_t seq;
     char name[JOURNAL_SEG_NAME_LEN + 1];
 } s_segment_t;
+
+static ssize_t s_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 /* what one look at a record found */
 typedef enum {
@@ -153,10 +156,13 @@ static void s_fatal(const char *dir, const char *what, int errnum)
     _exit(JOURNAL_EXIT_SYNC_FAILED);
 }
 
-/* s_segment_name_parse - seq of a segment file name; false if not one */
-static bool s_segment_name_parse(const char *name, uint64_t *seq)
+/* s_segment_name_parse - seq of a segment file name (archived: with
+ * SEGZST_SUFFIX after it); false if not one */
+static bool s_segment_name_parse(const char *name, uint64_t *seq, bool archived)
 {
-    if (strlen(name) != JOURNAL_SEG_NAME_LEN || strcmp(name + 20, ".seg") != 0)
+    size_t want = JOURNAL_SEG_NAME_LEN + (archived ? strlen(SEGZST_SUFFIX) : 0);
+    if (strlen(name) != want || strncmp(name + 20, ".seg", 4) != 0 ||
+        (archived && strcmp(name + JOURNAL_SEG_NAME_LEN, SEGZST_SUFFIX) != 0))
         return false;
     uint64_t v = 0;
     for (int i = 0; i < 20; i++) {
@@ -186,9 +192,10 @@ static int s_segment_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* s_list_segments - the segment files of dir, sorted; other names are
- * ignored so an operator's notes or editor files do not break startup */
-static int s_list_segments(const char *dir, s_segment_t **out, size_t *count, char *err, size_t errlen)
+/* s_list_in - the segment files of dir (archived: compressed ones),
+ * sorted; other names are ignored so an operator's notes or editor files do
+ * not break startup */
+static int s_list_in(const char *dir, bool archived, s_segment_t **out, size_t *count, char *err, size_t errlen)
 {
     *out = NULL;
     *count = 0;
@@ -204,7 +211,7 @@ static int s_list_segments(const char *dir, s_segment_t **out, size_t *count, ch
     errno = 0;
     while ((de = readdir(d)) != NULL) {
         uint64_t seq;
-        if (!s_segment_name_parse(de->d_name, &seq))
+        if (!s_segment_name_parse(de->d_name, &seq, archived))
             continue;
         if (n == JOURNAL_MAX_SEGMENTS) {
             s_err(err, errlen, "journal %s: more than %u segments", dir, JOURNAL_MAX_SEGMENTS);
@@ -223,7 +230,7 @@ static int s_list_segments(const char *dir, s_segment_t **out, size_t *count, ch
             cap = ncap;
         }
         segs[n].seq = seq;
-        memcpy(segs[n].name, de->d_name, JOURNAL_SEG_NAME_LEN + 1);
+        s_segment_name(segs[n].name, seq); /* the live name, archived or not */
         n++;
         errno = 0;
     }
@@ -241,6 +248,12 @@ static int s_list_segments(const char *dir, s_segment_t **out, size_t *count, ch
     *out = segs;
     *count = n;
     return 0;
+}
+
+/* s_list_segments - the live segment files of dir, sorted */
+static int s_list_segments(const char *dir, s_segment_t **out, size_t *count, char *err, size_t errlen)
+{
+    return s_list_in(dir, false, out, count, err, errlen);
 }
 
 /* s_check_record - judge the record at p with avail bytes of data behind it;
@@ -731,6 +744,106 @@ int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_
     return rc == 0 ? (int) k : -1;
 }
 
+#define JOURNAL_ARCHIVE_FILE "archive"
+#define JOURNAL_COMPARE_BYTES (256u * 1024u)
+
+/* s_archive_path - the archive directory <dir>/archive names (journal_archive);
+ * 1 and the path, 0 when the journal has none */
+static int s_archive_path(const char *dir, char *out, size_t outlen)
+{
+    char path[JOURNAL_DIR_MAX + 16];
+    snprintf(path, sizeof path, "%s/%s", dir, JOURNAL_ARCHIVE_FILE);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, out, outlen - 1);
+    close(fd);
+    if (n <= 1 || out[n - 1] != '\n')
+        return 0;
+    out[n - 1] = '\0';
+    return 1;
+}
+
+/* s_same_bytes - do the files at fds a and b hold the same bytes? */
+static bool s_same_bytes(int a, int b)
+{
+    unsigned char *x = malloc(2 * JOURNAL_COMPARE_BYTES), *y = x + JOURNAL_COMPARE_BYTES;
+    bool same = x != NULL;
+    for (uint64_t off = 0; same; off += JOURNAL_COMPARE_BYTES) {
+        ssize_t n = s_pread_full(a, x, JOURNAL_COMPARE_BYTES, off), m = s_pread_full(b, y, JOURNAL_COMPARE_BYTES, off);
+        same = n >= 0 && n == m && memcmp(x, y, (size_t) n) == 0;
+        if (n < (ssize_t) JOURNAL_COMPARE_BYTES)
+            break;
+    }
+    free(x);
+    return same;
+}
+
+/* s_archive_copy - dir/name compressed to archive/name.zst, expanded again
+ * and compared with the original; its size in *zbytes */
+static int s_archive_copy(const char *dir, const char *archive, const char *name, uint64_t *zbytes, char *err,
+                          size_t errlen)
+{
+    char src[JOURNAL_DIR_MAX + JOURNAL_SEG_NAME_LEN + 2], dst[PATH_MAX];
+    snprintf(src, sizeof src, "%s/%s", dir, name);
+    if (snprintf(dst, sizeof dst, "%s/%s%s", archive, name, SEGZST_SUFFIX) >= (int) sizeof dst)
+        return s_err(err, errlen, "journal archive %s: path too long", archive), -1;
+    if (mkdir(archive, 0750) != 0 && errno != EEXIST)
+        return s_err(err, errlen, "journal archive %s: cannot create: %s", archive, strerror(errno)), -1;
+    if (segzst_compress(src, dst, zbytes, err, errlen) != 0)
+        return -1;
+    int e = segzst_expand(dst, err, errlen), o = open(src, O_RDONLY | O_CLOEXEC);
+    bool same = e >= 0 && o >= 0 && s_same_bytes(e, o);
+    if (e >= 0)
+        close(e);
+    if (o >= 0)
+        close(o);
+    if (!same && e >= 0) {
+        unlink(dst);
+        s_err(err, errlen, "journal archive %s: the copy of %s does not read back the same (removed)", dst, src);
+    }
+    return same ? 0 : -1;
+}
+
+/* journal_archive - see journal.h */
+int journal_archive(journal_t *self, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,
+                    uint64_t *zbytes, char *err, size_t errlen)
+{
+    assert(self && archive && *archive == '/' && bytes && zbytes);
+    *bytes = *zbytes = 0;
+    s_segment_t *segs = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&self->lock); /* the list only: a closed segment never changes */
+    int rc = s_list_segments(self->dir, &segs, &n, err, errlen);
+    size_t k = rc == 0 ? s_retirable(self, segs, n, upto, older_than_s, bytes) : 0;
+    s_segment_t seg = k ? segs[0] : (s_segment_t){0};
+    uint64_t kept = k ? segs[1].seq : 0;
+    pthread_mutex_unlock(&self->lock);
+    free(segs);
+    if (rc != 0 || k == 0)
+        return rc;
+    struct stat st;
+    if (fstatat(self->dir_fd, seg.name, &st, 0) != 0)
+        return s_err(err, errlen, "journal %s/%s: %s", self->dir, seg.name, strerror(errno)), -1;
+    *bytes = (uint64_t) st.st_size;
+    if (s_archive_copy(self->dir, archive, seg.name, zbytes, err, errlen) != 0)
+        return -1;
+    char text[PATH_MAX + 2], have[PATH_MAX + 2];
+    snprintf(text, sizeof text, "%s\n", archive);
+    pthread_mutex_lock(&self->lock);
+    bool known = s_archive_path(self->dir, have, sizeof have) && strcmp(have, archive) == 0;
+    rc = (known || s_write_small(self->dir_fd, JOURNAL_ARCHIVE_FILE, text) == 0) && s_write_retired(self, kept) == 0
+             ? 0
+             : -1;
+    if (rc == 0 && (unlinkat(self->dir_fd, seg.name, 0) != 0 || fsync(self->dir_fd) != 0))
+        rc = -1;
+    pthread_mutex_unlock(&self->lock);
+    if (rc != 0)
+        return s_err(err, errlen, "journal %s: %s not moved to the archive: %s", self->dir, seg.name, strerror(errno)),
+               -1;
+    return 1;
+}
+
 /* s_make_dir - create dir (one level) if missing and make its entry durable */
 static int s_make_dir(const char *dir, char *err, size_t errlen)
 {
@@ -1037,8 +1150,6 @@ struct journal_reader_t {
 
 #define JOURNAL_READ_AHEAD (256u * 1024u)
 
-static ssize_t s_pread_full(int fd, void *buf, size_t n, uint64_t off);
-
 /* s_reader_bytes - n bytes at file offset off, from the read-ahead window
  * (refilled from off when they are not all in it: bytes once written never
  * change, so what the window holds stays true beside a live writer); the
@@ -1106,9 +1217,16 @@ static int s_reader_open_segment(journal_reader_t *self, uint64_t seq)
     s_segment_name(name, seq);
     snprintf(path, sizeof path, "%s/%s", self->dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
+    if (fd < 0 && errno == ENOENT) { /* moved to the archive (journal_archive), or not there yet */
+        char archive[PATH_MAX], zpath[PATH_MAX + JOURNAL_SEG_NAME_LEN + 8];
+        if (!s_archive_path(self->dir, archive, sizeof archive))
             return 0;
+        snprintf(zpath, sizeof zpath, "%s/%s%s", archive, name, SEGZST_SUFFIX);
+        if (access(zpath, F_OK) != 0)
+            return access(path, F_OK) == 0 ? s_reader_open_segment(self, seq) : 0; /* archived meanwhile */
+        if ((fd = segzst_expand(zpath, self->error, sizeof self->error)) < 0)
+            return s_reader_fail(self, "journal %s: archived segment unreadable: %s", self->dir, self->error);
+    } else if (fd < 0) {
         return s_reader_fail(self, "journal %s: cannot open: %s", path, strerror(errno));
     }
     if (self->fd >= 0)
@@ -1227,6 +1345,23 @@ static int s_reader_read(journal_reader_t *self, uint32_t *len_out, uint64_t *se
     return S_REC_OK;
 }
 
+/* s_reader_archived_start - from_seq is before the live segments: start in
+ * the archived segment that holds it, if the journal has an archive */
+static void s_reader_archived_start(journal_reader_t *self)
+{
+    char archive[PATH_MAX];
+    s_segment_t *segs = NULL;
+    size_t n = 0;
+    if (!s_archive_path(self->dir, archive, sizeof archive) || s_list_in(archive, true, &segs, &n, NULL, 0) != 0)
+        return;
+    size_t start = 0;
+    while (start + 1 < n && segs[start + 1].seq <= self->from_seq)
+        start++;
+    if (n && segs[start].seq < self->expected)
+        self->expected = segs[start].seq;
+    free(segs);
+}
+
 /* journal_reader_new - iterate the records of dir with seq >= from_seq */
 journal_reader_t *journal_reader_new(const char *dir, uint64_t from_seq, char *err, size_t errlen)
 {
@@ -1254,6 +1389,8 @@ journal_reader_t *journal_reader_new(const char *dir, uint64_t from_seq, char *e
     while (start + 1 < n && segs[start + 1].seq <= self->from_seq)
         start++;
     self->expected = n ? segs[start].seq : 1;
+    if (n == 0 || segs[0].seq > self->from_seq)
+        s_reader_archived_start(self);
     free(segs);
     return self;
 }

@@ -37,6 +37,16 @@
  *   predecessors were retired; segments missing otherwise stop journal_open
  *   as before. Readers start at the first segment kept.
  *
+ * ARCHIVE (journal_archive)
+ *   A journal that must never lose a record (audit's trail) moves its old
+ *   segments to an archive directory instead of retiring them:
+ *   <archive>/<first seq>.seg.zst, and <dir>/archive holds that
+ *   directory's path (one line). A reader asked for a seq whose segment
+ *   is no longer in <dir> finds it there and expands it into memory
+ *   (segzst.h): every reader (verify, export, replay, the case index)
+ *   reads archived records as if they were live. journal_open needs only
+ *   <dir>/retired, as after a retirement.
+ *
  * EPOCH
  *   <dir>/epoch holds 16 hex digits drawn at random when the directory is
  *   first opened (written durably like <dir>/retired). It names this life
@@ -138,6 +148,19 @@ int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_
 /* journal_retirable - how many segments journal_retire would remove now
  * (nothing is removed), -1 and err if the directory cannot be listed */
 int journal_retirable(journal_t *self, uint64_t upto, int64_t older_than_s, char *err, size_t errlen);
+/* journal_archive - move the oldest segment that journal_retire would
+ * remove (records all <= upto, last written before older_than_s, not the
+ * segment being written) to the directory archive (an absolute path,
+ * created if missing, may be a mounted remote) as <name>.seg.zst
+ * (segzst.h): compressed there durably, expanded again and compared with
+ * the original; then <dir>/archive names that directory, <dir>/retired
+ * the first seq kept, and the segment is unlinked. One segment a call, so
+ * a caller can bound each call's work; the lock is held only to list and
+ * to unlink, never while compressing. 1 moved (its bytes and the
+ * archive's in *bytes, *zbytes), 0 nothing to move, -1 and err (the
+ * segment stays live, nothing lost). */
+int journal_archive(journal_t *self, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,
+                    uint64_t *zbytes, char *err, size_t errlen);
 void journal_reader_destroy(journal_reader_t **self_p);
 
 #endif

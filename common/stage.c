@@ -106,6 +106,12 @@ uint64_t stage_journal_durable_seq(const stage_t *st)
     return journal_durable_seq(st->journal);
 }
 
+int stage_journal_archive(stage_t *st, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,
+                          uint64_t *zbytes, char *err, size_t errlen)
+{
+    return journal_archive(st->journal, archive, upto, older_than_s, bytes, zbytes, err, errlen);
+}
+
 const config_t *stage_config(const stage_t *st)
 {
     return st->config;

@@ -286,6 +286,10 @@ const char *stage_journal_dir(const stage_t *st);
 uint64_t stage_journal_last_seq(const stage_t *st);
 /* stage_journal_durable_seq - the last record a crash keeps (journal.h); any thread */
 uint64_t stage_journal_durable_seq(const stage_t *st);
+/* stage_journal_archive - journal_archive (journal.h) on this instance's
+ * journal: one old segment to the archive directory; any thread */
+int stage_journal_archive(stage_t *st, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,
+                          uint64_t *zbytes, char *err, size_t errlen);
 /* stage_disk_low - is the journal's disk under payguard/journal/min_free_mb
  * (so no input is taken)? Any thread */
 bool stage_disk_low(const stage_t *st);

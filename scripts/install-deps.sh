@@ -20,7 +20,7 @@ set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libssl-dev \
 libcurl4-openssl-dev libcriterion-dev libmicrohttpd-dev libjansson-dev \
-libsqlite3-dev curl clang libclang-rt-14-dev"
+libsqlite3-dev libzstd-dev curl clang libclang-rt-14-dev"
 BENCH_PKGS="nginx-light fio jq"
 BROWSER_PKGS="chromium"
 TEST_PKGS="prometheus clang-format" # promtool (Debian ships it in the server package); make tidy

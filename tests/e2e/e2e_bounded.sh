@@ -17,7 +17,10 @@
 #      is dropped by its producer's floor and position, nothing new emitted;
 #   6. a stage restarted (clean) recovers its dedup memory from the journal
 #      within the same bounds;
-#   7. triage (stateless) removes its segments approve and audit
+#   7. audit moves its sealed trail segments to its archive (compressed,
+#      archive_after_s 0 here): audit verify, export and pg-check read
+#      across archived and live segments, and audit restarts on them;
+#   8. triage (stateless) removes its segments approve and audit
 #      acknowledged once older than triage/retention_s (2 s here), after a
 #      checkpoint of its dedup memory: pg-check finds what it removed in
 #      audit's trail, and replay into triage after a restart still sends
@@ -36,8 +39,11 @@ payguard
         segment_bytes = 65536
 triage
     retention_s = 2
+audit
+    checkpoint_every_s = 1
+    archive_after_s = 0
 CFG
-ok "group starts with max_inflight 40, recent_ids 1024, triage retention 2 s" up "$CFG"
+ok "group starts with max_inflight 40, recent_ids 1024, triage retention 2 s, the trail archived at once" up "$CFG"
 [ "$FAILED" = 0 ] || finish
 ok "the sandbox knows the $N payouts" seed_load_payouts "$CFG" "$N"
 URL=http://127.0.0.1:$PORT
@@ -96,6 +102,28 @@ ok "both triage workers removed acknowledged segments ($(first_seg triage.0), $(
     test -f "$D/data/triage.0/retired" -a -f "$D/data/triage.1/retired" -a \
     "$(first_seg triage.0)" != 00000000000000000001.seg -a "$(first_seg triage.1)" != 00000000000000000001.seg
 ok "...and said so" grep -q 'inst=triage.[01].*retired [0-9]* journal segment' "$D/run/payguard.log"
+
+# ---- 3c. audit moved its sealed trail segments to the archive, compressed,
+# with a copy of the checkpoints; every reader still reads them (pg-check
+# below reads the whole trail)
+A=$D/data/audit.0.archive
+for _ in $(seq 1 150); do
+    [ "$(ls "$A" 2>/dev/null | grep -c '\.seg\.zst$')" -ge 2 ] && [ -s "$A/checkpoints" ] && break
+    sleep 0.2
+done
+nz=$(ls "$A" 2>/dev/null | grep -c '\.seg\.zst$')
+ok "audit moved $nz sealed trail segments to its archive, with a copy of the checkpoints" test "$nz" -ge 2 -a -s "$A/checkpoints"
+ok "the live trail starts after them ($(first_seg audit.0))" \
+    test "$(first_seg audit.0)" != 00000000000000000001.seg -a -f "$D/data/audit.0/archive" -a -f "$D/data/audit.0/retired"
+zb=$(cat "$A"/*.seg.zst | wc -c)
+ok "compressed: $nz segments of up to 64 KiB take $zb bytes" test "$zb" -lt $((nz * 65536 / 2))
+m=$(curl -s "http://127.0.0.1:$(awk '/^audit$/ {a=1} a && /http_port/ {print $3; exit}' "$CFG")/metrics")
+ok "audit's /metrics counts what it archived" grep -qE '^payguard_audit_archived_segments_total\{[^}]*\} [1-9]' <<<"$m"
+"$BIN/payguard" audit verify -c "$CFG" >"$WORK/verify.out" 2>&1
+ok "payguard audit verify passes across archived and live segments" test $? = 0
+sed "s/^/# /" "$WORK/verify.out"
+ok "payguard audit export reads the archived records too (every receipt)" \
+    test "$("$BIN/payguard" audit export -c "$CFG" 2>/dev/null | grep -c '"what":"receipt"')" -ge "$N"
 
 # ---- 4. exactly once, complete (what triage retired is found in audit's trail)
 "$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check.out" 2>&1

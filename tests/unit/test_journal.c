@@ -908,3 +908,59 @@ Test(journal, a_missing_first_segment_without_retirement_refuses)
     cr_assert_null(journal_open(s_dir, &opts, err, sizeof err), "opened with its first segment gone");
     cr_assert(strstr(err, "a segment is missing") != NULL, "%s", err);
 }
+
+/* archiving moves old segments, one a call, into the archive as .seg.zst;
+ * readers read every record from seq 1 (and from the middle of an
+ * archived segment) as if nothing had moved; the journal reopens and goes
+ * on; a damaged archived segment is an error, never a short read */
+Test(journal, archive_moves_old_segments_and_readers_still_read_them)
+{
+    journal_t *j = s_open(JOURNAL_SYNC_NONE, 4096);
+    s_append_range(j, 1, 400, 200);
+    int before = s_count_segments();
+    char archive[192], err[512];
+    snprintf(archive, sizeof archive, "%s/archive", s_root);
+    uint64_t bytes = 0, zbytes = 0;
+    int64_t future = (int64_t) time(NULL) + 60;
+    cr_assert_eq(journal_archive(j, archive, 0, future, &bytes, &zbytes, err, sizeof err), 0, "nothing sealed");
+    cr_assert_eq(journal_archive(j, archive, 400, (int64_t) time(NULL) - 3600, &bytes, &zbytes, err, sizeof err), 0,
+                 "too young");
+    int moved = 0, rc;
+    while ((rc = journal_archive(j, archive, 300, future, &bytes, &zbytes, err, sizeof err)) == 1) {
+        cr_assert_gt(bytes, 0);
+        cr_assert_gt(zbytes, 0);
+        cr_assert_lt(zbytes, bytes, "compressed: %llu of %llu", (unsigned long long) zbytes,
+                     (unsigned long long) bytes);
+        moved++;
+    }
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_gt(moved, 2);
+    cr_assert_eq(s_count_segments(), before - moved);
+    uint64_t first = s_first_segment();
+    cr_assert_gt(first, 1);
+    cr_assert_leq(first, 301, "the segment holding seq 301 stays live (first: %llu)", (unsigned long long) first);
+    s_expect_range(1, 400, 200);
+    s_expect_range(first > 5 ? first - 3 : 2, 400, 200); /* starts inside an archived segment */
+    s_append_range(j, 401, 420, 200);
+    journal_close(&j);
+    j = s_open(JOURNAL_SYNC_NONE, 4096);
+    cr_assert_eq(journal_last_seq(j), 420);
+    journal_close(&j);
+    s_expect_range(1, 420, 200);
+
+    char zpath[256];
+    snprintf(zpath, sizeof zpath, "%s/%020llu.seg.zst", archive, 1ull);
+    size_t len = 0;
+    unsigned char *z = s_slurp(zpath, &len);
+    z[len / 2] ^= 0x40;
+    s_spit(zpath, z, len);
+    free(z);
+    journal_reader_t *r = journal_reader_new(s_dir, 1, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    const void *data;
+    size_t dlen;
+    uint64_t seq;
+    cr_assert_eq(journal_reader_next(r, &data, &dlen, &seq), -1, "a damaged archive read as records");
+    cr_assert(strstr(journal_reader_error(r), "archived segment unreadable") != NULL, "%s", journal_reader_error(r));
+    journal_reader_destroy(&r);
+}
