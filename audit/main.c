@@ -22,6 +22,13 @@
  *	rewritten trail, or a trail cut short, no longer matches a signed
  *	head. `payguard audit verify` checks all of it.
  *
+ *	Archive (archiver.h): the trail is never removed. A segment every
+ *	record of which a checkpoint seals moves, once audit/archive_after_s
+ *	has passed since it was last written, to audit/archive_dir as a zstd
+ *	file (read back and compared before the live copy goes), on a thread
+ *	of its own, with a copy of the checkpoints file. Every reader of the
+ *	trail reads archived segments as if they were live (journal.h).
+ *
  *	The case index (audit/case_db, SQLite) is a projection of the trail:
  *	each case's facts, state and timeline. At start audit applies what
  *	the trail holds past the index's position; a missing or stale index
@@ -47,10 +54,11 @@
  *	PULL at audit/endpoint (default ipc://{run}/audit.0.in), fan-in from
  *	every instance of every stage.
  * OUTPUT
- *	The trail: journal <data_dir>/audit.0/; checkpoints file; case index;
+ *	The trail: journal <data_dir>/audit.0/ and its archive; checkpoints file; case index;
  *	acks to each producer instance. Metrics: payguard_audit_records_total,
  *	payguard_cases{state=...}, payguard_audit_checkpoints_total,
- *	payguard_audit_index_lag.
+ *	payguard_audit_index_lag, payguard_audit_archived_segments_total,
+ *	_archived_bytes_total, _archive_bytes_total, _archive_failures_total.
  * FAILURE
  *	Malformed input is logged and counted. A journal write or fsync
  *	failure, or a checkpoint that cannot be written, exits (75) for the
@@ -67,7 +75,8 @@
  * CONFIGURATION
  *	payguard/... (journal, delivery), audit/endpoint, http_bind,
  *	http_port, case_db, checkpoints_file, checkpoint_every_s,
- *	signing_key_file, verify_key_file, generate_key; approvers/...
+ *	signing_key_file, verify_key_file, generate_key, archive_dir,
+ *	archive_after_s; approvers/...
  *--*/
 #include <arpa/inet.h>
 #include <assert.h>
