@@ -15,7 +15,7 @@
 #include "stage.h"
 #include "utc.h"
 
-#define CASEIDX_SCHEMA_VERSION 2 /* 2: states recomputed (an early state no longer hides a later one) */
+#define CASEIDX_SCHEMA_VERSION 3 /* 3: events keep a summary and the trail position, not their JSON */
 
 #define CASEIDX_STMT_CACHE 32
 
@@ -27,6 +27,8 @@ struct caseidx_t {
     } cache[CASEIDX_STMT_CACHE];
     size_t ncache;
     char path[512];
+    char trail[512];     /* the trail's journal directory: timeline details are read there */
+    journal_reader_t *r; /* on it, for those reads (made on the first) */
     bool in_txn;
     uint64_t applied_jseq;
 };
@@ -39,13 +41,14 @@ static const char s_schema[] =
     "  receipts INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS cases_state ON cases(state, created_ms);"
     "CREATE INDEX IF NOT EXISTS cases_created ON cases(created_ms);"
-    "CREATE TABLE IF NOT EXISTS events(id TEXT PRIMARY KEY, jseq INTEGER NOT NULL, case_id TEXT,"
-    "  type TEXT NOT NULL, time_ms INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events(id TEXT PRIMARY KEY, jseq INTEGER NOT NULL, seg INTEGER NOT NULL,"
+    "  off INTEGER NOT NULL, case_id TEXT, type TEXT NOT NULL, time_ms INTEGER NOT NULL, stage TEXT NOT NULL,"
+    "  cause TEXT NOT NULL, summary TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_case ON events(case_id, time_ms, jseq);"
     "CREATE TABLE IF NOT EXISTS links(id TEXT PRIMARY KEY, case_id TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS keys(case_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(case_id, key));"
     "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_jseq', 0);"
-    "PRAGMA user_version = 2;";
+    "PRAGMA user_version = 3;";
 
 /* the states, their rank (how far along the pipeline), aliases */
 static const struct {
@@ -109,10 +112,11 @@ static int64_t s_int(caseidx_t *self, const char *sql, const char *a, const char
 }
 
 /* caseidx_open - see caseidx.h */
-caseidx_t *caseidx_open(const char *path, bool readonly, char *err, size_t errlen)
+caseidx_t *caseidx_open(const char *path, const char *trail, bool readonly, char *err, size_t errlen)
 {
     caseidx_t *self = calloc(1, sizeof *self);
     snprintf(self->path, sizeof self->path, "%s", path);
+    snprintf(self->trail, sizeof self->trail, "%s", trail);
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, &self->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "case index %s: %s", path, self->db ? sqlite3_errmsg(self->db) : "cannot open");
@@ -153,6 +157,7 @@ void caseidx_close(caseidx_t **self_p)
         caseidx_commit(self);
     for (size_t i = 0; i < self->ncache; i++)
         sqlite3_finalize(self->cache[i].st);
+    journal_reader_destroy(&self->r);
     sqlite3_close(self->db);
     free(self);
     *self_p = NULL;
@@ -344,8 +349,9 @@ static void s_case_state(caseidx_t *self, const event_t *ev, const char *case_id
 }
 
 /* caseidx_apply - see caseidx.h */
-int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
+int caseidx_apply(caseidx_t *self, const event_t *ev, const caseidx_pos_t *at)
 {
+    uint64_t jseq = at->jseq;
     if (!self->in_txn) {
         if (s_run(self, "BEGIN", "") < 0)
             return -1;
@@ -366,10 +372,15 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq)
             sqlite3_clear_bindings(st);
         }
     }
-    char *text = event_to_json(ev);
-    int n = s_run(self, "INSERT OR IGNORE INTO events(id, jseq, case_id, type, time_ms, json) VALUES(?, ?, ?, ?, ?, ?)",
-                  "tintit", h->id, (int64_t) jseq, case_id, h->type, (int64_t) h->time_ms, text);
-    free(text);
+    char summary[CASEIDX_SUMMARY_MAX];
+    json_t *e = json_pack("{s:s, s:o}", "type", h->type, "body", event_body_to_json(ev));
+    caseidx_summary(e, summary, sizeof summary);
+    json_decref(e);
+    int n = s_run(self,
+                  "INSERT OR IGNORE INTO events(id, jseq, seg, off, case_id, type, time_ms, stage, cause, summary)"
+                  " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "tiiintittt", h->id, (int64_t) jseq, (int64_t) at->seg, (int64_t) at->off, case_id, h->type,
+                  (int64_t) h->time_ms, h->stage, h->cause, summary);
     if (n <= 0)
         return n < 0 ? -1 : 0; /* applied before: once only */
     if (!case_id[0])
@@ -419,14 +430,15 @@ int caseidx_sync(caseidx_t *self, const char *dir, uint64_t *applied, char *err,
     journal_reader_t *r = journal_reader_new(dir, from, err, errlen);
     if (!r)
         return -1;
-    uint64_t seq = 0;
+    caseidx_pos_t at = {0};
     event_t *ev;
-    while ((ev = stage_read_event(r, &seq, NULL)) != NULL) {
-        int rc = caseidx_apply(self, ev, seq);
+    while ((ev = stage_read_event(r, &at.jseq, NULL)) != NULL) {
+        journal_reader_where(r, &at.seg, &at.off);
+        int rc = caseidx_apply(self, ev, &at);
         event_destroy(&ev);
         if (rc != 0) {
             journal_reader_destroy(&r);
-            snprintf(err, errlen, "case index %s: cannot apply journal record %" PRIu64, self->path, seq);
+            snprintf(err, errlen, "case index %s: cannot apply journal record %" PRIu64, self->path, at.jseq);
             return -1;
         }
         if (++*applied % 10000 == 0)
@@ -563,6 +575,59 @@ void caseidx_summary(const void *event_json, char *out, size_t outlen)
     }
 }
 
+/* s_detail - the event's body as the trail holds it (a new reference), or
+ * NULL when the record cannot be read there (logged) */
+static json_t *s_detail(caseidx_t *self, const caseidx_pos_t *at)
+{
+    char err[256];
+    if (!self->r && !(self->r = journal_reader_new(self->trail, at->jseq, err, sizeof err))) {
+        log_warn("case index: the trail at %s: %s", self->trail, err);
+        return NULL;
+    }
+    const void *data;
+    size_t len;
+    uint64_t seq = 0;
+    event_t *ev = NULL;
+    if (journal_reader_seek(self->r, at->jseq, at->seg, at->off) == 0 &&
+        journal_reader_next(self->r, &data, &len, &seq) == 1 && seq == at->jseq)
+        ev = stage_record_event(data, len, seq, NULL);
+    if (!ev) {
+        log_warn("case index: trail record %" PRIu64 " unreadable: %s", at->jseq, journal_reader_error(self->r));
+        journal_reader_destroy(&self->r); /* its failure is sticky: the next read starts afresh */
+        return NULL;
+    }
+    json_t *body = event_body_to_json(ev);
+    event_destroy(&ev);
+    return body;
+}
+
+/* s_timeline_facts - what one timeline entry adds to the case's
+ * recommendation (the first advice about a non-duplicate), decisions and
+ * actions */
+static void s_timeline_facts(json_t *item, const char *type, json_t *body, int64_t time, json_t *decisions,
+                             json_t *actions, json_t **rec)
+{
+    event_type_t k = event_type_of(type);
+    if (k == EV_TRIAGED) {
+        json_object_set_new(item, "advisory", json_true());
+        if (!*rec && body && json_integer_value(json_object_get(body, "duplicates")) == 0)
+            *rec = json_incref(json_object_get(body, "advice"));
+    }
+    if (!body)
+        return;
+    if (k == EV_DECISION)
+        json_array_append_new(decisions, json_pack("{s:s, s:s, s:s, s:s, s:o}", "approver", s_jstr(body, "who"), "role",
+                                                   s_jstr(body, "role"), "decision", s_jstr(body, "decision"),
+                                                   "comment", s_jstr(body, "comment"), "at", s_iso(time)));
+    if (k == EV_STEP && strcmp(s_jstr(body, "status"), "started") != 0) {
+        json_t *http = json_object_get(body, "http_status"), *resp = json_object_get(body, "response");
+        json_array_append_new(actions, json_pack("{s:s, s:s, s:s, s:O, s:O}", "step", s_jstr(body, "step"), "status",
+                                                 s_jstr(body, "status"), "idempotency_key",
+                                                 s_jstr(body, "idempotency_key"), "http_status",
+                                                 http ? http : json_null(), "response", resp ? resp : json_null()));
+    }
+}
+
 /* caseidx_case_json - see caseidx.h */
 char *caseidx_case_json(caseidx_t *self, const char *case_id)
 {
@@ -586,41 +651,26 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
     json_object_set_new(o, "idempotency_keys", keys);
 
     json_t *timeline = json_array(), *decisions = json_array(), *actions = json_array(), *rec = NULL;
-    if (sqlite3_prepare_v2(self->db, "SELECT json FROM events WHERE case_id = ? ORDER BY time_ms, jseq", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT type, time_ms, stage, id, cause, summary, jseq, seg, off FROM events"
+                           " WHERE case_id = ? ORDER BY time_ms, jseq",
+                           -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, case_id, -1, SQLITE_TRANSIENT);
         while (sqlite3_step(st) == SQLITE_ROW) {
-            json_t *e = json_loads(s_col(st, 0), 0, NULL);
-            if (!e)
-                continue;
-            const char *type = s_jstr(e, "type");
-            json_t *body = json_object_get(e, "body");
-            json_t *time = json_object_get(e, "time_ms");
-            char line[1024];
-            caseidx_summary(e, line, sizeof line);
-            json_t *item = json_pack("{s:o, s:O, s:s, s:s, s:s, s:s, s:s, s:O}", "at", s_iso(json_integer_value(time)),
-                                     "time_ms", time, "type", type, "stage", s_jstr(e, "stage"), "event_id",
-                                     s_jstr(e, "id"), "cause", s_jstr(e, "cause"), "summary", line, "detail", body);
-            if (event_type_of(type) == EV_TRIAGED) {
-                json_object_set_new(item, "advisory", json_true());
-                if (!rec && json_integer_value(json_object_get(body, "duplicates")) == 0)
-                    rec = json_incref(json_object_get(body, "advice"));
-            }
-            if (event_type_of(type) == EV_DECISION)
-                json_array_append_new(decisions,
-                                      json_pack("{s:s, s:s, s:s, s:s, s:o}", "approver", s_jstr(body, "who"), "role",
-                                                s_jstr(body, "role"), "decision", s_jstr(body, "decision"), "comment",
-                                                s_jstr(body, "comment"), "at", s_iso(json_integer_value(time))));
-            if (event_type_of(type) == EV_STEP && strcmp(s_jstr(body, "status"), "started") != 0)
-                json_array_append_new(
-                    actions,
-                    json_pack("{s:s, s:s, s:s, s:O, s:O}", "step", s_jstr(body, "step"), "status",
-                              s_jstr(body, "status"), "idempotency_key", s_jstr(body, "idempotency_key"), "http_status",
-                              json_object_get(body, "http_status") ? json_object_get(body, "http_status") : json_null(),
-                              "response",
-                              json_object_get(body, "response") ? json_object_get(body, "response") : json_null()));
+            const char *type = s_col(st, 0);
+            int64_t time = sqlite3_column_int64(st, 1);
+            caseidx_pos_t at = {(uint64_t) sqlite3_column_int64(st, 6), (uint64_t) sqlite3_column_int64(st, 7),
+                                (uint64_t) sqlite3_column_int64(st, 8)};
+            json_t *body = s_detail(self, &at);
+            json_t *item =
+                json_pack("{s:o, s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "at", s_iso(time), "time_ms", (json_int_t) time,
+                          "type", type, "stage", s_col(st, 2), "event_id", s_col(st, 3), "cause", s_col(st, 4),
+                          "summary", s_col(st, 5), "detail", body ? json_incref(body) : json_null());
+            if (!body)
+                json_object_set_new(item, "detail_unreadable", json_true());
+            s_timeline_facts(item, type, body, time, decisions, actions, &rec);
             json_array_append_new(timeline, item);
-            json_decref(e);
+            json_decref(body);
         }
         sqlite3_finalize(st);
     }
@@ -644,8 +694,8 @@ char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
     size_t limit = f->limit == 0 || f->limit > CASEIDX_LIST_MAX ? CASEIDX_LIST_MAX : f->limit;
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT " S_CASE_COLS ", (SELECT json FROM events e WHERE e.case_id = cases.case_id"
-             " ORDER BY time_ms DESC, jseq DESC LIMIT 1) FROM cases"
+             "SELECT " S_CASE_COLS ", (SELECT json_array(type, time_ms, summary) FROM events e"
+             " WHERE e.case_id = cases.case_id ORDER BY time_ms DESC, jseq DESC LIMIT 1) FROM cases"
              " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR tier = ?3)"
              " AND created_ms >= ?4 ORDER BY created_ms DESC, case_id LIMIT %zu",
              limit);
@@ -661,15 +711,12 @@ char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
         while (sqlite3_step(st) == SQLITE_ROW) {
             json_t *o = s_case_row(st);
             json_t *e = sqlite3_column_type(st, 12) == SQLITE_TEXT ? json_loads(s_col(st, 12), 0, NULL) : NULL;
-            if (e) {
-                char line[1024];
-                caseidx_summary(e, line, sizeof line);
+            if (json_array_size(e) == 3)
                 json_object_set_new(o, "last",
-                                    json_pack("{s:s, s:o, s:s}", "type", s_jstr(e, "type"), "at",
-                                              s_iso(json_integer_value(json_object_get(e, "time_ms"))), "summary",
-                                              line));
-                json_decref(e);
-            }
+                                    json_pack("{s:O, s:o, s:O}", "type", json_array_get(e, 0), "at",
+                                              s_iso(json_integer_value(json_array_get(e, 1))), "summary",
+                                              json_array_get(e, 2)));
+            json_decref(e);
             json_array_append_new(list, o);
         }
         sqlite3_finalize(st);

@@ -10,6 +10,16 @@
  * unsynced tail) is wiped and rebuilt from the trail. Losing the file loses
  * nothing. Commits are batched (audit's indexer: at most every 100 ms).
  *
+ * WHAT IT KEEPS
+ *   Each case's facts and state; for each event only what the lists show
+ *   (type, time, stage, id, cause, its one-line summary) and where the
+ *   trail holds it (journal seq, segment, offset: journal_reader_where).
+ *   The case view reads each event's body from the trail at that place
+ *   (journal_reader_seek; the record's checksum and seq are checked; an
+ *   archived segment is read from the archive), so the index grows by a
+ *   few hundred bytes an event, not by the event again. A body the trail
+ *   cannot give shows as "detail": null, "detail_unreadable": true.
+ *
  * CASE STATES
  *   rejected            validate refused the webhook (its reason on the timeline)
  *   validated           accepted, not yet triaged
@@ -43,11 +53,13 @@
 #include "event.h"
 
 #define CASEIDX_LIST_MAX 1000
+#define CASEIDX_SUMMARY_MAX 1024 /* a timeline entry's one line */
 
 typedef struct caseidx_t caseidx_t;
 
-/* caseidx_open - open (or create, unless readonly); NULL and a reason */
-caseidx_t *caseidx_open(const char *path, bool readonly, char *err, size_t errlen);
+/* caseidx_open - open (or create, unless readonly) the index at path of
+ * the trail whose journal is in the directory trail; NULL and a reason */
+caseidx_t *caseidx_open(const char *path, const char *trail, bool readonly, char *err, size_t errlen);
 void caseidx_close(caseidx_t **self_p);
 
 /* caseidx_sync - make the index reflect the journal at dir (the audit
@@ -58,7 +70,11 @@ int caseidx_sync(caseidx_t *self, const char *dir, uint64_t *applied, char *err,
 
 /* caseidx_apply - one stored event (trail record at journal seq jseq);
  * opens a transaction if none is open. 0, or -1 (logged). */
-int caseidx_apply(caseidx_t *self, const event_t *ev, uint64_t jseq);
+typedef struct {
+    uint64_t jseq;     /* the trail record's journal seq */
+    uint64_t seg, off; /* where it is (journal_reader_where) */
+} caseidx_pos_t;
+int caseidx_apply(caseidx_t *self, const event_t *ev, const caseidx_pos_t *at);
 /* caseidx_commit - commit the open transaction, if any */
 int caseidx_commit(caseidx_t *self);
 uint64_t caseidx_applied_jseq(caseidx_t *self);

@@ -86,7 +86,9 @@ static int s_apply_upto(indexer_t *x, uint64_t upto)
         event_t *ev = stage_record_event(data, len, seq, NULL); /* NULL: none carried, or logged */
         if (!ev)
             continue;
-        if (caseidx_apply(x->idx, ev, seq) != 0)
+        caseidx_pos_t at = {.jseq = seq};
+        journal_reader_where(x->r, &at.seg, &at.off);
+        if (caseidx_apply(x->idx, ev, &at) != 0)
             log_warn("case index: event %s not indexed (the trail has it)", event_head(ev)->id);
         event_destroy(&ev);
     }

@@ -601,14 +601,14 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     char *db = s_path(st, "audit/case_db");
-    a->idx = caseidx_open(db, false, err, sizeof err);
+    a->idx = caseidx_open(db, stage_journal_dir(st), false, err, sizeof err);
     uint64_t applied = 0;
     if (!a->idx || caseidx_sync(a->idx, stage_journal_dir(st), &applied, err, sizeof err) != 0) {
         log_error("%s", err);
         free(db);
         return -1;
     }
-    a->ridx = caseidx_open(db, true, err, sizeof err);
+    a->ridx = caseidx_open(db, stage_journal_dir(st), true, err, sizeof err);
     free(db);
     if (!a->ridx) {
         log_error("%s", err);

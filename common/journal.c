@@ -1138,6 +1138,7 @@ struct journal_reader_t {
     uint64_t off;      /* next byte to read; 0 = magic not checked yet */
     uint64_t expected; /* seq of the next record */
     uint64_t from_seq;
+    uint64_t last_off;                      /* where the last record returned starts (journal_reader_where) */
     char segname[JOURNAL_SEG_NAME_LEN + 1]; /* for error messages */
     unsigned char *win;                     /* read-ahead window of the segment: one pread serves many records */
     size_t win_cap;
@@ -1470,6 +1471,7 @@ int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, 
             }
         }
         assert(rc == S_REC_OK);
+        self->last_off = self->off;
         self->off += JOURNAL_HEADER_BYTES + rlen;
         self->expected++;
         if (rseq < self->from_seq)
@@ -1479,6 +1481,32 @@ int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, 
         *seq = rseq;
         return 1;
     }
+}
+
+/* journal_reader_where - see journal.h */
+void journal_reader_where(const journal_reader_t *self, uint64_t *segment, uint64_t *offset)
+{
+    assert(self && segment && offset);
+    *segment = self->seg_seq;
+    *offset = self->last_off;
+}
+
+/* journal_reader_seek - see journal.h */
+int journal_reader_seek(journal_reader_t *self, uint64_t seq, uint64_t segment, uint64_t offset)
+{
+    assert(self && seq >= segment && offset >= JOURNAL_MAGIC_BYTES);
+    if (self->failed)
+        return -1;
+    if (self->fd < 0 || self->seg_seq != segment) {
+        int rc = s_reader_open_segment(self, segment);
+        if (rc <= 0)
+            return rc < 0 ? -1
+                          : s_reader_fail(self, "journal %s: no segment %llu, live or archived", self->dir,
+                                          (unsigned long long) segment);
+    }
+    self->off = offset;
+    self->expected = self->from_seq = seq;
+    return 0;
 }
 
 /* journal_reader_error - why the last journal_reader_next returned -1 */

@@ -137,6 +137,14 @@ journal_reader_t *journal_reader_new(const char *dir, uint64_t from_seq, char *e
 int journal_reader_next(journal_reader_t *self, const void **data, size_t *len, uint64_t *seq);
 
 const char *journal_reader_error(journal_reader_t *self);
+/* journal_reader_where - the segment (its first seq) and byte offset of the
+ * record journal_reader_next returned last: a place to come back to */
+void journal_reader_where(const journal_reader_t *self, uint64_t *segment, uint64_t *offset);
+/* journal_reader_seek - make the next journal_reader_next return record
+ * seq, which journal_reader_where placed at (segment, offset); the record
+ * is checked as always (checksum, seq), so a wrong place is an error, never
+ * another record. 0, or -1 (see journal_reader_error; sticky) */
+int journal_reader_seek(journal_reader_t *self, uint64_t seq, uint64_t segment, uint64_t offset);
 
 /* journal_retire - remove the oldest segments whose records all have seq
  * <= upto and whose files were last written before older_than_s (unix

@@ -190,4 +190,6 @@ ok "the pipeline drains" quiesce "$CFG" 60
 down "$CFG"
 "$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check2.out" 2>&1
 ok "still exactly once after replay and restart" grep -q ' 0 failed$' "$WORK/check2.out"
+db=$D/data/audit.0.cases.sqlite
+echo "# case index: $(($(stat -c %s "$db") / N)) bytes a case ($N cases; a summary and the trail's place per event)"
 finish

@@ -2,9 +2,11 @@
  * lists, and a rebuild from the trail that answers exactly as before. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../audit/caseidx.h"
@@ -13,6 +15,7 @@
 
 static char s_root[64], s_dir[96], s_db[96];
 static int64_t s_clock;
+static size_t s_segment_bytes; /* of the trails s_storm writes (0: the default) */
 
 static void s_setup(void)
 {
@@ -89,7 +92,7 @@ static event_body_t *s_body1(const char *k, const char *v)
 static void s_storm(void)
 {
     char err[256];
-    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE, .segment_bytes = s_segment_bytes};
     trail_w_t w = {0};
     w.j = journal_open(s_dir, &o, err, sizeof err);
     cr_assert_not_null(w.j, "%s", err);
@@ -163,7 +166,7 @@ static char *s_list(caseidx_t *idx, const char *state, size_t limit)
 static caseidx_t *s_build(uint64_t *applied)
 {
     char err[256];
-    caseidx_t *idx = caseidx_open(s_db, false, err, sizeof err);
+    caseidx_t *idx = caseidx_open(s_db, s_dir, false, err, sizeof err);
     cr_assert_not_null(idx, "%s", err);
     cr_assert_eq(caseidx_sync(idx, s_dir, applied, err, sizeof err), 0, "%s", err);
     return idx;
@@ -441,5 +444,84 @@ Test(caseidx, a_denial_stays_denied_when_its_notice_run_reaches_audit_first)
     t = s_list(idx, "executed", 10);
     cr_assert(!strstr(t, "payout-P-9"), "executed list: %s", t);
     free(t);
+    caseidx_close(&idx);
+}
+
+/* s_step_detail - the detail of the step entry of payout-P-7's timeline */
+static json_t *s_step_entry(caseidx_t *idx)
+{
+    char *text = caseidx_case_json(idx, "payout-P-7");
+    cr_assert_not_null(text);
+    json_t *c = json_loads(text, 0, NULL);
+    free(text);
+    size_t i;
+    json_t *v, *found = NULL;
+    json_array_foreach(json_object_get(c, "timeline"), i, v) if (strcmp(json_string_value(json_object_get(v, "type")),
+                                                                        "step") == 0) found = json_incref(v);
+    json_decref(c);
+    cr_assert_not_null(found, "a step on the timeline");
+    return found;
+}
+
+/* the index keeps each event's summary and place, not its body: the case
+ * view reads bodies from the trail, live or archived; a record the trail
+ * cannot give shows as unreadable, and the rest of the case still shows */
+Test(caseidx, timeline_details_come_from_the_trail_live_or_archived)
+{
+    s_storm();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(s_db, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT * FROM events LIMIT 1", -1, &st, NULL), SQLITE_OK);
+    for (int i = 0; i < sqlite3_column_count(st); i++)
+        cr_assert_str_neq(sqlite3_column_name(st, i), "json", "no event JSON in the index");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    json_t *e = s_step_entry(idx);
+    json_t *d = json_object_get(e, "detail");
+    cr_assert_eq(json_integer_value(json_object_get(d, "http_status")), 200, "the body, read from the trail");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "summary")),
+                     "step hold_payout done -> HTTP 200 after 1 attempt(s)");
+    json_decref(e);
+    caseidx_close(&idx);
+
+    /* archived: the trail in small segments, all but the last moved */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s-wal %s-shm %s", s_dir, s_db, s_db, s_db);
+    cr_assert_eq(system(cmd), 0);
+    s_clock = 1795000000000;
+    s_segment_bytes = 1024;
+    s_storm();
+    char err[512], archive[128];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE, .segment_bytes = 1024};
+    journal_t *j;
+    idx = s_build(&applied);
+    snprintf(archive, sizeof archive, "%s/archive", s_root);
+    j = journal_open(s_dir, &o, err, sizeof err);
+    uint64_t bytes, zbytes;
+    int moved = 0;
+    while (journal_archive(j, archive, UINT64_MAX, (int64_t) time(NULL) + 60, &bytes, &zbytes, err, sizeof err) == 1)
+        moved++;
+    journal_close(&j);
+    cr_assert_gt(moved, 10, "the storm's segments archived, all but the last (%s)", err);
+    e = s_step_entry(idx);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(e, "detail"), "http_status")), 200,
+                 "read from the archive");
+    json_decref(e);
+
+    /* damaged: the archived copy no longer expands */
+    snprintf(cmd, sizeof cmd,
+             "for f in %s/*.seg.zst; do printf 'x' | dd of=$f bs=1 seek=60 conv=notrunc 2>/dev/null; done", archive);
+    cr_assert_eq(system(cmd), 0);
+    caseidx_close(&idx);
+    idx = caseidx_open(s_db, s_dir, true, err, sizeof err);
+    e = s_step_entry(idx);
+    cr_assert(json_is_null(json_object_get(e, "detail")) && json_is_true(json_object_get(e, "detail_unreadable")));
+    cr_assert_str_eq(json_string_value(json_object_get(e, "summary")),
+                     "step hold_payout done -> HTTP 200 after 1 attempt(s)", "the summary still shows");
+    json_decref(e);
     caseidx_close(&idx);
 }

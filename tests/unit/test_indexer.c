@@ -104,7 +104,7 @@ static caseidx_t *s_open(void)
 {
     char err[256];
     uint64_t applied;
-    caseidx_t *idx = caseidx_open(s_db, false, err, sizeof err);
+    caseidx_t *idx = caseidx_open(s_db, s_dir, false, err, sizeof err);
     cr_assert_not_null(idx, "%s", err);
     cr_assert_eq(caseidx_sync(idx, s_dir, &applied, err, sizeof err), 0, "%s", err);
     return idx;
@@ -124,7 +124,7 @@ Test(indexer, applies_what_is_durable_and_no_more)
     atomic_store(&s_durable_seq, 5);
     cr_assert_eq(indexer_lag(x) > 0, true);
     s_caught_up(x);
-    caseidx_t *r = caseidx_open(s_db, true, err, sizeof err);
+    caseidx_t *r = caseidx_open(s_db, s_dir, true, err, sizeof err);
     cr_assert_not_null(r, "%s", err);
     for (int n = 1; n <= 10; n++)
         cr_assert_eq(s_known(r, n), n <= 5, "case %d", n);
@@ -157,7 +157,7 @@ Test(indexer, follows_a_live_trail)
     cr_assert_eq(caseidx_applied_jseq(idx), journal_last_seq(s_j));
     caseidx_close(&idx);
     uint64_t applied = 99;
-    idx = caseidx_open(s_db, false, err, sizeof err);
+    idx = caseidx_open(s_db, s_dir, false, err, sizeof err);
     cr_assert_not_null(idx, "%s", err);
     cr_assert_eq(caseidx_sync(idx, s_dir, &applied, err, sizeof err), 0, "%s", err);
     cr_assert_eq(applied, 0, "all 3000 were committed");
@@ -182,7 +182,7 @@ Test(indexer, stop_leaves_the_rest_to_the_next_start)
     cr_assert_eq(caseidx_applied_jseq(idx), 8);
     caseidx_close(&idx);
     uint64_t applied = 0;
-    idx = caseidx_open(s_db, false, err, sizeof err);
+    idx = caseidx_open(s_db, s_dir, false, err, sizeof err);
     cr_assert_eq(caseidx_sync(idx, s_dir, &applied, err, sizeof err), 0, "%s", err);
     cr_assert_eq(applied, 12);
     cr_assert(s_known(idx, 20));
