@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "approve.h"
+#include "casedb.h"
 #include "httpd.h"
 #include "log.h"
 #include "money.h"
@@ -56,6 +57,24 @@ static void s_add_plan(const approve_t *a, const approval_t *c, json_t *j)
     json_decref(rec);
 }
 
+/* list_t - a list being made: cases on disk join those in memory */
+typedef struct {
+    approve_t *a;
+    json_t *list;
+    size_t limit;
+} list_t;
+
+/* s_list_row - one case from disk, unless memory holds it (and listed it) */
+static void s_list_row(const char *row, void *arg)
+{
+    list_t *l = arg;
+    approval_t *c = json_array_size(l->list) < l->limit ? cases_from_row(row) : NULL;
+    if (c && !zhashx_lookup(l->a->index, c->case_id))
+        json_array_append_new(l->list, cases_json(c));
+    if (c)
+        cases_free(c);
+}
+
 /* s_list - GET /approvals?status=: every instance's (peers.c) unless a peer asks */
 static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn, bool via_peer, const char *client)
 {
@@ -67,11 +86,19 @@ static enum MHD_Result s_list(approve_t *a, struct MHD_Connection *conn, bool vi
     if (!all && (!approval_state_of(status, &want) || want == APR_CLOSED))
         return httpd_error(conn, MHD_HTTP_BAD_REQUEST,
                            "status must be pending, approved, denied, expired, auto_approved, no_action or all");
+    const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    char *end = NULL;
+    long limit = lim ? strtol(lim, &end, 10) : CASEDB_LIST_MAX;
+    if (lim && (*end || limit < 1 || limit > CASEDB_LIST_MAX))
+        return httpd_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be 1..1000");
     json_t *list = json_array();
+    list_t l = {a, list, (size_t) limit};
     pthread_mutex_lock(&a->mu);
-    for (size_t i = a->ncases; i-- > 0;) /* newest first */
+    for (size_t i = a->ncases; i-- > 0 && json_array_size(list) < l.limit;) /* in flight, newest first */
         if (all || a->cases[i]->state == want)
             json_array_append_new(list, cases_json(a->cases[i]));
+    if (want != APR_PENDING || all) /* the rest are on disk, newest first (pending ones never leave memory) */
+        casedb_each(a->db, all ? NULL : approval_state_name(want), l.limit, s_list_row, &l);
     pthread_mutex_unlock(&a->mu);
     char err[256];
     if (!via_peer && a->peer_httpd && peers_list(a, conn, status, client, &list, err, sizeof err) != 0) {
@@ -215,6 +242,7 @@ int api_emit_outcome(approve_t *a, approval_t *c)
     if (rc != 0)
         return -1;
     c->outcome_pending = false;
+    c->dirty = true;
     a->outcomes_pending--;
     cases_settle(c);
     event_body_t *card = cards_card(a, c, c->state == APR_APPROVED ? "Case approved" : "Case denied");

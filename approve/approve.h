@@ -86,6 +86,7 @@ typedef struct {
                              not yet: emitted by s_tick (after a full window or a crash
                              between the two) */
     char outcome_by[32];  /* who made the deciding decision */
+    bool dirty;           /* changed since it was last written to disk (casedb) */
 } approval_t;
 
 /* sod_judge - segregation of duties for one decision (a pure function of
@@ -124,6 +125,9 @@ typedef struct {
     _Atomic long waiting;
     size_t outcomes_pending;       /* approvals with outcome_pending (under mu) */
     zhashx_t *index;               /* case_id -> approval_t * (borrowed from cases) */
+    struct casedb_t *db;           /* every case, as of a journal seq (casedb.h); in memory: those in flight */
+    int64_t next_flush_ms;         /* the loop's next casedb commit */
+    uint64_t replayed;             /* journaled events applied at start */
     int64_t next_scan_ms;          /* expiry is looked for a few times a second, not every turn */
     struct MHD_Daemon *peer_httpd; /* with instances > 1: requests the other instances pass on (peers.c) */
     char peer_bind[64];
@@ -168,6 +172,18 @@ json_t *cases_json(const approval_t *c);
 event_body_t *cases_body(const approval_t *c);
 /* cases_record - the facts execute acts on, as recorded */
 json_t *cases_record(const approval_t *c);
+/* cases_row - an approval as casedb stores it (malloc'd JSON text) */
+char *cases_row(const approval_t *c);
+/* cases_from_row - an approval read back from casedb, NULL if unreadable */
+approval_t *cases_from_row(const char *row);
+/* cases_flush - write every changed case to casedb and commit it as the
+ * state at journal seq jseq (durable in the journal, every change up to it
+ * applied: casedb.h); then forget from memory the cases no longer in
+ * flight. 0, or -1 and nothing forgotten (caller holds mu) */
+int cases_flush(approve_t *a, uint64_t jseq);
+/* cases_load - at start, the cases in flight from casedb into memory
+ * (before the journal after its position is replayed); how many */
+size_t cases_load(approve_t *a);
 /* cases_apply - one of approve's journaled events, applied to the table
  * (recovery after a restart) */
 void cases_apply(approve_t *a, event_type_t type, json_t *b, const char *case_id);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "approve.h"
+#include "casedb.h"
 #include "httpd.h"
 #include "log.h"
 #include "money.h"
@@ -83,10 +84,25 @@ bool cases_full(const approve_t *a)
     return true;
 }
 
-/* cases_find - the approval of a case (caller holds mu) */
+static int s_put(approve_t *a, approval_t *c);
+
+/* cases_find - the approval of a case, from memory or read back from disk;
+ * marked changed, since the caller may change it (caller holds mu) */
 approval_t *cases_find(approve_t *a, const char *case_id)
 {
-    return a->index ? zhashx_lookup(a->index, case_id) : NULL;
+    approval_t *c = a->index ? zhashx_lookup(a->index, case_id) : NULL;
+    if (!c && a->db) {
+        char *row = casedb_get(a->db, case_id);
+        c = row ? cases_from_row(row) : NULL;
+        if (row && !c)
+            log_error("approve's case store: the row of %s is unreadable", case_id);
+        free(row);
+        if (c)
+            cases_store(a, c);
+    }
+    if (c)
+        c->dirty = true;
+    return c;
 }
 
 /* s_roles_json - a role list as a JSON array */
@@ -184,7 +200,7 @@ void cases_store(approve_t *a, approval_t *c)
         /* bounded: forget the oldest decided case (its record is in the journal and audit);
          * with none decided the bound is kept at intake instead (cases_full) */
         for (size_t i = 0; i < a->ncases; i++)
-            if (s_evictable(a->cases[i])) {
+            if (s_evictable(a->cases[i]) && (!a->cases[i]->dirty || !a->db || s_put(a, a->cases[i]) == 0)) {
                 zhashx_delete(a->index, a->cases[i]->case_id);
                 cases_free(a->cases[i]);
                 memmove(&a->cases[i], &a->cases[i + 1], (a->ncases - i - 1) * sizeof *a->cases);
@@ -196,6 +212,7 @@ void cases_store(approve_t *a, approval_t *c)
         a->cases = realloc(a->cases, (a->ncases + 1024) * sizeof *a->cases);
         assert(a->cases);
     }
+    c->dirty = true;
     a->cases[a->ncases++] = c;
     zhashx_insert(a->index, c->case_id, c);
 }
@@ -285,6 +302,7 @@ void cases_expire(approve_t *a, int64_t now)
         approval_t *c = a->cases[i];
         if (c->state != APR_PENDING || now < c->expires_ms)
             continue;
+        c->dirty = true;
         int next = c->route.tier + 1;
         route_t r = c->route;
         if (next <= POLICY_TIERS && policy_tier(&a->policy, next, &r) == 0) {
@@ -312,4 +330,144 @@ void cases_expire(approve_t *a, int64_t now)
         }
         stage_count(st, "payguard_approve_expiries_total", NULL, NULL, 1);
     }
+}
+
+/* ------------------------------------------------------------ on disk */
+
+/* cases_row - everything an approval holds, as compact JSON text for
+ * casedb (malloc'd); cases_from_row reads it back */
+char *cases_row(const approval_t *c)
+{
+    json_t *ds = json_array(), *roles = json_array();
+    for (size_t i = 0; i < c->ndecisions; i++)
+        json_array_append_new(ds, json_pack("{s:s, s:s, s:s, s:s, s:I}", "who", c->decisions[i].who, "role",
+                                            c->decisions[i].role, "decision", c->decisions[i].decision, "comment",
+                                            c->decisions[i].comment, "at_ms", (json_int_t) c->decisions[i].at_ms));
+    for (size_t i = 0; i < c->route.nroles; i++)
+        json_array_append_new(roles, json_string(c->route.roles[i]));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:i, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:s, s:s, s:i,"
+                  " s:b, s:s}",
+                  "case_id", c->case_id, "kind", c->kind, "ref", c->ref, "amount", (json_int_t) c->amount, "currency",
+                  c->currency, "state", approval_state_name(c->state), "route_kind", (int) c->route.kind, "tier",
+                  c->route.tier, "roles", roles, "action", c->route.action, "rule", c->route.rule, "reason",
+                  c->route.reason, "decisions", ds, "created_ms", (json_int_t) c->created_ms, "expires_ms",
+                  (json_int_t) c->expires_ms, "raised_by", c->raised_by, "triaged_id", c->triaged_id, "retry", c->retry,
+                  "outcome_pending", c->outcome_pending, "outcome_by", c->outcome_by);
+    if (c->advice)
+        json_object_set_new(j, "advice", json_string(c->advice));
+    if (c->facts)
+        json_object_set_new(j, "facts", json_string(c->facts));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+/* s_str - a string member into dst */
+#define S_STR(dst, o, key) snprintf(dst, sizeof dst, "%s", approve_js(o, key))
+
+/* cases_from_row - see cases_row; NULL if the text is not one */
+approval_t *cases_from_row(const char *row)
+{
+    json_t *j = json_loads(row, 0, NULL);
+    approval_t *c = json_is_object(j) ? calloc(1, sizeof *c) : NULL;
+    if (!c || !approval_state_of(approve_js(j, "state"), &c->state)) {
+        json_decref(j);
+        free(c);
+        return NULL;
+    }
+    S_STR(c->case_id, j, "case_id");
+    S_STR(c->kind, j, "kind");
+    S_STR(c->ref, j, "ref");
+    S_STR(c->currency, j, "currency");
+    S_STR(c->route.action, j, "action");
+    S_STR(c->route.rule, j, "rule");
+    S_STR(c->route.reason, j, "reason");
+    S_STR(c->raised_by, j, "raised_by");
+    S_STR(c->triaged_id, j, "triaged_id");
+    S_STR(c->outcome_by, j, "outcome_by");
+    c->amount = json_integer_value(json_object_get(j, "amount"));
+    c->route.kind = (route_kind_t) json_integer_value(json_object_get(j, "route_kind"));
+    c->route.tier = (int) json_integer_value(json_object_get(j, "tier"));
+    c->created_ms = json_integer_value(json_object_get(j, "created_ms"));
+    c->expires_ms = json_integer_value(json_object_get(j, "expires_ms"));
+    c->retry = (int) json_integer_value(json_object_get(j, "retry"));
+    c->outcome_pending = json_is_true(json_object_get(j, "outcome_pending"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "roles"), i, v) if (c->route.nroles < POLICY_MAX_ROLES) snprintf(
+        c->route.roles[c->route.nroles++], POLICY_ROLE_MAX, "%s", json_string_value(v) ? json_string_value(v) : "");
+    json_array_foreach(json_object_get(j, "decisions"), i, v) if (c->ndecisions < APPROVE_MAX_DECISIONS)
+    {
+        decided_t *d = cases_decision_add(c);
+        S_STR(d->who, v, "who");
+        S_STR(d->role, v, "role");
+        S_STR(d->decision, v, "decision");
+        S_STR(d->comment, v, "comment");
+        d->at_ms = json_integer_value(json_object_get(v, "at_ms"));
+    }
+    if (json_is_string(json_object_get(j, "advice")))
+        c->advice = strdup(approve_js(j, "advice"));
+    if (json_is_string(json_object_get(j, "facts")))
+        c->facts = strdup(approve_js(j, "facts"));
+    json_decref(j);
+    return c;
+}
+#undef S_STR
+
+/* s_put - one case onto disk (in casedb's open transaction); 0 or -1 */
+static int s_put(approve_t *a, approval_t *c)
+{
+    char *row = cases_row(c);
+    int rc =
+        row ? casedb_put(a->db, c->case_id, approval_state_name(c->state), c->created_ms, !s_evictable(c), row) : -1;
+    free(row);
+    if (rc == 0)
+        c->dirty = false;
+    return rc;
+}
+
+/* s_load - one case in flight back into memory */
+static void s_load(const char *row, void *arg)
+{
+    approve_t *a = arg;
+    approval_t *c = cases_from_row(row);
+    if (!c) {
+        log_error("approve's case store: a row is unreadable: %.80s", row);
+        return;
+    }
+    a->outcomes_pending += c->outcome_pending;
+    cases_store(a, c);
+    c->dirty = false;
+}
+
+/* cases_load - see approve.h */
+size_t cases_load(approve_t *a)
+{
+    assert(a->db && a->ncases == 0);
+    return casedb_in_flight(a->db, s_load, a);
+}
+
+/* cases_flush - see approve.h */
+int cases_flush(approve_t *a, uint64_t jseq)
+{
+    assert(a->db);
+    size_t kept = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < a->ncases; i++)
+        if (a->cases[i]->dirty)
+            rc = s_put(a, a->cases[i]);
+    if (rc != 0 || casedb_commit(a->db, jseq) != 0)
+        return -1; /* everything stays in memory; the next flush tries again */
+    for (size_t i = 0; i < a->ncases; i++) {
+        approval_t *c = a->cases[i];
+        if (s_evictable(c)) { /* on disk now: read back when someone asks */
+            zhashx_delete(a->index, c->case_id);
+            cases_free(c);
+        } else {
+            a->cases[kept++] = c;
+        }
+    }
+    a->ncases = kept;
+    return 0;
 }

@@ -39,10 +39,10 @@
  *	until that record is journaled the outcome is pending, and each loop
  *	turn emits pending outcomes, so neither a full delivery window nor a
  *	crash between the two records strands a decided case (at start the
- *	journal shows which decisions lack their outcome). Pending approvals expire after approve/expiry_s and
- *	escalate to the next tier's roles (past tier 3 they stay expired, for
- *	ops review); expiry never approves. The state is rebuilt from this
- *	stage's journal at start, so pending approvals survive a restart.
+ *	case store and the journal show which decisions lack their outcome).
+ *	Pending approvals expire after approve/expiry_s and escalate to the
+ *	next tier's roles (past tier 3 they stay expired, for ops review);
+ *	expiry never approves. Pending approvals survive a restart (STATE).
  *
  *	OPS REVIEW: a person may close a case whose runbook failed (a "closed"
  *	event: execute stops listing it), or ask for a retry: that opens a new
@@ -66,13 +66,25 @@
  *	nothing else.
  * CONFIGURATION
  *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
- *	max_cases, tier{1,2,3}_roles, thresholds/<CUR>;
+ *	max_cases, case_db, retention_s, tier{1,2,3}_roles, thresholds/<CUR>;
  *	approvers/<name>/{roles,token_sha256}.
+ * STATE (casedb.h)
+ *	Every case is in approve/case_db (SQLite) as of a journal position:
+ *	once a second the loop syncs the journal and commits the cases that
+ *	changed with that position, then forgets from memory those no longer
+ *	in flight. Memory holds the cases awaiting people, those decided whose
+ *	outcome is not yet sent, and those someone is looking at; any other
+ *	case is read back from disk when asked for (GET, a late decision's 409,
+ *	an ops-review retry or close). A restart loads the cases in flight and
+ *	replays only the journal after the store's position. Retention
+ *	(approve/retention_s) removes journal segments execute and audit
+ *	acknowledged and the store holds; a store that is lost after that
+ *	stops approve at start, saying so (restore it from its backup).
  * BOUNDS
  *	At most approve/max_cases cases in memory: a new one makes room by
- *	forgetting the oldest decided case whose outcome was sent. When every
- *	case held awaits people, a new case is not taken (STAGE_RETRY: not
- *	acknowledged, its producer sends it again later), so back-pressure
+ *	writing the oldest decided case whose outcome was sent to disk. When
+ *	every case held awaits people, a new case is not taken (STAGE_RETRY:
+ *	not acknowledged, its producer sends it again later), so back-pressure
  *	reaches ingest rather than approve aborting or dropping a case.
  *--*/
 #include <arpa/inet.h>
@@ -87,10 +99,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "approve.h"
+#include "casedb.h"
 #include "policy.h"
 #include "runbook.h"
+#include "journal.h"
 #include "listenfd.h"
 #include "log.h"
 #include "httpd.h"
@@ -100,6 +115,11 @@
 #include "utc.h"
 
 /* ----------------------------------------------------------- state */
+
+#define APPROVE_FLUSH_MS 1000       /* the loop commits the case store this often */
+#define APPROVE_REPLAY_FLUSH 10000u /* and a rebuild every this many events */
+
+static void s_flush(approve_t *a, stage_t *st);
 
 /* ------------------------------------------------------------- routing */
 
@@ -259,23 +279,87 @@ static void s_tick(stage_t *st, void *arg)
         pthread_mutex_unlock(&a->mu);
         return;
     }
+    if (now >= a->next_flush_ms) {
+        pthread_mutex_unlock(&a->mu);
+        s_flush(a, st);
+        a->next_flush_ms = now + APPROVE_FLUSH_MS;
+        pthread_mutex_lock(&a->mu);
+    }
     a->next_scan_ms = now + 200;
     cases_expire(a, now);
-    size_t pending = 0;
+    size_t pending = 0, held = a->ncases;
     for (size_t i = 0; i < a->ncases; i++)
         pending += a->cases[i]->state == APR_PENDING;
     pthread_mutex_unlock(&a->mu);
     stage_gauge(st, "payguard_approvals_pending", (int64_t) pending);
+    stage_gauge(st, "payguard_approve_cases_held", (int64_t) held);
 }
 
 /* ------------------------------------------------------------ start */
 
-/* s_replay - pending approvals survive a restart: each of our journaled
- * events, as the skeleton's recovery reads it, rebuilds the state */
-static void s_replay(stage_t *st, const event_t *ev, void *arg)
+/* s_journal_retired - were this instance's oldest journal segments removed? */
+static bool s_journal_retired(stage_t *st)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/retired", stage_journal_dir(st));
+    return access(path, F_OK) == 0;
+}
+
+/* s_retain_after - the case store's position: retention keeps what follows */
+static uint64_t s_retain_after(stage_t *st, void *arg)
 {
     (void) st;
     approve_t *a = arg;
+    return a->db ? casedb_applied(a->db) : 0;
+}
+
+/* s_db_open - approve/case_db, once; emptied when it is ahead of the
+ * journal (casedb.h). 0, or -1 (logged) */
+static int s_db_open(approve_t *a, stage_t *st)
+{
+    if (a->db)
+        return 0;
+    const config_t *c = stage_config(st);
+    char *path = config_expand(c, config_get(c, "approve/case_db"), "approve", stage_index(st));
+    char err[512];
+    uint64_t epoch = 0;
+    if (journal_dir_epoch(stage_journal_dir(st), &epoch) != 0)
+        log_warn("approve's journal has no epoch file: its case store is rebuilt");
+    a->db = path ? casedb_open(path, epoch, err, sizeof err) : NULL;
+    if (!a->db)
+        log_error("%s", path ? err : "approve/case_db: not set");
+    uint64_t last = stage_journal_last_seq(st);
+    if (a->db && casedb_applied(a->db) > last) {
+        log_warn("approve's case store %s is ahead of the journal (#%llu, the journal ends at #%llu): rebuilding it "
+                 "from the journal",
+                 path, (unsigned long long) casedb_applied(a->db), (unsigned long long) last);
+        if (casedb_wipe(a->db) != 0)
+            casedb_close(&a->db);
+    }
+    if (a->db && casedb_applied(a->db) == 0 && s_journal_retired(st)) {
+        log_error("approve's case store %s is new, reset or of another journal, and approve's journal no longer "
+                  "holds its first records (<journal>/retired): the cases decided before cannot be rebuilt. Restore "
+                  "the file from its backup (it is approve's state; the trail keeps every event)",
+                  path);
+        casedb_close(&a->db);
+    }
+    free(path);
+    if (a->db)
+        cases_load(a);
+    return a->db ? 0 : -1;
+}
+
+/* s_replay - pending approvals survive a restart: each of our journaled
+ * events past what the case store holds, as the skeleton's recovery reads
+ * it, rebuilds the state */
+static void s_replay(stage_t *st, const event_t *ev, void *arg)
+{
+    approve_t *a = arg;
+    if (s_db_open(a, st) != 0)
+        exit(1); /* said why; the supervisor's restarts show it */
+    uint64_t seq = event_head(ev)->seq;
+    if (seq <= casedb_applied(a->db))
+        return; /* in the store already */
     event_type_t type = event_head(ev)->kind;
     switch (type) {
     case EV_ROUTED:
@@ -309,6 +393,21 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
     json_t *b = event_body_to_json(ev);
     cases_apply(a, type, b, event_head(ev)->case_key);
     json_decref(b);
+    if (++a->replayed % APPROVE_REPLAY_FLUSH == 0 && cases_flush(a, seq) != 0)
+        exit(1); /* a store that cannot be written: logged */
+}
+
+/* s_flush - commit the case store at the journal's end, made durable
+ * first; the loop thread only, between inputs (so memory holds every
+ * change of every record journaled: casedb.h) */
+static void s_flush(approve_t *a, stage_t *st)
+{
+    pthread_mutex_lock(&a->mu);
+    uint64_t jseq = stage_journal_last_seq(st);
+    stage_flush(st);
+    if (cases_flush(a, jseq) != 0)
+        log_warn("approve's case store: commit failed (cases stay in memory; trying again)");
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* s_init - policy, people, state, the API */
@@ -339,13 +438,20 @@ static int s_init(stage_t *st, void *arg)
     }
     if (a->people.demo)
         log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
+    if (s_db_open(a, st) != 0)
+        return -1;
+    uint64_t from = casedb_applied(a->db);
     for (size_t i = 0; i < a->ncases; i++) /* rebuilt from the journal: decided ones keep no facts */
         cases_settle(a->cases[i]);
     log_info("%zu approvers configured", a->people.n);
+    s_flush(a, st);
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
         pending += a->cases[i]->state == APR_PENDING;
-    log_info("approvals rebuilt from the journal: %zu cases, %zu pending", a->ncases, pending);
+    log_info("approvals: %llu journaled events replayed after #%llu, the case store's position; %zu cases in flight "
+             "(%zu pending), %lld on disk",
+             (unsigned long long) a->replayed, (unsigned long long) from, a->ncases, pending,
+             (long long) casedb_count(a->db));
     int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, err, sizeof err); /* the master's */
     if (lfd < 0) {
         log_error("config: approve/http_bind, http_port: %s", err);
@@ -384,12 +490,14 @@ static bool s_busy(stage_t *st, void *arg)
 /* s_fini - stop the API, free the state */
 static void s_fini(stage_t *st, void *arg)
 {
-    (void) st;
     approve_t *a = arg;
     if (a->httpd)
         MHD_stop_daemon(a->httpd);
     if (a->peer_httpd)
         MHD_stop_daemon(a->peer_httpd);
+    if (a->db)
+        s_flush(a, st); /* a restart then replays nothing */
+    casedb_close(&a->db);
     zhashx_destroy(&a->index);
     for (size_t i = 0; i < a->ncases; i++)
         cases_free(a->cases[i]);
@@ -408,6 +516,8 @@ int main(int argc, char **argv)
                                     .busy = s_busy,
                                     .fini = s_fini,
                                     .arg = &a,
-                                    .seal = STAGE_SEAL_OUT}; /* execute acts only on what approve seals */
+                                    .seal = STAGE_SEAL_OUT, /* execute acts only on what approve seals */
+                                    .retire_journal = true,
+                                    .retain_after = s_retain_after};
     return stage_main(argc, argv, &def);
 }

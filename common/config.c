@@ -113,7 +113,9 @@ static const char s_defaults[] =
     "    public_url = http://127.0.0.1:8083  # the ops console as people reach it: Teams cards and tickets\n"
     "                                        # link to {public_url}/case/{case_id}\n"
     "    expiry_s = 86400                    # a pending approval expires and escalates\n"
-    "    max_cases = 100000                  # cases held at once; all awaiting people: new ones wait (back-pressure)\n"
+    "    max_cases = 100000                  # cases in flight held in memory; all awaiting people: new ones wait (back-pressure)\n"
+    "    case_db = {data}/approve.{n}.cases.sqlite  # every case, as of a journal position; only cases in flight stay in memory\n"
+    "    retention_s = 604800                # journal segments execute and audit acknowledged and the case store holds: removed after 7 days\n"
     "    confidence_min = 700                # permille; advice below it: a human decides\n"
     "    tier1_roles = payments_ops_lead\n"
     "    tier2_roles = \"finance_manager compliance\"\n"
@@ -498,6 +500,7 @@ static const struct {
     {"triage/llm_max_inflight", 1, 256},
     {"triage/llm_rate_per_s", 0, 100000},
     {"triage/retention_s", 1, CONFIG_RETENTION_S_MAX},
+    {"approve/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"approve/http_port", 1, 65535},
     {"approve/expiry_s", 1, 30L * 86400},
     {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},

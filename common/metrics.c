@@ -74,6 +74,9 @@ static const family_t s_families[] = {
     {"payguard_approve_reviews_total", "counter", "Ops-review actions taken, per action."},
     {"payguard_approve_expiries_total", "counter", "Pending approvals that expired."},
     {"payguard_approvals_pending", "gauge", "Cases waiting for people's decisions."},
+    {"payguard_approve_cases_held", "gauge",
+     "Cases approve holds in memory: those in flight (awaiting people, or decided with the outcome not yet sent) and "
+     "those being looked at; the rest are in approve/case_db."},
     /* execute */
     {"payguard_execute_steps_total", "counter", "Runbook steps finished, per status."},
     {"payguard_execute_retries_total", "counter", "Retries of runbook step calls."},

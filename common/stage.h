@@ -145,6 +145,9 @@ typedef struct {
                               memory (ingest, triage: no projection): segments both consumers acknowledged (the
                               journaled watermarks) and older than <stage>/retention_s are removed
                               (journal_retire), after a checkpoint of the dedup memory (sk_checkpoint_dedup) */
+    uint64_t (*retain_after)(stage_t *st, void *arg); /* with retire_journal, for a stage whose projection is a
+                                                         snapshot at a journal seq (approve's case store): the
+                                                         records after it are never retired (0: keep all) */
 } stage_def_t;
 
 #define STAGE_SEAL_OUT 1u

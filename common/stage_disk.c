@@ -49,6 +49,10 @@ void sk_retire(stage_t *st, int64_t now)
     uint64_t upto = st->wm_written[DEST_AUDIT];
     if (st->next && st->wm_written[DEST_NEXT] < upto)
         upto = st->wm_written[DEST_NEXT];
+    if (st->def->retain_after) { /* and its snapshot needs what follows its position */
+        uint64_t snap = st->def->retain_after(st, st->def->arg);
+        upto = snap < upto ? snap : upto;
+    }
     uint64_t bytes = 0;
     char err[256];
     int64_t older = (int64_t) time(NULL) - st->retention_s;

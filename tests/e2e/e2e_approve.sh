@@ -133,6 +133,15 @@ ok "group restarts" up "$CFG"
 after=$(get ops_lead '/approvals?status=pending')
 ok "the pending approvals survived the restart" bash -c "grep -q 'payout-P-T4' <<<'$after' && grep -q 'payout-P-GBP' <<<'$after' && ! grep -q 'payout-P-T2' <<<'$after'"
 ok "with their decisions so far" bash -c "curl -s -H 'Authorization: Bearer $(tok ops_lead)' '$API/approvals?status=approved' | grep -q '\"approver\":\"risk_lead\"'"
+ok "after a clean stop approve replayed nothing: its case store (approve/case_db) held every case" \
+    grep -q 'inst=approve.0 msg="approvals: 0 journaled events replayed after #[1-9][0-9]*, the case store' "$D/run/payguard.log"
+ok "the decided cases are read back from disk (auto-approved rf_123)" \
+    bash -c "curl -s -H 'Authorization: Bearer $(tok ops_lead)' '$API/approvals/refund-rf_123' | grep -q '\"state\":\"auto_approved\"'"
+sleep 1.5
+m=$(curl -s "$API/metrics")
+held=$(sed -n 's/^payguard_approve_cases_held{[^}]*} \([0-9]*\)$/\1/p' <<<"$m")
+pend=$(sed -n 's/^payguard_approvals_pending{[^}]*} \([0-9]*\)$/\1/p' <<<"$m")
+ok "approve holds in memory only the cases in flight ($held held, $pend pending)" test -n "$held" -a "$held" = "$pend"
 down "$CFG"
 
 # ---- a crash between a deciding decision and its outcome

@@ -39,6 +39,8 @@ payguard
         segment_bytes = 65536
 triage
     retention_s = 2
+approve
+    retention_s = 2
 audit
     checkpoint_every_s = 1
     archive_after_s = 0
@@ -49,6 +51,12 @@ ok "the sandbox knows the $N payouts" seed_load_payouts "$CFG" "$N"
 URL=http://127.0.0.1:$PORT
 stat_of() { awk -F= -v k="$2" '$1 == k {print $2}' "$D/run/$1.stat" 2>/dev/null; }
 insts="ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0 audit.0"
+APPROVE_URL=http://127.0.0.1:$(awk '/^approve$/ {a=1} a && /http_port/ {print $3; exit}' "$CFG")
+# pending_count - how many cases await people, as approve's API lists them
+pending_count() {
+    curl -s -H "Authorization: Bearer $(cat "$ROOT/config/sandbox/ops_lead.token")" "$APPROVE_URL/approvals?status=pending" |
+        grep -o '"case_id":"[^"]*"' | sort -u | wc -l
+}
 
 # ---- 1. load with SIGKILLs
 "$BIN/pg-load" --url "$URL/webhooks/stripe" --secret-file "$WORK/secret" --count "$N" --concurrency 16 \
@@ -102,6 +110,12 @@ ok "both triage workers removed acknowledged segments ($(first_seg triage.0), $(
     test -f "$D/data/triage.0/retired" -a -f "$D/data/triage.1/retired" -a \
     "$(first_seg triage.0)" != 00000000000000000001.seg -a "$(first_seg triage.1)" != 00000000000000000001.seg
 ok "...and said so" grep -q 'inst=triage.[01].*retired [0-9]* journal segment' "$D/run/payguard.log"
+# approve too: its case store (approve/case_db) holds its state as of a
+# journal position, and what follows that position stays
+for _ in $(seq 1 150); do [ -f "$D/data/approve.0/retired" ] && break; sleep 0.2; done
+ok "approve removed acknowledged segments its case store holds ($(first_seg approve.0))" \
+    test -f "$D/data/approve.0/retired" -a "$(first_seg approve.0)" != 00000000000000000001.seg
+pending_before=$(pending_count)
 
 # ---- 3c. audit moved its sealed trail segments to the archive, compressed,
 # with a copy of the checkpoints; every reader still reads them (pg-check
@@ -171,6 +185,11 @@ ok "audit recovered its dedup memory within bounds (producers=$p seqs=$s recent=
 ok "audit's start-up log says what it recovered" \
     grep -q 'inst=audit.0.*recovered [0-9]* journal records; dedup: [0-9]* producers' "$D/run/payguard.log"
 wait_stat "$CFG" triage.0 dedup_producers 1 30
+ok "approve restarted from its case store, replaying only what followed its position" \
+    bash -c "grep 'inst=approve.0 msg=\"approvals: ' '$D/run/payguard.log' | tail -1 | grep -q 'events replayed after #[1-9]'"
+pending_after=$(pending_count)
+ok "every pending approval survived retention and the restart ($pending_after of $pending_before)" \
+    test "$pending_after" = "$pending_before" -a "$pending_before" -gt 0
 ok "triage.0 recovered its producer's floor from what retention left ($(stat_of triage.0 dedup_producers) producer)" \
     test "$(stat_of triage.0 dedup_producers)" -ge 1
 # unchecked, the second quarter of validate.0's journal (well below its
