@@ -79,7 +79,8 @@ static const char s_defaults[] =
     "    instances = 1\n"
     "    endpoint = ipc://{run}/validate.{n}.in    # input PULL of instance {n}\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
-    "    state_db = {data}/validate.{n}.sqlite   # idempotency keys and cases (rebuilt from the journal if lost)\n"
+    "    state_db = {data}/validate.{n}.sqlite   # idempotency keys and cases as of a journal position (rebuilt from the journal if lost, while it is whole)\n"
+    "    retention_s = 604800                # journal segments triage and audit acknowledged and the state store holds: removed after 7 days\n"
     "    allow_sources = 127.0.0.0/8 ::1     # CIDRs webhooks may come from\n"
     "    trusted_proxies = \"\"                # CIDRs whose X-Forwarded-For is believed\n"
     "    tolerance_s = 300                   # signature timestamp tolerance\n"
@@ -501,6 +502,7 @@ static const struct {
     {"triage/llm_rate_per_s", 0, 100000},
     {"triage/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"approve/retention_s", 1, CONFIG_RETENTION_S_MAX},
+    {"validate/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"approve/http_port", 1, 65535},
     {"approve/expiry_s", 1, 30L * 86400},
     {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},

@@ -5,6 +5,9 @@
  * With the group stopped (every journal is locked by its writer: a running
  * instance makes the command refuse), for each stage whose layout differs
  * (common/layout.h):
+ *   0. every old journal must be whole: one whose oldest segments retention
+ *      removed (approve: their cases live in its case store, which this
+ *      command does not move) makes the command refuse, saying so;
  *   1. every event the old instances emitted must be acknowledged by its
  *      consumers (the journals' watermarks): an unacknowledged event names
  *      its producer instance and position, which would no longer exist, so
@@ -33,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,7 +198,15 @@ static int s_merge(move_t *m, char *err, size_t errlen)
     }
 }
 
-/* s_open_old - lock old journal j, check it is all acknowledged, read it */
+/* s_retired - did retention remove the oldest segments of the journal at dir? */
+static bool s_retired(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/retired", dir);
+    return access(path, F_OK) == 0;
+}
+
+/* s_open_old - lock old journal j, check it is whole and all acknowledged, read it */
 static int s_open_old(move_t *m, int j, char *err, size_t errlen)
 {
     char *dir = config_journal_dir(m->c, m->stage, j);
@@ -209,6 +221,13 @@ static int s_open_old(move_t *m, int j, char *err, size_t errlen)
     if (!m->src[j].lock) {
         size_t l = strlen(err);
         snprintf(err + l, errlen - l, " (is an instance of the group still running?)");
+        rc = -1;
+    } else if (s_retired(dir)) {
+        snprintf(err, errlen,
+                 "%s.%d's journal no longer holds its first records (%s/retention_s removed old segments; the "
+                 "cases in them live in its case store): repartition moves journals and cannot move those yet. "
+                 "Keep %s's instances as they are (README, Retention)",
+                 m->stage, j, m->stage, m->stage);
         rc = -1;
     } else if ((rc = s_unacked(dir, &unacked, err, errlen)) == 0 && unacked) {
         snprintf(err, errlen,

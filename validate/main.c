@@ -60,8 +60,14 @@
  *	is retried with backoff, then the receipt is held and checked again
  *	(1 s doubling to 30 s): it never becomes a rejection. While an outside
  *	system's circuit breaker is open its reads wait. The state store
- *	(validate/state_db, SQLite) is a projection of this stage's journal and
- *	is rebuilt from it if lost or ahead. Journal failures exit (75).
+ *	(validate/state_db, SQLite) is a projection of this stage's journal as
+ *	of a position: committed once a second after a journal sync (store.h),
+ *	so a restart replays only what followed, and retention
+ *	(validate/retention_s) removes the segments triage and audit
+ *	acknowledged at or below it. A store lost while the journal is whole is
+ *	rebuilt from it; lost after retention removed segments, validate stops
+ *	at start saying so (restore it from its backup). Journal failures exit
+ *	(75).
  * SECURITY
  *	Holds the webhook secrets (files or environment, never argv, never
  *	logged) and a read-only token for the payments, ledger and PSP APIs.
@@ -69,7 +75,7 @@
  * CONFIGURATION
  *	validate/allow_sources, trusted_proxies, tolerance_s,
  *	stripe_secrets_file, stripe_secrets_env, standard_secrets_file,
- *	standard_secrets_env, token_file, state_db, sweep_every_s,
+ *	standard_secrets_env, token_file, state_db, retention_s, sweep_every_s,
  *	sweep_age_s, max_checks_in_flight; outside/payments, ledger, psp,
  *	timeout_ms, max_inflight, rate_per_s, breaker_failures,
  *	breaker_cooldown_ms, limits/<system>.
@@ -99,6 +105,7 @@ _Static_assert(STAGE_MAX_DEFERRED == 1024, "validate/max_checks_in_flight's rang
 #define VALIDATE_HOLD_MIN_MS 1000
 #define VALIDATE_HOLD_MAX_MS 30000
 #define VALIDATE_RELOAD_MS 5000
+#define VALIDATE_COMMIT_MS 1000 /* the state store commits this often, after a journal sync (store.h) */
 /* ingest records at most 8 KiB of names and values, in at most 64 fields;
  * a repeated field is merged with ", " (2 bytes per repeat) */
 #define VALIDATE_HEADER_MAX (8192 + 2 * 64 + 1)
@@ -112,7 +119,8 @@ typedef struct {
     outside_t out;
     store_t *store;
     long sweep_every_s, sweep_age_s;
-    int64_t last_sweep_ms, last_reload_ms;
+    int64_t last_sweep_ms, last_reload_ms, last_commit_ms;
+    uint64_t committed_seq;       /* the store's committed position (retention keeps what follows) */
     int64_t received_ms;          /* the receipt being decided: when ingest recorded it */
     struct vcheck_t *head, *tail; /* receipts in progress, in arrival order */
     size_t nchecks;
@@ -383,12 +391,31 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
 static void s_emit_all(validate_t *v, const wh_item_t *items, size_t n, decision_t *d, const char *client,
                        const char *gates[2], const void *raw, size_t rawlen)
 {
-    store_begin(v->store);
+    store_begin(v->store); /* committed by s_commit, once the journal is durable */
     for (size_t i = 0; i < n; i++) {
         s_emit_decision(v, &items[i], &d[i], client, gates, raw, rawlen);
         state_clear(&d[i].state);
     }
-    store_commit(v->store);
+}
+
+/* s_commit - the store's open transaction, once the journal holds every
+ * record it reflects durably (store.h, SNAPSHOT CONTRACT); the loop thread
+ * only, between inputs */
+static void s_commit(validate_t *v)
+{
+    stage_flush(v->st);
+    if (store_commit(v->store) != 0) {
+        log_error("state store: commit failed: exiting for the supervisor (the journal replays it)");
+        exit(JOURNAL_EXIT_SYNC_FAILED);
+    }
+    v->committed_seq = store_applied_seq(v->store);
+}
+
+/* s_retain_after - the store's committed position: retention keeps what follows */
+static uint64_t s_retain_after(stage_t *st, void *arg)
+{
+    (void) st;
+    return ((validate_t *) arg)->committed_seq;
 }
 
 /* ---------------------------------------------------------------- checks
@@ -904,6 +931,10 @@ static void s_tick(stage_t *st, void *arg)
     }
     s_inject_swept(v);
     s_checks_tick(v);
+    if (now - v->last_commit_ms >= VALIDATE_COMMIT_MS) {
+        v->last_commit_ms = now;
+        s_commit(v);
+    }
 }
 
 /* s_rebuild - bring the store up to the journal (or rebuild it from scratch) */
@@ -916,6 +947,15 @@ static int s_rebuild(validate_t *v)
         store_wipe(v->store);
         applied = 0;
     }
+    char retired[1024];
+    snprintf(retired, sizeof retired, "%s/retired", stage_journal_dir(v->st));
+    if (applied == 0 && last > 0 && access(retired, F_OK) == 0) {
+        log_error("the state store is new or was reset, and validate's journal no longer holds its first records "
+                  "(validate/retention_s removed them): the idempotency keys they held cannot be rebuilt. Restore "
+                  "validate/state_db from its backup");
+        return -1;
+    }
+    v->committed_seq = applied;
     if (applied == last)
         return 0;
     char err[512];
@@ -962,6 +1002,7 @@ static int s_rebuild(validate_t *v)
     }
     store_set_applied(v->store, last);
     store_commit(v->store);
+    v->committed_seq = last;
     journal_reader_destroy(&r);
     log_info("state store brought up to journal seq %llu (%llu decisions replayed)", (unsigned long long) last,
              (unsigned long long) replayed);
@@ -1071,6 +1112,8 @@ static void s_fini(stage_t *st, void *arg)
     validate_t *v = arg;
     while (v->head) /* checks not finished: their inputs come again after a restart */
         s_check_free(v, v->head);
+    if (v->store)
+        s_commit(v); /* a restart then replays nothing */
     json_decref(v->swept);
     store_close(&v->store);
     httpc_destroy(&v->out.payments);
@@ -1085,7 +1128,13 @@ static void s_fini(stage_t *st, void *arg)
 int main(int argc, char **argv)
 {
     static validate_t v;
-    s_def = (stage_def_t){
-        .name = "validate", .init = s_init, .handle = s_handle, .tick = s_tick, .fini = s_fini, .arg = &v};
+    s_def = (stage_def_t){.name = "validate",
+                          .init = s_init,
+                          .handle = s_handle,
+                          .tick = s_tick,
+                          .fini = s_fini,
+                          .arg = &v,
+                          .retire_journal = true,
+                          .retain_after = s_retain_after};
     return stage_main(argc, argv, &s_def);
 }

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct store_t {
         sqlite3_stmt *st;
     } stmts[STORE_STMTS];
     int nstmts;
+    bool in_txn;
 };
 
 static const char s_schema[] =
@@ -125,13 +127,24 @@ int store_wipe(store_t *self)
 
 static int s_run(store_t *self, const char *sql, const char *fmt, ...);
 
+/* store_begin - open a transaction unless one is open */
 int store_begin(store_t *self)
 {
-    return s_run(self, "BEGIN", "");
+    if (self->in_txn)
+        return 0;
+    int rc = s_run(self, "BEGIN", "");
+    self->in_txn = rc == 0;
+    return rc;
 }
+
+/* store_commit - commit the open transaction, if any */
 int store_commit(store_t *self)
 {
-    return s_run(self, "COMMIT", "");
+    if (!self->in_txn)
+        return 0;
+    int rc = s_run(self, "COMMIT", "");
+    self->in_txn = rc != 0;
+    return rc;
 }
 
 /* store_applied_seq - the last journal seq reflected here */

@@ -8,6 +8,13 @@
  * did not), it is wiped and rebuilt from the journal. So losing the file
  * loses nothing. The schema carries a version (PRAGMA user_version): a file
  * of another version is dropped and rebuilt the same way.
+ *
+ * SNAPSHOT CONTRACT
+ *   validate writes the rows of each decision in one open transaction and
+ *   commits it only from its tick (at most every VALIDATE_COMMIT_MS), after
+ *   syncing its journal: a committed store is never ahead of what a crash
+ *   keeps of the journal, and meta.applied_seq is a position retention may
+ *   trust (validate/retention_s removes only segments at or below it).
  */
 #ifndef PG_VALIDATE_STORE_H
 #define PG_VALIDATE_STORE_H
@@ -43,6 +50,7 @@ void store_close(store_t **self_p);
 int store_wipe(store_t *self);
 uint64_t store_applied_seq(store_t *self);
 int store_set_applied(store_t *self, uint64_t seq);
+/* store_begin - open a transaction unless one is open; store_commit - commit it */
 int store_begin(store_t *self);
 int store_commit(store_t *self);
 

@@ -20,7 +20,11 @@
 #   7. audit moves its sealed trail segments to its archive (compressed,
 #      archive_after_s 0 here): audit verify, export and pg-check read
 #      across archived and live segments, and audit restarts on them;
-#   8. triage (stateless) removes its segments approve and audit
+#   8. validate and approve, whose state stores hold their state as of a
+#      journal position, remove what follows neither that position nor an
+#      unacknowledged event; approve's pending cases survive the restart, and
+#      repartition refuses to resize approve once its journal lost segments;
+#   9. triage (stateless) removes its segments approve and audit
 #      acknowledged once older than triage/retention_s (2 s here), after a
 #      checkpoint of its dedup memory: pg-check finds what it removed in
 #      audit's trail, and replay into triage after a restart still sends
@@ -40,6 +44,8 @@ payguard
 triage
     retention_s = 2
 approve
+    retention_s = 2
+validate
     retention_s = 2
 audit
     checkpoint_every_s = 1
@@ -115,6 +121,9 @@ ok "...and said so" grep -q 'inst=triage.[01].*retired [0-9]* journal segment' "
 for _ in $(seq 1 150); do [ -f "$D/data/approve.0/retired" ] && break; sleep 0.2; done
 ok "approve removed acknowledged segments its case store holds ($(first_seg approve.0))" \
     test -f "$D/data/approve.0/retired" -a "$(first_seg approve.0)" != 00000000000000000001.seg
+for _ in $(seq 1 150); do [ -f "$D/data/validate.0/retired" ] && break; sleep 0.2; done
+ok "validate removed acknowledged segments its state store holds ($(first_seg validate.0))" \
+    test -f "$D/data/validate.0/retired" -a "$(first_seg validate.0)" != 00000000000000000001.seg
 pending_before=$(pending_count)
 
 # ---- 3c. audit moved its sealed trail segments to the archive, compressed,
@@ -154,13 +163,15 @@ ok "payguard replay of validate.0 into triage: exit 0" test $? = 0
 sed "s/^/# /" "$WORK/replay.out"
 sent=$(awk '/^replayed/ {print $2}' "$WORK/replay.out")
 skipped=$(sed -n 's/^replayed .*; \([0-9]*\) more selected.*/\1/p' "$WORK/replay.out")
-ok "every one of validate.0's $N events either not sent (taken, per triage's journals: $skipped) or sent ($sent)" \
-    test $((sent + skipped)) = "$N"
+# validate's retention removed its oldest segments: the replay selects what is left
+kept=$("$BIN/payguard" journal dump -c "$CFG" validate.0 | grep -c '"type":"validated"')
+ok "every one of the $kept events left in validate.0's journal either not sent (taken, per triage's journals: $skipped) or sent ($sent)" \
+    test $((sent + skipped)) = "$kept" -a "$kept" -gt 0
 ok "...and every one sent was seen taken" grep -q "^confirmed: $sent of $sent sent seen taken" "$WORK/replay.out"
 ok "...and triage answered none of them again" test $(($(stat_of triage.0 out) + $(stat_of triage.1 out))) = "$tout"
 "$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage >"$WORK/replay1.out" 2>&1
-ok "a second replay sends nothing: triage's journals now say it took all $N" \
-    grep -q "^replayed 0 events .*; $N more selected, already taken there" "$WORK/replay1.out"
+ok "a second replay sends nothing: triage's journals now say it took all $kept" \
+    grep -q "^replayed 0 events .*; $kept more selected, already taken there" "$WORK/replay1.out"
 # unchecked, each event reaches validate (partitioned: its owner), whose own
 # dedup must drop it by ingest.0's floor and positions: far past recent_ids
 in0=$(stat_of validate.0 in) out0=$(stat_of validate.0 out) dup0=$(stat_of validate.0 duplicates)
@@ -192,23 +203,32 @@ ok "every pending approval survived retention and the restart ($pending_after of
     test "$pending_after" = "$pending_before" -a "$pending_before" -gt 0
 ok "triage.0 recovered its producer's floor from what retention left ($(stat_of triage.0 dedup_producers) producer)" \
     test "$(stat_of triage.0 dedup_producers)" -ge 1
-# unchecked, the second quarter of validate.0's journal (well below its
-# floor, well above the first floor each worker heard: below that, a worker
-# cannot tell what its sibling took before it, README "Replay"): triage's own
-# dedup drops each by the floor its checkpoint kept
-half=$(($(stat_of validate.0 journal_seq) / 2))
-"$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage --unchecked --first $((half / 2)) --last "$half" \
+# unchecked, the first half of what validate.0's retention left (well below
+# its floor, well above the first floor each worker heard: below that, a
+# worker cannot tell what its sibling took before it, README "Replay"):
+# triage's own dedup drops each by the floor its checkpoint kept
+lo=$(cat "$D/data/validate.0/retired") hi=$(stat_of validate.0 journal_seq)
+"$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage --unchecked --first "$lo" --last $(((lo + hi) / 2)) \
     >"$WORK/replay3.out" 2>&1
 sed "s/^/# /" "$WORK/replay3.out"
 sent=$(awk '/^replayed/ {print $2}' "$WORK/replay3.out")
 for _ in $(seq 1 300); do [ $(($(stat_of triage.0 in) + $(stat_of triage.1 in))) -ge "${sent:-1}" ] && break; sleep 0.2; done
 ok "after the restart, an unchecked replay of $sent events into triage: all taken in, none answered" \
-    test $(($(stat_of triage.0 in) + $(stat_of triage.1 in))) -ge "${sent:-1}" -a \
+    test "${sent:-0}" -gt 0 -a $(($(stat_of triage.0 in) + $(stat_of triage.1 in))) -ge "${sent:-1}" -a \
     $(($(stat_of triage.0 out) + $(stat_of triage.1 out))) = 0
 ok "the pipeline drains" quiesce "$CFG" 60
 down "$CFG"
 "$BIN/pg-check" --data "$D/data" --receipts "$WORK/receipts.txt" --quiet >"$WORK/check2.out" 2>&1
 ok "still exactly once after replay and restart" grep -q ' 0 failed$' "$WORK/check2.out"
+# approve's journal lost its first segments to retention: repartition, which
+# moves journals, must refuse to resize approve rather than drop those cases
+sed -i 's/^approve$/approve\n    instances = 2/' "$CFG"
+"$BIN/payguard" repartition -c "$CFG" >"$WORK/repart.out" 2>&1
+rc=$?
+sed "s/^/# /" "$WORK/repart.out"
+ok "payguard repartition refuses to resize approve after its retention removed segments (exit $rc)" \
+    test "$rc" != 0 -a -n "$(grep 'approve.0.s journal no longer holds its first records' "$WORK/repart.out")"
+ok "...and moved nothing" test -d "$D/data/approve.0" -a ! -d "$D/data/approve.1"
 db=$D/data/audit.0.cases.sqlite
 echo "# case index: $(($(stat -c %s "$db") / N)) bytes a case ($N cases; a summary and the trail's place per event)"
 finish
