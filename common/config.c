@@ -149,6 +149,8 @@ static const char s_defaults[] =
     "    retry_base_ms = 200                 # backoff (doubling, full jitter, Retry-After honoured)\n"
     "    retry_max_ms = 5000\n"
     "    release_hold_on_failure = no        # yes: a failed ledger step releases the payout hold to its previous status\n"
+    "    review_db = {data}/execute.{n}.reviews.sqlite  # the ops-review queue (the failed plans a retry re-runs)\n"
+    "    retention_s = 604800                # journal segments audit acknowledged, of no runbook in flight: removed after 7 days\n"
     "audit\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/audit.{n}.in    # input PULL of instance {n}\n"
@@ -503,6 +505,7 @@ static const struct {
     {"triage/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"approve/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"validate/retention_s", 1, CONFIG_RETENTION_S_MAX},
+    {"execute/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"approve/http_port", 1, 65535},
     {"approve/expiry_s", 1, 30L * 86400},
     {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},

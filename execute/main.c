@@ -47,6 +47,15 @@
  * OUTPUT
  *	To audit: "runbook" (the plan), "step" (started / done / failed, per
  *	call), "review" (ops review, with why), "executed" (the outcome).
+ * STATE
+ *	The runbooks in flight are rebuilt from the journal at start, so
+ *	retention (execute/retention_s) removes only segments audit
+ *	acknowledged from before the oldest in-flight runbook's "runbook"
+ *	record. The ops-review queue (each failed plan, its step and error) is
+ *	also in execute/review_db (reviewdb.h), written after each journal
+ *	record that changes it: loaded at start, then the kept journal is
+ *	replayed over it. A new review store beside a journal that lost its
+ *	start stops execute, saying so. `payguard review` reads that store.
  * FAILURE
  *	A runbook step failure is not a stage failure: it goes to ops review.
  *	Journal failures exit (75); the supervisor restarts the stage, which
@@ -63,7 +72,7 @@
  *	prove exactly-once across crashes.
  * CONFIGURATION
  *	execute/token_file, jira_project, max_attempts, retry_base_ms,
- *	retry_max_ms, release_hold_on_failure; outside/payments, ledger, jira or
+ *	retry_max_ms, release_hold_on_failure, review_db, retention_s; outside/payments, ledger, jira or
  *	servicenow, teams, timeout_ms, max_inflight, rate_per_s,
  *	breaker_failures, breaker_cooldown_ms, limits/<system>;
  *	approve/public_url.
@@ -81,6 +90,7 @@
 #include "httpc.h"
 #include "httpc_multi.h"
 #include "log.h"
+#include "reviewdb.h"
 #include "stage.h"
 
 #define EXECUTE_MAX_RUNS 512
@@ -93,6 +103,8 @@ typedef struct {
     char failed_step[RB_NAME_MAX];
 } review_t;
 
+#define EXECUTE_REVIEW_ERROR_MAX 640
+
 /* run_t - one runbook in progress */
 typedef struct {
     stage_pending_t *p; /* the decided case's input (deferred, or adopted after a restart) */
@@ -104,6 +116,7 @@ typedef struct {
     char error[640];
     char held_from[32];  /* hold_payout's previous_status, once it is done */
     int64_t received_ms; /* the webhook's receipt (0: not known, e.g. resumed after a restart) */
+    uint64_t first_seq;  /* its "runbook" record: retention keeps it and what follows */
     bool calling;        /* its current step's call is out */
     bool answered;       /* ... and came back: rc and resp, for the next tick */
     int rc;
@@ -135,6 +148,8 @@ typedef struct {
     size_t nreviews;
     struct recovered_t *rec; /* at start: runbooks in flight, from the journal replay */
     size_t nrec;
+    reviewdb_t *rdb; /* the ops-review queue on disk (reviewdb.h) */
+    bool loading;    /* reading it back: nothing to write */
 } execute_t;
 
 /* s_review_find - the ops-review record of a case, or NULL */
@@ -152,16 +167,23 @@ static void s_review_drop(execute_t *x, const char *case_id)
     review_t *r = s_review_find(x, case_id);
     if (!r)
         return;
+    if (x->rdb && !x->loading)
+        reviewdb_drop(x->rdb, case_id);
     free(r->plan_json);
     *r = x->reviews[--x->nreviews];
 }
 
 /* s_review_add - remember a failed runbook (newest wins; bounded: the
  * oldest is forgotten first, its record stays in the journal) */
-static void s_review_add(execute_t *x, const char *case_id, const char *plan_json, const char *failed_step)
+static void s_review_add(execute_t *x, const review_row_t *row)
 {
+    const char *case_id = row->case_id, *plan_json = row->plan_json, *failed_step = row->failed_step;
     s_review_drop(x, case_id);
     if (x->nreviews == EXECUTE_MAX_REVIEWS) {
+        log_warn("ops review holds %d cases: forgetting the oldest, %s (its failed runbook is on the trail)",
+                 EXECUTE_MAX_REVIEWS, x->reviews[0].case_id);
+        if (x->rdb && !x->loading)
+            reviewdb_drop(x->rdb, x->reviews[0].case_id);
         free(x->reviews[0].plan_json);
         memmove(&x->reviews[0], &x->reviews[1], (x->nreviews - 1) * sizeof x->reviews[0]);
         x->nreviews--;
@@ -170,6 +192,46 @@ static void s_review_add(execute_t *x, const char *case_id, const char *plan_jso
     snprintf(r->case_id, sizeof r->case_id, "%s", case_id);
     r->plan_json = strdup(plan_json ? plan_json : "");
     snprintf(r->failed_step, sizeof r->failed_step, "%s", failed_step);
+    if (x->rdb && !x->loading)
+        reviewdb_put(x->rdb, &(review_row_t){case_id, r->plan_json, failed_step, row->error, row->at_ms});
+}
+
+/* s_review_loaded - one review read back from disk */
+static void s_review_loaded(const review_row_t *r, void *arg)
+{
+    s_review_add(arg, r);
+}
+
+/* s_rdb_open - execute/review_db, once, and the queue it holds; a new one
+ * beside a journal whose first records retention removed cannot know the
+ * reviews they held: -1, saying so */
+static int s_rdb_open(execute_t *x, stage_t *st)
+{
+    if (x->rdb)
+        return 0;
+    const config_t *c = stage_config(st);
+    char *path = config_expand(c, config_get(c, "execute/review_db"), "execute", stage_index(st));
+    char err[512], retired[1024];
+    x->rdb = path ? reviewdb_open(path, err, sizeof err) : NULL;
+    if (!x->rdb)
+        log_error("%s", path ? err : "execute/review_db: not set");
+    snprintf(retired, sizeof retired, "%s/retired", stage_journal_dir(st));
+    if (x->rdb && reviewdb_is_new(x->rdb) && access(retired, F_OK) == 0) {
+        log_error("execute's review store %s is new, and execute's journal no longer holds its first records "
+                  "(execute/retention_s removed them): the ops-review queue they held cannot be rebuilt. Restore the "
+                  "file from its backup",
+                  path);
+        reviewdb_close(&x->rdb);
+    }
+    free(path);
+    if (!x->rdb)
+        return -1;
+    x->loading = true;
+    size_t n = reviewdb_each(x->rdb, s_review_loaded, x);
+    x->loading = false;
+    if (n)
+        log_info("ops review: %zu cases read back from the review store", n);
+    return 0;
 }
 
 static stage_def_t s_def;
@@ -470,7 +532,7 @@ static void s_finish_run(execute_t *x, size_t i)
         stage_count(x->st, "payguard_execute_reviews_total", NULL, NULL, 1);
         json_t *pj = runbook_plan_json(&r->plan);
         char *text = json_dumps(pj, JSON_COMPACT);
-        s_review_add(x, r->plan.case_id, text, r->failed_step);
+        s_review_add(x, &(review_row_t){r->plan.case_id, text, r->failed_step, r->error, stage_now_ms()});
         free(text);
         json_decref(pj);
     }
@@ -615,6 +677,7 @@ static int s_start_run(execute_t *x, const event_t *in)
         free(r);
         return STAGE_RETRY;
     }
+    r->first_seq = stage_last_emit_seq(x->st);
     r->p = stage_defer(x->st);
     x->runs[x->nruns++] = r;
     return STAGE_DEFERRED;
@@ -714,14 +777,16 @@ typedef struct recovered_t {
     size_t done, fail_done;
     char held_from[32];
     char failed_step[RB_NAME_MAX], error[640];
+    uint64_t first_seq; /* its "runbook" record */
 } recovered_t;
 
 /* s_replay - each event this instance journaled, as the skeleton's
  * recovery reads it: track the runbooks in flight and the ops-review queue */
 static void s_replay(stage_t *st, const event_t *ev, void *arg)
 {
-    (void) st;
     execute_t *x = arg;
+    if (s_rdb_open(x, st) != 0)
+        exit(1); /* said why; the supervisor's restarts show it */
     if (!x->rec) {
         x->rec = calloc(EXECUTE_MAX_RUNS * 4, sizeof *x->rec);
         assert(x->rec);
@@ -743,6 +808,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
             memset(r, 0, sizeof *r);
             snprintf(r->cause, sizeof r->cause, "%s", h->cause);
             snprintf(r->case_id, sizeof r->case_id, "%s", h->case_key);
+            r->first_seq = h->seq;
             char *ptext = event_get_strdup(ev, "plan_json");
             r->plan = ptext ? json_loads(ptext, 0, NULL) : NULL;
             free(ptext);
@@ -751,11 +817,12 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
             r->emitted++;
             if (h->kind == EV_REVIEW) {
                 /* its run's plan is the one a retry re-runs */
-                char *step = event_get_strdup(ev, "failed_step");
+                char *step = event_get_strdup(ev, "failed_step"), *error = event_get_strdup(ev, "error");
                 char *text = r->plan ? json_dumps(r->plan, JSON_COMPACT) : NULL;
                 if (step && text)
-                    s_review_add(x, r->case_id, text, step);
+                    s_review_add(x, &(review_row_t){r->case_id, text, step, error ? error : "", h->time_ms});
                 free(step);
+                free(error);
                 free(text);
             } else if (h->kind == EV_EXECUTED) {
                 /* finished: out of the table, so it only ever holds runs in flight */
@@ -818,6 +885,7 @@ static int s_recover(execute_t *x)
                 free(run);
             } else {
                 run->failing = r->failing;
+                run->first_seq = r->first_seq;
                 run->next = r->failing ? r->fail_done : r->done;
                 snprintf(run->held_from, sizeof run->held_from, "%s", r->held_from);
                 snprintf(run->failed_step, sizeof run->failed_step, "%s", r->failed_step);
@@ -906,7 +974,21 @@ static int s_init(stage_t *st, void *arg)
     if (!x->payments || !x->ledger || !x->tickets)
         log_warn(
             "outside/payments, ledger and jira or servicenow should all be set: steps for a missing one fail to ops review");
+    if (s_rdb_open(x, st) != 0)
+        return -1;
     return s_recover(x);
+}
+
+/* s_retain_after - retention keeps every runbook in flight whole: the
+ * records from the oldest one's "runbook" record on */
+static uint64_t s_retain_after(stage_t *st, void *arg)
+{
+    execute_t *x = arg;
+    uint64_t keep = stage_journal_last_seq(st);
+    for (size_t i = 0; i < x->nruns; i++)
+        if (x->runs[i]->first_seq && x->runs[i]->first_seq - 1 < keep)
+            keep = x->runs[i]->first_seq - 1;
+    return keep;
 }
 
 /* s_fini - release the clients (unfinished runbooks resume at the next start) */
@@ -926,6 +1008,7 @@ static void s_fini(stage_t *st, void *arg)
     }
     for (size_t i = 0; i < x->nreviews; i++)
         free(x->reviews[i].plan_json);
+    reviewdb_close(&x->rdb);
     httpc_destroy(&x->payments);
     httpc_destroy(&x->ledger);
     httpc_destroy(&x->tickets);
@@ -943,6 +1026,8 @@ int main(int argc, char **argv)
                           .fini = s_fini,
                           .arg = &x,
                           .max_deferred = EXECUTE_MAX_RUNS,
-                          .seal = STAGE_SEAL_IN};
+                          .seal = STAGE_SEAL_IN,
+                          .retire_journal = true,
+                          .retain_after = s_retain_after};
     return stage_main(argc, argv, &s_def);
 }

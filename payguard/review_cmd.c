@@ -1,8 +1,13 @@
 /* review_cmd - `payguard review`: the cases waiting for people in ops
- * review, with why: runbooks that failed for good (execute's "review"
- * events) and approvals that expired past the top tier (approve's
- * "expired"). Read from the journals, so it works with the group down. */
+ * review, with why: runbooks that failed for good (each execute instance's
+ * ops-review queue, execute/review_db) and approvals that expired past the
+ * top tier (each approve instance's case store, approve/case_db). Read from
+ * those files, not the journals retention trims, so it works with the
+ * group down and costs what the queue holds, not the history; with the
+ * group up a change shows within a second (approve commits its store once
+ * a second). */
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +15,6 @@
 
 #include "cli.h"
 #include "httpc.h"
-#include "journal.h"
 #include "stage.h"
 
 #define REVIEW_MAX 4096
@@ -39,59 +43,75 @@ static void s_add(review_t *v, size_t *n, const char *case_id, const char *sourc
     v[i].at_ms = at;
 }
 
-/* s_drop - a case that left ops review */
-static void s_drop(review_t *v, size_t *n, const char *case_id)
+/* s_db - an instance's store (path from key), read-only; NULL if it has none */
+static sqlite3 *s_db(const config_t *c, const char *key, const char *stage, int i)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(v[i].case_id, case_id) == 0) {
-            v[i] = v[--*n];
-            return;
-        }
+    char *path = config_expand(c, config_get(c, key), stage, i);
+    sqlite3 *db = NULL;
+    if (path && sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        db = NULL;
+    }
+    free(path);
+    if (db)
+        sqlite3_busy_timeout(db, 2000);
+    return db;
 }
 
-/* s_scan - the review-worthy events of one instance's journal */
-static void s_scan(const config_t *c, const char *stage, review_t *v, size_t *n)
+/* s_read_execute - the runbooks that failed for good: each execute
+ * instance's ops-review queue (execute/review_db, execute/reviewdb.h) */
+static void s_read_execute(const config_t *c, review_t *v, size_t *n)
 {
-    char *dir = config_journal_dir(c, stage, 0);
-    char err[512];
-    journal_reader_t *r = journal_reader_new(dir, 1, err, sizeof err);
-    free(dir);
-    if (!r)
-        return;
-    event_t *ev;
-    while ((ev = stage_read_event(r, NULL, NULL)) != NULL) {
-        const event_head_t *h = event_head(ev);
-        char why[400];
-        if (h->kind == EV_REVIEW) {
-            char *step = event_get_strdup(ev, "failed_step"), *e = event_get_strdup(ev, "error");
-            char *w = event_get_strdup(ev, "why");
-            snprintf(why, sizeof why, "%s%s%s", step ? step : (w ? w : "cannot run"), e ? ": " : "", e ? e : "");
-            s_add(v, n, h->case_key, "runbook", why, h->time_ms);
-            free(step), free(e), free(w);
-        } else if (h->kind == EV_EXPIRED) {
-            s_add(v, n, h->case_key, "approval", "no decision before the deadline, past the top tier", h->time_ms);
-        } else if (h->kind == EV_CLOSED) {
-            s_drop(v, n, h->case_key);
-        } else if (h->kind == EV_EXECUTED) {
-            char *o = event_get_strdup(ev, "outcome");
-            if (o && (strcmp(o, "done") == 0 || strcmp(o, "closed") == 0))
-                s_drop(v, n, h->case_key);
-            free(o);
-        } else if (h->kind == EV_ROUTED) {
-            int64_t retry = 0;
-            if (event_get_int(ev, EK_RETRY, &retry) == 0 && retry > 0) {
-                char *who = event_get_strdup(ev, "raised_by");
-                snprintf(why, sizeof why, "retry %lld asked by %s: awaiting approval", (long long) retry,
-                         who ? who : "?");
-                for (size_t i = 0; i < *n; i++)
-                    if (strcmp(v[i].case_id, h->case_key) == 0)
-                        snprintf(v[i].why, sizeof v[i].why, "%s", why);
-                free(who);
+    for (int i = 0; i < config_instances(c, "execute"); i++) {
+        sqlite3 *db = s_db(c, "execute/review_db", "execute", i);
+        sqlite3_stmt *st = NULL;
+        if (db && sqlite3_prepare_v2(db, "SELECT case_id, failed_step, error, at_ms FROM reviews ORDER BY added", -1,
+                                     &st, NULL) == SQLITE_OK)
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                char why[400];
+                const char *e = (const char *) sqlite3_column_text(st, 2);
+                snprintf(why, sizeof why, "%s%s%s", (const char *) sqlite3_column_text(st, 1), *e ? ": " : "", e);
+                s_add(v, n, (const char *) sqlite3_column_text(st, 0), "runbook", why, sqlite3_column_int64(st, 3));
             }
-        }
-        event_destroy(&ev);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
     }
-    journal_reader_destroy(&r);
+}
+
+/* s_read_approve - from each approve instance's case store
+ * (approve/case_db, approve/casedb.h): approvals that expired past the top
+ * tier, and the retry rounds people asked for and others must approve */
+static void s_read_approve(const config_t *c, review_t *v, size_t *n)
+{
+    for (int i = 0; i < config_instances(c, "approve"); i++) {
+        sqlite3 *db = s_db(c, "approve/case_db", "approve", i);
+        sqlite3_stmt *st = NULL;
+        if (db && sqlite3_prepare_v2(db,
+                                     "SELECT row FROM cases WHERE state = 'expired'"
+                                     " OR (state = 'pending' AND json_extract(row, '$.retry') > 0) ORDER BY created_ms",
+                                     -1, &st, NULL) == SQLITE_OK)
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                json_t *r = json_loads((const char *) sqlite3_column_text(st, 0), 0, NULL);
+                const char *id = json_string_value(json_object_get(r, "case_id")), *state;
+                state = json_string_value(json_object_get(r, "state"));
+                json_int_t retry = json_integer_value(json_object_get(r, "retry"));
+                const char *who = json_string_value(json_object_get(r, "raised_by"));
+                char why[400];
+                if (id && state && strcmp(state, "expired") == 0) {
+                    s_add(v, n, id, "approval", "no decision before the deadline, past the top tier",
+                          json_integer_value(json_object_get(r, "expires_ms")));
+                } else if (id) {
+                    snprintf(why, sizeof why, "retry %lld asked by %s: awaiting approval", (long long) retry,
+                             who ? who : "?");
+                    for (size_t k = 0; k < *n; k++)
+                        if (strcmp(v[k].case_id, id) == 0)
+                            snprintf(v[k].why, sizeof v[k].why, "%s", why);
+                }
+                json_decref(r);
+            }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
 }
 
 /* s_act - `payguard review retry|close CASE --as NAME`: through approve's
@@ -125,8 +145,8 @@ int cmd_review(int argc, char **argv)
     review_t *v = calloc(REVIEW_MAX, sizeof *v);
     size_t n = 0;
     /* execute's failures first; then what people did about them in approve */
-    s_scan(c, "execute", v, &n);
-    s_scan(c, "approve", v, &n);
+    s_read_execute(c, v, &n);
+    s_read_approve(c, v, &n);
     config_destroy(&c);
     printf("%-30s %-9s %-20s %s\n", "CASE", "FROM", "SINCE", "WHY");
     for (size_t i = 0; i < n; i++) {

@@ -7,17 +7,18 @@
 # One group on its defaults as the e2e tests run it (the sandbox for the
 # outside systems, rule-based triage), fed refund webhooks the default
 # policy fixes on its own (auto-approved, executed: ledger entry, Teams
-# notice), as make bench-scale's; ingest/retention_s and triage/retention_s
-# of SOAK_RETENTION_S (120) and 4 MiB segments, so retention acts within
-# the run. pg-load sends SOAK_RATE webhooks a second for SOAK_MINUTES
+# notice), as make bench-scale's; every stage's retention_s and audit's
+# archive_after_s of SOAK_RETENTION_S (120) and 4 MiB segments, so
+# retention and the trail's archive act within the run. pg-load sends SOAK_RATE webhooks a second for SOAK_MINUTES
 # minutes. At 10%, 50% and 100% of the run it records, per stage instance:
 #   - resident memory (VmRSS);
 #   - restart-to-ready of audit and approve: from SIGTERM to the new
 #     process answering /healthz (it serves once its state is recovered;
 #     the supervisor's restart backoff is included);
-#   - disk: each stage's journal directory, audit's case index, all of
-#     data_dir; per case, and the stage journals without audit's trail
-#     (what retention bounds).
+#   - disk: each stage's journal directory, the state stores (validate's,
+#     approve's, execute's), audit's live trail, its archive and its case
+#     index, all of data_dir; per case, and the stage journals without
+#     audit's trail (what retention bounds).
 # The goals: memory and restart time flat within 10% from 10% to
 # 100% of the run, stage journals after retention at most 5 KB a case.
 # The last line says which held; the exit status is 0 either way (a
@@ -41,10 +42,17 @@ payguard
         segment_bytes = 4194304
 ingest
     retention_s = $RET
+validate
+    retention_s = $RET
 triage
+    retention_s = $RET
+approve
     retention_s = $RET
 execute
     token_file = $PWD/config/sandbox/write.token
+    retention_s = $RET
+audit
+    archive_after_s = $RET
 CFG
 say() { echo "soak: $*" >&2; }
 up "$CFG" || { say "the group did not start"; exit 1; }
@@ -94,6 +102,9 @@ s_sample() {
         row="$row disk_$i=$(du -sk "$D/data/$i" | cut -f1)"
     done
     row="$row disk_index=$(du -sk "$D/data/audit.0.cases.sqlite"* 2>/dev/null | awk '{s += $1} END {print s + 0}')"
+    row="$row disk_stores=$(du -sk "$D/data/validate.0.sqlite"* "$D/data/approve.0.cases.sqlite"* \
+        "$D/data/execute.0.reviews.sqlite"* 2>/dev/null | awk '{s += $1} END {print s + 0}')"
+    row="$row disk_archive=$(du -sk "$D/data/audit.0.archive" 2>/dev/null | cut -f1)"
     row="$row disk_all=$(du -sk "$D/data" | cut -f1)"
     aport=$(awk '/^audit/ {s = 1} s && $1 == "http_port" {print $3; exit}' "$CFG")
     uport=$(awk '/^approve/ {s = 1} s && $1 == "http_port" {print $3; exit}' "$CFG")
@@ -133,7 +144,8 @@ flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes"
     echo
     echo "Made by \`make soak\` (scripts/soak.sh) on $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null),"
     echo "$(getconf _NPROCESSORS_ONLN) CPUs, $MIN minutes at $RATE webhooks a second ($TOTAL refund cases the policy fixes on its own;"
-    echo "$(v 100% cases) answered 202), journal segments of 4 MiB, ingest and triage retention $RET s; pg-load exit $load_rc."
+    echo "$(v 100% cases) answered 202), journal segments of 4 MiB, every stage's retention and the trail's archive after $RET s;"
+    echo "pg-load exit $load_rc."
     echo "Restarts other than the measured ones:${restarted:- none}. pg-check at the end: $check."
     echo
     echo "| at | cases | $(for i in $insts; do printf '%s MiB | ' "$i"; done)audit ready ms | approve ready ms |"
@@ -146,14 +158,15 @@ flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes"
     echo
     echo "Disk, KB per case (cases answered 202 so far):"
     echo
-    echo "| at | stage journals but audit | audit's trail | case index | all of data_dir | $(for i in ingest.0 validate.0 triage.0 approve.0 execute.0; do printf '%s | ' "$i"; done)"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| at | stage journals but audit | state stores | audit's live trail | its archive | case index | all of data_dir | $(for i in ingest.0 validate.0 triage.0 approve.0 execute.0; do printf '%s | ' "$i"; done)"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for l in 10% 50% 100%; do
         c=$(v $l cases)
         stages=0
         for i in ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0; do stages=$((stages + $(v $l "disk_$i"))); done
         per() { awk -v k="$1" -v c="$c" 'BEGIN {printf "%.2f", (c > 0 ? k / c : 0)}'; }
-        printf '| %s | %s | %s | %s | %s | ' "$l" "$(per $stages)" "$(per "$(v $l disk_audit.0)")" "$(per "$(v $l disk_index)")" "$(per "$(v $l disk_all)")"
+        printf '| %s | %s | %s | %s | %s | %s | %s | ' "$l" "$(per $stages)" "$(per "$(v $l disk_stores)")" "$(per "$(v $l disk_audit.0)")" \
+            "$(per "$(v $l disk_archive)")" "$(per "$(v $l disk_index)")" "$(per "$(v $l disk_all)")"
         for i in ingest.0 validate.0 triage.0 approve.0 execute.0; do printf '%s | ' "$(per "$(v $l "disk_$i")")"; done
         echo
     done
@@ -165,9 +178,8 @@ flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes"
     ready_flat=$(flat "$(v 10% ready_audit)" "$(v 100% ready_audit)")/$(flat "$(v 10% ready_approve)" "$(v 100% ready_approve)")
     per_case=$(awk -v c="$(v 100% cases)" -v s="$(for i in ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0; do v 100% "disk_$i"; done | awk '{s += $1} END {print s}')" 'BEGIN {printf "%.2f", (c > 0 ? s / c : 0)}')
     echo "Goals: memory flat within 10% from 10% to 100%: $mem_flat; restart-to-ready flat within 10% (audit/approve): $ready_flat;"
-    echo "stage journals (not audit's trail) at most 5 KB a case: $per_case KB ($(awk -v p="$per_case" 'BEGIN {print ((p <= 5) ? "yes" : "no")}'))."
-    echo "What does not hold is work left: snapshots and retention for validate, approve and execute, audit's"
-    echo "archive, a smaller case index, approve and execute holding only cases in flight."
+    echo "stage journals (not audit's trail) at most 5 KB a case: $per_case KB ($(awk -v p="$per_case" 'BEGIN {print ((p <= 5) ? "yes" : "no")}'));"
+    echo "the trail's archive: $(awk -v c="$(v 100% cases)" -v k="$(v 100% disk_archive)" 'BEGIN {printf "%.2f", (c > 0 ? k / c : 0)}') KB a case."
 } >"$OUT"
 cat "$OUT"
 finish >/dev/null

@@ -9,7 +9,11 @@
 #   4. execute SIGKILLed just before and just after each outbound call of the
 #      payout runbook: after the restart every effect exists exactly once;
 #   5. a storm of 12 identical events and a decision posted twice: one run;
-#   6. `payguard plan CASE` prints the calls without making them.
+#   6. `payguard plan CASE` prints the calls without making them;
+#   7. release_hold_on_failure releases the hold of a failed ledger step;
+#   8. with execute/retention_s, the records of a failed runbook go, and
+#      after a restart the ops-review queue still holds it (review store):
+#      `payguard review` lists it and an approved retry re-runs its plan.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -129,7 +133,11 @@ ok "payguard review lists the case with the failed step and why" \
 # ---- 3b. ops review: a person asks for a retry, others approve it; or closes
 ok "fin_mgr asks to retry P-2's failed runbook (the ledger is fixed)" \
     "$BIN/payguard" review retry payout-P-2 --as fin_mgr --token-file "$ROOT/config/sandbox/fin_mgr.token" --comment "ledger fixed" -c "$CFG"
-"$BIN/payguard" review -c "$CFG" >"$WORK/review2"
+for _ in $(seq 1 30); do # approve commits its case store once a second
+    "$BIN/payguard" review -c "$CFG" >"$WORK/review2"
+    grep -q 'payout-P-2 .*retry 1 asked by fin_mgr: awaiting approval' "$WORK/review2" && break
+    sleep 0.2
+done
 ok "the queue says the retry awaits approval" grep -q 'payout-P-2 .*retry 1 asked by fin_mgr: awaiting approval' "$WORK/review2"
 ok "the retry needs the case's approvers: the ops lead approves it" test "$(decide ops_lead payout-P-2)" = 200
 ok "the retried runbook ran to the end" bash -c "for i in \$(seq 1 100); do '$BIN/payguard' journal dump -c '$CFG' execute.0 | grep '\"type\":\"executed\"' | grep -F 'payout-P-2' | grep -q '\"outcome\":\"done\"' && exit 0; sleep 0.2; done; exit 1"
@@ -223,6 +231,37 @@ ok "the ledger step failed: ops review" test "$(executed payout-P-4)" = ops_revi
 ok "the hold was released to the payout's previous status (paid)" \
     bash -c "curl -s -H 'Authorization: Bearer $(tok read)' '$SBXURL/payments/payouts/P-4' | grep -q '\"status\":\"paid\"'"
 ok "by one release call with its key" test "$(key_calls payments payout-P-4:release_hold 200)" = 1
+
+# ---- 8. retention: the ops-review queue outlives the records it came from
+down "$CFG"
+cfg_merge "$CFG" <<CFG8
+payguard
+    journal
+        segment_bytes = 16384
+execute
+    retention_s = 1
+CFG8
+ok "the group restarts with execute/retention_s = 1 and 16 KiB segments" up "$CFG"
+fire 36
+ok "a new case runs to the end (P-36)" test "$(executed payout-P-36)" = done
+rb4() { "$BIN/payguard" journal dump -c "$CFG" execute.0 2>/dev/null | grep '"type":"runbook"' | grep -c '"case_key":"payout-P-4"'; }
+for _ in $(seq 1 150); do
+    [ -f "$D/data/execute.0/retired" ] && [ "$(rb4)" = 0 ] && break
+    sleep 0.2
+done
+ok "execute's retention removed the records of P-4's failed runbook" test -f "$D/data/execute.0/retired" -a "$(rb4)" = 0
+down "$CFG"
+ok "the group restarts" up "$CFG"
+ok "execute read its ops-review queue back from its review store" \
+    grep -q 'inst=execute.0 msg="ops review: [0-9]* cases read back from the review store' "$D/run/payguard.log"
+"$BIN/payguard" review -c "$CFG" >"$WORK/review3"
+ok "payguard review still lists P-4 with its failed step" grep -q 'payout-P-4 .*runbook .*ledger_payout_reversal' "$WORK/review3"
+ok "fin_mgr asks to retry it" "$BIN/payguard" review retry payout-P-4 --as fin_mgr \
+    --token-file "$ROOT/config/sandbox/fin_mgr.token" --comment "ledger fixed" -c "$CFG"
+ok "the ops lead approves the retry" test "$(decide ops_lead payout-P-4)" = 200
+ok "the retry re-ran the failed plan, which only the review store still held" \
+    bash -c "for i in \$(seq 1 100); do '$BIN/payguard' journal dump -c '$CFG' execute.0 | grep '\"type\":\"executed\"' | grep -F 'payout-P-4' | grep -q '\"outcome\":\"done\"' && exit 0; sleep 0.2; done; exit 1"
+ok "from its failed step, with the retry's keys" test "$(key_calls ledger payout-P-4:ledger_payout_reversal:retry1 201)" = 1
 
 down "$CFG"
 finish

@@ -225,4 +225,38 @@ quiesce "$CFG" 30
 "$BIN/pg-verdicts" "$D/data/audit.0" >"$D/verdicts"
 ok "the rebuilt key set still knows the brief's event: a 13th delivery is a duplicate" test "$(verdict_of "$r")" = duplicate
 
+# ---- 6. retention: validate removes the segments triage and audit
+# acknowledged that its state store holds; the keys outlive them
+down "$CFG"
+cfg_merge "$CFG" <<CFG6
+payguard
+    journal
+        segment_bytes = 16384
+validate
+    retention_s = 1
+CFG6
+ok "group restarts with validate/retention_s = 1 and 16 KiB segments" up "$CFG"
+brief_in_journal() { "$BIN/payguard" journal dump -c "$CFG" validate.0 2>/dev/null | grep -cF "\"cause\":\"$rid_first\""; }
+for _ in $(seq 1 150); do
+    send_standard "$body" msg_brief_1 "$now" >/dev/null # duplicates: records enough to fill segments
+    [ -f "$D/data/validate.0/retired" ] && [ "$(brief_in_journal)" = 0 ] && break
+    sleep 0.2
+done
+ok "validate removed the segments holding the brief's first verdict" \
+    test -f "$D/data/validate.0/retired" -a "$(brief_in_journal)" = 0
+down "$CFG"
+ok "the group restarts on the shortened journal" up "$CFG"
+r=$(send_standard "$body" msg_brief_1 "$now")
+quiesce "$CFG" 30
+"$BIN/pg-verdicts" "$D/data/audit.0" >"$D/verdicts"
+ok "the state store still knows the brief's event: one more delivery is a duplicate" test "$(verdict_of "$r")" = duplicate
+down "$CFG"
+rm -f "$D"/data/validate.0.sqlite*
+"$BIN/payguard" up -c "$CFG" -d >/dev/null 2>&1
+for _ in $(seq 1 50); do grep -q 'inst=validate.0.*state store is new or was reset' "$D/run/payguard.log" && break; sleep 0.2; done
+ok "a state store lost after retention: validate refuses to start, saying why (not a silent empty key set)" \
+    grep -q 'inst=validate.0.*state store is new or was reset, and validate.s journal no longer holds its first records' \
+    "$D/run/payguard.log"
+down "$CFG"
+
 finish
