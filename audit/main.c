@@ -26,8 +26,11 @@
  *	record of which a checkpoint seals moves, once audit/archive_after_s
  *	has passed since it was last written, to audit/archive_dir as a zstd
  *	file (read back and compared before the live copy goes), on a thread
- *	of its own, with a copy of the checkpoints file. Every reader of the
- *	trail reads archived segments as if they were live (journal.h).
+ *	of its own, with a copy of the checkpoints file, once a dedup
+ *	checkpoint follows it (written every half of archive_after_s, 1 s to
+ *	60 s, while the trail grows: audit's restart reads only live segments).
+ *	Every reader of the trail reads archived segments as if they were live
+ *	(journal.h).
  *
  *	The case index (audit/case_db, SQLite) is a projection of the trail:
  *	each case's facts, state and timeline. At start audit applies what
@@ -106,6 +109,7 @@
 #define AUDIT_REFUSALS_MAX 256 /* refusals queued for the loop between turns */
 #define AUDIT_LIST_DEFAULT 100
 #define AUDIT_INDEX_COMMIT_MS 100 /* the case index commits at most this often (indexer.h) */
+#define AUDIT_DEDUP_CKPT_MS 60000 /* a dedup checkpoint at most this often, so old segments may be archived */
 
 typedef struct {
     char case_id[EVENT_KEY_MAX + 1];
@@ -135,6 +139,10 @@ typedef struct {
     trail_head_t head;            /* the chain's head (loop thread) */
     uint64_t sealed_seq;          /* trail seq of the last checkpoint */
     _Atomic uint64_t sealed_jseq; /* the journal's last seq then: the archiver's bound (any thread) */
+    _Atomic uint64_t dedup_jseq;  /* the last seq before the latest dedup checkpoint: the archiver's other bound */
+    int64_t next_dedup_ms;        /* the loop's next dedup checkpoint */
+    int64_t dedup_every_ms;       /* half of archive_after_s, 1 s..AUDIT_DEDUP_CKPT_MS */
+    uint64_t dedup_tail;          /* the journal's last seq after that checkpoint (loop thread) */
     archiver_t *archiver;
     archiver_stats_t archived; /* what the metrics were last told */
     int64_t next_checkpoint_ms;
@@ -307,11 +315,26 @@ static void s_checkpoint(audit_t *a, bool force)
     stage_count(a->st, "payguard_audit_checkpoints_total", NULL, NULL, 1);
 }
 
-/* s_sealed - for the archiver's thread: journal records a checkpoint covers */
+/* s_sealed - for the archiver's thread: the journal records that may move,
+ * those a signed checkpoint covers and that a dedup checkpoint follows
+ * (recovery reads only live segments) */
 static uint64_t s_sealed(void *arg)
 {
     audit_t *a = arg;
-    return atomic_load(&a->sealed_jseq);
+    uint64_t sealed = atomic_load(&a->sealed_jseq), dedup = atomic_load(&a->dedup_jseq);
+    return sealed < dedup ? sealed : dedup;
+}
+
+/* s_dedup_checkpoint - every dedup_every_ms while the trail grows, the
+ * dedup memory at the journal's tail, so the segments before it may move
+ * to the archive without recovery needing them */
+static void s_dedup_checkpoint(audit_t *a, int64_t now)
+{
+    if (now < a->next_dedup_ms || stage_journal_last_seq(a->st) == a->dedup_tail)
+        return; /* nothing stored since the last one */
+    a->next_dedup_ms = now + a->dedup_every_ms;
+    atomic_store(&a->dedup_jseq, stage_checkpoint_dedup(a->st));
+    a->dedup_tail = stage_journal_last_seq(a->st);
 }
 
 /* s_archive_metrics - what the archiver moved since the last look */
@@ -341,6 +364,8 @@ static int s_start_archiver(audit_t *a)
         rc = -1;
     }
     free(dir);
+    int64_t half_ms = (int64_t) after_s * 500;
+    a->dedup_every_ms = half_ms < 1000 ? 1000 : half_ms > AUDIT_DEDUP_CKPT_MS ? AUDIT_DEDUP_CKPT_MS : half_ms;
     if (rc == 0 &&
         !(a->archiver = archiver_new(a->st, abs, a->checkpoints_path, after_s, s_sealed, a, err, sizeof err)))
         rc = -1;
@@ -388,6 +413,7 @@ static void s_tick(stage_t *st, void *arg)
         s_checkpoint(a, false);
         a->next_checkpoint_ms = now + a->checkpoint_every_s * 1000;
     }
+    s_dedup_checkpoint(a, now);
     if (now >= a->next_gauges_ms) {
         pthread_mutex_lock(&a->rmu);
         caseidx_counts(a->ridx, s_gauge_state, st);

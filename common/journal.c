@@ -700,6 +700,19 @@ static size_t s_retirable(journal_t *self, const s_segment_t *segs, size_t n, ui
     return k;
 }
 
+/* journal_first_live_seq - see journal.h */
+uint64_t journal_first_live_seq(journal_t *self)
+{
+    assert(self);
+    s_segment_t *segs = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&self->lock);
+    uint64_t first = s_list_segments(self->dir, &segs, &n, NULL, 0) == 0 && n ? segs[0].seq : 1;
+    pthread_mutex_unlock(&self->lock);
+    free(segs);
+    return first;
+}
+
 /* journal_retirable - see journal.h */
 int journal_retirable(journal_t *self, uint64_t upto, int64_t older_than_s, char *err, size_t errlen)
 {

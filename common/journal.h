@@ -156,6 +156,10 @@ int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_
 /* journal_retirable - how many segments journal_retire would remove now
  * (nothing is removed), -1 and err if the directory cannot be listed */
 int journal_retirable(journal_t *self, uint64_t upto, int64_t older_than_s, char *err, size_t errlen);
+/* journal_first_live_seq - the first seq of the oldest segment still in
+ * the journal's directory (1 when none was retired or archived): where a
+ * reader that must not expand archived segments starts */
+uint64_t journal_first_live_seq(journal_t *self);
 /* journal_archive - move the oldest segment that journal_retire would
  * remove (records all <= upto, last written before older_than_s, not the
  * segment being written) to the directory archive (an absolute path,

@@ -106,6 +106,14 @@ uint64_t stage_journal_durable_seq(const stage_t *st)
     return journal_durable_seq(st->journal);
 }
 
+uint64_t stage_checkpoint_dedup(stage_t *st)
+{
+    uint64_t before = journal_last_seq(st->journal);
+    sk_checkpoint_dedup(st);
+    journal_sync(st->journal);
+    return before;
+}
+
 int stage_journal_archive(stage_t *st, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,
                           uint64_t *zbytes, char *err, size_t errlen)
 {

@@ -289,6 +289,11 @@ const char *stage_journal_dir(const stage_t *st);
 uint64_t stage_journal_last_seq(const stage_t *st);
 /* stage_journal_durable_seq - the last record a crash keeps (journal.h); any thread */
 uint64_t stage_journal_durable_seq(const stage_t *st);
+/* stage_checkpoint_dedup - from the loop thread (tick): write the dedup
+ * memory at the journal's tail and sync it (as retention does before it
+ * removes segments); the journal's last seq before it, which everything
+ * recovery needs now follows */
+uint64_t stage_checkpoint_dedup(stage_t *st);
 /* stage_journal_archive - journal_archive (journal.h) on this instance's
  * journal: one old segment to the archive directory; any thread */
 int stage_journal_archive(stage_t *st, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,

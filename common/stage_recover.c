@@ -208,7 +208,10 @@ static void s_requeue(stage_t *st, pass_t *x, size_t resend[NDEST])
 int sk_recover(stage_t *st)
 {
     char err[512];
-    journal_reader_t *r = journal_reader_new(journal_dir(st->journal), 1, err, sizeof err);
+    /* the live segments only: what retention or the archive moved is not
+     * needed (a dedup checkpoint follows it: sk_checkpoint_dedup) */
+    journal_reader_t *r =
+        journal_reader_new(journal_dir(st->journal), journal_first_live_seq(st->journal), err, sizeof err);
     if (!r) {
         log_error("recovery: %s", err);
         return -1;

@@ -939,6 +939,7 @@ Test(journal, archive_moves_old_segments_and_readers_still_read_them)
     uint64_t first = s_first_segment();
     cr_assert_gt(first, 1);
     cr_assert_leq(first, 301, "the segment holding seq 301 stays live (first: %llu)", (unsigned long long) first);
+    cr_assert_eq(journal_first_live_seq(j), first, "where a reader of live segments only starts");
     s_expect_range(1, 400, 200);
     s_expect_range(first > 5 ? first - 3 : 2, 400, 200); /* starts inside an archived segment */
     s_append_range(j, 401, 420, 200);
