@@ -69,7 +69,7 @@ static void s_list_row(const char *row, void *arg)
 {
     list_t *l = arg;
     approval_t *c = json_array_size(l->list) < l->limit ? cases_from_row(row) : NULL;
-    if (c && !zhashx_lookup(l->a->index, c->case_id))
+    if (c && (!l->a->index || !zhashx_lookup(l->a->index, c->case_id)))
         json_array_append_new(l->list, cases_json(c));
     if (c)
         cases_free(c);

@@ -452,12 +452,14 @@ size_t cases_load(approve_t *a)
 int cases_flush(approve_t *a, uint64_t jseq)
 {
     assert(a->db);
-    size_t kept = 0;
+    size_t kept = 0, wrote = 0;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < a->ncases; i++)
-        if (a->cases[i]->dirty)
+        if (a->cases[i]->dirty) {
             rc = s_put(a, a->cases[i]);
-    if (rc != 0 || casedb_commit(a->db, jseq) != 0)
+            wrote++;
+        }
+    if (rc != 0 || ((wrote || jseq != casedb_applied(a->db)) && casedb_commit(a->db, jseq) != 0))
         return -1; /* everything stays in memory; the next flush tries again */
     for (size_t i = 0; i < a->ncases; i++) {
         approval_t *c = a->cases[i];

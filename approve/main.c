@@ -16,7 +16,8 @@
  *
  *	People decide through the approvals API (CONTRACT.md §3.1), served here
  *	with libmicrohttpd, or `payguard approve`:
- *	  GET  /approvals?status=pending|approved|denied|expired|all
+ *	  GET  /approvals?status=pending|approved|denied|expired|all[&limit=N]
+ *	       (newest first, N 1..1000, default 1000; decided cases from disk)
  *	  GET  /approvals/{case_id}
  *	  POST /approvals/{case_id}/decisions {"decision":"approve|deny","comment"}
  *	  POST /reviews/{case_id}/retry|close {"comment"}  (ops review, below)

@@ -11,7 +11,8 @@
 # archive_after_s of SOAK_RETENTION_S (120) and 4 MiB segments, so
 # retention and the trail's archive act within the run. pg-load sends SOAK_RATE webhooks a second for SOAK_MINUTES
 # minutes. At 10%, 50% and 100% of the run it records, per stage instance:
-#   - resident memory (VmRSS);
+#   - resident memory (VmRSS) and private memory (RssAnon: without the
+#     shared library pages every process maps);
 #   - restart-to-ready of audit and approve: from SIGTERM to the new
 #     process answering /healthz (it serves once its state is recovered;
 #     the supervisor's restart backoff is included);
@@ -98,6 +99,7 @@ s_sample() {
     cases=$(wc -l <"$WORK/receipts.txt" 2>/dev/null || echo 0)
     row="$1 cases=$cases"
     for i in $insts; do row="$row rss_$i=$(kb "$(inst_pid "$CFG" "$i")" VmRSS)"; done
+    for i in $insts; do row="$row anon_$i=$(kb "$(inst_pid "$CFG" "$i")" RssAnon)"; done
     for i in ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0 audit.0; do
         row="$row disk_$i=$(du -sk "$D/data/$i" | cut -f1)"
     done
@@ -154,6 +156,16 @@ flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes"
         printf '| %s | %s | ' "$l" "$(v $l cases)"
         for i in $insts; do printf '%s | ' "$(awk -v k="$(v $l "rss_$i")" 'BEGIN {printf "%.1f", k / 1024}')"; done
         printf '%s | %s |\n' "$(v $l ready_audit)" "$(v $l ready_approve)"
+    done
+    echo
+    echo "Private memory (RssAnon: without the shared library pages VmRSS counts), MiB:"
+    echo
+    echo "| at | $(for i in $insts; do printf '%s | ' "$i"; done)"
+    echo "|---|$(for _ in $insts; do printf -- '---|'; done)"
+    for l in 10% 50% 100%; do
+        printf '| %s | ' "$l"
+        for i in $insts; do printf '%s | ' "$(awk -v k="$(v $l "anon_$i")" 'BEGIN {printf "%.1f", k / 1024}')"; done
+        echo
     done
     echo
     echo "Disk, KB per case (cases answered 202 so far):"

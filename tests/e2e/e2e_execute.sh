@@ -252,6 +252,8 @@ done
 ok "execute's retention removed the records of P-4's failed runbook" test -f "$D/data/execute.0/retired" -a "$(rb4)" = 0
 down "$CFG"
 ok "the group restarts" up "$CFG"
+ok "approve lists decided cases from its case store with none in memory (P-1, approved long ago)" \
+    bash -c "curl -s -H 'Authorization: Bearer $(tok ops_lead)' '$API/approvals?status=approved&limit=1000' | grep -q '\"case_id\":\"payout-P-1\"'"
 ok "execute read its ops-review queue back from its review store" \
     grep -q 'inst=execute.0 msg="ops review: [0-9]* cases read back from the review store' "$D/run/payguard.log"
 "$BIN/payguard" review -c "$CFG" >"$WORK/review3"
