@@ -16,11 +16,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "stage.h"
 
 #define ARCHIVER_COPY_BYTES (64u * 1024u)
 
 struct archiver_t {
-    stage_t *st;
+    archiver_move_fn *move;
     char archive[PATH_MAX];
     char checkpoints[PATH_MAX];
     char copy[PATH_MAX]; /* <archive>/checkpoints */
@@ -111,7 +112,7 @@ static void s_pass(archiver_t *x)
     for (;;) {
         uint64_t bytes = 0, zbytes = 0;
         int64_t older = (int64_t) time(NULL) - x->after_s;
-        int rc = stage_journal_archive(x->st, x->archive, upto, older, &bytes, &zbytes, err, sizeof err);
+        int rc = x->move(x->arg, x->archive, upto, older, &bytes, &zbytes, err, sizeof err);
         if (rc < 0)
             s_problem(x, err);
         if (rc != 1)
@@ -144,10 +145,10 @@ static void *s_run(void *arg)
 }
 
 /* archiver_new - see archiver.h */
-archiver_t *archiver_new(stage_t *st, const char *archive, const char *checkpoints_path, long after_s,
+archiver_t *archiver_new(const char *archive, const char *checkpoints_path, long after_s, archiver_move_fn *move,
                          archiver_sealed_fn *sealed, void *arg, char *err, size_t errlen)
 {
-    assert(st && archive && checkpoints_path && sealed);
+    assert(archive && checkpoints_path && move && sealed);
     if (archive[0] != '/' || after_s < 0 || strlen(archive) + 16 > PATH_MAX || strlen(checkpoints_path) >= PATH_MAX) {
         snprintf(err, errlen, "trail archive %s: not an absolute path, or too long", archive);
         return NULL;
@@ -157,7 +158,7 @@ archiver_t *archiver_new(stage_t *st, const char *archive, const char *checkpoin
         snprintf(err, errlen, "trail archive: out of memory");
         return NULL;
     }
-    x->st = st;
+    x->move = move;
     snprintf(x->archive, sizeof x->archive, "%s", archive);
     snprintf(x->checkpoints, sizeof x->checkpoints, "%s", checkpoints_path);
     snprintf(x->copy, sizeof x->copy, "%s/checkpoints", archive);

@@ -34,14 +34,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stage.h"
-
 #define ARCHIVER_POLL_MS 2000
 
 typedef struct archiver_t archiver_t;
 
 /* archiver_sealed_fn - the trail seq the last checkpoint seals; any thread */
 typedef uint64_t(archiver_sealed_fn)(void *arg);
+/* archiver_move_fn - journal_archive (journal.h) on the trail's journal
+ * (audit: stage_journal_archive); called on the archiver's thread */
+typedef int(archiver_move_fn)(void *arg, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,
+                              uint64_t *zbytes, char *err, size_t errlen);
 
 typedef struct {
     uint64_t segments; /* moved since start */
@@ -51,8 +53,8 @@ typedef struct {
 } archiver_stats_t;
 
 /* archiver_new - start the thread; archive is an absolute directory path,
- * after_s >= 0. NULL and err. */
-archiver_t *archiver_new(stage_t *st, const char *archive, const char *checkpoints_path, long after_s,
+ * after_s >= 0; move and sealed are called with arg. NULL and err. */
+archiver_t *archiver_new(const char *archive, const char *checkpoints_path, long after_s, archiver_move_fn *move,
                          archiver_sealed_fn *sealed, void *arg, char *err, size_t errlen);
 void archiver_stats(archiver_t *self, archiver_stats_t *out);
 /* archiver_destroy - stop the thread (after the segment being moved) */

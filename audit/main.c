@@ -337,6 +337,14 @@ static void s_dedup_checkpoint(audit_t *a, int64_t now)
     a->dedup_tail = stage_journal_last_seq(a->st);
 }
 
+/* s_move - for the archiver's thread: one old trail segment to the archive */
+static int s_move(void *arg, const char *archive, uint64_t upto, int64_t older_than_s, uint64_t *bytes,
+                  uint64_t *zbytes, char *err, size_t errlen)
+{
+    audit_t *a = arg;
+    return stage_journal_archive(a->st, archive, upto, older_than_s, bytes, zbytes, err, errlen);
+}
+
 /* s_archive_metrics - what the archiver moved since the last look */
 static void s_archive_metrics(audit_t *a)
 {
@@ -367,7 +375,7 @@ static int s_start_archiver(audit_t *a)
     int64_t half_ms = (int64_t) after_s * 500;
     a->dedup_every_ms = half_ms < 1000 ? 1000 : half_ms > AUDIT_DEDUP_CKPT_MS ? AUDIT_DEDUP_CKPT_MS : half_ms;
     if (rc == 0 &&
-        !(a->archiver = archiver_new(a->st, abs, a->checkpoints_path, after_s, s_sealed, a, err, sizeof err)))
+        !(a->archiver = archiver_new(abs, a->checkpoints_path, after_s, s_move, s_sealed, a, err, sizeof err)))
         rc = -1;
     if (rc != 0)
         log_error("%s", err);
