@@ -683,6 +683,7 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
     json_object_set_new(o, "decisions", decisions);
     json_object_set_new(o, "actions", actions);
     json_object_set_new(o, "timeline", timeline);
+    journal_reader_destroy(&self->r); /* an archived segment it expanded is memory: not kept between views */
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;

@@ -16,7 +16,8 @@
  *   trail holds it (journal seq, segment, offset: journal_reader_where).
  *   The case view reads each event's body from the trail at that place
  *   (journal_reader_seek; the record's checksum and seq are checked; an
- *   archived segment is read from the archive), so the index grows by a
+ *   archived segment is expanded into memory once per view and let go
+ *   after it), so the index grows by a
  *   few hundred bytes an event, not by the event again. A body the trail
  *   cannot give shows as "detail": null, "detail_unreadable": true.
  *
