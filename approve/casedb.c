@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sqlx.h"
 
 #define CASEDB_SCHEMA_VERSION 1
 
@@ -32,26 +33,13 @@ static const char s_schema[] =
 /* s_exec - run SQL without results; 0, or -1 (logged) */
 static int s_exec(casedb_t *self, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("approve's case store %s: %s", self->path, msg ? msg : "error");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return sqlx_exec(self->db, "approve's case store", self->path, sql);
 }
 
 /* s_int - the first column of a one-row query, or dflt */
 static int64_t s_int(casedb_t *self, const char *sql, int64_t dflt)
 {
-    sqlite3_stmt *st;
-    int64_t v = dflt;
-    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return dflt;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+    return sqlx_int(self->db, sql, dflt);
 }
 
 /* casedb_open - see casedb.h */

@@ -11,6 +11,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "sqlx.h"
 #include "money.h"
 #include "stage.h"
 #include "utc.h"
@@ -85,13 +86,7 @@ bool caseidx_state_known(const char *state)
 /* s_exec - SQL without rows; logs what failed */
 static int s_exec(caseidx_t *self, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("case index %s: %s", self->path, msg ? msg : "error");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return sqlx_exec(self->db, "case index", self->path, sql);
 }
 
 /* s_int - the first column of a one-row query with up to two text binds */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sqlx.h"
 
 struct reviewdb_t {
     sqlite3 *db;
@@ -20,13 +21,7 @@ struct reviewdb_t {
 /* s_exec - SQL without results; 0, or -1 (logged) */
 static int s_exec(reviewdb_t *self, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("execute's review store %s: %s", self->path, msg ? msg : "error");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return sqlx_exec(self->db, "execute's review store", self->path, sql);
 }
 
 /* reviewdb_open - see reviewdb.h */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sqlx.h"
 
 /* STORE_STMTS - statements kept prepared: every query below, each a string
  * constant, is prepared once and reset after each use (preparing them per
@@ -55,13 +56,7 @@ static int s_user_version(sqlite3 *db)
 /* s_exec - run SQL that returns no rows; log what failed */
 static int s_exec(store_t *self, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("store %s: %s", self->path, msg ? msg : "error");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return sqlx_exec(self->db, "store", self->path, sql);
 }
 
 /* s_prep - sql's statement, prepared on first use and kept; NULL (logged)
