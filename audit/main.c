@@ -28,7 +28,9 @@
  *	file (read back and compared before the live copy goes), on a thread
  *	of its own, with a copy of the checkpoints file, once a dedup
  *	checkpoint follows it (written every half of archive_after_s, 1 s to
- *	60 s, while the trail grows: audit's restart reads only live segments).
+ *	60 s, while the trail grows: audit's restart reads the live segments,
+ *	and the archive only as far back as payguard/delivery/recent_ids
+ *	records, for the recent ids).
  *	Every reader of the trail reads archived segments as if they were live
  *	(journal.h).
  *
@@ -317,7 +319,7 @@ static void s_checkpoint(audit_t *a, bool force)
 
 /* s_sealed - for the archiver's thread: the journal records that may move,
  * those a signed checkpoint covers and that a dedup checkpoint follows
- * (recovery reads only live segments) */
+ * (recovery reads the live segments, and recent_ids records at most) */
 static uint64_t s_sealed(void *arg)
 {
     audit_t *a = arg;

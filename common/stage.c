@@ -315,6 +315,7 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t recent_ids)
     pthread_mutex_init(&st->pub_mu, NULL);
     pthread_mutex_init(&st->counters_mu, NULL);
     /* a link's seqs: the producer's window and what its restart re-sends (dedup.h) */
+    st->recent_ids = recent_ids;
     st->dedup = dedup_new(3 * (size_t) st->max_inflight + DEDUP_LINK_CAP_EXTRA, recent_ids);
     if (!st->dedup) {
         log_error("cannot make the dedup memory (out of memory, or no random key from OpenSSL)");

@@ -174,6 +174,7 @@ struct stage_t {
 
     window_t win[NDEST];
     long max_inflight;
+    size_t recent_ids; /* payguard/delivery/recent_ids: recovery reads at least this many records back */
     long resend_ms;
     long drain_ms;
 

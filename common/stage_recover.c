@@ -208,10 +208,15 @@ static void s_requeue(stage_t *st, pass_t *x, size_t resend[NDEST])
 int sk_recover(stage_t *st)
 {
     char err[512];
-    /* the live segments only: what retention or the archive moved is not
-     * needed (a dedup checkpoint follows it: sk_checkpoint_dedup) */
-    journal_reader_t *r =
-        journal_reader_new(journal_dir(st->journal), journal_first_live_seq(st->journal), err, sizeof err);
+    /* the live segments: what retention or the archive moved is not needed
+     * (a dedup checkpoint follows it: sk_checkpoint_dedup), except that the
+     * recent ids come from the last recent_ids records, which a short live
+     * tail may not hold: then the reader goes back into the archive that far
+     * (audit; a retired segment is gone, and the reader starts at the first
+     * one kept). A bound set by configuration, whatever the history. */
+    uint64_t from = journal_first_live_seq(st->journal), last = journal_last_seq(st->journal);
+    uint64_t back = last > st->recent_ids ? last - st->recent_ids + 1 : 1;
+    journal_reader_t *r = journal_reader_new(journal_dir(st->journal), back < from ? back : from, err, sizeof err);
     if (!r) {
         log_error("recovery: %s", err);
         return -1;
