@@ -166,8 +166,13 @@ ok "every one of the $kept events left in validate.0's journal either not sent (
 ok "...and every one sent was seen taken" grep -q "^confirmed: $sent of $sent sent seen taken" "$WORK/replay.out"
 ok "...and triage answered none of them again" test $(($(stat_of triage.0 out) + $(stat_of triage.1 out))) = "$tout"
 "$BIN/payguard" replay -c "$CFG" --from validate.0 --into triage >"$WORK/replay1.out" 2>&1
-ok "a second replay sends nothing: triage's journals now say it took all $kept" \
-    grep -q "^replayed 0 events .*; $kept more selected, already taken there" "$WORK/replay1.out"
+sed "s/^/# /" "$WORK/replay1.out"
+# triage's retention (2 s) may have removed the records of what it took
+# meanwhile, so the replay may send some again: triage must answer none
+ok "a second replay: every event either seen taken or sent, and each sent one seen taken" \
+    bash -c "grep -q '^replayed [0-9]* events .*; [0-9]* more selected, already taken there' '$WORK/replay1.out' &&
+             grep -Eq '^confirmed: ([0-9]+) of \\1 sent seen taken' '$WORK/replay1.out'"
+ok "...and triage answered none of them again" test $(($(stat_of triage.0 out) + $(stat_of triage.1 out))) = "$tout"
 # unchecked, each event reaches validate (partitioned: its owner), whose own
 # dedup must drop it by ingest.0's floor and positions: far past recent_ids
 in0=$(stat_of validate.0 in) out0=$(stat_of validate.0 out) dup0=$(stat_of validate.0 duplicates)
