@@ -298,14 +298,6 @@ static void s_tick(stage_t *st, void *arg)
 
 /* ------------------------------------------------------------ start */
 
-/* s_journal_retired - were this instance's oldest journal segments removed? */
-static bool s_journal_retired(stage_t *st)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/retired", stage_journal_dir(st));
-    return access(path, F_OK) == 0;
-}
-
 /* s_retain_after - the case store's position: retention keeps what follows */
 static uint64_t s_retain_after(stage_t *st, void *arg)
 {
@@ -337,7 +329,7 @@ static int s_db_open(approve_t *a, stage_t *st)
         if (casedb_wipe(a->db) != 0)
             casedb_close(&a->db);
     }
-    if (a->db && casedb_applied(a->db) == 0 && s_journal_retired(st)) {
+    if (a->db && casedb_applied(a->db) == 0 && stage_journal_trimmed(st)) {
         log_error("approve's case store %s is new, reset or of another journal, and approve's journal no longer "
                   "holds its first records (<journal>/retired): the cases decided before cannot be rebuilt. Restore "
                   "the file from its backup (it is approve's state; the trail keeps every event)",

@@ -106,6 +106,11 @@ uint64_t stage_journal_durable_seq(const stage_t *st)
     return journal_durable_seq(st->journal);
 }
 
+bool stage_journal_trimmed(stage_t *st)
+{
+    return journal_first_live_seq(st->journal) > 1;
+}
+
 uint64_t stage_checkpoint_dedup(stage_t *st)
 {
     uint64_t before = journal_last_seq(st->journal);

@@ -289,6 +289,9 @@ const char *stage_journal_dir(const stage_t *st);
 uint64_t stage_journal_last_seq(const stage_t *st);
 /* stage_journal_durable_seq - the last record a crash keeps (journal.h); any thread */
 uint64_t stage_journal_durable_seq(const stage_t *st);
+/* stage_journal_trimmed - did retention or the archive move this
+ * instance's oldest segments away (its journal no longer starts at 1)? */
+bool stage_journal_trimmed(stage_t *st);
 /* stage_checkpoint_dedup - from the loop thread (tick): write the dedup
  * memory at the journal's tail and sync it (as retention does before it
  * removes segments); the journal's last seq before it, which everything

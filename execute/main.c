@@ -211,12 +211,11 @@ static int s_rdb_open(execute_t *x, stage_t *st)
         return 0;
     const config_t *c = stage_config(st);
     char *path = config_expand(c, config_get(c, "execute/review_db"), "execute", stage_index(st));
-    char err[512], retired[1024];
+    char err[512];
     x->rdb = path ? reviewdb_open(path, err, sizeof err) : NULL;
     if (!x->rdb)
         log_error("%s", path ? err : "execute/review_db: not set");
-    snprintf(retired, sizeof retired, "%s/retired", stage_journal_dir(st));
-    if (x->rdb && reviewdb_is_new(x->rdb) && access(retired, F_OK) == 0) {
+    if (x->rdb && reviewdb_is_new(x->rdb) && stage_journal_trimmed(st)) {
         log_error("execute's review store %s is new, and execute's journal no longer holds its first records "
                   "(execute/retention_s removed them): the ops-review queue they held cannot be rebuilt. Restore the "
                   "file from its backup",

@@ -198,14 +198,6 @@ static int s_merge(move_t *m, char *err, size_t errlen)
     }
 }
 
-/* s_retired - did retention remove the oldest segments of the journal at dir? */
-static bool s_retired(const char *dir)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/retired", dir);
-    return access(path, F_OK) == 0;
-}
-
 /* s_open_old - lock old journal j, check it is whole and all acknowledged, read it */
 static int s_open_old(move_t *m, int j, char *err, size_t errlen)
 {
@@ -222,7 +214,7 @@ static int s_open_old(move_t *m, int j, char *err, size_t errlen)
         size_t l = strlen(err);
         snprintf(err + l, errlen - l, " (is an instance of the group still running?)");
         rc = -1;
-    } else if (s_retired(dir)) {
+    } else if (journal_first_live_seq(m->src[j].lock) > 1) { /* retention removed its start */
         snprintf(err, errlen,
                  "%s.%d's journal no longer holds its first records (%s/retention_s removed old segments; the "
                  "cases in them live in its case store): repartition moves journals and cannot move those yet. "

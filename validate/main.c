@@ -947,9 +947,7 @@ static int s_rebuild(validate_t *v)
         store_wipe(v->store);
         applied = 0;
     }
-    char retired[1024];
-    snprintf(retired, sizeof retired, "%s/retired", stage_journal_dir(v->st));
-    if (applied == 0 && last > 0 && access(retired, F_OK) == 0) {
+    if (applied == 0 && last > 0 && stage_journal_trimmed(v->st)) {
         log_error("the state store is new or was reset, and validate's journal no longer holds its first records "
                   "(validate/retention_s removed them): the idempotency keys they held cannot be rebuilt. Restore "
                   "validate/state_db from its backup");
