@@ -6,7 +6,10 @@
  * DESCRIPTION
  *	Every stage instance PUSHes each event it emits to audit as well as
  *	to its next stage. audit stores each one in its journal as a trail
- *	record (common/trail.h): the event exactly as sent, what PCI DSS
+ *	record (common/trail.h): the event as sent (a receipt's webhook
+ *	body replaced by its SHA-256 and size: validate's verdicts on an
+ *	authenticated receipt carry the body as "payload", so a forger's
+ *	bytes never stay on the trail; trail_receipt_view), what PCI DSS
  *	10.2.2 asks of an audit record (who: the stage, the PSP, or the
  *	person who decided; what; when; success or failure; origin: stage
  *	instance and client address; which case, payout, refund, payment;
@@ -172,7 +175,11 @@ static void *s_store(stage_t *st, const event_t *in, const void *raw, size_t raw
 {
     (void) st;
     audit_t *a = arg;
-    return trail_record_new(&a->head, in, raw, rawlen, stage_now_ms(), len_out);
+    size_t vlen = 0;
+    void *view = trail_receipt_view(in, &vlen); /* a receipt's body only as its hash and size */
+    void *rec = trail_record_new(&a->head, in, view ? view : raw, view ? vlen : rawlen, stage_now_ms(), len_out);
+    free(view);
+    return rec;
 }
 
 /* s_handle - the record is journaled: count it (the indexer indexes it

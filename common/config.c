@@ -69,11 +69,14 @@ static const char s_defaults[] =
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8080\n"
     "    http_threads = 4\n"
-    "    max_body_bytes = 262144             # 413 above this\n"
+    "    max_body_bytes = 262144             # 413 above this (at most 983040: a receipt is one event)\n"
     "    retry_after_s = 1                   # Retry-After on 503\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}   # where this stage's instances receive acks\n"
     "    rate_per_s = 1000                   # per source address; then 429\n"
     "    rate_burst = 2000\n"
+    "    reject_budget = 1000                # per source address and window: requests rejected before their\n"
+    "    reject_budget_bytes = 8388608       #   sender was proven (HTTP refusals; validate's source and\n"
+    "    reject_window_s = 3600              #   signature gates) and their body bytes; then 429\n"
     "    retention_s = 604800                # journal segments validate and audit acknowledged: removed after 7 days\n"
     "validate\n"
     "    instances = 1\n"
@@ -489,7 +492,10 @@ static const struct {
     {"outside/breaker_cooldown_ms", 1, 3600000},
     {"ingest/http_port", 1, 65535},
     {"ingest/http_threads", 1, 64},
-    {"ingest/max_body_bytes", 1, 16L << 20},
+    {"ingest/max_body_bytes", 1, 960L << 10}, /* EVENT_MAX_BYTES less room for headers and fields */
+    {"ingest/reject_budget", 1, 1000000},
+    {"ingest/reject_budget_bytes", 1024, 1L << 40},
+    {"ingest/reject_window_s", 1, 86400},
     {"ingest/retry_after_s", 1, 3600},
     {"ingest/rate_per_s", 1, 1000000},
     {"ingest/rate_burst", 1, 10000000},

@@ -1159,13 +1159,30 @@ int event_body_json(event_body_t *self, const char *key, const void *json)
     return rc;
 }
 
+/* event_body_size - see event.h */
+size_t event_body_size(const event_body_t *self)
+{
+    assert(self);
+    return self->sbuf.size;
+}
+
 /* event_body_copy - copy every field of a decoded event's body, e.g. to
  * carry a receipt's payload into the event that answers it */
 void event_body_copy(event_body_t *self, const event_t *from)
 {
+    event_body_copy_except(self, from, NULL);
+}
+
+/* event_body_copy_except - see event.h */
+void event_body_copy_except(event_body_t *self, const event_t *from, const char *skip)
+{
     assert(self && from);
+    size_t skiplen = skip ? strlen(skip) : 0;
     for (uint32_t i = 0; i < from->body->size && !self->error[0]; i++) {
         const msgpack_object_kv *kv = &from->body->ptr[i];
+        if (skip && kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == skiplen &&
+            memcmp(kv->key.via.str.ptr, skip, skiplen) == 0)
+            continue;
         int rc = msgpack_pack_object(&self->pk, kv->key);
         rc |= msgpack_pack_object(&self->pk, kv->val);
         self->count++;

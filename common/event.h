@@ -107,6 +107,11 @@ void event_body_raw_value(event_body_t *self, const char *key, const void *msgpa
 int event_body_json(event_body_t *self, const char *key, const void *json);
 /* event_body_copy - copy every field of a decoded event's body */
 void event_body_copy(event_body_t *self, const event_t *from);
+/* event_body_size - bytes of the fields packed so far (the whole event
+ * adds its head, under 1 KiB; EVENT_MAX_BYTES bounds the sum) */
+size_t event_body_size(const event_body_t *self);
+/* event_body_copy_except - the same without the field named skip (NULL: none) */
+void event_body_copy_except(event_body_t *self, const event_t *from, const char *skip);
 
 /* event_encode - encode head + body (body may be NULL: empty map).
  * Returns a malloc'd buffer (the caller's to free) and its length, or NULL

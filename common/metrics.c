@@ -51,6 +51,9 @@ static const family_t s_families[] = {
     {"payguard_ingest_receipts_total", "counter", "Webhook requests recorded durably, per endpoint."},
     {"payguard_ingest_refused_total", "counter", "Webhook requests refused before recording, per reason."},
     {"payguard_ingest_rate_limited_total", "counter", "Requests answered 429 because their source was over its rate."},
+    {"payguard_ingest_budget_refused_total", "counter",
+     "Requests answered 429 because their source spent its budget of rejected requests or bytes."},
+    {"payguard_ingest_budget_sources", "gauge", "Source addresses over their budget of rejected requests now."},
     {"payguard_ingest_http_errors_total", "counter", "Messages of the HTTP server library (refused framing, sockets)."},
     /* validate */
     {"payguard_validate_accepted_total", "counter", "Webhook items validated and passed on, per kind."},
@@ -61,6 +64,8 @@ static const family_t s_families[] = {
     {"payguard_validate_deferred_total", "counter", "Receipts put back because an outside system was unavailable."},
     {"payguard_validate_checks_in_flight", "gauge", "Receipts whose state reads are in progress, waiting or held."},
     {"payguard_validate_sweep_events_total", "counter", "Events the pending-refund sweep re-read from the PSP."},
+    {"payguard_validate_notes_dropped_total", "counter",
+     "Rejections ingest could not be told of (its ack channel busy): not charged to the source's budget."},
     /* triage */
     {"payguard_triage_advice_total", "counter", "Advice given, per source (model, rules, rules fallback)."},
     {"payguard_triage_classification_total", "counter", "Advice given, per classification."},

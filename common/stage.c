@@ -281,6 +281,7 @@ static void s_free(stage_t *st)
     for (size_t i = 0; i < st->nup; i++) {
         zsock_destroy(&st->up[i].push);
         free(st->up[i].seqs);
+        free(st->up[i].notes);
     }
     for (size_t i = 0; i < st->ndeferred; i++) { /* unanswered: they come again after a restart */
         event_destroy(&st->deferred[i]->ev);

@@ -148,6 +148,9 @@ typedef struct {
     uint64_t (*retain_after)(stage_t *st, void *arg); /* with retire_journal, for a stage whose projection is a
                                                          snapshot at a journal seq (approve's case store): the
                                                          records after it are never retired (0: keep all) */
+    void (*on_note)(stage_t *st, const char *from, const char *what, const char *subject, uint64_t n,
+                    void *arg); /* on the loop thread: a consumer stage's stage_note about one of our events
+                                   (ingest: validate's rejections, for the per-source budget) */
 } stage_def_t;
 
 #define STAGE_SEAL_OUT 1u
@@ -236,6 +239,15 @@ int stage_inject(stage_t *st, const char *prefix, event_type_t type, const char 
  * and, every second, in <run_dir>/<inst>.prom for the group's /metrics. */
 #define STAGE_MAX_COUNTERS 256
 void stage_count(stage_t *st, const char *name, const char *label, const char *value, uint64_t n);
+
+/* stage_note - tell the producer of the current input one fact about it
+ * over the ack channel: ["note", <our stage>, [what, subject, n]] (what
+ * and subject cut at 128 bytes), handed to its stage_def_t.on_note. Held
+ * with the acks owed to that producer and sent with them after the turn.
+ * Advice, not delivery: not journaled, lost with a crash; -1 when 1,024
+ * notes already wait for that producer, or for an input this stage
+ * injected itself. */
+int stage_note(stage_t *st, const char *what, const char *subject, uint64_t n);
 /* stage_gauge - set the unlabelled gauge name to value (same table) */
 void stage_gauge(stage_t *st, const char *name, int64_t value);
 /* stage_gauge_label - set the gauge name{label="lvalue"} to value */

@@ -46,6 +46,8 @@
 #define STAGE_MAX_UPSTREAMS 64 /* producer instances we ack */
 #define STAGE_MAX_PENDING_ACKS 8192
 #define STAGE_ACK_MAX_BYTES 65536
+#define STAGE_NOTE_MAX 128   /* bytes of a note's what and subject (stage_note) */
+#define STAGE_MAX_NOTES 1024 /* notes held per producer between flushes; more are dropped */
 #define STAGE_WM_EVERY_MS 1000
 /* STAGE_RCVHWM - events ZeroMQ queues per upstream pipe. Stage to stage a
  * smaller queue would do (the sender's window holds every unacked event and
@@ -131,12 +133,20 @@ struct stage_pending_t {
 
 struct httpc_multi_t;
 
-/* upstream - a producer instance we owe acks to */
+/* note - a stage_note waiting for the next flush of acks */
+typedef struct {
+    char what[STAGE_NOTE_MAX + 1], subject[STAGE_NOTE_MAX + 1];
+    uint64_t n;
+} note_t;
+
+/* upstream - a producer instance we owe acks (and notes) to */
 typedef struct {
     char inst[EVENT_STAGE_MAX + 1];
     zsock_t *push;
     uint64_t *seqs;
     size_t n;
+    note_t *notes; /* STAGE_MAX_NOTES, allocated on the first note */
+    size_t nnotes;
 } upstream_t;
 
 struct stage_t {

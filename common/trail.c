@@ -206,6 +206,8 @@ char *trail_meta_json(const event_t *ev)
         SHA256(body, blen, d);
         trail_hex(d, hex);
         s_kv_nonempty(&w, "payload_sha256", hex);
+    } else if (h->kind == EV_RECEIPT) { /* as the trail stores it (trail_receipt_view) */
+        s_kv_nonempty(&w, "payload_sha256", event_get_strbuf(ev, "body_sha256", buf, sizeof buf));
     }
     jsonw_key(&w, "resource", 8);
     s_meta_resource(&w, ev);
@@ -216,6 +218,28 @@ char *trail_meta_json(const event_t *ev)
 }
 
 /* ------------------------------------------------------------- records */
+
+/* trail_receipt_view - see trail.h */
+void *trail_receipt_view(const event_t *ev, size_t *len_out)
+{
+    const void *body;
+    size_t blen;
+    if (event_head(ev)->kind != EV_RECEIPT || event_get_bin(ev, EK_BODY, &body, &blen) != 0)
+        return NULL;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    char hex[2 * TRAIL_HASH_BYTES + 1];
+    SHA256(body, blen, d);
+    trail_hex(d, hex);
+    event_body_t *b = event_body_new();
+    event_body_copy_except(b, ev, EK_BODY);
+    event_body_str(b, "body_sha256", hex);
+    event_body_int(b, "body_bytes", (int64_t) blen);
+    char err[128];
+    void *env = event_encode(event_head(ev), b, len_out, err, sizeof err);
+    event_body_destroy(&b);
+    assert(env); /* smaller than the event it came from, which decoded */
+    return env;
+}
 
 /* trail_record_new - see trail.h */
 void *trail_record_new(trail_head_t *head, const event_t *ev, const void *raw, size_t rawlen, int64_t stored_ms,

@@ -76,6 +76,16 @@ typedef struct {
  * the resources it concerns. Pure function of the event. */
 char *trail_meta_json(const event_t *ev);
 
+/* trail_receipt_view - what the trail stores of a receipt that carries
+ * its webhook body: the same event (head, every other field) with "body"
+ * replaced by "body_sha256" (hex) and "body_bytes". malloc'd envelope, its
+ * length in *len_out; NULL when ev is no receipt or has no body (store it
+ * as received). The body itself stays in ingest's journal for
+ * ingest/retention_s, and validate's verdicts on an authenticated receipt
+ * carry it as "payload" (so the trail keeps what the PSP really sent, and
+ * a forger's bytes only as their hash). */
+void *trail_receipt_view(const event_t *ev, size_t *len_out);
+
 /* trail_record_new - the record storing envelope (raw, len) after head;
  * advances head. malloc'd, its length in *len_out; NULL if meta is over
  * TRAIL_META_MAX (cannot happen with bounded events: asserted upstream) */

@@ -36,7 +36,19 @@
  *	Expect: 100-continue); 415 Content-Type not application/json;
  *	429 + Retry-After when the TCP peer address is over its token bucket
  *	(ingest/rate_per_s sustained, ingest/rate_burst at once; behind a
- *	proxy that is the proxy: size the bucket for it);
+ *	proxy that is the proxy: size the bucket for it), and when it has
+ *	spent its budget of rejected requests: ingest/reject_budget
+ *	requests, or ingest/reject_budget_bytes of their bodies, in
+ *	ingest/reject_window_s. Rejected means refused here (the 4xx below)
+ *	or rejected by validate before the sender was proven (source,
+ *	signature: validate notes each to ingest on the ack channel,
+ *	stage_note); what an authenticated PSP sends wrong is never charged.
+ *	Retry-After is the rest of the window; the window's first such 429
+ *	of a source is one "rejected" record on the trail (code
+ *	reject_budget_spent: what it spent), the others are counted
+ *	(payguard_ingest_budget_refused_total; sources over budget now:
+ *	payguard_ingest_budget_sources). One table of 4,096 sources holds
+ *	both bucket and budget;
  *	503 + Retry-After when receipts cannot be recorded right now: the
  *	delivery window to validate is full (back-pressure), the disk has
  *	less than payguard/journal/min_free_mb free, or we are stopping.
@@ -55,7 +67,8 @@
  *	"[redacted]". Bodies are bounded before they are buffered.
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
- *	retry_after_s, rate_per_s, rate_burst, retention_s; payguard/...
+ *	retry_after_s, rate_per_s, rate_burst, reject_budget,
+ *	reject_budget_bytes, reject_window_s, retention_s; payguard/...
  *	(journal, delivery).
  * RETENTION
  *	ingest's journal holds every request body it answered 202. Its own
@@ -63,11 +76,15 @@
  *	has no inputs and no state), so segments every record of which both
  *	acknowledged (the journaled watermarks), and older than
  *	ingest/retention_s (7 days), are removed (stage_def_t.retire_journal,
- *	journal_retire). The trail keeps every receipt for good; the other
- *	stages keep their journals whole until their state is checkpointed.
+ *	journal_retire). The trail keeps every receipt for good, but not its
+ *	body (its SHA-256 and size; audit, trail_receipt_view): a body lives
+ *	here, and on the trail only inside validate's verdict on an
+ *	authenticated receipt. So a forged or broken webhook's bytes are gone
+ *	after ingest/retention_s.
  *--*/
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <msgpack.h>
@@ -91,11 +108,15 @@
 #define INGEST_RATE_SLOTS 4096       /* sources tracked at once */
 #define INGEST_RATE_PROBE 8
 
-/* bucket - a token bucket for one source address (milli-tokens) */
+/* bucket - one source address: its token bucket (milli-tokens) and its
+ * budget of rejected requests in the current window */
 typedef struct {
     char addr[INET6_ADDRSTRLEN + 1];
     int64_t milli;
     int64_t last_ms;
+    int64_t rej_since_ms; /* the budget's window began (0: nothing rejected) */
+    uint64_t rej_n, rej_bytes;
+    bool rej_recorded; /* the window's first 429 is on the trail */
 } bucket_t;
 
 typedef struct {
@@ -105,9 +126,11 @@ typedef struct {
     long retry_after_s;
     _Atomic long waiting; /* requests suspended until durable */
     long rate_per_s, rate_burst;
+    long reject_budget, reject_budget_bytes, reject_window_s;
     pthread_mutex_t rate_mu;
     bucket_t *buckets; /* INGEST_RATE_SLOTS, open addressing */
     _Atomic unsigned long long c_accepted, c_503;
+    int64_t last_gauge_ms; /* loop thread */
 } ingest_t;
 
 /* refusal - why a request is refused before anything is recorded */
@@ -143,6 +166,8 @@ static enum MHD_Result s_healthz(struct MHD_Connection *conn)
     return rc;
 }
 
+static void s_budget_charge(ingest_t *ing, const char *addr, uint64_t n, uint64_t bytes);
+
 /* s_record_refusal - an HTTP-level refusal on the audit trail (what was
  * asked, by whom, why; never the refused body; method and url NULL when
  * the HTTP library refused before they were known) and counted. A record
@@ -173,6 +198,7 @@ static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsi
     char peer[INET6_ADDRSTRLEN + 1];
     httpd_peer(conn, peer, sizeof peer);
     s_record_refusal(ing, status, code, why, method, url, peer);
+    s_budget_charge(ing, peer, 1, 0); /* a trail record each: charged to the source's budget */
     return httpd_error(conn, status, why);
 }
 
@@ -185,18 +211,21 @@ static enum MHD_Result s_busy(ingest_t *ing, struct MHD_Connection *conn, const 
     return httpd_reply_header(conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", why), "Retry-After", ra);
 }
 
-/* s_rate_take - take one token from addr's bucket; 0 if allowed, else the
- * seconds until a token is back (for Retry-After). The table is bounded:
- * a new source evicts the least recently seen in its probe window. */
-static long s_rate_take(ingest_t *ing, const char *addr)
+/* s_mono_ms - monotonic ms for the buckets and budgets */
+static int64_t s_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s_slot - addr's entry (caller holds rate_mu). The table is bounded: a
+ * new source evicts the least recently seen in its probe window. */
+static bucket_t *s_slot(ingest_t *ing, const char *addr, int64_t now)
+{
     uint32_t h = 2166136261u;
     for (const char *p = addr; *p; p++)
         h = (h ^ (unsigned char) *p) * 16777619u;
-    pthread_mutex_lock(&ing->rate_mu);
     bucket_t *b = NULL, *oldest = NULL;
     for (int i = 0; i < INGEST_RATE_PROBE && !b; i++) {
         bucket_t *c = &ing->buckets[(h + (uint32_t) i) % INGEST_RATE_SLOTS];
@@ -207,10 +236,64 @@ static long s_rate_take(ingest_t *ing, const char *addr)
     }
     if (!b) {
         b = oldest;
+        *b = (bucket_t){.milli = ing->rate_burst * 1000, .last_ms = now};
         snprintf(b->addr, sizeof b->addr, "%s", addr);
-        b->milli = ing->rate_burst * 1000;
-        b->last_ms = now;
     }
+    return b;
+}
+
+/* s_budget_charge - n more rejected requests of bytes body bytes from
+ * addr, in its current window (a new one when the last has ended) */
+static void s_budget_charge(ingest_t *ing, const char *addr, uint64_t n, uint64_t bytes)
+{
+    int64_t now = s_mono_ms();
+    pthread_mutex_lock(&ing->rate_mu);
+    bucket_t *b = s_slot(ing, addr, now);
+    if (!b->rej_since_ms || now - b->rej_since_ms >= ing->reject_window_s * 1000) {
+        b->rej_since_ms = now;
+        b->rej_n = b->rej_bytes = 0;
+        b->rej_recorded = false;
+    }
+    b->rej_n += n;
+    b->rej_bytes += bytes;
+    pthread_mutex_unlock(&ing->rate_mu);
+}
+
+/* s_over - has b spent its budget in a window still running at now? */
+static bool s_over(const ingest_t *ing, const bucket_t *b, int64_t now)
+{
+    return b->rej_since_ms && now - b->rej_since_ms < ing->reject_window_s * 1000 &&
+           (b->rej_n >= (uint64_t) ing->reject_budget || b->rej_bytes >= (uint64_t) ing->reject_budget_bytes);
+}
+
+/* s_budget_wait - 0 if addr may send, else the seconds until its window
+ * ends (for Retry-After); *record set for the window's first refusal
+ * (one trail record per source and window), with what it spent */
+static long s_budget_wait(ingest_t *ing, const char *addr, bool *record, uint64_t *n, uint64_t *bytes)
+{
+    int64_t now = s_mono_ms();
+    long wait_s = 0;
+    *record = false;
+    pthread_mutex_lock(&ing->rate_mu);
+    bucket_t *b = s_slot(ing, addr, now);
+    if (s_over(ing, b, now)) {
+        wait_s = (long) ((b->rej_since_ms + ing->reject_window_s * 1000 - now + 999) / 1000);
+        *record = !b->rej_recorded;
+        b->rej_recorded = true;
+        *n = b->rej_n;
+        *bytes = b->rej_bytes;
+    }
+    pthread_mutex_unlock(&ing->rate_mu);
+    return wait_s;
+}
+
+/* s_rate_take - take one token from addr's bucket; 0 if allowed, else the
+ * seconds until a token is back (for Retry-After) */
+static long s_rate_take(ingest_t *ing, const char *addr)
+{
+    int64_t now = s_mono_ms();
+    pthread_mutex_lock(&ing->rate_mu);
+    bucket_t *b = s_slot(ing, addr, now);
     b->milli += (now - b->last_ms) * ing->rate_per_s;
     if (b->milli > ing->rate_burst * 1000)
         b->milli = ing->rate_burst * 1000;
@@ -342,6 +425,36 @@ static bool s_drainable(struct MHD_Connection *conn)
     return te != NULL;
 }
 
+/* s_budget_refuse - 429 + Retry-After when peer spent its budget of
+ * rejected requests or bytes in the window (true, and the answer's *rc;
+ * false: go on). The window's first refusal of a source is recorded on
+ * the trail (code reject_budget_spent), the others only counted. */
+static bool s_budget_refuse(ingest_t *ing, struct MHD_Connection *conn, const char *peer, enum MHD_Result *rc)
+{
+    bool record;
+    uint64_t n = 0, bytes = 0;
+    long wait_s = s_budget_wait(ing, peer, &record, &n, &bytes);
+    if (wait_s == 0)
+        return false;
+    stage_count(ing->st, "payguard_ingest_budget_refused_total", NULL, NULL, 1);
+    char why[300];
+    snprintf(why, sizeof why,
+             "source %s spent its budget of rejected requests (%" PRIu64 " requests, %" PRIu64
+             " body bytes in this window; ingest/reject_budget %ld, reject_budget_bytes %ld per %ld s):"
+             " 429 for %ld s",
+             peer, n, bytes, ing->reject_budget, ing->reject_budget_bytes, ing->reject_window_s, wait_s);
+    if (record) {
+        log_warn("%s", why);
+        s_record_refusal(ing, MHD_HTTP_TOO_MANY_REQUESTS, "reject_budget_spent", why, NULL, NULL, peer);
+    }
+    char ra[24];
+    snprintf(ra, sizeof ra, "%ld", wait_s);
+    *rc = httpd_reply_header(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                             json_pack("{s:s}", "error", "too many rejected requests from this source"), "Retry-After",
+                             ra);
+    return true;
+}
+
 /* s_begin - the first call of a request (its header section is in):
  * metrics, health, rate limit, then a request state that reads the body;
  * a refused webhook request drains its body before the refusal */
@@ -364,6 +477,9 @@ static enum MHD_Result s_begin(ingest_t *ing, struct MHD_Connection *conn, const
                                   json_pack("{s:s}", "error", "rate limit for this source exceeded"), "Retry-After",
                                   ra);
     }
+    enum MHD_Result rc;
+    if (s_budget_refuse(ing, conn, peer, &rc))
+        return rc;
     request_t *req = calloc(1, sizeof *req);
     assert(req);
     headers_init(&req->headers);
@@ -501,7 +617,10 @@ static int s_init(stage_t *st, void *arg)
         config_bounded(c, "ingest/max_body_bytes", &ing->max_body, err, sizeof err) ||
         config_bounded(c, "ingest/retry_after_s", &ing->retry_after_s, err, sizeof err) ||
         config_bounded(c, "ingest/rate_per_s", &ing->rate_per_s, err, sizeof err) ||
-        config_bounded(c, "ingest/rate_burst", &ing->rate_burst, err, sizeof err)) {
+        config_bounded(c, "ingest/rate_burst", &ing->rate_burst, err, sizeof err) ||
+        config_bounded(c, "ingest/reject_budget", &ing->reject_budget, err, sizeof err) ||
+        config_bounded(c, "ingest/reject_budget_bytes", &ing->reject_budget_bytes, err, sizeof err) ||
+        config_bounded(c, "ingest/reject_window_s", &ing->reject_window_s, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
@@ -530,6 +649,35 @@ static int s_init(stage_t *st, void *arg)
     }
     log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard)", bind_addr, port);
     return 0;
+}
+
+/* s_on_note - validate rejected one of our receipts before its sender was
+ * proven: charge the TCP peer's budget with it and its body bytes */
+static void s_on_note(stage_t *st, const char *from, const char *what, const char *subject, uint64_t n, void *arg)
+{
+    (void) st;
+    ingest_t *ing = arg;
+    if (strcmp(from, "validate") != 0 || strcmp(what, "rejected") != 0) {
+        log_warn("ignoring a note '%s' from %s: ingest takes validate's rejections", what, from);
+        return;
+    }
+    s_budget_charge(ing, subject, 1, n);
+}
+
+/* s_tick - once a second: how many sources are over their budget now */
+static void s_tick(stage_t *st, void *arg)
+{
+    ingest_t *ing = arg;
+    int64_t now = s_mono_ms();
+    if (now - ing->last_gauge_ms < 1000)
+        return;
+    ing->last_gauge_ms = now;
+    int64_t over = 0;
+    pthread_mutex_lock(&ing->rate_mu);
+    for (size_t i = 0; i < INGEST_RATE_SLOTS; i++)
+        over += ing->buckets[i].addr[0] && s_over(ing, &ing->buckets[i], now);
+    pthread_mutex_unlock(&ing->rate_mu);
+    stage_gauge(st, "payguard_ingest_budget_sources", over);
 }
 
 /* s_drain - SIGTERM: accept no new connections; in-flight ones finish */
@@ -564,6 +712,8 @@ int main(int argc, char **argv)
     static ingest_t ing;
     static const stage_def_t def = {.name = "ingest",
                                     .init = s_init,
+                                    .tick = s_tick,
+                                    .on_note = s_on_note,
                                     .drain = s_drain,
                                     .busy = s_busy_requests,
                                     .fini = s_fini,

@@ -44,6 +44,14 @@
  *	each gate passed and the case's history (receipts, duplicates,
  *	out_of_order, previous_status); "duplicate" and "out_of_order" with the
  *	same facts and history (triage advises on them; nothing acts on them).
+ *	Every verdict on a receipt names its body's SHA-256 (body_sha256);
+ *	the first verdict of an authenticated receipt that is not a
+ *	duplicate (validated, out_of_order or ignored) carries the body
+ *	itself as "payload": the trail stores receipts without their bodies,
+ *	so this is how it keeps what a PSP really sent, and never a forger's
+ *	bytes. A receipt rejected before its sender was proven (source,
+ *	signature, endpoint) is also noted to ingest (stage_note), which
+ *	charges the sender's budget of rejected requests and bytes.
  *	To audit only: "rejected" {gate, code, reason}, "ignored", "sweep". Counters: payguard_validate_rejections_total
  *	{reason=code}, payguard_validate_{accepted,duplicates,ignored,
  *	out_of_order}_total.
@@ -143,6 +151,18 @@ typedef struct {
     int64_t count;
 } decision_t;
 
+/* evidence - the webhook body behind a receipt's verdicts: every verdict
+ * names its SHA-256; the first verdict of an authenticated receipt (not
+ * a duplicate, not a rejection) carries the body itself as "payload",
+ * which is how the trail keeps what the PSP sent (audit stores a receipt
+ * without its body: trail_receipt_view) */
+typedef struct {
+    const void *raw;
+    size_t len;
+    char sha[65];
+    bool carry; /* the payload is still to be carried */
+} evidence_t;
+
 static stage_def_t s_def; /* file-static: s_init sets max_deferred from the configuration */
 
 /* s_mono_ms - monotonic ms for the sweep and reload timers */
@@ -215,6 +235,22 @@ static int s_reject(validate_t *v, const char *case_id, const char *gate, const 
     stage_count(v->st, "payguard_validate_rejections_total", "reason", code, 1);
     log_info("rejected a receipt at the %s gate: %s", gate, reason);
     return STAGE_DONE;
+}
+
+/* s_reject_unproven - a receipt that failed before its sender was proven
+ * (source, signature, endpoint): rejected, and ingest told, so that it
+ * charges the TCP peer's budget of rejected requests and bytes
+ * (ingest/reject_*: then 429). What an authenticated sender sends wrong
+ * (schema, state) is never charged: it is the PSP, and its webhook is
+ * recorded whatever it says. */
+static int s_reject_unproven(validate_t *v, const event_t *in, const char *gate, const char *code, const char *reason,
+                             const char *provider, const char *client, const void *raw, size_t rawlen)
+{
+    char peer[64];
+    event_get_strbuf(in, EK_PEER, peer, sizeof peer);
+    if (stage_note(v->st, "rejected", peer, rawlen) != 0)
+        stage_count(v->st, "payguard_validate_notes_dropped_total", NULL, NULL, 1);
+    return s_reject(v, "", gate, code, reason, provider, client, raw, rawlen);
 }
 
 /* s_item_fields - the normalised facts of an item into an event body */
@@ -312,11 +348,50 @@ static void s_history(event_body_t *b, const case_row_t *prior, bool known, char
     event_body_str(b, "previous_status", known ? prior->status : "");
 }
 
+/* s_evidence - the body's hash on every verdict; the body itself, last,
+ * on the first that may carry it, when the event stays within
+ * EVENT_MAX_BYTES (else "payload_omitted": the body is in ingest's
+ * journal for ingest/retention_s) */
+static void s_evidence(event_body_t *b, evidence_t *e, bool may_carry)
+{
+    event_body_str(b, "body_sha256", e->sha);
+    if (!may_carry || !e->carry)
+        return;
+    e->carry = false;
+    if (event_body_size(b) + e->len + 4096 <= EVENT_MAX_BYTES)
+        event_body_bin(b, "payload", e->raw, e->len);
+    else
+        event_body_int(b, "payload_omitted_bytes", (int64_t) e->len);
+}
+
+/* s_emit_validated - the fields of an accepted item's "validated" event:
+ * the facts, each gate's verdict line, the state read, the case's history
+ * (prior NULL: a new case) */
+static void s_emit_validated(const validate_t *v, event_body_t *b, const wh_item_t *it, const decision_t *d,
+                             const char *client, const char *gates[2], const case_row_t *prior)
+{
+    event_body_str(b, EK_CASE_ID, d->case_id);
+    event_body_str(b, EK_KEY, d->key);
+    event_body_str(b, "client_ip", client ? client : "");
+    event_body_int(b, "received_ms", v->received_ms); /* for webhook-to-final-state times */
+    event_body_str(b, "source_verdict", gates[0]);
+    event_body_str(b, "signature_verdict", gates[1]);
+    event_body_str(b, "state_verdict", "payments, PSP and ledger read; amounts and currencies match");
+    s_item_fields(b, it);
+    s_history(b, prior, prior != NULL, 'v');
+    s_state_field(b, "payout_state", d->state.payout);
+    s_state_field(b, "payment_state", d->state.payment);
+    s_state_field(b, "psp_state", d->state.psp_refund);
+    s_state_field(b, "ledger_state", d->state.ledger);
+}
+
 /* s_emit_decision - journal and send what an item came to; then update the
  * store (after the journal record, so the store never runs ahead of it) */
 static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, const char *client, const char *gates[2],
-                            const void *raw, size_t rawlen)
+                            evidence_t *e)
 {
+    const void *raw = e->raw;
+    size_t rawlen = e->len;
     event_body_t *b = event_body_new();
     case_row_t prior;
     bool known = d->kind != D_IGNORED && d->kind != D_REJECT && store_case_get(v->store, d->case_id, &prior) == 1;
@@ -325,6 +400,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, "event_type", it->event_type);
         event_body_str(b, "psp_event_id", it->psp_event_id);
         event_body_str(b, "provider", it->provider);
+        s_evidence(b, e, true);
         stage_emit(v->st, EV_IGNORED, "", b, STAGE_TO_AUDIT);
         stage_count(v->st, "payguard_validate_ignored_total", NULL, NULL, 1);
         break;
@@ -335,6 +411,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_int(b, "times_seen", d->count);
         s_item_fields(b, it);
         s_history(b, &prior, known, 'd');
+        s_evidence(b, e, false);
         if (stage_emit(v->st, EV_DUPLICATE, d->case_id, b, STAGE_TO_BOTH) == 0) {
             store_key_seen_again(v->store, d->key);
             store_case_bump(v->store, d->case_id, 'd');
@@ -348,6 +425,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_str(b, "applied_status", d->prior.status);
         s_item_fields(b, it);
         s_history(b, &prior, known, 'o');
+        s_evidence(b, e, true);
         if (stage_emit(v->st, EV_OUT_OF_ORDER, d->case_id, b, STAGE_TO_BOTH) == 0) {
             store_key_add(v->store, d->key, d->case_id, stage_last_emit_id(v->st));
             store_case_bump(v->store, d->case_id, 'o');
@@ -358,21 +436,9 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         event_body_destroy(&b);
         s_reject(v, d->case_id, "state", d->code, d->reason, it->provider, client, raw, rawlen);
         return;
-    case D_ACCEPT: {
-        event_body_str(b, EK_CASE_ID, d->case_id);
-        event_body_str(b, EK_KEY, d->key);
-        event_body_str(b, "client_ip", client ? client : "");
-        event_body_int(b, "received_ms", v->received_ms); /* for webhook-to-final-state times */
-        /* the gates passed, each with its verdict line */
-        event_body_str(b, "source_verdict", gates[0]);
-        event_body_str(b, "signature_verdict", gates[1]);
-        event_body_str(b, "state_verdict", "payments, PSP and ledger read; amounts and currencies match");
-        s_item_fields(b, it);
-        s_history(b, &prior, known, 'v');
-        s_state_field(b, "payout_state", d->state.payout);
-        s_state_field(b, "payment_state", d->state.payment);
-        s_state_field(b, "psp_state", d->state.psp_refund);
-        s_state_field(b, "ledger_state", d->state.ledger);
+    case D_ACCEPT:
+        s_emit_validated(v, b, it, d, client, gates, known ? &prior : NULL);
+        s_evidence(b, e, true);
         if (stage_emit(v->st, EV_VALIDATED, d->case_id, b, STAGE_TO_BOTH) == 0) {
             case_row_t row;
             s_row_of(it, d->case_id, &row);
@@ -381,7 +447,6 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         }
         stage_count(v->st, "payguard_validate_accepted_total", "kind", it->kind == WH_PAYOUT ? "payout" : "refund", 1);
         break;
-    }
     }
     event_body_destroy(&b);
     store_set_applied(v->store, stage_last_emit_seq(v->st));
@@ -392,8 +457,11 @@ static void s_emit_all(validate_t *v, const wh_item_t *items, size_t n, decision
                        const char *gates[2], const void *raw, size_t rawlen)
 {
     store_begin(v->store); /* committed by s_commit, once the journal is durable */
+    /* a sweep's "body" is validate's own read of the PSP: the sweep event has it */
+    evidence_t e = {.raw = raw, .len = rawlen, .carry = n > 0 && strcmp(items[0].provider, "sweep") != 0};
+    s_sha256_hex(raw, rawlen, e.sha);
     for (size_t i = 0; i < n; i++) {
-        s_emit_decision(v, &items[i], &d[i], client, gates, raw, rawlen);
+        s_emit_decision(v, &items[i], &d[i], client, gates, &e);
         state_clear(&d[i].state);
     }
 }
@@ -706,19 +774,19 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
     event_get_strbuf(in, EK_PEER, peer, sizeof peer);
     event_get_bin(in, EK_BODY, &raw, &rawlen);
     if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0)
-        return s_reject(v, "", "schema", "unknown_endpoint", "receipt names no known webhook endpoint", provider, peer,
-                        raw, rawlen);
+        return s_reject_unproven(v, in, "schema", "unknown_endpoint", "receipt names no known webhook endpoint",
+                                 provider, peer, raw, rawlen);
 
     /* source */
     char xff_buf[VALIDATE_HEADER_MAX], reason[512], source_verdict[560];
     const char *xff = s_header(in, "x-forwarded-for", xff_buf, sizeof xff_buf);
     bool spoofed = false;
     if (source_client_ip(v->trusted, peer, xff, client, &spoofed, reason, sizeof reason) != 0)
-        return s_reject(v, "", "source", "bad_forwarded_for", reason, provider, peer, raw, rawlen);
+        return s_reject_unproven(v, in, "source", "bad_forwarded_for", reason, provider, peer, raw, rawlen);
     if (!netlist_contains(v->allow, client)) {
         snprintf(reason, sizeof reason, "source address %s is not in validate/allow_sources%s", client,
                  spoofed ? " (an X-Forwarded-For from this untrusted peer was ignored)" : "");
-        return s_reject(v, "", "source", "source_not_allowed", reason, provider, client, raw, rawlen);
+        return s_reject_unproven(v, in, "source", "source_not_allowed", reason, provider, client, raw, rawlen);
     }
     snprintf(source_verdict, sizeof source_verdict, "%s; in validate/allow_sources", reason);
 
@@ -739,7 +807,7 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
     if (sv != SIG_OK) {
         char code[40];
         snprintf(code, sizeof code, "signature_%s", sig_verdict_name(sv));
-        return s_reject(v, "", "signature", code, reason, provider, client, raw, rawlen);
+        return s_reject_unproven(v, in, "signature", code, reason, provider, client, raw, rawlen);
     }
 
     /* schema */

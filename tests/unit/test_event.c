@@ -252,6 +252,25 @@ Test(event, body_copy_carries_a_body_into_the_answer)
     cr_expect_null(buf3);
     cr_expect_str_eq(err, "body: duplicate key \"amount_minor\"");
 
+    /* a copy without one field: the others, in order; the size packed so far */
+    event_body_t *less = event_body_new();
+    event_body_copy_except(less, receipt, "raw");
+    cr_expect_eq(event_body_size(less) + (1 + 3) + (2 + 2), event_body_size(body),
+                 "the body less \"raw\" (fixstr) and its two bytes (bin 8)");
+    free(buf3);
+    buf3 = event_encode(&out, less, &len3, err, sizeof err);
+    cr_assert_not_null(buf3, "%s", err);
+    event_t *without = event_decode(buf3, len3, err, sizeof err);
+    cr_assert_not_null(without, "%s", err);
+    const void *gone;
+    size_t gonelen;
+    cr_expect_eq(event_body_count(without), 3);
+    cr_expect_neq(event_get_bin(without, "raw", &gone, &gonelen), 0, "the field left out");
+    cr_expect_eq(event_get_int(without, "amount_minor", &amount), 0, "the others kept");
+    event_destroy(&without);
+    event_body_destroy(&less);
+    free(buf3);
+
     event_destroy(&extended);
     event_destroy(&validated);
     event_destroy(&receipt);

@@ -14,6 +14,9 @@
  *   - an input seen before is acked again but causes nothing new;
  *   - an input the stage defers (a runbook waiting on outside calls) gets
  *     its producer a "wait" at once, though no ack is owed to it yet;
+ *   - a note (stage_note) about an input reaches its producer on the ack
+ *     channel, and a note from a consumer reaches on_note; one from a
+ *     stage that is not a consumer does not;
  *   - run as approve with execute partitioned over 3 instances, each answer reaches the
  *     owner of its case key (route.h), and an instance that is away holds
  *     back only its own.
@@ -676,4 +679,97 @@ Test(stage_defer, a_deferred_input_gets_a_wait_before_any_ack_is_owed)
                 waited[seqs[i]] = true;
     }
     cr_assert(waited[1] && waited[2], "both inputs are announced");
+}
+
+static char s_notes[300];
+
+static void s_setup_note(void)
+{
+    char dir[] = "/tmp/pg-notes-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(s_notes, sizeof s_notes, "%s/notes", dir);
+    setenv("PG_ECHO_NOTE", s_notes, 1);
+    s_setup();
+    unsetenv("PG_ECHO_NOTE");
+}
+
+static void s_teardown_note(void)
+{
+    s_teardown();
+    unlink(s_notes);
+    *strrchr(s_notes, '/') = '\0';
+    rmdir(s_notes);
+}
+
+/* s_note_as - send ["note", as, [what, subject, n]] to the stage */
+static void s_note_as(const char *as, const char *what, const char *subject, uint64_t n)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "note", 4);
+    msgpack_pack_str_with_body(&pk, as, strlen(as));
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, what, strlen(what));
+    msgpack_pack_str_with_body(&pk, subject, strlen(subject));
+    msgpack_pack_uint64(&pk, n);
+    cr_assert_eq(zmq_send(zsock_resolve(s_ack_out), b.data, b.size, 0), (int) b.size);
+    msgpack_sbuffer_destroy(&b);
+}
+
+TestSuite(stage_note, .init = s_setup_note, .fini = s_teardown_note, .timeout = 120);
+
+Test(stage_note, a_note_reaches_the_producer_of_the_input_it_is_about)
+{
+    s_send_input(7);
+    bool noted = false;
+    for (int m = 0; m < 4 && !noted; m++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        cr_assert_geq(zmq_msg_recv(&msg, zsock_resolve(s_acks_to_us), 0), 0, "validate.0 hears from the stage");
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        cr_assert_eq(msgpack_unpack_next(&u, zmq_msg_data(&msg), zmq_msg_size(&msg), NULL), MSGPACK_UNPACK_SUCCESS);
+        msgpack_object *a = u.data.via.array.ptr;
+        if (a[0].via.str.size == 4 && memcmp(a[0].via.str.ptr, "note", 4) == 0) {
+            noted = true;
+            cr_assert_eq(a[2].type, MSGPACK_OBJECT_ARRAY);
+            msgpack_object *f = a[2].via.array.ptr;
+            cr_assert_eq(a[2].via.array.size, 3);
+            cr_expect_eq(f[0].via.str.size, 8);
+            cr_expect_eq(memcmp(f[0].via.str.ptr, "rejected", 8), 0);
+            cr_expect_eq(f[1].via.str.size, strlen("payout-P-7"));
+            cr_expect_eq(memcmp(f[1].via.str.ptr, "payout-P-7", f[1].via.str.size), 0, "the subject as noted");
+            cr_expect_eq(f[2].via.u64, 7, "the number as noted");
+            cr_expect_eq(memcmp(a[1].via.str.ptr, s_stage, strlen(s_stage)), 0, "the note names the consumer");
+        }
+        msgpack_unpacked_destroy(&u);
+        zmq_msg_close(&msg);
+    }
+    cr_assert(noted, "a note came with the ack");
+}
+
+Test(stage_note, notes_from_consumers_reach_on_note_and_others_do_not)
+{
+    s_note_as("execute", "rejected", "198.51.100.1", 5); /* not triage's consumer: dropped */
+    s_note_as(s_next, "rejected", "198.51.100.2", 9);
+    s_note_as("audit", "other", "x", 1);
+    char text[512] = "";
+    for (int i = 0; i < 1500; i++) { /* the stage appends as it reads them */
+        FILE *f = fopen(s_notes, "r");
+        size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        text[n] = '\0';
+        if (f)
+            fclose(f);
+        if (strstr(text, "audit other"))
+            break;
+        usleep(10000);
+    }
+    char want[100];
+    snprintf(want, sizeof want, "%s rejected 198.51.100.2 9\n", s_next);
+    cr_expect_not_null(strstr(text, want), "the consumer's note, whole: %s", text);
+    cr_expect_not_null(strstr(text, "audit other x 1\n"), "audit is a consumer too: %s", text);
+    cr_expect_null(strstr(text, "198.51.100.1"), "a stage that is not a consumer is not heard: %s", text);
 }

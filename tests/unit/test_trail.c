@@ -467,3 +467,56 @@ Test(trail, an_empty_trail_sealed_at_first_start_verifies)
     cr_assert_eq(rep.last_checkpoint, 0, "3 records after the last checkpoint, not yet sealed");
     trail_key_destroy(&k);
 }
+
+/* the trail keeps a receipt's body only as its hash and size; the rest of
+ * the event, head and fields, as sent; the meta's payload hash is the same
+ * from the view as from the event it came from */
+Test(trail, a_receipt_is_stored_without_its_body)
+{
+    event_body_t *b = event_body_new();
+    s_fill_receipt(b);
+    event_body_str(b, "received_ms", "x");
+    size_t len;
+    void *raw = s_event("receipt", "", 3, b, &len);
+    event_body_destroy(&b);
+    char err[256];
+    event_t *ev = event_decode(raw, len, err, sizeof err);
+    cr_assert_not_null(ev, "%s", err);
+    size_t vlen = 0;
+    void *view = trail_receipt_view(ev, &vlen);
+    cr_assert_not_null(view);
+    event_t *v = event_decode(view, vlen, err, sizeof err);
+    cr_assert_not_null(v, "the view decodes: %s", err);
+    const void *body;
+    size_t blen;
+    cr_expect_neq(event_get_bin(v, EK_BODY, &body, &blen), 0, "no body in the view");
+    char buf[80];
+    cr_expect_str_eq(event_get_strbuf(v, "body_sha256", buf, sizeof buf),
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    int64_t n = 0;
+    cr_expect_eq(event_get_int(v, "body_bytes", &n), 0);
+    cr_expect_eq(n, 3);
+    cr_expect_str_eq(event_get_strbuf(v, EK_PEER, buf, sizeof buf), "192.0.2.7", "the other fields stay");
+    cr_expect_str_eq(event_head(v)->id, event_head(ev)->id, "the same event");
+    cr_expect_eq(event_head(v)->seq, event_head(ev)->seq);
+    cr_expect_eq(event_head(v)->time_ms, event_head(ev)->time_ms);
+    char *m1 = trail_meta_json(ev), *m2 = trail_meta_json(v);
+    cr_expect_str_eq(m1, m2, "the meta is the same from the view");
+    size_t again = 0;
+    cr_expect_null(trail_receipt_view(v, &again), "a view has no body left to take");
+    free(m1);
+    free(m2);
+    event_destroy(&v);
+    free(view);
+    event_destroy(&ev);
+    free(raw);
+    /* not a receipt: stored as sent */
+    b = event_body_new();
+    s_fill_rejected(b);
+    raw = s_event("rejected", "payout-P-404", 4, b, &len);
+    event_body_destroy(&b);
+    ev = event_decode(raw, len, err, sizeof err);
+    cr_expect_null(trail_receipt_view(ev, &vlen));
+    event_destroy(&ev);
+    free(raw);
+}
