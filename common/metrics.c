@@ -44,6 +44,11 @@ static const family_t s_families[] = {
      "Ids of inputs taken last that this instance remembers (payguard/delivery/recent_ids at most)."},
     {"payguard_dedup_forgotten_total", "counter",
      "Input positions dropped over a producer's bound (a producer configured otherwise): a re-send of one is taken again."},
+    {"payguard_heap_in_use_bytes", "gauge",
+     "Bytes of the heap the process uses (malloc's arenas and its mapped blocks), every 10 s."},
+    {"payguard_heap_held_bytes", "gauge",
+     "Bytes of address space the allocator's heaps span; their free pages are given back every 10 s (malloc_trim), so "
+     "less is resident."},
     {"payguard_disk_low", "gauge",
      "1 while that free space is under payguard/journal/min_free_mb and no input is taken."},
     {"payguard_counter_overflow_total", "counter", "Increments of series past the per-instance series limit."},

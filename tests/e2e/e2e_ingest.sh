@@ -8,7 +8,8 @@
 # retention), a genuine one's is (validate's verdict carries it); and each
 # source's budget of rejected requests and body bytes: spent, its requests
 # get 429 + Retry-After (one trail record per window), other sources are
-# not affected, and the window's end lets it send again.
+# not affected, and the window's end lets it send again. Last, every stage
+# reports its heap (it gives free pages back every 10 s).
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -87,5 +88,8 @@ ok "...nor in audit's journal files" test "$(cat "$D"/audit.0/* 2>/dev/null | gr
 ok "ingest's journal keeps it (until ingest/retention_s)" test "$(cat "$D"/ingest.0/* | grep -ac P-FORGED-MARK)" -ge 1
 ok "a genuine webhook's body is on the trail, in its validated verdict" \
     grep -q '"type":"validated".*"payload":"{\\"id\\":\\"evt_genuine_1\\"' "$WORK/trail.jsonl"
+# every stage trims its heap every 10 s and says what it uses (the group has run longer)
+heaps=$(grep -h '^payguard_heap_in_use_bytes{' "$WORK/budget/run/"*.prom | awk '$2 > 0' | wc -l)
+ok "every stage instance reports the heap it uses ($heaps of 7)" test "$heaps" = 7
 down "$CFG"
 finish
