@@ -11,7 +11,8 @@
 # archive_after_s of SOAK_RETENTION_S (120) and 4 MiB segments, so
 # retention and the trail's archive act within the run. pg-load sends SOAK_RATE webhooks a second for SOAK_MINUTES
 # minutes. At 10%, 50% and 100% of the run it records, per stage instance:
-#   - resident memory (VmRSS) and private memory (RssAnon: without the
+#   - resident memory (VmRSS), the heap in use (the stage's own
+#     payguard_heap_in_use_bytes) and private memory (RssAnon: without the
 #     shared library pages every process maps);
 #   - restart-to-ready of audit and approve: from SIGTERM to the new
 #     process answering /healthz (it serves once its state is recovered;
@@ -100,6 +101,9 @@ s_sample() {
     row="$1 cases=$cases"
     for i in $insts; do row="$row rss_$i=$(kb "$(inst_pid "$CFG" "$i")" VmRSS)"; done
     for i in $insts; do row="$row anon_$i=$(kb "$(inst_pid "$CFG" "$i")" RssAnon)"; done
+    for i in $insts; do
+        row="$row heap_$i=$(awk '$1 ~ /^payguard_heap_in_use_bytes/ {print int($2 / 1024)}' "$D/run/$i.prom" 2>/dev/null)"
+    done
     for i in ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0 audit.0; do
         row="$row disk_$i=$(du -sk "$D/data/$i" | cut -f1)"
     done
@@ -165,6 +169,16 @@ flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes"
     for l in 10% 50% 100%; do
         printf '| %s | ' "$l"
         for i in $insts; do printf '%s | ' "$(awk -v k="$(v $l "anon_$i")" 'BEGIN {printf "%.1f", k / 1024}')"; done
+        echo
+    done
+    echo
+    echo "Heap in use (payguard_heap_in_use_bytes, the stage's own reading every 10 s), MiB:"
+    echo
+    echo "| at | $(for i in $insts; do printf '%s | ' "$i"; done)"
+    echo "|---|$(for _ in $insts; do printf -- '---|'; done)"
+    for l in 10% 50% 100%; do
+        printf '| %s | ' "$l"
+        for i in $insts; do printf '%s | ' "$(awk -v k="$(v $l "heap_$i")" 'BEGIN {printf "%.1f", k / 1024}')"; done
         echo
     done
     echo
