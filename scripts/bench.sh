@@ -1350,6 +1350,19 @@ analysis() {
     echo "the machine takes CPU from every figure above."
 }
 
+# soak_md - the last `make soak` (bench/results-soak.md, its own date and
+# commit) as a section: make bench does not re-run it (30 minutes)
+soak_md() {
+    local f=$ROOT_DIR/bench/results-soak.md
+    [ -f "$f" ] || return 0
+    echo "## Soak: does anything grow with history? (make soak)"
+    echo
+    echo "Copied from bench/results-soak.md, which \`make soak\` (scripts/soak.sh) writes; \`make bench\` does not re-run it."
+    echo
+    sed -e '1,2d' -e 's/^# /### /' "$f"
+    echo
+}
+
 mkdir -p "$OUT_DIR"
 MD=$WORK/results.md
 {
@@ -1508,6 +1521,7 @@ MD=$WORK/results.md
     echo
     latency_md
     echo
+    soak_md
     echo "## Analysis"
     echo
     analysis
