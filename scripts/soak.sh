@@ -9,7 +9,11 @@
 # policy fixes on its own (auto-approved, executed: ledger entry, Teams
 # notice), as make bench-scale's; every stage's retention_s and audit's
 # archive_after_s of SOAK_RETENTION_S (120) and 4 MiB segments, so
-# retention and the trail's archive act within the run. pg-load sends SOAK_RATE webhooks a second for SOAK_MINUTES
+# retention and the trail's archive act within the run, and
+# payguard/delivery/recent_ids of SOAK_RECENT_IDS (8192), so each stage's
+# set of the ids it took last is full before the first sample (at the
+# default 65,536 a triage worker's fills in about 15 minutes at 150
+# cases a second: growth until then is that bound filling, not history). pg-load sends SOAK_RATE webhooks a second for SOAK_MINUTES
 # minutes. At 10%, 50% and 100% of the run it records, per stage instance:
 #   - resident memory (VmRSS), the heap in use (the stage's own
 #     payguard_heap_in_use_bytes) and private memory (RssAnon: without the
@@ -30,6 +34,7 @@ cd "$(dirname "$0")/.."
 MIN=${SOAK_MINUTES:-30}
 RATE=${SOAK_RATE:-150}
 RET=${SOAK_RETENTION_S:-120}
+RIDS=${SOAK_RECENT_IDS:-8192}
 OUT=${SOAK_OUT:-bench/results-soak.md}
 export PG_BIN=${PG_BIN:-$PWD/bin}
 . tests/e2e/lib_e2e.sh
@@ -56,6 +61,7 @@ execute
 audit
     archive_after_s = $RET
 CFG
+sed -i "/^        max_inflight = /a\\        recent_ids = $RIDS" "$CFG" # payguard/delivery, which write_config began
 say() { echo "soak: $*" >&2; }
 up "$CFG" || { say "the group did not start"; exit 1; }
 # the refunds, their payments and ledger entries, and the plan pg-load sends
@@ -150,7 +156,8 @@ flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes"
     echo
     echo "Made by \`make soak\` (scripts/soak.sh) on $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null),"
     echo "$(getconf _NPROCESSORS_ONLN) CPUs, $MIN minutes at $RATE webhooks a second ($TOTAL refund cases the policy fixes on its own;"
-    echo "$(v 100% cases) answered 202), journal segments of 4 MiB, every stage's retention and the trail's archive after $RET s;"
+    echo "$(v 100% cases) answered 202), journal segments of 4 MiB, every stage's retention and the trail's archive after $RET s,"
+    echo "recent_ids $RIDS;"
     echo "pg-load exit $load_rc."
     echo "Restarts other than the measured ones:${restarted:- none}. pg-check at the end: $check."
     echo
