@@ -211,14 +211,6 @@ static enum MHD_Result s_busy(ingest_t *ing, struct MHD_Connection *conn, const 
     return httpd_reply_header(conn, MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:s}", "error", why), "Retry-After", ra);
 }
 
-/* s_mono_ms - monotonic ms for the buckets and budgets */
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* s_slot - addr's entry (caller holds rate_mu). The table is bounded: a
  * new source evicts the least recently seen in its probe window. */
 static bucket_t *s_slot(ingest_t *ing, const char *addr, int64_t now)
@@ -246,7 +238,7 @@ static bucket_t *s_slot(ingest_t *ing, const char *addr, int64_t now)
  * addr, in its current window (a new one when the last has ended) */
 static void s_budget_charge(ingest_t *ing, const char *addr, uint64_t n, uint64_t bytes)
 {
-    int64_t now = s_mono_ms();
+    int64_t now = stage_mono_ms();
     pthread_mutex_lock(&ing->rate_mu);
     bucket_t *b = s_slot(ing, addr, now);
     if (!b->rej_since_ms || now - b->rej_since_ms >= ing->reject_window_s * 1000) {
@@ -271,7 +263,7 @@ static bool s_over(const ingest_t *ing, const bucket_t *b, int64_t now)
  * (one trail record per source and window), with what it spent */
 static long s_budget_wait(ingest_t *ing, const char *addr, bool *record, uint64_t *n, uint64_t *bytes)
 {
-    int64_t now = s_mono_ms();
+    int64_t now = stage_mono_ms();
     long wait_s = 0;
     *record = false;
     pthread_mutex_lock(&ing->rate_mu);
@@ -291,7 +283,7 @@ static long s_budget_wait(ingest_t *ing, const char *addr, bool *record, uint64_
  * seconds until a token is back (for Retry-After) */
 static long s_rate_take(ingest_t *ing, const char *addr)
 {
-    int64_t now = s_mono_ms();
+    int64_t now = stage_mono_ms();
     pthread_mutex_lock(&ing->rate_mu);
     bucket_t *b = s_slot(ing, addr, now);
     b->milli += (now - b->last_ms) * ing->rate_per_s;
@@ -668,7 +660,7 @@ static void s_on_note(stage_t *st, const char *from, const char *what, const cha
 static void s_tick(stage_t *st, void *arg)
 {
     ingest_t *ing = arg;
-    int64_t now = s_mono_ms();
+    int64_t now = stage_mono_ms();
     if (now - ing->last_gauge_ms < 1000)
         return;
     ing->last_gauge_ms = now;

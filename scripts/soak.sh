@@ -150,6 +150,17 @@ check=$(tail -1 "$WORK/check.out")
 
 # the report
 v() { awk -v l="$1" -v k="$2" '$1 == l {for (i = 2; i <= NF; i++) {split($i, a, "="); if (a[1] == k) print a[2]}}' "$WORK/samples"; }
+# mib_table KEY - a table of KEY_<instance> (KiB) in MiB at 10%, 50%, 100%
+mib_table() {
+    echo "| at | $(for i in $insts; do printf '%s | ' "$i"; done)"
+    echo "|---|$(for _ in $insts; do printf -- '---|'; done)"
+    for l in 10% 50% 100%; do
+        printf '| %s | ' "$l"
+        for i in $insts; do printf '%s | ' "$(awk -v k="$(v $l "${1}_$i")" 'BEGIN {printf "%.1f", k / 1024}')"; done
+        echo
+    done
+    echo
+}
 flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes" : "no")}'; }
 {
     echo "# payguard soak: does anything grow with history?"
@@ -171,24 +182,10 @@ flat() { awk -v a="$1" -v b="$2" 'BEGIN {print ((a > 0 && b <= a * 1.10) ? "yes"
     echo
     echo "Private memory (RssAnon: without the shared library pages VmRSS counts), MiB:"
     echo
-    echo "| at | $(for i in $insts; do printf '%s | ' "$i"; done)"
-    echo "|---|$(for _ in $insts; do printf -- '---|'; done)"
-    for l in 10% 50% 100%; do
-        printf '| %s | ' "$l"
-        for i in $insts; do printf '%s | ' "$(awk -v k="$(v $l "anon_$i")" 'BEGIN {printf "%.1f", k / 1024}')"; done
-        echo
-    done
-    echo
+    mib_table anon
     echo "Heap in use (payguard_heap_in_use_bytes, the stage's own reading every 10 s), MiB:"
     echo
-    echo "| at | $(for i in $insts; do printf '%s | ' "$i"; done)"
-    echo "|---|$(for _ in $insts; do printf -- '---|'; done)"
-    for l in 10% 50% 100%; do
-        printf '| %s | ' "$l"
-        for i in $insts; do printf '%s | ' "$(awk -v k="$(v $l "heap_$i")" 'BEGIN {printf "%.1f", k / 1024}')"; done
-        echo
-    done
-    echo
+    mib_table heap
     echo "Disk, KB per case (cases answered 202 so far):"
     echo
     echo "| at | stage journals but audit | state stores | audit's live trail | its archive | case index | all of data_dir | $(for i in ingest.0 validate.0 triage.0 approve.0 execute.0; do printf '%s | ' "$i"; done)"
