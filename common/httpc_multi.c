@@ -107,6 +107,7 @@ struct httpc_multi_t {
     bool closing;        /* destroy is ending calls: no new ones */
     CURL *pool[HM_POOL]; /* easy handles of finished calls, reset and reused */
     size_t npool;
+    size_t pool_low; /* the fewest handles the pool held since the last httpc_multi_trim */
 };
 
 /* s_mono_ms - the default clock */
@@ -280,6 +281,18 @@ static void s_drop_list(httpc_multi_t *m, hm_list_t *l)
         c->fn(c->user, -1, &resp);
         s_free_call(m, c);
     }
+}
+
+/* httpc_multi_trim - see httpc_multi.h */
+size_t httpc_multi_trim(httpc_multi_t *self)
+{
+    assert(self);
+    assert(self->pool_low <= self->npool);
+    size_t idle = self->pool_low;
+    for (size_t i = 0; i < idle; i++)
+        curl_easy_cleanup(self->pool[--self->npool]);
+    self->pool_low = self->npool;
+    return idle;
 }
 
 /* httpc_multi_destroy - see httpc_multi.h */
@@ -477,8 +490,11 @@ static bool s_send(httpc_multi_t *m, hm_call_t *c)
     hc_make_url(c->client, c->path, url, sizeof url);
     hc_slist_wipe_free(c->headers);
     c->headers = hc_build_headers(c->client, c->body != NULL, c->idem);
-    if (!c->easy && m->npool)
+    if (!c->easy && m->npool) {
         c->easy = m->pool[--m->npool];
+        if (m->npool < m->pool_low)
+            m->pool_low = m->npool;
+    }
     if (c->easy)
         curl_easy_reset(c->easy);
     else

@@ -139,6 +139,13 @@ const char *httpc_breaker_name(httpc_breaker_t b);                       /* "clo
 /* httpc_multi_calls - calls started and not yet finished */
 size_t httpc_multi_calls(const httpc_multi_t *self);
 
+/* httpc_multi_trim - free the idle easy handles no call needed since the
+ * previous trim (the fewest the pool held in between): a burst's handles
+ * are kept while calls keep coming, and given back one trim after the
+ * burst. Returns how many were freed. The stage calls it every
+ * STAGE_TRIM_MS. */
+size_t httpc_multi_trim(httpc_multi_t *self);
+
 /* httpc_limits_check - 0, or -1 and which limit is out of range */
 int httpc_limits_check(const httpc_limits_t *limits, char *err, size_t errlen);
 

@@ -25,6 +25,7 @@
 
 #include <malloc.h>
 
+#include "httpc_multi.h"
 #include "layout.h"
 #include "route.h"
 #include "sealkey.h"
@@ -185,9 +186,12 @@ static int s_take_one(stage_t *st, zmq_msg_t *msg)
  * with history though what it used did not (the soak: execute's heap 5.9
  * MB in use, 11.5 MB held, and growing; bench/results-soak.md): glibc
  * returns only the top of the heap, and a long-lived allocation above a
- * hole keeps the hole resident. */
+ * hole keeps the hole resident. Idle curl handles go first: a burst of
+ * outside calls leaves up to HM_POOL of them. */
 static void s_trim_heap(stage_t *st)
 {
+    if (st->http)
+        httpc_multi_trim(st->http); /* curl handles idle since the last trim */
     malloc_trim(0);
     struct mallinfo2 mi = mallinfo2();
     stage_gauge(st, "payguard_heap_in_use_bytes", (int64_t) (mi.uordblks + mi.hblkhd));
@@ -426,6 +430,14 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     int index, status;
     if (!config_main_opts(argc, argv, def->name, false, &cfg_path, &index, &status))
         return status;
+    /* A fixed mmap threshold: blocks of 64 KiB and more (journal read
+     * buffers, curl's receive buffers, big events) get their own mapping
+     * and go back to the system when freed. glibc otherwise raises the
+     * threshold to the largest block freed so far, after which such
+     * blocks land in the brk heap, where a small long-lived allocation
+     * above them keeps their pages resident (the soak: validate and
+     * execute grew 4-5 MiB in their first 15 minutes, bench/results-soak.md). */
+    mallopt(M_MMAP_THRESHOLD, STAGE_MMAP_THRESHOLD);
     stage_t *st = calloc(1, sizeof *st);
     assert(st);
     st->def = def;

@@ -46,9 +46,10 @@
 #define STAGE_MAX_UPSTREAMS 64 /* producer instances we ack */
 #define STAGE_MAX_PENDING_ACKS 8192
 #define STAGE_ACK_MAX_BYTES 65536
-#define STAGE_TRIM_MS 10000  /* the heap's free pages go back to the system this often (s_trim_heap) */
-#define STAGE_NOTE_MAX 128   /* bytes of a note's what and subject (stage_note) */
-#define STAGE_MAX_NOTES 1024 /* notes held per producer between flushes; more are dropped */
+#define STAGE_TRIM_MS 10000              /* the heap's free pages go back to the system this often (s_trim_heap) */
+#define STAGE_MMAP_THRESHOLD (64 * 1024) /* blocks this big get their own mapping (stage_main) */
+#define STAGE_NOTE_MAX 128               /* bytes of a note's what and subject (stage_note) */
+#define STAGE_MAX_NOTES 1024             /* notes held per producer between flushes; more are dropped */
 #define STAGE_WM_EVERY_MS 1000
 /* STAGE_RCVHWM - events ZeroMQ queues per upstream pipe. Stage to stage a
  * smaller queue would do (the sender's window holds every unacked event and

@@ -760,3 +760,32 @@ Test(httpc_multi, connection_refused_is_transient_and_counted)
     httpc_destroy(&client);
     close(fd);
 }
+
+Test(httpc_multi, trim_gives_back_handles_a_burst_left_idle)
+{
+    step_t steps[] = {{.status = 200, .delay_ms = 200}};
+    s_server_start(steps, 1);
+    httpc_t *client = s_client(5000);
+    int sys;
+    httpc_multi_t *m = s_engine(&s_plain, &sys);
+
+    for (int i = 0; i < 6; i++) /* a burst: six handles on the wire at once */
+        s_start(m, sys, client, "GET", "/payouts/po_1", NULL, NULL, &s_fast, i);
+    s_wait_done(m, 6);
+    cr_expect_eq(httpc_multi_trim(m), 0, "the burst's handles came back after this trim period began: kept");
+
+    for (int i = 6; i < 8; i++) /* two calls at once reuse two pooled handles */
+        s_start(m, sys, client, "GET", "/payouts/po_1", NULL, NULL, &s_fast, i);
+    s_wait_done(m, 8);
+    cr_expect_eq(httpc_multi_trim(m), 4, "four handles no call needed since the last trim are freed");
+    cr_expect_eq(httpc_multi_trim(m), 2, "then the two the last calls used, idle a whole period");
+    cr_expect_eq(httpc_multi_trim(m), 0, "nothing left to free");
+
+    s_start(m, sys, client, "GET", "/payouts/po_1", NULL, NULL, &s_fast, 8);
+    s_wait_done(m, 9);
+    cr_expect_eq(s_done[8].status, 200, "a call after the pool was emptied gets a new handle");
+    cr_expect_eq(s_requests(), 9);
+    httpc_multi_destroy(&m);
+    httpc_destroy(&client);
+    s_server_stop();
+}
