@@ -341,45 +341,52 @@ Test(stage, unacked_events_are_resent_until_acked)
     cr_expect_lt(extra, 3, "re-sends stop once acked (%d more after the ack)", extra);
 }
 
+/* s_take_distinct - receive the next stage's events into ids/seqs (n of
+ * cap used), a re-send counted once: at most max_recv events, until want
+ * new ids were seen (0: until none came for quiet_ms; the first may take
+ * WAIT_MS, a stage starting under ASan). How many new ids */
+static size_t s_take_distinct(char ids[][EVENT_ID_MAX + 1], uint64_t *seqs, size_t *n, size_t cap, int max_recv,
+                              size_t want, int quiet_ms)
+{
+    char id[EVENT_ID_MAX + 1];
+    uint64_t seq;
+    size_t more = 0;
+    for (int got = 0; got < max_recv && (!want || more < want); got++) {
+        if (!s_recv_event(s_next0, id, &seq, got ? quiet_ms : WAIT_MS))
+            break;
+        bool seen = false;
+        for (size_t i = 0; i < *n; i++)
+            seen |= strcmp(ids[i], id) == 0;
+        if (!seen && *n < cap) {
+            snprintf(ids[*n], sizeof ids[0], "%s", id);
+            seqs[(*n)++] = seq;
+            more++;
+        }
+    }
+    return more;
+}
+
+/* s_ack_all - ack ids' seqs as the next stage and as audit */
+static void s_ack_all(const uint64_t *seqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        s_ack(s_next, seqs[i]);
+        s_ack("audit", seqs[i]);
+    }
+}
+
 Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
 {
     for (unsigned n = 1; n <= 5; n++)
         s_send_input(n);
     /* max_inflight = 3: three distinct answers, then only re-sends of them */
-    char ids[8][EVENT_ID_MAX + 1], id[EVENT_ID_MAX + 1];
-    uint64_t seqs[8], seq;
+    char ids[8][EVENT_ID_MAX + 1];
+    uint64_t seqs[8];
     size_t distinct = 0;
-    int got = 0;
-    /* the first answer may take a while (a stage starting under ASan); then
-     * what comes within two re-send periods of the last */
-    while (got < 12 && s_recv_event(s_next0, id, &seq, got ? 2 * RESEND_MS : WAIT_MS)) {
-        got++;
-        bool seen = false;
-        for (size_t i = 0; i < distinct; i++)
-            seen |= strcmp(ids[i], id) == 0;
-        if (!seen && distinct < 8) {
-            snprintf(ids[distinct], sizeof ids[0], "%s", id);
-            seqs[distinct++] = seq;
-        }
-    }
+    s_take_distinct(ids, seqs, &distinct, 8, 12, 0, 2 * RESEND_MS);
     cr_assert_eq(distinct, 3, "a window of 3 holds 3 unacked events (%zu seen)", distinct);
-    for (size_t i = 0; i < distinct; i++) {
-        s_ack(s_next, seqs[i]);
-        s_ack("audit", seqs[i]);
-    }
-    size_t more = 0;
-    for (int k = 0; k < 20 && s_recv_event(s_next0, id, &seq, WAIT_MS); k++) {
-        bool seen = false;
-        for (size_t i = 0; i < distinct; i++)
-            seen |= strcmp(ids[i], id) == 0;
-        if (!seen) {
-            snprintf(ids[distinct], sizeof ids[0], "%s", id);
-            seqs[distinct++] = seq;
-            more++;
-        }
-        if (more == 2)
-            break;
-    }
+    s_ack_all(seqs, distinct);
+    size_t more = s_take_distinct(ids, seqs, &distinct, 8, 20, 2, WAIT_MS);
     cr_expect_eq(more, 2, "after the acks the last two inputs are answered");
 }
 
@@ -606,36 +613,13 @@ Test(stage_bytes, a_window_full_of_bytes_stops_input_and_an_ack_lets_the_rest_th
     /* three answers of ~20 KB (60 KB) leave room under 64 KiB, the fourth
      * fills it: four distinct answers, then only re-sends of them, though
      * max_inflight (100) would take all eight */
-    char ids[8][EVENT_ID_MAX + 1], id[EVENT_ID_MAX + 1];
-    uint64_t seqs[8], seq;
+    char ids[8][EVENT_ID_MAX + 1];
+    uint64_t seqs[8];
     size_t distinct = 0;
-    int got = 0;
-    while (got < 16 && s_recv_event(s_next0, id, &seq, got ? 2 * RESEND_MS : WAIT_MS)) {
-        got++;
-        bool seen = false;
-        for (size_t i = 0; i < distinct; i++)
-            seen |= strcmp(ids[i], id) == 0;
-        if (!seen && distinct < 8) {
-            snprintf(ids[distinct], sizeof ids[0], "%s", id);
-            seqs[distinct++] = seq;
-        }
-    }
+    s_take_distinct(ids, seqs, &distinct, 8, 16, 0, 2 * RESEND_MS);
     cr_assert_eq(distinct, 4, "a window of 64 KiB holds 4 answers of 20 KB (%zu seen)", distinct);
-    for (size_t i = 0; i < distinct; i++) {
-        s_ack(s_next, seqs[i]);
-        s_ack("audit", seqs[i]);
-    }
-    size_t more = 0;
-    for (int k = 0; k < 40 && more < 4 && s_recv_event(s_next0, id, &seq, WAIT_MS); k++) {
-        bool seen = false;
-        for (size_t i = 0; i < distinct; i++)
-            seen |= strcmp(ids[i], id) == 0;
-        if (!seen && distinct < 8) {
-            snprintf(ids[distinct], sizeof ids[0], "%s", id);
-            seqs[distinct++] = seq;
-            more++;
-        }
-    }
+    s_ack_all(seqs, distinct);
+    size_t more = s_take_distinct(ids, seqs, &distinct, 8, 40, 4, WAIT_MS);
     cr_expect_eq(more, 4, "after the acks the other four inputs are answered (%zu)", more);
 }
 
