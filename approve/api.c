@@ -22,18 +22,26 @@
 #include "stage.h"
 #include "utc.h"
 
-/* api_audit_refusal - a refused request, on the trail (who, what, why) */
-void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, unsigned status,
-                       const char *why, const char *peer)
+/* api_audit_refusal - a refused request, on the trail (who, what, why).
+ * Only a case approve holds is the record's case key: an id from the
+ * request that names no case is kept as data ("requested_case"), so an
+ * unverified id never becomes a case in the index, the console or the
+ * metrics */
+void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, bool known,
+                       unsigned status, const char *why, const char *peer)
 {
+    assert(a && why && peer);
+    if (!case_id)
+        case_id = "";
+    assert(!known || case_id[0]);
     event_body_t *b = event_body_new();
     event_body_str(b, EK_WHO, who ? who : "(unknown token)");
-    event_body_str(b, EK_CASE_ID, case_id ? case_id : "");
+    event_body_str(b, known ? EK_CASE_ID : "requested_case", case_id);
     event_body_int(b, EK_STATUS, status);
     event_body_str(b, EK_REASON, why);
     event_body_str(b, "client_ip", peer);
     char id[EVENT_ID_MAX + 1];
-    stage_publish(a->st, "deny", type, case_id ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL);
+    stage_publish(a->st, "deny", type, known ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL);
     event_body_destroy(&b);
     stage_count(a->st, "payguard_approve_refusals_total", "reason", event_type_name(type), 1);
 }
@@ -207,9 +215,10 @@ static enum MHD_Result s_decide(approve_t *a, request_t *req, const person_t *wh
     bool approve = strcmp(decision, "approve") == 0;
     unsigned status = sod_judge(c, who, approve, stage_now_ms(), role, why, sizeof why);
     if (status) {
+        bool known = c != NULL;
         pthread_mutex_unlock(&a->mu);
         json_decref(body);
-        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, status, why, peer);
+        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, known, status, why, peer);
         return httpd_error(req->conn, status, why);
     }
     int rc = s_record_decision(a, c, who, role, decision, comment, peer, req);
@@ -278,9 +287,10 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
         snprintf(why, sizeof why, "case is %s: nothing to %s", approval_state_name(c->state), what);
     }
     if (status) {
+        bool known = c != NULL;
         pthread_mutex_unlock(&a->mu);
         json_decref(body);
-        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, status, why, peer);
+        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, known, status, why, peer);
         return httpd_error(req->conn, status, why);
     }
     char id[EVENT_ID_MAX + 1];
@@ -423,7 +433,8 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
     const person_t *who =
         people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
     if (!who) {
-        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, "", MHD_HTTP_UNAUTHORIZED, "unknown or missing token", peer);
+        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, "", false, MHD_HTTP_UNAUTHORIZED, "unknown or missing token",
+                          peer);
         return httpd_unauthorized(conn);
     }
     if (req->too_large)

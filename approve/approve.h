@@ -221,8 +221,10 @@ int peers_list(approve_t *a, struct MHD_Connection *conn, const char *status, co
 /* api_emit_outcome - the approved/denied event of a decided case and its
  * card; 0, or -1 and it stays pending for the tick (caller holds mu) */
 int api_emit_outcome(approve_t *a, approval_t *c);
-/* api_audit_refusal - a refused request, on the trail (who, what, why) */
-void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, unsigned status,
-                       const char *why, const char *peer);
+/* api_audit_refusal - a refused request, on the trail (who, what, why);
+ * case_id is its case key only when known (a case approve holds), else
+ * data ("requested_case") */
+void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, bool known,
+                       unsigned status, const char *why, const char *peer);
 
 #endif

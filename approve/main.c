@@ -27,7 +27,9 @@
  *	the token; compared in constant time). 401 unknown token; 403 lacking a
  *	required role, deciding twice, or approving a case one raised; 409 not
  *	awaiting a decision (decided or expired); 404 unknown case. Every
- *	refusal is recorded in the audit trail (access_denied, decision_refused).
+ *	refusal is recorded in the audit trail (access_denied, decision_refused);
+ *	its case key is the case only when approve holds it, else the id is
+ *	data (requested_case) and no case is made of it.
  *
  *	SEGREGATION OF DUTIES: a person counts once per case whatever roles they
  *	hold; each required role needs its own person; the person who raised the

@@ -57,7 +57,9 @@
  *	GET /metrics, GET /healthz	(no token)
  *	Every /cases request needs Authorization: Bearer <token> of a
  *	configured approver (approvers/...); an unknown or missing token is
- *	a 401 and an access_denied record on the trail.
+ *	a 401 and an access_denied record on the trail, the requested id in
+ *	it as data (requested_case), never as a case: an unverified id does
+ *	not become a case in the index, the console or the metrics.
  * INPUT
  *	PULL at audit/endpoint (default ipc://{run}/audit.0.in), fan-in from
  *	every instance of every stage.
@@ -411,11 +413,11 @@ static void s_tick(stage_t *st, void *arg)
     for (size_t i = 0; i < n; i++) {
         event_body_t *b = event_body_new();
         event_body_str(b, EK_WHO, "(unknown token)");
-        event_body_str(b, EK_CASE_ID, q[i].case_id);
+        event_body_str(b, "requested_case", q[i].case_id); /* data only: an unverified id is no case */
         event_body_int(b, EK_STATUS, 401);
         event_body_str(b, EK_REASON, q[i].reason);
         event_body_str(b, "client_ip", q[i].peer);
-        if (stage_inject(st, "deny", EV_ACCESS_DENIED, q[i].case_id, b) != 0)
+        if (stage_inject(st, "deny", EV_ACCESS_DENIED, "", b) != 0)
             log_warn("access_denied from %s not recorded", q[i].peer);
         event_body_destroy(&b);
     }

@@ -93,12 +93,21 @@ ok "GET /cases/unknown: 404" test "$(code -H "Authorization: Bearer $(tok treasu
 ok "GET /cases without a token: 401" test "$(code "$AUD/cases")" = 401
 ok "GET /cases/{id} with a wrong token: 401" test "$(code -H 'Authorization: Bearer nope' "$AUD/cases/payout-P-1")" = 401
 ok "POST /cases: 405" test "$(code -X POST -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases")" = 405
+ok "GET /cases/{id} of a made-up id without a token: 401" test "$(code "$AUD/cases/refund-FORGED-1")" = 401
+ok "a decision on a made-up case: 404 from approve" \
+    test "$(code -X POST -H "Authorization: Bearer $(tok ops_lead)" -d '{"decision":"approve"}' "$API/approvals/refund-FORGED-2/decisions")" = 404
 sleep 1.5
+# an id from a refused request is data on the trail, never a case (#21)
+ok "...and those ids are no cases afterwards: 404 with a token" \
+    test "$(code -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases/refund-FORGED-1")$(code -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases/refund-FORGED-2")" = 404404
+ok "...nor in the case list" bash -c "! curl -s -H 'Authorization: Bearer $(tok treasurer)' '$AUD/cases?limit=1000' | grep -q 'FORGED'"
 
 # ---- 3. verify, export, secrets
 ok "payguard audit verify passes on the live trail" "$PG" audit verify -c "$CFG"
 "$PG" audit export -c "$CFG" >"$WORK/all.jsonl" 2>/dev/null
 ok "the refused reads are on the trail (access_denied from audit)" test "$(grep -c '"what":"access_denied"' "$WORK/all.jsonl")" -ge 2
+ok "...the made-up id as requested_case, in no case" \
+    bash -c "grep '\"what\":\"access_denied\"' '$WORK/all.jsonl' | grep '\"requested_case\":\"refund-FORGED-1\"' | grep -q '\"resource\":{}'"
 # lacking FIELD_REGEX - how many exported records lack it
 lacking() { grep -vc "$1" "$WORK/all.jsonl"; }
 ok "every record answers who, what, when, outcome, origin, resource" \
