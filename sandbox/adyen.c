@@ -178,7 +178,8 @@ static json_t *s_build(json_t *req, const char *key_file, char *err, size_t errl
     for (size_t i = 0; i < json_array_size(items); i++) {
         json_t *item = json_deep_copy(json_array_get(items, i));
         json_t *sign = json_object_get(item, "sign"), *kn = json_object_get(item, "key");
-        const char *how = json_is_string(sign) ? json_string_value(sign) : "good";
+        char how[8]; /* a copy: "sign" is deleted from the item below */
+        snprintf(how, sizeof how, "%s", json_is_string(sign) ? json_string_value(sign) : "good");
         unsigned char key[SBX_ADYEN_KEY_MAX];
         int keylen = 0;
         if (!json_is_object(item) || !sbx_in(how, (const char *const[]){"good", "bad", "none", NULL}) ||
