@@ -13,14 +13,22 @@
  *	  signature  Stripe-Signature (t=,v1=) or Standard Webhooks
  *	             (webhook-id/-timestamp/-signature) against every live
  *	             secret (rotation), |now - t| <= validate/tolerance_s,
- *	             constant-time comparison;
+ *	             constant-time comparison; an Adyen batch
+ *	             (/webhooks/adyen) instead item by item (validate/adyen.c):
+ *	             each item's additionalData.hmacSignature against every
+ *	             live hex HMAC key over its signing string, then its
+ *	             schema; a bad item is rejected alone, its reason naming it
+ *	             ("notification item 2 of 3: signature_mismatch: ..."), the
+ *	             others go on through the gates below (a batch that is not
+ *	             one, or over 16 items, is rejected whole: schema_invalid);
  *	  schema     required fields by type, integer minor-unit amounts, ISO
  *	             4217 currencies (Stripe's lower case normalised);
  *	             event types payguard does not handle are recorded and
  *	             closed as "ignored", never an error;
  *	  idempotency  the key of CONTRACT.md §1.4 seen before: a "duplicate"
  *	             on the case timeline, nothing more (a charge.refunded
- *	             listing several refunds keys each "<event id>:<refund id>");
+ *	             listing several refunds keys each "<event id>:<refund id>";
+ *	             an Adyen item "<eventCode>:<pspReference>:<success>");
  *	  order      an event older, by the PSP's own time, than one the case
  *	             already applied: "out_of_order" on the timeline, the case
  *	             does not move backwards;
@@ -77,13 +85,13 @@
  *	at start saying so (restore it from its backup). Journal failures exit
  *	(75).
  * SECURITY
- *	Holds the webhook secrets (files or environment, never argv, never
- *	logged) and a read-only token for the payments, ledger and PSP APIs.
+ *	Holds the webhook secrets and Adyen HMAC keys (files or environment,
+ *	never argv, never logged) and a read-only token for the payments, ledger and PSP APIs.
  *	Webhook text is carried as data, never interpreted.
  * CONFIGURATION
  *	validate/allow_sources, trusted_proxies, tolerance_s,
  *	stripe_secrets_file, stripe_secrets_env, standard_secrets_file,
- *	standard_secrets_env, token_file, state_db, retention_s, sweep_every_s,
+ *	standard_secrets_env, adyen_secrets_file, adyen_secrets_env, token_file, state_db, retention_s, sweep_every_s,
  *	sweep_age_s, max_checks_in_flight; outside/payments, ledger, psp,
  *	timeout_ms, max_inflight, rate_per_s, breaker_failures,
  *	breaker_cooldown_ms, limits/<system>.
