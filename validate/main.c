@@ -154,7 +154,7 @@ typedef struct {
     char case_id[STORE_CASE_ID_MAX];
     char code[40];
     char reason[512];
-    const char *gate; /* D_REJECT: the gate that rejected it (NULL: state) */
+    char gate[16]; /* D_REJECT: the gate that rejected it ("": state) */
     state_t state;
     case_row_t prior;     /* the case as it was (out of order) */
     char first_event[80]; /* duplicate: the event that first had the key */
@@ -328,7 +328,7 @@ static void s_decide(validate_t *v, const wh_item_t *it, size_t nrefunds, decisi
     }
     if (it->kind == WH_REJECTED) { /* one item of a batch, rejected alone (adyen.c) */
         d->kind = D_REJECT;
-        d->gate = it->reject_gate;
+        snprintf(d->gate, sizeof d->gate, "%s", it->reject_gate);
         snprintf(d->code, sizeof d->code, "%s", it->reject_code);
         snprintf(d->reason, sizeof d->reason, "%s", it->reject_reason);
         return;
@@ -451,7 +451,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         break;
     case D_REJECT:
         event_body_destroy(&b);
-        s_reject(v, d->case_id, d->gate ? d->gate : "state", d->code, d->reason, it->provider, client, raw, rawlen);
+        s_reject(v, d->case_id, d->gate[0] ? d->gate : "state", d->code, d->reason, it->provider, client, raw, rawlen);
         return;
     case D_ACCEPT:
         s_emit_validated(v, b, it, d, client, gates, known ? &prior : NULL);
