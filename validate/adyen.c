@@ -256,7 +256,9 @@ int adyen_parse(const sigkeys_t *keys, const char *body, size_t len, int64_t now
         rc = s_fail(reason, reasonlen, "invalid JSON at line %d column %d", jerr.line, jerr.column);
     else if (!json_is_object(root))
         rc = s_fail(reason, reasonlen, "top level: expected an object");
-    else if (live && !(json_is_string(live) || json_is_boolean(live)))
+    else if (live && !json_is_boolean(live) &&
+             !(json_is_string(live) &&
+               (strcmp(json_string_value(live), "true") == 0 || strcmp(json_string_value(live), "false") == 0)))
         rc = s_fail(reason, reasonlen, "live: expected \"true\" or \"false\"");
     else if (!json_is_array(list))
         rc = s_fail(reason, reasonlen, "notificationItems: expected an array of notification items");

@@ -309,6 +309,7 @@ Test(adyen, batches_that_are_not_one)
         {"{\"live\":\"false\"}", "notificationItems: expected an array of notification items"},
         {"{\"notificationItems\":[]}", "notificationItems: empty"},
         {"{\"live\":7,\"notificationItems\":[{}]}", "live: expected \"true\" or \"false\""},
+        {"{\"live\":\"maybe\",\"notificationItems\":[{}]}", "live: expected \"true\" or \"false\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_expect_eq(adyen_parse(k, bad[i].body, strlen(bad[i].body), NOW, items, ADYEN_MAX_ITEMS, &n, &authentic,
