@@ -112,6 +112,7 @@ int route_adyen_kind(const char *event_code, const char *success, const char **k
         {"PAYOUT_THIRDPARTY", "false", "payout", "failed", "could_not_process"},
     };
     assert(kind && status && failure_code);
+    assert(sizeof table / sizeof table[0] == 7); /* CONTRACT.md §1.5's table */
     for (size_t i = 0; event_code && success && i < sizeof table / sizeof table[0]; i++)
         if (strcmp(table[i].code, event_code) == 0 && (!table[i].success || strcmp(table[i].success, success) == 0)) {
             *kind = table[i].kind;

@@ -35,6 +35,7 @@ static int s_nibble(char c)
 int httpauth_init(httpauth_t *self, const char *user, const char *pass_sha256_hex, char *err, size_t errlen)
 {
     assert(self && err && errlen > 0);
+    assert(HTTPAUTH_USER_MAX < HTTPAUTH_HEADER_MAX);
     memset(self, 0, sizeof *self);
     user = user ? user : "";
     pass_sha256_hex = pass_sha256_hex ? pass_sha256_hex : "";
@@ -73,6 +74,7 @@ int httpauth_init(httpauth_t *self, const char *user, const char *pass_sha256_he
  * at most HTTPAUTH_HEADER_MAX characters into out; the decoded length or -1 */
 static int s_b64(const char *in, size_t n, unsigned char *out, size_t cap)
 {
+    assert(in && out);
     if (n == 0 || n % 4 || n > HTTPAUTH_HEADER_MAX || n / 4 * 3 > cap)
         return -1;
     size_t pad = 0;
@@ -85,6 +87,7 @@ static int s_b64(const char *in, size_t n, unsigned char *out, size_t cap)
             return -1;
     }
     int got = EVP_DecodeBlock(out, (const unsigned char *) in, (int) n);
+    assert(got <= (int) cap);
     return got < (int) pad ? -1 : got - (int) pad;
 }
 
@@ -92,6 +95,7 @@ static int s_b64(const char *in, size_t n, unsigned char *out, size_t cap)
 int httpauth_parse(const char *header, char user[HTTPAUTH_USER_MAX + 1], char pass[HTTPAUTH_PASS_MAX + 1])
 {
     assert(user && pass);
+    assert(HTTPAUTH_HEADER_MAX / 4 * 3 <= HTTPAUTH_HEADER_MAX);
     unsigned char raw[HTTPAUTH_HEADER_MAX];
     user[0] = pass[0] = '\0';
     if (!header || strncasecmp(header, "Basic ", 6) != 0)
@@ -128,6 +132,7 @@ bool httpauth_check(const httpauth_t *self, const char *header)
     char user[HTTPAUTH_USER_MAX + 1], pass[HTTPAUTH_PASS_MAX + 1];
     unsigned char us[32], ps[32];
     bool parsed = httpauth_parse(header, user, pass) == 0;
+    assert(strlen(user) <= HTTPAUTH_USER_MAX && strlen(pass) <= HTTPAUTH_PASS_MAX);
     SHA256((const unsigned char *) user, strlen(user), us);
     SHA256((const unsigned char *) pass, strlen(pass), ps);
     int du = CRYPTO_memcmp(us, self->user_sha, sizeof us), dp = CRYPTO_memcmp(ps, self->pass_sha, sizeof ps);

@@ -25,6 +25,7 @@
  * http://127.0.0.1:<ingest/http_port>/webhooks/adyen. basic_auth is sent
  * as given and never stored or logged.
  */
+#include <assert.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -52,6 +53,8 @@ typedef struct {
 /* s_key - key n (0-based) of the hex key file into key; its length or -1 */
 static int s_key(const char *path, long n, unsigned char key[SBX_ADYEN_KEY_MAX], char *err, size_t errlen)
 {
+    assert(path && key && err);
+    assert(errlen > 0);
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "sandbox/adyen_hmac_file %.200s: cannot open", path);
@@ -113,6 +116,8 @@ static int s_sign(json_t *item, const char *how, const unsigned char *key, int k
     static const char *const top[] = {"pspReference", "originalReference", "merchantAccountCode", "merchantReference"};
     char s[SBX_ADYEN_SIGNING_MAX], num[32];
     size_t used = 0;
+    assert(item && how && key);
+    assert(keylen > 0 && keylen <= SBX_ADYEN_KEY_MAX);
     json_t *amount = json_object_get(item, "amount");
     s[0] = '\0';
     for (int i = 0; i < 4; i++) {
@@ -169,7 +174,9 @@ static void s_defaults(json_t *item, size_t i)
 /* s_build - the notification from the request's items; NULL + err */
 static json_t *s_build(json_t *req, const char *key_file, char *err, size_t errlen)
 {
+    assert(req && key_file && err);
     json_t *items = json_object_get(req, "items"), *list = json_array();
+    assert(list);
     if (!json_is_array(items) || json_array_size(items) == 0 || json_array_size(items) > SBX_ADYEN_MAX_ITEMS) {
         snprintf(err, errlen, "items: an array of 1 to %d notification items", SBX_ADYEN_MAX_ITEMS);
         json_decref(list);
@@ -231,6 +238,8 @@ static size_t s_on_header(char *p, size_t size, size_t n, void *user)
 /* s_post - the notification to ingest; ingest's HTTP status, or -1 + err */
 static long s_post(const char *url, const char *text, json_t *auth, s_answer_t *a, char *err, size_t errlen)
 {
+    assert(url && text && a);
+    assert(err && errlen > 0);
     CURL *c = curl_easy_init();
     if (!c) {
         snprintf(err, errlen, "cannot start an HTTP client");
@@ -267,6 +276,8 @@ static long s_post(const char *url, const char *text, json_t *auth, s_answer_t *
 /* sbx_adyen_notify - see sandbox.h */
 void sbx_adyen_notify(const sbx_sandbox_t *sb, const char *method, const char *body, size_t len, sbx_resp_t *resp)
 {
+    assert(sb && method && resp);
+    assert(body || len == 0);
     if (strcmp(method, "POST") != 0) {
         sbx_error(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on /_sandbox/adyen/notify", method);
         return;

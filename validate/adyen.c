@@ -150,6 +150,7 @@ static const char *s_success(const json_t *nri)
 static int s_envelope(const json_t *nri, wh_item_t *it, const char **status, const char **failure_code, char *reason,
                       size_t rl)
 {
+    assert(nri && it && status && failure_code);
     const char *success = s_success(nri), *kind;
     const json_t *date = json_object_get(nri, "eventDate");
     if (schema_field_id(nri, "", "eventCode", true, it->event_type, ADYEN_EVENT_CODE_MAX, reason, rl) < 0 ||
@@ -162,6 +163,7 @@ static int s_envelope(const json_t *nri, wh_item_t *it, const char **status, con
         return s_fail(reason, rl, "eventDate: expected an RFC 3339 time (e.g. 2026-11-21T10:00:00+01:00)");
     int w = snprintf(it->psp_event_id, sizeof it->psp_event_id, "%s:%s:%s", it->event_type, it->object_id, success);
     assert(w > 0 && (size_t) w < sizeof it->psp_event_id);
+    assert(json_is_string(date)); /* schema_time read it */
     if (route_adyen_kind(it->event_type, success, &kind, status, failure_code) < 0) {
         it->kind = WH_IGNORED;
         return 0;
@@ -175,12 +177,14 @@ static int s_envelope(const json_t *nri, wh_item_t *it, const char **status, con
  * additionalData["metadata.payment_id"], amount.value minor units */
 static int s_facts(const json_t *nri, wh_item_t *it, char *reason, size_t rl)
 {
+    assert(nri && it);
     const char *status = "", *failure_code = "";
     snprintf(it->provider, sizeof it->provider, "adyen");
     if (s_envelope(nri, it, &status, &failure_code, reason, rl) < 0)
         return -1;
     if (it->kind == WH_IGNORED)
         return 0;
+    assert(it->kind == WH_PAYOUT || it->kind == WH_REFUND);
     snprintf(it->status, sizeof it->status, "%s", status);
     const json_t *amount = json_object_get(nri, "amount"), *extra = json_object_get(nri, "additionalData");
     char *ref = it->kind == WH_PAYOUT ? it->payout_id : it->refund_id;
@@ -207,6 +211,8 @@ static void s_item(const sigkeys_t *keys, const json_t *entry, size_t i, size_t 
                    size_t *authentic)
 {
     char signing[ADYEN_SIGNING_MAX + 1], why[WH_TEXT_MAX - 64], code[40];
+    assert(it && authentic && i < n);
+    assert(n <= ADYEN_MAX_ITEMS);
     const json_t *nri = json_object_get(entry, "NotificationRequestItem");
     memset(it, 0, sizeof *it);
     if (!json_is_object(nri)) {

@@ -729,6 +729,7 @@ sig_verdict_t sig_verify_adyen(const sigkeys_t *keys, const char *signing, size_
 {
     static const char who[] = "adyen";
     assert(signing || len == 0);
+    assert(keys);
     if (!hmac_b64 || !*hmac_b64) {
         s_fmt(reason, reasonlen, "adyen signature: no additionalData.hmacSignature");
         return SIG_MISSING;
@@ -822,6 +823,7 @@ int sig_sign_standard(const char *secret, const char *id, const char *timestamp,
 int sig_sign_adyen(const char *hex_key, const char *signing, size_t len, char out_b64[64])
 {
     assert(signing || len == 0);
+    assert(out_b64);
     s_set_t set;
     memset(&set, 0, sizeof set);
     if (!hex_key || s_add_secret(&set, SIG_ADYEN, hex_key, strlen(hex_key), 0, "key", NULL, 0) < 0)
