@@ -64,7 +64,7 @@ static const char s_defaults[] =
     "    port = 8090\n"
     "    db = {data}/sandbox.sqlite\n"
     "    tokens_file = config/sandbox/tokens # lines: read|write <token>\n"
-    "    adyen_hmac_file = config/sandbox/adyen.hmac   # its own copy of the Adyen HMAC keys, to sign what it sends\n"
+    "    adyen_hmac_file = config/sandbox/adyen-sandbox.hmac   # its own copy of the Adyen HMAC keys, to sign what it sends\n"
     "    adyen_notify_url = \"\"               # where POST /_sandbox/adyen/notify sends (empty: ingest's /webhooks/adyen)\n"
     "ingest\n"
     "    instances = 1\n"

@@ -90,7 +90,7 @@ rm -f run/demo-audit.jsonl
 APORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 2p)
 echo
 echo "4. POST /webhooks/adyen  an Adyen REFUND notification for rf_123 (18.50 USD), signed with the sandbox's copy of"
-echo "   config/sandbox/adyen.hmac and sent by the sandbox playing Adyen (POST /_sandbox/adyen/notify):"
+echo "   config/sandbox/adyen.hmac (config/sandbox/adyen-sandbox.hmac) and sent by the sandbox playing Adyen (POST /_sandbox/adyen/notify):"
 item='{"eventCode":"REFUND","success":"true","merchantReference":"rf_123","amount":{"value":1850,"currency":"USD"},"additionalData":{"metadata.payment_id":"pay_9"}}'
 a4=$(curl -s -X POST -H 'Content-Type: application/json' --data-binary "{\"items\":[$item]}" http://127.0.0.1:8090/_sandbox/adyen/notify)
 echo "   -> ingest answered HTTP $(sed -n 's/.*"status":\([0-9]*\).*/\1/p' <<<"$a4") $(sed -n 's/.*"answer":"\([^"]*\)".*/\1/p' <<<"$a4"), receipt $(sed -n 's/.*"receipt_id":"\([^"]*\)".*/\1/p' <<<"$a4")"
