@@ -86,13 +86,15 @@
  *	(75).
  * SECURITY
  *	Holds the webhook secrets and Adyen HMAC keys (files or environment,
- *	never argv, never logged) and a read-only token for the payments, ledger and PSP APIs.
+ *	never argv, never logged) and a read-only token for the payments,
+ *	ledger and PSP APIs.
  *	Webhook text is carried as data, never interpreted.
  * CONFIGURATION
  *	validate/allow_sources, trusted_proxies, tolerance_s,
  *	stripe_secrets_file, stripe_secrets_env, standard_secrets_file,
- *	standard_secrets_env, adyen_secrets_file, adyen_secrets_env, token_file, state_db, retention_s, sweep_every_s,
- *	sweep_age_s, max_checks_in_flight; outside/payments, ledger, psp,
+ *	standard_secrets_env, adyen_secrets_file, adyen_secrets_env,
+ *	token_file, state_db, retention_s, sweep_every_s, sweep_age_s,
+ *	max_checks_in_flight; outside/payments, ledger, psp,
  *	timeout_ms, max_inflight, rate_per_s, breaker_failures,
  *	breaker_cooldown_ms, limits/<system>.
  *--*/
