@@ -11,6 +11,8 @@
 #include "crc32c.h"
 #include "event_types.h"
 
+#define ROUTE_ADYEN_SCAN 16 /* items of an Adyen batch looked at (validate takes at most 16) */
+
 /* route_partitioned - see route.h */
 bool route_partitioned(const char *stage)
 {
@@ -94,6 +96,49 @@ static void s_stripe_key(const json_t *root, char out[ROUTE_KEY_MAX])
     }
 }
 
+/* route_adyen_kind - see route.h */
+int route_adyen_kind(const char *event_code, const char *success, const char **kind, const char **status,
+                     const char **failure_code)
+{
+    static const struct {
+        const char *code, *success, *kind, *status, *failure_code; /* success NULL: either */
+    } table[] = {
+        {"REFUND", "true", "refund", "succeeded", ""},
+        {"REFUND", "false", "refund", "failed", ""},
+        {"REFUND_FAILED", NULL, "refund", "failed", ""},
+        {"REFUNDED_REVERSED", NULL, "refund", "failed", ""},
+        {"PAYOUT_DECLINE", NULL, "payout", "failed", "declined"},
+        {"PAYOUT_EXPIRE", NULL, "payout", "failed", ""},
+        {"PAYOUT_THIRDPARTY", "false", "payout", "failed", "could_not_process"},
+    };
+    assert(kind && status && failure_code);
+    assert(sizeof table / sizeof table[0] == 7); /* CONTRACT.md §1.5's table */
+    for (size_t i = 0; event_code && success && i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(table[i].code, event_code) == 0 && (!table[i].success || strcmp(table[i].success, success) == 0)) {
+            *kind = table[i].kind;
+            *status = table[i].status;
+            *failure_code = table[i].failure_code;
+            return 0;
+        }
+    return -1;
+}
+
+/* s_adyen_key - the case the first handled item of an Adyen batch is about */
+static void s_adyen_key(const json_t *root, char out[ROUTE_KEY_MAX])
+{
+    const json_t *list = json_object_get(root, "notificationItems");
+    for (size_t i = 0; i < json_array_size(list) && i < ROUTE_ADYEN_SCAN; i++) {
+        const json_t *nri = json_object_get(json_array_get(list, i), "NotificationRequestItem");
+        const json_t *ok = json_object_get(nri, "success");
+        const char *kind, *status, *fc, *id = s_str(nri, "merchantReference");
+        const char *success = json_is_string(ok) ? json_string_value(ok) : json_is_true(ok) ? "true" : "false";
+        if (id && route_adyen_kind(s_str(nri, "eventCode"), success, &kind, &status, &fc) == 0) {
+            route_case_key(kind, id, out);
+            return;
+        }
+    }
+}
+
 /* route_receipt_key - see route.h */
 void route_receipt_key(const char *endpoint, const void *body, size_t len, char out[ROUTE_KEY_MAX])
 {
@@ -112,6 +157,8 @@ void route_receipt_key(const char *endpoint, const void *body, size_t len, char 
             route_case_key("payout", payout, out);
         else if (refund)
             route_case_key("refund", refund, out);
+    } else if (strcmp(endpoint, "adyen") == 0) {
+        s_adyen_key(root, out);
     }
     json_decref(root);
 }

@@ -51,11 +51,24 @@ int route_owner(unsigned partition, int instances);
  * when the id is empty, over 100 bytes or not [A-Za-z0-9._-] */
 void route_case_key(const char *kind, const char *id, char out[ROUTE_KEY_MAX]);
 
+/* route_adyen_kind - what an Adyen notification item is about, from its
+ * eventCode and success ("true" | "false"), the one table validate and
+ * routing share (CONTRACT.md §1.5): REFUND (success true: refund
+ * "succeeded", false: "failed"), REFUND_FAILED and REFUNDED_REVERSED (refund
+ * "failed"), PAYOUT_DECLINE and PAYOUT_EXPIRE (payout "failed"),
+ * PAYOUT_THIRDPARTY with success false (payout "failed"). *kind "payout" or
+ * "refund", *status, and *failure_code (a payout's, for triage's rules: ""
+ * when none fits) are set and 0 returned; -1 for anything else (ignored). */
+int route_adyen_kind(const char *event_code, const char *success, const char **kind, const char **status,
+                     const char **failure_code);
+
 /* route_receipt_key - the case key of the object a webhook body names, for
  * routing only (nothing is believed before validate checks it): a Stripe
  * payout (metadata.payout_id, else its id), refund, or charge (its first
- * listed refund); a standard webhook's "payout" or "refund". "" when the
- * body names none. endpoint: "stripe" or "standard". */
+ * listed refund); a standard webhook's "payout" or "refund"; the first
+ * Adyen notification item whose eventCode route_adyen_kind knows (its
+ * merchantReference). "" when the body names none. endpoint: "stripe",
+ * "standard" or "adyen". */
 void route_receipt_key(const char *endpoint, const void *body, size_t len, char out[ROUTE_KEY_MAX]);
 
 /* route_event_key - the key an event is routed by: its case key; for a

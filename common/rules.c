@@ -232,7 +232,7 @@ static void s_add_head(summary_t *s, const triage_case_t *c)
     char amount[64];
     money_format(c->amount, c->currency, amount, sizeof amount);
     s_sum_add(s, "%s %s %s for %s (%s)", when, s_token(c->provider, 15, false, "_", "unknown provider"),
-              s_token(c->event_type, 63, false, "_.", "event"), s_ref_shown(c->ref), amount);
+              s_token(c->event_type, 63, true, "_.", "event"), s_ref_shown(c->ref), amount); /* Adyen: REFUND */
 }
 
 /* s_add_ledger - "Ledger: 1 payout_paid, 1 payout_reversal." (first..last types) */

@@ -7,6 +7,9 @@
  *	Serves, with libmicrohttpd (epoll, a thread pool):
  *	  POST /webhooks/stripe     Stripe events (Stripe-Signature header)
  *	  POST /webhooks/standard   Standard Webhooks (webhook-id/-timestamp/-signature)
+ *	  POST /webhooks/adyen      Adyen standard notifications (JSON batches,
+ *	                            each item HMAC-signed inside the body; optional
+ *	                            HTTP basic auth: ingest/httpauth.c)
  *	  GET  /metrics             Prometheus counters of this instance
  *	  GET  /healthz             200 while the instance runs
  *	Each accepted POST becomes one "receipt" event: the raw body (bytes as
@@ -17,8 +20,10 @@
  *	of its fields left out. The receipt is appended to the journal and the request is
  *	suspended; the stage loop fdatasyncs once for every receipt appended
  *	since its last sync (group commit), then resumes each request with
- *	202 {"receipt_id":"rcpt_..."} and sends the receipts on to validate and
- *	audit. A 2xx therefore always means "on disk".
+ *	202 {"receipt_id":"rcpt_..."} (Adyen: 200, text/plain "[accepted]", as
+ *	Adyen requires, with the receipt id in a Payguard-Receipt-Id header)
+ *	and sends the receipts on to validate and audit. A 2xx therefore
+ *	always means "on disk".
  *
  *	ingest judges nothing about the content: signature, source address,
  *	schema and idempotency verdicts are validate's, visible in the audit
@@ -30,7 +35,10 @@
  *	name over 128 bytes (ingest/headers.c); 400 a name that is not an HTTP
  *	token, Content-Length fields that disagree, Content-Length with
  *	Transfer-Encoding (and, from libmicrohttpd itself, a bad chunk or
- *	HTTP/1.1 without Host); 411 neither Content-Length nor
+ *	HTTP/1.1 without Host); 401 + WWW-Authenticate: Basic on
+ *	/webhooks/adyen when ingest/adyen_basic_user is set and the request's
+ *	user or password is not it (only the password's SHA-256 is
+ *	configured; compared in constant time); 411 neither Content-Length nor
  *	Transfer-Encoding; 413 body over ingest/max_body_bytes (the body is
  *	read to the end first, up to 64 MiB, unless the client waits on
  *	Expect: 100-continue); 415 Content-Type not application/json;
@@ -68,7 +76,8 @@
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
  *	retry_after_s, rate_per_s, rate_burst, reject_budget,
- *	reject_budget_bytes, reject_window_s, retention_s; payguard/...
+ *	reject_budget_bytes, reject_window_s, retention_s,
+ *	adyen_basic_user, adyen_basic_password_sha256; payguard/...
  *	(journal, delivery).
  * RETENTION
  *	ingest's journal holds every request body it answered 202. Its own
@@ -99,6 +108,7 @@
 #include <time.h>
 
 #include "headers.h"
+#include "httpauth.h"
 #include "httpd.h"
 #include "listenfd.h"
 #include "log.h"
@@ -131,6 +141,7 @@ typedef struct {
     bucket_t *buckets; /* INGEST_RATE_SLOTS, open addressing */
     _Atomic unsigned long long c_accepted, c_503;
     int64_t last_gauge_ms; /* loop thread */
+    httpauth_t adyen_auth; /* basic auth of /webhooks/adyen (enabled: configured) */
 } ingest_t;
 
 /* refusal - why a request is refused before anything is recorded */
@@ -149,7 +160,7 @@ typedef struct {
     headers_t headers;    /* every field as received */
     refusal_t refusal;    /* status 0: none; else drain the body, then refuse */
     size_t drained;       /* body bytes read and dropped */
-    const char *endpoint; /* "stripe" | "standard" */
+    const char *endpoint; /* "stripe" | "standard" | "adyen" */
     pthread_mutex_t mu;
     enum { REQ_READING, REQ_WAITING, REQ_DURABLE, REQ_ANSWERED } state;
     bool suspended;
@@ -199,6 +210,9 @@ static enum MHD_Result s_refuse(ingest_t *ing, struct MHD_Connection *conn, unsi
     httpd_peer(conn, peer, sizeof peer);
     s_record_refusal(ing, status, code, why, method, url, peer);
     s_budget_charge(ing, peer, 1, 0); /* a trail record each: charged to the source's budget */
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        return httpd_reply_header(conn, status, json_pack("{s:s}", "error", why), "WWW-Authenticate",
+                                  "Basic realm=\"" HTTPAUTH_REALM "\", charset=\"UTF-8\"");
     return httpd_error(conn, status, why);
 }
 
@@ -375,6 +389,7 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
     unsigned hs;
     *endpoint = strcmp(url, "/webhooks/stripe") == 0     ? "stripe"
                 : strcmp(url, "/webhooks/standard") == 0 ? "standard"
+                : strcmp(url, "/webhooks/adyen") == 0    ? "adyen"
                                                          : NULL;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (!*endpoint)
@@ -385,7 +400,11 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
         *r = (refusal_t){hs, hs == 431 ? "header_fields_too_large" : "bad_request", ""};
         snprintf(r->why, sizeof r->why, "%s (this request: %zu fields, %zu bytes of names and values)", why, hdrs->seen,
                  hdrs->bytes);
-    } else if (!cl && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
+    } else if (strcmp(*endpoint, "adyen") == 0 &&
+               !httpauth_check(&ing->adyen_auth, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
+        *r = (refusal_t){MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                         "basic auth on /webhooks/adyen: missing or wrong user and password"};
+    else if (!cl && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
         /* no body length at all: nothing to verify, and a header section
          * libmicrohttpd found no length in is not to be trusted (a field
          * line with an empty name ends it early, the rest read as a body) */
@@ -505,6 +524,20 @@ static void s_take_body(ingest_t *ing, request_t *req, const char *data, size_t 
     req->drained += n;
 }
 
+/* s_accepted_adyen - Adyen's rule: 200 with the body "[accepted]" (once
+ * the receipt is on disk); the receipt id in a header */
+static enum MHD_Result s_accepted_adyen(struct MHD_Connection *conn, const char *receipt_id)
+{
+    static const char body[] = "[accepted]";
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *) body, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "text/plain");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "Payguard-Receipt-Id", receipt_id);
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 /* s_answer - libmicrohttpd's access handler: route, bound, record, reply */
 static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -546,6 +579,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         atomic_fetch_sub(&ing->waiting, 1);
         atomic_fetch_add(&ing->c_accepted, 1);
         req->state = REQ_ANSWERED;
+        if (strcmp(req->endpoint, "adyen") == 0)
+            return s_accepted_adyen(conn, req->receipt_id);
         return httpd_reply_header(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "receipt_id", req->receipt_id), NULL,
                                   NULL);
     }
@@ -616,6 +651,11 @@ static int s_init(stage_t *st, void *arg)
         log_error("%s", err);
         return -1;
     }
+    if (httpauth_init(&ing->adyen_auth, config_get(c, "ingest/adyen_basic_user"),
+                      config_get(c, "ingest/adyen_basic_password_sha256"), err, sizeof err) != 0) {
+        log_error("config: ingest/adyen_basic_user, adyen_basic_password_sha256: %s", err);
+        return -1;
+    }
     pthread_mutex_init(&ing->rate_mu, NULL);
     ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
     assert(ing->buckets);
@@ -639,7 +679,8 @@ static int s_init(stage_t *st, void *arg)
         log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));
         return -1;
     }
-    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard)", bind_addr, port);
+    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard, /webhooks/adyen%s)", bind_addr,
+             port, ing->adyen_auth.enabled ? " with basic auth" : "");
     return 0;
 }
 

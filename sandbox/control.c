@@ -18,6 +18,8 @@
  *   GET    /_sandbox/state     everything, for assertions
  *   POST   /_sandbox/llm       {"content":"<raw>"}: the LLM answers this verbatim from now on
  *   DELETE /_sandbox/llm       back to schema-built answers
+ *   POST   /_sandbox/adyen/notify  signs Adyen notification items and sends them to ingest
+ *                              (adyen.c; handled before this file, without the store)
  * Errors: 400/404/405 {"error"}. Runs under the store lock (http.c).
  */
 #include <ctype.h>

@@ -209,6 +209,8 @@ static long s_process(sbx_sandbox_t *sb, const char *url, const char *method, st
     if (strcmp(url, "/_sandbox") == 0 || strncmp(url, "/_sandbox/", 10) == 0) {
         if (ctx->too_large)
             sbx_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "body over %d bytes", SBX_MAX_BODY);
+        else if (strcmp(url, "/_sandbox/adyen/notify") == 0) /* no store: it calls ingest */
+            sbx_adyen_notify(sb, method, ctx->body, ctx->len, &ctx->resp);
         else
             sbx_control_handle(sb->store, method, url + 9, conn, ctx->body, ctx->len, &ctx->resp);
         return 0;

@@ -16,6 +16,10 @@
  *	  /teams        Teams Workflows webhook: POST /teams/webhook (Adaptive Cards)
  *	  /llm          OpenAI-compatible POST /v1/chat/completions (json_schema answers)
  *	  /_sandbox     the test fixture: calls log, faults, seed, reset, state, LLM override
+ *	  /_sandbox/adyen/notify  plays Adyen: signs the notification items it is
+ *	                given (HMAC-SHA256, its own copy of the key file) and POSTs
+ *	                them to ingest's /webhooks/adyen, optionally with basic
+ *	                auth; answers what ingest said (adyen.c)
  *	Each system's file (payments.c, ledger.c, ...) documents its calls and
  *	answers; control.c documents /_sandbox; http.c the order of checks.
  * AUTH AND IDEMPOTENCY
@@ -68,7 +72,10 @@
  * CONFIGURATION
  *	sandbox/bind, port, db ({data} expands), tokens_file (lines "read
  *	<token>" / "write <token>", # comments; a relative path is relative to
- *	the working directory); payguard/log_level, data_dir.
+ *	the working directory), adyen_hmac_file (the sandbox's own copy of the
+ *	Adyen HMAC keys, hex, one a line), adyen_notify_url (empty: ingest's
+ *	/webhooks/adyen on loopback, from ingest/http_port); payguard/log_level,
+ *	data_dir.
  *--*/
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,6 +87,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "config.h"
 #include "log.h"
@@ -196,6 +205,33 @@ static int s_mkdir(const char *dir)
     }
 }
 
+/* s_adyen_config - where /_sandbox/adyen/notify sends, and its key file:
+ * sandbox/adyen_notify_url, or ingest's port on loopback */
+static int s_adyen_config(sbx_sandbox_t *sb, const config_t *cfg)
+{
+    const char *url = config_get(cfg, "sandbox/adyen_notify_url"), *bind = config_get(cfg, "ingest/http_bind");
+    char *keys = config_expand(cfg, config_get(cfg, "sandbox/adyen_hmac_file"), "sandbox", 0);
+    long port = 0;
+    char err[256];
+    int rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; /* before any thread: adyen.c's client */
+    if (rc == 0 && url && *url) {
+        rc = snprintf(sb->adyen_url, sizeof sb->adyen_url, "%s", url) >= (int) sizeof sb->adyen_url ? -1 : 0;
+    } else if (rc == 0 && config_bounded(cfg, "ingest/http_port", &port, err, sizeof err) == 0) {
+        bool any = !bind || !*bind || strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "::") == 0;
+        bool v6 = !any && strchr(bind, ':');
+        snprintf(sb->adyen_url, sizeof sb->adyen_url, "http://%s%s%s:%ld/webhooks/adyen", v6 ? "[" : "",
+                 any ? "127.0.0.1" : bind, v6 ? "]" : "", port);
+    } else {
+        rc = -1;
+    }
+    if (!keys || snprintf(sb->adyen_key_file, sizeof sb->adyen_key_file, "%s", keys) >= (int) sizeof sb->adyen_key_file)
+        rc = -1;
+    free(keys);
+    if (rc != 0)
+        log_error("config: sandbox/adyen_notify_url or adyen_hmac_file is too long, or ingest/http_port is bad");
+    return rc;
+}
+
 /* main - configure, open the store, serve until SIGTERM/SIGINT, stop cleanly */
 int main(int argc, char **argv)
 {
@@ -230,6 +266,10 @@ int main(int argc, char **argv)
     free(tokens);
     if (trc != 0) {
         log_error("%s", err);
+        config_destroy(&cfg);
+        return 2;
+    }
+    if (s_adyen_config(&sb, cfg) != 0) {
         config_destroy(&cfg);
         return 2;
     }

@@ -11,6 +11,7 @@
  *   payments.c ledger.c psp.c jira.c servicenow.c teams.c llm.c
  *                 the emulated systems (CONTRACT.md §2)
  *   control.c     the /_sandbox test-fixture API
+ *   adyen.c       /_sandbox/adyen/notify: signed Adyen notifications sent to ingest
  */
 #ifndef PG_SANDBOX_H
 #define PG_SANDBOX_H
@@ -241,7 +242,14 @@ typedef struct {
         sbx_token_kind_t kind;
         char token[257];
     } tokens[SBX_MAX_TOKENS];
+    char adyen_url[512];      /* where /_sandbox/adyen/notify sends (ingest's /webhooks/adyen) */
+    char adyen_key_file[512]; /* the sandbox's own copy of the Adyen HMAC keys (hex) */
 } sbx_sandbox_t;
+
+/* sbx_adyen_notify - POST /_sandbox/adyen/notify: sign the items given as
+ * Adyen does and send them to ingest; the answer says what ingest said
+ * (adyen.c) */
+void sbx_adyen_notify(const sbx_sandbox_t *sb, const char *method, const char *body, size_t len, sbx_resp_t *resp);
 
 /* http_answer / sbx_http_completed - libmicrohttpd callbacks (cls: sbx_sandbox_t) */
 enum MHD_Result http_answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

@@ -7,9 +7,13 @@
 #      through every stage into the audit trail;
 #   2. the same event delivered again: recorded as a duplicate, nothing more;
 #   3. a forged one (wrong secret): recorded as rejected, with its reason;
-#   4. the first one awaiting its approvers (tier 2), and how to decide it;
-#   5. its case timeline from audit's case index;
-#   6. the audit trail's hash chain and signed checkpoints verified.
+#   4. an Adyen notification (POST /webhooks/adyen), signed and sent by the
+#      sandbox playing Adyen: a REFUND that succeeded for rf_123, whose
+#      ledger lacks its refund_succeeded entry; its case, auto-approved by
+#      policy and executed like a Stripe refund's;
+#   5. the first one awaiting its approvers (tier 2), and how to decide it;
+#   6. its case timeline from audit's case index;
+#   7. the audit trail's hash chain and signed checkpoints verified.
 # The group keeps running; `bin/payguard down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,7 +89,19 @@ done
 rm -f run/demo-audit.jsonl
 APORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 2p)
 echo
-echo "4. It awaits people (12,500.00 USD is tier 2: a finance_manager and a compliance officer):"
+echo "4. POST /webhooks/adyen  an Adyen REFUND notification for rf_123 (18.50 USD), signed with the sandbox's copy of"
+echo "   config/sandbox/adyen.hmac (config/sandbox/adyen-sandbox.hmac) and sent by the sandbox playing Adyen (POST /_sandbox/adyen/notify):"
+item='{"eventCode":"REFUND","success":"true","merchantReference":"rf_123","amount":{"value":1850,"currency":"USD"},"additionalData":{"metadata.payment_id":"pay_9"}}'
+a4=$(curl -s -X POST -H 'Content-Type: application/json' --data-binary "{\"items\":[$item]}" http://127.0.0.1:8090/_sandbox/adyen/notify)
+echo "   -> ingest answered HTTP $(sed -n 's/.*"status":\([0-9]*\).*/\1/p' <<<"$a4") $(sed -n 's/.*"answer":"\([^"]*\)".*/\1/p' <<<"$a4"), receipt $(sed -n 's/.*"receipt_id":"\([^"]*\)".*/\1/p' <<<"$a4")"
+for _ in $(seq 1 50); do
+    $PG case show refund-rf_123 --token-file config/sandbox/ops_lead.token 2>/dev/null | grep -q 'state: *executed' && break
+    sleep 0.2
+done
+echo "   its case, refund-rf_123 (bin/payguard case show refund-rf_123 --token-file config/sandbox/ops_lead.token):"
+$PG case show refund-rf_123 --token-file config/sandbox/ops_lead.token | sed 's/^/   /'
+echo
+echo "5. The Stripe payout awaits people (12,500.00 USD is tier 2: a finance_manager and a compliance officer):"
 $PG approvals --token-file config/sandbox/ops_lead.token | sed 's/^/   /'
 cat <<MSG
 
@@ -97,10 +113,10 @@ MSG
 UPORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 3p)
 CPORT=$(awk '$1 == "http_port" {print $3}' config/payguard.cfg | sed -n 4p)
 echo
-echo "5. The case as audit sees it (bin/payguard case show payout-P-10492 --token-file config/sandbox/ops_lead.token):"
+echo "6. The case as audit sees it (bin/payguard case show payout-P-10492 --token-file config/sandbox/ops_lead.token):"
 $PG case show payout-P-10492 --token-file config/sandbox/ops_lead.token | sed 's/^/   /'
 echo
-echo "6. The audit trail, checked end to end (bin/payguard audit verify):"
+echo "7. The audit trail, checked end to end (bin/payguard audit verify):"
 $PG audit verify | sed 's/^/   /'
 cat <<MSG
 
@@ -113,6 +129,11 @@ Send your own (the sandbox knows payouts P-10492 P-20931 P-00417 P-31000 and ref
 rf_123 rf_456 rf_789 rf_900; the demo Stripe secret is in config/sandbox/stripe.secrets):
   curl -X POST $URL/webhooks/stripe -H 'Content-Type: application/json' \\
        -H 'Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>' -d @event.json
+or an Adyen notification, signed by the sandbox (sign "bad" to see a forged item rejected alone):
+  curl -X POST http://127.0.0.1:8090/_sandbox/adyen/notify -H 'Content-Type: application/json' \\
+       -d '{"items":[{"eventCode":"PAYOUT_DECLINE","merchantReference":"P-20931","amount":{"value":7500000,"currency":"USD"}},
+                     {"eventCode":"REFUND","success":"false","merchantReference":"rf_456","amount":{"value":12000,"currency":"USD"},
+                      "additionalData":{"metadata.payment_id":"pay_12"},"sign":"bad"}]}'
 The ops console: http://127.0.0.1:$CPORT/  (sign in with a demo approver's token, e.g.
               the contents of config/sandbox/fin_mgr.token; decide payout-P-10492 there)
 Look around:  bin/payguard status    bin/payguard journal dump audit.0    curl $URL/metrics

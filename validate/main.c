@@ -13,14 +13,22 @@
  *	  signature  Stripe-Signature (t=,v1=) or Standard Webhooks
  *	             (webhook-id/-timestamp/-signature) against every live
  *	             secret (rotation), |now - t| <= validate/tolerance_s,
- *	             constant-time comparison;
+ *	             constant-time comparison; an Adyen batch
+ *	             (/webhooks/adyen) instead item by item (validate/adyen.c):
+ *	             each item's additionalData.hmacSignature against every
+ *	             live hex HMAC key over its signing string, then its
+ *	             schema; a bad item is rejected alone, its reason naming it
+ *	             ("notification item 2 of 3: signature_mismatch: ..."), the
+ *	             others go on through the gates below (a batch that is not
+ *	             one, or over 16 items, is rejected whole: schema_invalid);
  *	  schema     required fields by type, integer minor-unit amounts, ISO
  *	             4217 currencies (Stripe's lower case normalised);
  *	             event types payguard does not handle are recorded and
  *	             closed as "ignored", never an error;
  *	  idempotency  the key of CONTRACT.md §1.4 seen before: a "duplicate"
  *	             on the case timeline, nothing more (a charge.refunded
- *	             listing several refunds keys each "<event id>:<refund id>");
+ *	             listing several refunds keys each "<event id>:<refund id>";
+ *	             an Adyen item "<eventCode>:<pspReference>:<success>");
  *	  order      an event older, by the PSP's own time, than one the case
  *	             already applied: "out_of_order" on the timeline, the case
  *	             does not move backwards;
@@ -77,14 +85,16 @@
  *	at start saying so (restore it from its backup). Journal failures exit
  *	(75).
  * SECURITY
- *	Holds the webhook secrets (files or environment, never argv, never
- *	logged) and a read-only token for the payments, ledger and PSP APIs.
+ *	Holds the webhook secrets and Adyen HMAC keys (files or environment,
+ *	never argv, never logged) and a read-only token for the payments,
+ *	ledger and PSP APIs.
  *	Webhook text is carried as data, never interpreted.
  * CONFIGURATION
  *	validate/allow_sources, trusted_proxies, tolerance_s,
  *	stripe_secrets_file, stripe_secrets_env, standard_secrets_file,
- *	standard_secrets_env, token_file, state_db, retention_s, sweep_every_s,
- *	sweep_age_s, max_checks_in_flight; outside/payments, ledger, psp,
+ *	standard_secrets_env, adyen_secrets_file, adyen_secrets_env,
+ *	token_file, state_db, retention_s, sweep_every_s, sweep_age_s,
+ *	max_checks_in_flight; outside/payments, ledger, psp,
  *	timeout_ms, max_inflight, rate_per_s, breaker_failures,
  *	breaker_cooldown_ms, limits/<system>.
  *--*/
@@ -100,6 +110,7 @@
 
 #include "httpc_multi.h"
 #include "journal.h"
+#include "adyen.h"
 #include "log.h"
 #include "route.h"
 #include "stage.h"
@@ -122,7 +133,7 @@ typedef struct {
     stage_t *st;
     netlist_t *allow;
     netlist_t *trusted;
-    sigkeys_t *keys[2]; /* SIG_STRIPE, SIG_STANDARD */
+    sigkeys_t *keys[3]; /* SIG_STRIPE, SIG_STANDARD, SIG_ADYEN */
     long tolerance_s;
     outside_t out;
     store_t *store;
@@ -145,6 +156,7 @@ typedef struct {
     char case_id[STORE_CASE_ID_MAX];
     char code[40];
     char reason[512];
+    char gate[16]; /* D_REJECT: the gate that rejected it ("": state) */
     state_t state;
     case_row_t prior;     /* the case as it was (out of order) */
     char first_event[80]; /* duplicate: the event that first had the key */
@@ -200,7 +212,7 @@ static void s_case_id(const wh_item_t *item, char out[STORE_CASE_ID_MAX])
 static void s_item_key(const wh_item_t *it, size_t nrefunds, char *key, size_t keylen)
 {
     idempotency_key(it, key, keylen);
-    if (it->kind == WH_REFUND && nrefunds > 1 && it->psp_event_id[0]) {
+    if (it->kind == WH_REFUND && nrefunds > 1 && it->psp_event_id[0] && strcmp(it->provider, "adyen") != 0) {
         size_t l = strlen(key);
         snprintf(key + l, keylen - l, ":%s", it->refund_id);
     }
@@ -314,6 +326,13 @@ static void s_decide(validate_t *v, const wh_item_t *it, size_t nrefunds, decisi
     memset(d, 0, sizeof *d);
     if (it->kind == WH_IGNORED) {
         d->kind = D_IGNORED;
+        return;
+    }
+    if (it->kind == WH_REJECTED) { /* one item of a batch, rejected alone (adyen.c) */
+        d->kind = D_REJECT;
+        snprintf(d->gate, sizeof d->gate, "%s", it->reject_gate);
+        snprintf(d->code, sizeof d->code, "%s", it->reject_code);
+        snprintf(d->reason, sizeof d->reason, "%s", it->reject_reason);
         return;
     }
     s_item_key(it, nrefunds, d->key, sizeof d->key);
@@ -434,7 +453,7 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
         break;
     case D_REJECT:
         event_body_destroy(&b);
-        s_reject(v, d->case_id, "state", d->code, d->reason, it->provider, client, raw, rawlen);
+        s_reject(v, d->case_id, d->gate[0] ? d->gate : "state", d->code, d->reason, it->provider, client, raw, rawlen);
         return;
     case D_ACCEPT:
         s_emit_validated(v, b, it, d, client, gates, known ? &prior : NULL);
@@ -544,7 +563,7 @@ static size_t s_item_keys(const wh_item_t *items, size_t n, uint64_t keys[VALIDA
     for (size_t i = 0; i < n; i++)
         nrefunds += items[i].kind == WH_REFUND;
     for (size_t i = 0; i < n && nk + 2 <= VALIDATE_MAX_KEYS; i++) {
-        if (items[i].kind == WH_IGNORED)
+        if (items[i].kind == WH_IGNORED || items[i].kind == WH_REJECTED)
             continue;
         char key[2 * WH_ID_MAX + 64], cid[STORE_CASE_ID_MAX];
         s_item_key(&items[i], nrefunds, key, sizeof key);
@@ -764,6 +783,39 @@ static int s_run_items(validate_t *v, const wh_item_t *items, size_t n, const ch
     return STAGE_DEFERRED;
 }
 
+/* s_handle_adyen - an Adyen batch past the source gate: each item's
+ * signature and schema are judged alone (adyen.c), a bad item is rejected
+ * naming it, the others go on like any webhook's items. A batch that is not
+ * one, or whose items none is authentic, is charged to the sender's
+ * budget as an unproven sender's. */
+static int s_handle_adyen(validate_t *v, const event_t *in, const char *client, const char *source_verdict,
+                          const void *raw, size_t rawlen)
+{
+    wh_item_t *items = calloc(ADYEN_MAX_ITEMS, sizeof *items); /* 16 items of ~1.5 KB: not on the stack */
+    assert(items);
+    size_t n = 0, authentic = 0;
+    char reason[512], signature_verdict[160];
+    if (adyen_parse(v->keys[SIG_ADYEN], raw, rawlen, (int64_t) time(NULL), items, ADYEN_MAX_ITEMS, &n, &authentic,
+                    reason, sizeof reason) != 0) {
+        free(items);
+        return s_reject_unproven(v, in, "schema", "schema_invalid", reason, "adyen", client, raw, rawlen);
+    }
+    assert(n >= 1 && n <= ADYEN_MAX_ITEMS);
+    if (authentic == 0) { /* nobody proven: the source's budget pays, as for a bad Stripe signature */
+        char peer[64];
+        event_get_strbuf(in, EK_PEER, peer, sizeof peer);
+        if (stage_note(v->st, "rejected", peer, rawlen) != 0)
+            stage_count(v->st, "payguard_validate_notes_dropped_total", NULL, NULL, 1);
+    }
+    snprintf(signature_verdict, sizeof signature_verdict,
+             "adyen signature: each notification item's hmacSignature checked alone: %zu of %zu authentic", authentic,
+             n);
+    const char *gates[2] = {source_verdict, signature_verdict};
+    int rc = s_run_items(v, items, n, client, gates, raw, rawlen);
+    free(items);
+    return rc;
+}
+
 /* s_handle_receipt - the gates for one webhook as received */
 static int s_handle_receipt(validate_t *v, const event_t *in)
 {
@@ -773,7 +825,7 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
     event_get_strbuf(in, EK_ENDPOINT, provider, sizeof provider);
     event_get_strbuf(in, EK_PEER, peer, sizeof peer);
     event_get_bin(in, EK_BODY, &raw, &rawlen);
-    if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0)
+    if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0 && strcmp(provider, "adyen") != 0)
         return s_reject_unproven(v, in, "schema", "unknown_endpoint", "receipt names no known webhook endpoint",
                                  provider, peer, raw, rawlen);
 
@@ -789,6 +841,8 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
         return s_reject_unproven(v, in, "source", "source_not_allowed", reason, provider, client, raw, rawlen);
     }
     snprintf(source_verdict, sizeof source_verdict, "%s; in validate/allow_sources", reason);
+    if (strcmp(provider, "adyen") == 0) /* signed item by item, inside the body */
+        return s_handle_adyen(v, in, client, source_verdict, raw, rawlen);
 
     /* signature */
     int64_t now = (int64_t) time(NULL);
@@ -983,11 +1037,12 @@ static void s_tick(stage_t *st, void *arg)
     int64_t now = s_mono_ms();
     if (now - v->last_reload_ms >= VALIDATE_RELOAD_MS) {
         v->last_reload_ms = now;
-        for (int i = 0; i < 2; i++) {
+        static const char *const names[3] = {"stripe", "standard", "adyen"};
+        for (int i = 0; i < 3; i++) {
             char err[256];
             int rc = sigkeys_reload(v->keys[i], err, sizeof err);
             if (rc == 1)
-                log_info("%s webhook secrets reloaded: %zu live", i == SIG_STRIPE ? "stripe" : "standard",
+                log_info("%s webhook secrets reloaded: %zu live", names[i],
                          sigkeys_live(v->keys[i], (int64_t) time(NULL)));
             else if (rc < 0)
                 log_error("keeping the old secrets: %s", err);
@@ -1130,7 +1185,8 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     if (!(v->keys[SIG_STRIPE] = s_secrets(c, SIG_STRIPE, "stripe")) ||
-        !(v->keys[SIG_STANDARD] = s_secrets(c, SIG_STANDARD, "standard")))
+        !(v->keys[SIG_STANDARD] = s_secrets(c, SIG_STANDARD, "standard")) ||
+        !(v->keys[SIG_ADYEN] = s_secrets(c, SIG_ADYEN, "adyen")))
         return -1;
     char *token = NULL;
     const char *tf = config_get(c, "validate/token_file");
@@ -1187,6 +1243,7 @@ static void s_fini(stage_t *st, void *arg)
     httpc_destroy(&v->out.psp);
     sigkeys_destroy(&v->keys[0]);
     sigkeys_destroy(&v->keys[1]);
+    sigkeys_destroy(&v->keys[2]);
     netlist_destroy(&v->allow);
     netlist_destroy(&v->trusted);
 }

@@ -467,8 +467,9 @@ static int s_digits(const char *s, int n)
 
 /* s_parse_rfc3339 - "YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)" to unix seconds;
  * only UTC offsets, since the PSP's time orders events and a local offset
- * is one more thing to get wrong; fractions are dropped */
-static int s_parse_rfc3339(const char *s, size_t n, int64_t *out)
+ * is one more thing to get wrong, unless offsets (Adyen writes its
+ * eventDate in local time: "+01:00"); fractions are dropped */
+static int s_parse_rfc3339(const char *s, size_t n, bool offsets, int64_t *out)
 {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
@@ -491,14 +492,20 @@ static int s_parse_rfc3339(const char *s, size_t n, int64_t *out)
     }
     const char *zone = s + i;
     size_t zn = n - i;
-    if (!((zn == 1 && (*zone == 'Z' || *zone == 'z')) || (zn == 6 && memcmp(zone, "+00:00", 6) == 0)))
+    int off_s = 0;
+    if (offsets && zn == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
+        int oh = s_digits(zone + 1, 2), om = s_digits(zone + 4, 2);
+        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+            return -1;
+        off_s = (zone[0] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+    } else if (!((zn == 1 && (*zone == 'Z' || *zone == 'z')) || (zn == 6 && memcmp(zone, "+00:00", 6) == 0)))
         return -1;
     struct tm tm = {
         .tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day, .tm_hour = hour, .tm_min = min, .tm_sec = sec};
     time_t t = timegm(&tm);
     if (t == (time_t) -1)
         return -1;
-    *out = (int64_t) t;
+    *out = (int64_t) t - off_s;
     return 0;
 }
 
@@ -557,7 +564,7 @@ static int s_standard(const json_t *root, const char *webhook_id, wh_item_t *ite
     } else {
         s_copy(item->psp_event_id, WH_ID_MAX, body_id);
     }
-    if (s_parse_rfc3339(created_at, strlen(created_at), &item->psp_time) < 0)
+    if (s_parse_rfc3339(created_at, strlen(created_at), false, &item->psp_time) < 0)
         return s_fail(why, "created_at: not an RFC 3339 UTC time");
 
     const s_std_type_t *known = NULL;
@@ -691,7 +698,9 @@ void idempotency_key(const wh_item_t *item, char *out, size_t outlen)
 {
     assert(item && out && outlen >= 2 * WH_ID_MAX);
     int n;
-    if (item->kind == WH_PAYOUT)
+    if (strcmp(item->provider, "adyen") == 0) /* eventCode:pspReference:success, whatever the kind */
+        n = snprintf(out, outlen, "%s", item->psp_event_id);
+    else if (item->kind == WH_PAYOUT)
         n = snprintf(out, outlen, "%s:%s", item->psp_event_id, item->payout_id);
     else if (item->psp_event_id[0] || item->kind != WH_REFUND)
         n = snprintf(out, outlen, "%s", item->psp_event_id);
@@ -699,4 +708,42 @@ void idempotency_key(const wh_item_t *item, char *out, size_t outlen)
         n = snprintf(out, outlen, "%s:%s:%lld", item->refund_id, item->status, (long long) item->amount);
     assert(n >= 0 && (size_t) n < outlen);
     (void) n;
+}
+
+/* schema_field_id - see validate.h */
+int schema_field_id(const json_t *obj, const char *prefix, const char *key, bool required, char *out, size_t outcap,
+                    char *reason, size_t reasonlen)
+{
+    s_why_t why = {reason, reasonlen};
+    return s_get_id(obj, prefix, key, required, out, outcap, &why);
+}
+
+/* schema_field_amount - see validate.h */
+int schema_field_amount(const json_t *obj, const char *prefix, const char *key, int64_t *out, char *reason,
+                        size_t reasonlen)
+{
+    s_why_t why = {reason, reasonlen};
+    return s_get_amount(obj, prefix, key, out, &why);
+}
+
+/* schema_field_currency - see validate.h */
+int schema_field_currency(const json_t *obj, const char *prefix, const char *key, char out[4], char *reason,
+                          size_t reasonlen)
+{
+    s_why_t why = {reason, reasonlen};
+    return s_get_currency(obj, prefix, key, out, &why);
+}
+
+/* schema_field_text - see validate.h */
+int schema_field_text(const json_t *obj, const char *prefix, const char *key, char *out, size_t outcap, char *reason,
+                      size_t reasonlen)
+{
+    s_why_t why = {reason, reasonlen};
+    return s_get_text(obj, prefix, key, out, outcap, &why);
+}
+
+/* schema_time - see validate.h */
+int schema_time(const char *s, size_t n, bool offsets, int64_t *out)
+{
+    return s ? s_parse_rfc3339(s, n, offsets, out) : -1;
 }

@@ -1,11 +1,12 @@
-/* signature - webhook signatures: Stripe and Standard Webhooks (see validate.h).
+/* signature - webhook signatures: Stripe, Standard Webhooks and Adyen (see validate.h).
  *
  * Secrets. A provider's live secrets come from a file (one a line, '#'
  * comments, optional " expires=<unix seconds>") and/or an environment
  * variable (whitespace or comma separated, no expiry). Stripe signs with the
  * secret string itself as the HMAC key; Standard Webhooks secrets are
  * "whsec_<base64 key>" and the decoded bytes are the key, so they are
- * decoded (and a bad one refused) at load time, not on every request.
+ * decoded (and a bad one refused) at load time, not on every request;
+ * Adyen HMAC keys are hex, and their decoded bytes are the key too.
  * Rotation: several secrets may be live at once, each with its own expiry,
  * and sigkeys_reload re-reads the file when it changed on disk (mtime with
  * nanoseconds, size, inode), keeping the old set if the new file is bad.
@@ -131,6 +132,22 @@ static int s_hex_decode_mac(const char *s, size_t n, unsigned char out[SIG_MAC_B
     return 0;
 }
 
+/* s_hex_decode_key - an Adyen HMAC key: an even number of hex digits,
+ * 2..2*outcap, into bytes */
+static int s_hex_decode_key(const char *s, size_t n, unsigned char *out, size_t outcap, size_t *outlen)
+{
+    if (n == 0 || n % 2 || n / 2 > outcap)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = s_hex_nibble(s[2 * i]), lo = s_hex_nibble(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char) (hi << 4 | lo);
+    }
+    *outlen = n / 2;
+    return 0;
+}
+
 /* s_b64_decode - strict standard base64 (RFC 4648 alphabet, '=' only as the
  * last one or two characters, padding optional) into out. EVP_DecodeBlock
  * alone is not enough: it counts padding as zero bytes in its result and
@@ -216,6 +233,13 @@ static int s_add_secret(s_set_t *set, sig_scheme_t scheme, const char *tok, size
         if (s_b64_decode(tok + plen, n - plen, s->key, sizeof s->key, &s->len) < 0) {
             s_fmt(err, errlen, "%s: the key after whsec_ is not valid base64 of 1..%d bytes", where,
                   SIG_MAX_SECRET_BYTES);
+            return -1;
+        }
+    } else if (scheme == SIG_ADYEN) {
+        if (s_hex_decode_key(tok, n, s->key, sizeof s->key, &s->len) < 0) {
+            OPENSSL_cleanse(s, sizeof *s);
+            s_fmt(err, errlen, "%s: an Adyen HMAC key must be an even number of hex digits, at most %d", where,
+                  2 * SIG_MAX_SECRET_BYTES);
             return -1;
         }
     } else {
@@ -354,7 +378,7 @@ static int s_read_all(const sigkeys_t *self, s_set_t *set, struct stat *st, char
 /* sigkeys_load - see validate.h */
 sigkeys_t *sigkeys_load(sig_scheme_t scheme, const char *file, const char *env_name, char *err, size_t errlen)
 {
-    assert(scheme == SIG_STRIPE || scheme == SIG_STANDARD);
+    assert(scheme == SIG_STRIPE || scheme == SIG_STANDARD || scheme == SIG_ADYEN);
     sigkeys_t *self = calloc(1, sizeof *self);
     if (!self) {
         s_fmt(err, errlen, "out of memory");
@@ -699,6 +723,37 @@ sig_verdict_t sig_verify_standard(const sigkeys_t *keys, const char *id, const c
     return v;
 }
 
+/* sig_verify_adyen - see validate.h */
+sig_verdict_t sig_verify_adyen(const sigkeys_t *keys, const char *signing, size_t len, const char *hmac_b64,
+                               int64_t now, char *reason, size_t reasonlen)
+{
+    static const char who[] = "adyen";
+    assert(signing || len == 0);
+    assert(keys);
+    if (!hmac_b64 || !*hmac_b64) {
+        s_fmt(reason, reasonlen, "adyen signature: no additionalData.hmacSignature");
+        return SIG_MISSING;
+    }
+    unsigned char cand[1][SIG_MAC_BYTES];
+    size_t got = 0, blen = strnlen(hmac_b64, SIG_MAX_LINE_BYTES + 1);
+    if (s_b64_decode(hmac_b64, blen, cand[0], SIG_MAC_BYTES, &got) < 0 || got != SIG_MAC_BYTES) {
+        s_fmt(reason, reasonlen, "adyen signature: hmacSignature is not base64 of 32 bytes");
+        return SIG_MALFORMED;
+    }
+    if (sigkeys_live(keys, now) == 0)
+        return s_no_secrets(keys, who, reason, reasonlen);
+    const void *parts[] = {signing};
+    const size_t lens[] = {len};
+    size_t which_sig, which_key, live;
+    sig_verdict_t v = s_match(keys, parts, lens, 1, cand, 1, now, &which_sig, &which_key, &live);
+    if (v == SIG_OK)
+        s_fmt(reason, reasonlen, "adyen signature: hmacSignature matches key #%zu", which_key);
+    else
+        s_fmt(reason, reasonlen, "adyen signature: hmacSignature matches none of %zu live key%s", live,
+              live == 1 ? "" : "s");
+    return v;
+}
+
 /* sig_verdict_name - see validate.h */
 const char *sig_verdict_name(sig_verdict_t v)
 {
@@ -761,5 +816,28 @@ int sig_sign_standard(const char *secret, const char *id, const char *timestamp,
     if (rc < 0)
         return -1;
     EVP_EncodeBlock((unsigned char *) out_b64, mac, SIG_MAC_BYTES); /* 44 characters and a NUL */
+    return 0;
+}
+
+/* sig_sign_adyen - see validate.h */
+int sig_sign_adyen(const char *hex_key, const char *signing, size_t len, char out_b64[64])
+{
+    assert(signing || len == 0);
+    assert(out_b64);
+    s_set_t set;
+    memset(&set, 0, sizeof set);
+    if (!hex_key || s_add_secret(&set, SIG_ADYEN, hex_key, strlen(hex_key), 0, "key", NULL, 0) < 0)
+        return -1;
+    unsigned char mac[SIG_MAC_BYTES];
+    const void *parts[] = {signing};
+    const size_t lens[] = {len};
+    EVP_MAC_CTX *ctx = s_mac_ctx();
+    int rc = s_hmac_sha256(ctx, set.secrets[0].key, set.secrets[0].len, parts, lens, 1, mac);
+    EVP_MAC_CTX_free(ctx);
+    s_set_wipe(&set);
+    if (rc < 0)
+        return -1;
+    EVP_EncodeBlock((unsigned char *) out_b64, mac, SIG_MAC_BYTES); /* 44 characters and a NUL */
+    OPENSSL_cleanse(mac, sizeof mac);
     return 0;
 }

@@ -3,6 +3,7 @@
  *   signature.c  Stripe and Standard Webhooks signatures, secret rotation
  *   source.c     source-address allowlist (CIDR, IPv4/IPv6), trusted proxies
  *   schema.c     webhook JSON -> normalized items, strict, with reasons
+ *   adyen.c      Adyen notification batches: signing string, items one by one (adyen.h)
  *   main.c       the stage: gates in order, idempotency, cases, state checks
  *
  * Every function that judges input returns a verdict and writes a precise,
@@ -11,6 +12,7 @@
 #ifndef PG_VALIDATE_H
 #define PG_VALIDATE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +32,7 @@ typedef enum {
     SIG_NO_SECRETS /* nothing configured: every webhook fails closed */
 } sig_verdict_t;
 
-typedef enum { SIG_STRIPE, SIG_STANDARD } sig_scheme_t;
+typedef enum { SIG_STRIPE, SIG_STANDARD, SIG_ADYEN } sig_scheme_t;
 
 typedef struct sigkeys_t sigkeys_t;
 
@@ -40,6 +42,7 @@ typedef struct sigkeys_t sigkeys_t;
  * or commas; no expiry). Either source may be NULL/empty/absent; having no
  * secret at all is allowed (every signature then fails closed with
  * SIG_NO_SECRETS). Standard Webhooks secrets are "whsec_<base64 key>" and
+ * Adyen HMAC keys are hex (an even number of digits, at most 512): both
  * are decoded here (a bad one is an error). NULL + err on error; err never
  * contains a secret. */
 sigkeys_t *sigkeys_load(sig_scheme_t scheme, const char *file, const char *env_name, char *err, size_t errlen);
@@ -63,6 +66,13 @@ sig_verdict_t sig_verify_standard(const sigkeys_t *keys, const char *id, const c
                                   const void *body, size_t len, int64_t now, int64_t tolerance_s, char *reason,
                                   size_t reasonlen);
 
+/* sig_verify_adyen - one Adyen notification item: hmac_b64 (its
+ * additionalData.hmacSignature, NULL if absent) must be base64 of
+ * HMAC-SHA256(key, signing) for some live key; signing is the item's
+ * signing string (adyen.h). No timestamp: Adyen signs none. */
+sig_verdict_t sig_verify_adyen(const sigkeys_t *keys, const char *signing, size_t len, const char *hmac_b64,
+                               int64_t now, char *reason, size_t reasonlen);
+
 /* sig_verdict_name - "ok", "missing", "malformed", "stale", "future", "mismatch", "no_secrets" */
 const char *sig_verdict_name(sig_verdict_t v);
 
@@ -71,6 +81,8 @@ void sig_sign_stripe(const char *secret, int64_t t, const void *body, size_t len
 /* sig_sign_standard - secret is "whsec_<base64>"; -1 if it is not */
 int sig_sign_standard(const char *secret, const char *id, const char *timestamp, const void *body, size_t len,
                       char out_b64[64]);
+/* sig_sign_adyen - hex_key is an Adyen HMAC key (hex); -1 if it is not */
+int sig_sign_adyen(const char *hex_key, const char *signing, size_t len, char out_b64[64]);
 
 /* ----------------------------------------------------------- source IPs */
 
@@ -98,12 +110,14 @@ int source_client_ip(const netlist_t *trusted, const char *peer, const char *xff
 #define WH_TEXT_MAX 512
 #define WH_MAX_ITEMS 16
 
-typedef enum { WH_PAYOUT = 1, WH_REFUND, WH_IGNORED } wh_kind_t;
+/* WH_REJECTED: one item of a batch (Adyen) that failed its own signature
+ * or schema check; the batch's other items go on (reject_* say why) */
+typedef enum { WH_PAYOUT = 1, WH_REFUND, WH_IGNORED, WH_REJECTED } wh_kind_t;
 
 /* wh_item_t - one payout or refund fact a webhook states */
 typedef struct {
     wh_kind_t kind;
-    char provider[16];            /* "stripe" | "standard" */
+    char provider[16];            /* "stripe" | "standard" | "adyen" */
     char event_type[64];          /* as sent, e.g. "payout.failed" */
     char psp_event_id[WH_ID_MAX]; /* Stripe event id / webhook-id ("" if none) */
     int64_t psp_time;             /* the PSP's own event time, unix seconds */
@@ -121,6 +135,9 @@ typedef struct {
     char raised_by[64];                /* payouts: metadata.raised_by, the person who
                                           initiated the payout ("" if none); that person
                                           may not approve the case (CONTRACT.md §4) */
+    char reject_gate[16];              /* WH_REJECTED: "signature" | "schema" */
+    char reject_code[40];              /* WH_REJECTED: signature_mismatch, schema_invalid, ... */
+    char reject_reason[WH_TEXT_MAX];   /* WH_REJECTED: "notification item 2 of 3: ..." */
 } wh_item_t;
 
 /* schema_parse - parse a webhook body of provider "stripe" or "standard"
@@ -133,13 +150,31 @@ typedef struct {
 int schema_parse(const char *provider, const char *body, size_t len, const char *webhook_id, wh_item_t *items,
                  size_t max_items, size_t *n_items, char *reason, size_t reasonlen);
 
+/* schema_field_* - the field readers schema_parse uses, for a provider
+ * parsed in its own module (adyen.c): the same rules (ids, integer minor
+ * units, ISO 4217, untrusted text) and reasons naming "<prefix>.<key>".
+ * 0, or -1 with the reason. */
+int schema_field_id(const json_t *obj, const char *prefix, const char *key, bool required, char *out, size_t outcap,
+                    char *reason, size_t reasonlen);
+int schema_field_amount(const json_t *obj, const char *prefix, const char *key, int64_t *out, char *reason,
+                        size_t reasonlen);
+int schema_field_currency(const json_t *obj, const char *prefix, const char *key, char out[4], char *reason,
+                          size_t reasonlen);
+int schema_field_text(const json_t *obj, const char *prefix, const char *key, char *out, size_t outcap, char *reason,
+                      size_t reasonlen);
+/* schema_time - RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)" to unix
+ * seconds; with offsets, any "+HH:MM" / "-HH:MM" zone too (Adyen's
+ * eventDate). 0, or -1 */
+int schema_time(const char *s, size_t n, bool offsets, int64_t *out);
+
 /* iso4217_known - an active ISO 4217 code (upper-case, 3 letters) */
 bool iso4217_known(const char *code);
 /* iso4217_minor_units - decimals of a currency (USD 2, JPY 0, KWD 3); -1 unknown */
 int iso4217_minor_units(const char *code);
 
 /* idempotency_key - CONTRACT.md §1.4: payout: "<psp_event_id>:<payout_id>";
- * refund: "<psp_event_id>", or without one "<refund_id>:<status>:<amount>" */
+ * refund: "<psp_event_id>", or without one "<refund_id>:<status>:<amount>";
+ * adyen: "<eventCode>:<pspReference>:<success>", which is its psp_event_id */
 void idempotency_key(const wh_item_t *item, char *out, size_t outlen);
 
 #endif

@@ -1,12 +1,15 @@
 # lib_corpus.sh - the bad-webhook corpus and its helpers (sourced by
-# e2e_validate.sh, which sets URL, STRIPE_A, STRIPE_B, STRIPE_RETIRED and
-# STD_KEY).
+# e2e_validate.sh, which sets URL, STRIPE_A, STRIPE_B, STRIPE_RETIRED,
+# STD_KEY and ADYEN_KEY, the hex HMAC key validate trusts for Adyen).
 #
 # run_corpus FILE posts every case and writes "<receipt id> <expected> <name>"
 # lines to FILE. <expected> is a validate rejection code (signature_mismatch,
 # schema_invalid, ...), "accepted" for the good webhooks interleaved with the
 # bad ones, "ignored" for an event type payguard does not handle, or
-# "http:<status>" for what ingest itself refuses (no receipt id then).
+# "http:<status>" for what ingest itself refuses (no receipt id then). An
+# Adyen batch judges its items one by one: its <expected> lists every
+# item's verdict, sorted and joined with commas
+# ("rejected:signature_mismatch,validated,validated").
 # Each bad webhook is otherwise valid (a real seeded payout, a correct
 # signature), so the verdict is caused by the one thing each case breaks.
 
@@ -49,12 +52,34 @@ std_sig() {
     printf '%s' "$2.$3.$4" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hex" -binary | base64 -w0
 }
 
+# adyen_item KEY EVENT SUCCESS PSP MREF VALUE CUR [PAYMENT] [MERCHANT_ACCOUNT] -
+# one NotificationRequestItem signed with the hex KEY, as Adyen documents:
+# base64(HMAC-SHA256(key, "psp:orig:account:mref:value:cur:event:success")),
+# '\' and ':' escaped inside a field (computed here with openssl, apart
+# from validate's code)
+adyen_item() {
+    local key=$1 ev=$2 ok=$3 psp=$4 mref=$5 val=$6 cur=$7 pay=${8:-} acct=${9:-PayguardE2E}
+    local signing mac
+    esc() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/:/\\:/g'; }
+    signing="$(esc "$psp")::$(esc "$acct"):$(esc "$mref"):$val:$cur:$ev:$ok"
+    mac=$(printf '%s' "$signing" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64 -w0)
+    local acct_json=${acct//\\/\\\\}
+    printf '{"NotificationRequestItem":{"additionalData":{"hmacSignature":"%s"%s},"amount":{"value":%s,"currency":"%s"},"eventCode":"%s","eventDate":"%s","merchantAccountCode":"%s","merchantReference":"%s","pspReference":"%s","success":"%s"}}' \
+        "$mac" "${pay:+,\"metadata.payment_id\":\"$pay\"}" "$val" "$cur" "$ev" "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)" "$acct_json" "$mref" "$psp" "$ok"
+}
+
 # post EP BODY CURLARGS... - POST and print the receipt id ("" if none)
 post() {
     local ep=$1 body=$2
     shift 2
-    curl -s -X POST "$URL/webhooks/$ep" -H 'Content-Type: application/json' "$@" --data-binary "$body" |
-        sed -n 's/.*"receipt_id":"\([^"]*\)".*/\1/p'
+    curl -s -D - -X POST "$URL/webhooks/$ep" -H 'Content-Type: application/json' "$@" --data-binary "$body" |
+        sed -n 's/.*"receipt_id":"\([^"]*\)".*/\1/p; s/^[Pp]ayguard-[Rr]eceipt-[Ii]d: \(rcpt_[0-9a-f]*\).*/\1/p'
+}
+
+# send_adyen ITEMS... - a batch of the given notification items
+send_adyen() {
+    local IFS=,
+    post adyen "{\"live\":\"false\",\"notificationItems\":[$*]}"
 }
 
 # send_stripe BODY SECRET [T] [CURLARGS...] - a Stripe webhook signed with SECRET at T
@@ -337,6 +362,34 @@ run_corpus() {
     record accepted good_refund_succeeded "$(send_standard "$(std_refund_body evt_good_rf1 refund.succeeded rf_123 pay_9 1850 USD)" msg_good_rf1 "$(date +%s)")"
     record accepted good_refund_failed_stripe "$(send_stripe "$(stripe_refund_body evt_good_rf2 refund.failed rf_456 pay_12 12000 usd failed)" "$STRIPE_B")"
 
+    # -- Adyen: each item of a batch judged alone (CONTRACT.md §1.5)
+    local k=$ADYEN_KEY wrong=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff p2 a2 p3 a3
+    read -r p a <<<"$(next_payout)"
+    read -r p2 a2 <<<"$(next_payout)"
+    record "rejected:signature_mismatch,validated,validated" adyen_bad_hmac_one_of_three "$(send_adyen \
+        "$(adyen_item "$k" PAYOUT_DECLINE true "ADYC$now"01 "$p" "$a" USD)" \
+        "$(adyen_item "$wrong" REFUND false "ADYC$now"02 rf_456 12000 USD pay_12)" \
+        "$(adyen_item "$k" REFUND true "ADYC$now"03 rf_123 1850 USD pay_9)")"
+    read -r p3 a3 <<<"$(next_payout)"
+    record validated adyen_escaped_colons "$(send_adyen "$(adyen_item "$k" PAYOUT_EXPIRE true "ADYC$now"04 "$p3" "$a3" USD "" 'Payguard:EU\Sandbox')")"
+    record "ignored,ignored" adyen_unknown_event_codes "$(send_adyen "$(adyen_item "$k" AUTHORISATION true "ADYC$now"05 order-1 1130 EUR)" \
+        "$(adyen_item "$k" PAYOUT_THIRDPARTY true "ADYC$now"06 "$p3" "$a3" USD)")"
+    record "validated,validated" adyen_jpy_and_kwd "$(send_adyen "$(adyen_item "$k" REFUND true "ADYC$now"07 rf_jpy 1200 JPY pay_jpy)" \
+        "$(adyen_item "$k" REFUND true "ADYC$now"08 rf_kwd 12345 KWD pay_kwd)")"
+    record amount_mismatch adyen_jpy_amount_in_cents "$(send_adyen "$(adyen_item "$k" REFUND true "ADYC$now"09 rf_jpy 120000 JPY pay_jpy)")"
+    record signature_mismatch adyen_wrong_key "$(send_adyen "$(adyen_item "$wrong" REFUND true "ADYC$now"10 rf_123 1850 USD pay_9)")"
+    local unsigned
+    unsigned=$(adyen_item "$k" REFUND true "ADYC$now"11 rf_123 1850 USD pay_9 | sed 's/"hmacSignature":"[^"]*",//')
+    record signature_missing adyen_no_hmac "$(send_adyen "$unsigned")"
+    record schema_invalid adyen_unknown_currency "$(send_adyen "$(adyen_item "$k" REFUND true "ADYC$now"12 rf_123 1850 XXY pay_9)")"
+    record schema_invalid adyen_refund_without_payment "$(send_adyen "$(adyen_item "$k" REFUND true "ADYC$now"13 rf_123 1850 USD)")"
+    record unknown_payout adyen_unknown_payout "$(send_adyen "$(adyen_item "$k" PAYOUT_DECLINE true "ADYC$now"14 P-NOPE-9 1000 USD)")"
+    record schema_invalid adyen_not_a_batch "$(post adyen '{"live":"false","items":[]}')"
+    local many="" i
+    for i in $(seq 1 17); do many="$many$(adyen_item "$k" AUTHORISATION true "ADYM$now$i" "o-$i" "$i" EUR),"; done
+    record schema_invalid adyen_17_items "$(post adyen "{\"live\":\"false\",\"notificationItems\":[${many%,}]}")"
+    good
+
     # -- refused by ingest itself (no receipt; recorded by ingest in the audit trail)
     head -c 300000 /dev/zero | tr '\0' ' ' >"$WORK/oversize.json"
     http_case 413 http_oversize -X POST -H 'Content-Type: application/json' --data-binary @"$WORK/oversize.json" "$URL/webhooks/stripe"
@@ -346,6 +399,7 @@ run_corpus() {
     http_case 415 http_no_content_type -X POST -H 'Content-Type:' --data-binary '{}' "$URL/webhooks/standard"
     http_case 405 http_get -X GET "$URL/webhooks/stripe"
     http_case 405 http_put -X PUT -H 'Content-Type: application/json' --data-binary '{}' "$URL/webhooks/standard"
-    http_case 404 http_unknown_path -X POST -H 'Content-Type: application/json' --data-binary '{}' "$URL/webhooks/adyen"
+    http_case 404 http_unknown_path -X POST -H 'Content-Type: application/json' --data-binary '{}' "$URL/webhooks/paypal"
+    http_case 415 http_adyen_form -X POST --data 'a=b' "$URL/webhooks/adyen"
     good
 }

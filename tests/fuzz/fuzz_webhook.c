@@ -11,13 +11,19 @@
  *   bit 2   also run the source gate on the carved lines (trusted CIDRs,
  *           peer, X-Forwarded-For)
  *   bit 3   standard only: pass a webhook-id to schema_parse
- * schema_parse always runs on the whole rest. Properties checked besides
+ *   bit 4   Adyen instead (bits 0 and 3 unused): adyen_parse on the rest
+ *           (the batch, each item's signing string, HMAC and facts, with
+ *           two live hex keys); with bit 1, the rest is also a signing
+ *           string signed here, which must verify, and not once a byte
+ *           changes
+ * schema_parse always runs on the whole rest (adyen_parse with bit 4). Properties checked besides
  * the sanitizers': verdicts are in range, every reason is written as one
  * NUL-terminated line, a signature reason never contains a secret, signing
  * and verifying agree, parsed items respect their bounds.
  *
  *   make bin/fuzz_webhook && ./bin/fuzz_webhook tests/fuzz/webhook
  */
+#include "../../validate/adyen.h"
 #include "../../validate/validate.h"
 
 #include <assert.h>
@@ -33,8 +39,12 @@
 static const char s_stripe_secret[] = "whsec_fuzzStripeSecret0123";
 static const char s_std_secret[] = "whsec_ZnV6elN0YW5kYXJkS2V5MDEyMzQ1Njc4OQ=="; /* "fuzzStandardKey0123456789" */
 
+/* hex of "fuzzAdyenKey0123456789abcdefghij": the first live Adyen key */
+static const char s_adyen_key[] = "66757a7a416479656e4b6579303132333435363738396162636465666768696a";
+
 static sigkeys_t *s_stripe_keys;
 static sigkeys_t *s_std_keys;
+static sigkeys_t *s_adyen_keys;
 
 /* s_init - the fixed key sets, loaded once from environment variables as
  * the stage would (an expired second secret keeps that path busy too) */
@@ -47,7 +57,9 @@ static void s_init(void)
     char err[256];
     s_stripe_keys = sigkeys_load(SIG_STRIPE, NULL, "PG_FUZZ_STRIPE_SECRETS", err, sizeof err);
     s_std_keys = sigkeys_load(SIG_STANDARD, NULL, "PG_FUZZ_STANDARD_SECRETS", err, sizeof err);
-    if (!s_stripe_keys || !s_std_keys) {
+    setenv("PG_FUZZ_ADYEN_SECRETS", "66757a7a416479656e4b6579303132333435363738396162636465666768696a 0A0B0C0D", 1);
+    s_adyen_keys = sigkeys_load(SIG_ADYEN, NULL, "PG_FUZZ_ADYEN_SECRETS", err, sizeof err);
+    if (!s_stripe_keys || !s_std_keys || !s_adyen_keys) {
         fprintf(stderr, "fuzz_webhook: %s\n", err);
         abort();
     }
@@ -69,6 +81,8 @@ static void s_check_sig_text(const char *text, size_t cap)
     assert(strstr(text, "fuzzStripeSecret") == NULL);
     assert(strstr(text, "ZnV6elN0YW5kYXJk") == NULL);
     assert(strstr(text, "fuzzStandardKey") == NULL);
+    assert(strstr(text, "66757a7a416479656e") == NULL);
+    assert(strstr(text, "fuzzAdyenKey") == NULL);
 }
 
 /* s_line - the next '\n'-terminated line of [*p, end) as a C string */
@@ -119,6 +133,56 @@ static void s_schema(bool standard, bool with_id, const uint8_t *data, size_t si
         s_check_items(items, n);
     else
         s_check_text(reason, sizeof reason);
+}
+
+/* s_adyen - adyen_parse on the whole rest: every item in bounds, every
+ * rejection one line naming its item, no key in any reason */
+static void s_adyen(const uint8_t *data, size_t size)
+{
+    static wh_item_t items[ADYEN_MAX_ITEMS];
+    char reason[256];
+    memset(reason, 'Z', sizeof reason);
+    size_t n = 0, authentic = 0;
+    int rc = adyen_parse(s_adyen_keys, (const char *) data, size, FZ_NOW, items, ADYEN_MAX_ITEMS, &n, &authentic,
+                         reason, sizeof reason);
+    if (rc != 0) {
+        assert(n == 0);
+        s_check_text(reason, sizeof reason);
+        return;
+    }
+    assert(n >= 1 && n <= ADYEN_MAX_ITEMS && authentic <= n);
+    for (size_t i = 0; i < n; i++) {
+        const wh_item_t *it = &items[i];
+        if (it->kind == WH_REJECTED) {
+            s_check_sig_text(it->reject_reason, sizeof it->reject_reason);
+            assert(strncmp(it->reject_reason, "notification item ", 18) == 0);
+            assert(strncmp(it->reject_code, "signature_", 10) == 0 || strcmp(it->reject_code, "schema_invalid") == 0);
+            continue;
+        }
+        assert(strcmp(it->provider, "adyen") == 0);
+        s_check_items(it, 1);
+    }
+}
+
+/* s_adyen_signed - the rest as a signing string, signed here: it verifies,
+ * and a changed byte does not */
+static void s_adyen_signed(const uint8_t *data, size_t size)
+{
+    char b64[64], reason[256];
+    memset(reason, 'Z', sizeof reason);
+    int rc = sig_sign_adyen(s_adyen_key, (const char *) data, size, b64);
+    assert(rc == 0);
+    (void) rc;
+    assert(sig_verify_adyen(s_adyen_keys, (const char *) data, size, b64, FZ_NOW, reason, sizeof reason) == SIG_OK);
+    s_check_sig_text(reason, sizeof reason);
+    if (size) {
+        uint8_t *copy = malloc(size);
+        assert(copy);
+        memcpy(copy, data, size);
+        copy[size / 2] ^= 0x01;
+        assert(sig_verify_adyen(s_adyen_keys, (const char *) copy, size, b64, FZ_NOW, NULL, 0) == SIG_MISMATCH);
+        free(copy);
+    }
 }
 
 /* s_carved - signature headers taken from the input's first lines */
@@ -220,6 +284,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool standard = sel & 1;
     data++;
     size--;
+    if (sel & 16) {
+        s_adyen(data, size);
+        if (sel & 2)
+            s_adyen_signed(data, size);
+        return 0;
+    }
     s_schema(standard, sel & 8, data, size);
     if (sel & 2)
         s_signed(standard, data, size);

@@ -659,3 +659,16 @@ Test(rules, a_case_read_from_a_duplicate_event_keeps_its_history_and_the_payment
     triage_rules(&c, &a);
     s_expect(&a, "webhook_duplicate", "duplicate_delivery", "no_action", a.confidence_permille);
 }
+
+Test(rules, an_adyen_event_code_reads_as_sent)
+{
+    triage_case_t c = s_refund("rf_123", 1850, "succeeded", 1, 0, 0);
+    snprintf(c.provider, sizeof c.provider, "adyen");
+    snprintf(c.event_type, sizeof c.event_type, "REFUND");
+    advice_t a;
+    triage_rules(&c, &a);
+    s_has(&a, "2026-11-21T10:00:00Z adyen REFUND for rf_123 (18.50 USD)");
+    snprintf(c.event_type, sizeof c.event_type, "REFUND FAILED");
+    triage_rules(&c, &a);
+    s_has(&a, "adyen event for rf_123"); /* not a plain token: not shown */
+}
