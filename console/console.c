@@ -2,6 +2,7 @@
 #include "console.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -183,6 +184,24 @@ bool console_csrf_ok(const unsigned char secret[CONSOLE_SECRET_BYTES], const cha
     char want[CONSOLE_CSRF_HEX + 1];
     console_csrf(secret, authorization, want);
     return CRYPTO_memcmp(want, token, CONSOLE_CSRF_HEX) == 0;
+}
+
+/* console_bearer - see console.h */
+const char *console_bearer(const char *authorization)
+{
+    if (!authorization || strncmp(authorization, "Bearer ", 7) != 0)
+        return NULL;
+    const char *t = authorization + 7;
+    size_t n = 0;
+    while (n <= CONSOLE_TOKEN_MAX && t[n] && (isalnum((unsigned char) t[n]) || strchr("-._~+/", t[n])))
+        n++;
+    size_t eq = n;
+    while (eq <= CONSOLE_TOKEN_MAX && t[eq] == '=')
+        eq++;
+    if (n == 0 || t[eq] || eq > CONSOLE_TOKEN_MAX)
+        return NULL;
+    assert(eq <= CONSOLE_TOKEN_MAX && t[eq] == '\0');
+    return t;
 }
 
 /* console_same_origin - see console.h */

@@ -61,6 +61,13 @@ void console_csrf(const unsigned char secret[CONSOLE_SECRET_BYTES], const char *
  * session's token; compared in constant time */
 bool console_csrf_ok(const unsigned char secret[CONSOLE_SECRET_BYTES], const char *authorization, const char *token);
 
+/* console_bearer - the token of an "Authorization: Bearer <token>" value
+ * when it is one (RFC 6750's b64token: letters, digits, -._~+/ then any
+ * '=', at most CONSOLE_TOKEN_MAX bytes), else NULL: a value that cannot be
+ * any approver's token is a 401 here, not passed on */
+#define CONSOLE_TOKEN_MAX 4096
+const char *console_bearer(const char *authorization);
+
 /* console_same_origin - a state-changing request's Origin (may be NULL:
  * browsers send it on every POST, other clients need not) names this
  * server (Host), and Sec-Fetch-Site (may be NULL) is same-origin or none */

@@ -216,14 +216,6 @@ static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-/* s_bearer - the token of an "Authorization: Bearer <token>" value, or NULL */
-static const char *s_bearer(const char *authorization)
-{
-    if (!authorization || strncmp(authorization, "Bearer ", 7) != 0 || !authorization[7])
-        return NULL;
-    return authorization + 7;
-}
-
 /* s_api - pass an /api/ call through to approve or audit */
 static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
                              request_t *req)
@@ -234,8 +226,8 @@ static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const ch
     if (rc != 0)
         return s_error(conn, rc == 405 ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND, why);
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    const char *token = s_bearer(auth);
-    if (!token) /* no token to pass on: the backends' own 401 needs one to record */
+    const char *token = console_bearer(auth);
+    if (!token) /* none, or not a token (a space, a control byte): nothing to pass on */
         return httpd_unauthorized(conn);
     if (strcmp(method, "POST") == 0) {
         if (req->too_large)

@@ -77,6 +77,7 @@ CSRF=$(sed -n 's/.*"csrf":"\([0-9a-f]*\)".*/\1/p' <<<"$sess")
 ok "/api/session hands out a CSRF token" test "${#CSRF}" = 64
 ok "an unknown token: 401 from approve" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$CON/api/session")" = 401
 ok "no token: 401" test "$(curl -s -o /dev/null -w '%{http_code}' "$CON/api/cases")" = 401
+ok "a token with a space: 401, not 500" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer two words' "$CON/api/cases")" = 401
 
 lst=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/cases?state=awaiting_approval&kind=payout&tier=2")
 ok "the cases list filters by state, kind and tier" bash -c "grep -q payout-P-APPROVE <<<'$lst' && grep -q payout-P-XSS <<<'$lst'"

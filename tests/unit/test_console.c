@@ -161,3 +161,22 @@ Test(console, a_post_must_come_from_the_console_itself)
     cr_expect_not(console_same_origin(NULL, "127.0.0.1:8083", "same-site"));
     cr_expect_not(console_same_origin("http://127.0.0.1:8083", NULL, NULL));
 }
+
+Test(console, only_a_bearer_token_is_passed_on)
+{
+    cr_expect_str_eq(console_bearer("Bearer abc-DEF_0.9~+/"), "abc-DEF_0.9~+/");
+    cr_expect_str_eq(console_bearer("Bearer abc=="), "abc==");
+    cr_expect_null(console_bearer(NULL));
+    cr_expect_null(console_bearer("Bearer "), "empty");
+    cr_expect_null(console_bearer("Basic YTpi"), "another scheme");
+    cr_expect_null(console_bearer("Bearer two words"), "a space: no token (was a 500)");
+    cr_expect_null(console_bearer("Bearer a=b"), "'=' only at the end");
+    cr_expect_null(console_bearer("Bearer tab\there"), "a control byte");
+    cr_expect_null(console_bearer("Bearer caf\xc3\xa9"), "non-ASCII");
+    static char big[8 + CONSOLE_TOKEN_MAX + 2];
+    memcpy(big, "Bearer ", 7);
+    memset(big + 7, 'a', CONSOLE_TOKEN_MAX + 1);
+    cr_expect_null(console_bearer(big), "over CONSOLE_TOKEN_MAX bytes");
+    big[7 + CONSOLE_TOKEN_MAX] = '\0';
+    cr_expect_not_null(console_bearer(big), "CONSOLE_TOKEN_MAX bytes exactly");
+}
