@@ -30,6 +30,8 @@ typedef struct {
     char system[16];           /* payments | ledger | jira | servicenow | teams */
     char method[8];            /* "POST" */
     char path[300];            /* appended to outside/<system> (ids percent-encoded) */
+    char lookup[300];          /* "" or a GET made first, in the same step: the ticket (or comment)
+                                  this step makes, if it exists already; then no POST (ticket.h) */
     char *body;                /* the JSON body (owned) */
     char idem_key[RB_KEY_MAX]; /* "<case_id>:<name>": a pure function of (case, step) */
     bool customer_facing;      /* never runs after an earlier step failed */
@@ -76,7 +78,11 @@ typedef struct {
  *     case already has a ticket (ticket_key in body), ticket_comment.
  *   action none: no steps.
  * Bodies follow CONTRACT.md §2 exactly; every step's idem_key is
- * "<case_id>:<step name>". 0, or -1 and err if the record lacks what a step
+ * "<case_id>:<step name>". Ticket steps (open_ticket, the failure plan's
+ * failure_ticket, ticket_comment) carry a lookup (ticket.h): Jira tickets
+ * the labels payguard-<case id> and payguard-<step>, ServiceNow incidents
+ * correlation_id <case id> and correlation_display payguard-<step>,
+ * comments the marker [payguard:<case id>:ticket_comment]. 0, or -1 and err if the record lacks what a step
  * needs (e.g. no beneficiary id) — never a guess. */
 int runbook_plan(event_type_t decision, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err,
                  size_t errlen);
@@ -98,11 +104,13 @@ void runbook_plan_clear(rb_plan_t *plan);
 int runbook_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_MAX], char *err, size_t errlen);
 
 /* runbook_plan_json - the plan as JSON {"case_id","runbook","steps":[{"name",
- * "system","method","path","idempotency_key","customer_facing","body":{...}}],
- * "notes":[...]} (for the journal and `payguard plan`) */
+ * "system","method","path","idempotency_key","customer_facing","body":{...},
+ * "lookup" (ticket steps only)}], "notes":[...]} (for the journal and
+ * `payguard plan`) */
 json_t *runbook_plan_json(const rb_plan_t *plan);
 
-/* runbook_plan_from_json - the inverse (recovery after a crash); -1 if malformed */
+/* runbook_plan_from_json - the inverse (recovery after a crash); -1 if
+ * malformed. A step without "lookup" (a plan journaled before lookups) has none. */
 int runbook_plan_from_json(const json_t *j, rb_plan_t *out);
 
 #endif
