@@ -151,6 +151,8 @@ static const char s_defaults[] =
     "    max_attempts = 4                    # per step: 5xx, 429, timeouts, refused retried\n"
     "    retry_base_ms = 200                 # backoff (doubling, full jitter, Retry-After honoured)\n"
     "    retry_max_ms = 5000\n"
+    "    ticket_settle_ms = 3000             # after a ticket create whose answer was lost (or a restart), wait this long\n"
+    "                                        # before searching for it again (Jira's search index lags its creates)\n"
     "    release_hold_on_failure = no        # yes: a failed ledger step releases the payout hold to its previous status\n"
     "    review_db = {data}/execute.{n}.reviews.sqlite  # the ops-review queue (the failed plans a retry re-runs)\n"
     "    retention_s = 604800                # journal segments audit acknowledged, of no runbook in flight: removed after 7 days\n"
@@ -519,6 +521,7 @@ static const struct {
     {"execute/max_attempts", 1, 20},
     {"execute/retry_base_ms", 1, 60000},
     {"execute/retry_max_ms", 1, 600000},
+    {"execute/ticket_settle_ms", 0, 600000},
     {"audit/http_port", 1, 65535},
     {"audit/checkpoint_every_s", 1, 86400},
     {"audit/archive_after_s", 0, CONFIG_RETENTION_S_MAX},
