@@ -5,7 +5,7 @@
  *	execute [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
  * DESCRIPTION
  *	The only stage that changes other systems. For each decided case from
- *	approve it plans the fixed runbook of CONTRACT.md §5 (execute/runbook.c)
+ *	approve it plans the fixed runbook of CONTRACT.md §5 (common/runbook.c)
  *	from the recorded case alone, journals the plan, and runs its steps in
  *	order, one outbound call each. Up to 512 runbooks run at once; no call
  *	blocks the stage (common/httpc_multi.h):
@@ -22,6 +22,21 @@
  *	finished steps are never repeated, a started-but-unfinished step is
  *	retried with the same key (the other system answers the first result
  *	again), and the runbook goes on. The same case delivered twice runs once.
+ *
+ *	TICKETS: Jira and ServiceNow ignore Idempotency-Key (it is sent all the
+ *	same), so a ticket step (open_ticket, failure_ticket, ticket_comment)
+ *	is two calls in one step (common/ticket.h): after its one "started"
+ *	record, a search (Jira: labels payguard-<case id> and payguard-<step>;
+ *	ServiceNow: correlation_id and correlation_display; a comment: its
+ *	marker among the ticket's newest 100 comments), then the create only
+ *	if nothing was found. Found: "done" with effect "found existing ticket
+ *	<key>"; created: "created ticket <key>"; both with ticket_key. The
+ *	search is retried like any call; the create is sent as one attempt,
+ *	and when it fails transiently (it may have made the ticket all the
+ *	same) the step waits (backoff, Retry-After, at least
+ *	execute/ticket_settle_ms) and searches again instead of posting again,
+ *	up to execute/max_attempts creates. After a restart a step left
+ *	"started" waits ticket_settle_ms, then searches again.
  *
  *	A step that fails for good (a 4xx, or retries exhausted) stops the
  *	runbook: no later step runs (so no customer-facing notice follows a
@@ -46,7 +61,8 @@
  *	unsealed) with the case it claimed as data.
  * OUTPUT
  *	To audit: "runbook" (the plan), "step" (started / done / failed, per
- *	call), "review" (ops review, with why), "executed" (the outcome).
+ *	step; a ticket step's also lookup, effect and ticket_key), "review"
+ *	(ops review, with why), "executed" (the outcome).
  * STATE
  *	The runbooks in flight are rebuilt from the journal at start, so
  *	retention (execute/retention_s) removes only segments audit
@@ -69,10 +85,13 @@
  *	bin/execute): when the file named by the environment variable
  *	PG_EXECUTE_FAULT_FILE exists and says before:<step> or after:<step>,
  *	execute deletes it and SIGKILLs itself at that point — how the tests
- *	prove exactly-once across crashes.
+ *	prove exactly-once across crashes. "before" is the step's first call
+ *	(a ticket step's search); "after" is when its last answer is back and
+ *	not yet recorded (a ticket step's create, or the search that found it).
  * CONFIGURATION
  *	execute/token_file, jira_project, max_attempts, retry_base_ms,
- *	retry_max_ms, release_hold_on_failure, review_db, retention_s; outside/payments, ledger, jira or
+ *	retry_max_ms, ticket_settle_ms, release_hold_on_failure, review_db,
+ *	retention_s; outside/payments, ledger, jira or
  *	servicenow, teams, timeout_ms, max_inflight, rate_per_s,
  *	breaker_failures, breaker_cooldown_ms, limits/<system>;
  *	approve/public_url.

@@ -128,6 +128,14 @@ ok "one create call; the restarted step found the ticket" \
     test "$(creates jira /rest/api/2/issue payout-P-2)/$(effect payout-P-2 | cut -d' ' -f1-3)" = "1/found existing ticket"
 ok "the trail records what was found" \
     bash -c "'$BIN/payguard' journal dump -c '$CFG' audit.0 | grep '\"type\":\"step\"' | grep -F payout-P-2 | grep -q 'found existing ticket PAY-'"
+UPORT=$(awk '/^audit/ {a = 1} a && $1 == "http_port" {print $3; exit}' "$CFG")
+for _ in $(seq 1 50); do # audit's case index commits once a second
+    curl -s -H "Authorization: Bearer $(tok ops_lead)" "http://127.0.0.1:$UPORT/cases/payout-P-2" >"$WORK/case2"
+    grep -q 'found existing ticket' "$WORK/case2" && break
+    sleep 0.2
+done
+ok "the case's timeline (audit's cases API) says the ticket was found, not created" \
+    grep -q '"summary":"step open_ticket done: jira POST /rest/api/2/issue -> HTTP 200 after [0-9]* attempt(s): found existing ticket PAY-[0-9]*"' "$WORK/case2"
 echo "before:open_ticket" >"$D/fault"
 fire 3
 ok "killed before the call: finished, one ticket" test "$(executed payout-P-3)/$(jira_tickets payout-P-3)" = "done/1"
@@ -175,6 +183,7 @@ rec=$(jdump approve.0 | grep '"type":"approved"' | grep -F '"case_key":"payout-P
     sed 's/^"body"://; s/}}$//; s/,"seal":"[0-9a-f]*"}$/}/')
 body=$(printf '%s' "$rec" | sed "s/^{/{\"ticket_key\":\"$key\",/")
 echo "after:ticket_comment" >"$D/fault"
+r0=$(restarts "$CFG" execute.0)
 "$BIN/pg-push" -c "$CFG" --into execute.0 --type denied --case payout-P-1 --seal-key "$D/data/seal.key" --body "$body" >/dev/null
 for _ in $(seq 1 100); do
     [ "$(jdump execute.0 | grep '"type":"executed"' | grep -cF '"case_key":"payout-P-1"')" -ge 2 ] && break
@@ -183,6 +192,7 @@ done
 comments=$(curl -s -H "Authorization: Bearer $(tok read)" "$SBXURL/jira/rest/api/2/issue/$key/comment")
 ok "the denial's comment is on $key once, with its marker, though execute died after adding it" \
     test "$(echo "$comments" | grep -o '\[payguard:payout-P-1:ticket_comment\]' | wc -l)" = 1
+ok "execute was killed after the comment answered, and restarted" test ! -f "$D/fault" -a "$(restarts "$CFG" execute.0)" -gt "$r0"
 ok "the step after the restart found it" bash -c "jdump() { '$BIN/payguard' journal dump -c '$CFG' execute.0; }; jdump | grep '\"type\":\"step\"' | grep -F payout-P-1 | grep -q 'found existing comment'"
 
 # ---- 7. ServiceNow
