@@ -5,15 +5,17 @@
 # creates one only when none is found.
 #   1. the sandbox's Jira and ServiceNow open a second ticket for a create
 #      sent twice with the same key (what payguard has to cope with);
-#   2. Jira, a normal case: a search, then one create; the ticket carries
-#      payguard-<case id> and payguard-open_ticket; recorded "created";
+#   2. Jira, a normal case: a search, then one create (`payguard plan` says
+#      so); the ticket carries payguard-<case id> and payguard-open_ticket;
+#      recorded "created";
 #   3. execute SIGKILLed after the create answered and before its record,
 #      and before the call: after the restart still one ticket, recorded
-#      "found existing ticket" in the first case;
+#      "found existing ticket" in the first case (journal, trail, and the
+#      case's timeline in audit's cases API);
 #   4. the create answers 500 after making the ticket (a lost answer): no
 #      second create is sent, one ticket; a create that fails without
 #      making one (500 twice) is made once after a new search; a search
-#      answering 500 is retried; a search answering 400 fails the step to
+#      answering 503 is retried; a search answering 400 fails the step to
 #      ops review (no ticket of the runbook, the failure ticket is opened);
 #   5. an ops-review retry of a case whose failure ticket exists opens the
 #      runbook's own ticket (the search is by step, not only by case);
@@ -116,6 +118,10 @@ ok "the search came first, by the case's and the step's labels, then the create 
     test "$order" = "GET /rest/api/2/search,POST /rest/api/2/issue"
 ok "one create call" test "$(creates jira /rest/api/2/issue payout-P-1)" = 1
 ok "the step is recorded as having created the ticket" bash -c "[[ '$(effect payout-P-1)' == 'created ticket PAY-'* ]]"
+
+"$BIN/payguard" plan payout-P-1 -c "$CFG" >"$WORK/plan1"
+ok "payguard plan shows the search before the create" \
+    bash -c "grep -A1 'open_ticket  *GET http://127.0.0.1:[0-9]*/jira/rest/api/2/search?jql=labels%20%3D%20%22payguard-payout-P-1%22' '$WORK/plan1' | grep -q 'then, only if that finds nothing'"
 
 # ---- 3. killed between the create and its record; and before the call
 echo "after:open_ticket" >"$D/fault"
