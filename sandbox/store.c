@@ -156,15 +156,16 @@ sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
         }
         log_info("created %s and loaded the built-in seed", path);
     } else if (version == 1) { /* a store of the previous version gains the two columns */
-        if (s_exec_script(self,
-                          "BEGIN IMMEDIATE; ALTER TABLE sn_incidents ADD COLUMN correlation_display TEXT;"
-                          " CREATE TABLE jira_labels(issue_key TEXT NOT NULL, label TEXT NOT NULL);"
-                          " CREATE INDEX jira_labels_label ON jira_labels(label);"
-                          " CREATE INDEX sn_incidents_correlation ON sn_incidents(correlation_id);"
-                          " INSERT INTO jira_labels SELECT key, value FROM jira_issues, json_each(jira_issues.labels);"
-                          " ALTER TABLE faults ADD COLUMN after_effect INTEGER NOT NULL DEFAULT 0;"
-                          " PRAGMA user_version=2; COMMIT;",
-                          err, errlen) != 0) {
+        if (s_exec_script(
+                self,
+                "BEGIN IMMEDIATE; ALTER TABLE sn_incidents ADD COLUMN correlation_display TEXT;"
+                " CREATE TABLE jira_labels(issue_key TEXT NOT NULL, label TEXT NOT NULL);"
+                " CREATE INDEX jira_labels_label ON jira_labels(label);"
+                " CREATE INDEX sn_incidents_correlation ON sn_incidents(correlation_id);"
+                " INSERT INTO jira_labels SELECT jira_issues.key, j.value FROM jira_issues, json_each(jira_issues.labels) AS j;"
+                " ALTER TABLE faults ADD COLUMN after_effect INTEGER NOT NULL DEFAULT 0;"
+                " PRAGMA user_version=2; COMMIT;",
+                err, errlen) != 0) {
             sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
             sbx_store_close(&self);
             return NULL;
