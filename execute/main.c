@@ -647,7 +647,7 @@ static bool s_step_answered(execute_t *x, run_t *r)
     if (no_client)
         snprintf(error, sizeof error, "outside/%s is not configured", step->system);
     else if (r->lookup_error[0])
-        snprintf(error, sizeof error, "%s (not the answer of a search: nothing was created)", r->lookup_error);
+        snprintf(error, sizeof error, "%s (nothing was created)", r->lookup_error);
     else if (!ok)
         snprintf(error, sizeof error, "%s %s: %s", method, path,
                  resp.status ? (rc == 0 ? "refused (permanent)" : "still failing after retries")
