@@ -142,13 +142,13 @@ typedef struct {
     int rc;
     httpc_resp_t resp;
     /* a step with a lookup (ticket steps, ticket.h): its GET, then its POST only if nothing was found */
-    bool looking;                             /* the call out (or due) is the lookup */
-    bool waiting;                             /* the call is due at not_before_ms (backoff, settle) */
-    int64_t not_before_ms;                    /* monotonic */
-    int writes;                               /* its POSTs that failed transiently: each may have made the ticket */
-    char effect[TICKET_KEY_MAX + 96];         /* what the step found or made, for its "done" record */
-    char ticket[TICKET_KEY_MAX];              /* the ticket key (or number) found or created */
-    char lookup_error[TICKET_PATH_MAX + 200]; /* the lookup answered 2xx, but not in its system's shape */
+    bool looking;          /* the call out (or due) is the lookup */
+    bool waiting;          /* the call is due at not_before_ms (backoff, settle) */
+    int64_t not_before_ms; /* monotonic */
+    int writes;            /* its POSTs that failed transiently: each may have made the ticket */
+    char effect[TICKET_KEY_MAX + TICKET_MARKER_MAX + 64]; /* what the step found or made, for its "done" record */
+    char ticket[TICKET_KEY_MAX];                          /* the ticket key (or number) found or created */
+    char lookup_error[TICKET_PATH_MAX + 300];             /* the lookup answered 2xx, but not in its system's shape */
 } run_t;
 
 /* notice_t - a Teams notice being posted */
