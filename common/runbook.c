@@ -519,7 +519,9 @@ static int s_ticket_lookup(const rb_opts_t *o, const char *case_id, const char *
                            size_t errlen)
 {
     char why[200];
-    if (ticket_search_path(o->ticket_system, case_id, step, lookup, 300, why, sizeof why) != 0)
+    char tag[64];
+    if (ticket_step_tag(step, tag, sizeof tag) != 0 ||
+        ticket_search_path(o->ticket_system, case_id, lookup, 300, why, sizeof why) != 0)
         return s_fail(err, errlen, "case %s: no ticket can be searched for: %s", case_id, why);
     return 0;
 }

@@ -132,51 +132,49 @@ static int s_jql_string(char *dst, size_t dstlen, size_t *len, const char *text)
     return 0;
 }
 
-/* s_jira_search - /rest/api/2/search?jql=labels = "<label>" AND labels = "<tag>"&maxResults=1&fields=key */
-static int s_jira_search(const char *label, const char *tag, char *out, size_t outlen)
+/* s_jira_search - /rest/api/2/search?jql=labels="<label>"&maxResults=N&fields=labels */
+static int s_jira_search(const char *label, char *out, size_t outlen)
 {
-    char jql[TICKET_JQL_MAX];
+    char jql[TICKET_JQL_MAX], tail[64];
     size_t j = 0, n = 0;
     jql[0] = out[0] = '\0';
-    if (s_raw_append(jql, sizeof jql, &j, "labels = ") || s_jql_string(jql, sizeof jql, &j, label) ||
-        s_raw_append(jql, sizeof jql, &j, " AND labels = ") || s_jql_string(jql, sizeof jql, &j, tag))
+    snprintf(tail, sizeof tail, "&maxResults=%d&fields=labels", TICKET_SEARCH_PAGE);
+    if (s_raw_append(jql, sizeof jql, &j, "labels=") || s_jql_string(jql, sizeof jql, &j, label))
         return -1;
     return s_raw_append(out, outlen, &n, "/rest/api/2/search?jql=") || s_pct_append(out, outlen, &n, jql) ||
-                   s_raw_append(out, outlen, &n, "&maxResults=1&fields=key")
+                   s_raw_append(out, outlen, &n, tail)
                ? -1
                : 0;
 }
 
-/* s_sn_search - /api/now/table/incident?sysparm_query=correlation_id=<case>^correlation_display=<tag>&... */
-static int s_sn_search(const char *case_id, const char *tag, char *out, size_t outlen)
+/* s_sn_search - /api/now/table/incident?sysparm_query=correlation_id=<case>&sysparm_limit=N&sysparm_fields=... */
+static int s_sn_search(const char *case_id, char *out, size_t outlen)
 {
-    char q[TICKET_JQL_MAX];
-    int w = snprintf(q, sizeof q, "correlation_id=%s^correlation_display=%s", case_id, tag);
+    char q[TICKET_JQL_MAX], tail[96];
+    int w = snprintf(q, sizeof q, "correlation_id=%s", case_id);
     size_t n = 0;
     out[0] = '\0';
     if (w < 0 || (size_t) w >= sizeof q)
         return -1;
+    snprintf(tail, sizeof tail, "&sysparm_limit=%d&sysparm_fields=sys_id%%2Cnumber%%2Ccorrelation_display",
+             TICKET_SEARCH_PAGE);
     return s_raw_append(out, outlen, &n, "/api/now/table/incident?sysparm_query=") ||
-                   s_pct_append(out, outlen, &n, q) ||
-                   s_raw_append(out, outlen, &n, "&sysparm_limit=1&sysparm_fields=sys_id%2Cnumber")
+                   s_pct_append(out, outlen, &n, q) || s_raw_append(out, outlen, &n, tail)
                ? -1
                : 0;
 }
 
 /* ticket_search_path - see ticket.h */
-int ticket_search_path(const char *system, const char *case_id, const char *step, char *out, size_t outlen, char *err,
-                       size_t errlen)
+int ticket_search_path(const char *system, const char *case_id, char *out, size_t outlen, char *err, size_t errlen)
 {
-    char label[TICKET_LABEL_MAX], tag[64];
+    char label[TICKET_LABEL_MAX];
     assert(system && out && outlen > 0);
     out[0] = '\0';
     if (ticket_case_label(case_id, label, sizeof label) != 0)
         return s_err(err, errlen, "the case id cannot be a ticket label (empty, too long, a space or control byte)");
-    if (ticket_step_tag(step, tag, sizeof tag) != 0)
-        return s_err(err, errlen, "the step name cannot be a ticket label");
     if (strcmp(system, "jira") == 0) {
-        if (s_jira_search(label, tag, out, outlen) != 0)
-            return s_err(err, errlen, "the Jira search for the case's ticket is too long");
+        if (s_jira_search(label, out, outlen) != 0)
+            return s_err(err, errlen, "the Jira search for the case's tickets is too long");
         return 0;
     }
     if (strcmp(system, "servicenow") != 0)
@@ -187,8 +185,8 @@ int ticket_search_path(const char *system, const char *case_id, const char *step
         return s_err(err, errlen,
                      "the case id holds '^', ServiceNow's query separator: its incident cannot be "
                      "searched for");
-    if (s_sn_search(case_id, tag, out, outlen) != 0)
-        return s_err(err, errlen, "the ServiceNow search for the case's incident is too long");
+    if (s_sn_search(case_id, out, outlen) != 0)
+        return s_err(err, errlen, "the ServiceNow search for the case's incidents is too long");
     return 0;
 }
 
@@ -218,57 +216,127 @@ static int s_copy_str(const json_t *obj, const char *name, char dst[TICKET_KEY_M
     return 0;
 }
 
-/* s_search_jira - {"total":N,"issues":[{"id","key"}]} */
-static int s_search_jira(const json_t *j, char key[TICKET_KEY_MAX], char id[TICKET_KEY_MAX], long *total, char *err,
-                         size_t errlen)
+/* s_pick - of a listed ticket: 2 it is the step's (its step field holds
+ * tag), 1 unknown (the answer omits that field: taken as the step's, never
+ * risking a second ticket), 0 another step's */
+static int s_pick(const json_t *tag_field, const char *tag)
 {
-    json_t *t = json_object_get(j, "total"), *issues = json_object_get(j, "issues");
-    if (!json_is_integer(t) || json_integer_value(t) < 0 || !json_is_array(issues))
-        return s_err(err, errlen, "the Jira search answer has no total and issues");
-    *total = (long) json_integer_value(t);
-    if (json_array_size(issues) == 0)
-        return *total == 0 ? 0 : s_err(err, errlen, "the Jira search counts issues but lists none");
-    if (s_copy_str(json_array_get(issues, 0), "key", key) != 0 || s_copy_str(json_array_get(issues, 0), "id", id) != 0)
-        return s_err(err, errlen, "the Jira search lists an issue without id and key");
-    return 1;
+    if (json_is_string(tag_field))
+        return strcmp(json_string_value(tag_field), tag) == 0 ? 2 : 0;
+    if (!json_is_array(tag_field))
+        return 1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(tag_field, i, v) if (json_is_string(v) && strcmp(json_string_value(v), tag) == 0) return 2;
+    return 0;
 }
 
-/* s_search_sn - {"result":[{"sys_id","number"}]} */
-static int s_search_sn(const json_t *j, char key[TICKET_KEY_MAX], char id[TICKET_KEY_MAX], long *total, char *err,
-                       size_t errlen)
+/* s_choose - the step's ticket among a list: the first holding its tag,
+ * else the first that does not say; its index, -1 if none. *matches: how
+ * many could be it */
+static long s_choose(const json_t *list, const char *tag, bool jira, long *matches)
 {
+    long best = -1, fallback = -1;
+    size_t i;
+    json_t *t;
+    *matches = 0;
+    json_array_foreach(list, i, t)
+    {
+        const json_t *f =
+            jira ? json_object_get(json_object_get(t, "fields"), "labels") : json_object_get(t, "correlation_display");
+        int p = s_pick(f, tag);
+        *matches += p > 0;
+        if (p == 2 && best < 0)
+            best = (long) i;
+        if (p == 1 && fallback < 0)
+            fallback = (long) i;
+    }
+    return best >= 0 ? best : fallback;
+}
+
+/* s_search_list - the listed tickets of a search answer and whether the list is whole; NULL + err if malformed */
+static const json_t *s_search_list(const json_t *j, bool jira, bool *whole, char *err, size_t errlen)
+{
+    if (jira) {
+        json_t *t = json_object_get(j, "total"), *issues = json_object_get(j, "issues");
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || !json_is_array(issues)) {
+            s_err(err, errlen, "the Jira search answer has no total and issues");
+            return NULL;
+        }
+        if (json_array_size(issues) == 0 && json_integer_value(t) > 0) {
+            s_err(err, errlen, "the Jira search counts issues but lists none");
+            return NULL;
+        }
+        *whole = json_integer_value(t) <= (json_int_t) json_array_size(issues);
+        return issues;
+    }
     json_t *rows = json_object_get(j, "result");
-    if (!json_is_array(rows))
-        return s_err(err, errlen, "the ServiceNow answer has no result list");
-    *total = (long) json_array_size(rows);
-    if (*total == 0)
-        return 0;
-    if (s_copy_str(json_array_get(rows, 0), "number", key) != 0 ||
-        s_copy_str(json_array_get(rows, 0), "sys_id", id) != 0)
-        return s_err(err, errlen, "the ServiceNow answer lists an incident without sys_id and number");
+    if (!json_is_array(rows)) {
+        s_err(err, errlen, "the ServiceNow answer has no result list");
+        return NULL;
+    }
+    *whole = json_array_size(rows) < TICKET_SEARCH_PAGE;
+    return rows;
+}
+
+/* s_search - see ticket_search_found */
+static int s_search(const json_t *j, bool jira, const char *tag, char key[TICKET_KEY_MAX], char id[TICKET_KEY_MAX],
+                    long *matches, char *err, size_t errlen)
+{
+    bool whole = true;
+    const json_t *list = s_search_list(j, jira, &whole, err, errlen);
+    if (!list)
+        return -1;
+    long at = s_choose(list, tag, jira, matches);
+    if (at < 0)
+        return whole ? 0
+                     : s_err(err, errlen,
+                             "the case has more tickets than one search lists, none of those listed this step's: "
+                             "payguard cannot tell whether it exists");
+    const json_t *t = json_array_get(list, (size_t) at);
+    if (s_copy_str(t, jira ? "key" : "number", key) != 0 || s_copy_str(t, jira ? "id" : "sys_id", id) != 0)
+        return s_err(err, errlen,
+                     jira ? "the Jira search lists an issue without id and key"
+                          : "the ServiceNow answer lists an incident without sys_id and number");
     return 1;
 }
 
 /* ticket_search_found - see ticket.h */
-int ticket_search_found(const char *system, const char *body, size_t len, char key[TICKET_KEY_MAX],
-                        char id[TICKET_KEY_MAX], long *total, char *err, size_t errlen)
+int ticket_search_found(const char *system, const char *step, const char *body, size_t len, char key[TICKET_KEY_MAX],
+                        char id[TICKET_KEY_MAX], long *matches, char *err, size_t errlen)
 {
-    assert(system && key && id && total);
+    char tag[64];
+    assert(system && key && id && matches);
     key[0] = id[0] = '\0';
-    *total = 0;
+    *matches = 0;
+    bool jira = strcmp(system, "jira") == 0;
+    if (!jira && strcmp(system, "servicenow") != 0)
+        return s_err(err, errlen, "tickets are searched in jira or servicenow only");
+    if (ticket_step_tag(step, tag, sizeof tag) != 0)
+        return s_err(err, errlen, "the step name cannot be a ticket label");
     json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
-    int rc;
-    if (!json_is_object(j))
-        rc = s_err(err, errlen, "the search answer is not a JSON object");
-    else if (strcmp(system, "jira") == 0)
-        rc = s_search_jira(j, key, id, total, err, errlen);
-    else if (strcmp(system, "servicenow") == 0)
-        rc = s_search_sn(j, key, id, total, err, errlen);
-    else
-        rc = s_err(err, errlen, "tickets are searched in jira or servicenow only");
+    int rc = json_is_object(j) ? s_search(j, jira, tag, key, id, matches, err, errlen)
+                               : s_err(err, errlen, "the search answer is not a JSON object");
     json_decref(j);
     assert(rc >= -1 && rc <= 1);
     return rc;
+}
+
+/* ticket_step_of_key - see ticket.h */
+int ticket_step_of_key(const char *case_id, const char *idem_key, char *out, size_t outlen)
+{
+    assert(out && outlen > 0);
+    out[0] = '\0';
+    size_t cl = case_id ? strlen(case_id) : 0;
+    if (!cl || !idem_key || strncmp(idem_key, case_id, cl) != 0 || idem_key[cl] != ':')
+        return -1;
+    const char *step = idem_key + cl + 1;
+    size_t n = strcspn(step, ":");
+    if (n == 0 || n >= outlen)
+        return -1;
+    memcpy(out, step, n);
+    out[n] = '\0';
+    return 0;
 }
 
 /* ticket_created - see ticket.h */

@@ -26,10 +26,11 @@
  *	TICKETS: Jira and ServiceNow ignore Idempotency-Key (it is sent all the
  *	same), so a ticket step (open_ticket, failure_ticket, ticket_comment)
  *	is two calls in one step (common/ticket.h): after its one "started"
- *	record, a search (Jira: labels payguard-<case id> and payguard-<step>;
- *	ServiceNow: correlation_id and correlation_display; a comment: its
- *	marker among the ticket's newest 100 comments), then the create only
- *	if nothing was found. Found: "done" with effect "found existing ticket
+ *	record, a search for the case's tickets (Jira: label
+ *	payguard-<case id>; ServiceNow: correlation_id), in whose answer the
+ *	step's own is the one labelled payguard-<step> (ServiceNow:
+ *	correlation_display), or for a comment its marker among the ticket's
+ *	newest 100 comments; then the create only if nothing was found. Found: "done" with effect "found existing ticket
  *	<key>"; created: "created ticket <key>"; both with ticket_key. The
  *	search is retried like any call; the create is sent as one attempt,
  *	and when it fails transiently (it may have made the ticket all the
@@ -542,7 +543,7 @@ static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
     const httpc_resp_t *resp = &r->resp;
     if (r->rc != 0 || resp->status < 200 || resp->status >= 300)
         return false; /* the lookup's own failure: the step fails like any call */
-    char key[TICKET_KEY_MAX], id[TICKET_KEY_MAX], marker[TICKET_MARKER_MAX] = "", err[256] = "";
+    char key[TICKET_KEY_MAX], id[TICKET_KEY_MAX], marker[TICKET_MARKER_MAX] = "", err[256] = "", tag[RB_NAME_MAX];
     long total = 0;
     int found;
     if (strcmp(step->name, "ticket_comment") == 0)
@@ -550,7 +551,9 @@ static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
                     ? (snprintf(err, sizeof err, "the case cannot be named in a comment marker"), -1)
                     : ticket_comments_marked(resp->body, resp->len, marker, id, err, sizeof err);
     else
-        found = ticket_search_found(step->system, resp->body, resp->len, key, id, &total, err, sizeof err);
+        found = ticket_step_of_key(r->plan.case_id, step->idem_key, tag, sizeof tag) != 0
+                    ? (snprintf(err, sizeof err, "the step's key does not name its case"), -1)
+                    : ticket_search_found(step->system, tag, resp->body, resp->len, key, id, &total, err, sizeof err);
     if (found < 0) {
         snprintf(r->lookup_error, sizeof r->lookup_error, "GET %s: %s", step->lookup, err);
         return false;
@@ -562,8 +565,8 @@ static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
         snprintf(r->effect, sizeof r->effect, "found existing ticket %s", key);
         snprintf(r->ticket, sizeof r->ticket, "%s", key);
         if (total > 1)
-            log_warn("case %s: %ld tickets carry its labels (made before payguard searched); it records %s",
-                     r->plan.case_id, total, key);
+            log_warn("case %s: %ld tickets are its %s (made before payguard searched); it records %s", r->plan.case_id,
+                     total, tag, key);
     }
     if (found)
         return false;
