@@ -169,6 +169,7 @@ int ticket_search_path(const char *system, const char *case_id, char *out, size_
 {
     char label[TICKET_LABEL_MAX];
     assert(system && out && outlen > 0);
+    assert(outlen >= 64); /* the fixed part of either path fits */
     out[0] = '\0';
     if (ticket_case_label(case_id, label, sizeof label) != 0)
         return s_err(err, errlen, "the case id cannot be a ticket label (empty, too long, a space or control byte)");
@@ -236,6 +237,8 @@ static int s_pick(const json_t *tag_field, const char *tag)
  * many could be it */
 static long s_choose(const json_t *list, const char *tag, bool jira, long *matches)
 {
+    assert(json_is_array(list) && matches);
+    assert(tag && strncmp(tag, "payguard-", 9) == 0);
     long best = -1, fallback = -1;
     size_t i;
     json_t *t;
@@ -257,6 +260,7 @@ static long s_choose(const json_t *list, const char *tag, bool jira, long *match
 /* s_search_list - the listed tickets of a search answer and whether the list is whole; NULL + err if malformed */
 static const json_t *s_search_list(const json_t *j, bool jira, bool *whole, char *err, size_t errlen)
 {
+    assert(json_is_object(j) && whole);
     if (jira) {
         json_t *t = json_object_get(j, "total"), *issues = json_object_get(j, "issues");
         if (!json_is_integer(t) || json_integer_value(t) < 0 || !json_is_array(issues)) {
@@ -288,6 +292,7 @@ static int s_search(const json_t *j, bool jira, const char *tag, char key[TICKET
     if (!list)
         return -1;
     long at = s_choose(list, tag, jira, matches);
+    assert(at < (long) json_array_size(list) && *matches >= (at >= 0));
     if (at < 0)
         return whole ? 0
                      : s_err(err, errlen,
@@ -326,6 +331,7 @@ int ticket_search_found(const char *system, const char *step, const char *body, 
 int ticket_step_of_key(const char *case_id, const char *idem_key, char *out, size_t outlen)
 {
     assert(out && outlen > 0);
+    assert(!idem_key || strlen(idem_key) < 1024); /* an Idempotency-Key is at most 255 bytes */
     out[0] = '\0';
     size_t cl = case_id ? strlen(case_id) : 0;
     if (!cl || !idem_key || strncmp(idem_key, case_id, cl) != 0 || idem_key[cl] != ':')
@@ -361,6 +367,7 @@ int ticket_comments_marked(const char *body, size_t len, const char *marker, cha
                            size_t errlen)
 {
     assert(marker && *marker && id);
+    assert(errlen == 0 || err);
     id[0] = '\0';
     json_t *j = body ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *list = json_object_get(j, "comments"), *t = json_object_get(j, "total");

@@ -523,6 +523,7 @@ static void s_step_send(execute_t *x, run_t *r)
 static long s_uncertain_delay(const execute_t *x, int writes, long retry_after_ms)
 {
     assert(writes >= 1 && x->retry.base_delay_ms > 0);
+    assert(x->retry.max_delay_ms >= 1 && x->settle_ms >= 0);
     long cap = x->retry.base_delay_ms;
     for (int i = 1; i < writes && cap < x->retry.max_delay_ms; i++)
         cap *= 2;
@@ -541,6 +542,8 @@ static long s_uncertain_delay(const execute_t *x, int writes, long retry_after_m
 static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
 {
     const httpc_resp_t *resp = &r->resp;
+    assert(r->looking && step->lookup[0]);
+    assert(!r->calling && r->answered);
     if (r->rc != 0 || resp->status < 200 || resp->status >= 300)
         return false; /* the lookup's own failure: the step fails like any call */
     char key[TICKET_KEY_MAX], id[TICKET_KEY_MAX], marker[TICKET_MARKER_MAX] = "", err[256] = "", tag[RB_NAME_MAX];
@@ -585,6 +588,8 @@ static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
  * (true); else false: the step failed */
 static bool s_write_uncertain(execute_t *x, run_t *r, const rb_step_t *step)
 {
+    assert(!r->looking && step->lookup[0]);
+    assert(r->writes >= 0 && r->writes < x->retry.max_attempts);
     if (r->rc == 0 || !r->resp.transient || r->writes + 1 >= x->retry.max_attempts)
         return false;
     r->writes++;
@@ -618,6 +623,8 @@ static bool s_step_continues(execute_t *x, run_t *r)
 static void s_ticket_made(run_t *r, const rb_step_t *step, const httpc_resp_t *resp)
 {
     char key[TICKET_KEY_MAX], id[TICKET_KEY_MAX];
+    assert(step->lookup[0] && !r->looking);
+    assert(resp->status >= 200 && resp->status < 300);
     json_t *j =
         strcmp(step->name, "ticket_comment") == 0 && resp->body ? json_loadb(resp->body, resp->len, 0, NULL) : NULL;
     if (j) {

@@ -16,6 +16,7 @@
  * sent twice makes two issues (payguard searches by label first).
  * Errors have Jira's shape: {"errorMessages":[...],"errors":{"<field>":"..."}}.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,8 @@ static long long s_page_arg(const sbx_req_t *req, const char *name, long long df
  * first or (orderBy=-created) newest first */
 static int s_comment_page(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp, const char *key)
 {
+    assert(req->route == R_COMMENTS);
+    assert(key && *key);
     const char *order = sbx_query(req, "orderBy");
     long long start = s_page_arg(req, "startAt", 0, 1LL << 40), max = s_page_arg(req, "maxResults", 5000, 5000);
     if (start < 0 || max < 0 ||
@@ -246,6 +249,8 @@ static int s_jql_labels(const char *jql, char labels[JIRA_JQL_CLAUSES][256])
 {
     int n = 0;
     const char *p = jql;
+    assert(jql && labels);
+    assert(JIRA_JQL_CLAUSES > 0 && sizeof labels[0] == 256);
     while (true) {
         while (*p == ' ')
             p++;
@@ -386,6 +391,8 @@ static json_t *s_search_issue(const sbx_req_t *req, json_t *row, const char *wan
 static int s_search(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     char labels[JIRA_JQL_CLAUSES][256];
+    assert(st && req && resp);
+    assert(req->route == R_SEARCH);
     const char *jql = sbx_query(req, "jql");
     int n = jql ? s_jql_labels(jql, labels) : -1;
     if (n < 1)

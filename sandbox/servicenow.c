@@ -12,6 +12,7 @@
  * opens two incidents). Errors have its shape:
  * {"error":{"message","detail"},"status":"failure"}.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,8 @@ static int s_terms(const char *q, char vals[SN_QUERY_TERMS][128])
     for (int k = 0; k < SN_QUERY_TERMS; k++)
         vals[k][0] = '\0';
     const char *p = q;
+    assert(q && vals);
+    assert(SN_QUERY_TERMS == 3);
     for (int t = 0; t < SN_QUERY_TERMS && *p; t++) {
         const char *eq = strchr(p, '='), *end = strchr(p, '^');
         if (!end)
@@ -145,6 +148,8 @@ static void s_only_fields(json_t *rows, const char *want)
 static int s_list(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     char v[SN_QUERY_TERMS][128];
+    assert(st && req && resp);
+    assert(req->route == R_LIST);
     const char *q = sbx_query(req, "sysparm_query"), *lim = sbx_query(req, "sysparm_limit");
     if (s_terms(q ? q : "", v) != 0)
         return s_sn_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid query",
