@@ -37,6 +37,8 @@ static const char s_defaults[] =
     "        min_free_mb = 64                # below this much free space, take no input (ingest: 503)\n"
     "    delivery\n"
     "        max_inflight = 10000            # unacked events per destination; then back-pressure\n"
+    "        max_inflight_bytes = 2097152    # and their bytes, at most: what a stage holds for each destination,\n"
+    "                                        # and its consumer in its queue (memory; README, \"Sizing\")\n"
     "        resend_ms = 3000                # least wait before re-sending an unacked event (common/flow.h)\n"
     "        recent_ids = 65536              # ids of inputs taken last, remembered per instance (duplicates\n"
     "                                        # from a sibling instance; memory: ~32 bytes each)\n"
@@ -94,7 +96,8 @@ static const char s_defaults[] =
     "    token_file = config/sandbox/read.token  # Bearer token for payments, ledger, PSP reads\n"
     "    sweep_every_s = 900                 # re-read refunds pending too long\n"
     "    sweep_age_s = 1800\n"
-    "    max_checks_in_flight = 512          # receipts being checked at once (reads in flight); then input waits\n"
+    "    max_checks_in_flight = 128          # receipts being checked at once (reads in flight); then input waits\n"
+    "                                        # (memory under load: ~50 KB each; README, \"Sizing\")\n"
     "triage\n"
     "    instances = 2\n"
     "    llm_model = payguard-triage          # the model name sent to outside/llm\n"
@@ -153,6 +156,7 @@ static const char s_defaults[] =
     "    retry_max_ms = 5000\n"
     "    ticket_settle_ms = 3000             # after a ticket create whose answer was lost (or a restart), wait this long\n"
     "                                        # before searching for it again (Jira's search index lags its creates)\n"
+    "    max_runs_in_flight = 128            # runbooks running at once (calls in flight); then input waits\n"
     "    release_hold_on_failure = no        # yes: a failed ledger step releases the payout hold to its previous status\n"
     "    review_db = {data}/execute.{n}.reviews.sqlite  # the ops-review queue (the failed plans a retry re-runs)\n"
     "    retention_s = 604800                # journal segments audit acknowledged, of no runbook in flight: removed after 7 days\n"
@@ -484,6 +488,7 @@ static const struct {
     {"payguard/journal/segment_bytes", CONFIG_SEGMENT_BYTES_MIN, CONFIG_SEGMENT_BYTES_MAX},
     {"payguard/journal/min_free_mb", 1, CONFIG_MIN_FREE_MB_MAX},
     {"payguard/delivery/max_inflight", 1, CONFIG_MAX_INFLIGHT_MAX},
+    {"payguard/delivery/max_inflight_bytes", CONFIG_INFLIGHT_BYTES_MIN, CONFIG_INFLIGHT_BYTES_MAX},
     {"payguard/delivery/resend_ms", CONFIG_RESEND_MS_MIN, CONFIG_RESEND_MS_MAX},
     {"payguard/delivery/recent_ids", CONFIG_RECENT_IDS_MIN, CONFIG_RECENT_IDS_MAX},
     {"payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX},
@@ -519,6 +524,7 @@ static const struct {
     {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},
     {"approve/confidence_min", 0, 1000}, /* permille (policy.c) */
     {"execute/max_attempts", 1, 20},
+    {"execute/max_runs_in_flight", 1, 512}, /* EXECUTE_MAX_RUNS */
     {"execute/retry_base_ms", 1, 60000},
     {"execute/retry_max_ms", 1, 600000},
     {"execute/ticket_settle_ms", 0, 600000},

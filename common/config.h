@@ -35,7 +35,9 @@
 #define CONFIG_SEGMENT_BYTES_MIN 4096L /* payguard/journal/segment_bytes */
 #define CONFIG_SEGMENT_BYTES_MAX (1L << 34)
 #define CONFIG_MAX_INFLIGHT_MAX 10000000L /* payguard/delivery/max_inflight: 1.. */
-#define CONFIG_RESEND_MS_MIN 10L          /* payguard/delivery/resend_ms */
+#define CONFIG_INFLIGHT_BYTES_MIN 65536L  /* payguard/delivery/max_inflight_bytes */
+#define CONFIG_INFLIGHT_BYTES_MAX (1L << 36)
+#define CONFIG_RESEND_MS_MIN 10L /* payguard/delivery/resend_ms */
 #define CONFIG_RESEND_MS_MAX 3600000L
 #define CONFIG_RECENT_IDS_MIN 1024L /* payguard/delivery/recent_ids */
 #define CONFIG_RECENT_IDS_MAX (1L << 24)

@@ -327,6 +327,14 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t recent_ids)
     char err[512];
     zsys_handler_set(NULL); /* our signals, not czmq's */
     zsys_set_linger(0);
+    /* Each received message in its own block. By default libzmq decodes a
+     * read into an 8 KiB buffer and hands out its messages in place, so one
+     * message still queued or held keeps the whole buffer: under load that
+     * was most of a stage's memory (approve: 33 MiB of them for 2 MiB of
+     * events queued; heaptrack, bench/results.md's Memory section). The
+     * option is libzmq's (4.3, ctx.cpp), named only in its draft API. */
+    if (zmq_ctx_set(zsys_init(), STAGE_ZMQ_ZERO_COPY_RECV, 0) != 0)
+        log_warn("libzmq refused ZMQ_ZERO_COPY_RECV = 0 (%s): received messages share buffers", zmq_strerror(errno));
     if (pipe2(st->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
         log_error("pipe: %s", strerror(errno));
         return 1;
@@ -395,6 +403,7 @@ static int s_start(stage_t *st, const char *cfg_path)
     const config_t *c = st->config; /* ranges: config.h, checked at load too */
     if (config_bounded(c, "payguard/journal/segment_bytes", &seg, err, sizeof err) ||
         config_bounded(c, "payguard/delivery/max_inflight", &st->max_inflight, err, sizeof err) ||
+        config_bounded(c, "payguard/delivery/max_inflight_bytes", &st->max_inflight_bytes, err, sizeof err) ||
         config_bounded(c, "payguard/delivery/resend_ms", &st->resend_ms, err, sizeof err) ||
         config_bounded(c, "payguard/delivery/recent_ids", &recent_ids, err, sizeof err) ||
         config_bounded(c, "payguard/drain_ms", &st->drain_ms, err, sizeof err) ||

@@ -88,6 +88,7 @@ int stage_emit(stage_t *st, event_type_t type, const char *case_key, const event
     st->emitted = true;
     st->last_emit_seq = seq;
     snprintf(st->last_emit_id, sizeof st->last_emit_id, "%s", head.id);
+    st->staged_bytes += rec->len;
     sk_stage_push(&st->staged, &st->nstaged, &st->capstaged,
                   (staged_t){.seq = seq, .blob = rec, .dest = dest, .target = target});
     atomic_fetch_add(&st->c_out, 1);
@@ -104,14 +105,25 @@ int stage_forward(stage_t *st, const event_t *in, event_type_t type, unsigned de
     return rc;
 }
 
+/* s_publish_room - sk_window_room for stage_publish's threads: the
+ * windows' counts and bytes (their shared copies) plus what waits in pubq */
+static bool s_publish_room(stage_t *st)
+{
+    size_t pending = atomic_load(&st->pub_pending), pending_bytes = atomic_load(&st->pub_pending_bytes);
+    for (int d = 0; d < NDEST; d++) {
+        if (atomic_load(&st->win[d].count_shared) + pending >= (size_t) st->max_inflight)
+            return false;
+        if (atomic_load(&st->win[d].bytes_shared) + pending_bytes >= (size_t) st->max_inflight_bytes)
+            return false;
+    }
+    return true;
+}
+
 /* stage_publish - see stage.h */
 int stage_publish(stage_t *st, const char *prefix, event_type_t type, const char *case_key, const event_body_t *body,
                   unsigned dest, char id_out[EVENT_ID_MAX + 1], stage_durable_fn *fn, void *fn_arg)
 {
-    size_t inflight = atomic_load(&st->win[DEST_NEXT].count_shared) + atomic_load(&st->pub_pending);
-    size_t inflight_audit = atomic_load(&st->win[DEST_AUDIT].count_shared) + atomic_load(&st->pub_pending);
-    if (sk_stop || inflight >= (size_t) st->max_inflight || inflight_audit >= (size_t) st->max_inflight ||
-        atomic_load(&st->disk_low)) {
+    if (sk_stop || !s_publish_room(st) || atomic_load(&st->disk_low)) {
         atomic_fetch_add(&st->c_busy, 1);
         errno = EBUSY;
         return -1;
@@ -134,6 +146,7 @@ int stage_publish(stage_t *st, const char *prefix, event_type_t type, const char
         pthread_mutex_lock(&st->pub_mu);
         sk_stage_push(&st->pubq, &st->npubq, &st->cappubq,
                       (staged_t){.seq = seq, .blob = rec, .dest = dest, .target = target, .fn = fn, .fn_arg = fn_arg});
+        atomic_fetch_add(&st->pub_pending_bytes, rec->len);
         atomic_fetch_add(&st->pub_pending, 1);
         pthread_mutex_unlock(&st->pub_mu);
     }
@@ -252,6 +265,7 @@ int stage_inject(stage_t *st, const char *prefix, event_type_t type, const char 
     char err[256];
     event_t *ev = event_decode(rec->data + 2, rec->len - 2, err, sizeof err);
     assert(ev); /* we just encoded it */
+    st->staged_bytes += rec->len;
     sk_stage_push(&st->staged, &st->nstaged, &st->capstaged,
                   (staged_t){.seq = seq, .blob = rec, .dest = dest, .target = target});
     atomic_fetch_add(&st->c_out, 1);

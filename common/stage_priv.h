@@ -51,13 +51,14 @@
 #define STAGE_NOTE_MAX 128               /* bytes of a note's what and subject (stage_note) */
 #define STAGE_MAX_NOTES 1024             /* notes held per producer between flushes; more are dropped */
 #define STAGE_WM_EVERY_MS 1000
-/* STAGE_RCVHWM - events ZeroMQ queues per upstream pipe. Stage to stage a
- * smaller queue would do (the sender's window holds every unacked event and
- * re-sends), but `payguard replay` has no window: at 1,024 a consumer at its
- * limit when replay exited lost the events still in the socket
- * (e2e_backbone, 3 of 10,000). Memory under load pays for it
- * (bench/results.md). */
+/* STAGE_RCVHWM - events ZeroMQ queues per upstream pipe, at most. What is
+ * queued is bounded by the sender's window (payguard/delivery/max_inflight
+ * and max_inflight_bytes; `payguard replay` keeps the same window), so this
+ * count is only a backstop; at 1,024, before replay had its window, a
+ * consumer at its limit when replay exited lost the events still in the
+ * socket (e2e_backbone, 3 of 10,000). */
 #define STAGE_RCVHWM 10000
+#define STAGE_ZMQ_ZERO_COPY_RECV 10 /* libzmq's context option ZMQ_ZERO_COPY_RECV (draft API, zmq.h) */
 
 enum { DEST_NEXT = 0, DEST_AUDIT = 1, NDEST = 2 };
 
@@ -91,6 +92,8 @@ typedef struct {
     int64_t last_resend_scan_ms;
     flow_t flow[CONFIG_MAX_INSTANCES]; /* per link: target's, or [0] (flow.h) */
     _Atomic size_t count_shared;
+    size_t bytes;                /* the entries' payloads: bounded by max_inflight_bytes */
+    _Atomic size_t bytes_shared; /* bytes, for stage_publish's threads */
 } window_t;
 
 /* staged - appended this turn, not yet durable, so not yet sendable */
@@ -186,7 +189,9 @@ struct stage_t {
 
     window_t win[NDEST];
     long max_inflight;
-    size_t recent_ids; /* payguard/delivery/recent_ids: recovery reads at least this many records back */
+    long max_inflight_bytes; /* payguard/delivery/max_inflight_bytes: a window's payloads, at most (+ one input's
+                                answers) */
+    size_t recent_ids;       /* payguard/delivery/recent_ids: recovery reads at least this many records back */
     long resend_ms;
     long drain_ms;
 
@@ -201,6 +206,7 @@ struct stage_t {
     /* loop-thread staging (handle/emit) */
     staged_t *staged;
     size_t nstaged, capstaged;
+    size_t staged_bytes; /* the payloads of staged[] */
     const event_t *current;
     event_t *current_owned; /* the input being handled, owned (for stage_defer) */
     bool current_from_producer;
@@ -219,6 +225,7 @@ struct stage_t {
     staged_t *pubq;
     size_t npubq, cappubq;
     _Atomic size_t pub_pending;
+    _Atomic size_t pub_pending_bytes; /* the payloads of pubq[] */
 
     int wake_pipe[2];
     int64_t last_wm_ms;

@@ -49,8 +49,10 @@ void sk_win_push(window_t *w, uint64_t seq, blob_t *blob, int target)
     blob->refs++;
     w->v[(w->head + w->count) & (w->cap - 1)] = (entry_t){.seq = seq, .blob = blob, .target = target};
     w->count++;
+    w->bytes += blob->len;
     w->last_pushed = seq;
     atomic_store(&w->count_shared, w->count);
+    atomic_store(&w->bytes_shared, w->bytes);
 }
 
 /* s_link - the flow (flow.h) of the link an entry leaves by */
@@ -79,6 +81,8 @@ bool sk_win_ack(window_t *w, uint64_t seq, int64_t now)
         flow_ack(s_link(w, acked), acked->sent_ms, acked->resends, !acked->waited, now);
     while (w->count && sk_win_at(w, 0)->acked) {
         entry_t *e = sk_win_at(w, 0);
+        assert(w->bytes >= e->blob->len);
+        w->bytes -= e->blob->len;
         sk_blob_unref(&e->blob);
         w->head = (w->head + 1) & (w->cap - 1);
         w->count--;
@@ -86,6 +90,7 @@ bool sk_win_ack(window_t *w, uint64_t seq, int64_t now)
             w->next_send--;
     }
     atomic_store(&w->count_shared, w->count);
+    atomic_store(&w->bytes_shared, w->bytes);
     return true;
 }
 
@@ -247,9 +252,11 @@ void sk_commit_turn(stage_t *st)
         journal_sync(st->journal);
 
     /* merge the two lists in seq order into the windows */
-    size_t a = 0, b = 0;
+    size_t a = 0, b = 0, pq_bytes = 0;
     while (a < st->nstaged || b < npq) {
-        staged_t *s = (b == npq || (a < st->nstaged && st->staged[a].seq < pq[b].seq)) ? &st->staged[a++] : &pq[b++];
+        bool from_pq = b < npq && (a == st->nstaged || pq[b].seq < st->staged[a].seq);
+        staged_t *s = from_pq ? &pq[b++] : &st->staged[a++];
+        pq_bytes += from_pq ? s->blob->len : 0;
         blob_t *env = sk_blob_new(s->blob->data + 2, s->blob->len - 2, NULL, 0);
         for (int d = 0; d < NDEST; d++)
             if (s->dest & (1u << d))
@@ -260,15 +267,20 @@ void sk_commit_turn(stage_t *st)
             s->fn(s->fn_arg, 0);
     }
     st->nstaged = 0;
+    st->staged_bytes = 0;
     atomic_fetch_sub(&st->pub_pending, npq);
+    atomic_fetch_sub(&st->pub_pending_bytes, pq_bytes);
     free(pq);
     sk_flush_acks(st);
 }
 
 /* sk_window_room - may we take more input? What this turn already emitted
  * (staged: journaled, not yet in a window until the turn's sync) counts
- * too, so a window holds at most max_inflight events plus the answers of
- * one input, not a whole batch more (tests/unit/test_stage.c) */
+ * too, so a window holds at most max_inflight events, and at most
+ * max_inflight_bytes of payloads, plus the answers of one input, not a
+ * whole batch more (tests/unit/test_stage.c). The byte bound is what caps
+ * memory: a window's events stay in this process until acked, and the same
+ * bytes wait in the consumer's queue */
 bool sk_window_room(stage_t *st)
 {
     if (atomic_load(&st->disk_low))
@@ -276,7 +288,8 @@ bool sk_window_room(stage_t *st)
     if (st->def->handle && st->ndeferred >= (st->def->max_deferred ? st->def->max_deferred : STAGE_MAX_DEFERRED))
         return false;
     for (int d = 0; d < NDEST; d++)
-        if (st->win[d].count + st->nstaged >= (size_t) st->max_inflight)
+        if (st->win[d].count + st->nstaged >= (size_t) st->max_inflight ||
+            st->win[d].bytes + st->staged_bytes >= (size_t) st->max_inflight_bytes)
             return false;
     return true;
 }

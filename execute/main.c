@@ -7,8 +7,9 @@
  *	The only stage that changes other systems. For each decided case from
  *	approve it plans the fixed runbook of CONTRACT.md §5 (common/runbook.c)
  *	from the recorded case alone, journals the plan, and runs its steps in
- *	order, one outbound call each. Up to 512 runbooks run at once; no call
- *	blocks the stage (common/httpc_multi.h):
+ *	order, one outbound call each. Up to execute/max_runs_in_flight (128,
+ *	at most 512) runbooks run at once; no call blocks the stage
+ *	(common/httpc_multi.h):
  *	  1. the step is journaled as started, with its Idempotency-Key (a pure
  *	     function of case and step), and the journal is synced (one sync for
  *	     every step started in the same loop turn);
@@ -91,7 +92,8 @@
  *	not yet recorded (a ticket step's create, or the search that found it).
  * CONFIGURATION
  *	execute/token_file, jira_project, max_attempts, retry_base_ms,
- *	retry_max_ms, ticket_settle_ms, release_hold_on_failure, review_db,
+ *	retry_max_ms, ticket_settle_ms, max_runs_in_flight,
+ *	release_hold_on_failure, review_db,
  *	retention_s; outside/payments, ledger, jira or
  *	servicenow, teams, timeout_ms, max_inflight, rate_per_s,
  *	breaker_failures, breaker_cooldown_ms, limits/<system>;
@@ -115,6 +117,7 @@
 #include "stage.h"
 
 #define EXECUTE_MAX_RUNS 512
+_Static_assert(EXECUTE_MAX_RUNS == 512, "execute/max_runs_in_flight's range in config.c's s_bounds is 1..512");
 #define EXECUTE_MAX_REVIEWS 4096
 
 /* review_t - a case whose runbook failed for good: what a retry re-runs */
@@ -1126,9 +1129,10 @@ static int s_init(stage_t *st, void *arg)
     x->st = st;
     const config_t *c = stage_config(st);
     char err[512];
-    long timeout_ms, attempts, base, max;
+    long timeout_ms, attempts, base, max, runs;
     if (config_bounded(c, "outside/timeout_ms", &timeout_ms, err, sizeof err) ||
         config_bounded(c, "execute/ticket_settle_ms", &x->settle_ms, err, sizeof err) ||
+        config_bounded(c, "execute/max_runs_in_flight", &runs, err, sizeof err) ||
         config_bounded(c, "execute/max_attempts", &attempts, err, sizeof err) ||
         config_bounded(c, "execute/retry_base_ms", &base, err, sizeof err) ||
         config_bounded(c, "execute/retry_max_ms", &max, err, sizeof err)) {
@@ -1136,6 +1140,8 @@ static int s_init(stage_t *st, void *arg)
         return -1;
     }
     x->retry = (httpc_retry_t){.max_attempts = (int) attempts, .base_delay_ms = base, .max_delay_ms = max};
+    assert(runs >= 1 && runs <= EXECUTE_MAX_RUNS);
+    s_def.max_deferred = (unsigned) runs; /* then input waits: back-pressure */
     char *token = NULL;
     const char *tf = config_get(c, "execute/token_file");
     if (tf && *tf && !(token = httpc_read_token(tf, err, sizeof err))) {

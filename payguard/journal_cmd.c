@@ -1,6 +1,7 @@
 /* journal_cmd - `payguard journal dump` and `payguard replay --from`: the
  * journals are the system of record; these read them (read-only, beside
  * live writers). `payguard replay --stage ... --dry-run` is dryrun_cmd.c. */
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <jansson.h>
@@ -218,8 +219,9 @@ typedef struct {
     /* the delivery window: sent, not yet seen taken in into's journals */
     bool confirm; /* every instance of into is on this host */
     long resend_ms;
+    long max_bytes; /* payguard/delivery/max_inflight_bytes: the window's payloads, at most */
     struct pend **pend;
-    size_t npend;
+    size_t npend, pend_bytes;
     uint64_t resent, unconfirmed;
     bool unchecked; /* --unchecked: into's journals are not read */
     bool rebuild;   /* --rebuild: into lost its journal; what its producer's floor covers is taken again */
@@ -378,6 +380,7 @@ static int s_replay_taken(const config_t *c, replay_t *x)
     x->confirm = !x->unchecked && x->epoch && x->taken.away == 0;
     x->pend = x->confirm ? calloc(REPLAY_WINDOW, sizeof *x->pend) : NULL;
     if (config_bounded(c, "payguard/delivery/resend_ms", &x->resend_ms, err, sizeof err) != 0 ||
+        config_bounded(c, "payguard/delivery/max_inflight_bytes", &x->max_bytes, err, sizeof err) != 0 ||
         (x->confirm && !x->pend)) {
         fprintf(stderr, "payguard: %s\n", x->pend || !x->confirm ? err : "out of memory");
         return 1;
@@ -396,12 +399,22 @@ static int s_replay_reap(replay_t *x)
     }
     size_t k = 0;
     for (size_t i = 0; i < x->npend; i++)
-        if (taken_has(&x->taken, x->pend[i]->seq))
+        if (taken_has(&x->taken, x->pend[i]->seq)) {
+            assert(x->pend_bytes >= x->pend[i]->len);
+            x->pend_bytes -= x->pend[i]->len;
             free(x->pend[i]);
-        else
+        } else
             x->pend[k++] = x->pend[i];
     x->npend = k;
     return 0;
+}
+
+/* s_replay_full - the window holds REPLAY_WINDOW events or max_bytes of
+ * them: what the consumer's input queue holds too, so its memory is bounded
+ * as a stage's own producers bound it */
+static bool s_replay_full(const replay_t *x)
+{
+    return x->npend >= REPLAY_WINDOW || x->pend_bytes >= (size_t) x->max_bytes;
 }
 
 /* s_replay_wait - the window (a sliding one): until it has room (drain:
@@ -412,7 +425,7 @@ static int s_replay_reap(replay_t *x)
 static int s_replay_wait(replay_t *x, bool drain)
 {
     int64_t progress = stage_mono_ms();
-    while (x->npend && (drain || x->npend >= REPLAY_WINDOW)) {
+    while (x->npend && (drain || s_replay_full(x))) {
         size_t before = x->npend;
         if (s_replay_reap(x) != 0)
             return 1;
@@ -430,11 +443,12 @@ static int s_replay_wait(replay_t *x, bool drain)
         if (x->npend)
             usleep(5 * 1000);
     }
-    if (x->npend && (drain || x->npend >= REPLAY_WINDOW)) { /* given up */
+    if (x->npend && (drain || s_replay_full(x))) { /* given up */
         for (size_t i = 0; i < x->npend; i++)
             free(x->pend[i]);
         x->unconfirmed += x->npend;
         x->npend = 0;
+        x->pend_bytes = 0;
     }
     return 0;
 }
@@ -450,9 +464,10 @@ static int s_replay_sent(replay_t *x, uint64_t seq, int t, const void *env, size
     *p = (struct pend){.seq = seq, .sent_ms = stage_mono_ms(), .t = t, .len = len};
     memcpy(p->env, env, len);
     x->pend[x->npend++] = p;
+    x->pend_bytes += len;
     if (x->npend % 256 == 0 && s_replay_reap(x) != 0) /* now and then: the window slides */
         return 1;
-    return x->npend >= REPLAY_WINDOW ? s_replay_wait(x, false) : 0;
+    return s_replay_full(x) ? s_replay_wait(x, false) : 0;
 }
 
 /* s_replay_send - read from's journal and send what is selected; 0 or 1 */

@@ -17,8 +17,10 @@
  *	PG_ECHO_NOTE names ("<from> <what> <subject> <n>" a line). A separate program, because a
  *	process that forks with a live ZeroMQ context cannot use it in the child.
  *--*/
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "stage.h"
 
@@ -46,7 +48,17 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
         stage_note(st, "rejected", event_head(in)->case_key, event_head(in)->seq);
     event_body_t *b = event_body_new();
     event_body_str(b, EK_CASE_ID, event_head(in)->case_key);
-    event_body_str(b, "advice", "rules"); /* what a triaged event must carry */
+    event_body_str(b, "advice", "rules");    /* what a triaged event must carry */
+    const char *pad = getenv("PG_ECHO_PAD"); /* bytes of padding in each answer (test_stage's byte window) */
+    long npad = pad ? strtol(pad, NULL, 10) : 0;
+    if (npad > 0 && npad <= 512 * 1024) {
+        char *filler = malloc((size_t) npad + 1);
+        assert(filler);
+        memset(filler, 'x', (size_t) npad);
+        filler[npad] = '\0';
+        event_body_str(b, "pad", filler);
+        free(filler);
+    }
     int rc = stage_emit(st, EV_TRIAGED, event_head(in)->case_key, b, STAGE_TO_BOTH);
     event_body_destroy(&b);
     return rc == 0 ? STAGE_DONE : STAGE_RETRY;

@@ -8,8 +8,8 @@
  *   - an input is acked once what it caused is durable;
  *   - what is sent stays unacked in a window and is re-sent after resend_ms;
  *     an ack stops the re-sends;
- *   - a full window (max_inflight) stops taking input, and an ack lets the
- *     rest through;
+ *   - a full window (max_inflight events, or max_inflight_bytes of them)
+ *     stops taking input, and an ack lets the rest through;
  *   - after a kill -9, a restart re-sends what was never acked, same ids;
  *   - an input seen before is acked again but causes nothing new;
  *   - an input the stage defers (a runbook waiting on outside calls) gets
@@ -53,6 +53,8 @@ static const char *s_next = "approve"; /* its next stage: execute there, partiti
 static int s_nnext = 1;                /* the next stage's instances: 3 in the routed suite */
 static zsock_t *s_next_more[2];        /* its instances 1 and 2 there */
 static unsigned s_id_base;             /* input n has id validate-<n + this> */
+static int s_inflight_bytes;           /* max_inflight_bytes when set (the bytes suite) */
+static int s_pad;                      /* bytes of padding in each answer (PG_ECHO_PAD) */
 
 /* s_start - the stage in a fresh process (bin/pg-stage-echo: a process
  * forked with a live ZeroMQ context cannot use it) */
@@ -62,6 +64,11 @@ static void s_start(void)
     cr_assert_geq(s_child, 0);
     if (s_child == 0) {
         setenv("PG_ECHO_STAGE", s_stage, 1);
+        if (s_pad > 0) {
+            char pad[16];
+            snprintf(pad, sizeof pad, "%d", s_pad);
+            setenv("PG_ECHO_PAD", pad, 1);
+        }
         execl("bin/pg-stage-echo", "pg-stage-echo", "-c", s_cfg, "-i", "0", (char *) NULL);
         _exit(127);
     }
@@ -110,10 +117,12 @@ static void s_setup(void)
     snprintf(s_cfg, sizeof s_cfg, "%s/payguard.cfg", s_dir);
     FILE *f = fopen(s_cfg, "w");
     cr_assert_not_null(f);
-    fprintf(f,
-            "payguard\n    run_dir = %s/run\n    data_dir = %s/data\n    drain_ms = 500\n    delivery\n"
-            "        resend_ms = %d\n        max_inflight = %d\n%s\n    instances = %d\n",
-            s_dir, s_dir, RESEND_MS, s_nnext > 1 ? 100 : 3, s_next, s_nnext);
+    fprintf(
+        f,
+        "payguard\n    run_dir = %s/run\n    data_dir = %s/data\n    drain_ms = 500\n    delivery\n"
+        "        resend_ms = %d\n        max_inflight = %d\n        max_inflight_bytes = %d\n%s\n    instances = %d\n",
+        s_dir, s_dir, RESEND_MS, s_nnext > 1 || s_inflight_bytes ? 100 : 3,
+        s_inflight_bytes ? s_inflight_bytes : 1 << 20, s_next, s_nnext);
     fclose(f);
     char err[256];
     s_config = config_load(s_cfg, err, sizeof err);
@@ -332,45 +341,52 @@ Test(stage, unacked_events_are_resent_until_acked)
     cr_expect_lt(extra, 3, "re-sends stop once acked (%d more after the ack)", extra);
 }
 
+/* s_take_distinct - receive the next stage's events into ids/seqs (n of
+ * cap used), a re-send counted once: at most max_recv events, until want
+ * new ids were seen (0: until none came for quiet_ms; the first may take
+ * WAIT_MS, a stage starting under ASan). How many new ids */
+static size_t s_take_distinct(char ids[][EVENT_ID_MAX + 1], uint64_t *seqs, size_t *n, size_t cap, int max_recv,
+                              size_t want, int quiet_ms)
+{
+    char id[EVENT_ID_MAX + 1];
+    uint64_t seq;
+    size_t more = 0;
+    for (int got = 0; got < max_recv && (!want || more < want); got++) {
+        if (!s_recv_event(s_next0, id, &seq, got ? quiet_ms : WAIT_MS))
+            break;
+        bool seen = false;
+        for (size_t i = 0; i < *n; i++)
+            seen |= strcmp(ids[i], id) == 0;
+        if (!seen && *n < cap) {
+            snprintf(ids[*n], sizeof ids[0], "%s", id);
+            seqs[(*n)++] = seq;
+            more++;
+        }
+    }
+    return more;
+}
+
+/* s_ack_all - ack ids' seqs as the next stage and as audit */
+static void s_ack_all(const uint64_t *seqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        s_ack(s_next, seqs[i]);
+        s_ack("audit", seqs[i]);
+    }
+}
+
 Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
 {
     for (unsigned n = 1; n <= 5; n++)
         s_send_input(n);
     /* max_inflight = 3: three distinct answers, then only re-sends of them */
-    char ids[8][EVENT_ID_MAX + 1], id[EVENT_ID_MAX + 1];
-    uint64_t seqs[8], seq;
+    char ids[8][EVENT_ID_MAX + 1];
+    uint64_t seqs[8];
     size_t distinct = 0;
-    int got = 0;
-    /* the first answer may take a while (a stage starting under ASan); then
-     * what comes within two re-send periods of the last */
-    while (got < 12 && s_recv_event(s_next0, id, &seq, got ? 2 * RESEND_MS : WAIT_MS)) {
-        got++;
-        bool seen = false;
-        for (size_t i = 0; i < distinct; i++)
-            seen |= strcmp(ids[i], id) == 0;
-        if (!seen && distinct < 8) {
-            snprintf(ids[distinct], sizeof ids[0], "%s", id);
-            seqs[distinct++] = seq;
-        }
-    }
+    s_take_distinct(ids, seqs, &distinct, 8, 12, 0, 2 * RESEND_MS);
     cr_assert_eq(distinct, 3, "a window of 3 holds 3 unacked events (%zu seen)", distinct);
-    for (size_t i = 0; i < distinct; i++) {
-        s_ack(s_next, seqs[i]);
-        s_ack("audit", seqs[i]);
-    }
-    size_t more = 0;
-    for (int k = 0; k < 20 && s_recv_event(s_next0, id, &seq, WAIT_MS); k++) {
-        bool seen = false;
-        for (size_t i = 0; i < distinct; i++)
-            seen |= strcmp(ids[i], id) == 0;
-        if (!seen) {
-            snprintf(ids[distinct], sizeof ids[0], "%s", id);
-            seqs[distinct++] = seq;
-            more++;
-        }
-        if (more == 2)
-            break;
-    }
+    s_ack_all(seqs, distinct);
+    size_t more = s_take_distinct(ids, seqs, &distinct, 8, 20, 2, WAIT_MS);
     cr_expect_eq(more, 2, "after the acks the last two inputs are answered");
 }
 
@@ -570,6 +586,41 @@ Test(stage, a_second_frame_that_is_not_epoch_and_floor_is_refused)
     s_send_input(10); /* a good one after it still passes */
     cr_assert_eq(s_recv_ack(acked, 8), 1);
     cr_expect_eq(acked[0], 10, "9 was refused, not acked");
+}
+
+/* the bytes suite: room for 100 events, but 64 KiB of them, and each
+ * answer carries 20,000 bytes of padding */
+static void s_setup_bytes(void)
+{
+    s_inflight_bytes = 65536;
+    s_pad = 20000;
+    s_setup();
+}
+
+static void s_teardown_bytes(void)
+{
+    s_teardown();
+    s_inflight_bytes = 0;
+    s_pad = 0;
+}
+
+TestSuite(stage_bytes, .init = s_setup_bytes, .fini = s_teardown_bytes, .timeout = 120);
+
+Test(stage_bytes, a_window_full_of_bytes_stops_input_and_an_ack_lets_the_rest_through)
+{
+    for (unsigned n = 1; n <= 8; n++)
+        s_send_input(n);
+    /* three answers of ~20 KB (60 KB) leave room under 64 KiB, the fourth
+     * fills it: four distinct answers, then only re-sends of them, though
+     * max_inflight (100) would take all eight */
+    char ids[8][EVENT_ID_MAX + 1];
+    uint64_t seqs[8];
+    size_t distinct = 0;
+    s_take_distinct(ids, seqs, &distinct, 8, 16, 0, 2 * RESEND_MS);
+    cr_assert_eq(distinct, 4, "a window of 64 KiB holds 4 answers of 20 KB (%zu seen)", distinct);
+    s_ack_all(seqs, distinct);
+    size_t more = s_take_distinct(ids, seqs, &distinct, 8, 40, 4, WAIT_MS);
+    cr_expect_eq(more, 4, "after the acks the other four inputs are answered (%zu)", more);
 }
 
 /* the routed suite: the stage runs as approve, and execute has 3
