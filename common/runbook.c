@@ -736,8 +736,7 @@ static int s_ticket(rb_ctx_t *c, rb_plan_t *out, int level)
     char lookup[300];
     if (s_ticket_lookup(c->opts, c->case_id, "open_ticket", lookup, c->err, c->errlen) != 0)
         return -1;
-    rb_step_t *s = s_add(out, "open_ticket", "open_ticket", s_ticket_system(c->opts), s_ticket_path(c->opts), NULL);
-    snprintf(s->lookup, sizeof s->lookup, "%s", lookup);
+    s_add(out, "open_ticket", "open_ticket", s_ticket_system(c->opts), s_ticket_path(c->opts), NULL);
     return 0;
 }
 
@@ -943,9 +942,9 @@ static int s_denied(rb_ctx_t *c, rb_plan_t *out)
             s_decisions(c, &b);
             s_put(&b, "Case page: %s", c->url);
             s_fmt(c->done[out->n], sizeof c->done[0], "a comment on ticket %s", key);
-            rb_step_t *s =
-                s_add(out, "ticket_comment", "ticket_comment", "jira", path, json_pack("{s:s}", "body", text));
-            int lrc = ticket_comments_path(path, s->lookup, sizeof s->lookup);
+            s_add(out, "ticket_comment", "ticket_comment", "jira", path, json_pack("{s:s}", "body", text));
+            char lookup[RB_LOOKUP_MAX];
+            int lrc = ticket_comments_path(path, lookup, sizeof lookup);
             assert(lrc == 0); /* s_id_path made it */
         }
     }
@@ -1139,10 +1138,9 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     char summary[RB_SUMMARY_MAX + 1], description[RB_DESCRIPTION_MAX + 1];
     s_fmt(summary, sizeof summary, "payguard: step %s failed for case %s", f->name, plan->case_id);
     s_failure_description(plan, failed_step, why, url, description, sizeof description);
-    rb_step_t *t = s_add(out, "failure_ticket", "open_ticket", s_ticket_system(opts), s_ticket_path(opts),
-                         s_ticket_body(opts, plan->runbook, "runbook-failure", 1, summary, description, plan->case_id,
-                                       "failure_ticket"));
-    snprintf(t->lookup, sizeof t->lookup, "%s", lookup);
+    s_add(out, "failure_ticket", "open_ticket", s_ticket_system(opts), s_ticket_path(opts),
+          s_ticket_body(opts, plan->runbook, "runbook-failure", 1, summary, description, plan->case_id,
+                        "failure_ticket"));
 
     char title[200], done[RB_FACT_MAX + 1], notrun[RB_FACT_MAX + 1];
     s_fmt(title, sizeof title, "payguard: runbook step %s failed for case %s", f->name, plan->case_id);
@@ -1162,6 +1160,22 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     s_fact(facts, "Follow-up", "a Highest priority ticket; no later step of this runbook runs");
     s_add(out, "failure_notice", "notify_teams", "teams", "",
           s_card(title, facts, "AI advice (advisory): not consulted for a failed runbook step", url));
+    return 0;
+}
+
+/* runbook_step_lookup - see runbook.h */
+int runbook_step_lookup(const char *case_id, const rb_step_t *s, char out[RB_LOOKUP_MAX])
+{
+    assert(case_id && s && out);
+    out[0] = '\0';
+    bool ticket_system = strcmp(s->system, "jira") == 0 || strcmp(s->system, "servicenow") == 0;
+    if (!ticket_system)
+        return 0;
+    if (strcmp(s->name, "open_ticket") == 0)
+        return ticket_search_path(s->system, case_id, out, RB_LOOKUP_MAX, NULL, 0);
+    if (strcmp(s->name, "ticket_comment") == 0)
+        return ticket_comments_path(s->path, out, RB_LOOKUP_MAX);
+    assert(out[0] == '\0');
     return 0;
 }
 
@@ -1193,8 +1207,9 @@ json_t *runbook_plan_json(const rb_plan_t *plan)
                               s->method, "path", s->path, "idempotency_key", s->idem_key, "customer_facing",
                               s->customer_facing, "body", body);
         assert(j);
-        if (s->lookup[0])
-            json_object_set_new(j, "lookup", json_string(s->lookup));
+        char lookup[RB_LOOKUP_MAX];
+        if (runbook_step_lookup(plan->case_id, s, lookup) == 0 && lookup[0])
+            json_object_set_new(j, "lookup", json_string(lookup)); /* for people: computed again when run */
         json_array_append_new(steps, j);
     }
     for (size_t i = 0; i < plan->nnotes; i++)
@@ -1237,8 +1252,9 @@ static int s_step_from_json(const json_t *j, const char *case_id, rb_step_t *s)
     static const char *const with_lookup[] = {"name", "system", "method", "path", "idempotency_key", "customer_facing",
                                               "body", "lookup", NULL};
     bool has_lookup = json_object_get(j, "lookup") != NULL;
+    char lookup[RB_LOOKUP_MAX], want[RB_LOOKUP_MAX];
     if (!s_only(j, has_lookup ? with_lookup : keys) || s_copy(j, "name", s->name, sizeof s->name, true) ||
-        (has_lookup && s_copy(j, "lookup", s->lookup, sizeof s->lookup, true)) ||
+        (has_lookup && s_copy(j, "lookup", lookup, sizeof lookup, true)) ||
         s_copy(j, "system", s->system, sizeof s->system, true) ||
         s_copy(j, "method", s->method, sizeof s->method, true) || s_copy(j, "path", s->path, sizeof s->path, false) ||
         s_copy(j, "idempotency_key", s->idem_key, sizeof s->idem_key, true))
@@ -1248,9 +1264,8 @@ static int s_step_from_json(const json_t *j, const char *case_id, rb_step_t *s)
     if (!json_is_boolean(cf) || !json_is_object(body) || !s_in(s->name, s_step_names) || !s_in(s->system, s_systems) ||
         strcmp(s->method, "POST") != 0 || strncmp(s->idem_key, case_id, cl) != 0 || s->idem_key[cl] != ':')
         return -1;
-    if (s->lookup[0] &&
-        (s->lookup[0] != '/' || (strcmp(s->system, "jira") != 0 && strcmp(s->system, "servicenow") != 0)))
-        return -1; /* only ticket steps look first, at a path of their system */
+    if (has_lookup && (runbook_step_lookup(case_id, s, want) != 0 || strcmp(lookup, want) != 0))
+        return -1; /* a lookup is the one the step makes (only ticket steps have one) */
     s->customer_facing = json_is_true(cf);
     s->body = json_dumps(body, JSON_COMPACT);
     return s->body ? 0 : -1;

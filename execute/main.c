@@ -146,10 +146,11 @@ typedef struct {
     int rc;
     httpc_resp_t resp;
     /* a step with a lookup (ticket steps, ticket.h): its GET, then its POST only if nothing was found */
-    bool looking;          /* the call out (or due) is the lookup */
-    bool waiting;          /* the call is due at not_before_ms (backoff, settle) */
-    int64_t not_before_ms; /* monotonic */
-    int writes;            /* its POSTs that failed transiently: each may have made the ticket */
+    char lookup[RB_LOOKUP_MAX]; /* its lookup (runbook_step_lookup), "" if none */
+    bool looking;               /* the call out (or due) is the lookup */
+    bool waiting;               /* the call is due at not_before_ms (backoff, settle) */
+    int64_t not_before_ms;      /* monotonic */
+    int writes;                 /* its POSTs that failed transiently: each may have made the ticket */
     char effect[TICKET_KEY_MAX + TICKET_MARKER_MAX + 64]; /* what the step found or made, for its "done" record */
     char ticket[TICKET_KEY_MAX];                          /* the ticket key (or number) found or created */
     char lookup_error[TICKET_PATH_MAX + 300];             /* the lookup answered 2xx, but not in its system's shape */
@@ -408,8 +409,8 @@ static void s_step_event(execute_t *x, run_t *r, const rb_step_t *step, const ch
     event_body_str(b, "system", step->system);
     event_body_str(b, "method", step->method);
     event_body_str(b, "path", step->path);
-    if (step->lookup[0])
-        event_body_str(b, "lookup", step->lookup);
+    if (r->lookup[0])
+        event_body_str(b, "lookup", r->lookup);
     if (strcmp(status, "started") != 0 && r->effect[0])
         event_body_str(b, "effect", r->effect); /* "found existing ticket PAY-3", "created ticket PAY-4" */
     if (strcmp(status, "done") == 0 && r->ticket[0])
@@ -483,7 +484,12 @@ static void s_step_start(execute_t *x, run_t *r)
     rb_step_t *step = &s_plan_current(r)->steps[r->next];
     r->effect[0] = r->ticket[0] = r->lookup_error[0] = '\0';
     r->writes = 0;
-    r->looking = step->lookup[0] != '\0'; /* a ticket step searches first, every time it starts */
+    if (runbook_step_lookup(r->plan.case_id, step, r->lookup) != 0) { /* the planner checked: not expected */
+        log_warn("case %s: step %s cannot search for what it makes; it creates without looking", r->plan.case_id,
+                 step->name);
+        r->lookup[0] = '\0';
+    }
+    r->looking = r->lookup[0] != '\0'; /* a ticket step searches first, every time it starts */
     s_step_event(x, r, step, "started", NULL, NULL);
     r->calling = true;
 }
@@ -498,18 +504,17 @@ static void s_step_send(execute_t *x, run_t *r)
     if (r->waiting)
         return;
     r->not_before_ms = 0;
-    if (!step->lookup[0] || (r->looking && r->writes == 0)) /* the step's first call */
+    if (!r->lookup[0] || (r->looking && r->writes == 0)) /* the step's first call */
         s_fault("before", step->name);
-    bool write_once = step->lookup[0] && !r->looking;
+    bool write_once = r->lookup[0] && !r->looking;
     httpc_retry_t once = x->retry;
     once.max_attempts = 1; /* a lost answer may hide a ticket: search again rather than repeat it */
     int sys = -1;
     httpc_t *h = s_client(x, step->system, &sys);
     char err[256] = "";
-    if (h &&
-        httpc_multi_start(x->http, sys, h, r->looking ? "GET" : step->method, r->looking ? step->lookup : step->path,
-                          r->looking ? NULL : step->body, r->looking ? NULL : step->idem_key,
-                          write_once ? &once : &x->retry, s_on_step, r, err, sizeof err) == 0)
+    if (h && httpc_multi_start(x->http, sys, h, r->looking ? "GET" : step->method, r->looking ? r->lookup : step->path,
+                               r->looking ? NULL : step->body, r->looking ? NULL : step->idem_key,
+                               write_once ? &once : &x->retry, s_on_step, r, err, sizeof err) == 0)
         return;
     httpc_resp_t resp = {.retry_after_ms = -1};
     snprintf(resp.error, sizeof resp.error, "%s", h ? err : "");
@@ -545,7 +550,7 @@ static long s_uncertain_delay(const execute_t *x, int writes, long retry_after_m
 static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
 {
     const httpc_resp_t *resp = &r->resp;
-    assert(r->looking && step->lookup[0]);
+    assert(r->looking && r->lookup[0]);
     assert(!r->calling && r->answered);
     if (r->rc != 0 || resp->status < 200 || resp->status >= 300)
         return false; /* the lookup's own failure: the step fails like any call */
@@ -561,7 +566,7 @@ static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
                     ? (snprintf(err, sizeof err, "the step's key does not name its case"), -1)
                     : ticket_search_found(step->system, tag, resp->body, resp->len, key, id, &total, err, sizeof err);
     if (found < 0) {
-        snprintf(r->lookup_error, sizeof r->lookup_error, "GET %s: %s", step->lookup, err);
+        snprintf(r->lookup_error, sizeof r->lookup_error, "GET %s: %s", r->lookup, err);
         return false;
     }
     stage_count(x->st, "payguard_execute_ticket_lookups_total", "result", found ? "found" : "none", 1);
@@ -591,7 +596,7 @@ static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
  * (true); else false: the step failed */
 static bool s_write_uncertain(execute_t *x, run_t *r, const rb_step_t *step)
 {
-    assert(!r->looking && step->lookup[0]);
+    assert(!r->looking && r->lookup[0]);
     assert(r->writes >= 0 && r->writes < x->retry.max_attempts);
     if (r->rc == 0 || !r->resp.transient || r->writes + 1 >= x->retry.max_attempts)
         return false;
@@ -617,7 +622,7 @@ static bool s_write_uncertain(execute_t *x, run_t *r, const rb_step_t *step)
 static bool s_step_continues(execute_t *x, run_t *r)
 {
     const rb_step_t *step = &s_plan_current(r)->steps[r->next];
-    if (!step->lookup[0] || r->rc == -2)
+    if (!r->lookup[0] || r->rc == -2)
         return false;
     return r->looking ? s_lookup_answered(x, r, step) : s_write_uncertain(x, r, step);
 }
@@ -626,7 +631,7 @@ static bool s_step_continues(execute_t *x, run_t *r)
 static void s_ticket_made(run_t *r, const rb_step_t *step, const httpc_resp_t *resp)
 {
     char key[TICKET_KEY_MAX], id[TICKET_KEY_MAX];
-    assert(step->lookup[0] && !r->looking);
+    assert(r->lookup[0] && !r->looking);
     assert(resp->status >= 200 && resp->status < 300);
     json_t *j =
         strcmp(step->name, "ticket_comment") == 0 && resp->body ? json_loadb(resp->body, resp->len, 0, NULL) : NULL;
@@ -655,7 +660,7 @@ static bool s_step_answered(execute_t *x, run_t *r)
     httpc_resp_t resp = r->resp;
     memset(&r->resp, 0, sizeof r->resp);
     bool ok = rc == 0 && resp.status >= 200 && resp.status < 300 && !r->lookup_error[0];
-    const char *method = r->looking ? "GET" : step->method, *path = r->looking ? step->lookup : step->path;
+    const char *method = r->looking ? "GET" : step->method, *path = r->looking ? r->lookup : step->path;
     char error[640] = "";
     if (no_client)
         snprintf(error, sizeof error, "outside/%s is not configured", step->system);
@@ -665,7 +670,7 @@ static bool s_step_answered(execute_t *x, run_t *r)
         snprintf(error, sizeof error, "%s %s: %s", method, path,
                  resp.status ? (rc == 0 ? "refused (permanent)" : "still failing after retries")
                              : (resp.error[0] ? resp.error : "no answer"));
-    if (ok && step->lookup[0] && !r->looking)
+    if (ok && r->lookup[0] && !r->looking)
         s_ticket_made(r, step, &resp);
     resp.attempts += r->writes; /* POSTs that failed before the search found or made it */
     if (!ok && resp.status)
@@ -1092,7 +1097,10 @@ static int s_recover(execute_t *x)
                         s_add_release(x, run, &run->plan.steps[k]);
                 }
                 const rb_plan_t *cur = run->failing ? &run->fail : &run->plan;
-                if (r->started && run->next < cur->n && cur->steps[run->next].lookup[0])
+                char lookup[RB_LOOKUP_MAX] = "";
+                if (run->next < cur->n)
+                    runbook_step_lookup(run->plan.case_id, &cur->steps[run->next], lookup);
+                if (r->started && lookup[0])
                     run->not_before_ms = stage_mono_ms() + x->settle_ms; /* a ticket made just before the
                                                                              crash may not show in a search yet */
                 x->runs[x->nruns++] = run;

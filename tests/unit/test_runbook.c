@@ -131,6 +131,14 @@ static const char *s_at(const json_t *j, const char *path)
     return json_string_value(j);
 }
 
+/* s_lookup - the lookup of a plan's step (runbook_step_lookup; a static buffer) */
+static const char *s_lookup(const rb_plan_t *p, const rb_step_t *s)
+{
+    static char out[RB_LOOKUP_MAX];
+    cr_assert_eq(runbook_step_lookup(p->case_id, s, out), 0);
+    return out;
+}
+
 /* s_step - the step named name, or fail */
 static const rb_step_t *s_step(const rb_plan_t *p, const char *name)
 {
@@ -207,9 +215,9 @@ Test(runbook, payout_exception_holds_reverses_tickets_notifies)
     /* what the lookup searches for: the case's label and the step's (ticket.h) */
     cr_assert_str_eq(s_at(b, "fields.labels.3"), "payguard-payout-P-10492");
     cr_assert_str_eq(s_at(b, "fields.labels.4"), "payguard-open_ticket");
-    cr_assert_str_eq(s->lookup,
+    cr_assert_str_eq(s_lookup(&p, s),
                      "/rest/api/2/search?jql=labels%3D%22payguard-payout-P-10492%22&maxResults=20&fields=labels");
-    cr_assert_str_eq(p.steps[0].lookup, "", "only ticket steps look first");
+    cr_assert_str_eq(s_lookup(&p, &p.steps[0]), "", "only ticket steps look first");
     const char *d = s_at(b, "fields.description");
     cr_assert(strstr(d, "Case page: http://127.0.0.1:8083/case/payout-P-10492\n"), "%s", d);
     cr_assert(strstr(d, "Amount: 12,500.00 USD (1250000 minor units)"), "%s", d);
@@ -324,8 +332,8 @@ Test(runbook, servicenow_incident_has_urgency_and_correlation_id)
     cr_assert_str_eq(s_at(b, "urgency"), "2");
     cr_assert_str_eq(s_at(b, "correlation_id"), "payout-P-10492");
     cr_assert_str_eq(s_at(b, "correlation_display"), "payguard-open_ticket");
-    cr_assert_str_eq(s->lookup, "/api/now/table/incident?sysparm_query=correlation_id%3Dpayout-P-10492&sysparm_limit=20"
-                                "&sysparm_fields=sys_id%2Cnumber%2Ccorrelation_display");
+    cr_assert_str_eq(s_lookup(&p, s), "/api/now/table/incident?sysparm_query=correlation_id%3Dpayout-P-10492"
+                                      "&sysparm_limit=20&sysparm_fields=sys_id%2Cnumber%2Ccorrelation_display");
     cr_assert_str_eq(s_at(b, "short_description"), "payguard: payout exception P-10492, 12,500.00 USD: account_closed");
     /* a trailing slash on public_url is not doubled */
     cr_assert(strstr(s_at(b, "description"), "http://127.0.0.1:8083/case/payout-P-10492"));
@@ -538,7 +546,7 @@ Test(runbook, denied_with_a_ticket_comments_on_it)
                       "(compliance). Nothing was changed",
                       122) == 0,
               "%s", text);
-    cr_assert_str_eq(s->lookup, "/rest/api/2/issue/PAY-7/comment?orderBy=-created&maxResults=100");
+    cr_assert_str_eq(s_lookup(&p, s), "/rest/api/2/issue/PAY-7/comment?orderBy=-created&maxResults=100");
     cr_assert(strstr(text, "Case page: http://127.0.0.1:8083/case/payout-P-10492"), "%s", text);
     json_decref(b);
     runbook_plan_clear(&p);
@@ -646,7 +654,9 @@ Test(runbook, failure_plan_tickets_at_highest_and_notifies)
     cr_assert_str_eq(s_at(b, "fields.labels.3"), "payguard-payout-P-10492");
     cr_assert_str_eq(s_at(b, "fields.labels.4"), "payguard-failure_ticket");
     /* the same search as the runbook ticket's (by case): the answer's labels tell the two apart */
-    cr_assert_str_eq(f.steps[0].lookup, p.steps[3].lookup);
+    char lookup[RB_LOOKUP_MAX];
+    snprintf(lookup, sizeof lookup, "%s", s_lookup(&f, &f.steps[0]));
+    cr_assert_str_eq(lookup, s_lookup(&p, &p.steps[3]));
     const char *d = s_at(b, "fields.description");
     cr_assert(strstr(d, "stopped at step 3 of 5, ledger_payout_reversal (ledger POST /entries)"), "%s", d);
     cr_assert(strstr(d, "Error: ledger answered 400: currency 'usd' must be upper-case"), "%s", d);
@@ -697,7 +707,6 @@ static void s_same_plan(const rb_plan_t *a, const rb_plan_t *b)
         cr_assert_str_eq(a->steps[i].idem_key, b->steps[i].idem_key);
         cr_assert_eq(a->steps[i].customer_facing, b->steps[i].customer_facing);
         cr_assert_str_eq(a->steps[i].body, b->steps[i].body);
-        cr_assert_str_eq(a->steps[i].lookup, b->steps[i].lookup);
     }
     for (size_t i = 0; i < a->nnotes; i++)
         cr_assert_str_eq(a->notes[i], b->notes[i]);
@@ -744,11 +753,18 @@ Test(runbook, plan_json_round_trips)
     json_object_set_new(json_array_get(json_object_get(bad, "steps"), 0), "lookup", json_string("/payouts/P-1"));
     cr_assert_eq(runbook_plan_from_json(bad, &q), -1);
     json_decref(bad);
-    /* a plan journaled before lookups existed still reads back, without one */
+    /* nor one that is not the step's own */
+    bad = json_deep_copy(j);
+    json_object_set_new(
+        json_array_get(json_object_get(bad, "steps"), 2), "lookup",
+        json_string("/rest/api/2/search?jql=labels%3D%22payguard-other%22&maxResults=20&fields=labels"));
+    cr_assert_eq(runbook_plan_from_json(bad, &q), -1);
+    json_decref(bad);
+    /* a plan journaled before lookups existed still reads back; its ticket step looks first all the same */
     bad = json_deep_copy(j);
     json_object_del(json_array_get(json_object_get(bad, "steps"), 2), "lookup");
     cr_assert_eq(runbook_plan_from_json(bad, &q), 0);
-    cr_assert_str_eq(q.steps[2].lookup, "");
+    cr_assert_str_eq(s_lookup(&q, &q.steps[2]), s_at(j, "steps.2.lookup"));
     json_decref(bad);
     runbook_plan_clear(&q);
     json_decref(j);
