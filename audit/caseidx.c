@@ -550,6 +550,10 @@ void caseidx_summary(const void *event_json, char *out, size_t outlen)
             snprintf(out + used, outlen - used, " -> HTTP %lld after %lld attempt(s)", (long long) http,
                      json_is_integer(at) ? (long long) json_integer_value(at) : 1LL);
         }
+        if (*s_jstr(b, "effect")) { /* a ticket step: "found existing ticket PAY-3", "created ticket PAY-4" */
+            size_t used = strlen(out);
+            snprintf(out + used, outlen - used, ": %s", s_jstr(b, "effect"));
+        }
     } else if (k == EV_RUNBOOK) {
         snprintf(out, outlen, "runbook started (decision: %s)", s_jstr(b, "decision"));
     } else if (k == EV_EXECUTED) {

@@ -160,6 +160,8 @@ static const char s_defaults[] =
     "    max_attempts = 4                    # per step: 5xx, 429, timeouts, refused retried\n"
     "    retry_base_ms = 200                 # backoff (doubling, full jitter, Retry-After honoured)\n"
     "    retry_max_ms = 5000\n"
+    "    ticket_settle_ms = 3000             # after a ticket create whose answer was lost (or a restart), wait this long\n"
+    "                                        # before searching for it again (Jira's search index lags its creates)\n"
     "    max_runs_in_flight = 128            # runbooks running at once (calls in flight); then input waits\n"
     "    release_hold_on_failure = no        # yes: a failed ledger step releases the payout hold to its previous status\n"
     "    review_db = {data}/execute.{n}.reviews.sqlite  # the ops-review queue (the failed plans a retry re-runs)\n"
@@ -531,6 +533,7 @@ static const struct {
     {"execute/max_runs_in_flight", 1, 512}, /* EXECUTE_MAX_RUNS */
     {"execute/retry_base_ms", 1, 60000},
     {"execute/retry_max_ms", 1, 600000},
+    {"execute/ticket_settle_ms", 0, 600000},
     {"audit/http_port", 1, 65535},
     {"audit/checkpoint_every_s", 1, 86400},
     {"audit/archive_after_s", 0, CONFIG_RETENTION_S_MAX},

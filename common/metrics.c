@@ -90,6 +90,8 @@ static const family_t s_families[] = {
     /* execute */
     {"payguard_execute_steps_total", "counter", "Runbook steps finished, per status."},
     {"payguard_execute_retries_total", "counter", "Retries of runbook step calls."},
+    {"payguard_execute_ticket_lookups_total", "counter",
+     "Ticket and comment lookups made before a create, per result (found: it existed already, none: created)."},
     {"payguard_execute_reviews_total", "counter", "Cases sent to the ops-review queue."},
     {"payguard_execute_notices_total", "counter", "Teams notices sent, per status."},
     {"payguard_execute_unsealed_total", "counter",

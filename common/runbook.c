@@ -40,6 +40,7 @@
 
 #include "runbook.h"
 #include "money.h"
+#include "ticket.h"
 
 #define RB_ID_MAX 128           /* ids the systems accept (payments, ledger: 128) */
 #define RB_SUMMARY_MAX 160      /* ServiceNow short_description (Jira allows 255) */
@@ -491,19 +492,38 @@ static void s_notes_list(const rb_plan_t *out, char *dst, size_t dstlen)
 
 /* ------------------------------------------------------------ tickets and cards */
 
-/* s_ticket_body - the ticket in the configured system's shape (CONTRACT.md §2.4) */
+/* s_ticket_body - the ticket in the configured system's shape (CONTRACT.md
+ * §2.4), carrying what its step's lookup searches for (ticket.h): the
+ * labels payguard-<case id> and payguard-<step> (Jira), correlation_id and
+ * correlation_display (ServiceNow). step: "open_ticket" or "failure_ticket" */
 static json_t *s_ticket_body(const rb_opts_t *o, const char *runbook, const char *label, int level, const char *summary,
-                             const char *description, const char *case_id)
+                             const char *description, const char *case_id, const char *step)
 {
     static const char *const priority[] = {"", "Highest", "High", "Medium"};
     static const char *const urgency[] = {"", "1", "2", "3"};
+    char case_label[TICKET_LABEL_MAX], tag[64];
     assert(level >= 1 && level <= 3);
+    int lrc = ticket_case_label(case_id, case_label, sizeof case_label);
+    int trc = ticket_step_tag(step, tag, sizeof tag);
+    assert(lrc == 0 && trc == 0); /* s_ticket_lookup checked both */
     if (strcmp(o->ticket_system, "servicenow") == 0)
-        return json_pack("{s:s, s:s, s:s, s:s}", "short_description", summary, "description", description, "urgency",
-                         urgency[level], "correlation_id", case_id);
-    return json_pack("{s:{s:{s:s}, s:s, s:s, s:{s:s}, s:{s:s}, s:[s, s, s]}}", "fields", "project", "key",
+        return json_pack("{s:s, s:s, s:s, s:s, s:s}", "short_description", summary, "description", description,
+                         "urgency", urgency[level], "correlation_id", case_id, "correlation_display", tag);
+    return json_pack("{s:{s:{s:s}, s:s, s:s, s:{s:s}, s:{s:s}, s:[s, s, s, s, s]}}", "fields", "project", "key",
                      o->jira_project, "summary", summary, "description", description, "issuetype", "name", "Task",
-                     "priority", "name", priority[level], "labels", "payguard", runbook, label);
+                     "priority", "name", priority[level], "labels", "payguard", runbook, label, case_label, tag);
+}
+
+/* s_ticket_lookup - the search a ticket step makes before its create (ticket.h); -1 + err */
+static int s_ticket_lookup(const rb_opts_t *o, const char *case_id, const char *step, char lookup[300], char *err,
+                           size_t errlen)
+{
+    char why[200];
+    char tag[64];
+    if (ticket_step_tag(step, tag, sizeof tag) != 0 ||
+        ticket_search_path(o->ticket_system, case_id, lookup, 300, why, sizeof why) != 0)
+        return s_fail(err, errlen, "case %s: no ticket can be searched for: %s", case_id, why);
+    return 0;
 }
 
 /* s_ticket_ok - the options name a ticket system we can speak; -1 + err */
@@ -693,8 +713,8 @@ static void s_finish(rb_ctx_t *c, rb_plan_t *out)
             char description[RB_DESCRIPTION_MAX + 1], label[16];
             s_case_description(c, out, description, sizeof description);
             snprintf(label, sizeof label, "tier-%d", c->tier);
-            s->body = s_dump(
-                s_ticket_body(c->opts, out->runbook, label, c->ticket_level, c->summary, description, c->case_id));
+            s->body = s_dump(s_ticket_body(c->opts, out->runbook, label, c->ticket_level, c->summary, description,
+                                           c->case_id, "open_ticket"));
         } else {
             assert(strcmp(s->name, "notify_teams") == 0);
             s->body = s_dump(s_case_card(c, out));
@@ -713,6 +733,9 @@ static int s_ticket(rb_ctx_t *c, rb_plan_t *out, int level)
     c->ticket_level = level;
     s_fmt(c->done[out->n], sizeof c->done[0], "a %s ticket opened (%s)", words[level],
           strcmp(c->opts->ticket_system, "servicenow") == 0 ? "ServiceNow" : "Jira");
+    char lookup[300];
+    if (s_ticket_lookup(c->opts, c->case_id, "open_ticket", lookup, c->err, c->errlen) != 0)
+        return -1;
     s_add(out, "open_ticket", "open_ticket", s_ticket_system(c->opts), s_ticket_path(c->opts), NULL);
     return 0;
 }
@@ -906,16 +929,23 @@ static int s_denied(rb_ctx_t *c, rb_plan_t *out)
         if (strcmp(sys, "servicenow") == 0) {
             s_note(out, "no ticket_comment on %s: CONTRACT.md §2.4 has no ServiceNow comment call", key);
         } else {
-            char path[300], denial[RB_PIECE_MAX + 1], text[RB_DESCRIPTION_MAX + 1];
+            char path[300], denial[RB_PIECE_MAX + 1], text[RB_DESCRIPTION_MAX + 1], marker[TICKET_MARKER_MAX];
             if (s_id_path(c, path, "/rest/api/2/issue/", key, "/comment", "ticket_key") != 0)
                 return -1;
+            if (ticket_marker(c->case_id, "ticket_comment", marker, sizeof marker) != 0)
+                return s_fail(c->err, c->errlen, "case %s cannot be named in a comment marker", c->case_id);
             s_denial_line(c, denial, sizeof denial);
             rb_buf_t b = {text, sizeof text, 0};
-            s_put(&b, "payguard case %s was %s. Nothing was changed: no hold, no ledger entry.\n", c->case_id, denial);
+            /* the marker first: the lookup finds it, however the rest is cut */
+            s_put(&b, "%s payguard case %s was %s. Nothing was changed: no hold, no ledger entry.\n", marker,
+                  c->case_id, denial);
             s_decisions(c, &b);
             s_put(&b, "Case page: %s", c->url);
             s_fmt(c->done[out->n], sizeof c->done[0], "a comment on ticket %s", key);
             s_add(out, "ticket_comment", "ticket_comment", "jira", path, json_pack("{s:s}", "body", text));
+            char lookup[RB_LOOKUP_MAX];
+            int lrc = ticket_comments_path(path, lookup, sizeof lookup);
+            assert(lrc == 0); /* s_id_path made it */
         }
     }
     s_notify(c, out);
@@ -1097,8 +1127,10 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     snprintf(out->case_id, sizeof out->case_id, "%s", plan->case_id);
     snprintf(out->runbook, sizeof out->runbook, "%s", plan->runbook);
     char url[RB_URL_MAX], why[RB_PIECE_MAX + 1];
+    char lookup[300];
     if (runbook_case_url(opts, plan->case_id, url, err, errlen) != 0 ||
-        s_ticket_ok(opts, plan->case_id, err, errlen) != 0)
+        s_ticket_ok(opts, plan->case_id, err, errlen) != 0 ||
+        s_ticket_lookup(opts, plan->case_id, "failure_ticket", lookup, err, errlen) != 0)
         return -1;
     s_clean(why, sizeof why, error && *error ? error : "(no error text)", RB_PIECE_MAX, NULL);
     const rb_step_t *f = &plan->steps[failed_step];
@@ -1107,7 +1139,8 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     s_fmt(summary, sizeof summary, "payguard: step %s failed for case %s", f->name, plan->case_id);
     s_failure_description(plan, failed_step, why, url, description, sizeof description);
     s_add(out, "failure_ticket", "open_ticket", s_ticket_system(opts), s_ticket_path(opts),
-          s_ticket_body(opts, plan->runbook, "runbook-failure", 1, summary, description, plan->case_id));
+          s_ticket_body(opts, plan->runbook, "runbook-failure", 1, summary, description, plan->case_id,
+                        "failure_ticket"));
 
     char title[200], done[RB_FACT_MAX + 1], notrun[RB_FACT_MAX + 1];
     s_fmt(title, sizeof title, "payguard: runbook step %s failed for case %s", f->name, plan->case_id);
@@ -1127,6 +1160,22 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     s_fact(facts, "Follow-up", "a Highest priority ticket; no later step of this runbook runs");
     s_add(out, "failure_notice", "notify_teams", "teams", "",
           s_card(title, facts, "AI advice (advisory): not consulted for a failed runbook step", url));
+    return 0;
+}
+
+/* runbook_step_lookup - see runbook.h */
+int runbook_step_lookup(const char *case_id, const rb_step_t *s, char out[RB_LOOKUP_MAX])
+{
+    assert(case_id && s && out);
+    out[0] = '\0';
+    bool ticket_system = strcmp(s->system, "jira") == 0 || strcmp(s->system, "servicenow") == 0;
+    if (!ticket_system)
+        return 0;
+    if (strcmp(s->name, "open_ticket") == 0)
+        return ticket_search_path(s->system, case_id, out, RB_LOOKUP_MAX, NULL, 0);
+    if (strcmp(s->name, "ticket_comment") == 0)
+        return ticket_comments_path(s->path, out, RB_LOOKUP_MAX);
+    assert(out[0] == '\0');
     return 0;
 }
 
@@ -1158,6 +1207,9 @@ json_t *runbook_plan_json(const rb_plan_t *plan)
                               s->method, "path", s->path, "idempotency_key", s->idem_key, "customer_facing",
                               s->customer_facing, "body", body);
         assert(j);
+        char lookup[RB_LOOKUP_MAX];
+        if (runbook_step_lookup(plan->case_id, s, lookup) == 0 && lookup[0])
+            json_object_set_new(j, "lookup", json_string(lookup)); /* for people: computed again when run */
         json_array_append_new(steps, j);
     }
     for (size_t i = 0; i < plan->nnotes; i++)
@@ -1197,7 +1249,12 @@ static int s_step_from_json(const json_t *j, const char *case_id, rb_step_t *s)
 {
     static const char *const keys[] = {"name", "system", "method", "path", "idempotency_key", "customer_facing",
                                        "body", NULL};
-    if (!s_only(j, keys) || s_copy(j, "name", s->name, sizeof s->name, true) ||
+    static const char *const with_lookup[] = {"name", "system", "method", "path", "idempotency_key", "customer_facing",
+                                              "body", "lookup", NULL};
+    bool has_lookup = json_object_get(j, "lookup") != NULL;
+    char lookup[RB_LOOKUP_MAX], want[RB_LOOKUP_MAX];
+    if (!s_only(j, has_lookup ? with_lookup : keys) || s_copy(j, "name", s->name, sizeof s->name, true) ||
+        (has_lookup && s_copy(j, "lookup", lookup, sizeof lookup, true)) ||
         s_copy(j, "system", s->system, sizeof s->system, true) ||
         s_copy(j, "method", s->method, sizeof s->method, true) || s_copy(j, "path", s->path, sizeof s->path, false) ||
         s_copy(j, "idempotency_key", s->idem_key, sizeof s->idem_key, true))
@@ -1207,6 +1264,8 @@ static int s_step_from_json(const json_t *j, const char *case_id, rb_step_t *s)
     if (!json_is_boolean(cf) || !json_is_object(body) || !s_in(s->name, s_step_names) || !s_in(s->system, s_systems) ||
         strcmp(s->method, "POST") != 0 || strncmp(s->idem_key, case_id, cl) != 0 || s->idem_key[cl] != ':')
         return -1;
+    if (has_lookup && (runbook_step_lookup(case_id, s, want) != 0 || strcmp(lookup, want) != 0))
+        return -1; /* a lookup is the one the step makes (only ticket steps have one) */
     s->customer_facing = json_is_true(cf);
     s->body = json_dumps(body, JSON_COMPACT);
     return s->body ? 0 : -1;

@@ -76,7 +76,12 @@ typedef struct {
  *     case already has a ticket (ticket_key in body), ticket_comment.
  *   action none: no steps.
  * Bodies follow CONTRACT.md §2 exactly; every step's idem_key is
- * "<case_id>:<step name>". 0, or -1 and err if the record lacks what a step
+ * "<case_id>:<step name>". Ticket steps (open_ticket, the failure plan's
+ * failure_ticket, ticket_comment) carry what their lookup
+ * (runbook_step_lookup, ticket.h) finds them by: Jira tickets the labels
+ * payguard-<case id> and payguard-<step>, ServiceNow incidents
+ * correlation_id <case id> and correlation_display payguard-<step>,
+ * comments the marker [payguard:<case id>:ticket_comment]. 0, or -1 and err if the record lacks what a step
  * needs (e.g. no beneficiary id) — never a guess. */
 int runbook_plan(event_type_t decision, const json_t *body, const rb_opts_t *opts, rb_plan_t *out, char *err,
                  size_t errlen);
@@ -90,6 +95,17 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
 
 void runbook_plan_clear(rb_plan_t *plan);
 
+#define RB_LOOKUP_MAX 300
+
+/* runbook_step_lookup - the GET a ticket step makes before its POST
+ * (ticket.h; Jira and ServiceNow ignore Idempotency-Key): for open_ticket
+ * (the runbook's, or the failure plan's failure_ticket) the search listing
+ * the case's tickets, for ticket_comment the ticket's newest comments; ""
+ * for any other step. Computed, not stored: a plan costs no more for it.
+ * 0, or -1 if a ticket step's lookup cannot be built (the planner refuses
+ * such a case before any call) */
+int runbook_step_lookup(const char *case_id, const rb_step_t *s, char out[RB_LOOKUP_MAX]);
+
 #define RB_URL_MAX 512
 
 /* runbook_case_url - {public_url}/case/{encoded case id}: the console's case
@@ -98,11 +114,13 @@ void runbook_plan_clear(rb_plan_t *plan);
 int runbook_case_url(const rb_opts_t *o, const char *case_id, char url[RB_URL_MAX], char *err, size_t errlen);
 
 /* runbook_plan_json - the plan as JSON {"case_id","runbook","steps":[{"name",
- * "system","method","path","idempotency_key","customer_facing","body":{...}}],
- * "notes":[...]} (for the journal and `payguard plan`) */
+ * "system","method","path","idempotency_key","customer_facing","body":{...},
+ * "lookup" (ticket steps only)}], "notes":[...]} (for the journal and
+ * `payguard plan`) */
 json_t *runbook_plan_json(const rb_plan_t *plan);
 
-/* runbook_plan_from_json - the inverse (recovery after a crash); -1 if malformed */
+/* runbook_plan_from_json - the inverse (recovery after a crash); -1 if
+ * malformed (a "lookup" other than runbook_step_lookup's included) */
 int runbook_plan_from_json(const json_t *j, rb_plan_t *out);
 
 #endif

@@ -5,7 +5,7 @@
  *	execute [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
  * DESCRIPTION
  *	The only stage that changes other systems. For each decided case from
- *	approve it plans the fixed runbook of CONTRACT.md §5 (execute/runbook.c)
+ *	approve it plans the fixed runbook of CONTRACT.md §5 (common/runbook.c)
  *	from the recorded case alone, journals the plan, and runs its steps in
  *	order, one outbound call each. Up to execute/max_runs_in_flight (128,
  *	at most 512) runbooks run at once; no call blocks the stage
@@ -23,6 +23,22 @@
  *	finished steps are never repeated, a started-but-unfinished step is
  *	retried with the same key (the other system answers the first result
  *	again), and the runbook goes on. The same case delivered twice runs once.
+ *
+ *	TICKETS: Jira and ServiceNow ignore Idempotency-Key (it is sent all the
+ *	same), so a ticket step (open_ticket, failure_ticket, ticket_comment)
+ *	is two calls in one step (common/ticket.h): after its one "started"
+ *	record, a search for the case's tickets (Jira: label
+ *	payguard-<case id>; ServiceNow: correlation_id), in whose answer the
+ *	step's own is the one labelled payguard-<step> (ServiceNow:
+ *	correlation_display), or for a comment its marker among the ticket's
+ *	newest 100 comments; then the create only if nothing was found. Found: "done" with effect "found existing ticket
+ *	<key>"; created: "created ticket <key>"; both with ticket_key. The
+ *	search is retried like any call; the create is sent as one attempt,
+ *	and when it fails transiently (it may have made the ticket all the
+ *	same) the step waits (backoff, Retry-After, at least
+ *	execute/ticket_settle_ms) and searches again instead of posting again,
+ *	up to execute/max_attempts creates. After a restart a step left
+ *	"started" waits ticket_settle_ms, then searches again.
  *
  *	A step that fails for good (a 4xx, or retries exhausted) stops the
  *	runbook: no later step runs (so no customer-facing notice follows a
@@ -47,7 +63,8 @@
  *	unsealed) with the case it claimed as data.
  * OUTPUT
  *	To audit: "runbook" (the plan), "step" (started / done / failed, per
- *	call), "review" (ops review, with why), "executed" (the outcome).
+ *	step; a ticket step's also lookup, effect and ticket_key), "review"
+ *	(ops review, with why), "executed" (the outcome).
  * STATE
  *	The runbooks in flight are rebuilt from the journal at start, so
  *	retention (execute/retention_s) removes only segments audit
@@ -70,10 +87,13 @@
  *	bin/execute): when the file named by the environment variable
  *	PG_EXECUTE_FAULT_FILE exists and says before:<step> or after:<step>,
  *	execute deletes it and SIGKILLs itself at that point — how the tests
- *	prove exactly-once across crashes.
+ *	prove exactly-once across crashes. "before" is the step's first call
+ *	(a ticket step's search); "after" is when its last answer is back and
+ *	not yet recorded (a ticket step's create, or the search that found it).
  * CONFIGURATION
  *	execute/token_file, jira_project, max_attempts, retry_base_ms,
- *	retry_max_ms, max_runs_in_flight, release_hold_on_failure, review_db,
+ *	retry_max_ms, ticket_settle_ms, max_runs_in_flight,
+ *	release_hold_on_failure, review_db,
  *	retention_s; outside/payments, ledger, jira or
  *	servicenow, teams, timeout_ms, max_inflight, rate_per_s,
  *	breaker_failures, breaker_cooldown_ms, limits/<system>;
@@ -90,6 +110,7 @@
 
 #include "runbook.h"
 #include "httpc.h"
+#include "ticket.h"
 #include "httpc_multi.h"
 #include "log.h"
 #include "reviewdb.h"
@@ -124,6 +145,15 @@ typedef struct {
     bool answered;       /* ... and came back: rc and resp, for the next tick */
     int rc;
     httpc_resp_t resp;
+    /* a step with a lookup (ticket steps, ticket.h): its GET, then its POST only if nothing was found */
+    char lookup[RB_LOOKUP_MAX]; /* its lookup (runbook_step_lookup), "" if none */
+    bool looking;               /* the call out (or due) is the lookup */
+    bool waiting;               /* the call is due at not_before_ms (backoff, settle) */
+    int64_t not_before_ms;      /* monotonic */
+    int writes;                 /* its POSTs that failed transiently: each may have made the ticket */
+    char effect[TICKET_KEY_MAX + TICKET_MARKER_MAX + 64]; /* what the step found or made, for its "done" record */
+    char ticket[TICKET_KEY_MAX];                          /* the ticket key (or number) found or created */
+    char lookup_error[TICKET_PATH_MAX + 300];             /* the lookup answered 2xx, but not in its system's shape */
 } run_t;
 
 /* notice_t - a Teams notice being posted */
@@ -141,6 +171,7 @@ typedef struct {
     char ticket_system[16], jira_project[32], public_url[256];
     httpc_retry_t retry;
     bool release_hold_on_failure;
+    long settle_ms; /* execute/ticket_settle_ms: before searching again for a ticket a lost answer may have made */
     run_t *runs[EXECUTE_MAX_RUNS];
     size_t nruns;
     notice_t *notices[EXECUTE_MAX_RUNS];
@@ -378,6 +409,12 @@ static void s_step_event(execute_t *x, run_t *r, const rb_step_t *step, const ch
     event_body_str(b, "system", step->system);
     event_body_str(b, "method", step->method);
     event_body_str(b, "path", step->path);
+    if (r->lookup[0])
+        event_body_str(b, "lookup", r->lookup);
+    if (strcmp(status, "started") != 0 && r->effect[0])
+        event_body_str(b, "effect", r->effect); /* "found existing ticket PAY-3", "created ticket PAY-4" */
+    if (strcmp(status, "done") == 0 && r->ticket[0])
+        event_body_str(b, "ticket_key", r->ticket);
     if (resp) {
         event_body_int(b, "http_status", resp->status);
         event_body_int(b, "attempts", resp->attempts);
@@ -445,26 +482,169 @@ static void s_on_step(void *user, int rc, httpc_resp_t *resp)
 static void s_step_start(execute_t *x, run_t *r)
 {
     rb_step_t *step = &s_plan_current(r)->steps[r->next];
+    r->effect[0] = r->ticket[0] = r->lookup_error[0] = '\0';
+    r->writes = 0;
+    if (runbook_step_lookup(r->plan.case_id, step, r->lookup) != 0) { /* the planner checked: not expected */
+        log_warn("case %s: step %s cannot search for what it makes; it creates without looking", r->plan.case_id,
+                 step->name);
+        r->lookup[0] = '\0';
+    }
+    r->looking = r->lookup[0] != '\0'; /* a ticket step searches first, every time it starts */
     s_step_event(x, r, step, "started", NULL, NULL);
     r->calling = true;
 }
 
-/* s_step_send - after the sync: the call of a started step */
+/* s_step_send - after the sync: the call of a started step (a looked-up
+ * step's lookup, then maybe its POST); one not due yet waits (s_tick) */
 static void s_step_send(execute_t *x, run_t *r)
 {
     rb_step_t *step = &s_plan_current(r)->steps[r->next];
-    s_fault("before", step->name);
+    assert(r->calling);
+    r->waiting = r->not_before_ms > stage_mono_ms();
+    if (r->waiting)
+        return;
+    r->not_before_ms = 0;
+    if (!r->lookup[0] || (r->looking && r->writes == 0)) /* the step's first call */
+        s_fault("before", step->name);
+    bool write_once = r->lookup[0] && !r->looking;
+    httpc_retry_t once = x->retry;
+    once.max_attempts = 1; /* a lost answer may hide a ticket: search again rather than repeat it */
     int sys = -1;
     httpc_t *h = s_client(x, step->system, &sys);
     char err[256] = "";
-    if (h && httpc_multi_start(x->http, sys, h, step->method, step->path, step->body, step->idem_key, &x->retry,
-                               s_on_step, r, err, sizeof err) == 0)
+    if (h && httpc_multi_start(x->http, sys, h, r->looking ? "GET" : step->method, r->looking ? r->lookup : step->path,
+                               r->looking ? NULL : step->body, r->looking ? NULL : step->idem_key,
+                               write_once ? &once : &x->retry, s_on_step, r, err, sizeof err) == 0)
         return;
     httpc_resp_t resp = {.retry_after_ms = -1};
     snprintf(resp.error, sizeof resp.error, "%s", h ? err : "");
     s_on_step(r, -1, &resp);
     r->resp.attempts = 0;
     r->rc = h ? -1 : -2; /* -2: no client */
+}
+
+/* s_uncertain_delay - how long a looked-up step waits before searching
+ * again after its writes-th POST failed transiently: the backoff (full
+ * jitter, doubling from retry_base_ms up to retry_max_ms), at least the
+ * answer's Retry-After and ticket_settle_ms (the search may not show a
+ * ticket made a moment ago) */
+static long s_uncertain_delay(const execute_t *x, int writes, long retry_after_ms)
+{
+    assert(writes >= 1 && x->retry.base_delay_ms > 0);
+    assert(x->retry.max_delay_ms >= 1 && x->settle_ms >= 0);
+    long cap = x->retry.base_delay_ms;
+    for (int i = 1; i < writes && cap < x->retry.max_delay_ms; i++)
+        cap *= 2;
+    if (cap > x->retry.max_delay_ms)
+        cap = x->retry.max_delay_ms;
+    long d = random() % (cap + 1);
+    if (retry_after_ms > d)
+        d = retry_after_ms < x->retry.max_delay_ms ? retry_after_ms : x->retry.max_delay_ms;
+    return d > x->settle_ms ? d : x->settle_ms;
+}
+
+/* s_lookup_answered - a looked-up step's lookup came back: false with the
+ * answer kept for s_step_answered when it ends the step (the ticket or
+ * comment exists: done with it; the lookup failed or answered outside its
+ * system's shape: failed); true when nothing was found and the POST is out */
+static bool s_lookup_answered(execute_t *x, run_t *r, const rb_step_t *step)
+{
+    const httpc_resp_t *resp = &r->resp;
+    assert(r->looking && r->lookup[0]);
+    assert(!r->calling && r->answered);
+    if (r->rc != 0 || resp->status < 200 || resp->status >= 300)
+        return false; /* the lookup's own failure: the step fails like any call */
+    char key[TICKET_KEY_MAX], id[TICKET_KEY_MAX], marker[TICKET_MARKER_MAX] = "", err[256] = "", tag[RB_NAME_MAX];
+    long total = 0;
+    int found;
+    if (strcmp(step->name, "ticket_comment") == 0)
+        found = ticket_marker(r->plan.case_id, step->name, marker, sizeof marker) != 0
+                    ? (snprintf(err, sizeof err, "the case cannot be named in a comment marker"), -1)
+                    : ticket_comments_marked(resp->body, resp->len, marker, id, err, sizeof err);
+    else
+        found = ticket_step_of_key(r->plan.case_id, step->idem_key, tag, sizeof tag) != 0
+                    ? (snprintf(err, sizeof err, "the step's key does not name its case"), -1)
+                    : ticket_search_found(step->system, tag, resp->body, resp->len, key, id, &total, err, sizeof err);
+    if (found < 0) {
+        snprintf(r->lookup_error, sizeof r->lookup_error, "GET %s: %s", r->lookup, err);
+        return false;
+    }
+    stage_count(x->st, "payguard_execute_ticket_lookups_total", "result", found ? "found" : "none", 1);
+    if (found && marker[0]) {
+        snprintf(r->effect, sizeof r->effect, "found existing comment %s (marked %s)", id, marker);
+    } else if (found) {
+        snprintf(r->effect, sizeof r->effect, "found existing ticket %s", key);
+        snprintf(r->ticket, sizeof r->ticket, "%s", key);
+        if (total > 1)
+            log_warn("case %s: %ld tickets are its %s (made before payguard searched); it records %s", r->plan.case_id,
+                     total, tag, key);
+    }
+    if (found)
+        return false;
+    httpc_resp_free(&r->resp);
+    memset(&r->resp, 0, sizeof r->resp);
+    r->answered = false;
+    r->looking = false;
+    r->calling = true;
+    s_step_send(x, r);
+    return true;
+}
+
+/* s_write_uncertain - a looked-up step's POST failed transiently (5xx,
+ * 429, timeout, refused): it may have made the ticket all the same. With
+ * attempts left, search again after a delay instead of posting again
+ * (true); else false: the step failed */
+static bool s_write_uncertain(execute_t *x, run_t *r, const rb_step_t *step)
+{
+    assert(!r->looking && r->lookup[0]);
+    assert(r->writes >= 0 && r->writes < x->retry.max_attempts);
+    if (r->rc == 0 || !r->resp.transient || r->writes + 1 >= x->retry.max_attempts)
+        return false;
+    r->writes++;
+    long delay = s_uncertain_delay(x, r->writes, r->resp.retry_after_ms);
+    log_warn("case %s: %s %s failed (HTTP %ld%s%s) and may have taken effect: searching again in %ld ms before any "
+             "new create",
+             r->plan.case_id, step->method, step->path, r->resp.status, r->resp.error[0] ? ", " : "", r->resp.error,
+             delay);
+    httpc_resp_free(&r->resp);
+    memset(&r->resp, 0, sizeof r->resp);
+    r->answered = false;
+    r->looking = true;
+    r->calling = true;
+    r->not_before_ms = stage_mono_ms() + delay;
+    s_step_send(x, r);
+    return true;
+}
+
+/* s_step_continues - a call of a looked-up step came back: true if the
+ * step goes on with another call (its POST, or its lookup again), false if
+ * the answer ends it (s_step_answered) */
+static bool s_step_continues(execute_t *x, run_t *r)
+{
+    const rb_step_t *step = &s_plan_current(r)->steps[r->next];
+    if (!r->lookup[0] || r->rc == -2)
+        return false;
+    return r->looking ? s_lookup_answered(x, r, step) : s_write_uncertain(x, r, step);
+}
+
+/* s_ticket_made - a looked-up step's POST succeeded: what it made, for the record */
+static void s_ticket_made(run_t *r, const rb_step_t *step, const httpc_resp_t *resp)
+{
+    char key[TICKET_KEY_MAX], id[TICKET_KEY_MAX];
+    assert(r->lookup[0] && !r->looking);
+    assert(resp->status >= 200 && resp->status < 300);
+    json_t *j =
+        strcmp(step->name, "ticket_comment") == 0 && resp->body ? json_loadb(resp->body, resp->len, 0, NULL) : NULL;
+    if (j) {
+        const char *cid = json_string_value(json_object_get(j, "id"));
+        snprintf(r->effect, sizeof r->effect, "added comment %s", cid ? cid : "(no id in the answer)");
+    } else if (ticket_created(step->system, resp->body, resp->len, key, id) == 0) {
+        snprintf(r->effect, sizeof r->effect, "created ticket %s", key);
+        snprintf(r->ticket, sizeof r->ticket, "%s", key);
+    } else {
+        snprintf(r->effect, sizeof r->effect, "created (the answer names no ticket)");
+    }
+    json_decref(j);
 }
 
 /* s_step_answered - a step's answer: journal it finished; the run goes on,
@@ -479,14 +659,20 @@ static bool s_step_answered(execute_t *x, run_t *r)
     bool no_client = rc == -2;
     httpc_resp_t resp = r->resp;
     memset(&r->resp, 0, sizeof r->resp);
-    bool ok = rc == 0 && resp.status >= 200 && resp.status < 300;
+    bool ok = rc == 0 && resp.status >= 200 && resp.status < 300 && !r->lookup_error[0];
+    const char *method = r->looking ? "GET" : step->method, *path = r->looking ? r->lookup : step->path;
     char error[640] = "";
     if (no_client)
         snprintf(error, sizeof error, "outside/%s is not configured", step->system);
+    else if (r->lookup_error[0])
+        snprintf(error, sizeof error, "%s (nothing was created)", r->lookup_error);
     else if (!ok)
-        snprintf(error, sizeof error, "%s %s: %s", step->method, step->path,
+        snprintf(error, sizeof error, "%s %s: %s", method, path,
                  resp.status ? (rc == 0 ? "refused (permanent)" : "still failing after retries")
                              : (resp.error[0] ? resp.error : "no answer"));
+    if (ok && r->lookup[0] && !r->looking)
+        s_ticket_made(r, step, &resp);
+    resp.attempts += r->writes; /* POSTs that failed before the search found or made it */
     if (!ok && resp.status)
         snprintf(error + strlen(error), sizeof error - strlen(error), " (HTTP %ld)", resp.status);
     s_step_event(x, r, step, ok ? "done" : "failed", no_client ? NULL : &resp, ok ? NULL : error);
@@ -577,10 +763,17 @@ static void s_tick(stage_t *st, void *arg)
     for (size_t i = 0; i < x->nruns;) {
         run_t *r = x->runs[i];
         if (r->calling) {
+            if (r->waiting && stage_mono_ms() >= r->not_before_ms) /* started and synced long ago */
+                s_step_send(x, r);
             i++;
             continue;
         }
         stage_resume(x->st, r->p);
+        if (r->answered && !s_run_done(r) && s_step_continues(x, r)) { /* its POST, or its lookup again */
+            stage_yield(x->st, r->p);
+            i++;
+            continue;
+        }
         bool go = !s_run_done(r) && (!r->answered || s_step_answered(x, r));
         if (!go || s_run_done(r)) {
             s_finish_run(x, i);
@@ -780,6 +973,7 @@ typedef struct recovered_t {
     char held_from[32];
     char failed_step[RB_NAME_MAX], error[640];
     uint64_t first_seq; /* its "runbook" record */
+    bool started;       /* its last step record says "started": that call may have been made */
 } recovered_t;
 
 /* s_replay - each event this instance journaled, as the skeleton's
@@ -839,6 +1033,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
                 const char *status = json_string_value(json_object_get(b, "status"));
                 const char *phase = json_string_value(json_object_get(b, "phase"));
                 bool failure_phase = phase && strcmp(phase, "failure") == 0;
+                r->started = status && strcmp(status, "started") == 0;
                 if (status && strcmp(status, "done") == 0) {
                     if (failure_phase)
                         r->fail_done++;
@@ -901,6 +1096,13 @@ static int s_recover(execute_t *x)
                     if (k < run->plan.n)
                         s_add_release(x, run, &run->plan.steps[k]);
                 }
+                const rb_plan_t *cur = run->failing ? &run->fail : &run->plan;
+                char lookup[RB_LOOKUP_MAX] = "";
+                if (run->next < cur->n)
+                    runbook_step_lookup(run->plan.case_id, &cur->steps[run->next], lookup);
+                if (r->started && lookup[0])
+                    run->not_before_ms = stage_mono_ms() + x->settle_ms; /* a ticket made just before the
+                                                                             crash may not show in a search yet */
                 x->runs[x->nruns++] = run;
                 resumed++;
                 log_info("resuming the runbook of %s at %s step %zu", r->case_id, r->failing ? "failure" : "runbook",
@@ -937,6 +1139,7 @@ static int s_init(stage_t *st, void *arg)
     char err[512];
     long timeout_ms, attempts, base, max, runs;
     if (config_bounded(c, "outside/timeout_ms", &timeout_ms, err, sizeof err) ||
+        config_bounded(c, "execute/ticket_settle_ms", &x->settle_ms, err, sizeof err) ||
         config_bounded(c, "execute/max_runs_in_flight", &runs, err, sizeof err) ||
         config_bounded(c, "execute/max_attempts", &attempts, err, sizeof err) ||
         config_bounded(c, "execute/retry_base_ms", &base, err, sizeof err) ||

@@ -81,8 +81,13 @@ int cmd_plan(int argc, char **argv)
         rb_step_t *s = &plan.steps[i];
         char key[64];
         snprintf(key, sizeof key, "outside/%s", s->system);
-        printf("%zu. %-24s %s %s%s\n   Idempotency-Key: %s\n   %s\n", i + 1, s->name, s->method, config_get(c, key),
-               s->path, s->idem_key, s->body ? s->body : "");
+        char lookup[RB_LOOKUP_MAX] = "";
+        runbook_step_lookup(plan.case_id, s, lookup);
+        if (lookup[0]) /* Jira and ServiceNow ignore the key: the step searches first (common/ticket.h) */
+            printf("%zu. %-24s GET %s%s\n   then, only if that finds nothing:\n", i + 1, s->name, config_get(c, key),
+                   lookup);
+        printf("%s%zu. %-24s %s %s%s\n   Idempotency-Key: %s\n   %s\n", lookup[0] ? "   " : "", i + 1, s->name,
+               s->method, config_get(c, key), s->path, s->idem_key, s->body ? s->body : "");
     }
     for (size_t i = 0; i < plan.nnotes; i++)
         if (plan.notes[i][0])

@@ -8,7 +8,9 @@
  *                              fault's path_prefix); auth is "read", "write" or null; request
  *                              and response are JSON when they parse, else strings
  *   POST   /_sandbox/faults    {"system","method"?,"path_prefix"?,"status","count"?,"delay_ms"?,
- *                               "retry_after_s"?} -> 201 {"id"}
+ *                               "retry_after_s"?,"after_effect"?} -> 201 {"id"}; after_effect
+ *                              true: the call takes effect, then the status is answered (an
+ *                              answer lost after the work was done: POSTs, status 400-599)
  *   GET    /_sandbox/faults    {"faults":[...]} (those not used up)
  *   DELETE /_sandbox/faults    clears them -> 200 {"deleted":N}
  *   POST   /_sandbox/reset     wipe everything (state, idempotency keys, faults, the LLM
@@ -79,8 +81,8 @@ static int s_int_field(json_t *o, const char *key, long long dflt, long long min
 /* s_add_fault - validate and store one fault */
 static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
 {
-    static const char *const fields[] = {"system", "method",   "path_prefix",   "status",
-                                         "count",  "delay_ms", "retry_after_s", NULL};
+    static const char *const fields[] = {"system",   "method",        "path_prefix",  "status", "count",
+                                         "delay_ms", "retry_after_s", "after_effect", NULL};
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
     char err[256], method[16] = "";
     long long status, count, delay, retry;
@@ -108,10 +110,16 @@ static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (status != 0 && status < 100)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "status is 0 or an HTTP status (100-599)");
+    json_t *after = json_object_get(o, "after_effect");
+    if (after && !json_is_boolean(after))
+        return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "after_effect is true or false");
+    if (json_is_true(after) && (status < 400 || !(*method == '\0' || strcmp(method, "POST") == 0)))
+        return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "after_effect needs an error status (400-599) and POST calls");
     if (sbx_db_exec(st,
-                    "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s)"
-                    " VALUES(?,?,?,?,?,?,?)",
-                    "sssiiii", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry))
+                    "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s,"
+                    " after_effect) VALUES(?,?,?,?,?,?,?,?)",
+                    "sssiiiii", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry,
+                    (long long) json_is_true(after)))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:I}", "id", (json_int_t) sbx_db_last_id(st)));
 }
@@ -192,15 +200,15 @@ static json_t *s_state(sbx_store_t *st)
         sbx_db_rows(st, "SELECT id, ref, case_id, reason, created_at FROM comms_blocks ORDER BY seq", ""),
         "jira_issues", issues, "servicenow_incidents",
         sbx_db_rows(st,
-                    "SELECT sys_id, number, short_description, description, urgency, correlation_id, created"
-                    " FROM sn_incidents ORDER BY seq",
+                    "SELECT sys_id, number, short_description, description, urgency, correlation_id,"
+                    " correlation_display, created FROM sn_incidents ORDER BY seq",
                     ""),
         "teams_cards",
         sbx_db_rows(st, "SELECT seq, received_at, message AS \"json:message\" FROM teams_cards ORDER BY seq", ""),
         "faults",
         sbx_db_rows(st,
-                    "SELECT id, system, method, path_prefix, status, remaining, delay_ms, retry_after_s FROM faults"
-                    " ORDER BY id",
+                    "SELECT id, system, method, path_prefix, status, remaining, delay_ms, retry_after_s,"
+                    " after_effect AS \"bool:after_effect\" FROM faults ORDER BY id",
                     ""),
         "llm_override", llm ? json_string(llm) : json_null(), "idempotency_keys",
         (json_int_t) sbx_db_int(st, 0, "SELECT COUNT(*) FROM idempotency", ""));

@@ -134,7 +134,7 @@ static long s_emulated(sbx_sandbox_t *sb, const sbx_system_t *sys, const char *r
     if (!resp->status && sbx_store_fault_take(sb->store, sys->name, method, rel, &fault)) {
         delay_ms = fault.delay_ms;
         resp->retry_after_s = fault.retry_after_s;
-        if (fault.status)
+        if (fault.status && !fault.after_effect)
             sbx_error(resp, fault.status, "sandbox fault %lld: injected status %u", fault.id, fault.status);
     }
     char hash[65] = "";
@@ -177,6 +177,9 @@ static long s_emulated(sbx_sandbox_t *sb, const sbx_system_t *sys, const char *r
             else if (idem && sbx_store_idem_put(sb->store, sys->name, key, hash, resp->status, resp->body))
                 sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(sb->store));
             sbx_db_exec(sb->store, "RELEASE handler", "");
+            if (fault.after_effect && fault.status && resp->status < 300) /* done, but the answer is lost */
+                sbx_error(resp, fault.status, "sandbox fault %lld: the call took effect, then answered %u", fault.id,
+                          fault.status);
         }
         json_decref(req.json);
     }

@@ -5,25 +5,35 @@
  *                                         "labels":[...]}} -> 201 {"id":"10001","key":"OPS-1","self"}
  *   POST /rest/api/2/issue/{key}/comment {"body"} -> 201 {"id","self","body","created"}
  *   GET  /rest/api/2/issue/{key|id}      the issue, its fields and comments (fields.comment.comments)
- *   GET  /rest/api/2/issue/{key}/comment {"comments":[...],"total"}
+ *   GET  /rest/api/2/issue/{key}/comment[?startAt=&maxResults=&orderBy=created|-created]
+ *                                        {"startAt","maxResults","total","comments":[{"id","body","created"}]}
+ *   GET  /rest/api/2/search?jql=...[&startAt=&maxResults=&fields=a,b]
+ *                                        {"startAt","maxResults","total","issues":[{"id","key","self","fields"}]}
+ *                                        JQL: labels = "x" (or labels = x), up to 4 joined by AND;
+ *                                        anything else is 400, as Jira answers a query it cannot parse
  * Keys are numbered per project (OPS-1, OPS-2, ...), ids from 10001.
+ * Like Jira, an Idempotency-Key is neither required nor honoured: a create
+ * sent twice makes two issues (payguard searches by label first).
  * Errors have Jira's shape: {"errorMessages":[...],"errors":{"<field>":"..."}}.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "sandbox.h"
 
-enum { R_CREATE, R_COMMENT, R_GET, R_COMMENTS };
+#define JIRA_JQL_CLAUSES 4    /* labels = "x" clauses in one search */
+#define JIRA_MAX_RESULTS 1000 /* issues or comments in one page */
+
+enum { R_CREATE, R_COMMENT, R_GET, R_COMMENTS, R_SEARCH };
 
 static const sbx_route_t s_routes[] = {
-    [R_CREATE] = {"POST", "/rest/api/2/issue"},
-    [R_COMMENT] = {"POST", "/rest/api/2/issue/*/comment"},
-    [R_GET] = {"GET", "/rest/api/2/issue/*"},
-    [R_COMMENTS] = {"GET", "/rest/api/2/issue/*/comment"},
-    {NULL, NULL},
+    [R_CREATE] = {"POST", "/rest/api/2/issue"}, [R_COMMENT] = {"POST", "/rest/api/2/issue/*/comment"},
+    [R_GET] = {"GET", "/rest/api/2/issue/*"},   [R_COMMENTS] = {"GET", "/rest/api/2/issue/*/comment"},
+    [R_SEARCH] = {"GET", "/rest/api/2/search"}, {NULL, NULL},
 };
 
 /* s_jira_error - {"errorMessages":[message?],"errors":errors (stolen, may be NULL)} */
@@ -164,6 +174,9 @@ static int s_create(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
                     " created) VALUES(CAST(10000 + " SBX_NEXT_SEQ("jira_issues") " AS TEXT),?,?,?,?,?,?,?,?)",
                     "ssssssss", key, project, json_string_value(json_object_get(fields, "summary")), desc,
                     s_named(fields, "issuetype", "name"), s_named(fields, "priority", "name"), labels_text, created);
+    if (!rc) /* the label index searches use */
+        rc = sbx_db_exec(st, "INSERT INTO jira_labels(issue_key, label) SELECT ?1, value FROM json_each(?2)", "ss", key,
+                         labels_text);
     free(labels_text);
     long long seq = rc ? 0 : sbx_db_int(st, 0, "SELECT seq FROM jira_issues WHERE key = ?", "s", key);
     if (rc || seq <= 0)
@@ -188,6 +201,98 @@ static json_t *s_issue(sbx_store_t *st, const char *key_or_id)
 static json_t *s_comments(sbx_store_t *st, const char *key)
 {
     return sbx_db_rows(st, "SELECT id, body, created FROM jira_comments WHERE issue_key = ? ORDER BY seq", "s", key);
+}
+
+/* s_page_arg - startAt / maxResults: a non-negative integer up to max, or dflt when absent; -1 if malformed */
+static long long s_page_arg(const sbx_req_t *req, const char *name, long long dflt, long long max)
+{
+    const char *v = sbx_query(req, name);
+    if (!v)
+        return dflt;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || n < 0)
+        return -1;
+    return n > max ? max : n;
+}
+
+/* s_comment_page - GET .../comment: a page of an issue's comments, oldest
+ * first or (orderBy=-created) newest first */
+static int s_comment_page(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp, const char *key)
+{
+    assert(req->route == R_COMMENTS);
+    assert(key && *key);
+    const char *order = sbx_query(req, "orderBy");
+    long long start = s_page_arg(req, "startAt", 0, 1LL << 40), max = s_page_arg(req, "maxResults", 5000, 5000);
+    if (start < 0 || max < 0 ||
+        (order && strcmp(order, "created") != 0 && strcmp(order, "+created") != 0 && strcmp(order, "-created") != 0))
+        return s_jira_error(resp, MHD_HTTP_BAD_REQUEST,
+                            "startAt and maxResults are integers; orderBy is created or "
+                            "-created.",
+                            NULL);
+    bool newest = order && order[0] == '-';
+    long long total = sbx_db_int(st, 0, "SELECT COUNT(*) FROM jira_comments WHERE issue_key = ?", "s", key);
+    json_t *page = sbx_db_rows(st,
+                               newest ? "SELECT id, body, created FROM jira_comments WHERE issue_key = ?"
+                                        " ORDER BY seq DESC LIMIT ? OFFSET ?"
+                                      : "SELECT id, body, created FROM jira_comments WHERE issue_key = ?"
+                                        " ORDER BY seq LIMIT ? OFFSET ?",
+                               "sii", key, max, start);
+    return sbx_reply(resp, MHD_HTTP_OK,
+                     json_pack("{s:I, s:I, s:I, s:o}", "startAt", (json_int_t) start, "maxResults", (json_int_t) max,
+                               "total", (json_int_t) total, "comments", page));
+}
+
+/* s_jql_labels - parse `labels = "x" [AND labels = "y"]...` (values quoted
+ * with \" and \\ escapes, or bare words) into labels[]; how many, or -1 */
+static int s_jql_labels(const char *jql, char labels[JIRA_JQL_CLAUSES][256])
+{
+    int n = 0;
+    const char *p = jql;
+    assert(jql && labels);
+    assert(JIRA_JQL_CLAUSES > 0 && sizeof labels[0] == 256);
+    while (true) {
+        while (*p == ' ')
+            p++;
+        if (n == JIRA_JQL_CLAUSES || strncasecmp(p, "labels", 6) != 0)
+            return -1;
+        p += 6;
+        while (*p == ' ')
+            p++;
+        if (*p++ != '=')
+            return -1;
+        while (*p == ' ')
+            p++;
+        size_t l = 0;
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                    p++;
+                if (l + 1 >= 256)
+                    return -1;
+                labels[n][l++] = *p;
+            }
+            if (*p++ != '"')
+                return -1;
+        } else {
+            for (; *p && *p != ' '; p++) {
+                if (*p == '"' || *p == '(' || *p == ')' || l + 1 >= 256)
+                    return -1;
+                labels[n][l++] = *p;
+            }
+        }
+        labels[n][l] = '\0';
+        if (l == 0)
+            return -1;
+        n++;
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            return n;
+        if (strncasecmp(p, "AND ", 4) != 0)
+            return -1;
+        p += 4;
+    }
 }
 
 /* s_comment - add a comment to an existing issue */
@@ -231,10 +336,10 @@ static int s_get(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     json_t *comments = s_comments(st, key);
     size_t n = json_array_size(comments);
     if (req->route == R_COMMENTS) {
+        json_decref(comments);
+        int rc = s_comment_page(st, req, resp, key);
         json_decref(i);
-        return sbx_reply(resp, MHD_HTTP_OK,
-                         json_pack("{s:i, s:i, s:i, s:o}", "startAt", 0, "maxResults", (int) n, "total", (int) n,
-                                   "comments", comments));
+        return rc;
     }
     char what[64];
     snprintf(what, sizeof what, "issue/%s", json_string_value(json_object_get(i, "id")));
@@ -251,6 +356,72 @@ static int s_get(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     return sbx_reply(resp, MHD_HTTP_OK, out);
 }
 
+#define JIRA_SEARCH_WHERE                                                                                              \
+    " FROM jira_issues WHERE key IN (SELECT issue_key FROM jira_labels WHERE label = ?1)"                              \
+    " AND (?2 IS NULL OR key IN (SELECT issue_key FROM jira_labels WHERE label = ?2))"                                 \
+    " AND (?3 IS NULL OR key IN (SELECT issue_key FROM jira_labels WHERE label = ?3))"                                 \
+    " AND (?4 IS NULL OR key IN (SELECT issue_key FROM jira_labels WHERE label = ?4))"
+
+/* s_search_issue - one search hit in Jira's shape: id, key, self and the fields asked for */
+static json_t *s_search_issue(const sbx_req_t *req, json_t *row, const char *want)
+{
+    static const char *const names[] = {"summary", "description", "issuetype", "priority",
+                                        "labels",  "project",     "created",   NULL};
+    bool all = !want || strcmp(want, "*all") == 0 || strcmp(want, "*navigable") == 0;
+    json_t *fields = json_object();
+    for (size_t k = 0; names[k]; k++) {
+        const char *f = names[k];
+        const char *at = all ? NULL : strstr(want, f);
+        size_t fl = strlen(f);
+        bool asked = all || (at && (at == want || at[-1] == ',') && (at[fl] == '\0' || at[fl] == ','));
+        if (!asked)
+            continue;
+        json_t *v = json_object_get(row, f);
+        bool named = strcmp(f, "issuetype") == 0 || strcmp(f, "priority") == 0 || strcmp(f, "project") == 0;
+        json_object_set_new(fields, f,
+                            named ? json_pack("{s:O}", strcmp(f, "project") ? "name" : "key", v) : json_incref(v));
+    }
+    char what[64];
+    snprintf(what, sizeof what, "issue/%s", json_string_value(json_object_get(row, "id")));
+    return json_pack("{s:s, s:O, s:o, s:O, s:o}", "expand", "", "id", json_object_get(row, "id"), "self",
+                     s_self(req, what), "key", json_object_get(row, "key"), "fields", fields);
+}
+
+/* s_search - GET /rest/api/2/search?jql=labels = "x" [AND labels = "y"]: the issues carrying every label */
+static int s_search(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
+{
+    char labels[JIRA_JQL_CLAUSES][256];
+    assert(st && req && resp);
+    assert(req->route == R_SEARCH);
+    const char *jql = sbx_query(req, "jql");
+    int n = jql ? s_jql_labels(jql, labels) : -1;
+    if (n < 1)
+        return s_jira_error(resp, MHD_HTTP_BAD_REQUEST,
+                            "Error in the JQL Query: this sandbox understands labels = \"x\" clauses joined by AND.",
+                            NULL);
+    long long start = s_page_arg(req, "startAt", 0, 1LL << 40),
+              max = s_page_arg(req, "maxResults", 50, JIRA_MAX_RESULTS);
+    if (start < 0 || max < 0)
+        return s_jira_error(resp, MHD_HTTP_BAD_REQUEST, "startAt and maxResults are non-negative integers.", NULL);
+    const char *l[JIRA_JQL_CLAUSES] = {NULL};
+    for (int k = 0; k < n; k++)
+        l[k] = labels[k];
+    long long total = sbx_db_int(st, 0, "SELECT COUNT(*)" JIRA_SEARCH_WHERE, "ssss", l[0], l[1], l[2], l[3]);
+    json_t *rows =
+        sbx_db_rows(st,
+                    "SELECT id, key, project, summary, description, issuetype, priority,"
+                    " labels AS \"json:labels\", created" JIRA_SEARCH_WHERE " ORDER BY seq LIMIT ?5 OFFSET ?6",
+                    "ssssii", l[0], l[1], l[2], l[3], max, start);
+    json_t *issues = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) json_array_append_new(issues, s_search_issue(req, row, sbx_query(req, "fields")));
+    json_decref(rows);
+    return sbx_reply(resp, MHD_HTTP_OK,
+                     json_pack("{s:s, s:I, s:I, s:I, s:o}", "expand", "schema,names", "startAt", (json_int_t) start,
+                               "maxResults", (json_int_t) max, "total", (json_int_t) total, "issues", issues));
+}
+
 /* s_handle - serve one routed Jira call */
 static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
@@ -259,6 +430,8 @@ static int s_handle(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
         return s_create(st, req, resp);
     case R_COMMENT:
         return s_comment(st, req, resp);
+    case R_SEARCH:
+        return s_search(st, req, resp);
     default:
         return s_get(st, req, resp);
     }
@@ -268,7 +441,7 @@ const sbx_system_t sbx_jira = {
     .name = "jira",
     .prefix = "/jira",
     .auth = true,
-    .idempotent_posts = true,
+    .idempotent_posts = false, /* like the real one: Idempotency-Key is ignored */
     .route = s_route,
     .handle = s_handle,
 };

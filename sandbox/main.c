@@ -11,8 +11,10 @@
  *	                beneficiary holds, payments, comms blocks
  *	  /ledger       append-only ledger (§2.2): GET /entries?ref=, POST /entries
  *	  /psp          Stripe-like read API (§2.3): /v1/refunds/{id}, /v1/payouts/{id}
- *	  /jira         Jira REST v2: create issue, comment, get issue
- *	  /servicenow   Table API: POST /api/now/table/incident
+ *	  /jira         Jira REST v2: create issue, comment, get issue, list
+ *	                comments, search (JQL: labels = "x" [AND labels = "y"])
+ *	  /servicenow   Table API: POST /api/now/table/incident, GET one, query
+ *	                (sysparm_query field=value[^field=value], sysparm_limit)
  *	  /teams        Teams Workflows webhook: POST /teams/webhook (Adaptive Cards)
  *	  /llm          OpenAI-compatible POST /v1/chat/completions (json_schema answers)
  *	  /_sandbox     the test fixture: calls log, faults, seed, reset, state, LLM override
@@ -26,8 +28,10 @@
  *	Every call except /teams and /_sandbox needs "Authorization: Bearer
  *	<token>" with a token of sandbox/tokens_file (401 {"error":"unauthorized"});
  *	a read token may only GET (403 {"error":"read-only token"}), except on
- *	/llm. Every POST except /llm and /teams needs an Idempotency-Key (400
- *	without). Keys are kept per system with a SHA-256 of method, path,
+ *	/llm. Every POST to /payments, /ledger and /psp needs an Idempotency-Key
+ *	(400 without). Jira and ServiceNow, like the real ones, neither require
+ *	nor honour it: a create sent twice opens two tickets (payguard searches
+ *	before it creates: common/ticket.h). Keys are kept per system with a SHA-256 of method, path,
  *	query and body: the same key with the same request replays the stored
  *	status and body (the ledger's 201 replays as 200, same id; header
  *	Idempotent-Replayed: true); with a different request it is 422 (Stripe's
@@ -35,8 +39,10 @@
  *	and sent again under its key.
  * FAULTS
  *	POST /_sandbox/faults {"system","method","path_prefix","status","count",
- *	"delay_ms","retry_after_s"}: the next count matching calls (oldest fault
- *	first) answer status instead (no state change; 0 = answer normally),
+ *	"delay_ms","retry_after_s","after_effect"}: the next count matching calls
+ *	(oldest fault first) answer status instead (no state change; 0 = answer
+ *	normally; with after_effect true, a POST takes effect first and its
+ *	answer is replaced by status: an answer lost after the work was done),
  *	after delay_ms (the answer is computed first, then held back: a client
  *	that times out has still caused the effect, as in real life), with
  *	Retry-After when retry_after_s > 0. Faulted calls are in the calls log

@@ -101,6 +101,7 @@ typedef struct {
     unsigned status; /* 0: answer normally */
     long delay_ms;
     long retry_after_s;
+    bool after_effect; /* the call takes effect, then status is answered (a lost answer) */
 } sbx_fault_t;
 /* sbx_store_fault_take - consume one use of the oldest matching fault; 1 taken, 0 none */
 int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out);

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "sandbox.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2 /* 2: jira_labels, sn_incidents.correlation_display, faults.after_effect */
 
 struct sbx_store_t {
     sqlite3 *db;
@@ -44,18 +44,21 @@ static const char *s_schema =
     "CREATE TABLE jira_issues(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
     "  key TEXT NOT NULL UNIQUE, project TEXT NOT NULL, summary TEXT NOT NULL, description TEXT,"
     "  issuetype TEXT NOT NULL, priority TEXT NOT NULL, labels TEXT NOT NULL, created TEXT NOT NULL);\n"
+    "CREATE TABLE jira_labels(issue_key TEXT NOT NULL, label TEXT NOT NULL);\n"
+    "CREATE INDEX jira_labels_label ON jira_labels(label);\n"
     "CREATE TABLE jira_comments(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
     "  issue_key TEXT NOT NULL, body TEXT NOT NULL, created TEXT NOT NULL);\n"
     "CREATE TABLE sn_incidents(seq INTEGER PRIMARY KEY AUTOINCREMENT, sys_id TEXT NOT NULL UNIQUE,"
     "  number TEXT NOT NULL UNIQUE, short_description TEXT NOT NULL, description TEXT,"
-    "  urgency TEXT NOT NULL, correlation_id TEXT, created TEXT NOT NULL);\n"
+    "  urgency TEXT NOT NULL, correlation_id TEXT, created TEXT NOT NULL, correlation_display TEXT);\n"
+    "CREATE INDEX sn_incidents_correlation ON sn_incidents(correlation_id);\n"
     "CREATE TABLE teams_cards(seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL,"
     "  received_at TEXT NOT NULL);\n"
     "CREATE TABLE idempotency(system TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL,"
     "  status INTEGER NOT NULL, body BLOB, created_ms INTEGER NOT NULL, PRIMARY KEY(system, key));\n"
     "CREATE TABLE faults(id INTEGER PRIMARY KEY AUTOINCREMENT, system TEXT NOT NULL, method TEXT,"
     "  path_prefix TEXT, status INTEGER NOT NULL, remaining INTEGER NOT NULL,"
-    "  delay_ms INTEGER NOT NULL, retry_after_s INTEGER NOT NULL);\n"
+    "  delay_ms INTEGER NOT NULL, retry_after_s INTEGER NOT NULL, after_effect INTEGER NOT NULL DEFAULT 0);\n"
     "CREATE TABLE calls(seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,"
     "  system TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,"
     "  idempotency_key TEXT, auth TEXT, status INTEGER NOT NULL, fault_id INTEGER,"
@@ -64,10 +67,10 @@ static const char *s_schema =
     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n";
 
 /* every table reset wipes, in an order that needs no foreign keys */
-static const char *const s_tables[] = {"payouts",       "beneficiaries", "payments",     "psp_refunds",
-                                       "psp_payouts",   "entries",       "comms_blocks", "jira_issues",
-                                       "jira_comments", "sn_incidents",  "teams_cards",  "idempotency",
-                                       "faults",        "calls",         "settings",     NULL};
+static const char *const s_tables[] = {
+    "payouts",     "beneficiaries", "payments",    "psp_refunds",  "psp_payouts", "entries",     "comms_blocks",
+    "jira_issues", "jira_comments", "jira_labels", "sn_incidents", "teams_cards", "idempotency", "faults",
+    "calls",       "settings",      NULL};
 
 /* s_mkdirs - create the directories above path, like mkdir -p */
 static int s_mkdirs(const char *path, char *err, size_t errlen)
@@ -152,6 +155,22 @@ sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
             return NULL;
         }
         log_info("created %s and loaded the built-in seed", path);
+    } else if (version == 1) { /* a store of the previous version gains the two columns */
+        if (s_exec_script(
+                self,
+                "BEGIN IMMEDIATE; ALTER TABLE sn_incidents ADD COLUMN correlation_display TEXT;"
+                " CREATE TABLE jira_labels(issue_key TEXT NOT NULL, label TEXT NOT NULL);"
+                " CREATE INDEX jira_labels_label ON jira_labels(label);"
+                " CREATE INDEX sn_incidents_correlation ON sn_incidents(correlation_id);"
+                " INSERT INTO jira_labels SELECT jira_issues.key, j.value FROM jira_issues, json_each(jira_issues.labels) AS j;"
+                " ALTER TABLE faults ADD COLUMN after_effect INTEGER NOT NULL DEFAULT 0;"
+                " PRAGMA user_version=2; COMMIT;",
+                err, errlen) != 0) {
+            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+            sbx_store_close(&self);
+            return NULL;
+        }
+        log_info("%s: schema upgraded from version 1 to 2", path);
     } else if (version != STORE_SCHEMA_VERSION) {
         snprintf(err, errlen, "%s: schema version %lld, this sandbox knows %d (remove the file to start over)", path,
                  version, STORE_SCHEMA_VERSION);
@@ -502,19 +521,20 @@ int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, c
 /* sbx_store_fault_take - faults apply oldest first; each use counts down */
 int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out)
 {
-    json_t *row =
-        sbx_db_row(self,
-                   "SELECT id, status, delay_ms, retry_after_s FROM faults WHERE system = ?1 AND remaining > 0"
-                   " AND (method IS NULL OR method = ?2)"
-                   " AND (path_prefix IS NULL OR substr(?3, 1, length(path_prefix)) = path_prefix)"
-                   " ORDER BY id LIMIT 1",
-                   "sss", system, method, path);
+    json_t *row = sbx_db_row(self,
+                             "SELECT id, status, delay_ms, retry_after_s, after_effect FROM faults WHERE system = ?1"
+                             " AND remaining > 0"
+                             " AND (method IS NULL OR method = ?2)"
+                             " AND (path_prefix IS NULL OR substr(?3, 1, length(path_prefix)) = path_prefix)"
+                             " ORDER BY id LIMIT 1",
+                             "sss", system, method, path);
     if (!row)
         return 0;
     out->id = (long long) json_integer_value(json_object_get(row, "id"));
     out->status = (unsigned) json_integer_value(json_object_get(row, "status"));
     out->delay_ms = (long) json_integer_value(json_object_get(row, "delay_ms"));
     out->retry_after_s = (long) json_integer_value(json_object_get(row, "retry_after_s"));
+    out->after_effect = json_integer_value(json_object_get(row, "after_effect")) != 0;
     json_decref(row);
     sbx_db_exec(self, "UPDATE faults SET remaining = remaining - 1 WHERE id = ?", "i", out->id);
     sbx_db_exec(self, "DELETE FROM faults WHERE remaining <= 0", "");

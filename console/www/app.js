@@ -896,6 +896,8 @@
             el('span', { className: 'mono path' }, text(s.path)),
             s.customer_facing ? [' ', el('span', { className: 'tag customer' }, 'customer-facing')] : null),
           el('div', { className: 'muted' }, 'Idempotency-Key: ', el('span', { className: 'mono' }, text(s.idempotency_key))),
+          s.lookup ? el('div', { className: 'muted' }, 'Searches first, creates only if nothing is found: GET ',
+            el('span', { className: 'mono' }, text(s.lookup))) : null,
           s.body !== undefined ? jsonDetails('Body', s.body, 'plan-' + i) : null))),
         notes.length ? [el('h3', null, 'Notes'), el('ul', { className: 'notes' }, notes.map((n) => el('li', null, text(n))))] : null);
     }

@@ -21,6 +21,9 @@
 #     approval, approved or executing, and every bad one is rejected;
 #   - every ledger entry payguard made exists exactly once per case (type,
 #     ref), and every executed case has its entry;
+#   - every Jira ticket payguard opened exists once per case and step (the
+#     sandbox's Jira, like Jira, ignores Idempotency-Key: execute searches
+#     by label before it creates);
 #   - `payguard audit verify` passes.
 # The seed is printed first and last: the same seed replays the same plan,
 # fault schedule and kill schedule (timing differs from run to run).
@@ -209,6 +212,9 @@ echo "# cases by state: $(cat "$WORK/states")"
 # the sandbox's ledger: payguard's entries as "type ref"
 curl -s "$SBX/_sandbox/state" | grep -o '{"id":"le_[^}]*}' | grep '"case_id":"\(payout\|refund\)-' |
     sed -n 's/.*"type":"\([a-z_]*\)".*"ref":"\([^"]*\)".*/\1 \2/p' | sort >"$WORK/entries"
+# the sandbox's Jira (which, like Jira, ignores Idempotency-Key): payguard's tickets as "case step"
+curl -s "$SBX/_sandbox/state" | grep -o '"payguard-[^"]*","payguard-[a-z_]*_ticket"' | sed 's/"payguard-//g; s/",/ /; s/"$//' |
+    sort >"$WORK/tickets"
 down "$CFG"
 
 # ---- the checks
@@ -223,6 +229,9 @@ ok "every webhook for an unknown payout is a rejected case ($rejected of $(grep 
     test "$rejected" = "$(grep -c ' bad$' "$WORK/cases.txt")"
 dups=$(uniq -d "$WORK/entries" | wc -l)
 ok "every ledger entry payguard made exists once per case ($(wc -l <"$WORK/entries") entries, $dups twice)" test "$dups" = 0
+tdups=$(uniq -d "$WORK/tickets" | wc -l)
+ok "every ticket payguard opened exists once per case and step, killed as execute was ($(wc -l <"$WORK/tickets") tickets, $tdups twice)" \
+    test "$tdups" = 0
 made=$(grep -c '^\(refund_succeeded\|payout_reversal\) ' "$WORK/entries")
 executed=$(tr ' ' '\n' <"$WORK/states" | awk -F= '$1 == "executed" {print $2 + 0}')
 in_review=$(tr ' ' '\n' <"$WORK/states" | awk -F= '$1 == "ops_review" {print $2 + 0}')

@@ -4,7 +4,9 @@
 #   auth (401/403), the documented seed, the ledger's idempotency (201, 200
 #   replay, 422, 400) and append-only rule (405), faults (500 x3 then
 #   success with one effect, 429 + Retry-After, delays, a client timeout
-#   whose retry replays), payout holds, Jira, ServiceNow, Teams, the LLM
+#   whose retry replays, an answer lost after the effect), payout holds, Jira
+#   (which, like Jira, ignores Idempotency-Key; its label search and comment
+#   pages), ServiceNow (the same; its encoded queries), Teams, the LLM
 #   (schema-built answer and raw override), bounds (413), persistence across
 #   a restart, and /_sandbox/reset.
 set -u
@@ -148,6 +150,16 @@ ok "the client timed out (curl exit 28)" test $? = 28
 r=$(curl -s -w ' %{http_code}' -H "$WR" -H 'Idempotency-Key: case-e2e-3:ledger' -d "$E" "$U/ledger/entries")
 ok "its retry answers 200 with the entry made before the timeout" bash -c '[[ "$0" == *"\"id\":\"le_"*" 200" ]]' "$r"
 ok "one entry for case-e2e-3" test "$(count "$(curl -s "$U/_sandbox/state")" '"case_id":"case-e2e-3"')" = 1
+
+# ---- a lost answer: the write happens, the client is told 503
+ok "after_effect needs POST and an error status" \
+    test "$(code -d '{"system":"ledger","method":"GET","status":503,"after_effect":true}' "$U/_sandbox/faults")/$(code -d '{"system":"ledger","status":0,"after_effect":true}' "$U/_sandbox/faults")" = 400/400
+curl -s -o /dev/null -d '{"system":"ledger","method":"POST","status":503,"after_effect":true}' "$U/_sandbox/faults"
+E=$(entry refund_succeeded rf_901 2600 EUR case-e2e-3b)
+ok "an after_effect fault answers 503" test "$(code -H "$WR" -H 'Idempotency-Key: case-e2e-3b:ledger' -d "$E" "$U/ledger/entries")" = 503
+ok "...though the entry was made" test "$(count "$(curl -s "$U/_sandbox/state")" '"case_id":"case-e2e-3b"')" = 1
+ok "...and its retry with the key replays it (200), still one entry" \
+    bash -c '[ "$(curl -s -o /dev/null -w "%{http_code}" -H "$1" -H "Idempotency-Key: case-e2e-3b:ledger" -d "$2" "$0/ledger/entries")" = 200 ] && [ "$(curl -s "$0/_sandbox/state" | grep -oF "\"case_id\":\"case-e2e-3b\"" | wc -l)" = 1 ]' "$U" "$WR" "$E"
 ok "DELETE /_sandbox/faults clears them" bash -c "curl -s -X DELETE '$U/_sandbox/faults' | grep -q '\"deleted\"'"
 
 # ---- payout hold
@@ -168,10 +180,35 @@ ok "Jira comment is 201" bash -c '[[ "$0" == *" 201" ]]' "$b"
 ok "Jira GET shows the issue with its comment" has "$(curl -s -H "$RD" "$U/jira/rest/api/2/issue/OPS-1")" '"body":"approved by treasury"'
 b=$(curl -s -H "$WR" -H 'Idempotency-Key: e2e-jira-bad' -d '{"fields":{"project":{"key":"OPS"},"summary":"x","issuetype":{"name":"Task"},"priority":{"name":"Urgent"}}}' "$U/jira/rest/api/2/issue")
 ok "a bad Jira priority is 400 in Jira's error shape" has "$b" '"errors":{"priority":'
+# Jira's search and comment list, what payguard's ticket steps read (CONTRACT.md §2.4)
+JL='{"fields":{"project":{"key":"OPS"},"summary":"labelled","issuetype":{"name":"Task"},"priority":{"name":"High"},"labels":["payguard-case-e2e-6","payguard-open_ticket"]}}'
+for _ in 1 2; do curl -s -o /dev/null -H "$WR" -H 'Idempotency-Key: case-e2e-6:open_ticket' -d "$JL" "$U/jira/rest/api/2/issue"; done
+q='jql=labels%20%3D%20%22payguard-case-e2e-6%22%20AND%20labels%20%3D%20%22payguard-open_ticket%22'
+b=$(curl -s -H "$RD" "$U/jira/rest/api/2/search?$q&maxResults=1&fields=key")
+ok "Jira ignores Idempotency-Key: the create sent twice made two issues; the search counts both, lists one" \
+    bash -c '[[ "$0" == *"\"maxResults\":1,\"total\":2,\"issues\":[{"*"\"key\":\"OPS-2\",\"fields\":{}}]}" ]]' "$b"
+ok "a label that is not there: total 0" has "$(curl -s -H "$RD" "$U/jira/rest/api/2/search?jql=labels%3Dnope")" '"total":0,"issues":[]'
+ok "both labels must match (AND)" has "$(curl -s -H "$RD" "$U/jira/rest/api/2/search?jql=labels%3D%22payguard-case-e2e-6%22%20AND%20labels%3Dother")" '"total":0'
+ok "fields=labels returns the labels" has "$(curl -s -H "$RD" "$U/jira/rest/api/2/search?$q&fields=labels")" '"fields":{"labels":["payguard-case-e2e-6","payguard-open_ticket"]}'
+ok "JQL the sandbox cannot read is 400 in Jira's shape" \
+    has "$(curl -s -w ' %{http_code}' -H "$RD" "$U/jira/rest/api/2/search?jql=project%3DOPS%20ORDER%20BY%20key")" '"errorMessages":["Error in the JQL Query:'
+for c in one two three; do curl -s -o /dev/null -H "$WR" -d "{\"body\":\"$c\"}" "$U/jira/rest/api/2/issue/OPS-2/comment"; done
+b=$(curl -s -H "$RD" "$U/jira/rest/api/2/issue/OPS-2/comment?orderBy=-created&maxResults=2")
+ok "comments newest first, a page of 2 of 3" \
+    bash -c '[[ "$0" == "{\"startAt\":0,\"maxResults\":2,\"total\":3,\"comments\":[{"*"\"body\":\"three\""*"\"body\":\"two\""* ]] && [[ "$0" != *"\"one\""* ]]' "$b"
+ok "a bad orderBy is 400" test "$(code -H "$RD" "$U/jira/rest/api/2/issue/OPS-2/comment?orderBy=summary")" = 400
 
 # ---- ServiceNow
 b=$(curl -s -w ' %{http_code}' -H "$WR" -H 'Idempotency-Key: case-e2e-5:ticket' -d '{"short_description":"Refund rf_456 mismatch","description":"PSP failed, ledger succeeded","urgency":"1","correlation_id":"case-e2e-5"}' "$U/servicenow/api/now/table/incident")
 ok "ServiceNow incident: 201 INC0010001 with a sys_id" bash -c '[[ "$0" == *"\"number\":\"INC0010001\""*" 201" ]] && grep -q "\"sys_id\":\"[0-9a-f]\{32\}\"" <<<"$0"' "$b"
+SN='{"short_description":"again","urgency":"3","correlation_id":"case-e2e-5","correlation_display":"payguard-failure_ticket"}'
+curl -s -o /dev/null -H "$WR" -H 'Idempotency-Key: case-e2e-5:ticket' -d "$SN" "$U/servicenow/api/now/table/incident"
+b=$(curl -s -H "$RD" "$U/servicenow/api/now/table/incident?sysparm_query=correlation_id%3Dcase-e2e-5&sysparm_fields=number")
+ok "ServiceNow ignores Idempotency-Key: two incidents for the case" test "$b" = '{"result":[{"number":"INC0010001"},{"number":"INC0010002"}]}'
+b=$(curl -s -H "$RD" "$U/servicenow/api/now/table/incident?sysparm_query=correlation_id%3Dcase-e2e-5%5Ecorrelation_display%3Dpayguard-failure_ticket&sysparm_limit=1&sysparm_fields=sys_id%2Cnumber")
+ok "an encoded query with ^ (AND), a limit and fields" bash -c '[[ "$0" == "{\"result\":[{\"sys_id\":\""*"\",\"number\":\"INC0010002\"}]}" ]]' "$b"
+ok "a query on a field the sandbox does not filter is 400" \
+    test "$(code -H "$RD" "$U/servicenow/api/now/table/incident?sysparm_query=priority%3D1")" = 400
 
 # ---- Teams
 CARD='{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive","content":{"type":"AdaptiveCard","version":"1.4","body":[{"type":"TextBlock","text":"case-e2e-4 held"}],"actions":[{"type":"Action.OpenUrl","title":"Approve","url":"http://127.0.0.1/approvals"}]}}]}'
@@ -234,5 +271,15 @@ ok "the seed's ten ledger entries, no issues, no cards" \
     bash -c '[ "$(grep -o "\"id\":\"le_[0-9]*\"" <<<"$0" | wc -l)" = 10 ] && grep -q "\"jira_issues\":\[\]" <<<"$0" && grep -q "\"teams_cards\":\[\]" <<<"$0"' "$state"
 ok "Jira numbering restarts at OPS-1" has "$(curl -s -H "$WR" -H 'Idempotency-Key: e2e-after-reset' -d "$J" "$U/jira/rest/api/2/issue")" '"key":"OPS-1"'
 ok "SIGTERM stops the sandbox cleanly again" stop
+
+# ---- a store of the previous schema (1: no label index, no correlation_display, no after_effect) is upgraded
+DB=$WORK/data/sandbox.sqlite
+sqlite3 "$DB" "DROP INDEX sn_incidents_correlation; ALTER TABLE sn_incidents DROP COLUMN correlation_display;
+    ALTER TABLE faults DROP COLUMN after_effect; DROP TABLE jira_labels; PRAGMA user_version=1;"
+ok "a version-1 store starts" start
+ok "...upgraded to version 2" test "$(sqlite3 "$DB" 'PRAGMA user_version')" = 2
+ok "...its issues are found by label (the index was filled)" \
+    has "$(curl -s -H "$RD" "$U/jira/rest/api/2/search?jql=labels%3Dpayguard")" '"total":1,'
+ok "SIGTERM stops the upgraded sandbox cleanly" stop
 
 finish

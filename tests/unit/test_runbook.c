@@ -131,6 +131,14 @@ static const char *s_at(const json_t *j, const char *path)
     return json_string_value(j);
 }
 
+/* s_lookup - the lookup of a plan's step (runbook_step_lookup; a static buffer) */
+static const char *s_lookup(const rb_plan_t *p, const rb_step_t *s)
+{
+    static char out[RB_LOOKUP_MAX];
+    cr_assert_eq(runbook_step_lookup(p->case_id, s, out), 0);
+    return out;
+}
+
 /* s_step - the step named name, or fail */
 static const rb_step_t *s_step(const rb_plan_t *p, const char *name)
 {
@@ -204,6 +212,12 @@ Test(runbook, payout_exception_holds_reverses_tickets_notifies)
     cr_assert_str_eq(s_at(b, "fields.labels.0"), "payguard");
     cr_assert_str_eq(s_at(b, "fields.labels.1"), "payout_exception");
     cr_assert_str_eq(s_at(b, "fields.labels.2"), "tier-2");
+    /* what the lookup searches for: the case's label and the step's (ticket.h) */
+    cr_assert_str_eq(s_at(b, "fields.labels.3"), "payguard-payout-P-10492");
+    cr_assert_str_eq(s_at(b, "fields.labels.4"), "payguard-open_ticket");
+    cr_assert_str_eq(s_lookup(&p, s),
+                     "/rest/api/2/search?jql=labels%3D%22payguard-payout-P-10492%22&maxResults=20&fields=labels");
+    cr_assert_str_eq(s_lookup(&p, &p.steps[0]), "", "only ticket steps look first");
     const char *d = s_at(b, "fields.description");
     cr_assert(strstr(d, "Case page: http://127.0.0.1:8083/case/payout-P-10492\n"), "%s", d);
     cr_assert(strstr(d, "Amount: 12,500.00 USD (1250000 minor units)"), "%s", d);
@@ -314,9 +328,12 @@ Test(runbook, servicenow_incident_has_urgency_and_correlation_id)
     cr_assert_str_eq(s->system, "servicenow");
     cr_assert_str_eq(s->path, "/api/now/table/incident");
     json_t *b = s_body(s);
-    cr_assert_eq(json_object_size(b), 4);
+    cr_assert_eq(json_object_size(b), 5);
     cr_assert_str_eq(s_at(b, "urgency"), "2");
     cr_assert_str_eq(s_at(b, "correlation_id"), "payout-P-10492");
+    cr_assert_str_eq(s_at(b, "correlation_display"), "payguard-open_ticket");
+    cr_assert_str_eq(s_lookup(&p, s), "/api/now/table/incident?sysparm_query=correlation_id%3Dpayout-P-10492"
+                                      "&sysparm_limit=20&sysparm_fields=sys_id%2Cnumber%2Ccorrelation_display");
     cr_assert_str_eq(s_at(b, "short_description"), "payguard: payout exception P-10492, 12,500.00 USD: account_closed");
     /* a trailing slash on public_url is not doubled */
     cr_assert(strstr(s_at(b, "description"), "http://127.0.0.1:8083/case/payout-P-10492"));
@@ -523,9 +540,13 @@ Test(runbook, denied_with_a_ticket_comments_on_it)
     json_t *b = s_body(s);
     cr_assert_eq(json_object_size(b), 1);
     const char *text = s_at(b, "body");
-    cr_assert(strncmp(text, "payguard case payout-P-10492 was denied by carl (compliance). Nothing was changed", 81) ==
-                  0,
+    /* the marker the step looks for among the ticket's comments before adding it */
+    cr_assert(strncmp(text,
+                      "[payguard:payout-P-10492:ticket_comment] payguard case payout-P-10492 was denied by carl "
+                      "(compliance). Nothing was changed",
+                      122) == 0,
               "%s", text);
+    cr_assert_str_eq(s_lookup(&p, s), "/rest/api/2/issue/PAY-7/comment?orderBy=-created&maxResults=100");
     cr_assert(strstr(text, "Case page: http://127.0.0.1:8083/case/payout-P-10492"), "%s", text);
     json_decref(b);
     runbook_plan_clear(&p);
@@ -629,6 +650,13 @@ Test(runbook, failure_plan_tickets_at_highest_and_notifies)
     cr_assert_str_eq(s_at(b, "fields.priority.name"), "Highest");
     cr_assert_str_eq(s_at(b, "fields.summary"), "payguard: step ledger_payout_reversal failed for case payout-P-10492");
     cr_assert_str_eq(s_at(b, "fields.labels.2"), "runbook-failure");
+    /* its own step label: the runbook's ticket of the same case is another ticket */
+    cr_assert_str_eq(s_at(b, "fields.labels.3"), "payguard-payout-P-10492");
+    cr_assert_str_eq(s_at(b, "fields.labels.4"), "payguard-failure_ticket");
+    /* the same search as the runbook ticket's (by case): the answer's labels tell the two apart */
+    char lookup[RB_LOOKUP_MAX];
+    snprintf(lookup, sizeof lookup, "%s", s_lookup(&f, &f.steps[0]));
+    cr_assert_str_eq(lookup, s_lookup(&p, &p.steps[3]));
     const char *d = s_at(b, "fields.description");
     cr_assert(strstr(d, "stopped at step 3 of 5, ledger_payout_reversal (ledger POST /entries)"), "%s", d);
     cr_assert(strstr(d, "Error: ledger answered 400: currency 'usd' must be upper-case"), "%s", d);
@@ -717,6 +745,27 @@ Test(runbook, plan_json_round_trips)
     cr_assert_eq(runbook_plan_from_json(bad, &q), -1);
     json_decref(bad);
     cr_assert_eq(runbook_plan_from_json(json_array_get(json_object_get(j, "steps"), 0), &q), -1);
+    /* the ticket step's lookup travels; a lookup on a payments step is refused */
+    cr_assert_str_eq(s_at(j, "steps.2.name"), "open_ticket");
+    cr_assert(strncmp(s_at(j, "steps.2.lookup"), "/rest/api/2/search?jql=", 23) == 0);
+    cr_assert_null(json_object_get(json_array_get(json_object_get(j, "steps"), 0), "lookup"));
+    bad = json_deep_copy(j);
+    json_object_set_new(json_array_get(json_object_get(bad, "steps"), 0), "lookup", json_string("/payouts/P-1"));
+    cr_assert_eq(runbook_plan_from_json(bad, &q), -1);
+    json_decref(bad);
+    /* nor one that is not the step's own */
+    bad = json_deep_copy(j);
+    json_object_set_new(
+        json_array_get(json_object_get(bad, "steps"), 2), "lookup",
+        json_string("/rest/api/2/search?jql=labels%3D%22payguard-other%22&maxResults=20&fields=labels"));
+    cr_assert_eq(runbook_plan_from_json(bad, &q), -1);
+    json_decref(bad);
+    /* a plan journaled before lookups existed still reads back; its ticket step looks first all the same */
+    bad = json_deep_copy(j);
+    json_object_del(json_array_get(json_object_get(bad, "steps"), 2), "lookup");
+    cr_assert_eq(runbook_plan_from_json(bad, &q), 0);
+    cr_assert_str_eq(s_lookup(&q, &q.steps[2]), s_at(j, "steps.2.lookup"));
+    json_decref(bad);
     runbook_plan_clear(&q);
     json_decref(j);
     runbook_plan_clear(&p);
