@@ -55,7 +55,8 @@ void route_case_key(const char *kind, const char *id, char out[ROUTE_KEY_MAX]);
  * routing only (nothing is believed before validate checks it): a Stripe
  * payout (metadata.payout_id, else its id), refund, or charge (its first
  * listed refund); a standard webhook's "payout" or "refund". "" when the
- * body names none. endpoint: "stripe" or "standard". */
+ * body names none. endpoint: "stripe", "stripe_fetched" (an event payguard
+ * catch-up read from the Events API) or "standard". */
 void route_receipt_key(const char *endpoint, const void *body, size_t len, char out[ROUTE_KEY_MAX]);
 
 /* route_event_key - the key an event is routed by: its case key; for a

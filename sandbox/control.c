@@ -7,8 +7,10 @@
  *                              oldest first; path is relative to the system's prefix (as a
  *                              fault's path_prefix); auth is "read", "write" or null; request
  *                              and response are JSON when they parse, else strings
- *   POST   /_sandbox/faults    {"system","method"?,"path_prefix"?,"status","count"?,"delay_ms"?,
- *                               "retry_after_s"?} -> 201 {"id"}
+ *   POST   /_sandbox/faults    {"system","method"?,"path_prefix"?,"query_has"?,"status","count"?,
+ *                               "delay_ms"?,"retry_after_s"?} -> 201 {"id"}; query_has: only
+ *                              calls whose decoded query contains it (e.g. "starting_after":
+ *                              the Events API's second page on)
  *   GET    /_sandbox/faults    {"faults":[...]} (those not used up)
  *   DELETE /_sandbox/faults    clears them -> 200 {"deleted":N}
  *   POST   /_sandbox/reset     wipe everything (state, idempotency keys, faults, the LLM
@@ -77,16 +79,17 @@ static int s_int_field(json_t *o, const char *key, long long dflt, long long min
 /* s_add_fault - validate and store one fault */
 static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
 {
-    static const char *const fields[] = {"system", "method",   "path_prefix",   "status",
-                                         "count",  "delay_ms", "retry_after_s", NULL};
+    static const char *const fields[] = {"system",   "method",        "path_prefix", "status", "count",
+                                         "delay_ms", "retry_after_s", "query_has",   NULL};
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
     char err[256], method[16] = "";
     long long status, count, delay, retry;
-    const char *system, *m, *prefix;
+    const char *system, *m, *prefix, *qhas;
     if (sbx_only_fields(o, fields, err, sizeof err) ||
         !(system = sbx_str(o, "system", true, true, 32, err, sizeof err)) ||
         !(m = sbx_str(o, "method", false, false, 8, err, sizeof err)) ||
-        !(prefix = sbx_str(o, "path_prefix", false, false, 512, err, sizeof err)))
+        !(prefix = sbx_str(o, "path_prefix", false, false, 512, err, sizeof err)) ||
+        !(qhas = sbx_str(o, "query_has", false, false, 512, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (!sbx_system_by_name(system))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST,
@@ -107,9 +110,10 @@ static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
     if (status != 0 && status < 100)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "status is 0 or an HTTP status (100-599)");
     if (sbx_db_exec(st,
-                    "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s)"
-                    " VALUES(?,?,?,?,?,?,?)",
-                    "sssiiii", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry))
+                    "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s,"
+                    " query_has) VALUES(?,?,?,?,?,?,?,?)",
+                    "sssiiiis", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry,
+                    *qhas ? qhas : NULL))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:I}", "id", (json_int_t) sbx_db_last_id(st)));
 }

@@ -101,8 +101,10 @@ typedef struct {
     long delay_ms;
     long retry_after_s;
 } sbx_fault_t;
-/* sbx_store_fault_take - consume one use of the oldest matching fault; 1 taken, 0 none */
-int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out);
+/* sbx_store_fault_take - consume one use of the oldest matching fault (method,
+ * path prefix, and a text the query must contain); 1 taken, 0 none */
+int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, const char *query,
+                         sbx_fault_t *out);
 
 /* store_setting_* - small named values (the LLM override) */
 char *sbx_store_setting_get(sbx_store_t *self, const char *key);

@@ -15,12 +15,18 @@
 #include "log.h"
 #include "sandbox.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2 /* 2: psp_events, faults.query_has (a 1 is migrated) */
 
 struct sbx_store_t {
     sqlite3 *db;
     pthread_mutex_t mu;
 };
+
+/* the PSP's events (psp.c's Events API; seed.c's "events"), seq the listing order's tie-break */
+#define S_EVENTS_TABLE                                                                                                 \
+    "CREATE TABLE psp_events(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"                          \
+    "  type TEXT NOT NULL, created INTEGER NOT NULL, body TEXT NOT NULL);\n"                                           \
+    "CREATE INDEX psp_events_created ON psp_events(created, seq);\n"
 
 static const char *s_schema =
     "CREATE TABLE payouts(id TEXT PRIMARY KEY, status TEXT NOT NULL, amount INTEGER NOT NULL,"
@@ -55,7 +61,7 @@ static const char *s_schema =
     "  status INTEGER NOT NULL, body BLOB, created_ms INTEGER NOT NULL, PRIMARY KEY(system, key));\n"
     "CREATE TABLE faults(id INTEGER PRIMARY KEY AUTOINCREMENT, system TEXT NOT NULL, method TEXT,"
     "  path_prefix TEXT, status INTEGER NOT NULL, remaining INTEGER NOT NULL,"
-    "  delay_ms INTEGER NOT NULL, retry_after_s INTEGER NOT NULL);\n"
+    "  delay_ms INTEGER NOT NULL, retry_after_s INTEGER NOT NULL, query_has TEXT);\n" S_EVENTS_TABLE
     "CREATE TABLE calls(seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,"
     "  system TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,"
     "  idempotency_key TEXT, auth TEXT, status INTEGER NOT NULL, fault_id INTEGER,"
@@ -63,11 +69,14 @@ static const char *s_schema =
     "CREATE INDEX calls_system ON calls(system, seq);\n"
     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n";
 
+/* what version 2 added to version 1 */
+static const char s_migrate_1_2[] = "ALTER TABLE faults ADD COLUMN query_has TEXT;\n" S_EVENTS_TABLE;
+
 /* every table reset wipes, in an order that needs no foreign keys */
-static const char *const s_tables[] = {"payouts",       "beneficiaries", "payments",     "psp_refunds",
-                                       "psp_payouts",   "entries",       "comms_blocks", "jira_issues",
-                                       "jira_comments", "sn_incidents",  "teams_cards",  "idempotency",
-                                       "faults",        "calls",         "settings",     NULL};
+static const char *const s_tables[] = {
+    "payouts",      "beneficiaries", "payments",      "psp_refunds",  "psp_payouts", "entries",
+    "comms_blocks", "jira_issues",   "jira_comments", "sn_incidents", "teams_cards", "idempotency",
+    "faults",       "calls",         "settings",      "psp_events",   NULL};
 
 /* s_mkdirs - create the directories above path, like mkdir -p */
 static int s_mkdirs(const char *path, char *err, size_t errlen)
@@ -152,7 +161,13 @@ sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
             return NULL;
         }
         log_info("created %s and loaded the built-in seed", path);
-    } else if (version != STORE_SCHEMA_VERSION) {
+    } else if (version == 1 && (s_exec_script(self, "BEGIN IMMEDIATE;", err, errlen) != 0 ||
+                                s_exec_script(self, s_migrate_1_2, err, errlen) != 0 ||
+                                s_exec_script(self, "PRAGMA user_version=2; COMMIT;", err, errlen) != 0)) {
+        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+        sbx_store_close(&self);
+        return NULL;
+    } else if (version != STORE_SCHEMA_VERSION && version != 1) {
         snprintf(err, errlen, "%s: schema version %lld, this sandbox knows %d (remove the file to start over)", path,
                  version, STORE_SCHEMA_VERSION);
         sbx_store_close(&self);
@@ -500,15 +515,17 @@ int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, c
 }
 
 /* sbx_store_fault_take - faults apply oldest first; each use counts down */
-int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out)
+int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, const char *query,
+                         sbx_fault_t *out)
 {
     json_t *row =
         sbx_db_row(self,
                    "SELECT id, status, delay_ms, retry_after_s FROM faults WHERE system = ?1 AND remaining > 0"
                    " AND (method IS NULL OR method = ?2)"
                    " AND (path_prefix IS NULL OR substr(?3, 1, length(path_prefix)) = path_prefix)"
+                   " AND (query_has IS NULL OR instr(?4, query_has) > 0)"
                    " ORDER BY id LIMIT 1",
-                   "sss", system, method, path);
+                   "ssss", system, method, path, query ? query : "");
     if (!row)
         return 0;
     out->id = (long long) json_integer_value(json_object_get(row, "id"));
