@@ -192,6 +192,9 @@ ok "the master ran it and it exited 0" \
     bash -c "for _ in \$(seq 1 50); do grep -q '^last_exit=0' '$D/run/catchup.stat' 2>/dev/null && exit 0; sleep 0.2; done; exit 1"
 ok "payguard status shows the periodic catch-up" bash -c "'$BIN/payguard' status -c '$CFG' | grep -q 'catch-up (stripe) every 2 s: .* runs'"
 ok "/metrics counts its runs" wait_metric payguard_catchup_runs_total 'outcome="ok"' 1
+curl -s "$URL/metrics" >"$WORK/metrics.txt"
+ok "that /metrics page passes promtool check metrics" \
+    bash -c "out=\$(promtool check metrics <'$WORK/metrics.txt' 2>&1) && test -z \"\$out\" || { echo \"\$out\" | head -5; false; }"
 ok "its log says it started and finished" bash -c "grep -q 'catch-up: started pid=' '$D/run/payguard.log' && grep -q 'catch-up: pid=.* done' '$D/run/payguard.log'"
 sleep 3
 ok "later runs find nothing new: still 4 cases since the restart" test "$(metric payguard_validate_accepted_total 'kind="payout"')" = 4
