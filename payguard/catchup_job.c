@@ -40,6 +40,13 @@ int catchup_job_init(catchup_job_t *j, const config_t *c, const char *bindir, co
     j->cfg_path = cfg_path;
     j->child_mask = *child_mask;
     assert(j->every_s >= 0 && j->window_s > 0);
+    if (j->every_s == 0) { /* off: no status line or metrics left from when it was on */
+        char path[CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/catchup.stat", j->run_dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/catchup.prom", j->run_dir);
+        unlink(path);
+    }
     return 0;
 }
 

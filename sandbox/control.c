@@ -17,6 +17,8 @@
  *                              override, the calls log, whose seq keeps counting) and
  *                              re-seed -> 200 {"reset":true}
  *   POST   /_sandbox/seed      a seed document (see seed.c) -> 200 {"<collection>":count,...}
+ *   POST   /_sandbox/stripe/send  {"event","url"?,"secret"?}: keep a Stripe event (the Events
+ *                              API lists it) and send it signed as a webhook (stripe.c)
  *   GET    /_sandbox/state     everything, for assertions
  *   POST   /_sandbox/llm       {"content":"<raw>"}: the LLM answers this verbatim from now on
  *   DELETE /_sandbox/llm       back to schema-built answers
@@ -247,6 +249,8 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
             sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:b}", "reset", 1));
     } else if (strcmp(path, "/seed") == 0 && post)
         s_seed(st, doc, resp);
+    else if (strcmp(path, "/stripe/send") == 0 && post)
+        sbx_stripe_send(st, doc, resp);
     else if (strcmp(path, "/state") == 0 && get)
         sbx_reply(resp, MHD_HTTP_OK, s_state(st));
     else if (strcmp(path, "/llm") == 0 && post) {
@@ -261,7 +265,7 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
         sbx_store_setting_set(st, "sbx_llm_content", NULL);
         sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:n}", "content"));
     } else if (sbx_in(path, (const char *const[]){"/healthz", "/calls", "/faults", "/reset", "/seed", "/state", "/llm",
-                                                  NULL}))
+                                                  "/stripe/send", NULL}))
         sbx_error(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on /_sandbox%s", method, path);
     else
         sbx_error(resp, MHD_HTTP_NOT_FOUND, "unknown control path /_sandbox%s", path);

@@ -11,6 +11,7 @@
  *   payments.c ledger.c psp.c jira.c servicenow.c teams.c llm.c
  *                 the emulated systems (CONTRACT.md §2)
  *   control.c     the /_sandbox test-fixture API
+ *   stripe.c      Stripe's sending side: keep an event, send it as a signed webhook
  */
 #ifndef PG_SANDBOX_H
 #define PG_SANDBOX_H
@@ -219,6 +220,10 @@ char *sbx_llm_content(json_t *request);
 /* sbx_control_handle - a /_sandbox call (path after "/_sandbox"); answers into resp */
 void sbx_control_handle(sbx_store_t *store, const char *method, const char *path, struct MHD_Connection *conn,
                         const char *body, size_t len, sbx_resp_t *resp);
+
+/* sbx_stripe_send - POST /_sandbox/stripe/send: keep a Stripe event, send it
+ * signed as a webhook when a url is given (stripe.c); answers into resp */
+int sbx_stripe_send(sbx_store_t *st, json_t *doc, sbx_resp_t *resp);
 
 /* ------------------------------------------------------------------ delay */
 

@@ -2,8 +2,9 @@
 # e2e_catchup - `payguard catch-up stripe` (issue #20, item 3): the Stripe
 # events a long outage lost, read back from the Events API, through the
 # real processes and the sandbox (which lists the events of its seed):
-#   1. range A: 5 payout.failed events delivered by webhook, 120 only in the
-#      sandbox (the outage); catch-up over A lists 2 pages: the 120 become
+#   1. range A: 5 payout.failed events the sandbox sends as signed webhooks
+#      (and keeps, as Stripe does), 120 it only keeps (the outage: seeded);
+#      catch-up over A lists 2 pages: the 120 become
 #      cases (fetched receipts, "via":"fetched"), the 5 are counted
 #      duplicates and not handed in again; summary numbers checked;
 #   2. the same range again: all 125 duplicates, nothing handed in;
@@ -52,38 +53,38 @@ payout_event() {
 }
 # seed JSON - a seed document into the sandbox
 seed() { curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- "$SBX/_sandbox/seed"; }
-# seed_range NAME FIRST LAST CREATED_BASE - payouts P-NAME-i (paid, ledger
-# entry) and events evt_NAME_i created at CREATED_BASE + i into the sandbox
+# seed_range NAME FIRST LAST CREATED_BASE [EVENTS_FROM] - payouts P-NAME-i
+# (paid, ledger entry) into the sandbox, and events evt_NAME_i created at
+# CREATED_BASE + i for i >= EVENTS_FROM (default FIRST): webhooks never sent
 seed_range() {
     local p="" e="" v="" i
     for i in $(seq "$2" "$3"); do
         p+="{\"id\":\"P-$1-$i\",\"status\":\"paid\",\"amount\":$((5000 + i)),\"currency\":\"USD\",\"beneficiary_id\":\"B-$1-$i\"},"
         e+="{\"type\":\"payout_paid\",\"ref\":\"P-$1-$i\",\"amount\":$((5000 + i)),\"currency\":\"USD\",\"case_id\":\"seed\"},"
-        v+="$(payout_event "evt_$1_$i" "P-$1-$i" $((5000 + i)) $(($4 + i))),"
+        [ "$i" -ge "${5:-$2}" ] && v+="$(payout_event "evt_$1_$i" "P-$1-$i" $((5000 + i)) $(($4 + i))),"
     done
     printf '{"payouts":[%s],"entries":[%s],"events":[%s]}' "${p%,}" "${e%,}" "${v%,}" | seed
 }
-# deliver NAME I CREATED_BASE - the webhook of event evt_NAME_I, signed, to ingest
+# deliver NAME I CREATED_BASE - the sandbox keeps event evt_NAME_I and sends
+# it to ingest as a signed webhook; prints ingest's status
 deliver() {
-    local body t
-    body=$(payout_event "evt_$1_$2" "P-$1-$2" $((5000 + $2)) $(($3 + $2)))
-    t=$(date +%s)
-    curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/webhooks/stripe" -H 'Content-Type: application/json' \
-        -H "Stripe-Signature: t=$t,v1=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$E2E_SECRET" -r | cut -d' ' -f1)" \
-        --data-binary "$body"
+    printf '{"event":%s,"url":"%s/webhooks/stripe","secret":"%s"}' \
+        "$(payout_event "evt_$1_$2" "P-$1-$2" $((5000 + $2)) $(($3 + $2)))" "$URL" "$E2E_SECRET" |
+        curl -s -X POST -H 'Content-Type: application/json' --data-binary @- "$SBX/_sandbox/stripe/send" |
+        sed -n 's/.*"status": *\([0-9]*\).*/\1/p'
 }
 
 ok "group and sandbox start" up "$CFG"
 NOW=$(date +%s)
 A0=$((NOW - 20000)) # range A: created A0+1 .. A0+125
 B0=$((NOW - 10000)) # range B: created B0+1 .. B0+150
-ok "the sandbox takes range A's payouts and events" seed_range A 1 125 "$A0"
+ok "the sandbox takes range A's payouts and the events never sent" seed_range A 1 125 "$A0" 6
 ok "and range B's" seed_range B 1 150 "$B0"
 
 # ---- 1. five delivered by webhook, 120 only in the sandbox (the outage)
 codes=""
 for i in 1 2 3 4 5; do codes+="$(deliver A "$i" "$A0") "; done
-ok "5 webhooks of range A delivered (202 each)" test "$codes" = "202 202 202 202 202 "
+ok "the sandbox sent 5 webhooks of range A, ingest answered 202 each" test "$codes" = "202 202 202 202 202 "
 ok "validate accepted the 5" wait_metric payguard_validate_accepted_total 'kind="payout"' 5
 sleep 1.5 # validate commits its store once a second
 catchup --since "$(date -u -d "@$A0" +%Y-%m-%dT%H:%M:%SZ)" --until $((A0 + 1000)) >"$WORK/run1.out" 2>&1
@@ -91,7 +92,7 @@ rc=$?
 cat "$WORK/run1.out" | sed 's/^/#   /'
 ok "catch-up over range A exits 0" test "$rc" = 0
 ok "it lists two pages" test "$(grep -c '^page ' "$WORK/run1.out")" = 2
-ok "summary: fetched 125, new 120, duplicates 5, failed 0" grep -qx 'fetched 125, new 120, duplicates 5, failed 0' "$WORK/run1.out"
+ok "summary: fetched 125 (the sent ones listed too), new 120, duplicates 5, failed 0" grep -qx 'fetched 125, new 120, duplicates 5, failed 0' "$WORK/run1.out"
 ok "ingest recorded 120 fetched receipts" wait_metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"' 120
 ok "validate took 120 fetched receipts and accepted them: 125 cases" wait_metric payguard_validate_accepted_total 'kind="payout"' 125
 ok "none of them a duplicate (the 5 delivered ones were not handed in again)" test "$(metric payguard_validate_duplicates_total)" = 0
