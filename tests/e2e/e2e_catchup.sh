@@ -11,6 +11,9 @@
 #   3. range B, 150 missed events, the sandbox failing page 2: the run
 #      stops after page 1, a re-run says it resumes and finishes: every
 #      event handed in exactly once (ingest's and validate's counts);
+#   3b. range E, 120 missed events, page 2 delayed 20 s by the sandbox: the
+#      run is SIGKILLed while it waits; the re-run resumes after page 1 and
+#      finishes, each event handed in once;
 #   4. a wrong Stripe key: a clear error naming catchup/key_file, exit 1;
 #   5. ingest refuses /fetched/stripe without the right token (401), with
 #      a trail record; a catch-up with a wrong token file says why, exit 1;
@@ -141,6 +144,28 @@ ok "validate accepted 275 cases, no duplicate" wait_metric payguard_validate_acc
 sleep 1
 ok "nothing doubled: still 270 fetched receipts, 0 duplicates" \
     test "$(metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"') $(metric payguard_validate_duplicates_total)" = "270 0"
+
+# ---- 3b. SIGKILLed between pages: the state file is written after each event
+E0=$((NOW - 8000))
+ok "the sandbox takes range E" seed_range E 1 120 "$E0"
+curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' "$SBX/_sandbox/faults" \
+    --data '{"system":"psp","method":"GET","path_prefix":"/v1/events","query_has":"starting_after=evt_E_21","status":0,"delay_ms":20000,"count":1}'
+catchup --since "$E0" --until $((E0 + 1000)) --quiet >"$WORK/run7.out" 2>&1 &
+cpid=$!
+for _ in $(seq 1 300); do grep -q "^$E0 .* evt_E_21 100 100 0 open" "$D/catchup.state" 2>/dev/null && break; sleep 0.1; done
+kill -9 "$cpid" 2>/dev/null
+wait "$cpid" 2>/dev/null
+ok "killed while page 2 was delayed, after page 1's 100 hand-ins" grep -q "^$E0 .* evt_E_21 100 100 0 open" "$D/catchup.state"
+catchup --since "$E0" --until $((E0 + 1000)) --quiet >"$WORK/run8.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$WORK/run8.out"
+ok "the re-run after the kill resumes after evt_E_21 and finishes: fetched 120, new 120" \
+    bash -c "test $rc = 0 && grep -q 'after evt_E_21' '$WORK/run8.out' && grep -qx 'fetched 120, new 120, duplicates 0, failed 0' '$WORK/run8.out'"
+wait_metric payguard_validate_accepted_total 'kind="payout"' 395
+sleep 1
+ok "each of range E's events was handed in once (390 fetched receipts), 395 cases, no duplicate" \
+    test "$(metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"') $(metric payguard_validate_accepted_total 'kind="payout"') $(metric payguard_validate_duplicates_total)" = "390 395 0"
+curl -fs -o /dev/null -X DELETE "$SBX/_sandbox/faults"
 
 # ---- 4. a wrong Stripe key
 printf 'sk_test_wrong\n' >"$WORK/bad.key"
