@@ -31,18 +31,24 @@
  * records, per range, the last event handed in or found a duplicate, after
  * each one: a re-run of the same range goes on after it (starting_after)
  * and says so. An open --until is fixed at the first run's start, so the
- * re-run lists the same events.
+ * re-run lists the same events. A resumed run's summary counts the whole
+ * range, the interrupted attempts included. One catch-up runs at a time
+ * (a lock beside the state file): a second says so and exits 1.
  * EXIT STATUS 0 done; 1 the API, ingest or the state file failed; 2 usage
  * or configuration.
  */
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "catchup.h"
 #include "cli.h"
@@ -58,6 +64,7 @@ typedef struct {
     bool quiet;
     httpc_t *api, *ingest;
     char *state_path;
+    int lock_fd; /* <state_file>.lock, held for the run */
     sqlite3 *stores[CATCHUP_MAX_STORES];
     int nstores;
     catchup_run_t run;
@@ -310,6 +317,26 @@ static int s_page(catchup_t *cu, json_t *events)
     return 0;
 }
 
+/* s_lock - one catch-up at a time: <state_file>.lock, held until exit; -1 (said) if another holds it */
+static int s_lock(catchup_t *cu)
+{
+    assert(cu->state_path);
+    char path[4096];
+    snprintf(path, sizeof path, "%s.lock", cu->state_path);
+    cu->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (cu->lock_fd < 0) {
+        fprintf(stderr, "payguard catch-up: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (flock(cu->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "payguard catch-up: another catch-up is running (%s is locked): run this one when it is done\n",
+                path);
+        return -1;
+    }
+    assert(cu->lock_fd >= 0);
+    return 0;
+}
+
 /* s_resume - the state of an earlier run of this range, said */
 static int s_resume(catchup_t *cu)
 {
@@ -382,7 +409,7 @@ int cmd_catchup(int argc, char **argv)
     rc = s_setup(c, &cu);
     config_destroy(&c);
     if (rc == 0)
-        rc = s_resume(&cu) == 0 && s_run(&cu) == 0 ? 0 : 1;
+        rc = s_lock(&cu) == 0 && s_resume(&cu) == 0 && s_run(&cu) == 0 ? 0 : 1;
     if (cu.state_path) /* the summary, also of a run that stopped */
         printf("fetched %" PRId64 ", new %" PRId64 ", duplicates %" PRId64 ", failed %" PRId64 "%s\n", cu.run.fetched,
                cu.run.fresh, cu.run.dups, cu.failed,
@@ -394,5 +421,7 @@ int cmd_catchup(int argc, char **argv)
     httpc_destroy(&cu.api);
     httpc_destroy(&cu.ingest);
     free(cu.state_path);
+    if (cu.lock_fd > 0)
+        close(cu.lock_fd); /* the lock goes with it */
     return rc;
 }

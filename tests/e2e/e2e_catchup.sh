@@ -83,6 +83,8 @@ A0=$((NOW - 20000)) # range A: created A0+1 .. A0+125
 B0=$((NOW - 10000)) # range B: created B0+1 .. B0+150
 ok "the sandbox takes range A's payouts and the events never sent" seed_range A 1 125 "$A0" 6
 ok "and range B's" seed_range B 1 150 "$B0"
+ok "and an event of a type payguard does not handle, in range A" bash -c "printf '%s' '{\"events\":[{\"id\":\"evt_A_cus\",\"type\":\"customer.created\",\"created\":$((A0 + 50)),\"data\":{\"object\":{\"id\":\"cus_1\",\"object\":\"customer\"}}}]}' |
+    curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- '$SBX/_sandbox/seed'"
 
 # ---- 1. five delivered by webhook, 120 only in the sandbox (the outage)
 codes=""
@@ -95,7 +97,7 @@ rc=$?
 cat "$WORK/run1.out" | sed 's/^/#   /'
 ok "catch-up over range A exits 0" test "$rc" = 0
 ok "it lists two pages" test "$(grep -c '^page ' "$WORK/run1.out")" = 2
-ok "summary: fetched 125 (the sent ones listed too), new 120, duplicates 5, failed 0" grep -qx 'fetched 125, new 120, duplicates 5, failed 0' "$WORK/run1.out"
+ok "summary: fetched 125 (the sent ones listed too, the unhandled type not), new 120, duplicates 5, failed 0" grep -qx 'fetched 125, new 120, duplicates 5, failed 0' "$WORK/run1.out"
 ok "ingest recorded 120 fetched receipts" wait_metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"' 120
 ok "validate took 120 fetched receipts and accepted them: 125 cases" wait_metric payguard_validate_accepted_total 'kind="payout"' 125
 ok "none of them a duplicate (the 5 delivered ones were not handed in again)" test "$(metric payguard_validate_duplicates_total)" = 0
@@ -150,12 +152,17 @@ E0=$((NOW - 8000))
 ok "the sandbox takes range E" seed_range E 1 120 "$E0"
 curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' "$SBX/_sandbox/faults" \
     --data '{"system":"psp","method":"GET","path_prefix":"/v1/events","query_has":"starting_after=evt_E_21","status":0,"delay_ms":20000,"count":1}'
-catchup --since "$E0" --until $((E0 + 1000)) --quiet >"$WORK/run7.out" 2>&1 &
-cpid=$!
+"${PG[@]}" catch-up stripe -c "$CFG" --since "$E0" --until $((E0 + 1000)) --quiet >"$WORK/run7.out" 2>&1 &
+cpid=$! # the payguard process itself (not a subshell): SIGKILL reaches it
 for _ in $(seq 1 300); do grep -q "^$E0 .* evt_E_21 100 100 0 open" "$D/catchup.state" 2>/dev/null && break; sleep 0.1; done
+"${PG[@]}" catch-up stripe -c "$CFG" --since "$A0" --until $((A0 + 10)) --quiet >"$WORK/run7b.out" 2>&1
+rc=$?
+ok "meanwhile a second catch-up is refused: one at a time (exit 1)" \
+    bash -c "test $rc = 1 && grep -q 'another catch-up is running' '$WORK/run7b.out'"
 kill -9 "$cpid" 2>/dev/null
 wait "$cpid" 2>/dev/null
-ok "killed while page 2 was delayed, after page 1's 100 hand-ins" grep -q "^$E0 .* evt_E_21 100 100 0 open" "$D/catchup.state"
+ok "killed while page 2 was delayed, after page 1's 100 hand-ins" \
+    bash -c "! kill -0 $cpid 2>/dev/null && grep -q '^$E0 .* evt_E_21 100 100 0 open' '$D/catchup.state'"
 catchup --since "$E0" --until $((E0 + 1000)) --quiet >"$WORK/run8.out" 2>&1
 rc=$?
 sed 's/^/#   /' "$WORK/run8.out"
