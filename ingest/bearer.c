@@ -49,6 +49,7 @@ int bearer_parse(const char *hex, bearer_t *out, char *err, size_t errlen)
         out->sha[i] = (unsigned char) (hi << 4 | lo);
     }
     out->enabled = true;
+    assert(out->enabled);
     return 0;
 }
 
@@ -67,6 +68,7 @@ int bearer_check(const bearer_t *self, const char *authorization, const char **w
     }
     const char *tok = authorization + 7;
     size_t len = strnlen(tok, BEARER_TOKEN_MAX + 1);
+    assert(len <= BEARER_TOKEN_MAX + 1);
     if (len == 0 || len > BEARER_TOKEN_MAX) {
         *why = "the Bearer token is empty or too long";
         return -1;

@@ -65,6 +65,7 @@ bool catchup_id_ok(const char *id)
 int catchup_query(int64_t since, int64_t until, const char *after, char *out, size_t outlen)
 {
     assert(out && outlen > 0);
+    assert(since >= 0);
     if (after && *after && !catchup_id_ok(after))
         return -1;
     size_t len = 0;
@@ -122,6 +123,7 @@ int catchup_page(const char *body, size_t len, json_t *events, bool *has_more, c
         *has_more = json_is_true(more);
         rc = (int) json_array_size(data);
         json_array_extend(events, data);
+        assert(rc <= CATCHUP_PAGE_LIMIT);
     }
     json_decref(root);
     return rc;
@@ -143,6 +145,7 @@ static void s_line(const catchup_run_t *r, char out[CATCHUP_STATE_LINE_MAX])
 /* s_parse - a state line into *r; -1 if it is not one */
 static int s_parse(const char *line, catchup_run_t *r)
 {
+    assert(line && r);
     char until[24], last[CATCHUP_ID_MAX], done[8];
     long long since, eff, f, n, d;
     memset(r, 0, sizeof *r);
@@ -165,6 +168,7 @@ static int s_parse(const char *line, catchup_run_t *r)
  * CATCHUP_STATE_MAX_RUNS); the count, or -1 and why (a missing file: 0) */
 static int s_load(const char *path, catchup_run_t *runs, char *err, size_t errlen)
 {
+    assert(path && runs);
     FILE *f = fopen(path, "r");
     if (!f) {
         if (errno == ENOENT)
@@ -185,6 +189,7 @@ static int s_load(const char *path, catchup_run_t *runs, char *err, size_t errle
         }
         n++;
     }
+    assert(n >= 0);
     fclose(f);
     return rc ? -1 : (n > CATCHUP_STATE_MAX_RUNS ? CATCHUP_STATE_MAX_RUNS : n);
 }
@@ -195,6 +200,7 @@ int catchup_state_get(const char *path, int64_t since, int64_t until, catchup_ru
     assert(path && run);
     static catchup_run_t runs[CATCHUP_STATE_MAX_RUNS];
     int n = s_load(path, runs, err, errlen);
+    assert(n <= CATCHUP_STATE_MAX_RUNS);
     for (int i = n - 1; i >= 0; i--)
         if (runs[i].since == since && runs[i].until == until) {
             *run = runs[i];
@@ -231,6 +237,7 @@ int catchup_state_put(const char *path, const catchup_run_t *run, char *err, siz
         s_line(&runs[i], line);
         fputs(line, f);
     }
+    assert(kept <= n);
     s_line(run, line);
     fputs(line, f);
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;

@@ -122,6 +122,8 @@ static int s_args(int argc, char **argv, catchup_t *cu, const char **cfg)
 /* s_client - an httpc for base with the token of the file named by key */
 static httpc_t *s_client(const config_t *c, const char *base, const char *key, long timeout_ms)
 {
+    assert(c && base && key);
+    assert(timeout_ms > 0);
     char err[512];
     const char *file = config_get(c, key);
     char *token = httpc_read_token(file && *file ? file : NULL, err, sizeof err);
@@ -138,11 +140,13 @@ static httpc_t *s_client(const config_t *c, const char *base, const char *key, l
 /* s_ingest_url - catchup/ingest, or ingest's own address */
 static void s_ingest_url(const config_t *c, char out[CATCHUP_URL_MAX])
 {
+    assert(c && out);
     const char *set = config_get(c, "catchup/ingest"), *bind = config_get(c, "ingest/http_bind");
     if (set && *set) {
         snprintf(out, CATCHUP_URL_MAX, "%s", set);
         return;
     }
+    assert(bind);
     if (strcmp(bind, "0.0.0.0") == 0)
         bind = "127.0.0.1";
     else if (strcmp(bind, "::") == 0)
@@ -171,6 +175,7 @@ static void s_stores(const config_t *c, catchup_t *cu)
         }
         free(path);
     }
+    assert(cu->nstores <= n);
 }
 
 /* s_setup - configuration, credentials, clients, stores; 0 or an exit status */
@@ -206,6 +211,7 @@ static bool s_seen(catchup_t *cu, const char *id)
     assert(catchup_id_ok(id));
     static const char sql[] = "SELECT 1 FROM keys WHERE key = ?1 OR (key > ?1 || ':' AND key < ?1 || ';') LIMIT 1";
     bool seen = false;
+    assert(cu->nstores >= 0 && cu->nstores <= CATCHUP_MAX_STORES);
     for (int i = 0; i < cu->nstores && !seen; i++) {
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(cu->stores[i], sql, -1, &st, NULL) == SQLITE_OK) {
@@ -234,6 +240,7 @@ static void s_answer_why(const httpc_resp_t *r, char *out, size_t outlen)
 static int s_list(catchup_t *cu, const char *after, json_t *events, bool *has_more)
 {
     char path[CATCHUP_QUERY_MAX], why[512];
+    assert(cu && json_is_array(events));
     int rc = catchup_query(cu->since, cu->run.eff_until, after, path, sizeof path);
     assert(rc == 0);
     httpc_retry_t retry = {.max_attempts = 4, .base_delay_ms = 500, .max_delay_ms = 10000};
@@ -277,6 +284,7 @@ static int s_hand_in(catchup_t *cu, json_t *event)
                                   : "");
         rc = -1;
     }
+    assert(rc != 0 || r.status == 202);
     httpc_resp_free(&r);
     return rc;
 }
@@ -340,6 +348,8 @@ static int s_lock(catchup_t *cu)
 /* s_resume - the state of an earlier run of this range, said */
 static int s_resume(catchup_t *cu)
 {
+    assert(cu && cu->state_path);
+    assert(cu->since >= 0);
     char err[512], a[UTC_ISO_MAX], b[UTC_ISO_MAX];
     int found = catchup_state_get(cu->state_path, cu->since, cu->until, &cu->run, err, sizeof err);
     if (found < 0) {
@@ -372,6 +382,8 @@ static int s_run(catchup_t *cu)
 {
     bool more = true;
     int pages = 0;
+    assert(cu && cu->api && cu->ingest);
+    assert(cu->run.eff_until != CATCHUP_OPEN_UNTIL);
     while (more && pages < CATCHUP_MAX_PAGES) {
         json_t *events = json_array();
         char after[CATCHUP_ID_MAX];
@@ -400,6 +412,7 @@ int cmd_catchup(int argc, char **argv)
 {
     static catchup_t cu;
     const char *cfg = NULL;
+    assert(argc >= 1 && argv);
     int rc = s_args(argc, argv, &cu, &cfg);
     config_t *c = NULL;
     if (rc != 0)
@@ -408,6 +421,7 @@ int cmd_catchup(int argc, char **argv)
         return 2;
     rc = s_setup(c, &cu);
     config_destroy(&c);
+    assert(rc != 0 || cu.state_path);
     if (rc == 0)
         rc = s_lock(&cu) == 0 && s_resume(&cu) == 0 && s_run(&cu) == 0 ? 0 : 1;
     if (cu.state_path) /* the summary, also of a run that stopped */

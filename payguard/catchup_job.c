@@ -125,6 +125,7 @@ bool catchup_job_reaped(catchup_job_t *j, pid_t pid, int status, int64_t now_ms)
         return false;
     j->pid = 0;
     j->runs++;
+    assert(j->failures < j->runs);
     j->last_unix = (int64_t) time(NULL);
     j->last_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (j->last_status != 0) {
@@ -146,6 +147,7 @@ void catchup_job_stop(catchup_job_t *j)
     assert(j);
     if (!j->pid)
         return;
+    assert(j->pid > 0);
     kill(j->pid, SIGTERM);
     int status = 0;
     for (int i = 0; i < 250; i++) { /* 5 s */
@@ -173,6 +175,7 @@ void catchup_job_print_status(const char *run_dir)
     size_t n = fread(text, 1, sizeof text - 1, f);
     text[n] = '\0';
     fclose(f);
+    assert(n < sizeof text);
     long every = 0;
     unsigned long runs = 0, failures = 0;
     int last = -1, running = 0;

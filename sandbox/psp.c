@@ -15,6 +15,7 @@
  * shape: 404 {"error":{"type":"invalid_request_error","message":"No such refund: 'x'"}}.
  * Read only: any other method is 405.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,8 @@ static int s_int_arg(const sbx_req_t *req, const char *name, long long lo, long 
 static int s_events(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
 {
     long long gte, lte, limit, c0 = 0, s0 = 0;
+    assert(st && req && resp);
+    assert(req->route == R_EVENTS);
     if (s_int_arg(req, "created[gte]", 0, INT64_MAX, 0, &gte) ||
         s_int_arg(req, "created[lte]", 0, INT64_MAX, INT64_MAX, &lte))
         return s_stripe_error(resp, MHD_HTTP_BAD_REQUEST, "Invalid created[gte] or created[lte]: unix seconds");
@@ -125,6 +128,7 @@ static int s_events(sbx_store_t *st, sbx_req_t *req, sbx_resp_t *resp)
     for (size_t i = 0; i < json_array_size(rows) && i < (size_t) limit; i++)
         json_array_append(data, json_object_get(json_array_get(rows, i), "event"));
     bool more = json_array_size(rows) > (size_t) limit;
+    assert(json_array_size(data) <= (size_t) limit);
     json_decref(rows);
     return sbx_reply(
         resp, MHD_HTTP_OK,

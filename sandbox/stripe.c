@@ -40,6 +40,7 @@ static void s_sign(const char *secret, int64_t t, const char *body, char *out, s
     memcpy(msg + hl, body, blen);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
+    assert(mdlen == 0 && hl > 0);
     HMAC(EVP_sha256(), secret, (int) strlen(secret), (const unsigned char *) msg, (size_t) hl + blen, md, &mdlen);
     free(msg);
     size_t n = (size_t) snprintf(out, outlen, "t=%" PRId64 ",v1=", t);
@@ -50,12 +51,14 @@ static void s_sign(const char *secret, int64_t t, const char *body, char *out, s
 /* s_send - POST the signed event to url; what the receiver answered */
 static json_t *s_send(const char *url, const char *secret, const char *body)
 {
+    assert(url && *url && secret && body);
     char sig[160];
     s_sign(secret, (int64_t) time(NULL), body, sig, sizeof sig);
     httpc_t *h = httpc_new(url, NULL, SBX_SEND_TIMEOUT_MS);
     httpc_resp_t r = {0};
     if (!h || httpc_set_header(h, "Stripe-Signature", sig) != 0 || httpc_do(h, "POST", "", body, NULL, &r) != 0)
         log_warn("stripe send to %s: %s", url, r.error[0] ? r.error : "cannot send");
+    assert(r.status >= 0);
     json_t *out =
         json_pack("{s:b, s:I, s:s}", "stored", 1, "status", (json_int_t) r.status, "body", r.body ? r.body : r.error);
     httpc_resp_free(&r);
@@ -69,6 +72,7 @@ int sbx_stripe_send(sbx_store_t *st, json_t *doc, sbx_resp_t *resp)
     static const char *const fields[] = {"event", "url", "secret", NULL};
     char err[256];
     const char *url, *secret;
+    assert(st && doc && resp);
     json_t *event = json_object_get(doc, "event");
     if (sbx_only_fields(doc, fields, err, sizeof err) ||
         !(url = sbx_str(doc, "url", false, false, SBX_URL_MAX, err, sizeof err)) ||
@@ -87,6 +91,7 @@ int sbx_stripe_send(sbx_store_t *st, json_t *doc, sbx_resp_t *resp)
     if (!*url)
         return sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:b, s:i}", "stored", 1, "status", 0));
     char *body = json_dumps(event, JSON_COMPACT);
+    assert(body && *secret);
     json_t *out = s_send(url, secret, body);
     free(body);
     return sbx_reply(resp, MHD_HTTP_OK, out);
