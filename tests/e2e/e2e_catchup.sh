@@ -8,6 +8,9 @@
 #      cases (fetched receipts, "via":"fetched"), the 5 are counted
 #      duplicates and not handed in again; summary numbers checked;
 #   2. the same range again: all 125 duplicates, nothing handed in;
+#   2b. the same keys both ways: a late webhook of a fetched event, and a
+#      fetched copy of a delivered one (POSTed to /fetched/stripe with the
+#      token), are each a duplicate in validate;
 #   3. range B, 150 missed events, the sandbox failing page 2: the run
 #      stops after page 1, a re-run says it resumes and finishes: every
 #      event handed in exactly once (ingest's and validate's counts);
@@ -39,7 +42,7 @@ catchup() { "${PG[@]}" catch-up stripe -c "$CFG" "$@"; }
 
 # metric NAME [LABELS] - the group's value of a sample on /metrics (0 if none)
 metric() {
-    curl -s "$URL/metrics" | awk -v n="$1" -v l="${2:-}" 'index($0, n "{") == 1 && index($0, l) {s += $NF} END {print s + 0}'
+    curl -s "$URL/metrics" | awk -v n="$1" -v l="${2:-}" 'index($0, n "{") == 1 && (l == "" || index($0, l)) {s += $NF} END {print s + 0}'
 }
 # wait_metric NAME LABELS MIN - until the metric reaches MIN (60 s)
 wait_metric() {
@@ -123,6 +126,17 @@ ok "the second run exits 0" test "$rc" = 0
 ok "summary: fetched 125, new 0, duplicates 125, failed 0" grep -qx 'fetched 125, new 0, duplicates 125, failed 0' "$WORK/run2.out"
 ok "it handed in nothing" test "$(metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"')" = 120
 
+# ---- 2b. the same idempotency keys both ways
+ok "a late webhook of evt_A_60 (fetched before) is taken (202)" test "$(deliver A 60 "$A0")" = 202
+ok "and validate judges it a duplicate" wait_metric payguard_validate_duplicates_total "" 1
+st=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/fetched/stripe" -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $(cat "$ROOT/config/sandbox/fetch.token")" --data-binary "$(payout_event evt_A_3 P-A-3 5003 $((A0 + 3)))")
+ok "a fetched copy of evt_A_3 (delivered by webhook) is taken (202)" test "$st" = 202
+ok "and validate judges it a duplicate too" wait_metric payguard_validate_duplicates_total "" 2
+quiesce "$CFG" 30
+ok "that duplicate verdict says via fetched" \
+    bash -c "'$BIN/payguard' audit export -c '$CFG' 2>/dev/null | grep '\"what\":\"duplicate\"' | grep '\"payout_id\":\"P-A-3\"' | grep -q '\"via\":\"fetched\"'"
+
 # ---- 3. range B, the sandbox failing page 2: stop, resume, finish
 curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' "$SBX/_sandbox/faults" \
     --data '{"system":"psp","method":"GET","path_prefix":"/v1/events","query_has":"starting_after","status":400,"count":1}'
@@ -140,12 +154,12 @@ sed 's/^/#   /' "$WORK/run4.out"
 ok "the re-run exits 0" test "$rc" = 0
 ok "it says it resumes after the last event handed in" grep -q 'resuming the interrupted run.*after evt_B_51' "$WORK/run4.out"
 ok "and finishes the range: fetched 150, new 150, duplicates 0, failed 0" grep -qx 'fetched 150, new 150, duplicates 0, failed 0' "$WORK/run4.out"
-ok "ingest recorded each of range B's events once (120 + 150 fetched receipts)" \
-    wait_metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"' 270
-ok "validate accepted 275 cases, no duplicate" wait_metric payguard_validate_accepted_total 'kind="payout"' 275
+ok "ingest recorded each of range B's events once (120 + 1 + 150 fetched receipts)" \
+    wait_metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"' 271
+ok "validate accepted 275 cases" wait_metric payguard_validate_accepted_total 'kind="payout"' 275
 sleep 1
-ok "nothing doubled: still 270 fetched receipts, 0 duplicates" \
-    test "$(metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"') $(metric payguard_validate_duplicates_total)" = "270 0"
+ok "nothing doubled: 271 fetched receipts (270 and 2b's copy), still 2 duplicates (2b's)" \
+    test "$(metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"') $(metric payguard_validate_duplicates_total)" = "271 2"
 
 # ---- 3b. SIGKILLed between pages: the state file is written after each event
 E0=$((NOW - 8000))
@@ -170,8 +184,8 @@ ok "the re-run after the kill resumes after evt_E_21 and finishes: fetched 120, 
     bash -c "test $rc = 0 && grep -q 'after evt_E_21' '$WORK/run8.out' && grep -qx 'fetched 120, new 120, duplicates 0, failed 0' '$WORK/run8.out'"
 wait_metric payguard_validate_accepted_total 'kind="payout"' 395
 sleep 1
-ok "each of range E's events was handed in once (390 fetched receipts), 395 cases, no duplicate" \
-    test "$(metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"') $(metric payguard_validate_accepted_total 'kind="payout"') $(metric payguard_validate_duplicates_total)" = "390 395 0"
+ok "each of range E's events was handed in once (391 fetched receipts), 395 cases, no new duplicate" \
+    test "$(metric payguard_ingest_receipts_total 'endpoint="stripe_fetched"') $(metric payguard_validate_accepted_total 'kind="payout"') $(metric payguard_validate_duplicates_total)" = "391 395 2"
 curl -fs -o /dev/null -X DELETE "$SBX/_sandbox/faults"
 
 # ---- 4. a wrong Stripe key
