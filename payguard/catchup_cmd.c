@@ -58,6 +58,7 @@
 #define CATCHUP_MAX_PAGES 100000 /* 10,000,000 events: far beyond Stripe's 30 days at any real rate */
 #define CATCHUP_MAX_STORES CONFIG_MAX_INSTANCES
 #define CATCHUP_URL_MAX 512
+#define CATCHUP_STRIPE_KEEPS_S (30L * 86400) /* the Events API lists the last 30 days */
 
 typedef struct {
     int64_t since, until;
@@ -116,6 +117,8 @@ static int s_args(int argc, char **argv, catchup_t *cu, const char **cfg)
         return s_usage("--until is before --since");
     if (cu->since > now)
         return s_usage("--since is in the future");
+    if (cu->since < now - CATCHUP_STRIPE_KEEPS_S)
+        fprintf(stderr, "payguard catch-up: note: Stripe keeps events 30 days; older ones are not listed\n");
     return 0;
 }
 
