@@ -118,6 +118,12 @@ ok "a missed event's case is on the trail, its verdict marked via fetched" \
 ok "a delivered event's verdict is not marked fetched" \
     bash -c "! '$BIN/payguard' audit export -c '$CFG' 2>/dev/null | grep '\"payout_id\":\"P-A-3\"' | grep -q '\"via\":\"fetched\"'"
 
+RT=$(cat "$ROOT/config/sandbox/read.token")
+ok "the sandbox's GET /v1/events/{id} answers one event (a sent one)" \
+    bash -c "curl -fs -H 'Authorization: Bearer $RT' '$SBX/psp/v1/events/evt_A_3' | grep -q '\"id\":\"evt_A_3\"'"
+ok "404 for an unknown event, 401 without the key" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $RT" "$SBX/psp/v1/events/evt_nope") $(curl -s -o /dev/null -w '%{http_code}' "$SBX/psp/v1/events/evt_A_3")" = "404 401"
+
 # ---- 2. the same range again: all duplicates
 catchup --since "$A0" --until $((A0 + 1000)) >"$WORK/run2.out" 2>&1
 rc=$?
