@@ -65,7 +65,8 @@ typedef struct {
     bool quiet;
     httpc_t *api, *ingest;
     char *state_path;
-    int lock_fd; /* <state_file>.lock, held for the run */
+    int lock_fd;       /* <state_file>.lock, held for the run */
+    bool store_warned; /* a store that cannot be asked was said */
     sqlite3 *stores[CATCHUP_MAX_STORES];
     int nstores;
     catchup_run_t run;
@@ -220,6 +221,10 @@ static bool s_seen(catchup_t *cu, const char *id)
         if (sqlite3_prepare_v2(cu->stores[i], sql, -1, &st, NULL) == SQLITE_OK) {
             sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
             seen = sqlite3_step(st) == SQLITE_ROW;
+        } else if (!cu->store_warned) { /* another schema than validate/store.c's: say so once */
+            cu->store_warned = true;
+            fprintf(stderr, "payguard catch-up: validate's store cannot be asked (%s): validate drops the duplicates\n",
+                    sqlite3_errmsg(cu->stores[i]));
         }
         sqlite3_finalize(st);
     }
