@@ -67,11 +67,12 @@
  *	SIGTERM: stop accepting connections, answer the requests in flight,
  *	wait up to payguard/drain_ms for validate and audit to acknowledge.
  * SECURITY
- *	Holds no secrets (for /fetched/stripe only the token's SHA-256; the
- *	sandbox demo token's hash is warned about at start). Headers are recorded as received (signatures are
+ *	Holds no secrets. Headers are recorded as received (signatures are
  *	not secrets), except the values of credential headers (Authorization,
  *	Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token), recorded as
- *	"[redacted]". Bodies are bounded before they are buffered.
+ *	"[redacted]". Bodies are bounded before they are buffered. For
+ *	/fetched/stripe only the token's SHA-256 is configured (the sandbox
+ *	demo token's is warned about at start).
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
  *	retry_after_s, rate_per_s, rate_burst, reject_budget,
@@ -383,10 +384,11 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
 {
     const char *why = NULL;
     unsigned hs;
-    *endpoint = strcmp(url, "/webhooks/stripe") == 0                        ? "stripe"
-                : strcmp(url, "/webhooks/standard") == 0                    ? "standard"
-                : strcmp(url, "/fetched/stripe") == 0 && ing->fetch.enabled ? "stripe_fetched"
-                                                                            : NULL;
+    *endpoint = strcmp(url, "/webhooks/stripe") == 0     ? "stripe"
+                : strcmp(url, "/webhooks/standard") == 0 ? "standard"
+                                                         : NULL;
+    if (!*endpoint && strcmp(url, "/fetched/stripe") == 0 && ing->fetch.enabled) /* payguard catch-up (bearer.h) */
+        *endpoint = "stripe_fetched";
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (!*endpoint)
         *r = (refusal_t){MHD_HTTP_NOT_FOUND, "not_found", "unknown path"};
@@ -660,8 +662,9 @@ static int s_init(stage_t *st, void *arg)
         log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));
         return -1;
     }
-    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard%s)", bind_addr, port,
-             ing->fetch.enabled ? ", /fetched/stripe" : "");
+    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard)", bind_addr, port);
+    if (ing->fetch.enabled)
+        log_info("and POST /fetched/stripe, for payguard catch-up (ingest/fetch_token_sha256)");
     return 0;
 }
 
