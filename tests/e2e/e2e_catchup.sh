@@ -21,7 +21,7 @@
 #   5. ingest refuses /fetched/stripe without the right token (401), with
 #      a trail record; a catch-up with a wrong token file says why, exit 1;
 #   6. the periodic job: with catchup/every_s = 2 the master runs it, an
-#      event added to the sandbox becomes a case, payguard status and
+#      payout and a refund event added to the sandbox become cases, payguard status and
 #      /metrics say it ran.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
@@ -239,8 +239,16 @@ catchup
 CFG
 ok "the group starts again with catchup/every_s = 2" up "$CFG"
 seed_range D 1 3 "$((NOW - 300))"
-ok "the periodic catch-up hands in what the window holds (C-1 and D-1..3): 4 more cases" \
+seed <<JSON
+{"payments":[{"id":"pay_cu_1","amount":10000,"currency":"USD","customer_id":"cus_cu","customer_risk":"low","flagged":false,"refunded_amount":0}],
+ "psp_refunds":[{"id":"rf_cu_1","amount":2500,"currency":"usd","status":"succeeded","payment_intent":"pi_cu","metadata":{"payment_id":"pay_cu_1"}}],
+ "entries":[{"type":"refund_initiated","ref":"rf_cu_1","amount":2500,"currency":"USD"}],
+ "events":[{"id":"evt_R_1","object":"event","type":"refund.updated","created":$((NOW - 200)),"data":{"object":{"id":"rf_cu_1","object":"refund","amount":2500,"currency":"usd","status":"succeeded","payment_intent":"pi_cu","metadata":{"payment_id":"pay_cu_1"}}}}]}
+JSON
+ok "the periodic catch-up hands in what the window holds (C-1 and D-1..3): 4 more payout cases" \
     wait_metric payguard_validate_accepted_total 'kind="payout"' 4
+ok "and the refund.updated of rf_cu_1: a refund case (the PSP and the ledger read)" \
+    wait_metric payguard_validate_accepted_total 'kind="refund"' 1
 ok "the master ran it and it exited 0" \
     bash -c "for _ in \$(seq 1 50); do grep -q '^last_exit=0' '$D/run/catchup.stat' 2>/dev/null && exit 0; sleep 0.2; done; exit 1"
 ok "payguard status shows the periodic catch-up" bash -c "'$BIN/payguard' status -c '$CFG' | grep -q 'catch-up (stripe) every 2 s: .* runs'"
