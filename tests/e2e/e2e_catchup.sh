@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # e2e_catchup - `payguard catch-up stripe` (issue #20, item 3): the Stripe
 # events a long outage lost, read back from the Events API, through the
-# real processes and the sandbox (which lists the events of its seed):
+# real processes and the sandbox (which lists the events it keeps):
 #   1. range A: 5 payout.failed events the sandbox sends as signed webhooks
-#      (and keeps, as Stripe does), 120 it only keeps (the outage: seeded);
-#      catch-up over A lists 2 pages: the 120 become
-#      cases (fetched receipts, "via":"fetched"), the 5 are counted
-#      duplicates and not handed in again; summary numbers checked;
+#      (and keeps, as Stripe does), 120 it only keeps (the outage: seeded),
+#      one of a type payguard does not handle; catch-up over A lists 2
+#      pages: the 120 become cases (fetched receipts, "via":"fetched"), the
+#      5 are counted duplicates and not handed in again; summary checked;
 #   2. the same range again: all 125 duplicates, nothing handed in;
 #   2b. the same keys both ways: a late webhook of a fetched event, and a
 #      fetched copy of a delivered one (POSTed to /fetched/stripe with the
@@ -20,9 +20,9 @@
 #   4. a wrong Stripe key: a clear error naming catchup/key_file, exit 1;
 #   5. ingest refuses /fetched/stripe without the right token (401), with
 #      a trail record; a catch-up with a wrong token file says why, exit 1;
-#   6. the periodic job: with catchup/every_s = 2 the master runs it, an
-#      payout and a refund event added to the sandbox become cases, payguard status and
-#      /metrics say it ran.
+#   6. the periodic job: with catchup/every_s = 2 the master runs it; the
+#      payout and refund events added to the sandbox become cases, and
+#      payguard status, /metrics and the log say it ran.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 
