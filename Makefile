@@ -39,6 +39,9 @@ SANDBOX_SRC := $(wildcard sandbox/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 # a stage's modules besides main.c are unit-tested too
 STAGE_LIB_SRC := $(filter-out %/main.c,$(foreach s,$(STAGES) console,$(wildcard $(s)/*.c)))
+# and the pure parts of payguard's catch-up (query, page, state file); the
+# command modules need the CLI's main.c and are tested end to end
+STAGE_LIB_SRC += payguard/catchup.c
 
 B := build
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)

@@ -84,6 +84,8 @@ static const char s_defaults[] =
     "    retention_s = 604800                # journal segments validate and audit acknowledged: removed after 7 days\n"
     "    adyen_basic_user = \"\"               # optional HTTP basic auth on /webhooks/adyen, as set in Adyen's Customer Area:\n"
     "    adyen_basic_password_sha256 = \"\"    #   the user, and the SHA-256 (hex) of the password, never the password (both or neither)\n"
+    "    fetch_token_sha256 = acf8cb4f9ff3b96ba257263cb7e74b548b2f9a592bdb8873e00bb05852ecff9e  # SHA-256 of the Bearer token of\n"
+    "                                        # POST /fetched/stripe (payguard catch-up; demo: config/sandbox/fetch.token); \"\": not served\n"
     "validate\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/validate.{n}.in    # input PULL of instance {n}\n"
@@ -180,6 +182,14 @@ static const char s_defaults[] =
     "    generate_key = yes                  # no key file yet: create one (set no in production)\n"
     "    archive_dir = {data}/audit.{n}.archive  # sealed trail segments, zstd-compressed, kept for good (may be a mounted remote)\n"
     "    archive_after_s = 86400             # a sealed segment moves there a day after it was last written\n"
+    "catchup                                # `payguard catch-up stripe`: Stripe events missed, listed from its Events API\n"
+    "    api = \"\"                            # Stripe's API base URL (\"\": outside/psp, the PSP API of CONTRACT.md §2.3)\n"
+    "    key_file = config/sandbox/read.token    # a restricted, read-only Stripe key (Events: read); never in argv or logs\n"
+    "    token_file = config/sandbox/fetch.token # the token ingest/fetch_token_sha256 hashes: hands the events to ingest\n"
+    "    ingest = \"\"                         # ingest's base URL (\"\": http://<ingest/http_bind>:<ingest/http_port>)\n"
+    "    state_file = {data}/catchup.state   # the last event handed in, per --since/--until: a re-run continues after it\n"
+    "    every_s = 0                         # the master runs `catch-up stripe --since now-window_s --quiet` this often (0: off)\n"
+    "    window_s = 21600                    # how far back a periodic run looks (6 h)\n"
     "console                                # the ops console: the page people decide on (console/main.c)\n"
     "    enabled = yes                       # started by `payguard up`\n"
     "    http_bind = 127.0.0.1\n"
@@ -540,6 +550,8 @@ static const struct {
     {"console/http_port", 1, 65535},
     {"console/timeout_ms", 100, 600000},
     {"sandbox/port", 1, 65535},
+    {"catchup/every_s", 0, 30L * 86400},
+    {"catchup/window_s", 60, 30L * 86400}, /* Stripe's Events API keeps 30 days */
 };
 
 /* config_bounded - see config.h */

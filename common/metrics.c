@@ -69,8 +69,14 @@ static const family_t s_families[] = {
     {"payguard_validate_deferred_total", "counter", "Receipts put back because an outside system was unavailable."},
     {"payguard_validate_checks_in_flight", "gauge", "Receipts whose state reads are in progress, waiting or held."},
     {"payguard_validate_sweep_events_total", "counter", "Events the pending-refund sweep re-read from the PSP."},
+    {"payguard_validate_fetched_total", "counter",
+     "Receipts of Stripe events payguard catch-up read from the Events API (POST /fetched/stripe)."},
     {"payguard_validate_notes_dropped_total", "counter",
      "Rejections ingest could not be told of (its ack channel busy): not charged to the source's budget."},
+    /* the master's periodic catch-up (payguard/catchup_job.c) */
+    {"payguard_catchup_runs_total", "counter",
+     "Periodic `payguard catch-up stripe` runs the master started, per outcome (ok: exit 0)."},
+    {"payguard_catchup_last_exit_status", "gauge", "Exit status of the last periodic catch-up (-1: none yet)."},
     /* triage */
     {"payguard_triage_advice_total", "counter", "Advice given, per source (model, rules, rules fallback)."},
     {"payguard_triage_classification_total", "counter", "Advice given, per classification."},

@@ -148,7 +148,7 @@ void route_receipt_key(const char *endpoint, const void *body, size_t len, char 
         json_decref(root);
         return;
     }
-    if (strcmp(endpoint, "stripe") == 0) {
+    if (strcmp(endpoint, "stripe") == 0 || strcmp(endpoint, "stripe_fetched") == 0) { /* fetched: payguard catch-up */
         s_stripe_key(root, out);
     } else if (strcmp(endpoint, "standard") == 0) {
         const char *payout = s_str(json_object_get(root, "payout"), "id");

@@ -68,6 +68,7 @@ int route_adyen_kind(const char *event_code, const char *success, const char **k
  * listed refund); a standard webhook's "payout" or "refund"; the first
  * Adyen notification item whose eventCode route_adyen_kind knows (its
  * merchantReference). "" when the body names none. endpoint: "stripe",
+ * "stripe_fetched" (an event payguard catch-up read from the Events API),
  * "standard" or "adyen". */
 void route_receipt_key(const char *endpoint, const void *body, size_t len, char out[ROUTE_KEY_MAX]);
 

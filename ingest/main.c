@@ -10,6 +10,10 @@
  *	  POST /webhooks/adyen      Adyen standard notifications (JSON batches,
  *	                            each item HMAC-signed inside the body; optional
  *	                            HTTP basic auth: ingest/httpauth.c)
+ *	  POST /fetched/stripe      a Stripe event `payguard catch-up stripe` read from
+ *	                            Stripe's Events API (Authorization: Bearer, the
+ *	                            token ingest/fetch_token_sha256 hashes; ingest/bearer.c):
+ *	                            recorded like a webhook, endpoint "stripe_fetched"
  *	  GET  /metrics             Prometheus counters of this instance
  *	  GET  /healthz             200 while the instance runs
  *	Each accepted POST becomes one "receipt" event: the raw body (bytes as
@@ -30,7 +34,9 @@
  *	trail and metrics, never as an HTTP status (no oracle for forgers).
  * RESPONSES (CONTRACT.md §1.3)
  *	202 recorded (duplicates and events validate will reject included);
- *	404 unknown path; 405 not POST on a webhook path; 431 more than 64
+ *	404 unknown path (and /fetched/stripe while ingest/fetch_token_sha256 is
+ *	empty); 401 /fetched/stripe without the right Bearer token; 405 not
+ *	POST on a webhook path; 431 more than 64
  *	header fields, more than 8,192 bytes of field names and values, or a
  *	name over 128 bytes (ingest/headers.c); 400 a name that is not an HTTP
  *	token, Content-Length fields that disagree, Content-Length with
@@ -60,7 +66,7 @@
  *	503 + Retry-After when receipts cannot be recorded right now: the
  *	delivery window to validate is full (back-pressure), the disk has
  *	less than payguard/journal/min_free_mb free, or we are stopping.
- *	Error bodies are {"error":"..."}. Each 400/404/405/411/413/415/431 is
+ *	Error bodies are {"error":"..."}. Each 400/401/404/405/411/413/415/431 is
  *	also recorded in the audit trail as a "rejected" event (gate "http": method, path,
  *	client address, reason; never the refused body); a 429 is only counted.
  * FAILURE
@@ -72,12 +78,15 @@
  *	Holds no secrets. Headers are recorded as received (signatures are
  *	not secrets), except the values of credential headers (Authorization,
  *	Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token), recorded as
- *	"[redacted]". Bodies are bounded before they are buffered.
+ *	"[redacted]". Bodies are bounded before they are buffered. For
+ *	/fetched/stripe only the token's SHA-256 is configured (the sandbox
+ *	demo token's is warned about at start).
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
  *	retry_after_s, rate_per_s, rate_burst, reject_budget,
  *	reject_budget_bytes, reject_window_s, retention_s,
- *	adyen_basic_user, adyen_basic_password_sha256; payguard/...
+ *	adyen_basic_user, adyen_basic_password_sha256, fetch_token_sha256;
+ *	payguard/...
  *	(journal, delivery).
  * RETENTION
  *	ingest's journal holds every request body it answered 202. Its own
@@ -107,6 +116,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bearer.h"
 #include "headers.h"
 #include "httpauth.h"
 #include "httpd.h"
@@ -142,6 +152,7 @@ typedef struct {
     _Atomic unsigned long long c_accepted, c_503;
     int64_t last_gauge_ms; /* loop thread */
     httpauth_t adyen_auth; /* basic auth of /webhooks/adyen (enabled: configured) */
+    bearer_t fetch;        /* POST /fetched/stripe's token hash (bearer.h) */
 } ingest_t;
 
 /* refusal - why a request is refused before anything is recorded */
@@ -160,7 +171,7 @@ typedef struct {
     headers_t headers;    /* every field as received */
     refusal_t refusal;    /* status 0: none; else drain the body, then refuse */
     size_t drained;       /* body bytes read and dropped */
-    const char *endpoint; /* "stripe" | "standard" | "adyen" */
+    const char *endpoint; /* "stripe" | "standard" | "adyen" | "stripe_fetched" */
     pthread_mutex_t mu;
     enum { REQ_READING, REQ_WAITING, REQ_DURABLE, REQ_ANSWERED } state;
     bool suspended;
@@ -391,6 +402,8 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
                 : strcmp(url, "/webhooks/standard") == 0 ? "standard"
                 : strcmp(url, "/webhooks/adyen") == 0    ? "adyen"
                                                          : NULL;
+    if (!*endpoint && strcmp(url, "/fetched/stripe") == 0 && ing->fetch.enabled) /* payguard catch-up (bearer.h) */
+        *endpoint = "stripe_fetched";
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (!*endpoint)
         *r = (refusal_t){MHD_HTTP_NOT_FOUND, "not_found", "unknown path"};
@@ -401,10 +414,14 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
         snprintf(r->why, sizeof r->why, "%s (this request: %zu fields, %zu bytes of names and values)", why, hdrs->seen,
                  hdrs->bytes);
     } else if (strcmp(*endpoint, "adyen") == 0 &&
-               !httpauth_check(&ing->adyen_auth, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
+               !httpauth_check(&ing->adyen_auth, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
         *r = (refusal_t){MHD_HTTP_UNAUTHORIZED, "unauthorized",
                          "basic auth on /webhooks/adyen: missing or wrong user and password"};
-    else if (!cl && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
+    } else if (strcmp(*endpoint, "stripe_fetched") == 0 &&
+               bearer_check(&ing->fetch, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), &why)) {
+        *r = (refusal_t){MHD_HTTP_UNAUTHORIZED, "fetch_unauthorized", ""};
+        snprintf(r->why, sizeof r->why, "%s", why);
+    } else if (!cl && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
         /* no body length at all: nothing to verify, and a header section
          * libmicrohttpd found no length in is not to be trusted (a field
          * line with an empty name ends it early, the rest read as a body) */
@@ -656,6 +673,12 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: ingest/adyen_basic_user, adyen_basic_password_sha256: %s", err);
         return -1;
     }
+    if (bearer_parse(config_get(c, "ingest/fetch_token_sha256"), &ing->fetch, err, sizeof err) != 0) {
+        log_error("config: %s", err);
+        return -1;
+    }
+    if (bearer_is_demo(config_get(c, "ingest/fetch_token_sha256")))
+        log_warn("ingest/fetch_token_sha256 is the sandbox demo token's (config/sandbox/fetch.token): set your own");
     pthread_mutex_init(&ing->rate_mu, NULL);
     ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
     assert(ing->buckets);
@@ -681,6 +704,8 @@ static int s_init(stage_t *st, void *arg)
     }
     log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard, /webhooks/adyen%s)", bind_addr,
              port, ing->adyen_auth.enabled ? " with basic auth" : "");
+    if (ing->fetch.enabled)
+        log_info("and POST /fetched/stripe, for payguard catch-up (ingest/fetch_token_sha256)");
     return 0;
 }
 

@@ -42,5 +42,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_case(int argc, char **argv);
+/* cmd_catchup - `payguard catch-up stripe`: missed Stripe events from the Events API (catchup_cmd.c) */
+int cmd_catchup(int argc, char **argv);
 
 #endif

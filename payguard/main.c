@@ -19,6 +19,7 @@
  *	payguard case show CASE [--json] [-c CONFIG]
  *	payguard audit verify [--pubkey FILE] [-c CONFIG]
  *	payguard audit export [--case ID] [--since TIME] [-c CONFIG]
+ *	payguard catch-up stripe --since TIME [--until TIME] [--quiet] [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
@@ -100,6 +101,16 @@
  *		optionally only one case's (its receipts included) and only
  *		events at or after TIME (2026-11-21T08:00:00Z, 2026-11-21, or
  *		unix seconds).
+ *	catch-up stripe  lists the Stripe events created in [--since,
+ *		--until] (TIME as for replay, or now-<seconds>) of the types
+ *		validate handles from Stripe's Events API (catchup/api, else
+ *		outside/psp; the read-only key in catchup/key_file) and hands
+ *		each one validate has not seen to ingest's POST /fetched/stripe
+ *		(catchup/token_file): what a long outage lost becomes cases; a
+ *		line a page (--quiet: none), then "fetched N, new N, duplicates
+ *		N, failed N". Stops at the first event ingest does not take; a
+ *		re-run of the same range goes on after the last one handed in
+ *		(catchup/state_file). Exit 0 done, 1 failed (catchup_cmd.c).
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -161,6 +172,7 @@ static int s_usage(FILE *f)
                "       payguard case show CASE [--json] [-c CONFIG]\n"
                "       payguard audit verify [--pubkey FILE] [-c CONFIG]\n"
                "       payguard audit export [--case ID] [--since TIME] [-c CONFIG]\n"
+               "       payguard catch-up stripe --since TIME [--until TIME] [--quiet] [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }
@@ -206,6 +218,8 @@ int main(int argc, char **argv)
         return cmd_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "case") == 0)
         return cmd_case(argc - 1, argv + 1);
+    if (strcmp(cmd, "catch-up") == 0)
+        return cmd_catchup(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         fputs(config_defaults_text(), stdout);
         return 0;

@@ -17,10 +17,15 @@
  * run for 30 s. Each child gets PR_SET_PDEATHSIG(SIGTERM): if the master is
  * killed, its stages drain and stop rather than linger unsupervised.
  *
+ * With catchup/every_s > 0 (and ingest run here) it also runs `payguard
+ * catch-up stripe --since now-<catchup/window_s> --quiet` every every_s
+ * seconds, a child that is not restarted (catchup_job.c).
+ *
  * FILES (in run_dir)
  *	master.pid	the master's pid, locked (flock) while it runs
  *	master.state	one line per instance: name pid started_unix restarts
  *	<inst>.stat	written by each stage: counters, unacked, journal seq
+ *	catchup.stat	the periodic catch-up's runs, failures, last exit status
  *	payguard.log	the group's log when started with -d
  */
 #include "cli.h"
@@ -40,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catchup_job.h"
 #include "layout.h"
 #include "listenfd.h"
 #include "log.h"
@@ -75,6 +81,7 @@ typedef struct {
     bool per_instance[CONFIG_NSTAGES]; /* two or more instances here: one SO_REUSEPORT socket each */
     char listen_addr[CONFIG_NSTAGES][64];
     long listen_port[CONFIG_NSTAGES];
+    catchup_job_t job; /* the periodic catch-up (catchup_job.h) */
 } master_t;
 
 /* s_mono_ms - monotonic clock for timers */
@@ -171,6 +178,8 @@ static void s_reap(master_t *m, bool stopping)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (catchup_job_reaped(&m->job, pid, status, s_mono_ms()))
+            continue;
         for (int i = 0; i < m->nkids; i++) {
             child_t *k = &m->kids[i];
             if (k->pid != pid)
@@ -412,6 +421,10 @@ int cmd_up(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, &m.old_mask);
+    if (catchup_job_init(&m.job, m.config, m.bindir, cfg, &m.old_mask, err, sizeof err) != 0)
+        log_error("catch-up: %s: no periodic catch-up", err);
+    if (!config_runs_here(m.config, "ingest", 0)) /* one host runs it: the one of ingest.0 */
+        m.job.every_s = 0;
     for (int i = 0; i < m.nkids; i++)
         s_spawn(&m, &m.kids[i]);
     log_info("payguard up: %d processes, config %s, run %s, data %s", m.nkids, cfg ? cfg : "(embedded defaults)",
@@ -429,11 +442,13 @@ int cmd_up(int argc, char **argv)
         for (int i = 0; i < m.nkids; i++)
             if (!m.kids[i].pid && m.kids[i].restart_at_ms && now >= m.kids[i].restart_at_ms)
                 s_spawn(&m, &m.kids[i]);
+        catchup_job_tick(&m.job, now);
         if (now - last_state >= 1000 || sig == SIGCHLD) {
             s_write_state(&m);
             last_state = now;
         }
     }
+    catchup_job_stop(&m.job);
     if (console)
         s_stop_stage(&m, "console");
     log_info("stopping in order: ingest first, audit last");
@@ -587,6 +602,7 @@ int cmd_status(int argc, char **argv)
     }
     if (f)
         fclose(f);
+    catchup_job_print_status(config_run_dir(c));
     config_destroy(&c);
     return 0;
 }

@@ -7,16 +7,21 @@
  *                              oldest first; path is relative to the system's prefix (as a
  *                              fault's path_prefix); auth is "read", "write" or null; request
  *                              and response are JSON when they parse, else strings
- *   POST   /_sandbox/faults    {"system","method"?,"path_prefix"?,"status","count"?,"delay_ms"?,
- *                               "retry_after_s"?,"after_effect"?} -> 201 {"id"}; after_effect
- *                              true: the call takes effect, then the status is answered (an
- *                              answer lost after the work was done: POSTs, status 400-599)
+ *   POST   /_sandbox/faults    {"system","method"?,"path_prefix"?,"query_has"?,"status","count"?,
+ *                               "delay_ms"?,"retry_after_s"?,"after_effect"?} -> 201 {"id"};
+ *                              query_has: only calls whose decoded query contains it (e.g.
+ *                              "starting_after": the Events API's second page on);
+ *                              after_effect true: the call takes effect, then the status is
+ *                              answered (an answer lost after the work was done: POSTs,
+ *                              status 400-599)
  *   GET    /_sandbox/faults    {"faults":[...]} (those not used up)
  *   DELETE /_sandbox/faults    clears them -> 200 {"deleted":N}
  *   POST   /_sandbox/reset     wipe everything (state, idempotency keys, faults, the LLM
  *                              override, the calls log, whose seq keeps counting) and
  *                              re-seed -> 200 {"reset":true}
  *   POST   /_sandbox/seed      a seed document (see seed.c) -> 200 {"<collection>":count,...}
+ *   POST   /_sandbox/stripe/send  {"event","url"?,"secret"?}: keep a Stripe event (the Events
+ *                              API lists it) and send it signed as a webhook (stripe.c)
  *   GET    /_sandbox/state     everything, for assertions
  *   POST   /_sandbox/llm       {"content":"<raw>"}: the LLM answers this verbatim from now on
  *   DELETE /_sandbox/llm       back to schema-built answers
@@ -81,16 +86,17 @@ static int s_int_field(json_t *o, const char *key, long long dflt, long long min
 /* s_add_fault - validate and store one fault */
 static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
 {
-    static const char *const fields[] = {"system",   "method",        "path_prefix",  "status", "count",
-                                         "delay_ms", "retry_after_s", "after_effect", NULL};
+    static const char *const fields[] = {"system",   "method",        "path_prefix",  "status",    "count",
+                                         "delay_ms", "retry_after_s", "after_effect", "query_has", NULL};
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
     char err[256], method[16] = "";
     long long status, count, delay, retry;
-    const char *system, *m, *prefix;
+    const char *system, *m, *prefix, *qhas;
     if (sbx_only_fields(o, fields, err, sizeof err) ||
         !(system = sbx_str(o, "system", true, true, 32, err, sizeof err)) ||
         !(m = sbx_str(o, "method", false, false, 8, err, sizeof err)) ||
-        !(prefix = sbx_str(o, "path_prefix", false, false, 512, err, sizeof err)))
+        !(prefix = sbx_str(o, "path_prefix", false, false, 512, err, sizeof err)) ||
+        !(qhas = sbx_str(o, "query_has", false, false, 512, err, sizeof err)))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "%s", err);
     if (!sbx_system_by_name(system))
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST,
@@ -117,9 +123,9 @@ static int s_add_fault(sbx_store_t *st, json_t *o, sbx_resp_t *resp)
         return sbx_error(resp, MHD_HTTP_BAD_REQUEST, "after_effect needs an error status (400-599) and POST calls");
     if (sbx_db_exec(st,
                     "INSERT INTO faults(system, method, path_prefix, status, remaining, delay_ms, retry_after_s,"
-                    " after_effect) VALUES(?,?,?,?,?,?,?,?)",
-                    "sssiiiii", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry,
-                    (long long) json_is_true(after)))
+                    " after_effect, query_has) VALUES(?,?,?,?,?,?,?,?,?)",
+                    "sssiiiiis", system, *method ? method : NULL, *prefix ? prefix : NULL, status, count, delay, retry,
+                    (long long) json_is_true(after), *qhas ? qhas : NULL))
         return sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(st));
     return sbx_reply(resp, MHD_HTTP_CREATED, json_pack("{s:I}", "id", (json_int_t) sbx_db_last_id(st)));
 }
@@ -253,6 +259,8 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
             sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:b}", "reset", 1));
     } else if (strcmp(path, "/seed") == 0 && post)
         s_seed(st, doc, resp);
+    else if (strcmp(path, "/stripe/send") == 0 && post)
+        sbx_stripe_send(st, doc, resp);
     else if (strcmp(path, "/state") == 0 && get)
         sbx_reply(resp, MHD_HTTP_OK, s_state(st));
     else if (strcmp(path, "/llm") == 0 && post) {
@@ -267,7 +275,7 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
         sbx_store_setting_set(st, "sbx_llm_content", NULL);
         sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:n}", "content"));
     } else if (sbx_in(path, (const char *const[]){"/healthz", "/calls", "/faults", "/reset", "/seed", "/state", "/llm",
-                                                  NULL}))
+                                                  "/stripe/send", NULL}))
         sbx_error(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on /_sandbox%s", method, path);
     else
         sbx_error(resp, MHD_HTTP_NOT_FOUND, "unknown control path /_sandbox%s", path);

@@ -131,7 +131,7 @@ static long s_emulated(sbx_sandbox_t *sb, const sbx_system_t *sys, const char *r
     bool in_tx = sbx_store_begin(sb->store) == 0;
     if (!in_tx)
         sbx_error(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "sandbox storage: %s", sbx_store_error(sb->store));
-    if (!resp->status && sbx_store_fault_take(sb->store, sys->name, method, rel, &fault)) {
+    if (!resp->status && sbx_store_fault_take(sb->store, sys->name, method, rel, q.text, &fault)) {
         delay_ms = fault.delay_ms;
         resp->retry_after_s = fault.retry_after_s;
         if (fault.status && !fault.after_effect)

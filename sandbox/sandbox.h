@@ -12,6 +12,7 @@
  *                 the emulated systems (CONTRACT.md §2)
  *   control.c     the /_sandbox test-fixture API
  *   adyen.c       /_sandbox/adyen/notify: signed Adyen notifications sent to ingest
+ *   stripe.c      Stripe's sending side: keep an event, send it as a signed webhook
  */
 #ifndef PG_SANDBOX_H
 #define PG_SANDBOX_H
@@ -103,8 +104,10 @@ typedef struct {
     long retry_after_s;
     bool after_effect; /* the call takes effect, then status is answered (a lost answer) */
 } sbx_fault_t;
-/* sbx_store_fault_take - consume one use of the oldest matching fault; 1 taken, 0 none */
-int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out);
+/* sbx_store_fault_take - consume one use of the oldest matching fault (method,
+ * path prefix, and a text the query must contain); 1 taken, 0 none */
+int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, const char *query,
+                         sbx_fault_t *out);
 
 /* store_setting_* - small named values (the LLM override) */
 char *sbx_store_setting_get(sbx_store_t *self, const char *key);
@@ -219,6 +222,10 @@ char *sbx_llm_content(json_t *request);
 /* sbx_control_handle - a /_sandbox call (path after "/_sandbox"); answers into resp */
 void sbx_control_handle(sbx_store_t *store, const char *method, const char *path, struct MHD_Connection *conn,
                         const char *body, size_t len, sbx_resp_t *resp);
+
+/* sbx_stripe_send - POST /_sandbox/stripe/send: keep a Stripe event, send it
+ * signed as a webhook when a url is given (stripe.c); answers into resp */
+int sbx_stripe_send(sbx_store_t *st, json_t *doc, sbx_resp_t *resp);
 
 /* ------------------------------------------------------------------ delay */
 

@@ -9,11 +9,15 @@
  *   psp_refunds    {id, amount, currency, status, payment_intent, metadata: {payment_id}}
  *   psp_payouts    {id, amount, currency, status, failure_code, failure_message, metadata: {payout_id}}
  *   entries        {type, ref, amount, currency[, case_id, memo, id, created_at]}
+ *   events         Stripe event objects {id, type, created, data: {object}} the
+ *                  PSP's Events API lists (psp.c): those a webhook delivered and
+ *                  those it never did (an outage), as Stripe keeps both
  * Records with an id replace the record of that id; entries without one
  * are appended (ids le_000001, le_000002, ...).
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -295,14 +299,44 @@ static int s_entry(sbx_store_t *st, json_t *o, char *err, size_t errlen)
     return 0;
 }
 
+/* s_event - a Stripe event the Events API lists (kept whole, as given) */
+static int s_event(sbx_store_t *st, json_t *o, char *err, size_t errlen)
+{
+    const char *id, *type;
+    json_t *created = json_object_get(o, "created");
+    if (!(id = sbx_str(o, "id", true, true, SBX_ID_MAX, err, errlen)) ||
+        !(type = sbx_str(o, "type", true, true, 64, err, errlen)))
+        return -1;
+    if (!json_is_integer(created) || json_integer_value(created) < 0 ||
+        !json_is_object(json_object_get(json_object_get(o, "data"), "object"))) {
+        snprintf(err, errlen, "an event needs created (unix seconds) and data.object");
+        return -1;
+    }
+    char *body = json_dumps(o, JSON_COMPACT);
+    int rc = body ? sbx_db_exec(st,
+                                "INSERT INTO psp_events(id, type, created, body) VALUES(?,?,?,?) ON CONFLICT(id)"
+                                " DO UPDATE SET type = excluded.type, created = excluded.created, body = excluded.body",
+                                "ssis", id, type, (long long) json_integer_value(created), body)
+                  : -1;
+    free(body);
+    if (rc != 0)
+        snprintf(err, errlen, "sqlite: %s", sbx_store_error(st));
+    return rc;
+}
+
 /* sbx_seed_apply - every collection of the document, in a fixed order */
 int sbx_seed_apply(sbx_store_t *store, json_t *doc, json_t *counts, char *err, size_t errlen)
 {
     static const struct {
         const char *name;
         int (*load)(sbx_store_t *, json_t *, char *, size_t);
-    } kinds[] = {{"payouts", s_payout},         {"beneficiaries", s_beneficiary}, {"payments", s_payment},
-                 {"psp_refunds", s_psp_refund}, {"psp_payouts", s_psp_payout},    {"entries", s_entry}};
+    } kinds[] = {{"payouts", s_payout},
+                 {"beneficiaries", s_beneficiary},
+                 {"payments", s_payment},
+                 {"psp_refunds", s_psp_refund},
+                 {"psp_payouts", s_psp_payout},
+                 {"entries", s_entry},
+                 {"events", s_event}};
     const size_t nkinds = sizeof kinds / sizeof kinds[0];
     if (!json_is_object(doc)) {
         snprintf(err, errlen, "a seed is a JSON object");

@@ -5,6 +5,7 @@
  * takes the lock for a whole call, so a call is one transaction and calls
  * are serialised: the calls log order is the order of effects.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -15,12 +16,20 @@
 #include "log.h"
 #include "sandbox.h"
 
-#define STORE_SCHEMA_VERSION 2 /* 2: jira_labels, sn_incidents.correlation_display, faults.after_effect */
+#define STORE_SCHEMA_VERSION                                                                                           \
+    3 /* 2: jira_labels, sn_incidents.correlation_display, faults.after_effect;                                        \
+         3: psp_events, faults.query_has (older ones are upgraded) */
 
 struct sbx_store_t {
     sqlite3 *db;
     pthread_mutex_t mu;
 };
+
+/* the PSP's events (psp.c's Events API; seed.c's "events"), seq the listing order's tie-break */
+#define S_EVENTS_TABLE                                                                                                 \
+    "CREATE TABLE psp_events(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"                          \
+    "  type TEXT NOT NULL, created INTEGER NOT NULL, body TEXT NOT NULL);\n"                                           \
+    "CREATE INDEX psp_events_created ON psp_events(created, seq);\n"
 
 static const char *s_schema =
     "CREATE TABLE payouts(id TEXT PRIMARY KEY, status TEXT NOT NULL, amount INTEGER NOT NULL,"
@@ -58,7 +67,8 @@ static const char *s_schema =
     "  status INTEGER NOT NULL, body BLOB, created_ms INTEGER NOT NULL, PRIMARY KEY(system, key));\n"
     "CREATE TABLE faults(id INTEGER PRIMARY KEY AUTOINCREMENT, system TEXT NOT NULL, method TEXT,"
     "  path_prefix TEXT, status INTEGER NOT NULL, remaining INTEGER NOT NULL,"
-    "  delay_ms INTEGER NOT NULL, retry_after_s INTEGER NOT NULL, after_effect INTEGER NOT NULL DEFAULT 0);\n"
+    "  delay_ms INTEGER NOT NULL, retry_after_s INTEGER NOT NULL, after_effect INTEGER NOT NULL DEFAULT 0,"
+    "  query_has TEXT);\n" S_EVENTS_TABLE
     "CREATE TABLE calls(seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,"
     "  system TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,"
     "  idempotency_key TEXT, auth TEXT, status INTEGER NOT NULL, fault_id INTEGER,"
@@ -66,11 +76,22 @@ static const char *s_schema =
     "CREATE INDEX calls_system ON calls(system, seq);\n"
     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n";
 
+/* what version 2 added to version 1 */
+static const char s_migrate_1_2[] =
+    "ALTER TABLE sn_incidents ADD COLUMN correlation_display TEXT;"
+    " CREATE TABLE jira_labels(issue_key TEXT NOT NULL, label TEXT NOT NULL);"
+    " CREATE INDEX jira_labels_label ON jira_labels(label);"
+    " CREATE INDEX sn_incidents_correlation ON sn_incidents(correlation_id);"
+    " INSERT INTO jira_labels SELECT jira_issues.key, j.value FROM jira_issues, json_each(jira_issues.labels) AS j;"
+    " ALTER TABLE faults ADD COLUMN after_effect INTEGER NOT NULL DEFAULT 0;";
+/* what version 3 added to version 2 */
+static const char s_migrate_2_3[] = "ALTER TABLE faults ADD COLUMN query_has TEXT;\n" S_EVENTS_TABLE;
+
 /* every table reset wipes, in an order that needs no foreign keys */
-static const char *const s_tables[] = {
-    "payouts",     "beneficiaries", "payments",    "psp_refunds",  "psp_payouts", "entries",     "comms_blocks",
-    "jira_issues", "jira_comments", "jira_labels", "sn_incidents", "teams_cards", "idempotency", "faults",
-    "calls",       "settings",      NULL};
+static const char *const s_tables[] = {"payouts",      "beneficiaries", "payments",    "psp_refunds",   "psp_payouts",
+                                       "entries",      "comms_blocks",  "jira_issues", "jira_comments", "jira_labels",
+                                       "sn_incidents", "teams_cards",   "idempotency", "faults",        "calls",
+                                       "settings",     "psp_events",    NULL};
 
 /* s_mkdirs - create the directories above path, like mkdir -p */
 static int s_mkdirs(const char *path, char *err, size_t errlen)
@@ -121,6 +142,26 @@ static int s_seed_default(sbx_store_t *self, char *err, size_t errlen)
     return rc;
 }
 
+/* s_upgrade - a store of an earlier version (1 or 2) gains what the later
+ * ones added, one version at a time, each in its own transaction; 0 or -1 */
+static int s_upgrade(sbx_store_t *self, long long version, const char *path, char *err, size_t errlen)
+{
+    assert(self && (version == 1 || version == 2));
+    static const char *const steps[] = {NULL, s_migrate_1_2, s_migrate_2_3};
+    for (long long v = version; v < STORE_SCHEMA_VERSION; v++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%lld; COMMIT;", v + 1);
+        if (s_exec_script(self, "BEGIN IMMEDIATE;", err, errlen) != 0 ||
+            s_exec_script(self, steps[v], err, errlen) != 0 || s_exec_script(self, sql, err, errlen) != 0) {
+            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        log_info("%s: schema upgraded from version %lld to %lld", path, v, v + 1);
+    }
+    assert(sbx_db_int(self, -1, "PRAGMA user_version", "") == STORE_SCHEMA_VERSION);
+    return 0;
+}
+
 /* sbx_store_open - open, configure, create the schema and seed on first use */
 sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
 {
@@ -155,23 +196,10 @@ sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
             return NULL;
         }
         log_info("created %s and loaded the built-in seed", path);
-    } else if (version == 1) { /* a store of the previous version gains the two columns */
-        if (s_exec_script(
-                self,
-                "BEGIN IMMEDIATE; ALTER TABLE sn_incidents ADD COLUMN correlation_display TEXT;"
-                " CREATE TABLE jira_labels(issue_key TEXT NOT NULL, label TEXT NOT NULL);"
-                " CREATE INDEX jira_labels_label ON jira_labels(label);"
-                " CREATE INDEX sn_incidents_correlation ON sn_incidents(correlation_id);"
-                " INSERT INTO jira_labels SELECT jira_issues.key, j.value FROM jira_issues, json_each(jira_issues.labels) AS j;"
-                " ALTER TABLE faults ADD COLUMN after_effect INTEGER NOT NULL DEFAULT 0;"
-                " PRAGMA user_version=2; COMMIT;",
-                err, errlen) != 0) {
-            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
-            sbx_store_close(&self);
-            return NULL;
-        }
-        log_info("%s: schema upgraded from version 1 to 2", path);
-    } else if (version != STORE_SCHEMA_VERSION) {
+    } else if ((version == 1 || version == 2) && s_upgrade(self, version, path, err, errlen) != 0) {
+        sbx_store_close(&self);
+        return NULL;
+    } else if (version != STORE_SCHEMA_VERSION && version != 1 && version != 2) {
         snprintf(err, errlen, "%s: schema version %lld, this sandbox knows %d (remove the file to start over)", path,
                  version, STORE_SCHEMA_VERSION);
         sbx_store_close(&self);
@@ -519,15 +547,17 @@ int sbx_store_idem_put(sbx_store_t *self, const char *system, const char *key, c
 }
 
 /* sbx_store_fault_take - faults apply oldest first; each use counts down */
-int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, sbx_fault_t *out)
+int sbx_store_fault_take(sbx_store_t *self, const char *system, const char *method, const char *path, const char *query,
+                         sbx_fault_t *out)
 {
     json_t *row = sbx_db_row(self,
                              "SELECT id, status, delay_ms, retry_after_s, after_effect FROM faults WHERE system = ?1"
                              " AND remaining > 0"
                              " AND (method IS NULL OR method = ?2)"
                              " AND (path_prefix IS NULL OR substr(?3, 1, length(path_prefix)) = path_prefix)"
+                             " AND (query_has IS NULL OR instr(?4, query_has) > 0)"
                              " ORDER BY id LIMIT 1",
-                             "sss", system, method, path);
+                             "ssss", system, method, path, query ? query : "");
     if (!row)
         return 0;
     out->id = (long long) json_integer_value(json_object_get(row, "id"));

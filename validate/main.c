@@ -37,6 +37,14 @@
  *	             /payments/{id} (unknown, currency mismatch, refund plus
  *	             what was already refunded over the payment reject), the
  *	             PSP's refund (unknown, mismatch reject) and the ledger.
+ *	FETCHED: a receipt of ingest's POST /fetched/stripe (endpoint
+ *	"stripe_fetched": an event `payguard catch-up stripe` read from
+ *	Stripe's Events API) was authenticated by that API call and ingest's
+ *	token, so it skips the source and signature gates; every other gate is
+ *	a Stripe webhook's, its idempotency keys the same (a fetched copy of
+ *	an event received by webhook is a duplicate, and the other way round),
+ *	and its verdicts say "via":"fetched" (validate/fetched.c). Counted in
+ *	payguard_validate_fetched_total.
  *	Each case (one per payout or refund: case key "payout-<id>" or
  *	"refund-<id>") gets every event about it on its timeline.
  *
@@ -45,7 +53,8 @@
  *	as a "sweep" event and goes through the same idempotency, order and
  *	state gates as a webhook (once per new PSP status).
  * INPUT
- *	"receipt" events from ingest (raw body, headers, peer address).
+ *	"receipt" events from ingest (raw body, headers, peer address; the
+ *	endpoint: stripe, standard or stripe_fetched).
  * OUTPUT
  *	To triage and audit: "validated" with the normalised facts, the state
  *	read (payout or payment, PSP refund, ledger entries), the verdict of
@@ -108,6 +117,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fetched.h"
 #include "httpc_multi.h"
 #include "journal.h"
 #include "adyen.h"
@@ -145,6 +155,7 @@ typedef struct {
     size_t nchecks;
     size_t sweep_reads; /* sweep reads in flight */
     json_t *swept;      /* sweep answers to inject, in arrival order */
+    bool fetched;       /* the receipt being decided came through /fetched/stripe (fetched.h) */
 } validate_t;
 
 /* decision - what one webhook item comes to */
@@ -240,6 +251,8 @@ static int s_reject(validate_t *v, const char *case_id, const char *gate, const 
     event_body_str(b, "provider", provider ? provider : "");
     event_body_str(b, "client_ip", client ? client : "");
     event_body_str(b, "body_sha256", sha);
+    if (v->fetched)
+        event_body_str(b, "via", "fetched");
     if (case_id && *case_id)
         event_body_str(b, EK_CASE_ID, case_id);
     stage_emit(v->st, EV_REJECTED, case_id, b, STAGE_TO_AUDIT);
@@ -413,6 +426,8 @@ static void s_emit_decision(validate_t *v, const wh_item_t *it, decision_t *d, c
     size_t rawlen = e->len;
     event_body_t *b = event_body_new();
     case_row_t prior;
+    if (v->fetched)
+        event_body_str(b, "via", "fetched"); /* read from the Events API by payguard catch-up */
     bool known = d->kind != D_IGNORED && d->kind != D_REJECT && store_case_get(v->store, d->case_id, &prior) == 1;
     switch (d->kind) {
     case D_IGNORED:
@@ -657,6 +672,7 @@ static void s_check_done(validate_t *v, vcheck_t *c)
     const char *gates[2] = {c->gates[0], c->gates[1]};
     stage_resume(v->st, c->p);
     v->received_ms = event_head(stage_pending_event(c->p))->time_ms;
+    v->fetched = fetched_receipt(stage_pending_event(c->p));
     s_emit_all(v, c->items, c->n, c->d, c->client, gates, c->raw, c->rawlen);
     stage_finish(v->st, &c->p);
     s_check_free(v, c);
@@ -816,6 +832,21 @@ static int s_handle_adyen(validate_t *v, const event_t *in, const char *client, 
     return rc;
 }
 
+/* s_handle_fetched - a Stripe event payguard catch-up read from the Events
+ * API (fetched.h): no source or signature gate, the others as a webhook's */
+static int s_handle_fetched(validate_t *v, const char *peer, const void *raw, size_t rawlen)
+{
+    wh_item_t items[WH_MAX_ITEMS];
+    size_t n = 0;
+    char reason[512];
+    v->fetched = true;
+    stage_count(v->st, "payguard_validate_fetched_total", NULL, NULL, 1);
+    if (schema_parse(FETCHED_PROVIDER, raw, rawlen, NULL, items, WH_MAX_ITEMS, &n, reason, sizeof reason) != 0)
+        return s_reject(v, "", "schema", "schema_invalid", reason, FETCHED_PROVIDER, peer, raw, rawlen);
+    const char *gates[2] = {FETCHED_SOURCE_VERDICT, FETCHED_SIGNATURE_VERDICT};
+    return s_run_items(v, items, n, peer, gates, raw, rawlen);
+}
+
 /* s_handle_receipt - the gates for one webhook as received */
 static int s_handle_receipt(validate_t *v, const event_t *in)
 {
@@ -825,6 +856,8 @@ static int s_handle_receipt(validate_t *v, const event_t *in)
     event_get_strbuf(in, EK_ENDPOINT, provider, sizeof provider);
     event_get_strbuf(in, EK_PEER, peer, sizeof peer);
     event_get_bin(in, EK_BODY, &raw, &rawlen);
+    if (fetched_receipt(in))
+        return s_handle_fetched(v, peer, raw, rawlen);
     if (strcmp(provider, "stripe") != 0 && strcmp(provider, "standard") != 0 && strcmp(provider, "adyen") != 0)
         return s_reject_unproven(v, in, "schema", "unknown_endpoint", "receipt names no known webhook endpoint",
                                  provider, peer, raw, rawlen);
@@ -934,6 +967,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     (void) st;
     validate_t *v = arg;
     v->received_ms = event_head(in)->time_ms;
+    v->fetched = false;
     switch (event_head(in)->kind) {
     case EV_RECEIPT:
         return s_handle_receipt(v, in);

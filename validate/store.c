@@ -28,6 +28,9 @@ struct store_t {
     bool in_txn;
 };
 
+/* keys is also read, read-only, by `payguard catch-up` (payguard/catchup_cmd.c,
+ * s_seen: a key equal to a Stripe event id or starting "<id>:"): change the
+ * table or the keys' shape there too */
 static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY, case_id TEXT NOT NULL, first_event TEXT NOT NULL,"

@@ -1,0 +1,89 @@
+/* bearer - the token of ingest's POST /fetched/stripe (see bearer.h).
+ *
+ * Why a token and not a signature: an event `payguard catch-up` hands in
+ * was read from Stripe's Events API over an authenticated call, so no
+ * Stripe-Signature exists for it; what ingest must know is that the
+ * request comes from the operator's own tool. Only the hash is configured,
+ * as for the approvers' tokens.
+ */
+#include "bearer.h"
+
+#include <assert.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define BEARER_DEMO_SHA256 "acf8cb4f9ff3b96ba257263cb7e74b548b2f9a592bdb8873e00bb05852ecff9e"
+
+/* s_nibble - one hex digit's value, -1 if not one */
+static int s_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* bearer_parse - see bearer.h */
+int bearer_parse(const char *hex, bearer_t *out, char *err, size_t errlen)
+{
+    assert(out && err);
+    memset(out, 0, sizeof *out);
+    if (!hex || !*hex)
+        return 0;
+    if (strlen(hex) != 64) {
+        snprintf(err, errlen, "ingest/fetch_token_sha256: 64 hex digits (the SHA-256 of the token), or \"\" for off");
+        return -1;
+    }
+    for (size_t i = 0; i < 32; i++) {
+        int hi = s_nibble(hex[2 * i]), lo = s_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            snprintf(err, errlen, "ingest/fetch_token_sha256: not hex at character %zu", 2 * i + (hi < 0 ? 1 : 2));
+            return -1;
+        }
+        out->sha[i] = (unsigned char) (hi << 4 | lo);
+    }
+    out->enabled = true;
+    assert(out->enabled);
+    return 0;
+}
+
+/* bearer_check - see bearer.h */
+int bearer_check(const bearer_t *self, const char *authorization, const char **why)
+{
+    assert(self && why);
+    *why = NULL;
+    if (!self->enabled) {
+        *why = "POST /fetched/stripe is off (ingest/fetch_token_sha256 is empty)";
+        return -1;
+    }
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
+        *why = "no Bearer token (Authorization: Bearer <catchup/token_file>)";
+        return -1;
+    }
+    const char *tok = authorization + 7;
+    size_t len = strnlen(tok, BEARER_TOKEN_MAX + 1);
+    assert(len <= BEARER_TOKEN_MAX + 1);
+    if (len == 0 || len > BEARER_TOKEN_MAX) {
+        *why = "the Bearer token is empty or too long";
+        return -1;
+    }
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *) tok, len, md);
+    if (CRYPTO_memcmp(md, self->sha, sizeof md) != 0) {
+        *why = "the Bearer token does not match ingest/fetch_token_sha256";
+        return -1;
+    }
+    return 0;
+}
+
+/* bearer_is_demo - see bearer.h */
+bool bearer_is_demo(const char *hex)
+{
+    return hex && strcasecmp(hex, BEARER_DEMO_SHA256) == 0;
+}
