@@ -272,12 +272,16 @@ ok "the seed's ten ledger entries, no issues, no cards" \
 ok "Jira numbering restarts at OPS-1" has "$(curl -s -H "$WR" -H 'Idempotency-Key: e2e-after-reset' -d "$J" "$U/jira/rest/api/2/issue")" '"key":"OPS-1"'
 ok "SIGTERM stops the sandbox cleanly again" stop
 
-# ---- a store of the previous schema (1: no label index, no correlation_display, no after_effect) is upgraded
+# ---- a store of an older schema (1: no label index, no correlation_display, no
+# after_effect; nor what 3 added: no psp_events, no query_has) is upgraded
 DB=$WORK/data/sandbox.sqlite
 sqlite3 "$DB" "DROP INDEX sn_incidents_correlation; ALTER TABLE sn_incidents DROP COLUMN correlation_display;
-    ALTER TABLE faults DROP COLUMN after_effect; DROP TABLE jira_labels; PRAGMA user_version=1;"
+    ALTER TABLE faults DROP COLUMN after_effect; DROP TABLE jira_labels;
+    ALTER TABLE faults DROP COLUMN query_has; DROP TABLE psp_events; PRAGMA user_version=1;"
 ok "a version-1 store starts" start
-ok "...upgraded to version 2" test "$(sqlite3 "$DB" 'PRAGMA user_version')" = 2
+ok "...upgraded to version 3" test "$(sqlite3 "$DB" 'PRAGMA user_version')" = 3
+ok "...with the Events API's table and the faults' query_has" \
+    test "$(sqlite3 "$DB" "SELECT COUNT(*) FROM sqlite_master WHERE name = 'psp_events'")$(sqlite3 "$DB" "SELECT COUNT(*) FROM pragma_table_info('faults') WHERE name IN ('query_has', 'after_effect')")" = 12
 ok "...its issues are found by label (the index was filled)" \
     has "$(curl -s -H "$RD" "$U/jira/rest/api/2/search?jql=labels%3Dpayguard")" '"total":1,'
 ok "SIGTERM stops the upgraded sandbox cleanly" stop
