@@ -198,7 +198,7 @@ prom_val() {
 # pctl P - nearest-rank percentile P of the numbers on stdin (sorted here)
 pctl() { sort -n | awk -v p="$1" '{v[NR] = $1} END {if (!NR) exit; r = int((p * NR + 99) / 100); if (r < 1) r = 1; print v[r]}'; }
 
-# bench_config NAME INGEST_PORT MAX_INFLIGHT - a group in $WORK/NAME: journals
+# bench_config NAME INGEST_PORT MAX_INFLIGHT [MAX_INFLIGHT_BYTES] - a group in $WORK/NAME: journals
 # fdatasync'd before any acknowledgement (fsync = batch: group commit, the
 # default), the sandbox on its own port, no per-source rate limit (one load
 # generator is one source address)
@@ -218,7 +218,8 @@ payguard
         fsync = batch
     delivery
         max_inflight = $3
-ingest
+${4:+        max_inflight_bytes = $4
+}ingest
     http_port = $2
     rate_per_s = 1000000
     rate_burst = 1000000
@@ -1108,7 +1109,7 @@ ingest_run() {
 
 say "[d] durable ingest, alone: validate and audit stopped (SIGSTOP), the window holds the whole run"
 IPORT=$(free_port)
-ICFG=$(bench_config ingest_alone "$IPORT" $((N1 + 2 * N + 1000)))
+ICFG=$(bench_config ingest_alone "$IPORT" $((N1 + 2 * N + 1000)) 68719476736) # 2^36: no byte bound either
 group_up "$ICFG"
 FSYNC_MODE=$(awk '$1 == "fsync" {print $3; exit}' "$ICFG")
 [ "$FSYNC_MODE" = batch ] || die "the bench group must journal with fsync = batch, not '$FSYNC_MODE'"
@@ -1369,7 +1370,7 @@ analysis() {
     echo "Neither validate nor execute waits on the outside systems in its loop: validate starts a receipt's three reads"
     echo "(payment, PSP refund, ledger) together and checks up to \`validate/max_checks_in_flight\` receipts at once;"
     echo "execute journals a turn's started steps, makes one fdatasync for all of them, then puts their calls on the wire"
-    echo "together (libcurl multi, polled with the ZeroMQ sockets), up to 512 runbooks at once, each step after step."
+    echo "together (libcurl multi, polled with the ZeroMQ sockets), up to $(cfg_val "$ECFG" execute/max_runs_in_flight) runbooks at once, each step after step."
     if [ -n "$call" ]; then
         echo "A refund's two steps cost it two fdatasyncs and two round trips in series (calls of $call ms on average,"
         echo "fdatasyncs of $(fmt %.3f "$FIO_P50_MS") ms), but many cases pay them at the same time, so they set the latency of a case,"
