@@ -17,18 +17,6 @@
 
 #define BEARER_DEMO_SHA256 "acf8cb4f9ff3b96ba257263cb7e74b548b2f9a592bdb8873e00bb05852ecff9e"
 
-/* s_nibble - one hex digit's value, -1 if not one */
-static int s_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* bearer_parse - see bearer.h */
 int bearer_parse(const char *hex, bearer_t *out, char *err, size_t errlen)
 {
@@ -41,7 +29,8 @@ int bearer_parse(const char *hex, bearer_t *out, char *err, size_t errlen)
         return -1;
     }
     for (size_t i = 0; i < 32; i++) {
-        int hi = s_nibble(hex[2 * i]), lo = s_nibble(hex[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char) hex[2 * i]),
+            lo = OPENSSL_hexchar2int((unsigned char) hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             snprintf(err, errlen, "ingest/fetch_token_sha256: not hex at character %zu", 2 * i + (hi < 0 ? 1 : 2));
             return -1;

@@ -19,18 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* s_nibble - one hex digit, either case; -1 if not one */
-static int s_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* httpauth_init - see httpauth.h */
 int httpauth_init(httpauth_t *self, const char *user, const char *pass_sha256_hex, char *err, size_t errlen)
 {
@@ -57,7 +45,8 @@ int httpauth_init(httpauth_t *self, const char *user, const char *pass_sha256_he
         return -1;
     }
     for (int i = 0; i < 32; i++) {
-        int hi = s_nibble(pass_sha256_hex[2 * i]), lo = s_nibble(pass_sha256_hex[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char) pass_sha256_hex[2 * i]),
+            lo = OPENSSL_hexchar2int((unsigned char) pass_sha256_hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             snprintf(err, errlen, "the password's SHA-256 is not 64 hex digits");
             OPENSSL_cleanse(self, sizeof *self);

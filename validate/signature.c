@@ -105,18 +105,6 @@ static int s_parse_decimal(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
-/* s_hex_nibble - one hex digit, either case; -1 if not one */
-static int s_hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* s_hex_decode_mac - exactly 64 hex digits to 32 bytes: comparing bytes
  * rather than text makes upper- and lower-case hex equal */
 static int s_hex_decode_mac(const char *s, size_t n, unsigned char out[SIG_MAC_BYTES])
@@ -124,7 +112,7 @@ static int s_hex_decode_mac(const char *s, size_t n, unsigned char out[SIG_MAC_B
     if (n != 2 * SIG_MAC_BYTES)
         return -1;
     for (size_t i = 0; i < SIG_MAC_BYTES; i++) {
-        int hi = s_hex_nibble(s[2 * i]), lo = s_hex_nibble(s[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char) s[2 * i]), lo = OPENSSL_hexchar2int((unsigned char) s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (unsigned char) (hi << 4 | lo);
@@ -139,7 +127,7 @@ static int s_hex_decode_key(const char *s, size_t n, unsigned char *out, size_t 
     if (n == 0 || n % 2 || n / 2 > outcap)
         return -1;
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = s_hex_nibble(s[2 * i]), lo = s_hex_nibble(s[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char) s[2 * i]), lo = OPENSSL_hexchar2int((unsigned char) s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (unsigned char) (hi << 4 | lo);
