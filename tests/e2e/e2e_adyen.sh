@@ -17,10 +17,10 @@ set -u
 . "$(dirname "$0")/lib_e2e.sh"
 
 PORT=$(free_port)
-SBX=$(free_port)
 UPORT=$(free_port)
+CFG=$(write_config a "$PORT")
+SBXURL=$(sandbox_url "$CFG")
 D=$WORK/a
-mkdir -p "$D"
 KEY_OLD=$(openssl rand -hex 32 | tr a-f A-F)
 KEY_NEW=$(openssl rand -hex 32)
 printf '# validate: both live during the rotation\n%s\n%s\n' "$KEY_OLD" "$KEY_NEW" >"$D/adyen.hmac"
@@ -28,43 +28,16 @@ cp "$D/adyen.hmac" "$D/sandbox-adyen.hmac" # the sandbox's own copy
 BA_USER=adyen-e2e
 BA_PASS='e2e pass: with a colon'
 BA_SHA=$(printf '%s' "$BA_PASS" | sha256sum | cut -d' ' -f1)
-CFG=$D/payguard.cfg
-cat >"$CFG" <<CFG
-payguard
-    run_dir = $D/run
-    data_dir = $D/data
-    drain_ms = 2000
-    restart_max_ms = 500
-    delivery
-        resend_ms = 1000
-outside
-    payments = http://127.0.0.1:$SBX/payments
-    ledger = http://127.0.0.1:$SBX/ledger
-    psp = http://127.0.0.1:$SBX/psp
-    jira = http://127.0.0.1:$SBX/jira
-    teams = http://127.0.0.1:$SBX/teams/webhook
+cfg_merge "$CFG" <<CFG
 sandbox
-    port = $SBX
-    tokens_file = $ROOT/config/sandbox/tokens
     adyen_hmac_file = $D/sandbox-adyen.hmac
 ingest
-    http_port = $PORT
     adyen_basic_user = $BA_USER
     adyen_basic_password_sha256 = $BA_SHA
 validate
-    stripe_secrets_file = $ROOT/config/sandbox/stripe.secrets
-    standard_secrets_file = $ROOT/config/sandbox/standard.secrets
     adyen_secrets_file = $D/adyen.hmac
-    token_file = $ROOT/config/sandbox/read.token
-approve
-    http_port = $(free_port)
-audit
-    http_port = $UPORT
-console
-    enabled = no
 CFG
 URL=http://127.0.0.1:$PORT
-SBXURL=http://127.0.0.1:$SBX
 AUD=http://127.0.0.1:$UPORT
 ok "group and sandbox start" up "$CFG"
 ok "the config holds the password's SHA-256, never the password" bash -c "! grep -qF '$BA_PASS' '$CFG'"
@@ -151,7 +124,6 @@ ok "the rejection names the item and why, on the audit trail" \
 ok "the validated item carries Adyen's facts (provider adyen, event REFUND, key REFUND:ADYRF000000123:true)" \
     bash -c "'$BIN/payguard' journal dump -c '$CFG' validate.0 | grep -F '\"cause\":\"$r1\"' | grep -F '\"case_key\":\"refund-rf_123\"' |
              grep -F '\"provider\":\"adyen\"' | grep -F '\"event_type\":\"REFUND\"' | grep -qF '\"key\":\"REFUND:ADYRF000000123:true\"'"
-tok() { cat "$ROOT/config/sandbox/$1.token"; }
 case_state() { curl -s -H "Authorization: Bearer $(tok ops_lead)" "$AUD/cases/$1" | grep -o '"state":"[^"]*"' | head -1 | cut -d'"' -f4; }
 for _ in $(seq 1 100); do [ "$(case_state refund-rf_123)" = executed ] && break; sleep 0.2; done
 ok "refund-rf_123 ran like a Stripe refund: auto-approved and executed" test "$(case_state refund-rf_123)" = executed

@@ -27,7 +27,6 @@ URL=http://127.0.0.1:$PORT
 API=http://127.0.0.1:$APORT
 STRIPE_A=$E2E_SECRET
 STD_KEY=$(grep -v '^#' "$ROOT/config/sandbox/standard.secrets" | head -1 | sed 's/^whsec_//')
-tok() { cat "$ROOT/config/sandbox/$1.token"; }
 sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --data-binary "${3:-}" "$SBXURL/_sandbox/$2"; }
 ok "group starts" up "$CFG"
 

@@ -35,7 +35,6 @@ URL=http://127.0.0.1:$PORT
 API=http://127.0.0.1:$APORT
 AUD=http://127.0.0.1:$UPORT
 PG="$BIN/payguard"
-tok() { cat "$ROOT/config/sandbox/$1.token"; }
 get() { curl -s -H "Authorization: Bearer $(tok "$1")" "$AUD$2"; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 # case_state CASE - the state GET /cases/{id} answers

@@ -31,7 +31,6 @@ CFG
 SBXURL=$(sandbox_url "$CFG")
 URL=http://127.0.0.1:$PORT
 CON=http://127.0.0.1:$CPORT
-tok() { cat "$ROOT/config/sandbox/$1.token"; }
 sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --data-binary "${3:-}" "$SBXURL/_sandbox/$2"; }
 ok "group starts with the console" up "$CFG"
 for _ in $(seq 1 50); do curl -fs "$CON/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

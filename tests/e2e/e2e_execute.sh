@@ -31,19 +31,11 @@ execute
     retry_base_ms = 50
     retry_max_ms = 200
 CFG
-# execute's test build (bin/hooks/execute: SIGKILL before or after a named
-# step, when $PG_EXECUTE_FAULT_FILE says so) runs in this group, from a bin
-# folder of its own beside copies of the other programs
-mkdir -p "$WORK/bin"
-cp "$BIN"/* "$WORK/bin/" 2>/dev/null
-cp "$BIN/hooks/execute" "$WORK/bin/execute"
-BIN=$WORK/bin
-export PG_EXECUTE_FAULT_FILE=$D/fault
+use_execute_hooks "$D/fault" # execute that can be killed at a named step
 URL=http://127.0.0.1:$PORT
 API=http://127.0.0.1:$APORT
 STRIPE_A=$E2E_SECRET
 STD_KEY=$(grep -v '^#' "$ROOT/config/sandbox/standard.secrets" | head -1 | sed 's/^whsec_//')
-tok() { cat "$ROOT/config/sandbox/$1.token"; }
 sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --data-binary "${3:-}" "$SBXURL/_sandbox/$2"; }
 decide() { curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(tok "$1")" -d "{\"decision\":\"${3:-approve}\"}" "$API/approvals/$2/decisions"; }
 calls() { curl -s "$SBXURL/_sandbox/calls?system=$1&limit=100000"; }

@@ -41,17 +41,10 @@ execute
     retry_max_ms = 200
     ticket_settle_ms = 300
 CFG
-# execute's test build (bin/hooks/execute: SIGKILL before or after a named
-# step when $PG_EXECUTE_FAULT_FILE says so), as in e2e_execute.sh
-mkdir -p "$WORK/bin"
-cp "$BIN"/* "$WORK/bin/" 2>/dev/null
-cp "$BIN/hooks/execute" "$WORK/bin/execute"
-BIN=$WORK/bin
-export PG_EXECUTE_FAULT_FILE=$D/fault
+use_execute_hooks "$D/fault" # execute that can be killed at a named step
 URL=http://127.0.0.1:$PORT
 API=http://127.0.0.1:$APORT
 STRIPE_A=$E2E_SECRET
-tok() { cat "$ROOT/config/sandbox/$1.token"; }
 fault() { curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' --data-binary "$1" "$SBXURL/_sandbox/faults"; }
 decide() { curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(tok "$1")" -d "{\"decision\":\"${3:-approve}\"}" "$API/approvals/$2/decisions"; }
 calls() { curl -s "$SBXURL/_sandbox/calls?system=$1&limit=100000"; }

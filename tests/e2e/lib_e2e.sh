@@ -116,6 +116,21 @@ cfg_merge() {
         - "$1" >"$1.new" && mv "$1.new" "$1"
 }
 
+# tok NAME - a demo token of config/sandbox (an approver's, read, write)
+tok() { cat "$ROOT/config/sandbox/$1.token"; }
+
+# use_execute_hooks FAULT_FILE - run the group with execute's test build
+# (bin/hooks/execute: SIGKILL before or after a named step when FAULT_FILE
+# says so), from a bin folder of its own beside copies of the other
+# programs; sets BIN to it
+use_execute_hooks() {
+    mkdir -p "$WORK/bin"
+    cp "$BIN"/* "$WORK/bin/" 2>/dev/null
+    cp "$BIN/hooks/execute" "$WORK/bin/execute"
+    BIN=$WORK/bin
+    export PG_EXECUTE_FAULT_FILE=$1
+}
+
 # sandbox_url CONFIG - the base URL of a group's sandbox
 sandbox_url() { echo "http://127.0.0.1:$(awk '$1 == "port" {print $3}' "$1" | tail -1)"; }
 
