@@ -1,30 +1,18 @@
 /* people - approvers and their tokens' hashes (see people.h) */
 #include "people.h"
 
-#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 /* s_hex32 - 64 hex digits to 32 bytes; -1 if not exactly that */
 static int s_hex32(const char *hex, unsigned char out[32])
 {
-    if (!hex || strlen(hex) != 64)
-        return -1;
-    /* every digit checked first: "%2x" alone takes "5?" as 0x05, " f" as
-     * 0x0f and "-1" as 0xff, so a mistyped hash loaded as some other one
-     * (found by tests/fuzz/fuzz_config.c) */
-    for (int i = 0; i < 64; i++)
-        if (!isxdigit((unsigned char) hex[i]))
-            return -1;
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (unsigned char) v;
-    }
-    return 0;
+    size_t n;
+    return hex && strlen(hex) == 64 && hex_decode(hex, 64, out, 32, &n) == 0 ? 0 : -1;
 }
 
 /* people_load - see people.h */

@@ -7,6 +7,7 @@
  * as for the approvers' tokens.
  */
 #include "bearer.h"
+#include "hex.h"
 
 #include <assert.h>
 #include <openssl/crypto.h>
@@ -28,14 +29,11 @@ int bearer_parse(const char *hex, bearer_t *out, char *err, size_t errlen)
         snprintf(err, errlen, "ingest/fetch_token_sha256: 64 hex digits (the SHA-256 of the token), or \"\" for off");
         return -1;
     }
-    for (size_t i = 0; i < 32; i++) {
-        int hi = OPENSSL_hexchar2int((unsigned char) hex[2 * i]),
-            lo = OPENSSL_hexchar2int((unsigned char) hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            snprintf(err, errlen, "ingest/fetch_token_sha256: not hex at character %zu", 2 * i + (hi < 0 ? 1 : 2));
-            return -1;
-        }
-        out->sha[i] = (unsigned char) (hi << 4 | lo);
+    size_t n;
+    if (hex_decode(hex, 64, out->sha, sizeof out->sha, &n) != 0) {
+        snprintf(err, errlen, "ingest/fetch_token_sha256: not hex at character %zu",
+                 strspn(hex, "0123456789abcdefABCDEF") + 1);
+        return -1;
     }
     out->enabled = true;
     assert(out->enabled);

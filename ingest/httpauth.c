@@ -10,6 +10,7 @@
  * the user name too, and checks both before deciding.
  */
 #include "httpauth.h"
+#include "hex.h"
 
 #include <assert.h>
 #include <openssl/crypto.h>
@@ -44,15 +45,11 @@ int httpauth_init(httpauth_t *self, const char *user, const char *pass_sha256_he
                  HTTPAUTH_USER_MAX);
         return -1;
     }
-    for (int i = 0; i < 32; i++) {
-        int hi = OPENSSL_hexchar2int((unsigned char) pass_sha256_hex[2 * i]),
-            lo = OPENSSL_hexchar2int((unsigned char) pass_sha256_hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            snprintf(err, errlen, "the password's SHA-256 is not 64 hex digits");
-            OPENSSL_cleanse(self, sizeof *self);
-            return -1;
-        }
-        self->pass_sha[i] = (unsigned char) (hi << 4 | lo);
+    size_t len;
+    if (hex_decode(pass_sha256_hex, 64, self->pass_sha, sizeof self->pass_sha, &len) != 0) {
+        snprintf(err, errlen, "the password's SHA-256 is not 64 hex digits");
+        OPENSSL_cleanse(self, sizeof *self);
+        return -1;
     }
     SHA256((const unsigned char *) user, n, self->user_sha);
     self->enabled = true;

@@ -26,6 +26,7 @@
  * Not thread-safe against sigkeys_reload: the validate stage verifies and
  * reloads from one thread.
  */
+#include "hex.h"
 #include "validate.h"
 
 #include <assert.h>
@@ -109,31 +110,8 @@ static int s_parse_decimal(const char *s, size_t n, int64_t *out)
  * rather than text makes upper- and lower-case hex equal */
 static int s_hex_decode_mac(const char *s, size_t n, unsigned char out[SIG_MAC_BYTES])
 {
-    if (n != 2 * SIG_MAC_BYTES)
-        return -1;
-    for (size_t i = 0; i < SIG_MAC_BYTES; i++) {
-        int hi = OPENSSL_hexchar2int((unsigned char) s[2 * i]), lo = OPENSSL_hexchar2int((unsigned char) s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char) (hi << 4 | lo);
-    }
-    return 0;
-}
-
-/* s_hex_decode_key - an Adyen HMAC key: an even number of hex digits,
- * 2..2*outcap, into bytes */
-static int s_hex_decode_key(const char *s, size_t n, unsigned char *out, size_t outcap, size_t *outlen)
-{
-    if (n == 0 || n % 2 || n / 2 > outcap)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = OPENSSL_hexchar2int((unsigned char) s[2 * i]), lo = OPENSSL_hexchar2int((unsigned char) s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char) (hi << 4 | lo);
-    }
-    *outlen = n / 2;
-    return 0;
+    size_t len;
+    return n == 2 * SIG_MAC_BYTES && hex_decode(s, n, out, SIG_MAC_BYTES, &len) == 0 ? 0 : -1;
 }
 
 /* s_b64_decode - strict standard base64 (RFC 4648 alphabet, '=' only as the
@@ -224,7 +202,7 @@ static int s_add_secret(s_set_t *set, sig_scheme_t scheme, const char *tok, size
             return -1;
         }
     } else if (scheme == SIG_ADYEN) {
-        if (s_hex_decode_key(tok, n, s->key, sizeof s->key, &s->len) < 0) {
+        if (hex_decode(tok, n, s->key, sizeof s->key, &s->len) < 0) {
             OPENSSL_cleanse(s, sizeof *s);
             s_fmt(err, errlen, "%s: an Adyen HMAC key must be an even number of hex digits, at most %d", where,
                   2 * SIG_MAX_SECRET_BYTES);

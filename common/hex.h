@@ -1,0 +1,16 @@
+/* hex - hex digits (either case) to bytes, strictly: an even number of
+ * digits and nothing else. Hashes and keys in configuration (approvers'
+ * token_sha256, ingest's token and password hashes, validate's Adyen keys
+ * and Stripe signatures) are read through it, so a mistyped one is refused
+ * rather than loaded as some other value.
+ */
+#ifndef PG_HEX_H
+#define PG_HEX_H
+
+#include <stddef.h>
+
+/* hex_decode - the n characters at s, an even number (2..2*cap) of hex
+ * digits, into out; 0 and *outlen = n / 2, or -1 (out then undefined) */
+int hex_decode(const char *s, size_t n, unsigned char *out, size_t cap, size_t *outlen);
+
+#endif
