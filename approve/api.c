@@ -21,6 +21,7 @@
 #include "runbook.h"
 #include "stage.h"
 #include "utc.h"
+#include "utf8.h"
 
 /* api_audit_refusal - a refused request, on the trail (who, what, why).
  * Only a case approve holds is the record's case key: an id from the
@@ -313,8 +314,8 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
             policy_tier(&a->policy, policy_amount_tier(&a->policy, c->amount, c->currency), &c->route);
         c->route.kind = ROUTE_HUMANS;
         snprintf(c->route.rule, sizeof c->route.rule, "ops_review_retry");
-        snprintf(c->route.reason, sizeof c->route.reason, "%s asked to retry the failed runbook: %s", who->name,
-                 *comment ? comment : "(no comment)");
+        utf8_fmt(c->route.reason, sizeof c->route.reason, "%s asked to retry the failed runbook: %s", who->name,
+                 *comment ? comment : "(no comment)"); /* a long comment is cut, never half a character */
         c->expires_ms = stage_now_ms() + a->expiry_s * 1000;
         event_body_t *b = cases_body(c);
         rc = stage_publish(a->st, "rev", EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);

@@ -15,6 +15,7 @@
 #include "money.h"
 #include "stage.h"
 #include "utc.h"
+#include "utf8.h"
 
 #define CASEIDX_SCHEMA_VERSION 3 /* 3: events keep a summary and the trail position, not their JSON */
 
@@ -510,67 +511,67 @@ void caseidx_summary(const void *event_json, char *out, size_t outlen)
     json_t *hs = json_object_get(b, "http_status");
     json_int_t http = json_is_integer(hs) ? json_integer_value(hs) : 0;
     if (k == EV_RECEIPT) {
-        snprintf(out, outlen, "webhook received on /webhooks/%s from %s", s_jstr(b, "endpoint"), s_jstr(b, "peer"));
+        utf8_fmt(out, outlen, "webhook received on /webhooks/%s from %s", s_jstr(b, "endpoint"), s_jstr(b, "peer"));
     } else if (k == EV_VALIDATED) {
-        snprintf(out, outlen, "validated %s %s: %s; %s", s_jstr(b, "provider"), s_jstr(b, "event_type"),
+        utf8_fmt(out, outlen, "validated %s %s: %s; %s", s_jstr(b, "provider"), s_jstr(b, "event_type"),
                  s_jstr(b, "signature_verdict"), s_jstr(b, "state_verdict"));
     } else if (k == EV_DUPLICATE) {
         json_t *n = json_object_get(b, "times_seen");
-        snprintf(out, outlen, "duplicate of %s (seen %lld times): recorded, not acted on", s_jstr(b, "key"),
+        utf8_fmt(out, outlen, "duplicate of %s (seen %lld times): recorded, not acted on", s_jstr(b, "key"),
                  json_is_integer(n) ? (long long) json_integer_value(n) : 0LL);
     } else if (k == EV_OUT_OF_ORDER) {
-        snprintf(out, outlen, "out of order: %s is older than what was applied; recorded, changes nothing",
+        utf8_fmt(out, outlen, "out of order: %s is older than what was applied; recorded, changes nothing",
                  s_jstr(b, "event_type"));
     } else if (k == EV_REJECTED) {
-        snprintf(out, outlen, "rejected at the %s gate (%s): %s", s_jstr(b, "gate"), s_jstr(b, "code"),
+        utf8_fmt(out, outlen, "rejected at the %s gate (%s): %s", s_jstr(b, "gate"), s_jstr(b, "code"),
                  s_jstr(b, "reason"));
     } else if (k == EV_TRIAGED) {
         json_t *a = json_object_get(b, "advice");
         json_t *c = json_object_get(a, "confidence_permille");
-        snprintf(out, outlen, "AI advice (advisory only, from %s): %s, root cause %s, recommends %s, confidence %lld%%",
+        utf8_fmt(out, outlen, "AI advice (advisory only, from %s): %s, root cause %s, recommends %s, confidence %lld%%",
                  s_jstr(a, "source"), s_jstr(a, "classification"), s_jstr(a, "root_cause"), s_jstr(a, "recommendation"),
                  json_is_integer(c) ? (long long) json_integer_value(c) / 10 : 0LL);
     } else if (k == EV_ROUTED) {
-        snprintf(out, outlen, "routed (%s): %s", *s_jstr(b, "rule") ? s_jstr(b, "rule") : "note",
+        utf8_fmt(out, outlen, "routed (%s): %s", *s_jstr(b, "rule") ? s_jstr(b, "rule") : "note",
                  *s_jstr(b, "reason") ? s_jstr(b, "reason") : s_jstr(b, "note"));
     } else if (k == EV_DECISION) {
-        snprintf(out, outlen, "%s (%s) decided %s%s%s", s_jstr(b, "who"), s_jstr(b, "role"), s_jstr(b, "decision"),
+        utf8_fmt(out, outlen, "%s (%s) decided %s%s%s", s_jstr(b, "who"), s_jstr(b, "role"), s_jstr(b, "decision"),
                  *s_jstr(b, "comment") ? ": " : "", s_jstr(b, "comment"));
     } else if (k == EV_APPROVED || k == EV_DENIED || k == EV_EXPIRED || k == EV_ESCALATED) {
-        snprintf(out, outlen, "%s%s%s", t, *s_jstr(b, "decided_by") ? " by " : "", s_jstr(b, "decided_by"));
+        utf8_fmt(out, outlen, "%s%s%s", t, *s_jstr(b, "decided_by") ? " by " : "", s_jstr(b, "decided_by"));
     } else if (k == EV_STEP) {
         json_t *at = json_object_get(b, "attempts");
         if (*s_jstr(b, "system"))
-            snprintf(out, outlen, "step %s %s: %s %s %s", s_jstr(b, "step"), s_jstr(b, "status"), s_jstr(b, "system"),
+            utf8_fmt(out, outlen, "step %s %s: %s %s %s", s_jstr(b, "step"), s_jstr(b, "status"), s_jstr(b, "system"),
                      s_jstr(b, "method"), s_jstr(b, "path"));
         else
-            snprintf(out, outlen, "step %s %s", s_jstr(b, "step"), s_jstr(b, "status"));
+            utf8_fmt(out, outlen, "step %s %s", s_jstr(b, "step"), s_jstr(b, "status"));
         if (http) {
             size_t used = strlen(out);
-            snprintf(out + used, outlen - used, " -> HTTP %lld after %lld attempt(s)", (long long) http,
+            utf8_fmt(out + used, outlen - used, " -> HTTP %lld after %lld attempt(s)", (long long) http,
                      json_is_integer(at) ? (long long) json_integer_value(at) : 1LL);
         }
         if (*s_jstr(b, "effect")) { /* a ticket step: "found existing ticket PAY-3", "created ticket PAY-4" */
             size_t used = strlen(out);
-            snprintf(out + used, outlen - used, ": %s", s_jstr(b, "effect"));
+            utf8_fmt(out + used, outlen - used, ": %s", s_jstr(b, "effect"));
         }
     } else if (k == EV_RUNBOOK) {
-        snprintf(out, outlen, "runbook started (decision: %s)", s_jstr(b, "decision"));
+        utf8_fmt(out, outlen, "runbook started (decision: %s)", s_jstr(b, "decision"));
     } else if (k == EV_EXECUTED) {
-        snprintf(out, outlen, "runbook finished: %s", s_jstr(b, "outcome"));
+        utf8_fmt(out, outlen, "runbook finished: %s", s_jstr(b, "outcome"));
     } else if (k == EV_REVIEW) {
-        snprintf(out, outlen, "to ops review: step %s failed: %s", s_jstr(b, "failed_step"), s_jstr(b, "error"));
+        utf8_fmt(out, outlen, "to ops review: step %s failed: %s", s_jstr(b, "failed_step"), s_jstr(b, "error"));
     } else if (k == EV_CLOSED) {
-        snprintf(out, outlen, "closed by %s%s%s", s_jstr(b, "who"), *s_jstr(b, "comment") ? ": " : "",
+        utf8_fmt(out, outlen, "closed by %s%s%s", s_jstr(b, "who"), *s_jstr(b, "comment") ? ": " : "",
                  s_jstr(b, "comment"));
     } else if (k == EV_NOTICE) {
-        snprintf(out, outlen, "Teams card queued: %s", s_jstr(b, "title"));
+        utf8_fmt(out, outlen, "Teams card queued: %s", s_jstr(b, "title"));
     } else if (k == EV_ACCESS_DENIED || k == EV_DECISION_REFUSED) {
         json_t *s = json_object_get(b, "status");
-        snprintf(out, outlen, "%s refused (%lld): %s", s_jstr(b, "who"),
+        utf8_fmt(out, outlen, "%s refused (%lld): %s", s_jstr(b, "who"),
                  json_is_integer(s) ? (long long) json_integer_value(s) : 0LL, s_jstr(b, "reason"));
     } else {
-        snprintf(out, outlen, "%s", t);
+        utf8_fmt(out, outlen, "%s", t);
     }
 }
 

@@ -41,6 +41,7 @@
 #include "runbook.h"
 #include "money.h"
 #include "ticket.h"
+#include "utf8.h"
 
 #define RB_ID_MAX 128           /* ids the systems accept (payments, ledger: 128) */
 #define RB_SUMMARY_MAX 160      /* ServiceNow short_description (Jira allows 255) */
@@ -145,40 +146,6 @@ static const char *s_str(const json_t *obj, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* s_utf8_cut - the longest prefix of s (len bytes) of at most max bytes that
- * ends on a character boundary (s is valid UTF-8: jansson gave it to us) */
-static size_t s_utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t n = max;
-    while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
-
-/* s_vfmt - formatted text into dst, cut on a character boundary when it does not fit */
-static void s_vfmt(char *dst, size_t dstlen, const char *fmt, va_list ap)
-{
-    assert(dstlen > 0);
-    char *text = NULL;
-    int n = vasprintf(&text, fmt, ap);
-    assert(n >= 0 && text);
-    size_t keep = s_utf8_cut(text, (size_t) n, dstlen - 1);
-    memcpy(dst, text, keep);
-    dst[keep] = '\0';
-    free(text);
-}
-
-/* s_fmt - snprintf that never leaves half a UTF-8 character (texts become JSON strings) */
-__attribute__((format(printf, 3, 4))) static void s_fmt(char *dst, size_t dstlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    s_vfmt(dst, dstlen, fmt, ap);
-    va_end(ap);
-}
-
 /* s_utf8_char - the length of the valid UTF-8 character at p (as jansson
  * judges: no overlongs, no surrogates, at most U+10FFFF), 0 if invalid */
 static size_t s_utf8_char(const unsigned char *p)
@@ -209,7 +176,7 @@ static void s_clean(char *dst, size_t dstlen, const char *src, size_t max, const
     if (!src)
         src = "";
     if (withhold && strlen(withhold) >= RB_WITHHOLD_MIN && strcasestr(src, withhold)) {
-        s_fmt(dst, dstlen, "%s", "(withheld: it quotes the PSP's failure message)");
+        utf8_fmt(dst, dstlen, "%s", "(withheld: it quotes the PSP's failure message)");
         return;
     }
     size_t len = strlen(src), o = 0;
@@ -230,7 +197,7 @@ static void s_clean(char *dst, size_t dstlen, const char *src, size_t max, const
         }
     }
     line[o] = '\0';
-    size_t keep = o <= max ? o : s_utf8_cut(line, o, max - 3);
+    size_t keep = o <= max ? o : utf8_cut(line, o, max - 3);
     memcpy(dst, line, keep);
     if (keep < o) {
         memcpy(dst + keep, "...", 3);
@@ -304,7 +271,7 @@ __attribute__((format(printf, 2, 3))) static void s_put(rb_buf_t *b, const char 
     va_end(ap);
     assert(n >= 0 && text);
     assert(b->len < b->cap);
-    size_t keep = s_utf8_cut(text, (size_t) n, b->cap - 1 - b->len);
+    size_t keep = utf8_cut(text, (size_t) n, b->cap - 1 - b->len);
     memcpy(b->p + b->len, text, keep);
     b->len += keep;
     b->p[b->len] = '\0';
@@ -319,7 +286,7 @@ __attribute__((format(printf, 2, 3))) static void s_note(rb_plan_t *out, const c
     assert(out->nnotes < RB_MAX_STEPS);
     va_list ap;
     va_start(ap, fmt);
-    s_vfmt(out->notes[out->nnotes], sizeof out->notes[0], fmt, ap);
+    utf8_vfmt(out->notes[out->nnotes], sizeof out->notes[0], fmt, ap);
     va_end(ap);
     out->nnotes++;
 }
@@ -731,8 +698,8 @@ static int s_ticket(rb_ctx_t *c, rb_plan_t *out, int level)
         return -1;
     static const char *const words[] = {"", "Highest", "High", "Medium"};
     c->ticket_level = level;
-    s_fmt(c->done[out->n], sizeof c->done[0], "a %s ticket opened (%s)", words[level],
-          strcmp(c->opts->ticket_system, "servicenow") == 0 ? "ServiceNow" : "Jira");
+    utf8_fmt(c->done[out->n], sizeof c->done[0], "a %s ticket opened (%s)", words[level],
+             strcmp(c->opts->ticket_system, "servicenow") == 0 ? "ServiceNow" : "Jira");
     char lookup[300];
     if (s_ticket_lookup(c->opts, c->case_id, "open_ticket", lookup, c->err, c->errlen) != 0)
         return -1;
@@ -743,7 +710,7 @@ static int s_ticket(rb_ctx_t *c, rb_plan_t *out, int level)
 /* s_notify - plan notify_teams (the base URL is the Workflows URL itself); body at s_finish */
 static void s_notify(rb_ctx_t *c, rb_plan_t *out)
 {
-    s_fmt(c->done[out->n], sizeof c->done[0], "a Teams notice of what was done");
+    utf8_fmt(c->done[out->n], sizeof c->done[0], "a Teams notice of what was done");
     s_add(out, "notify_teams", "notify_teams", "teams", "", NULL);
 }
 
@@ -751,8 +718,8 @@ static void s_notify(rb_ctx_t *c, rb_plan_t *out)
 static void s_ledger(rb_ctx_t *c, rb_plan_t *out, const char *name, const char *type, const char *memo)
 {
     char text[200];
-    s_fmt(text, sizeof text, "payguard case %s: %s", c->case_id, memo);
-    s_fmt(c->done[out->n], sizeof c->done[0], "ledger %s of %s posted for %s", type, c->money, c->ref);
+    utf8_fmt(text, sizeof text, "payguard case %s: %s", c->case_id, memo);
+    utf8_fmt(c->done[out->n], sizeof c->done[0], "ledger %s of %s posted for %s", type, c->money, c->ref);
     s_add(out, name, name, "ledger", "/entries",
           json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "type", type, "ref", c->ref, "amount", c->amount, "currency",
                     c->currency, "case_id", c->case_id, "memo", text));
@@ -782,26 +749,26 @@ static int s_payout_exception(rb_ctx_t *c, rb_plan_t *out)
         return -1;
 
     char why[160], reason[300], path[300];
-    s_fmt(why, sizeof why, "%s %s%s: %s", c->event_type[0] ? c->event_type : "payout event",
-          strcmp(c->internal_status, "paid") == 0 ? "after " : "while internally ",
-          c->internal_status[0] ? c->internal_status : "unknown",
-          c->failure_code[0] ? c->failure_code : "no failure code");
-    s_fmt(c->what, sizeof c->what, "payout %s, %s", c->ref, why);
-    s_fmt(c->summary, sizeof c->summary, "payguard: payout exception %s, %s: %s", c->ref, c->money,
-          c->failure_code[0] ? c->failure_code : "no failure code");
-    s_fmt(c->title, sizeof c->title, "payguard: payout exception handled: %s", c->ref);
+    utf8_fmt(why, sizeof why, "%s %s%s: %s", c->event_type[0] ? c->event_type : "payout event",
+             strcmp(c->internal_status, "paid") == 0 ? "after " : "while internally ",
+             c->internal_status[0] ? c->internal_status : "unknown",
+             c->failure_code[0] ? c->failure_code : "no failure code");
+    utf8_fmt(c->what, sizeof c->what, "payout %s, %s", c->ref, why);
+    utf8_fmt(c->summary, sizeof c->summary, "payguard: payout exception %s, %s: %s", c->ref, c->money,
+             c->failure_code[0] ? c->failure_code : "no failure code");
+    utf8_fmt(c->title, sizeof c->title, "payguard: payout exception handled: %s", c->ref);
 
-    s_fmt(reason, sizeof reason, "%s (payguard case %s)", why, c->case_id);
+    utf8_fmt(reason, sizeof reason, "%s (payguard case %s)", why, c->case_id);
     if (s_id_path(c, path, "/payouts/", c->ref, "/hold", "the payout id") != 0)
         return -1;
-    s_fmt(c->done[out->n], sizeof c->done[0], "payout %s put on hold", c->ref);
+    utf8_fmt(c->done[out->n], sizeof c->done[0], "payout %s put on hold", c->ref);
     s_add(out, "hold_payout", "hold_payout", "payments", path,
           json_pack("{s:s, s:s}", "case_id", c->case_id, "reason", reason));
 
-    s_fmt(reason, sizeof reason, "payout %s to this beneficiary: %s (payguard case %s)", c->ref, why, c->case_id);
+    utf8_fmt(reason, sizeof reason, "payout %s to this beneficiary: %s (payguard case %s)", c->ref, why, c->case_id);
     if (s_id_path(c, path, "/beneficiaries/", c->beneficiary_id, "/hold", "the beneficiary id") != 0)
         return -1;
-    s_fmt(c->done[out->n], sizeof c->done[0], "beneficiary %s put on hold", c->beneficiary_id);
+    utf8_fmt(c->done[out->n], sizeof c->done[0], "beneficiary %s put on hold", c->beneficiary_id);
     s_add(out, "hold_beneficiary", "hold_beneficiary", "payments", path,
           json_pack("{s:s, s:s}", "case_id", c->case_id, "reason", reason));
 
@@ -842,8 +809,8 @@ static int s_refund_post(rb_ctx_t *c, rb_plan_t *out, bool succeeded)
     int have = s_ledger_count(c, type, c->ref);
     if (have < 0)
         return -1;
-    s_fmt(c->title, sizeof c->title, "payguard: ledger corrected: refund %s %s", c->ref,
-          succeeded ? "succeeded" : "failed");
+    utf8_fmt(c->title, sizeof c->title, "payguard: ledger corrected: refund %s %s", c->ref,
+             succeeded ? "succeeded" : "failed");
     if (have > 0)
         s_note(out, "no ledger_%s: the ledger already holds a %s for %s", type, type, c->ref);
     else
@@ -865,17 +832,17 @@ static int s_refund_failed_after_success(rb_ctx_t *c, rb_plan_t *out)
     int reversed = succeeded < 0 ? -1 : s_ledger_count(c, "refund_reversal", c->ref);
     if (reversed < 0)
         return -1;
-    s_fmt(c->what, sizeof c->what, "refund %s: the PSP reports it failed after the ledger recorded it succeeded",
-          c->ref);
-    s_fmt(c->summary, sizeof c->summary, "payguard: refund %s failed after success, %s", c->ref, c->money);
-    s_fmt(c->title, sizeof c->title, "payguard: refund failed after success: %s", c->ref);
+    utf8_fmt(c->what, sizeof c->what, "refund %s: the PSP reports it failed after the ledger recorded it succeeded",
+             c->ref);
+    utf8_fmt(c->summary, sizeof c->summary, "payguard: refund %s failed after success, %s", c->ref, c->money);
+    utf8_fmt(c->title, sizeof c->title, "payguard: refund failed after success: %s", c->ref);
 
     char reason[300];
-    s_fmt(reason, sizeof reason,
-          "the PSP reports refund %s failed after the ledger recorded it succeeded: hold \"refund complete\" "
-          "messages (payguard case %s)",
-          c->ref, c->case_id);
-    s_fmt(c->done[out->n], sizeof c->done[0], "customer \"refund complete\" messages for %s blocked", c->ref);
+    utf8_fmt(reason, sizeof reason,
+             "the PSP reports refund %s failed after the ledger recorded it succeeded: hold \"refund complete\" "
+             "messages (payguard case %s)",
+             c->ref, c->case_id);
+    utf8_fmt(c->done[out->n], sizeof c->done[0], "customer \"refund complete\" messages for %s blocked", c->ref);
     s_add(out, "block_comms", "block_comms", "payments", "/comms/blocks",
           json_pack("{s:s, s:s, s:s}", "ref", c->ref, "case_id", c->case_id, "reason", reason));
     if (s_ticket(c, out, 2) != 0)
@@ -900,10 +867,10 @@ static int s_ops_review(rb_ctx_t *c, rb_plan_t *out)
     const json_t *psp = s_state(c, "psp_state");
     s_word(status, sizeof status, psp ? s_str(psp, "status") : s_str(c->facts, "status"));
     const char *kind = c->kind[0] ? c->kind : "case";
-    s_fmt(c->what, sizeof c->what, "%s %s needs an ops review (the PSP's status: %s)", kind, c->ref,
-          status[0] ? status : "unknown");
-    s_fmt(c->summary, sizeof c->summary, "payguard: ops review of %s %s, %s", kind, c->ref, c->money);
-    s_fmt(c->title, sizeof c->title, "payguard: ops review opened: %s %s", kind, c->ref);
+    utf8_fmt(c->what, sizeof c->what, "%s %s needs an ops review (the PSP's status: %s)", kind, c->ref,
+             status[0] ? status : "unknown");
+    utf8_fmt(c->summary, sizeof c->summary, "payguard: ops review of %s %s, %s", kind, c->ref, c->money);
+    utf8_fmt(c->title, sizeof c->title, "payguard: ops review opened: %s %s", kind, c->ref);
     if (s_ticket(c, out, 3) != 0)
         return -1;
     s_notify(c, out);
@@ -914,7 +881,7 @@ static int s_ops_review(rb_ctx_t *c, rb_plan_t *out)
  * it has one) and the notice of the denial */
 static int s_denied(rb_ctx_t *c, rb_plan_t *out)
 {
-    s_fmt(c->title, sizeof c->title, "payguard: case %s denied; nothing was changed", c->case_id);
+    utf8_fmt(c->title, sizeof c->title, "payguard: case %s denied; nothing was changed", c->case_id);
     json_t *tk = json_object_get(c->body, "ticket_key");
     if (tk) {
         const char *key = json_string_value(tk);
@@ -941,7 +908,7 @@ static int s_denied(rb_ctx_t *c, rb_plan_t *out)
                   c->case_id, denial);
             s_decisions(c, &b);
             s_put(&b, "Case page: %s", c->url);
-            s_fmt(c->done[out->n], sizeof c->done[0], "a comment on ticket %s", key);
+            utf8_fmt(c->done[out->n], sizeof c->done[0], "a comment on ticket %s", key);
             s_add(out, "ticket_comment", "ticket_comment", "jira", path, json_pack("{s:s}", "body", text));
             char lookup[RB_LOOKUP_MAX];
             int lrc = ticket_comments_path(path, lookup, sizeof lookup);
@@ -1136,14 +1103,14 @@ int runbook_failure_plan(const rb_plan_t *plan, size_t failed_step, const char *
     const rb_step_t *f = &plan->steps[failed_step];
 
     char summary[RB_SUMMARY_MAX + 1], description[RB_DESCRIPTION_MAX + 1];
-    s_fmt(summary, sizeof summary, "payguard: step %s failed for case %s", f->name, plan->case_id);
+    utf8_fmt(summary, sizeof summary, "payguard: step %s failed for case %s", f->name, plan->case_id);
     s_failure_description(plan, failed_step, why, url, description, sizeof description);
     s_add(out, "failure_ticket", "open_ticket", s_ticket_system(opts), s_ticket_path(opts),
           s_ticket_body(opts, plan->runbook, "runbook-failure", 1, summary, description, plan->case_id,
                         "failure_ticket"));
 
     char title[200], done[RB_FACT_MAX + 1], notrun[RB_FACT_MAX + 1];
-    s_fmt(title, sizeof title, "payguard: runbook step %s failed for case %s", f->name, plan->case_id);
+    utf8_fmt(title, sizeof title, "payguard: runbook step %s failed for case %s", f->name, plan->case_id);
     rb_buf_t d = {done, sizeof done, 0}, n = {notrun, sizeof notrun, 0};
     done[0] = notrun[0] = '\0';
     for (size_t i = 0; i < failed_step; i++)

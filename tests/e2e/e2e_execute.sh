@@ -13,7 +13,8 @@
 #   7. release_hold_on_failure releases the hold of a failed ledger step;
 #   8. with execute/retention_s, the records of a failed runbook go, and
 #      after a restart the ops-review queue still holds it (review store):
-#      `payguard review` lists it and an approved retry re-runs its plan.
+#      `payguard review` lists it and an approved retry re-runs its plan;
+#   9. a retry comment cut inside a UTF-8 character keeps the retry's reason.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -256,6 +257,21 @@ ok "the ops lead approves the retry" test "$(decide ops_lead payout-P-4)" = 200
 ok "the retry re-ran the failed plan, which only the review store still held" \
     bash -c "for i in \$(seq 1 100); do '$BIN/payguard' journal dump -c '$CFG' execute.0 | grep '\"type\":\"executed\"' | grep -F 'payout-P-4' | grep -q '\"outcome\":\"done\"' && exit 0; sleep 0.2; done; exit 1"
 ok "from its failed step, with the retry's keys" test "$(key_calls ledger payout-P-4:ledger_payout_reversal:retry1 201)" = 1
+
+# ---- 9. a retry comment cut inside a UTF-8 character keeps its reason
+sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'
+fire 5
+ok "P-5's runbook failed: ops review" test "$(executed payout-P-5)" = ops_review
+# the reason is "ops_lead asked to retry the failed runbook: <comment>" (44
+# bytes, then the comment) in 255: the 2-byte characters start at byte 254
+XS=$(printf 'x%.0s' $(seq 1 210))
+LONG="$XS$(printf '\xc3\xa9%.0s' $(seq 1 50))"
+ok "ops_lead asks to retry it with a 310-byte comment" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(tok ops_lead)" \
+        -d "{\"comment\":\"$LONG\"}" "$API/reviews/payout-P-5/retry")" = 200
+ok "the retry's route keeps its reason, cut before the split character" \
+    bash -c "for i in \$(seq 1 50); do '$BIN/payguard' audit export -c '$CFG' --case payout-P-5 2>/dev/null | grep '\"rule\":\"ops_review_retry\"' |
+        grep -q '\"reason\":\"ops_lead asked to retry the failed runbook: $XS\"' && exit 0; sleep 0.2; done; exit 1"
 
 down "$CFG"
 finish

@@ -305,6 +305,25 @@ Test(caseidx, summaries_mark_advice_as_advisory)
     json_decref(e);
 }
 
+Test(caseidx, a_summary_cut_to_fit_stays_valid_utf8)
+{
+    /* a reason longer than the line, a 2-byte character at the cut: the
+     * timeline's JSON cannot carry half of it (jansson refuses the string) */
+    char reason[64];
+    memset(reason, 'x', sizeof reason);
+    memcpy(reason + 6, "\xc3\xa9", 2);
+    reason[sizeof reason - 1] = '\0';
+    json_t *e = json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "rejected", "body", "gate", "http", "code", "c", "reason",
+                          reason);
+    char line[39]; /* 31 bytes of "rejected at the http gate (c): " and 7 of the reason: inside its 2-byte character */
+    caseidx_summary(e, line, sizeof line);
+    json_t *s = json_string(line);
+    cr_assert_not_null(s, "valid UTF-8: %s", line);
+    cr_expect_str_eq(line, "rejected at the http gate (c): xxxxxx");
+    json_decref(s);
+    json_decref(e);
+}
+
 Test(caseidx, a_later_no_op_does_not_hide_an_execution)
 {
     /* the older event was executed first (its newer twin was held up by a
