@@ -86,6 +86,8 @@ static const char s_defaults[] =
     "    adyen_basic_password_sha256 = \"\"    #   the user, and the SHA-256 (hex) of the password, never the password (both or neither)\n"
     "    fetch_token_sha256 = acf8cb4f9ff3b96ba257263cb7e74b548b2f9a592bdb8873e00bb05852ecff9e  # SHA-256 of the Bearer token of\n"
     "                                        # POST /fetched/stripe (payguard catch-up; demo: config/sandbox/fetch.token); \"\": not served\n"
+    "    header_key_file = {data}/ingest.header.key  # key of the hashes that stand for header values not kept (created if\n"
+    "                                        # missing; mode 0600): equal values hash equal, none is stored\n"
     "validate\n"
     "    instances = 1\n"
     "    endpoint = ipc://{run}/validate.{n}.in    # input PULL of instance {n}\n"

@@ -21,3 +21,15 @@ int hex_decode(const char *s, size_t n, unsigned char *out, size_t cap, size_t *
     assert(*outlen <= cap);
     return 0;
 }
+
+/* hex_encode - see hex.h */
+void hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    assert((in || n == 0) && out);
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

@@ -1,6 +1,7 @@
-/* sealkey - the group's seal key file (see sealkey.h) */
+/* sealkey - the group's key files (see sealkey.h) */
 #include "sealkey.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -9,17 +10,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hex.h"
+
+_Static_assert(SEALKEY_BYTES == EVENT_SEAL_KEY_BYTES, "the seal key is a key file's size");
+
 /* s_create - a new key file at path unless one exists (link: no race) */
-static int s_create(const char *path, char *err, size_t errlen)
+static int s_create(const char *path, const char *what, char *err, size_t errlen)
 {
-    unsigned char raw[EVENT_SEAL_KEY_BYTES];
-    char text[2 * EVENT_SEAL_KEY_BYTES + 2], tmp[CONFIG_PATH_MAX + 64];
+    unsigned char raw[SEALKEY_BYTES];
+    char text[2 * SEALKEY_BYTES + 2], tmp[CONFIG_PATH_MAX + 64];
     if (RAND_bytes(raw, sizeof raw) != 1) {
-        snprintf(err, errlen, "no random bytes for a seal key");
+        snprintf(err, errlen, "no random bytes for a %s", what);
         return -1;
     }
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(text + 2 * i, 3, "%02x", raw[i]);
+    hex_encode(raw, sizeof raw, text);
     text[2 * sizeof raw] = '\n';
     snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int) getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -28,33 +32,37 @@ static int s_create(const char *path, char *err, size_t errlen)
         close(fd);
     ok = ok && (link(tmp, path) == 0 || errno == EEXIST);
     if (!ok)
-        snprintf(err, errlen, "cannot create the seal key %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot create the %s %s: %s", what, path, strerror(errno));
     unlink(tmp);
     return ok ? 0 : -1;
+}
+
+/* sealkey_file - see sealkey.h */
+int sealkey_file(const char *path, const char *what, unsigned char key[SEALKEY_BYTES], char *err, size_t errlen)
+{
+    assert(path && what && key && err);
+    int rc = access(path, F_OK) == 0 ? 0 : s_create(path, what, err, errlen);
+    FILE *f = rc == 0 ? fopen(path, "r") : NULL;
+    char text[2 * SEALKEY_BYTES + 2] = "";
+    if (rc == 0 && (!f || !fgets(text, sizeof text, f) || strlen(text) < 2 * SEALKEY_BYTES)) {
+        snprintf(err, errlen, "%s %s: want 64 hex digits (%s)", what, path, f ? "too short" : strerror(errno));
+        rc = -1;
+    }
+    size_t n = 0;
+    if (rc == 0 && (hex_decode(text, 2 * SEALKEY_BYTES, key, SEALKEY_BYTES, &n) != 0 || n != SEALKEY_BYTES)) {
+        snprintf(err, errlen, "%s %s: want 64 hex digits", what, path);
+        rc = -1;
+    }
+    if (f)
+        fclose(f);
+    return rc;
 }
 
 /* sealkey_load - see sealkey.h */
 int sealkey_load(const config_t *config, unsigned char key[EVENT_SEAL_KEY_BYTES], char *err, size_t errlen)
 {
     char *path = config_expand(config, config_get(config, "payguard/seal_key_file"), "payguard", 0);
-    int rc = access(path, F_OK) == 0 ? 0 : s_create(path, err, errlen);
-    FILE *f = rc == 0 ? fopen(path, "r") : NULL;
-    char text[2 * EVENT_SEAL_KEY_BYTES + 2] = "";
-    if (rc == 0 && (!f || !fgets(text, sizeof text, f) || strlen(text) < 2 * EVENT_SEAL_KEY_BYTES)) {
-        snprintf(err, errlen, "seal key %s: want 64 hex digits (%s)", path, f ? "too short" : strerror(errno));
-        rc = -1;
-    }
-    for (int i = 0; rc == 0 && i < EVENT_SEAL_KEY_BYTES; i++) {
-        unsigned v;
-        if (sscanf(text + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", text[2 * i]) ||
-            !strchr("0123456789abcdefABCDEF", text[2 * i + 1])) {
-            snprintf(err, errlen, "seal key %s: want 64 hex digits", path);
-            rc = -1;
-        }
-        key[i] = (unsigned char) v;
-    }
-    if (f)
-        fclose(f);
+    int rc = sealkey_file(path, "seal key", key, err, errlen);
     free(path);
     return rc;
 }

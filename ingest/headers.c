@@ -1,7 +1,11 @@
 /* headers - judge and merge a request's header fields (see headers.h) */
 #include "headers.h"
+#include "hex.h"
 
 #include <assert.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -103,19 +107,100 @@ size_t headers_distinct(const headers_t *self)
     return n;
 }
 
-/* headers_is_credential - see headers.h */
-bool headers_is_credential(const char *name, size_t len)
+/* s_listed - is name (lower-case, len bytes) one of list? */
+static bool s_listed(const char *name, size_t len, const char *const *list, size_t n)
 {
-    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"};
-    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++)
-        if (len == strlen(secret[i]) && memcmp(name, secret[i], len) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (len == strlen(list[i]) && memcmp(name, list[i], len) == 0)
             return true;
     return false;
 }
 
-/* s_pack_merged - field i's lower-case name and the values of every field
- * of that name from i on, in the order received, joined with ", " */
-static void s_pack_merged(const headers_t *self, size_t i, msgpack_packer *pk)
+/* headers_is_credential - see headers.h */
+bool headers_is_credential(const char *name, size_t len)
+{
+    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"};
+    return s_listed(name, len, secret, sizeof secret / sizeof secret[0]);
+}
+
+/* headers_is_kept - see headers.h: HTTP's own framing and negotiation,
+ * what proxies add, trace ids, and what validate reads to check a
+ * signature and a source (signatures are MACs of the body, not secrets) */
+bool headers_is_kept(const char *name, size_t len)
+{
+    static const char *const kept[] = {"host",
+                                       "content-type",
+                                       "content-length",
+                                       "content-encoding",
+                                       "transfer-encoding",
+                                       "expect",
+                                       "connection",
+                                       "te",
+                                       "accept",
+                                       "accept-encoding",
+                                       "accept-charset",
+                                       "accept-language",
+                                       "user-agent",
+                                       "date",
+                                       "cache-control",
+                                       "pragma",
+                                       "via",
+                                       "forwarded",
+                                       "x-forwarded-for",
+                                       "x-forwarded-proto",
+                                       "x-forwarded-host",
+                                       "x-forwarded-port",
+                                       "x-real-ip",
+                                       "traceparent",
+                                       "tracestate",
+                                       "x-request-id",
+                                       "stripe-signature",
+                                       "webhook-id",
+                                       "webhook-timestamp",
+                                       "webhook-signature"};
+    return s_listed(name, len, kept, sizeof kept / sizeof kept[0]);
+}
+
+/* headers_hash - see headers.h */
+void headers_hash(const unsigned char key[HEADERS_KEY_BYTES], const char *value, size_t len, char out[HEADERS_HASH_MAX])
+{
+    assert(key && out && (value || len == 0));
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned maclen = 0;
+    unsigned char *ok =
+        HMAC(EVP_sha256(), key, HEADERS_KEY_BYTES, (const unsigned char *) (value ? value : ""), len, mac, &maclen);
+    assert(ok && maclen >= HEADERS_HASH_HEX / 2);
+    size_t o = strlen(HEADERS_HASH_PREFIX);
+    memcpy(out, HEADERS_HASH_PREFIX, o);
+    hex_encode(mac, HEADERS_HASH_HEX / 2, out + o);
+    assert(o + HEADERS_HASH_HEX < HEADERS_HASH_MAX);
+}
+
+/* s_merged - the values of every field named as field i from i on, in the
+ * order received, joined with ", " into out (at most HEADERS_MERGED_MAX
+ * bytes: the fields' bytes are bounded); the length */
+static size_t s_merged(const headers_t *self, size_t i, char *out)
+{
+    const header_field_t *f = &self->field[i];
+    size_t n = 0;
+    for (size_t j = i; j < self->count; j++) {
+        const header_field_t *g = &self->field[j];
+        if (g->name_len != f->name_len || strncasecmp(g->name, f->name, f->name_len) != 0)
+            continue;
+        assert(n + 2 + g->value_len <= HEADERS_MERGED_MAX);
+        if (j != i) {
+            memcpy(out + n, ", ", 2);
+            n += 2;
+        }
+        memcpy(out + n, g->value, g->value_len);
+        n += g->value_len;
+    }
+    return n;
+}
+
+/* s_pack_merged - field i's lower-case name and its merged value: as sent
+ * for a kept header, "[redacted]" for a credential, else its keyed hash */
+static void s_pack_merged(const headers_t *self, size_t i, const unsigned char *key, msgpack_packer *pk)
 {
     const header_field_t *f = &self->field[i];
     char lower[HEADERS_MAX_NAME];
@@ -127,32 +212,26 @@ static void s_pack_merged(const headers_t *self, size_t i, msgpack_packer *pk)
         msgpack_pack_str_with_body(pk, HEADERS_REDACTED, strlen(HEADERS_REDACTED));
         return;
     }
-    size_t total = 0, parts = 0;
-    for (size_t j = i; j < self->count; j++)
-        if (self->field[j].name_len == f->name_len && strncasecmp(self->field[j].name, f->name, f->name_len) == 0) {
-            total += self->field[j].value_len;
-            parts++;
-        }
-    assert(parts >= 1);
-    msgpack_pack_str(pk, total + 2 * (parts - 1));
-    size_t done = 0;
-    for (size_t j = i; j < self->count; j++) {
-        const header_field_t *g = &self->field[j];
-        if (g->name_len != f->name_len || strncasecmp(g->name, f->name, f->name_len) != 0)
-            continue;
-        if (done++)
-            msgpack_pack_str_body(pk, ", ", 2);
-        msgpack_pack_str_body(pk, g->value, g->value_len);
+    char *merged = malloc(HEADERS_MERGED_MAX);
+    assert(merged);
+    size_t n = s_merged(self, i, merged);
+    if (headers_is_kept(lower, f->name_len)) {
+        msgpack_pack_str_with_body(pk, merged, n);
+    } else { /* nobody vouched for it: it may be a credential under another name */
+        char hash[HEADERS_HASH_MAX];
+        headers_hash(key, merged, n, hash);
+        msgpack_pack_str_with_body(pk, hash, strlen(hash));
     }
+    free(merged);
 }
 
 /* headers_pack - see headers.h */
-void headers_pack(const headers_t *self, msgpack_packer *pk)
+void headers_pack(const headers_t *self, const unsigned char key[HEADERS_KEY_BYTES], msgpack_packer *pk)
 {
     const char *why;
-    assert(headers_verdict(self, &why) == 0);
+    assert(key && headers_verdict(self, &why) == 0);
     msgpack_pack_map(pk, headers_distinct(self));
     for (size_t i = 0; i < self->count; i++)
         if (s_first_of(self, i))
-            s_pack_merged(self, i, pk);
+            s_pack_merged(self, i, key, pk);
 }

@@ -14,8 +14,17 @@
  * bound is refused whole with 431 (headers_verdict says which); it is never
  * recorded with some of its fields left out.
  *
- * Values of credential headers (Authorization, Proxy-Authorization, Cookie,
- * X-Api-Key, X-Auth-Token) are recorded as "[redacted]".
+ * Values: a receipt keeps the value of a header only when its name is on
+ * a fixed list of harmless ones (headers_is_kept: HTTP's framing and
+ * negotiation, what proxies add, trace ids, and the signature and source
+ * headers validate checks: Stripe-Signature, webhook-id/-timestamp/
+ * -signature, X-Forwarded-For; a signature is a MAC of the body, not a
+ * secret). Credential headers (Authorization, Proxy-Authorization, Cookie,
+ * X-Api-Key, X-Auth-Token) are recorded as "[redacted]". Every other value
+ * (X-Access-Token, Api-Key, anything a relay adds) is recorded only as
+ * "hmac-sha256:<16 hex digits>", the first 8 bytes of its HMAC-SHA256
+ * under ingest's header key (ingest/header_key_file): equal values hash
+ * equal, so they can be correlated on the trail, and none is stored.
  *
  * Not thread-safe; one headers_t per request. The caller keeps the names
  * and values it added alive until headers_pack (libmicrohttpd keeps them
@@ -32,6 +41,11 @@
 #define HEADERS_MAX_BYTES 8192
 #define HEADERS_MAX_NAME 128 /* = EVENT_KEY_MAX: a name is a receipt map key */
 #define HEADERS_REDACTED "[redacted]"
+#define HEADERS_KEY_BYTES 32 /* ingest's header key (sealkey.h's key files) */
+#define HEADERS_HASH_PREFIX "hmac-sha256:"
+#define HEADERS_HASH_HEX 16                                              /* hex digits of the HMAC kept */
+#define HEADERS_HASH_MAX (sizeof HEADERS_HASH_PREFIX + HEADERS_HASH_HEX) /* with the NUL */
+#define HEADERS_MERGED_MAX (HEADERS_MAX_BYTES + 2 * HEADERS_MAX_FIELDS)  /* one name's values, joined */
 
 typedef struct {
     const char *name;
@@ -61,10 +75,17 @@ void headers_add(headers_t *self, const char *name, const char *value);
 unsigned headers_verdict(const headers_t *self, const char **why);
 /* headers_distinct - how many distinct names (the receipt map's size) */
 size_t headers_distinct(const headers_t *self);
-/* headers_pack - the merged map {lower-case name: values joined ", "};
- * only when headers_verdict is 0 */
-void headers_pack(const headers_t *self, msgpack_packer *pk);
+/* headers_pack - the merged map {lower-case name: values joined ", "},
+ * each value as sent only for a kept name, "[redacted]" for a credential,
+ * else its headers_hash under key; only when headers_verdict is 0 */
+void headers_pack(const headers_t *self, const unsigned char key[HEADERS_KEY_BYTES], msgpack_packer *pk);
 /* headers_is_credential - a lower-case name whose value is redacted */
 bool headers_is_credential(const char *name, size_t len);
+/* headers_is_kept - a lower-case name whose value is recorded as sent */
+bool headers_is_kept(const char *name, size_t len);
+/* headers_hash - "hmac-sha256:" and the first HEADERS_HASH_HEX hex digits
+ * of the HMAC-SHA256 of value (len bytes) under key */
+void headers_hash(const unsigned char key[HEADERS_KEY_BYTES], const char *value, size_t len,
+                  char out[HEADERS_HASH_MAX]);
 
 #endif

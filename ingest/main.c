@@ -19,8 +19,8 @@
  *	Each accepted POST becomes one "receipt" event: the raw body (bytes as
  *	received), every request header field (names lower-cased; a field sent
  *	several times merged into one, values joined with ", " in the order
- *	received, RFC 9110 §5.3), the peer address, the endpoint and the
- *	receive time. A request is recorded whole or refused: never with some
+ *	received, RFC 9110 §5.3; a value kept, redacted or hashed: SECURITY),
+ *	the peer address, the endpoint and the receive time. A request is recorded whole or refused: never with some
  *	of its fields left out. The receipt is appended to the journal and the request is
  *	suspended; the stage loop fdatasyncs once for every receipt appended
  *	since its last sync (group commit), then resumes each request with
@@ -75,17 +75,25 @@
  *	SIGTERM: stop accepting connections, answer the requests in flight,
  *	wait up to payguard/drain_ms for validate and audit to acknowledge.
  * SECURITY
- *	Holds no secrets. Headers are recorded as received (signatures are
- *	not secrets), except the values of credential headers (Authorization,
- *	Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token), recorded as
- *	"[redacted]". Bodies are bounded before they are buffered. For
+ *	Holds one secret of its own: the header key (ingest/header_key_file,
+ *	32 random bytes made at first start, mode 0600). A receipt keeps a
+ *	header's value only for a fixed list of harmless names (HTTP's
+ *	framing, what proxies add, trace ids, and the signature and source
+ *	headers validate checks; signatures are MACs of the body, not
+ *	secrets: ingest/headers.c, headers_is_kept); credential headers
+ *	(Authorization, Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token)
+ *	are recorded as "[redacted]", and every other value (X-Access-Token,
+ *	Api-Key, ...) only as "hmac-sha256:<16 hex>" under the header key, so
+ *	equal values can be correlated on the trail and none is stored.
+ *	Bodies are bounded before they are buffered. For
  *	/fetched/stripe only the token's SHA-256 is configured (the sandbox
  *	demo token's is warned about at start).
  * CONFIGURATION
  *	ingest/http_bind, http_port, http_threads, max_body_bytes,
  *	retry_after_s, rate_per_s, rate_burst, reject_budget,
  *	reject_budget_bytes, reject_window_s, retention_s,
- *	adyen_basic_user, adyen_basic_password_sha256, fetch_token_sha256;
+ *	adyen_basic_user, adyen_basic_password_sha256, fetch_token_sha256,
+ *	header_key_file;
  *	payguard/...
  *	(journal, delivery).
  * RETENTION
@@ -122,6 +130,7 @@
 #include "httpd.h"
 #include "listenfd.h"
 #include "log.h"
+#include "sealkey.h"
 #include "stage.h"
 
 #define INGEST_DRAIN_MAX (64L << 20) /* bytes of an oversized body read to answer 413 */
@@ -150,9 +159,10 @@ typedef struct {
     pthread_mutex_t rate_mu;
     bucket_t *buckets; /* INGEST_RATE_SLOTS, open addressing */
     _Atomic unsigned long long c_accepted, c_503;
-    int64_t last_gauge_ms; /* loop thread */
-    httpauth_t adyen_auth; /* basic auth of /webhooks/adyen (enabled: configured) */
-    bearer_t fetch;        /* POST /fetched/stripe's token hash (bearer.h) */
+    int64_t last_gauge_ms;                       /* loop thread */
+    httpauth_t adyen_auth;                       /* basic auth of /webhooks/adyen (enabled: configured) */
+    bearer_t fetch;                              /* POST /fetched/stripe's token hash (bearer.h) */
+    unsigned char header_key[HEADERS_KEY_BYTES]; /* the key of the hashes of header values not kept (headers.h) */
 } ingest_t;
 
 /* refusal - why a request is refused before anything is recorded */
@@ -368,7 +378,7 @@ static int s_record(ingest_t *ing, request_t *req)
     msgpack_sbuffer_init(&hb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &hb, msgpack_sbuffer_write);
-    headers_pack(&req->headers, &pk); /* judged whole when the request began */
+    headers_pack(&req->headers, ing->header_key, &pk); /* judged whole when the request began */
 
     event_body_t *body = event_body_new();
     event_body_str(body, EK_ENDPOINT, req->endpoint);
@@ -679,6 +689,13 @@ static int s_init(stage_t *st, void *arg)
     }
     if (bearer_is_demo(config_get(c, "ingest/fetch_token_sha256")))
         log_warn("ingest/fetch_token_sha256 is the sandbox demo token's (config/sandbox/fetch.token): set your own");
+    char *key_path = config_expand(c, config_get(c, "ingest/header_key_file"), "ingest", stage_index(st));
+    int krc = sealkey_file(key_path, "header key (ingest/header_key_file)", ing->header_key, err, sizeof err);
+    free(key_path);
+    if (krc != 0) {
+        log_error("%s", err);
+        return -1;
+    }
     pthread_mutex_init(&ing->rate_mu, NULL);
     ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
     assert(ing->buckets);

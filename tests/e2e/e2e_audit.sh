@@ -7,7 +7,8 @@
 #      an access_denied record on the trail; a rejected webhook is a case too;
 #   3. `payguard audit verify` passes on the live trail and after a stop (the
 #      stop seals the head); export as JSON lines, by case and since a time;
-#      a credential header posted with a webhook never reaches the trail;
+#      a credential header posted with a webhook never reaches the trail,
+#      and headers on no list (X-Access-Token, Api-Key) only as keyed hashes;
 #   4. GET /metrics on every served port carries the group's numbers;
 #   5. the case index deleted and rebuilt from the trail answers the same;
 #   6. tampering with a copy of the trail: a flipped byte and a tail cut
@@ -62,6 +63,9 @@ done
 ok "12 deliveries of one event: 12 receipts (202)" test "$n" = 12
 # a webhook carrying a credential header (a misconfigured PSP relay)
 send_stripe "$(stripe_payout_body evt_cred_2 P-2 1002 usd)" "$E2E_SECRET" "$t" -H 'Authorization: Bearer sk_live_do_not_store' >/dev/null
+# credential-like headers on no list: only their keyed hashes are kept (#21)
+send_stripe "$(stripe_payout_body evt_cred_3 P-3 1003 usd)" "$E2E_SECRET" "$t" -H 'X-Access-Token: s3cr3t' -H 'Api-Key: k3y' >/dev/null
+send_stripe "$(stripe_payout_body evt_cred_0 P-0 1000 usd)" "$E2E_SECRET" "$t" -H 'X-Access-Token: s3cr3t' -H 'Api-Key: other' >/dev/null
 send_stripe "$(stripe_payout_body evt_unknown_1 P-UNKNOWN 5000 usd)" "$E2E_SECRET" >/dev/null
 ok "the storm's case awaits its approver" wait_state payout-P-1 awaiting_approval
 ok "the ops lead approves it" test "$(code -X POST -H "Authorization: Bearer $(tok ops_lead)" -d '{"decision":"approve","comment":"storm"}' "$API/approvals/payout-P-1/decisions")" = 200
@@ -115,6 +119,18 @@ ok "decisions name the person" grep -q '"what":"decision approve","who":"person:
 ok "receipts carry the payload's SHA-256" test "$(grep '"what":"receipt"' "$WORK/all.jsonl" | grep -c '"payload_sha256":"[0-9a-f]\{64\}"')" -ge 14
 ok "a rejected webhook is a failure on the trail" grep -q '"outcome":"failure".*"what":"rejected"' "$WORK/all.jsonl"
 ok "the credential header never reached the trail" bash -c "! grep -q sk_live_do_not_store '$WORK/all.jsonl' && grep -q '\"authorization\":\"\[redacted\]\"' '$WORK/all.jsonl'"
+for j in "$D"/data/*.[0-9]*; do "$PG" journal dump -c "$CFG" "$(basename "$j")"; done >"$WORK/journals.jsonl" 2>/dev/null
+ok "X-Access-Token and Api-Key values are in no trail record, journal, store or log" \
+    bash -c "! grep -qw 's3cr3t\|k3y' '$WORK/all.jsonl' '$WORK/journals.jsonl' && ! grep -rqa s3cr3t '$D/data' '$D/run'"
+# hashes EVT HEADER - the value ingest's receipt of that event recorded for the header
+hashes() { grep '"type":"receipt"' "$WORK/journals.jsonl" | grep -F "$1" | head -1 | grep -o "\"$2\":\"[^\"]*\"" | cut -d'"' -f4; }
+ok "...but as keyed hashes: equal values hash equal, others differ" \
+    bash -c "[[ '$(hashes evt_cred_3 x-access-token)' =~ ^hmac-sha256:[0-9a-f]{16}\$ ]] &&
+             test '$(hashes evt_cred_3 x-access-token)' = '$(hashes evt_cred_0 x-access-token)' &&
+             test -n '$(hashes evt_cred_0 api-key)' && test '$(hashes evt_cred_3 api-key)' != '$(hashes evt_cred_0 api-key)' &&
+             test \$(grep -o '\"x-access-token\":\"hmac-sha256:' '$WORK/all.jsonl' | wc -l) -ge 2"
+ok "...and the webhooks they came with were verified by validate" wait_state payout-P-3 awaiting_approval
+ok "ingest's header key was made at first start, readable by its owner only" test "$(stat -c %a "$D/data/ingest.header.key")" = 600
 "$PG" audit export --case payout-P-1 -c "$CFG" >"$WORK/p1.jsonl" 2>/dev/null
 ok "export --case: the case's records, its 12 receipts included" test "$(grep -c '"what":"receipt"' "$WORK/p1.jsonl")" = 12
 ok "export --case: nothing of other cases" bash -c "! grep -q 'payout-P-2\|payout-P-UNKNOWN' '$WORK/p1.jsonl'"

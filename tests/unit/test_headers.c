@@ -1,6 +1,7 @@
 /* test_headers - a webhook request's header fields: bounds judged on what
  * was received, repeated fields merged as RFC 9110 §5.3 says, credentials
- * redacted, framing that cannot be trusted refused */
+ * redacted, values not on the allowlist kept only as a keyed hash, framing
+ * that cannot be trusted refused */
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -8,19 +9,28 @@
 
 #include "../../ingest/headers.h"
 
-/* s_packed - headers_pack into a fresh unpacked map */
-static msgpack_object s_packed(const headers_t *h, msgpack_sbuffer *sb, msgpack_unpacked *up)
+static const unsigned char s_key[HEADERS_KEY_BYTES] = "an install's header key, 32 B..";
+
+/* s_packed_with - headers_pack under key into a fresh unpacked map */
+static msgpack_object s_packed_with(const headers_t *h, const unsigned char *key, msgpack_sbuffer *sb,
+                                    msgpack_unpacked *up)
 {
     msgpack_sbuffer_init(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    headers_pack(h, &pk);
+    headers_pack(h, key, &pk);
     msgpack_unpacked_init(up);
     size_t off = 0;
     cr_assert_eq(msgpack_unpack_next(up, sb->data, sb->size, &off), MSGPACK_UNPACK_SUCCESS);
     cr_assert_eq(off, sb->size, "one map, nothing after it");
     cr_assert_eq(up->data.type, MSGPACK_OBJECT_MAP);
     return up->data;
+}
+
+/* s_packed - headers_pack under s_key */
+static msgpack_object s_packed(const headers_t *h, msgpack_sbuffer *sb, msgpack_unpacked *up)
+{
+    return s_packed_with(h, s_key, sb, up);
 }
 
 /* s_value - the packed value of name ("" terminated copy), NULL if absent */
@@ -70,16 +80,16 @@ Test(headers, empty_values_keep_their_place)
 {
     headers_t h;
     headers_init(&h);
-    headers_add(&h, "X-Trace", "");
-    headers_add(&h, "X-Trace", "b");
-    headers_add(&h, "X-Empty", NULL);
+    headers_add(&h, "Via", "");
+    headers_add(&h, "Via", "b");
+    headers_add(&h, "Accept", NULL);
     const char *why;
     cr_assert_eq(headers_verdict(&h, &why), 0);
     msgpack_sbuffer sb;
     msgpack_unpacked up;
     msgpack_object m = s_packed(&h, &sb, &up);
-    cr_expect_str_eq(s_value(m, "x-trace"), ", b");
-    cr_expect_str_eq(s_value(m, "x-empty"), "");
+    cr_expect_str_eq(s_value(m, "via"), ", b");
+    cr_expect_str_eq(s_value(m, "accept"), "");
     msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -104,6 +114,59 @@ Test(headers, credentials_are_redacted_once_whatever_the_case)
     cr_expect_null(memmem(sb.data, sb.size, "a=1", 3));
     msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
+}
+
+/* s_two - a request with X-Access-Token and Api-Key, packed under key */
+static msgpack_object s_two(headers_t *h, const unsigned char *key, const char *token, const char *api_key,
+                            msgpack_sbuffer *sb, msgpack_unpacked *up)
+{
+    headers_init(h);
+    headers_add(h, "Host", "payguard.example");
+    headers_add(h, "X-Access-Token", token);
+    headers_add(h, "Api-Key", api_key);
+    headers_add(h, "Stripe-Signature", "t=1,v1=abc");
+    const char *why;
+    cr_assert_eq(headers_verdict(h, &why), 0);
+    return s_packed_with(h, key, sb, up);
+}
+
+Test(headers, values_not_on_the_allowlist_are_stored_only_as_a_keyed_hash)
+{
+    headers_t h;
+    msgpack_sbuffer sb[3];
+    msgpack_unpacked up[3];
+    msgpack_object a = s_two(&h, s_key, "s3cr3t", "k3y", &sb[0], &up[0]);
+    cr_expect_null(memmem(sb[0].data, sb[0].size, "s3cr3t", 6), "the token never reaches the receipt");
+    cr_expect_null(memmem(sb[0].data, sb[0].size, "k3y", 3), "nor the key");
+    /* HMAC-SHA256(s_key, "s3cr3t") = 267b156c93931b8d... (openssl dgst -sha256 -mac HMAC) */
+    char token_hash[HEADERS_HASH_MAX], key_hash[HEADERS_HASH_MAX];
+    snprintf(token_hash, sizeof token_hash, "%s", s_value(a, "x-access-token"));
+    snprintf(key_hash, sizeof key_hash, "%s", s_value(a, "api-key"));
+    cr_expect_str_eq(token_hash, "hmac-sha256:267b156c93931b8d");
+    cr_expect_str_eq(s_value(a, "host"), "payguard.example", "a harmless header is kept as sent");
+    cr_expect_str_eq(s_value(a, "stripe-signature"), "t=1,v1=abc", "validate checks it: kept as sent");
+    msgpack_object b = s_two(&h, s_key, "s3cr3t", "another", &sb[1], &up[1]);
+    cr_expect_str_eq(s_value(b, "x-access-token"), token_hash, "equal values hash equal");
+    cr_expect_str_neq(s_value(b, "api-key"), key_hash, "different values differ");
+    static const unsigned char other[HEADERS_KEY_BYTES] = "another install's key, 32 bytes";
+    msgpack_object c = s_two(&h, other, "s3cr3t", "k3y", &sb[2], &up[2]);
+    cr_expect_str_neq(s_value(c, "x-access-token"), token_hash, "the hash is keyed: another key, another hash");
+    for (int i = 0; i < 3; i++) {
+        msgpack_unpacked_destroy(&up[i]);
+        msgpack_sbuffer_destroy(&sb[i]);
+    }
+}
+
+Test(headers, what_validate_reads_is_kept)
+{
+    const char *kept[] = {
+        "stripe-signature", "webhook-id", "webhook-timestamp", "webhook-signature", "x-forwarded-for", "via", "host",
+        "content-type",     "user-agent", "traceparent"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        cr_expect(headers_is_kept(kept[i], strlen(kept[i])), "%s", kept[i]);
+    const char *hashed[] = {"x-access-token", "api-key", "x-secret", "x-amz-security-token", "authorization"};
+    for (size_t i = 0; i < sizeof hashed / sizeof hashed[0]; i++)
+        cr_expect(!headers_is_kept(hashed[i], strlen(hashed[i])), "%s", hashed[i]);
 }
 
 /* s_fields - n fields named x-h<i> with one-byte values */

@@ -25,3 +25,17 @@ Test(hex, anything_else_is_refused)
     cr_expect_eq(hex_decode("0011223344", 10, out, sizeof out, &n), -1, "more bytes than out holds");
     cr_expect_eq(hex_decode(NULL, 2, out, sizeof out, &n), -1);
 }
+
+Test(hex, bytes_to_lower_case_digits_and_back)
+{
+    const unsigned char in[] = {0x00, 0x0a, 0xff, 0x10};
+    char text[2 * sizeof in + 1];
+    hex_encode(in, sizeof in, text);
+    cr_expect_str_eq(text, "000aff10");
+    unsigned char back[4];
+    size_t n = 0;
+    cr_assert_eq(hex_decode(text, strlen(text), back, sizeof back, &n), 0);
+    cr_expect_eq(memcmp(back, in, sizeof in), 0);
+    hex_encode(in, 0, text);
+    cr_expect_str_eq(text, "");
+}
