@@ -176,6 +176,8 @@ static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, c
     event_body_str(b, EK_DECISION, decision);
     event_body_str(b, EK_COMMENT, comment);
     event_body_str(b, "client_ip", peer);
+    if (req->via[0]) /* the console it came through */
+        event_body_str(b, "via", req->via);
     event_body_str(b, EK_STATE, approval_state_name(c->state));
     char id[EVENT_ID_MAX + 1];
     /* the answer waits for the decision itself: once it is on disk it is
@@ -303,6 +305,8 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
         event_body_str(b, EK_WHO, who->name);
         event_body_str(b, EK_COMMENT, comment);
         event_body_str(b, "client_ip", peer);
+        if (req->via[0])
+            event_body_str(b, "via", req->via);
         rc = stage_publish(a->st, "rev", EV_CLOSED, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
         event_body_destroy(&b);
     } else {
@@ -351,7 +355,8 @@ static enum MHD_Result s_case_route(approve_t *a, request_t *req, bool via_peer,
         case_id[n] = '\0';
         int owner = via_peer ? stage_index(a->st) : peers_owner(a, case_id);
         if (owner != stage_index(a->st) && (!slash || strcmp(slash, "/decisions") == 0))
-            return peers_forward(a, conn, owner, method, "/approvals/", case_id, slash ? slash : "", req->body, peer);
+            return peers_forward(a, conn, owner, method, "/approvals/", case_id, slash ? slash : "", req->body, peer,
+                                 req->via);
         if (slash && strcmp(slash, "/decisions") == 0) {
             if (strcmp(method, "POST") != 0)
                 return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a decision");
@@ -378,7 +383,7 @@ static enum MHD_Result s_case_route(approve_t *a, request_t *req, bool via_peer,
             snprintf(what, sizeof what, "%s", slash + 1);
             int owner = via_peer ? stage_index(a->st) : peers_owner(a, case_id);
             if (owner != stage_index(a->st))
-                return peers_forward(a, conn, owner, method, "/reviews/", case_id, slash, req->body, peer);
+                return peers_forward(a, conn, owner, method, "/reviews/", case_id, slash, req->body, peer, req->via);
             req->answered = false; /* answered once durable */
             return s_review(a, req, who, case_id, what, peer);
         }
@@ -423,12 +428,8 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
         return httpd_reply(conn, req->status, json_pack("{s:s, s:s}", "case_id", req->case_id, "state", req->state));
     }
     req->answered = true;
-    char peer[64];
-    const char *fwd = via_peer ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Payguard-Client") : NULL;
-    if (fwd)
-        snprintf(peer, sizeof peer, "%s", fwd);
-    else
-        httpd_peer(conn, peer, sizeof peer);
+    char peer[RELAY_ADDR_MAX]; /* the person's address; the console's, if they came through it, in req->via */
+    peers_client(a, conn, via_peer, peer, req->via);
     if (req->body)
         req->body[req->len] = '\0';
     const person_t *who =

@@ -28,6 +28,7 @@
 #include "event.h"
 #include "people.h"
 #include "policy.h"
+#include "relay.h"
 #include "runbook.h"
 #include "stage.h"
 
@@ -131,7 +132,9 @@ typedef struct {
     int64_t next_scan_ms;          /* expiry is looked for a few times a second, not every turn */
     struct MHD_Daemon *peer_httpd; /* with instances > 1: requests the other instances pass on (peers.c) */
     char peer_bind[64];
-    long peer_port; /* instance n listens on peer_port + n */
+    long peer_port;                         /* instance n listens on peer_port + n */
+    bool relay_on;                          /* console/enabled: a sealed X-Payguard-Client is believed */
+    unsigned char relay_key[SEALKEY_BYTES]; /* console/relay_key_file (relay.h) */
 } approve_t;
 
 /* request - one API request whose answer waits for the journal */
@@ -145,6 +148,7 @@ typedef struct {
     unsigned status;
     char case_id[160];
     char state[16];
+    char via[RELAY_ADDR_MAX]; /* the console's address when the person came through it, else "" (peers_client) */
 } request_t;
 
 /* approve_js - a string member of o, or "" */
@@ -210,10 +214,22 @@ int peers_start(approve_t *a);
 /* peers_owner - the instance that owns case_id (route.h) */
 int peers_owner(const approve_t *a, const char *case_id);
 /* peers_forward - pass a request about case_id on to its owner (path
- * prefix + escaped case + suffix) and answer with the owner's answer */
+ * prefix + escaped case + suffix), with the person's address and the
+ * console's (via, "" if none), and answer with the owner's answer */
 enum MHD_Result peers_forward(approve_t *a, struct MHD_Connection *conn, int owner, const char *method,
                               const char *prefix, const char *case_id, const char *suffix, const char *body,
-                              const char *client);
+                              const char *client, const char *via);
+/* peers_relay_init - the relay key when the console runs (console/enabled:
+ * console/relay_key_file, made if missing), so peers_client believes a
+ * sealed X-Payguard-Client; 0, or -1 and err */
+int peers_relay_init(approve_t *a, char *err, size_t errlen);
+/* peers_client - who a request came from: from a peer instance, the
+ * person's address and via as the peer says (X-Payguard-Client); on the
+ * public port, the header's address with the TCP peer as via when the
+ * console sealed it for this request's token, else the TCP peer and no
+ * via (an unsealed or badly sealed header is ignored and counted) */
+void peers_client(approve_t *a, struct MHD_Connection *conn, bool via_peer, char client[RELAY_ADDR_MAX],
+                  char via[RELAY_ADDR_MAX]);
 /* peers_list - the other instances' approvals of status added to *list, all
  * sorted newest first; -1 and err if one did not answer */
 int peers_list(approve_t *a, struct MHD_Connection *conn, const char *status, const char *client, json_t **list,

@@ -64,13 +64,23 @@
  *	(audit), "notice" (execute: a Teams card).
  * SECURITY
  *	Holds token hashes only. Case text is data: the API answers JSON.
+ *	Who a request came from is its TCP peer, recorded as client_ip, except
+ *	(approve/peers.c, common/relay.h): from another instance on the peer
+ *	listener, the person's address and via as it passes them on in
+ *	X-Payguard-Client; from the console (console/enabled), the address the
+ *	console puts in X-Payguard-Client when it is sealed, with the relay
+ *	key (console/relay_key_file), for that request's Authorization: then
+ *	client_ip is the person's and via the console's, on decision and
+ *	closed records. Anyone else's X-Payguard-Client is ignored (counted in
+ *	payguard_approve_client_claims_ignored_total).
  *	Seals every event it sends to execute with the group's seal key
  *	(payguard/seal_key_file; common/event.h, SEALS): execute acts on
  *	nothing else.
  * CONFIGURATION
  *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
  *	max_cases, case_db, retention_s, tier{1,2,3}_roles, thresholds/<CUR>;
- *	approvers/<name>/{roles,token_sha256}.
+ *	approvers/<name>/{roles,token_sha256}; console/enabled,
+ *	relay_key_file.
  * STATE (casedb.h)
  *	Every case is in approve/case_db (SQLite) as of a journal position:
  *	once a second the loop syncs the journal and commits the cases that
@@ -427,7 +437,7 @@ static int s_init(stage_t *st, void *arg)
     a->rb_opts = (rb_opts_t){.ticket_system = a->ticket_system,
                              .jira_project = config_get(c, "execute/jira_project"),
                              .public_url = a->public_url};
-    if (people_load(c, &a->people, err, sizeof err) != 0) {
+    if (people_load(c, &a->people, err, sizeof err) != 0 || peers_relay_init(a, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }

@@ -8,13 +8,21 @@
  *     /approvals/<case>/decisions, POST /reviews/<case>/retry|close) is
  *     passed on to the owner's own listener, approve/peer_bind port
  *     approve/peer_port + <owner's index>, with the person's token and
- *     address (X-Payguard-Client), and the owner's answer is the answer;
+ *     address, and the console's when the person came through it
+ *     (X-Payguard-Client: <address>;via=<console>, common/relay.h), and
+ *     the owner's answer is the answer;
  *   - GET /approvals gathers every instance's list and answers with all of
  *     it, newest first; if an instance does not answer, the list would be
  *     incomplete, so the answer is 502 naming it.
  * A request from a peer is never passed on again. One attempt each: a
  * decision is not sent twice (the person may retry; a repeat is refused by
  * segregation of duties, never recorded twice).
+ *
+ * Who a request came from (peers_client): the peer listener is believed
+ * (it is the instances' own, on approve/peer_bind); on the public port an
+ * X-Payguard-Client counts only with the console's seal of the address and
+ * the request's Authorization (relay.h): the console passes the person's
+ * address on that way, and nobody else holds its key.
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -27,7 +35,9 @@
 #include "httpd.h"
 #include "listenfd.h"
 #include "log.h"
+#include "relay.h"
 #include "route.h"
+#include "sealkey.h"
 
 #define PEERS_TIMEOUT_MS 5000
 
@@ -37,15 +47,61 @@ int peers_owner(const approve_t *a, const char *case_id)
     return route_target_key(stage_config(a->st), "approve", case_id);
 }
 
-/* s_client - a client for instance n, as the person (their bearer token) */
-static httpc_t *s_client(approve_t *a, int n, struct MHD_Connection *conn, const char *client)
+/* peers_relay_init - see approve.h */
+int peers_relay_init(approve_t *a, char *err, size_t errlen)
+{
+    const config_t *c = stage_config(a->st);
+    a->relay_on = strcmp(config_get(c, "console/enabled"), "yes") == 0;
+    if (!a->relay_on)
+        return 0;
+    char *path = config_expand(c, config_get(c, "console/relay_key_file"), "console", 0);
+    int rc = sealkey_file(path, "relay key (console/relay_key_file)", a->relay_key, err, errlen);
+    free(path);
+    return rc;
+}
+
+/* peers_client - see approve.h */
+void peers_client(approve_t *a, struct MHD_Connection *conn, bool via_peer, char client[RELAY_ADDR_MAX],
+                  char via[RELAY_ADDR_MAX])
+{
+    char tcp[RELAY_ADDR_MAX];
+    httpd_peer(conn, tcp, sizeof tcp);
+    snprintf(client, RELAY_ADDR_MAX, "%s", tcp);
+    via[0] = '\0';
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, RELAY_HEADER);
+    if (!h)
+        return;
+    relay_t r;
+    bool parsed = relay_parse(h, &r) == 0;
+    if (via_peer && parsed) { /* an instance of ours says so */
+        snprintf(client, RELAY_ADDR_MAX, "%s", r.client);
+        snprintf(via, RELAY_ADDR_MAX, "%s", r.via);
+    } else if (!via_peer && parsed && a->relay_on && !r.via[0] &&
+               relay_check(a->relay_key, &r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
+        snprintf(client, RELAY_ADDR_MAX, "%s", r.client); /* the console, for this person's request */
+        snprintf(via, RELAY_ADDR_MAX, "%s", tcp);
+    } else {
+        stage_count(a->st, "payguard_approve_client_claims_ignored_total", NULL, NULL, 1);
+        log_debug("%s from %s ignored: %s", RELAY_HEADER, tcp,
+                  via_peer || parsed ? "not sealed by the console" : "malformed");
+    }
+}
+
+/* s_client - a client for instance n, as the person (their bearer token),
+ * with their address and the console's (via, "" if none) */
+static httpc_t *s_client(approve_t *a, int n, struct MHD_Connection *conn, const char *client, const char *via)
 {
     char base[128];
     snprintf(base, sizeof base, "http://%s:%ld", a->peer_bind, a->peer_port + n);
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *token = auth && strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
     httpc_t *h = httpc_new(base, token, PEERS_TIMEOUT_MS);
-    if (h && httpc_set_header(h, "X-Payguard-Client", client) != 0)
+    relay_t r = {.client = ""};
+    snprintf(r.client, sizeof r.client, "%s", client);
+    snprintf(r.via, sizeof r.via, "%s", via);
+    char value[RELAY_VALUE_MAX];
+    relay_format(&r, value);
+    if (h && httpc_set_header(h, RELAY_HEADER, value) != 0)
         httpc_destroy(&h);
     return h;
 }
@@ -53,9 +109,9 @@ static httpc_t *s_client(approve_t *a, int n, struct MHD_Connection *conn, const
 /* peers_forward - see approve.h */
 enum MHD_Result peers_forward(approve_t *a, struct MHD_Connection *conn, int owner, const char *method,
                               const char *prefix, const char *case_id, const char *suffix, const char *body,
-                              const char *client)
+                              const char *client, const char *via)
 {
-    httpc_t *h = s_client(a, owner, conn, client);
+    httpc_t *h = s_client(a, owner, conn, client, via);
     char *esc = httpc_escape(case_id);
     size_t n = strlen(prefix) + strlen(esc) + strlen(suffix) + 1;
     char *path = malloc(n);
@@ -97,7 +153,7 @@ int peers_list(approve_t *a, struct MHD_Connection *conn, const char *status, co
     for (int i = 0; i < n; i++) {
         if (i == self)
             continue;
-        httpc_t *h = s_client(a, i, conn, client);
+        httpc_t *h = s_client(a, i, conn, client, "");
         char path[64];
         snprintf(path, sizeof path, "/approvals?status=%s", status);
         httpc_resp_t resp = {0};

@@ -197,7 +197,9 @@ static const char s_defaults[] =
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8083                    # approve/public_url should name it as people reach it\n"
     "    www_dir = console/www               # index.html, app.js, app.css (relative: to where payguard starts)\n"
-    "    timeout_ms = 10000                  # for each call passed on to approve or audit\n";
+    "    timeout_ms = 10000                  # for each call passed on to approve or audit\n"
+    "    relay_key_file = {data}/console.relay.key  # the console seals the person's address it passes on to approve\n"
+    "                                        # with it, approve believes nothing else (created if missing; mode 0600)\n";
 
 struct config_t {
     zconfig_t *defaults;

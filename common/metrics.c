@@ -88,6 +88,8 @@ static const family_t s_families[] = {
     {"payguard_approve_forwarded_total", "counter",
      "Approval API requests passed on to the approve instance that owns the case, per outcome."},
     {"payguard_approve_reviews_total", "counter", "Ops-review actions taken, per action."},
+    {"payguard_approve_client_claims_ignored_total", "counter",
+     "X-Payguard-Client headers ignored on approve's port: not sealed by the console for the request's token."},
     {"payguard_approve_expiries_total", "counter", "Pending approvals that expired."},
     {"payguard_approvals_pending", "gauge", "Cases waiting for people's decisions."},
     {"payguard_approve_cases_held", "gauge",

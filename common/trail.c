@@ -196,6 +196,7 @@ char *trail_meta_json(const event_t *ev)
         addr = event_get_strbuf(ev, EK_PEER, buf, sizeof buf);
     s_kv_nonempty(&w, "address", addr);
     s_kv_nonempty(&w, "instance", h->stage);
+    s_kv_nonempty(&w, "via", event_get_strbuf(ev, "via", buf, sizeof buf)); /* the console a person came through */
     jsonw_close(&w, '}');
     s_kv_nonempty(&w, "outcome", s_failure(ev) ? "failure" : "success");
     const void *body;

@@ -10,7 +10,8 @@
  *   [81..82]   u16 LE    M, the length of meta
  *   [83..83+M) meta      JSON object (PCI DSS 10.2.2): who, what, at_ms,
  *                        outcome (success|failure), origin {instance,
- *                        address}, resource {case, payout, refund,
+ *                        address, via: the console a person's call came
+ *                        through}, resource {case, payout, refund,
  *                        payment}, payload_sha256 (receipts: the webhook
  *                        body's hash), event_id, cause
  *   [83+M..)   envelope  the event exactly as its producer sent it

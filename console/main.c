@@ -15,10 +15,16 @@
  *	  /api/cases..., /api/audit/verify	audit's API (§3.2)
  *	  GET /healthz, GET /metrics		(no token)
  *	console/console.h lists every API route. The console holds no state and
- *	no credential: each call carries the person's own Bearer token, which
- *	approve and audit check (an unknown token is their 401 and their
- *	access_denied record on the audit trail). A decision is made, and
- *	recorded, by approve exactly as from curl or `payguard approve`.
+ *	no credential of a person: each call carries the person's own Bearer
+ *	token, which approve and audit check (an unknown token is their 401 and
+ *	their access_denied record on the audit trail). A decision is made, and
+ *	recorded, by approve exactly as from curl or `payguard approve`, with
+ *	the person's address: each call to approve carries X-Payguard-Client,
+ *	the browser's address (this console's TCP peer) sealed with the relay
+ *	key for the call's Authorization (common/relay.h), and approve records
+ *	it as client_ip and this console as via. approve believes the header
+ *	only with that seal: anyone else sending it is recorded with their own
+ *	address. Behind a proxy the TCP peer is the proxy.
  * SIGN-IN
  *	The person pastes their approver token (approvers/<name>); the page
  *	keeps it in sessionStorage (gone with the tab) and sends it on every
@@ -41,7 +47,9 @@
  *	console at start (exit 1).
  * CONFIGURATION
  *	console/enabled, http_bind, http_port (8083), www_dir (console/www,
- *	relative to the directory payguard is started from), timeout_ms;
+ *	relative to the directory payguard is started from), timeout_ms,
+ *	relay_key_file (the key shared with approve, 32 random bytes made at
+ *	first start with mode 0600 by whichever of the two starts first);
  *	approve/http_bind, http_port and audit/http_bind, http_port say where
  *	the backends are. approve/public_url should name this console as people
  *	reach it: Teams cards and tickets link to {public_url}/case/{id}.
@@ -68,6 +76,8 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "relay.h"
+#include "sealkey.h"
 
 #define CONSOLE_MAX_ASSETS 32
 #define CONSOLE_MAX_ASSET_BYTES (1024 * 1024)
@@ -90,6 +100,7 @@ typedef struct {
     char approve_url[128], audit_url[128];
     long timeout_ms;
     unsigned char secret[CONSOLE_SECRET_BYTES];
+    unsigned char relay_key[SEALKEY_BYTES]; /* seals the person's address for approve (relay.h) */
     const char *run_dir;
     _Atomic unsigned long long refused_csrf, proxied, backend_down;
 } console_t;
@@ -216,6 +227,20 @@ static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* s_relay - the person's address for approve, sealed for this request's
+ * Authorization (relay.h): approve records it, and this console as via */
+static int s_relay(const console_t *c, struct MHD_Connection *conn, const char *auth, httpc_t *h)
+{
+    relay_t r = {.via = ""};
+    httpd_peer(conn, r.client, sizeof r.client);
+    if (!relay_addr_ok(r.client))
+        return 0; /* nothing to say: approve records this console's address */
+    relay_seal(c->relay_key, r.client, auth, r.seal);
+    char value[RELAY_VALUE_MAX];
+    relay_format(&r, value);
+    return httpc_set_header(h, RELAY_HEADER, value);
+}
+
 /* s_api - pass an /api/ call through to approve or audit */
 static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
                              request_t *req)
@@ -259,6 +284,10 @@ static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const ch
     httpc_t *h = httpc_new(base, token, c->timeout_ms);
     if (!h)
         return s_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if (route.backend == CONSOLE_APPROVE && s_relay(c, conn, auth, h) != 0) {
+        httpc_destroy(&h);
+        return s_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
     httpc_resp_t resp;
     const char *body = strcmp(method, "POST") == 0 ? (req->body ? req->body : "{}") : NULL;
     rc = httpc_do(h, method, path, body, NULL, &resp);
@@ -358,6 +387,30 @@ static int s_backend_url(const config_t *cfg, const char *stage, char *out, size
     return 0;
 }
 
+/* s_load - the page's files, the relay key shared with approve and the
+ * CSRF secret; 0, or -1 (logged) */
+static int s_load(console_t *c, const config_t *cfg)
+{
+    char err[512];
+    char *www = config_expand(cfg, config_get(cfg, "console/www_dir"), "console", 0);
+    int rc = s_load_assets(c, www);
+    free(www);
+    if (rc != 0)
+        return -1;
+    char *rk = config_expand(cfg, config_get(cfg, "console/relay_key_file"), "console", 0);
+    rc = sealkey_file(rk, "relay key (console/relay_key_file)", c->relay_key, err, sizeof err);
+    free(rk);
+    if (rc != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (RAND_bytes(c->secret, sizeof c->secret) != 1) {
+        log_error("no random bytes for the CSRF secret");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg_path;
@@ -389,12 +442,7 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 2;
     }
-    char *www = config_expand(cfg, config_get(cfg, "console/www_dir"), "console", 0);
-    int lrc = s_load_assets(&c, www);
-    free(www);
-    if (lrc != 0 || RAND_bytes(c.secret, sizeof c.secret) != 1) {
-        if (lrc == 0)
-            log_error("no random bytes for the CSRF secret");
+    if (s_load(&c, cfg) != 0) {
         config_destroy(&cfg);
         return 1;
     }
@@ -428,6 +476,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < c.nassets; i++)
         free(c.assets[i].data);
     OPENSSL_cleanse(c.secret, sizeof c.secret);
+    OPENSSL_cleanse(c.relay_key, sizeof c.relay_key);
     config_destroy(&cfg);
     return 0;
 }

@@ -6,7 +6,9 @@
 #   CSRF token; an unknown token is refused by approve and audited; a POST
 #   without the token, with another session's, or from another origin is
 #   refused before reaching approve; a decision with the right token goes
-#   through; the cases list filters; a failed runbook is in the ops-review
+#   through, recorded with the browser's address and the console's (the
+#   console's X-Payguard-Client sent straight to approve is not believed);
+#   the cases list filters; a failed runbook is in the ops-review
 #   queue with why and is closed through the console; the chain verification
 #   runs and is on the trail; Teams cards link to the console's case page.
 #   in a browser (headless Chromium driven by playwright-core,
@@ -39,13 +41,13 @@ ok "the console answers /healthz" curl -fs "$CON/healthz"
 # four tier-2 payouts (5,000-50,000 USD: finance_manager and compliance)
 seed='{"payouts":['
 entries=''
-for p in "P-APPROVE 1234500" "P-DENY 2500000" "P-TWICE 760000" "P-XSS 990000" "P-CSRF 600000"; do
+for p in "P-APPROVE 1234500" "P-DENY 2500000" "P-TWICE 760000" "P-XSS 990000" "P-CSRF 600000" "P-RELAY 700000"; do
     read -r id amt <<<"$p"
     seed="$seed{\"id\":\"$id\",\"status\":\"paid\",\"amount\":$amt,\"currency\":\"USD\",\"beneficiary_id\":\"B-$id\"},"
     entries="$entries{\"type\":\"payout_paid\",\"ref\":\"$id\",\"amount\":$amt,\"currency\":\"USD\",\"case_id\":\"seed\"},"
 done
 sandbox POST seed "${seed%,}],\"entries\":[${entries%,}]}"
-for p in "P-APPROVE 1234500" "P-DENY 2500000" "P-TWICE 760000" "P-CSRF 600000"; do
+for p in "P-APPROVE 1234500" "P-DENY 2500000" "P-TWICE 760000" "P-CSRF 600000" "P-RELAY 700000"; do
     read -r id amt <<<"$p"
     send_stripe "$(stripe_payout_body "evt_$id" "$id" "$amt" usd)" "$E2E_SECRET" >/dev/null
 done
@@ -106,6 +108,31 @@ ok "the same POST from the page (token, own origin): 200" \
     test "$(post /api/approvals/payout-P-CSRF/decisions "$D" -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF" -H "Origin: $CON")" = 200
 ok "a body over 8 KiB: 413" \
     test "$(post /api/approvals/payout-P-CSRF/decisions "{\"comment\":\"$(head -c 9000 /dev/zero | tr '\0' x)\"}" -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 413
+
+# who decided from where: the browser's address (here 127.0.0.2) and the
+# console's (127.0.0.1, which calls approve); the header the console sends,
+# sent straight to approve by a client (127.0.0.3), is not believed
+ok "fin_mgr approves P-RELAY through the console from 127.0.0.2" \
+    test "$(post /api/approvals/payout-P-RELAY/decisions "$D" --interface 127.0.0.2 -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 200
+APPROVE_URL=http://127.0.0.1:$(awk '/^approve$/ {s = 1; next} /^[^ ]/ {s = 0} s && $1 == "http_port" {print $3}' "$CFG")
+FORGED="X-Payguard-Client: 198.51.100.7;seal=$(printf '0%.0s' $(seq 1 64))"
+ok "compliance denies it straight at approve from 127.0.0.3, claiming another address" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.3 -X POST -H "Authorization: Bearer $COMP" -H "$FORGED" \
+        -d '{"decision":"deny","comment":"claims"}' "$APPROVE_URL/approvals/payout-P-RELAY/decisions")" = 200
+decision_of() { # WHO - P-RELAY's decision record by WHO on the trail
+    for _ in $(seq 1 50); do
+        "$BIN/payguard" audit export -c "$CFG" --case payout-P-RELAY 2>/dev/null | grep '"what":"decision ' | grep "\"who\":\"person:$1\"" && return
+        sleep 0.2
+    done
+}
+decision_of fin_mgr >"$WORK/relay.fin"
+decision_of compliance_officer >"$WORK/relay.comp"
+ok "the console's decision records the browser's address and the console's" \
+    bash -c "grep -qF '\"origin\":{\"address\":\"127.0.0.2\",\"instance\":\"approve.0\",\"via\":\"127.0.0.1\"}' '$WORK/relay.fin' &&
+             grep -qF '\"client_ip\":\"127.0.0.2\"' '$WORK/relay.fin' && grep -qF '\"via\":\"127.0.0.1\"' '$WORK/relay.fin'"
+ok "the direct one records the client's own address, no via" \
+    bash -c "grep -qF '\"origin\":{\"address\":\"127.0.0.3\",\"instance\":\"approve.0\"}' '$WORK/relay.comp' &&
+             grep -qF '\"client_ip\":\"127.0.0.3\"' '$WORK/relay.comp' && ! grep -q '198.51.100.7\|\"via\"' '$WORK/relay.comp'"
 
 # ops review through the console: the ledger refuses P-CSRF's reversal for good
 sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'

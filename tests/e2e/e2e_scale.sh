@@ -121,7 +121,7 @@ one=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $OPS" "$A
 ok "GET /approvals/<case> answers for a case on either instance ($one)" test "$one" = 200
 codes=""
 for k in $(seq 0 19); do
-    codes="$codes$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $OPS" -d '{"decision":"approve","comment":"scale"}' "$API/approvals/payout-P-$k/decisions") "
+    codes="$codes$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 -X POST -H "Authorization: Bearer $OPS" -d '{"decision":"approve","comment":"scale"}' "$API/approvals/payout-P-$k/decisions") "
 done
 ok "every decision through the one port is taken (200 x 20: $(echo "$codes" | tr ' ' '\n' | sort | uniq -c | tr -s ' \n' ' '))" \
     test "$(echo "$codes" | tr ' ' '\n' | grep -c '^200$')" = 20
@@ -130,6 +130,8 @@ ok "...and every approved payout is executed ($(executed) of $((N + 20)) cases)"
 ok "no approval is left pending ($(pending))" test "$(pending)" = 0
 dec=$("$BIN/payguard" audit export -c "$CFG" 2>/dev/null | grep '"type":"decision"' | grep -c 'payout-P-')
 ok "each decision recorded once, by the instance that owns the case ($dec)" test "$dec" = 20
+ok "...with the person's address, also where an instance passed it on (X-Payguard-Client)" \
+    test "$("$BIN/payguard" audit export -c "$CFG" 2>/dev/null | grep '"type":"decision"' | grep 'payout-P-' | grep -c '"client_ip":"127.0.0.2"')" = 20
 down "$CFG"
 
 # each case's events, in each stage, in one instance's journal only
