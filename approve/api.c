@@ -432,13 +432,15 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
     peers_client(a, conn, via_peer, peer, req->via);
     if (req->body)
         req->body[req->len] = '\0';
-    const person_t *who =
-        people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
-    if (!who) {
-        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, "", false, MHD_HTTP_UNAUTHORIZED, "unknown or missing token",
+    person_t me; /* a copy: a reload may replace the set meanwhile */
+    char why[PEOPLE_WHY_MAX];
+    if (!people_live_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                          stage_now_ms(), &me, why)) { /* unknown, or expired: "token of <name> expired at ..." */
+        api_audit_refusal(a, EV_ACCESS_DENIED, me.name[0] ? me.name : NULL, "", false, MHD_HTTP_UNAUTHORIZED, why,
                           peer);
-        return httpd_unauthorized(conn);
+        return me.name[0] ? httpd_token_refused(conn, why) : httpd_unauthorized(conn);
     }
+    const person_t *who = &me;
     if (req->too_large)
         return httpd_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
     if (strcmp(url, "/whoami") == 0 && strcmp(method, "GET") == 0) {

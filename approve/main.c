@@ -24,7 +24,9 @@
  *	  GET  /metrics, GET /healthz (no token)
  *	Every request needs Authorization: Bearer <token> of a configured
  *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
- *	the token; compared in constant time). 401 unknown token; 403 lacking a
+ *	the token; compared in constant time). 401 unknown token, or one past
+ *	its approvers/<name>/expires ("token of <name> expired at <time>", on
+ *	the trail too); 403 lacking a
  *	required role, deciding twice, or approving a case one raised; 409 not
  *	awaiting a decision (decided or expired); 404 unknown case. Every
  *	refusal is recorded in the audit trail (access_denied, decision_refused);
@@ -79,8 +81,12 @@
  * CONFIGURATION
  *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
  *	max_cases, case_db, retention_s, tier{1,2,3}_roles, thresholds/<CUR>;
- *	approvers/<name>/{roles,token_sha256}; console/enabled,
- *	relay_key_file.
+ *	approvers/<name>/{roles,token_sha256,expires}; console/enabled,
+ *	relay_key_file. The approvers are read again, without a restart, on
+ *	SIGHUP and when the configuration file changes (looked at every 2 s);
+ *	a file whose approvers do not load leaves those in force, logged and
+ *	counted (payguard_approvers_reloads_total{outcome}). Other settings
+ *	need a restart.
  * STATE (casedb.h)
  *	Every case is in approve/case_db (SQLite) as of a journal position:
  *	once a second the loop syncs the journal and commits the cases that
@@ -275,6 +281,21 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 
 /* ---------------------------------------------------------- people */
 
+/* s_people - the approvers again from the configuration file when it
+ * changed (force: SIGHUP), counted by outcome (people.h, RELOAD) */
+static void s_people(stage_t *st, approve_t *a, bool force)
+{
+    int rc = people_live_reload(&a->people, force, stage_mono_ms());
+    if (rc != 0)
+        stage_count(st, "payguard_approvers_reloads_total", "outcome", rc > 0 ? "reloaded" : "invalid", 1);
+}
+
+/* s_reload - SIGHUP */
+static void s_reload(stage_t *st, void *arg)
+{
+    s_people(st, arg, true);
+}
+
 /* ------------------------------------------------------------- HTTP */
 
 /* ----------------------------------------------------------- time */
@@ -284,6 +305,7 @@ static void s_tick(stage_t *st, void *arg)
 {
     approve_t *a = arg;
     int64_t now = stage_now_ms();
+    s_people(st, a, false);
     pthread_mutex_lock(&a->mu);
     for (size_t i = 0; a->outcomes_pending && i < a->ncases; i++)
         if (a->cases[i]->outcome_pending && api_emit_outcome(a, a->cases[i]) != 0)
@@ -437,18 +459,20 @@ static int s_init(stage_t *st, void *arg)
     a->rb_opts = (rb_opts_t){.ticket_system = a->ticket_system,
                              .jira_project = config_get(c, "execute/jira_project"),
                              .public_url = a->public_url};
-    if (people_load(c, &a->people, err, sizeof err) != 0 || peers_relay_init(a, err, sizeof err) != 0) {
+    if (people_live_init(&a->people, c, err, sizeof err) != 0 || peers_relay_init(a, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
-    if (a->people.demo)
+    bool demo;
+    size_t npeople = people_live_count(&a->people, &demo);
+    if (demo)
         log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
     if (s_db_open(a, st) != 0)
         return -1;
     uint64_t from = casedb_applied(a->db);
     for (size_t i = 0; i < a->ncases; i++) /* rebuilt from the journal: decided ones keep no facts */
         cases_settle(a->cases[i]);
-    log_info("%zu approvers configured", a->people.n);
+    log_info("%zu approvers configured", npeople);
     s_flush(a, st);
     size_t pending = 0;
     for (size_t i = 0; i < a->ncases; i++)
@@ -503,6 +527,7 @@ static void s_fini(stage_t *st, void *arg)
     if (a->db)
         s_flush(a, st); /* a restart then replays nothing */
     casedb_close(&a->db);
+    people_live_fini(&a->people);
     zhashx_destroy(&a->index);
     for (size_t i = 0; i < a->ncases; i++)
         cases_free(a->cases[i]);
@@ -520,6 +545,7 @@ int main(int argc, char **argv)
                                     .drain = s_drain,
                                     .busy = s_busy,
                                     .fini = s_fini,
+                                    .reload = s_reload,
                                     .arg = &a,
                                     .seal = STAGE_SEAL_OUT, /* execute acts only on what approve seals */
                                     .retire_journal = true,

@@ -86,7 +86,12 @@
  *	payguard/... (journal, delivery), audit/endpoint, http_bind,
  *	http_port, case_db, checkpoints_file, checkpoint_every_s,
  *	signing_key_file, verify_key_file, generate_key, archive_dir,
- *	archive_after_s; approvers/...
+ *	archive_after_s; approvers/... (read again on SIGHUP and when the
+ *	configuration file changes, looked at every 2 s: a token added works
+ *	without a restart, one past its expires gets 401 and "token of <name>
+ *	expired at <time>" on the trail; a file whose approvers do not load
+ *	leaves those in force, logged and counted in
+ *	payguard_approvers_reloads_total{outcome})
  *--*/
 #include <arpa/inet.h>
 #include <assert.h>
@@ -160,7 +165,7 @@ typedef struct {
     indexer_t *indexer;
     caseidx_t *ridx; /* the reader (HTTP threads, under rmu) */
     pthread_mutex_t rmu;
-    people_t people;
+    people_live_t people; /* reloaded on SIGHUP and when the file changes (people.h) */
     struct MHD_Daemon *httpd;
     pthread_mutex_t qmu; /* refusals from HTTP threads to the loop */
     refusal_t queue[AUDIT_REFUSALS_MAX];
@@ -399,11 +404,27 @@ static void s_gauge_state(const char *state, int64_t n, void *arg)
     stage_gauge_label(arg, "payguard_cases", "state", state, n);
 }
 
+/* s_people - the approvers again from the configuration file when it
+ * changed (force: SIGHUP), counted by outcome (people.h, RELOAD) */
+static void s_people(stage_t *st, audit_t *a, bool force)
+{
+    int rc = people_live_reload(&a->people, force, stage_mono_ms());
+    if (rc != 0)
+        stage_count(st, "payguard_approvers_reloads_total", "outcome", rc > 0 ? "reloaded" : "invalid", 1);
+}
+
+/* s_reload - SIGHUP */
+static void s_reload(stage_t *st, void *arg)
+{
+    s_people(st, arg, true);
+}
+
 /* s_tick - refusals onto the trail, checkpoint, gauges; exit when the
  * indexer cannot follow the trail */
 static void s_tick(stage_t *st, void *arg)
 {
     audit_t *a = arg;
+    s_people(st, a, false);
     refusal_t q[AUDIT_REFUSALS_MAX];
     pthread_mutex_lock(&a->qmu);
     size_t n = a->nqueue;
@@ -445,22 +466,24 @@ static void s_tick(stage_t *st, void *arg)
 
 /* ------------------------------------------------------------- HTTP */
 
-/* s_refuse - 401, and the refusal queued for the trail */
-static enum MHD_Result s_refuse(audit_t *a, struct MHD_Connection *conn, const char *case_id)
+/* s_refuse - 401, and the refusal queued for the trail: why is the token
+ * unknown, or whose expired when (people_live_auth) */
+static enum MHD_Result s_refuse(audit_t *a, struct MHD_Connection *conn, const char *case_id, const char *why,
+                                bool known)
 {
     pthread_mutex_lock(&a->qmu);
     if (a->nqueue < AUDIT_REFUSALS_MAX) {
         refusal_t *r = &a->queue[a->nqueue++];
         snprintf(r->case_id, sizeof r->case_id, "%s", case_id);
         httpd_peer(conn, r->peer, sizeof r->peer);
-        snprintf(r->reason, sizeof r->reason, "unknown or missing token (cases API)");
+        snprintf(r->reason, sizeof r->reason, "%s (cases API)", why);
     } else {
         a->queue_dropped++; /* a flood: counted, not queued without bound */
     }
     pthread_mutex_unlock(&a->qmu);
     stage_count(a->st, "payguard_audit_refusals_total", "reason", "access_denied", 1);
     stage_wake(a->st);
-    return httpd_unauthorized(conn);
+    return known ? httpd_token_refused(conn, why) : httpd_unauthorized(conn);
 }
 
 /* s_number - a whole number in [lo, hi] from a query value; -1 if not */
@@ -545,11 +568,12 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
     if (strcmp(url, "/metrics") == 0)
         return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
-    if (strcmp(url, "/audit/verify") == 0) {
-        const person_t *p =
-            people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
-        return p ? s_verify_http(a, conn, method, p->name) : s_refuse(a, conn, "");
-    }
+    person_t who; /* a copy: a reload may replace the set meanwhile */
+    char why[PEOPLE_WHY_MAX];
+    bool ok = people_live_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                               stage_now_ms(), &who, why);
+    if (strcmp(url, "/audit/verify") == 0)
+        return ok ? s_verify_http(a, conn, method, who.name) : s_refuse(a, conn, "", why, who.name[0]);
     bool cases = strcmp(url, "/cases") == 0, one = strncmp(url, "/cases/", 7) == 0;
     if (!cases && !one)
         return httpd_error(conn, MHD_HTTP_NOT_FOUND,
@@ -557,8 +581,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     const char *case_id = one ? url + 7 : "";
     if (strlen(case_id) > EVENT_KEY_MAX)
         return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
-    if (!people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
-        return s_refuse(a, conn, case_id);
+    if (!ok)
+        return s_refuse(a, conn, case_id, why, who.name[0]);
     if (strcmp(method, "GET") != 0)
         return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "the cases API is read-only: GET");
     char *text = NULL;
@@ -641,7 +665,7 @@ static int s_init(stage_t *st, void *arg)
     a->journal_dir = strdup(stage_journal_dir(st));
     pthread_mutex_init(&a->verify.mu, NULL);
     if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0 ||
-        people_load(c, &a->people, err, sizeof err) != 0) {
+        people_live_init(&a->people, c, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
@@ -713,6 +737,7 @@ static void s_fini(stage_t *st, void *arg)
     a->verify_key_path = NULL;
     free(a->journal_dir);
     a->journal_dir = NULL;
+    people_live_fini(&a->people);
 }
 
 int main(int argc, char **argv)
@@ -726,6 +751,7 @@ int main(int argc, char **argv)
                                     .tick = s_tick,
                                     .drain = s_drain,
                                     .fini = s_fini,
+                                    .reload = s_reload,
                                     .arg = &audit};
     return stage_main(argc, argv, &def);
 }

@@ -64,6 +64,13 @@ enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn)
     return rc;
 }
 
+/* httpd_token_refused - see httpd.h */
+enum MHD_Result httpd_token_refused(struct MHD_Connection *conn, const char *why)
+{
+    return httpd_reply_header(conn, MHD_HTTP_UNAUTHORIZED, json_pack("{s:s}", "error", why), "WWW-Authenticate",
+                              "Bearer");
+}
+
 /* httpd_metrics - see httpd.h */
 enum MHD_Result httpd_metrics(struct MHD_Connection *conn, const char *run_dir)
 {

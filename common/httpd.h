@@ -17,6 +17,9 @@ enum MHD_Result httpd_reply_text(struct MHD_Connection *conn, unsigned status, c
 enum MHD_Result httpd_error(struct MHD_Connection *conn, unsigned status, const char *why);
 /* httpd_unauthorized - 401 {"error":"unknown or missing token"} with WWW-Authenticate: Bearer */
 enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn);
+/* httpd_token_refused - 401 {"error": why} with WWW-Authenticate: Bearer:
+ * a token the server knows but refuses (expired), said as it is */
+enum MHD_Result httpd_token_refused(struct MHD_Connection *conn, const char *why);
 /* httpd_metrics - the group's metrics (metrics_collect over run_dir) */
 enum MHD_Result httpd_metrics(struct MHD_Connection *conn, const char *run_dir);
 /* httpd_peer - the client's address as text ("unknown" if none) */

@@ -88,6 +88,9 @@ static const family_t s_families[] = {
     {"payguard_approve_forwarded_total", "counter",
      "Approval API requests passed on to the approve instance that owns the case, per outcome."},
     {"payguard_approve_reviews_total", "counter", "Ops-review actions taken, per action."},
+    {"payguard_approvers_reloads_total", "counter",
+     "Approvers read again from the configuration file (SIGHUP or a change), per outcome: reloaded, or invalid "
+     "(the set in force kept)."},
     {"payguard_approve_client_claims_ignored_total", "counter",
      "X-Payguard-Client headers ignored on approve's port: not sealed by the console for the request's token."},
     {"payguard_approve_expiries_total", "counter", "Pending approvals that expired."},

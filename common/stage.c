@@ -31,6 +31,7 @@
 #include "sealkey.h"
 
 volatile sig_atomic_t sk_stop = 0;
+static volatile sig_atomic_t s_hup = 0; /* SIGHUP: def->reload on the next loop turn */
 int sk_signal_pipe = -1;
 
 /* stage_now_ms - wall clock in ms, the time of events */
@@ -54,11 +55,14 @@ int64_t stage_mono_ms(void)
     return sk_mono_ms();
 }
 
-/* s_on_signal - async-signal-safe: set the flag, poke the loop */
+/* s_on_signal - async-signal-safe: set the flag (SIGHUP: reload, else
+ * stop), poke the loop */
 static void s_on_signal(int sig)
 {
-    (void) sig;
-    sk_stop = 1;
+    if (sig == SIGHUP)
+        s_hup = 1;
+    else
+        sk_stop = 1;
     if (sk_signal_pipe >= 0) {
         int saved = errno;
         ssize_t rc = write(sk_signal_pipe, "x", 1);
@@ -198,6 +202,18 @@ static void s_trim_heap(stage_t *st)
     stage_gauge(st, "payguard_heap_held_bytes", (int64_t) (mi.arena + mi.hblkhd));
 }
 
+/* s_reload_if_asked - after a SIGHUP: the stage's reload, if it has one */
+static void s_reload_if_asked(stage_t *st)
+{
+    if (!s_hup)
+        return;
+    s_hup = 0;
+    if (st->def->reload)
+        st->def->reload(st, st->def->arg);
+    else
+        log_info("SIGHUP: %s has nothing to reload", st->def->name);
+}
+
 /* s_loop - the one event loop: acks, wake-ups, input, commit, send */
 static void s_loop(stage_t *st)
 {
@@ -221,6 +237,7 @@ static void s_loop(stage_t *st)
                 break;
             }
         }
+        s_reload_if_asked(st);
         int64_t mono = sk_mono_ms();
         sk_check_disk(st, mono);
         sk_retire(st, mono);
@@ -345,6 +362,7 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t recent_ids)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     for (int d = 0; d < NDEST; d++)

@@ -149,8 +149,10 @@ typedef struct {
                                                          snapshot at a journal seq (approve's case store): the
                                                          records after it are never retired (0: keep all) */
     void (*on_note)(stage_t *st, const char *from, const char *what, const char *subject, uint64_t n,
-                    void *arg); /* on the loop thread: a consumer stage's stage_note about one of our events
-                                   (ingest: validate's rejections, for the per-source budget) */
+                    void *arg);             /* on the loop thread: a consumer stage's stage_note about one of our events
+                                               (ingest: validate's rejections, for the per-source budget) */
+    void (*reload)(stage_t *st, void *arg); /* SIGHUP, on the loop thread: read what may change without a restart
+                                               (approve, audit: the approvers); without it SIGHUP is ignored */
 } stage_def_t;
 
 #define STAGE_SEAL_OUT 1u

@@ -7,7 +7,10 @@
 #   raiser, a missing role, a wrong token, a decided case, an unknown case),
 #   each with the contract's status and an audit record; a deny; pending
 #   approvals kept across a restart; Teams cards; a prompt injection that
-#   changes no route; expiry and escalation (never approval) with a short clock.
+#   changes no route; expiry and escalation (never approval) with a short clock;
+#   approvers added to the file work without a restart (approve on SIGHUP,
+#   audit on the file's change), a broken file leaves the set in force, and an
+#   expired token gets 401 with whose and when on the trail.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -187,5 +190,53 @@ sleep 5
 ok "past tier 3 it is expired, not approved" bash -c "curl -s -H 'Authorization: Bearer $(tok ops_lead)' 'http://127.0.0.1:$APORT2/approvals?status=expired' | grep -q 'payout-P-0'"
 ok "a decision on the expired case: 409" test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(tok treasurer)" -d '{"decision":"approve"}' "http://127.0.0.1:$APORT2/approvals/payout-P-0/decisions")" = 409
 ok "nothing was approved: execute saw no approved event" bash -c "! '$BIN/payguard' journal dump -c '$CFG2' approve.0 | grep -q '\"type\":\"approved\"'"
+
+# ---- approvers reloaded without a restart (SIGHUP, or the file changing); a token's expiry
+AUD2=http://127.0.0.1:$(awk '/^audit$/ {s = 1; next} /^[^ ]/ {s = 0} s && $1 == "http_port" {print $3}' "$CFG2")
+API2=http://127.0.0.1:$APORT2
+NEW=new-approver-$RANDOM$RANDOM
+OLD=old-approver-$RANDOM$RANDOM
+sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+code() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "$2"; }
+APID=$(inst_pid "$CFG2" approve.0)
+ok "a token nobody has yet: 401" test "$(code "$NEW" "$API2/whoami")" = 401
+cfg_merge "$CFG2" <<CFG
+approvers
+    ops_lead
+        roles = payments_ops_lead
+        token_sha256 = $(sha "$(tok ops_lead)")
+    newcomer
+        roles = treasury
+        token_sha256 = $(sha "$NEW")
+    leaver
+        roles = treasury
+        token_sha256 = $(sha "$OLD")
+        expires = 2026-01-31T00:00:00Z
+CFG
+kill -HUP "$APID"
+for _ in $(seq 1 50); do [ "$(code "$NEW" "$API2/whoami")" = 200 ] && break; sleep 0.1; done
+ok "after SIGHUP approve knows the approver added to the file" test "$(code "$NEW" "$API2/whoami")" = 200
+ok "...without a restart (the same process)" test "$(inst_pid "$CFG2" approve.0)" = "$APID"
+for _ in $(seq 1 50); do [ "$(code "$NEW" "$AUD2/cases")" = 200 ] && break; sleep 0.1; done
+ok "audit took the change from the file by itself (no signal)" test "$(code "$NEW" "$AUD2/cases")" = 200
+ok "the demo approvers the file no longer lists are gone" test "$(code "$(tok fin_mgr)" "$API2/whoami")" = 401
+ok "an expired token: 401, saying so" \
+    bash -c "curl -s -w '%{http_code}' -H 'Authorization: Bearer $OLD' '$API2/whoami' | grep -qF '{\"error\":\"token of leaver expired at 2026-01-31T00:00:00Z\"}401'"
+ok "...and at audit too" test "$(code "$OLD" "$AUD2/cases")" = 401
+for _ in $(seq 1 50); do
+    "$BIN/payguard" audit export -c "$CFG2" 2>/dev/null | grep '"what":"access_denied"' >"$WORK/expired.jsonl"
+    [ "$(grep -c 'token of leaver expired at 2026-01-31T00:00:00Z' "$WORK/expired.jsonl")" -ge 2 ] && break
+    sleep 0.2
+done
+ok "the trail says whose token expired when (approve and audit)" \
+    test "$(grep -c 'token of leaver expired at 2026-01-31T00:00:00Z' "$WORK/expired.jsonl")" -ge 2
+sed -i "s|token_sha256 = $(sha "$NEW")|token_sha256 = not-a-hash|" "$CFG2"
+kill -HUP "$APID"
+sleep 2.5 # audit looks at the file every 2 s; the counters reach /metrics within a second
+ok "a broken approvers section is refused: the set in force stays (approve and audit)" \
+    test "$(code "$NEW" "$API2/whoami")$(code "$NEW" "$AUD2/cases")" = 200200
+ok "...said in the log, naming the key" \
+    test "$(grep -c 'approvers not reloaded from .*approvers/newcomer needs roles and token_sha256' "$(dirname "$CFG2")/run/payguard.log")" -ge 2
+ok "...and counted" bash -c "curl -s '$API2/metrics' | grep -q '^payguard_approvers_reloads_total{.*outcome=\"invalid\".*} [1-9]'"
 down "$CFG2"
 finish
