@@ -434,7 +434,7 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
         req->body[req->len] = '\0';
     person_t me; /* a copy: a reload may replace the set meanwhile */
     char why[PEOPLE_WHY_MAX];
-    if (!people_live_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+    if (!people_live_auth(a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
                           stage_now_ms(), &me, why)) { /* unknown, or expired: "token of <name> expired at ..." */
         api_audit_refusal(a, EV_ACCESS_DENIED, me.name[0] ? me.name : NULL, "", false, MHD_HTTP_UNAUTHORIZED, why,
                           peer);

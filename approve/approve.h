@@ -113,7 +113,7 @@ typedef struct {
     stage_t *st;
     struct MHD_Daemon *httpd;
     policy_t policy;
-    people_live_t people; /* the approvers in force: reloaded on SIGHUP and when the file changes */
+    people_live_t *people; /* the approvers in force (the skeleton's: stage_people), reloaded without a restart */
     char public_url[256];
     char ticket_system[16]; /* for the planned runbook shown while a case waits */
     rb_opts_t rb_opts;

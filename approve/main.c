@@ -281,31 +281,11 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 
 /* ---------------------------------------------------------- people */
 
-/* s_people - the approvers again from the configuration file when it
- * changed (force: SIGHUP), counted by outcome (people.h, RELOAD) */
-static void s_people(stage_t *st, approve_t *a, bool force)
-{
-    int rc = people_live_reload(&a->people, force, stage_mono_ms());
-    if (rc != 0)
-        stage_count(st, "payguard_approvers_reloads_total", "outcome", rc > 0 ? "reloaded" : "invalid", 1);
-}
-
-/* s_reload - SIGHUP */
-static void s_reload(stage_t *st, void *arg)
-{
-    s_people(st, arg, true);
-}
-
-/* ------------------------------------------------------------- HTTP */
-
-/* ----------------------------------------------------------- time */
-
 /* s_tick - expiry and escalation: expiry never approves */
 static void s_tick(stage_t *st, void *arg)
 {
     approve_t *a = arg;
     int64_t now = stage_now_ms();
-    s_people(st, a, false);
     pthread_mutex_lock(&a->mu);
     for (size_t i = 0; a->outcomes_pending && i < a->ncases; i++)
         if (a->cases[i]->outcome_pending && api_emit_outcome(a, a->cases[i]) != 0)
@@ -459,12 +439,13 @@ static int s_init(stage_t *st, void *arg)
     a->rb_opts = (rb_opts_t){.ticket_system = a->ticket_system,
                              .jira_project = config_get(c, "execute/jira_project"),
                              .public_url = a->public_url};
-    if (people_live_init(&a->people, c, err, sizeof err) != 0 || peers_relay_init(a, err, sizeof err) != 0) {
+    a->people = stage_people(st);
+    if (peers_relay_init(a, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
     bool demo;
-    size_t npeople = people_live_count(&a->people, &demo);
+    size_t npeople = people_live_count(a->people, &demo);
     if (demo)
         log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
     if (s_db_open(a, st) != 0)
@@ -527,7 +508,6 @@ static void s_fini(stage_t *st, void *arg)
     if (a->db)
         s_flush(a, st); /* a restart then replays nothing */
     casedb_close(&a->db);
-    people_live_fini(&a->people);
     zhashx_destroy(&a->index);
     for (size_t i = 0; i < a->ncases; i++)
         cases_free(a->cases[i]);
@@ -545,7 +525,7 @@ int main(int argc, char **argv)
                                     .drain = s_drain,
                                     .busy = s_busy,
                                     .fini = s_fini,
-                                    .reload = s_reload,
+                                    .people = true, /* the skeleton holds and reloads the approvers */
                                     .arg = &a,
                                     .seal = STAGE_SEAL_OUT, /* execute acts only on what approve seals */
                                     .retire_journal = true,

@@ -165,7 +165,7 @@ typedef struct {
     indexer_t *indexer;
     caseidx_t *ridx; /* the reader (HTTP threads, under rmu) */
     pthread_mutex_t rmu;
-    people_live_t people; /* reloaded on SIGHUP and when the file changes (people.h) */
+    people_live_t *people; /* the skeleton's (stage_people): reloaded on SIGHUP and when the file changes */
     struct MHD_Daemon *httpd;
     pthread_mutex_t qmu; /* refusals from HTTP threads to the loop */
     refusal_t queue[AUDIT_REFUSALS_MAX];
@@ -404,27 +404,11 @@ static void s_gauge_state(const char *state, int64_t n, void *arg)
     stage_gauge_label(arg, "payguard_cases", "state", state, n);
 }
 
-/* s_people - the approvers again from the configuration file when it
- * changed (force: SIGHUP), counted by outcome (people.h, RELOAD) */
-static void s_people(stage_t *st, audit_t *a, bool force)
-{
-    int rc = people_live_reload(&a->people, force, stage_mono_ms());
-    if (rc != 0)
-        stage_count(st, "payguard_approvers_reloads_total", "outcome", rc > 0 ? "reloaded" : "invalid", 1);
-}
-
-/* s_reload - SIGHUP */
-static void s_reload(stage_t *st, void *arg)
-{
-    s_people(st, arg, true);
-}
-
 /* s_tick - refusals onto the trail, checkpoint, gauges; exit when the
  * indexer cannot follow the trail */
 static void s_tick(stage_t *st, void *arg)
 {
     audit_t *a = arg;
-    s_people(st, a, false);
     refusal_t q[AUDIT_REFUSALS_MAX];
     pthread_mutex_lock(&a->qmu);
     size_t n = a->nqueue;
@@ -570,7 +554,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
     person_t who; /* a copy: a reload may replace the set meanwhile */
     char why[PEOPLE_WHY_MAX];
-    bool ok = people_live_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+    bool ok = people_live_auth(a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
                                stage_now_ms(), &who, why);
     if (strcmp(url, "/audit/verify") == 0)
         return ok ? s_verify_http(a, conn, method, who.name) : s_refuse(a, conn, "", why, who.name[0]);
@@ -664,8 +648,8 @@ static int s_init(stage_t *st, void *arg)
     a->verify_key_path = s_path(st, "audit/verify_key_file");
     a->journal_dir = strdup(stage_journal_dir(st));
     pthread_mutex_init(&a->verify.mu, NULL);
-    if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0 ||
-        people_live_init(&a->people, c, err, sizeof err) != 0) {
+    a->people = stage_people(st);
+    if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
@@ -737,7 +721,6 @@ static void s_fini(stage_t *st, void *arg)
     a->verify_key_path = NULL;
     free(a->journal_dir);
     a->journal_dir = NULL;
-    people_live_fini(&a->people);
 }
 
 int main(int argc, char **argv)
@@ -751,7 +734,7 @@ int main(int argc, char **argv)
                                     .tick = s_tick,
                                     .drain = s_drain,
                                     .fini = s_fini,
-                                    .reload = s_reload,
+                                    .people = true, /* the skeleton holds and reloads the approvers */
                                     .arg = &audit};
     return stage_main(argc, argv, &def);
 }

@@ -4,7 +4,8 @@
  * expires}); who a Bearer token belongs to. Used by every server of §3
  * that checks tokens (approve, audit; the console asks approve).
  *
- * RELOAD: a server holds its approvers in a people_live_t, which its HTTP
+ * RELOAD: a server holds its approvers in a people_live_t (for a stage,
+ * the skeleton does: stage_def_t.people, stage_people), which its HTTP
  * threads read and its loop replaces whole: people_live_reload reads the
  * configuration file again on SIGHUP (force) and when the file changed
  * (its mtime, size or inode, looked at every PEOPLE_CHECK_MS). Only the

@@ -202,16 +202,26 @@ static void s_trim_heap(stage_t *st)
     stage_gauge(st, "payguard_heap_held_bytes", (int64_t) (mi.arena + mi.hblkhd));
 }
 
-/* s_reload_if_asked - after a SIGHUP: the stage's reload, if it has one */
-static void s_reload_if_asked(stage_t *st)
+/* s_people - the approvers again when the configuration file changed, or
+ * at once after a SIGHUP (people.h, RELOAD), counted by outcome */
+static void s_people(stage_t *st)
 {
-    if (!s_hup)
-        return;
+    bool hup = s_hup;
     s_hup = 0;
-    if (st->def->reload)
-        st->def->reload(st, st->def->arg);
-    else
-        log_info("SIGHUP: %s has nothing to reload", st->def->name);
+    if (!st->people_ready) {
+        if (hup)
+            log_info("SIGHUP: %s has nothing to reload", st->def->name);
+        return;
+    }
+    int rc = people_live_reload(&st->people, hup, sk_mono_ms());
+    if (rc != 0)
+        stage_count(st, "payguard_approvers_reloads_total", "outcome", rc > 0 ? "reloaded" : "invalid", 1);
+}
+
+/* stage_people - see stage.h */
+people_live_t *stage_people(stage_t *st)
+{
+    return st->people_ready ? &st->people : NULL;
 }
 
 /* s_loop - the one event loop: acks, wake-ups, input, commit, send */
@@ -237,7 +247,7 @@ static void s_loop(stage_t *st)
                 break;
             }
         }
-        s_reload_if_asked(st);
+        s_people(st);
         int64_t mono = sk_mono_ms();
         sk_check_disk(st, mono);
         sk_retire(st, mono);
@@ -304,6 +314,8 @@ static int s_mkdirs(const config_t *c)
  * destructor takes NULL), so that a stage that cannot start leaks nothing */
 static void s_free(stage_t *st)
 {
+    if (st->people_ready)
+        people_live_fini(&st->people);
     for (int d = 0; d < NDEST; d++) {
         while (st->win[d].count) {
             entry_t *e = sk_win_at(&st->win[d], 0);
@@ -387,6 +399,13 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t recent_ids)
     }
     if (sk_recover(st) != 0 || sk_open_sockets(st) != 0)
         return 1;
+    if (st->def->people) {
+        if (people_live_init(&st->people, st->config, err, sizeof err) != 0) {
+            log_error("%s", err);
+            return 1;
+        }
+        st->people_ready = true;
+    }
     if (st->def->init && st->def->init(st, st->def->arg) != 0) {
         log_error("stage initialisation failed");
         return 1;

@@ -68,6 +68,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "people.h"
 
 #define STAGE_TO_NEXT 1u
 #define STAGE_TO_AUDIT 2u
@@ -149,10 +150,11 @@ typedef struct {
                                                          snapshot at a journal seq (approve's case store): the
                                                          records after it are never retired (0: keep all) */
     void (*on_note)(stage_t *st, const char *from, const char *what, const char *subject, uint64_t n,
-                    void *arg);             /* on the loop thread: a consumer stage's stage_note about one of our events
-                                               (ingest: validate's rejections, for the per-source budget) */
-    void (*reload)(stage_t *st, void *arg); /* SIGHUP, on the loop thread: read what may change without a restart
-                                               (approve, audit: the approvers); without it SIGHUP is ignored */
+                    void *arg); /* on the loop thread: a consumer stage's stage_note about one of our events
+                                   (ingest: validate's rejections, for the per-source budget) */
+    bool people; /* approve, audit: the skeleton holds the approvers (stage_people), read before init and again
+                    on SIGHUP and when the configuration file changes (people.h, RELOAD; counted in
+                    payguard_approvers_reloads_total); without it SIGHUP is ignored */
 } stage_def_t;
 
 #define STAGE_SEAL_OUT 1u
@@ -288,6 +290,9 @@ int stage_http_system(stage_t *st, const char *name, char *err, size_t errlen);
 /* stage_seal_key - the group's seal key (sealkey.h), for a stage whose
  * definition asks for it (.seal); NULL otherwise */
 const unsigned char *stage_seal_key(const stage_t *st);
+/* stage_people - the approvers in force, with def->people (else NULL):
+ * HTTP threads read them with people_live_auth; the loop reloads them */
+people_live_t *stage_people(stage_t *st);
 
 /* stage_wake - from any thread: make the loop run a turn now */
 void stage_wake(stage_t *st);

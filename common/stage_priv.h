@@ -244,6 +244,10 @@ struct stage_t {
     counter_t counters[STAGE_MAX_COUNTERS];
     _Atomic size_t ncounters;
     _Atomic uint64_t c_in, c_out, c_dup, c_bad, c_acks, c_resent, c_busy, c_retry;
+
+    /* the approvers, with def->people (stage.c) */
+    people_live_t people;
+    bool people_ready;
 };
 
 /* set by the signal handler: stop taking work, drain, exit */
