@@ -1,6 +1,7 @@
 /* config - the group configuration (see config.h) */
 #include "config.h"
 #include "httpc_multi.h"
+#include "log.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a configuration file, at most */
 
@@ -24,7 +25,8 @@ static const char s_defaults[] =
     "payguard\n"
     "    run_dir = run                       # sockets, pid and status files\n"
     "    data_dir = data                     # journals, one directory per instance\n"
-    "    log_level = info                    # debug | info | warn | error\n"
+    "    log_level = info                    # debug | info | warn | error (PAYGUARD_LOG_LEVEL wins)\n"
+    "    log_format = logfmt                 # logfmt | json: one JSON object a line (PAYGUARD_LOG_FORMAT wins)\n"
     "    seal_key_file = {data}/seal.key     # approve seals decisions with it, execute checks (created if missing;\n"
     "                                        # on several hosts, the same file on each)\n"
     "    curve = no                          # yes: every ZeroMQ link authenticated and encrypted (CURVE); needed with hosts\n"
@@ -564,6 +566,21 @@ int config_bounded(const config_t *self, const char *path, long *out, char *err,
     return -1;
 }
 
+/* s_check_log - payguard/log_level and log_format name what log.h knows */
+static int s_check_log(const config_t *self, char *err, size_t errlen)
+{
+    const char *level = config_get(self, "payguard/log_level"), *format = config_get(self, "payguard/log_format");
+    if (log_level_of(level) < 0) {
+        snprintf(err, errlen, "config: payguard/log_level = '%s': want debug, info, warn or error", level);
+        return -1;
+    }
+    if (log_format_of(format) < 0) {
+        snprintf(err, errlen, "config: payguard/log_format = '%s': want logfmt or json", format);
+        return -1;
+    }
+    return 0;
+}
+
 /* s_check_bounds - every setting of s_bounds is in range: refused at load
  * (payguard up), not by a stage that then exits and restarts for ever */
 static int s_check_bounds(const config_t *self, char *err, size_t errlen)
@@ -630,7 +647,7 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             return NULL;
         }
     }
-    if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen)) {
+    if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen) || s_check_log(self, err, errlen)) {
         config_destroy(&self);
         return NULL;
     }

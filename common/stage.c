@@ -387,7 +387,7 @@ static int s_start(stage_t *st, const char *cfg_path)
         log_error("%s", err);
         return 2;
     }
-    log_init(st->inst, config_get(st->config, "payguard/log_level"));
+    log_init(st->inst, config_get(st->config, "payguard/log_level"), config_get(st->config, "payguard/log_format"));
     if (st->index < 0 || st->index >= config_instances(st->config, st->name)) {
         log_error("instance index %d out of range: %s/instances = %d", st->index, st->name,
                   config_instances(st->config, st->name));
@@ -454,7 +454,7 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     st->disk_free_mb = -1; /* not looked at yet */
     snprintf(st->name, sizeof st->name, "%s", def->name);
     snprintf(st->inst, sizeof st->inst, "%s.%d", def->name, index);
-    log_init(st->inst, "info");
+    log_init(st->inst, "info", NULL);
     int rc = s_start(st, cfg_path);
     if (rc == 0) {
         log_info("started pid=%d journal=%llu records next=%s", (int) getpid(),

@@ -23,7 +23,7 @@
  *     back-pressure travels upstream to ingest, which answers 503;
  *   - signals: SIGTERM/SIGINT stop input, wait up to drain_ms for acks,
  *     write the watermark, sync and exit 0;
- *   - logs (logfmt on stderr), counters (stage_metrics_text), and a status
+ *   - logs (logfmt or JSON lines on stderr: log.h), counters (stage_metrics_text), and a status
  *     file <run_dir>/<stage>.<n>.stat for `payguard status`;
  *   - disk space: while the journal's file system has less than
  *     payguard/journal/min_free_mb free (looked at once a second), the

@@ -362,7 +362,7 @@ int main(int argc, char **argv)
 {
     const char *cfg_path;
     int index, status;
-    log_init("console.0", "info");
+    log_init("console.0", "info", NULL);
     if (!config_main_opts(argc, argv, "console", true, &cfg_path, &index, &status))
         return status;
     char err[512] = "";
@@ -371,7 +371,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 2;
     }
-    log_init("console.0", config_get(cfg, "payguard/log_level"));
+    log_init("console.0", config_get(cfg, "payguard/log_level"), config_get(cfg, "payguard/log_format"));
     static console_t c;
     long port;
     struct sockaddr_in sin = {.sin_family = AF_INET};

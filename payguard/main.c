@@ -149,6 +149,7 @@ int cli_load_config(const char *path, config_t **out)
         fprintf(stderr, "payguard: %s\n", err);
         return -1;
     }
+    log_init(NULL, NULL, config_get(*out, "payguard/log_format")); /* the group's log format, here too */
     return 0;
 }
 
@@ -179,7 +180,7 @@ static int s_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    log_init("payguard", "info");
+    log_init("payguard", "info", NULL);
     /* --host NAME, for every command: which host of a group spread over
      * several this is (config.h, HOSTS); passed on to what up starts */
     for (int i = 1; i + 1 < argc; i++)

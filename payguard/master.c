@@ -138,7 +138,7 @@ static int s_spawn(master_t *m, child_t *k)
             argv[4] = (char *) m->cfg_path;
         }
         execv(path, argv);
-        fprintf(stderr, "payguard: cannot exec %s: %s\n", path, strerror(errno));
+        log_error("cannot exec %s: %s", path, strerror(errno)); /* in the group log, in its format */
         _exit(127);
     }
     if (k->own_listen) { /* the instance's alone: closed with it, so the kernel stops sending it connections */
@@ -393,7 +393,7 @@ int cmd_up(int argc, char **argv)
     s_find_bindir(&m);
     if (daemon && s_daemonize(&m) != 0)
         return 1;
-    log_init("master", config_get(m.config, "payguard/log_level"));
+    log_init("master", config_get(m.config, "payguard/log_level"), config_get(m.config, "payguard/log_format"));
     if (s_lock_pidfile(&m) < 0)
         return 1;
 
