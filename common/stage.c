@@ -208,6 +208,7 @@ static void s_loop(stage_t *st)
         if (sk_stop && !drain_deadline) {
             drain_deadline = sk_mono_ms() + st->drain_ms;
             log_info("stopping: no more input, draining for up to %ld ms", st->drain_ms);
+            sdnotify_send("STOPPING=1"); /* under systemd: it waits for us (TimeoutStopSec) */
             if (st->def->drain)
                 st->def->drain(st, st->def->arg);
         }
@@ -260,6 +261,7 @@ static void s_loop(stage_t *st)
         sk_write_watermark(st, false);
         sk_write_floors(st, false);
         int64_t now = sk_mono_ms();
+        sdnotify_watchdog_tick(&st->watchdog, now); /* the loop turns: alive (sdnotify.h) */
         if (now - last_status >= 1000) {
             sk_write_status(st);
             last_status = now;
@@ -459,6 +461,8 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     if (rc == 0) {
         log_info("started pid=%d journal=%llu records next=%s", (int) getpid(),
                  (unsigned long long) journal_last_seq(st->journal), st->next ? st->next : "-");
+        sdnotify_send("READY=1"); /* recovered, sockets bound, init done: systemd starts what comes After= */
+        sdnotify_watchdog_init(&st->watchdog, sk_mono_ms());
         s_loop(st);
         sk_commit_turn(st);
         sk_write_watermark(st, true);

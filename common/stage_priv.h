@@ -19,6 +19,7 @@
 #ifndef PG_STAGE_PRIV_H
 #define PG_STAGE_PRIV_H
 
+#include "sdnotify.h"
 #include "stage.h"
 #include "trail.h"
 
@@ -202,6 +203,7 @@ struct stage_t {
     int64_t last_disk_check_ms;
     long retention_s; /* with def->retire_journal */
     int64_t last_retire_ms;
+    sdnotify_watchdog_t watchdog; /* systemd's, pinged by the loop (sdnotify.h) */
 
     /* loop-thread staging (handle/emit) */
     staged_t *staged;

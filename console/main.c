@@ -68,6 +68,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "sdnotify.h"
 
 #define CONSOLE_MAX_ASSETS 32
 #define CONSOLE_MAX_ASSET_BYTES (1024 * 1024)
@@ -342,6 +343,27 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, 
 
 /* ------------------------------------------------------------ start */
 
+/* s_serve - until SIGTERM or SIGINT (in set, blocked): under systemd, READY=1
+ * now that the port is served, WATCHDOG=1 at each turn of this loop (it
+ * waits half the watchdog's interval) and STOPPING=1 at the end
+ * (sdnotify.h); the signal */
+static int s_serve(const sigset_t *set)
+{
+    sdnotify_send("READY=1");
+    sdnotify_watchdog_t wd;
+    sdnotify_watchdog_init(&wd, 0);
+    int64_t wait_ms = wd.every_ms ? wd.every_ms : 60000;
+    int sig;
+    do {
+        struct timespec to = {(time_t) (wait_ms / 1000), (long) (wait_ms % 1000) * 1000000L};
+        sig = sigtimedwait(set, NULL, &to);
+        if (wd.every_ms)
+            sdnotify_send("WATCHDOG=1");
+    } while (sig < 0);
+    sdnotify_send("STOPPING=1");
+    return sig;
+}
+
 /* s_backend_url - http://host:port of a stage's API (a wildcard bind is reached on loopback) */
 static int s_backend_url(const config_t *cfg, const char *stage, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -419,8 +441,7 @@ int main(int argc, char **argv)
     }
     log_info("console on http://%s:%ld/ (approve %s, audit %s)", config_get(cfg, "console/http_bind"), port,
              c.approve_url, c.audit_url);
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = s_serve(&set);
     log_info("console stopping (signal %d): %llu calls passed on, %llu refused (CSRF or origin), %llu backend failures",
              sig, (unsigned long long) c.proxied, (unsigned long long) c.refused_csrf,
              (unsigned long long) c.backend_down);

@@ -49,6 +49,7 @@
 #include "layout.h"
 #include "listenfd.h"
 #include "log.h"
+#include "sdnotify.h"
 
 #define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES + 2) /* + sandbox, console */
 #define MASTER_STABLE_MS 30000
@@ -353,6 +354,7 @@ int cmd_up(int argc, char **argv)
     }
     static master_t m;
     m.cfg_path = cfg;
+    sdnotify_forget(); /* its children are not what systemd started: they must not notify it */
     if (cli_load_config(cfg, &m.config) != 0)
         return 2;
     if (config_multi_host(m.config) && !config_host(m.config)) {
