@@ -447,7 +447,8 @@ static int s_init(stage_t *st, void *arg)
              "(%zu pending), %lld on disk",
              (unsigned long long) a->replayed, (unsigned long long) from, a->ncases, pending,
              (long long) casedb_count(a->db));
-    int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, err, sizeof err); /* the master's */
+    int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, config_instances(c, "approve") > 1, err,
+                           sizeof err); /* the master's, else one of each instance's (systemd) */
     if (lfd < 0) {
         log_error("config: approve/http_bind, http_port: %s", err);
         return -1;

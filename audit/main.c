@@ -104,6 +104,7 @@
 
 #include "archiver.h"
 #include "caseidx.h"
+#include "credential.h"
 #include "httpd.h"
 #include "indexer.h"
 #include "journal.h"
@@ -609,6 +610,24 @@ static int s_serve(audit_t *a)
     return 0;
 }
 
+/* s_load_key - the checkpoint signing key: audit/signing_key_file, a path or
+ * "credential:<name>" (credential.h: read-only, so generate_key must be no);
+ * 0, or -1 and err */
+static int s_load_key(audit_t *a, stage_t *st, char *err, size_t errlen)
+{
+    char *key_path = s_path(st, "audit/signing_key_file"), *pub_path = s_path(st, "audit/verify_key_file");
+    bool gen = strcmp(config_get(stage_config(st), "audit/generate_key"), "yes") == 0;
+    char file[PATH_MAX];
+    if (credential_is(key_path) && gen)
+        snprintf(err, errlen,
+                 "audit/signing_key_file = %s: a credential is never generated: set audit/generate_key = no", key_path);
+    else if (credential_path(key_path, file, sizeof file, err, errlen) == 0)
+        a->key = trail_key_load(file, pub_path, gen, err, errlen);
+    free(key_path);
+    free(pub_path);
+    return a->key ? 0 : -1;
+}
+
 /* s_durable - the trail's durable seq, for the indexer's thread */
 static uint64_t s_durable(void *arg)
 {
@@ -627,12 +646,7 @@ static int s_init(stage_t *st, void *arg)
         log_error("trail: %s", err);
         return -1;
     }
-    char *key_path = s_path(st, "audit/signing_key_file"), *pub_path = s_path(st, "audit/verify_key_file");
-    const char *gen = config_get(c, "audit/generate_key");
-    a->key = trail_key_load(key_path, pub_path, gen && strcmp(gen, "yes") == 0, err, sizeof err);
-    free(key_path);
-    free(pub_path);
-    if (!a->key) {
+    if (s_load_key(a, st, err, sizeof err) != 0) {
         log_error("checkpoint signing key: %s", err);
         return -1;
     }

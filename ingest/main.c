@@ -683,7 +683,7 @@ static int s_init(stage_t *st, void *arg)
     ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
     assert(ing->buckets);
     const char *bind_addr = config_get(c, "ingest/http_bind");
-    int lfd = listenfd_get(bind_addr, port, err, sizeof err); /* the master's, shared by every instance */
+    int lfd = listenfd_get(bind_addr, port, config_instances(c, "ingest") > 1, err, sizeof err); /* the master's */
     if (lfd < 0) {
         log_error("config: ingest/http_bind, http_port: %s", err);
         return -1;

@@ -110,6 +110,7 @@
 #include <errno.h>
 #include <assert.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "credential.h"
 #include "fetched.h"
 #include "httpc_multi.h"
 #include "journal.h"
@@ -1171,6 +1173,14 @@ static sigkeys_t *s_secrets(const config_t *c, sig_scheme_t scheme, const char *
     snprintf(kf, sizeof kf, "validate/%s_secrets_file", name);
     snprintf(ke, sizeof ke, "validate/%s_secrets_env", name);
     const char *file = config_get(c, kf);
+    char path[PATH_MAX];
+    if (file && *file) { /* "credential:<name>": the unit's copy (credential.h); outside systemd, refused */
+        if (credential_path(file, path, sizeof path, err, sizeof err) != 0) {
+            log_error("%s: %s", kf, err);
+            return NULL;
+        }
+        file = path;
+    }
     if (file && *file && access(file, R_OK) != 0) {
         log_warn("%s = %s: %s; using the environment only", kf, file, strerror(errno));
         file = NULL;
