@@ -20,6 +20,7 @@
  *	payguard audit verify [--pubkey FILE] [-c CONFIG]
  *	payguard audit export [--case ID] [--since TIME] [-c CONFIG]
  *	payguard catch-up stripe --since TIME [--until TIME] [--quiet] [-c CONFIG]
+ *	payguard units [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
@@ -111,6 +112,10 @@
  *		N, failed N". Stops at the first event ingest does not take; a
  *		re-run of the same range goes on after the last one handed in
  *		(catchup/state_file). Exit 0 done, 1 failed (catchup_cmd.c).
+ *	units	prints the systemd units of the instances the configuration
+ *		runs here, one a line (payguard-validate@0.service ...): under
+ *		systemd each instance is a unit of its own instead of a child
+ *		of `payguard up` (units_cmd.c; README, "Running under systemd").
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -174,6 +179,7 @@ static int s_usage(FILE *f)
                "       payguard audit verify [--pubkey FILE] [-c CONFIG]\n"
                "       payguard audit export [--case ID] [--since TIME] [-c CONFIG]\n"
                "       payguard catch-up stripe --since TIME [--until TIME] [--quiet] [-c CONFIG]\n"
+               "       payguard units [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }
@@ -221,6 +227,8 @@ int main(int argc, char **argv)
         return cmd_case(argc - 1, argv + 1);
     if (strcmp(cmd, "catch-up") == 0)
         return cmd_catchup(argc - 1, argv + 1);
+    if (strcmp(cmd, "units") == 0)
+        return cmd_units(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         fputs(config_defaults_text(), stdout);
         return 0;

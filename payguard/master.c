@@ -556,8 +556,10 @@ int cmd_status(int argc, char **argv)
     if (cli_load_config(cfg, &c) != 0)
         return 2;
     pid_t mpid = cli_master_pid(c);
-    if (!mpid) {
-        printf("payguard is not running (no master in %s)\n", config_run_dir(c));
+    if (!mpid) { /* under systemd there is none: each instance is a unit (units_cmd.c) */
+        printf("payguard is not running under a master (none in %s; under systemd: systemctl status payguard.target "
+               "'payguard-*')\n",
+               config_run_dir(c));
         config_destroy(&c);
         return 3;
     }
