@@ -2,7 +2,7 @@
  * NAME
  *	approve - policy routing, people, segregation of duties
  * SYNOPSIS
- *	approve [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	approve [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-approve@0.service)
  * DESCRIPTION
  *	For each triaged case, policy (common/policy.c, CONTRACT.md §4) picks
  *	the route and records the rule that chose it:
@@ -22,6 +22,8 @@
  *	  POST /approvals/{case_id}/decisions {"decision":"approve|deny","comment"}
  *	  POST /reviews/{case_id}/retry|close {"comment"}  (ops review, below)
  *	  GET  /metrics, GET /healthz (no token)
+ *	on the port's socket the master hands down (under systemd, one the
+ *	instance binds itself: SO_REUSEPORT when several run; common/listenfd.h).
  *	Every request needs Authorization: Bearer <token> of a configured
  *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
  *	the token; compared in constant time). 401 unknown token; 403 lacking a

@@ -2,7 +2,7 @@
  * NAME
  *	audit - the tamper-evident trail, the case index, and the cases API
  * SYNOPSIS
- *	audit [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	audit [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-audit@0.service)
  * DESCRIPTION
  *	Every stage instance PUSHes each event it emits to audit as well as
  *	to its next stage. audit stores each one in its journal as a trail
@@ -79,7 +79,8 @@
  *	checkpoints would be weaker than the one promised.
  * SECURITY
  *	Holds the checkpoint signing key (keep it readable by audit only, on
- *	another volume than the trail in production). Stores what stages
+ *	another volume than the trail in production; under systemd it may be
+ *	credential:<name> with generate_key = no: common/credential.h). Stores what stages
  *	emit, which never contains a secret (ingest redacts credential
  *	headers). Tokens are compared by SHA-256, never stored or logged.
  * CONFIGURATION

@@ -2,7 +2,8 @@
  * NAME
  *	console - the ops console: the page where people see cases and decide
  * SYNOPSIS
- *	console [-c CONFIG] [-i 0]	(started by `payguard up` when console/enabled = yes)
+ *	console [-c CONFIG] [-i 0]	(started by `payguard up` when console/enabled = yes, or systemd:
+ *					payguard-console@0.service)
  * DESCRIPTION
  *	Serves the console's static page (console/www: index.html, app.js,
  *	app.css; no build step, no third-party asset) and passes its API calls
@@ -35,6 +36,10 @@
  *	(it does on every POST), naming this server: a page elsewhere cannot
  *	make a signed-in browser decide. Bodies over 8 KiB are refused (413);
  *	only known query parameters are passed on.
+ * SYSTEMD
+ *	Under systemd (payguard-console@0.service, Type=notify) it says
+ *	READY=1 once it serves, pings the watchdog from its signal wait and says
+ *	STOPPING=1 at SIGTERM (common/sdnotify.h).
  * FAILURE
  *	approve or audit not answering: 502 {"error"} naming which; the page
  *	says so and keeps polling. A missing www_dir or index.html stops the

@@ -2,7 +2,7 @@
  * NAME
  *	ingest - receive PSP webhooks and record every receipt durably
  * SYNOPSIS
- *	ingest [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	ingest [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-ingest@0.service)
  * DESCRIPTION
  *	Serves, with libmicrohttpd (epoll, a thread pool):
  *	  POST /webhooks/stripe     Stripe events (Stripe-Signature header)
@@ -27,7 +27,9 @@
  *	202 {"receipt_id":"rcpt_..."} (Adyen: 200, text/plain "[accepted]", as
  *	Adyen requires, with the receipt id in a Payguard-Receipt-Id header)
  *	and sends the receipts on to validate and audit. A 2xx therefore
- *	always means "on disk".
+ *	always means "on disk". The port's socket is the master's, handed
+ *	down; under systemd the instance binds it itself, with SO_REUSEPORT
+ *	when several run (common/listenfd.h).
  *
  *	ingest judges nothing about the content: signature, source address,
  *	schema and idempotency verdicts are validate's, visible in the audit

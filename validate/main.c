@@ -2,7 +2,7 @@
  * NAME
  *	validate - the gate: source, signature, schema, idempotency, state
  * SYNOPSIS
- *	validate [-c CONFIG] [-i INDEX]	(started by `payguard up`)
+ *	validate [-c CONFIG] [-i INDEX]	(started by `payguard up`, or systemd: payguard-validate@INDEX.service)
  * DESCRIPTION
  *	Decides whether a webhook receipt is genuine and consistent with the
  *	operator's own systems before anything acts on it. Gates, in order;
@@ -96,7 +96,10 @@
  * SECURITY
  *	Holds the webhook secrets and Adyen HMAC keys (files or environment,
  *	never argv, never logged) and a read-only token for the payments,
- *	ledger and PSP APIs.
+ *	ledger and PSP APIs. Under systemd each file may be credential:<name>,
+ *	a copy systemd makes for validate's units alone (LoadCredential=;
+ *	common/credential.h); without $CREDENTIALS_DIRECTORY it refuses to
+ *	start, saying so.
  *	Webhook text is carried as data, never interpreted.
  * CONFIGURATION
  *	validate/allow_sources, trusted_proxies, tolerance_s,
