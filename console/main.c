@@ -342,22 +342,6 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, 
 
 /* ------------------------------------------------------------ start */
 
-/* s_backend_url - http://host:port of a stage's API (a wildcard bind is reached on loopback) */
-static int s_backend_url(const config_t *cfg, const char *stage, char *out, size_t outlen, char *err, size_t errlen)
-{
-    char key[64];
-    long port;
-    snprintf(key, sizeof key, "%s/http_port", stage);
-    if (config_int(cfg, key, 1, 65535, &port, err, errlen) != 0)
-        return -1;
-    snprintf(key, sizeof key, "%s/http_bind", stage);
-    const char *host = config_get(cfg, key);
-    if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
-        host = "127.0.0.1";
-    snprintf(out, outlen, "http://%s:%ld", host, port);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *cfg_path;
@@ -377,8 +361,8 @@ int main(int argc, char **argv)
     struct sockaddr_in sin = {.sin_family = AF_INET};
     if (config_bounded(cfg, "console/http_port", &port, err, sizeof err) ||
         config_bounded(cfg, "console/timeout_ms", &c.timeout_ms, err, sizeof err) ||
-        s_backend_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
-        s_backend_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
+        config_api_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
+        config_api_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
         log_error("%s", err);
         config_destroy(&cfg);
         return 2;
