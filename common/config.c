@@ -45,6 +45,7 @@ static const char s_defaults[] =
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
     "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
+    "    ready_timeout_s = 120               # payguard up -d waits this long for every process to be ready\n"
     "hosts                                  # one group on several hosts: a section per host (README, \"Several hosts\")\n"
     "outside                                # the operator's systems (CONTRACT.md §2)\n"
     "    payments = http://127.0.0.1:8090/payments\n"
@@ -513,6 +514,7 @@ static const struct {
     {"payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX},
     {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
     {"payguard/restart_max_ms", 100, 600000},
+    {"payguard/ready_timeout_s", 1, 3600},
     {"outside/timeout_ms", 100, 600000},
     {"outside/breaker_failures", 0, 1000},
     {"outside/breaker_cooldown_ms", 1, 3600000},
