@@ -84,6 +84,8 @@ typedef struct {
     size_t len;
 } asset_t;
 
+#define CONSOLE_READY_TIMEOUT_MS 1000 /* /readyz: how long approve or audit may take to answer */
+
 typedef struct {
     asset_t assets[CONSOLE_MAX_ASSETS];
     size_t nassets;
@@ -216,6 +218,26 @@ static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* s_readyz - GET /readyz: ready when approve and audit both answer their
+ * /healthz (the console only passes calls on to them); 1 s each at most */
+static enum MHD_Result s_readyz(console_t *c, struct MHD_Connection *conn)
+{
+    const char *urls[2] = {c->approve_url, c->audit_url}, *names[2] = {"approve", "audit"};
+    char why[256] = "";
+    for (int i = 0; i < 2 && !why[0]; i++) {
+        httpc_t *h = httpc_new(urls[i], NULL, CONSOLE_READY_TIMEOUT_MS);
+        httpc_resp_t resp = {.retry_after_ms = -1};
+        if (!h || httpc_do(h, "GET", "/healthz", NULL, NULL, &resp) != 0 || resp.status != 200)
+            snprintf(why, sizeof why, "%s does not answer at %.60s (%.120s)", names[i], urls[i],
+                     resp.status     ? "an error status"
+                     : resp.error[0] ? resp.error
+                                     : "no answer");
+        httpc_resp_free(&resp);
+        httpc_destroy(&h);
+    }
+    return httpd_readyz(conn, !why[0], why);
+}
+
 /* s_api - pass an /api/ call through to approve or audit */
 static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
                              request_t *req)
@@ -311,6 +333,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (strcmp(url, "/healthz") == 0)
         return s_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0)
+        return s_readyz(c, conn);
     if (strcmp(url, "/metrics") == 0)
         return httpd_metrics(conn, c->run_dir); /* the group's, as on every served port */
     if (strncmp(url, "/api/", 5) == 0)

@@ -57,14 +57,18 @@ ok "...saying why ($(cat "$WORK/answer"))" grep -q 'disk nearly full' "$WORK/ans
 "$BIN/payguard" status -c "$CFG" >"$WORK/status" 2>&1
 ok "payguard status says why ingest waits" grep -q 'waiting: disk nearly full' "$WORK/status"
 ok "the gauge says so" grep -q '^payguard_disk_low{instance="ingest.0"} 1$' "$D/run/ingest.0.prom"
-ok "...and that ingest is not ready (payguard status; /readyz says the same)" \
-    grep -q "not ready: its journal's disk is nearly full" "$WORK/status"
+ok "...and that ingest is not ready" grep -q "not ready: its journal's disk is nearly full" "$WORK/status"
+st=$(curl -s -o "$WORK/readyz" -w '%{http_code}' "$URL/readyz")
+ok "GET /readyz: 503, saying why ($(cat "$WORK/readyz"))" \
+    test "$st/$(jq -r '.ready' "$WORK/readyz")" = 503/false -a "$(grep -c "disk is nearly full" "$WORK/readyz")" = 1
+ok "...while /healthz, liveness, still answers 200" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200
 ok "ingest waits, it does not exit" test "$(restarts "$CFG" ingest.0)" = "$ingest_restarts"
 
 # ---- space is back
 rm -f "$LOW"
 for _ in $(seq 1 30); do [ -z "$(stat_of ingest.0 waiting)" ] && break; sleep 0.2; done
 ok "ingest takes input again by itself" test -z "$(stat_of ingest.0 waiting)"
+ok "GET /readyz: 200 again" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" = 200
 ok "100 more webhooks accepted" load 1000 100
 ok "...and ingest was never restarted" test "$(restarts "$CFG" ingest.0)" = "$ingest_restarts"
 
