@@ -53,6 +53,9 @@
  *	event: execute stops listing it), or ask for a retry: that opens a new
  *	approval round for the case with the requester as its raiser, so the
  *	same roles, held by others, must approve before execute tries again.
+ *	Either needs a role of the case's tier, and a case approve handed to
+ *	execute must be in ops_review by audit's cases API (asked with the
+ *	person's own token: review.c); otherwise 403 or 409, recorded.
  *
  *	Teams: when a case awaits people, and when it is decided, expires or
  *	escalates, an Adaptive Card notice goes to execute, which alone posts to
@@ -419,7 +422,8 @@ static int s_init(stage_t *st, void *arg)
     if (policy_load(c, &a->policy, err, sizeof err) != 0 ||
         config_bounded(c, "approve/http_port", &port, err, sizeof err) ||
         config_bounded(c, "approve/expiry_s", &a->expiry_s, err, sizeof err) ||
-        config_bounded(c, "approve/max_cases", &a->max_cases, err, sizeof err)) {
+        config_bounded(c, "approve/max_cases", &a->max_cases, err, sizeof err) ||
+        config_api_url(c, "audit", a->audit_url, sizeof a->audit_url, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }

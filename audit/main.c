@@ -545,6 +545,11 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (strcmp(url, "/healthz") == 0)
         return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0) {
+        char why[256];
+        bool ready = stage_ready(a->st, why, sizeof why);
+        return httpd_readyz(conn, ready, why);
+    }
     if (strcmp(url, "/metrics") == 0)
         return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
     if (strcmp(url, "/audit/verify") == 0) {

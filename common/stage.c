@@ -349,9 +349,11 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t recent_ids)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    for (int d = 0; d < NDEST; d++)
+    for (int d = 0; d < NDEST; d++) {
         for (int i = 0; i < CONFIG_MAX_INSTANCES; i++)
             flow_init(&st->win[d].flow[i], st->resend_ms);
+        atomic_store(&st->win[d].heard_ms, sk_mono_ms()); /* a consumer gets its silence allowance from now */
+    }
     pthread_mutex_init(&st->append_mu, NULL);
     pthread_mutex_init(&st->pub_mu, NULL);
     pthread_mutex_init(&st->counters_mu, NULL);

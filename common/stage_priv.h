@@ -95,6 +95,8 @@ typedef struct {
     _Atomic size_t count_shared;
     size_t bytes;                /* the entries' payloads: bounded by max_inflight_bytes */
     _Atomic size_t bytes_shared; /* bytes, for stage_publish's threads */
+    _Atomic int64_t heard_ms;    /* sk_mono_ms of the consumer's last ack or wait (start: the stage's start):
+                                    stage_ready */
 } window_t;
 
 /* staged - appended this turn, not yet durable, so not yet sendable */

@@ -90,6 +90,8 @@ typedef struct {
     size_t len;
 } asset_t;
 
+#define CONSOLE_READY_TIMEOUT_MS 1000 /* /readyz: how long approve or audit may take to answer */
+
 typedef struct {
     asset_t assets[CONSOLE_MAX_ASSETS];
     size_t nassets;
@@ -222,6 +224,26 @@ static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* s_readyz - GET /readyz: ready when approve and audit both answer their
+ * /healthz (the console only passes calls on to them); 1 s each at most */
+static enum MHD_Result s_readyz(console_t *c, struct MHD_Connection *conn)
+{
+    const char *urls[2] = {c->approve_url, c->audit_url}, *names[2] = {"approve", "audit"};
+    char why[256] = "";
+    for (int i = 0; i < 2 && !why[0]; i++) {
+        httpc_t *h = httpc_new(urls[i], NULL, CONSOLE_READY_TIMEOUT_MS);
+        httpc_resp_t resp = {.retry_after_ms = -1};
+        if (!h || httpc_do(h, "GET", "/healthz", NULL, NULL, &resp) != 0 || resp.status != 200)
+            snprintf(why, sizeof why, "%s does not answer at %.60s (%.120s)", names[i], urls[i],
+                     resp.status     ? "an error status"
+                     : resp.error[0] ? resp.error
+                                     : "no answer");
+        httpc_resp_free(&resp);
+        httpc_destroy(&h);
+    }
+    return httpd_readyz(conn, !why[0], why);
+}
+
 /* s_api - pass an /api/ call through to approve or audit */
 static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
                              request_t *req)
@@ -317,6 +339,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (strcmp(url, "/healthz") == 0)
         return s_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0)
+        return s_readyz(c, conn);
     if (strcmp(url, "/metrics") == 0)
         return httpd_metrics(conn, c->run_dir); /* the group's, as on every served port */
     if (strncmp(url, "/api/", 5) == 0)
@@ -369,22 +393,6 @@ static int s_serve(const sigset_t *set)
     return sig;
 }
 
-/* s_backend_url - http://host:port of a stage's API (a wildcard bind is reached on loopback) */
-static int s_backend_url(const config_t *cfg, const char *stage, char *out, size_t outlen, char *err, size_t errlen)
-{
-    char key[64];
-    long port;
-    snprintf(key, sizeof key, "%s/http_port", stage);
-    if (config_int(cfg, key, 1, 65535, &port, err, errlen) != 0)
-        return -1;
-    snprintf(key, sizeof key, "%s/http_bind", stage);
-    const char *host = config_get(cfg, key);
-    if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
-        host = "127.0.0.1";
-    snprintf(out, outlen, "http://%s:%ld", host, port);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *cfg_path;
@@ -404,8 +412,8 @@ int main(int argc, char **argv)
     struct sockaddr_in sin = {.sin_family = AF_INET};
     if (config_bounded(cfg, "console/http_port", &port, err, sizeof err) ||
         config_bounded(cfg, "console/timeout_ms", &c.timeout_ms, err, sizeof err) ||
-        s_backend_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
-        s_backend_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
+        config_api_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
+        config_api_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
         log_error("%s", err);
         config_destroy(&cfg);
         return 2;

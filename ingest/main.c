@@ -495,6 +495,11 @@ static enum MHD_Result s_begin(ingest_t *ing, struct MHD_Connection *conn, const
         return httpd_metrics(conn, config_run_dir(stage_config(ing->st)));
     if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
         return s_healthz(conn);
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/readyz") == 0) {
+        char why[256];
+        bool ready = stage_ready(ing->st, why, sizeof why);
+        return httpd_readyz(conn, ready, why);
+    }
     /* the bucket first: a flood of anything gets 429, and is only counted */
     char peer[INET6_ADDRSTRLEN + 1];
     httpd_peer(conn, peer, sizeof peer);

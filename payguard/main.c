@@ -27,7 +27,9 @@
  *		defaults without -c) and supervises them: a crashed stage is
  *		restarted with backoff; SIGTERM/SIGINT stop the group in order,
  *		ingest first and audit last, each draining into the next.
- *		-d detaches and logs to <run_dir>/payguard.log.
+ *		-d detaches and logs to <run_dir>/payguard.log, and returns once
+ *		every process is ready (0) or after payguard/ready_timeout_s (1,
+ *		naming the process that is not ready and why).
  *	down	asks the running master to stop the group and waits for it.
  *	keygen	makes the CURVE key pairs of every instance and of the
  *		operator's tools in payguard/keys_dir, keeping those that

@@ -379,8 +379,32 @@ static void s_ack_all(const uint64_t *seqs, size_t n)
     }
 }
 
+/* s_ready_line - the ready= line of the stage's status file once it
+ * starts with want (the file is rewritten every second), else the last one
+ * read, in out */
+static void s_ready_line(const char *want, char *out, size_t outlen)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/run/%s.0.stat", s_dir, s_stage);
+    out[0] = '\0';
+    for (int i = 0; i < 60 && strncmp(out, want, strlen(want)) != 0; i++) {
+        FILE *f = fopen(path, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "ready=", 6) == 0)
+                snprintf(out, outlen, "%s", line);
+        if (f)
+            fclose(f);
+        if (strncmp(out, want, strlen(want)) != 0)
+            zclock_sleep(100);
+    }
+}
+
 Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
 {
+    char ready[512];
+    s_ready_line("ready=yes", ready, sizeof ready);
+    cr_assert_str_eq(ready, "ready=yes\n", "a stage with room in its windows is ready: %s", ready);
     for (unsigned n = 1; n <= 5; n++)
         s_send_input(n);
     /* max_inflight = 3: three distinct answers, then only re-sends of them */
@@ -389,9 +413,15 @@ Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
     size_t distinct = 0;
     s_take_distinct(ids, seqs, &distinct, 8, 12, 0, 2 * RESEND_MS);
     cr_assert_eq(distinct, 3, "a window of 3 holds 3 unacked events (%zu seen)", distinct);
+    s_ready_line("ready=no", ready, sizeof ready);
+    cr_expect(strstr(ready, "ready=no: its delivery window to ") && strstr(ready, " is full (3 events"),
+              "a full window is not ready, and says so: %s", ready);
     s_ack_all(seqs, distinct);
     size_t more = s_take_distinct(ids, seqs, &distinct, 8, 20, 2, WAIT_MS);
     cr_expect_eq(more, 2, "after the acks the last two inputs are answered");
+    s_ack_all(seqs, distinct);
+    s_ready_line("ready=yes", ready, sizeof ready);
+    cr_expect_str_eq(ready, "ready=yes\n", "ready again once acknowledged: %s", ready);
 }
 
 Test(stage, a_restart_after_kill_9_resends_what_was_never_acked)
