@@ -32,7 +32,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 installed() { dpkg-query -W -f='${Status}' payguard 2>/dev/null | grep -qE 'ok (installed|config-files|half)'; }
 if installed || getent passwd payguard >/dev/null || getent group payguard >/dev/null ||
-    [ -e /etc/payguard ] || [ -e /var/lib/payguard ] || [ -e /usr/lib/payguard ]; then
+    [ -e /etc/payguard ] || [ -e /var/lib/payguard ] || [ -e /usr/lib/payguard ] || [ -e /etc/default/payguard ]; then
     echo "# e2e_deb: payguard is on this machine already (package, user, group or files): the test would" \
         "replace and purge it; remove it first (dpkg --purge payguard)"
     ok "no payguard on this machine before the test" false
@@ -205,7 +205,8 @@ if [ -d /run/systemd/system ]; then
             [ \"\$(systemctl show -p WatchdogUSec --value $u)\" = 30s ]"
     done
     ok "execute's unit alone holds the write token" bash -c "[ -f /run/credentials/payguard-execute@0.service/write-token ] &&
-        ! ls /run/credentials/payguard-validate@0.service/write-token /run/credentials/payguard-approve@0.service 2>/dev/null"
+        [ ! -e /run/credentials/payguard-validate@0.service/write-token ] &&
+        [ ! -e /run/credentials/payguard-approve@0.service ]"
     ok "validate's unit holds the webhook secrets" test -f /run/credentials/payguard-validate@0.service/stripe-secrets
     ok "a signed webhook reaches the trail, validated with the secret systemd handed validate" webhook_on_trail "$CFG"
     ok "systemctl stop payguard.target stops every instance" systemctl stop payguard.target
@@ -237,8 +238,9 @@ else
         bash -c "[ $rc != 0 ] && grep -qF \"\$1\" '$WORK/nocreds.err'" _ "$why"
     sed 's/^/# /' "$WORK/nocreds.err"
     start_sandbox "$CFG"
-    as_payguard env CREDENTIALS_DIRECTORY="$D/creds" /usr/bin/payguard up -c "$CFG" -d
+    as_payguard env CREDENTIALS_DIRECTORY="$D/creds" /usr/bin/payguard up -c "$CFG" -d >"$WORK/up.out" 2>&1
     ok "payguard up (as payguard) starts the installed programs" test $? = 0
+    sed 's/^/# /' "$WORK/up.out"
     ok "every instance answers" wait_ready "$CFG"
     pids=$(awk '$2 > 0 {print $2}' "$D/run/master.state" 2>/dev/null | paste -sd, -)
     ok "every process runs as payguard ($pids)" test "$(ps -o user= -p "$pids" | sort -u | tr -d ' ')" = payguard
