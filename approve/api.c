@@ -263,40 +263,39 @@ int api_emit_outcome(approve_t *a, approval_t *c)
     return 0;
 }
 
-/* s_review - POST /reviews/{case}/retry|close: a person acts on a case in
- * ops review. close ends it (audited); retry opens a new approval round for
- * the failed runbook, with the requester as its raiser, so the same
- * approvals, by others, are needed before execute tries again. */
-static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *who, const char *case_id,
-                                const char *what, const char *peer)
+/* s_review_refuse - 0 if who may retry or close c now (under mu); else the
+ * status and why. *ask_audit: c was approved, so only audit can say whether
+ * its runbook failed into ops review or ran (review.c). */
+static unsigned s_review_refuse(approve_t *a, const approval_t *c, const person_t *who, const char *what,
+                                bool *ask_audit, char *why, size_t whylen)
 {
-    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL) : json_object();
-    json_t *cj = json_object_get(body, "comment");
-    if (!json_is_object(body) || (cj && (!json_is_string(cj) || json_string_length(cj) > 500))) {
-        json_decref(body);
-        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST, "body must be {\"comment\":\"...\"} (at most 500 bytes)");
-    }
-    const char *comment = cj ? json_string_value(cj) : "";
-    unsigned status = 0;
-    char why[256] = "";
-    pthread_mutex_lock(&a->mu);
-    approval_t *c = cases_find(a, case_id);
+    *ask_audit = false;
     if (!c) {
-        status = MHD_HTTP_NOT_FOUND;
-        snprintf(why, sizeof why, "no such case");
-    } else if (c->state == APR_PENDING || c->state == APR_NO_ACTION || c->state == APR_CLOSED ||
-               (strcmp(what, "retry") == 0 && c->state == APR_DENIED)) {
-        status = MHD_HTTP_CONFLICT;
-        snprintf(why, sizeof why, "case is %s: nothing to %s", approval_state_name(c->state), what);
+        snprintf(why, whylen, "no such case");
+        return MHD_HTTP_NOT_FOUND;
     }
-    if (status) {
-        bool known = c != NULL;
-        pthread_mutex_unlock(&a->mu);
-        json_decref(body);
-        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, known, status, why, peer);
-        return httpd_error(req->conn, status, why);
+    if (c->state == APR_PENDING || c->state == APR_NO_ACTION || c->state == APR_CLOSED ||
+        (strcmp(what, "retry") == 0 && c->state == APR_DENIED)) {
+        snprintf(why, whylen, "case is %s: nothing to %s", approval_state_name(c->state), what);
+        return MHD_HTTP_CONFLICT;
     }
-    char id[EVENT_ID_MAX + 1];
+    /* the case's tier: its route's once people were asked (escalation
+     * included), else the tier its amount falls in */
+    route_t tier;
+    int t = c->route.kind == ROUTE_HUMANS && c->route.tier > 0 ? c->route.tier
+                                                               : policy_amount_tier(&a->policy, c->amount, c->currency);
+    if (policy_tier(&a->policy, t, &tier) != 0)
+        policy_tier(&a->policy, 3, &tier);
+    unsigned status = sod_review(&tier, who, what, why, whylen);
+    *ask_audit = status == 0 && c->state == APR_APPROVED;
+    return status;
+}
+
+/* s_review_apply - close c, or open a retry round for it (under mu); the
+ * record's publish status, its id in id */
+static int s_review_apply(approve_t *a, request_t *req, approval_t *c, const person_t *who, const char *what,
+                          const char *comment, const char *peer, char id[EVENT_ID_MAX + 1])
+{
     int rc;
     if (strcmp(what, "close") == 0) {
         c->state = APR_CLOSED;
@@ -309,29 +308,75 @@ static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *wh
             event_body_str(b, "via", req->via);
         rc = stage_publish(a->st, "rev", EV_CLOSED, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
         event_body_destroy(&b);
-    } else {
-        c->retry++;
-        c->ndecisions = 0;
-        c->state = APR_PENDING;
-        snprintf(c->raised_by, sizeof c->raised_by, "%s", who->name);
-        if (c->route.nroles == 0) /* policy had approved it: people decide a retry */
-            policy_tier(&a->policy, policy_amount_tier(&a->policy, c->amount, c->currency), &c->route);
-        c->route.kind = ROUTE_HUMANS;
-        snprintf(c->route.rule, sizeof c->route.rule, "ops_review_retry");
-        utf8_fmt(c->route.reason, sizeof c->route.reason, "%s asked to retry the failed runbook: %s", who->name,
-                 *comment ? comment : "(no comment)"); /* a long comment is cut, never half a character */
-        c->expires_ms = stage_now_ms() + a->expiry_s * 1000;
-        event_body_t *b = cases_body(c);
-        rc = stage_publish(a->st, "rev", EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
-        event_body_destroy(&b);
-        b = cards_card(a, c, "A retry of a failed payguard runbook awaits your decision");
-        stage_publish(a->st, "rev", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
-        event_body_destroy(&b);
+        return rc;
     }
-    snprintf(req->state, sizeof req->state, "%s", approval_state_name(c->state));
-    snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
+    c->retry++;
+    c->ndecisions = 0;
+    c->state = APR_PENDING;
+    snprintf(c->raised_by, sizeof c->raised_by, "%s", who->name);
+    if (c->route.nroles == 0) /* policy had approved it: people decide a retry */
+        policy_tier(&a->policy, policy_amount_tier(&a->policy, c->amount, c->currency), &c->route);
+    c->route.kind = ROUTE_HUMANS;
+    snprintf(c->route.rule, sizeof c->route.rule, "ops_review_retry");
+    utf8_fmt(c->route.reason, sizeof c->route.reason, "%s asked to retry the failed runbook: %s", who->name,
+             *comment ? comment : "(no comment)"); /* a long comment is cut, never half a character */
+    c->expires_ms = stage_now_ms() + a->expiry_s * 1000;
+    event_body_t *b = cases_body(c);
+    rc = stage_publish(a->st, "rev", EV_ROUTED, c->case_id, b, STAGE_TO_AUDIT, id, s_on_durable, req);
+    event_body_destroy(&b);
+    b = cards_card(a, c, "A retry of a failed payguard runbook awaits your decision");
+    stage_publish(a->st, "rev", EV_NOTICE, c->case_id, b, STAGE_TO_BOTH, id, NULL, NULL);
+    event_body_destroy(&b);
+    return rc;
+}
+
+/* s_review - POST /reviews/{case}/retry|close: a person acts on a case in
+ * ops review. close ends it (audited); retry opens a new approval round for
+ * the failed runbook, with the requester as its raiser, so the same
+ * approvals, by others, are needed before execute tries again. Either needs
+ * a role of the case's tier, and a case approve handed to execute must be
+ * in ops review by audit's account (asked outside the lock; the case must
+ * not have moved meanwhile). */
+static enum MHD_Result s_review(approve_t *a, request_t *req, const person_t *who, const char *case_id,
+                                const char *what, const char *peer)
+{
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL) : json_object();
+    json_t *cj = json_object_get(body, "comment");
+    if (!json_is_object(body) || (cj && (!json_is_string(cj) || json_string_length(cj) > 500))) {
+        json_decref(body);
+        return httpd_error(req->conn, MHD_HTTP_BAD_REQUEST, "body must be {\"comment\":\"...\"} (at most 500 bytes)");
+    }
+    const char *comment = cj ? json_string_value(cj) : "";
+    char why[256] = "";
+    bool ask_audit = false;
+    pthread_mutex_lock(&a->mu);
+    approval_t *c = cases_find(a, case_id);
+    unsigned status = s_review_refuse(a, c, who, what, &ask_audit, why, sizeof why);
+    approval_state_t seen = c ? c->state : APR_PENDING;
+    pthread_mutex_unlock(&a->mu);
+    if (!status && ask_audit)
+        status =
+            review_in_ops(a->audit_url, case_id,
+                          MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization"), why, sizeof why);
+    pthread_mutex_lock(&a->mu);
+    c = cases_find(a, case_id);
+    if (!status && (!c || c->state != seen)) {
+        status = MHD_HTTP_CONFLICT;
+        snprintf(why, sizeof why, "case changed meanwhile: try again");
+    }
+    char id[EVENT_ID_MAX + 1];
+    int rc = status ? 0 : s_review_apply(a, req, c, who, what, comment, peer, id);
+    if (!status) {
+        snprintf(req->state, sizeof req->state, "%s", approval_state_name(c->state));
+        snprintf(req->case_id, sizeof req->case_id, "%s", c->case_id);
+    }
+    bool known = c != NULL;
     pthread_mutex_unlock(&a->mu);
     json_decref(body);
+    if (status) {
+        api_audit_refusal(a, EV_DECISION_REFUSED, who->name, case_id, known, status, why, peer);
+        return httpd_error(req->conn, status, why);
+    }
     if (rc != 0)
         return httpd_error(req->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot record it right now");
     stage_count(a->st, "payguard_approve_reviews_total", "action", what, 1);
@@ -400,6 +445,11 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
     if (!req) {
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
             return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/readyz") == 0) {
+            char why[256];
+            bool ready = stage_ready(a->st, why, sizeof why);
+            return httpd_readyz(conn, ready, why);
+        }
         if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
             return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
         req = calloc(1, sizeof *req);

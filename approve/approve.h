@@ -100,6 +100,24 @@ typedef struct {
 unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64_t now_ms, char role[POLICY_ROLE_MAX],
                    char *why, size_t whylen);
 
+/* sod_review - may who ask for a retry of, or close, a case in ops review
+ * (a pure function of the case's tier and the person)? 0, or 403 and why:
+ * who must hold one of the roles of the case's tier (tier: policy_tier's
+ * route for it). The separation of the asker from the approvers of the
+ * retry is sod_judge's (the asker becomes the case's raiser). */
+unsigned sod_review(const route_t *tier, const person_t *who, const char *what, char *why, size_t whylen);
+
+/* review_judge - audit's answer to GET /cases/{id} (status, body) read for
+ * ops review: 0 when the case is in ops_review; 409 and why for any other
+ * state (executed, executing, closed, ...); 503 and why when it says
+ * nothing usable (no answer, an error status, a body without a state) */
+unsigned review_judge(long status, const char *body, char *why, size_t whylen);
+
+/* review_in_ops - ask audit (audit_url, with the person's own Authorization
+ * header) whether case_id is in ops review; review_judge's answer. Blocks
+ * for at most REVIEW_TIMEOUT_MS: called from an HTTP thread, without mu. */
+unsigned review_in_ops(const char *audit_url, const char *case_id, const char *authorization, char *why, size_t whylen);
+
 /* sod_outcome - what the case's decisions so far settle: APR_DENIED once a
  * required approver denied, APR_APPROVED once every required role is
  * covered, else APR_PENDING */
@@ -133,6 +151,7 @@ typedef struct {
     struct MHD_Daemon *peer_httpd; /* with instances > 1: requests the other instances pass on (peers.c) */
     char peer_bind[64];
     long peer_port;                         /* instance n listens on peer_port + n */
+    char audit_url[128];                    /* audit's cases API: is an approved case in ops review? (review.c) */
     bool relay_on;                          /* console/enabled: a sealed X-Payguard-Client is believed */
     unsigned char relay_key[SEALKEY_BYTES]; /* console/relay_key_file (relay.h) */
 } approve_t;

@@ -2,7 +2,7 @@
  * NAME
  *	approve - policy routing, people, segregation of duties
  * SYNOPSIS
- *	approve [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	approve [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-approve@0.service)
  * DESCRIPTION
  *	For each triaged case, policy (common/policy.c, CONTRACT.md §4) picks
  *	the route and records the rule that chose it:
@@ -22,6 +22,8 @@
  *	  POST /approvals/{case_id}/decisions {"decision":"approve|deny","comment"}
  *	  POST /reviews/{case_id}/retry|close {"comment"}  (ops review, below)
  *	  GET  /metrics, GET /healthz (no token)
+ *	on the port's socket the master hands down (under systemd, one the
+ *	instance binds itself: SO_REUSEPORT when several run; common/listenfd.h).
  *	Every request needs Authorization: Bearer <token> of a configured
  *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
  *	the token; compared in constant time). 401 unknown token, or one past
@@ -53,6 +55,9 @@
  *	event: execute stops listing it), or ask for a retry: that opens a new
  *	approval round for the case with the requester as its raiser, so the
  *	same roles, held by others, must approve before execute tries again.
+ *	Either needs a role of the case's tier, and a case approve handed to
+ *	execute must be in ops_review by audit's cases API (asked with the
+ *	person's own token: review.c); otherwise 403 or 409, recorded.
  *
  *	Teams: when a case awaits people, and when it is decided, expires or
  *	escalates, an Adaptive Card notice goes to execute, which alone posts to
@@ -429,7 +434,8 @@ static int s_init(stage_t *st, void *arg)
     if (policy_load(c, &a->policy, err, sizeof err) != 0 ||
         config_bounded(c, "approve/http_port", &port, err, sizeof err) ||
         config_bounded(c, "approve/expiry_s", &a->expiry_s, err, sizeof err) ||
-        config_bounded(c, "approve/max_cases", &a->max_cases, err, sizeof err)) {
+        config_bounded(c, "approve/max_cases", &a->max_cases, err, sizeof err) ||
+        config_api_url(c, "audit", a->audit_url, sizeof a->audit_url, err, sizeof err)) {
         log_error("%s", err);
         return -1;
     }
@@ -462,7 +468,8 @@ static int s_init(stage_t *st, void *arg)
              "(%zu pending), %lld on disk",
              (unsigned long long) a->replayed, (unsigned long long) from, a->ncases, pending,
              (long long) casedb_count(a->db));
-    int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, err, sizeof err); /* the master's */
+    int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, config_instances(c, "approve") > 1, err,
+                           sizeof err); /* the master's, else one of each instance's (systemd) */
     if (lfd < 0) {
         log_error("config: approve/http_bind, http_port: %s", err);
         return -1;

@@ -50,6 +50,22 @@ static unsigned s_refuse_person(const approval_t *c, const person_t *who, char *
     return 0;
 }
 
+/* sod_review - see approve.h */
+unsigned sod_review(const route_t *tier, const person_t *who, const char *what, char *why, size_t whylen)
+{
+    assert(tier && who && what && why && whylen > 0);
+    why[0] = '\0';
+    for (size_t r = 0; r < tier->nroles; r++)
+        if (people_holds(who, tier->roles[r]))
+            return 0;
+    char roles[POLICY_MAX_ROLES * (POLICY_ROLE_MAX + 1)] = "";
+    for (size_t r = 0; r < tier->nroles; r++)
+        snprintf(roles + strlen(roles), sizeof roles - strlen(roles), "%s%s", r ? ", " : "", tier->roles[r]);
+    snprintf(why, whylen, "%s holds none of the roles of the case's tier %d (%s): cannot %s it", who->name, tier->tier,
+             roles, what);
+    return 403;
+}
+
 /* sod_judge - see approve.h */
 unsigned sod_judge(const approval_t *c, const person_t *who, bool approve, int64_t now_ms, char role[POLICY_ROLE_MAX],
                    char *why, size_t whylen)

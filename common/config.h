@@ -101,6 +101,12 @@ int config_outside_limits(const config_t *self, const char *system, long out[4],
 const char *config_run_dir(const config_t *self);
 const char *config_data_dir(const config_t *self);
 
+/* config_api_url - "http://host:port" of a stage's HTTP API from
+ * <stage>/http_bind and http_port (a wildcard or empty bind is reached on
+ * loopback): how the console reaches approve and audit, and approve audit.
+ * 0, or -1 and err. */
+int config_api_url(const config_t *self, const char *stage, char *out, size_t outlen, char *err, size_t errlen);
+
 /* config_stage_index - 0..5 for a stage name, -1 if not a stage */
 int config_stage_index(const char *stage);
 /* config_next_stage - the stage after this one in the pipeline, or NULL */

@@ -725,6 +725,34 @@ bool event_type_known(const char *type)
  * is allocated for what lies, then unpack and check every field */
 static const msgpack_object *s_find(const event_t *self, const char *key);
 
+/* s_unpack - self->data's objects into a zone of their own (pass 2's
+ * input); 0, or -1 and err.
+ * A zone sized to the event, not msgpack's 8 KiB default chunk: a stage
+ * holds one decoded event per input in flight (validate: 128 checks), and
+ * 8 KiB each was a megabyte of validate's heap under load (heaptrack).
+ * Every item but the root is one msgpack_object in an array or map the
+ * zone holds (strings stay in self->data), so one chunk of that size
+ * (items counted by the scan) takes them all. */
+static int s_unpack(event_t *self, size_t items, char *err, size_t errlen)
+{
+    assert(self && self->data && items > 0);
+    msgpack_unpacked_init(&self->unpacked);
+    self->unpacked.zone = msgpack_zone_new(EVENT_ZONE_SLACK + items * sizeof(msgpack_object));
+    if (!self->unpacked.zone)
+        return s_fail(err, errlen, "out of memory");
+    size_t off = 0;
+    msgpack_unpack_return ret = msgpack_unpack(self->data, self->len, &off, self->unpacked.zone, &self->unpacked.data);
+    if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+        return s_fail(err, errlen, "out of memory");
+    if (ret == MSGPACK_UNPACK_CONTINUE)
+        return s_fail(err, errlen, "truncated");
+    if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
+        return s_fail(err, errlen, "msgpack parse error");
+    if (off != self->len)
+        return s_fail(err, errlen, "trailing bytes after event: %zu", self->len - off);
+    return 0;
+}
+
 /* s_check_required - the body carries every key its type requires
  * (event_types.h): consumers rely on them */
 static int s_check_required(const event_t *self, char *err, size_t errlen)
@@ -765,6 +793,7 @@ event_t *event_decode(const void *data, size_t len, char *err, size_t errlen)
         return NULL;
     }
     assert(sc.body_off > 0 && sc.body_off < len);
+    size_t items = sc.items;
 
     event_t *self = calloc(1, sizeof *self);
     if (!self || !(self->data = malloc(len))) {
@@ -775,38 +804,7 @@ event_t *event_decode(const void *data, size_t len, char *err, size_t errlen)
     memcpy(self->data, data, len);
     self->len = len;
     self->body_off = sc.body_off;
-    /* A zone sized to the event, not msgpack's 8 KiB default chunk: a
-     * stage holds one decoded event per input in flight (validate: 128
-     * checks), and 8 KiB each was a megabyte of validate's heap under load
-     * (heaptrack). Every item but the root is one msgpack_object in an
-     * array or map the zone holds (strings stay in self->data), so one
-     * chunk of that size takes them all. */
-    msgpack_unpacked_init(&self->unpacked);
-    self->unpacked.zone = msgpack_zone_new(EVENT_ZONE_SLACK + sc.items * sizeof(msgpack_object));
-    if (!self->unpacked.zone) {
-        s_fail(err, errlen, "out of memory");
-        event_destroy(&self);
-        return NULL;
-    }
-    size_t off = 0;
-    msgpack_unpack_return ret = msgpack_unpack(self->data, len, &off, self->unpacked.zone, &self->unpacked.data);
-    if (ret == MSGPACK_UNPACK_NOMEM_ERROR) {
-        s_fail(err, errlen, "out of memory");
-        event_destroy(&self);
-        return NULL;
-    }
-    if (ret == MSGPACK_UNPACK_CONTINUE) {
-        s_fail(err, errlen, "truncated");
-        event_destroy(&self);
-        return NULL;
-    }
-    if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES) {
-        s_fail(err, errlen, "msgpack parse error");
-        event_destroy(&self);
-        return NULL;
-    }
-    if (off != len) {
-        s_fail(err, errlen, "trailing bytes after event: %zu", len - off);
+    if (s_unpack(self, items, err, errlen) != 0) {
         event_destroy(&self);
         return NULL;
     }

@@ -71,6 +71,15 @@ enum MHD_Result httpd_token_refused(struct MHD_Connection *conn, const char *why
                               "Bearer");
 }
 
+/* httpd_readyz - see httpd.h */
+enum MHD_Result httpd_readyz(struct MHD_Connection *conn, bool ready, const char *why)
+{
+    if (ready)
+        return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:b}", "ready", 1));
+    return httpd_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       json_pack("{s:b, s:s}", "ready", 0, "why", why && *why ? why : "not ready"));
+}
+
 /* httpd_metrics - see httpd.h */
 enum MHD_Result httpd_metrics(struct MHD_Connection *conn, const char *run_dir)
 {

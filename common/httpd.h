@@ -4,6 +4,7 @@
 #define PG_HTTPD_H
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* httpd_reply - obj (a json_t *, stolen) as the JSON answer, not cached */
@@ -20,6 +21,10 @@ enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn);
 /* httpd_token_refused - 401 {"error": why} with WWW-Authenticate: Bearer:
  * a token the server knows but refuses (expired), said as it is */
 enum MHD_Result httpd_token_refused(struct MHD_Connection *conn, const char *why);
+/* httpd_readyz - GET /readyz: 200 {"ready":true}, or 503
+ * {"ready":false,"why":why} (/healthz stays liveness: the process answers) */
+enum MHD_Result httpd_readyz(struct MHD_Connection *conn, bool ready, const char *why);
+
 /* httpd_metrics - the group's metrics (metrics_collect over run_dir) */
 enum MHD_Result httpd_metrics(struct MHD_Connection *conn, const char *run_dir);
 /* httpd_peer - the client's address as text ("unknown" if none) */

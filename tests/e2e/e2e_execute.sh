@@ -39,6 +39,18 @@ STRIPE_A=$E2E_SECRET
 STD_KEY=$(grep -v '^#' "$ROOT/config/sandbox/standard.secrets" | head -1 | sed 's/^whsec_//')
 sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --data-binary "${3:-}" "$SBXURL/_sandbox/$2"; }
 decide() { curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(tok "$1")" -d "{\"decision\":\"${3:-approve}\"}" "$API/approvals/$2/decisions"; }
+# review WHO CASE retry|close - POST an ops-review action; the HTTP status
+review() { curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(tok "$1")" -d '{"comment":"e2e"}' "$API/reviews/$2/$3"; }
+# in_review CASE - wait until the trail's case index has CASE in ops review
+# (what approve asks audit before a retry or a close)
+in_review() {
+    for _ in $(seq 1 50); do
+        "$BIN/payguard" case show "$1" -c "$CFG" --token-file "$ROOT/config/sandbox/ops_lead.token" 2>/dev/null |
+            grep -q 'state: *ops_review' && return 0
+        sleep 0.2
+    done
+    return 1
+}
 calls() { curl -s "$SBXURL/_sandbox/calls?system=$1&limit=100000"; }
 # key_calls SYSTEM KEY [STATUS] - how many calls carried this Idempotency-Key (with that status)
 key_calls() { calls "$1" | grep -o "\"idempotency_key\":\"$2\"[^}]*\"status\":${3:-[0-9]*}" | wc -l; }
@@ -123,16 +135,27 @@ ok "no entry was written" test "$(nentries P-2 payout_reversal)" = 0
 ok "payguard review lists the case with the failed step and why" \
     grep -q 'payout-P-2 .*runbook .*ledger_payout_reversal: POST /entries: refused (permanent) (HTTP 400)' "$WORK/review"
 
-# ---- 3b. ops review: a person asks for a retry, others approve it; or closes
-ok "fin_mgr asks to retry P-2's failed runbook (the ledger is fixed)" \
-    "$BIN/payguard" review retry payout-P-2 --as fin_mgr --token-file "$ROOT/config/sandbox/fin_mgr.token" --comment "ledger fixed" -c "$CFG"
+# ---- 3b. ops review: a person asks for a retry, others approve it; or closes.
+# Either needs a role of the case's tier (P-2 is tier 1: payments_ops_lead),
+# and a case approve handed to execute must be in ops review by the trail's account.
+ok "fin_mgr (no tier-1 role) may not retry P-2: 403" test "$(review fin_mgr payout-P-2 retry)" = 403
+ok "...nor may the treasurer close it: 403" test "$(review treasurer payout-P-2 close)" = 403
+ok "...and the refusal is on the trail, naming the tier's roles" \
+    bash -c "for i in \$(seq 1 50); do '$BIN/payguard' journal dump -c '$CFG' audit.0 | grep '\"type\":\"decision_refused\"' | grep -F payout-P-2 | grep -q 'holds none of the roles of the case.s tier 1 (payments_ops_lead)' && exit 0; sleep 0.2; done; exit 1"
+ok "the ops lead may not retry P-1, whose runbook ran to the end: 409" test "$(review ops_lead payout-P-1 retry)" = 409
+ok "...nor close it: 409, and P-1 awaits nobody" \
+    test "$(review ops_lead payout-P-1 close)/$(curl -s -H "Authorization: Bearer $(tok ops_lead)" "$API/approvals/payout-P-1" | grep -o '"state":"[a-z_]*"')" = '409/"state":"approved"'
+ok "the trail has P-2 in ops review" in_review payout-P-2
+ok "the ops lead asks to retry P-2's failed runbook (the ledger is fixed)" \
+    "$BIN/payguard" review retry payout-P-2 --as ops_lead --token-file "$ROOT/config/sandbox/ops_lead.token" --comment "ledger fixed" -c "$CFG"
 for _ in $(seq 1 30); do # approve commits its case store once a second
     "$BIN/payguard" review -c "$CFG" >"$WORK/review2"
-    grep -q 'payout-P-2 .*retry 1 asked by fin_mgr: awaiting approval' "$WORK/review2" && break
+    grep -q 'payout-P-2 .*retry 1 asked by ops_lead: awaiting approval' "$WORK/review2" && break
     sleep 0.2
 done
-ok "the queue says the retry awaits approval" grep -q 'payout-P-2 .*retry 1 asked by fin_mgr: awaiting approval' "$WORK/review2"
-ok "the retry needs the case's approvers: the ops lead approves it" test "$(decide ops_lead payout-P-2)" = 200
+ok "the queue says the retry awaits approval" grep -q 'payout-P-2 .*retry 1 asked by ops_lead: awaiting approval' "$WORK/review2"
+ok "who asked for the retry may not approve it: 403" test "$(decide ops_lead payout-P-2)" = 403
+ok "the retry needs the case's approvers, others: the second ops lead approves it" test "$(decide ops_lead_2 payout-P-2)" = 200
 ok "the retried runbook ran to the end" bash -c "for i in \$(seq 1 100); do '$BIN/payguard' journal dump -c '$CFG' execute.0 | grep '\"type\":\"executed\"' | grep -F 'payout-P-2' | grep -q '\"outcome\":\"done\"' && exit 0; sleep 0.2; done; exit 1"
 ok "it resumed at the failed step, with keys of its own (retry1)" \
     test "$(key_calls ledger payout-P-2:ledger_payout_reversal:retry1 201)$(key_calls payments payout-P-2:hold_payout:retry1)" = 10
@@ -141,11 +164,13 @@ ok "one payout_reversal now, and the case left the queue" \
 sandbox POST faults '{"system":"ledger","method":"POST","path_prefix":"/entries","status":400,"count":1}'
 fire 3
 ok "another case fails to ops review" test "$(executed payout-P-3)" = ops_review
-ok "a person closes it" "$BIN/payguard" review close payout-P-3 --as compliance_officer \
-    --token-file "$ROOT/config/sandbox/compliance_officer.token" --comment "handled by hand" -c "$CFG"
+ok "compliance (no tier-1 role) may not close it: 403" test "$(review compliance_officer payout-P-3 close)" = 403
+ok "the trail has P-3 in ops review" in_review payout-P-3
+ok "an ops lead closes it" "$BIN/payguard" review close payout-P-3 --as ops_lead_2 \
+    --token-file "$ROOT/config/sandbox/ops_lead_2.token" --comment "handled by hand" -c "$CFG"
 sleep 1
 ok "it left the queue" bash -c "! '$BIN/payguard' review -c '$CFG' | grep -q 'payout-P-3 '"
-ok "the close is in the audit trail, with who" bash -c "'$BIN/payguard' journal dump -c '$CFG' audit.0 | grep '\"type\":\"closed\"' | grep -F payout-P-3 | grep -q compliance_officer"
+ok "the close is in the audit trail, with who" bash -c "'$BIN/payguard' journal dump -c '$CFG' audit.0 | grep '\"type\":\"closed\"' | grep -F payout-P-3 | grep -q ops_lead_2"
 
 # ---- 4. SIGKILL just before and just after each outbound call
 n=10
@@ -251,9 +276,9 @@ ok "execute read its ops-review queue back from its review store" \
     grep -q 'inst=execute.0 msg="ops review: [0-9]* cases read back from the review store' "$D/run/payguard.log"
 "$BIN/payguard" review -c "$CFG" >"$WORK/review3"
 ok "payguard review still lists P-4 with its failed step" grep -q 'payout-P-4 .*runbook .*ledger_payout_reversal' "$WORK/review3"
-ok "fin_mgr asks to retry it" "$BIN/payguard" review retry payout-P-4 --as fin_mgr \
-    --token-file "$ROOT/config/sandbox/fin_mgr.token" --comment "ledger fixed" -c "$CFG"
-ok "the ops lead approves the retry" test "$(decide ops_lead payout-P-4)" = 200
+ok "the ops lead asks to retry it" "$BIN/payguard" review retry payout-P-4 --as ops_lead \
+    --token-file "$ROOT/config/sandbox/ops_lead.token" --comment "ledger fixed" -c "$CFG"
+ok "the second ops lead approves the retry" test "$(decide ops_lead_2 payout-P-4)" = 200
 ok "the retry re-ran the failed plan, which only the review store still held" \
     bash -c "for i in \$(seq 1 100); do '$BIN/payguard' journal dump -c '$CFG' execute.0 | grep '\"type\":\"executed\"' | grep -F 'payout-P-4' | grep -q '\"outcome\":\"done\"' && exit 0; sleep 0.2; done; exit 1"
 ok "from its failed step, with the retry's keys" test "$(key_calls ledger payout-P-4:ledger_payout_reversal:retry1 201)" = 1

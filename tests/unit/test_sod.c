@@ -140,3 +140,45 @@ Test(sod, only_pending_unexpired_known_cases)
     cr_expect_eq(sod_judge(&c, &ops, true, NOW, role, why, sizeof why), 409);
     cr_expect_str_eq(why, "case is approved, not awaiting a decision");
 }
+
+/* ops review: a retry or a close needs a role of the case's tier (a treasury
+ * approver retried and closed a tier-1 case before: issue 21, finding 3) */
+Test(sod, review_needs_a_role_of_the_cases_tier)
+{
+    approval_t c = s_case("payments_ops_lead", NULL);
+    c.route.tier = 1;
+    person_t lead = s_person("ops_lead", "payments_ops_lead");
+    person_t treasurer = s_person("treasurer", "treasury");
+    person_t two = s_person("risk_lead", "finance_manager compliance");
+    char why[256];
+    cr_assert_eq(sod_review(&c.route, &lead, "retry", why, sizeof why), 0);
+    cr_assert_str_empty(why);
+    cr_assert_eq(sod_review(&c.route, &treasurer, "retry", why, sizeof why), 403);
+    cr_assert_str_eq(why,
+                     "treasurer holds none of the roles of the case's tier 1 (payments_ops_lead): cannot retry it");
+    cr_assert_eq(sod_review(&c.route, &two, "close", why, sizeof why), 403);
+    cr_assert(strstr(why, "cannot close it"));
+    approval_t t2 = s_case("finance_manager compliance", NULL);
+    t2.route.tier = 2;
+    cr_assert_eq(sod_review(&t2.route, &two, "close", why, sizeof why), 0);
+    cr_assert_eq(sod_review(&t2.route, &lead, "retry", why, sizeof why), 403);
+    cr_assert(strstr(why, "tier 2 (finance_manager, compliance)"), "%s", why);
+}
+
+/* ops review: audit's answer about an approved case, read */
+Test(sod, review_judges_audits_answer)
+{
+    char why[256];
+    cr_assert_eq(review_judge(200, "{\"case_id\":\"payout-P-1\",\"state\":\"ops_review\"}", why, sizeof why), 0);
+    cr_assert_str_empty(why);
+    cr_assert_eq(review_judge(200, "{\"state\":\"executed\"}", why, sizeof why), 409);
+    cr_assert_str_eq(why, "case is executed in the audit trail, not in ops review: nothing to retry or close");
+    cr_assert_eq(review_judge(200, "{\"state\":\"executing\"}", why, sizeof why), 409);
+    cr_assert_eq(review_judge(404, "{\"error\":\"no such case\"}", why, sizeof why), 409);
+    cr_assert_eq(review_judge(200, "{}", why, sizeof why), 503);
+    cr_assert(strstr(why, "no state"));
+    cr_assert_eq(review_judge(200, "not json", why, sizeof why), 503);
+    cr_assert_eq(review_judge(401, "", why, sizeof why), 503);
+    cr_assert(strstr(why, "audit answered HTTP 401"), "%s", why);
+    cr_assert_eq(review_judge(0, NULL, why, sizeof why), 503);
+}
