@@ -133,10 +133,10 @@ ok "...good token or not" test "$(code --interface $BAD -H "Authorization: Beare
 ok "127.0.0.1 (payguard/refusals/exempt, the console's) is never throttled" \
     test "$(http_codes 25 -H 'Authorization: Bearer guess' "$AUD/cases")$(code -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases")" = "401:25 200"
 sleep 1.2 # the counters reach /metrics within a second
-m=$(curl -s "$AUD/metrics")
-ok "/metrics: the 429s and the refusals summed up" bash -c "grep -q '^payguard_refusals_throttled_total{instance=\"audit.0\"} 8[0-9]$' <<<'$m' &&
-    grep -q '^payguard_refusals_aggregated_total{instance=\"audit.0\"} [1-9][0-9]*$' <<<'$m' &&
-    grep -q '^payguard_refusals_sources_throttled{instance=\"audit.0\"} 1$' <<<'$m'"
+curl -s "$AUD/metrics" >"$WORK/refusals.metrics"
+ok "/metrics: the 429s and the refusals summed up" bash -c "grep -q '^payguard_refusals_throttled_total{instance=\"audit.0\"} 8[0-9]$' '$WORK/refusals.metrics' &&
+    grep -q '^payguard_refusals_aggregated_total{instance=\"audit.0\"} [1-9][0-9]*$' '$WORK/refusals.metrics' &&
+    grep -q '^payguard_refusals_sources_throttled{instance=\"audit.0\"} 1$' '$WORK/refusals.metrics'"
 
 # ---- 3. verify, export, secrets
 ok "payguard audit verify passes on the live trail" "$PG" audit verify -c "$CFG"
