@@ -444,6 +444,31 @@ static enum MHD_Result s_case_route(approve_t *a, request_t *req, bool via_peer,
     return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
 }
 
+/* s_admit - the person a request comes from; NULL and *rc the answer when
+ * its address is throttled (429, refusals.h; a peer's client is its front
+ * instance's to throttle) or its token is unknown (401, on the trail with
+ * the id the path names) */
+static const person_t *s_admit(approve_t *a, struct MHD_Connection *conn, bool via_peer, const char *url,
+                               const char *peer, enum MHD_Result *rc)
+{
+    long wait_s = via_peer ? 0 : refusals_throttled(a->refusals, peer);
+    if (wait_s) {
+        stage_count(a->st, "payguard_refusals_throttled_total", NULL, NULL, 1);
+        *rc = httpd_throttled(conn, wait_s);
+        return NULL;
+    }
+    const person_t *who =
+        people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (!who) {
+        char asked[1024];
+        s_url_case(url, asked, sizeof asked);
+        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, asked, false, MHD_HTTP_UNAUTHORIZED, "unknown or missing token",
+                          peer);
+        *rc = httpd_unauthorized(conn);
+    }
+    return who;
+}
+
 /* s_answer - the approvals API, from a client or (via_peer) passed on by
  * another instance */
 static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connection *conn, const char *url,
@@ -494,20 +519,10 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
         httpd_peer(conn, peer, sizeof peer);
     if (req->body)
         req->body[req->len] = '\0';
-    long wait_s = via_peer ? 0 : refusals_throttled(a->refusals, peer); /* a peer's client: its front instance's */
-    if (wait_s) {
-        stage_count(a->st, "payguard_refusals_throttled_total", NULL, NULL, 1);
-        return httpd_throttled(conn, wait_s);
-    }
-    const person_t *who =
-        people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
-    if (!who) {
-        char asked[1024];
-        s_url_case(url, asked, sizeof asked);
-        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, asked, false, MHD_HTTP_UNAUTHORIZED, "unknown or missing token",
-                          peer);
-        return httpd_unauthorized(conn);
-    }
+    enum MHD_Result refused;
+    const person_t *who = s_admit(a, conn, via_peer, url, peer, &refused);
+    if (!who)
+        return refused;
     if (req->too_large)
         return httpd_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
     if (strcmp(url, "/whoami") == 0 && strcmp(method, "GET") == 0) {
