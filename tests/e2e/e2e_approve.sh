@@ -128,8 +128,10 @@ ok "every refusal is in the audit trail ($refused decision_refused, $denied acce
 # ---- refusals, aggregated and throttled (#21 finding 2); 127/8 is all this
 # host's, so each address below is another source (127.0.0.1 is exempt)
 BAD=127.0.0.2
+t0=$(date +%s)
 ok "100 bad-token requests from one address: 401 up to the 20th refusal, then 429" \
     test "$(http_codes 100 --interface $BAD -H 'Authorization: Bearer guess' "$API/approvals")" = "401:20 429:80 "
+t1=$(date +%s)
 ok "a good token from another address is served" \
     test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.3 -H "Authorization: Bearer $(tok ops_lead)" "$API/approvals")" = 200
 ok "a decision on a non-ASCII id: 404" test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.4 -X POST \
@@ -137,8 +139,9 @@ ok "a decision on a non-ASCII id: 404" test "$(curl -s -o /dev/null -w '%{http_c
 ok "a non-ASCII id with a bad token: 401" test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.6 -X POST \
     -H 'Authorization: Bearer guess' -d '{"decision":"approve"}' "$API/approvals/refund-%FF%0A/decisions")" = 401
 ok "the trail counts all 100 (the window's repeats in a summary once it ends)" wait_refusals "$CFG" $BAD approve.0 100
-ok "...in at most 4 records (the first, the one that throttled, the summary)" \
-    test "$(refusals_counted "$CFG" $BAD approve.0) $(refusals_records "$CFG" $BAD approve.0 | awk '{print ($1 <= 4)}')" = "100 1"
+most=$((2 + (t1 - t0 + 1) / 5 + 1)) # the first, the one that throttled, a summary per window (5 s) they took
+ok "...in at most $most records (the first, the one that throttled, a summary a window)" \
+    test "$(refusals_counted "$CFG" $BAD approve.0) $(refusals_records "$CFG" $BAD approve.0 | awk -v m=$most '{print ($1 <= m)}')" = "100 1"
 "$BIN/payguard" audit export -c "$CFG" >"$WORK/trail.jsonl" 2>/dev/null
 ok "...the summary says how many, from where, between when" \
     grep -q "\"reason\":\"[0-9]* refusals from $BAD between 20[0-9T:-]*Z and 20[0-9T:-]*Z ([0-9]* of them answered 429" "$WORK/trail.jsonl"
