@@ -25,6 +25,9 @@ enum MHD_Result httpd_token_refused(struct MHD_Connection *conn, const char *why
  * {"ready":false,"why":why} (/healthz stays liveness: the process answers) */
 enum MHD_Result httpd_readyz(struct MHD_Connection *conn, bool ready, const char *why);
 
+/* httpd_throttled - 429 {"error"} with Retry-After: retry_after_s, for a
+ * source throttled after repeated refused requests (refusals.h) */
+enum MHD_Result httpd_throttled(struct MHD_Connection *conn, long retry_after_s);
 /* httpd_metrics - the group's metrics (metrics_collect over run_dir) */
 enum MHD_Result httpd_metrics(struct MHD_Connection *conn, const char *run_dir);
 /* httpd_peer - the client's address as text ("unknown" if none) */

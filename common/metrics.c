@@ -52,6 +52,14 @@ static const family_t s_families[] = {
     {"payguard_disk_low", "gauge",
      "1 while that free space is under payguard/journal/min_free_mb and no input is taken."},
     {"payguard_counter_overflow_total", "counter", "Increments of series past the per-instance series limit."},
+    /* refused requests to approve, audit and the console (common/refusals.h) */
+    {"payguard_refusals_throttled_total", "counter",
+     "Requests answered 429 because their source was throttled after repeated 401 or 403 answers "
+     "(payguard/refusals/throttle_after within window_s)."},
+    {"payguard_refusals_aggregated_total", "counter",
+     "Refused requests recorded only within a summary of their source's window (\"N refusals from X between T1 and "
+     "T2\"): on the trail by approve and audit, in the log by the console."},
+    {"payguard_refusals_sources_throttled", "gauge", "Source addresses throttled now."},
     /* ingest */
     {"payguard_ingest_receipts_total", "counter", "Webhook requests recorded durably, per endpoint."},
     {"payguard_ingest_refused_total", "counter", "Webhook requests refused before recording, per reason."},
