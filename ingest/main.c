@@ -12,7 +12,7 @@
  *	                            HTTP basic auth: ingest/httpauth.c)
  *	  POST /fetched/stripe      a Stripe event `payguard catch-up stripe` read from
  *	                            Stripe's Events API (Authorization: Bearer, the
- *	                            token ingest/fetch_token_sha256 hashes; ingest/bearer.c):
+ *	                            token ingest/fetch_token_sha256 hashes; common/bearer.c):
  *	                            recorded like a webhook, endpoint "stripe_fetched"
  *	  GET  /metrics             Prometheus counters of this instance
  *	  GET  /healthz             200 while the instance runs
@@ -418,9 +418,10 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
         *r = (refusal_t){MHD_HTTP_UNAUTHORIZED, "unauthorized",
                          "basic auth on /webhooks/adyen: missing or wrong user and password"};
     } else if (strcmp(*endpoint, "stripe_fetched") == 0 &&
-               bearer_check(&ing->fetch, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), &why)) {
-        *r = (refusal_t){MHD_HTTP_UNAUTHORIZED, "fetch_unauthorized", ""};
-        snprintf(r->why, sizeof r->why, "%s", why);
+               bearer_check(&ing->fetch, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), r->why,
+                            sizeof r->why)) {
+        r->status = MHD_HTTP_UNAUTHORIZED;
+        r->code = "fetch_unauthorized";
     } else if (!cl && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
         /* no body length at all: nothing to verify, and a header section
          * libmicrohttpd found no length in is not to be trusted (a field
@@ -673,7 +674,8 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: ingest/adyen_basic_user, adyen_basic_password_sha256: %s", err);
         return -1;
     }
-    if (bearer_parse(config_get(c, "ingest/fetch_token_sha256"), &ing->fetch, err, sizeof err) != 0) {
+    if (bearer_parse("ingest/fetch_token_sha256", config_get(c, "ingest/fetch_token_sha256"), &ing->fetch, err,
+                     sizeof err) != 0) {
         log_error("config: %s", err);
         return -1;
     }
