@@ -456,12 +456,9 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: approve/http_bind, http_port: %s", err);
         return -1;
     }
-    a->httpd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
-        api_answer, a, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT,
-        30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_END);
+    a->httpd = api_serve(a, lfd, false, err, sizeof err);
     if (!a->httpd) {
-        log_error("cannot serve the approvals API on port %ld: %s", port, strerror(errno));
+        log_error("cannot serve the approvals API on port %ld: %s", port, err);
         return -1;
     }
     log_info("approvals API on http://%s:%ld", config_get(c, "approve/http_bind"), port);
@@ -474,9 +471,9 @@ static void s_drain(stage_t *st, void *arg)
     (void) st;
     approve_t *a = arg;
     if (a->httpd)
-        MHD_quiesce_daemon(a->httpd);
+        httpd_quiesce(a->httpd);
     if (a->peer_httpd)
-        MHD_quiesce_daemon(a->peer_httpd);
+        httpd_quiesce(a->peer_httpd);
 }
 
 /* s_busy - decisions still waiting for the journal */
@@ -490,10 +487,8 @@ static bool s_busy(stage_t *st, void *arg)
 static void s_fini(stage_t *st, void *arg)
 {
     approve_t *a = arg;
-    if (a->httpd)
-        MHD_stop_daemon(a->httpd);
-    if (a->peer_httpd)
-        MHD_stop_daemon(a->peer_httpd);
+    httpd_stop(&a->httpd);
+    httpd_stop(&a->peer_httpd);
     if (a->db)
         s_flush(a, st); /* a restart then replays nothing */
     casedb_close(&a->db);

@@ -107,6 +107,7 @@
 #include "httpd.h"
 #include "indexer.h"
 #include "journal.h"
+#include "listenfd.h"
 #include "log.h"
 #include "people.h"
 #include "stage.h"
@@ -161,7 +162,7 @@ typedef struct {
     caseidx_t *ridx; /* the reader (HTTP threads, under rmu) */
     pthread_mutex_t rmu;
     people_t people;
-    struct MHD_Daemon *httpd;
+    httpd_t *httpd;
     pthread_mutex_t qmu; /* refusals from HTTP threads to the loop */
     refusal_t queue[AUDIT_REFUSALS_MAX];
     size_t nqueue;
@@ -543,8 +544,6 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (strcmp(url, "/healthz") == 0)
         return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
-    if (strcmp(url, "/metrics") == 0)
-        return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
     if (strcmp(url, "/audit/verify") == 0) {
         const person_t *p =
             people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
@@ -594,16 +593,16 @@ static int s_serve(audit_t *a)
         log_error("%s", err);
         return -1;
     }
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
-    if (inet_pton(AF_INET, config_get(c, "audit/http_bind"), &sin.sin_addr) != 1) {
-        log_error("config: audit/http_bind must be an IPv4 address");
-        return -1;
-    }
-    a->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL, s_answer,
-                                a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
-    if (!a->httpd) {
-        log_error("cannot serve the cases API on port %ld: %s", port, strerror(errno));
+    httpd_opts_t o = {.name = "cases API",
+                      .listen_fd = listenfd_bind(config_get(c, "audit/http_bind"), port, err, sizeof err),
+                      .threads = 2,
+                      .max_connections = CONFIG_HTTP_CONNECTIONS,
+                      .answer = s_answer,
+                      .cls = a,
+                      .st = a->st};
+    if (o.listen_fd < 0 || httpd_config(c, "audit", &o, err, sizeof err) != 0 ||
+        !(a->httpd = httpd_start(&o, err, sizeof err))) {
+        log_error("config: audit/http_bind, http_port: cannot serve the cases API: %s", err);
         return -1;
     }
     return 0;
@@ -684,10 +683,7 @@ static void s_drain(stage_t *st, void *arg)
 {
     (void) st;
     audit_t *a = arg;
-    if (a->httpd) {
-        MHD_stop_daemon(a->httpd);
-        a->httpd = NULL;
-    }
+    httpd_stop(&a->httpd);
 }
 
 /* s_fini - commit the index, seal the trail, let go */

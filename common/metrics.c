@@ -52,6 +52,11 @@ static const family_t s_families[] = {
     {"payguard_disk_low", "gauge",
      "1 while that free space is under payguard/journal/min_free_mb and no input is taken."},
     {"payguard_counter_overflow_total", "counter", "Increments of series past the per-instance series limit."},
+    /* every HTTP server (common/httpd.c) */
+    {"payguard_http_deadline_closed_total", "counter",
+     "Connections shut down because a request was not received and answered within the port's http_deadline_s."},
+    {"payguard_http_limit_refused_total", "counter",
+     "Connections closed on accept: over http_max_per_address from one address, or the port's connection limit."},
     /* ingest */
     {"payguard_ingest_receipts_total", "counter", "Webhook requests recorded durably, per endpoint."},
     {"payguard_ingest_refused_total", "counter", "Webhook requests refused before recording, per reason."},

@@ -67,12 +67,12 @@
 #include "console.h"
 #include "httpc.h"
 #include "httpd.h"
+#include "listenfd.h"
 #include "log.h"
 
 #define CONSOLE_MAX_ASSETS 32
 #define CONSOLE_MAX_ASSET_BYTES (1024 * 1024)
 #define CONSOLE_MAX_BODY 8192
-#define CONSOLE_THREADS 4u
 
 static const char s_csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -90,7 +90,6 @@ typedef struct {
     char approve_url[128], audit_url[128];
     long timeout_ms;
     unsigned char secret[CONSOLE_SECRET_BYTES];
-    const char *run_dir;
     _Atomic unsigned long long refused_csrf, proxied, backend_down;
 } console_t;
 
@@ -311,8 +310,6 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (strcmp(url, "/healthz") == 0)
         return s_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
-    if (strcmp(url, "/metrics") == 0)
-        return httpd_metrics(conn, c->run_dir); /* the group's, as on every served port */
     if (strncmp(url, "/api/", 5) == 0)
         return s_api(c, conn, url, method, req);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -342,6 +339,31 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, 
 
 /* ------------------------------------------------------------ start */
 
+/* s_serve - the console on console/http_bind:http_port, a thread per
+ * connection: a call waiting on approve or audit (at most timeout_ms)
+ * holds its own connection's thread, never the others' (httpd.h: the
+ * limits every port has; GET /metrics) */
+static httpd_t *s_serve(console_t *c, const config_t *cfg, long port)
+{
+    char err[256];
+    httpd_opts_t o = {.name = "console",
+                      .listen_fd = listenfd_bind(config_get(cfg, "console/http_bind"), port, err, sizeof err),
+                      .threads = 0,
+                      .max_connections = CONFIG_HTTP_CONNECTIONS,
+                      .answer = s_answer,
+                      .completed = s_completed,
+                      .cls = c};
+    httpd_t *h = NULL;
+    if (o.listen_fd < 0 || httpd_config(cfg, "console", &o, err, sizeof err) != 0 ||
+        !(h = httpd_start(&o, err, sizeof err))) {
+        log_error("config: console/http_bind, http_port: cannot serve the console: %s", err);
+        return NULL;
+    }
+    log_info("console: at most %u connections from one address, %u in all, each request within %u s", o.max_per_address,
+             o.max_connections, o.deadline_s);
+    return h;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg_path;
@@ -358,18 +380,11 @@ int main(int argc, char **argv)
     log_init("console.0", config_get(cfg, "payguard/log_level"));
     static console_t c;
     long port;
-    struct sockaddr_in sin = {.sin_family = AF_INET};
     if (config_bounded(cfg, "console/http_port", &port, err, sizeof err) ||
         config_bounded(cfg, "console/timeout_ms", &c.timeout_ms, err, sizeof err) ||
         config_api_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
         config_api_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
         log_error("%s", err);
-        config_destroy(&cfg);
-        return 2;
-    }
-    sin.sin_port = htons((uint16_t) port);
-    if (inet_pton(AF_INET, config_get(cfg, "console/http_bind"), &sin.sin_addr) != 1) {
-        log_error("config: console/http_bind must be an IPv4 address");
         config_destroy(&cfg);
         return 2;
     }
@@ -382,7 +397,6 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 1;
     }
-    c.run_dir = config_run_dir(cfg);
 
     sigset_t set;
     sigemptyset(&set);
@@ -390,14 +404,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    struct MHD_Daemon *httpd =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL, s_answer, &c,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, CONSOLE_THREADS,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u,
-                         MHD_OPTION_NOTIFY_COMPLETED, s_completed, &c, MHD_OPTION_END);
+    httpd_t *httpd = s_serve(&c, cfg, port);
     if (!httpd) {
-        log_error("cannot serve the console on %s:%ld: %s", config_get(cfg, "console/http_bind"), port,
-                  strerror(errno));
         config_destroy(&cfg);
         return 1;
     }
@@ -408,7 +416,7 @@ int main(int argc, char **argv)
     log_info("console stopping (signal %d): %llu calls passed on, %llu refused (CSRF or origin), %llu backend failures",
              sig, (unsigned long long) c.proxied, (unsigned long long) c.refused_csrf,
              (unsigned long long) c.backend_down);
-    MHD_stop_daemon(httpd);
+    httpd_stop(&httpd);
     for (size_t i = 0; i < c.nassets; i++)
         free(c.assets[i].data);
     OPENSSL_cleanse(c.secret, sizeof c.secret);

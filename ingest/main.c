@@ -141,7 +141,7 @@ typedef struct {
 
 typedef struct {
     stage_t *st;
-    struct MHD_Daemon *httpd;
+    httpd_t *httpd;
     long max_body;
     long retry_after_s;
     _Atomic long waiting; /* requests suspended until durable */
@@ -485,13 +485,11 @@ static bool s_budget_refuse(ingest_t *ing, struct MHD_Connection *conn, const ch
 }
 
 /* s_begin - the first call of a request (its header section is in):
- * metrics, health, rate limit, then a request state that reads the body;
+ * health, rate limit, then a request state that reads the body;
  * a refused webhook request drains its body before the refusal */
 static enum MHD_Result s_begin(ingest_t *ing, struct MHD_Connection *conn, const char *url, const char *method,
                                void **con_cls)
 {
-    if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
-        return httpd_metrics(conn, config_run_dir(stage_config(ing->st)));
     if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
         return s_healthz(conn);
     /* the bucket first: a flood of anything gets 429, and is only counted */
@@ -649,6 +647,39 @@ static void s_http_log(void *cls, const char *fmt, va_list ap)
                      "unknown");
 }
 
+/* s_serve - the webhooks server on the master's socket (httpd.h: the
+ * limits every port has; GET /metrics) */
+static int s_serve(ingest_t *ing, const config_t *c, long port, long threads)
+{
+    char err[256];
+    const char *bind_addr = config_get(c, "ingest/http_bind");
+    int lfd = listenfd_get(bind_addr, port, err, sizeof err); /* the master's, shared by every instance */
+    if (lfd < 0) {
+        log_error("config: ingest/http_bind, http_port: %s", err);
+        return -1;
+    }
+    httpd_opts_t o = {.name = "webhooks",
+                      .listen_fd = lfd,
+                      .threads = (unsigned) threads,
+                      .max_connections = CONFIG_INGEST_HTTP_CONNECTIONS,
+                      .memory_limit = (size_t) 64 * 1024,
+                      .strict = true, /* 400 for HTTP/1.1 without Host */
+                      .answer = s_answer,
+                      .completed = s_completed,
+                      .cls = ing,
+                      .log = s_http_log,
+                      .log_cls = ing,
+                      .st = ing->st};
+    if (httpd_config(c, "ingest", &o, err, sizeof err) != 0 || !(ing->httpd = httpd_start(&o, err, sizeof err))) {
+        log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, err);
+        return -1;
+    }
+    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard, /webhooks/adyen%s; at most %u "
+             "connections from one address, each request within %u s)",
+             bind_addr, port, ing->adyen_auth.enabled ? " with basic auth" : "", o.max_per_address, o.deadline_s);
+    return 0;
+}
+
 /* s_init - start the HTTP server once the journal and sockets are up */
 static int s_init(stage_t *st, void *arg)
 {
@@ -684,28 +715,8 @@ static int s_init(stage_t *st, void *arg)
     pthread_mutex_init(&ing->rate_mu, NULL);
     ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
     assert(ing->buckets);
-    const char *bind_addr = config_get(c, "ingest/http_bind");
-    int lfd = listenfd_get(bind_addr, port, err, sizeof err); /* the master's, shared by every instance */
-    if (lfd < 0) {
-        log_error("config: ingest/http_bind, http_port: %s", err);
+    if (s_serve(ing, c, port, threads) != 0)
         return -1;
-    }
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    ing->httpd =
-        MHD_start_daemon(flags, 0, NULL, NULL, s_answer, ing, MHD_OPTION_EXTERNAL_LOGGER, s_http_log,
-                         ing, /* first: it sees every message */
-                         MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-                         s_completed, ing, MHD_OPTION_STRICT_FOR_CLIENT, (int) 1, /* 400 for HTTP/1.1 without Host */
-                         MHD_OPTION_END);
-    if (!ing->httpd) {
-        log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));
-        return -1;
-    }
-    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard, /webhooks/adyen%s)", bind_addr,
-             port, ing->adyen_auth.enabled ? " with basic auth" : "");
     if (ing->fetch.enabled)
         log_info("and POST /fetched/stripe, for payguard catch-up (ingest/fetch_token_sha256)");
     return 0;
@@ -746,7 +757,7 @@ static void s_drain(stage_t *st, void *arg)
     (void) st;
     ingest_t *ing = arg;
     if (ing->httpd)
-        MHD_quiesce_daemon(ing->httpd);
+        httpd_quiesce(ing->httpd);
 }
 
 /* s_busy_requests - requests still waiting for their durable 202 */
@@ -762,9 +773,7 @@ static void s_fini(stage_t *st, void *arg)
 {
     (void) st;
     ingest_t *ing = arg;
-    if (ing->httpd)
-        MHD_stop_daemon(ing->httpd);
-    ing->httpd = NULL;
+    httpd_stop(&ing->httpd);
 }
 
 int main(int argc, char **argv)
