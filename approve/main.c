@@ -21,7 +21,12 @@
  *	  GET  /approvals/{case_id}
  *	  POST /approvals/{case_id}/decisions {"decision":"approve|deny","comment"}
  *	  POST /reviews/{case_id}/retry|close {"comment"}  (ops review, below)
- *	  GET  /metrics, GET /healthz (no token)
+ *	  GET  /metrics, GET /healthz (no token; /metrics: the Bearer token
+ *	       payguard/metrics_token_sha256 hashes, when set: common/httpd.c)
+ *	The server (and the peer listener, peers.c) is common/httpd.c's, with
+ *	the limits every port has: approve/http_max_per_address connections
+ *	from one address (the console's calls all come from one), each request
+ *	received and answered within approve/http_deadline_s.
  *	Every request needs Authorization: Bearer <token> of a configured
  *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
  *	the token; compared in constant time). 401 unknown token; 403 lacking a
@@ -71,7 +76,8 @@
  *	(payguard/seal_key_file; common/event.h, SEALS): execute acts on
  *	nothing else.
  * CONFIGURATION
- *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
+ *	approve/http_bind, http_port, http_max_per_address, http_deadline_s,
+ *	public_url, expiry_s, confidence_min,
  *	max_cases, case_db, retention_s, tier{1,2,3}_roles, thresholds/<CUR>;
  *	approvers/<name>/{roles,token_sha256}.
  * STATE (casedb.h)

@@ -54,7 +54,11 @@
  *	GET /cases?state=S[&limit=N]
  *				{"cases":[...]} newest first (N <= 1000,
  *				default 100); an unknown state is a 400
- *	GET /metrics, GET /healthz	(no token)
+ *	GET /metrics, GET /healthz	(no token; /metrics: the Bearer token
+ *				payguard/metrics_token_sha256 hashes, when set)
+ *	Served by common/httpd.c with the limits every port has:
+ *	audit/http_max_per_address connections from one address, each request
+ *	received and answered within audit/http_deadline_s.
  *	Every /cases request needs Authorization: Bearer <token> of a
  *	configured approver (approvers/...); an unknown or missing token is
  *	a 401 and an access_denied record on the trail, the requested id in
@@ -83,8 +87,8 @@
  *	emit, which never contains a secret (ingest redacts credential
  *	headers). Tokens are compared by SHA-256, never stored or logged.
  * CONFIGURATION
- *	payguard/... (journal, delivery), audit/endpoint, http_bind,
- *	http_port, case_db, checkpoints_file, checkpoint_every_s,
+ *	payguard/... (journal, delivery, metrics_token_sha256), audit/endpoint,
+ *	http_bind, http_port, http_max_per_address, http_deadline_s, case_db, checkpoints_file, checkpoint_every_s,
  *	signing_key_file, verify_key_file, generate_key, archive_dir,
  *	archive_after_s; approvers/...
  *--*/

@@ -13,7 +13,9 @@
  *	  /api/session				approve's GET /whoami + a CSRF token
  *	  /api/approvals..., /api/reviews...	approve's API (CONTRACT.md §3.1)
  *	  /api/cases..., /api/audit/verify	audit's API (§3.2)
- *	  GET /healthz, GET /metrics		(no token)
+ *	  GET /healthz, GET /metrics		(no token; /metrics: the Bearer token
+ *						payguard/metrics_token_sha256 hashes,
+ *						when set: common/httpd.c)
  *	console/console.h lists every API route. The console holds no state and
  *	no credential: each call carries the person's own Bearer token, which
  *	approve and audit check (an unknown token is their 401 and their
@@ -35,13 +37,22 @@
  *	(it does on every POST), naming this server: a page elsewhere cannot
  *	make a signed-in browser decide. Bodies over 8 KiB are refused (413);
  *	only known query parameters are passed on.
+ * CONNECTIONS
+ *	A thread per connection (common/httpd.c): a call waiting for approve
+ *	or audit (console/timeout_ms at most, connect to answer) holds its own
+ *	connection's thread and no other, so a hung audit does not hold up
+ *	the calls to approve. At most console/http_max_per_address
+ *	connections from one address (more are closed as they are accepted;
+ *	behind a proxy everyone shares its address), 256 in all; a request
+ *	not received and answered within console/http_deadline_s is cut.
  * FAILURE
  *	approve or audit not answering: 502 {"error"} naming which; the page
  *	says so and keeps polling. A missing www_dir or index.html stops the
  *	console at start (exit 1).
  * CONFIGURATION
  *	console/enabled, http_bind, http_port (8083), www_dir (console/www,
- *	relative to the directory payguard is started from), timeout_ms;
+ *	relative to the directory payguard is started from), timeout_ms (under
+ *	http_deadline_s), http_max_per_address, http_deadline_s;
  *	approve/http_bind, http_port and audit/http_bind, http_port say where
  *	the backends are. approve/public_url should name this console as people
  *	reach it: Teams cards and tickets link to {public_url}/case/{id}.

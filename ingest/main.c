@@ -4,7 +4,11 @@
  * SYNOPSIS
  *	ingest [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
  * DESCRIPTION
- *	Serves, with libmicrohttpd (epoll, a thread pool):
+ *	Serves, with libmicrohttpd (epoll, a thread pool, started by
+ *	common/httpd.c with the limits every port has: at most
+ *	ingest/http_max_per_address connections from one address, more are
+ *	closed unanswered as they are accepted; each request received and
+ *	answered within ingest/http_deadline_s, else its connection is cut):
  *	  POST /webhooks/stripe     Stripe events (Stripe-Signature header)
  *	  POST /webhooks/standard   Standard Webhooks (webhook-id/-timestamp/-signature)
  *	  POST /webhooks/adyen      Adyen standard notifications (JSON batches,
@@ -14,7 +18,9 @@
  *	                            Stripe's Events API (Authorization: Bearer, the
  *	                            token ingest/fetch_token_sha256 hashes; common/bearer.c):
  *	                            recorded like a webhook, endpoint "stripe_fetched"
- *	  GET  /metrics             Prometheus counters of this instance
+ *	  GET  /metrics             the group's Prometheus counters (common/httpd.c;
+ *	                            with payguard/metrics_token_sha256 set, only
+ *	                            for that Bearer token, else 401)
  *	  GET  /healthz             200 while the instance runs
  *	Each accepted POST becomes one "receipt" event: the raw body (bytes as
  *	received), every request header field (names lower-cased; a field sent
@@ -82,12 +88,13 @@
  *	/fetched/stripe only the token's SHA-256 is configured (the sandbox
  *	demo token's is warned about at start).
  * CONFIGURATION
- *	ingest/http_bind, http_port, http_threads, max_body_bytes,
+ *	ingest/http_bind, http_port, http_threads, http_max_per_address,
+ *	http_deadline_s, max_body_bytes,
  *	retry_after_s, rate_per_s, rate_burst, reject_budget,
  *	reject_budget_bytes, reject_window_s, retention_s,
  *	adyen_basic_user, adyen_basic_password_sha256, fetch_token_sha256;
  *	payguard/...
- *	(journal, delivery).
+ *	(journal, delivery, metrics_token_sha256).
  * RETENTION
  *	ingest's journal holds every request body it answered 202. Its own
  *	start needs only what validate and audit have not acknowledged (it
