@@ -536,7 +536,5 @@ httpd_t *api_serve(approve_t *a, int fd, bool via_peer, char *err, size_t errlen
                       .completed = api_completed,
                       .cls = a,
                       .st = a->st};
-    if (httpd_config(stage_config(a->st), "approve", &o, err, errlen) != 0)
-        return NULL;
-    return httpd_start(&o, err, errlen);
+    return httpd_serve(stage_config(a->st), "approve", &o, err, errlen);
 }

@@ -111,7 +111,6 @@
 #include "httpd.h"
 #include "indexer.h"
 #include "journal.h"
-#include "listenfd.h"
 #include "log.h"
 #include "people.h"
 #include "stage.h"
@@ -590,22 +589,15 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
 /* s_serve - the cases API on http_bind:http_port */
 static int s_serve(audit_t *a)
 {
-    const config_t *c = stage_config(a->st);
     char err[256];
-    long port;
-    if (config_bounded(c, "audit/http_port", &port, err, sizeof err) != 0) {
-        log_error("%s", err);
-        return -1;
-    }
     httpd_opts_t o = {.name = "cases API",
-                      .listen_fd = listenfd_bind(config_get(c, "audit/http_bind"), port, err, sizeof err),
+                      .listen_fd = -1, /* audit/http_bind, http_port */
                       .threads = 2,
                       .max_connections = CONFIG_HTTP_CONNECTIONS,
                       .answer = s_answer,
                       .cls = a,
                       .st = a->st};
-    if (o.listen_fd < 0 || httpd_config(c, "audit", &o, err, sizeof err) != 0 ||
-        !(a->httpd = httpd_start(&o, err, sizeof err))) {
+    if (!(a->httpd = httpd_serve(stage_config(a->st), "audit", &o, err, sizeof err))) {
         log_error("config: audit/http_bind, http_port: cannot serve the cases API: %s", err);
         return -1;
     }

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bearer.h"
+#include "listenfd.h"
 #include "log.h"
 #include "metrics.h"
 #include "stage.h"
@@ -413,22 +414,29 @@ void httpd_stats(httpd_t *self, uint64_t *cut, uint64_t *refused)
     pthread_mutex_unlock(&self->mu);
 }
 
-/* httpd_config - see httpd.h */
-int httpd_config(const config_t *c, const char *section, httpd_opts_t *opts, char *err, size_t errlen)
+/* httpd_serve - see httpd.h */
+httpd_t *httpd_serve(const config_t *c, const char *section, httpd_opts_t *opts, char *err, size_t errlen)
 {
     assert(c && section && opts && err);
-    char key[64];
-    long per, deadline;
+    char key[64], bind_key[64];
+    long per, deadline, port;
     snprintf(key, sizeof key, "%s/http_max_per_address", section);
     if (config_bounded(c, key, &per, err, errlen) != 0)
-        return -1;
+        return NULL;
     snprintf(key, sizeof key, "%s/http_deadline_s", section);
     if (config_bounded(c, key, &deadline, err, errlen) != 0)
-        return -1;
+        return NULL;
     opts->section = section;
     opts->max_per_address = (unsigned) per;
     opts->deadline_s = (unsigned) deadline;
     opts->metrics_token_sha256 = config_get(c, "payguard/metrics_token_sha256");
     opts->run_dir = config_run_dir(c);
-    return 0;
+    if (opts->listen_fd < 0) {
+        snprintf(key, sizeof key, "%s/http_port", section);
+        snprintf(bind_key, sizeof bind_key, "%s/http_bind", section);
+        if (config_bounded(c, key, &port, err, errlen) != 0 ||
+            (opts->listen_fd = listenfd_bind(config_get(c, bind_key), port, err, errlen)) < 0)
+            return NULL;
+    }
+    return httpd_start(opts, err, errlen);
 }

@@ -68,10 +68,12 @@ typedef struct {
     stage_t *st;                      /* the counters (NULL: not counted: the console) */
 } httpd_opts_t;
 
-/* httpd_config - the configured part of opts: <section>/http_max_per_address
- * and http_deadline_s, payguard/metrics_token_sha256, the run directory;
- * -1 and err when a setting is out of range */
-int httpd_config(const config_t *c, const char *section, httpd_opts_t *opts, char *err, size_t errlen);
+/* httpd_serve - httpd_start with the configured part of opts filled in
+ * (section; <section>/http_max_per_address and http_deadline_s;
+ * payguard/metrics_token_sha256; the run directory) and, when
+ * opts->listen_fd < 0, a socket bound here on <section>/http_bind:http_port;
+ * NULL and err */
+httpd_t *httpd_serve(const config_t *c, const char *section, httpd_opts_t *opts, char *err, size_t errlen);
 
 /* httpd_start - serve opts->listen_fd (the strings of opts must outlive
  * the server); NULL and err (a limit out of range, a bad token hash, the

@@ -78,7 +78,6 @@
 #include "console.h"
 #include "httpc.h"
 #include "httpd.h"
-#include "listenfd.h"
 #include "log.h"
 
 #define CONSOLE_MAX_ASSETS 32
@@ -354,19 +353,18 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, 
  * connection: a call waiting on approve or audit (at most timeout_ms)
  * holds its own connection's thread, never the others' (httpd.h: the
  * limits every port has; GET /metrics) */
-static httpd_t *s_serve(console_t *c, const config_t *cfg, long port)
+static httpd_t *s_serve(console_t *c, const config_t *cfg)
 {
     char err[256];
     httpd_opts_t o = {.name = "console",
-                      .listen_fd = listenfd_bind(config_get(cfg, "console/http_bind"), port, err, sizeof err),
+                      .listen_fd = -1, /* console/http_bind, http_port */
                       .threads = 0,
                       .max_connections = CONFIG_HTTP_CONNECTIONS,
                       .answer = s_answer,
                       .completed = s_completed,
                       .cls = c};
-    httpd_t *h = NULL;
-    if (o.listen_fd < 0 || httpd_config(cfg, "console", &o, err, sizeof err) != 0 ||
-        !(h = httpd_start(&o, err, sizeof err))) {
+    httpd_t *h = httpd_serve(cfg, "console", &o, err, sizeof err);
+    if (!h) {
         log_error("config: console/http_bind, http_port: cannot serve the console: %s", err);
         return NULL;
     }
@@ -415,7 +413,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    httpd_t *httpd = s_serve(&c, cfg, port);
+    httpd_t *httpd = s_serve(&c, cfg);
     if (!httpd) {
         config_destroy(&cfg);
         return 1;

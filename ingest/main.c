@@ -677,7 +677,7 @@ static int s_serve(ingest_t *ing, const config_t *c, long port, long threads)
                       .log = s_http_log,
                       .log_cls = ing,
                       .st = ing->st};
-    if (httpd_config(c, "ingest", &o, err, sizeof err) != 0 || !(ing->httpd = httpd_start(&o, err, sizeof err))) {
+    if (!(ing->httpd = httpd_serve(c, "ingest", &o, err, sizeof err))) {
         log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, err);
         return -1;
     }

@@ -76,6 +76,16 @@ static httpd_opts_t s_opts(unsigned threads, unsigned per_address, unsigned dead
                           .metrics_token_sha256 = token_sha};
 }
 
+/* s_start - a server of s_opts's */
+static httpd_t *s_start(unsigned threads, unsigned per_address, unsigned deadline_s, const char *token_sha)
+{
+    char err[256];
+    httpd_opts_t o = s_opts(threads, per_address, deadline_s, token_sha);
+    httpd_t *h = httpd_start(&o, err, sizeof err);
+    cr_assert_not_null(h, "%s", err);
+    return h;
+}
+
 /* s_connect - a connection to the server from the loopback address src */
 static int s_connect(const char *src)
 {
@@ -134,10 +144,7 @@ static int s_get(const char *src, const char *path, const char *extra)
 
 Test(httpd, connections_over_the_per_address_limit_are_closed_while_another_address_is_served)
 {
-    char err[256];
-    httpd_opts_t o = s_opts(2, 2, 30, "");
-    httpd_t *h = httpd_start(&o, err, sizeof err);
-    cr_assert_not_null(h, "%s", err);
+    httpd_t *h = s_start(2, 2, 30, "");
     int a = s_connect("127.0.0.1"), b = s_connect("127.0.0.1");
     cr_assert_not(s_closed_within(a, 200), "two connections from one address are served");
     cr_assert_not(s_closed_within(b, 10));
@@ -164,10 +171,7 @@ Test(httpd, connections_over_the_per_address_limit_are_closed_while_another_addr
 
 Test(httpd, a_request_trickled_a_byte_at_a_time_is_cut_at_the_deadline)
 {
-    char err[256];
-    httpd_opts_t o = s_opts(2, 8, 1, "");
-    httpd_t *h = httpd_start(&o, err, sizeof err);
-    cr_assert_not_null(h, "%s", err);
+    httpd_t *h = s_start(2, 8, 1, "");
     const char req[] =
         "GET /trickle HTTP/1.1\r\nHost: t\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     int fd = s_connect("127.0.0.1");
@@ -190,10 +194,7 @@ Test(httpd, a_request_trickled_a_byte_at_a_time_is_cut_at_the_deadline)
 
 Test(httpd, each_request_on_a_kept_alive_connection_has_a_deadline_of_its_own)
 {
-    char err[256];
-    httpd_opts_t o = s_opts(2, 8, 1, "");
-    httpd_t *h = httpd_start(&o, err, sizeof err);
-    cr_assert_not_null(h, "%s", err);
+    httpd_t *h = s_start(2, 8, 1, "");
     int fd = s_connect("127.0.0.1");
     for (int i = 0; i < 4; i++) { /* 4 x 0.6 s on one connection: past 1 s in all, each well within it */
         cr_assert_eq(s_exchange(fd, "/x", "", NULL, 0), 200, "request %d", i + 1);
@@ -214,10 +215,7 @@ static void *s_slow(void *arg)
 
 Test(httpd, a_blocking_handler_holds_only_its_own_connection_with_a_thread_each)
 {
-    char err[256];
-    httpd_opts_t o = s_opts(0, 16, 30, "");
-    httpd_t *h = httpd_start(&o, err, sizeof err);
-    cr_assert_not_null(h, "%s", err);
+    httpd_t *h = s_start(0, 16, 30, "");
     pthread_t t[8];
     for (int i = 0; i < 8; i++)
         pthread_create(&t[i], NULL, s_slow, NULL);
@@ -233,19 +231,17 @@ Test(httpd, a_blocking_handler_holds_only_its_own_connection_with_a_thread_each)
 Test(httpd, metrics_needs_the_bearer_token_whose_sha256_is_configured)
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    char hex[2 * SHA256_DIGEST_LENGTH + 1], err[256], body[4096];
+    char hex[2 * SHA256_DIGEST_LENGTH + 1], body[4096];
     SHA256((const unsigned char *) "s3cret-metrics", 14, md);
     for (size_t i = 0; i < sizeof md; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    httpd_opts_t o = s_opts(2, 8, 30, hex);
+    httpd_t *h = s_start(2, 8, 30, hex);
     char prom[300];
     snprintf(prom, sizeof prom, "%s/ingest.0.prom", s_run_dir);
     FILE *f = fopen(prom, "w");
     cr_assert_not_null(f);
     fputs("# TYPE payguard_events_in_total counter\npayguard_events_in_total{instance=\"ingest.0\"} 7\n", f);
     fclose(f);
-    httpd_t *h = httpd_start(&o, err, sizeof err);
-    cr_assert_not_null(h, "%s", err);
     int fd = s_connect("127.0.0.1");
     cr_assert_eq(s_exchange(fd, "/metrics", "", body, sizeof body), 401, "no token: 401");
     cr_assert_not(strstr(body, "payguard_"), "and no metrics");
@@ -259,9 +255,7 @@ Test(httpd, metrics_needs_the_bearer_token_whose_sha256_is_configured)
     cr_assert_eq(s_get("127.0.0.1", "/other", ""), 200, "other paths are the handler's, token or not");
     httpd_stop(&h);
 
-    o = s_opts(2, 8, 30, "");
-    h = httpd_start(&o, err, sizeof err);
-    cr_assert_not_null(h, "%s", err);
+    h = s_start(2, 8, 30, "");
     cr_assert_eq(s_get("127.0.0.1", "/metrics", ""), 200, "no token configured: open");
     httpd_stop(&h);
     unlink(prom);
