@@ -8,6 +8,8 @@
 #                 (unit tests, the same under ASan+UBSan, fuzzers briefly,
 #                 end-to-end, a short chaos run)
 #   make tidy     the house style as a check (scripts/tidy.sh; in make test)
+#   make deb      the Debian package: build/deb/payguard_<version>_<arch>.deb
+#                 (scripts/deb.sh, dpkg-deb; tests/e2e/e2e_deb.sh installs it)
 #   make chaos    the long chaos run (tests/e2e/chaos.sh)
 #   make bench    install what is missing (nginx, fio and jq too), build,
 #                 run the benchmarks (scripts/bench.sh; BENCH_N sizes them),
@@ -54,7 +56,7 @@ ASAN_COMMON_OBJ := $(COMMON_SRC:%.c=$(BS)/%.o)
 ASAN_UNIT_OBJ   := $(UNIT_SRC:%.c=$(BS)/%.o) $(STAGE_LIB_SRC:%.c=$(BS)/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,bin/%,$(FUZZ_SRC))
 
-.PHONY: all deps test-deps run test tidy unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench bench-baseline bench-scale soak clean
+.PHONY: all deps test-deps run test tidy deb unit unit-asan e2e e2e-asan e2e-run fuzz fuzz-short chaos bench bench-baseline bench-scale soak clean
 .SECONDARY:
 all: bin/payguard $(STAGES:%=bin/%) bin/console $(TOOLS) $(if $(SANDBOX_SRC),bin/pg-sandbox) bin/libpgfailsync.so bin/hooks/execute
 
@@ -69,6 +71,12 @@ test-deps:
 # defined once, .md references, clang-format, function length)
 tidy: all
 	@bash scripts/tidy.sh
+
+# make deb: the programs, systemd units (dist/systemd/), configuration
+# (dist/payguard.cfg) and maintainer scripts (dist/deb/) as one .deb, with
+# dpkg-deb alone; the last line printed is its path
+deb: all
+	@bash scripts/deb.sh
 
 # header dependencies come from the compiler (-MMD -MP: a .d file beside
 # each object), so touching a header rebuilds exactly what includes it

@@ -439,6 +439,11 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
     if (!req) {
         if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
             return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+        if (strcmp(method, "GET") == 0 && strcmp(url, "/readyz") == 0) {
+            char why[256];
+            bool ready = stage_ready(a->st, why, sizeof why);
+            return httpd_readyz(conn, ready, why);
+        }
         req = calloc(1, sizeof *req);
         assert(req);
         req->conn = conn;

@@ -2,7 +2,7 @@
  * NAME
  *	approve - policy routing, people, segregation of duties
  * SYNOPSIS
- *	approve [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	approve [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-approve@0.service)
  * DESCRIPTION
  *	For each triaged case, policy (common/policy.c, CONTRACT.md §4) picks
  *	the route and records the rule that chose it:
@@ -27,6 +27,9 @@
  *	the limits every port has: approve/http_max_per_address connections
  *	from one address (the console's calls all come from one), each request
  *	received and answered within approve/http_deadline_s.
+ *	The port's socket is the one the master hands down (under systemd, one
+ *	the instance binds itself: SO_REUSEPORT when several run;
+ *	common/listenfd.h).
  *	Every request needs Authorization: Bearer <token> of a configured
  *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
  *	the token; compared in constant time). 401 unknown token; 403 lacking a
@@ -457,7 +460,8 @@ static int s_init(stage_t *st, void *arg)
              "(%zu pending), %lld on disk",
              (unsigned long long) a->replayed, (unsigned long long) from, a->ncases, pending,
              (long long) casedb_count(a->db));
-    int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, err, sizeof err); /* the master's */
+    int lfd = listenfd_get(config_get(c, "approve/http_bind"), port, config_instances(c, "approve") > 1, err,
+                           sizeof err); /* the master's, else one of each instance's (systemd) */
     if (lfd < 0) {
         log_error("config: approve/http_bind, http_port: %s", err);
         return -1;

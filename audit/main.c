@@ -2,7 +2,7 @@
  * NAME
  *	audit - the tamper-evident trail, the case index, and the cases API
  * SYNOPSIS
- *	audit [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	audit [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-audit@0.service)
  * DESCRIPTION
  *	Every stage instance PUSHes each event it emits to audit as well as
  *	to its next stage. audit stores each one in its journal as a trail
@@ -83,7 +83,8 @@
  *	checkpoints would be weaker than the one promised.
  * SECURITY
  *	Holds the checkpoint signing key (keep it readable by audit only, on
- *	another volume than the trail in production). Stores what stages
+ *	another volume than the trail in production; under systemd it may be
+ *	credential:<name> with generate_key = no: common/credential.h). Stores what stages
  *	emit, which never contains a secret (ingest redacts credential
  *	headers). Tokens are compared by SHA-256, never stored or logged.
  * CONFIGURATION
@@ -108,6 +109,7 @@
 
 #include "archiver.h"
 #include "caseidx.h"
+#include "credential.h"
 #include "httpd.h"
 #include "indexer.h"
 #include "journal.h"
@@ -547,6 +549,11 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (strcmp(url, "/healthz") == 0)
         return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0) {
+        char why[256];
+        bool ready = stage_ready(a->st, why, sizeof why);
+        return httpd_readyz(conn, ready, why);
+    }
     if (strcmp(url, "/audit/verify") == 0) {
         const person_t *p =
             people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
@@ -604,6 +611,24 @@ static int s_serve(audit_t *a)
     return 0;
 }
 
+/* s_load_key - the checkpoint signing key: audit/signing_key_file, a path or
+ * "credential:<name>" (credential.h: read-only, so generate_key must be no);
+ * 0, or -1 and err */
+static int s_load_key(audit_t *a, stage_t *st, char *err, size_t errlen)
+{
+    char *key_path = s_path(st, "audit/signing_key_file"), *pub_path = s_path(st, "audit/verify_key_file");
+    bool gen = strcmp(config_get(stage_config(st), "audit/generate_key"), "yes") == 0;
+    char file[PATH_MAX];
+    if (credential_is(key_path) && gen)
+        snprintf(err, errlen,
+                 "audit/signing_key_file = %s: a credential is never generated: set audit/generate_key = no", key_path);
+    else if (credential_path(key_path, file, sizeof file, err, errlen) == 0)
+        a->key = trail_key_load(file, pub_path, gen, err, errlen);
+    free(key_path);
+    free(pub_path);
+    return a->key ? 0 : -1;
+}
+
 /* s_durable - the trail's durable seq, for the indexer's thread */
 static uint64_t s_durable(void *arg)
 {
@@ -622,12 +647,7 @@ static int s_init(stage_t *st, void *arg)
         log_error("trail: %s", err);
         return -1;
     }
-    char *key_path = s_path(st, "audit/signing_key_file"), *pub_path = s_path(st, "audit/verify_key_file");
-    const char *gen = config_get(c, "audit/generate_key");
-    a->key = trail_key_load(key_path, pub_path, gen && strcmp(gen, "yes") == 0, err, sizeof err);
-    free(key_path);
-    free(pub_path);
-    if (!a->key) {
+    if (s_load_key(a, st, err, sizeof err) != 0) {
         log_error("checkpoint signing key: %s", err);
         return -1;
     }

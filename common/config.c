@@ -2,6 +2,7 @@
 #include "config.h"
 #include "bearer.h"
 #include "httpc_multi.h"
+#include "log.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a configuration file, at most */
 
@@ -25,7 +26,8 @@ static const char s_defaults[] =
     "payguard\n"
     "    run_dir = run                       # sockets, pid and status files\n"
     "    data_dir = data                     # journals, one directory per instance\n"
-    "    log_level = info                    # debug | info | warn | error\n"
+    "    log_level = info                    # debug | info | warn | error (PAYGUARD_LOG_LEVEL wins)\n"
+    "    log_format = logfmt                 # logfmt | json: one JSON object a line (PAYGUARD_LOG_FORMAT wins)\n"
     "    seal_key_file = {data}/seal.key     # approve seals decisions with it, execute checks (created if missing;\n"
     "                                        # on several hosts, the same file on each)\n"
     "    curve = no                          # yes: every ZeroMQ link authenticated and encrypted (CURVE); needed with hosts\n"
@@ -48,6 +50,7 @@ static const char s_defaults[] =
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
     "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
+    "    ready_timeout_s = 120               # payguard up -d waits this long for every process to be ready\n"
     "hosts                                  # one group on several hosts: a section per host (README, \"Several hosts\")\n"
     "outside                                # the operator's systems (CONTRACT.md §2)\n"
     "    payments = http://127.0.0.1:8090/payments\n"
@@ -528,6 +531,7 @@ static const struct {
     {"payguard/delivery/sndhwm", 1, CONFIG_SNDHWM_MAX},
     {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
     {"payguard/restart_max_ms", 100, 600000},
+    {"payguard/ready_timeout_s", 1, 3600},
     {"outside/timeout_ms", 100, 600000},
     {"outside/breaker_failures", 0, 1000},
     {"outside/breaker_cooldown_ms", 1, 3600000},
@@ -588,6 +592,21 @@ int config_bounded(const config_t *self, const char *path, long *out, char *err,
             return config_int(self, path, s_bounds[i].min, s_bounds[i].max, out, err, errlen);
     assert(!"config_bounded: a setting not in s_bounds");
     return -1;
+}
+
+/* s_check_log - payguard/log_level and log_format name what log.h knows */
+static int s_check_log(const config_t *self, char *err, size_t errlen)
+{
+    const char *level = config_get(self, "payguard/log_level"), *format = config_get(self, "payguard/log_format");
+    if (log_level_of(level) < 0) {
+        snprintf(err, errlen, "config: payguard/log_level = '%s': want debug, info, warn or error", level);
+        return -1;
+    }
+    if (log_format_of(format) < 0) {
+        snprintf(err, errlen, "config: payguard/log_format = '%s': want logfmt or json", format);
+        return -1;
+    }
+    return 0;
 }
 
 /* s_check_bounds - every setting of s_bounds is in range: refused at load
@@ -678,7 +697,8 @@ config_t *config_load(const char *path, char *err, size_t errlen)
             return NULL;
         }
     }
-    if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen) || s_check_http(self, err, errlen)) {
+    if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen) || s_check_log(self, err, errlen) ||
+        s_check_http(self, err, errlen)) {
         config_destroy(&self);
         return NULL;
     }

@@ -46,11 +46,13 @@
  */
 #include "httpc_priv.h"
 
+#include "credential.h"
 #include "log.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -716,10 +718,14 @@ static void s_errf(char *err, size_t errlen, const char *fmt, ...)
  * a newline); errors name the path and the reason, never the content */
 char *httpc_read_token(const char *path, char *err, size_t errlen)
 {
+    char file[PATH_MAX];
     if (!path) {
         s_errf(err, errlen, "token file: no path");
         return NULL;
     }
+    if (credential_path(path, file, sizeof file, err, errlen) != 0)
+        return NULL;
+    path = file; /* "credential:<name>": the unit's copy (credential.h) */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         s_errf(err, errlen, "%s: %s", path, strerror(errno));

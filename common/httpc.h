@@ -78,7 +78,8 @@ bool httpc_curl_transient(int curl_code);
 char *httpc_escape(const char *text);
 
 /* httpc_read_token - first line of a token file, trimmed; NULL + err if
- * unreadable or empty; the caller frees (and should wipe) it */
+ * unreadable or empty; the caller frees (and should wipe) it. path may be
+ * "credential:<name>": the file systemd gave the unit (credential.h) */
 char *httpc_read_token(const char *path, char *err, size_t errlen);
 
 #endif

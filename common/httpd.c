@@ -101,6 +101,15 @@ enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn)
     return rc;
 }
 
+/* httpd_readyz - see httpd.h */
+enum MHD_Result httpd_readyz(struct MHD_Connection *conn, bool ready, const char *why)
+{
+    if (ready)
+        return httpd_reply(conn, MHD_HTTP_OK, json_pack("{s:b}", "ready", 1));
+    return httpd_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       json_pack("{s:b, s:s}", "ready", 0, "why", why && *why ? why : "not ready"));
+}
+
 /* s_metrics - GET /metrics: the group's metrics, with the Bearer token
  * when payguard/metrics_token_sha256 is set */
 static enum MHD_Result s_metrics(httpd_t *h, struct MHD_Connection *conn)

@@ -97,6 +97,9 @@ enum MHD_Result httpd_reply_text(struct MHD_Connection *conn, unsigned status, c
 enum MHD_Result httpd_error(struct MHD_Connection *conn, unsigned status, const char *why);
 /* httpd_unauthorized - 401 {"error":"unknown or missing token"} with WWW-Authenticate: Bearer */
 enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn);
+/* httpd_readyz - GET /readyz: 200 {"ready":true}, or 503
+ * {"ready":false,"why":why} (/healthz stays liveness: the process answers) */
+enum MHD_Result httpd_readyz(struct MHD_Connection *conn, bool ready, const char *why);
 /* httpd_peer - the client's address as text ("unknown" if none) */
 void httpd_peer(struct MHD_Connection *conn, char *out, size_t outlen);
 

@@ -94,8 +94,10 @@ int listenfd_inherited(void)
 }
 
 /* listenfd_get - see listenfd.h */
-int listenfd_get(const char *addr, long port, char *err, size_t errlen)
+int listenfd_get(const char *addr, long port, bool shared, char *err, size_t errlen)
 {
     int fd = listenfd_inherited();
-    return fd >= 0 ? fd : listenfd_bind(addr, port, err, errlen);
+    if (fd >= 0)
+        return fd;
+    return shared ? listenfd_bind_shared(addr, port, err, errlen) : listenfd_bind(addr, port, err, errlen);
 }

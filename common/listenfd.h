@@ -20,11 +20,15 @@
  *     connections waiting in its own queue are reset (none was answered,
  *     the sender retries them) and new ones go to the instances that run.
  *     ingest with two or more instances.
- * A stage started by hand (no variable) binds the port itself.
+ * A stage started otherwise (by hand, or by systemd: one unit per instance,
+ * no master) binds the port itself: alone, or when several instances of it
+ * run on this host each with a socket of its own (SO_REUSEPORT), as the
+ * master's per-instance sockets.
  */
 #ifndef PG_LISTENFD_H
 #define PG_LISTENFD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define LISTENFD_ENV "PAYGUARD_LISTEN_FD"
@@ -48,7 +52,9 @@ int listenfd_reserve(const char *addr, long port, char *err, size_t errlen);
  * process was not given one (then bind with listenfd_bind) */
 int listenfd_inherited(void);
 
-/* listenfd_get - the inherited socket, else one bound here; -1 and err */
-int listenfd_get(const char *addr, long port, char *err, size_t errlen);
+/* listenfd_get - the inherited socket, else one bound here: shared
+ * (listenfd_bind_shared) when several instances of the stage serve the
+ * port on this host, else alone (listenfd_bind); -1 and err */
+int listenfd_get(const char *addr, long port, bool shared, char *err, size_t errlen);
 
 #endif

@@ -208,6 +208,7 @@ static void s_loop(stage_t *st)
         if (sk_stop && !drain_deadline) {
             drain_deadline = sk_mono_ms() + st->drain_ms;
             log_info("stopping: no more input, draining for up to %ld ms", st->drain_ms);
+            sdnotify_send("STOPPING=1"); /* under systemd: it waits for us (TimeoutStopSec) */
             if (st->def->drain)
                 st->def->drain(st, st->def->arg);
         }
@@ -260,6 +261,7 @@ static void s_loop(stage_t *st)
         sk_write_watermark(st, false);
         sk_write_floors(st, false);
         int64_t now = sk_mono_ms();
+        sdnotify_watchdog_tick(&st->watchdog, now); /* the loop turns: alive (sdnotify.h) */
         if (now - last_status >= 1000) {
             sk_write_status(st);
             last_status = now;
@@ -347,9 +349,11 @@ static int s_open(stage_t *st, const journal_opts_t *jo, size_t recent_ids)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    for (int d = 0; d < NDEST; d++)
+    for (int d = 0; d < NDEST; d++) {
         for (int i = 0; i < CONFIG_MAX_INSTANCES; i++)
             flow_init(&st->win[d].flow[i], st->resend_ms);
+        atomic_store(&st->win[d].heard_ms, sk_mono_ms()); /* a consumer gets its silence allowance from now */
+    }
     pthread_mutex_init(&st->append_mu, NULL);
     pthread_mutex_init(&st->pub_mu, NULL);
     pthread_mutex_init(&st->counters_mu, NULL);
@@ -387,7 +391,7 @@ static int s_start(stage_t *st, const char *cfg_path)
         log_error("%s", err);
         return 2;
     }
-    log_init(st->inst, config_get(st->config, "payguard/log_level"));
+    log_init(st->inst, config_get(st->config, "payguard/log_level"), config_get(st->config, "payguard/log_format"));
     if (st->index < 0 || st->index >= config_instances(st->config, st->name)) {
         log_error("instance index %d out of range: %s/instances = %d", st->index, st->name,
                   config_instances(st->config, st->name));
@@ -454,11 +458,13 @@ int stage_main(int argc, char **argv, const stage_def_t *def)
     st->disk_free_mb = -1; /* not looked at yet */
     snprintf(st->name, sizeof st->name, "%s", def->name);
     snprintf(st->inst, sizeof st->inst, "%s.%d", def->name, index);
-    log_init(st->inst, "info");
+    log_init(st->inst, "info", NULL);
     int rc = s_start(st, cfg_path);
     if (rc == 0) {
         log_info("started pid=%d journal=%llu records next=%s", (int) getpid(),
                  (unsigned long long) journal_last_seq(st->journal), st->next ? st->next : "-");
+        sdnotify_send("READY=1"); /* recovered, sockets bound, init done: systemd starts what comes After= */
+        sdnotify_watchdog_init(&st->watchdog, sk_mono_ms());
         s_loop(st);
         sk_commit_turn(st);
         sk_write_watermark(st, true);

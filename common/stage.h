@@ -23,7 +23,7 @@
  *     back-pressure travels upstream to ingest, which answers 503;
  *   - signals: SIGTERM/SIGINT stop input, wait up to drain_ms for acks,
  *     write the watermark, sync and exit 0;
- *   - logs (logfmt on stderr), counters (stage_metrics_text), and a status
+ *   - logs (logfmt or JSON lines on stderr: log.h), counters (stage_metrics_text), and a status
  *     file <run_dir>/<stage>.<n>.stat for `payguard status`;
  *   - disk space: while the journal's file system has less than
  *     payguard/journal/min_free_mb free (looked at once a second), the
@@ -316,6 +316,18 @@ int stage_journal_archive(stage_t *st, const char *archive, uint64_t upto, int64
 /* stage_disk_low - is the journal's disk under payguard/journal/min_free_mb
  * (so no input is taken)? Any thread */
 bool stage_disk_low(const stage_t *st);
+
+/* STAGE_READY_SILENCE_MS - the longest a consumer may leave events
+ * unacknowledged without a word before the stage is not ready (at least
+ * three re-sends: payguard/delivery/resend_ms) */
+#define STAGE_READY_SILENCE_MS 10000
+/* stage_ready - can this instance take input and pass it on now? true, or
+ * false and why: its journal's disk is under min_free_mb, a delivery window
+ * is full (max_inflight or max_inflight_bytes), or a consumer holds
+ * unacknowledged events and has said nothing for STAGE_READY_SILENCE_MS (or
+ * three resend_ms, if longer). What /readyz and the status file's ready=
+ * line say (the loop runs, so the stage has recovered). Any thread. */
+bool stage_ready(stage_t *st, char *why, size_t whylen);
 
 const config_t *stage_config(const stage_t *st);
 const char *stage_instance(const stage_t *st); /* "triage.1" */

@@ -256,6 +256,7 @@ void sk_on_ack(stage_t *st, const void *data, size_t len)
         return;
     }
     int64_t now = sk_mono_ms();
+    atomic_store(&st->win[d].heard_ms, now); /* the consumer is alive (stage_ready) */
     for (uint32_t i = 0; i < a[2].via.array.size; i++) {
         msgpack_object *o = &a[2].via.array.ptr[i];
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)

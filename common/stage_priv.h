@@ -19,6 +19,7 @@
 #ifndef PG_STAGE_PRIV_H
 #define PG_STAGE_PRIV_H
 
+#include "sdnotify.h"
 #include "stage.h"
 #include "trail.h"
 
@@ -94,6 +95,8 @@ typedef struct {
     _Atomic size_t count_shared;
     size_t bytes;                /* the entries' payloads: bounded by max_inflight_bytes */
     _Atomic size_t bytes_shared; /* bytes, for stage_publish's threads */
+    _Atomic int64_t heard_ms;    /* sk_mono_ms of the consumer's last ack or wait (start: the stage's start):
+                                    stage_ready */
 } window_t;
 
 /* staged - appended this turn, not yet durable, so not yet sendable */
@@ -202,6 +205,7 @@ struct stage_t {
     int64_t last_disk_check_ms;
     long retention_s; /* with def->retire_journal */
     int64_t last_retire_ms;
+    sdnotify_watchdog_t watchdog; /* systemd's, pinged by the loop (sdnotify.h) */
 
     /* loop-thread staging (handle/emit) */
     staged_t *staged;

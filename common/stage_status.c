@@ -125,6 +125,36 @@ static void s_hist_text(stage_t *st, FILE *f)
     pthread_mutex_unlock(&st->counters_mu);
 }
 
+/* stage_ready - see stage.h */
+bool stage_ready(stage_t *st, char *why, size_t whylen)
+{
+    assert(st && why && whylen > 0);
+    why[0] = '\0';
+    if (atomic_load(&st->disk_low)) {
+        snprintf(why, whylen,
+                 "its journal's disk is nearly full (%lld MiB free, under payguard/journal/min_free_mb %ld)",
+                 atomic_load(&st->disk_free_mb), st->min_free_mb);
+        return false;
+    }
+    int64_t now = sk_mono_ms(),
+            silence = st->resend_ms * 3 > STAGE_READY_SILENCE_MS ? st->resend_ms * 3 : STAGE_READY_SILENCE_MS;
+    for (int d = 0; d < NDEST; d++) {
+        window_t *w = &st->win[d];
+        const char *to = d == DEST_AUDIT ? "audit" : st->next ? st->next : "its consumer";
+        size_t n = atomic_load(&w->count_shared), bytes = atomic_load(&w->bytes_shared);
+        int64_t quiet = now - atomic_load(&w->heard_ms);
+        if (n >= (size_t) st->max_inflight || bytes >= (size_t) st->max_inflight_bytes)
+            snprintf(why, whylen, "its delivery window to %s is full (%zu events, %zu bytes unacknowledged)", to, n,
+                     bytes);
+        else if (n > 0 && quiet > silence)
+            snprintf(why, whylen, "%s has acknowledged nothing for %lld s (%zu events waiting)", to,
+                     (long long) (quiet / 1000), n);
+        if (why[0])
+            return false;
+    }
+    return true;
+}
+
 /* sk_write_status - <run_dir>/<inst>.stat for `payguard status` (atomic rename) */
 void sk_write_status(stage_t *st)
 {
@@ -152,6 +182,11 @@ void sk_write_status(stage_t *st)
     if (atomic_load(&st->disk_low))
         fprintf(f, "waiting=disk nearly full: %lld MiB free, under payguard/journal/min_free_mb %ld\n", free_mb,
                 st->min_free_mb);
+    char why[256];
+    if (stage_ready(st, why, sizeof why))
+        fprintf(f, "ready=yes\n");
+    else
+        fprintf(f, "ready=no: %s\n", why);
     sk_http_status(st, f);
     if (st->def->status)
         st->def->status(st, f, st->def->arg);

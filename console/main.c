@@ -2,7 +2,8 @@
  * NAME
  *	console - the ops console: the page where people see cases and decide
  * SYNOPSIS
- *	console [-c CONFIG] [-i 0]	(started by `payguard up` when console/enabled = yes)
+ *	console [-c CONFIG] [-i 0]	(started by `payguard up` when console/enabled = yes, or systemd:
+ *					payguard-console@0.service)
  * DESCRIPTION
  *	Serves the console's static page (console/www: index.html, app.js,
  *	app.css; no build step, no third-party asset) and passes its API calls
@@ -45,6 +46,10 @@
  *	connections from one address (more are closed as they are accepted;
  *	behind a proxy everyone shares its address), 256 in all; a request
  *	not received and answered within console/http_deadline_s is cut.
+ * SYSTEMD
+ *	Under systemd (payguard-console@0.service, Type=notify) it says
+ *	READY=1 once it serves, pings the watchdog from its signal wait and says
+ *	STOPPING=1 at SIGTERM (common/sdnotify.h).
  * FAILURE
  *	approve or audit not answering: 502 {"error"} naming which; the page
  *	says so and keeps polling. A missing www_dir or index.html stops the
@@ -79,6 +84,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "sdnotify.h"
 
 #define CONSOLE_MAX_ASSETS 32
 #define CONSOLE_MAX_ASSET_BYTES (1024 * 1024)
@@ -93,6 +99,8 @@ typedef struct {
     char *data;
     size_t len;
 } asset_t;
+
+#define CONSOLE_READY_TIMEOUT_MS 1000 /* /readyz: how long approve or audit may take to answer */
 
 typedef struct {
     asset_t assets[CONSOLE_MAX_ASSETS];
@@ -225,6 +233,26 @@ static enum MHD_Result s_query_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* s_readyz - GET /readyz: ready when approve and audit both answer their
+ * /healthz (the console only passes calls on to them); 1 s each at most */
+static enum MHD_Result s_readyz(console_t *c, struct MHD_Connection *conn)
+{
+    const char *urls[2] = {c->approve_url, c->audit_url}, *names[2] = {"approve", "audit"};
+    char why[256] = "";
+    for (int i = 0; i < 2 && !why[0]; i++) {
+        httpc_t *h = httpc_new(urls[i], NULL, CONSOLE_READY_TIMEOUT_MS);
+        httpc_resp_t resp = {.retry_after_ms = -1};
+        if (!h || httpc_do(h, "GET", "/healthz", NULL, NULL, &resp) != 0 || resp.status != 200)
+            snprintf(why, sizeof why, "%s does not answer at %.60s (%.120s)", names[i], urls[i],
+                     resp.status     ? "an error status"
+                     : resp.error[0] ? resp.error
+                                     : "no answer");
+        httpc_resp_free(&resp);
+        httpc_destroy(&h);
+    }
+    return httpd_readyz(conn, !why[0], why);
+}
+
 /* s_api - pass an /api/ call through to approve or audit */
 static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
                              request_t *req)
@@ -320,6 +348,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     }
     if (strcmp(url, "/healthz") == 0)
         return s_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0)
+        return s_readyz(c, conn);
     if (strncmp(url, "/api/", 5) == 0)
         return s_api(c, conn, url, method, req);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -349,11 +379,11 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, 
 
 /* ------------------------------------------------------------ start */
 
-/* s_serve - the console on console/http_bind:http_port, a thread per
+/* s_http - the console on console/http_bind:http_port, a thread per
  * connection: a call waiting on approve or audit (at most timeout_ms)
  * holds its own connection's thread, never the others' (httpd.h: the
  * limits every port has; GET /metrics) */
-static httpd_t *s_serve(console_t *c, const config_t *cfg)
+static httpd_t *s_http(console_t *c, const config_t *cfg)
 {
     char err[256];
     httpd_opts_t o = {.name = "console",
@@ -373,11 +403,32 @@ static httpd_t *s_serve(console_t *c, const config_t *cfg)
     return h;
 }
 
+/* s_serve - until SIGTERM or SIGINT (in set, blocked): under systemd, READY=1
+ * now that the port is served, WATCHDOG=1 at each turn of this loop (it
+ * waits half the watchdog's interval) and STOPPING=1 at the end
+ * (sdnotify.h); the signal */
+static int s_serve(const sigset_t *set)
+{
+    sdnotify_send("READY=1");
+    sdnotify_watchdog_t wd;
+    sdnotify_watchdog_init(&wd, 0);
+    int64_t wait_ms = wd.every_ms ? wd.every_ms : 60000;
+    int sig;
+    do {
+        struct timespec to = {(time_t) (wait_ms / 1000), (long) (wait_ms % 1000) * 1000000L};
+        sig = sigtimedwait(set, NULL, &to);
+        if (wd.every_ms)
+            sdnotify_send("WATCHDOG=1");
+    } while (sig < 0);
+    sdnotify_send("STOPPING=1");
+    return sig;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg_path;
     int index, status;
-    log_init("console.0", "info");
+    log_init("console.0", "info", NULL);
     if (!config_main_opts(argc, argv, "console", true, &cfg_path, &index, &status))
         return status;
     char err[512] = "";
@@ -386,7 +437,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 2;
     }
-    log_init("console.0", config_get(cfg, "payguard/log_level"));
+    log_init("console.0", config_get(cfg, "payguard/log_level"), config_get(cfg, "payguard/log_format"));
     static console_t c;
     long port;
     if (config_bounded(cfg, "console/http_port", &port, err, sizeof err) ||
@@ -413,15 +464,14 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    httpd_t *httpd = s_serve(&c, cfg);
+    httpd_t *httpd = s_http(&c, cfg);
     if (!httpd) {
         config_destroy(&cfg);
         return 1;
     }
     log_info("console on http://%s:%ld/ (approve %s, audit %s)", config_get(cfg, "console/http_bind"), port,
              c.approve_url, c.audit_url);
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = s_serve(&set);
     log_info("console stopping (signal %d): %llu calls passed on, %llu refused (CSRF or origin), %llu backend failures",
              sig, (unsigned long long) c.proxied, (unsigned long long) c.refused_csrf,
              (unsigned long long) c.backend_down);

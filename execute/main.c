@@ -2,7 +2,7 @@
  * NAME
  *	execute - runbooks, exactly once
  * SYNOPSIS
- *	execute [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	execute [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-execute@0.service)
  * DESCRIPTION
  *	The only stage that changes other systems. For each decided case from
  *	approve it plans the fixed runbook of CONTRACT.md §5 (common/runbook.c)
@@ -80,7 +80,9 @@
  *	resumes every unfinished runbook from its journal.
  * SECURITY
  *	Holds the write token for the payments API, ledger and tickets
- *	(execute/token_file) and the Teams URL; no other stage does. Reads
+ *	(execute/token_file: a file, or under systemd credential:write-token,
+ *	given to execute's units alone: common/credential.h) and the Teams
+ *	URL; no other stage does. Reads
  *	the seal key (payguard/seal_key_file) to check approve's seals.
  * TEST HOOK
  *	Only in the test build (-DPG_TEST_HOOKS: bin/hooks/execute, never

@@ -2,7 +2,7 @@
  * NAME
  *	ingest - receive PSP webhooks and record every receipt durably
  * SYNOPSIS
- *	ingest [-c CONFIG] [-i 0]	(started by `payguard up`; one instance)
+ *	ingest [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-ingest@0.service)
  * DESCRIPTION
  *	Serves, with libmicrohttpd (epoll, a thread pool, started by
  *	common/httpd.c with the limits every port has: at most
@@ -33,7 +33,9 @@
  *	202 {"receipt_id":"rcpt_..."} (Adyen: 200, text/plain "[accepted]", as
  *	Adyen requires, with the receipt id in a Payguard-Receipt-Id header)
  *	and sends the receipts on to validate and audit. A 2xx therefore
- *	always means "on disk".
+ *	always means "on disk". The port's socket is the master's, handed
+ *	down; under systemd the instance binds it itself, with SO_REUSEPORT
+ *	when several run (common/listenfd.h).
  *
  *	ingest judges nothing about the content: signature, source address,
  *	schema and idempotency verdicts are validate's, visible in the audit
@@ -499,6 +501,11 @@ static enum MHD_Result s_begin(ingest_t *ing, struct MHD_Connection *conn, const
 {
     if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
         return s_healthz(conn);
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/readyz") == 0) {
+        char why[256];
+        bool ready = stage_ready(ing->st, why, sizeof why);
+        return httpd_readyz(conn, ready, why);
+    }
     /* the bucket first: a flood of anything gets 429, and is only counted */
     char peer[INET6_ADDRSTRLEN + 1];
     httpd_peer(conn, peer, sizeof peer);
@@ -654,13 +661,13 @@ static void s_http_log(void *cls, const char *fmt, va_list ap)
                      "unknown");
 }
 
-/* s_serve - the webhooks server on the master's socket (httpd.h: the
- * limits every port has; GET /metrics) */
+/* s_serve - the webhooks server on the master's socket, else one of its
+ * own (httpd.h: the limits every port has; GET /metrics) */
 static int s_serve(ingest_t *ing, const config_t *c, long port, long threads)
 {
     char err[256];
     const char *bind_addr = config_get(c, "ingest/http_bind");
-    int lfd = listenfd_get(bind_addr, port, err, sizeof err); /* the master's, shared by every instance */
+    int lfd = listenfd_get(bind_addr, port, config_instances(c, "ingest") > 1, err, sizeof err); /* the master's */
     if (lfd < 0) {
         log_error("config: ingest/http_bind, http_port: %s", err);
         return -1;

@@ -44,5 +44,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_case(int argc, char **argv);
 /* cmd_catchup - `payguard catch-up stripe`: missed Stripe events from the Events API (catchup_cmd.c) */
 int cmd_catchup(int argc, char **argv);
+/* cmd_units - `payguard units`: the systemd units of this host's instances (units_cmd.c) */
+int cmd_units(int argc, char **argv);
 
 #endif

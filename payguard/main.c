@@ -20,13 +20,16 @@
  *	payguard audit verify [--pubkey FILE] [-c CONFIG]
  *	payguard audit export [--case ID] [--since TIME] [-c CONFIG]
  *	payguard catch-up stripe --since TIME [--until TIME] [--quiet] [-c CONFIG]
+ *	payguard units [-c CONFIG]
  *	payguard config
  * DESCRIPTION
  *	up	starts every stage instance of the configuration (embedded
  *		defaults without -c) and supervises them: a crashed stage is
  *		restarted with backoff; SIGTERM/SIGINT stop the group in order,
  *		ingest first and audit last, each draining into the next.
- *		-d detaches and logs to <run_dir>/payguard.log.
+ *		-d detaches and logs to <run_dir>/payguard.log, and returns once
+ *		every process is ready (0) or after payguard/ready_timeout_s (1,
+ *		naming the process that is not ready and why).
  *	down	asks the running master to stop the group and waits for it.
  *	keygen	makes the CURVE key pairs of every instance and of the
  *		operator's tools in payguard/keys_dir, keeping those that
@@ -111,6 +114,10 @@
  *		N, failed N". Stops at the first event ingest does not take; a
  *		re-run of the same range goes on after the last one handed in
  *		(catchup/state_file). Exit 0 done, 1 failed (catchup_cmd.c).
+ *	units	prints the systemd units of the instances the configuration
+ *		runs here, one a line (payguard-validate@0.service ...): under
+ *		systemd each instance is a unit of its own instead of a child
+ *		of `payguard up` (units_cmd.c; README, "Running under systemd").
  *	config	prints the embedded default configuration.
  *
  *	Relative run_dir/data_dir resolve against the current directory: run
@@ -149,6 +156,7 @@ int cli_load_config(const char *path, config_t **out)
         fprintf(stderr, "payguard: %s\n", err);
         return -1;
     }
+    log_init(NULL, NULL, config_get(*out, "payguard/log_format")); /* the group's log format, here too */
     return 0;
 }
 
@@ -173,13 +181,14 @@ static int s_usage(FILE *f)
                "       payguard audit verify [--pubkey FILE] [-c CONFIG]\n"
                "       payguard audit export [--case ID] [--since TIME] [-c CONFIG]\n"
                "       payguard catch-up stripe --since TIME [--until TIME] [--quiet] [-c CONFIG]\n"
+               "       payguard units [-c CONFIG]\n"
                "       payguard config\n");
     return f == stdout ? 0 : 2;
 }
 
 int main(int argc, char **argv)
 {
-    log_init("payguard", "info");
+    log_init("payguard", "info", NULL);
     /* --host NAME, for every command: which host of a group spread over
      * several this is (config.h, HOSTS); passed on to what up starts */
     for (int i = 1; i + 1 < argc; i++)
@@ -220,6 +229,8 @@ int main(int argc, char **argv)
         return cmd_case(argc - 1, argv + 1);
     if (strcmp(cmd, "catch-up") == 0)
         return cmd_catchup(argc - 1, argv + 1);
+    if (strcmp(cmd, "units") == 0)
+        return cmd_units(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         fputs(config_defaults_text(), stdout);
         return 0;

@@ -30,16 +30,20 @@
  */
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,6 +53,7 @@
 #include "layout.h"
 #include "listenfd.h"
 #include "log.h"
+#include "sdnotify.h"
 
 #define MASTER_MAX_CHILDREN (CONFIG_NSTAGES * CONFIG_MAX_INSTANCES + 2) /* + sandbox, console */
 #define MASTER_STABLE_MS 30000
@@ -82,6 +87,9 @@ typedef struct {
     char listen_addr[CONFIG_NSTAGES][64];
     long listen_port[CONFIG_NSTAGES];
     catchup_job_t job; /* the periodic catch-up (catchup_job.h) */
+    int ready_fd;      /* up -d: the waiting parent's pipe, until every process is ready (-1: none) */
+    int64_t ready_deadline_ms;
+    int64_t ready_checked_ms;
 } master_t;
 
 /* s_mono_ms - monotonic clock for timers */
@@ -138,7 +146,7 @@ static int s_spawn(master_t *m, child_t *k)
             argv[4] = (char *) m->cfg_path;
         }
         execv(path, argv);
-        fprintf(stderr, "payguard: cannot exec %s: %s\n", path, strerror(errno));
+        log_error("cannot exec %s: %s", path, strerror(errno)); /* in the group log, in its format */
         _exit(127);
     }
     if (k->own_listen) { /* the instance's alone: closed with it, so the kernel stops sending it connections */
@@ -282,21 +290,57 @@ static void s_stop_stage(master_t *m, const char *stage)
     }
 }
 
-/* s_daemonize - detach, with stdout/stderr into run_dir/payguard.log */
+/* s_wait_ready - the parent of up -d: the master's one line ("ready" or
+ * "not ready ...") on fd, or its end; the exit status */
+static int s_wait_ready(int fd, const char *logp)
+{
+    char line[1024];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof line - 1 && (r = read(fd, line + n, sizeof line - 1 - n)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        n += (size_t) r;
+        if (memchr(line, '\n', n))
+            break;
+    }
+    line[n] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+    if (strncmp(line, "ready", 5) == 0) {
+        printf("payguard: %s\n", line);
+        fflush(stdout);
+        return 0;
+    }
+    if (n)
+        fprintf(stderr, "payguard: %s (the group keeps running: payguard status; payguard down)\n", line);
+    else
+        fprintf(stderr, "payguard: the master stopped before the group was ready: see %s\n", logp);
+    return 1;
+}
+
+/* s_daemonize - detach, with stdout/stderr into run_dir/payguard.log; the
+ * parent returns once the group is ready (s_ready_tick) or is not in time */
 static int s_daemonize(master_t *m)
 {
     char logp[CONFIG_PATH_MAX + 32];
     snprintf(logp, sizeof logp, "%s/payguard.log", config_run_dir(m->config));
     int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0) {
+    int p[2];
+    if (fd < 0 || pipe2(p, O_CLOEXEC) != 0) {
         fprintf(stderr, "payguard: cannot open %s: %s\n", logp, strerror(errno));
         return -1;
     }
     pid_t pid = fork();
     if (pid < 0)
         return -1;
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        close(p[1]);
+        _exit(s_wait_ready(p[0], logp));
+    }
+    close(p[0]);
+    m->ready_fd = p[1];
     setsid();
     int nul = open("/dev/null", O_RDONLY);
     dup2(nul, 0);
@@ -305,6 +349,93 @@ static int s_daemonize(master_t *m)
     close(nul);
     close(fd);
     return 0;
+}
+
+/* s_port_answers - does host:port accept a TCP connection within 200 ms? */
+static bool s_port_answers(const char *host, long port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+    if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    bool ok = connect(fd, (struct sockaddr *) &sin, sizeof sin) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof err;
+        ok = poll(&pfd, 1, 200) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+/* s_child_ready - is k ready? A stage: its status file is its current
+ * process's and says ready=yes (stage_ready); the sandbox and the console:
+ * their port answers. false and why otherwise. */
+static bool s_child_ready(master_t *m, const child_t *k, char *why, size_t whylen)
+{
+    if (!k->pid) {
+        snprintf(why, whylen, "%s is not running (restarting)", k->inst);
+        return false;
+    }
+    if (config_stage_index(k->stage) < 0) {
+        char key[64], bind[64];
+        long port = 0;
+        bool sbx = strcmp(k->stage, "sandbox") == 0;
+        snprintf(key, sizeof key, "%s/%s", k->stage, sbx ? "port" : "http_port");
+        snprintf(bind, sizeof bind, "%s/%s", k->stage, sbx ? "bind" : "http_bind");
+        port = atol(config_get(m->config, key) ? config_get(m->config, key) : "0");
+        if (s_port_answers(config_get(m->config, bind), port))
+            return true;
+        snprintf(why, whylen, "%s does not answer on port %ld yet", k->inst, port);
+        return false;
+    }
+    char path[CONFIG_PATH_MAX + 64], text[4096] = "", want[32];
+    snprintf(path, sizeof path, "%s/%s.stat", config_run_dir(m->config), k->inst);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    snprintf(want, sizeof want, "pid=%d\n", (int) k->pid);
+    const char *r = strstr(text, "\nready=");
+    if (strncmp(text, want, strlen(want)) == 0 && r && strncmp(r + 7, "yes", 3) == 0)
+        return true;
+    if (strncmp(text, want, strlen(want)) != 0 || !r)
+        snprintf(why, whylen, "%s is starting (recovering its state)", k->inst);
+    else
+        snprintf(why, whylen, "%s is not ready: %.*s", k->inst, (int) strcspn(r + 11, "\n"), r + 11);
+    return false;
+}
+
+/* s_ready_tick - up -d: a few times a second until every process is ready,
+ * or payguard/ready_timeout_s has passed; then one line to the waiting
+ * parent, and the pipe closed */
+static void s_ready_tick(master_t *m, int64_t now)
+{
+    if (m->ready_fd < 0 || now - m->ready_checked_ms < 250)
+        return;
+    m->ready_checked_ms = now;
+    char why[512] = "", line[640];
+    bool all = true;
+    for (int i = 0; i < m->nkids && all; i++)
+        all = s_child_ready(m, &m->kids[i], why, sizeof why);
+    if (all)
+        snprintf(line, sizeof line, "ready: %d processes, run %s\n", m->nkids, config_run_dir(m->config));
+    else if (now >= m->ready_deadline_ms)
+        snprintf(line, sizeof line, "not ready after payguard/ready_timeout_s: %s\n", why);
+    else
+        return;
+    if (write(m->ready_fd, line, strlen(line)) < 0)
+        log_warn("cannot tell the waiting payguard up -d: %s", strerror(errno));
+    log_info("%.*s", (int) strlen(line) - 1, line);
+    close(m->ready_fd);
+    m->ready_fd = -1;
 }
 
 /* s_lock_pidfile - one master per run_dir; -1 if one already runs */
@@ -353,6 +484,8 @@ int cmd_up(int argc, char **argv)
     }
     static master_t m;
     m.cfg_path = cfg;
+    m.ready_fd = -1;
+    sdnotify_forget(); /* its children are not what systemd started: they must not notify it */
     if (cli_load_config(cfg, &m.config) != 0)
         return 2;
     if (config_multi_host(m.config) && !config_host(m.config)) {
@@ -360,8 +493,10 @@ int cmd_up(int argc, char **argv)
         return 2;
     }
     char err[1024];
+    long ready_s;
     if (config_bounded(m.config, "payguard/restart_max_ms", &m.restart_max_ms, err, sizeof err) ||
-        config_bounded(m.config, "payguard/drain_ms", &m.drain_ms, err, sizeof err)) {
+        config_bounded(m.config, "payguard/drain_ms", &m.drain_ms, err, sizeof err) ||
+        config_bounded(m.config, "payguard/ready_timeout_s", &ready_s, err, sizeof err)) {
         fprintf(stderr, "payguard: %s\n", err);
         return 2;
     }
@@ -393,7 +528,7 @@ int cmd_up(int argc, char **argv)
     s_find_bindir(&m);
     if (daemon && s_daemonize(&m) != 0)
         return 1;
-    log_init("master", config_get(m.config, "payguard/log_level"));
+    log_init("master", config_get(m.config, "payguard/log_level"), config_get(m.config, "payguard/log_format"));
     if (s_lock_pidfile(&m) < 0)
         return 1;
 
@@ -432,6 +567,7 @@ int cmd_up(int argc, char **argv)
     s_write_state(&m);
 
     int64_t last_state = s_mono_ms();
+    m.ready_deadline_ms = last_state + ready_s * 1000;
     while (true) {
         struct timespec to = {0, 100 * 1000000L};
         int sig = sigtimedwait(&set, NULL, &to);
@@ -443,6 +579,7 @@ int cmd_up(int argc, char **argv)
             if (!m.kids[i].pid && m.kids[i].restart_at_ms && now >= m.kids[i].restart_at_ms)
                 s_spawn(&m, &m.kids[i]);
         catchup_job_tick(&m.job, now);
+        s_ready_tick(&m, now);
         if (now - last_state >= 1000 || sig == SIGCHLD) {
             s_write_state(&m);
             last_state = now;
@@ -546,6 +683,15 @@ static void s_print_waiting(const char *text)
     printf("    waiting: %.*s\n", (int) strcspn(l, "\n"), l);
 }
 
+/* s_print_not_ready - why a stage is not ready, from its status file's
+ * "ready=no: <why>" line (stage_ready) */
+static void s_print_not_ready(const char *text)
+{
+    const char *l = strstr(text, "\nready=no: ");
+    if (l)
+        printf("    not ready: %.*s\n", (int) strcspn(l + 11, "\n"), l + 11);
+}
+
 /* cmd_status - `payguard status [-c FILE]`: each process, pid, uptime, restarts, queues */
 int cmd_status(int argc, char **argv)
 {
@@ -554,8 +700,10 @@ int cmd_status(int argc, char **argv)
     if (cli_load_config(cfg, &c) != 0)
         return 2;
     pid_t mpid = cli_master_pid(c);
-    if (!mpid) {
-        printf("payguard is not running (no master in %s)\n", config_run_dir(c));
+    if (!mpid) { /* under systemd there is none: each instance is a unit (units_cmd.c) */
+        printf("payguard is not running under a master (none in %s; under systemd: systemctl status payguard.target "
+               "'payguard-*')\n",
+               config_run_dir(c));
         config_destroy(&c);
         return 3;
     }
@@ -597,6 +745,7 @@ int cmd_status(int argc, char **argv)
                cols[3], cols[4]);
         if (pid) {
             s_print_waiting(text);
+            s_print_not_ready(text);
             s_print_outside(text);
         }
     }

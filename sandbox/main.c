@@ -81,7 +81,7 @@
  *	the working directory), adyen_hmac_file (the sandbox's own copy of the
  *	Adyen HMAC keys, hex, one a line), adyen_notify_url (empty: ingest's
  *	/webhooks/adyen on loopback, from ingest/http_port); payguard/log_level,
- *	data_dir.
+ *	log_format, data_dir.
  *--*/
 #include <arpa/inet.h>
 #include <errno.h>
@@ -243,7 +243,7 @@ int main(int argc, char **argv)
 {
     const char *cfg_path;
     int index, status;
-    log_init("sandbox.0", "info");
+    log_init("sandbox.0", "info", NULL);
     if (!config_main_opts(argc, argv, "pg-sandbox", true, &cfg_path, &index, &status))
         return status;
     char err[512] = "";
@@ -252,7 +252,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 2;
     }
-    log_init("sandbox.0", config_get(cfg, "payguard/log_level"));
+    log_init("sandbox.0", config_get(cfg, "payguard/log_level"), config_get(cfg, "payguard/log_format"));
     long port;
     struct sockaddr_storage ss;
     const char *bind_addr = config_get(cfg, "sandbox/bind");

@@ -12,8 +12,9 @@
 #                                       Debian's chromium, Node.js and npm (when
 #                                       no node/npm is on PATH), playwright-core;
 #                                       prometheus, for promtool, which
-#                                       checks every /metrics page; and
-#                                       clang-format, for make tidy
+#                                       checks every /metrics page;
+#                                       clang-format, for make tidy; and jq,
+#                                       which reads JSON log lines
 #   sh scripts/install-deps.sh bench    that, and what `make bench` measures
 #                                       against (nginx, fio) and reads with (jq)
 set -eu
@@ -23,7 +24,7 @@ libcurl4-openssl-dev libcriterion-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev libzstd-dev curl clang libclang-rt-14-dev"
 BENCH_PKGS="nginx-light fio jq"
 BROWSER_PKGS="chromium"
-TEST_PKGS="prometheus clang-format" # promtool (Debian ships it in the server package); make tidy
+TEST_PKGS="prometheus clang-format jq" # promtool (Debian ships it in the server package); make tidy; e2e JSON logs
 
 browser=no
 case "${1:-}" in

@@ -2,7 +2,8 @@
  * NAME
  *	triage - advisory root cause and next step for a case
  * SYNOPSIS
- *	triage [-c CONFIG] [-i INDEX]	(started by `payguard up`; N workers)
+ *	triage [-c CONFIG] [-i INDEX]	(started by `payguard up`, or systemd:
+ *					payguard-triage@INDEX.service; N workers)
  * DESCRIPTION
  *	Reads what validate decided about a case and recommends, as ADVICE
  *	ONLY: a classification, a root cause, a next step, a confidence and a
@@ -40,7 +41,8 @@
  *	For a validated case it goes to approve and audit; for a duplicate or an
  *	out-of-order event to audit only: advice on the timeline, nothing acts.
  * SECURITY
- *	Holds the LLM API key (triage/llm_key_file; never logged or sent
+ *	Holds the LLM API key (triage/llm_key_file, a file or, under systemd,
+ *	credential:<name>: common/credential.h; never logged or sent
  *	elsewhere). Webhook text reaches the model only inside a delimited
  *	UNTRUSTED block, truncated; nothing the model writes is executed, and
  *	only the closed-set labels and the confidence are read by policy.

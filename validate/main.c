@@ -2,7 +2,7 @@
  * NAME
  *	validate - the gate: source, signature, schema, idempotency, state
  * SYNOPSIS
- *	validate [-c CONFIG] [-i INDEX]	(started by `payguard up`)
+ *	validate [-c CONFIG] [-i INDEX]	(started by `payguard up`, or systemd: payguard-validate@INDEX.service)
  * DESCRIPTION
  *	Decides whether a webhook receipt is genuine and consistent with the
  *	operator's own systems before anything acts on it. Gates, in order;
@@ -96,7 +96,10 @@
  * SECURITY
  *	Holds the webhook secrets and Adyen HMAC keys (files or environment,
  *	never argv, never logged) and a read-only token for the payments,
- *	ledger and PSP APIs.
+ *	ledger and PSP APIs. Under systemd each file may be credential:<name>,
+ *	a copy systemd makes for validate's units alone (LoadCredential=;
+ *	common/credential.h); without $CREDENTIALS_DIRECTORY it refuses to
+ *	start, saying so.
  *	Webhook text is carried as data, never interpreted.
  * CONFIGURATION
  *	validate/allow_sources, trusted_proxies, tolerance_s,
@@ -110,6 +113,7 @@
 #include <errno.h>
 #include <assert.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +121,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "credential.h"
 #include "fetched.h"
 #include "httpc_multi.h"
 #include "journal.h"
@@ -1171,6 +1176,14 @@ static sigkeys_t *s_secrets(const config_t *c, sig_scheme_t scheme, const char *
     snprintf(kf, sizeof kf, "validate/%s_secrets_file", name);
     snprintf(ke, sizeof ke, "validate/%s_secrets_env", name);
     const char *file = config_get(c, kf);
+    char path[PATH_MAX];
+    if (file && *file) { /* "credential:<name>": the unit's copy (credential.h); outside systemd, refused */
+        if (credential_path(file, path, sizeof path, err, sizeof err) != 0) {
+            log_error("%s: %s", kf, err);
+            return NULL;
+        }
+        file = path;
+    }
     if (file && *file && access(file, R_OK) != 0) {
         log_warn("%s = %s: %s; using the environment only", kf, file, strerror(errno));
         file = NULL;

@@ -35,6 +35,17 @@ sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --d
 ok "group starts with the console" up "$CFG"
 for _ in $(seq 1 50); do curl -fs "$CON/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 ok "the console answers /healthz" curl -fs "$CON/healthz"
+ok "the console is ready: approve and audit answer it (GET /readyz)" \
+    test "$(curl -s "$CON/readyz")" = '{"ready":true}'
+aport=$(awk '/^[^ #]/ {sec = $1} sec == "approve" && $1 == "http_port" {print $3}' "$CFG")
+uport=$(awk '/^[^ #]/ {sec = $1} sec == "audit" && $1 == "http_port" {print $3}' "$CFG")
+ok "so are approve, audit and ingest" test "$(curl -s "http://127.0.0.1:$aport/readyz")$(curl -s "http://127.0.0.1:$uport/readyz")$(curl -s "$URL/readyz")" = '{"ready":true}{"ready":true}{"ready":true}'
+kill -STOP "$(inst_pid "$CFG" approve.0)" # frozen: it neither answers nor is restarted
+st=$(curl -s -o "$WORK/readyz" -w '%{http_code}' -m 10 "$CON/readyz")
+kill -CONT "$(inst_pid "$CFG" approve.0)"
+ok "approve frozen: the console is not ready, and says why ($(cat "$WORK/readyz"))" \
+    test "$st" = 503 -a "$(grep -c '"why":"approve does not answer at http://127.0.0.1:' "$WORK/readyz")" = 1
+ok "approve thawed: ready again" test "$(curl -s "$CON/readyz")" = '{"ready":true}' 
 
 # four tier-2 payouts (5,000-50,000 USD: finance_manager and compliance)
 seed='{"payouts":['

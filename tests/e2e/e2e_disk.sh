@@ -57,12 +57,18 @@ ok "...saying why ($(cat "$WORK/answer"))" grep -q 'disk nearly full' "$WORK/ans
 "$BIN/payguard" status -c "$CFG" >"$WORK/status" 2>&1
 ok "payguard status says why ingest waits" grep -q 'waiting: disk nearly full' "$WORK/status"
 ok "the gauge says so" grep -q '^payguard_disk_low{instance="ingest.0"} 1$' "$D/run/ingest.0.prom"
+ok "...and that ingest is not ready" grep -q "not ready: its journal's disk is nearly full" "$WORK/status"
+st=$(curl -s -o "$WORK/readyz" -w '%{http_code}' "$URL/readyz")
+ok "GET /readyz: 503, saying why ($(cat "$WORK/readyz"))" \
+    test "$st/$(jq -r '.ready' "$WORK/readyz")" = 503/false -a "$(grep -c "disk is nearly full" "$WORK/readyz")" = 1
+ok "...while /healthz, liveness, still answers 200" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200
 ok "ingest waits, it does not exit" test "$(restarts "$CFG" ingest.0)" = "$ingest_restarts"
 
 # ---- space is back
 rm -f "$LOW"
 for _ in $(seq 1 30); do [ -z "$(stat_of ingest.0 waiting)" ] && break; sleep 0.2; done
 ok "ingest takes input again by itself" test -z "$(stat_of ingest.0 waiting)"
+ok "GET /readyz: 200 again" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" = 200
 ok "100 more webhooks accepted" load 1000 100
 ok "...and ingest was never restarted" test "$(restarts "$CFG" ingest.0)" = "$ingest_restarts"
 
@@ -96,4 +102,22 @@ down "$CFG"
 ok "every 202 receipt reached validate, every stage and the trail ($(tail -1 "$WORK/check.out"))" grep -q ' 0 failed$' "$WORK/check.out"
 ok "all 400 deliveries of pg-load were acknowledged" test "$(wc -l <"$WORK/receipts.txt")" = 400
 ok "the trail verifies" "$BIN/payguard" audit verify -c "$CFG"
+
+# ---- payguard up -d returns once every process is ready, or says which is not
+"$BIN/payguard" up -c "$CFG" -d >"$WORK/up.out" 2>&1
+rc=$?
+ok "up -d: 0 once the group is ready ($(cat "$WORK/up.out"))" test "$rc" = 0 -a "$(grep -c '^payguard: ready: ' "$WORK/up.out")" = 1
+ok "...and by then every port answers" curl -fs -o /dev/null "$URL/healthz"
+down "$CFG"
+printf 'payguard\n    ready_timeout_s = 3\n' | cfg_merge "$CFG"
+echo ingest >"$LOW"
+t0=$(date +%s)
+LD_PRELOAD=$BIN/libpgfailsync.so PG_LOWDISK_FILE=$LOW "$BIN/payguard" up -c "$CFG" -d >"$WORK/up.out" 2>&1
+rc=$?
+ok "up -d with ingest's disk full: 1 after ready_timeout_s, naming ingest and why ($(cat "$WORK/up.out"))" \
+    test "$rc" = 1 -a "$(grep -c "not ready after payguard/ready_timeout_s: ingest.0 is not ready: its journal's disk is nearly full" "$WORK/up.out")" = 1
+ok "...in about that time, not at once ($(($(date +%s) - t0)) s)" test "$(($(date +%s) - t0))" -ge 3 -a "$(($(date +%s) - t0))" -lt 30
+ok "...and the group keeps running" "$BIN/payguard" status -c "$CFG"
+rm -f "$LOW"
+down "$CFG"
 finish

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # e2e_transport - the same pipeline over tcp:// (as across hosts), stopped
 # with `payguard down` in the middle of a load and started again: every
-# 202-acknowledged webhook still reaches every stage and audit, once.
+# 202-acknowledged webhook still reaches every stage and audit, once. The
+# group logs in JSON (payguard/log_format = json): every line of its log
+# is one JSON object.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 N=${E2E_TRANSPORT_WEBHOOKS:-3000}
@@ -18,6 +20,7 @@ cat <<CFG
 payguard
     run_dir = $WORK/tcp/run
     data_dir = $WORK/tcp/data
+    log_format = json
     drain_ms = 3000
     restart_max_ms = 500
     delivery
@@ -73,5 +76,29 @@ down "$CFG"
 "$BIN/pg-check" --data "$WORK/tcp/data" --receipts "$WORK/receipts.txt" >"$WORK/check.out" 2>&1
 ok "every receipt reached every stage and audit, with no id handled twice" test $? = 0
 sed "s/^/# /" "$WORK/check.out"
+
+# json_log LOG - every line is one JSON object with the strings ts, level,
+# inst and msg (jq stops at the first line that is not JSON); prints the
+# instances that logged
+json_log() {
+    local lines insts
+    lines=$(wc -l <"$1")
+    insts=$(jq -R -r 'fromjson | select(type == "object" and ([.ts, .level, .inst, .msg] | map(type) | unique)
+        == ["string"]) | .inst' "$1") || return 1
+    [ "$lines" -gt 0 ] && [ "$(printf '%s\n' "$insts" | wc -l)" = "$lines" ] || return 1
+    printf '%s\n' "$insts" | sort -u | tr '\n' ' '
+}
+# logged_all INSTS - every process of this group is in INSTS
+logged_all() {
+    local i
+    for i in master sandbox.0 ingest.0 validate.0 triage.0 triage.1 approve.0 execute.0 audit.0; do
+        [[ " $1" == *" $i "* ]] || return 1
+    done
+}
+LOG=$WORK/tcp/run/payguard.log
+insts=$(json_log "$LOG")
+ok "log_format = json: each of the log's $(wc -l <"$LOG") lines is one JSON object (jq)" test -n "$insts"
+ok "master, sandbox and every stage logged in JSON ($insts)" logged_all "$insts"
+grep -v '^{' "$LOG" | head -5 | sed 's/^/# not JSON: /'
 
 finish

@@ -116,6 +116,19 @@ cfg_merge() {
         - "$1" >"$1.new" && mv "$1.new" "$1"
 }
 
+# cfg_set CONFIG SECTION KEY VALUE - SECTION/KEY = VALUE in CONFIG (a section
+# at column 0, a key at its first level): replaced where CONFIG sets it (a key
+# set twice is refused by config_load, so cfg_merge cannot change one), else
+# added at the end of the section, which is added when missing
+cfg_set() {
+    awk -v s="$2" -v k="$3" -v v="$4" '
+        function add() { if (insec && !done) { print "    " k " = " v; done = 1 } }
+        /^[^ #]/ { add(); insec = $1 == s; seen = seen || insec }
+        insec && !done && /^    [^ #]/ && $1 == k { print "    " k " = " v; done = 1; next }
+        { print }
+        END { add(); if (!seen) printf "%s\n    %s = %s\n", s, k, v }' "$1" >"$1.new" && mv "$1.new" "$1"
+}
+
 # tok NAME - a demo token of config/sandbox (an approver's, read, write)
 tok() { cat "$ROOT/config/sandbox/$1.token"; }
 
@@ -183,6 +196,12 @@ load_seeded() {
 # must not race its start: sanitizer builds start slower)
 up() {
     "$BIN/payguard" up -c "$1" -d || return 1
+    wait_ready "$1"
+}
+
+# wait_ready CONFIG - until every HTTP port of a group started some other
+# way answers (up, or systemd's units: e2e_deb)
+wait_ready() {
     # every HTTP port the config names (ingest's, approve's, audit's, the
     # console's, the sandbox's), except in a section that says enabled = no:
     # each process serves only once its state is recovered, so a port that

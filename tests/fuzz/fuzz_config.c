@@ -70,7 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void) argc;
     (void) argv;
-    log_init("fuzz_config", "error");
+    log_init("fuzz_config", "error", NULL);
     fz_tempdir("fuzz_config", s_dir, sizeof s_dir);
     snprintf(s_path, sizeof s_path, "%s/payguard.cfg", s_dir);
     atexit(s_cleanup);

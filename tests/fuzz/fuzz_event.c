@@ -50,7 +50,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void) argc;
     (void) argv;
-    log_init("fuzz_event", "error");
+    log_init("fuzz_event", "error", NULL);
     char err[256];
     config_t *c = config_load(NULL, err, sizeof err);
     if (!c || policy_load(c, &s_policy, err, sizeof err) != 0) {

@@ -99,7 +99,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void) argc;
     (void) argv;
-    log_init("fuzz_journal", "error");
+    log_init("fuzz_journal", "error", NULL);
     fz_tempdir("fuzz_journal", s_dir, sizeof s_dir);
     snprintf(s_seg, sizeof s_seg, "%s/" FZ_SEGMENT, s_dir);
     atexit(s_cleanup);

@@ -318,3 +318,19 @@ Test(config, hosts_refuse_what_is_unsafe_or_unclear)
     cr_assert_null(s_load_host(text, "a", err, sizeof err), "execute.1 run by nobody");
     cr_assert(strstr(err, "execute.1 is run by 0 hosts"), "%s", err);
 }
+
+Test(config, log_level_and_format_are_checked_at_load)
+{
+    char err[256];
+    config_t *c = config_load(s_write("payguard\n    log_format = json\n"), err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(config_get(c, "payguard/log_format"), "json");
+    config_destroy(&c);
+    c = config_load(NULL, err, sizeof err);
+    cr_expect_not_null(c, "the default (logfmt) loads: %s", err);
+    config_destroy(&c);
+    cr_expect_null(config_load(s_write("payguard\n    log_format = xml\n"), err, sizeof err));
+    cr_expect_str_eq(err, "config: payguard/log_format = 'xml': want logfmt or json");
+    cr_expect_null(config_load(s_write("payguard\n    log_level = verbose\n"), err, sizeof err));
+    cr_expect_str_eq(err, "config: payguard/log_level = 'verbose': want debug, info, warn or error");
+}

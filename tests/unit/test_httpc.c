@@ -686,6 +686,29 @@ Test(httpc, read_token_refuses_an_empty_file)
     unlink(path);
 }
 
+Test(httpc, read_token_reads_a_credential_of_the_unit)
+{
+    char dir[] = "/tmp/test_httpc_creds_XXXXXX", path[80], err[256] = "";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/write-token", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("tok_from_systemd\n", f);
+    fclose(f);
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    char *token = httpc_read_token("credential:write-token", err, sizeof err);
+    cr_assert_not_null(token, "%s", err);
+    cr_expect_str_eq(token, "tok_from_systemd");
+    free(token);
+    cr_expect_null(httpc_read_token("credential:read-token", err, sizeof err));
+    cr_expect(strstr(err, "/read-token: No such file or directory") != NULL, "names the unit's file: %s", err);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    cr_expect_null(httpc_read_token("credential:write-token", err, sizeof err));
+    cr_expect(strstr(err, "$CREDENTIALS_DIRECTORY is not set") != NULL, "%s", err);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(httpc, read_token_reports_a_missing_file)
 {
     char err[256] = "";

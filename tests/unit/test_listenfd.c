@@ -116,6 +116,27 @@ Test(listenfd, plain_socket_is_exclusive)
     close(a);
 }
 
+/* no master (systemd starts each instance): an instance of a stage that
+ * runs several here binds a socket of its own beside the others', one that
+ * runs alone holds the port alone */
+Test(listenfd, without_a_master_each_instance_binds)
+{
+    char err[256] = "";
+    unsetenv(LISTENFD_ENV);
+    long port = s_free_port();
+    int a = listenfd_get("127.0.0.1", port, true, err, sizeof err);
+    cr_assert_geq(a, 0, "%s", err);
+    int b = listenfd_get("127.0.0.1", port, true, err, sizeof err);
+    cr_assert_geq(b, 0, "a second instance beside the first: %s", err);
+    cr_expect_eq(listenfd_get("127.0.0.1", port, false, err, sizeof err), -1, "alone: the port is taken");
+    close(a);
+    close(b);
+    a = listenfd_get("127.0.0.1", port, false, err, sizeof err);
+    cr_assert_geq(a, 0, "%s", err);
+    cr_expect_eq(listenfd_get("127.0.0.1", port, true, err, sizeof err), -1, "nobody shares a port held alone");
+    close(a);
+}
+
 /* bad addresses and ports are named in the error */
 Test(listenfd, bad_input_is_refused)
 {

@@ -19,7 +19,9 @@
  *     stage that is not a consumer does not;
  *   - run as approve with execute partitioned over 3 instances, each answer reaches the
  *     owner of its case key (route.h), and an instance that is away holds
- *     back only its own.
+ *     back only its own;
+ *   - under systemd it says READY=1, pings the watchdog from its loop and
+ *     says STOPPING=1 on SIGTERM.
  * Waits have generous timeouts; nothing here measures speed. */
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -28,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -375,8 +379,32 @@ static void s_ack_all(const uint64_t *seqs, size_t n)
     }
 }
 
+/* s_ready_line - the ready= line of the stage's status file once it
+ * starts with want (the file is rewritten every second), else the last one
+ * read, in out */
+static void s_ready_line(const char *want, char *out, size_t outlen)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/run/%s.0.stat", s_dir, s_stage);
+    out[0] = '\0';
+    for (int i = 0; i < 60 && strncmp(out, want, strlen(want)) != 0; i++) {
+        FILE *f = fopen(path, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "ready=", 6) == 0)
+                snprintf(out, outlen, "%s", line);
+        if (f)
+            fclose(f);
+        if (strncmp(out, want, strlen(want)) != 0)
+            zclock_sleep(100);
+    }
+}
+
 Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
 {
+    char ready[512];
+    s_ready_line("ready=yes", ready, sizeof ready);
+    cr_assert_str_eq(ready, "ready=yes\n", "a stage with room in its windows is ready: %s", ready);
     for (unsigned n = 1; n <= 5; n++)
         s_send_input(n);
     /* max_inflight = 3: three distinct answers, then only re-sends of them */
@@ -385,9 +413,15 @@ Test(stage, a_full_window_stops_input_and_an_ack_lets_the_rest_through)
     size_t distinct = 0;
     s_take_distinct(ids, seqs, &distinct, 8, 12, 0, 2 * RESEND_MS);
     cr_assert_eq(distinct, 3, "a window of 3 holds 3 unacked events (%zu seen)", distinct);
+    s_ready_line("ready=no", ready, sizeof ready);
+    cr_expect(strstr(ready, "ready=no: its delivery window to ") && strstr(ready, " is full (3 events"),
+              "a full window is not ready, and says so: %s", ready);
     s_ack_all(seqs, distinct);
     size_t more = s_take_distinct(ids, seqs, &distinct, 8, 20, 2, WAIT_MS);
     cr_expect_eq(more, 2, "after the acks the last two inputs are answered");
+    s_ack_all(seqs, distinct);
+    s_ready_line("ready=yes", ready, sizeof ready);
+    cr_expect_str_eq(ready, "ready=yes\n", "ready again once acknowledged: %s", ready);
 }
 
 Test(stage, a_restart_after_kill_9_resends_what_was_never_acked)
@@ -823,4 +857,59 @@ Test(stage_note, notes_from_consumers_reach_on_note_and_others_do_not)
     cr_expect_not_null(strstr(text, want), "the consumer's note, whole: %s", text);
     cr_expect_not_null(strstr(text, "audit other x 1\n"), "audit is a consumer too: %s", text);
     cr_expect_null(strstr(text, "198.51.100.1"), "a stage that is not a consumer is not heard: %s", text);
+}
+
+/* under systemd (Type=notify, WatchdogSec=): the stage says READY=1 once it
+ * runs, pings WATCHDOG=1 from its loop at half of WATCHDOG_USEC, and says
+ * STOPPING=1 when SIGTERM starts its drain (common/sdnotify.h) */
+static int s_notify_fd = -1;
+
+static void s_setup_notify(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "@pg-stage-notify-%d", (int) getpid());
+    s_notify_fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    cr_assert_geq(s_notify_fd, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path + 1, name + 1, strlen(name) - 1);
+    cr_assert_eq(
+        bind(s_notify_fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(name))),
+        0);
+    struct timeval tv = {.tv_sec = WAIT_MS / 1000};
+    setsockopt(s_notify_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setenv("NOTIFY_SOCKET", name, 1); /* the child inherits them, as from systemd */
+    setenv("WATCHDOG_USEC", "200000", 1);
+    s_setup();
+}
+
+static void s_teardown_notify(void)
+{
+    s_teardown();
+    close(s_notify_fd);
+}
+
+/* s_notified - the next notification, "" if none came in WAIT_MS */
+static const char *s_notified(void)
+{
+    static char buf[256];
+    ssize_t n = recv(s_notify_fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+TestSuite(stage_notify, .init = s_setup_notify, .fini = s_teardown_notify, .timeout = 120);
+
+Test(stage_notify, ready_then_watchdog_pings_then_stopping)
+{
+    cr_assert_str_eq(s_notified(), "READY=1", "the first notification: it runs");
+    int64_t t0 = zclock_mono();
+    cr_expect_str_eq(s_notified(), "WATCHDOG=1");
+    cr_expect_str_eq(s_notified(), "WATCHDOG=1");
+    int64_t took = zclock_mono() - t0;
+    cr_expect(took >= 150 && took < 2000, "two pings 100 ms apart (WATCHDOG_USEC 200 ms): %lld ms", (long long) took);
+    kill(s_child, SIGTERM);
+    const char *n = s_notified();
+    for (int i = 0; i < 100 && strcmp(n, "WATCHDOG=1") == 0; i++) /* pings sent before it saw the signal */
+        n = s_notified();
+    cr_expect_str_eq(n, "STOPPING=1", "SIGTERM: it says it is stopping");
 }
