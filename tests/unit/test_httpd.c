@@ -185,7 +185,7 @@ Test(httpd, a_request_trickled_a_byte_at_a_time_is_cut_at_the_deadline)
     }
     close(fd);
     cr_assert_geq(closed_ms, 900, "cut at the deadline (1 s), not before: %lld ms", (long long) closed_ms);
-    cr_assert_leq(closed_ms, 1600, "cut within a sweep of the deadline: %lld ms", (long long) closed_ms);
+    cr_assert_leq(closed_ms, 2000, "cut soon after the deadline (a sweep is 250 ms): %lld ms", (long long) closed_ms);
     uint64_t cut, refused;
     httpd_stats(h, &cut, &refused);
     cr_assert_eq(cut, 1);
@@ -222,7 +222,7 @@ Test(httpd, a_blocking_handler_holds_only_its_own_connection_with_a_thread_each)
     usleep(200 * 1000); /* all eight are in the handler */
     int64_t t0 = s_mono_ms();
     cr_assert_eq(s_get("127.0.0.1", "/x", ""), 200);
-    cr_assert_lt(s_mono_ms() - t0, 500, "answered while eight slow ones wait: %lld ms", (long long) (s_mono_ms() - t0));
+    cr_assert_lt(s_mono_ms() - t0, 700, "answered while eight slow ones wait: %lld ms", (long long) (s_mono_ms() - t0));
     for (int i = 0; i < 8; i++)
         pthread_join(t[i], NULL);
     httpd_stop(&h);
