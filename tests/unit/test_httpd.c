@@ -23,6 +23,15 @@
 static char s_run_dir[] = "/tmp/pg-httpd-XXXXXX";
 static int s_port;
 
+/* s_cleanup - each test's run directory goes with it */
+static void s_cleanup(void)
+{
+    if (!strstr(s_run_dir, "XXXXXX"))
+        rmdir(s_run_dir);
+}
+
+TestSuite(httpd, .fini = s_cleanup);
+
 /* s_mono_ms - monotonic milliseconds */
 static int64_t s_mono_ms(void)
 {
