@@ -24,9 +24,11 @@
 
 /* api_audit_refusal - a refused request, on the trail (who, what, why).
  * Only a case approve holds is the record's case key: an id from the
- * request that names no case is kept as data ("requested_case"), so an
- * unverified id never becomes a case in the index, the console or the
- * metrics */
+ * request that names no case is kept as data ("requested_case", escaped),
+ * so an unverified id never becomes a case in the index, the console or
+ * the metrics. An unknown token's repeats from one source are one summary
+ * a window (refusals.h, s_tick); a record the window cannot take now goes
+ * into that summary too */
 void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, bool known,
                        unsigned status, const char *why, const char *peer)
 {
@@ -34,16 +36,28 @@ void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const c
     if (!case_id)
         case_id = "";
     assert(!known || case_id[0]);
-    event_body_t *b = event_body_new();
-    event_body_str(b, EK_WHO, who ? who : "(unknown token)");
-    event_body_str(b, known ? EK_CASE_ID : "requested_case", case_id);
-    event_body_int(b, EK_STATUS, status);
-    event_body_str(b, EK_REASON, why);
-    event_body_str(b, "client_ip", peer);
-    char id[EVENT_ID_MAX + 1];
-    stage_publish(a->st, "deny", type, known ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL);
-    event_body_destroy(&b);
     stage_count(a->st, "payguard_approve_refusals_total", "reason", event_type_name(type), 1);
+    unsigned flags = (status == MHD_HTTP_UNAUTHORIZED || status == MHD_HTTP_FORBIDDEN ? REFUSALS_FAILURE : 0) |
+                     (who ? 0 : REFUSALS_AGGREGATE);
+    refusals_verdict_t v = refusals_note(a->refusals, peer, flags);
+    if (!v.record)
+        return; /* a repeat: counted in the source's summary */
+    event_body_t *b = refusals_body(&v, who, known ? NULL : case_id, status, why, peer);
+    if (known)
+        event_body_str(b, EK_CASE_ID, case_id);
+    char id[EVENT_ID_MAX + 1];
+    if (stage_publish(a->st, "deny", type, known ? case_id : "", b, STAGE_TO_AUDIT, id, NULL, NULL) != 0)
+        refusals_missed(a->refusals, peer);
+    event_body_destroy(&b);
+}
+
+/* s_url_case - the case id a path names (/approvals/{id}..., /reviews/{id}/...), "" if none */
+static void s_url_case(const char *url, char *out, size_t outlen)
+{
+    const char *rest = strncmp(url, "/approvals/", 11) == 0 ? url + 11
+                       : strncmp(url, "/reviews/", 9) == 0  ? url + 9
+                                                            : "";
+    snprintf(out, outlen, "%.*s", (int) strcspn(rest, "/"), rest);
 }
 
 /* s_add_plan - the calls execute would make once a pending case is approved
@@ -430,6 +444,31 @@ static enum MHD_Result s_case_route(approve_t *a, request_t *req, bool via_peer,
     return httpd_error(conn, MHD_HTTP_NOT_FOUND, "unknown path");
 }
 
+/* s_admit - the person a request comes from; NULL and *rc the answer when
+ * its address is throttled (429, refusals.h; a peer's client is its front
+ * instance's to throttle) or its token is unknown (401, on the trail with
+ * the id the path names) */
+static const person_t *s_admit(approve_t *a, struct MHD_Connection *conn, bool via_peer, const char *url,
+                               const char *peer, enum MHD_Result *rc)
+{
+    long wait_s = via_peer ? 0 : refusals_throttled(a->refusals, peer);
+    if (wait_s) {
+        stage_count(a->st, "payguard_refusals_throttled_total", NULL, NULL, 1);
+        *rc = httpd_throttled(conn, wait_s);
+        return NULL;
+    }
+    const person_t *who =
+        people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (!who) {
+        char asked[1024];
+        s_url_case(url, asked, sizeof asked);
+        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, asked, false, MHD_HTTP_UNAUTHORIZED, "unknown or missing token",
+                          peer);
+        *rc = httpd_unauthorized(conn);
+    }
+    return who;
+}
+
 /* s_answer - the approvals API, from a client or (via_peer) passed on by
  * another instance */
 static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connection *conn, const char *url,
@@ -478,13 +517,10 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
         httpd_peer(conn, peer, sizeof peer);
     if (req->body)
         req->body[req->len] = '\0';
-    const person_t *who =
-        people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
-    if (!who) {
-        api_audit_refusal(a, EV_ACCESS_DENIED, NULL, "", false, MHD_HTTP_UNAUTHORIZED, "unknown or missing token",
-                          peer);
-        return httpd_unauthorized(conn);
-    }
+    enum MHD_Result refused;
+    const person_t *who = s_admit(a, conn, via_peer, url, peer, &refused);
+    if (!who)
+        return refused;
     if (req->too_large)
         return httpd_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
     if (strcmp(url, "/whoami") == 0 && strcmp(method, "GET") == 0) {

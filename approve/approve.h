@@ -29,6 +29,7 @@
 #include "httpd.h"
 #include "people.h"
 #include "policy.h"
+#include "refusals.h"
 #include "runbook.h"
 #include "stage.h"
 
@@ -150,8 +151,10 @@ typedef struct {
     int64_t next_scan_ms;    /* expiry is looked for a few times a second, not every turn */
     httpd_t *peer_httpd;     /* with instances > 1: requests the other instances pass on (peers.c) */
     char peer_bind[64];
-    long peer_port;      /* instance n listens on peer_port + n */
-    char audit_url[128]; /* audit's cases API: is an approved case in ops review? (review.c) */
+    long peer_port;       /* instance n listens on peer_port + n */
+    char audit_url[128];  /* audit's cases API: is an approved case in ops review? (review.c) */
+    refusals_t *refusals; /* refused requests per source: aggregated, throttled (refusals.h) */
+    bool draining;        /* stopping: every refusal summary goes out at once */
 } approve_t;
 
 /* request - one API request whose answer waits for the journal */
@@ -246,7 +249,9 @@ int peers_list(approve_t *a, struct MHD_Connection *conn, const char *status, co
 int api_emit_outcome(approve_t *a, approval_t *c);
 /* api_audit_refusal - a refused request, on the trail (who, what, why);
  * case_id is its case key only when known (a case approve holds), else
- * data ("requested_case") */
+ * data ("requested_case", escaped: refusals_escape). A 401 or 403 counts
+ * toward the source's throttle; an unknown token's repeats go into the
+ * source's summary (refusals.h) */
 void api_audit_refusal(approve_t *a, event_type_t type, const char *who, const char *case_id, bool known,
                        unsigned status, const char *why, const char *peer);
 

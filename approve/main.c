@@ -37,7 +37,19 @@
  *	awaiting a decision (decided or expired); 404 unknown case. Every
  *	refusal is recorded in the audit trail (access_denied, decision_refused);
  *	its case key is the case only when approve holds it, else the id is
- *	data (requested_case) and no case is made of it.
+ *	data (requested_case, escaped to printable ASCII) and no case is made
+ *	of it.
+ *
+ *	REFUSALS (common/refusals.h): a source address's first unknown-token
+ *	refusal in payguard/refusals/window_s is recorded at once, its repeats
+ *	as one access_denied summary when the window ends ("N refusals from X
+ *	between T1 and T2"; a refusal the delivery window cannot take goes
+ *	into it too). A person's refusals (403, 404, 409) are recorded one by
+ *	one. throttle_after 401s and 403s from one address within window_s
+ *	throttle it for throttle_s: every request it sends is answered 429
+ *	with Retry-After before its token is looked at, and counted into its
+ *	summary. payguard/refusals/exempt (the console's address) is never
+ *	throttled. Each instance keeps its own table (of what it refused).
  *
  *	SEGREGATION OF DUTIES: a person counts once per case whatever roles they
  *	hold; each required role needs its own person; the person who raised the
@@ -72,7 +84,9 @@
  * OUTPUT
  *	"routed" (audit), "approved" and "denied" (execute and audit),
  *	"decision", "decision_refused", "access_denied", "escalated", "expired"
- *	(audit), "notice" (execute: a Teams card).
+ *	(audit), "notice" (execute: a Teams card). Metrics:
+ *	payguard_approve_refusals_total, payguard_refusals_throttled_total,
+ *	payguard_refusals_aggregated_total, payguard_refusals_sources_throttled.
  * SECURITY
  *	Holds token hashes only. Case text is data: the API answers JSON.
  *	Seals every event it sends to execute with the group's seal key
@@ -82,7 +96,8 @@
  *	approve/http_bind, http_port, http_max_per_address, http_deadline_s,
  *	public_url, expiry_s, confidence_min,
  *	max_cases, case_db, retention_s, tier{1,2,3}_roles, thresholds/<CUR>;
- *	approvers/<name>/{roles,token_sha256}.
+ *	approvers/<name>/{roles,token_sha256}; payguard/refusals/window_s,
+ *	throttle_after, throttle_s, exempt.
  * STATE (casedb.h)
  *	Every case is in approve/case_db (SQLite) as of a journal position:
  *	once a second the loop syncs the journal and commits the cases that
@@ -228,7 +243,8 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 {
     approve_t *a = arg;
     if (!s_takes(event_head(in)->kind)) {
-        log_warn("ignoring a %s event: approve takes triaged cases", event_head(in)->type);
+        if (event_head(in)->kind != EV_ACCESS_DENIED) /* else our own refusal summary (refusals_trail_flush) */
+            log_warn("ignoring a %s event: approve takes triaged cases", event_head(in)->type);
         return STAGE_DONE;
     }
     if (s_full(a, st, event_head(in)->case_key))
@@ -281,6 +297,16 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 
 /* ----------------------------------------------------------- time */
 
+/* s_refusals - the refusal summaries due onto the trail (every one once
+ * stopping), and the sources throttled now */
+static void s_refusals(approve_t *a, stage_t *st)
+{
+    refusals_trail_flush(a->refusals, st, a->draining);
+    refusals_stats_t rs;
+    refusals_stats(a->refusals, &rs);
+    stage_gauge(st, "payguard_refusals_sources_throttled", (int64_t) rs.throttled_now);
+}
+
 /* s_tick - expiry and escalation: expiry never approves */
 static void s_tick(stage_t *st, void *arg)
 {
@@ -308,6 +334,7 @@ static void s_tick(stage_t *st, void *arg)
     pthread_mutex_unlock(&a->mu);
     stage_gauge(st, "payguard_approvals_pending", (int64_t) pending);
     stage_gauge(st, "payguard_approve_cases_held", (int64_t) held);
+    s_refusals(a, st);
 }
 
 /* ------------------------------------------------------------ start */
@@ -446,6 +473,12 @@ static int s_init(stage_t *st, void *arg)
     }
     if (a->people.demo)
         log_warn("using the embedded DEMO approvers (tokens in config/sandbox/): list your own under approvers");
+    refusals_opts_t ro;
+    if (refusals_config(c, &ro, err, sizeof err) != 0 ||
+        !(a->refusals = refusals_new(&ro, NULL, NULL, err, sizeof err))) {
+        log_error("%s", err);
+        return -1;
+    }
     if (s_db_open(a, st) != 0)
         return -1;
     uint64_t from = casedb_applied(a->db);
@@ -475,15 +508,18 @@ static int s_init(stage_t *st, void *arg)
     return peers_start(a);
 }
 
-/* s_drain - stop taking requests */
+/* s_drain - stop taking requests; the refusals not yet on the trail go
+ * now (and the rest with each tick until the stage stops) */
 static void s_drain(stage_t *st, void *arg)
 {
-    (void) st;
     approve_t *a = arg;
     if (a->httpd)
         httpd_quiesce(a->httpd);
     if (a->peer_httpd)
         httpd_quiesce(a->peer_httpd);
+    a->draining = true;
+    if (a->refusals)
+        refusals_trail_flush(a->refusals, st, true);
 }
 
 /* s_busy - decisions still waiting for the journal */
@@ -501,6 +537,7 @@ static void s_fini(stage_t *st, void *arg)
     httpd_stop(&a->peer_httpd);
     if (a->db)
         s_flush(a, st); /* a restart then replays nothing */
+    refusals_destroy(&a->refusals);
     casedb_close(&a->db);
     zhashx_destroy(&a->index);
     for (size_t i = 0; i < a->ncases; i++)

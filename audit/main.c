@@ -61,9 +61,18 @@
  *	received and answered within audit/http_deadline_s.
  *	Every /cases request needs Authorization: Bearer <token> of a
  *	configured approver (approvers/...); an unknown or missing token is
- *	a 401 and an access_denied record on the trail, the requested id in
- *	it as data (requested_case), never as a case: an unverified id does
+ *	a 401 (before anything is said about the id) and an access_denied
+ *	record on the trail, the requested id in it as data (requested_case,
+ *	escaped to printable ASCII), never as a case: an unverified id does
  *	not become a case in the index, the console or the metrics.
+ *	Refusals (common/refusals.h): a source address's first in
+ *	payguard/refusals/window_s is recorded at once, its repeats as one
+ *	access_denied summary when the window ends ("N refusals from X between
+ *	T1 and T2"); one the refusal queue or the journal cannot take goes
+ *	into that summary, never lost. throttle_after of them within window_s
+ *	throttle the address for throttle_s: every request but /healthz and
+ *	/metrics is answered 429 with Retry-After, and counted into its
+ *	summary; payguard/refusals/exempt (the console's address) never is.
  * INPUT
  *	PULL at audit/endpoint (default ipc://{run}/audit.0.in), fan-in from
  *	every instance of every stage.
@@ -72,7 +81,9 @@
  *	acks to each producer instance. Metrics: payguard_audit_records_total,
  *	payguard_cases{state=...}, payguard_audit_checkpoints_total,
  *	payguard_audit_index_lag, payguard_audit_archived_segments_total,
- *	_archived_bytes_total, _archive_bytes_total, _archive_failures_total.
+ *	_archived_bytes_total, _archive_bytes_total, _archive_failures_total,
+ *	payguard_audit_refusals_total, payguard_refusals_throttled_total,
+ *	payguard_refusals_aggregated_total, payguard_refusals_sources_throttled.
  * FAILURE
  *	Malformed input is logged and counted. A journal write or fsync
  *	failure, or a checkpoint that cannot be written, exits (75) for the
@@ -91,7 +102,8 @@
  *	payguard/... (journal, delivery, metrics_token_sha256), audit/endpoint,
  *	http_bind, http_port, http_max_per_address, http_deadline_s, case_db, checkpoints_file, checkpoint_every_s,
  *	signing_key_file, verify_key_file, generate_key, archive_dir,
- *	archive_after_s; approvers/...
+ *	archive_after_s; approvers/...; payguard/refusals/window_s,
+ *	throttle_after, throttle_s, exempt.
  *--*/
 #include <arpa/inet.h>
 #include <assert.h>
@@ -115,6 +127,7 @@
 #include "journal.h"
 #include "log.h"
 #include "people.h"
+#include "refusals.h"
 #include "stage.h"
 #include "trail.h"
 #include "utc.h"
@@ -124,10 +137,11 @@
 #define AUDIT_INDEX_COMMIT_MS 100 /* the case index commits at most this often (indexer.h) */
 #define AUDIT_DEDUP_CKPT_MS 60000 /* a dedup checkpoint at most this often, so old segments may be archived */
 
+/* refusal_t - a refusal to record on its own, from an HTTP thread to the loop */
 typedef struct {
-    char case_id[EVENT_KEY_MAX + 1];
-    char peer[64];
-    char reason[96];
+    char case_id[REFUSALS_TEXT_MAX]; /* the id asked for, escaped (refusals_escape) */
+    char peer[REFUSALS_SOURCE_MAX];
+    refusals_verdict_t verdict;
 } refusal_t;
 
 /* verify_t - the chain verification people start from the console
@@ -171,7 +185,7 @@ typedef struct {
     pthread_mutex_t qmu; /* refusals from HTTP threads to the loop */
     refusal_t queue[AUDIT_REFUSALS_MAX];
     size_t nqueue;
-    uint64_t queue_dropped;
+    refusals_t *refusals; /* refused requests per source: aggregated, throttled (refusals.h) */
     int64_t next_gauges_ms;
     char *journal_dir; /* this instance's trail, for verification */
     char *verify_key_path;
@@ -405,11 +419,11 @@ static void s_gauge_state(const char *state, int64_t n, void *arg)
     stage_gauge_label(arg, "payguard_cases", "state", state, n);
 }
 
-/* s_tick - refusals onto the trail, checkpoint, gauges; exit when the
- * indexer cannot follow the trail */
-static void s_tick(stage_t *st, void *arg)
+/* s_refusals_out - the queued refusals onto the trail, each on its own
+ * (one the journal cannot take goes into its source's summary), then the
+ * summaries due (all: every one, stopping) */
+static void s_refusals_out(audit_t *a, bool all)
 {
-    audit_t *a = arg;
     refusal_t q[AUDIT_REFUSALS_MAX];
     pthread_mutex_lock(&a->qmu);
     size_t n = a->nqueue;
@@ -417,16 +431,22 @@ static void s_tick(stage_t *st, void *arg)
     a->nqueue = 0;
     pthread_mutex_unlock(&a->qmu);
     for (size_t i = 0; i < n; i++) {
-        event_body_t *b = event_body_new();
-        event_body_str(b, EK_WHO, "(unknown token)");
-        event_body_str(b, "requested_case", q[i].case_id); /* data only: an unverified id is no case */
-        event_body_int(b, EK_STATUS, 401);
-        event_body_str(b, EK_REASON, q[i].reason);
-        event_body_str(b, "client_ip", q[i].peer);
-        if (stage_inject(st, "deny", EV_ACCESS_DENIED, "", b) != 0)
-            log_warn("access_denied from %s not recorded", q[i].peer);
+        event_body_t *b = refusals_body(&q[i].verdict, NULL, NULL, MHD_HTTP_UNAUTHORIZED,
+                                        "unknown or missing token (cases API)", q[i].peer);
+        event_body_str(b, "requested_case", q[i].case_id); /* escaped already; data only: an unverified id is no case */
+        if (stage_inject(a->st, "deny", EV_ACCESS_DENIED, "", b) != 0)
+            refusals_missed(a->refusals, q[i].peer);
         event_body_destroy(&b);
     }
+    refusals_trail_flush(a->refusals, a->st, all);
+}
+
+/* s_tick - refusals onto the trail, checkpoint, gauges; exit when the
+ * indexer cannot follow the trail */
+static void s_tick(stage_t *st, void *arg)
+{
+    audit_t *a = arg;
+    s_refusals_out(a, false);
     s_verify_record(a);
     char err[512];
     if (indexer_failed(a->indexer, err, sizeof err)) {
@@ -444,6 +464,9 @@ static void s_tick(stage_t *st, void *arg)
         caseidx_counts(a->ridx, s_gauge_state, st);
         pthread_mutex_unlock(&a->rmu);
         stage_gauge(st, "payguard_audit_index_lag", (int64_t) indexer_lag(a->indexer));
+        refusals_stats_t rs;
+        refusals_stats(a->refusals, &rs);
+        stage_gauge(st, "payguard_refusals_sources_throttled", (int64_t) rs.throttled_now);
         s_archive_metrics(a);
         a->next_gauges_ms = now + 1000;
     }
@@ -451,19 +474,26 @@ static void s_tick(stage_t *st, void *arg)
 
 /* ------------------------------------------------------------- HTTP */
 
-/* s_refuse - 401, and the refusal queued for the trail */
-static enum MHD_Result s_refuse(audit_t *a, struct MHD_Connection *conn, const char *case_id)
+/* s_refuse - 401, and the refusal on the trail: the first of its source's
+ * window queued for the loop (s_refusals_out), a repeat counted in the
+ * source's summary (refusals.h); so is one the full queue cannot take */
+static enum MHD_Result s_refuse(audit_t *a, struct MHD_Connection *conn, const char *case_id, const char *peer)
 {
-    pthread_mutex_lock(&a->qmu);
-    if (a->nqueue < AUDIT_REFUSALS_MAX) {
-        refusal_t *r = &a->queue[a->nqueue++];
-        snprintf(r->case_id, sizeof r->case_id, "%s", case_id);
-        httpd_peer(conn, r->peer, sizeof r->peer);
-        snprintf(r->reason, sizeof r->reason, "unknown or missing token (cases API)");
-    } else {
-        a->queue_dropped++; /* a flood: counted, not queued without bound */
+    refusals_verdict_t v = refusals_note(a->refusals, peer, REFUSALS_FAILURE | REFUSALS_AGGREGATE);
+    bool queued = !v.record;
+    if (v.record) {
+        pthread_mutex_lock(&a->qmu);
+        if (a->nqueue < AUDIT_REFUSALS_MAX) {
+            refusal_t *r = &a->queue[a->nqueue++];
+            refusals_escape(case_id, r->case_id, sizeof r->case_id);
+            snprintf(r->peer, sizeof r->peer, "%s", peer);
+            r->verdict = v;
+            queued = true;
+        }
+        pthread_mutex_unlock(&a->qmu);
     }
-    pthread_mutex_unlock(&a->qmu);
+    if (!queued)
+        refusals_missed(a->refusals, peer);
     stage_count(a->st, "payguard_audit_refusals_total", "reason", "access_denied", 1);
     stage_wake(a->st);
     return httpd_unauthorized(conn);
@@ -554,20 +584,25 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         bool ready = stage_ready(a->st, why, sizeof why);
         return httpd_readyz(conn, ready, why);
     }
-    if (strcmp(url, "/audit/verify") == 0) {
-        const person_t *p =
-            people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
-        return p ? s_verify_http(a, conn, method, p->name) : s_refuse(a, conn, "");
+    char peer[REFUSALS_SOURCE_MAX];
+    httpd_peer(conn, peer, sizeof peer);
+    long wait_s = refusals_throttled(a->refusals, peer);
+    if (wait_s) {
+        stage_count(a->st, "payguard_refusals_throttled_total", NULL, NULL, 1);
+        return httpd_throttled(conn, wait_s);
     }
+    const person_t *p = people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (strcmp(url, "/audit/verify") == 0)
+        return p ? s_verify_http(a, conn, method, p->name) : s_refuse(a, conn, "", peer);
     bool cases = strcmp(url, "/cases") == 0, one = strncmp(url, "/cases/", 7) == 0;
     if (!cases && !one)
         return httpd_error(conn, MHD_HTTP_NOT_FOUND,
                            "unknown path: GET /cases, /cases/{case_id}, GET|POST /audit/verify");
     const char *case_id = one ? url + 7 : "";
+    if (!p) /* before anything about the id is said (404 for one too long): every refusal is recorded */
+        return s_refuse(a, conn, case_id, peer);
     if (strlen(case_id) > EVENT_KEY_MAX)
         return httpd_error(conn, MHD_HTTP_NOT_FOUND, "no such case");
-    if (!people_by_auth(&a->people, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")))
-        return s_refuse(a, conn, case_id);
     if (strcmp(method, "GET") != 0)
         return httpd_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "the cases API is read-only: GET");
     char *text = NULL;
@@ -676,6 +711,12 @@ static int s_init(stage_t *st, void *arg)
     }
     pthread_mutex_init(&a->rmu, NULL);
     pthread_mutex_init(&a->qmu, NULL);
+    refusals_opts_t ro;
+    if (refusals_config(c, &ro, err, sizeof err) != 0 ||
+        !(a->refusals = refusals_new(&ro, NULL, NULL, err, sizeof err))) {
+        log_error("%s", err);
+        return -1;
+    }
     a->indexer = indexer_new(a->idx, stage_journal_dir(st), s_durable, st, AUDIT_INDEX_COMMIT_MS, err, sizeof err);
     if (!a->indexer) {
         log_error("%s", err);
@@ -694,12 +735,15 @@ static int s_init(stage_t *st, void *arg)
     return s_serve(a);
 }
 
-/* s_drain - SIGTERM: stop serving */
+/* s_drain - SIGTERM: stop serving; every refusal not yet on the trail
+ * goes on it now (the loop may stop before its next tick) */
 static void s_drain(stage_t *st, void *arg)
 {
     (void) st;
     audit_t *a = arg;
     httpd_stop(&a->httpd);
+    if (a->refusals)
+        s_refusals_out(a, true);
 }
 
 /* s_fini - commit the index, seal the trail, let go */
@@ -718,6 +762,7 @@ static void s_fini(stage_t *st, void *arg)
     s_checkpoint(a, false);
     caseidx_close(&a->ridx);
     caseidx_close(&a->idx);
+    refusals_destroy(&a->refusals);
     trail_key_destroy(&a->key);
     free(a->checkpoints_path);
     a->checkpoints_path = NULL;

@@ -3,6 +3,7 @@
 #include "bearer.h"
 #include "httpc_multi.h"
 #include "log.h"
+#include "refusals.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024) /* a configuration file, at most */
 
@@ -48,6 +49,13 @@ static const char s_defaults[] =
     "        recent_ids = 65536              # ids of inputs taken last, remembered per instance (duplicates\n"
     "                                        # from a sibling instance; memory: ~32 bytes each)\n"
     "        sndhwm = 1000                   # ZeroMQ send high-water mark\n"
+    "    refusals                            # refused requests to approve, audit and the console (common/refusals.h)\n"
+    "        window_s = 60                   # a source's first refusal is on the trail at once, its repeats in one\n"
+    "                                        # record a window: \"N refusals from X between T1 and T2\"\n"
+    "        throttle_after = 20             # 401 or 403 answers to one source within window_s; then it gets 429\n"
+    "        throttle_s = 60                 #   with Retry-After for this long\n"
+    "        exempt = 127.0.0.1              # addresses never throttled (still recorded): the console's, as approve and\n"
+    "                                        # audit see it (it passes on everyone's requests and throttles its own sources)\n"
     "    drain_ms = 5000                     # on SIGTERM, wait this long for acks\n"
     "    restart_max_ms = 10000              # supervisor restart backoff ceiling\n"
     "    ready_timeout_s = 120               # payguard up -d waits this long for every process to be ready\n"
@@ -532,6 +540,9 @@ static const struct {
     {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
     {"payguard/restart_max_ms", 100, 600000},
     {"payguard/ready_timeout_s", 1, 3600},
+    {"payguard/refusals/window_s", 1, 86400},
+    {"payguard/refusals/throttle_after", 1, 1000000},
+    {"payguard/refusals/throttle_s", 1, 86400},
     {"outside/timeout_ms", 100, 600000},
     {"outside/breaker_failures", 0, 1000},
     {"outside/breaker_cooldown_ms", 1, 3600000},
@@ -698,6 +709,7 @@ config_t *config_load(const char *path, char *err, size_t errlen)
         }
     }
     if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen) || s_check_log(self, err, errlen) ||
+        refusals_exempt_check(config_get(self, "payguard/refusals/exempt"), err, errlen) ||
         s_check_http(self, err, errlen)) {
         config_destroy(&self);
         return NULL;

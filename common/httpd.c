@@ -110,6 +110,15 @@ enum MHD_Result httpd_readyz(struct MHD_Connection *conn, bool ready, const char
                        json_pack("{s:b, s:s}", "ready", 0, "why", why && *why ? why : "not ready"));
 }
 
+/* httpd_throttled - see httpd.h */
+enum MHD_Result httpd_throttled(struct MHD_Connection *conn, long retry_after_s)
+{
+    char ra[24], why[128];
+    snprintf(ra, sizeof ra, "%ld", retry_after_s);
+    snprintf(why, sizeof why, "too many refused requests from this address: try again in %ld s", retry_after_s);
+    return httpd_reply_header(conn, MHD_HTTP_TOO_MANY_REQUESTS, json_pack("{s:s}", "error", why), "Retry-After", ra);
+}
+
 /* s_metrics - GET /metrics: the group's metrics, with the Bearer token
  * when payguard/metrics_token_sha256 is set */
 static enum MHD_Result s_metrics(httpd_t *h, struct MHD_Connection *conn)

@@ -100,6 +100,9 @@ enum MHD_Result httpd_unauthorized(struct MHD_Connection *conn);
 /* httpd_readyz - GET /readyz: 200 {"ready":true}, or 503
  * {"ready":false,"why":why} (/healthz stays liveness: the process answers) */
 enum MHD_Result httpd_readyz(struct MHD_Connection *conn, bool ready, const char *why);
+/* httpd_throttled - 429 {"error"} with Retry-After: retry_after_s, for a
+ * source throttled after repeated refused requests (refusals.h) */
+enum MHD_Result httpd_throttled(struct MHD_Connection *conn, long retry_after_s);
 /* httpd_peer - the client's address as text ("unknown" if none) */
 void httpd_peer(struct MHD_Connection *conn, char *out, size_t outlen);
 

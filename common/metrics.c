@@ -57,6 +57,14 @@ static const family_t s_families[] = {
      "Connections shut down because a request was not received and answered within the port's http_deadline_s."},
     {"payguard_http_limit_refused_total", "counter",
      "Connections closed on accept: over http_max_per_address from one address, or the port's connection limit."},
+    /* refused requests to approve, audit and the console (common/refusals.h) */
+    {"payguard_refusals_throttled_total", "counter",
+     "Requests answered 429 because their source was throttled after repeated 401 or 403 answers "
+     "(payguard/refusals/throttle_after within window_s)."},
+    {"payguard_refusals_aggregated_total", "counter",
+     "Refused requests recorded only within a summary of their source's window (\"N refusals from X between T1 and "
+     "T2\"): on the trail by approve and audit, in the log by the console."},
+    {"payguard_refusals_sources_throttled", "gauge", "Source addresses throttled now."},
     /* ingest */
     {"payguard_ingest_receipts_total", "counter", "Webhook requests recorded durably, per endpoint."},
     {"payguard_ingest_refused_total", "counter", "Webhook requests refused before recording, per reason."},

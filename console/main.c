@@ -38,6 +38,24 @@
  *	(it does on every POST), naming this server: a page elsewhere cannot
  *	make a signed-in browser decide. Bodies over 8 KiB are refused (413);
  *	only known query parameters are passed on.
+ * SYSTEMD
+ *	Under systemd (payguard-console@0.service, Type=notify) it says
+ *	READY=1 once it serves, pings the watchdog from its signal wait and says
+ *	STOPPING=1 at SIGTERM (common/sdnotify.h).
+ * REFUSALS (common/refusals.h)
+ *	An address whose /api/ requests keep being refused, 401 or 403 by the
+ *	console itself (no bearer token, CSRF) or by approve or audit, is
+ *	throttled: payguard/refusals/throttle_after of them within window_s,
+ *	and every /api/ request from it is answered 429 with Retry-After for
+ *	throttle_s, here, without reaching approve or audit (payguard/refusals/
+ *	exempt: never). The console has no trail: approve and audit record the
+ *	refusals they answered (as the console's address: keep it in exempt
+ *	there); the console logs an address's first refusal of a window, the
+ *	one that throttles it and a summary of the rest ("N refusals from X
+ *	between T1 and T2"), and writes <run_dir>/console.0.prom every second
+ *	(payguard_refusals_throttled_total, _aggregated_total,
+ *	payguard_refusals_sources_throttled, and its server's
+ *	payguard_http_deadline_closed_total, _limit_refused_total).
  * CONNECTIONS
  *	A thread per connection (common/httpd.c): a call waiting for approve
  *	or audit (console/timeout_ms at most, connect to answer) holds its own
@@ -46,10 +64,6 @@
  *	connections from one address (more are closed as they are accepted;
  *	behind a proxy everyone shares its address), 256 in all; a request
  *	not received and answered within console/http_deadline_s is cut.
- * SYSTEMD
- *	Under systemd (payguard-console@0.service, Type=notify) it says
- *	READY=1 once it serves, pings the watchdog from its signal wait and says
- *	STOPPING=1 at SIGTERM (common/sdnotify.h).
  * FAILURE
  *	approve or audit not answering: 502 {"error"} naming which; the page
  *	says so and keeps polling. A missing www_dir or index.html stops the
@@ -58,6 +72,7 @@
  *	console/enabled, http_bind, http_port (8083), www_dir (console/www,
  *	relative to the directory payguard is started from), timeout_ms (under
  *	http_deadline_s), http_max_per_address, http_deadline_s;
+ *	payguard/refusals/window_s, throttle_after, throttle_s, exempt;
  *	approve/http_bind, http_port and audit/http_bind, http_port say where
  *	the backends are. approve/public_url should name this console as people
  *	reach it: Teams cards and tickets link to {public_url}/case/{id}.
@@ -85,6 +100,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "sdnotify.h"
+#include "refusals.h"
 
 #define CONSOLE_MAX_ASSETS 32
 #define CONSOLE_MAX_ASSET_BYTES (1024 * 1024)
@@ -108,7 +124,10 @@ typedef struct {
     char approve_url[128], audit_url[128];
     long timeout_ms;
     unsigned char secret[CONSOLE_SECRET_BYTES];
+    const char *run_dir;
     _Atomic unsigned long long refused_csrf, proxied, backend_down;
+    refusals_t *refusals; /* refused requests per source: throttled, summed up in the log (refusals.h) */
+    httpd_t *httpd;       /* the server (httpd.h), once it serves */
 } console_t;
 
 /* request - a connection's body, gathered before the answer */
@@ -174,12 +193,15 @@ static int s_load_assets(console_t *c, const char *dir)
 
 /* ------------------------------------------------------------ answers */
 
-/* s_send - an answer with the console's security headers */
+/* s_send - an answer with the console's security headers (and hname:
+ * hvalue when hname is not NULL) */
 static enum MHD_Result s_send(struct MHD_Connection *conn, unsigned status, const void *data, size_t len,
-                              enum MHD_ResponseMemoryMode mode, const char *type)
+                              enum MHD_ResponseMemoryMode mode, const char *type, const char *hname, const char *hvalue)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *) data, mode);
     MHD_add_response_header(r, "Content-Type", type);
+    if (hname)
+        MHD_add_response_header(r, hname, hvalue);
     MHD_add_response_header(r, "Content-Security-Policy", s_csp);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
@@ -192,19 +214,63 @@ static enum MHD_Result s_send(struct MHD_Connection *conn, unsigned status, cons
     return rc;
 }
 
-/* s_json - obj (stolen) as the answer */
-static enum MHD_Result s_json(struct MHD_Connection *conn, unsigned status, json_t *obj)
+/* s_json_header - obj (stolen) as the answer, with one more header (hname NULL: none) */
+static enum MHD_Result s_json_header(struct MHD_Connection *conn, unsigned status, json_t *obj, const char *hname,
+                                     const char *hvalue)
 {
     char *text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     assert(text);
-    return s_send(conn, status, text, strlen(text), MHD_RESPMEM_MUST_FREE, "application/json");
+    return s_send(conn, status, text, strlen(text), MHD_RESPMEM_MUST_FREE, "application/json", hname, hvalue);
+}
+
+/* s_json - obj (stolen) as the answer */
+static enum MHD_Result s_json(struct MHD_Connection *conn, unsigned status, json_t *obj)
+{
+    return s_json_header(conn, status, obj, NULL, NULL);
 }
 
 /* s_error - {"error": why} */
 static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *why)
 {
     return s_json(conn, status, json_pack("{s:s}", "error", why));
+}
+
+/* ------------------------------------------------------------ refusals */
+
+/* s_throttled - 429 + Retry-After: peer is throttled (refusals.h) */
+static enum MHD_Result s_throttled(struct MHD_Connection *conn, long wait_s)
+{
+    char ra[24], why[128];
+    snprintf(ra, sizeof ra, "%ld", wait_s);
+    snprintf(why, sizeof why, "too many refused requests from this address: try again in %ld s", wait_s);
+    return s_json_header(conn, MHD_HTTP_TOO_MANY_REQUESTS, json_pack("{s:s}", "error", why), "Retry-After", ra);
+}
+
+/* s_refused - a request of peer's answered 401 or 403 (here, or by approve
+ * or audit): one more failure toward its throttle; logged when it is the
+ * first of its window or starts the throttle, the rest in the window's
+ * summary (s_log_summary) */
+static void s_refused(console_t *c, const char *peer, const char *method, const char *url, const char *why)
+{
+    refusals_verdict_t v = refusals_note(c->refusals, peer, REFUSALS_FAILURE | REFUSALS_AGGREGATE);
+    if (!v.record)
+        return;
+    char reason[REFUSALS_REASON_MAX], path[REFUSALS_TEXT_MAX];
+    refusals_reason(&v, why, reason);
+    refusals_escape(url, path, sizeof path);
+    log_warn("refused %s %s from %s: %s", method, path, peer, reason);
+}
+
+/* s_log_summary - a window's repeated refusals, in the log (the console has
+ * no trail: approve and audit record the refusals they answered) */
+static int s_log_summary(const refusals_summary_t *s, void *arg)
+{
+    (void) arg;
+    char text[REFUSALS_REASON_MAX];
+    refusals_summary_text(s, text, sizeof text);
+    log_warn("%s", text);
+    return 0;
 }
 
 /* ------------------------------------------------------------ the API */
@@ -253,55 +319,42 @@ static enum MHD_Result s_readyz(console_t *c, struct MHD_Connection *conn)
     return httpd_readyz(conn, !why[0], why);
 }
 
-/* s_api - pass an /api/ call through to approve or audit */
-static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
-                             request_t *req)
+/* s_csrf_refused - a POST without this console's origin or the session's
+ * CSRF token: 403, counted as a refusal of peer's (s_refused); else NULL
+ * and *rc untouched */
+static bool s_csrf_refused(console_t *c, struct MHD_Connection *conn, const char *url, const char *auth,
+                           const char *peer, enum MHD_Result *rc)
 {
-    console_route_t route;
-    char why[128];
-    int rc = console_api_route(method, url, &route, why, sizeof why);
-    if (rc != 0)
-        return s_error(conn, rc == 405 ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND, why);
-    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    const char *token = console_bearer(auth);
-    if (!token) /* none, or not a token (a space, a control byte): nothing to pass on */
-        return httpd_unauthorized(conn);
-    if (strcmp(method, "POST") == 0) {
-        if (req->too_large)
-            return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
-        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-        const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-        const char *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
-        const char *csrf = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CSRF-Token");
-        bool same = console_same_origin(origin, host, site), tok = console_csrf_ok(c->secret, auth, csrf);
-        if (!same || !tok) {
-            char peer[64];
-            httpd_peer(conn, peer, sizeof peer);
-            log_warn("refused a POST %s from %s: %s", url, peer,
-                     !same ? "cross-origin" : "missing or wrong CSRF token");
-            atomic_fetch_add(&c->refused_csrf, 1);
-            return s_error(conn, MHD_HTTP_FORBIDDEN,
-                           !same ? "csrf: the request did not come from this console's own page"
-                                 : "csrf: missing or stale X-CSRF-Token (sign in again)");
-        }
-    }
-    query_t q = {.len = 0};
-    if (strcmp(method, "GET") == 0)
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, s_query_arg, &q);
-    if (q.overflow)
-        return s_error(conn, MHD_HTTP_URI_TOO_LONG, "query too long");
-    char path[2 * CONSOLE_PATH_MAX];
-    snprintf(path, sizeof path, "%s%s", route.path, q.text);
-    const char *base = route.backend == CONSOLE_APPROVE ? c->approve_url : c->audit_url;
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    const char *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    const char *csrf = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CSRF-Token");
+    bool same = console_same_origin(origin, host, site), tok = console_csrf_ok(c->secret, auth, csrf);
+    if (same && tok)
+        return false;
+    atomic_fetch_add(&c->refused_csrf, 1);
+    s_refused(c, peer, "POST", url, !same ? "cross-origin" : "missing or wrong CSRF token");
+    *rc = s_error(conn, MHD_HTTP_FORBIDDEN,
+                  !same ? "csrf: the request did not come from this console's own page"
+                        : "csrf: missing or stale X-CSRF-Token (sign in again)");
+    return true;
+}
+
+/* s_pass_on - the call to route's backend, and its answer as ours (a 401
+ * or 403 of the backend's counted as a refusal of peer's) */
+static enum MHD_Result s_pass_on(console_t *c, struct MHD_Connection *conn, const console_route_t *route,
+                                 const char *method, const char *url, const char *path, const char *token,
+                                 const char *body, const char *peer)
+{
+    const char *base = route->backend == CONSOLE_APPROVE ? c->approve_url : c->audit_url;
     httpc_t *h = httpc_new(base, token, c->timeout_ms);
     if (!h)
         return s_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     httpc_resp_t resp;
-    const char *body = strcmp(method, "POST") == 0 ? (req->body ? req->body : "{}") : NULL;
-    rc = httpc_do(h, method, path, body, NULL, &resp);
+    int rc = httpc_do(h, method, path, body, NULL, &resp);
     httpc_destroy(&h);
     atomic_fetch_add(&c->proxied, 1);
-    const char *who = route.backend == CONSOLE_APPROVE ? "approve" : "audit";
+    const char *who = route->backend == CONSOLE_APPROVE ? "approve" : "audit";
     if (rc != 0 || resp.status == 0) {
         atomic_fetch_add(&c->backend_down, 1);
         char msg[384];
@@ -312,17 +365,60 @@ static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const ch
     json_t *j = resp.body ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
     unsigned status = (unsigned) resp.status;
     httpc_resp_free(&resp);
+    if (status == MHD_HTTP_UNAUTHORIZED || status == MHD_HTTP_FORBIDDEN)
+        s_refused(c, peer, method, url,
+                  status == MHD_HTTP_UNAUTHORIZED ? "unknown token (401 from the backend)"
+                                                  : "refused (403 from the backend)");
     if (!j) {
         char msg[128];
         snprintf(msg, sizeof msg, "%s answered %u without JSON", who, status);
         return s_error(conn, MHD_HTTP_BAD_GATEWAY, msg);
     }
-    if (route.session && status == MHD_HTTP_OK) {
+    if (route->session && status == MHD_HTTP_OK) {
         char csrf[CONSOLE_CSRF_HEX + 1];
-        console_csrf(c->secret, auth, csrf);
+        console_csrf(c->secret, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), csrf);
         json_object_set_new(j, "csrf", json_string(csrf));
     }
     return s_json(conn, status, j);
+}
+
+/* s_api - pass an /api/ call through to approve or audit; a source
+ * throttled after repeated refusals gets 429 first (refusals.h) */
+static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
+                             request_t *req)
+{
+    char peer[REFUSALS_SOURCE_MAX];
+    httpd_peer(conn, peer, sizeof peer);
+    long wait_s = refusals_throttled(c->refusals, peer);
+    if (wait_s)
+        return s_throttled(conn, wait_s);
+    console_route_t route;
+    char why[128];
+    int rc = console_api_route(method, url, &route, why, sizeof why);
+    if (rc != 0)
+        return s_error(conn, rc == 405 ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND, why);
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *token = console_bearer(auth);
+    if (!token) { /* none, or not a token (a space, a control byte): nothing to pass on */
+        s_refused(c, peer, method, url, "no bearer token");
+        return httpd_unauthorized(conn);
+    }
+    enum MHD_Result refused;
+    if (strcmp(method, "POST") == 0) {
+        if (req->too_large)
+            return s_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body over 8 KiB");
+        if (s_csrf_refused(c, conn, url, auth, peer, &refused))
+            return refused;
+    }
+    query_t q = {.len = 0};
+    if (strcmp(method, "GET") == 0)
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, s_query_arg, &q);
+    if (q.overflow)
+        return s_error(conn, MHD_HTTP_URI_TOO_LONG, "query too long");
+    char path[2 * CONSOLE_PATH_MAX];
+    snprintf(path, sizeof path, "%s%s", route.path, q.text);
+    const char *body = strcmp(method, "POST") == 0 ? (req->body ? req->body : "{}") : NULL;
+    return s_pass_on(c, conn, &route, method, url, path, token, body, peer);
 }
 
 /* s_answer - one request */
@@ -359,7 +455,7 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         for (size_t i = 0; i < c->nassets; i++)
             if (strcmp(c->assets[i].name, name) == 0)
                 return s_send(conn, MHD_HTTP_OK, c->assets[i].data, c->assets[i].len, MHD_RESPMEM_PERSISTENT,
-                              c->assets[i].type);
+                              c->assets[i].type, NULL, NULL);
     return s_error(conn, MHD_HTTP_NOT_FOUND, "no such page");
 }
 
@@ -403,25 +499,70 @@ static httpd_t *s_http(console_t *c, const config_t *cfg)
     return h;
 }
 
-/* s_serve - until SIGTERM or SIGINT (in set, blocked): under systemd, READY=1
- * now that the port is served, WATCHDOG=1 at each turn of this loop (it
- * waits half the watchdog's interval) and STOPPING=1 at the end
- * (sdnotify.h); the signal */
-static int s_serve(const sigset_t *set)
+/* s_write_metrics - <run_dir>/console.0.prom: the console's refusal
+ * numbers and its server's cut and refused connections, for the group's
+ * /metrics (metrics_collect) */
+static void s_write_metrics(console_t *c)
+{
+    refusals_stats_t rs;
+    refusals_stats(c->refusals, &rs);
+    uint64_t cut = 0, refused = 0;
+    if (c->httpd)
+        httpd_stats(c->httpd, &cut, &refused);
+    char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 40];
+    snprintf(path, sizeof path, "%s/console.0.prom", c->run_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f,
+            "payguard_refusals_throttled_total{instance=\"console.0\"} %llu\n"
+            "payguard_refusals_aggregated_total{instance=\"console.0\"} %llu\n"
+            "payguard_refusals_sources_throttled{instance=\"console.0\"} %zu\n"
+            "payguard_http_deadline_closed_total{instance=\"console.0\"} %llu\n"
+            "payguard_http_limit_refused_total{instance=\"console.0\"} %llu\n",
+            (unsigned long long) rs.throttled, (unsigned long long) rs.aggregated, rs.throttled_now,
+            (unsigned long long) cut, (unsigned long long) refused);
+    if (fclose(f) == 0)
+        rename(tmp, path);
+}
+
+/* s_serve - until SIGTERM or SIGINT (in set, blocked): once a second the
+ * refusal summaries due into the log and the metrics file (every summary
+ * at the signal); under systemd, READY=1 now that the port is served,
+ * WATCHDOG=1 at each turn of this loop (at least as often as it must) and
+ * STOPPING=1 at the end (sdnotify.h); the signal */
+static int s_serve(console_t *c, const sigset_t *set)
 {
     sdnotify_send("READY=1");
     sdnotify_watchdog_t wd;
     sdnotify_watchdog_init(&wd, 0);
-    int64_t wait_ms = wd.every_ms ? wd.every_ms : 60000;
+    int64_t wait_ms = wd.every_ms && wd.every_ms < 1000 ? wd.every_ms : 1000;
     int sig;
     do {
         struct timespec to = {(time_t) (wait_ms / 1000), (long) (wait_ms % 1000) * 1000000L};
         sig = sigtimedwait(set, NULL, &to);
         if (wd.every_ms)
             sdnotify_send("WATCHDOG=1");
+        refusals_flush(c->refusals, sig >= 0, s_log_summary, NULL);
+        s_write_metrics(c);
     } while (sig < 0);
     sdnotify_send("STOPPING=1");
     return sig;
+}
+
+/* s_stop - stop serving, say what was done, let go */
+static void s_stop(console_t *c, int sig)
+{
+    log_info("console stopping (signal %d): %llu calls passed on, %llu refused (CSRF or origin), %llu backend failures",
+             sig, (unsigned long long) c->proxied, (unsigned long long) c->refused_csrf,
+             (unsigned long long) c->backend_down);
+    httpd_stop(&c->httpd);
+    refusals_flush(c->refusals, true, s_log_summary, NULL); /* what came in while it stopped */
+    refusals_destroy(&c->refusals);
+    for (size_t i = 0; i < c->nassets; i++)
+        free(c->assets[i].data);
+    OPENSSL_cleanse(c->secret, sizeof c->secret);
 }
 
 int main(int argc, char **argv)
@@ -440,10 +581,12 @@ int main(int argc, char **argv)
     log_init("console.0", config_get(cfg, "payguard/log_level"), config_get(cfg, "payguard/log_format"));
     static console_t c;
     long port;
+    refusals_opts_t ro;
     if (config_bounded(cfg, "console/http_port", &port, err, sizeof err) ||
         config_bounded(cfg, "console/timeout_ms", &c.timeout_ms, err, sizeof err) ||
         config_api_url(cfg, "approve", c.approve_url, sizeof c.approve_url, err, sizeof err) ||
-        config_api_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err)) {
+        config_api_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err) ||
+        refusals_config(cfg, &ro, err, sizeof err) || !(c.refusals = refusals_new(&ro, NULL, NULL, err, sizeof err))) {
         log_error("%s", err);
         config_destroy(&cfg);
         return 2;
@@ -457,6 +600,7 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 1;
     }
+    c.run_dir = config_run_dir(cfg);
 
     sigset_t set;
     sigemptyset(&set);
@@ -464,21 +608,14 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    httpd_t *httpd = s_http(&c, cfg);
-    if (!httpd) {
+    c.httpd = s_http(&c, cfg);
+    if (!c.httpd) {
         config_destroy(&cfg);
         return 1;
     }
     log_info("console on http://%s:%ld/ (approve %s, audit %s)", config_get(cfg, "console/http_bind"), port,
              c.approve_url, c.audit_url);
-    int sig = s_serve(&set);
-    log_info("console stopping (signal %d): %llu calls passed on, %llu refused (CSRF or origin), %llu backend failures",
-             sig, (unsigned long long) c.proxied, (unsigned long long) c.refused_csrf,
-             (unsigned long long) c.backend_down);
-    httpd_stop(&httpd);
-    for (size_t i = 0; i < c.nassets; i++)
-        free(c.assets[i].data);
-    OPENSSL_cleanse(c.secret, sizeof c.secret);
+    s_stop(&c, s_serve(&c, &set));
     config_destroy(&cfg);
     return 0;
 }

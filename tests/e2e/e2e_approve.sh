@@ -7,7 +7,11 @@
 #   raiser, a missing role, a wrong token, a decided case, an unknown case),
 #   each with the contract's status and an audit record; a deny; pending
 #   approvals kept across a restart; Teams cards; a prompt injection that
-#   changes no route; expiry and escalation (never approval) with a short clock.
+#   changes no route; expiry and escalation (never approval) with a short clock;
+#   refusals (#21 finding 2): 100 bad-token requests from one address are a
+#   few trail records that count them all, 401 until payguard/refusals/
+#   throttle_after (20), then 429 with Retry-After, while another address is
+#   served; non-ASCII ids refused are on the trail, escaped.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -19,6 +23,9 @@ SBXURL=$(sandbox_url "$CFG")
 sed -i "s|^    teams = \(.*\)|    teams = \1\n    llm = $SBXURL/llm|" "$CFG"
 sed -i "s|^    instances = 2$|    instances = 2\n    llm_model = sandbox-model\n    llm_key_file = $ROOT/config/sandbox/read.token|" "$CFG"
 cfg_merge "$CFG" <<CFG
+payguard
+    refusals
+        window_s = 5
 approve
     public_url = http://127.0.0.1:$APORT
 CFG
@@ -114,10 +121,41 @@ ok "payguard approvals lists what is pending" bash -c "'$BIN/payguard' approvals
 quiesce "$CFG" 30
 "$BIN/pg-verdicts" "$D/data/audit.0" >/dev/null
 refused=$("$BIN/payguard" journal dump -c "$CFG" audit.0 | grep -c '"type":"decision_refused"')
-denied=$("$BIN/payguard" journal dump -c "$CFG" audit.0 | grep -c '"type":"access_denied"')
+wait_refusals "$CFG" 127.0.0.1 approve.0 2 # a bad token's repeats: in the summary of its window
+denied=$(refusals_counted "$CFG" 127.0.0.1 approve.0)
 ok "every refusal is in the audit trail ($refused decision_refused, $denied access_denied)" test "$refused" -ge 6 -a "$denied" -ge 2
+
+# ---- refusals, aggregated and throttled (#21 finding 2); 127/8 is all this
+# host's, so each address below is another source (127.0.0.1 is exempt)
+BAD=127.0.0.2
+t0=$(date +%s)
+ok "100 bad-token requests from one address: 401 up to the 20th refusal, then 429" \
+    test "$(http_codes 100 --interface $BAD -H 'Authorization: Bearer guess' "$API/approvals")" = "401:20 429:80 "
+t1=$(date +%s)
+ok "a good token from another address is served" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.3 -H "Authorization: Bearer $(tok ops_lead)" "$API/approvals")" = 200
+ok "a decision on a non-ASCII id: 404" test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.4 -X POST \
+    -H "Authorization: Bearer $(tok ops_lead)" -d '{"decision":"approve"}' "$API/approvals/payout-%C3%A9%FF/decisions")" = 404
+ok "a non-ASCII id with a bad token: 401" test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.6 -X POST \
+    -H 'Authorization: Bearer guess' -d '{"decision":"approve"}' "$API/approvals/refund-%FF%0A/decisions")" = 401
+ok "the trail counts all 100 (the window's repeats in a summary once it ends)" wait_refusals "$CFG" $BAD approve.0 100
+most=$((2 + (t1 - t0 + 1) / 5 + 1)) # the first, the one that throttled, a summary per window (5 s) they took
+ok "...in at most $most records (the first, the one that throttled, a summary a window)" \
+    test "$(refusals_counted "$CFG" $BAD approve.0) $(refusals_records "$CFG" $BAD approve.0 | awk -v m=$most '{print ($1 <= m)}')" = "100 1"
+"$BIN/payguard" audit export -c "$CFG" >"$WORK/trail.jsonl" 2>/dev/null
+ok "...the summary says how many, from where, between when" \
+    grep -q "\"reason\":\"[0-9]* refusals from $BAD between 20[0-9T:-]*Z and 20[0-9T:-]*Z ([0-9]* of them answered 429" "$WORK/trail.jsonl"
+ok "the non-ASCII ids are on the trail, escaped, as data" \
+    bash -c "grep -q '\"case_key\":\"\".*\"who\":\"ops_lead\",\"requested_case\":\"payout-%C3%A9%FF\"' '$WORK/trail.jsonl' &&
+        grep -q '\"case_key\":\"\".*\"requested_case\":\"refund-%FF%0A\",\"status\":401' '$WORK/trail.jsonl'"
+hdr=$(curl -s -D - -o /dev/null --interface $BAD "$API/approvals")
+ok "the throttled address gets 429 with Retry-After" grep -qi '^retry-after: [1-9][0-9]*' <<<"$hdr"
+ok "...good token or not" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' --interface $BAD -H "Authorization: Bearer $(tok ops_lead)" "$API/approvals")" = 429
 sleep 1.2 # the counters reach /metrics within a second
 curl -s "$API/metrics" >"$WORK/approve.metrics"
+ok "/metrics: the 429s and the refusals summed up" bash -c "grep -q '^payguard_refusals_throttled_total{instance=\"approve.0\"} 8[0-9]$' '$WORK/approve.metrics' &&
+    grep -q '^payguard_refusals_aggregated_total{instance=\"approve.0\"} [1-9][0-9]*$' '$WORK/approve.metrics'"
 ok "decisions are counted by what was decided: approve and deny, nothing else" \
     test "$(grep '^payguard_approve_decisions_total{' "$WORK/approve.metrics" | grep -o 'decision="[^"]*"' | sort -u | tr '\n' ' ')" = \
     'decision="approve" decision="deny" '

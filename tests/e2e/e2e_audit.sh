@@ -5,6 +5,11 @@
 #      receipts (11 duplicates) and one execution;
 #   2. GET /cases?state= lists, newest first; bad state 400; no token 401 and
 #      an access_denied record on the trail; a rejected webhook is a case too;
+#      refusals (#21 finding 2): 100 bad-token requests from one address are
+#      a few records that count them all, 401 until payguard/refusals/
+#      throttle_after (20), then 429 with Retry-After, good token or not,
+#      while another address is served; a non-ASCII id refused is on the
+#      trail, escaped;
 #   3. `payguard audit verify` passes on the live trail and after a stop (the
 #      stop seals the head); export as JSON lines, by case and since a time;
 #      a credential header posted with a webhook never reaches the trail;
@@ -23,6 +28,9 @@ UPORT=$(free_port)
 CFG=$(write_config au "$PORT")
 D=$WORK/au
 cfg_merge "$CFG" <<CFG
+payguard
+    refusals
+        window_s = 5
 approve
     public_url = http://127.0.0.1:$APORT
 audit
@@ -92,7 +100,8 @@ ok "GET /cases/unknown: 404" test "$(code -H "Authorization: Bearer $(tok treasu
 ok "GET /cases without a token: 401" test "$(code "$AUD/cases")" = 401
 ok "GET /cases/{id} with a wrong token: 401" test "$(code -H 'Authorization: Bearer nope' "$AUD/cases/payout-P-1")" = 401
 ok "POST /cases: 405" test "$(code -X POST -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases")" = 405
-ok "GET /cases/{id} of a made-up id without a token: 401" test "$(code "$AUD/cases/refund-FORGED-1")" = 401
+# (from an address of its own: the first refusal of its window, a record of its own)
+ok "GET /cases/{id} of a made-up id without a token: 401" test "$(code --interface 127.0.0.5 "$AUD/cases/refund-FORGED-1")" = 401
 ok "a decision on a made-up case: 404 from approve" \
     test "$(code -X POST -H "Authorization: Bearer $(tok ops_lead)" -d '{"decision":"approve"}' "$API/approvals/refund-FORGED-2/decisions")" = 404
 sleep 1.5
@@ -100,6 +109,37 @@ sleep 1.5
 ok "...and those ids are no cases afterwards: 404 with a token" \
     test "$(code -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases/refund-FORGED-1")$(code -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases/refund-FORGED-2")" = 404404
 ok "...nor in the case list" bash -c "! curl -s -H 'Authorization: Bearer $(tok treasurer)' '$AUD/cases?limit=1000' | grep -q 'FORGED'"
+
+# refusals, aggregated and throttled (#21 finding 2); 127/8 is all this
+# host's, so each address below is another source (127.0.0.1 is exempt)
+BAD=127.0.0.2
+t0=$(date +%s)
+ok "100 bad-token requests from one address: 401 up to the 20th refusal, then 429" \
+    test "$(http_codes 100 --interface $BAD -H 'Authorization: Bearer guess' "$AUD/cases/payout-P-1")" = "401:20 429:80 "
+t1=$(date +%s)
+ok "a good token from another address is served" \
+    test "$(code --interface 127.0.0.3 -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases")" = 200
+ok "a non-ASCII id without a token: 401" test "$(code --interface 127.0.0.4 "$AUD/cases/refund-%C3%A9X%FF%0A")" = 401
+ok "the trail counts all 100 (the window's repeats in a summary once it ends)" wait_refusals "$CFG" $BAD audit.0 100
+most=$((2 + (t1 - t0 + 1) / 5 + 1)) # the first, the one that throttled, a summary per window (5 s) they took
+ok "...in at most $most records (the first, the one that throttled, a summary a window)" \
+    test "$(refusals_counted "$CFG" $BAD audit.0) $(refusals_records "$CFG" $BAD audit.0 | awk -v m=$most '{print ($1 <= m)}')" = "100 1"
+ok "...the summary says how many, from where, between when" bash -c "'$PG' audit export -c '$CFG' | grep -q \
+    '\"reason\":\"[0-9]* refusals from $BAD between 20[0-9T:-]*Z and 20[0-9T:-]*Z ([0-9]* of them answered 429'"
+ok "...the refusal that throttled says so" bash -c "'$PG' audit export -c '$CFG' | grep -q \
+    '\"reason\":\"unknown or missing token (cases API); 20 refused requests from this address within payguard/refusals/window_s: it is answered 429 for 60 s\",\"client_ip\":\"$BAD\"'"
+ok "the non-ASCII id is on the trail, escaped, as data" bash -c "'$PG' audit export -c '$CFG' | grep '\"client_ip\":\"127.0.0.4\"' | \
+    grep -q '\"case_key\":\"\".*\"requested_case\":\"refund-%C3%A9X%FF%0A\"'"
+hdr=$(curl -s -D - -o /dev/null --interface $BAD "$AUD/cases")
+ok "the throttled address gets 429 with Retry-After" grep -qi '^retry-after: [1-9][0-9]*' <<<"$hdr"
+ok "...good token or not" test "$(code --interface $BAD -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases")" = 429
+ok "127.0.0.1 (payguard/refusals/exempt, the console's) is never throttled" \
+    test "$(http_codes 25 -H 'Authorization: Bearer guess' "$AUD/cases")$(code -H "Authorization: Bearer $(tok treasurer)" "$AUD/cases")" = "401:25 200"
+sleep 1.2 # the counters reach /metrics within a second
+curl -s "$AUD/metrics" >"$WORK/refusals.metrics"
+ok "/metrics: the 429s and the refusals summed up" bash -c "grep -q '^payguard_refusals_throttled_total{instance=\"audit.0\"} 8[0-9]$' '$WORK/refusals.metrics' &&
+    grep -q '^payguard_refusals_aggregated_total{instance=\"audit.0\"} [1-9][0-9]*$' '$WORK/refusals.metrics' &&
+    grep -q '^payguard_refusals_sources_throttled{instance=\"audit.0\"} 1$' '$WORK/refusals.metrics'"
 
 # ---- 3. verify, export, secrets
 ok "payguard audit verify passes on the live trail" "$PG" audit verify -c "$CFG"

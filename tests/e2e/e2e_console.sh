@@ -8,7 +8,11 @@
 #   refused before reaching approve; a decision with the right token goes
 #   through; the cases list filters; a failed runbook is in the ops-review
 #   queue with why and is closed through the console; the chain verification
-#   runs and is on the trail; Teams cards link to the console's case page.
+#   runs and is on the trail; Teams cards link to the console's case page;
+#   refusals (#21 finding 2): an address whose requests keep getting 401 or
+#   403 is throttled by the console itself (429, Retry-After) and never
+#   reaches approve or audit meanwhile; another address is served, and so
+#   is the console at approve and audit (its address is exempt there).
 #   in a browser (headless Chromium driven by playwright-core,
 #   tests/browser/console.mjs): sign in, approve a 5,000-50,000 payout as
 #   finance manager, see compliance still required, approve as compliance,
@@ -25,6 +29,9 @@ CFG=$(write_config co "$PORT")
 # the console on: its own port, the page from the tree
 sed -i "s|^console$|console\n    http_port = $CPORT\n    www_dir = $ROOT/console/www|; s|^    enabled = no$|    enabled = yes|" "$CFG"
 cfg_merge "$CFG" <<CFG
+payguard
+    refusals
+        window_s = 5
 approve
     public_url = http://127.0.0.1:$CPORT
 CFG
@@ -153,6 +160,27 @@ ok "an unknown token on the console is audited by approve (access_denied)" \
 ok "Teams cards link to the console's case page" \
     bash -c "curl -s '$SBXURL/_sandbox/state' | grep -q '$CON/case/payout-P-APPROVE'"
 
+# ---- refusals (#21 finding 2): 127/8 is all this host's, so each address
+# below is another source
+BAD=127.0.0.2
+before=$(refusals_counted "$CFG" 127.0.0.1 audit.0)
+ok "100 bad-token requests from one address: 401 (audit's) up to the 20th, then the console's 429" \
+    test "$(http_codes 100 --interface $BAD -H 'Authorization: Bearer guess' "$CON/api/cases")" = "401:20 429:80 "
+hdr=$(curl -s -D - -o "$WORK/429.json" --interface $BAD -H "Authorization: Bearer $FIN" "$CON/api/cases")
+ok "...429 with Retry-After, good token or not" grep -qi '^HTTP/1.1 429.*' <<<"$hdr"
+ok "...with the console's security headers and the reason" \
+    bash -c "grep -qi '^retry-after: [1-9]' <<<'$hdr' && grep -qi '^content-security-policy:' <<<'$hdr' && grep -q 'too many refused requests' '$WORK/429.json'"
+ok "a refused CSRF check counts too (a 403 of the console's own): 429 now" \
+    test "$(post /api/approvals/payout-P-TWICE/decisions "$D" --interface $BAD -H "Authorization: Bearer $FIN")" = 429
+ok "another address is served" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.3 -H "Authorization: Bearer $FIN" "$CON/api/cases")" = 200
+ok "the console is still served by approve and audit (payguard/refusals/exempt)" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $FIN" "$CON/api/cases")$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $FIN" "$CON/api/session")" = 200200
+sleep 1.2 # the counters reach /metrics within a second
+ok "the 429s never reached audit: it counts the 20 refusals passed on" wait_refusals "$CFG" 127.0.0.1 audit.0 $((before + 20))
+ok "...and no more" test "$(refusals_counted "$CFG" 127.0.0.1 audit.0)" = $((before + 20))
+ok "/metrics: the console's 429s" bash -c "curl -s '$CON/metrics' | grep -q '^payguard_refusals_throttled_total{instance=\"console.0\"} 82$'"
+
 # ---- in a browser
 if [ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
     mkdir -p "$ROOT/tests/artifacts"
@@ -172,4 +200,6 @@ else
     ok "Chromium and playwright-core are installed (sh scripts/install-deps.sh does it)" false
 fi
 down "$CFG"
+ok "the console's log sums up the address's refusals (it has no trail)" \
+    grep -q "inst=console.0 .*msg=\"[0-9]* refusals from $BAD between" "$WORK/co/run/payguard.log"
 finish

@@ -408,7 +408,7 @@ for p in $PORTS; do
 done
 sleep 1.2 # the instances write their samples every second
 curl -s -H "Authorization: Bearer $MTOKEN" "http://127.0.0.1:$UPORT/metrics" >"$D/metrics.limits"
-for i in ingest.0 approve.0 audit.0; do
+for i in ingest.0 approve.0 audit.0 console.0; do
     ok "$i counts the connection it cut at the deadline" \
         grep -qE "^payguard_http_deadline_closed_total\{instance=\"$i\"\} [1-9]" "$D/metrics.limits"
     ok "$i counts the connection it refused over the limit" \

@@ -132,6 +132,37 @@ cfg_set() {
 # tok NAME - a demo token of config/sandbox (an approver's, read, write)
 tok() { cat "$ROOT/config/sandbox/$1.token"; }
 
+# refusals_counted CONFIG ADDRESS INSTANCE - refused requests from ADDRESS
+# that INSTANCE (approve.0, audit.0) put on the trail as access_denied: one
+# for a record of its own, N for the summary of a window ("refusals":N;
+# common/refusals.h); refusals_records: how many records that took
+refusal_lines() {
+    "$BIN/payguard" audit export -c "$1" 2>/dev/null | grep '"what":"access_denied"' |
+        grep -F "\"instance\":\"$3\"" | grep -F "\"client_ip\":\"$2\""
+}
+refusals_counted() {
+    refusal_lines "$@" | awk '{ if (match($0, /"refusals":[0-9]+/)) n += substr($0, RSTART + 11, RLENGTH - 11); else n++ }
+                               END { print n + 0 }'
+}
+refusals_records() { refusal_lines "$@" | wc -l; }
+
+# wait_refusals CONFIG ADDRESS INSTANCE N - until the trail counts N (20 s)
+wait_refusals() {
+    for _ in $(seq 1 100); do
+        [ "$(refusals_counted "$1" "$2" "$3")" -ge "$4" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# http_codes N CURL_ARGS... - the status of N requests, counted: "401:20 429:80 "
+http_codes() {
+    local n=$1
+    shift
+    for _ in $(seq 1 "$n"); do curl -s -o /dev/null -w '%{http_code}\n' "$@"; done |
+        sort | uniq -c | awk '{ printf "%s:%s ", $2, $1 }'
+}
+
 # use_execute_hooks FAULT_FILE - run the group with execute's test build
 # (bin/hooks/execute: SIGKILL before or after a named step when FAULT_FILE
 # says so), from a bin folder of its own beside copies of the other
