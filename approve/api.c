@@ -491,8 +491,6 @@ static enum MHD_Result s_answer(approve_t *a, bool via_peer, struct MHD_Connecti
             bool ready = stage_ready(a->st, why, sizeof why);
             return httpd_readyz(conn, ready, why);
         }
-        if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
-            return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
         req = calloc(1, sizeof *req);
         assert(req);
         req->conn = conn;
@@ -571,4 +569,18 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum 
     free(req->body);
     free(req);
     *con_cls = NULL;
+}
+
+/* api_serve - see approve.h */
+httpd_t *api_serve(approve_t *a, int fd, bool via_peer, char *err, size_t errlen)
+{
+    httpd_opts_t o = {.name = via_peer ? "approvals API for the other instances" : "approvals API",
+                      .listen_fd = fd,
+                      .threads = 2,
+                      .max_connections = CONFIG_HTTP_CONNECTIONS,
+                      .answer = via_peer ? api_answer_peer : api_answer,
+                      .completed = api_completed,
+                      .cls = a,
+                      .st = a->st};
+    return httpd_serve(stage_config(a->st), "approve", &o, err, errlen);
 }

@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 
 #include "event.h"
+#include "httpd.h"
 #include "people.h"
 #include "policy.h"
 #include "refusals.h"
@@ -130,7 +131,7 @@ approval_state_t sod_outcome(const approval_t *c, bool last_was_deny);
 /* approve_t - the stage's state (loop thread and HTTP threads, under mu) */
 typedef struct {
     stage_t *st;
-    struct MHD_Daemon *httpd;
+    httpd_t *httpd;
     policy_t policy;
     people_live_t *people; /* the approvers in force (the skeleton's: stage_people), reloaded without a restart */
     char public_url[256];
@@ -143,13 +144,13 @@ typedef struct {
     approval_t **cases;
     size_t ncases;
     _Atomic long waiting;
-    size_t outcomes_pending;       /* approvals with outcome_pending (under mu) */
-    zhashx_t *index;               /* case_id -> approval_t * (borrowed from cases) */
-    struct casedb_t *db;           /* every case, as of a journal seq (casedb.h); in memory: those in flight */
-    int64_t next_flush_ms;         /* the loop's next casedb commit */
-    uint64_t replayed;             /* journaled events applied at start */
-    int64_t next_scan_ms;          /* expiry is looked for a few times a second, not every turn */
-    struct MHD_Daemon *peer_httpd; /* with instances > 1: requests the other instances pass on (peers.c) */
+    size_t outcomes_pending; /* approvals with outcome_pending (under mu) */
+    zhashx_t *index;         /* case_id -> approval_t * (borrowed from cases) */
+    struct casedb_t *db;     /* every case, as of a journal seq (casedb.h); in memory: those in flight */
+    int64_t next_flush_ms;   /* the loop's next casedb commit */
+    uint64_t replayed;       /* journaled events applied at start */
+    int64_t next_scan_ms;    /* expiry is looked for a few times a second, not every turn */
+    httpd_t *peer_httpd;     /* with instances > 1: requests the other instances pass on (peers.c) */
     char peer_bind[64];
     long peer_port;                         /* instance n listens on peer_port + n */
     char audit_url[128];                    /* audit's cases API: is an approved case in ops review? (review.c) */
@@ -229,6 +230,9 @@ void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum 
  * the client's address from X-Payguard-Client, nothing passed on again */
 enum MHD_Result api_answer_peer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls);
+/* api_serve - the API (via_peer: for the other instances) on the listening
+ * socket fd, with approve's HTTP limits (httpd.h); NULL and err */
+httpd_t *api_serve(approve_t *a, int fd, bool via_peer, char *err, size_t errlen);
 
 /* peers_start - with more than one instance: this instance's listener for
  * what the others pass on (approve/peer_bind, peer_port + index); 0 or -1 */

@@ -21,9 +21,15 @@
  *	  GET  /approvals/{case_id}
  *	  POST /approvals/{case_id}/decisions {"decision":"approve|deny","comment"}
  *	  POST /reviews/{case_id}/retry|close {"comment"}  (ops review, below)
- *	  GET  /metrics, GET /healthz (no token)
- *	on the port's socket the master hands down (under systemd, one the
- *	instance binds itself: SO_REUSEPORT when several run; common/listenfd.h).
+ *	  GET  /metrics, GET /healthz (no token; /metrics: the Bearer token
+ *	       payguard/metrics_token_sha256 hashes, when set: common/httpd.c)
+ *	The server (and the peer listener, peers.c) is common/httpd.c's, with
+ *	the limits every port has: approve/http_max_per_address connections
+ *	from one address (the console's calls all come from one), each request
+ *	received and answered within approve/http_deadline_s.
+ *	The port's socket is the one the master hands down (under systemd, one
+ *	the instance binds itself: SO_REUSEPORT when several run;
+ *	common/listenfd.h).
  *	Every request needs Authorization: Bearer <token> of a configured
  *	approver (approvers/<name>/token_sha256: the SHA-256 of the token, never
  *	the token; compared in constant time). 401 unknown token, or one past
@@ -98,7 +104,8 @@
  *	(payguard/seal_key_file; common/event.h, SEALS): execute acts on
  *	nothing else.
  * CONFIGURATION
- *	approve/http_bind, http_port, public_url, expiry_s, confidence_min,
+ *	approve/http_bind, http_port, http_max_per_address, http_deadline_s,
+ *	public_url, expiry_s, confidence_min,
  *	max_cases, case_db, retention_s, tier{1,2,3}_roles, thresholds/<CUR>;
  *	approvers/<name>/{roles,token_sha256,expires}; console/enabled,
  *	relay_key_file; payguard/refusals/window_s, throttle_after,
@@ -511,12 +518,9 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: approve/http_bind, http_port: %s", err);
         return -1;
     }
-    a->httpd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
-        api_answer, a, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT,
-        30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_END);
+    a->httpd = api_serve(a, lfd, false, err, sizeof err);
     if (!a->httpd) {
-        log_error("cannot serve the approvals API on port %ld: %s", port, strerror(errno));
+        log_error("cannot serve the approvals API on port %ld: %s", port, err);
         return -1;
     }
     log_info("approvals API on http://%s:%ld", config_get(c, "approve/http_bind"), port);
@@ -529,9 +533,9 @@ static void s_drain(stage_t *st, void *arg)
 {
     approve_t *a = arg;
     if (a->httpd)
-        MHD_quiesce_daemon(a->httpd);
+        httpd_quiesce(a->httpd);
     if (a->peer_httpd)
-        MHD_quiesce_daemon(a->peer_httpd);
+        httpd_quiesce(a->peer_httpd);
     a->draining = true;
     if (a->refusals)
         refusals_trail_flush(a->refusals, st, true);
@@ -548,10 +552,8 @@ static bool s_busy(stage_t *st, void *arg)
 static void s_fini(stage_t *st, void *arg)
 {
     approve_t *a = arg;
-    if (a->httpd)
-        MHD_stop_daemon(a->httpd);
-    if (a->peer_httpd)
-        MHD_stop_daemon(a->peer_httpd);
+    httpd_stop(&a->httpd);
+    httpd_stop(&a->peer_httpd);
     if (a->db)
         s_flush(a, st); /* a restart then replays nothing */
     refusals_destroy(&a->refusals);

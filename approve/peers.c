@@ -203,14 +203,10 @@ int peers_start(approve_t *a)
     long port = a->peer_port + stage_index(a->st);
     int fd = listenfd_bind(a->peer_bind, port, err, sizeof err);
     if (fd >= 0)
-        a->peer_httpd = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
-            api_answer_peer, a, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_NOTIFY_COMPLETED,
-            api_completed, a, MHD_OPTION_END);
+        a->peer_httpd = api_serve(a, fd, true, err, sizeof err);
     if (!a->peer_httpd) {
         log_error("config: approve/peer_bind, peer_port: cannot serve the other instances on %s:%ld: %s", a->peer_bind,
-                  port, fd < 0 ? err : "libmicrohttpd refused the socket");
+                  port, err);
         return -1;
     }
     log_info("requests for the cases this instance owns, from the other instances: http://%s:%ld", a->peer_bind, port);

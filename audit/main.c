@@ -54,7 +54,11 @@
  *	GET /cases?state=S[&limit=N]
  *				{"cases":[...]} newest first (N <= 1000,
  *				default 100); an unknown state is a 400
- *	GET /metrics, GET /healthz	(no token)
+ *	GET /metrics, GET /healthz	(no token; /metrics: the Bearer token
+ *				payguard/metrics_token_sha256 hashes, when set)
+ *	Served by common/httpd.c with the limits every port has:
+ *	audit/http_max_per_address connections from one address, each request
+ *	received and answered within audit/http_deadline_s.
  *	Every /cases request needs Authorization: Bearer <token> of a
  *	configured approver (approvers/...); an unknown or missing token is
  *	a 401 (before anything is said about the id) and an access_denied
@@ -95,8 +99,8 @@
  *	emit, which never contains a secret (ingest redacts credential
  *	headers). Tokens are compared by SHA-256, never stored or logged.
  * CONFIGURATION
- *	payguard/... (journal, delivery), audit/endpoint, http_bind,
- *	http_port, case_db, checkpoints_file, checkpoint_every_s,
+ *	payguard/... (journal, delivery, metrics_token_sha256), audit/endpoint,
+ *	http_bind, http_port, http_max_per_address, http_deadline_s, case_db, checkpoints_file, checkpoint_every_s,
  *	signing_key_file, verify_key_file, generate_key, archive_dir,
  *	archive_after_s; approvers/... (read again on SIGHUP and when the
  *	configuration file changes, looked at every 2 s: a token added works
@@ -184,7 +188,7 @@ typedef struct {
     caseidx_t *ridx; /* the reader (HTTP threads, under rmu) */
     pthread_mutex_t rmu;
     people_live_t *people; /* the skeleton's (stage_people): reloaded on SIGHUP and when the file changes */
-    struct MHD_Daemon *httpd;
+    httpd_t *httpd;
     pthread_mutex_t qmu; /* refusals from HTTP threads to the loop */
     refusal_t queue[AUDIT_REFUSALS_MAX];
     size_t nqueue;
@@ -593,8 +597,6 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         bool ready = stage_ready(a->st, why, sizeof why);
         return httpd_readyz(conn, ready, why);
     }
-    if (strcmp(url, "/metrics") == 0)
-        return httpd_metrics(conn, config_run_dir(stage_config(a->st)));
     char peer[REFUSALS_SOURCE_MAX];
     httpd_peer(conn, peer, sizeof peer);
     long wait_s = refusals_throttled(a->refusals, peer);
@@ -645,23 +647,16 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
 /* s_serve - the cases API on http_bind:http_port */
 static int s_serve(audit_t *a)
 {
-    const config_t *c = stage_config(a->st);
     char err[256];
-    long port;
-    if (config_bounded(c, "audit/http_port", &port, err, sizeof err) != 0) {
-        log_error("%s", err);
-        return -1;
-    }
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
-    if (inet_pton(AF_INET, config_get(c, "audit/http_bind"), &sin.sin_addr) != 1) {
-        log_error("config: audit/http_bind must be an IPv4 address");
-        return -1;
-    }
-    a->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL, s_answer,
-                                a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
-    if (!a->httpd) {
-        log_error("cannot serve the cases API on port %ld: %s", port, strerror(errno));
+    httpd_opts_t o = {.name = "cases API",
+                      .listen_fd = -1, /* audit/http_bind, http_port */
+                      .threads = 2,
+                      .max_connections = CONFIG_HTTP_CONNECTIONS,
+                      .answer = s_answer,
+                      .cls = a,
+                      .st = a->st};
+    if (!(a->httpd = httpd_serve(stage_config(a->st), "audit", &o, err, sizeof err))) {
+        log_error("config: audit/http_bind, http_port: cannot serve the cases API: %s", err);
         return -1;
     }
     return 0;
@@ -762,10 +757,7 @@ static void s_drain(stage_t *st, void *arg)
 {
     (void) st;
     audit_t *a = arg;
-    if (a->httpd) {
-        MHD_stop_daemon(a->httpd);
-        a->httpd = NULL;
-    }
+    httpd_stop(&a->httpd);
     if (a->refusals)
         s_refusals_out(a, true);
 }

@@ -1,5 +1,6 @@
 /* config - the group configuration (see config.h) */
 #include "config.h"
+#include "bearer.h"
 #include "httpc_multi.h"
 #include "log.h"
 #include "refusals.h"
@@ -34,6 +35,8 @@ static const char s_defaults[] =
     "    keys_dir = {data}/keys              # each instance's key pair (payguard keygen); the same files on every host\n"
     "    partitions = 64                     # keys of validate, approve, execute spread over their instances\n"
     "                                        # (changing it, or their instances: payguard repartition)\n"
+    "    metrics_token_sha256 = \"\"           # SHA-256 (hex) of the Bearer token GET /metrics then requires on every\n"
+    "                                        # port (else 401); \"\": /metrics open to anyone who reaches a port\n"
     "    journal\n"
     "        fsync = batch                   # always | batch (group commit) | none\n"
     "        segment_bytes = 67108864        # start a new segment file past this\n"
@@ -84,6 +87,10 @@ static const char s_defaults[] =
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8080\n"
     "    http_threads = 4\n"
+    "    http_max_per_address = 256          # connections from one address, of 1024 in all (PSPs send from few\n"
+    "                                        # addresses, many connections each: keep it high); more are closed at once\n"
+    "    http_deadline_s = 30                # a request not received and answered within this is cut, however slowly\n"
+    "                                        # it trickles (each port's http_deadline_s)\n"
     "    max_body_bytes = 262144             # 413 above this (at most 983040: a receipt is one event)\n"
     "    retry_after_s = 1                   # Retry-After on 503\n"
     "    ack_endpoint = ipc://{run}/ack-{inst}   # where this stage's instances receive acks\n"
@@ -136,6 +143,9 @@ static const char s_defaults[] =
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8081                    # the approvals API (CONTRACT.md §3.1)\n"
+    "    http_max_per_address = 64           # connections from one address, of 256 in all (and on peer_port); the console\n"
+    "                                        # calls from its own address: keep it at least console/http_max_per_address\n"
+    "    http_deadline_s = 30\n"
     "    peer_bind = 127.0.0.1               # with instances > 1: instance n takes the requests the others pass on\n"
     "    peer_port = 8181                    # on peer_port + n (the cases it owns)\n"
     "    public_url = http://127.0.0.1:8083  # the ops console as people reach it: Teams cards and tickets\n"
@@ -192,6 +202,8 @@ static const char s_defaults[] =
     "    ack_endpoint = ipc://{run}/ack-{inst}\n"
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8082                    # cases and metrics (CONTRACT.md §3.2)\n"
+    "    http_max_per_address = 64           # as approve's (the console calls from its own address)\n"
+    "    http_deadline_s = 30\n"
     "    case_db = {data}/audit.{n}.cases.sqlite  # the case index (rebuilt from the trail if lost)\n"
     "    checkpoints_file = {data}/audit.{n}.checkpoints  # signed chain heads, outside the trail\n"
     "    checkpoint_every_s = 10             # sign the head this often when it moved (and at stop)\n"
@@ -212,6 +224,9 @@ static const char s_defaults[] =
     "    enabled = yes                       # started by `payguard up`\n"
     "    http_bind = 127.0.0.1\n"
     "    http_port = 8083                    # approve/public_url should name it as people reach it\n"
+    "    http_max_per_address = 32           # connections from one address, of 256 in all (behind a proxy or NAT\n"
+    "                                        # everyone shares its address: raise it)\n"
+    "    http_deadline_s = 30                # more than timeout_ms: a request waits for approve or audit\n"
     "    www_dir = console/www               # index.html, app.js, app.css (relative: to where payguard starts)\n"
     "    timeout_ms = 10000                  # for each call passed on to approve or audit\n"
     "    relay_key_file = {data}/console.relay.key  # the console seals the person's address it passes on to approve\n"
@@ -539,6 +554,8 @@ static const struct {
     {"outside/breaker_cooldown_ms", 1, 3600000},
     {"ingest/http_port", 1, 65535},
     {"ingest/http_threads", 1, 64},
+    {"ingest/http_max_per_address", 1, CONFIG_INGEST_HTTP_CONNECTIONS},
+    {"ingest/http_deadline_s", 1, CONFIG_HTTP_DEADLINE_S_MAX},
     {"ingest/max_body_bytes", 1, 960L << 10}, /* EVENT_MAX_BYTES less room for headers and fields */
     {"ingest/reject_budget", 1, 1000000},
     {"ingest/reject_budget_bytes", 1024, 1L << 40},
@@ -560,6 +577,8 @@ static const struct {
     {"validate/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"execute/retention_s", 1, CONFIG_RETENTION_S_MAX},
     {"approve/http_port", 1, 65535},
+    {"approve/http_max_per_address", 1, CONFIG_HTTP_CONNECTIONS},
+    {"approve/http_deadline_s", 1, CONFIG_HTTP_DEADLINE_S_MAX},
     {"approve/expiry_s", 1, 30L * 86400},
     {"approve/max_cases", CONFIG_APPROVE_CASES_MIN, CONFIG_APPROVE_CASES_MAX},
     {"approve/confidence_min", 0, 1000}, /* permille (policy.c) */
@@ -569,10 +588,14 @@ static const struct {
     {"execute/retry_max_ms", 1, 600000},
     {"execute/ticket_settle_ms", 0, 600000},
     {"audit/http_port", 1, 65535},
+    {"audit/http_max_per_address", 1, CONFIG_HTTP_CONNECTIONS},
+    {"audit/http_deadline_s", 1, CONFIG_HTTP_DEADLINE_S_MAX},
     {"audit/checkpoint_every_s", 1, 86400},
     {"audit/archive_after_s", 0, CONFIG_RETENTION_S_MAX},
     {"console/http_port", 1, 65535},
     {"console/timeout_ms", 100, 600000},
+    {"console/http_max_per_address", 1, CONFIG_HTTP_CONNECTIONS},
+    {"console/http_deadline_s", 1, CONFIG_HTTP_DEADLINE_S_MAX},
     {"sandbox/port", 1, 65535},
     {"catchup/every_s", 0, 30L * 86400},
     {"catchup/window_s", 60, 30L * 86400}, /* Stripe's Events API keeps 30 days */
@@ -611,6 +634,28 @@ static int s_check_bounds(const config_t *self, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof s_bounds / sizeof s_bounds[0]; i++)
         if (config_int(self, s_bounds[i].key, s_bounds[i].min, s_bounds[i].max, &v, err, errlen))
             return -1;
+    return 0;
+}
+
+/* s_check_http - what the HTTP servers need beyond s_bounds: a token hash
+ * that parses, a console deadline its backend calls fit in */
+static int s_check_http(const config_t *self, char *err, size_t errlen)
+{
+    bearer_t b;
+    if (bearer_parse("payguard/metrics_token_sha256", config_get(self, "payguard/metrics_token_sha256"), &b, err,
+                     errlen) != 0)
+        return -1;
+    long timeout_ms, deadline_s;
+    if (config_bounded(self, "console/timeout_ms", &timeout_ms, err, errlen) ||
+        config_bounded(self, "console/http_deadline_s", &deadline_s, err, errlen))
+        return -1;
+    if (timeout_ms >= deadline_s * 1000) {
+        snprintf(err, errlen,
+                 "config: console/timeout_ms = %ld is not under console/http_deadline_s = %ld s: a request waiting "
+                 "that long for approve or audit would be cut first",
+                 timeout_ms, deadline_s);
+        return -1;
+    }
     return 0;
 }
 
@@ -670,7 +715,8 @@ config_t *config_load(const char *path, char *err, size_t errlen)
         }
     }
     if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen) || s_check_log(self, err, errlen) ||
-        refusals_exempt_check(config_get(self, "payguard/refusals/exempt"), err, errlen)) {
+        refusals_exempt_check(config_get(self, "payguard/refusals/exempt"), err, errlen) ||
+        s_check_http(self, err, errlen)) {
         config_destroy(&self);
         return NULL;
     }

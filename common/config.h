@@ -47,6 +47,9 @@
 #define CONFIG_RETENTION_S_MAX 315360000L /* <stage>/retention_s: 1 s..10 years */
 #define CONFIG_APPROVE_CASES_MIN 100L     /* approve/max_cases */
 #define CONFIG_APPROVE_CASES_MAX 10000000L
+#define CONFIG_HTTP_CONNECTIONS 256         /* connections of approve's, audit's, the console's server */
+#define CONFIG_INGEST_HTTP_CONNECTIONS 1024 /* of ingest's: <stage>/http_max_per_address at most this */
+#define CONFIG_HTTP_DEADLINE_S_MAX 3600L    /* <stage>/http_deadline_s: 1.. */
 #define CONFIG_MAX_HOSTS 32
 #define CONFIG_HOST_MAX 32
 #define CONFIG_HOST_ENV "PAYGUARD_HOST" /* the host this process runs on (payguard up --host) */

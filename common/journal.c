@@ -1306,10 +1306,29 @@ static const char *s_reader_segname(journal_reader_t *self)
     return self->segname;
 }
 
+static int s_reader_read_once(journal_reader_t *self, uint32_t *len_out, uint64_t *seq_out);
+
 /* s_reader_read - read the record at off: S_REC_OK and its length,
  * S_REC_END on a clean end, S_REC_PARTIAL for a record not all there (yet),
- * -1 on an I/O error or corruption (message set) */
+ * -1 on an I/O error or corruption (message set).
+ * A record that does not check is read once more from the file before it
+ * is called corrupt: the read-ahead window may hold the bytes of a torn
+ * tail that the writer has since cut and written over (a SIGKILLed writer
+ * restarting while payguard replay reads beside it), and a header from the
+ * window with a payload read afresh would not match. */
 static int s_reader_read(journal_reader_t *self, uint32_t *len_out, uint64_t *seq_out)
+{
+    int rc = s_reader_read_once(self, len_out, seq_out);
+    if (rc >= 0 || self->win_len == 0)
+        return rc;
+    self->win_len = 0; /* drop the window: header and payload from the file, in one read */
+    self->failed = false;
+    self->error[0] = '\0';
+    return s_reader_read_once(self, len_out, seq_out);
+}
+
+/* s_reader_read_once - s_reader_read with what the window holds */
+static int s_reader_read_once(journal_reader_t *self, uint32_t *len_out, uint64_t *seq_out)
 {
     unsigned char h[JOURNAL_HEADER_BYTES];
     const unsigned char *hp;

@@ -52,6 +52,11 @@ static const family_t s_families[] = {
     {"payguard_disk_low", "gauge",
      "1 while that free space is under payguard/journal/min_free_mb and no input is taken."},
     {"payguard_counter_overflow_total", "counter", "Increments of series past the per-instance series limit."},
+    /* every HTTP server (common/httpd.c) */
+    {"payguard_http_deadline_closed_total", "counter",
+     "Connections shut down because a request was not received and answered within the port's http_deadline_s."},
+    {"payguard_http_limit_refused_total", "counter",
+     "Connections closed on accept: over http_max_per_address from one address, or the port's connection limit."},
     /* refused requests to approve, audit and the console (common/refusals.h) */
     {"payguard_refusals_throttled_total", "counter",
      "Requests answered 429 because their source was throttled after repeated 401 or 403 answers "

@@ -14,7 +14,9 @@
  *	  /api/session				approve's GET /whoami + a CSRF token
  *	  /api/approvals..., /api/reviews...	approve's API (CONTRACT.md §3.1)
  *	  /api/cases..., /api/audit/verify	audit's API (§3.2)
- *	  GET /healthz, GET /metrics		(no token)
+ *	  GET /healthz, GET /metrics		(no token; /metrics: the Bearer token
+ *						payguard/metrics_token_sha256 hashes,
+ *						when set: common/httpd.c)
  *	console/console.h lists every API route. The console holds no state and
  *	no credential of a person: each call carries the person's own Bearer
  *	token, which approve and audit check (an unknown token is their 401 and
@@ -58,16 +60,26 @@
  *	one that throttles it and a summary of the rest ("N refusals from X
  *	between T1 and T2"), and writes <run_dir>/console.0.prom every second
  *	(payguard_refusals_throttled_total, _aggregated_total,
- *	payguard_refusals_sources_throttled).
+ *	payguard_refusals_sources_throttled, and its server's
+ *	payguard_http_deadline_closed_total, _limit_refused_total).
+ * CONNECTIONS
+ *	A thread per connection (common/httpd.c): a call waiting for approve
+ *	or audit (console/timeout_ms at most, connect to answer) holds its own
+ *	connection's thread and no other, so a hung audit does not hold up
+ *	the calls to approve. At most console/http_max_per_address
+ *	connections from one address (more are closed as they are accepted;
+ *	behind a proxy everyone shares its address), 256 in all; a request
+ *	not received and answered within console/http_deadline_s is cut.
  * FAILURE
  *	approve or audit not answering: 502 {"error"} naming which; the page
  *	says so and keeps polling. A missing www_dir or index.html stops the
  *	console at start (exit 1).
  * CONFIGURATION
  *	console/enabled, http_bind, http_port (8083), www_dir (console/www,
- *	relative to the directory payguard is started from), timeout_ms,
- *	relay_key_file (the key shared with approve, 32 random bytes made at
- *	first start with mode 0600 by whichever of the two starts first);
+ *	relative to the directory payguard is started from), timeout_ms (under
+ *	http_deadline_s), http_max_per_address, http_deadline_s, relay_key_file
+ *	(the key shared with approve, 32 random bytes made at first start with
+ *	mode 0600 by whichever of the two starts first);
  *	payguard/refusals/window_s, throttle_after, throttle_s, exempt;
  *	approve/http_bind, http_port and audit/http_bind, http_port say where
  *	the backends are. approve/public_url should name this console as people
@@ -103,7 +115,6 @@
 #define CONSOLE_MAX_ASSETS 32
 #define CONSOLE_MAX_ASSET_BYTES (1024 * 1024)
 #define CONSOLE_MAX_BODY 8192
-#define CONSOLE_THREADS 4u
 
 static const char s_csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -127,6 +138,7 @@ typedef struct {
     const char *run_dir;
     _Atomic unsigned long long refused_csrf, proxied, backend_down;
     refusals_t *refusals; /* refused requests per source: throttled, summed up in the log (refusals.h) */
+    httpd_t *httpd;       /* the server (httpd.h), once it serves */
 } console_t;
 
 /* request - a connection's body, gathered before the answer */
@@ -464,8 +476,6 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         return s_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
     if (strcmp(url, "/readyz") == 0)
         return s_readyz(c, conn);
-    if (strcmp(url, "/metrics") == 0)
-        return httpd_metrics(conn, c->run_dir); /* the group's, as on every served port */
     if (strncmp(url, "/api/", 5) == 0)
         return s_api(c, conn, url, method, req);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -495,12 +505,40 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, 
 
 /* ------------------------------------------------------------ start */
 
+/* s_http - the console on console/http_bind:http_port, a thread per
+ * connection: a call waiting on approve or audit (at most timeout_ms)
+ * holds its own connection's thread, never the others' (httpd.h: the
+ * limits every port has; GET /metrics) */
+static httpd_t *s_http(console_t *c, const config_t *cfg)
+{
+    char err[256];
+    httpd_opts_t o = {.name = "console",
+                      .listen_fd = -1, /* console/http_bind, http_port */
+                      .threads = 0,
+                      .max_connections = CONFIG_HTTP_CONNECTIONS,
+                      .answer = s_answer,
+                      .completed = s_completed,
+                      .cls = c};
+    httpd_t *h = httpd_serve(cfg, "console", &o, err, sizeof err);
+    if (!h) {
+        log_error("config: console/http_bind, http_port: cannot serve the console: %s", err);
+        return NULL;
+    }
+    log_info("console: at most %u connections from one address, %u in all, each request within %u s", o.max_per_address,
+             o.max_connections, o.deadline_s);
+    return h;
+}
+
 /* s_write_metrics - <run_dir>/console.0.prom: the console's refusal
- * numbers, for the group's /metrics (metrics_collect) */
+ * numbers and its server's cut and refused connections, for the group's
+ * /metrics (metrics_collect) */
 static void s_write_metrics(console_t *c)
 {
     refusals_stats_t rs;
     refusals_stats(c->refusals, &rs);
+    uint64_t cut = 0, refused = 0;
+    if (c->httpd)
+        httpd_stats(c->httpd, &cut, &refused);
     char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 40];
     snprintf(path, sizeof path, "%s/console.0.prom", c->run_dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -510,8 +548,11 @@ static void s_write_metrics(console_t *c)
     fprintf(f,
             "payguard_refusals_throttled_total{instance=\"console.0\"} %llu\n"
             "payguard_refusals_aggregated_total{instance=\"console.0\"} %llu\n"
-            "payguard_refusals_sources_throttled{instance=\"console.0\"} %zu\n",
-            (unsigned long long) rs.throttled, (unsigned long long) rs.aggregated, rs.throttled_now);
+            "payguard_refusals_sources_throttled{instance=\"console.0\"} %zu\n"
+            "payguard_http_deadline_closed_total{instance=\"console.0\"} %llu\n"
+            "payguard_http_limit_refused_total{instance=\"console.0\"} %llu\n",
+            (unsigned long long) rs.throttled, (unsigned long long) rs.aggregated, rs.throttled_now,
+            (unsigned long long) cut, (unsigned long long) refused);
     if (fclose(f) == 0)
         rename(tmp, path);
 }
@@ -565,12 +606,12 @@ static int s_load(console_t *c, const config_t *cfg)
 }
 
 /* s_stop - stop serving, say what was done, let go */
-static void s_stop(console_t *c, struct MHD_Daemon *httpd, int sig)
+static void s_stop(console_t *c, int sig)
 {
     log_info("console stopping (signal %d): %llu calls passed on, %llu refused (CSRF or origin), %llu backend failures",
              sig, (unsigned long long) c->proxied, (unsigned long long) c->refused_csrf,
              (unsigned long long) c->backend_down);
-    MHD_stop_daemon(httpd);
+    httpd_stop(&c->httpd);
     refusals_flush(c->refusals, true, s_log_summary, NULL); /* what came in while it stopped */
     refusals_destroy(&c->refusals);
     for (size_t i = 0; i < c->nassets; i++)
@@ -595,7 +636,6 @@ int main(int argc, char **argv)
     log_init("console.0", config_get(cfg, "payguard/log_level"), config_get(cfg, "payguard/log_format"));
     static console_t c;
     long port;
-    struct sockaddr_in sin = {.sin_family = AF_INET};
     refusals_opts_t ro;
     if (config_bounded(cfg, "console/http_port", &port, err, sizeof err) ||
         config_bounded(cfg, "console/timeout_ms", &c.timeout_ms, err, sizeof err) ||
@@ -603,12 +643,6 @@ int main(int argc, char **argv)
         config_api_url(cfg, "audit", c.audit_url, sizeof c.audit_url, err, sizeof err) ||
         refusals_config(cfg, &ro, err, sizeof err) || !(c.refusals = refusals_new(&ro, NULL, NULL, err, sizeof err))) {
         log_error("%s", err);
-        config_destroy(&cfg);
-        return 2;
-    }
-    sin.sin_port = htons((uint16_t) port);
-    if (inet_pton(AF_INET, config_get(cfg, "console/http_bind"), &sin.sin_addr) != 1) {
-        log_error("config: console/http_bind must be an IPv4 address");
         config_destroy(&cfg);
         return 2;
     }
@@ -624,20 +658,14 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    struct MHD_Daemon *httpd =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t) port, NULL, NULL, s_answer, &c,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin, MHD_OPTION_THREAD_POOL_SIZE, CONSOLE_THREADS,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 256u,
-                         MHD_OPTION_NOTIFY_COMPLETED, s_completed, &c, MHD_OPTION_END);
-    if (!httpd) {
-        log_error("cannot serve the console on %s:%ld: %s", config_get(cfg, "console/http_bind"), port,
-                  strerror(errno));
+    c.httpd = s_http(&c, cfg);
+    if (!c.httpd) {
         config_destroy(&cfg);
         return 1;
     }
     log_info("console on http://%s:%ld/ (approve %s, audit %s)", config_get(cfg, "console/http_bind"), port,
              c.approve_url, c.audit_url);
-    s_stop(&c, httpd, s_serve(&c, &set));
+    s_stop(&c, s_serve(&c, &set));
     config_destroy(&cfg);
     return 0;
 }

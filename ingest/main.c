@@ -4,7 +4,11 @@
  * SYNOPSIS
  *	ingest [-c CONFIG] [-i 0]	(started by `payguard up`, or systemd: payguard-ingest@0.service)
  * DESCRIPTION
- *	Serves, with libmicrohttpd (epoll, a thread pool):
+ *	Serves, with libmicrohttpd (epoll, a thread pool, started by
+ *	common/httpd.c with the limits every port has: at most
+ *	ingest/http_max_per_address connections from one address, more are
+ *	closed unanswered as they are accepted; each request received and
+ *	answered within ingest/http_deadline_s, else its connection is cut):
  *	  POST /webhooks/stripe     Stripe events (Stripe-Signature header)
  *	  POST /webhooks/standard   Standard Webhooks (webhook-id/-timestamp/-signature)
  *	  POST /webhooks/adyen      Adyen standard notifications (JSON batches,
@@ -12,9 +16,11 @@
  *	                            HTTP basic auth: ingest/httpauth.c)
  *	  POST /fetched/stripe      a Stripe event `payguard catch-up stripe` read from
  *	                            Stripe's Events API (Authorization: Bearer, the
- *	                            token ingest/fetch_token_sha256 hashes; ingest/bearer.c):
+ *	                            token ingest/fetch_token_sha256 hashes; common/bearer.c):
  *	                            recorded like a webhook, endpoint "stripe_fetched"
- *	  GET  /metrics             Prometheus counters of this instance
+ *	  GET  /metrics             the group's Prometheus counters (common/httpd.c;
+ *	                            with payguard/metrics_token_sha256 set, only
+ *	                            for that Bearer token, else 401)
  *	  GET  /healthz             200 while the instance runs
  *	Each accepted POST becomes one "receipt" event: the raw body (bytes as
  *	received), every request header field (names lower-cased; a field sent
@@ -91,13 +97,14 @@
  *	/fetched/stripe only the token's SHA-256 is configured (the sandbox
  *	demo token's is warned about at start).
  * CONFIGURATION
- *	ingest/http_bind, http_port, http_threads, max_body_bytes,
+ *	ingest/http_bind, http_port, http_threads, http_max_per_address,
+ *	http_deadline_s, max_body_bytes,
  *	retry_after_s, rate_per_s, rate_burst, reject_budget,
  *	reject_budget_bytes, reject_window_s, retention_s,
  *	adyen_basic_user, adyen_basic_password_sha256, fetch_token_sha256,
  *	header_key_file;
  *	payguard/...
- *	(journal, delivery).
+ *	(journal, delivery, metrics_token_sha256).
  * RETENTION
  *	ingest's journal holds every request body it answered 202. Its own
  *	start needs only what validate and audit have not acknowledged (it
@@ -152,7 +159,7 @@ typedef struct {
 
 typedef struct {
     stage_t *st;
-    struct MHD_Daemon *httpd;
+    httpd_t *httpd;
     long max_body;
     long retry_after_s;
     _Atomic long waiting; /* requests suspended until durable */
@@ -430,9 +437,10 @@ static int s_judge(const ingest_t *ing, struct MHD_Connection *conn, const char 
         *r = (refusal_t){MHD_HTTP_UNAUTHORIZED, "unauthorized",
                          "basic auth on /webhooks/adyen: missing or wrong user and password"};
     } else if (strcmp(*endpoint, "stripe_fetched") == 0 &&
-               bearer_check(&ing->fetch, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), &why)) {
-        *r = (refusal_t){MHD_HTTP_UNAUTHORIZED, "fetch_unauthorized", ""};
-        snprintf(r->why, sizeof r->why, "%s", why);
+               bearer_check(&ing->fetch, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), r->why,
+                            sizeof r->why)) {
+        r->status = MHD_HTTP_UNAUTHORIZED;
+        r->code = "fetch_unauthorized";
     } else if (!cl && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
         /* no body length at all: nothing to verify, and a header section
          * libmicrohttpd found no length in is not to be trusted (a field
@@ -496,13 +504,11 @@ static bool s_budget_refuse(ingest_t *ing, struct MHD_Connection *conn, const ch
 }
 
 /* s_begin - the first call of a request (its header section is in):
- * metrics, health, rate limit, then a request state that reads the body;
+ * health, rate limit, then a request state that reads the body;
  * a refused webhook request drains its body before the refusal */
 static enum MHD_Result s_begin(ingest_t *ing, struct MHD_Connection *conn, const char *url, const char *method,
                                void **con_cls)
 {
-    if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
-        return httpd_metrics(conn, config_run_dir(stage_config(ing->st)));
     if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
         return s_healthz(conn);
     if (strcmp(method, "GET") == 0 && strcmp(url, "/readyz") == 0) {
@@ -665,6 +671,39 @@ static void s_http_log(void *cls, const char *fmt, va_list ap)
                      "unknown");
 }
 
+/* s_serve - the webhooks server on the master's socket, else one of its
+ * own (httpd.h: the limits every port has; GET /metrics) */
+static int s_serve(ingest_t *ing, const config_t *c, long port, long threads)
+{
+    char err[256];
+    const char *bind_addr = config_get(c, "ingest/http_bind");
+    int lfd = listenfd_get(bind_addr, port, config_instances(c, "ingest") > 1, err, sizeof err); /* the master's */
+    if (lfd < 0) {
+        log_error("config: ingest/http_bind, http_port: %s", err);
+        return -1;
+    }
+    httpd_opts_t o = {.name = "webhooks",
+                      .listen_fd = lfd,
+                      .threads = (unsigned) threads,
+                      .max_connections = CONFIG_INGEST_HTTP_CONNECTIONS,
+                      .memory_limit = (size_t) 64 * 1024,
+                      .strict = true, /* 400 for HTTP/1.1 without Host */
+                      .answer = s_answer,
+                      .completed = s_completed,
+                      .cls = ing,
+                      .log = s_http_log,
+                      .log_cls = ing,
+                      .st = ing->st};
+    if (!(ing->httpd = httpd_serve(c, "ingest", &o, err, sizeof err))) {
+        log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, err);
+        return -1;
+    }
+    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard, /webhooks/adyen%s; at most %u "
+             "connections from one address, each request within %u s)",
+             bind_addr, port, ing->adyen_auth.enabled ? " with basic auth" : "", o.max_per_address, o.deadline_s);
+    return 0;
+}
+
 /* s_init - start the HTTP server once the journal and sockets are up */
 static int s_init(stage_t *st, void *arg)
 {
@@ -690,7 +729,8 @@ static int s_init(stage_t *st, void *arg)
         log_error("config: ingest/adyen_basic_user, adyen_basic_password_sha256: %s", err);
         return -1;
     }
-    if (bearer_parse(config_get(c, "ingest/fetch_token_sha256"), &ing->fetch, err, sizeof err) != 0) {
+    if (bearer_parse("ingest/fetch_token_sha256", config_get(c, "ingest/fetch_token_sha256"), &ing->fetch, err,
+                     sizeof err) != 0) {
         log_error("config: %s", err);
         return -1;
     }
@@ -706,28 +746,8 @@ static int s_init(stage_t *st, void *arg)
     pthread_mutex_init(&ing->rate_mu, NULL);
     ing->buckets = calloc(INGEST_RATE_SLOTS, sizeof *ing->buckets);
     assert(ing->buckets);
-    const char *bind_addr = config_get(c, "ingest/http_bind");
-    int lfd = listenfd_get(bind_addr, port, config_instances(c, "ingest") > 1, err, sizeof err); /* the master's */
-    if (lfd < 0) {
-        log_error("config: ingest/http_bind, http_port: %s", err);
+    if (s_serve(ing, c, port, threads) != 0)
         return -1;
-    }
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    ing->httpd =
-        MHD_start_daemon(flags, 0, NULL, NULL, s_answer, ing, MHD_OPTION_EXTERNAL_LOGGER, s_http_log,
-                         ing, /* first: it sees every message */
-                         MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-                         s_completed, ing, MHD_OPTION_STRICT_FOR_CLIENT, (int) 1, /* 400 for HTTP/1.1 without Host */
-                         MHD_OPTION_END);
-    if (!ing->httpd) {
-        log_error("cannot serve HTTP on %s:%ld: %s", bind_addr, port, strerror(errno));
-        return -1;
-    }
-    log_info("listening on http://%s:%ld (POST /webhooks/stripe, /webhooks/standard, /webhooks/adyen%s)", bind_addr,
-             port, ing->adyen_auth.enabled ? " with basic auth" : "");
     if (ing->fetch.enabled)
         log_info("and POST /fetched/stripe, for payguard catch-up (ingest/fetch_token_sha256)");
     return 0;
@@ -768,7 +788,7 @@ static void s_drain(stage_t *st, void *arg)
     (void) st;
     ingest_t *ing = arg;
     if (ing->httpd)
-        MHD_quiesce_daemon(ing->httpd);
+        httpd_quiesce(ing->httpd);
 }
 
 /* s_busy_requests - requests still waiting for their durable 202 */
@@ -784,9 +804,7 @@ static void s_fini(stage_t *st, void *arg)
 {
     (void) st;
     ingest_t *ing = arg;
-    if (ing->httpd)
-        MHD_stop_daemon(ing->httpd);
-    ing->httpd = NULL;
+    httpd_stop(&ing->httpd);
 }
 
 int main(int argc, char **argv)

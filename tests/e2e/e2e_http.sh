@@ -15,7 +15,20 @@
 #      client still sending reads the 413), 400 for framing that cannot be
 #      trusted, 411 with no body length at all; each refusal is in the audit
 #      trail;
-#   3. every port's /metrics page passes `promtool check metrics`.
+#   3. every port's /metrics page passes `promtool check metrics`;
+#   4. with payguard/metrics_token_sha256 set, /metrics on every port
+#      (ingest, approve, audit, console) is 401 without its Bearer token or
+#      with another one;
+#   5. on every port, one address past <stage>/http_max_per_address: its
+#      next connection is closed unanswered while another address is
+#      served (a webhook, the approvals list, a case, a console session);
+#   6. a request trickled a byte a second to every port at once is cut at
+#      <stage>/http_deadline_s (libmicrohttpd's own timeout is renewed by
+#      every byte), while an approval through approve's API and one through
+#      the console go through; both are counted in /metrics;
+#   7. audit hung (SIGSTOP): eight console calls to audit wait for it, and
+#      a console session (a call to approve) is still answered at once;
+#      the hung calls end at console/timeout_ms with 502.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 
@@ -30,9 +43,12 @@ STRIPE_A=whsec_e2e_http_A
 STD_KEY=$(printf 'e2e-standard-webhooks-key-http' | base64 -w0)
 printf '%s\n' "$STRIPE_A" >"$D/stripe.secrets"
 printf 'whsec_%s\n' "$STD_KEY" >"$D/standard.secrets"
+MTOKEN=pg-e2e-metrics-token
+MSHA=$(printf '%s' "$MTOKEN" | sha256sum | cut -d' ' -f1)
 CFG=$D/payguard.cfg
 cat >"$CFG" <<CFG
 payguard
+    metrics_token_sha256 = $MSHA
     run_dir = $D/run
     data_dir = $D/data
     drain_ms = 2000
@@ -50,6 +66,8 @@ sandbox
     tokens_file = $ROOT/config/sandbox/tokens
 ingest
     http_port = $PORT
+    http_max_per_address = 8
+    http_deadline_s = 3
     rate_per_s = 100000
     rate_burst = 100000
 validate
@@ -60,12 +78,19 @@ validate
     token_file = $ROOT/config/sandbox/read.token
 approve
     http_port = $APORT
+    http_max_per_address = 4
+    http_deadline_s = 3
 audit
     http_port = $UPORT
+    http_max_per_address = 4
+    http_deadline_s = 3
 console
     enabled = yes
     http_port = $CPORT
     www_dir = $ROOT/console/www
+    http_max_per_address = 12
+    http_deadline_s = 3
+    timeout_ms = 2000
 CFG
 SBXURL=http://127.0.0.1:$SBX
 ok "group and sandbox start" up "$CFG"
@@ -272,11 +297,150 @@ ok "the case validated through the client behind the proxies (X-Forwarded-For in
 sleep 1.2 # the instances write their samples every second
 for p in "ingest $PORT" "approve $APORT" "audit $UPORT" "console $CPORT"; do
     set -- $p
-    curl -s "http://127.0.0.1:$2/metrics" >"$D/metrics.$1"
+    curl -s -H "Authorization: Bearer $MTOKEN" "http://127.0.0.1:$2/metrics" >"$D/metrics.$1"
     ok "$1's /metrics passes promtool check metrics (no error, no lint warning)" \
         bash -c "test -s '$D/metrics.$1' && out=\$(promtool check metrics <'$D/metrics.$1' 2>&1) && test -z \"\$out\" || { echo \"\$out\" | head -5; false; }"
 done
 ok "every family has one HELP and one TYPE" test "$(grep -c '^# HELP ' "$D/metrics.ingest")" = "$(grep -c '^# TYPE ' "$D/metrics.ingest")" -a \
     "$(grep '^# TYPE ' "$D/metrics.ingest" | awk '{print $3}' | sort | uniq -d | wc -l)" = 0
 ok "the refusals are counted per reason" grep -q '^payguard_ingest_refused_total{instance="ingest.0",reason="header_fields_too_large"} [1-9]' "$D/metrics.ingest"
+
+# ---- 4. /metrics behind payguard/metrics_token_sha256, on every port
+PORTS="ingest:$PORT approve:$APORT audit:$UPORT console:$CPORT"
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+for p in $PORTS; do
+    ok "${p%%:*}'s /metrics without the token: 401" test "$(code "http://127.0.0.1:${p#*:}/metrics")" = 401
+    ok "${p%%:*}'s /metrics with another token: 401" \
+        test "$(code -H 'Authorization: Bearer not-the-token' "http://127.0.0.1:${p#*:}/metrics")" = 401
+    ok "${p%%:*}'s /metrics with the token: 200" \
+        test "$(code -H "Authorization: Bearer $MTOKEN" "http://127.0.0.1:${p#*:}/metrics")" = 200
+done
+
+# ---- 5. connections per address
+URL=http://127.0.0.1:$PORT
+OPS=$(tok ops_lead)
+HELD=()
+# hold N PORT - N idle connections to PORT from 127.0.0.1, kept open (HELD)
+hold() {
+    local i fd
+    for ((i = 0; i < $1; i++)); do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$2" && HELD+=("$fd")
+    done
+}
+# release - close the held connections
+release() {
+    local fd
+    for fd in "${HELD[@]}"; do exec {fd}>&-; done
+    HELD=()
+}
+# closed_at_once PORT - one more connection from 127.0.0.1 is closed unanswered
+closed_at_once() {
+    local fd rc
+    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 0
+    read -r -t 2 -u "$fd" _
+    rc=$?
+    exec {fd}>&-
+    [ "$rc" -le 128 ] # EOF or reset, not the 2 s timeout
+}
+next
+hold 8 "$PORT"
+ok "ingest: a 9th connection from one address is closed (http_max_per_address 8)" closed_at_once "$PORT"
+rid=$(send_stripe "$BODY" "$STRIPE_A" "" --interface 127.0.0.2)
+ok "ingest: meanwhile a webhook from another address gets its receipt" test -n "$rid"
+release
+hold 4 "$APORT"
+ok "approve: a 5th connection from one address is closed (http_max_per_address 4)" closed_at_once "$APORT"
+ok "approve: meanwhile the approvals list answers another address" test "$(code --interface 127.0.0.2 \
+    -H "Authorization: Bearer $OPS" "http://127.0.0.1:$APORT/approvals?status=pending")" = 200
+release
+hold 4 "$UPORT"
+ok "audit: a 5th connection from one address is closed" closed_at_once "$UPORT"
+ok "audit: meanwhile a case answers another address" \
+    test "$(code --interface 127.0.0.2 -H "Authorization: Bearer $OPS" "http://127.0.0.1:$UPORT/cases/$VIA_CASE")" = 200
+release
+hold 12 "$CPORT"
+ok "console: a 13th connection from one address is closed (http_max_per_address 12)" closed_at_once "$CPORT"
+ok "console: meanwhile a session answers another address" \
+    test "$(code --interface 127.0.0.2 -H "Authorization: Bearer $OPS" "http://127.0.0.1:$CPORT/api/session")" = 200
+release
+
+# ---- 6. a request trickled a byte a second: cut at the deadline (3 s)
+# trickle PORT OUT - a request to PORT one byte a second, for up to 12 s;
+# OUT gets "cut <ms>" when the server closed the connection, else "not_cut"
+trickle() {
+    (
+        trap '' PIPE
+        local req=$'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaa\r\n\r\n' i t0 fd
+        exec {fd}<>"/dev/tcp/127.0.0.1/$1" || { echo refused >"$2"; exit; }
+        t0=$(date +%s%N)
+        for ((i = 0; i < 12; i++)); do
+            printf '%s' "${req:i:1}" >&"$fd" 2>/dev/null
+            if read -r -t 1 -u "$fd" _ || [ $? -le 128 ]; then
+                echo "cut $((($(date +%s%N) - t0) / 1000000))" >"$2"
+                exit
+            fi
+        done
+        echo not_cut >"$2"
+    ) &
+}
+pending=$(curl -s -H "Authorization: Bearer $OPS" "http://127.0.0.1:$APORT/approvals?status=pending" |
+    grep -o '"case_id":"payout-P-H-[0-9]*"' | cut -d'"' -f4)
+C1=$(sed -n 1p <<<"$pending") C2=$(sed -n 2p <<<"$pending")
+ok "two tier-1 payouts wait for the ops lead ($C1, $C2)" test -n "$C1" -a -n "$C2"
+for p in $PORTS; do trickle "${p#*:}" "$D/trickle.${p%%:*}"; done
+sleep 1
+t0=$(date +%s%N)
+ok "while they trickle, an approval through approve's API goes through" test "$(code -X POST \
+    -H "Authorization: Bearer $OPS" -d '{"decision":"approve","comment":"while slow clients trickle"}' \
+    "http://127.0.0.1:$APORT/approvals/$C1/decisions")" = 200
+CSRF=$(curl -s -H "Authorization: Bearer $OPS" "http://127.0.0.1:$CPORT/api/session" | sed -n 's/.*"csrf":"\([0-9a-f]*\)".*/\1/p')
+ok "and one through the console" test "$(code -X POST -H "Authorization: Bearer $OPS" -H "X-CSRF-Token: $CSRF" \
+    -H "Origin: http://127.0.0.1:$CPORT" -d '{"decision":"approve","comment":"through the console"}' \
+    "http://127.0.0.1:$CPORT/api/approvals/$C2/decisions")" = 200
+ok "both at once, not after the trickles ($((($(date +%s%N) - t0) / 1000000)) ms)" \
+    test $((($(date +%s%N) - t0) / 1000000)) -lt 1500
+wait
+# cut_at_deadline RESULT - cut 3 s after it began, give or take a sweep and a byte
+cut_at_deadline() { [[ $1 =~ ^cut\ ([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 2500 ] && [ "${BASH_REMATCH[1]}" -le 4500 ]; }
+for p in $PORTS; do
+    r=$(cat "$D/trickle.${p%%:*}" 2>/dev/null)
+    ok "${p%%:*}: the trickled request is cut at its 3 s deadline ($r)" cut_at_deadline "$r"
+done
+sleep 1.2 # the instances write their samples every second
+curl -s -H "Authorization: Bearer $MTOKEN" "http://127.0.0.1:$UPORT/metrics" >"$D/metrics.limits"
+for i in ingest.0 approve.0 audit.0 console.0; do
+    ok "$i counts the connection it cut at the deadline" \
+        grep -qE "^payguard_http_deadline_closed_total\{instance=\"$i\"\} [1-9]" "$D/metrics.limits"
+    ok "$i counts the connection it refused over the limit" \
+        grep -qE "^payguard_http_limit_refused_total\{instance=\"$i\"\} [1-9]" "$D/metrics.limits"
+done
+
+# ---- 7. audit hung: the console's other calls go on
+kill -STOP "$(inst_pid "$CFG" audit.0)"
+for i in $(seq 1 8); do
+    curl -s -o "$D/hung.$i" -w '%{http_code} %{time_total}\n' -H "Authorization: Bearer $OPS" \
+        "http://127.0.0.1:$CPORT/api/cases?state=validated" >"$D/hung.$i.code" &
+done
+sleep 0.5
+t0=$(date +%s%N)
+ok "with eight calls waiting on a hung audit, a console session (approve) still answers" \
+    test "$(code -H "Authorization: Bearer $OPS" "http://127.0.0.1:$CPORT/api/session")" = 200
+ms=$((($(date +%s%N) - t0) / 1000000))
+ok "at once ($ms ms), not after them" test "$ms" -lt 1000
+wait
+kill -CONT "$(inst_pid "$CFG" audit.0)"
+ok "the hung calls end at console/timeout_ms (2 s) with 502" \
+    bash -c "cat '$D'/hung.*.code | awk '\$1 != 502 || \$2 > 3.5 {bad++} END {exit bad > 0 || NR != 8}'"
+ok "saying audit is not answering" grep -q 'audit is not answering' "$D/hung.1"
+# said_in_the_log - approve's summary lines (at most one each per 10 s)
+said_in_the_log() {
+    for _ in $(seq 1 60); do
+        grep -q 'approvals API: closed 1 connection(s) whose request was not received and answered within 3 s (approve/http_deadline_s' "$D/run/payguard.log" &&
+            grep -q 'approvals API: refused 1 connection(s) over the connection limits (approve/http_max_per_address: 4' "$D/run/payguard.log" &&
+            return 0
+        sleep 0.2
+    done
+    return 1
+}
+ok "the log says what was cut and refused, naming the settings" said_in_the_log
 finish

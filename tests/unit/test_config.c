@@ -23,7 +23,7 @@ Test(config, embedded_defaults_match_the_shipped_example)
 {
     FILE *f = fopen("config/payguard.cfg", "r");
     cr_assert_not_null(f, "run from the source tree: config/payguard.cfg");
-    static char text[16384];
+    static char text[65536];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[n] = '\0';
@@ -149,6 +149,36 @@ Test(config, bad_values_are_refused_with_the_key)
     }
     cr_assert_null(config_load("/nonexistent/payguard.cfg", err, sizeof err));
     cr_assert(strstr(err, "No such file"), "%s", err);
+}
+
+Test(config, the_http_limits_are_refused_at_load_when_unsafe)
+{
+    char err[512] = "";
+    const char *bad[][2] = {
+        {"ingest\n    http_max_per_address = 1025\n",
+         "ingest/http_max_per_address = '1025': want an integer in [1, 1024]"},
+        {"approve\n    http_max_per_address = 0\n", "approve/http_max_per_address = '0': want an integer in [1, 256]"},
+        {"console\n    http_max_per_address = 257\n",
+         "console/http_max_per_address = '257': want an integer in [1, 256]"},
+        {"audit\n    http_deadline_s = 0\n", "audit/http_deadline_s = '0': want an integer in [1, 3600]"},
+        {"console\n    http_deadline_s = 3601\n", "console/http_deadline_s = '3601': want an integer in [1, 3600]"},
+        {"payguard\n    metrics_token_sha256 = abc\n", "payguard/metrics_token_sha256: 64 hex digits"},
+        {"console\n    timeout_ms = 30000\n", "console/timeout_ms = 30000 is not under console/http_deadline_s = 30"},
+        {"console\n    http_deadline_s = 5\n", "console/timeout_ms = 10000 is not under console/http_deadline_s = 5"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = s_write(bad[i][0]);
+        cr_assert_null(config_load(p, err, sizeof err), "%s", bad[i][0]);
+        cr_assert(strstr(err, bad[i][1]), "%s", err);
+        unlink(p);
+    }
+    const char *p = s_write("payguard\n    metrics_token_sha256 = "
+                            "acf8cb4f9ff3b96ba257263cb7e74b548b2f9a592bdb8873e00bb05852ecff9e\n"
+                            "ingest\n    http_max_per_address = 1024\nconsole\n    timeout_ms = 4999\n"
+                            "    http_deadline_s = 5\n");
+    config_t *c = config_load(p, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    config_destroy(&c);
+    unlink(p);
 }
 
 Test(config, pipeline_order_and_instance_names)
