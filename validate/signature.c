@@ -756,33 +756,38 @@ void sig_sign_stripe(const char *secret, int64_t t, const void *body, size_t len
     EVP_MAC_CTX_free(ctx);
     assert(rc == 0);
     (void) rc;
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < SIG_MAC_BYTES; i++) {
-        out_hex[2 * i] = hex[mac[i] >> 4];
-        out_hex[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out_hex[64] = '\0';
+    hex_encode(mac, SIG_MAC_BYTES, out_hex);
+}
+
+/* s_sign_b64 - the HMAC-SHA256 of parts under a kind's secret (decoded
+ * as s_add_secret reads it), base64 into out_b64 (44 characters and a
+ * NUL); -1 if the secret is not one */
+static int s_sign_b64(sig_scheme_t kind, const char *secret, const void *const *parts, const size_t *lens, size_t n,
+                      char out_b64[64])
+{
+    s_set_t set;
+    memset(&set, 0, sizeof set);
+    if (!secret || s_add_secret(&set, kind, secret, strlen(secret), 0, "secret", NULL, 0) < 0)
+        return -1;
+    unsigned char mac[SIG_MAC_BYTES];
+    EVP_MAC_CTX *ctx = s_mac_ctx();
+    int rc = s_hmac_sha256(ctx, set.secrets[0].key, set.secrets[0].len, parts, lens, n, mac);
+    EVP_MAC_CTX_free(ctx);
+    s_set_wipe(&set);
+    if (rc < 0)
+        return -1;
+    EVP_EncodeBlock((unsigned char *) out_b64, mac, SIG_MAC_BYTES);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return 0;
 }
 
 /* sig_sign_standard - see validate.h */
 int sig_sign_standard(const char *secret, const char *id, const char *timestamp, const void *body, size_t len,
                       char out_b64[64])
 {
-    s_set_t set;
-    memset(&set, 0, sizeof set);
-    if (!secret || s_add_secret(&set, SIG_STANDARD, secret, strlen(secret), 0, "secret", NULL, 0) < 0)
-        return -1;
-    unsigned char mac[SIG_MAC_BYTES];
     const void *parts[] = {id, ".", timestamp, ".", body};
     const size_t lens[] = {strlen(id), 1, strlen(timestamp), 1, len};
-    EVP_MAC_CTX *ctx = s_mac_ctx();
-    int rc = s_hmac_sha256(ctx, set.secrets[0].key, set.secrets[0].len, parts, lens, 5, mac);
-    EVP_MAC_CTX_free(ctx);
-    s_set_wipe(&set);
-    if (rc < 0)
-        return -1;
-    EVP_EncodeBlock((unsigned char *) out_b64, mac, SIG_MAC_BYTES); /* 44 characters and a NUL */
-    return 0;
+    return s_sign_b64(SIG_STANDARD, secret, parts, lens, 5, out_b64);
 }
 
 /* sig_sign_adyen - see validate.h */
@@ -790,20 +795,7 @@ int sig_sign_adyen(const char *hex_key, const char *signing, size_t len, char ou
 {
     assert(signing || len == 0);
     assert(out_b64);
-    s_set_t set;
-    memset(&set, 0, sizeof set);
-    if (!hex_key || s_add_secret(&set, SIG_ADYEN, hex_key, strlen(hex_key), 0, "key", NULL, 0) < 0)
-        return -1;
-    unsigned char mac[SIG_MAC_BYTES];
     const void *parts[] = {signing};
     const size_t lens[] = {len};
-    EVP_MAC_CTX *ctx = s_mac_ctx();
-    int rc = s_hmac_sha256(ctx, set.secrets[0].key, set.secrets[0].len, parts, lens, 1, mac);
-    EVP_MAC_CTX_free(ctx);
-    s_set_wipe(&set);
-    if (rc < 0)
-        return -1;
-    EVP_EncodeBlock((unsigned char *) out_b64, mac, SIG_MAC_BYTES); /* 44 characters and a NUL */
-    OPENSSL_cleanse(mac, sizeof mac);
-    return 0;
+    return s_sign_b64(SIG_ADYEN, hex_key, parts, lens, 1, out_b64);
 }
