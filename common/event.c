@@ -19,6 +19,7 @@
  * fits event_get_int, SQLite and JSON.
  */
 #include "event.h"
+#include "hex.h"
 #include "jsonw.h"
 #include "log.h"
 
@@ -1229,12 +1230,7 @@ static void s_seal_hex(const unsigned char key[EVENT_SEAL_KEY_BYTES], const even
     unsigned char *ok = HMAC(EVP_sha256(), key, EVENT_SEAL_KEY_BYTES, buf, total, md, &mdlen);
     assert(ok && mdlen == EVENT_SEAL_BYTES);
     free(buf);
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < EVENT_SEAL_BYTES; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[2 * EVENT_SEAL_BYTES] = '\0';
+    hex_encode(md, EVENT_SEAL_BYTES, out);
 }
 
 /* the seal pair as it ends a sealed body: fixstr "seal", str8 of 64 */
@@ -1333,17 +1329,6 @@ void *event_seal_encode(const event_head_t *head, const event_body_t *body,
  * Ids
  */
 
-/* s_hex - n bytes as 2n lowercase hex digits, NUL-terminated */
-static void s_hex(char *out, const unsigned char *bytes, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 0x0f];
-    }
-    out[2 * n] = '\0';
-}
-
 /* event_derive_id - a pure function of (stage, cause, index), so a re-sent
  * event and everything it causes keep their ids on any worker */
 void event_derive_id(char out[EVENT_ID_MAX + 1], const char *stage, const char *cause, unsigned index)
@@ -1370,7 +1355,7 @@ void event_derive_id(char out[EVENT_ID_MAX + 1], const char *stage, const char *
         exit(EXIT_FAILURE);
     }
     char hex[25];
-    s_hex(hex, md, 12);
+    hex_encode(md, 12, hex);
     snprintf(out, EVENT_ID_MAX + 1, "%s-%s", stage, hex);
 }
 
@@ -1385,7 +1370,7 @@ void event_mint_id(char out[EVENT_ID_MAX + 1], const char *prefix)
         exit(EXIT_FAILURE);
     }
     char hex[25];
-    s_hex(hex, rnd, sizeof rnd);
+    hex_encode(rnd, sizeof rnd, hex);
     snprintf(out, EVENT_ID_MAX + 1, "%s_%s", prefix, hex);
 }
 

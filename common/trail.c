@@ -1,6 +1,7 @@
 /* trail - the audit trail's hash chain, checkpoints and verification.
  * Format and contracts in trail.h. */
 #include "trail.h"
+#include "hex.h"
 #include "jsonw.h"
 #include "utc.h"
 
@@ -43,12 +44,7 @@ static uint64_t s_get64(const unsigned char *p)
 /* trail_hex - see trail.h */
 void trail_hex(const unsigned char hash[TRAIL_HASH_BYTES], char out[2 * TRAIL_HASH_BYTES + 1])
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < TRAIL_HASH_BYTES; i++) {
-        out[2 * i] = digits[hash[i] >> 4];
-        out[2 * i + 1] = digits[hash[i] & 15];
-    }
-    out[2 * TRAIL_HASH_BYTES] = '\0';
+    hex_encode(hash, TRAIL_HASH_BYTES, out);
 }
 
 /* s_unhex - 64 hex digits to a hash; -1 if not exactly that */
