@@ -766,7 +766,9 @@ int config_api_url(const config_t *self, const char *stage, char *out, size_t ou
     const char *host = config_get(self, key);
     if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
         host = "127.0.0.1";
-    if ((size_t) snprintf(out, outlen, "http://%s:%ld", host, port) >= outlen) {
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    if ((size_t) snprintf(out, outlen, strchr(host, ':') ? "http://[%s]:%ld" : "http://%s:%ld", host, port) >= outlen) {
         snprintf(err, errlen, "%s: the address of its API is too long", key);
         return -1;
     }

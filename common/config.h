@@ -106,7 +106,8 @@ const char *config_data_dir(const config_t *self);
 
 /* config_api_url - "http://host:port" of a stage's HTTP API from
  * <stage>/http_bind and http_port (a wildcard or empty bind is reached on
- * loopback): how the console reaches approve and audit, and approve audit.
+ * loopback, an IPv6 address in brackets): how the console reaches approve
+ * and audit, approve audit, and the CLI and catch-up the stages.
  * 0, or -1 and err. */
 int config_api_url(const config_t *self, const char *stage, char *out, size_t outlen, char *err, size_t errlen);
 

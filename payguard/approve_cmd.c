@@ -39,10 +39,11 @@ static char *s_read_tty_token(const char *who)
 /* cli_api_client - an httpc for the API a stage serves, with the operator's token */
 httpc_t *cli_api_client(const config_t *c, const char *stage, const char *token_file, const char *who)
 {
-    char err[256], url[300], bind[64], port[64];
-    snprintf(bind, sizeof bind, "%s/http_bind", stage);
-    snprintf(port, sizeof port, "%s/http_port", stage);
-    snprintf(url, sizeof url, "http://%s:%s", config_get(c, bind), config_get(c, port));
+    char err[256], url[300];
+    if (config_api_url(c, stage, url, sizeof url, err, sizeof err) != 0) {
+        fprintf(stderr, "payguard: %s\n", err);
+        return NULL;
+    }
     char *token = token_file ? httpc_read_token(token_file, err, sizeof err) : s_read_tty_token(who);
     if (!token) {
         fprintf(stderr, "payguard: %s\n", token_file ? err : "no token (use --token-file FILE or a terminal)");

@@ -141,22 +141,16 @@ static httpc_t *s_client(const config_t *c, const char *base, const char *key, l
     return h;
 }
 
-/* s_ingest_url - catchup/ingest, or ingest's own address */
-static void s_ingest_url(const config_t *c, char out[CATCHUP_URL_MAX])
+/* s_ingest_url - catchup/ingest, or ingest's own address (config_api_url);
+ * 0, or -1 and err */
+static int s_ingest_url(const config_t *c, char out[CATCHUP_URL_MAX], char *err, size_t errlen)
 {
     assert(c && out);
-    const char *set = config_get(c, "catchup/ingest"), *bind = config_get(c, "ingest/http_bind");
-    if (set && *set) {
-        snprintf(out, CATCHUP_URL_MAX, "%s", set);
-        return;
-    }
-    assert(bind);
-    if (strcmp(bind, "0.0.0.0") == 0)
-        bind = "127.0.0.1";
-    else if (strcmp(bind, "::") == 0)
-        bind = "::1";
-    snprintf(out, CATCHUP_URL_MAX, strchr(bind, ':') ? "http://[%s]:%s" : "http://%s:%s", bind,
-             config_get(c, "ingest/http_port"));
+    const char *set = config_get(c, "catchup/ingest");
+    if (!set || !*set)
+        return config_api_url(c, "ingest", out, CATCHUP_URL_MAX, err, errlen);
+    snprintf(out, CATCHUP_URL_MAX, "%s", set);
+    return 0;
 }
 
 /* s_stores - each validate instance's state store, read-only */
@@ -199,7 +193,10 @@ static int s_setup(const config_t *c, catchup_t *cu)
         fprintf(stderr, "payguard catch-up: neither catchup/api nor outside/psp names Stripe's API\n");
         return 2;
     }
-    s_ingest_url(c, ingest);
+    if (s_ingest_url(c, ingest, err, sizeof err) != 0) {
+        fprintf(stderr, "payguard catch-up: %s\n", err);
+        return 2;
+    }
     if (!(cu->api = s_client(c, api, "catchup/key_file", timeout_ms)) ||
         !(cu->ingest = s_client(c, ingest, "catchup/token_file", timeout_ms)))
         return 2;
