@@ -167,6 +167,23 @@ static enum MHD_Result s_answer_when_durable(approve_t *a, request_t *req)
     return MHD_YES;
 }
 
+/* s_decision_span - a person's decision is a span of the case's trace, a
+ * child of approve's (from the request's start to now): its record
+ * carries it, and the collector gets it */
+static void s_decision_span(approve_t *a, const approval_t *c, const decided_t *d, event_body_t **b)
+{
+    trace_t parent, span;
+    if (!c->trace[0] || trace_parse(c->trace, strlen(c->trace), &parent) != 0)
+        return;
+    trace_child(&parent, &span);
+    char tp[TRACE_HEADER_LEN + 1];
+    trace_format(&span, tp);
+    event_body_str(*b, TRACE_KEY, tp);
+    char name[OTLP_NAME_MAX + 1];
+    snprintf(name, sizeof name, "approve decision %s by %.24s", d->decision, d->who);
+    stage_span(a->st, name, OTLP_SERVER, &span, &parent, d->at_ms, false, c->case_id, NULL);
+}
+
 /* s_record_decision - a decision that passed segregation of duties: on the
  * case, journaled (the request answered once durable), and the outcome it
  * settles, if any, emitted; 0, or -1 when it could not be journaled (the
@@ -193,6 +210,7 @@ static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, c
     if (req->via[0]) /* the console it came through */
         event_body_str(b, "via", req->via);
     event_body_str(b, EK_STATE, approval_state_name(c->state));
+    s_decision_span(a, c, d, &b);
     char id[EVENT_ID_MAX + 1];
     /* the answer waits for the decision itself: once it is on disk it is
      * recorded, and a deciding one is followed by its outcome (now, or by
@@ -320,6 +338,7 @@ static int s_review_apply(approve_t *a, request_t *req, approval_t *c, const per
         event_body_str(b, "client_ip", peer);
         if (req->via[0])
             event_body_str(b, "via", req->via);
+        b = approve_traced(c, b);
         rc = stage_publish(a->st, "rev", EV_CLOSED, c->case_id, b, STAGE_TO_BOTH, id, s_on_durable, req);
         event_body_destroy(&b);
         return rc;

@@ -80,16 +80,18 @@ typedef struct {
     int64_t created_ms, expires_ms;
     char raised_by[64];
     char triaged_id[EVENT_ID_MAX + 1];
-    char *advice;         /* the recommendation, compact JSON text, for GET and cards
-                             (text, not a jansson tree: kept for every case held) */
-    char *facts;          /* the triaged case as recorded, compact JSON text: what execute
-                             acts on (text, not a jansson tree: a tenth of the memory) */
-    int retry;            /* 0, or the ops-review retry round this approval is for */
-    bool outcome_pending; /* the deciding decision is journaled, its approved/denied event
-                             not yet: emitted by s_tick (after a full window or a crash
-                             between the two) */
-    char outcome_by[32];  /* who made the deciding decision */
-    bool dirty;           /* changed since it was last written to disk (casedb) */
+    char *advice;                     /* the recommendation, compact JSON text, for GET and cards
+                                         (text, not a jansson tree: kept for every case held) */
+    char *facts;                      /* the triaged case as recorded, compact JSON text: what execute
+                                         acts on (text, not a jansson tree: a tenth of the memory) */
+    int retry;                        /* 0, or the ops-review retry round this approval is for */
+    bool outcome_pending;             /* the deciding decision is journaled, its approved/denied event
+                                         not yet: emitted by s_tick (after a full window or a crash
+                                         between the two) */
+    char outcome_by[32];              /* who made the deciding decision */
+    char trace[TRACE_HEADER_LEN + 1]; /* approve's span of the triaged case (trace.h): what it publishes about
+                                         the case carries it; "" if the case came without a trace */
+    bool dirty;                       /* changed since it was last written to disk (casedb) */
 } approval_t;
 
 /* sod_judge - segregation of duties for one decision (a pure function of
@@ -195,6 +197,10 @@ void cases_settle(approval_t *c);
 decided_t *cases_decision_add(approval_t *c);
 /* cases_json - the approval as GET /approvals shows it */
 json_t *cases_json(const approval_t *c);
+/* approve_traced - b with c's traceparent (replacing one b has), when c
+ * has one: what approve publishes about a case stays in its trace. Takes
+ * b, returns the body to use */
+event_body_t *approve_traced(const approval_t *c, event_body_t *b);
 /* cases_body - the approval as an event body (routed, approved, ...) */
 event_body_t *cases_body(const approval_t *c);
 /* cases_record - the facts execute acts on, as recorded */

@@ -61,5 +61,5 @@ event_body_t *cards_card(approve_t *a, const approval_t *c, const char *title)
     event_body_str(b, "title", title);
     event_body_json(b, "card", card);
     json_decref(card);
-    return b;
+    return approve_traced(c, b);
 }

@@ -161,7 +161,20 @@ event_body_t *cases_body(const approval_t *c)
             event_body_str(b, k, "");
     }
     json_decref(j);
-    return b;
+    return approve_traced(c, b);
+}
+
+/* approve_traced - see approve.h */
+event_body_t *approve_traced(const approval_t *c, event_body_t *b)
+{
+    assert(c && b);
+    if (!c->trace[0])
+        return b;
+    event_body_t *t = event_body_new();
+    event_body_copy_body(t, b, TRACE_KEY);
+    event_body_str(t, TRACE_KEY, c->trace);
+    event_body_destroy(&b);
+    return t;
 }
 
 /* cases_record - the approval with what a rebuild and execute need:
@@ -217,6 +230,25 @@ void cases_store(approve_t *a, approval_t *c)
     zhashx_insert(a->index, c->case_id, c);
 }
 
+/* s_apply_decision - a journaled decision onto its approval (cases_apply) */
+static void s_apply_decision(approve_t *a, approval_t *c, json_t *b)
+{
+    assert(a && c);
+    if (c->ndecisions < APPROVE_MAX_DECISIONS) {
+        decided_t *d = cases_decision_add(c);
+        snprintf(d->who, sizeof d->who, "%s", approve_js(b, "who"));
+        snprintf(d->role, sizeof d->role, "%s", approve_js(b, "role"));
+        snprintf(d->decision, sizeof d->decision, "%s", approve_js(b, "decision"));
+        snprintf(d->comment, sizeof d->comment, "%s", approve_js(b, "comment"));
+    }
+    approval_state_of(approve_js(b, "state"), &c->state); /* absent: as it was */
+    if ((c->state == APR_APPROVED || c->state == APR_DENIED) && !c->outcome_pending) {
+        c->outcome_pending = true; /* until its outcome event shows it was emitted */
+        a->outcomes_pending++;
+        snprintf(c->outcome_by, sizeof c->outcome_by, "%s", approve_js(b, "who"));
+    }
+}
+
 /* s_from_record - an approval as a routed/escalated/decided event body states it */
 void cases_apply(approve_t *a, event_type_t type, json_t *b, const char *case_id)
 {
@@ -235,19 +267,7 @@ void cases_apply(approve_t *a, event_type_t type, json_t *b, const char *case_id
     if (type == EV_ROUTED && json_integer_value(json_object_get(b, "retry")) > 0)
         c->ndecisions = 0; /* a retry round starts without decisions */
     if (type == EV_DECISION) {
-        if (c->ndecisions < APPROVE_MAX_DECISIONS) {
-            decided_t *d = cases_decision_add(c);
-            snprintf(d->who, sizeof d->who, "%s", approve_js(b, "who"));
-            snprintf(d->role, sizeof d->role, "%s", approve_js(b, "role"));
-            snprintf(d->decision, sizeof d->decision, "%s", approve_js(b, "decision"));
-            snprintf(d->comment, sizeof d->comment, "%s", approve_js(b, "comment"));
-        }
-        approval_state_of(approve_js(b, "state"), &c->state); /* absent: as it was */
-        if ((c->state == APR_APPROVED || c->state == APR_DENIED) && !c->outcome_pending) {
-            c->outcome_pending = true; /* until its outcome event shows it was emitted */
-            a->outcomes_pending++;
-            snprintf(c->outcome_by, sizeof c->outcome_by, "%s", approve_js(b, "who"));
-        }
+        s_apply_decision(a, c, b);
         return;
     }
     if ((type == EV_APPROVED || type == EV_DENIED) && c->outcome_pending) {
@@ -256,6 +276,8 @@ void cases_apply(approve_t *a, event_type_t type, json_t *b, const char *case_id
     }
     /* routed, escalated, expired, approved, denied carry the whole approval */
 #define STR(dst, key) snprintf(dst, sizeof dst, "%s", approve_js(b, key))
+    if (json_is_string(json_object_get(b, TRACE_KEY)))
+        STR(c->trace, TRACE_KEY);
     STR(c->kind, "kind");
     STR(c->ref, "ref");
     STR(c->currency, "currency");
@@ -354,6 +376,8 @@ char *cases_row(const approval_t *c)
                   c->route.reason, "decisions", ds, "created_ms", (json_int_t) c->created_ms, "expires_ms",
                   (json_int_t) c->expires_ms, "raised_by", c->raised_by, "triaged_id", c->triaged_id, "retry", c->retry,
                   "outcome_pending", c->outcome_pending, "outcome_by", c->outcome_by);
+    if (c->trace[0])
+        json_object_set_new(j, "trace", json_string(c->trace));
     if (c->advice)
         json_object_set_new(j, "advice", json_string(c->advice));
     if (c->facts)
@@ -386,6 +410,7 @@ approval_t *cases_from_row(const char *row)
     S_STR(c->raised_by, j, "raised_by");
     S_STR(c->triaged_id, j, "triaged_id");
     S_STR(c->outcome_by, j, "outcome_by");
+    S_STR(c->trace, j, "trace");
     c->amount = json_integer_value(json_object_get(j, "amount"));
     c->route.kind = (route_kind_t) json_integer_value(json_object_get(j, "route_kind"));
     c->route.tier = (int) json_integer_value(json_object_get(j, "tier"));

@@ -37,6 +37,12 @@ static const char s_defaults[] =
     "                                        # (changing it, or their instances: payguard repartition)\n"
     "    metrics_token_sha256 = \"\"           # SHA-256 (hex) of the Bearer token GET /metrics then requires on every\n"
     "                                        # port (else 401); \"\": /metrics open to anyone who reaches a port\n"
+    "    trace                               # W3C trace context: kept in every event (traceparent), sent on outside calls\n"
+    "        otlp_endpoint = \"\"              # an OpenTelemetry collector's OTLP/HTTP base URL (http://host:4318): each\n"
+    "                                        # process posts its spans to <it>/v1/traces as JSON; \"\": no export\n"
+    "        otlp_max_spans = 2048           # spans a process buffers for the collector at most (~1.1 KiB each);\n"
+    "                                        # past it, or when the collector fails, spans are dropped and counted\n"
+    "        otlp_timeout_ms = 2000          # one post's limit (one attempt a second, on a thread of its own)\n"
     "    journal\n"
     "        fsync = batch                   # always | batch (group commit) | none\n"
     "        segment_bytes = 67108864        # start a new segment file past this\n"
@@ -546,6 +552,8 @@ static const struct {
     {"payguard/drain_ms", 0, CONFIG_DRAIN_MS_MAX},
     {"payguard/restart_max_ms", 100, 600000},
     {"payguard/ready_timeout_s", 1, 3600},
+    {"payguard/trace/otlp_max_spans", 2, 65536},
+    {"payguard/trace/otlp_timeout_ms", 100, 60000},
     {"payguard/refusals/window_s", 1, 86400},
     {"payguard/refusals/throttle_after", 1, 1000000},
     {"payguard/refusals/throttle_s", 1, 86400},
@@ -621,6 +629,25 @@ static int s_check_log(const config_t *self, char *err, size_t errlen)
     }
     if (log_format_of(format) < 0) {
         snprintf(err, errlen, "config: payguard/log_format = '%s': want logfmt or json", format);
+        return -1;
+    }
+    return 0;
+}
+
+/* s_check_trace - the collector's address is a URL without credentials
+ * or query (it is logged), or "" */
+static int s_check_trace(const config_t *self, char *err, size_t errlen)
+{
+    const char *url = config_get(self, "payguard/trace/otlp_endpoint");
+    if (!url[0])
+        return 0;
+    bool scheme = strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+    const char *host = scheme ? strstr(url, "//") + 2 : url;
+    if (!scheme || !host[0] || host[0] == '/' || strpbrk(url, "?#@ ") || strlen(url) > 512) {
+        snprintf(err, errlen,
+                 "config: payguard/trace/otlp_endpoint = '%.80s': want an http:// or https:// base URL such as "
+                 "http://127.0.0.1:4318, with no user, query or spaces (\"\": no export)",
+                 url);
         return -1;
     }
     return 0;
@@ -716,7 +743,7 @@ config_t *config_load(const char *path, char *err, size_t errlen)
     }
     if (s_check_hosts(self, err, errlen) || s_check_bounds(self, err, errlen) || s_check_log(self, err, errlen) ||
         refusals_exempt_check(config_get(self, "payguard/refusals/exempt"), err, errlen) ||
-        s_check_http(self, err, errlen)) {
+        s_check_http(self, err, errlen) || s_check_trace(self, err, errlen)) {
         config_destroy(&self);
         return NULL;
     }

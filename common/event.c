@@ -1205,6 +1205,35 @@ void event_body_copy_except(event_body_t *self, const event_t *from, const char 
     }
 }
 
+/* event_body_copy_body - see event.h: the builder's pairs are whole msgpack
+ * objects back to back, read one at a time (key, then value) */
+void event_body_copy_body(event_body_t *self, const event_body_t *from, const char *skip)
+{
+    assert(self && from && self != from);
+    if (from->error[0] && !self->error[0])
+        snprintf(self->error, sizeof self->error, "%s", from->error);
+    size_t skiplen = skip ? strlen(skip) : 0, off = 0;
+    msgpack_unpacked key, val;
+    msgpack_unpacked_init(&key);
+    msgpack_unpacked_init(&val);
+    for (size_t i = 0; i < from->count && !self->error[0]; i++) {
+        if (msgpack_unpack_next(&key, from->sbuf.data, from->sbuf.size, &off) != MSGPACK_UNPACK_SUCCESS ||
+            msgpack_unpack_next(&val, from->sbuf.data, from->sbuf.size, &off) != MSGPACK_UNPACK_SUCCESS) {
+            s_fail(self->error, sizeof self->error, "body: cannot read back pair %zu", i);
+            break;
+        }
+        const msgpack_object *k = &key.data;
+        if (skip && k->type == MSGPACK_OBJECT_STR && k->via.str.size == skiplen &&
+            memcmp(k->via.str.ptr, skip, skiplen) == 0)
+            continue;
+        int rc = msgpack_pack_object(&self->pk, *k) | msgpack_pack_object(&self->pk, val.data);
+        self->count++;
+        s_body_done(self, rc);
+    }
+    msgpack_unpacked_destroy(&key);
+    msgpack_unpacked_destroy(&val);
+}
+
 /* event_encode - pack head + body, then decode the result so the encoder
  * can never produce what the decoder rejects */
 /* s_seal_hex - the seal of an event: hex HMAC-SHA256(key, "payguard-seal-1"

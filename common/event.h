@@ -113,6 +113,10 @@ size_t event_body_size(const event_body_t *self);
 /* event_body_copy_except - the same without the field named skip (NULL: none) */
 void event_body_copy_except(event_body_t *self, const event_t *from, const char *skip);
 
+/* event_body_copy_body - append every pair of another builder except the
+ * key skip (NULL: none); a problem of from's becomes self's */
+void event_body_copy_body(event_body_t *self, const event_body_t *from, const char *skip);
+
 /* event_encode - encode head + body (body may be NULL: empty map).
  * Returns a malloc'd buffer (the caller's to free) and its length, or NULL
  * and a reason in err if a field is out of bounds or the result would not

@@ -71,6 +71,9 @@ struct hm_call_t {
     httpc_resp_t last; /* the latest transient answer, reported if it stays the last */
     httpc_done_fn *fn;
     void *user;
+    bool traced; /* it carries a traceparent: span, a child of parent */
+    trace_t span, parent;
+    int64_t started_ms; /* httpc_multi_start, on the engine's clock */
 };
 
 typedef struct {
@@ -104,8 +107,12 @@ struct httpc_multi_t {
     int64_t timer_at; /* -1: no curl timer */
     httpc_observe_fn *observe;
     void *observe_arg;
-    bool closing;        /* destroy is ending calls: no new ones */
-    CURL *pool[HM_POOL]; /* easy handles of finished calls, reset and reused */
+    httpc_trace_fn *trace;    /* the caller's current span, asked at each start */
+    httpc_span_fn *span_done; /* a traced call ended */
+    void *trace_arg;
+    const trace_t *in_callback; /* while a traced call's callback runs: its parent */
+    bool closing;               /* destroy is ending calls: no new ones */
+    CURL *pool[HM_POOL];        /* easy handles of finished calls, reset and reused */
     size_t npool;
     size_t pool_low; /* the fewest handles the pool held since the last httpc_multi_trim */
 };
@@ -421,6 +428,30 @@ void httpc_multi_set_observer(httpc_multi_t *m, httpc_observe_fn *fn, void *arg)
     m->observe_arg = arg;
 }
 
+/* httpc_multi_set_tracer - see httpc_multi.h */
+void httpc_multi_set_tracer(httpc_multi_t *m, httpc_trace_fn *current, httpc_span_fn *done, void *arg)
+{
+    assert(m);
+    m->trace = current;
+    m->span_done = done;
+    m->trace_arg = arg;
+}
+
+/* s_trace_start - a new call's span: a child of the caller's current one,
+ * or, inside a traced call's callback, of that call's parent */
+static void s_trace_start(httpc_multi_t *m, hm_call_t *c)
+{
+    assert(c);
+    if (m->trace && m->trace(m->trace_arg, &c->parent) == 0)
+        c->traced = true;
+    else if (m->in_callback) {
+        c->parent = *m->in_callback;
+        c->traced = true;
+    }
+    if (c->traced)
+        trace_child(&c->parent, &c->span);
+}
+
 /* httpc_multi_start - see httpc_multi.h */
 int httpc_multi_start(httpc_multi_t *m, int sys, httpc_t *client, const char *method, const char *path,
                       const char *json_body, const char *idem_key, const httpc_retry_t *policy, httpc_done_fn *fn,
@@ -457,6 +488,8 @@ int httpc_multi_start(httpc_multi_t *m, int sys, httpc_t *client, const char *me
     c->fn = fn;
     c->user = user;
     c->last.retry_after_ms = -1;
+    c->started_ms = m->clock();
+    s_trace_start(m, c);
     c->where = HM_INCOMING;
     s_push(&m->incoming, c, false);
     m->ncalls++;
@@ -479,7 +512,21 @@ static void s_finish(httpc_multi_t *m, hm_call_t *c, int rc, httpc_resp_t *resp)
     s_unlink(s_list_of(m, c), c);
     m->ncalls--;
     resp->attempts = c->made;
+    if (c->traced && m->span_done) {
+        httpc_span_t sp = {.span = c->span,
+                           .parent = c->parent,
+                           .system = m->sys[c->sys].name,
+                           .method = c->method,
+                           .status = resp->status,
+                           .failed = rc != 0,
+                           .attempts = c->made,
+                           .ms = m->clock() - c->started_ms};
+        m->span_done(m->trace_arg, &sp);
+    }
+    const trace_t *outer = m->in_callback;
+    m->in_callback = c->traced ? &c->parent : NULL;
     c->fn(c->user, rc, resp);
+    m->in_callback = outer;
     s_free_call(m, c);
 }
 
@@ -490,6 +537,16 @@ static bool s_send(httpc_multi_t *m, hm_call_t *c)
     hc_make_url(c->client, c->path, url, sizeof url);
     hc_slist_wipe_free(c->headers);
     c->headers = hc_build_headers(c->client, c->body != NULL, c->idem);
+    if (c->headers && c->traced) {
+        char line[sizeof TRACE_KEY ": " + TRACE_HEADER_LEN];
+        memcpy(line, TRACE_KEY ": ", sizeof TRACE_KEY + 1);
+        trace_format(&c->span, line + sizeof TRACE_KEY + 1);
+        struct curl_slist *more = curl_slist_append(c->headers, line);
+        if (!more) {
+            hc_slist_wipe_free(c->headers);
+            c->headers = NULL; /* out of memory: failed below */
+        }
+    }
     if (!c->easy && m->npool) {
         c->easy = m->pool[--m->npool];
         if (m->npool < m->pool_low)

@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "httpc.h"
+#include "trace.h"
 
 #define HTTPC_MULTI_MAX_SYSTEMS 8
 #define HTTPC_MULTI_MAX_INFLIGHT 1024
@@ -80,6 +81,23 @@ typedef void(httpc_done_fn)(void *user, int rc, httpc_resp_t *resp);
 /* httpc_observe_fn - one attempt ended after ms: system and status class
  * ("2xx", "3xx", "4xx", "5xx", "error") for latency histograms */
 typedef void(httpc_observe_fn)(void *arg, const char *system, const char *status_class, int64_t ms);
+
+/* TRACE CONTEXT (trace.h): with a tracer set, each call started while
+ * current() answers 0 (the caller's span), or from the callback of a call
+ * that was traced, gets a span of its own, a child of that span: every
+ * attempt carries it as the "traceparent" header, and done() is told when
+ * the call ends (on the loop thread, before the call's own callback). */
+typedef int(httpc_trace_fn)(void *arg, trace_t *current);
+typedef struct {
+    trace_t span, parent;
+    const char *system, *method;
+    long status;  /* the last answer's, 0 if none */
+    bool failed;  /* rc -1 */
+    int attempts; /* put on the wire */
+    int64_t ms;   /* from start to end, on the engine's clock */
+} httpc_span_t;
+typedef void(httpc_span_fn)(void *arg, const httpc_span_t *span);
+void httpc_multi_set_tracer(httpc_multi_t *self, httpc_trace_fn *current, httpc_span_fn *done, void *arg);
 
 /* httpc_multi_new - clock_ms: monotonic milliseconds (NULL: CLOCK_MONOTONIC;
  * tests inject their own); NULL if curl cannot start */

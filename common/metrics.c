@@ -131,6 +131,11 @@ static const family_t s_families[] = {
     {"payguard_outside_queued", "gauge", "Calls waiting for a slot, a rate token, a backoff or a breaker, per system."},
     {"payguard_outside_breaker", "gauge", "An outside system's circuit breaker: 0 closed, 1 open, 2 half-open."},
     {"payguard_outside_breaker_opened_total", "counter", "Times an outside system's circuit breaker opened."},
+    /* trace export */
+    {"payguard_otlp_spans_total", "counter",
+     "Spans this process gave the OTLP collector (outcome=sent) or dropped (outcome=dropped: buffer full, or the "
+     "collector did not take them)."},
+    {"payguard_otlp_failed_posts_total", "counter", "Posts of spans the OTLP collector did not take."},
     /* time */
     {"payguard_stage_seconds", "histogram", "From an input's emission upstream to this stage's answer to it."},
     {"payguard_case_seconds", "histogram",

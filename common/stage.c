@@ -323,6 +323,7 @@ static int s_mkdirs(const config_t *c)
  * destructor takes NULL), so that a stage that cannot start leaks nothing */
 static void s_free(stage_t *st)
 {
+    sk_trace_close(st); /* its last spans, posted once */
     if (st->people_ready)
         people_live_fini(&st->people);
     for (int d = 0; d < NDEST; d++) {
@@ -468,6 +469,8 @@ static int s_start(stage_t *st, const char *cfg_path)
     }
     if (s_mkdirs(st->config) != 0)
         return 1;
+    if (sk_trace_open(st) != 0)
+        return 78; /* EX_CONFIG */
     /* never start on state split otherwise than we route (layout.h) */
     if (route_partitioned(st->name) && layout_check(st->config, err, sizeof err) != 0) {
         log_error("%s", err);

@@ -68,7 +68,9 @@
 
 #include "config.h"
 #include "event.h"
+#include "otlp.h"
 #include "people.h"
+#include "trace.h"
 
 #define STAGE_TO_NEXT 1u
 #define STAGE_TO_AUDIT 2u
@@ -182,6 +184,15 @@ void stage_yield(stage_t *st, stage_pending_t *p);
  * had. Finish it with stage_finish like a deferred input. */
 stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case_key, unsigned emit_index);
 size_t stage_deferred_count(const stage_t *st);
+/* stage_pending_trace - an adopted input's span (its traceparent, as the
+ * events it answered with before the restart carry it; "" or an invalid
+ * one: none): while it is resumed, its emits and calls stay in that trace.
+ * (Its own span, begun before the crash, is not exported again.) */
+void stage_pending_trace(stage_pending_t *p, const char *traceparent);
+/* stage_trace_calls - outside calls started from now until
+ * stage_trace_calls(st, NULL) are in p's span, whatever input is current
+ * (for a stage that starts a deferred input's calls from tick) */
+void stage_trace_calls(stage_t *st, const stage_pending_t *p);
 
 /* stage_read_event - the next event of a journal read with journal_reader_*:
  * an 'E' record (what an instance emitted; *dest its destinations) or an
@@ -286,6 +297,32 @@ struct httpc_multi_t *stage_http(stage_t *st);
  * breaker_failures, breaker_cooldown_ms, and outside/limits/<name>); its
  * index for httpc_multi_start, or -1 and err */
 int stage_http_system(stage_t *st, const char *name, char *err, size_t errlen);
+
+/* TRACE CONTEXT (trace.h) - an event's body may carry "traceparent", the
+ * W3C context of the span that emitted it (ingest puts the webhook's, or a
+ * new trace's, in each receipt). While a stage handles an input that
+ * carries one, its span is trace_derive(input's context, stage name, input
+ * id): stage_emit writes that span's traceparent into what it emits
+ * (replacing one copied from the input), and every outside call started
+ * meanwhile, or from the callback of a call started so, carries a
+ * traceparent header of its own child span. stage_publish and stage_inject
+ * have no input: a caller that wants its event in a trace puts "traceparent"
+ * in the body itself. */
+/* stage_trace - 0 and the traceparent of the input being handled's span
+ * (to keep for later publishes), -1 if none */
+int stage_trace(const stage_t *st, char out[TRACE_HEADER_LEN + 1]);
+/* SPANS: with payguard/trace/otlp_endpoint set, the skeleton exports a span
+ * for every input it hands to handle() that carries a trace ("<stage>
+ * <type>", from its taking to its answer, deferred or not) and for every
+ * traced outside call ("<METHOD> <system>"); a stage adds its own with
+ * stage_span. otlp.h: bounded, never blocking, drops counted in
+ * payguard_otlp_spans_total{outcome="dropped"}. */
+/* stage_span - export one span that ends now: ctx its own context, parent
+ * its parent's (NULL: a root), start_ms its start (unix ms), case_key and
+ * event_id attributes ("" or NULL: none); nothing without an endpoint.
+ * Any thread. */
+void stage_span(stage_t *st, const char *name, otlp_kind_t kind, const trace_t *ctx, const trace_t *parent,
+                int64_t start_ms, bool error, const char *case_key, const char *event_id);
 
 /* stage_seal_key - the group's seal key (sealkey.h), for a stage whose
  * definition asks for it (.seal); NULL otherwise */

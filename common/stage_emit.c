@@ -78,11 +78,14 @@ int stage_emit(stage_t *st, event_type_t type, const char *case_key, const event
     head.time_ms = stage_now_ms();
     dest = sk_dest_mask(st, dest);
 
+    event_body_t *traced = NULL;
+    const event_body_t *out = sk_trace_body(st, body, &traced);
     pthread_mutex_lock(&st->append_mu);
     uint64_t seq = 0;
     int target = -1;
-    blob_t *rec = s_append_event_locked(st, &head, body, dest, &seq, &target);
+    blob_t *rec = s_append_event_locked(st, &head, out, dest, &seq, &target);
     pthread_mutex_unlock(&st->append_mu);
+    event_body_destroy(&traced);
     if (!rec)
         return -1;
     st->emitted = true;

@@ -31,6 +31,7 @@ httpc_multi_t *stage_http(stage_t *st)
             return NULL;
         }
         httpc_multi_set_observer(st->http, stage_observe_call, st);
+        httpc_multi_set_tracer(st->http, sk_trace_current, sk_trace_call_done, st);
     }
     return st->http;
 }

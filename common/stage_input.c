@@ -89,6 +89,7 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, c
     st->current_linked = meta && meta->epoch != 0;
     st->emit_index = 0;
     st->emitted = false;
+    st->current_started_ms = stage_now_ms();
     int rc = STAGE_DONE;
     if (st->def->store_inputs)
         s_store(st, ev, raw, rawlen); /* its own record marks it taken */
@@ -105,6 +106,7 @@ void sk_handle_event(stage_t *st, event_t *ev, const void *raw, size_t rawlen, c
             sk_ack_later(st, h);
             s_observe_answer(st, h);
         }
+        sk_trace_input_done(st, ev, st->current_started_ms);
     }
     st->current = NULL;
     st->current_owned = NULL;
@@ -135,6 +137,7 @@ stage_pending_t *stage_defer(stage_t *st)
     p->linked = st->current_linked;
     p->emitted = st->emitted; /* what it emitted before deferring stays its answer */
     p->emit_index = st->emit_index;
+    p->started_ms = st->current_started_ms;
     st->current_owned = NULL;
     st->deferred[st->ndeferred++] = p;
     return p;
@@ -195,6 +198,7 @@ stage_pending_t *stage_adopt(stage_t *st, const char *input_id, const char *case
     p->from_producer = false; /* its producer was acknowledged long ago */
     p->emitted = emit_index > 0;
     p->emit_index = emit_index;
+    p->started_ms = stage_now_ms();
     st->deferred[st->ndeferred++] = p;
     return p;
 }
@@ -216,6 +220,7 @@ void stage_finish(stage_t *st, stage_pending_t **p_p)
         st->resumed = NULL;
     }
     const event_head_t *h = event_head(p->ev);
+    sk_trace_input_done(st, p->ev, p->started_ms);
     sk_taken(st, h, p->from_producer, p->linked, !p->emitted);
     if (p->from_producer) {
         sk_ack_later(st, h);

@@ -20,7 +20,10 @@
 #define PG_STAGE_PRIV_H
 
 #include "sdnotify.h"
+#include "httpc_multi.h"
+#include "otlp.h"
 #include "stage.h"
+#include "trace.h"
 #include "trail.h"
 
 #include <czmq.h>
@@ -137,6 +140,9 @@ struct stage_pending_t {
     bool emitted;
     bool announced; /* its producer was told we wait on it (sk_send_waits) */
     unsigned emit_index;
+    int64_t started_ms; /* taken (its span's start) */
+    bool adopted_span;  /* stage_pending_trace: span is its span, as its journal says */
+    trace_t span;
 };
 
 struct httpc_multi_t;
@@ -237,6 +243,9 @@ struct stage_t {
 
     /* outside calls (stage_http.c): NULL until a stage asks for them */
     struct httpc_multi_t *http;
+    otlp_t *otlp;                     /* spans to a collector (stage_trace.c); NULL: no export */
+    int64_t current_started_ms;       /* when the input being handled was taken (its span's start) */
+    const stage_pending_t *trace_pin; /* stage_trace_calls: calls started now are in its span */
     struct pollfd *hfds;
     zmq_pollitem_t *items;
     size_t capio;
@@ -292,6 +301,17 @@ void sk_stage_push(staged_t **v, size_t *n, size_t *cap, staged_t item);
 
 /* sk_dest_mask - drop destinations this stage does not have */
 unsigned sk_dest_mask(stage_t *st, unsigned dest);
+
+/* trace context (stage_trace.c) */
+int sk_trace_input(const event_t *ev, trace_t *out);
+int sk_trace_span(const stage_t *st, trace_t *out);
+const event_body_t *sk_trace_body(const stage_t *st, const event_body_t *body, event_body_t **tmp);
+int sk_trace_open(stage_t *st);
+void sk_trace_close(stage_t *st);
+void sk_trace_input_done(stage_t *st, const event_t *ev, int64_t start_ms);
+int sk_trace_current(void *arg, trace_t *out);
+void sk_trace_call_done(void *arg, const httpc_span_t *sp);
+void sk_trace_status(stage_t *st);
 
 /* sk_append_small - one of the skeleton's own records ('I', 'F', 'W') or a stored input */
 void sk_append_small(stage_t *st, const void *data, size_t len);

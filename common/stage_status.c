@@ -188,6 +188,7 @@ void sk_write_status(stage_t *st)
     else
         fprintf(f, "ready=no: %s\n", why);
     sk_http_status(st, f);
+    sk_trace_status(st);
     if (st->def->status)
         st->def->status(st, f, st->def->arg);
     fclose(f);

@@ -514,9 +514,14 @@ static void s_step_send(execute_t *x, run_t *r)
     int sys = -1;
     httpc_t *h = s_client(x, step->system, &sys);
     char err[256] = "";
-    if (h && httpc_multi_start(x->http, sys, h, r->looking ? "GET" : step->method, r->looking ? r->lookup : step->path,
-                               r->looking ? NULL : step->body, r->looking ? NULL : step->idem_key,
-                               write_once ? &once : &x->retry, s_on_step, r, err, sizeof err) == 0)
+    stage_trace_calls(x->st, r->p); /* in the run's span, whichever input is being handled */
+    int started =
+        h ? httpc_multi_start(x->http, sys, h, r->looking ? "GET" : step->method, r->looking ? r->lookup : step->path,
+                              r->looking ? NULL : step->body, r->looking ? NULL : step->idem_key,
+                              write_once ? &once : &x->retry, s_on_step, r, err, sizeof err)
+          : -1;
+    stage_trace_calls(x->st, NULL);
+    if (started == 0)
         return;
     httpc_resp_t resp = {.retry_after_ms = -1};
     snprintf(resp.error, sizeof resp.error, "%s", h ? err : "");
@@ -967,6 +972,7 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
 /* recovered - a runbook read back from the journal */
 typedef struct recovered_t {
     char cause[EVENT_ID_MAX + 1];
+    char trace[TRACE_HEADER_LEN + 1]; /* its span, as its journaled answers carry it ("" none) */
     char case_id[160];
     json_t *plan;
     unsigned emitted; /* events emitted for its input so far */
@@ -1010,6 +1016,7 @@ static void s_replay(stage_t *st, const event_t *ev, void *arg)
             char *ptext = event_get_strdup(ev, "plan_json");
             r->plan = ptext ? json_loads(ptext, 0, NULL) : NULL;
             free(ptext);
+            event_get_strbuf(ev, TRACE_KEY, r->trace, sizeof r->trace);
         }
         if (r) {
             r->emitted++;
@@ -1083,6 +1090,7 @@ static int s_recover(execute_t *x)
                 runbook_plan_clear(&run->plan);
                 free(run);
             } else {
+                stage_pending_trace(run->p, r->trace);
                 run->failing = r->failing;
                 run->first_seq = r->first_seq;
                 run->next = r->failing ? r->fail_done : r->done;

@@ -77,6 +77,13 @@
  *	Error bodies are {"error":"..."}. Each 400/401/404/405/411/413/415/431 is
  *	also recorded in the audit trail as a "rejected" event (gate "http": method, path,
  *	client address, reason; never the refused body); a 429 is only counted.
+ * TRACE CONTEXT
+ *	Each receipt's body holds "traceparent" (common/trace.h): a child span
+ *	of the webhook's own traceparent header (its first), or, without a
+ *	valid one, the root of a new trace. The stages carry it through every
+ *	event and outside call of the case (common/stage.h); with
+ *	payguard/trace/otlp_endpoint set, "ingest webhook" is this span, from
+ *	the header section's arrival to the 202.
  * FAILURE
  *	A journal write or fsync failure exits (75) before any 202 for the
  *	records it covered: the PSP retries, nothing acknowledged is lost.
@@ -195,6 +202,10 @@ typedef struct {
     enum { REQ_READING, REQ_WAITING, REQ_DURABLE, REQ_ANSWERED } state;
     bool suspended;
     char receipt_id[EVENT_ID_MAX + 1];
+    int64_t started_ms; /* its header section arrived (the ingest span's start) */
+    trace_t span;       /* the ingest span: a child of the webhook's traceparent, or a new trace's root */
+    trace_t parent;
+    bool has_parent;
 } request_t;
 
 /* s_healthz - 200 "ok" in plain text: the process answers */
@@ -377,6 +388,21 @@ static void s_on_durable(void *arg, int status)
         MHD_resume_connection(req->conn);
 }
 
+/* s_trace - the receipt's trace context: the webhook's traceparent (its
+ * first) continued, or, without a valid one, a new trace (trace.h) */
+static void s_trace(request_t *req, event_body_t *body)
+{
+    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, TRACE_KEY);
+    req->has_parent = tp && trace_parse(tp, strlen(tp), &req->parent) == 0;
+    if (req->has_parent)
+        trace_child(&req->parent, &req->span);
+    else
+        trace_mint(&req->span);
+    char text[TRACE_HEADER_LEN + 1];
+    trace_format(&req->span, text);
+    event_body_str(body, TRACE_KEY, text);
+}
+
 /* s_record - build the receipt event and publish it; -1 if busy */
 static int s_record(ingest_t *ing, request_t *req)
 {
@@ -396,6 +422,7 @@ static int s_record(ingest_t *ing, request_t *req)
     event_body_raw_value(body, EK_HEADERS, hb.data, hb.size);
     event_body_bin(body, EK_BODY, req->body ? req->body : "", req->len);
     msgpack_sbuffer_destroy(&hb);
+    s_trace(req, body);
 
     req->state = REQ_WAITING;
     atomic_fetch_add(&ing->waiting, 1);
@@ -542,6 +569,7 @@ static enum MHD_Result s_begin(ingest_t *ing, struct MHD_Connection *conn, const
     }
     req->ing = ing;
     req->conn = conn;
+    req->started_ms = stage_now_ms();
     pthread_mutex_init(&req->mu, NULL);
     *con_cls = req;
     return MHD_YES;
@@ -619,6 +647,8 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
         atomic_fetch_sub(&ing->waiting, 1);
         atomic_fetch_add(&ing->c_accepted, 1);
         req->state = REQ_ANSWERED;
+        stage_span(ing->st, "ingest webhook", OTLP_SERVER, &req->span, req->has_parent ? &req->parent : NULL,
+                   req->started_ms, false, NULL, req->receipt_id);
         if (strcmp(req->endpoint, "adyen") == 0)
             return s_accepted_adyen(conn, req->receipt_id);
         return httpd_reply_header(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "receipt_id", req->receipt_id), NULL,

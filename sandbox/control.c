@@ -6,7 +6,9 @@
  *                               "idempotency_key","auth","status","fault_id","request","response"}]}
  *                              oldest first; path is relative to the system's prefix (as a
  *                              fault's path_prefix); auth is "read", "write" or null; request
- *                              and response are JSON when they parse, else strings
+ *                              and response are JSON when they parse, else strings;
+ *                              traceparent the header the call carried (or null)
+ *   GET    /_sandbox/spans[?trace_id=T]  the spans the collector took (otlp.c)
  *   POST   /_sandbox/faults    {"system","method"?,"path_prefix"?,"query_has"?,"status","count"?,
  *                               "delay_ms"?,"retry_after_s"?,"after_effect"?} -> 201 {"id"};
  *                              query_has: only calls whose decoded query contains it (e.g.
@@ -243,7 +245,10 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
         sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
     else if (strcmp(path, "/calls") == 0 && get)
         s_calls(st, conn, resp);
-    else if (strcmp(path, "/faults") == 0 && post)
+    else if (strcmp(path, "/spans") == 0 && get) {
+        const char *tid = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "trace_id");
+        sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:o}", "spans", sbx_otlp_spans(st, tid)));
+    } else if (strcmp(path, "/faults") == 0 && post)
         s_add_fault(st, doc, resp);
     else if (strcmp(path, "/faults") == 0 && get)
         sbx_reply(resp, MHD_HTTP_OK,
@@ -274,8 +279,8 @@ void sbx_control_handle(sbx_store_t *st, const char *method, const char *path, s
     } else if (strcmp(path, "/llm") == 0 && del) {
         sbx_store_setting_set(st, "sbx_llm_content", NULL);
         sbx_reply(resp, MHD_HTTP_OK, json_pack("{s:n}", "content"));
-    } else if (sbx_in(path, (const char *const[]){"/healthz", "/calls", "/faults", "/reset", "/seed", "/state", "/llm",
-                                                  "/stripe/send", NULL}))
+    } else if (sbx_in(path, (const char *const[]){"/healthz", "/calls", "/spans", "/faults", "/reset", "/seed",
+                                                  "/state", "/llm", "/stripe/send", NULL}))
         sbx_error(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on /_sandbox%s", method, path);
     else
         sbx_error(resp, MHD_HTTP_NOT_FOUND, "unknown control path /_sandbox%s", path);

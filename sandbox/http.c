@@ -189,6 +189,7 @@ static long s_emulated(sbx_sandbox_t *sb, const sbx_system_t *sys, const char *r
                            .query = q.text,
                            .idempotency_key = key,
                            .auth = auth,
+                           .traceparent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"),
                            .status = resp->status,
                            .fault_id = fault.id,
                            .request = ctx->too_large ? NULL : ctx->body,
@@ -218,13 +219,21 @@ static long s_process(sbx_sandbox_t *sb, const char *url, const char *method, st
             sbx_control_handle(sb->store, method, url + 9, conn, ctx->body, ctx->len, &ctx->resp);
         return 0;
     }
+    if (strcmp(url, "/otlp/v1/traces") == 0) { /* the collector (otlp.c) */
+        if (ctx->too_large)
+            sbx_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "body over %d bytes", SBX_MAX_BODY);
+        else
+            sbx_otlp(sb->store, method, ctx->body, ctx->len, &ctx->resp);
+        return 0;
+    }
     const char *rel = NULL;
     const sbx_system_t *sys = s_system_of(url, &rel);
     if (sys)
         return s_emulated(sb, sys, rel, method, conn, ctx);
-    sbx_error(&ctx->resp, MHD_HTTP_NOT_FOUND,
-              "unknown path %s (the sandbox serves /payments /ledger /psp /jira /servicenow /teams /llm /_sandbox)",
-              url);
+    sbx_error(
+        &ctx->resp, MHD_HTTP_NOT_FOUND,
+        "unknown path %s (the sandbox serves /payments /ledger /psp /jira /servicenow /teams /llm /otlp /_sandbox)",
+        url);
     return 0;
 }
 

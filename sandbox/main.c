@@ -17,7 +17,10 @@
  *	                (sysparm_query field=value[^field=value], sysparm_limit)
  *	  /teams        Teams Workflows webhook: POST /teams/webhook (Adaptive Cards)
  *	  /llm          OpenAI-compatible POST /v1/chat/completions (json_schema answers)
- *	  /_sandbox     the test fixture: calls log, faults, seed, reset, state, LLM override
+ *	  /otlp         an OpenTelemetry collector: POST /otlp/v1/traces (OTLP/HTTP
+ *	                JSON) keeps the spans, GET /_sandbox/spans lists them (otlp.c)
+ *	  /_sandbox     the test fixture: calls log (with each call's traceparent),
+ *	                faults, seed, reset, state, LLM override
  *	  /_sandbox/adyen/notify  plays Adyen: signs the notification items it is
  *	                given (HMAC-SHA256, its own copy of the key file) and POSTs
  *	                them to ingest's /webhooks/adyen, optionally with basic

@@ -28,6 +28,7 @@
 #define SBX_ID_MAX 128               /* ids in paths and bodies */
 #define SBX_KEY_MAX 255              /* Idempotency-Key length (Stripe's) */
 #define SBX_CALLS_KEEP 100000        /* the calls log keeps the newest N */
+#define SBX_SPANS_KEEP 100000        /* the collector keeps the newest N spans (otlp.c) */
 #define SBX_LOG_BODY_MAX (64 * 1024) /* bodies logged in /calls, truncated above */
 #define SBX_MAX_DELAY_MS 600000      /* a fault delays at most 10 minutes */
 #define SBX_MAX_TOKENS 64
@@ -72,6 +73,7 @@ int sbx_store_reset(sbx_store_t *self, char *err, size_t errlen);
 /* the calls log */
 typedef struct {
     const char *system, *method, *path, *query, *idempotency_key, *auth;
+    const char *traceparent; /* the header as sent, NULL if none */
     unsigned status;
     long long fault_id;  /* 0: none */
     const char *request; /* raw body, may be NULL */
@@ -146,6 +148,10 @@ typedef struct {
     long retry_after_s; /* > 0: a Retry-After header */
     bool replayed;      /* an idempotent replay (Idempotent-Replayed header) */
 } sbx_resp_t;
+
+/* otlp.c: the collector */
+void sbx_otlp(sbx_store_t *st, const char *method, const char *body, size_t len, sbx_resp_t *resp);
+json_t *sbx_otlp_spans(sbx_store_t *st, const char *trace_id);
 
 /* sbx_reply - answer with status and obj (reference stolen; NULL: empty body); 0 */
 int sbx_reply(sbx_resp_t *resp, unsigned status, json_t *obj);

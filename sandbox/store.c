@@ -17,8 +17,8 @@
 #include "sandbox.h"
 
 #define STORE_SCHEMA_VERSION                                                                                           \
-    3 /* 2: jira_labels, sn_incidents.correlation_display, faults.after_effect;                                        \
-         3: psp_events, faults.query_has (older ones are upgraded) */
+    4 /* 2: jira_labels, sn_incidents.correlation_display, faults.after_effect;                                        \
+         3: psp_events, faults.query_has; 4: calls.traceparent, spans (older ones are upgraded) */
 
 struct sbx_store_t {
     sqlite3 *db;
@@ -30,6 +30,12 @@ struct sbx_store_t {
     "CREATE TABLE psp_events(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"                          \
     "  type TEXT NOT NULL, created INTEGER NOT NULL, body TEXT NOT NULL);\n"                                           \
     "CREATE INDEX psp_events_created ON psp_events(created, seq);\n"
+/* the spans the collector (otlp.c) took */
+#define S_SPANS_TABLE                                                                                                  \
+    "CREATE TABLE spans(seq INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, trace_id TEXT NOT NULL,"         \
+    "  span_id TEXT NOT NULL, parent_span_id TEXT, name TEXT NOT NULL, kind INTEGER NOT NULL,"                         \
+    "  start_ns TEXT NOT NULL, end_ns TEXT NOT NULL, attributes TEXT NOT NULL);\n"                                     \
+    "CREATE INDEX spans_trace ON spans(trace_id, seq);\n"
 
 static const char *s_schema =
     "CREATE TABLE payouts(id TEXT PRIMARY KEY, status TEXT NOT NULL, amount INTEGER NOT NULL,"
@@ -72,7 +78,7 @@ static const char *s_schema =
     "CREATE TABLE calls(seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,"
     "  system TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,"
     "  idempotency_key TEXT, auth TEXT, status INTEGER NOT NULL, fault_id INTEGER,"
-    "  request BLOB, response BLOB);\n"
+    "  request BLOB, response BLOB, traceparent TEXT);\n" S_SPANS_TABLE
     "CREATE INDEX calls_system ON calls(system, seq);\n"
     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n";
 
@@ -86,12 +92,14 @@ static const char s_migrate_1_2[] =
     " ALTER TABLE faults ADD COLUMN after_effect INTEGER NOT NULL DEFAULT 0;";
 /* what version 3 added to version 2 */
 static const char s_migrate_2_3[] = "ALTER TABLE faults ADD COLUMN query_has TEXT;\n" S_EVENTS_TABLE;
+/* what version 4 added to version 3 */
+static const char s_migrate_3_4[] = "ALTER TABLE calls ADD COLUMN traceparent TEXT;\n" S_SPANS_TABLE;
 
 /* every table reset wipes, in an order that needs no foreign keys */
-static const char *const s_tables[] = {"payouts",      "beneficiaries", "payments",    "psp_refunds",   "psp_payouts",
-                                       "entries",      "comms_blocks",  "jira_issues", "jira_comments", "jira_labels",
-                                       "sn_incidents", "teams_cards",   "idempotency", "faults",        "calls",
-                                       "settings",     "psp_events",    NULL};
+static const char *const s_tables[] = {
+    "payouts",     "beneficiaries", "payments",    "psp_refunds",  "psp_payouts", "entries",     "comms_blocks",
+    "jira_issues", "jira_comments", "jira_labels", "sn_incidents", "teams_cards", "idempotency", "faults",
+    "calls",       "settings",      "psp_events",  "spans",        NULL};
 
 /* s_mkdirs - create the directories above path, like mkdir -p */
 static int s_mkdirs(const char *path, char *err, size_t errlen)
@@ -146,8 +154,8 @@ static int s_seed_default(sbx_store_t *self, char *err, size_t errlen)
  * ones added, one version at a time, each in its own transaction; 0 or -1 */
 static int s_upgrade(sbx_store_t *self, long long version, const char *path, char *err, size_t errlen)
 {
-    assert(self && (version == 1 || version == 2));
-    static const char *const steps[] = {NULL, s_migrate_1_2, s_migrate_2_3};
+    assert(self && version >= 1 && version < STORE_SCHEMA_VERSION);
+    static const char *const steps[] = {NULL, s_migrate_1_2, s_migrate_2_3, s_migrate_3_4};
     for (long long v = version; v < STORE_SCHEMA_VERSION; v++) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version=%lld; COMMIT;", v + 1);
@@ -196,10 +204,10 @@ sbx_store_t *sbx_store_open(const char *path, char *err, size_t errlen)
             return NULL;
         }
         log_info("created %s and loaded the built-in seed", path);
-    } else if ((version == 1 || version == 2) && s_upgrade(self, version, path, err, errlen) != 0) {
+    } else if (version >= 1 && version < STORE_SCHEMA_VERSION && s_upgrade(self, version, path, err, errlen) != 0) {
         sbx_store_close(&self);
         return NULL;
-    } else if (version != STORE_SCHEMA_VERSION && version != 1 && version != 2) {
+    } else if (version < 1 || version > STORE_SCHEMA_VERSION) {
         snprintf(err, errlen, "%s: schema version %lld, this sandbox knows %d (remove the file to start over)", path,
                  version, STORE_SCHEMA_VERSION);
         sbx_store_close(&self);
@@ -440,7 +448,7 @@ int sbx_store_call_add(sbx_store_t *self, const sbx_call_rec_t *c)
 {
     sqlite3_stmt *st = NULL;
     const char *sql = "INSERT INTO calls(time_ms, system, method, path, query, idempotency_key, auth, status,"
-                      " fault_id, request, response) VALUES(?,?,?,?,?,?,?,?,?,?,?)";
+                      " fault_id, request, response, traceparent) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)";
     if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
         log_error("sqlite prepare: %s", sqlite3_errmsg(self->db));
         return -1;
@@ -459,6 +467,8 @@ int sbx_store_call_add(sbx_store_t *self, const sbx_call_rec_t *c)
         sqlite3_bind_int64(st, 9, c->fault_id);
     s_bind_blob(st, 10, c->request, c->request_len);
     s_bind_blob(st, 11, c->response, c->response_len);
+    if (c->traceparent)
+        sqlite3_bind_text(st, 12, c->traceparent, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -477,7 +487,7 @@ json_t *sbx_store_calls(sbx_store_t *self, const char *system, long long since, 
     json_t *arr = json_array();
     sqlite3_stmt *st = NULL;
     const char *sql = "SELECT seq, time_ms, system, method, path, query, idempotency_key, auth, status,"
-                      " fault_id, request, response FROM calls"
+                      " fault_id, request, response, traceparent FROM calls"
                       " WHERE seq > ?1 AND (?2 IS NULL OR system = ?2) ORDER BY seq LIMIT ?3";
     if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK) {
         log_error("sqlite prepare: %s", sqlite3_errmsg(self->db));
@@ -504,6 +514,8 @@ json_t *sbx_store_calls(sbx_store_t *self, const char *system, long long since, 
                             sbx_json_or_string(sqlite3_column_blob(st, 10), (size_t) sqlite3_column_bytes(st, 10)));
         json_object_set_new(o, "response",
                             sbx_json_or_string(sqlite3_column_blob(st, 11), (size_t) sqlite3_column_bytes(st, 11)));
+        const char *tp = (const char *) sqlite3_column_text(st, 12);
+        json_object_set_new(o, "traceparent", tp ? json_string(tp) : json_null());
         json_array_append_new(arr, o);
     }
     sqlite3_finalize(st);

@@ -87,6 +87,7 @@
 #include "triage.h"
 
 #include "log.h"
+#include "trace.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -200,6 +201,8 @@ struct llm_req_t {
     bool too_big;
     bool oom;
     char curl_err[CURL_ERROR_SIZE];
+    struct curl_slist *own_headers; /* with a traceparent: the shared ones and it (holds the key too) */
+    char trace[TRACE_HEADER_LEN + 1];
     /* the outcome */
     int rc;
     advice_t advice;
@@ -938,6 +941,7 @@ static void s_req_free(llm_req_t *req)
 {
     if (req->easy)
         curl_easy_cleanup(req->easy);
+    s_headers_free(req->own_headers);
     free(req->body);
     free(req->resp);
     free(req);
@@ -1013,7 +1017,7 @@ static CURL *s_easy(llm_t *self, llm_req_t *req)
     ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, self->timeout_ms) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, "payguard/1") == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_HTTPHEADER, self->headers) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->own_headers ? req->own_headers : self->headers) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body) == CURLE_OK;
@@ -1248,6 +1252,34 @@ static void s_attempt_done(llm_t *self, llm_req_t *req, CURLcode rc)
  * refund) still gets a request, which llm_poll hands back as failed. */
 llm_req_t *llm_start(llm_t *self, const triage_case_t *c, const advice_t *rules, void *user)
 {
+    return llm_start_traced(self, c, rules, user, NULL);
+}
+
+/* s_trace_headers - the shared headers and "traceparent: tp", for one
+ * request; NULL on out of memory */
+static struct curl_slist *s_trace_headers(const llm_t *self, const char *tp)
+{
+    struct curl_slist *list = NULL;
+    char line[sizeof TRACE_KEY ": " + TRACE_HEADER_LEN];
+    snprintf(line, sizeof line, "%s: %s", TRACE_KEY, tp);
+    for (const struct curl_slist *item = self->headers; item; item = item->next) {
+        struct curl_slist *next = curl_slist_append(list, item->data);
+        if (!next) {
+            s_headers_free(list);
+            return NULL;
+        }
+        list = next;
+    }
+    struct curl_slist *next = curl_slist_append(list, line);
+    if (!next)
+        s_headers_free(list);
+    return next;
+}
+
+/* llm_start_traced - see triage.h */
+llm_req_t *llm_start_traced(llm_t *self, const triage_case_t *c, const advice_t *rules, void *user,
+                            const char *traceparent)
+{
     if (!self || !c || !rules || self->inflight >= (size_t) self->max_inflight)
         return NULL;
     llm_req_t *req = calloc(1, sizeof *req);
@@ -1277,6 +1309,13 @@ llm_req_t *llm_start(llm_t *self, const triage_case_t *c, const advice_t *rules,
     if (EVP_Digest(req->body, req->body_len, md, &md_len, EVP_sha256(), NULL) == 1 && md_len == 32)
         for (unsigned int i = 0; i < md_len; i++)
             snprintf(req->sha256 + 2 * i, 3, "%02x", md[i]);
+    if (traceparent && traceparent[0]) {
+        snprintf(req->trace, sizeof req->trace, "%s", traceparent);
+        if (!(req->own_headers = s_trace_headers(self, traceparent))) {
+            s_finish(self, req, -1, "llm: out of memory building the request");
+            return req;
+        }
+    }
     req->easy = s_easy(self, req);
     if (!req->easy) {
         s_finish(self, req, -1, "llm: could not set up the transfer");

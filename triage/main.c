@@ -76,6 +76,9 @@ typedef struct {
     stage_pending_t *p;
     triage_case_t c;
     advice_t rules;
+    bool traced;          /* the case has a trace: the model call is a span of it */
+    trace_t parent, span; /* triage's span of the case, the call's own */
+    int64_t asked_ms;     /* the call started (its span's start) */
 } pend_t;
 
 typedef struct {
@@ -85,6 +88,25 @@ typedef struct {
     pend_t *queue[STAGE_MAX_DEFERRED]; /* cases waiting for a model slot, a ring */
     size_t qhead, qn;
 } triage_t;
+
+/* s_ask - start pd's model call (in its trace, if any); false at capacity */
+static bool s_ask(triage_t *t, pend_t *pd)
+{
+    char tp[TRACE_HEADER_LEN + 1] = "";
+    if (pd->traced)
+        trace_format(&pd->span, tp);
+    pd->asked_ms = stage_now_ms();
+    return llm_start_traced(t->llm, &pd->c, &pd->rules, pd, tp) != NULL;
+}
+
+/* s_traced - pd in the trace of the input being handled, if it has one */
+static void s_traced(triage_t *t, pend_t *pd)
+{
+    char tp[TRACE_HEADER_LEN + 1];
+    pd->traced = stage_trace(t->st, tp) == 0 && trace_parse(tp, strlen(tp), &pd->parent) == 0;
+    if (pd->traced)
+        trace_child(&pd->parent, &pd->span);
+}
 
 /* s_advice_json - an advice as a JSON object (no floats: permille) */
 static json_t *s_advice_json(const advice_t *a)
@@ -168,7 +190,8 @@ static int s_handle(stage_t *st, const event_t *in, void *arg)
     triage_rules(&pd->c, &pd->rules);
     if (t->llm && type == EV_VALIDATED) {
         /* in arrival order: a case waits if others wait before it */
-        if (t->qn || !llm_start(t->llm, &pd->c, &pd->rules, pd)) {
+        s_traced(t, pd);
+        if (t->qn || !s_ask(t, pd)) {
             assert(t->qn < STAGE_MAX_DEFERRED); /* the skeleton stops input at max_deferred */
             t->queue[(t->qhead + t->qn++) % STAGE_MAX_DEFERRED] = pd;
         }
@@ -194,7 +217,11 @@ static void s_tick(stage_t *st, void *arg)
         advice_t advice;
         char reason[512];
         stage_resume(t->st, pd->p);
-        if (llm_result(req, &advice, reason, sizeof reason) == 0) {
+        int got = llm_result(req, &advice, reason, sizeof reason);
+        if (pd->traced)
+            stage_span(t->st, "POST llm", OTLP_CLIENT, &pd->span, &pd->parent, pd->asked_ms, got != 0, pd->c.case_id,
+                       NULL);
+        if (got == 0) {
             s_emit(t, stage_pending_event(pd->p), &advice, &pd->rules, t->source, NULL, req);
         } else { /* llm.c has logged why */
             s_emit(t, stage_pending_event(pd->p), &pd->rules, &pd->rules, "rules", reason, req);
@@ -204,7 +231,7 @@ static void s_tick(stage_t *st, void *arg)
         free(pd);
     }
     /* slots freed: start the waiting cases, oldest first */
-    while (t->qn && llm_start(t->llm, &t->queue[t->qhead]->c, &t->queue[t->qhead]->rules, t->queue[t->qhead])) {
+    while (t->qn && s_ask(t, t->queue[t->qhead])) {
         t->qhead = (t->qhead + 1) % STAGE_MAX_DEFERRED;
         t->qn--;
     }

@@ -58,6 +58,10 @@ const char *llm_model(const llm_t *self);
  * given to the model as a baseline). Non-blocking. NULL if at capacity.
  * user is handed back by llm_req_user. */
 llm_req_t *llm_start(llm_t *self, const triage_case_t *c, const advice_t *rules, void *user);
+/* llm_start_traced - llm_start whose every attempt carries the header
+ * "traceparent: <traceparent>" (the call's own span; NULL or "": none) */
+llm_req_t *llm_start_traced(llm_t *self, const triage_case_t *c, const advice_t *rules, void *user,
+                            const char *traceparent);
 
 /* llm_poll - drive transfers and retry timers without blocking; the next
  * finished request, or NULL. Call it every loop turn. */

@@ -43,6 +43,7 @@ typedef struct {
     char path[256];
     char authorization[256]; /* "" when absent */
     char idem_key[300];
+    char traceparent[64]; /* "" when absent */
     char body[1024];
     long at_ms; /* CLOCK_MONOTONIC arrival */
 } seen_t;
@@ -110,6 +111,7 @@ static step_t s_record(server_t *srv, struct MHD_Connection *conn, const char *u
         snprintf(s->path, sizeof s->path, "%s", url);
         s_copy_header(conn, "Authorization", s->authorization, sizeof s->authorization);
         s_copy_header(conn, "Idempotency-Key", s->idem_key, sizeof s->idem_key);
+        s_copy_header(conn, "traceparent", s->traceparent, sizeof s->traceparent);
         memcpy(s->body, up->body, up->len + 1);
         s->at_ms = s_now_ms();
     }
@@ -785,6 +787,96 @@ Test(httpc_multi, trim_gives_back_handles_a_burst_left_idle)
     s_wait_done(m, 9);
     cr_expect_eq(s_done[8].status, 200, "a call after the pool was emptied gets a new handle");
     cr_expect_eq(s_requests(), 9);
+    httpc_multi_destroy(&m);
+    httpc_destroy(&client);
+    s_server_stop();
+}
+
+/* the tracer: the caller's span is s_current (or none), every span reported */
+#define TP_CALLER "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+static trace_t s_current;
+static bool s_has_current;
+static httpc_span_t s_spans[4];
+static int s_nspans;
+
+static int s_trace_now(void *arg, trace_t *out)
+{
+    (void) arg;
+    if (!s_has_current)
+        return -1;
+    *out = s_current;
+    return 0;
+}
+
+static void s_span_done(void *arg, const httpc_span_t *sp)
+{
+    (void) arg;
+    if (s_nspans < 4)
+        s_spans[s_nspans++] = *sp;
+}
+
+static void s_on_first_untraced(void *user, int rc, httpc_resp_t *resp)
+{
+    s_has_current = false; /* the loop has no input now: the callback's call inherits */
+    s_on_first(user, rc, resp);
+}
+
+Test(httpc_multi, calls_carry_a_child_span_of_the_callers_and_their_callbacks_calls_too)
+{
+    step_t steps[] = {{.status = 503}, {.status = 200}};
+    s_server_start(steps, 2);
+    httpc_t *client = s_client(2000);
+    int sys;
+    httpc_multi_t *m = s_engine(&s_plain, &sys);
+    httpc_multi_set_tracer(m, s_trace_now, s_span_done, NULL);
+    cr_assert_eq(trace_parse(TP_CALLER, strlen(TP_CALLER), &s_current), 0);
+    s_has_current = true;
+    s_nspans = 0;
+    s_chain = (chain_t){.m = m, .client = client, .sys = sys};
+    char err[256] = "";
+    cr_assert_eq(httpc_multi_start(m, sys, client, "GET", "/first", NULL, NULL, &s_fast, s_on_first_untraced,
+                                   &s_done[0], err, sizeof err),
+                 0, "%s", err);
+    s_wait_done(m, 2);
+    cr_assert_eq(s_requests(), 3, "the first call twice (503, then 200), the second once");
+    trace_t a1, a2, b;
+    cr_assert_eq(trace_parse(s_srv.seen[0].traceparent, strlen(s_srv.seen[0].traceparent), &a1), 0, "sent: '%s'",
+                 s_srv.seen[0].traceparent);
+    cr_assert_eq(trace_parse(s_srv.seen[1].traceparent, strlen(s_srv.seen[1].traceparent), &a2), 0);
+    cr_assert_eq(trace_parse(s_srv.seen[2].traceparent, strlen(s_srv.seen[2].traceparent), &b), 0);
+    cr_expect_eq(memcmp(a1.trace_id, s_current.trace_id, TRACE_ID_BYTES), 0, "the caller's trace");
+    cr_expect_neq(memcmp(a1.span_id, s_current.span_id, TRACE_SPAN_BYTES), 0, "a span of its own");
+    cr_expect_eq(memcmp(&a1, &a2, sizeof a1), 0, "a retry is the same call: the same span");
+    cr_expect_eq(memcmp(b.trace_id, s_current.trace_id, TRACE_ID_BYTES), 0,
+                 "a call started from a traced call's callback stays in the trace");
+    cr_expect_neq(memcmp(b.span_id, a1.span_id, TRACE_SPAN_BYTES), 0);
+    cr_assert_eq(s_nspans, 2, "each call's span is reported once");
+    cr_expect_eq(memcmp(s_spans[0].span.span_id, a1.span_id, TRACE_SPAN_BYTES), 0);
+    cr_expect_eq(memcmp(s_spans[0].parent.span_id, s_current.span_id, TRACE_SPAN_BYTES), 0, "its parent: the caller");
+    cr_expect_eq(s_spans[0].attempts, 2);
+    cr_expect_eq(s_spans[0].status, 200);
+    cr_expect_str_eq(s_spans[0].system, "ledger");
+    cr_expect_eq(memcmp(s_spans[1].parent.span_id, s_current.span_id, TRACE_SPAN_BYTES), 0,
+                 "the second call's parent: the first's caller");
+    httpc_multi_destroy(&m);
+    httpc_destroy(&client);
+    s_server_stop();
+}
+
+Test(httpc_multi, no_trace_no_header)
+{
+    step_t steps[] = {{.status = 200}};
+    s_server_start(steps, 1);
+    httpc_t *client = s_client(2000);
+    int sys;
+    httpc_multi_t *m = s_engine(&s_plain, &sys);
+    httpc_multi_set_tracer(m, s_trace_now, s_span_done, NULL);
+    s_has_current = false;
+    s_nspans = 0;
+    s_start(m, sys, client, "GET", "/x", NULL, NULL, &s_fast, 0);
+    s_wait_done(m, 1);
+    cr_expect_str_eq(s_srv.seen[0].traceparent, "", "no caller's span: no traceparent");
+    cr_expect_eq(s_nspans, 0);
     httpc_multi_destroy(&m);
     httpc_destroy(&client);
     s_server_stop();
