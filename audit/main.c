@@ -179,6 +179,7 @@ typedef struct {
     uint64_t dedup_tail;          /* the journal's last seq after that checkpoint (loop thread) */
     archiver_t *archiver;
     archiver_stats_t archived; /* what the metrics were last told */
+    uint64_t ids_dropped;      /* caseidx_ids_dropped, as the metrics were last told */
     int64_t next_checkpoint_ms;
     long checkpoint_every_s;
     trail_key_t *key;
@@ -393,6 +394,9 @@ static void s_archive_metrics(audit_t *a)
     stage_count(a->st, "payguard_audit_archive_bytes_total", NULL, NULL, now.zbytes - a->archived.zbytes);
     stage_count(a->st, "payguard_audit_archive_failures_total", NULL, NULL, now.failures - a->archived.failures);
     a->archived = now;
+    uint64_t dropped = caseidx_ids_dropped(a->idx);
+    stage_count(a->st, "payguard_audit_case_ids_dropped_total", NULL, NULL, (int64_t) (dropped - a->ids_dropped));
+    a->ids_dropped = dropped;
 }
 
 /* s_start_archiver - audit/archive_dir (created, made absolute) and the
@@ -524,7 +528,7 @@ static int s_number(const char *v, long lo, long hi, long *out)
     return 0;
 }
 
-/* s_list_filter - GET /cases?state=&kind=&tier=&max_age_s=&limit= into f;
+/* s_list_filter - GET /cases?q=&state=&kind=&tier=&max_age_s=&limit= into f;
  * -1 and why for a value out of its set or range */
 static int s_list_filter(struct MHD_Connection *conn, caseidx_filter_t *f, char *why, size_t whylen)
 {
@@ -533,7 +537,11 @@ static int s_list_filter(struct MHD_Connection *conn, caseidx_filter_t *f, char 
     const char *tier = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tier");
     const char *age = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "max_age_s");
     const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "q");
     long n;
+    if (q && !caseidx_query_ok(q, why, whylen))
+        return -1;
+    f->q = q;
     if (state && *state && strcmp(state, "all") != 0) {
         if (!caseidx_state_known(state)) {
             snprintf(why, whylen,
@@ -707,13 +715,17 @@ static int s_init(stage_t *st, void *arg)
     a->journal_dir = strdup(stage_journal_dir(st));
     pthread_mutex_init(&a->verify.mu, NULL);
     a->people = stage_people(st);
-    if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0) {
+    long ids_max;
+    if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0 ||
+        config_bounded(c, "audit/case_ids_max", &ids_max, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
     char *db = s_path(st, "audit/case_db");
     a->idx = caseidx_open(db, stage_journal_dir(st), false, err, sizeof err);
     uint64_t applied = 0;
+    if (a->idx)
+        caseidx_set_ids_max(a->idx, (size_t) ids_max);
     if (!a->idx || caseidx_sync(a->idx, stage_journal_dir(st), &applied, err, sizeof err) != 0) {
         log_error("%s", err);
         free(db);
