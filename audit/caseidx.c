@@ -858,12 +858,13 @@ static const char *s_matches(caseidx_t *self, const char *q, json_t *found)
     return "none";
 }
 
-/* s_last - a list row's "last" from its json_array(type, time_ms, summary) column */
-static void s_last(json_t *o, sqlite3_stmt *st, int col)
+/* s_last - a list row's entry (key: "last", "review") from its
+ * json_array(type, time_ms, summary) column, when not null */
+static void s_last(json_t *o, const char *key, sqlite3_stmt *st, int col)
 {
     json_t *e = sqlite3_column_type(st, col) == SQLITE_TEXT ? json_loads(s_col(st, col), 0, NULL) : NULL;
     if (json_array_size(e) == 3)
-        json_object_set_new(o, "last",
+        json_object_set_new(o, key,
                             json_pack("{s:O, s:o, s:O}", "type", json_array_get(e, 0), "at",
                                       s_iso(json_integer_value(json_array_get(e, 1))), "summary",
                                       json_array_get(e, 2)));
@@ -887,7 +888,10 @@ char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
     }
     snprintf(sql, sizeof sql,
              "SELECT " S_CASE_COLS ", (SELECT json_array(type, time_ms, summary) FROM events e"
-             " WHERE e.case_id = cases.case_id ORDER BY time_ms DESC, jseq DESC LIMIT 1) FROM cases"
+             " WHERE e.case_id = cases.case_id ORDER BY time_ms DESC, jseq DESC LIMIT 1),"
+             " CASE WHEN state = 'ops_review' THEN (SELECT json_array(type, time_ms, summary) FROM events r"
+             " WHERE r.case_id = cases.case_id AND r.type = 'review' ORDER BY time_ms DESC, jseq DESC LIMIT 1) END"
+             " FROM cases"
              " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR tier = ?3)"
              " AND created_ms >= ?4 AND (?5 IS NULL OR case_id IN (SELECT value FROM json_each(?5)))"
              " ORDER BY created_ms DESC, case_id LIMIT %zu",
@@ -904,7 +908,8 @@ char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
             sqlite3_bind_text(st, 5, ids, -1, SQLITE_TRANSIENT);
         while (sqlite3_step(st) == SQLITE_ROW) {
             json_t *o = s_case_row(st);
-            s_last(o, st, 12);
+            s_last(o, "last", st, 12);
+            s_last(o, "review", st, 13);
             if (f->q)
                 json_object_set(o, "matched", json_object_get(found, s_col(st, 0)));
             json_array_append_new(list, o);

@@ -122,7 +122,9 @@ typedef struct {
 
 /* caseidx_find_json - {"cases":[...]} newest first, filtered; each case
  * with "last": its latest timeline entry {type, at, summary} (what the ops
- * review queue shows as why); the caller's to free. With f->q, only the
+ * review queue shows as why) and, for a case in ops review, "review": the
+ * entry that put it there (the failed step, what a later notice hides);
+ * the caller's to free. With f->q, only the
  * cases one of whose ids it matches (FINDING A CASE), each with "matched":
  * [{"field": "payout_id", "id": "P-10492"}, ...], and beside the list
  * "match": "exact", "prefix" or "none" */

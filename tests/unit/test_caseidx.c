@@ -733,3 +733,36 @@ Test(caseidx, bad_queries_are_refused_with_why)
     cr_expect_not(caseidx_query_ok(" P-1", why, sizeof why));
     cr_expect_not(caseidx_query_ok("P-1 ", why, sizeof why));
 }
+
+Test(caseidx, a_list_row_in_ops_review_carries_the_entry_that_put_it_there)
+{
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    cr_assert_not_null(w.j, "%s", err);
+    s_verdict(&w, "v-1", "validated", "payout-P-3", "rcpt_3", "kind", "payout", "payout_id", "P-3", NULL);
+    event_body_t *r = s_body1("failed_step", "ledger_payout_reversal");
+    event_body_str(r, "why", "step failed");
+    event_body_str(r, "error", "HTTP 500 after 3 attempt(s)");
+    s_store(&w, "execute-r", "review", "payout-P-3", "execute.0", "dec_3", r);
+    event_body_t *s = s_body1("step", "teams_notice");
+    event_body_str(s, "status", "done");
+    s_store(&w, "execute-n", "step", "payout-P-3", "execute.0", "dec_3", s);
+    s_verdict(&w, "v-2", "validated", "payout-P-4", "rcpt_4", "kind", "payout", "payout_id", "P-4", NULL);
+    journal_close(&w.j);
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char *text = s_list(idx, NULL, 10);
+    json_t *l = json_loads(text, 0, NULL);
+    free(text);
+    json_t *p4 = json_array_get(json_object_get(l, "cases"), 0), *p3 = json_array_get(json_object_get(l, "cases"), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(p3, "state")), "ops_review");
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(p3, "last"), "summary")),
+                     "step teams_notice done");
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(p3, "review"), "summary")),
+                     "to ops review: step ledger_payout_reversal failed: HTTP 500 after 3 attempt(s)");
+    cr_expect_null(json_object_get(p4, "review"), "only a case in ops review");
+    json_decref(l);
+    caseidx_close(&idx);
+}
