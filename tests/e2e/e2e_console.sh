@@ -247,6 +247,8 @@ if [ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright
     mkdir -p "$ROOT/tests/artifacts"
     CONSOLE_URL=$CON TOKEN_FIN=$FIN TOKEN_COMP=$COMP TOKEN_RISK=$(tok risk_lead) \
         CASE_APPROVE=payout-P-APPROVE CASE_DENY=payout-P-DENY CASE_TWICE=payout-P-TWICE CASE_XSS=payout-P-XSS \
+        CASE_REFUND=refund-rf_123 REFUND_ID=rf_123 PAYMENT_ID=pay_9 WEBHOOK_ID=msg_rf123 PSP_EVENT_ID=evt_P-TWICE \
+        RECEIPT_ID=$RCPT TICKET_KEY=${TICKET:-none} CASE_TICKET=payout-P-CSRF \
         ARTIFACTS=$ROOT/tests/artifacts node "$ROOT/tests/browser/console.mjs" >"$WORK/browser.out" 2>&1
     brc=$?
     sed 's/^/    browser: /' "$WORK/browser.out"
@@ -254,7 +256,7 @@ if [ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright
     PASSED=$((PASSED + ${bp:-0}))
     FAILED=$((FAILED + ${bf:-0}))
     ok "the browser tests ran to their end" test "$brc" = 0 -a -n "${bp:-}"
-    for s in console-list console-case; do
+    for s in console-list console-case console-find console-phone-list console-phone-case console-print; do
         ok "screenshot tests/artifacts/$s.png saved" test -s "$ROOT/tests/artifacts/$s.png"
     done
 else
