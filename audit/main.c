@@ -54,6 +54,12 @@
  *	GET /cases?state=S[&limit=N]
  *				{"cases":[...]} newest first (N <= 1000,
  *				default 100); an unknown state is a 400
+ *	GET /cases?q=ID	the cases known by ID (case, payout, refund,
+ *				payment, PSP event, webhook, receipt id, ticket
+ *				key: caseidx.h FINDING A CASE), each with what
+ *				it matched; "match": exact, prefix or none; a
+ *				bad query (empty, over 128 bytes, control
+ *				characters, spaces at an end) is a 400
  *	GET /metrics, GET /healthz	(no token; /metrics: the Bearer token
  *				payguard/metrics_token_sha256 hashes, when set)
  *	Served by common/httpd.c with the limits every port has:
@@ -80,7 +86,8 @@
  *	The trail: journal <data_dir>/audit.0/ and its archive; checkpoints file; case index;
  *	acks to each producer instance. Metrics: payguard_audit_records_total,
  *	payguard_cases{state=...}, payguard_audit_checkpoints_total,
- *	payguard_audit_index_lag, payguard_audit_archived_segments_total,
+ *	payguard_audit_index_lag, payguard_audit_case_ids_dropped_total,
+ *	payguard_audit_archived_segments_total,
  *	_archived_bytes_total, _archive_bytes_total, _archive_failures_total,
  *	payguard_audit_refusals_total, payguard_refusals_throttled_total,
  *	payguard_refusals_aggregated_total, payguard_refusals_sources_throttled.
@@ -100,7 +107,8 @@
  *	headers). Tokens are compared by SHA-256, never stored or logged.
  * CONFIGURATION
  *	payguard/... (journal, delivery, metrics_token_sha256), audit/endpoint,
- *	http_bind, http_port, http_max_per_address, http_deadline_s, case_db, checkpoints_file, checkpoint_every_s,
+ *	http_bind, http_port, http_max_per_address, http_deadline_s, case_db,
+ *	case_ids_max, checkpoints_file, checkpoint_every_s,
  *	signing_key_file, verify_key_file, generate_key, archive_dir,
  *	archive_after_s; approvers/... (read again on SIGHUP and when the
  *	configuration file changes, looked at every 2 s: a token added works
