@@ -772,6 +772,9 @@
       return why + ' \u2014 in ops review';
     }
     if (c.state === 'executing' && last && last.type !== 'step') return 'Runbook running';
+    if (c.state === 'denied' && last && (last.type === 'executed' || last.type === 'step' || last.type === 'runbook')) {
+      return 'Denied: the denial notice ' + (last.type === 'executed' ? 'was sent' : 'is on its way');
+    }
     const ended = ['closed', 'executed', 'denied', 'expired', 'already_consistent'].includes(c.state);
     if (ended && last && (last.type === 'decision_refused' || last.type === 'access_denied')) {
       return capital(human(c.state)) + ' (since then: ' + eventWords(last) + ')'; // a refusal changes nothing
@@ -1229,7 +1232,7 @@
         const key = 'ev-' + (ev.event_id ? String(ev.event_id) : i);
         return el('li', { className: 'ev ev-' + cls(type) + (advisory ? ' is-advisory' : '') },
           el('div', { className: 'ev-head' },
-            timeEl(ev.at || (Number.isFinite(ev.time_ms) ? ev.time_ms : null), true, { className: 'when mono' }),
+            timeEl(Number.isFinite(ev.time_ms) ? ev.time_ms : ev.at, true, { className: 'when mono' }),
             ' ',
             el('span', { className: 'ev-type' }, type),
             ev.stage ? [' ', el('span', { className: 'ev-stage muted' }, String(ev.stage))] : null,
@@ -1393,7 +1396,7 @@
         acts.map((a) => [text(a.step), text(a.status), text(a.http_status), text(a.idempotency_key)]), 'No runbook step ran.'),
       el('h2', null, 'Timeline'),
       gridOf('print-timeline', ['Time (UTC)', 'Event', 'Stage', 'What happened', 'Event id'],
-        tl.map((e) => [fmtUtc(e.at || e.time_ms, true), text(e.type) + (e.advisory ? ' (advisory)' : ''), text(e.stage),
+        tl.map((e) => [fmtUtc(Number.isFinite(e.time_ms) ? e.time_ms : e.at, true), text(e.type) + (e.advisory ? ' (advisory)' : ''), text(e.stage),
           text(e.summary), el('span', { className: 'mono' }, text(e.event_id))]), 'No events.'),
       el('h2', null, 'Chain verification'),
       el('p', { id: 'print-chain' }, verifyWords(v)));
