@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include "utc.h"
 #include "utf8.h"
 
-#define CASEIDX_SCHEMA_VERSION 3 /* 3: events keep a summary and the trail position, not their JSON */
+#define CASEIDX_SCHEMA_VERSION 4 /* 3: events keep a summary and the trail position; 4: ids (FINDING A CASE) */
 
 #define CASEIDX_STMT_CACHE 32
 
@@ -33,6 +34,8 @@ struct caseidx_t {
     journal_reader_t *r; /* on it, for those reads (made on the first) */
     bool in_txn;
     uint64_t applied_jseq;
+    size_t ids_max;               /* ids one case keeps (caseidx_set_ids_max) */
+    _Atomic uint64_t ids_dropped; /* not kept: their case was full (read by other threads) */
 };
 
 static const char s_schema[] =
@@ -49,8 +52,11 @@ static const char s_schema[] =
     "CREATE INDEX IF NOT EXISTS events_case ON events(case_id, time_ms, jseq);"
     "CREATE TABLE IF NOT EXISTS links(id TEXT PRIMARY KEY, case_id TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS keys(case_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY(case_id, key));"
+    "CREATE TABLE IF NOT EXISTS ids(id TEXT NOT NULL, case_id TEXT NOT NULL, field TEXT NOT NULL,"
+    "  shown TEXT NOT NULL, PRIMARY KEY(id, case_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS ids_case ON ids(case_id);"
     "INSERT OR IGNORE INTO meta(k, v) VALUES('applied_jseq', 0);"
-    "PRAGMA user_version = 3;";
+    "PRAGMA user_version = 4;";
 
 /* the states, their rank (how far along the pipeline), aliases */
 static const struct {
@@ -133,13 +139,14 @@ caseidx_t *caseidx_open(const char *path, const char *trail, bool readonly, char
     if (s_exec(self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;") ||
         (v != 0 && v != CASEIDX_SCHEMA_VERSION &&
          s_exec(self, "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS cases; DROP TABLE IF EXISTS events;"
-                      "DROP TABLE IF EXISTS links; DROP TABLE IF EXISTS keys;")) ||
+                      "DROP TABLE IF EXISTS links; DROP TABLE IF EXISTS keys; DROP TABLE IF EXISTS ids;")) ||
         s_exec(self, s_schema)) {
         snprintf(err, errlen, "case index %s: %s", path, sqlite3_errmsg(self->db));
         caseidx_close(&self);
         return NULL;
     }
     self->applied_jseq = (uint64_t) s_int(self, "SELECT v FROM meta WHERE k = 'applied_jseq'", NULL, NULL, 0);
+    self->ids_max = CASEIDX_IDS_DEFAULT;
     return self;
 }
 
@@ -162,6 +169,20 @@ void caseidx_close(caseidx_t **self_p)
 uint64_t caseidx_applied_jseq(caseidx_t *self)
 {
     return self->applied_jseq;
+}
+
+/* caseidx_set_ids_max - see caseidx.h */
+void caseidx_set_ids_max(caseidx_t *self, size_t ids_max)
+{
+    assert(self);
+    assert(ids_max > 0);
+    self->ids_max = ids_max;
+}
+
+/* caseidx_ids_dropped - see caseidx.h */
+uint64_t caseidx_ids_dropped(caseidx_t *self)
+{
+    return atomic_load(&self->ids_dropped);
 }
 
 /* ------------------------------------------------------------- apply */
@@ -311,6 +332,92 @@ static void s_case_facts(caseidx_t *self, const event_t *ev, const char *case_id
         s_run(self, "INSERT OR IGNORE INTO keys(case_id, key) VALUES(?, ?)", "tt", case_id, key);
 }
 
+/* s_fold - an id as the ids table keeps it: ASCII letters lowercased (the
+ * search ignores ASCII case); false when it does not fit */
+static bool s_fold(const char *in, char *out, size_t outlen)
+{
+    size_t n = strlen(in);
+    if (n == 0 || n >= outlen)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = in[i] >= 'A' && in[i] <= 'Z' ? (char) (in[i] - 'A' + 'a') : in[i];
+    return true;
+}
+
+/* s_case_id_add - one id of a case into the ids table; a field other than
+ * case_id and ticket_key only while the case has fewer than ids_max */
+static void s_case_id_add(caseidx_t *self, const char *case_id, const char *field, const char *shown)
+{
+    char id[CASEIDX_QUERY_MAX + 1];
+    if (!s_fold(shown, id, sizeof id))
+        return; /* longer than any query: nobody could type it */
+    sqlite3_stmt *st = s_stmt(self, "SELECT EXISTS(SELECT 1 FROM ids WHERE id = ?1 AND case_id = ?2),"
+                                    " (SELECT COUNT(*) FROM ids WHERE case_id = ?2)");
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, case_id, -1, SQLITE_STATIC);
+    bool known = true;
+    int64_t n = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        known = sqlite3_column_int(st, 0) != 0;
+        n = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (known)
+        return;
+    bool always = strcmp(field, "case_id") == 0 || strcmp(field, "ticket_key") == 0;
+    if (!always && (size_t) n >= self->ids_max) {
+        atomic_fetch_add(&self->ids_dropped, 1);
+        return;
+    }
+    s_run(self, "INSERT OR IGNORE INTO ids(id, case_id, field, shown) VALUES(?, ?, ?, ?)", "tttt", id, case_id, field,
+          shown);
+}
+
+/* the body fields that name a case (FINDING A CASE in caseidx.h) and the
+ * field each is found as */
+static const struct {
+    const char *key, *field;
+} s_id_fields[] = {
+    {"payout_id", "payout_id"},
+    {"refund_id", "refund_id"},
+    {"payment_id", "payment_id"},
+    {"payment_intent", "payment_id"},
+    {"ref", "ref"},
+    {"psp_event_id", "psp_event_id"},
+    {"object_id", "psp_reference"},
+    {EK_KEY, "idempotency_key"},
+    {"ticket_key", "ticket_key"},
+};
+#define NID_FIELDS (sizeof s_id_fields / sizeof s_id_fields[0])
+
+/* s_case_ids - the ids an event names its case by, into the ids table
+ * (each value once: a Stripe payout's ref, payout_id and object_id are one) */
+static void s_case_ids(caseidx_t *self, const event_t *ev, const char *case_id)
+{
+    event_type_t k = event_head(ev)->kind;
+    s_case_id_add(self, case_id, "case_id", case_id);
+    if (!s_is_verdict(k) && k != EV_STEP)
+        return;
+    char seen[NID_FIELDS][CASEIDX_QUERY_MAX + 1], provider[32];
+    event_get_strbuf(ev, "provider", provider, sizeof provider);
+    for (size_t i = 0; i < NID_FIELDS; i++) {
+        seen[i][0] = '\0';
+        if (!*event_get_strbuf(ev, s_id_fields[i].key, seen[i], sizeof seen[i]) || strcmp(seen[i], case_id) == 0)
+            continue;
+        bool again = false;
+        for (size_t j = 0; j < i && !again; j++)
+            again = strcmp(seen[j], seen[i]) == 0;
+        const char *field = s_id_fields[i].field;
+        if (strcmp(field, "psp_event_id") == 0 && strcmp(provider, "standard") == 0)
+            field = "webhook_id"; /* a Standard Webhooks event's id is its webhook-id */
+        if (!again)
+            s_case_id_add(self, case_id, field, seen[i]);
+    }
+}
+
 /* s_case_state - move the state when this event says so (see caseidx.h) */
 static void s_case_state(caseidx_t *self, const event_t *ev, const char *case_id)
 {
@@ -382,6 +489,7 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, const caseidx_pos_t *at)
     if (!case_id[0])
         return 0; /* on the trail, in no case (e.g. a receipt refused before anything was known) */
     s_case_facts(self, ev, case_id);
+    s_case_ids(self, ev, case_id);
     if (h->kind == EV_RECEIPT)
         s_run(self, "UPDATE cases SET receipts = receipts + 1, created_ms = MIN(created_ms, ?) WHERE case_id = ?", "it",
               (int64_t) h->time_ms, case_id);
@@ -415,7 +523,7 @@ int caseidx_sync(caseidx_t *self, const char *dir, uint64_t *applied, char *err,
             log_warn("case index %s is ahead of the trail (record %" PRIu64 "): rebuilding it", self->path,
                      self->applied_jseq);
             if (s_exec(self, "DELETE FROM cases; DELETE FROM events; DELETE FROM links; DELETE FROM keys;"
-                             "UPDATE meta SET v = 0 WHERE k = 'applied_jseq';") != 0) {
+                             "DELETE FROM ids; UPDATE meta SET v = 0 WHERE k = 'applied_jseq';") != 0) {
                 snprintf(err, errlen, "case index %s: cannot wipe", self->path);
                 return -1;
             }
@@ -689,18 +797,105 @@ char *caseidx_case_json(caseidx_t *self, const char *case_id)
     return text;
 }
 
+/* caseidx_query_ok - see caseidx.h */
+bool caseidx_query_ok(const char *q, char *why, size_t whylen)
+{
+    size_t n = q ? strlen(q) : 0;
+    if (n == 0 || n > CASEIDX_QUERY_MAX) {
+        snprintf(
+            why, whylen,
+            "q must be 1..%d bytes: a case, payout, refund, payment, PSP event, webhook, receipt id or a ticket key",
+            CASEIDX_QUERY_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char) q[i] < 0x20 || q[i] == 0x7f) {
+            snprintf(why, whylen, "q must not hold control characters (byte %zu is one)", i + 1);
+            return false;
+        }
+    if (q[0] == ' ' || q[n - 1] == ' ') {
+        snprintf(why, whylen, "q must not begin or end with a space");
+        return false;
+    }
+    return true;
+}
+
+/* s_matches - the cases whose ids q matches (whole ids, else ids it begins
+ * when long enough): into *found as {case_id: [{"field","id"}...]}; the
+ * kind of match ("exact", "prefix", "none") */
+static const char *s_matches(caseidx_t *self, const char *q, json_t *found)
+{
+    char lo[CASEIDX_QUERY_MAX + 1], hi[CASEIDX_QUERY_MAX + 1];
+    if (!s_fold(q, lo, sizeof lo))
+        return "none";
+    snprintf(hi, sizeof hi, "%s", lo);
+    hi[strlen(hi) - 1]++; /* every id beginning with lo sorts in [lo, hi): no byte of a query is 0xff */
+    static const char *const sql[2] = {
+        "SELECT case_id, field, shown FROM ids WHERE id = ?1 UNION ALL"
+        " SELECT case_id, 'receipt_id', id FROM links WHERE id = ?1 LIMIT ?3",
+        "SELECT case_id, field, shown FROM ids WHERE id >= ?1 AND id < ?2 UNION ALL"
+        " SELECT case_id, 'receipt_id', id FROM links WHERE id >= ?1 AND id < ?2 LIMIT ?3"};
+    for (int prefix = 0; prefix < 2; prefix++) {
+        if (prefix && strlen(q) < CASEIDX_PREFIX_MIN)
+            break;
+        sqlite3_stmt *st = s_stmt(self, sql[prefix]);
+        if (!st)
+            return "none";
+        sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, CASEIDX_LIST_MAX);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *m = json_object_get(found, s_col(st, 0));
+            if (!m)
+                json_object_set_new(found, s_col(st, 0), m = json_array());
+            json_array_append_new(m, json_pack("{s:s, s:s}", "field", s_col(st, 1), "id", s_col(st, 2)));
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (json_object_size(found))
+            return prefix ? "prefix" : "exact";
+    }
+    return "none";
+}
+
+/* s_last - a list row's entry (key: "last", "review") from its
+ * json_array(type, time_ms, summary) column, when not null */
+static void s_last(json_t *o, const char *key, sqlite3_stmt *st, int col)
+{
+    json_t *e = sqlite3_column_type(st, col) == SQLITE_TEXT ? json_loads(s_col(st, col), 0, NULL) : NULL;
+    if (json_array_size(e) == 3)
+        json_object_set_new(o, key,
+                            json_pack("{s:O, s:o, s:O}", "type", json_array_get(e, 0), "at",
+                                      s_iso(json_integer_value(json_array_get(e, 1))), "summary",
+                                      json_array_get(e, 2)));
+    json_decref(e);
+}
+
 /* caseidx_find_json - see caseidx.h */
 char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
 {
     size_t limit = f->limit == 0 || f->limit > CASEIDX_LIST_MAX ? CASEIDX_LIST_MAX : f->limit;
-    char sql[1024];
+    json_t *found = json_object(), *list = json_array();
+    const char *match = f->q ? s_matches(self, f->q, found) : NULL;
+    char sql[1024], *ids = NULL;
+    if (f->q) {
+        json_t *keys = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(found, k, v) json_array_append_new(keys, json_string(k));
+        ids = json_dumps(keys, JSON_COMPACT);
+        json_decref(keys);
+    }
     snprintf(sql, sizeof sql,
              "SELECT " S_CASE_COLS ", (SELECT json_array(type, time_ms, summary) FROM events e"
-             " WHERE e.case_id = cases.case_id ORDER BY time_ms DESC, jseq DESC LIMIT 1) FROM cases"
+             " WHERE e.case_id = cases.case_id ORDER BY time_ms DESC, jseq DESC LIMIT 1),"
+             " CASE WHEN state = 'ops_review' THEN (SELECT json_array(type, time_ms, summary) FROM events r"
+             " WHERE r.case_id = cases.case_id AND r.type = 'review' ORDER BY time_ms DESC, jseq DESC LIMIT 1) END"
+             " FROM cases"
              " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR tier = ?3)"
-             " AND created_ms >= ?4 ORDER BY created_ms DESC, case_id LIMIT %zu",
+             " AND created_ms >= ?4 AND (?5 IS NULL OR case_id IN (SELECT value FROM json_each(?5)))"
+             " ORDER BY created_ms DESC, case_id LIMIT %zu",
              limit);
-    json_t *list = json_array();
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) == SQLITE_OK) {
         if (f->state)
@@ -709,20 +904,23 @@ char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f)
             sqlite3_bind_text(st, 2, f->kind, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(st, 3, f->tier);
         sqlite3_bind_int64(st, 4, f->created_after_ms);
+        if (ids)
+            sqlite3_bind_text(st, 5, ids, -1, SQLITE_TRANSIENT);
         while (sqlite3_step(st) == SQLITE_ROW) {
             json_t *o = s_case_row(st);
-            json_t *e = sqlite3_column_type(st, 12) == SQLITE_TEXT ? json_loads(s_col(st, 12), 0, NULL) : NULL;
-            if (json_array_size(e) == 3)
-                json_object_set_new(o, "last",
-                                    json_pack("{s:O, s:o, s:O}", "type", json_array_get(e, 0), "at",
-                                              s_iso(json_integer_value(json_array_get(e, 1))), "summary",
-                                              json_array_get(e, 2)));
-            json_decref(e);
+            s_last(o, "last", st, 12);
+            s_last(o, "review", st, 13);
+            if (f->q)
+                json_object_set(o, "matched", json_object_get(found, s_col(st, 0)));
             json_array_append_new(list, o);
         }
         sqlite3_finalize(st);
     }
+    free(ids);
+    json_decref(found);
     json_t *o = json_pack("{s:o}", "cases", list);
+    if (match)
+        json_object_set_new(o, "match", json_string(match));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;

@@ -39,6 +39,24 @@
  *   and a later event that finds nothing left to do (already_consistent)
  *   does not hide that the case was executed or is in ops review.
  *
+ * FINDING A CASE (GET /cases?q=)
+ *   Every id a person may be told about a case is kept in the ids table,
+ *   keyed (id, case): the case id; from validate's verdicts the payout,
+ *   refund and payment ids (and the payment intent), the PSP's event id
+ *   (Stripe evt_..., Adyen's eventCode:pspReference:success; a Standard
+ *   Webhooks webhook-id, whose event id it is, as webhook_id), Adyen's
+ *   pspReference and the idempotency key; from execute's ticket steps the
+ *   ticket key. Ingest's receipt ids are found through the links table
+ *   (receipt -> case) the timeline already keeps. Ids are kept ASCII-
+ *   lowercased, so a search ignores ASCII case. A query matches whole ids
+ *   first; only when none matches whole, and it is CASEIDX_PREFIX_MIN bytes
+ *   or longer, the ids it begins ("evt_1N" finds evt_1NxYz...). A case keeps
+ *   at most ids_max ids (audit/case_ids_max; its case id and ticket keys
+ *   always): more event ids for one case (a PSP sending many distinct
+ *   events about one payout) are not indexed, and counted. Nothing removes
+ *   a case from the index (the trail is archived, never removed), so its
+ *   ids live as long as it does; a rebuild wipes and refills both.
+ *
  * THREADS
  *   One writer (at start audit's main thread, then its indexer's thread:
  *   indexer.h); readers on other threads use a connection of their own
@@ -55,6 +73,9 @@
 
 #define CASEIDX_LIST_MAX 1000
 #define CASEIDX_SUMMARY_MAX 1024 /* a timeline entry's one line */
+#define CASEIDX_QUERY_MAX 128    /* a find query (?q=), bytes: above any id payguard keeps */
+#define CASEIDX_PREFIX_MIN 4     /* shorter queries match whole ids only */
+#define CASEIDX_IDS_DEFAULT 64   /* ids kept per case unless caseidx_set_ids_max says otherwise */
 
 typedef struct caseidx_t caseidx_t;
 
@@ -79,6 +100,11 @@ int caseidx_apply(caseidx_t *self, const event_t *ev, const caseidx_pos_t *at);
 /* caseidx_commit - commit the open transaction, if any */
 int caseidx_commit(caseidx_t *self);
 uint64_t caseidx_applied_jseq(caseidx_t *self);
+/* caseidx_set_ids_max - how many ids one case keeps for finding it (see
+ * FINDING A CASE; audit/case_ids_max) */
+void caseidx_set_ids_max(caseidx_t *self, size_t ids_max);
+/* caseidx_ids_dropped - ids not kept since open because their case was full */
+uint64_t caseidx_ids_dropped(caseidx_t *self);
 
 /* caseidx_case_json - the case as JSON text (CONTRACT.md §3.2), the
  * caller's to free; NULL if unknown */
@@ -91,12 +117,22 @@ typedef struct {
     int tier;                 /* 1..3 */
     int64_t created_after_ms; /* cases created at or after this time */
     size_t limit;             /* <= CASEIDX_LIST_MAX (0: the maximum) */
+    const char *q;            /* an id to find the cases of (caseidx_query_ok), or NULL */
 } caseidx_filter_t;
 
 /* caseidx_find_json - {"cases":[...]} newest first, filtered; each case
  * with "last": its latest timeline entry {type, at, summary} (what the ops
- * review queue shows as why); the caller's to free */
+ * review queue shows as why) and, for a case in ops review, "review": the
+ * entry that put it there (the failed step, what a later notice hides);
+ * the caller's to free. With f->q, only the
+ * cases one of whose ids it matches (FINDING A CASE), each with "matched":
+ * [{"field": "payout_id", "id": "P-10492"}, ...], and beside the list
+ * "match": "exact", "prefix" or "none" */
 char *caseidx_find_json(caseidx_t *self, const caseidx_filter_t *f);
+
+/* caseidx_query_ok - q is a query ?q= may carry: 1..CASEIDX_QUERY_MAX
+ * bytes, no control character, no space at either end; false and why */
+bool caseidx_query_ok(const char *q, char *why, size_t whylen);
 
 /* caseidx_state_known - is state one of the CASE STATES (or an alias)? */
 bool caseidx_state_known(const char *state);

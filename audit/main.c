@@ -54,6 +54,12 @@
  *	GET /cases?state=S[&limit=N]
  *				{"cases":[...]} newest first (N <= 1000,
  *				default 100); an unknown state is a 400
+ *	GET /cases?q=ID	the cases known by ID (case, payout, refund,
+ *				payment, PSP event, webhook, receipt id, ticket
+ *				key: caseidx.h FINDING A CASE), each with what
+ *				it matched; "match": exact, prefix or none; a
+ *				bad query (empty, over 128 bytes, control
+ *				characters, spaces at an end) is a 400
  *	GET /metrics, GET /healthz	(no token; /metrics: the Bearer token
  *				payguard/metrics_token_sha256 hashes, when set)
  *	Served by common/httpd.c with the limits every port has:
@@ -80,7 +86,8 @@
  *	The trail: journal <data_dir>/audit.0/ and its archive; checkpoints file; case index;
  *	acks to each producer instance. Metrics: payguard_audit_records_total,
  *	payguard_cases{state=...}, payguard_audit_checkpoints_total,
- *	payguard_audit_index_lag, payguard_audit_archived_segments_total,
+ *	payguard_audit_index_lag, payguard_audit_case_ids_dropped_total,
+ *	payguard_audit_archived_segments_total,
  *	_archived_bytes_total, _archive_bytes_total, _archive_failures_total,
  *	payguard_audit_refusals_total, payguard_refusals_throttled_total,
  *	payguard_refusals_aggregated_total, payguard_refusals_sources_throttled.
@@ -100,7 +107,8 @@
  *	headers). Tokens are compared by SHA-256, never stored or logged.
  * CONFIGURATION
  *	payguard/... (journal, delivery, metrics_token_sha256), audit/endpoint,
- *	http_bind, http_port, http_max_per_address, http_deadline_s, case_db, checkpoints_file, checkpoint_every_s,
+ *	http_bind, http_port, http_max_per_address, http_deadline_s, case_db,
+ *	case_ids_max, checkpoints_file, checkpoint_every_s,
  *	signing_key_file, verify_key_file, generate_key, archive_dir,
  *	archive_after_s; approvers/... (read again on SIGHUP and when the
  *	configuration file changes, looked at every 2 s: a token added works
@@ -179,6 +187,7 @@ typedef struct {
     uint64_t dedup_tail;          /* the journal's last seq after that checkpoint (loop thread) */
     archiver_t *archiver;
     archiver_stats_t archived; /* what the metrics were last told */
+    uint64_t ids_dropped;      /* caseidx_ids_dropped, as the metrics were last told */
     int64_t next_checkpoint_ms;
     long checkpoint_every_s;
     trail_key_t *key;
@@ -393,6 +402,9 @@ static void s_archive_metrics(audit_t *a)
     stage_count(a->st, "payguard_audit_archive_bytes_total", NULL, NULL, now.zbytes - a->archived.zbytes);
     stage_count(a->st, "payguard_audit_archive_failures_total", NULL, NULL, now.failures - a->archived.failures);
     a->archived = now;
+    uint64_t dropped = caseidx_ids_dropped(a->idx);
+    stage_count(a->st, "payguard_audit_case_ids_dropped_total", NULL, NULL, (int64_t) (dropped - a->ids_dropped));
+    a->ids_dropped = dropped;
 }
 
 /* s_start_archiver - audit/archive_dir (created, made absolute) and the
@@ -524,7 +536,7 @@ static int s_number(const char *v, long lo, long hi, long *out)
     return 0;
 }
 
-/* s_list_filter - GET /cases?state=&kind=&tier=&max_age_s=&limit= into f;
+/* s_list_filter - GET /cases?q=&state=&kind=&tier=&max_age_s=&limit= into f;
  * -1 and why for a value out of its set or range */
 static int s_list_filter(struct MHD_Connection *conn, caseidx_filter_t *f, char *why, size_t whylen)
 {
@@ -533,7 +545,11 @@ static int s_list_filter(struct MHD_Connection *conn, caseidx_filter_t *f, char 
     const char *tier = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tier");
     const char *age = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "max_age_s");
     const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "q");
     long n;
+    if (q && !caseidx_query_ok(q, why, whylen))
+        return -1;
+    f->q = q;
     if (state && *state && strcmp(state, "all") != 0) {
         if (!caseidx_state_known(state)) {
             snprintf(why, whylen,
@@ -707,13 +723,17 @@ static int s_init(stage_t *st, void *arg)
     a->journal_dir = strdup(stage_journal_dir(st));
     pthread_mutex_init(&a->verify.mu, NULL);
     a->people = stage_people(st);
-    if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0) {
+    long ids_max;
+    if (config_bounded(c, "audit/checkpoint_every_s", &a->checkpoint_every_s, err, sizeof err) != 0 ||
+        config_bounded(c, "audit/case_ids_max", &ids_max, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
     char *db = s_path(st, "audit/case_db");
     a->idx = caseidx_open(db, stage_journal_dir(st), false, err, sizeof err);
     uint64_t applied = 0;
+    if (a->idx)
+        caseidx_set_ids_max(a->idx, (size_t) ids_max);
     if (!a->idx || caseidx_sync(a->idx, stage_journal_dir(st), &applied, err, sizeof err) != 0) {
         log_error("%s", err);
         free(db);

@@ -218,6 +218,7 @@ static const char s_defaults[] =
     "    generate_key = yes                  # no key file yet: create one (set no in production)\n"
     "    archive_dir = {data}/audit.{n}.archive  # sealed trail segments, zstd-compressed, kept for good (may be a mounted remote)\n"
     "    archive_after_s = 86400             # a sealed segment moves there a day after it was last written\n"
+    "    case_ids_max = 64                   # ids one case is found by (GET /cases?q=): its PSP events, payment, ... (8..4096)\n"
     "catchup                                # `payguard catch-up stripe`: Stripe events missed, listed from its Events API\n"
     "    api = \"\"                            # Stripe's API base URL (\"\": outside/psp, the PSP API of CONTRACT.md §2.3)\n"
     "    key_file = config/sandbox/read.token    # a restricted, read-only Stripe key (Events: read); never in argv or logs\n"
@@ -600,6 +601,7 @@ static const struct {
     {"audit/http_deadline_s", 1, CONFIG_HTTP_DEADLINE_S_MAX},
     {"audit/checkpoint_every_s", 1, 86400},
     {"audit/archive_after_s", 0, CONFIG_RETENTION_S_MAX},
+    {"audit/case_ids_max", 8, 4096},
     {"console/http_port", 1, 65535},
     {"console/timeout_ms", 100, 600000},
     {"console/http_max_per_address", 1, CONFIG_HTTP_CONNECTIONS},

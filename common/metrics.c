@@ -149,6 +149,8 @@ static const family_t s_families[] = {
     {"payguard_audit_archived_bytes_total", "counter", "Bytes of the trail segments archived, as they were live."},
     {"payguard_audit_archive_bytes_total", "counter", "Bytes the archived trail segments take compressed."},
     {"payguard_audit_archive_failures_total", "counter", "Moves to the archive that failed (the segment stayed live)."},
+    {"payguard_audit_case_ids_dropped_total", "counter",
+     "Ids not indexed for finding a case (GET /cases?q=): the case already had audit/case_ids_max."},
     {"payguard_audit_verifications_total", "counter", "Audit chain verifications run, per outcome."},
     {"payguard_audit_refusals_total", "counter", "Cases API requests refused, per reason."},
     {"payguard_cases", "gauge", "Cases in the case index, per state."},

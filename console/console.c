@@ -111,7 +111,7 @@ int console_api_route(const char *method, const char *path, console_route_t *out
 /* console_query_key_ok - see console.h */
 bool console_query_key_ok(const char *key)
 {
-    static const char *const keys[] = {"state", "status", "kind", "tier", "max_age_s", "limit"};
+    static const char *const keys[] = {"state", "status", "kind", "tier", "max_age_s", "limit", "q"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;

@@ -39,7 +39,7 @@ typedef struct {
 int console_api_route(const char *method, const char *path, console_route_t *out, char *why, size_t whylen);
 
 /* console_query_key_ok - whether a query parameter is passed on to a backend
- * (state, status, kind, tier, max_age_s, limit); others are dropped */
+ * (state, status, kind, tier, max_age_s, limit, q); others are dropped */
 bool console_query_key_ok(const char *key);
 
 /* console_page - for a GET of a non-API path: the asset name that answers

@@ -9,11 +9,15 @@
  *	app.css; no build step, no third-party asset) and passes its API calls
  *	through to the processes that own them, so the browser talks to one
  *	origin only:
- *	  /, /signin, /case/{id}, /ops, /audit	index.html (app.js routes)
+ *	  /, /signin, /case/{id}, /ops, /audit	index.html (app.js routes; also /?q=ID,
+ *						what the search box found, and
+ *						/case/{id}?view=print, the printable
+ *						record)
  *	  /static/NAME				an asset of www_dir
  *	  /api/session				approve's GET /whoami + a CSRF token
  *	  /api/approvals..., /api/reviews...	approve's API (CONTRACT.md §3.1)
- *	  /api/cases..., /api/audit/verify	audit's API (§3.2)
+ *	  /api/cases..., /api/audit/verify	audit's API (§3.2; /api/cases?q=ID
+ *						finds a case by any of its ids)
  *	  GET /healthz, GET /metrics		(no token; /metrics: the Bearer token
  *						payguard/metrics_token_sha256 hashes,
  *						when set: common/httpd.c)
@@ -28,6 +32,14 @@
  *	it as client_ip and this console as via. approve believes the header
  *	only with that seal: anyone else sending it is recorded with their own
  *	address. Behind a proxy the TCP peer is the proxy.
+ * PAGES
+ *	Cases (filters, the Last column in plain words), a case (Export
+ *	JSON: audit's answer and the last chain verification, downloaded by
+ *	the page; Printable record: facts, decisions, actions, timeline in
+ *	UTC, the chain), Ops review (its count in the navigation), Audit; a
+ *	search box on every page (one match opens the case, several are
+ *	listed, none says so). Times in the viewer's zone, UTC on hover.
+ *	Tested in headless Chromium (tests/browser/console.mjs), at 375 px too.
  * SIGN-IN
  *	The person pastes their approver token (approvers/<name>); the page
  *	keeps it in sessionStorage (gone with the tab) and sends it on every

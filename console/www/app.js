@@ -11,7 +11,11 @@
 // Every POST also sends the CSRF token that GET /api/session gave.
 //
 // Routes (every one of them serves index.html; this file routes on
-// location.pathname): /  /case/<case_id>  /ops  /audit  /signin
+// location.pathname): /  /?q=<id>  /case/<case_id>  /case/<case_id>?view=print
+// /ops  /audit  /signin
+//
+// Times are shown in the viewer's time zone, each with its UTC time in a
+// title (on hover); the print view and the export say UTC.
 'use strict';
 
 (() => {
@@ -23,6 +27,8 @@
   const LIST_REFRESH_MS = 5000;
   const CASE_REFRESH_MS = 2000;
   const VERIFY_POLL_MS = 1000;
+  const NAV_REFRESH_MS = 10000; // the ops-review count in the navigation
+  const FIND_LIMIT = 50;
   const ADVISORY_LABEL = 'Advisory \u2014 AI advice only; people and policy decide';
 
   let session = null; // {name, roles, csrf} from GET /api/session
@@ -116,15 +122,61 @@
   function pad(n, w) {
     return String(n).padStart(w || 2, '0');
   }
-  // "2026-11-21 10:00:00 UTC" (with milliseconds when ms is set).
-  function fmtTime(v, ms) {
-    if (v === undefined || v === null || v === '') return '\u2014';
-    const d = typeof v === 'number' ? new Date(v) : new Date(String(v));
-    if (Number.isNaN(d.getTime())) return String(v);
+  function toDate(v) {
+    if (v === undefined || v === null || v === '') return null;
+    const d = v instanceof Date ? v : new Date(typeof v === 'number' ? v : String(v));
+    return Number.isNaN(d.getTime()) ? null : d;
+  }
+  // "2026-11-21 10:00:00 UTC" (with milliseconds when ms is set): hovers,
+  // the print view, the export.
+  function fmtUtc(v, ms) {
+    const d = toDate(v);
+    if (!d) return v === undefined || v === null || v === '' ? '\u2014' : String(v);
     let s = d.getUTCFullYear() + '-' + pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate()) + ' ' +
       pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds());
     if (ms) s += '.' + pad(d.getUTCMilliseconds(), 3);
     return s + ' UTC';
+  }
+  const zoneFormat = (() => {
+    try {
+      return new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' });
+    } catch (e) {
+      return null;
+    }
+  })();
+  // The viewer's zone at d, as "CET", "GMT+2", "UTC" (empty if unknown).
+  function zoneName(d) {
+    try {
+      const part = zoneFormat ? zoneFormat.formatToParts(d).find((x) => x.type === 'timeZoneName') : null;
+      return part ? part.value : '';
+    } catch (e) {
+      return '';
+    }
+  }
+  // "2026-11-21 11:00:00 CET": in the viewer's time zone.
+  function fmtTime(v, ms) {
+    const d = toDate(v);
+    if (!d) return v === undefined || v === null || v === '' ? '\u2014' : String(v);
+    let s = d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' +
+      pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+    if (ms) s += '.' + pad(d.getMilliseconds(), 3);
+    const z = zoneName(d);
+    return z ? s + ' ' + z : s;
+  }
+  // "11:00:05": the viewer's clock.
+  function fmtClock(v) {
+    const d = toDate(v) || new Date();
+    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+  }
+  // <time> in the viewer's zone, its UTC time on hover.
+  function timeEl(v, ms, props) {
+    const d = toDate(v);
+    if (!d) return el('span', props, fmtTime(v, ms));
+    return el('time', Object.assign({ datetime: d.toISOString(), title: fmtUtc(d, ms) }, props || {}), fmtTime(d, ms));
+  }
+  // A hover for an age: the time in the viewer's zone and in UTC.
+  function bothTimes(v) {
+    return toDate(v) ? fmtTime(v, true) + ' (' + fmtUtc(v, true) + ')' : null;
   }
   function fmtAge(v) {
     const t = Date.parse(v);
@@ -401,6 +453,7 @@
       } catch (e) {
         id = null;
       }
+      if (id && new URLSearchParams(location.search).get('view') === 'print') return pagePrint(id);
       if (id) return pageCase(id);
     }
     return pageNotFound();
@@ -451,6 +504,80 @@
       a.classList.toggle('current', on);
       if (on) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
+    }
+    startNav();
+  }
+
+  // ---------------------------------------------------------------- navigation: count, find
+
+  // The ops-review count: cases in ops review and approvals expired
+  // unanswered (what the Ops review page lists), every NAV_REFRESH_MS.
+  let navTimer = null;
+  function startNav() {
+    if (navTimer !== null) return;
+    const tick = async () => {
+      if (session) await refreshOpsCount().catch(() => {});
+      navTimer = session ? setTimeout(tick, NAV_REFRESH_MS) : null;
+    };
+    navTimer = setTimeout(tick, 0);
+  }
+  function showOpsCount(n) {
+    const b = document.getElementById('nav-ops-count');
+    if (!b) return;
+    b.hidden = !Number.isInteger(n);
+    b.textContent = Number.isInteger(n) ? String(n) : '';
+    b.classList.toggle('zero', n === 0);
+    b.setAttribute('aria-label', Number.isInteger(n) ? plural(n, 'case') + ' waiting' : '');
+  }
+  async function refreshOpsCount() {
+    const [cr, ar] = await Promise.allSettled([
+      call('GET', '/api/cases?state=ops_review&limit=1000'),
+      call('GET', '/api/approvals?status=expired'),
+    ]);
+    if (!session) return;
+    if (cr.status === 'rejected' && ar.status === 'rejected') {
+      showOpsCount(null);
+      return;
+    }
+    const ids = new Set();
+    for (const r of [cr, ar]) {
+      const d = r.status === 'fulfilled' ? r.value.data : {};
+      for (const x of [].concat(d.cases || [], d.approvals || [])) if (x && x.case_id != null) ids.add(String(x.case_id));
+    }
+    showOpsCount(ids.size);
+  }
+
+  function setFindValue(v) {
+    const input = document.getElementById('find');
+    if (input && document.activeElement !== input) input.value = v || '';
+  }
+  // The search box: one case opens it, several (or none) are listed on
+  // /?q=, which says so.
+  async function findCase(raw) {
+    const q = String(raw || '').trim();
+    const input = document.getElementById('find');
+    if (!q) {
+      input.focus();
+      return;
+    }
+    input.setAttribute('aria-busy', 'true');
+    let one = null;
+    try {
+      const r = await api('GET', '/api/cases?limit=' + FIND_LIMIT + '&q=' + encodeURIComponent(q));
+      const cases = Array.isArray(r.data.cases) ? r.data.cases.filter((c) => c && c.case_id != null) : [];
+      if (cases.length === 1) one = String(cases[0].case_id);
+    } catch (e) {
+      if (e instanceof AuthError) return;
+      /* the list page shows why (a bad query's 400 says what is wrong) */
+    } finally {
+      input.removeAttribute('aria-busy');
+    }
+    input.blur();
+    if (one) {
+      input.value = '';
+      navigate(caseHref(one), false);
+    } else {
+      navigate('/?q=' + encodeURIComponent(q), false);
     }
   }
 
@@ -510,6 +637,8 @@
   function signOut() {
     clearToken();
     session = null;
+    showOpsCount(null);
+    setFindValue('');
     history.pushState(null, '', '/signin');
     renderSignin('', true);
   }
@@ -520,6 +649,137 @@
       el('h1', null, 'Not found'),
       el('p', { className: 'error', role: 'alert' }, 'No page at ' + location.pathname),
       el('p', null, el('a', { href: '/' }, 'Back to the cases'))));
+  }
+
+  // ---------------------------------------------------------------- plain words
+
+  // What a runbook step is, and what it did once done.
+  const STEP_WORDS = {
+    hold_payout: ['payout hold', 'Payout held'],
+    hold_beneficiary: ['beneficiary hold', 'Beneficiary held'],
+    ledger_payout_reversal: ['ledger reversal', 'Ledger reversal posted'],
+    ledger_refund_succeeded: ['ledger refund entry', 'Ledger refund entry posted'],
+    ledger_refund_failed: ['ledger refund-failed entry', 'Ledger refund-failed entry posted'],
+    ledger_refund_reversal: ['ledger refund reversal', 'Ledger refund reversal posted'],
+    block_comms: ['comms block', 'Customer comms blocked'],
+    open_ticket: ['ticket', 'Ticket opened'],
+    failure_ticket: ['failure ticket', 'Failure ticket opened'],
+    ticket_comment: ['ticket comment', 'Ticket comment added'],
+    notify_teams: ['Teams notice', 'Teams notice sent'],
+    teams_notice: ['Teams notice', 'Teams notice sent'],
+    release_hold: ['hold release', 'Hold released'],
+  };
+  const ID_FIELDS = {
+    case_id: 'case id', payout_id: 'payout id', refund_id: 'refund id', payment_id: 'payment id', ref: 'reference',
+    psp_event_id: 'PSP event id', webhook_id: 'webhook id', psp_reference: 'PSP reference',
+    idempotency_key: 'idempotency key', receipt_id: 'receipt id', ticket_key: 'ticket key',
+  };
+  function capital(t) {
+    const s = String(t || '');
+    return s.charAt(0).toUpperCase() + s.slice(1);
+  }
+  function human(id) {
+    return String(id).replace(/_/g, ' ');
+  }
+  function andList(items) {
+    const a = items.map(human);
+    return a.length < 2 ? a.join('') : a.slice(0, -1).join(', ') + ' and ' + a[a.length - 1];
+  }
+  function stepName(step) {
+    return STEP_WORDS[step] ? STEP_WORDS[step][0] : human(step);
+  }
+
+  // caseidx_summary's step line: "step NAME STATUS[: SYSTEM METHOD PATH]
+  // [-> HTTP N after K attempt(s)][: EFFECT]", in words.
+  function stepWords(summary) {
+    const m = /^step (\S+) (\S+)(?:: (\S+) (\S+) (\S+))?(?: -> HTTP (\d+) after (\d+) attempt\(s\))?(?:: (.*))?$/.exec(summary);
+    if (!m) return capital(summary);
+    const [, step, status, system, , , http, attempts, effect] = m;
+    const tk = effect ? /^(created|found existing) ticket (\S+)/.exec(effect) : null;
+    if (status === 'done' && tk) return 'Ticket ' + tk[2] + (tk[1] === 'created' ? ' opened' : ' found (already open)');
+    if (status === 'done') return STEP_WORDS[step] ? STEP_WORDS[step][1] : capital(stepName(step)) + ' done';
+    if (status === 'failed') {
+      return capital(system || stepName(step)) + ' step failed' +
+        (http ? ': ' + http + (attempts ? ' \u00d7' + attempts : '') : effect ? ': ' + effect : '');
+    }
+    if (status === 'started') return capital(stepName(step)) + ': calling ' + (system || 'out') + '\u2026';
+    return capital(stepName(step)) + ' ' + status;
+  }
+
+  // "to ops review: step NAME failed: ERROR"
+  function reviewWords(summary) {
+    const m = /^to ops review: step (\S+) failed: ?(.*)$/.exec(summary || '');
+    if (!m) return capital(summary || 'a runbook step failed');
+    const h = /^HTTP (\d+) after (\d+) attempt\(s\)/.exec(m[2]);
+    return capital(stepName(m[1])) + ' step failed: ' + (h ? h[1] + ' \u00d7' + h[2] : m[2] || 'no reason given');
+  }
+
+  // A timeline entry {type, summary} in plain words.
+  function eventWords(ev) {
+    const t = String(ev.type || '');
+    const sum = ev.summary == null ? '' : String(ev.summary);
+    let m;
+    switch (t) {
+      case 'receipt': return 'Webhook received';
+      case 'validated': return 'Webhook checked and accepted';
+      case 'duplicate':
+        m = /seen (\d+) times/.exec(sum);
+        return 'Same webhook again' + (m ? ' (seen ' + m[1] + ' times)' : '') + ': not acted on';
+      case 'out_of_order': return 'Older event arrived late: changes nothing';
+      case 'ignored': return 'Event type payguard does not handle: ignored';
+      case 'rejected':
+        m = /^rejected at the (\S+) gate \([^)]*\): (.*)$/.exec(sum);
+        return m ? 'Rejected at the ' + m[1] + ' check: ' + m[2] : capital(sum);
+      case 'triaged':
+        m = /recommends (\S+)/.exec(sum);
+        return 'AI advice (advisory): ' + (m ? human(m[1].replace(/,$/, '')) : 'recorded');
+      case 'routed':
+        m = /^routed \([^)]*\): (.*)$/.exec(sum);
+        return 'Routed' + (m && m[1] ? ': ' + m[1] : '');
+      case 'decision':
+        m = /^(\S+) \(([^)]*)\) decided (\S+)/.exec(sum);
+        return m ? m[1] + (m[3] === 'approve' ? ' approved' : m[3] === 'deny' ? ' denied' : ' decided ' + m[3]) : capital(sum);
+      case 'approved': return sum === 'approved by policy' ? 'Auto-approved by policy' : capital(sum);
+      case 'escalated': return 'Nobody decided in time: escalated to the next tier';
+      case 'expired': return 'Approval expired unanswered';
+      case 'runbook': return 'Runbook started';
+      case 'step': return stepWords(sum);
+      case 'review': return reviewWords(sum) + ' \u2014 to ops review';
+      case 'executed':
+        m = /^runbook finished: (\S+)/.exec(sum);
+        return !m ? capital(sum) : m[1] === 'done' ? 'Runbook finished' : m[1] === 'nothing_to_do'
+          ? 'Nothing to do: records already agree' : m[1] === 'ops_review' ? 'Runbook stopped' : 'Runbook ' + human(m[1]);
+      case 'notice':
+        m = /^Teams card queued: (.*)$/.exec(sum);
+        return 'Teams card sent' + (m ? ': ' + m[1] : '');
+      case 'decision_refused':
+      case 'access_denied':
+        m = /^(\S*) refused \((\d+)\): (.*)$/.exec(sum);
+        return m ? 'Refused ' + (m[1] ? m[1] + '\u2019s request ' : '') + '(' + m[2] + '): ' + m[3] : capital(sum);
+      default: return capital(sum || human(t));
+    }
+  }
+
+  // The list's "Last" column: what happened, or what the case waits for.
+  // missing: the roles approve still needs (pending approvals), if known.
+  function lastWords(c, missing) {
+    const last = c.last && typeof c.last === 'object' ? c.last : null;
+    if (c.state === 'awaiting_approval') {
+      return Array.isArray(missing) && missing.length ? 'Waiting for ' + andList(missing) : 'Waiting for approval';
+    }
+    if (c.state === 'ops_review') {
+      const why = c.review && c.review.summary ? reviewWords(String(c.review.summary)) : last ? eventWords(last) : 'A runbook step failed';
+      return why + ' \u2014 in ops review';
+    }
+    if (c.state === 'executing' && last && last.type !== 'step') return 'Runbook running';
+    if (c.state === 'denied' && last && (last.type === 'executed' || last.type === 'step' || last.type === 'runbook')) {
+      return 'Denied: the denial notice ' + (last.type === 'executed' ? 'was sent' : 'is on its way');
+    }
+    const ended = ['closed', 'executed', 'denied', 'expired', 'already_consistent'].includes(c.state);
+    if (ended && last && (last.type === 'decision_refused' || last.type === 'access_denied')) {
+      return capital(human(c.state)) + ' (since then: ' + eventWords(last) + ')'; // a refusal changes nothing
+    }
+    return last ? eventWords(last) : '\u2014';
   }
 
   // ---------------------------------------------------------------- cases list
@@ -535,11 +795,19 @@
   ];
 
   function pageCases() {
-    const p = startPage('Cases');
     const params = new URLSearchParams(location.search);
+    const query = (params.get('q') || '').trim();
+    const p = startPage(query ? 'Find ' + query : 'Cases');
+    setFindValue(query);
     const selects = [];
     const bar = el('form', { className: 'filters', id: 'filters', role: 'search' });
     bar.addEventListener('submit', (ev) => ev.preventDefault());
+    function wanted() {
+      const q = new URLSearchParams();
+      if (query) q.set('q', query);
+      for (const [f, s] of selects) if (s.value) q.set(f.param, s.value);
+      return q.toString();
+    }
     for (const f of FILTERS) {
       const sel = el('select', { id: f.id, name: f.param });
       const want = params.get(f.param) || '';
@@ -548,9 +816,7 @@
       for (const [v, label] of opts) add(sel, [el('option', { value: v }, label)]);
       sel.value = want;
       sel.addEventListener('change', () => {
-        const q = new URLSearchParams();
-        for (const [ff, s] of selects) if (s.value) q.set(ff.param, s.value);
-        const qs = q.toString();
+        const qs = wanted();
         history.replaceState(null, '', '/' + (qs ? '?' + qs : ''));
         reload();
       });
@@ -561,51 +827,71 @@
     add(bar, [status]);
 
     const err = el('p', { id: 'cases-error', className: 'error', role: 'alert', hidden: true });
+    const findStatus = el('p', { id: 'find-status', className: 'find-status', role: 'status', hidden: !query });
     const tbody = el('tbody');
+    const opt = new Set(['Kind', 'Ref', 'Tier', 'Age', 'Receipts / dups']); // left out on a phone
     const table = el('table', { id: 'cases', className: 'grid' },
       el('thead', null, el('tr', null,
-        ['Case', 'Kind', 'State', 'Ref', 'Amount', 'Tier', 'Age', 'Receipts / dups', 'Last'].map((h) => el('th', { scope: 'col' }, h)))),
+        ['Case', 'Kind', 'State', 'Ref', 'Amount', 'Tier', 'Age', 'Receipts / dups', 'Last'].map((h) =>
+          el('th', { scope: 'col', className: opt.has(h) ? 'opt' : null }, h)))),
       tbody);
-    fill(main(), el('h1', null, 'Cases'), bar, err, el('div', { className: 'table-wrap' }, table));
+    const title = query ? el('h1', null, 'Find ', el('span', { className: 'mono' }, query)) : el('h1', null, 'Cases');
+    fill(main(), title, findStatus, bar, err, el('div', { className: 'table-wrap' }, table));
 
     let seq = 0;
     let shown = 0;
     async function load() {
       const my = ++seq;
-      const q = new URLSearchParams();
-      for (const [f, s] of selects) if (s.value) q.set(f.param, s.value);
-      const qs = q.toString();
-      try {
-        const r = await api('GET', '/api/cases' + (qs ? '?' + qs : ''));
-        if (!p.alive || my < shown) return;
+      const qs = wanted();
+      const [cr, ar] = await Promise.allSettled([
+        api('GET', '/api/cases' + (qs ? '?' + qs : '')),
+        api('GET', '/api/approvals?status=pending'),
+      ]);
+      if (!p.alive || my < shown) return;
+      if (cr.status === 'rejected') {
+        if (cr.reason instanceof AuthError) throw cr.reason;
         shown = my;
-        say(err, '');
-        const cases = Array.isArray(r.data.cases) ? r.data.cases : [];
-        renderRows(cases);
-        status.textContent = plural(cases.length, 'case') + ' \u00b7 updated ' + fmtTime(Date.now()).slice(11);
-      } catch (e) {
-        if (e instanceof AuthError || !p.alive || my < shown) throw e;
-        shown = my;
-        say(err, e.message);
+        say(err, cr.reason.message);
+        return;
       }
+      shown = my;
+      say(err, '');
+      const missing = new Map(); // case id -> the roles approve still needs
+      const approvals = ar.status === 'fulfilled' && Array.isArray(ar.value.data.approvals) ? ar.value.data.approvals : [];
+      for (const a of approvals) if (a && a.case_id != null) missing.set(String(a.case_id), a.missing_roles);
+      const cases = Array.isArray(cr.value.data.cases) ? cr.value.data.cases : [];
+      renderRows(cases, missing);
+      if (query) {
+        const how = cr.value.data.match === 'prefix' ? 'ids beginning with' : 'the id';
+        say(findStatus, cases.length ? plural(cases.length, 'case') + ' found by ' + how + ' \u201c' + query + '\u201d'
+          : 'No case matches \u201c' + query + '\u201d: try a case, payout, refund, payment, PSP event, webhook or receipt id, a ticket key, or its first characters.');
+      }
+      status.textContent = plural(cases.length, 'case') + ' \u00b7 updated ' + fmtClock();
     }
-    function renderRows(cases) {
+    function matchedLine(c) {
+      const m = Array.isArray(c.matched) ? c.matched.filter((x) => x && x.field && x.field !== 'case_id') : [];
+      if (!m.length) return null;
+      return el('div', { className: 'matched muted' }, 'by ' + (ID_FIELDS[m[0].field] || human(m[0].field)) + ' ',
+        el('span', { className: 'mono' }, String(m[0].id)));
+    }
+    function renderRows(cases, missing) {
       const rows = cases.filter((c) => c && c.case_id != null).map((c) => {
         const id = String(c.case_id);
         const last = c.last && typeof c.last === 'object' ? c.last : null;
         return el('tr', { dataset: { caseId: id } },
-          el('td', { className: 'mono' }, caseLink(id)),
-          el('td', null, text(c.kind)),
+          el('td', { className: 'mono' }, caseLink(id), matchedLine(c)),
+          el('td', { className: 'opt' }, text(c.kind)),
           el('td', null, badge(c.state)),
-          el('td', { className: 'mono' }, text(c.ref)),
+          el('td', { className: 'mono opt' }, text(c.ref)),
           el('td', { className: 'num' }, fmtAmount(c.amount, c.currency, c.amount_text)),
-          el('td', { className: 'num' }, text(c.tier)),
-          el('td', { title: c.created_at ? fmtTime(c.created_at, true) : null }, fmtAge(c.created_at)),
-          el('td', { className: 'num' }, text(c.receipts) + ' / ' + text(c.duplicates)),
-          el('td', { className: 'last' },
-            last ? [el('span', { className: 'ev-type' }, text(last.type)), ' ', text(last.summary)] : '\u2014'));
+          el('td', { className: 'num opt' }, text(c.tier)),
+          el('td', { className: 'opt', title: bothTimes(c.created_at) }, fmtAge(c.created_at)),
+          el('td', { className: 'num opt' }, text(c.receipts) + ' / ' + text(c.duplicates)),
+          el('td', { className: 'last', title: last ? text(last.type) + ': ' + text(last.summary) : null },
+            el('span', { className: 'last-words' }, lastWords(c, missing.get(id))),
+            last && last.at ? [' ', el('span', { className: 'when muted', title: bothTimes(last.at) }, fmtAge(last.at))] : null));
       });
-      if (!rows.length) rows.push(el('tr', { className: 'empty' }, el('td', { colspan: '9' }, 'No cases match.')));
+      if (!rows.length) rows.push(el('tr', { className: 'empty' }, el('td', { colspan: '9' }, query ? 'No case matches.' : 'No cases match.')));
       fill(tbody, rows);
     }
     const reload = () => load().catch(() => {});
@@ -625,6 +911,24 @@
       el('h1', null, el('span', { className: 'muted' }, 'Case '), el('span', { id: 'case-id', className: 'mono' }, caseId), ' ', stateBadge));
     const caseErr = el('p', { id: 'case-error', className: 'error', role: 'alert', hidden: true });
     const facts = el('div', { id: 'case-facts' });
+    const exportBtn = el('button', { id: 'export-json', type: 'button', className: 'secondary' }, 'Export JSON');
+    const exportErr = el('p', { id: 'export-error', className: 'error', role: 'alert', hidden: true });
+    const tools = el('div', { className: 'case-tools no-print' }, exportBtn,
+      el('a', { id: 'print-view', className: 'button-link', href: caseHref(caseId) + '?view=print' }, 'Printable record'));
+    exportBtn.addEventListener('click', async () => {
+      exportBtn.disabled = true;
+      say(exportErr, '');
+      try {
+        const [cr, vr] = await Promise.allSettled([api('GET', '/api/cases/' + enc), api('GET', '/api/audit/verify')]);
+        if (cr.status === 'rejected') throw cr.reason;
+        const doc = exportDoc(cr.value.data, vr.status === 'fulfilled' ? vr.value.data : null);
+        download('payguard-case-' + caseId.replace(/[^A-Za-z0-9._-]/g, '_') + '.json', JSON.stringify(doc, null, 2) + '\n');
+      } catch (e) {
+        if (!(e instanceof AuthError) && p.alive) say(exportErr, 'Export failed: ' + e.message);
+      } finally {
+        exportBtn.disabled = false;
+      }
+    });
 
     const adviceBody = el('div', { id: 'advice-body' });
     const advice = el('section', { id: 'advice', className: 'box advice' },
@@ -679,7 +983,7 @@
     const timelineBox = el('section', { id: 'timeline-box', className: 'box' }, el('h2', null, 'Timeline'), timeline);
 
     const body = el('div', { id: 'case-body' });
-    fill(main(), el('p', { className: 'crumbs' }, el('a', { href: '/' }, '\u2190 Cases')), head, caseErr, body);
+    fill(main(), el('p', { className: 'crumbs' }, el('a', { href: '/' }, '\u2190 Cases')), head, tools, exportErr, caseErr, body);
     // The order of the sections; place() puts optional ones back in place.
     const order = [facts, advice, approvalBox, decisionsBox, plan, actions, review, timelineBox];
     function show(node, on) {
@@ -805,8 +1109,8 @@
         ['Provider', f.provider === undefined ? undefined : text(f.provider)],
         ['Amount', fmtAmount(f.amount, f.currency, f.amount_text)],
         ['Tier', text(f.tier)],
-        ['Created', c ? fmtTime(c.created_at, true) : undefined],
-        ['Updated', c ? fmtTime(c.updated_at, true) : undefined],
+        ['Created', c ? timeEl(c.created_at, true) : undefined],
+        ['Updated', c ? timeEl(c.updated_at, true) : undefined],
         ['Receipts', c ? el('span', { id: 'case-counts' }, countsText(c)) : undefined],
         ['Idempotency keys', keys.length
           ? el('ul', { id: 'idempotency-keys', className: 'keys' }, keys.map((k) => el('li', { className: 'mono' }, text(k))))
@@ -852,7 +1156,7 @@
         ['Action', a.action === undefined ? undefined : text(a.action)],
         ['Rule', a.rule === undefined ? undefined : text(a.rule)],
         ['Raised by', a.raised_by === undefined ? undefined : text(a.raised_by)],
-        ['Expires at', el('span', { id: 'expires-at' }, fmtTime(a.expires_at))],
+        ['Expires at', timeEl(a.expires_at, false, { id: 'expires-at' })],
       ]));
       fill(requiredList, required.length ? required.map((r) => {
         const by = decisions.find((d) => d && d.role === r && d.decision === 'approve');
@@ -875,7 +1179,7 @@
         el('span', { className: 'verdict verdict-' + cls(d.decision) }, text(d.decision)),
         d.comment ? [' \u2014 ', el('q', { className: 'comment' }, String(d.comment))] : null,
         ' ',
-        el('span', { className: 'when muted' }, fmtTime(d.at)))) : el('li', { className: 'none muted' }, 'No decisions yet.'));
+        timeEl(d.at, false, { className: 'when muted' }))) : el('li', { className: 'none muted' }, 'No decisions yet.'));
     }
 
     function renderPlan(pr) {
@@ -928,7 +1232,7 @@
         const key = 'ev-' + (ev.event_id ? String(ev.event_id) : i);
         return el('li', { className: 'ev ev-' + cls(type) + (advisory ? ' is-advisory' : '') },
           el('div', { className: 'ev-head' },
-            el('span', { className: 'when mono' }, ev.at ? fmtTime(ev.at, true) : (Number.isFinite(ev.time_ms) ? fmtTime(ev.time_ms, true) : '\u2014')),
+            timeEl(Number.isFinite(ev.time_ms) ? ev.time_ms : ev.at, true, { className: 'when mono' }),
             ' ',
             el('span', { className: 'ev-type' }, type),
             ev.stage ? [' ', el('span', { className: 'ev-stage muted' }, String(ev.stage))] : null,
@@ -1005,6 +1309,99 @@
     every(p, CASE_REFRESH_MS, load);
   }
 
+  // ---------------------------------------------------------------- export, print view
+
+  // The export: the case as audit answers GET /cases/{id} (its facts,
+  // decisions, actions and whole timeline, each entry with the trail's
+  // detail), and the last chain verification, with who exported it when.
+  function exportDoc(c, verify) {
+    return {
+      export: {
+        format: 'payguard-case-export/1',
+        exported_at: new Date().toISOString(),
+        exported_by: session ? session.name : '',
+        source: 'GET /cases/' + (c && c.case_id) + ' (audit\u2019s cases API, through the ops console)',
+        times: 'UTC (ISO 8601)',
+      },
+      case: c,
+      chain_verification: verify,
+    };
+  }
+  function download(name, content) {
+    const url = URL.createObjectURL(new Blob([content], { type: 'application/json' }));
+    const a = el('a', { href: url, download: name, hidden: true });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+  function verifyWords(v) {
+    if (!v || typeof v !== 'object' || v.state === 'never') return 'Never run (run it on the Audit page).';
+    if (v.state === 'running') return 'Running since ' + fmtUtc(v.started_at) + '.';
+    if (v.state === 'done' && v.ok === true) {
+      return 'OK: ' + plural(Number(v.records) || 0, 'record') + ' and ' + plural(Number(v.checkpoints) || 0, 'signed checkpoint') +
+        ' verified at ' + fmtUtc(v.finished_at) + (v.by ? ' (run by ' + v.by + ')' : '') + '.';
+    }
+    return 'FAILED: ' + (v.problem ? String(v.problem) : 'no reason given') + (v.finished_at ? ' (' + fmtUtc(v.finished_at) + ')' : '');
+  }
+  function gridOf(id, heads, rows, empty) {
+    return el('table', { id, className: 'grid print-grid' },
+      el('thead', null, el('tr', null, heads.map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', null, rows.length ? rows.map((r) => el('tr', null, r.map((v) => el('td', null, v))))
+        : el('tr', { className: 'empty' }, el('td', { colspan: String(heads.length) }, empty))));
+  }
+
+  // /case/<id>?view=print: what an auditor asks for, on paper: the case's
+  // facts, decisions, actions and timeline, all times in UTC, and the last
+  // chain verification.
+  function pagePrint(caseId) {
+    const p = startPage('Case ' + caseId + ' \u2014 printable record');
+    const enc = encodeURIComponent(caseId);
+    const body = el('div', { id: 'print-body', className: 'print' }, el('p', { className: 'muted' }, 'Loading\u2026'));
+    const printBtn = el('button', { id: 'print', type: 'button' }, 'Print');
+    printBtn.addEventListener('click', () => window.print());
+    fill(main(), el('p', { className: 'crumbs no-print' }, el('a', { href: caseHref(caseId) }, '\u2190 Case ' + caseId), ' ', printBtn), body);
+    (async () => {
+      const [cr, vr] = await Promise.allSettled([api('GET', '/api/cases/' + enc), api('GET', '/api/audit/verify')]);
+      if (!p.alive || (cr.status === 'rejected' && cr.reason instanceof AuthError)) return;
+      if (cr.status === 'rejected') {
+        fill(body, el('p', { id: 'print-error', className: 'error', role: 'alert' },
+          cr.reason.status === 404 ? 'No such case' : cr.reason.message));
+        return;
+      }
+      renderPrint(body, cr.value.data, vr.status === 'fulfilled' ? vr.value.data : null);
+    })();
+  }
+  function renderPrint(body, c, v) {
+    const decisions = Array.isArray(c.decisions) ? c.decisions.filter((d) => d && typeof d === 'object') : [];
+    const acts = Array.isArray(c.actions) ? c.actions.filter((a) => a && typeof a === 'object') : [];
+    const tl = Array.isArray(c.timeline) ? c.timeline.filter((e) => e && typeof e === 'object') : [];
+    fill(body,
+      el('h1', null, 'Case ', el('span', { id: 'print-case-id', className: 'mono' }, text(c.case_id)), ' ', badge(c.state, 'print-state')),
+      el('p', { className: 'muted' }, 'From payguard\u2019s audit trail (case index), printed ' + fmtUtc(Date.now()) +
+        (session ? ' by ' + session.name : '') + '. All times are UTC.'),
+      el('h2', null, 'Facts'),
+      dl([
+        ['Kind', text(c.kind)], ['Ref', text(c.ref)], ['Provider', text(c.provider)],
+        ['Amount', fmtAmount(c.amount, c.currency, c.amount_text)], ['Tier', text(c.tier)],
+        ['Created', fmtUtc(c.created_at, true)], ['Updated', fmtUtc(c.updated_at, true)], ['Receipts', countsText(c)],
+        ['Idempotency keys', Array.isArray(c.idempotency_keys) && c.idempotency_keys.length ? c.idempotency_keys.join(', ') : '\u2014'],
+      ], { id: 'print-facts', className: 'facts' }),
+      el('h2', null, 'Decisions'),
+      gridOf('print-decisions', ['Time (UTC)', 'Approver', 'Role', 'Decision', 'Comment'],
+        decisions.map((d) => [fmtUtc(d.at), text(d.approver), text(d.role), text(d.decision), d.comment ? String(d.comment) : '\u2014']),
+        'No decisions.'),
+      el('h2', null, 'Actions'),
+      gridOf('print-actions', ['Step', 'Status', 'HTTP', 'Idempotency-Key'],
+        acts.map((a) => [text(a.step), text(a.status), text(a.http_status), text(a.idempotency_key)]), 'No runbook step ran.'),
+      el('h2', null, 'Timeline'),
+      gridOf('print-timeline', ['Time (UTC)', 'Event', 'Stage', 'What happened', 'Event id'],
+        tl.map((e) => [fmtUtc(Number.isFinite(e.time_ms) ? e.time_ms : e.at, true), text(e.type) + (e.advisory ? ' (advisory)' : ''), text(e.stage),
+          text(e.summary), el('span', { className: 'mono' }, text(e.event_id))]), 'No events.'),
+      el('h2', null, 'Chain verification'),
+      el('p', { id: 'print-chain' }, verifyWords(v)));
+  }
+
   // ---------------------------------------------------------------- ops review
 
   function pageOps() {
@@ -1069,6 +1466,7 @@
         }
       }
       const list = Array.from(rows.values());
+      if (cr.status === 'fulfilled' && ar.status === 'fulfilled') showOpsCount(list.length);
       fill(tbody, list.length ? list.map((r) => el('tr', { dataset: { caseId: r.id } },
         el('td', { className: 'mono' }, caseLink(r.id)),
         el('td', null, r.queues.join(', ')),
@@ -1077,8 +1475,8 @@
         el('td', { className: 'mono' }, text(r.ref)),
         el('td', { className: 'num' }, r.amount),
         el('td', { className: 'why' }, r.why.join('; ')),
-        el('td', { title: r.since ? fmtTime(r.since, true) : null }, fmtAge(r.since)))) : el('tr', { className: 'empty' }, el('td', { colspan: '8' }, 'Nothing waits for ops review.')));
-      status.textContent = plural(list.length, 'case') + ' \u00b7 updated ' + fmtTime(Date.now()).slice(11);
+        el('td', { title: bothTimes(r.since) }, fmtAge(r.since)))) : el('tr', { className: 'empty' }, el('td', { colspan: '8' }, 'Nothing waits for ops review.')));
+      status.textContent = plural(list.length, 'case') + ' \u00b7 updated ' + fmtClock();
     }
     every(p, LIST_REFRESH_MS, load);
   }
@@ -1115,8 +1513,8 @@
       statusEl.textContent = t;
       statusEl.className = 'verify-status' + (c ? ' ' + c : '') + (st === 'running' ? ' running' : '');
       fill(detail, st === 'never' ? null : dl([
-        ['Started', fmtTime(v.started_at, true)],
-        ['Finished', st === 'running' ? '\u2014' : fmtTime(v.finished_at, true)],
+        ['Started', timeEl(v.started_at, true)],
+        ['Finished', st === 'running' ? '\u2014' : timeEl(v.finished_at, true)],
         ['Records', text(v.records)],
         ['Checkpoints', text(v.checkpoints)],
         ['Last checkpoint seq', text(v.last_checkpoint_seq)],
@@ -1183,6 +1581,10 @@
     });
     window.addEventListener('popstate', () => route());
     document.getElementById('signout').addEventListener('click', signOut);
+    document.getElementById('find-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      findCase(document.getElementById('find').value);
+    });
     route();
   }
 

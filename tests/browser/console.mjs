@@ -7,6 +7,10 @@
 //   TOKEN_RISK    risk_lead (finance_manager and compliance)
 //   CASE_APPROVE, CASE_DENY, CASE_TWICE, CASE_XSS
 //                 tier-2 payout cases awaiting approval (finance_manager + compliance)
+//   CASE_REFUND   refund-rf_123 (executed), found by REFUND_ID, PAYMENT_ID, WEBHOOK_ID
+//   PSP_EVENT_ID  a Stripe event id of CASE_TWICE
+//   RECEIPT_ID    a receipt id of CASE_APPROVE
+//   TICKET_KEY    the ticket key of CASE_TICKET (a failed runbook's ticket)
 //   ARTIFACTS     where screenshots go
 //   CHROMIUM      the browser (default /usr/bin/chromium)
 //
@@ -15,7 +19,7 @@
 // fresh browser context (clean sessionStorage); a failed step ends its
 // scenario, the next one still runs.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const STEP_MS = 15_000;
@@ -121,11 +125,11 @@ async function screenshot(page, name) {
 
 // One scenario in its own browser context; page errors and CSP violations
 // reported by the browser fail a check of their own at the end.
-async function scenario(browser, name, fn) {
+async function scenario(browser, name, fn, options) {
   let context;
   const problems = [];
   try {
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context = await browser.newContext(Object.assign({ viewport: { width: 1280, height: 900 } }, options || {}));
     context.setDefaultTimeout(STEP_MS);
     const page = await context.newPage();
     page.on('pageerror', (e) => problems.push('page error: ' + (e && e.message ? e.message : String(e))));
@@ -143,7 +147,8 @@ async function scenario(browser, name, fn) {
 }
 
 async function main() {
-  const need = ['CONSOLE_URL', 'TOKEN_FIN', 'TOKEN_COMP', 'TOKEN_RISK', 'CASE_APPROVE', 'CASE_DENY', 'CASE_TWICE', 'CASE_XSS'];
+  const need = ['CONSOLE_URL', 'TOKEN_FIN', 'TOKEN_COMP', 'TOKEN_RISK', 'CASE_APPROVE', 'CASE_DENY', 'CASE_TWICE', 'CASE_XSS',
+    'CASE_REFUND', 'REFUND_ID', 'PAYMENT_ID', 'WEBHOOK_ID', 'PSP_EVENT_ID', 'RECEIPT_ID', 'TICKET_KEY', 'CASE_TICKET'];
   const missing = need.filter((k) => !env[k]);
   if (missing.length) {
     notOk('environment', 'missing ' + missing.join(', '));
@@ -402,6 +407,138 @@ async function main() {
           const err = await page.textContent('#verify-error').catch(() => '');
           throw new Error(`#verify-status is ${JSON.stringify(t && t.trim())}${err ? ' (' + err.trim() + ')' : ''}`);
         }
+      });
+    });
+
+    // 7. The search box finds a case by each kind of id it is known by.
+    await scenario(browser, 'find', async (page) => {
+      await check('fin_mgr signs in; the search box is in the navigation', async () => {
+        await page.goto(url('/'));
+        await signIn(page, env.TOKEN_FIN);
+        await page.waitForSelector('#find', { state: 'visible' });
+      });
+      const finds = [
+        ['case id', env.CASE_DENY, env.CASE_DENY],
+        ['payout id', env.CASE_XSS.replace(/^payout-/, ''), env.CASE_XSS],
+        ['refund id', env.REFUND_ID, env.CASE_REFUND],
+        ['payment id', env.PAYMENT_ID, env.CASE_REFUND],
+        ['PSP event id', env.PSP_EVENT_ID, env.CASE_TWICE],
+        ['webhook id', env.WEBHOOK_ID, env.CASE_REFUND],
+        ['receipt id', env.RECEIPT_ID, env.CASE_APPROVE],
+        ['ticket key', env.TICKET_KEY, env.CASE_TICKET],
+      ];
+      for (const [kind, q, id] of finds) {
+        await check(`find by ${kind} (${q}) opens ${id}`, async () => {
+          await page.fill('#find', q);
+          await page.press('#find', 'Enter');
+          await page.waitForURL((u) => u.pathname === casePath(id));
+          await waitForText(page, '#case-id', id, STEP_MS);
+        });
+      }
+      await check('several matches are listed, each with what it matched', async () => {
+        await page.fill('#find', 'evt_P-');
+        await page.press('#find', 'Enter');
+        await page.waitForURL((u) => u.pathname === '/' && u.searchParams.get('q') === 'evt_P-');
+        await page.waitForFunction(() => document.querySelectorAll('#cases tr[data-case-id]').length >= 5);
+        const m = await texts(page, '#cases tr[data-case-id] .matched');
+        assert(m.length >= 5 && m.every((t) => t.startsWith('by PSP event id evt_P-')), `matched: ${m.join(' | ')}`);
+        await page.waitForFunction(() => /found by ids beginning with/.test(document.getElementById('find-status').textContent));
+      });
+      await check('none says so', async () => {
+        await page.fill('#find', 'evt_no_such_event');
+        await page.press('#find', 'Enter');
+        await page.waitForFunction(() => /^No case matches/.test(document.getElementById('find-status').textContent.trim()));
+      });
+      await check('screenshot console-find.png', () => screenshot(page, 'console-find.png'));
+    });
+
+    // 8. Readable lists, the ops-review count, times in the viewer's zone
+    // (here Asia/Tokyo, UTC+9) with UTC on hover.
+    await scenario(browser, 'readable lists', async (page) => {
+      await check('the list loads', async () => {
+        await page.goto(url('/'));
+        await signIn(page, env.TOKEN_FIN);
+        await page.waitForSelector(`#cases tr[data-case-id=${cssString(env.CASE_XSS)}]`);
+      });
+      await check('the Last column is in plain words', async () => {
+        const row = (id) => `#cases tr[data-case-id=${cssString(id)}] .last-words`;
+        await waitForText(page, row(env.CASE_XSS), 'Waiting for finance manager and compliance', STEP_MS);
+        const all = await texts(page, '#cases tr[data-case-id] .last-words');
+        const raw = all.filter((t) => /^step |->|attempt\(s\)|^[a-z_]+$/.test(t));
+        assert(all.length > 0 && raw.length === 0, `not plain: ${raw.join(' | ')}`);
+        const closed = (await page.textContent(row(env.CASE_TICKET))).trim();
+        assert(/^Closed\b/.test(closed), `${env.CASE_TICKET}: ${JSON.stringify(closed)}`);
+      });
+      await check('the navigation shows the ops-review count', async () => {
+        await page.waitForSelector('#nav-ops-count', { state: 'visible' });
+        const n = (await page.textContent('#nav-ops-count')).trim();
+        assert(/^\d+$/.test(n), `#nav-ops-count is ${JSON.stringify(n)}`);
+      });
+      await check('times in the viewer\u2019s zone, UTC on hover', async () => {
+        await openCase(page, env.CASE_APPROVE);
+        await page.waitForSelector('#timeline time');
+        const t = await page.$eval('#timeline time', (e) => ({ text: e.textContent.trim(), title: e.title, iso: e.getAttribute('datetime') }));
+        assert(/ UTC$/.test(t.title) && !/UTC$/.test(t.text), JSON.stringify(t));
+        const local = new Date(new Date(t.iso).getTime() + 9 * 3600e3).toISOString().replace('T', ' ').slice(0, 19);
+        assert(t.text.startsWith(local), `${t.text} is not ${local} (UTC+9)`);
+      });
+    }, { timezoneId: 'Asia/Tokyo' });
+
+    // 9. A phone-sized screen: no sideways scrolling, the search box there.
+    await scenario(browser, 'phone', async (page) => {
+      const fits = async (what) => {
+        const w = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert(w <= 376, `${what} is ${w} px wide`);
+      };
+      await check('the list fits 375 px, the search box shown', async () => {
+        await page.goto(url('/'));
+        await signIn(page, env.TOKEN_FIN);
+        await page.waitForSelector('#cases tr[data-case-id]');
+        await page.waitForSelector('#find', { state: 'visible' });
+        await fits('the list');
+      });
+      await check('screenshot console-phone-list.png', () => screenshot(page, 'console-phone-list.png'));
+      await check('a case page fits 375 px', async () => {
+        await openCase(page, env.CASE_APPROVE);
+        await page.waitForSelector('#timeline li');
+        await fits('the case page');
+      });
+      await check('screenshot console-phone-case.png', () => screenshot(page, 'console-phone-case.png'));
+    }, { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+
+    // 10. Export: the case as JSON, and its printable record.
+    await scenario(browser, 'export', async (page) => {
+      const id = env.CASE_APPROVE;
+      await check('fin_mgr opens an executed case', async () => {
+        await page.goto(url(casePath(id)));
+        await signIn(page, env.TOKEN_FIN);
+        await waitForText(page, '#case-state', 'executed', STEP_MS);
+      });
+      await check('Export JSON downloads the timeline and the decisions', async () => {
+        const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+        assert(/^payguard-case-.*\.json$/.test(dl.suggestedFilename()), dl.suggestedFilename());
+        const doc = JSON.parse(readFileSync(await dl.path(), 'utf8'));
+        assert(doc.case && doc.case.case_id === id, 'case_id ' + (doc.case && doc.case.case_id));
+        const who = (doc.case.decisions || []).map((d) => d.approver + ':' + d.decision);
+        assert(who.includes('fin_mgr:approve') && who.includes('compliance_officer:approve'), 'decisions ' + who.join(', '));
+        assert(Array.isArray(doc.case.timeline) && doc.case.timeline.some((e) => e.type === 'executed'), 'no executed entry');
+        assert(doc.export && doc.export.exported_by === 'fin_mgr' && doc.chain_verification, JSON.stringify(doc.export));
+      });
+      await check('the printable record: facts, decisions, timeline in UTC, the chain', async () => {
+        await page.click('#print-view');
+        await page.waitForURL((u) => u.pathname === casePath(id) && u.searchParams.get('view') === 'print');
+        await waitForText(page, '#print-case-id', id, STEP_MS);
+        const dec = await texts(page, '#print-decisions tbody tr');
+        assert(dec.some((t) => t.includes('fin_mgr')) && dec.some((t) => t.includes('compliance_officer')), dec.join(' | '));
+        const times = await page.$$eval('#print-timeline tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+        assert(times.length > 3 && times.every((t) => / UTC$/.test(t)), times.slice(0, 3).join(' | '));
+        const chain = (await page.textContent('#print-chain')).trim();
+        assert(/^OK: /.test(chain), chain);
+      });
+      await check('printed, it shows no navigation or buttons', async () => {
+        await page.emulateMedia({ media: 'print' });
+        assert(!(await page.isVisible('#top')) && !(await page.isVisible('#print')), 'navigation or button shown');
+        await screenshot(page, 'console-print.png');
       });
     });
   } finally {

@@ -8,7 +8,9 @@
 #   refused before reaching approve; a decision with the right token goes
 #   through, recorded with the browser's address and the console's (the
 #   console's X-Payguard-Client sent straight to approve is not believed);
-#   the cases list filters; a failed runbook is in the ops-review
+#   the cases list filters; GET /api/cases?q= finds a case by its case,
+#   payout, refund, payment, PSP event, webhook or receipt id and its ticket
+#   key (whole ids first, then prefixes), a bad query is a 400; a failed runbook is in the ops-review
 #   queue with why and is closed through the console; the chain verification
 #   runs and is on the trail; Teams cards link to the console's case page;
 #   refusals (#21 finding 2): an address whose requests keep getting 401 or
@@ -19,8 +21,10 @@
 #   tests/browser/console.mjs): sign in, approve a 5,000-50,000 payout as
 #   finance manager, see compliance still required, approve as compliance,
 #   watch it reach executed; a deny; a refused second approval by the same
-#   person; webhook text with <script> shown as text; screenshots of the
-#   list and a case page in tests/artifacts/.
+#   person; webhook text with <script> shown as text; the search box finds
+#   each kind of id; the Last column in plain words; times in the viewer's
+#   zone with UTC on hover; a case's JSON export and its print view; a
+#   phone-sized screen; screenshots in tests/artifacts/.
 set -u
 . "$(dirname "$0")/lib_e2e.sh"
 . "$(dirname "$0")/lib_corpus.sh"
@@ -38,6 +42,7 @@ approve
     public_url = http://127.0.0.1:$CPORT
 CFG
 SBXURL=$(sandbox_url "$CFG")
+STD_KEY=$(grep -v '^#' "$ROOT/config/sandbox/standard.secrets" | head -1 | sed 's/^whsec_//')
 URL=http://127.0.0.1:$PORT
 CON=http://127.0.0.1:$CPORT
 sandbox() { curl -s -o /dev/null -X "$1" -H 'Content-Type: application/json' --data-binary "${3:-}" "$SBXURL/_sandbox/$2"; }
@@ -67,8 +72,11 @@ done
 sandbox POST seed "${seed%,}],\"entries\":[${entries%,}]}"
 for p in "P-APPROVE 1234500" "P-DENY 2500000" "P-TWICE 760000" "P-CSRF 600000" "P-RELAY 700000"; do
     read -r id amt <<<"$p"
-    send_stripe "$(stripe_payout_body "evt_$id" "$id" "$amt" usd)" "$E2E_SECRET" >/dev/null
+    send_stripe "$(stripe_payout_body "evt_$id" "$id" "$amt" usd)" "$E2E_SECRET" >"$WORK/rcpt.$id"
 done
+RCPT=$(cat "$WORK/rcpt.P-APPROVE")
+# the sandbox's refund rf_123 (payment pay_9) as a Standard Webhook: auto-approved, executed
+send_standard "$(std_refund_body evt_rf123 refund.succeeded rf_123 pay_9 1850 USD)" msg_rf123 "$(date +%s)" >/dev/null
 XSS="<script>window.__pgxss=1</script><img src=x onerror='window.__pgxss=2'>"
 send_stripe "$(stripe_payout_body evt_P-XSS P-XSS 990000 usd | sed "s|\"failure_message\":\"[^\"]*\"|\"failure_message\":\"$XSS\"|")" "$E2E_SECRET" >/dev/null
 quiesce "$CFG" 30
@@ -103,6 +111,30 @@ ok "the cases list filters by state, kind and tier" bash -c "grep -q payout-P-AP
 ok "...and by age" bash -c "curl -s -H 'Authorization: Bearer $FIN' '$CON/api/cases?max_age_s=3600' | grep -q payout-P-APPROVE"
 ok "a list row carries its latest entry (the why)" grep -q '"last":{"type":' <<<"$lst"
 ok "a bad filter is a 400 with the reason" bash -c "curl -s -w '%{http_code}' -H 'Authorization: Bearer $FIN' '$CON/api/cases?tier=9' | grep -q 'tier must be 1, 2 or 3\"}400'"
+findq() { curl -s -H "Authorization: Bearer $FIN" "$CON/api/cases?q=$1"; }
+found() { # Q CASE FIELD [MATCH] - q finds that one case, matched by that field
+    local r
+    r=$(findq "$1")
+    [ "$(grep -o '"case_id":"[^"]*"' <<<"$r" | sort -u)" = "\"case_id\":\"$2\"" ] &&
+        grep -q "\"matched\":\[{\"field\":\"$3\"" <<<"$r" && grep -q "\"match\":\"${4:-exact}\"" <<<"$r"
+}
+ok "?q= finds a case by its case id" found payout-P-APPROVE payout-P-APPROVE case_id
+ok "...by its payout id" found P-APPROVE payout-P-APPROVE payout_id
+ok "...by its PSP event id (Stripe)" found evt_P-DENY payout-P-DENY psp_event_id
+ok "...by its receipt id ($RCPT)" found "$RCPT" payout-P-APPROVE receipt_id
+ok "...by its refund id, ignoring ASCII case" found RF_123 refund-rf_123 refund_id
+ok "...by its payment id" found pay_9 refund-rf_123 payment_id
+ok "...by its webhook id (Standard Webhooks)" found msg_rf123 refund-rf_123 webhook_id
+ok "...by the start of an id when no whole id matches" found evt_P-TWI payout-P-TWICE psp_event_id prefix
+ok "...several cases when several match" test "$(findq evt_P- | grep -o '"case_id":"payout-P-[A-Z]*"' | sort -u | wc -l)" -ge 5
+ok "...none says so" test "$(findq evt_nothing_here)" = '{"cases":[],"match":"none"}'
+ok "...and straight at audit too" \
+    bash -c "curl -s -H 'Authorization: Bearer $FIN' 'http://127.0.0.1:$uport/cases?q=P-APPROVE' | grep -q '\"matched\":\[{\"field\":\"payout_id\",\"id\":\"P-APPROVE\"}\]'"
+for bad in "q=:q must be 1..128 bytes" "q=%01evt:q must not hold control characters" \
+    "q=$(head -c 200 /dev/zero | tr '\0' a):q must be 1..128 bytes" "q=%20P-1:q must not begin or end with a space"; do
+    ok "a bad query (${bad%%:*}) is a 400 saying ${bad#*:}" \
+        bash -c "curl -s -w '%{http_code}' -H 'Authorization: Bearer $FIN' '$CON/api/cases?${bad%%:*}' | grep -q '{\"error\":\"${bad#*:}.*\"}400\$'"
+done
 apr=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/approvals/payout-P-APPROVE")
 ok "a waiting case shows the runbook it would run" grep -q '"planned_runbook":{"case_id":"payout-P-APPROVE","runbook":"payout_exception","steps":\[{"name":"hold_payout"' <<<"$apr"
 ok "...and which roles are missing" grep -q '"missing_roles":\["finance_manager","compliance"\]' <<<"$apr"
@@ -173,6 +205,8 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 ok "...and the case is closed" bash -c "curl -s -H 'Authorization: Bearer $FIN' '$CON/api/cases/payout-P-CSRF' | grep -q '\"state\":\"closed\"'"
+TICKET=$(curl -s -H "Authorization: Bearer $FIN" "$CON/api/cases/payout-P-CSRF" | grep -o '"ticket_key":"[^"]*"' | head -1 | cut -d'"' -f4)
+ok "?q= finds a case by its ticket key ($TICKET, the failed runbook's)" found "${TICKET:-none}" payout-P-CSRF ticket_key
 ok "a retry of a closed case: approve's 409, passed on" \
     test "$(post /api/reviews/payout-P-CSRF/retry '{"comment":"again"}' -H "Authorization: Bearer $FIN" -H "X-CSRF-Token: $CSRF")" = 409
 
@@ -213,6 +247,8 @@ if [ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright
     mkdir -p "$ROOT/tests/artifacts"
     CONSOLE_URL=$CON TOKEN_FIN=$FIN TOKEN_COMP=$COMP TOKEN_RISK=$(tok risk_lead) \
         CASE_APPROVE=payout-P-APPROVE CASE_DENY=payout-P-DENY CASE_TWICE=payout-P-TWICE CASE_XSS=payout-P-XSS \
+        CASE_REFUND=refund-rf_123 REFUND_ID=rf_123 PAYMENT_ID=pay_9 WEBHOOK_ID=msg_rf123 PSP_EVENT_ID=evt_P-TWICE \
+        RECEIPT_ID=$RCPT TICKET_KEY=${TICKET:-none} CASE_TICKET=payout-P-CSRF \
         ARTIFACTS=$ROOT/tests/artifacts node "$ROOT/tests/browser/console.mjs" >"$WORK/browser.out" 2>&1
     brc=$?
     sed 's/^/    browser: /' "$WORK/browser.out"
@@ -220,7 +256,7 @@ if [ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright
     PASSED=$((PASSED + ${bp:-0}))
     FAILED=$((FAILED + ${bf:-0}))
     ok "the browser tests ran to their end" test "$brc" = 0 -a -n "${bp:-}"
-    for s in console-list console-case; do
+    for s in console-list console-case console-find console-phone-list console-phone-case console-print; do
         ok "screenshot tests/artifacts/$s.png saved" test -s "$ROOT/tests/artifacts/$s.png"
     done
 else

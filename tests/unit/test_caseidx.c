@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -542,5 +543,226 @@ Test(caseidx, timeline_details_come_from_the_trail_live_or_archived)
     cr_assert_str_eq(json_string_value(json_object_get(e, "summary")),
                      "step hold_payout done -> HTTP 200 after 1 attempt(s)", "the summary still shows");
     json_decref(e);
+    caseidx_close(&idx);
+}
+
+/* ------------------------------------------------------- finding a case */
+
+/* s_verdict - validate's verdict (type) on a receipt about a case, with the
+ * ids it names: pairs of key, value, NULL-ended */
+static void s_verdict(trail_w_t *w, const char *id, const char *type, const char *case_id, const char *receipt, ...)
+{
+    event_body_t *b = event_body_new();
+    event_body_str(b, "case_id", case_id);
+    va_list ap;
+    va_start(ap, receipt);
+    for (const char *k; (k = va_arg(ap, const char *)) != NULL;)
+        event_body_str(b, k, va_arg(ap, const char *));
+    va_end(ap);
+    s_store(w, id, type, case_id, "validate.0", receipt, b);
+}
+
+/* s_find_trail - a Stripe payout, a Stripe refund, a Standard Webhooks
+ * refund, an Adyen refund with a ticket, each with its ids */
+static void s_find_trail(void)
+{
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    cr_assert_not_null(w.j, "%s", err);
+    s_verdict(&w, "v-1", "validated", "payout-P-10492", "rcpt_aaaa01", "kind", "payout", "provider", "stripe", "ref",
+              "P-10492", "payout_id", "P-10492", "object_id", "P-10492", "psp_event_id", "evt_1NabcDEF", "key",
+              "evt_1NabcDEF", NULL);
+    s_verdict(&w, "v-2", "duplicate", "payout-P-10492", "rcpt_aaaa02", "kind", "payout", "provider", "stripe",
+              "payout_id", "P-10492", "psp_event_id", "evt_1NabcDEF", NULL);
+    s_verdict(&w, "v-3", "validated", "payout-P-104", "rcpt_aaaa03", "kind", "payout", "provider", "stripe",
+              "payout_id", "P-104", "psp_event_id", "evt_2Q", NULL);
+    s_verdict(&w, "v-4", "validated", "refund-rf_123", "rcpt_bbbb01", "kind", "refund", "provider", "stripe",
+              "refund_id", "rf_123", "payment_id", "pay_77", "payment_intent", "pi_3Kx", "psp_event_id", "evt_9R",
+              NULL);
+    s_verdict(&w, "v-5", "validated", "refund-rf_200", "rcpt_cccc01", "kind", "refund", "provider", "standard",
+              "refund_id", "rf_200", "payment_id", "pay_200", "psp_event_id", "msg_2Kwebhook", NULL);
+    s_verdict(&w, "v-6", "validated", "refund-ORD-9", "rcpt_dddd01", "kind", "refund", "provider", "adyen", "refund_id",
+              "ORD-9", "payment_id", "pay_9", "object_id", "QFQTPCQ8HXSKGK82", "psp_event_id",
+              "REFUND:QFQTPCQ8HXSKGK82:true", NULL);
+    event_body_t *s = s_body1("step", "open_ticket");
+    event_body_str(s, "status", "done");
+    event_body_str(s, "ticket_key", "OPS-88");
+    s_store(&w, "execute-6", "step", "refund-ORD-9", "execute.0", "dec_6", s);
+    journal_close(&w.j);
+}
+
+/* s_find - the answer to ?q= as JSON (the caller's) */
+static json_t *s_find(caseidx_t *idx, const char *q)
+{
+    caseidx_filter_t f = {.q = q};
+    char *text = caseidx_find_json(idx, &f);
+    json_t *o = json_loads(text, 0, NULL);
+    free(text);
+    cr_assert_not_null(o);
+    return o;
+}
+
+/* s_expect_one - q finds exactly case_id, matched as field */
+static void s_expect_one(caseidx_t *idx, const char *q, const char *case_id, const char *field, const char *match)
+{
+    json_t *o = s_find(idx, q);
+    json_t *cases = json_object_get(o, "cases");
+    cr_assert_eq(json_array_size(cases), 1, "%s finds one case, not %zu", q, json_array_size(cases));
+    json_t *c = json_array_get(cases, 0);
+    cr_expect_str_eq(json_string_value(json_object_get(c, "case_id")), case_id, "%s", q);
+    json_t *m = json_array_get(json_object_get(c, "matched"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(m, "field")), field, "%s", q);
+    cr_expect_str_eq(json_string_value(json_object_get(o, "match")), match, "%s", q);
+    json_decref(o);
+}
+
+Test(caseidx, finds_a_case_by_each_kind_of_id)
+{
+    s_find_trail();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    s_expect_one(idx, "payout-P-10492", "payout-P-10492", "case_id", "exact");
+    s_expect_one(idx, "P-10492", "payout-P-10492", "payout_id", "exact");
+    s_expect_one(idx, "rf_123", "refund-rf_123", "refund_id", "exact");
+    s_expect_one(idx, "pay_77", "refund-rf_123", "payment_id", "exact");
+    s_expect_one(idx, "pi_3Kx", "refund-rf_123", "payment_id", "exact");
+    s_expect_one(idx, "evt_9R", "refund-rf_123", "psp_event_id", "exact");
+    s_expect_one(idx, "msg_2Kwebhook", "refund-rf_200", "webhook_id", "exact");
+    s_expect_one(idx, "QFQTPCQ8HXSKGK82", "refund-ORD-9", "psp_reference", "exact");
+    s_expect_one(idx, "REFUND:QFQTPCQ8HXSKGK82:true", "refund-ORD-9", "psp_event_id", "exact");
+    s_expect_one(idx, "OPS-88", "refund-ORD-9", "ticket_key", "exact");
+    s_expect_one(idx, "rcpt_bbbb01", "refund-rf_123", "receipt_id", "exact");
+    s_expect_one(idx, "rcpt_aaaa02", "payout-P-10492", "receipt_id", "exact");
+    caseidx_close(&idx);
+}
+
+Test(caseidx, whole_ids_first_then_prefixes_ignoring_ascii_case)
+{
+    s_find_trail();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    s_expect_one(idx, "P-104", "payout-P-104", "payout_id", "exact"); /* not P-10492 too */
+    s_expect_one(idx, "ops-88", "refund-ORD-9", "ticket_key", "exact");
+    s_expect_one(idx, "EVT_1NABCDEF", "payout-P-10492", "psp_event_id", "exact");
+    s_expect_one(idx, "evt_1N", "payout-P-10492", "psp_event_id", "prefix");
+    json_t *o = s_find(idx, "P-1049");
+    cr_expect_str_eq(json_string_value(json_object_get(o, "match")), "prefix");
+    json_decref(o);
+    o = s_find(idx, "rcpt_");
+    cr_expect_eq(json_array_size(json_object_get(o, "cases")), 5, "every case with a receipt");
+    json_decref(o);
+    o = s_find(idx, "P-1"); /* under CASEIDX_PREFIX_MIN: whole ids only */
+    cr_expect_eq(json_array_size(json_object_get(o, "cases")), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(o, "match")), "none");
+    json_decref(o);
+    o = s_find(idx, "evt_nothing");
+    cr_expect_eq(json_array_size(json_object_get(o, "cases")), 0);
+    json_decref(o);
+    caseidx_filter_t f = {.q = "rcpt_", .kind = "payout"}; /* with the other filters */
+    char *text = caseidx_find_json(idx, &f);
+    o = json_loads(text, 0, NULL);
+    free(text);
+    cr_expect_eq(json_array_size(json_object_get(o, "cases")), 2);
+    json_decref(o);
+    caseidx_close(&idx);
+}
+
+Test(caseidx, a_case_keeps_at_most_ids_max_ids_but_its_own_id_and_tickets)
+{
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    cr_assert_not_null(w.j, "%s", err);
+    char vid[32], evt[32], rid[32];
+    for (int i = 0; i < 20; i++) { /* 20 distinct events about one payout */
+        snprintf(vid, sizeof vid, "v-%d", i);
+        snprintf(evt, sizeof evt, "evt_many_%02d", i);
+        snprintf(rid, sizeof rid, "rcpt_many_%02d", i);
+        s_verdict(&w, vid, i ? "duplicate" : "validated", "payout-P-5", rid, "payout_id", "P-5", "psp_event_id", evt,
+                  NULL);
+    }
+    event_body_t *s = s_body1("step", "open_ticket");
+    event_body_str(s, "status", "done");
+    event_body_str(s, "ticket_key", "PAY-5");
+    s_store(&w, "execute-5", "step", "payout-P-5", "execute.0", "dec_5", s);
+    journal_close(&w.j);
+    caseidx_t *idx = caseidx_open(s_db, s_dir, false, err, sizeof err);
+    cr_assert_not_null(idx, "%s", err);
+    caseidx_set_ids_max(idx, 8);
+    uint64_t applied;
+    cr_assert_eq(caseidx_sync(idx, s_dir, &applied, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(caseidx_ids_dropped(idx), 14, "8 kept: the case id, P-5 and 6 event ids");
+    s_expect_one(idx, "evt_many_05", "payout-P-5", "psp_event_id", "exact");
+    json_t *none = s_find(idx, "evt_many_06");
+    cr_expect_eq(json_array_size(json_object_get(none, "cases")), 0, "past the bound");
+    json_decref(none);
+    s_expect_one(idx, "PAY-5", "payout-P-5", "ticket_key", "exact");
+    s_expect_one(idx, "rcpt_many_19", "payout-P-5", "receipt_id", "exact"); /* receipts: the timeline's links */
+    caseidx_close(&idx);
+}
+
+Test(caseidx, a_rebuilt_index_finds_the_same)
+{
+    s_find_trail();
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    caseidx_close(&idx);
+    cr_assert_eq(unlink(s_db), 0);
+    idx = s_build(&applied);
+    s_expect_one(idx, "OPS-88", "refund-ORD-9", "ticket_key", "exact");
+    s_expect_one(idx, "msg_2Kwebhook", "refund-rf_200", "webhook_id", "exact");
+    caseidx_close(&idx);
+}
+
+Test(caseidx, bad_queries_are_refused_with_why)
+{
+    char why[256], big[CASEIDX_QUERY_MAX + 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    cr_expect(caseidx_query_ok("evt_1N", why, sizeof why));
+    cr_expect(caseidx_query_ok("payout P-1", why, sizeof why), "a space inside is an odd id, not a bad query");
+    cr_expect_not(caseidx_query_ok("", why, sizeof why));
+    cr_expect(strstr(why, "1..128 bytes") != NULL, "%s", why);
+    cr_expect_not(caseidx_query_ok(big, why, sizeof why));
+    cr_expect_not(caseidx_query_ok("evt\n1", why, sizeof why));
+    cr_expect(strstr(why, "control characters") != NULL, "%s", why);
+    cr_expect_not(caseidx_query_ok("evt\x7f", why, sizeof why));
+    cr_expect_not(caseidx_query_ok(" P-1", why, sizeof why));
+    cr_expect_not(caseidx_query_ok("P-1 ", why, sizeof why));
+}
+
+Test(caseidx, a_list_row_in_ops_review_carries_the_entry_that_put_it_there)
+{
+    char err[256];
+    journal_opts_t o = {.sync = JOURNAL_SYNC_NONE};
+    trail_w_t w = {0};
+    w.j = journal_open(s_dir, &o, err, sizeof err);
+    cr_assert_not_null(w.j, "%s", err);
+    s_verdict(&w, "v-1", "validated", "payout-P-3", "rcpt_3", "kind", "payout", "payout_id", "P-3", NULL);
+    event_body_t *r = s_body1("failed_step", "ledger_payout_reversal");
+    event_body_str(r, "why", "step failed");
+    event_body_str(r, "error", "HTTP 500 after 3 attempt(s)");
+    s_store(&w, "execute-r", "review", "payout-P-3", "execute.0", "dec_3", r);
+    event_body_t *s = s_body1("step", "teams_notice");
+    event_body_str(s, "status", "done");
+    s_store(&w, "execute-n", "step", "payout-P-3", "execute.0", "dec_3", s);
+    s_verdict(&w, "v-2", "validated", "payout-P-4", "rcpt_4", "kind", "payout", "payout_id", "P-4", NULL);
+    journal_close(&w.j);
+    uint64_t applied;
+    caseidx_t *idx = s_build(&applied);
+    char *text = s_list(idx, NULL, 10);
+    json_t *l = json_loads(text, 0, NULL);
+    free(text);
+    json_t *p4 = json_array_get(json_object_get(l, "cases"), 0), *p3 = json_array_get(json_object_get(l, "cases"), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(p3, "state")), "ops_review");
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(p3, "last"), "summary")),
+                     "step teams_notice done");
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(p3, "review"), "summary")),
+                     "to ops review: step ledger_payout_reversal failed: HTTP 500 after 3 attempt(s)");
+    cr_expect_null(json_object_get(p4, "review"), "only a case in ops review");
+    json_decref(l);
     caseidx_close(&idx);
 }

@@ -87,6 +87,7 @@ Test(console, only_known_query_parameters_pass)
     cr_expect(console_query_key_ok("tier"));
     cr_expect(console_query_key_ok("max_age_s"));
     cr_expect(console_query_key_ok("limit"));
+    cr_expect(console_query_key_ok("q"));
     cr_expect_not(console_query_key_ok("token"));
     cr_expect_not(console_query_key_ok(""));
     cr_expect_not(console_query_key_ok("State"));
