@@ -93,6 +93,9 @@ for s in ingest validate triage approve execute audit console; do
         grep -qx 'NoNewPrivileges=yes' \$f && grep -qx 'PrivateTmp=yes' \$f && grep -qx 'ProtectHome=yes' \$f &&
         grep -qx 'User=payguard' \$f && grep -qx 'ExecStart=/usr/lib/payguard/$s -c \${PAYGUARD_CONFIG} -i %i' \$f"
 done
+ok "approve and audit reload their approvers on systemctl reload (SIGHUP), the others have no reload" \
+    bash -c "for s in approve audit; do grep -qx 'ExecReload=/bin/kill -HUP \$MAINPID' /lib/systemd/system/payguard-\$s@.service || exit 1; done
+             ! grep -l '^ExecReload=' /lib/systemd/system/payguard-{ingest,validate,triage,execute,console}@.service"
 ok "payguard.target is installed" test -f /lib/systemd/system/payguard.target
 creds() { sed -n 's/^LoadCredential=\([^:]*\):.*/\1/p' "/lib/systemd/system/payguard-$1@.service" | tr '\n' ' '; }
 ok "validate alone is given the webhook secrets and the read token" \
