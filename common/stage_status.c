@@ -170,6 +170,9 @@ void sk_write_status(stage_t *st)
         (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out, (unsigned long long) st->c_dup,
         (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
         st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
+    int64_t now = sk_mono_ms();
+    for (int d = 0; d < NDEST; d++) /* the loop's own windows: their oldest event's age, for /metrics */
+        atomic_store(&st->oldest_unacked_ms[d], st->win[d].count ? now - sk_win_at(&st->win[d], 0)->pushed_ms : 0);
     dedup_stats_t ds; /* the loop's own: copied for /metrics, which other threads serve */
     dedup_stats(st->dedup, &ds);
     atomic_store(&st->dedup_seqs, ds.seqs);
@@ -232,6 +235,12 @@ char *stage_metrics_text(stage_t *st)
             "# TYPE payguard_unacked gauge\npayguard_unacked{instance=\"%s\",dest=\"next\"} %zu\n"
             "payguard_unacked{instance=\"%s\",dest=\"audit\"} %zu\n",
             i, atomic_load(&st->win[DEST_NEXT].count_shared), i, atomic_load(&st->win[DEST_AUDIT].count_shared));
+    fprintf(
+        f,
+        "# TYPE payguard_unacked_oldest_seconds gauge\npayguard_unacked_oldest_seconds{instance=\"%s\",dest=\"next\"} "
+        "%.3f\npayguard_unacked_oldest_seconds{instance=\"%s\",dest=\"audit\"} %.3f\n",
+        i, (double) atomic_load(&st->oldest_unacked_ms[DEST_NEXT]) / 1000.0, i,
+        (double) atomic_load(&st->oldest_unacked_ms[DEST_AUDIT]) / 1000.0);
     fprintf(f, "# TYPE payguard_journal_appends_total counter\npayguard_journal_appends_total{instance=\"%s\"} %llu\n",
             i, (unsigned long long) js.appends);
     fprintf(f, "# TYPE payguard_journal_fsyncs_total counter\npayguard_journal_fsyncs_total{instance=\"%s\"} %llu\n", i,

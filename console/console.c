@@ -122,7 +122,8 @@ bool console_query_key_ok(const char *key)
 bool console_page(const char *path, char name[CONSOLE_ASSET_NAME_MAX])
 {
     if (strcmp(path, "/") == 0 || strcmp(path, "/signin") == 0 || strcmp(path, "/ops") == 0 ||
-        strcmp(path, "/audit") == 0 || (strncmp(path, "/case/", 6) == 0 && path[6] && !strchr(path + 6, '/'))) {
+        strcmp(path, "/audit") == 0 || strcmp(path, "/pipeline") == 0 ||
+        (strncmp(path, "/case/", 6) == 0 && path[6] && !strchr(path + 6, '/'))) {
         snprintf(name, CONSOLE_ASSET_NAME_MAX, "index.html");
         return true;
     }

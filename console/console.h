@@ -12,6 +12,8 @@
 #define CONSOLE_CSRF_HEX 64
 #define CONSOLE_PATH_MAX 1024 /* a backend path with its query, at most */
 #define CONSOLE_ASSET_NAME_MAX 64
+#define CONSOLE_CHART_JS "uplot.min.js" /* uPlot's, served from console/chart_dir (console/main.c) */
+#define CONSOLE_CHART_CSS "uplot.min.css"
 
 /* the process behind an /api/ path */
 typedef enum { CONSOLE_NONE = 0, CONSOLE_APPROVE, CONSOLE_AUDIT } console_backend_t;
@@ -43,8 +45,8 @@ int console_api_route(const char *method, const char *path, console_route_t *out
 bool console_query_key_ok(const char *key);
 
 /* console_page - for a GET of a non-API path: the asset name that answers
- * it into name ("index.html" for the pages /, /signin, /ops, /audit and
- * /case/{id}; NAME for /static/NAME when NAME is [a-z0-9._-] without "..")
+ * it into name ("index.html" for the pages /, /signin, /ops, /audit,
+ * /pipeline and /case/{id}; NAME for /static/NAME when NAME is [a-z0-9._-] without "..")
  * and true; false for anything else (404) */
 bool console_page(const char *path, char name[CONSOLE_ASSET_NAME_MAX]);
 

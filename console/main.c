@@ -100,6 +100,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -107,6 +108,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "pipeline.h"
 #include "relay.h"
 #include "sdnotify.h"
 #include "refusals.h"
@@ -137,8 +139,10 @@ typedef struct {
     unsigned char relay_key[SEALKEY_BYTES]; /* seals the person's address for approve (relay.h) */
     const char *run_dir;
     _Atomic unsigned long long refused_csrf, proxied, backend_down;
-    refusals_t *refusals; /* refused requests per source: throttled, summed up in the log (refusals.h) */
-    httpd_t *httpd;       /* the server (httpd.h), once it serves */
+    refusals_t *refusals;       /* refused requests per source: throttled, summed up in the log (refusals.h) */
+    httpd_t *httpd;             /* the server (httpd.h), once it serves */
+    pipeline_watch_t *pipeline; /* the Pipeline page's samples (pipeline.h) */
+    bool charts;                /* uPlot's files were found in console/chart_dir */
 } console_t;
 
 /* request - a connection's body, gathered before the answer */
@@ -149,6 +153,33 @@ typedef struct {
 } request_t;
 
 /* ------------------------------------------------------------ assets */
+
+/* s_load_file - the file full into the next asset, served as name; -1
+ * (logged) when it is not a regular file of at most 1 MiB or too many */
+static int s_load_file(console_t *c, const char *full, const char *name)
+{
+    if (c->nassets == CONSOLE_MAX_ASSETS) {
+        log_error("console: more than %d files to serve (%s)", CONSOLE_MAX_ASSETS, full);
+        return -1;
+    }
+    FILE *f = fopen(full, "rb");
+    struct stat sb;
+    if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONSOLE_MAX_ASSET_BYTES) {
+        log_error("%s: %s", full, f ? "not a regular file of at most 1 MiB" : strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    asset_t *a = &c->assets[c->nassets];
+    a->data = malloc((size_t) sb.st_size + 1);
+    assert(a->data);
+    a->len = fread(a->data, 1, (size_t) sb.st_size, f);
+    fclose(f);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->type = console_content_type(name);
+    c->nassets++;
+    return 0;
+}
 
 /* s_load_assets - every servable file of dir into memory (at start: the
  * page never touches the disk again); -1 without index.html */
@@ -167,30 +198,12 @@ static int s_load_assets(console_t *c, const char *dir)
         snprintf(path, sizeof path, "/static/%.*s", (int) (sizeof path - 9), e->d_name); /* fits: checked above */
         if (!console_page(path, name)) /* the same rule that serves it */
             continue;
-        if (c->nassets == CONSOLE_MAX_ASSETS) {
-            log_error("console/www_dir %s: more than %d files", dir, CONSOLE_MAX_ASSETS);
-            closedir(d);
-            return -1;
-        }
         char full[4096];
         snprintf(full, sizeof full, "%s/%s", dir, name);
-        FILE *f = fopen(full, "rb");
-        struct stat sb;
-        if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONSOLE_MAX_ASSET_BYTES) {
-            log_error("%s: %s", full, f ? "not a regular file of at most 1 MiB" : strerror(errno));
-            if (f)
-                fclose(f);
+        if (s_load_file(c, full, name) != 0) {
             closedir(d);
             return -1;
         }
-        asset_t *a = &c->assets[c->nassets];
-        a->data = malloc((size_t) sb.st_size + 1);
-        assert(a->data);
-        a->len = fread(a->data, 1, (size_t) sb.st_size, f);
-        fclose(f);
-        snprintf(a->name, sizeof a->name, "%s", name);
-        a->type = console_content_type(name);
-        c->nassets++;
     }
     closedir(d);
     for (size_t i = 0; i < c->nassets; i++)
@@ -200,6 +213,35 @@ static int s_load_assets(console_t *c, const char *dir)
         }
     log_error("console/www_dir %s has no index.html", dir);
     return -1;
+}
+
+/* s_load_charts - uPlot's script and style from dir (console/chart_dir,
+ * npm ci in console/vendor) as /static/uplot.min.js and uplot.min.css;
+ * without them the Pipeline page shows its numbers and says charts are
+ * unavailable (c->charts false) */
+static void s_load_charts(console_t *c, const char *dir)
+{
+    static const char *const files[2][2] = {{"uPlot.iife.min.js", CONSOLE_CHART_JS},
+                                            {"uPlot.min.css", CONSOLE_CHART_CSS}};
+    char full[2][4096];
+    for (int i = 0; i < 2; i++) {
+        snprintf(full[i], sizeof full[i], "%s/%s", dir, files[i][0]);
+        if (access(full[i], R_OK) != 0) {
+            log_warn("console/chart_dir: no %s (%s): the Pipeline page has no charts (sh scripts/install-deps.sh "
+                     "installs uPlot)",
+                     full[i], strerror(errno));
+            return;
+        }
+    }
+    size_t before = c->nassets;
+    for (int i = 0; i < 2; i++)
+        if (s_load_file(c, full[i], files[i][1]) != 0) {
+            while (c->nassets > before)
+                free(c->assets[--c->nassets].data);
+            return;
+        }
+    c->charts = true;
+    log_info("console: charts from %s", dir);
 }
 
 /* ------------------------------------------------------------ answers */
@@ -412,6 +454,38 @@ static enum MHD_Result s_pass_on(console_t *c, struct MHD_Connection *conn, cons
     return s_json(conn, status, j);
 }
 
+/* s_pipeline - GET /api/pipeline: the group's samples (pipeline.h), for a
+ * person approve knows (its GET /whoami answers 200 for the token): the
+ * numbers are operational, not case data, but the console shows nothing
+ * to someone who has not signed in */
+static enum MHD_Result s_pipeline(console_t *c, struct MHD_Connection *conn, const char *method, const char *peer)
+{
+    if (strcmp(method, "GET") != 0)
+        return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /api/pipeline");
+    const char *token = console_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (!token) {
+        s_refused(c, peer, method, "/api/pipeline", "no bearer token");
+        return httpd_unauthorized(conn);
+    }
+    httpc_t *h = httpc_new(c->approve_url, token, c->timeout_ms);
+    httpc_resp_t resp = {.retry_after_ms = -1};
+    int rc = h ? httpc_do(h, "GET", "/whoami", NULL, NULL, &resp) : -1;
+    httpc_destroy(&h);
+    long status = rc == 0 ? resp.status : 0;
+    char msg[384];
+    snprintf(msg, sizeof msg, "approve is not answering: cannot check your token (%s)", resp.error);
+    httpc_resp_free(&resp);
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        s_refused(c, peer, method, "/api/pipeline", "unknown token (401 from the backend)");
+        return s_error(conn, MHD_HTTP_UNAUTHORIZED, "unknown token");
+    }
+    if (status != MHD_HTTP_OK)
+        return s_error(conn, MHD_HTTP_BAD_GATEWAY, msg);
+    json_t *j = pipeline_watch_json(c->pipeline);
+    json_object_set_new(j, "charts", json_boolean(c->charts));
+    return s_json(conn, MHD_HTTP_OK, j);
+}
+
 /* s_api - pass an /api/ call through to approve or audit; a source
  * throttled after repeated refusals gets 429 first (refusals.h) */
 static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
@@ -422,6 +496,8 @@ static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const ch
     long wait_s = refusals_throttled(c->refusals, peer);
     if (wait_s)
         return s_throttled(conn, wait_s);
+    if (strcmp(url, "/api/pipeline") == 0)
+        return s_pipeline(c, conn, method, peer);
     console_route_t route;
     char why[128];
     int rc = console_api_route(method, url, &route, why, sizeof why);
@@ -576,6 +652,9 @@ static int s_serve(console_t *c, const sigset_t *set)
             sdnotify_send("WATCHDOG=1");
         refusals_flush(c->refusals, sig >= 0, s_log_summary, NULL);
         s_write_metrics(c);
+        struct timespec mono;
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        pipeline_watch_tick(c->pipeline, (int64_t) mono.tv_sec * 1000 + mono.tv_nsec / 1000000);
     } while (sig < 0);
     sdnotify_send("STOPPING=1");
     return sig;
@@ -591,6 +670,9 @@ static int s_load(console_t *c, const config_t *cfg)
     free(www);
     if (rc != 0)
         return -1;
+    char *charts = config_expand(cfg, config_get(cfg, "console/chart_dir"), "console", 0);
+    s_load_charts(c, charts);
+    free(charts);
     char *rk = config_expand(cfg, config_get(cfg, "console/relay_key_file"), "console", 0);
     rc = sealkey_file(rk, "relay key (console/relay_key_file)", c->relay_key, err, sizeof err);
     free(rk);
@@ -614,6 +696,7 @@ static void s_stop(console_t *c, int sig)
     httpd_stop(&c->httpd);
     refusals_flush(c->refusals, true, s_log_summary, NULL); /* what came in while it stopped */
     refusals_destroy(&c->refusals);
+    pipeline_watch_destroy(&c->pipeline);
     for (size_t i = 0; i < c->nassets; i++)
         free(c->assets[i].data);
     OPENSSL_cleanse(c->secret, sizeof c->secret);
@@ -651,6 +734,15 @@ int main(int argc, char **argv)
         return 1;
     }
     c.run_dir = config_run_dir(cfg);
+    long sample_s, samples;
+    if (config_bounded(cfg, "console/pipeline_sample_s", &sample_s, err, sizeof err) ||
+        config_bounded(cfg, "console/pipeline_samples", &samples, err, sizeof err)) {
+        log_error("%s", err);
+        config_destroy(&cfg);
+        return 2;
+    }
+    c.pipeline = pipeline_watch_new(c.run_dir, sample_s, samples);
+    assert(c.pipeline);
 
     sigset_t set;
     sigemptyset(&set);

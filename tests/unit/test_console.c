@@ -95,7 +95,7 @@ Test(console, only_known_query_parameters_pass)
 Test(console, pages_and_assets)
 {
     char name[CONSOLE_ASSET_NAME_MAX];
-    const char *pages[] = {"/", "/signin", "/ops", "/audit", "/case/payout-P-1"};
+    const char *pages[] = {"/", "/signin", "/ops", "/audit", "/pipeline", "/case/payout-P-1"};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         cr_assert(console_page(pages[i], name), "%s", pages[i]);
         cr_expect_str_eq(name, "index.html", "%s", pages[i]);
