@@ -11,7 +11,7 @@
 // Every POST also sends the CSRF token that GET /api/session gave.
 //
 // Routes (every one of them serves index.html; this file routes on
-// location.pathname): /  /case/<case_id>  /ops  /audit  /signin
+// location.pathname): /  /case/<case_id>  /ops  /audit  /pipeline (pipeline.js)  /signin
 'use strict';
 
 (() => {
@@ -393,6 +393,7 @@
     if (path === '/' || path === '/index.html') return pageCases();
     if (path === '/ops') return pageOps();
     if (path === '/audit') return pageAudit();
+    if (path === '/pipeline') return pagePipeline();
     const m = /^\/case\/([^/]+)\/?$/.exec(path);
     if (m) {
       let id = null;
@@ -445,7 +446,8 @@
     }
     const section = location.pathname === '/ops' ? 'ops'
       : location.pathname === '/audit' ? 'audit'
-        : 'cases';
+        : location.pathname === '/pipeline' ? 'pipeline'
+          : 'cases';
     for (const a of top.querySelectorAll('nav a')) {
       const on = a.dataset.nav === section;
       a.classList.toggle('current', on);
@@ -1167,6 +1169,19 @@
       later(p, poll, VERIFY_POLL_MS);
     });
     poll();
+  }
+
+  // ---------------------------------------------------------------- pipeline
+
+  // The Pipeline page is pipeline.js's (window.payguardPipeline): it gets
+  // this page's lifecycle and the helpers it shares.
+  function pagePipeline() {
+    const p = startPage('Pipeline');
+    if (typeof window.payguardPipeline !== 'function') {
+      fill(main(), el('p', { className: 'error', role: 'alert' }, 'The Pipeline page did not load (/static/pipeline.js).'));
+      return;
+    }
+    window.payguardPipeline({ page: p, main: main(), el, fill, api, every, AuthError });
   }
 
   // ---------------------------------------------------------------- start
