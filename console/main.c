@@ -6,11 +6,14 @@
  *					payguard-console@0.service)
  * DESCRIPTION
  *	Serves the console's static page (console/www: index.html, app.js,
- *	app.css; no build step, no third-party asset) and passes its API calls
- *	through to the processes that own them, so the browser talks to one
- *	origin only:
- *	  /, /signin, /case/{id}, /ops, /audit	index.html (app.js routes)
+ *	app.css, pipeline.js, pipeline.css; no build step; one third-party
+ *	asset, uPlot, from console/chart_dir) and passes its API calls through
+ *	to the processes that own them, so the browser talks to one origin only:
+ *	  /, /signin, /case/{id}, /ops, /audit,	index.html (app.js routes)
+ *	  /pipeline
  *	  /static/NAME				an asset of www_dir
+ *	  /static/uplot.min.js, uplot.min.css	uPlot's, from chart_dir (when there)
+ *	  /api/pipeline				the console's own: PIPELINE below
  *	  /api/session				approve's GET /whoami + a CSRF token
  *	  /api/approvals..., /api/reviews...	approve's API (CONTRACT.md §3.1)
  *	  /api/cases..., /api/audit/verify	audit's API (§3.2)
@@ -28,6 +31,23 @@
  *	it as client_ip and this console as via. approve believes the header
  *	only with that seal: anyone else sending it is recorded with their own
  *	address. Behind a proxy the TCP peer is the proxy.
+ * PIPELINE
+ *	GET /api/pipeline: the Pipeline page's numbers (console/pipeline.h):
+ *	every instance (up or down, uptime, restarts, events in and out per
+ *	second, unacknowledged events per link and the oldest one's age,
+ *	journal size and retention), every outside system (calls per second,
+ *	error rate, p50/p99, breaker, in flight) and the end-to-end numbers,
+ *	with their history. The console reads them from the group's files in
+ *	its run_dir, which the master that started it shares: master.state
+ *	(pid, start, restarts: the master's alone) and each instance's .stat
+ *	(its pid, ready) and .prom (the samples every /metrics serves: most
+ *	stages have no HTTP port to scrape). A sample every
+ *	pipeline_sample_s, kept in a ring of pipeline_samples per series (at
+ *	most PIPELINE_MAX_SERIES): memory bounded at start. Answered to a
+ *	person approve knows (its GET /whoami says 200 for the Bearer token;
+ *	401 otherwise, counted as a refusal; 502 when approve does not
+ *	answer): operational numbers, not case data, but the console shows
+ *	nothing before sign-in. Only this host's instances.
  * SIGN-IN
  *	The person pastes their approver token (approvers/<name>); the page
  *	keeps it in sessionStorage (gone with the tab) and sends it on every
@@ -76,7 +96,10 @@
  *	console at start (exit 1).
  * CONFIGURATION
  *	console/enabled, http_bind, http_port (8083), www_dir (console/www,
- *	relative to the directory payguard is started from), timeout_ms (under
+ *	relative to the directory payguard is started from), chart_dir (uPlot's
+ *	uPlot.iife.min.js and uPlot.min.css, npm ci in console/vendor; missing:
+ *	a warning, and the Pipeline page shows numbers without charts),
+ *	pipeline_sample_s (5), pipeline_samples (720), timeout_ms (under
  *	http_deadline_s), http_max_per_address, http_deadline_s, relay_key_file
  *	(the key shared with approve, 32 random bytes made at first start with
  *	mode 0600 by whichever of the two starts first);
