@@ -76,6 +76,9 @@ ok "/static/uplot.min.js is uPlot, as JavaScript" \
     bash -c "grep -qi '^content-type: text/javascript' '$WORK/uplot.hdrs' && cmp -s '$WORK/uplot.js' '$ROOT/console/vendor/node_modules/uplot/dist/uPlot.iife.min.js'"
 ok "...under the console's CSP: scripts from this origin only" \
     grep -qi "^content-security-policy: default-src 'none'; script-src 'self';" "$WORK/uplot.hdrs"
+ok "/metrics with the new families (journal size and retention, oldest unacknowledged) passes promtool" \
+    bash -c "curl -s '$CON/metrics' | tee '$WORK/metrics.txt' | promtool check metrics && grep -q '^payguard_journal_bytes{instance=\"validate.0\"} [1-9]' '$WORK/metrics.txt' &&
+             grep -q '^payguard_unacked_oldest_seconds{instance=\"ingest.0\",dest=\"next\"}' '$WORK/metrics.txt'"
 ok "/pipeline serves the page" test "$(curl -s -o /dev/null -w '%{http_code}' "$CON/pipeline")" = 200
 sed 's/pipeline_samples = 600/pipeline_samples = 99999/' "$CFG" >"$WORK/big.cfg"
 "$BIN/console" -c "$WORK/big.cfg" >"$WORK/big.out" 2>&1
