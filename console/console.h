@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONSOLE_SECRET_BYTES 32
 #define CONSOLE_CSRF_HEX 64
@@ -74,5 +75,25 @@ const char *console_bearer(const char *authorization);
  * browsers send it on every POST, other clients need not) names this
  * server (Host), and Sec-Fetch-Site (may be NULL) is same-origin or none */
 bool console_same_origin(const char *origin, const char *host, const char *sec_fetch_site);
+
+/* console_known_t - the people approve said yes to lately (GET /whoami
+ * 200), by the SHA-256 of their token (never the token): the Pipeline page
+ * (GET /api/pipeline) stays served to them for console/pipeline_grace_s
+ * while approve does not answer, which is when it is needed most. At most
+ * CONSOLE_KNOWN_MAX; one more replaces the one heard from longest ago. The
+ * caller locks. */
+#define CONSOLE_KNOWN_MAX 64
+typedef struct {
+    unsigned char hash[CONSOLE_KNOWN_MAX][32];
+    int64_t at_ms[CONSOLE_KNOWN_MAX];
+    size_t n;
+} console_known_t;
+
+/* console_known_note - approve knows token now (now_ms: any clock, the same for all calls) */
+void console_known_note(console_known_t *k, const char *token, int64_t now_ms);
+/* console_known_recent - approve knew token within grace_ms of now_ms */
+bool console_known_recent(const console_known_t *k, const char *token, int64_t now_ms, int64_t grace_ms);
+/* console_known_forget - approve no longer knows token (its 401) */
+void console_known_forget(console_known_t *k, const char *token);
 
 #endif

@@ -45,9 +45,13 @@
  *	pipeline_sample_s, kept in a ring of pipeline_samples per series (at
  *	most PIPELINE_MAX_SERIES): memory bounded at start. Answered to a
  *	person approve knows (its GET /whoami says 200 for the Bearer token;
- *	401 otherwise, counted as a refusal; 502 when approve does not
- *	answer): operational numbers, not case data, but the console shows
- *	nothing before sign-in. Only this host's instances.
+ *	401 otherwise, counted as a refusal): operational numbers, not case
+ *	data, but the console shows nothing before sign-in. When approve does
+ *	not answer (within 1 s), a person it said yes to within
+ *	pipeline_grace_s is still answered ("approve": "not answering"): an
+ *	on-call engineer sees approve down on this page; anyone else gets
+ *	502. Remembered: the SHA-256 of the token, never the token, 64 people
+ *	at most (CONSOLE_KNOWN_MAX), in memory. Only this host's instances.
  * SIGN-IN
  *	The person pastes their approver token (approvers/<name>); the page
  *	keeps it in sessionStorage (gone with the tab) and sends it on every
@@ -99,7 +103,8 @@
  *	relative to the directory payguard is started from), chart_dir (uPlot's
  *	uPlot.iife.min.js and uPlot.min.css, npm ci in console/vendor; missing:
  *	a warning, and the Pipeline page shows numbers without charts),
- *	pipeline_sample_s (5), pipeline_samples (720), timeout_ms (under
+ *	pipeline_sample_s (5), pipeline_samples (720), pipeline_grace_s (600),
+ *	timeout_ms (under
  *	http_deadline_s), http_max_per_address, http_deadline_s, relay_key_file
  *	(the key shared with approve, 32 random bytes made at first start with
  *	mode 0600 by whichever of the two starts first);
@@ -165,7 +170,10 @@ typedef struct {
     refusals_t *refusals;       /* refused requests per source: throttled, summed up in the log (refusals.h) */
     httpd_t *httpd;             /* the server (httpd.h), once it serves */
     pipeline_watch_t *pipeline; /* the Pipeline page's samples (pipeline.h) */
-    bool charts;                /* uPlot's files were found in console/chart_dir */
+    long pipeline_grace_s;      /* a person approve knew within this long still sees it when approve is silent */
+    pthread_mutex_t known_mu;
+    console_known_t known; /* those people (console.h), under known_mu */
+    bool charts;           /* uPlot's files were found in console/chart_dir */
 } console_t;
 
 /* request - a connection's body, gathered before the answer */
@@ -477,10 +485,45 @@ static enum MHD_Result s_pass_on(console_t *c, struct MHD_Connection *conn, cons
     return s_json(conn, status, j);
 }
 
+/* s_mono_ms - monotonic milliseconds */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s_whoami - approve's status for token's GET /whoami (0: no answer, why
+ * in err); a person it knew within pipeline_grace_s is asked with 1 s to
+ * answer, not timeout_ms, and is still let in (*known) when it is silent */
+static long s_whoami(console_t *c, const char *token, bool *known, char *err, size_t errlen)
+{
+    int64_t now = s_mono_ms();
+    pthread_mutex_lock(&c->known_mu);
+    *known = console_known_recent(&c->known, token, now, c->pipeline_grace_s * 1000);
+    pthread_mutex_unlock(&c->known_mu);
+    long wait_ms = *known && c->timeout_ms > CONSOLE_READY_TIMEOUT_MS ? CONSOLE_READY_TIMEOUT_MS : c->timeout_ms;
+    httpc_t *h = httpc_new(c->approve_url, token, wait_ms);
+    httpc_resp_t resp = {.retry_after_ms = -1};
+    int rc = h ? httpc_do(h, "GET", "/whoami", NULL, NULL, &resp) : -1;
+    httpc_destroy(&h);
+    long status = rc == 0 ? resp.status : 0;
+    snprintf(err, errlen, "%s", resp.error[0] ? resp.error : "no answer");
+    httpc_resp_free(&resp);
+    pthread_mutex_lock(&c->known_mu);
+    if (status == MHD_HTTP_OK)
+        console_known_note(&c->known, token, now);
+    else if (status == MHD_HTTP_UNAUTHORIZED)
+        console_known_forget(&c->known, token);
+    pthread_mutex_unlock(&c->known_mu);
+    return status;
+}
+
 /* s_pipeline - GET /api/pipeline: the group's samples (pipeline.h), for a
- * person approve knows (its GET /whoami answers 200 for the token): the
- * numbers are operational, not case data, but the console shows nothing
- * to someone who has not signed in */
+ * person approve knows (its GET /whoami answers 200 for the token), or knew
+ * within console/pipeline_grace_s when it does not answer ("approve":
+ * "not answering" then): the numbers are operational, not case data, but
+ * the console shows nothing to someone who has not signed in */
 static enum MHD_Result s_pipeline(console_t *c, struct MHD_Connection *conn, const char *method, const char *peer)
 {
     if (strcmp(method, "GET") != 0)
@@ -490,22 +533,20 @@ static enum MHD_Result s_pipeline(console_t *c, struct MHD_Connection *conn, con
         s_refused(c, peer, method, "/api/pipeline", "no bearer token");
         return httpd_unauthorized(conn);
     }
-    httpc_t *h = httpc_new(c->approve_url, token, c->timeout_ms);
-    httpc_resp_t resp = {.retry_after_ms = -1};
-    int rc = h ? httpc_do(h, "GET", "/whoami", NULL, NULL, &resp) : -1;
-    httpc_destroy(&h);
-    long status = rc == 0 ? resp.status : 0;
-    char msg[384];
-    snprintf(msg, sizeof msg, "approve is not answering: cannot check your token (%s)", resp.error);
-    httpc_resp_free(&resp);
+    char err[256], msg[384];
+    bool known;
+    long status = s_whoami(c, token, &known, err, sizeof err);
     if (status == MHD_HTTP_UNAUTHORIZED) {
         s_refused(c, peer, method, "/api/pipeline", "unknown token (401 from the backend)");
         return s_error(conn, MHD_HTTP_UNAUTHORIZED, "unknown token");
     }
-    if (status != MHD_HTTP_OK)
+    if (status != MHD_HTTP_OK && !(status == 0 && known)) {
+        snprintf(msg, sizeof msg, "approve is not answering: cannot check your token (%s)", err);
         return s_error(conn, MHD_HTTP_BAD_GATEWAY, msg);
+    }
     json_t *j = pipeline_watch_json(c->pipeline);
     json_object_set_new(j, "charts", json_boolean(c->charts));
+    json_object_set_new(j, "approve", json_string(status == MHD_HTTP_OK ? "answering" : "not answering"));
     return s_json(conn, MHD_HTTP_OK, j);
 }
 
@@ -675,9 +716,7 @@ static int s_serve(console_t *c, const sigset_t *set)
             sdnotify_send("WATCHDOG=1");
         refusals_flush(c->refusals, sig >= 0, s_log_summary, NULL);
         s_write_metrics(c);
-        struct timespec mono;
-        clock_gettime(CLOCK_MONOTONIC, &mono);
-        pipeline_watch_tick(c->pipeline, (int64_t) mono.tv_sec * 1000 + mono.tv_nsec / 1000000);
+        pipeline_watch_tick(c->pipeline, s_mono_ms());
     } while (sig < 0);
     sdnotify_send("STOPPING=1");
     return sig;
@@ -759,12 +798,14 @@ int main(int argc, char **argv)
     c.run_dir = config_run_dir(cfg);
     long sample_s, samples;
     if (config_bounded(cfg, "console/pipeline_sample_s", &sample_s, err, sizeof err) ||
-        config_bounded(cfg, "console/pipeline_samples", &samples, err, sizeof err)) {
+        config_bounded(cfg, "console/pipeline_samples", &samples, err, sizeof err) ||
+        config_bounded(cfg, "console/pipeline_grace_s", &c.pipeline_grace_s, err, sizeof err)) {
         log_error("%s", err);
         config_destroy(&cfg);
         return 2;
     }
     c.pipeline = pipeline_watch_new(c.run_dir, sample_s, samples);
+    pthread_mutex_init(&c.known_mu, NULL);
     assert(c.pipeline);
 
     sigset_t set;

@@ -274,10 +274,12 @@
       err.hidden = true;
       const d = r.data;
       const now = d.now;
-      status.textContent = now
+      status.textContent = (now
         ? 'Sampled ' + clock(now.at_ms) + ' \u00b7 every ' + d.sample_s + ' s, the last ' +
           duration(d.sample_s * d.samples) + ' kept'
-        : 'No sample yet: the first comes within ' + d.sample_s + ' s.';
+        : 'No sample yet: the first comes within ' + d.sample_s + ' s.') +
+        (d.approve === 'not answering' ? ' \u00b7 approve is not answering: shown on your earlier sign-in; ' +
+          'the other pages need approve' : '');
       if (now) {
         renderHealth(now);
         renderE2e(now.end_to_end || {});

@@ -8,7 +8,9 @@
 #   the oldest one's age, journal size and retention), the outside systems
 #   validate calls (calls/s, p50/p99, breaker) and the end-to-end numbers,
 #   with a history of at most console/pipeline_samples samples; uPlot is
-#   served as /static/uplot.min.js under the same CSP;
+#   served as /static/uplot.min.js under the same CSP; with approve frozen
+#   it still answers a person approve knew (approve.0 "not answering"),
+#   and 502 to anyone else;
 #   in a browser (tests/browser/pipeline.mjs): the page shows it all and
 #   refreshes in place; triage.0 killed while its program is missing (each
 #   restart fails) shows as down with its restarts, then up again once
@@ -31,7 +33,7 @@ BIN=$WORK/bin
 PORT=$(free_port)
 CPORT=$(free_port)
 CFG=$(write_config pl "$PORT")
-sed -i "s|^console$|console\n    http_port = $CPORT\n    www_dir = $ROOT/console/www\n    chart_dir = $ROOT/console/vendor/node_modules/uplot/dist\n    pipeline_sample_s = 1\n    pipeline_samples = 600|; s|^    enabled = no$|    enabled = yes|" "$CFG"
+sed -i "s|^console$|console\n    http_port = $CPORT\n    timeout_ms = 2000\n    www_dir = $ROOT/console/www\n    chart_dir = $ROOT/console/vendor/node_modules/uplot/dist\n    pipeline_sample_s = 1\n    pipeline_samples = 600|; s|^    enabled = no$|    enabled = yes|" "$CFG"
 CON=http://127.0.0.1:$CPORT
 URL=http://127.0.0.1:$PORT
 SBXURL=$(sandbox_url "$CFG")
@@ -85,6 +87,25 @@ sed 's/pipeline_samples = 600/pipeline_samples = 99999/' "$CFG" >"$WORK/big.cfg"
 big=$?
 ok "the console's memory of it is bounded: pipeline_samples over its bound stops it at start" \
     bash -c "test $big = 2 && grep -q 'pipeline_samples' '$WORK/big.out'"
+
+# approve frozen: the page goes on for a person approve knew, and shows it
+kill -STOP "$(inst_pid "$CFG" approve.0)"
+sleep 6
+ok "approve frozen: /api/pipeline still answers fin_mgr, whom approve knew a moment ago" \
+    test "$(api -H "Authorization: Bearer $FIN")" = 200
+ok "...saying approve does not answer, and approve.0 not answering (no status for 5 s)" \
+    jqok '.approve == "not answering" and (.now.instances[] | select(.instance == "approve.0") | .state == "not answering")'
+ok "...and the health of the others" jqok '[.now.instances[] | select(.state == "up")] | length == 8'
+ok "a person approve never said yes to: 502, their token cannot be checked" \
+    test "$(api -H "Authorization: Bearer $(tok compliance_officer)")" = 502
+kill -CONT "$(inst_pid "$CFG" approve.0)"
+for _ in $(seq 1 30); do
+    api -H "Authorization: Bearer $FIN" >/dev/null
+    jqok '.approve == "answering" and ([.now.instances[] | select(.state == "up")] | length == 9)' && break
+    sleep 0.5
+done
+ok "approve thawed: answering, every instance up again" \
+    jqok '.approve == "answering" and ([.now.instances[] | select(.state == "up")] | length == 9)'
 
 # ---- in a browser, under a steady load (15 webhooks a second)
 if [ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
