@@ -32,7 +32,7 @@
  *	only with that seal: anyone else sending it is recorded with their own
  *	address. Behind a proxy the TCP peer is the proxy.
  * PIPELINE
- *	GET /api/pipeline: the Pipeline page's numbers (console/pipeline.h):
+ *	GET /api/pipeline[?since=MS]: the Pipeline page's numbers (console/pipeline.h):
  *	every instance (up or down, uptime, restarts, events in and out per
  *	second, unacknowledged events per link and the oldest one's age,
  *	journal size and retention), every outside system (calls per second,
@@ -43,7 +43,8 @@
  *	(its pid, ready) and .prom (the samples every /metrics serves: most
  *	stages have no HTTP port to scrape). A sample every
  *	pipeline_sample_s, kept in a ring of pipeline_samples per series (at
- *	most PIPELINE_MAX_SERIES): memory bounded at start. Answered to a
+ *	most PIPELINE_MAX_SERIES): memory bounded at start; since: only the
+ *	samples after it (the page asks for what it lacks). Answered to a
  *	person approve knows (its GET /whoami says 200 for the Bearer token;
  *	401 otherwise, counted as a refusal): operational numbers, not case
  *	data, but the console shows nothing before sign-in. When approve does
@@ -544,7 +545,12 @@ static enum MHD_Result s_pipeline(console_t *c, struct MHD_Connection *conn, con
         snprintf(msg, sizeof msg, "approve is not answering: cannot check your token (%s)", err);
         return s_error(conn, MHD_HTTP_BAD_GATEWAY, msg);
     }
-    json_t *j = pipeline_watch_json(c->pipeline);
+    const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+    char *end = NULL;
+    long long since_ms = since ? strtoll(since, &end, 10) : 0;
+    if (since && (end == since || *end || since_ms < 0))
+        return s_error(conn, MHD_HTTP_BAD_REQUEST, "since: the unix milliseconds of the last sample the page has");
+    json_t *j = pipeline_watch_json(c->pipeline, since_ms);
     json_object_set_new(j, "charts", json_boolean(c->charts));
     json_object_set_new(j, "approve", json_string(status == MHD_HTTP_OK ? "answering" : "not answering"));
     return s_json(conn, MHD_HTTP_OK, j);

@@ -450,14 +450,17 @@ size_t pipeline_hist_count(const pipeline_hist_t *self)
 }
 
 /* pipeline_hist_json - see pipeline.h */
-json_t *pipeline_hist_json(const pipeline_hist_t *self)
+json_t *pipeline_hist_json(const pipeline_hist_t *self, int64_t since_ms)
 {
+    size_t from = 0;
+    while (from < self->count && self->t[s_slot(self, from)] <= since_ms)
+        from++;
     json_t *t = json_array(), *series = json_object();
-    for (size_t k = 0; k < self->count; k++)
+    for (size_t k = from; k < self->count; k++)
         json_array_append_new(t, json_integer((json_int_t) self->t[s_slot(self, k)]));
     for (size_t s = 0; s < self->nseries; s++) {
         json_t *a = json_array();
-        for (size_t k = 0; k < self->count; k++)
+        for (size_t k = from; k < self->count; k++)
             json_array_append_new(a, s_num(self->v[s * self->cap + s_slot(self, k)]));
         json_object_set_new(series, self->names[s], a);
     }

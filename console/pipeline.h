@@ -133,8 +133,9 @@ int pipeline_hist_set(pipeline_hist_t *self, const char *series, double value);
 /* pipeline_hist_count - the samples held (at most samples) */
 size_t pipeline_hist_count(const pipeline_hist_t *self);
 /* pipeline_hist_json - {"t":[unix ms...], "series":{name:[value|null...]}},
- * oldest first */
-json_t *pipeline_hist_json(const pipeline_hist_t *self);
+ * oldest first, the samples after since_ms only (0: all; a page that has
+ * the rest asks for what is new) */
+json_t *pipeline_hist_json(const pipeline_hist_t *self, int64_t since_ms);
 /* pipeline_hist_record - snap's charted series into a new sample: per
  * stage (summed over its instances) events in/s and out/s, unacknowledged
  * events, instances up; per system calls/s, error rate, p50 and p99 (ms);
@@ -156,7 +157,8 @@ void pipeline_watch_destroy(pipeline_watch_t **self_p);
  * last (now_ms: monotonic); called once a second by the console's loop */
 void pipeline_watch_tick(pipeline_watch_t *self, int64_t now_ms);
 /* pipeline_watch_json - {"sample_s", "samples", "now": the newest sample
- * (null before the first), "history": the ring}; any thread */
-json_t *pipeline_watch_json(pipeline_watch_t *self);
+ * (null before the first), "history": the ring's samples after since_ms
+ * (0: all)}; any thread */
+json_t *pipeline_watch_json(pipeline_watch_t *self, int64_t since_ms);
 
 #endif

@@ -124,11 +124,11 @@ void pipeline_watch_tick(pipeline_watch_t *self, int64_t now_ms)
 }
 
 /* pipeline_watch_json - see pipeline.h */
-json_t *pipeline_watch_json(pipeline_watch_t *self)
+json_t *pipeline_watch_json(pipeline_watch_t *self, int64_t since_ms)
 {
     pthread_mutex_lock(&self->mu);
     json_t *now = self->have ? pipeline_snap_json(self->cur) : json_null();
-    json_t *hist = pipeline_hist_json(self->hist);
+    json_t *hist = pipeline_hist_json(self->hist, since_ms);
     pthread_mutex_unlock(&self->mu);
     return json_pack("{s:i,s:I,s:o,s:o}", "sample_s", (int) self->sample_s, "samples", (json_int_t) self->samples,
                      "now", now, "history", hist);

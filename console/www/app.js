@@ -1173,11 +1173,29 @@
 
   // ---------------------------------------------------------------- pipeline
 
-  // The Pipeline page is pipeline.js's (window.payguardPipeline): it gets
-  // this page's lifecycle and the helpers it shares.
-  function pagePipeline() {
+  // The Pipeline page is pipeline.js's (window.payguardPipeline), loaded with
+  // its stylesheet the first time it is shown; it gets this page's lifecycle
+  // and the helpers it shares.
+  let pipelineLoad = null;
+  function loadPipeline() {
+    if (!pipelineLoad) {
+      pipelineLoad = new Promise((resolve) => {
+        document.head.appendChild(el('link', { rel: 'stylesheet', href: '/static/pipeline.css' }));
+        const s = el('script', { src: '/static/pipeline.js' });
+        s.addEventListener('load', () => resolve(typeof window.payguardPipeline === 'function'));
+        s.addEventListener('error', () => resolve(false));
+        document.head.appendChild(s);
+      });
+    }
+    return pipelineLoad;
+  }
+  async function pagePipeline() {
     const p = startPage('Pipeline');
-    if (typeof window.payguardPipeline !== 'function') {
+    fill(main(), el('p', { className: 'muted' }, 'Loading\u2026'));
+    const loaded = await loadPipeline();
+    if (!p.alive) return;
+    if (!loaded) {
+      pipelineLoad = null; // the next visit tries again
       fill(main(), el('p', { className: 'error', role: 'alert' }, 'The Pipeline page did not load (/static/pipeline.js).'));
       return;
     }

@@ -16,7 +16,8 @@
 // console/vendor, scripts/install-deps.sh); without it the page says charts
 // are unavailable and still shows every number as tables.
 //
-// app.js routes /pipeline here: window.payguardPipeline(kit) with its page
+// app.js loads this file (and pipeline.css) the first time /pipeline is shown
+// and calls window.payguardPipeline(kit) with its page
 // lifecycle and helpers (kit.page, kit.main, kit.el, kit.fill, kit.api,
 // kit.every, kit.AuthError). Like app.js, every value goes in as text.
 'use strict';
@@ -127,6 +128,7 @@
       })));
       u = new window.uPlot({
         width: width(), height: CHART_HEIGHT, series,
+        tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'), // UTC, as the rest of the console
         scales: { x: { time: true }, y: { range: (self, lo, hi) => [0, hi > 0 ? hi * 1.1 : 1] } },
         axes: [{}, { size: 50 }],
         legend: { live: false },
@@ -136,7 +138,11 @@
     function resize() {
       if (u) u.setSize({ width: width(), height: CHART_HEIGHT });
     }
-    return { box, update, resize };
+    function destroy() {
+      if (u) u.destroy(); // its window listeners go with it
+      u = null;
+    }
+    return { box, update, resize, destroy };
   }
 
   // ---------------------------------------------------------------- the page
@@ -259,11 +265,36 @@
       return { t: h.t || [], series: out };
     }
 
+    // The history as far as this page has it: each answer brings only the
+    // samples after the last one held (?since=), at most d.samples kept.
+    const held = { t: [], series: {} };
+    function merge(h, keep) {
+      const t = Array.isArray(h.t) ? h.t : [];
+      for (const k of Object.keys(h.series || {})) {
+        if (!held.series[k]) held.series[k] = held.t.map(() => null);
+      }
+      const last = held.t.length ? held.t[held.t.length - 1] : -1;
+      t.forEach((at, i) => {
+        if (at <= last) return;
+        held.t.push(at);
+        for (const [k, v] of Object.entries(held.series)) {
+          const got = h.series && Array.isArray(h.series[k]) ? h.series[k][i] : null;
+          v.push(got === undefined ? null : got);
+        }
+      });
+      const over = held.t.length - Math.max(2, keep || 0);
+      if (over > 0) {
+        held.t.splice(0, over);
+        for (const v of Object.values(held.series)) v.splice(0, over);
+      }
+    }
+
     let chartsOn = null;
     async function load() {
       let r;
       try {
-        r = await kit.api('GET', '/api/pipeline');
+        const since = held.t.length ? '?since=' + held.t[held.t.length - 1] : '';
+        r = await kit.api('GET', '/api/pipeline' + since);
       } catch (e) {
         if (e instanceof kit.AuthError || !page.alive) throw e;
         err.textContent = e.message;
@@ -295,15 +326,17 @@
         chartsNote.hidden = ok;
         for (const c of all) c.box.hidden = !ok;
       }
-      if (ok && d.history) {
-        const h = chartHistory(d.history);
+      if (d.history) merge(d.history, d.samples);
+      if (ok) {
+        const h = chartHistory(held);
         for (const c of all) c.update(h);
       }
     }
     kit.every(page, REFRESH_MS, load);
-    const stop = setInterval(() => {
+    const stop = setInterval(() => { // app.js's pages have no end hook: look
       if (page.alive) return;
       window.removeEventListener('resize', onResize);
+      all.forEach((c) => c.destroy());
       clearInterval(stop);
     }, 1000);
   };

@@ -205,10 +205,18 @@ Test(pipeline, the_history_is_a_bounded_ring)
     }
     cr_expect_eq(pipeline_hist_set(h, "c", 1), -1, "two series at most");
     cr_expect_eq(pipeline_hist_count(h), 3, "three samples at most");
-    json_t *j = pipeline_hist_json(h);
+    json_t *j = pipeline_hist_json(h, 0);
     char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     cr_expect_str_eq(text, "{\"series\":{\"a\":[3.0,4.0,5.0],\"b\":[null,40.0,50.0]},\"t\":[3000,4000,5000]}");
     free(text);
+    json_decref(j);
+    j = pipeline_hist_json(h, 4000);
+    text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    cr_expect_str_eq(text, "{\"series\":{\"a\":[5.0],\"b\":[50.0]},\"t\":[5000]}", "only what is new after 4000");
+    free(text);
+    json_decref(j);
+    j = pipeline_hist_json(h, 5000);
+    cr_expect_eq(json_array_size(json_object_get(j, "t")), 0, "nothing new");
     json_decref(j);
     pipeline_hist_destroy(&h);
     cr_expect_null(h);
@@ -225,7 +233,7 @@ Test(pipeline, a_sample_is_charted_per_stage_and_system)
     pipeline_snap_rates(s, NULL);
     pipeline_hist_t *h = pipeline_hist_new(10, PIPELINE_MAX_SERIES);
     pipeline_hist_record(h, s);
-    json_t *j = pipeline_hist_json(h), *series = json_object_get(j, "series");
+    json_t *j = pipeline_hist_json(h, 0), *series = json_object_get(j, "series");
     cr_expect_eq(json_real_value(json_array_get(json_object_get(series, "up.triage"), 0)), 1,
                  "triage.1 is down: one of two up");
     cr_expect_eq(json_real_value(json_array_get(json_object_get(series, "unacked.triage"), 0)), 4);
