@@ -72,6 +72,11 @@ ok "the end-to-end numbers" \
 ok "a history: times and series of the same length" \
     jqok '.history.t as $t | ($t | length) >= 2 and ([.history.series[] | length == ($t | length)] | all)
           and (.history.series | has("in_per_s.validate") and has("p99_ms.ledger") and has("e2e.webhooks_per_s"))'
+last=$(jq '.history.t[-1]' "$J")
+ok "?since= the page's last sample: only what is newer" \
+    bash -c "curl -s -H 'Authorization: Bearer $FIN' '$CON/api/pipeline?since=$last' | jq -e '(.history.t | length) <= 2 and all(.history.t[]; . > $last)' >/dev/null"
+ok "...a since that is no number: 400" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $FIN" "$CON/api/pipeline?since=yesterday")" = 400
 ok "uPlot is there: charts true" jqok '.charts == true'
 curl -s -D "$WORK/uplot.hdrs" -o "$WORK/uplot.js" "$CON/static/uplot.min.js"
 ok "/static/uplot.min.js is uPlot, as JavaScript" \
