@@ -297,12 +297,12 @@ void pipeline_snap_rates(pipeline_snap_t *cur, const pipeline_snap_t *prev)
             if (strcmp(prev->inst[k].inst, in->inst) == 0)
                 was = &prev->inst[k];
         bool same = was && was->pid == in->pid && in->pid;
-        in->in_per_s = !in->has_stat || !was ? NAN
-                       : same                ? s_delta(in->in_total, was->in_total) / dt
-                                             : in->in_total / dt;
-        in->out_per_s = !in->has_stat || !was ? NAN
-                        : same                ? s_delta(in->out_total, was->out_total) / dt
-                                              : in->out_total / dt;
+        in->in_per_s = !in->has_stat || !in->pid || !was ? NAN
+                       : same                            ? s_delta(in->in_total, was->in_total) / dt
+                                                         : in->in_total / dt;
+        in->out_per_s = !in->has_stat || !in->pid || !was ? NAN
+                        : same                            ? s_delta(in->out_total, was->out_total) / dt
+                                                          : in->out_total / dt;
     }
     for (size_t i = 0; i < cur->nsys; i++) {
         const pipeline_system_t *p = NULL;
@@ -326,7 +326,7 @@ static json_t *s_inst_json(const pipeline_inst_t *in, int64_t now_s)
                           "why", in->why, "pid", in->pid, "restarts", (json_int_t) in->restarts);
     json_object_set_new(o, "uptime_s",
                         in->pid && in->started_unix ? json_integer(now_s - in->started_unix) : json_null());
-    if (!in->has_stat)
+    if (!in->has_stat || !in->pid) /* no stage, or none running: no numbers (its old files are not its) */
         return o;
     json_t *s = json_pack("{s:o,s:o,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "in_per_s", s_num(in->in_per_s), "out_per_s",
                           s_num(in->out_per_s), "in_total", in->in_total, "out_total", in->out_total, "unacked_next",

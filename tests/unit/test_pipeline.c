@@ -178,6 +178,15 @@ Test(pipeline, a_restarted_process_counts_from_zero)
     pipeline_state(b, 1, "pid=5151\nready=yes\n", 0);
     pipeline_snap_rates(b, a);
     cr_expect_float_eq(b->inst[1].in_per_s, 10.0, 1e-9, "50 since its start, not -950");
+    b->inst[1].pid = 0; /* down: its old files say nothing of now */
+    pipeline_state(b, 1, "pid=5151\nready=yes\n", 0);
+    pipeline_snap_rates(b, a);
+    cr_expect(isnan(b->inst[1].in_per_s));
+    json_t *j = pipeline_snap_json(b), *row = json_array_get(json_object_get(j, "instances"), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(row, "state")), "down");
+    cr_expect_null(json_object_get(row, "in_total"), "no numbers for a process that is not there");
+    cr_expect(json_is_null(json_object_get(row, "uptime_s")));
+    json_decref(j);
     free(a);
     free(b);
 }
