@@ -34,6 +34,23 @@ void pipeline_snap_master(pipeline_snap_t *snap, const char *text, int64_t t_ms)
     }
 }
 
+/* pipeline_snap_unit - see pipeline.h */
+bool pipeline_snap_unit(pipeline_snap_t *snap, const char *inst, int pid, bool alive)
+{
+    size_t n = strlen(inst), dot = strcspn(inst, ".");
+    if (snap->ninst == PIPELINE_MAX_INSTANCES || n == 0 || n >= PIPELINE_NAME_MAX || dot == 0 || dot == n)
+        return false;
+    pipeline_inst_t *in = &snap->inst[snap->ninst++];
+    memset(in, 0, sizeof *in);
+    memcpy(in->inst, inst, n + 1);
+    memcpy(in->stage, inst, dot);
+    in->stage[dot] = '\0';
+    in->pid = alive && pid > 0 ? pid : 0;
+    in->state = in->pid ? "up" : "down";
+    snap->no_master = true;
+    return true;
+}
+
 /* pipeline_state - see pipeline.h */
 void pipeline_state(pipeline_snap_t *snap, size_t i, const char *stat_text, double age_s)
 {
@@ -43,7 +60,7 @@ void pipeline_state(pipeline_snap_t *snap, size_t i, const char *stat_text, doub
     in->has_stat = stat_text != NULL;
     if (!in->pid) {
         in->state = "down";
-        snprintf(in->why, sizeof in->why, "not running: the master restarts it");
+        snprintf(in->why, sizeof in->why, "not running: %s restarts it", snap->no_master ? "systemd" : "the master");
         return;
     }
     if (!stat_text) { /* the sandbox and the console write none: running is up */
@@ -320,10 +337,11 @@ static json_t *s_num(double v)
 }
 
 /* s_inst_json - one instance's row */
-static json_t *s_inst_json(const pipeline_inst_t *in, int64_t now_s)
+static json_t *s_inst_json(const pipeline_snap_t *snap, const pipeline_inst_t *in, int64_t now_s)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I}", "instance", in->inst, "stage", in->stage, "state", in->state,
-                          "why", in->why, "pid", in->pid, "restarts", (json_int_t) in->restarts);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i}", "instance", in->inst, "stage", in->stage, "state", in->state, "why",
+                          in->why, "pid", in->pid);
+    json_object_set_new(o, "restarts", snap->no_master ? json_null() : json_integer((json_int_t) in->restarts));
     json_object_set_new(o, "uptime_s",
                         in->pid && in->started_unix ? json_integer(now_s - in->started_unix) : json_null());
     if (!in->has_stat || !in->pid) /* no stage, or none running: no numbers (its old files are not its) */
@@ -346,7 +364,7 @@ json_t *pipeline_snap_json(const pipeline_snap_t *snap)
     static const char *const breakers[] = {"closed", "open", "half-open"};
     json_t *insts = json_array(), *systems = json_array();
     for (size_t i = 0; i < snap->ninst; i++)
-        json_array_append_new(insts, s_inst_json(&snap->inst[i], snap->t_ms / 1000));
+        json_array_append_new(insts, s_inst_json(snap, &snap->inst[i], snap->t_ms / 1000));
     for (size_t i = 0; i < snap->nsys; i++) {
         const pipeline_system_t *s = &snap->sys[i];
         json_array_append_new(systems,
@@ -360,8 +378,8 @@ json_t *pipeline_snap_json(const pipeline_snap_t *snap)
                             snap->have_pending ? json_real(snap->approvals_pending) : json_null(), "ops_review",
                             snap->have_ops_review ? json_real(snap->ops_review) : json_null(), "oldest_unacked_s",
                             snap->oldest_unacked_s);
-    return json_pack("{s:I,s:o,s:o,s:o}", "at_ms", (json_int_t) snap->t_ms, "instances", insts, "systems", systems,
-                     "end_to_end", e2e);
+    return json_pack("{s:I,s:s,s:o,s:o,s:o}", "at_ms", (json_int_t) snap->t_ms, "supervisor",
+                     snap->no_master ? "systemd" : "master", "instances", insts, "systems", systems, "end_to_end", e2e);
 }
 
 /* ------------------------------------------------------------ history */

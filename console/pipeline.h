@@ -74,12 +74,20 @@ typedef struct {
     double receipts_total, webhooks_per_s; /* ingest's recorded webhook requests */
     double approvals_pending, ops_review, oldest_unacked_s;
     bool have_pending, have_ops_review;
+    bool no_master; /* none runs here (systemd's units): instances from their status files, uptime and restarts
+                       unknown (systemctl knows them) */
 } pipeline_snap_t;
 
 /* pipeline_snap_master - the instances of master.state's text (lines
  * "inst pid started_unix restarts"), at most PIPELINE_MAX_INSTANCES; the
  * rest of *snap zeroed, t_ms set */
 void pipeline_snap_master(pipeline_snap_t *snap, const char *text, int64_t t_ms);
+
+/* pipeline_snap_unit - one more instance of a group with no master (its
+ * instances are systemd's units): inst, the pid its status file names and
+ * whether that process is alive (else down); sets no_master. false when
+ * full or inst is no instance name */
+bool pipeline_snap_unit(pipeline_snap_t *snap, const char *inst, int pid, bool alive);
 
 /* pipeline_state - instance i's state from its status file's text (NULL:
  * none) written age_s ago: "down" (no process), "starting" (the file is not

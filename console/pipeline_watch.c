@@ -2,6 +2,9 @@
 #include "pipeline.h"
 
 #include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +81,32 @@ static char *s_read(const pipeline_watch_t *w, const char *name, double *age_s)
     return text;
 }
 
+/* s_units - without a master (systemd's units): the instances whose status
+ * files are in run_dir, alive when the pid each names is (kill 0; another
+ * user's process, EPERM, is alive too) */
+static void s_units(pipeline_watch_t *w, pipeline_snap_t *snap)
+{
+    DIR *d = opendir(w->run_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || n - 5 >= PIPELINE_NAME_MAX || strcmp(e->d_name + n - 5, ".stat") != 0 ||
+            strcmp(e->d_name, "catchup.stat") == 0)
+            continue;
+        char inst[PIPELINE_NAME_MAX];
+        memcpy(inst, e->d_name, n - 5);
+        inst[n - 5] = '\0';
+        char *text = s_read(w, e->d_name, NULL);
+        int pid = text && strncmp(text, "pid=", 4) == 0 ? atoi(text + 4) : 0;
+        free(text);
+        bool alive = pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+        if (!pipeline_snap_unit(snap, inst, pid, alive))
+            break;
+    }
+    if (d)
+        closedir(d);
+}
+
 /* s_sample - a new sample of the group into w->cur, its rates against the
  * last one, and into the history */
 static void s_sample(pipeline_watch_t *w)
@@ -91,6 +120,8 @@ static void s_sample(pipeline_watch_t *w)
     char *master = s_read(w, "master.state", NULL);
     pipeline_snap_master(snap, master ? master : "", t_ms);
     free(master);
+    if (!master)
+        s_units(w, snap);
     for (size_t i = 0; i < snap->ninst; i++) {
         char name[PIPELINE_NAME_MAX + 8];
         double age = 0;

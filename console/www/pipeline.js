@@ -309,6 +309,8 @@
         ? 'Sampled ' + clock(now.at_ms) + ' \u00b7 every ' + d.sample_s + ' s, the last ' +
           duration(d.sample_s * d.samples) + ' kept'
         : 'No sample yet: the first comes within ' + d.sample_s + ' s.') +
+        (now && now.supervisor === 'systemd' ? ' \u00b7 no master here: uptime and restarts are systemd\'s ' +
+          '(systemctl status \'payguard-*\')' : '') +
         (d.approve === 'not answering' ? ' \u00b7 approve is not answering: shown on your earlier sign-in; ' +
           'the other pages need approve' : '');
       if (now) {

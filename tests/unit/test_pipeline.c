@@ -252,3 +252,26 @@ Test(pipeline, a_sample_is_charted_per_stage_and_system)
     pipeline_hist_destroy(&h);
     free(s);
 }
+
+Test(pipeline, without_a_master_the_instances_come_from_their_status_files)
+{
+    pipeline_snap_t *s = malloc(sizeof *s);
+    pipeline_snap_master(s, "", 1000);
+    cr_expect_eq(s->ninst, 0);
+    cr_assert(pipeline_snap_unit(s, "validate.0", 77, true));
+    cr_assert(pipeline_snap_unit(s, "audit.0", 78, false));
+    cr_expect_not(pipeline_snap_unit(s, "nodot", 79, true), "not an instance's name");
+    cr_expect(s->no_master);
+    pipeline_state(s, 0, "pid=77\nready=yes\n", 0.5);
+    pipeline_state(s, 1, "pid=78\nready=yes\n", 9);
+    cr_expect_str_eq(s->inst[0].state, "up");
+    cr_expect_str_eq(s->inst[0].stage, "validate");
+    cr_expect_str_eq(s->inst[1].state, "down");
+    cr_expect(strstr(s->inst[1].why, "systemd") != NULL);
+    json_t *j = pipeline_snap_json(s);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "supervisor")), "systemd");
+    cr_expect(json_is_null(json_object_get(json_array_get(json_object_get(j, "instances"), 0), "restarts")),
+              "restarts are systemd's to tell");
+    json_decref(j);
+    free(s);
+}
