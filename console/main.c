@@ -47,7 +47,9 @@
  *	samples after it (the page asks for what it lacks). Answered to a
  *	person approve knows (its GET /whoami says 200 for the Bearer token;
  *	401 otherwise, counted as a refusal): operational numbers, not case
- *	data, but the console shows nothing before sign-in. When approve does
+ *	data, but the console shows nothing before sign-in. Under systemd,
+ *	with no master.state, the instances are those with a .stat in run_dir,
+ *	alive when its pid is; uptime and restarts are systemd's. When approve does
  *	not answer (within 1 s), a person it said yes to within
  *	pipeline_grace_s is still answered ("approve": "not answering"): an
  *	on-call engineer sees approve down on this page; anyone else gets
