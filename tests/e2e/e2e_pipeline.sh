@@ -7,7 +7,9 @@
 #   (state, uptime, restarts, events in and out, unacknowledged events and
 #   the oldest one's age, journal size and retention), the outside systems
 #   validate calls (calls/s, p50/p99, breaker) and the end-to-end numbers,
-#   with a history of at most console/pipeline_samples samples; uPlot is
+#   with a history of at most console/pipeline_samples samples (?since=:
+#   only the newer ones); /metrics with the new families passes promtool;
+#   a pipeline_samples over its bound stops the console; uPlot is
 #   served as /static/uplot.min.js under the same CSP; with approve frozen
 #   it still answers a person approve knew (approve.0 "not answering"),
 #   and 502 to anyone else;
@@ -16,7 +18,7 @@
 #   restart fails) shows as down with its restarts, then up again once
 #   the program is back and the master restarts it; a 400 ms delay on
 #   the ledger shows its p99 rising; at 375 px wide it stays readable;
-#   without uPlot (console/chart_dir empty) it says charts are unavailable
+#   without uPlot (its script blocked) it says charts are unavailable
 #   and still shows the numbers; screenshots tests/artifacts/
 #   console-pipeline*.png.
 set -u
