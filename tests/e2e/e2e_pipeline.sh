@@ -9,7 +9,8 @@
 #   validate calls (calls/s, p50/p99, breaker) and the end-to-end numbers,
 #   with a history of at most console/pipeline_samples samples (?since=:
 #   only the newer ones); /metrics with the new families passes promtool;
-#   a pipeline_samples over its bound stops the console; uPlot is
+#   a pipeline_samples over its bound stops the console; a console without
+#   uPlot (chart_dir empty: npm never ran) says charts false; uPlot is
 #   served as /static/uplot.min.js under the same CSP; with approve frozen
 #   it still answers a person approve knew (approve.0 "not answering"),
 #   and 502 to anyone else;
@@ -94,6 +95,20 @@ sed 's/pipeline_samples = 600/pipeline_samples = 99999/' "$CFG" >"$WORK/big.cfg"
 big=$?
 ok "the console's memory of it is bounded: pipeline_samples over its bound stops it at start" \
     bash -c "test $big = 2 && grep -q 'pipeline_samples' '$WORK/big.out'"
+
+# a second console without uPlot (npm never ran): numbers, no charts
+NPORT=$(free_port)
+sed "s|http_port = $CPORT|http_port = $NPORT|; s|chart_dir = .*|chart_dir = $WORK/no-uplot|" "$CFG" >"$WORK/nocharts.cfg"
+"$BIN/console" -c "$WORK/nocharts.cfg" >"$WORK/nocharts.log" 2>&1 &
+NCON=$!
+for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$NPORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1.2 # its first sample
+ok "a console without uPlot starts, saying the page will have no charts" grep -q 'the Pipeline page has no charts' "$WORK/nocharts.log"
+ok "...its /api/pipeline says charts false, with the numbers" \
+    bash -c "curl -s -H 'Authorization: Bearer $FIN' 'http://127.0.0.1:$NPORT/api/pipeline' | jq -e '.charts == false and (.now.instances | length) == 9' >/dev/null"
+ok "...and /static/uplot.min.js is 404" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NPORT/static/uplot.min.js")" = 404
+kill "$NCON"
+wait "$NCON" 2>/dev/null
 
 # approve frozen: the page goes on for a person approve knew, and shows it
 kill -STOP "$(inst_pid "$CFG" approve.0)"
