@@ -236,6 +236,11 @@ static const char s_defaults[] =
     "    http_deadline_s = 30                # more than timeout_ms: a request waits for approve or audit\n"
     "    www_dir = console/www               # index.html, app.js, app.css (relative: to where payguard starts)\n"
     "    timeout_ms = 10000                  # for each call passed on to approve or audit\n"
+    "    pipeline_sample_s = 5               # the Pipeline page: a sample of the group's files this often\n"
+    "    pipeline_samples = 720              # ...and this many kept for its charts (720 x 5 s: the last hour)\n"
+    "    pipeline_grace_s = 600              # ...still shown to a person approve knew this long ago while approve is silent\n"
+    "    chart_dir = console/vendor/node_modules/uplot/dist  # uPlot's files (npm ci in console/vendor: install-deps.sh);\n"
+    "                                        # missing: the Pipeline page shows its numbers without charts\n"
     "    relay_key_file = {data}/console.relay.key  # the console seals the person's address it passes on to approve\n"
     "                                        # with it, approve believes nothing else (created if missing; mode 0600)\n";
 
@@ -606,6 +611,9 @@ static const struct {
     {"console/timeout_ms", 100, 600000},
     {"console/http_max_per_address", 1, CONFIG_HTTP_CONNECTIONS},
     {"console/http_deadline_s", 1, CONFIG_HTTP_DEADLINE_S_MAX},
+    {"console/pipeline_sample_s", 1, 60},
+    {"console/pipeline_samples", 2, 17280}, /* a day at 5 s; at most 17,280 x 128 series x 8 bytes, 17 MiB */
+    {"console/pipeline_grace_s", 0, 86400},
     {"sandbox/port", 1, 65535},
     {"catchup/every_s", 0, 30L * 86400},
     {"catchup/window_s", 60, 30L * 86400}, /* Stripe's Events API keeps 30 days */

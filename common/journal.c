@@ -713,6 +713,27 @@ uint64_t journal_first_live_seq(journal_t *self)
     return first;
 }
 
+/* journal_usage - see journal.h */
+int journal_usage(journal_t *self, size_t *segments, uint64_t *bytes, char *err, size_t errlen)
+{
+    assert(self && segments && bytes);
+    s_segment_t *segs = NULL;
+    size_t n = 0;
+    *segments = 0;
+    *bytes = 0;
+    pthread_mutex_lock(&self->lock);
+    int rc = s_list_segments(self->dir, &segs, &n, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct stat st;
+        if (fstatat(self->dir_fd, segs[i].name, &st, 0) == 0)
+            *bytes += (uint64_t) st.st_size;
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(segs);
+    *segments = rc == 0 ? n : 0;
+    return rc;
+}
+
 /* journal_retirable - see journal.h */
 int journal_retirable(journal_t *self, uint64_t upto, int64_t older_than_s, char *err, size_t errlen)
 {

@@ -156,6 +156,10 @@ int journal_retire(journal_t *self, uint64_t upto, int64_t older_than_s, uint64_
 /* journal_retirable - how many segments journal_retire would remove now
  * (nothing is removed), -1 and err if the directory cannot be listed */
 int journal_retirable(journal_t *self, uint64_t upto, int64_t older_than_s, char *err, size_t errlen);
+/* journal_usage - the live segments in the journal's directory: how many
+ * and their bytes (what the journal takes on disk, archived ones aside);
+ * 0, or -1 and err if the directory cannot be listed */
+int journal_usage(journal_t *self, size_t *segments, uint64_t *bytes, char *err, size_t errlen);
 /* journal_first_live_seq - the first seq of the oldest segment still in
  * the journal's directory (1 when none was retired or archived): where a
  * reader that must not expand archived segments starts */

@@ -225,13 +225,14 @@ people_live_t *stage_people(stage_t *st)
 }
 
 /* s_chores - each turn, before input: the approvers (when the stage holds
- * them), the disk's free space, retention */
+ * them), the disk's free space, retention, the journal's size */
 static void s_chores(stage_t *st)
 {
     s_people(st);
     int64_t mono = sk_mono_ms();
     sk_check_disk(st, mono);
     sk_retire(st, mono);
+    sk_journal_usage(st, mono);
 }
 
 /* s_loop - the one event loop: acks, wake-ups, input, commit, send */

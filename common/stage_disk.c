@@ -78,3 +78,21 @@ void sk_retire(stage_t *st, int64_t now)
     stage_count(st, "payguard_journal_retired_segments_total", NULL, NULL, (uint64_t) n);
     stage_count(st, "payguard_journal_retired_bytes_total", NULL, NULL, bytes);
 }
+
+/* sk_journal_usage - see stage_priv.h */
+void sk_journal_usage(stage_t *st, int64_t now)
+{
+    if (st->last_usage_ms && now - st->last_usage_ms < STAGE_RETIRE_EVERY_MS)
+        return;
+    st->last_usage_ms = now;
+    size_t segments;
+    uint64_t bytes;
+    char err[256];
+    if (journal_usage(st->journal, &segments, &bytes, err, sizeof err) != 0) {
+        log_warn("journal size: %s", err);
+        return;
+    }
+    stage_gauge(st, "payguard_journal_bytes", (int64_t) bytes);
+    stage_gauge(st, "payguard_journal_segments", (int64_t) segments);
+    stage_gauge(st, "payguard_journal_retention_seconds", st->def->retire_journal ? st->retention_s : 0);
+}

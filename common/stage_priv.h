@@ -77,11 +77,12 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     blob_t *blob;
-    int64_t sent_ms; /* its last send, 0: never sent */
-    int64_t wait_ms; /* its consumer's last "wait" for it (a lease), 0: none */
-    int target;      /* the consumer instance it must reach (route.h), -1: any */
-    uint8_t resends; /* times sent again (flow.h: each doubles its timeout) */
-    bool waited;     /* the consumer asked us to wait for it: no round-trip sample */
+    int64_t sent_ms;   /* its last send, 0: never sent */
+    int64_t wait_ms;   /* its consumer's last "wait" for it (a lease), 0: none */
+    int64_t pushed_ms; /* when it entered the window (sk_mono_ms): the age of the oldest one */
+    int target;        /* the consumer instance it must reach (route.h), -1: any */
+    uint8_t resends;   /* times sent again (flow.h: each doubles its timeout) */
+    bool waited;       /* the consumer asked us to wait for it: no round-trip sample */
     bool acked;
 } entry_t;
 
@@ -211,7 +212,9 @@ struct stage_t {
     int64_t last_disk_check_ms;
     long retention_s; /* with def->retire_journal */
     int64_t last_retire_ms;
-    sdnotify_watchdog_t watchdog; /* systemd's, pinged by the loop (sdnotify.h) */
+    int64_t last_usage_ms;                    /* the journal's size, for /metrics (sk_journal_usage) */
+    _Atomic int64_t oldest_unacked_ms[NDEST]; /* age of each window's oldest event, 0: none (sk_write_status) */
+    sdnotify_watchdog_t watchdog;             /* systemd's, pinged by the loop (sdnotify.h) */
 
     /* loop-thread staging (handle/emit) */
     staged_t *staged;
@@ -394,6 +397,10 @@ void sk_checkpoint_dedup(stage_t *st);
 
 /* sk_window_room - may we take more input? */
 bool sk_window_room(stage_t *st);
+/* sk_journal_usage - every STAGE_RETIRE_EVERY_MS: the journal's live
+ * segments and bytes, and its retention, as gauges for /metrics (the
+ * console's Pipeline page shows them) */
+void sk_journal_usage(stage_t *st, int64_t now);
 /* sk_check_disk - at most once a second: the journal's file system's free
  * space against payguard/journal/min_free_mb (stage_disk.c) */
 void sk_check_disk(stage_t *st, int64_t now);

@@ -170,6 +170,9 @@ void sk_write_status(stage_t *st)
         (int) getpid(), (unsigned long long) st->c_in, (unsigned long long) st->c_out, (unsigned long long) st->c_dup,
         (unsigned long long) st->c_bad, (unsigned long long) st->c_resent, st->win[DEST_NEXT].count,
         st->win[DEST_AUDIT].count, (unsigned long long) journal_last_seq(st->journal));
+    int64_t now = sk_mono_ms();
+    for (int d = 0; d < NDEST; d++) /* the loop's own windows: their oldest event's age, for /metrics */
+        atomic_store(&st->oldest_unacked_ms[d], st->win[d].count ? now - sk_win_at(&st->win[d], 0)->pushed_ms : 0);
     dedup_stats_t ds; /* the loop's own: copied for /metrics, which other threads serve */
     dedup_stats(st->dedup, &ds);
     atomic_store(&st->dedup_seqs, ds.seqs);
@@ -206,6 +209,23 @@ void sk_write_status(stage_t *st)
     free(text);
 }
 
+/* s_window_text - each delivery window's unacknowledged events and the
+ * age of its oldest, in the exposition format */
+static void s_window_text(stage_t *st, FILE *f)
+{
+    const char *i = st->inst;
+    fprintf(f,
+            "# TYPE payguard_unacked gauge\npayguard_unacked{instance=\"%s\",dest=\"next\"} %zu\n"
+            "payguard_unacked{instance=\"%s\",dest=\"audit\"} %zu\n",
+            i, atomic_load(&st->win[DEST_NEXT].count_shared), i, atomic_load(&st->win[DEST_AUDIT].count_shared));
+    fprintf(
+        f,
+        "# TYPE payguard_unacked_oldest_seconds gauge\npayguard_unacked_oldest_seconds{instance=\"%s\",dest=\"next\"} "
+        "%.3f\npayguard_unacked_oldest_seconds{instance=\"%s\",dest=\"audit\"} %.3f\n",
+        i, (double) atomic_load(&st->oldest_unacked_ms[DEST_NEXT]) / 1000.0, i,
+        (double) atomic_load(&st->oldest_unacked_ms[DEST_AUDIT]) / 1000.0);
+}
+
 /* stage_metrics_text - see stage.h */
 char *stage_metrics_text(stage_t *st)
 {
@@ -229,10 +249,7 @@ char *stage_metrics_text(stage_t *st)
             (unsigned long long) st->c_resent);
     fprintf(f, "# TYPE payguard_backpressure_total counter\npayguard_backpressure_total{instance=\"%s\"} %llu\n", i,
             (unsigned long long) st->c_busy);
-    fprintf(f,
-            "# TYPE payguard_unacked gauge\npayguard_unacked{instance=\"%s\",dest=\"next\"} %zu\n"
-            "payguard_unacked{instance=\"%s\",dest=\"audit\"} %zu\n",
-            i, atomic_load(&st->win[DEST_NEXT].count_shared), i, atomic_load(&st->win[DEST_AUDIT].count_shared));
+    s_window_text(st, f);
     fprintf(f, "# TYPE payguard_journal_appends_total counter\npayguard_journal_appends_total{instance=\"%s\"} %llu\n",
             i, (unsigned long long) js.appends);
     fprintf(f, "# TYPE payguard_journal_fsyncs_total counter\npayguard_journal_fsyncs_total{instance=\"%s\"} %llu\n", i,

@@ -47,7 +47,8 @@ void sk_win_push(window_t *w, uint64_t seq, blob_t *blob, int target)
         w->head = 0;
     }
     blob->refs++;
-    w->v[(w->head + w->count) & (w->cap - 1)] = (entry_t){.seq = seq, .blob = blob, .target = target};
+    w->v[(w->head + w->count) & (w->cap - 1)] =
+        (entry_t){.seq = seq, .blob = blob, .target = target, .pushed_ms = sk_mono_ms()};
     w->count++;
     w->bytes += blob->len;
     w->last_pushed = seq;

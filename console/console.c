@@ -122,7 +122,8 @@ bool console_query_key_ok(const char *key)
 bool console_page(const char *path, char name[CONSOLE_ASSET_NAME_MAX])
 {
     if (strcmp(path, "/") == 0 || strcmp(path, "/signin") == 0 || strcmp(path, "/ops") == 0 ||
-        strcmp(path, "/audit") == 0 || (strncmp(path, "/case/", 6) == 0 && path[6] && !strchr(path + 6, '/'))) {
+        strcmp(path, "/audit") == 0 || strcmp(path, "/pipeline") == 0 ||
+        (strncmp(path, "/case/", 6) == 0 && path[6] && !strchr(path + 6, '/'))) {
         snprintf(name, CONSOLE_ASSET_NAME_MAX, "index.html");
         return true;
     }
@@ -217,4 +218,51 @@ bool console_same_origin(const char *origin, const char *host, const char *sec_f
                        : strncmp(origin, "https://", 8) == 0 ? origin + 8
                                                              : NULL;
     return rest && strcmp(rest, host) == 0;
+}
+
+/* s_known_at - the index of token's hash in k (its hash in h), or k->n */
+static size_t s_known_at(const console_known_t *k, const char *token, unsigned char h[32])
+{
+    unsigned int len = 0;
+    EVP_Digest(token, strlen(token), h, &len, EVP_sha256(), NULL);
+    assert(len == 32);
+    size_t i = 0;
+    while (i < k->n && CRYPTO_memcmp(k->hash[i], h, 32) != 0)
+        i++;
+    return i;
+}
+
+/* console_known_note - see console.h */
+void console_known_note(console_known_t *k, const char *token, int64_t now_ms)
+{
+    unsigned char h[32];
+    size_t i = s_known_at(k, token, h);
+    if (i == k->n && k->n < CONSOLE_KNOWN_MAX)
+        k->n++;
+    else if (i == k->n) /* full: the one heard from longest ago goes */
+        for (size_t j = i = 0; j < k->n; j++)
+            if (k->at_ms[j] < k->at_ms[i])
+                i = j;
+    memcpy(k->hash[i], h, 32);
+    k->at_ms[i] = now_ms;
+}
+
+/* console_known_recent - see console.h */
+bool console_known_recent(const console_known_t *k, const char *token, int64_t now_ms, int64_t grace_ms)
+{
+    unsigned char h[32];
+    size_t i = s_known_at(k, token, h);
+    return i < k->n && now_ms - k->at_ms[i] <= grace_ms;
+}
+
+/* console_known_forget - see console.h */
+void console_known_forget(console_known_t *k, const char *token)
+{
+    unsigned char h[32];
+    size_t i = s_known_at(k, token, h);
+    if (i == k->n)
+        return;
+    k->n--;
+    memcpy(k->hash[i], k->hash[k->n], 32);
+    k->at_ms[i] = k->at_ms[k->n];
 }

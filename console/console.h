@@ -7,11 +7,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONSOLE_SECRET_BYTES 32
 #define CONSOLE_CSRF_HEX 64
 #define CONSOLE_PATH_MAX 1024 /* a backend path with its query, at most */
 #define CONSOLE_ASSET_NAME_MAX 64
+#define CONSOLE_CHART_JS "uplot.min.js" /* uPlot's, served from console/chart_dir (console/main.c) */
+#define CONSOLE_CHART_CSS "uplot.min.css"
 
 /* the process behind an /api/ path */
 typedef enum { CONSOLE_NONE = 0, CONSOLE_APPROVE, CONSOLE_AUDIT } console_backend_t;
@@ -43,8 +46,8 @@ int console_api_route(const char *method, const char *path, console_route_t *out
 bool console_query_key_ok(const char *key);
 
 /* console_page - for a GET of a non-API path: the asset name that answers
- * it into name ("index.html" for the pages /, /signin, /ops, /audit and
- * /case/{id}; NAME for /static/NAME when NAME is [a-z0-9._-] without "..")
+ * it into name ("index.html" for the pages /, /signin, /ops, /audit,
+ * /pipeline and /case/{id}; NAME for /static/NAME when NAME is [a-z0-9._-] without "..")
  * and true; false for anything else (404) */
 bool console_page(const char *path, char name[CONSOLE_ASSET_NAME_MAX]);
 
@@ -72,5 +75,25 @@ const char *console_bearer(const char *authorization);
  * browsers send it on every POST, other clients need not) names this
  * server (Host), and Sec-Fetch-Site (may be NULL) is same-origin or none */
 bool console_same_origin(const char *origin, const char *host, const char *sec_fetch_site);
+
+/* console_known_t - the people approve said yes to lately (GET /whoami
+ * 200), by the SHA-256 of their token (never the token): the Pipeline page
+ * (GET /api/pipeline) stays served to them for console/pipeline_grace_s
+ * while approve does not answer, which is when it is needed most. At most
+ * CONSOLE_KNOWN_MAX; one more replaces the one heard from longest ago. The
+ * caller locks. */
+#define CONSOLE_KNOWN_MAX 64
+typedef struct {
+    unsigned char hash[CONSOLE_KNOWN_MAX][32];
+    int64_t at_ms[CONSOLE_KNOWN_MAX];
+    size_t n;
+} console_known_t;
+
+/* console_known_note - approve knows token now (now_ms: any clock, the same for all calls) */
+void console_known_note(console_known_t *k, const char *token, int64_t now_ms);
+/* console_known_recent - approve knew token within grace_ms of now_ms */
+bool console_known_recent(const console_known_t *k, const char *token, int64_t now_ms, int64_t grace_ms);
+/* console_known_forget - approve no longer knows token (its 401) */
+void console_known_forget(console_known_t *k, const char *token);
 
 #endif

@@ -6,14 +6,16 @@
  *					payguard-console@0.service)
  * DESCRIPTION
  *	Serves the console's static page (console/www: index.html, app.js,
- *	app.css; no build step, no third-party asset) and passes its API calls
- *	through to the processes that own them, so the browser talks to one
- *	origin only:
- *	  /, /signin, /case/{id}, /ops, /audit	index.html (app.js routes; also /?q=ID,
- *						what the search box found, and
+ *	app.css, pipeline.js, pipeline.css; no build step; one third-party
+ *	asset, uPlot, from console/chart_dir) and passes its API calls through
+ *	to the processes that own them, so the browser talks to one origin only:
+ *	  /, /signin, /case/{id}, /ops, /audit,	index.html (app.js routes; also /?q=ID,
+ *	  /pipeline				what the search box found, and
  *						/case/{id}?view=print, the printable
  *						record)
  *	  /static/NAME				an asset of www_dir
+ *	  /static/uplot.min.js, uplot.min.css	uPlot's, from chart_dir (when there)
+ *	  /api/pipeline				the console's own: PIPELINE below
  *	  /api/session				approve's GET /whoami + a CSRF token
  *	  /api/approvals..., /api/reviews...	approve's API (CONTRACT.md §3.1)
  *	  /api/cases..., /api/audit/verify	audit's API (§3.2; /api/cases?q=ID
@@ -40,6 +42,30 @@
  *	search box on every page (one match opens the case, several are
  *	listed, none says so). Times in the viewer's zone, UTC on hover.
  *	Tested in headless Chromium (tests/browser/console.mjs), at 375 px too.
+ * PIPELINE
+ *	GET /api/pipeline[?since=MS]: the Pipeline page's numbers (console/pipeline.h):
+ *	every instance (up or down, uptime, restarts, events in and out per
+ *	second, unacknowledged events per link and the oldest one's age,
+ *	journal size and retention), every outside system (calls per second,
+ *	error rate, p50/p99, breaker, in flight) and the end-to-end numbers,
+ *	with their history. The console reads them from the group's files in
+ *	its run_dir, which the master that started it shares: master.state
+ *	(pid, start, restarts: the master's alone) and each instance's .stat
+ *	(its pid, ready) and .prom (the samples every /metrics serves: most
+ *	stages have no HTTP port to scrape). A sample every
+ *	pipeline_sample_s, kept in a ring of pipeline_samples per series (at
+ *	most PIPELINE_MAX_SERIES): memory bounded at start; since: only the
+ *	samples after it (the page asks for what it lacks). Answered to a
+ *	person approve knows (its GET /whoami says 200 for the Bearer token;
+ *	401 otherwise, counted as a refusal): operational numbers, not case
+ *	data, but the console shows nothing before sign-in. Under systemd,
+ *	with no master.state, the instances are those with a .stat in run_dir,
+ *	alive when its pid is; uptime and restarts are systemd's. When approve does
+ *	not answer (within 1 s), a person it said yes to within
+ *	pipeline_grace_s is still answered ("approve": "not answering"): an
+ *	on-call engineer sees approve down on this page; anyone else gets
+ *	502. Remembered: the SHA-256 of the token, never the token, 64 people
+ *	at most (CONSOLE_KNOWN_MAX), in memory. Only this host's instances.
  * SIGN-IN
  *	The person pastes their approver token (approvers/<name>); the page
  *	keeps it in sessionStorage (gone with the tab) and sends it on every
@@ -88,7 +114,11 @@
  *	console at start (exit 1).
  * CONFIGURATION
  *	console/enabled, http_bind, http_port (8083), www_dir (console/www,
- *	relative to the directory payguard is started from), timeout_ms (under
+ *	relative to the directory payguard is started from), chart_dir (uPlot's
+ *	uPlot.iife.min.js and uPlot.min.css, npm ci in console/vendor; missing:
+ *	a warning, and the Pipeline page shows numbers without charts),
+ *	pipeline_sample_s (5), pipeline_samples (720), pipeline_grace_s (600),
+ *	timeout_ms (under
  *	http_deadline_s), http_max_per_address, http_deadline_s, relay_key_file
  *	(the key shared with approve, 32 random bytes made at first start with
  *	mode 0600 by whichever of the two starts first);
@@ -112,6 +142,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -119,6 +150,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "pipeline.h"
 #include "relay.h"
 #include "sdnotify.h"
 #include "refusals.h"
@@ -149,8 +181,13 @@ typedef struct {
     unsigned char relay_key[SEALKEY_BYTES]; /* seals the person's address for approve (relay.h) */
     const char *run_dir;
     _Atomic unsigned long long refused_csrf, proxied, backend_down;
-    refusals_t *refusals; /* refused requests per source: throttled, summed up in the log (refusals.h) */
-    httpd_t *httpd;       /* the server (httpd.h), once it serves */
+    refusals_t *refusals;       /* refused requests per source: throttled, summed up in the log (refusals.h) */
+    httpd_t *httpd;             /* the server (httpd.h), once it serves */
+    pipeline_watch_t *pipeline; /* the Pipeline page's samples (pipeline.h) */
+    long pipeline_grace_s;      /* a person approve knew within this long still sees it when approve is silent */
+    pthread_mutex_t known_mu;
+    console_known_t known; /* those people (console.h), under known_mu */
+    bool charts;           /* uPlot's files were found in console/chart_dir */
 } console_t;
 
 /* request - a connection's body, gathered before the answer */
@@ -161,6 +198,33 @@ typedef struct {
 } request_t;
 
 /* ------------------------------------------------------------ assets */
+
+/* s_load_file - the file full into the next asset, served as name; -1
+ * (logged) when it is not a regular file of at most 1 MiB or too many */
+static int s_load_file(console_t *c, const char *full, const char *name)
+{
+    if (c->nassets == CONSOLE_MAX_ASSETS) {
+        log_error("console: more than %d files to serve (%s)", CONSOLE_MAX_ASSETS, full);
+        return -1;
+    }
+    FILE *f = fopen(full, "rb");
+    struct stat sb;
+    if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONSOLE_MAX_ASSET_BYTES) {
+        log_error("%s: %s", full, f ? "not a regular file of at most 1 MiB" : strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    asset_t *a = &c->assets[c->nassets];
+    a->data = malloc((size_t) sb.st_size + 1);
+    assert(a->data);
+    a->len = fread(a->data, 1, (size_t) sb.st_size, f);
+    fclose(f);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->type = console_content_type(name);
+    c->nassets++;
+    return 0;
+}
 
 /* s_load_assets - every servable file of dir into memory (at start: the
  * page never touches the disk again); -1 without index.html */
@@ -179,30 +243,12 @@ static int s_load_assets(console_t *c, const char *dir)
         snprintf(path, sizeof path, "/static/%.*s", (int) (sizeof path - 9), e->d_name); /* fits: checked above */
         if (!console_page(path, name)) /* the same rule that serves it */
             continue;
-        if (c->nassets == CONSOLE_MAX_ASSETS) {
-            log_error("console/www_dir %s: more than %d files", dir, CONSOLE_MAX_ASSETS);
-            closedir(d);
-            return -1;
-        }
         char full[4096];
         snprintf(full, sizeof full, "%s/%s", dir, name);
-        FILE *f = fopen(full, "rb");
-        struct stat sb;
-        if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONSOLE_MAX_ASSET_BYTES) {
-            log_error("%s: %s", full, f ? "not a regular file of at most 1 MiB" : strerror(errno));
-            if (f)
-                fclose(f);
+        if (s_load_file(c, full, name) != 0) {
             closedir(d);
             return -1;
         }
-        asset_t *a = &c->assets[c->nassets];
-        a->data = malloc((size_t) sb.st_size + 1);
-        assert(a->data);
-        a->len = fread(a->data, 1, (size_t) sb.st_size, f);
-        fclose(f);
-        snprintf(a->name, sizeof a->name, "%s", name);
-        a->type = console_content_type(name);
-        c->nassets++;
     }
     closedir(d);
     for (size_t i = 0; i < c->nassets; i++)
@@ -212,6 +258,35 @@ static int s_load_assets(console_t *c, const char *dir)
         }
     log_error("console/www_dir %s has no index.html", dir);
     return -1;
+}
+
+/* s_load_charts - uPlot's script and style from dir (console/chart_dir,
+ * npm ci in console/vendor) as /static/uplot.min.js and uplot.min.css;
+ * without them the Pipeline page shows its numbers and says charts are
+ * unavailable (c->charts false) */
+static void s_load_charts(console_t *c, const char *dir)
+{
+    static const char *const files[2][2] = {{"uPlot.iife.min.js", CONSOLE_CHART_JS},
+                                            {"uPlot.min.css", CONSOLE_CHART_CSS}};
+    char full[2][4096];
+    for (int i = 0; i < 2; i++) {
+        snprintf(full[i], sizeof full[i], "%s/%s", dir, files[i][0]);
+        if (access(full[i], R_OK) != 0) {
+            log_warn("console/chart_dir: no %s (%s): the Pipeline page has no charts (sh scripts/install-deps.sh "
+                     "installs uPlot)",
+                     full[i], strerror(errno));
+            return;
+        }
+    }
+    size_t before = c->nassets;
+    for (int i = 0; i < 2; i++)
+        if (s_load_file(c, full[i], files[i][1]) != 0) {
+            while (c->nassets > before)
+                free(c->assets[--c->nassets].data);
+            return;
+        }
+    c->charts = true;
+    log_info("console: charts from %s", dir);
 }
 
 /* ------------------------------------------------------------ answers */
@@ -424,6 +499,76 @@ static enum MHD_Result s_pass_on(console_t *c, struct MHD_Connection *conn, cons
     return s_json(conn, status, j);
 }
 
+/* s_mono_ms - monotonic milliseconds */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s_whoami - approve's status for token's GET /whoami (0: no answer, why
+ * in err); a person it knew within pipeline_grace_s is asked with 1 s to
+ * answer, not timeout_ms, and is still let in (*known) when it is silent */
+static long s_whoami(console_t *c, const char *token, bool *known, char *err, size_t errlen)
+{
+    int64_t now = s_mono_ms();
+    pthread_mutex_lock(&c->known_mu);
+    *known = console_known_recent(&c->known, token, now, c->pipeline_grace_s * 1000);
+    pthread_mutex_unlock(&c->known_mu);
+    long wait_ms = *known && c->timeout_ms > CONSOLE_READY_TIMEOUT_MS ? CONSOLE_READY_TIMEOUT_MS : c->timeout_ms;
+    httpc_t *h = httpc_new(c->approve_url, token, wait_ms);
+    httpc_resp_t resp = {.retry_after_ms = -1};
+    int rc = h ? httpc_do(h, "GET", "/whoami", NULL, NULL, &resp) : -1;
+    httpc_destroy(&h);
+    long status = rc == 0 ? resp.status : 0;
+    snprintf(err, errlen, "%s", resp.error[0] ? resp.error : "no answer");
+    httpc_resp_free(&resp);
+    pthread_mutex_lock(&c->known_mu);
+    if (status == MHD_HTTP_OK)
+        console_known_note(&c->known, token, now);
+    else if (status == MHD_HTTP_UNAUTHORIZED)
+        console_known_forget(&c->known, token);
+    pthread_mutex_unlock(&c->known_mu);
+    return status;
+}
+
+/* s_pipeline - GET /api/pipeline: the group's samples (pipeline.h), for a
+ * person approve knows (its GET /whoami answers 200 for the token), or knew
+ * within console/pipeline_grace_s when it does not answer ("approve":
+ * "not answering" then): the numbers are operational, not case data, but
+ * the console shows nothing to someone who has not signed in */
+static enum MHD_Result s_pipeline(console_t *c, struct MHD_Connection *conn, const char *method, const char *peer)
+{
+    if (strcmp(method, "GET") != 0)
+        return s_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /api/pipeline");
+    const char *token = console_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (!token) {
+        s_refused(c, peer, method, "/api/pipeline", "no bearer token");
+        return httpd_unauthorized(conn);
+    }
+    char err[256], msg[384];
+    bool known;
+    long status = s_whoami(c, token, &known, err, sizeof err);
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        s_refused(c, peer, method, "/api/pipeline", "unknown token (401 from the backend)");
+        return s_error(conn, MHD_HTTP_UNAUTHORIZED, "unknown token");
+    }
+    if (status != MHD_HTTP_OK && !(status == 0 && known)) {
+        snprintf(msg, sizeof msg, "approve is not answering: cannot check your token (%s)", err);
+        return s_error(conn, MHD_HTTP_BAD_GATEWAY, msg);
+    }
+    const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+    char *end = NULL;
+    long long since_ms = since ? strtoll(since, &end, 10) : 0;
+    if (since && (end == since || *end || since_ms < 0))
+        return s_error(conn, MHD_HTTP_BAD_REQUEST, "since: the unix milliseconds of the last sample the page has");
+    json_t *j = pipeline_watch_json(c->pipeline, since_ms);
+    json_object_set_new(j, "charts", json_boolean(c->charts));
+    json_object_set_new(j, "approve", json_string(status == MHD_HTTP_OK ? "answering" : "not answering"));
+    return s_json(conn, MHD_HTTP_OK, j);
+}
+
 /* s_api - pass an /api/ call through to approve or audit; a source
  * throttled after repeated refusals gets 429 first (refusals.h) */
 static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const char *url, const char *method,
@@ -434,6 +579,8 @@ static enum MHD_Result s_api(console_t *c, struct MHD_Connection *conn, const ch
     long wait_s = refusals_throttled(c->refusals, peer);
     if (wait_s)
         return s_throttled(conn, wait_s);
+    if (strcmp(url, "/api/pipeline") == 0)
+        return s_pipeline(c, conn, method, peer);
     console_route_t route;
     char why[128];
     int rc = console_api_route(method, url, &route, why, sizeof why);
@@ -588,6 +735,7 @@ static int s_serve(console_t *c, const sigset_t *set)
             sdnotify_send("WATCHDOG=1");
         refusals_flush(c->refusals, sig >= 0, s_log_summary, NULL);
         s_write_metrics(c);
+        pipeline_watch_tick(c->pipeline, s_mono_ms());
     } while (sig < 0);
     sdnotify_send("STOPPING=1");
     return sig;
@@ -603,6 +751,9 @@ static int s_load(console_t *c, const config_t *cfg)
     free(www);
     if (rc != 0)
         return -1;
+    char *charts = config_expand(cfg, config_get(cfg, "console/chart_dir"), "console", 0);
+    s_load_charts(c, charts);
+    free(charts);
     char *rk = config_expand(cfg, config_get(cfg, "console/relay_key_file"), "console", 0);
     rc = sealkey_file(rk, "relay key (console/relay_key_file)", c->relay_key, err, sizeof err);
     free(rk);
@@ -626,6 +777,7 @@ static void s_stop(console_t *c, int sig)
     httpd_stop(&c->httpd);
     refusals_flush(c->refusals, true, s_log_summary, NULL); /* what came in while it stopped */
     refusals_destroy(&c->refusals);
+    pipeline_watch_destroy(&c->pipeline);
     for (size_t i = 0; i < c->nassets; i++)
         free(c->assets[i].data);
     OPENSSL_cleanse(c->secret, sizeof c->secret);
@@ -663,6 +815,17 @@ int main(int argc, char **argv)
         return 1;
     }
     c.run_dir = config_run_dir(cfg);
+    long sample_s, samples;
+    if (config_bounded(cfg, "console/pipeline_sample_s", &sample_s, err, sizeof err) ||
+        config_bounded(cfg, "console/pipeline_samples", &samples, err, sizeof err) ||
+        config_bounded(cfg, "console/pipeline_grace_s", &c.pipeline_grace_s, err, sizeof err)) {
+        log_error("%s", err);
+        config_destroy(&cfg);
+        return 2;
+    }
+    c.pipeline = pipeline_watch_new(c.run_dir, sample_s, samples);
+    pthread_mutex_init(&c.known_mu, NULL);
+    assert(c.pipeline);
 
     sigset_t set;
     sigemptyset(&set);

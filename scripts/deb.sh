@@ -8,6 +8,9 @@
 #   /lib/systemd/system/   payguard.target and payguard-<stage>@.service (dist/systemd/)
 #   /etc/payguard/payguard.cfg   the configuration (dist/payguard.cfg; a conffile)
 #   /usr/share/payguard/console/www/   the console's page
+#   /usr/share/payguard/console/uplot/ uPlot's script, style and licence, the
+#                          Pipeline page's charts (console/vendor: npm ci by
+#                          scripts/install-deps.sh, run here when missing)
 #   /usr/share/doc/payguard/README.md
 #
 # and the maintainer scripts of dist/deb/ (the payguard user, its data
@@ -25,6 +28,11 @@ ROOT=$OUT/root
 for p in $PROGS; do
     [ -x "bin/$p" ] || { echo "deb: bin/$p is missing: run make first" >&2; exit 1; }
 done
+UPLOT=console/vendor/node_modules/uplot
+[ -f "$UPLOT/dist/uPlot.iife.min.js" ] || sh scripts/install-deps.sh >&2
+for f in dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE; do
+    [ -f "$UPLOT/$f" ] || { echo "deb: $UPLOT/$f is missing: sh scripts/install-deps.sh" >&2; exit 1; }
+done
 if [ -z "${PG_DEB_VERSION:-}" ] && git rev-parse --git-dir >/dev/null 2>&1; then
     PG_DEB_VERSION=0.1.0+git$(git log -1 --format=%cd --date=format:%Y%m%d).$(git rev-parse --short HEAD)
 fi
@@ -33,7 +41,8 @@ ARCH=$(dpkg --print-architecture)
 
 rm -rf "$OUT"
 install -d -m 0755 "$ROOT/DEBIAN" "$ROOT/usr/lib/payguard" "$ROOT/usr/bin" "$ROOT/lib/systemd/system" \
-    "$ROOT/etc/payguard" "$ROOT/usr/share/payguard/console/www" "$ROOT/usr/share/doc/payguard"
+    "$ROOT/etc/payguard" "$ROOT/usr/share/payguard/console/www" "$ROOT/usr/share/payguard/console/uplot" \
+    "$ROOT/usr/share/doc/payguard"
 for p in $PROGS; do
     install -m 0755 "bin/$p" "$ROOT/usr/lib/payguard/$p"
     strip --strip-debug "$ROOT/usr/lib/payguard/$p"
@@ -42,6 +51,7 @@ ln -s ../lib/payguard/payguard "$ROOT/usr/bin/payguard"
 install -m 0644 dist/systemd/payguard.target dist/systemd/payguard-*@.service "$ROOT/lib/systemd/system/"
 install -m 0644 dist/payguard.cfg "$ROOT/etc/payguard/payguard.cfg"
 install -m 0644 console/www/* "$ROOT/usr/share/payguard/console/www/"
+install -m 0644 "$UPLOT/dist/uPlot.iife.min.js" "$UPLOT/dist/uPlot.min.css" "$UPLOT/LICENSE" "$ROOT/usr/share/payguard/console/uplot/"
 install -m 0644 README.md "$ROOT/usr/share/doc/payguard/README.md"
 install -m 0644 dist/deb/conffiles "$ROOT/DEBIAN/conffiles"
 install -m 0755 dist/deb/postinst dist/deb/prerm dist/deb/postrm "$ROOT/DEBIAN/"

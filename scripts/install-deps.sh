@@ -3,11 +3,15 @@
 #
 # Called by `make` before building; does nothing when everything is present,
 # so it is cheap to run every time. Needs root (or sudo) only when something
-# is missing. Downloads Debian packages, and for the browser tests only the
-# npm package playwright-core at the exact version tests/browser/package-lock.json
-# pins (npm ci, into tests/browser/node_modules).
+# is missing. Downloads Debian packages, and from npm only: uPlot, the
+# console's Pipeline charts, at the exact version console/vendor/package-lock.json
+# pins (npm ci, into console/vendor/node_modules: console/chart_dir); for the
+# browser tests playwright-core as tests/browser/package-lock.json pins it
+# (into tests/browser/node_modules).
 #
-#   sh scripts/install-deps.sh          what building and running need
+#   sh scripts/install-deps.sh          what building and running need (Node.js
+#                                       and npm too when none is on PATH: for
+#                                       npm ci of the console's uPlot)
 #   sh scripts/install-deps.sh test     that, and the console's browser tests:
 #                                       Debian's chromium, Node.js and npm (when
 #                                       no node/npm is on PATH), playwright-core;
@@ -27,13 +31,13 @@ BROWSER_PKGS="chromium"
 TEST_PKGS="prometheus clang-format jq" # promtool (Debian ships it in the server package); make tidy; e2e JSON logs
 
 browser=no
+# a Node.js of the machine's own is fine; else Debian's (npm ci of uPlot, playwright-core)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 case "${1:-}" in
 "") ;;
 test)
     browser=yes
     PKGS="$PKGS $BROWSER_PKGS $TEST_PKGS"
-    # a Node.js of the machine's own is fine; else Debian's
-    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
     ;;
 bench) PKGS="$PKGS $BENCH_PKGS" ;;
 *)
@@ -51,6 +55,16 @@ npm_browser() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# npm_vendor - uPlot for the console's Pipeline charts, as console/vendor's lock file pins it
+npm_vendor() {
+    dir=$(cd "$(dirname "$0")/../console/vendor" && pwd)
+    [ -f "$dir/node_modules/uplot/dist/uPlot.iife.min.js" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
+    echo "install-deps: npm ci in console/vendor (uPlot)" >&2
+    # without it the console runs all the same, its Pipeline page without charts
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+        echo "install-deps: npm ci in console/vendor failed: the console's Pipeline page will have no charts" >&2
+}
+
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -59,6 +73,7 @@ for p in $PKGS; do
 done
 
 if [ -z "$missing" ]; then
+    npm_vendor
     npm_browser
     exit 0
 fi
@@ -77,4 +92,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+npm_vendor
 npm_browser

@@ -12,7 +12,7 @@
 //
 // Routes (every one of them serves index.html; this file routes on
 // location.pathname): /  /?q=<id>  /case/<case_id>  /case/<case_id>?view=print
-// /ops  /audit  /signin
+// /ops  /audit  /pipeline (pipeline.js)  /signin
 //
 // Times are shown in the viewer's time zone, each with its UTC time in a
 // title (on hover); the print view and the export say UTC.
@@ -445,6 +445,7 @@
     if (path === '/' || path === '/index.html') return pageCases();
     if (path === '/ops') return pageOps();
     if (path === '/audit') return pageAudit();
+    if (path === '/pipeline') return pagePipeline();
     const m = /^\/case\/([^/]+)\/?$/.exec(path);
     if (m) {
       let id = null;
@@ -498,7 +499,8 @@
     }
     const section = location.pathname === '/ops' ? 'ops'
       : location.pathname === '/audit' ? 'audit'
-        : 'cases';
+        : location.pathname === '/pipeline' ? 'pipeline'
+          : 'cases';
     for (const a of top.querySelectorAll('nav a')) {
       const on = a.dataset.nav === section;
       a.classList.toggle('current', on);
@@ -1565,6 +1567,37 @@
       later(p, poll, VERIFY_POLL_MS);
     });
     poll();
+  }
+
+  // ---------------------------------------------------------------- pipeline
+
+  // The Pipeline page is pipeline.js's (window.payguardPipeline), loaded with
+  // its stylesheet the first time it is shown; it gets this page's lifecycle
+  // and the helpers it shares.
+  let pipelineLoad = null;
+  function loadPipeline() {
+    if (!pipelineLoad) {
+      pipelineLoad = new Promise((resolve) => {
+        document.head.appendChild(el('link', { rel: 'stylesheet', href: '/static/pipeline.css' }));
+        const s = el('script', { src: '/static/pipeline.js' });
+        s.addEventListener('load', () => resolve(typeof window.payguardPipeline === 'function'));
+        s.addEventListener('error', () => resolve(false));
+        document.head.appendChild(s);
+      });
+    }
+    return pipelineLoad;
+  }
+  async function pagePipeline() {
+    const p = startPage('Pipeline');
+    fill(main(), el('p', { className: 'muted' }, 'Loading\u2026'));
+    const loaded = await loadPipeline();
+    if (!p.alive) return;
+    if (!loaded) {
+      pipelineLoad = null; // the next visit tries again
+      fill(main(), el('p', { className: 'error', role: 'alert' }, 'The Pipeline page did not load (/static/pipeline.js).'));
+      return;
+    }
+    window.payguardPipeline({ page: p, main: main(), el, fill, api, every, AuthError });
   }
 
   // ---------------------------------------------------------------- start

@@ -83,6 +83,7 @@ ok "every installed program finds its libraries" bash -c "! ldd /usr/lib/payguar
 ok "the configuration is /etc/payguard/payguard.cfg, a conffile" \
     bash -c "dpkg-query -W -f='\${Conffiles}' payguard | grep -q '^ /etc/payguard/payguard.cfg '"
 ok "the console's page is under /usr/share/payguard" test -f /usr/share/payguard/console/www/index.html
+ok "...and uPlot, its Pipeline charts (console/chart_dir)" test -f /usr/share/payguard/console/uplot/uPlot.iife.min.js
 UNITS="payguard-audit@0.service payguard-execute@0.service payguard-approve@0.service payguard-triage@0.service \
 payguard-triage@1.service payguard-validate@0.service payguard-ingest@0.service payguard-console@0.service"
 ok "payguard units names each instance the installed configuration runs" \

@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 #include <string.h>
+#include <stdio.h>
 
 static int s_route(const char *method, const char *path, console_route_t *r)
 {
@@ -96,7 +97,7 @@ Test(console, only_known_query_parameters_pass)
 Test(console, pages_and_assets)
 {
     char name[CONSOLE_ASSET_NAME_MAX];
-    const char *pages[] = {"/", "/signin", "/ops", "/audit", "/case/payout-P-1"};
+    const char *pages[] = {"/", "/signin", "/ops", "/audit", "/pipeline", "/case/payout-P-1"};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         cr_assert(console_page(pages[i], name), "%s", pages[i]);
         cr_expect_str_eq(name, "index.html", "%s", pages[i]);
@@ -180,4 +181,30 @@ Test(console, only_a_bearer_token_is_passed_on)
     cr_expect_null(console_bearer(big), "over CONSOLE_TOKEN_MAX bytes");
     big[7 + CONSOLE_TOKEN_MAX] = '\0';
     cr_expect_not_null(console_bearer(big), "CONSOLE_TOKEN_MAX bytes exactly");
+}
+
+Test(console, known_tokens_are_remembered_for_a_while_and_bounded)
+{
+    static console_known_t k;
+    memset(&k, 0, sizeof k);
+    cr_expect_not(console_known_recent(&k, "tok-a", 0, 1000), "nobody is known at first");
+    console_known_note(&k, "tok-a", 1000);
+    cr_expect(console_known_recent(&k, "tok-a", 1500, 1000));
+    cr_expect(console_known_recent(&k, "tok-a", 2000, 1000), "within the grace");
+    cr_expect_not(console_known_recent(&k, "tok-a", 2001, 1000), "past the grace");
+    cr_expect_not(console_known_recent(&k, "tok-b", 1500, 1000), "another token");
+    console_known_note(&k, "tok-a", 5000);
+    cr_expect_eq(k.n, 1, "heard again: the same entry, later");
+    cr_expect(console_known_recent(&k, "tok-a", 5500, 1000));
+    console_known_forget(&k, "tok-a");
+    cr_expect_not(console_known_recent(&k, "tok-a", 5500, 1000), "a 401 forgets it");
+    char tok[32];
+    for (int i = 0; i < CONSOLE_KNOWN_MAX + 5; i++) {
+        snprintf(tok, sizeof tok, "tok-%d", i);
+        console_known_note(&k, tok, 10000 + i);
+    }
+    cr_expect_eq(k.n, CONSOLE_KNOWN_MAX, "bounded");
+    cr_expect_not(console_known_recent(&k, "tok-0", 10100, 1000), "the oldest went first");
+    snprintf(tok, sizeof tok, "tok-%d", CONSOLE_KNOWN_MAX + 4);
+    cr_expect(console_known_recent(&k, tok, 10100, 1000), "the newest stays");
 }

@@ -648,6 +648,26 @@ Test(journal, group_commit_with_rotation)
     journal_close(&j);
 }
 
+/* journal_usage: the live segments and what they take on disk */
+Test(journal, usage_counts_live_segments_and_bytes)
+{
+    journal_t *j = s_open(JOURNAL_SYNC_BATCH, 1024);
+    size_t segments = 99;
+    uint64_t bytes = 99;
+    char err[256];
+    cr_assert_eq(journal_usage(j, &segments, &bytes, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(segments, 1, "an empty journal has its first segment");
+    unsigned char rec[100] = {0};
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(journal_append(j, rec, sizeof rec, NULL), 0);
+    journal_sync(j);
+    cr_assert_eq(journal_usage(j, &segments, &bytes, err, sizeof err), 0, "%s", err);
+    cr_expect_eq((uint64_t) segments, (uint64_t) s_count_segments());
+    cr_expect_gt(segments, 3, "1 KiB segments: 50 records of 100 bytes rotate");
+    cr_expect_geq(bytes, 50 * sizeof rec, "every record is on disk: %llu", (unsigned long long) bytes);
+    journal_close(&j);
+}
+
 /* a write the disk refuses is fatal: the process exits with
  * JOURNAL_EXIT_SYNC_FAILED instead of going on (here a file size limit
  * makes write(2) fail with EFBIG) */
