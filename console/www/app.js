@@ -1413,7 +1413,8 @@
     const tbody = el('tbody');
     const table = el('table', { id: 'ops', className: 'grid' },
       el('thead', null, el('tr', null,
-        ['Case', 'Queue', 'State', 'Kind', 'Ref', 'Amount', 'Why', 'Since'].map((h) => el('th', { scope: 'col' }, h)))),
+        ['Case', 'Queue', 'State', 'Kind', 'Ref', 'Amount', 'Why', 'Since'].map((h) =>
+          el('th', { scope: 'col', className: h === 'Kind' || h === 'Ref' ? 'opt' : '' }, h)))),
       tbody);
     fill(main(), el('h1', null, 'Ops review'),
       el('p', { className: 'muted' }, 'Cases whose runbook failed (retry or close them on the case page) and approvals that expired unanswered.'),
@@ -1473,8 +1474,8 @@
         el('td', { className: 'mono' }, caseLink(r.id)),
         el('td', null, r.queues.join(', ')),
         el('td', null, badge(r.state)),
-        el('td', null, text(r.kind)),
-        el('td', { className: 'mono' }, text(r.ref)),
+        el('td', { className: 'opt' }, text(r.kind)),
+        el('td', { className: 'mono opt' }, text(r.ref)),
         el('td', { className: 'num' }, r.amount),
         el('td', { className: 'why' }, r.why.join('; ')),
         el('td', { title: bothTimes(r.since) }, fmtAge(r.since)))) : el('tr', { className: 'empty' }, el('td', { colspan: '8' }, 'Nothing waits for ops review.')));

@@ -504,6 +504,13 @@ async function main() {
         await fits('the case page');
       });
       await check('screenshot console-phone-case.png', () => screenshot(page, 'console-phone-case.png'));
+      await check('the ops-review list fits 375 px without scrolling sideways', async () => {
+        await page.click('a[href="/ops"]');
+        await page.waitForFunction(() => /updated/.test(document.querySelector('#ops-status')?.textContent || ''));
+        await fits('the ops-review page');
+        const t = await page.$eval('#ops', (e) => ({ w: e.scrollWidth, room: e.parentElement.clientWidth }));
+        assert(t.w <= t.room, `the ops table is ${t.w} px in ${t.room}`);
+      });
     }, { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
 
     // 10. Export: the case as JSON, and its printable record.

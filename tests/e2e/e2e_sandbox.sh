@@ -272,16 +272,31 @@ ok "the seed's ten ledger entries, no issues, no cards" \
 ok "Jira numbering restarts at OPS-1" has "$(curl -s -H "$WR" -H 'Idempotency-Key: e2e-after-reset' -d "$J" "$U/jira/rest/api/2/issue")" '"key":"OPS-1"'
 ok "SIGTERM stops the sandbox cleanly again" stop
 
+# ---- the collector (sandbox/otlp.c)
+ok "the sandbox is up again for its collector" start
+SPAN='{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"payguard-e2e"}}]},"scopeSpans":[{"scope":{"name":"e2e"},"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","name":"e2e span","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[]}]}]}]}'
+ok "POST /otlp/v1/traces takes an ExportTraceServiceRequest: 200" test "$(code -H 'Content-Type: application/json' -d "$SPAN" "$U/otlp/v1/traces")" = 200
+ok "GET /_sandbox/spans?trace_id= lists it, with its service" \
+    has "$(curl -s "$U/_sandbox/spans?trace_id=4bf92f3577b34da6a3ce929d0e0e4736")" '"service":"payguard-e2e"'
+ok "a body that is not one: 400" test "$(code -H 'Content-Type: application/json' -d '{"spans":[]}' "$U/otlp/v1/traces")" = 400
+ok "a span without its ids: 400" test "$(code -H 'Content-Type: application/json' -d "${SPAN/00f067aa0ba902b7/x}" "$U/otlp/v1/traces")" = 400
+ok "GET /otlp/v1/traces: 405" test "$(code "$U/otlp/v1/traces")" = 405
+ok "SIGTERM stops it" stop
+
 # ---- a store of an older schema (1: no label index, no correlation_display, no
-# after_effect; nor what 3 added: no psp_events, no query_has) is upgraded
+# after_effect; nor what 3 added: no psp_events, no query_has; nor 4's: no spans,
+# no calls.traceparent) is upgraded
 DB=$WORK/data/sandbox.sqlite
 sqlite3 "$DB" "DROP INDEX sn_incidents_correlation; ALTER TABLE sn_incidents DROP COLUMN correlation_display;
     ALTER TABLE faults DROP COLUMN after_effect; DROP TABLE jira_labels;
-    ALTER TABLE faults DROP COLUMN query_has; DROP TABLE psp_events; PRAGMA user_version=1;"
+    ALTER TABLE faults DROP COLUMN query_has; DROP TABLE psp_events;
+    ALTER TABLE calls DROP COLUMN traceparent; DROP TABLE spans; PRAGMA user_version=1;"
 ok "a version-1 store starts" start
-ok "...upgraded to version 3" test "$(sqlite3 "$DB" 'PRAGMA user_version')" = 3
+ok "...upgraded to version 4" test "$(sqlite3 "$DB" 'PRAGMA user_version')" = 4
 ok "...with the Events API's table and the faults' query_has" \
     test "$(sqlite3 "$DB" "SELECT COUNT(*) FROM sqlite_master WHERE name = 'psp_events'")$(sqlite3 "$DB" "SELECT COUNT(*) FROM pragma_table_info('faults') WHERE name IN ('query_has', 'after_effect')")" = 12
+ok "...with version 4's spans table and the calls' traceparent" \
+    test "$(sqlite3 "$DB" "SELECT COUNT(*) FROM sqlite_master WHERE name = 'spans'")$(sqlite3 "$DB" "SELECT COUNT(*) FROM pragma_table_info('calls') WHERE name = 'traceparent'")" = 11
 ok "...its issues are found by label (the index was filled)" \
     has "$(curl -s -H "$RD" "$U/jira/rest/api/2/search?jql=labels%3Dpayguard")" '"total":1,'
 ok "SIGTERM stops the upgraded sandbox cleanly" stop
