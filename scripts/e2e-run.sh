@@ -53,7 +53,7 @@ report() {
 # the longest scripts first (as measured in CI), so that no long one starts
 # last while the other lane sits idle; the rest in name order
 order=()
-for n in validate backbone triage execute approve chaos; do
+for n in bounded execute validate triage backbone console approve pipeline catchup; do
     [ -f "tests/e2e/e2e_$n.sh" ] && order+=("tests/e2e/e2e_$n.sh")
 done
 for t in tests/e2e/e2e_*.sh; do

@@ -61,7 +61,10 @@ check "every .md a comment or document names exists" "${missing%$'\n'}"
 
 # 4. clang-format
 if command -v clang-format >/dev/null 2>&1; then
-    bad=$(for f in $SRC; do clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || echo "$f"; done)
+    # many files per run, two runs at once (one process per file took 24 s);
+    # each complaint starts with its file's name
+    bad=$(printf '%s\n' $SRC | xargs -P 2 -n 32 clang-format --dry-run --Werror 2>&1 >/dev/null |
+        sed -n 's/^\([^: ]*\.[ch]\):[0-9]*:[0-9]*: error: .*/\1/p' | sort -u)
     check "clang-format clean (.clang-format; fix with: clang-format -i FILE)" "$bad"
 else
     check "clang-format is installed (scripts/install-deps.sh test)" "clang-format not found"

@@ -262,11 +262,14 @@ quiesce "$CFG" 30
 ok "the state store still knows the brief's event: one more delivery is a duplicate" test "$(verdict_of "$r")" = duplicate
 down "$CFG"
 rm -f "$D"/data/validate.0.sqlite*
-"$BIN/payguard" up -c "$CFG" -d >/dev/null 2>&1
-for _ in $(seq 1 50); do grep -q 'inst=validate.0.*state store is new or was reset' "$D/run/payguard.log" && break; sleep 0.2; done
+cfg_set "$CFG" payguard ready_timeout_s 5 # validate will not be ready: say so after 5 s, not 120
+"$BIN/payguard" up -c "$CFG" -d >"$D/up.out" 2>&1
+up_rc=$?
 ok "a state store lost after retention: validate refuses to start, saying why (not a silent empty key set)" \
     grep -q 'inst=validate.0.*state store is new or was reset, and validate.s journal no longer holds its first records' \
     "$D/run/payguard.log"
+ok "... and payguard up -d exits 1 naming validate.0 as not ready" \
+    bash -c "[ $up_rc = 1 ] && grep -q 'validate.0' '$D/up.out'"
 down "$CFG"
 
 finish
