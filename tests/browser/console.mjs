@@ -20,47 +20,14 @@
 // scenario, the next one still runs.
 import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { ARTIFACTS, STEP_MS, assert, check, finish, notOk, ok, scenario, screenshot } from './lib.mjs';
 
-const STEP_MS = 15_000;
 const EXECUTED_MS = 90_000;
 const DENIED_MS = 30_000;
 const VERIFY_MS = 30_000;
 
 const env = process.env;
 const BASE = (env.CONSOLE_URL || '').replace(/\/+$/, '');
-const ARTIFACTS = env.ARTIFACTS || path.resolve('tests/artifacts');
-
-let passed = 0;
-let failed = 0;
-
-function ok(what) {
-  passed++;
-  console.log(`ok - ${what}`);
-}
-function notOk(what, why) {
-  failed++;
-  const line = String(why && why.message ? why.message : why).split('\n')[0];
-  console.log(`not ok - ${what}: ${line}`);
-}
-
-class Abort extends Error {}
-
-// A step: run fn; on failure print "not ok" and end the scenario.
-async function check(what, fn) {
-  try {
-    const r = await fn();
-    ok(what);
-    return r;
-  } catch (e) {
-    notOk(what, e);
-    throw new Abort(what);
-  }
-}
-
-function assert(cond, why) {
-  if (!cond) throw new Error(why);
-}
 
 function url(p) {
   return BASE + p;
@@ -117,33 +84,6 @@ async function openCase(page, id) {
     const e = document.getElementById('case-id');
     return !!e && e.textContent.trim() === id;
   }, id);
-}
-
-async function screenshot(page, name) {
-  await page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
-}
-
-// One scenario in its own browser context; page errors and CSP violations
-// reported by the browser fail a check of their own at the end.
-async function scenario(browser, name, fn, options) {
-  let context;
-  const problems = [];
-  try {
-    context = await browser.newContext(Object.assign({ viewport: { width: 1280, height: 900 } }, options || {}));
-    context.setDefaultTimeout(STEP_MS);
-    const page = await context.newPage();
-    page.on('pageerror', (e) => problems.push('page error: ' + (e && e.message ? e.message : String(e))));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /content security policy/i.test(m.text())) problems.push('CSP: ' + m.text());
-    });
-    await fn(page);
-  } catch (e) {
-    if (!(e instanceof Abort)) notOk(`${name}: scenario`, e);
-  } finally {
-    if (problems.length) notOk(`${name}: no page errors or CSP violations`, `${problems.length}: ${problems[0]}`);
-    else ok(`${name}: no page errors or CSP violations`);
-    if (context) await context.close().catch(() => {});
-  }
 }
 
 async function main() {
@@ -558,5 +498,4 @@ try {
 } catch (e) {
   notOk('browser test', e);
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

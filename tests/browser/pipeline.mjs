@@ -17,40 +17,14 @@
 import { chromium } from 'playwright-core';
 import { execSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { ARTIFACTS, STEP_MS, assert, check, finish, notOk, ok, scenario, screenshot } from './lib.mjs';
 
-const STEP_MS = 15_000;
 const RESTART_MS = 20_000;
 const LATENCY_MS = 20_000;
 
 const env = process.env;
 const BASE = (env.CONSOLE_URL || '').replace(/\/+$/, '');
-const ARTIFACTS = env.ARTIFACTS || path.resolve('tests/artifacts');
 
-let passed = 0;
-let failed = 0;
-function ok(what) {
-  passed++;
-  console.log(`ok - ${what}`);
-}
-function notOk(what, why) {
-  failed++;
-  console.log(`not ok - ${what}: ${String(why && why.message ? why.message : why).split('\n')[0]}`);
-}
-class Abort extends Error {}
-async function check(what, fn) {
-  try {
-    const r = await fn();
-    ok(what);
-    return r;
-  } catch (e) {
-    notOk(what, e);
-    throw new Abort(what);
-  }
-}
-function assert(cond, why) {
-  if (!cond) throw new Error(why);
-}
 function run(cmd) {
   execSync(cmd, { stdio: 'ignore', shell: '/bin/bash', timeout: 10_000 });
 }
@@ -88,27 +62,6 @@ async function signIn(page) {
   await page.waitForSelector('#pl-instances tbody tr[data-instance]');
 }
 
-async function scenario(browser, name, viewport, fn) {
-  let context;
-  const problems = [];
-  try {
-    context = await browser.newContext({ viewport });
-    context.setDefaultTimeout(STEP_MS);
-    const page = await context.newPage();
-    page.on('pageerror', (e) => problems.push('page error: ' + (e && e.message ? e.message : String(e))));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /content security policy/i.test(m.text())) problems.push('CSP: ' + m.text());
-    });
-    await fn(page, context);
-  } catch (e) {
-    if (!(e instanceof Abort)) notOk(`${name}: scenario`, e);
-  } finally {
-    if (problems.length) notOk(`${name}: no page errors or CSP violations`, `${problems.length}: ${problems[0]}`);
-    else ok(`${name}: no page errors or CSP violations`);
-    if (context) await context.close().catch(() => {});
-  }
-}
-
 async function desktop(page) {
   await check('the Pipeline page opens from its nav link, signed in', async () => {
     await signIn(page);
@@ -133,7 +86,7 @@ async function desktop(page) {
     await page.waitForFunction(() => typeof window.uPlot === 'function' && document.querySelectorAll('.pl-plot canvas').length >= 6);
     await page.evaluate(() => { window.__plSame = 1; });
   });
-  await check('screenshot console-pipeline.png', () => page.screenshot({ path: path.join(ARTIFACTS, 'console-pipeline.png'), fullPage: true }));
+  await check('screenshot console-pipeline.png', () => screenshot(page, 'console-pipeline.png'));
 
   let restarts = 0;
   await check('triage.0 killed (and its program gone): shown down', async () => {
@@ -146,7 +99,7 @@ async function desktop(page) {
   await check('...with its restarts counted', async () => {
     await page.waitForFunction((n) => Number(document.querySelector('#pl-instances tr[data-instance="triage.0"] td:nth-child(4)').textContent) > n, restarts);
   });
-  await check('screenshot console-pipeline-down.png', () => page.screenshot({ path: path.join(ARTIFACTS, 'console-pipeline-down.png'), fullPage: true }));
+  await check('screenshot console-pipeline-down.png', () => screenshot(page, 'console-pipeline-down.png'));
   await check('its program back: up again after the master restarts it', async () => {
     run(env.PIPELINE_MEND);
     await waitState(page, 'triage.0', 'up', RESTART_MS);
@@ -175,7 +128,7 @@ async function desktop(page) {
   await check('the page was never reloaded', async () => {
     assert(await page.evaluate(() => window.__plSame === 1), 'window state is gone: the page reloaded');
   });
-  await check('screenshot console-pipeline-slow.png', () => page.screenshot({ path: path.join(ARTIFACTS, 'console-pipeline-slow.png'), fullPage: true }));
+  await check('screenshot console-pipeline-slow.png', () => screenshot(page, 'console-pipeline-slow.png'));
 }
 
 async function phone(page) {
@@ -188,7 +141,7 @@ async function phone(page) {
       .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1).length);
     assert(wide === 0, `${wide} charts or cards stick out`);
   });
-  await check('screenshot console-pipeline-phone.png', () => page.screenshot({ path: path.join(ARTIFACTS, 'console-pipeline-phone.png'), fullPage: true }));
+  await check('screenshot console-pipeline-phone.png', () => screenshot(page, 'console-pipeline-phone.png'));
 }
 
 async function nocharts(page) {
@@ -206,7 +159,7 @@ async function nocharts(page) {
     const shown = await page.$$eval('.pl-chart', (e) => e.filter((c) => !c.hidden).length);
     assert(shown === 0, `${shown} empty chart boxes shown`);
   });
-  await check('screenshot console-pipeline-nocharts.png', () => page.screenshot({ path: path.join(ARTIFACTS, 'console-pipeline-nocharts.png'), fullPage: true }));
+  await check('screenshot console-pipeline-nocharts.png', () => screenshot(page, 'console-pipeline-nocharts.png'));
 }
 
 async function main() {
@@ -225,9 +178,9 @@ async function main() {
     return;
   }
   try {
-    await scenario(browser, 'desktop', { width: 1280, height: 900 }, desktop);
-    await scenario(browser, 'phone', { width: 375, height: 740 }, phone);
-    await scenario(browser, 'no charts', { width: 1280, height: 900 }, nocharts);
+    await scenario(browser, 'desktop', desktop);
+    await scenario(browser, 'phone', phone, { viewport: { width: 375, height: 740 } });
+    await scenario(browser, 'no charts', nocharts);
   } finally {
     await browser.close().catch(() => {});
   }
@@ -236,6 +189,5 @@ async function main() {
 main()
   .catch((e) => notOk('unexpected', e))
   .finally(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed ? 1 : 0);
+    finish();
   });
