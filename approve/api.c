@@ -168,9 +168,9 @@ static enum MHD_Result s_answer_when_durable(approve_t *a, request_t *req)
 }
 
 /* s_decision_span - a person's decision is a span of the case's trace, a
- * child of approve's (from the request's start to now): its record
+ * child of approve's (from when it was recorded to now): its record b
  * carries it, and the collector gets it */
-static void s_decision_span(approve_t *a, const approval_t *c, const decided_t *d, event_body_t **b)
+static void s_decision_span(approve_t *a, const approval_t *c, const decided_t *d, event_body_t *b)
 {
     trace_t parent, span;
     if (!c->trace[0] || trace_parse(c->trace, strlen(c->trace), &parent) != 0)
@@ -178,7 +178,7 @@ static void s_decision_span(approve_t *a, const approval_t *c, const decided_t *
     trace_child(&parent, &span);
     char tp[TRACE_HEADER_LEN + 1];
     trace_format(&span, tp);
-    event_body_str(*b, TRACE_KEY, tp);
+    event_body_str(b, TRACE_KEY, tp);
     char name[OTLP_NAME_MAX + 1];
     snprintf(name, sizeof name, "approve decision %s by %.24s", d->decision, d->who);
     stage_span(a->st, name, OTLP_SERVER, &span, &parent, d->at_ms, false, c->case_id, NULL);
@@ -210,7 +210,7 @@ static int s_record_decision(approve_t *a, approval_t *c, const person_t *who, c
     if (req->via[0]) /* the console it came through */
         event_body_str(b, "via", req->via);
     event_body_str(b, EK_STATE, approval_state_name(c->state));
-    s_decision_span(a, c, d, &b);
+    s_decision_span(a, c, d, b);
     char id[EVENT_ID_MAX + 1];
     /* the answer waits for the decision itself: once it is on disk it is
      * recorded, and a deciding one is followed by its outcome (now, or by

@@ -223,8 +223,9 @@ static approval_t *s_new_approval(approve_t *a, const event_t *in, json_t *body)
     c->amount = pin.amount;
     snprintf(c->currency, sizeof c->currency, "%s", pin.currency);
     snprintf(c->triaged_id, sizeof c->triaged_id, "%s", event_head(in)->id);
-    if (stage_trace(a->st, c->trace) != 0)
-        c->trace[0] = '\0';
+    trace_t span;
+    if (stage_trace(a->st, &span) == 0)
+        trace_format(&span, c->trace);
     /* times from validate's decision, not the clock: a replay of this stage
      * over the same input, from whichever triage worker, reaches the same record */
     json_t *vms = json_object_get(body, "validated_ms");

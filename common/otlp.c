@@ -84,6 +84,22 @@ char *otlp_json(const otlp_span_t *spans, size_t n, const char *service, const c
     return text;
 }
 
+/* otlp_span_init - see otlp.h */
+void otlp_span_init(otlp_span_t *s, const trace_t *ctx, const trace_t *parent, otlp_kind_t kind, const char *name,
+                    int64_t start_ms, int64_t end_ms)
+{
+    assert(s && ctx && name);
+    assert(kind >= OTLP_INTERNAL && kind <= OTLP_CONSUMER);
+    memset(s, 0, sizeof *s);
+    s->ctx = *ctx;
+    if (parent)
+        memcpy(s->parent, parent->span_id, sizeof s->parent);
+    s->kind = kind;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->start_ms = start_ms;
+    s->end_ms = end_ms;
+}
+
 /* otlp_span_attr - see otlp.h */
 void otlp_span_attr(otlp_span_t *s, const char *key, const char *value)
 {

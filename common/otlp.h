@@ -58,6 +58,11 @@ otlp_t *otlp_new(const char *endpoint, const char *service, const char *instance
 /* otlp_destroy - post what is buffered (one attempt), stop the thread */
 void otlp_destroy(otlp_t **self_p);
 
+/* otlp_span_init - s: the span ctx (its own context) from start_ms to
+ * end_ms, a child of parent's span (NULL: a root), named name (cut at
+ * OTLP_NAME_MAX), no error, no attributes */
+void otlp_span_init(otlp_span_t *s, const trace_t *ctx, const trace_t *parent, otlp_kind_t kind, const char *name,
+                    int64_t start_ms, int64_t end_ms);
 /* otlp_span_attr - add key=value to s (ignored past OTLP_ATTRS) */
 void otlp_span_attr(otlp_span_t *s, const char *key, const char *value);
 

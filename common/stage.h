@@ -308,9 +308,10 @@ int stage_http_system(stage_t *st, const char *name, char *err, size_t errlen);
  * traceparent header of its own child span. stage_publish and stage_inject
  * have no input: a caller that wants its event in a trace puts "traceparent"
  * in the body itself. */
-/* stage_trace - 0 and the traceparent of the input being handled's span
- * (to keep for later publishes), -1 if none */
-int stage_trace(const stage_t *st, char out[TRACE_HEADER_LEN + 1]);
+/* stage_trace - 0 and the context of the input being handled's span (to
+ * keep for later publishes, or to parent a span of the stage's own), -1 if
+ * none */
+int stage_trace(const stage_t *st, trace_t *out);
 /* SPANS: with payguard/trace/otlp_endpoint set, the skeleton exports a span
  * for every input it hands to handle() that carries a trace ("<stage>
  * <type>", from its taking to its answer, deferred or not) and for every

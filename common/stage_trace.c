@@ -15,6 +15,17 @@ int sk_trace_input(const event_t *ev, trace_t *out)
     return trace_parse(s, len, out);
 }
 
+/* s_input_span - 0 and this stage's span of input ev (a child of the
+ * context ev carries, derived from the stage's name and ev's id) and, in
+ * *in, ev's own context; -1 if ev carries none */
+static int s_input_span(const stage_t *st, const event_t *ev, trace_t *in, trace_t *out)
+{
+    if (sk_trace_input(ev, in) != 0)
+        return -1;
+    trace_derive(in, st->name, event_head(ev)->id, out);
+    return 0;
+}
+
 /* s_pending_span - 0 and a deferred input's span, -1 if it has no trace */
 static int s_pending_span(const stage_t *st, const stage_pending_t *p, trace_t *out)
 {
@@ -23,25 +34,18 @@ static int s_pending_span(const stage_t *st, const stage_pending_t *p, trace_t *
         *out = p->span;
         return 0;
     }
-    if (sk_trace_input(p->ev, &in) != 0)
-        return -1;
-    trace_derive(&in, st->name, event_head(p->ev)->id, out);
-    return 0;
+    return s_input_span(st, p->ev, &in, out);
 }
 
-/* sk_trace_span - 0 and the span of the input being handled (a child of
- * the input's, derived from this stage's name and the input's id), -1 if
- * there is no input or it carries no trace */
+/* sk_trace_span - 0 and the span of the input being handled, -1 if there
+ * is no input or it carries no trace */
 int sk_trace_span(const stage_t *st, trace_t *out)
 {
     assert(st && out);
     trace_t in;
     if (st->resumed && st->current == st->resumed->ev)
         return s_pending_span(st, st->resumed, out);
-    if (!st->current || sk_trace_input(st->current, &in) != 0)
-        return -1;
-    trace_derive(&in, st->name, event_head(st->current)->id, out);
-    return 0;
+    return st->current ? s_input_span(st, st->current, &in, out) : -1;
 }
 
 /* stage_pending_trace - see stage.h */
@@ -52,13 +56,9 @@ void stage_pending_trace(stage_pending_t *p, const char *traceparent)
 }
 
 /* stage_trace - see stage.h */
-int stage_trace(const stage_t *st, char out[TRACE_HEADER_LEN + 1])
+int stage_trace(const stage_t *st, trace_t *out)
 {
-    trace_t span;
-    if (sk_trace_span(st, &span) != 0)
-        return -1;
-    trace_format(&span, out);
-    return 0;
+    return sk_trace_span(st, out);
 }
 
 /* sk_trace_body - the body an emitted event is encoded from: body itself,
@@ -68,9 +68,11 @@ int stage_trace(const stage_t *st, char out[TRACE_HEADER_LEN + 1])
 const event_body_t *sk_trace_body(const stage_t *st, const event_body_t *body, event_body_t **tmp)
 {
     assert(tmp && !*tmp);
+    trace_t span;
     char tp[TRACE_HEADER_LEN + 1];
-    if (stage_trace(st, tp) != 0)
+    if (sk_trace_span(st, &span) != 0)
         return body;
+    trace_format(&span, tp);
     *tmp = event_body_new();
     if (body)
         event_body_copy_body(*tmp, body, TRACE_KEY);
@@ -116,10 +118,9 @@ void stage_span(stage_t *st, const char *name, otlp_kind_t kind, const trace_t *
     assert(st && name && ctx);
     if (!st->otlp)
         return;
-    otlp_span_t s = {.ctx = *ctx, .kind = kind, .start_ms = start_ms, .end_ms = stage_now_ms(), .error = error};
-    if (parent)
-        memcpy(s.parent, parent->span_id, sizeof s.parent);
-    snprintf(s.name, sizeof s.name, "%s", name);
+    otlp_span_t s;
+    otlp_span_init(&s, ctx, parent, kind, name, start_ms, stage_now_ms());
+    s.error = error;
     if (case_key && case_key[0])
         otlp_span_attr(&s, "payguard.case", case_key);
     if (event_id && event_id[0])
@@ -131,13 +132,13 @@ void stage_span(stage_t *st, const char *name, otlp_kind_t kind, const trace_t *
 void sk_trace_input_done(stage_t *st, const event_t *ev, int64_t start_ms)
 {
     trace_t in, span;
-    if (!st->otlp || sk_trace_input(ev, &in) != 0)
+    if (!st->otlp || s_input_span(st, ev, &in, &span) != 0)
         return;
     const event_head_t *h = event_head(ev);
-    trace_derive(&in, st->name, h->id, &span);
-    otlp_span_t s = {.ctx = span, .kind = OTLP_CONSUMER, .start_ms = start_ms, .end_ms = stage_now_ms()};
-    memcpy(s.parent, in.span_id, sizeof s.parent);
-    snprintf(s.name, sizeof s.name, "%.23s %.32s", st->name, h->type);
+    char name[OTLP_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%.23s %.32s", st->name, h->type);
+    otlp_span_t s;
+    otlp_span_init(&s, &span, &in, OTLP_CONSUMER, name, start_ms, stage_now_ms());
     if (h->case_key[0])
         otlp_span_attr(&s, "payguard.case", h->case_key);
     otlp_span_attr(&s, "payguard.event", h->id);
@@ -168,10 +169,11 @@ void sk_trace_call_done(void *arg, const httpc_span_t *sp)
     if (!st->otlp)
         return;
     int64_t now = stage_now_ms();
-    otlp_span_t s = {
-        .ctx = sp->span, .kind = OTLP_CLIENT, .start_ms = now - sp->ms, .end_ms = now, .error = sp->failed};
-    memcpy(s.parent, sp->parent.span_id, sizeof s.parent);
-    snprintf(s.name, sizeof s.name, "%s %s", sp->method, sp->system);
+    char name[OTLP_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%.8s %.32s", sp->method, sp->system);
+    otlp_span_t s;
+    otlp_span_init(&s, &sp->span, &sp->parent, OTLP_CLIENT, name, now - sp->ms, now);
+    s.error = sp->failed;
     char v[24];
     otlp_span_attr(&s, "http.request.method", sp->method);
     otlp_span_attr(&s, "payguard.system", sp->system);

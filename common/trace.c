@@ -97,19 +97,21 @@ void trace_child(const trace_t *parent, trace_t *out)
     s_random(out->span_id, sizeof out->span_id);
 }
 
-/* trace_derive - see trace.h */
+/* trace_derive - see trace.h (one digest of one buffer, as event_derive_id) */
 void trace_derive(const trace_t *parent, const char *stage, const char *id, trace_t *out)
 {
     assert(parent && stage && id && out);
     static const char tag[] = "payguard-span-1";
+    size_t slen = strlen(stage), ilen = strlen(id);
+    unsigned char input[sizeof tag + 2 * 256];
+    assert(slen < 256 && ilen < 256);
+    memcpy(input, tag, sizeof tag); /* with its NUL */
+    memcpy(input + sizeof tag, stage, slen + 1);
+    memcpy(input + sizeof tag + slen + 1, id, ilen + 1);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, tag, sizeof tag) == 1 &&
-              EVP_DigestUpdate(ctx, stage, strlen(stage) + 1) == 1 && EVP_DigestUpdate(ctx, id, strlen(id) + 1) == 1 &&
-              EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok || mdlen < TRACE_SPAN_BYTES) {
+    if (EVP_Digest(input, sizeof tag + slen + 1 + ilen + 1, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+        mdlen < TRACE_SPAN_BYTES) {
         log_error("trace: SHA-256 failed; libcrypto is broken");
         exit(EXIT_FAILURE);
     }

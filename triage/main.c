@@ -102,8 +102,7 @@ static bool s_ask(triage_t *t, pend_t *pd)
 /* s_traced - pd in the trace of the input being handled, if it has one */
 static void s_traced(triage_t *t, pend_t *pd)
 {
-    char tp[TRACE_HEADER_LEN + 1];
-    pd->traced = stage_trace(t->st, tp) == 0 && trace_parse(tp, strlen(tp), &pd->parent) == 0;
+    pd->traced = stage_trace(t->st, &pd->parent) == 0;
     if (pd->traced)
         trace_child(&pd->parent, &pd->span);
 }

@@ -18,9 +18,8 @@
 // "N passed, N failed"; exits 1 if any check failed. Each scenario runs in a
 // fresh browser context (clean sessionStorage); a failed step ends its
 // scenario, the next one still runs.
-import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { ARTIFACTS, STEP_MS, assert, check, finish, notOk, ok, scenario, screenshot } from './lib.mjs';
+import { readFileSync } from 'node:fs';
+import { STEP_MS, assert, check, finish, notOk, scenario, screenshot, start } from './lib.mjs';
 
 const EXECUTED_MS = 90_000;
 const DENIED_MS = 30_000;
@@ -89,25 +88,8 @@ async function openCase(page, id) {
 async function main() {
   const need = ['CONSOLE_URL', 'TOKEN_FIN', 'TOKEN_COMP', 'TOKEN_RISK', 'CASE_APPROVE', 'CASE_DENY', 'CASE_TWICE', 'CASE_XSS',
     'CASE_REFUND', 'REFUND_ID', 'PAYMENT_ID', 'WEBHOOK_ID', 'PSP_EVENT_ID', 'RECEIPT_ID', 'TICKET_KEY', 'CASE_TICKET'];
-  const missing = need.filter((k) => !env[k]);
-  if (missing.length) {
-    notOk('environment', 'missing ' + missing.join(', '));
-    return;
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
-
-  let browser;
-  try {
-    browser = await chromium.launch({
-      executablePath: env.CHROMIUM || '/usr/bin/chromium',
-      args: ['--no-sandbox'],
-      headless: true,
-    });
-    ok('chromium starts');
-  } catch (e) {
-    notOk('chromium starts', e);
-    return;
-  }
+  const browser = await start(need);
+  if (!browser) return;
 
   try {
     // 1. A bogus token is refused; the form stays.

@@ -3,6 +3,8 @@
 // scenario when it fails (check), a scenario in a fresh browser context
 // whose page errors and CSP violations fail a check of their own, and the
 // closing "N passed, N failed" line.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 export const STEP_MS = 15_000;
@@ -66,6 +68,29 @@ export async function scenario(browser, name, fn, options) {
     if (problems.length) notOk(`${name}: no page errors or CSP violations`, `${problems.length}: ${problems[0]}`);
     else ok(`${name}: no page errors or CSP violations`);
     if (context) await context.close().catch(() => {});
+  }
+}
+
+// The browser, once the environment names everything in need (a check
+// each: the environment, chromium starting); null if it cannot start
+export async function start(need) {
+  const missing = need.filter((k) => !process.env[k]);
+  if (missing.length) {
+    notOk('environment', 'missing ' + missing.join(', '));
+    return null;
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  try {
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      args: ['--no-sandbox'],
+      headless: true,
+    });
+    ok('chromium starts');
+    return browser;
+  } catch (e) {
+    notOk('chromium starts', e);
+    return null;
   }
 }
 

@@ -14,10 +14,8 @@
 // Prints "ok - <what>" or "not ok - <what>: <why>" per check and ends with
 // "N passed, N failed"; exits 1 if any check failed. A failed step ends its
 // scenario; the next one still runs.
-import { chromium } from 'playwright-core';
 import { execSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { ARTIFACTS, STEP_MS, assert, check, finish, notOk, ok, scenario, screenshot } from './lib.mjs';
+import { assert, check, finish, notOk, scenario, screenshot, start } from './lib.mjs';
 
 const RESTART_MS = 20_000;
 const LATENCY_MS = 20_000;
@@ -163,20 +161,8 @@ async function nocharts(page) {
 }
 
 async function main() {
-  const missing = ['CONSOLE_URL', 'TOKEN', 'PIPELINE_BREAK', 'PIPELINE_MEND', 'PIPELINE_SLOW'].filter((k) => !env[k]);
-  if (missing.length) {
-    notOk('environment', 'missing ' + missing.join(', '));
-    return;
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
-  let browser;
-  try {
-    browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'], headless: true });
-    ok('chromium starts');
-  } catch (e) {
-    notOk('chromium starts', e);
-    return;
-  }
+  const browser = await start(['CONSOLE_URL', 'TOKEN', 'PIPELINE_BREAK', 'PIPELINE_MEND', 'PIPELINE_SLOW']);
+  if (!browser) return;
   try {
     await scenario(browser, 'desktop', desktop);
     await scenario(browser, 'phone', phone, { viewport: { width: 375, height: 740 } });
