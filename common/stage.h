@@ -374,6 +374,15 @@ bool stage_disk_low(const stage_t *st);
  * line say (the loop runs, so the stage has recovered). Any thread. */
 bool stage_ready(stage_t *st, char *why, size_t whylen);
 
+/* stage_status_ready - what an instance's status file (its text, as
+ * written once a second) says of its readiness when pid is the process
+ * now running it: STAGE_STARTING when the file is an earlier process's or
+ * has no ready line yet (recovering), STAGE_NOT_READY and why (the
+ * stage_ready reason), or STAGE_READY. For `payguard up -d`, `payguard
+ * status` and the console's Pipeline page */
+typedef enum { STAGE_STARTING, STAGE_NOT_READY, STAGE_READY } stage_readiness_t;
+stage_readiness_t stage_status_ready(const char *text, int pid, char *why, size_t whylen);
+
 const config_t *stage_config(const stage_t *st);
 const char *stage_instance(const stage_t *st); /* "triage.1" */
 const char *stage_name(const stage_t *st);     /* "triage" */

@@ -155,6 +155,23 @@ bool stage_ready(stage_t *st, char *why, size_t whylen)
     return true;
 }
 
+/* stage_status_ready - see stage.h */
+stage_readiness_t stage_status_ready(const char *text, int pid, char *why, size_t whylen)
+{
+    assert(text && why && whylen > 0);
+    char want[32];
+    snprintf(want, sizeof want, "pid=%d\n", pid);
+    const char *r = strstr(text, "\nready=");
+    why[0] = '\0';
+    if (strncmp(text, want, strlen(want)) != 0 || !r)
+        return STAGE_STARTING;
+    if (strncmp(r + 7, "yes", 3) == 0)
+        return STAGE_READY;
+    const char *w = strncmp(r + 7, "no: ", 4) == 0 ? r + 11 : r + 7;
+    snprintf(why, whylen, "%.*s", (int) strcspn(w, "\n"), w);
+    return STAGE_NOT_READY;
+}
+
 /* sk_write_status - <run_dir>/<inst>.stat for `payguard status` (atomic rename) */
 void sk_write_status(stage_t *st)
 {

@@ -1,5 +1,6 @@
 /* pipeline - the Pipeline page's numbers from the group's files, and their history (see pipeline.h) */
 #include "pipeline.h"
+#include "stage.h"
 
 #include <assert.h>
 #include <math.h>
@@ -67,21 +68,15 @@ void pipeline_state(pipeline_snap_t *snap, size_t i, const char *stat_text, doub
         in->state = "up";
         return;
     }
-    char want[32];
-    snprintf(want, sizeof want, "pid=%d\n", in->pid);
-    const char *ready = strstr(stat_text, "\nready=");
-    if (strncmp(stat_text, want, strlen(want)) != 0 || !ready) {
+    stage_readiness_t r = stage_status_ready(stat_text, in->pid, in->why, sizeof in->why);
+    if (r == STAGE_STARTING) {
         in->state = "starting";
         snprintf(in->why, sizeof in->why, "recovering its state");
     } else if (age_s > PIPELINE_STALE_S) {
         in->state = "not answering";
         snprintf(in->why, sizeof in->why, "no status for %.0f s", age_s);
-    } else if (strncmp(ready + 7, "yes", 3) != 0) {
-        in->state = "not ready";
-        const char *w = strncmp(ready + 7, "no: ", 4) == 0 ? ready + 11 : ready + 7;
-        snprintf(in->why, sizeof in->why, "%.*s", (int) strcspn(w, "\n"), w);
     } else
-        in->state = "up";
+        in->state = r == STAGE_NOT_READY ? "not ready" : "up";
 }
 
 /* pipeline_prom_line - see pipeline.h */

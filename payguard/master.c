@@ -29,6 +29,7 @@
  *	payguard.log	the group's log when started with -d
  */
 #include "cli.h"
+#include "stage.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -395,21 +396,20 @@ static bool s_child_ready(master_t *m, const child_t *k, char *why, size_t whyle
         snprintf(why, whylen, "%s does not answer on port %ld yet", k->inst, port);
         return false;
     }
-    char path[CONFIG_PATH_MAX + 64], text[4096] = "", want[32];
+    char path[CONFIG_PATH_MAX + 64], text[4096] = "", reason[256];
     snprintf(path, sizeof path, "%s/%s.stat", config_run_dir(m->config), k->inst);
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     text[n] = '\0';
     if (f)
         fclose(f);
-    snprintf(want, sizeof want, "pid=%d\n", (int) k->pid);
-    const char *r = strstr(text, "\nready=");
-    if (strncmp(text, want, strlen(want)) == 0 && r && strncmp(r + 7, "yes", 3) == 0)
+    stage_readiness_t r = stage_status_ready(text, (int) k->pid, reason, sizeof reason);
+    if (r == STAGE_READY)
         return true;
-    if (strncmp(text, want, strlen(want)) != 0 || !r)
+    if (r == STAGE_STARTING)
         snprintf(why, whylen, "%s is starting (recovering its state)", k->inst);
     else
-        snprintf(why, whylen, "%s is not ready: %.*s", k->inst, (int) strcspn(r + 11, "\n"), r + 11);
+        snprintf(why, whylen, "%s is not ready: %s", k->inst, reason);
     return false;
 }
 

@@ -913,3 +913,16 @@ Test(stage_notify, ready_then_watchdog_pings_then_stopping)
         n = s_notified();
     cr_expect_str_eq(n, "STOPPING=1", "SIGTERM: it says it is stopping");
 }
+
+Test(stage, a_status_file_read_for_readiness)
+{
+    char why[64];
+    cr_expect_eq(stage_status_ready("pid=7\nin=1\nready=yes\n", 7, why, sizeof why), STAGE_READY);
+    cr_expect_str_eq(why, "");
+    cr_expect_eq(stage_status_ready("pid=7\nready=no: disk nearly full\nin=1\n", 7, why, sizeof why), STAGE_NOT_READY);
+    cr_expect_str_eq(why, "disk nearly full");
+    cr_expect_eq(stage_status_ready("pid=6\nready=yes\n", 7, why, sizeof why), STAGE_STARTING,
+                 "an earlier process's file says nothing of this one");
+    cr_expect_eq(stage_status_ready("pid=7\nin=0\n", 7, why, sizeof why), STAGE_STARTING, "no ready line yet");
+    cr_expect_eq(stage_status_ready("", 7, why, sizeof why), STAGE_STARTING);
+}
